@@ -1,0 +1,199 @@
+"""The `spread` command: the same core functions the app uses.
+
+Errors a user can fix exit with status 2 and one line on stderr. With --json, the
+last line on stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from core import config, runner, spread, store
+from core.config import SpreadError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spread",
+        description="Sample one prompt across models × temperatures × N and measure how far the answers spread.",
+    )
+    parser.add_argument("--db", metavar="PATH", help="SQLite file to use (default: $SPREAD_DB or data/spread.db)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start a run and wait for it to finish",
+                              description="Sample a prompt over models × temperatures × N, storing each answer as it arrives.")
+    run.add_argument("--prompt", required=True, help="the user message")
+    run.add_argument("--system", default="", help="the system message")
+    run.add_argument("--model", action="append", required=True, metavar="ID",
+                     help="a litellm model id; repeat for several (local/gemma-3-270m is the embedded model)")
+    run.add_argument("--temperature", action="append", type=float, required=True, metavar="T",
+                     help="a sampling temperature in 0..2; repeat for several")
+    run.add_argument("--n", type=int, required=True, help=f"samples per model × temperature (1..{runner.MAX_N})")
+    run.add_argument("--max-tokens", type=int, default=256, metavar="K", help="answer length limit (default 256)")
+    run.add_argument("--seed", type=int, help="base seed: sample i uses seed+i, so a run repeats exactly")
+    run.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
+    run.add_argument("--concurrency", type=int, default=8, metavar="C", help="calls in flight at once (default 8)")
+    run.add_argument("--per-model", type=int, default=4, metavar="C", help="calls in flight per model (default 4)")
+    run.add_argument("--api-base", metavar="URL", help="OpenAI-compatible server for the non-local models")
+    run.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per call (default 120)")
+    run.add_argument("--max-attempts", type=int, default=4, help="attempts per sample for transient errors (default 4)")
+    run.add_argument("--no-stream", action="store_true", help="ask for whole answers (no time to first token)")
+    run.add_argument("--name", help="a name for the prompt (versions are kept per name)")
+    run.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    resume = commands.add_parser("resume", help="fill only the cells an interrupted run is missing")
+    resume.add_argument("run_id", type=int, metavar="RUN_ID")
+    resume.add_argument("--retry-errors", action="store_true", help="also sample again the cells that ended in an error")
+    resume.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    cancel = commands.add_parser("cancel", help="ask a running run to stop after the calls in flight")
+    cancel.add_argument("run_id", type=int, metavar="RUN_ID")
+
+    runs = commands.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+
+    show = commands.add_parser("show", help="one run: per cell counts, errors, tokens, cost, latency, answers")
+    show.add_argument("run_id", type=int, metavar="RUN_ID")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    models_cmd = commands.add_parser("models", help="the embedded model, then providers and whether their key is set")
+    models_cmd.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.db:
+        os.environ["SPREAD_DB"] = str(Path(args.db).resolve())
+    try:
+        return COMMANDS[args.command](args)
+    except SpreadError as e:
+        print(f"spread: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spread: interrupted; `spread resume RUN_ID` fills in what is missing", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args) -> int:
+    spec = runner.RunSpec(
+        prompt=args.prompt, system=args.system, models=args.model, temperatures=args.temperature,
+        n=args.n, max_tokens=args.max_tokens, seed=args.seed, top_p=args.top_p,
+        concurrency=args.concurrency, per_model_concurrency=args.per_model, api_base=args.api_base,
+        timeout_s=args.timeout, max_attempts=args.max_attempts, stream=not args.no_stream,
+        name=args.name or "",
+    )
+    if not 1 <= args.max_attempts <= 20:
+        raise SpreadError("max attempts must be in 1..20")
+    run_id = runner.create(spec, created_by=os.environ.get("USER", ""))
+    if not args.json:
+        print(f"run {run_id}: {len(spec.cells())} samples", file=sys.stderr)
+    return _execute(run_id, args.json, retry_errors=False)
+
+
+def cmd_resume(args) -> int:
+    with store.connect() as db:
+        run = store.get_run(db, args.run_id)
+    if run is None:
+        raise SpreadError(f"no run with id {args.run_id}")
+    return _execute(args.run_id, args.json, retry_errors=args.retry_errors)
+
+
+def _execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
+    def on_answer(progress: runner.Progress, row: dict) -> None:
+        if not as_json:
+            _progress_bar(progress)
+
+    result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer))
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(file=sys.stderr)
+        cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.6f}"
+        print(f"run {run_id} {result['status']}: {result['responses']} answers, {result['errors']} errors, "
+              f"cost {cost}, {result['wall_s']:.1f} s")
+        print(f"see the answers: spread show {run_id}")
+    return 0
+
+
+def _progress_bar(progress: runner.Progress) -> None:
+    width = 30
+    filled = int(width * progress.received / max(progress.planned, 1))
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.received}/{progress.planned}"
+          f" ({progress.errors} errors)", end="", file=sys.stderr, flush=True)
+
+
+def cmd_cancel(args) -> int:
+    runner.request_cancel(args.run_id)
+    print(f"run {args.run_id}: cancel requested")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    with store.connect() as db:
+        runs = store.list_runs(db)
+    if args.json:
+        print(json.dumps(runs))
+        return 0
+    if not runs:
+        print("no runs yet: spread run --prompt ... --model local/gemma-3-270m --temperature 1 --n 5")
+    for run in runs:
+        print(f"{run['id']:>5}  {run['status']:<11} {run['answers']:>5}/{run['planned']:<5} "
+              f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    with store.connect() as db:
+        run = store.get_run(db, args.run_id)
+        if run is None:
+            raise SpreadError(f"no run with id {args.run_id}")
+        rows = store.responses(db, args.run_id)
+    cells = spread.cell_table(rows)
+    for cell in cells:
+        cell["answers"] = [
+            {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
+             "error_message": r["error_message"]}
+            for r in rows if r["model"] == cell["model"] and r["temperature"] == cell["temperature"]
+        ]
+    if args.json:
+        print(json.dumps({"run": run, "cells": cells}))
+        return 0
+    spec = run["spec"]
+    print(f"run {run['id']} · {run['status']} · {run['answers']}/{run['planned']} answers · {run['errors']} errors")
+    print(f"prompt: {spec['prompt']}")
+    for cell in cells:
+        cost = "unknown" if cell["cost_usd"] is None else f"${cell['cost_usd']:.6f}"
+        print(f"\n== {cell['model']} @ T={cell['temperature']}: {cell['count']} answers, {cell['errors']} errors, "
+              f"{cell['distinct_answers']} distinct · tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']}"
+              f" · latency p50 {cell['latency_ms_p50']} ms p95 {cell['latency_ms_p95']} ms · cost {cost}")
+        for answer in cell["answers"]:
+            text = answer["text"] if answer["error_type"] is None else f"[{answer['error_type']}] {answer['error_message']}"
+            print(f"  #{answer['sample_idx']:<3} {' '.join((text or '').split())[:160]}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from core import models
+
+    entries = [e.as_dict() for e in models.catalogue()]
+    if args.json:
+        print(json.dumps(entries))
+        return 0
+    for entry in entries:
+        print(f"{entry['id']:<55} {entry['description']}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run, "resume": cmd_resume, "cancel": cmd_cancel, "runs": cmd_runs,
+    "show": cmd_show, "models": cmd_models,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Where Spread keeps things, read from the environment with sensible defaults.
+
+SPREAD_DB        the SQLite file (default: data/spread.db in the project folder)
+SPREAD_SETTINGS  a TOML file with price overrides (default: data/settings.toml)
+SPREAD_SECRETS   a TOML file with provider keys (default: .streamlit/secrets.toml)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SpreadError(Exception):
+    """A problem the user can fix; its message is one line meant for them."""
+
+
+def db_path() -> Path:
+    return Path(os.environ.get("SPREAD_DB") or PROJECT_ROOT / "data" / "spread.db")
+
+
+def settings_path() -> Path:
+    return Path(os.environ.get("SPREAD_SETTINGS") or PROJECT_ROOT / "data" / "settings.toml")
+
+
+def secrets_path() -> Path:
+    return Path(os.environ.get("SPREAD_SECRETS") or PROJECT_ROOT / ".streamlit" / "secrets.toml")
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpreadError(f"{path} is not valid TOML: {e}") from None
+
+
+def settings() -> dict:
+    """The settings file, for example:
+
+    [prices."openai/my-finetune"]
+    input_per_mtok = 0.30     # USD per million prompt tokens
+    output_per_mtok = 1.20    # USD per million completion tokens
+    """
+    return _read_toml(settings_path())
+
+
+def load_secrets_into_env() -> list[str]:
+    """Copy top-level string keys of the secrets file (OPENAI_API_KEY = "...") into the
+    process environment, without overriding what is already set. Returns the names set.
+
+    Keys stay in memory only: nothing in Spread writes them anywhere.
+    """
+    loaded = []
+    for name, value in _read_toml(secrets_path()).items():
+        if isinstance(value, str) and name.isupper() and name not in os.environ:
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded

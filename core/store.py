@@ -1,0 +1,276 @@
+"""The SQLite store: schema, numbered migrations and every query Spread makes.
+
+Rules, because a team shares one file:
+- WAL and a busy timeout on every connection; one connection per unit of work
+  (`connect()`), never shared across threads.
+- A write that reads first starts with BEGIN IMMEDIATE (`write()`): a deferred
+  BEGIN that reads then writes fails at once when another writer holds the lock.
+- Migrations are numbered functions applied, under that lock, on every open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlite_utils import Database, Migrations
+
+from core import config
+
+BUSY_TIMEOUT_MS = 30_000
+# A "running" run whose worker has not written for this long is shown as interrupted.
+STALE_AFTER_S = 30.0
+
+migrations = Migrations("spread")
+
+
+@migrations()
+def m001_runs(db: Database) -> None:
+    db["prompts"].create(
+        {
+            "id": int, "name": str, "version": int, "system": str, "template": str,
+            "content_hash": str, "created_at": str, "created_by": str,
+        },
+        pk="id",
+    )
+    db["prompts"].create_index(["name", "content_hash"], unique=True)
+    db["runs"].create(
+        {
+            "id": int, "prompt_id": int, "name": str, "spec": str, "status": str,
+            "planned": int, "created_at": str, "started_at": str, "finished_at": str,
+            "heartbeat_at": float, "created_by": str,
+        },
+        pk="id",
+        foreign_keys=[("prompt_id", "prompts", "id")],
+    )
+    db["responses"].create(
+        {
+            "id": int, "run_id": int, "model": str, "temperature": float, "sample_idx": int,
+            "seed": int, "text": str, "finish_reason": str, "prompt_tokens": int,
+            "completion_tokens": int, "cost_usd": float, "latency_ms": float, "ttft_ms": float,
+            "attempts": int, "error_type": str, "error_message": str, "provider_model": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["responses"].create_index(["run_id", "model", "temperature", "sample_idx"], unique=True)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+_migrated: set[str] = set()
+
+
+@contextmanager
+def connect(path: str | Path | None = None) -> Iterator[Database]:
+    """One connection for one unit of work. Creates the file and applies migrations."""
+    path = Path(path or config.db_path())
+    if path.is_dir():
+        raise config.SpreadError(f"database path {path} is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+    except (OSError, sqlite3.Error) as e:
+        raise config.SpreadError(f"cannot open database {path}: {e}") from None
+    db = Database(conn)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys = ON")
+        if str(path) not in _migrated:
+            _migrate(db, path)
+            _migrated.add(str(path))
+        yield db
+    except sqlite3.DatabaseError as e:
+        if "file is not a database" in str(e):
+            raise config.SpreadError(f"{path} is not a SQLite database") from None
+        raise
+    finally:
+        conn.close()
+
+
+def _migrate(db: Database, path: Path) -> None:
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    if migrations.pending(db):
+        with write(db):  # two processes opening a new file at once: one migrates, one waits
+            migrations.apply(db)
+
+
+@contextmanager
+def write(db: Database) -> Iterator[Database]:
+    """One logical change as one transaction, holding the write lock from the start."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    else:
+        db.conn.commit()
+
+
+# --- prompts and runs -------------------------------------------------------------
+
+def _prompt_hash(system: str, template: str) -> str:
+    return hashlib.sha256(json.dumps([system, template]).encode()).hexdigest()
+
+
+def _get_or_create_prompt(db: Database, name: str, system: str, template: str, who: str) -> int:
+    """Same name and text: reuse. Same name, new text: the next version."""
+    digest = _prompt_hash(system, template)
+    row = db.execute(
+        "select id from prompts where name = ? and content_hash = ?", [name, digest]
+    ).fetchone()
+    if row:
+        return row[0]
+    (latest,) = db.execute(
+        "select coalesce(max(version), 0) from prompts where name = ?", [name]
+    ).fetchone()
+    return db["prompts"].insert(
+        {
+            "name": name, "version": latest + 1, "system": system, "template": template,
+            "content_hash": digest, "created_at": now_iso(), "created_by": who,
+        }
+    ).last_pk
+
+
+def create_run(db: Database, *, spec: dict, planned: int, created_by: str = "") -> int:
+    """Record a validated run plan (and its prompt) in one transaction."""
+    name = spec.get("name") or "untitled"
+    with write(db):
+        prompt_id = _get_or_create_prompt(db, name, spec.get("system") or "", spec["prompt"], created_by)
+        return db["runs"].insert(
+            {
+                "prompt_id": prompt_id, "name": name, "spec": json.dumps(spec),
+                "status": "pending", "planned": planned, "created_at": now_iso(),
+                "created_by": created_by,
+            }
+        ).last_pk
+
+
+def set_run_status(db: Database, run_id: int, status: str) -> None:
+    fields: dict = {"status": status, "heartbeat_at": time.time()}
+    if status == "running":
+        fields["started_at"] = now_iso()
+        fields["finished_at"] = None
+    elif status in ("done", "cancelled", "failed"):
+        fields["finished_at"] = now_iso()
+    with write(db):
+        db["runs"].update(run_id, fields)
+
+
+def heartbeat(db: Database, run_id: int) -> None:
+    with write(db):
+        db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
+
+
+def _with_effective_status(run: dict) -> dict:
+    """A run marked running whose worker went quiet was interrupted (killed, server restart)."""
+    run = dict(run)
+    if run["status"] == "running" and time.time() - (run["heartbeat_at"] or 0) > STALE_AFTER_S:
+        run["status"] = "interrupted"
+    return run
+
+
+def get_run(db: Database, run_id: int) -> dict | None:
+    rows = list(db.query(RUN_SUMMARY_SQL + " where runs.id = ? group by runs.id", [run_id]))
+    if not rows:
+        return None
+    run = _with_effective_status(rows[0])
+    run["spec"] = json.loads(run["spec"])
+    return run
+
+
+RUN_SUMMARY_SQL = """
+select runs.id, runs.name, runs.status, runs.planned, runs.spec, runs.created_at,
+       runs.started_at, runs.finished_at, runs.heartbeat_at, runs.created_by,
+       prompts.version as prompt_version,
+       count(responses.id) as received,
+       count(responses.id) filter (where responses.error_type is null) as answers,
+       count(responses.id) filter (where responses.error_type is not null) as errors,
+       sum(responses.cost_usd) as cost_usd,
+       count(responses.id) filter (where responses.error_type is null
+                                  and responses.cost_usd is null) as unknown_cost
+from runs
+join prompts on prompts.id = runs.prompt_id
+left join responses on responses.run_id = runs.id
+"""
+
+
+def list_runs(db: Database, limit: int = 200) -> list[dict]:
+    rows = db.query(RUN_SUMMARY_SQL + " group by runs.id order by runs.id desc limit ?", [limit])
+    runs = []
+    for row in rows:
+        run = _with_effective_status(row)
+        spec = json.loads(run.pop("spec"))
+        run["models"] = spec["models"]
+        run["temperatures"] = spec["temperatures"]
+        run["n"] = spec["n"]
+        run["prompt"] = spec["prompt"]
+        runs.append(run)
+    return runs
+
+
+# --- responses ----------------------------------------------------------------------
+
+RESPONSE_FIELDS = (
+    "run_id", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
+    "error_type", "error_message", "provider_model", "created_at",
+)
+
+
+def save_response(db: Database, response: dict) -> None:
+    """Write one answer (or error row) the moment it arrives.
+
+    A good answer replaces an earlier error row for the same cell (a retried resume);
+    it never overwrites a good answer, so running a plan twice cannot duplicate or lose one.
+    """
+    row = {field: response.get(field) for field in RESPONSE_FIELDS}
+    row["created_at"] = row["created_at"] or now_iso()
+    columns = ", ".join(RESPONSE_FIELDS)
+    updates = ", ".join(f"{f} = excluded.{f}" for f in RESPONSE_FIELDS[4:])
+    with write(db):
+        db.execute(
+            f"insert into responses ({columns}) values ({', '.join('?' * len(RESPONSE_FIELDS))}) "
+            "on conflict (run_id, model, temperature, sample_idx) do update set "
+            f"{updates} where responses.error_type is not null",
+            [row[f] for f in RESPONSE_FIELDS],
+        )
+        db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), row["run_id"]])
+
+
+def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[str, float, int]]:
+    """The (model, temperature, sample_idx) cells that already have a row."""
+    sql = "select model, temperature, sample_idx from responses where run_id = ?"
+    if not include_errors:
+        sql += " and error_type is null"
+    return {(m, t, i) for m, t, i in db.execute(sql, [run_id]).fetchall()}
+
+
+def responses(db: Database, run_id: int) -> list[dict]:
+    return list(
+        db.query(
+            "select * from responses where run_id = ? order by model, temperature, sample_idx",
+            [run_id],
+        )
+    )
+
+
+def progress(db: Database, run_id: int) -> dict:
+    """Cheap counts for a progress bar, polled about once a second."""
+    row = db.execute(
+        "select count(*), count(*) filter (where error_type is not null) "
+        "from responses where run_id = ?",
+        [run_id],
+    ).fetchone()
+    return {"received": row[0], "errors": row[1]}

@@ -1,0 +1,34 @@
+"""Every test gets its own database and settings: nothing touches data/spread.db."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from openai_stub import StubOpenAI  # noqa: E402
+
+from core import llm  # noqa: E402
+
+# A cold `import litellm` takes seconds: pay it once per test session.
+llm.get()
+
+
+@pytest.fixture(autouse=True)
+def spread_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPREAD_DB", str(tmp_path / "spread.db"))
+    monkeypatch.setenv("SPREAD_SETTINGS", str(tmp_path / "settings.toml"))
+    monkeypatch.setenv("SPREAD_SECRETS", str(tmp_path / "secrets.toml"))
+    for key in [k for k in os.environ if k.endswith("_API_KEY")]:
+        monkeypatch.delenv(key)
+    return tmp_path
+
+
+@pytest.fixture
+def stub():
+    with StubOpenAI() as server:
+        yield server
