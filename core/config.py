@@ -15,7 +15,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SpreadError(Exception):
-    """A problem the user can fix; its message is one line meant for them."""
+    """A problem the user can fix; its message is one line meant for them.
+
+    `field` names the input at fault (prompt, models, temperatures, n, ...), so a
+    form can show the message next to that control.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def db_path() -> Path:

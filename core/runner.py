@@ -73,49 +73,75 @@ class RunSpec:
 def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
     """Normalise a plan or raise a one-line SpreadError. Nothing is written before this passes."""
     if not isinstance(spec.prompt, str) or not spec.prompt.strip():
-        raise SpreadError("the prompt is empty")
+        raise SpreadError("the prompt is empty", "prompt")
     if len(spec.prompt) + len(spec.system or "") > MAX_PROMPT_CHARS:
-        raise SpreadError(f"the prompt is longer than {MAX_PROMPT_CHARS:,} characters")
+        raise SpreadError(f"the prompt is longer than {MAX_PROMPT_CHARS:,} characters", "prompt")
     for text in (spec.prompt, spec.system or "", spec.name or ""):
         if "\x00" in text:
-            raise SpreadError("the prompt contains a NUL character")
+            raise SpreadError("the prompt contains a NUL character", "prompt")
     if not spec.models:
-        raise SpreadError("no model chosen")
+        raise SpreadError("no model chosen", "models")
     models_seen = []
     for model in spec.models:
         model = (model or "").strip()
         if model and model not in models_seen:
             models_seen.append(model)
     if not models_seen:
-        raise SpreadError("no model chosen")
+        raise SpreadError("no model chosen", "models")
     if not spec.temperatures:
-        raise SpreadError("no temperature chosen")
+        raise SpreadError("no temperature chosen", "temperatures")
     temperatures = []
     for t in spec.temperatures:
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
-            raise SpreadError(f"temperature {t!r} is not a number")
+            raise SpreadError(f"temperature {t!r} is not a number", "temperatures")
         if not 0 <= t <= 2:
-            raise SpreadError(f"temperature {t} is outside 0..2")
+            raise SpreadError(f"temperature {t} is outside 0..2", "temperatures")
         if round(float(t), 3) not in temperatures:
             temperatures.append(round(float(t), 3))
     if not isinstance(spec.n, int) or isinstance(spec.n, bool) or not 1 <= spec.n <= MAX_N:
-        raise SpreadError(f"N must be a whole number in 1..{MAX_N} (got {spec.n!r})")
+        raise SpreadError(f"N must be a whole number in 1..{MAX_N} (got {spec.n!r})", "n")
     if spec.max_tokens is not None and not (isinstance(spec.max_tokens, int) and 1 <= spec.max_tokens <= 200_000):
-        raise SpreadError(f"max tokens must be a whole number in 1..200000 (got {spec.max_tokens!r})")
+        raise SpreadError(f"max tokens must be a whole number in 1..200000 (got {spec.max_tokens!r})", "max_tokens")
     if spec.top_p is not None and not 0 < spec.top_p <= 1:
-        raise SpreadError(f"top_p must be in (0, 1] (got {spec.top_p})")
+        raise SpreadError(f"top_p must be in (0, 1] (got {spec.top_p})", "top_p")
     if spec.seed is not None and not (isinstance(spec.seed, int) and 0 <= spec.seed < 2**31 - MAX_N):
-        raise SpreadError(f"seed must be a whole number in 0..{2**31 - MAX_N - 1}")
+        raise SpreadError(f"seed must be a whole number in 0..{2**31 - MAX_N - 1}", "seed")
     if not 1 <= spec.concurrency <= 256 or not 1 <= spec.per_model_concurrency <= 256:
-        raise SpreadError("concurrency must be in 1..256")
+        raise SpreadError("concurrency must be in 1..256", "concurrency")
     if spec.api_base is not None and not spec.api_base.strip():
         spec.api_base = None
     spec.models, spec.temperatures = models_seen, temperatures
     spec.name = (spec.name or "").strip() or spec.prompt.strip().splitlines()[0][:60]
     if check_providers:
         for model in spec.models:
-            models.check_model(model, spec.api_base_for(model))
+            try:
+                models.check_model(model, spec.api_base_for(model))
+            except SpreadError as e:
+                raise SpreadError(str(e), "api_base" if "api_base" in str(e) else "models") from None
     return spec
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """ "0, 0.7, 1" -> [0.0, 0.7, 1.0], or a SpreadError naming the bad item."""
+    values = []
+    for item in text.replace(";", ",").replace(" ", ",").split(","):
+        if not item.strip():
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise SpreadError(f"temperature {item.strip()!r} is not a number", "temperatures") from None
+    return values
+
+
+def parse_seed(text: str) -> int | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SpreadError(f"seed {text!r} is not a whole number", "seed") from None
 
 
 def create(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:

@@ -58,3 +58,19 @@ def cell_table(responses: list[dict]) -> list[dict]:
 def _mean(values: pd.Series) -> float | None:
     values = values.dropna()
     return None if values.empty else round(float(values.mean()), 1)
+
+
+def progress_grid(counts: list[dict], models: list[str], temperatures: list[float], n: int) -> pd.DataFrame:
+    """A models × temperatures table of "received/planned" (with errors) for a live run."""
+    by_cell = {(c["model"], float(c["temperature"])): c for c in counts}
+    grid = {}
+    for t in temperatures:
+        column = []
+        for m in models:
+            cell = by_cell.get((m, float(t)), {"received": 0, "errors": 0})
+            text = f"{cell['received']}/{n}"
+            if cell["errors"]:
+                text += f" ({cell['errors']} err)"
+            column.append(text)
+        grid[f"T={t:g}"] = column
+    return pd.DataFrame(grid, index=pd.Index(models, name="model"))

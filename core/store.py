@@ -274,3 +274,21 @@ def progress(db: Database, run_id: int) -> dict:
         [run_id],
     ).fetchone()
     return {"received": row[0], "errors": row[1]}
+
+
+def cell_counts(db: Database, run_id: int) -> list[dict]:
+    """Per model × temperature: rows received and how many are errors."""
+    return list(db.query(
+        "select model, temperature, count(*) as received, "
+        "count(*) filter (where error_type is not null) as errors "
+        "from responses where run_id = ? group by model, temperature",
+        [run_id],
+    ))
+
+
+def latest_active_run(db: Database) -> dict | None:
+    """The newest run still pending or running, for a page opened mid-run."""
+    row = db.execute(
+        "select id from runs where status in ('pending', 'running', 'cancelling') order by id desc limit 1"
+    ).fetchone()
+    return get_run(db, row[0]) if row else None

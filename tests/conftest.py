@@ -32,3 +32,11 @@ def spread_home(tmp_path, monkeypatch):
 def stub():
     with StubOpenAI() as server:
         yield server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark a failed test on its node, so fixtures can leave evidence (screenshots)."""
+    outcome = yield
+    if outcome.get_result().failed:
+        item.failed = True

@@ -1,0 +1,112 @@
+"""Every page through streamlit.testing.v1.AppTest, on a temporary database."""
+
+import asyncio
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runner, store
+from conftest import ROOT
+
+TIMEOUT = 60
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def finished_run(stub, **overrides) -> int:
+    fields = dict(prompt="What is the capital of France?", models=["openai/stub-a"],
+                  temperatures=[0.0, 1.0], n=3, api_base=stub.base_url, seed=1)
+    fields.update(overrides)
+    run_id = runner.create(runner.RunSpec(**fields))
+    asyncio.run(runner.execute(run_id))
+    return run_id
+
+
+def test_playground_opens_with_the_local_model_preselected():
+    at = app().run()
+    assert not at.exception
+    assert at.multiselect(key="models").value == ["local/gemma-3-270m"]
+    assert any("base model" in c.value for c in at.caption)
+    assert at.text_input(key="temperatures").value == "0, 0.7, 1.0"
+
+
+@pytest.mark.parametrize("field,value,where,message", [
+    ("prompt", "", "prompt", "prompt is empty"),
+    ("temperatures", "0, 3", "temperatures", "outside 0..2"),
+    ("temperatures", "hot", "temperatures", "not a number"),
+    ("models", [], "models", "no model chosen"),
+    ("models", ["openai/gpt-4o-mini"], "models", "missing key"),
+    ("seed", "x1", "seed", "not a whole number"),
+])
+def test_playground_refuses_bad_input_next_to_the_control(field, value, where, message):
+    at = app().run()
+    at.text_area(key="prompt").input("What is 2+2?")
+    widget = {"prompt": at.text_area, "models": at.multiselect}.get(field, at.text_input)(key=field)
+    widget.set_value(value)
+    at.button[0].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] and message in at.error[0].value
+    with store.connect() as db:
+        assert db["runs"].count == 0
+
+
+def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(stub):
+    at = app().run()
+    at.text_area(key="prompt").input("What is the capital of France?")
+    at.multiselect(key="models").set_value(["openai/stub-a"])
+    at.text_input(key="api_base").input(stub.base_url)
+    at.text_input(key="temperatures").input("0, 1")
+    at.number_input(key="n").set_value(4)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state["active_run"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with store.connect() as db:
+            if store.get_run(db, run_id)["status"] == "done":
+                break
+        time.sleep(0.2)
+    at.run()
+    assert any(f"Run {run_id}: done" in h.value for h in at.subheader)
+    assert at.dataframe[0].value.loc["openai/stub-a", "T=1"] == "4/4"
+
+
+def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
+    run_id = finished_run(stub)
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    listing = at.dataframe[0].value
+    assert list(listing["id"]) == [run_id]
+    assert at.selectbox[0].value == run_id
+    cells = at.dataframe[1].value
+    assert list(cells["count"]) == [3, 3]
+    assert {"latency_ms_p50", "completion_tokens"} <= set(cells.columns)
+    assert len(at.expander) == 2
+
+
+def test_runs_page_offers_resume_for_an_interrupted_run(stub):
+    run_id = runner.create(runner.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0],
+                                          n=3, api_base=stub.base_url))
+    with store.connect() as db:
+        store.set_run_status(db, run_id, "running")
+        db.execute("update runs set heartbeat_at = 0 where id = ?", [run_id])
+        db.conn.commit()
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    assert any("interrupted" in h.value for h in at.subheader)
+    resume = [b for b in at.button if "Resume" in b.label]
+    assert resume and "3 missing" in resume[0].label
+
+
+def test_answers_are_shown_as_text_not_markup(stub):
+    stub.answers = ['<img src=x onerror="alert(1)"> ![x](http://example.invalid/p.png)']
+    finished_run(stub, temperatures=[0.0], n=1)
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    assert not at.markdown or all("onerror" not in m.value for m in at.markdown)
+    texts = [df.value for df in at.dataframe]
+    assert any("onerror" in str(df.get("text", "")) for df in texts if hasattr(df, "get"))
