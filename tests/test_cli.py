@@ -1,0 +1,123 @@
+"""The `spread` command as a subprocess, as other tools drive it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def spread(*args, env=None, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        env=dict(os.environ, **(env or {})), timeout=180,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr}")
+    return result
+
+
+def last_json(result):
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_run_two_stub_models_two_temperatures_five_samples(stub, tmp_path):
+    db = tmp_path / "cli.db"
+    result = spread("--db", str(db), "run", "--prompt", "What is the capital of France?",
+                    "--model", "openai/stub-a", "--model", "openai/stub-b",
+                    "--temperature", "0", "--temperature", "1", "--n", "5",
+                    "--api-base", stub.base_url, "--seed", "3", "--json")
+    summary = last_json(result)
+    assert summary["responses"] == 20 and summary["errors"] == 0
+    assert summary["run_id"] == 1 and summary["wall_s"] > 0
+    assert summary["cost_usd"] is None  # stub models have no known price
+    assert db.exists()
+
+    shown = last_json(spread("--db", str(db), "show", "1", "--json"))
+    assert len(shown["cells"]) == 4
+    for cell in shown["cells"]:
+        assert cell["count"] == 5 and cell["errors"] == 0
+        assert cell["latency_ms_p50"] > 0 and cell["latency_ms_p95"] >= cell["latency_ms_p50"]
+        assert cell["prompt_tokens"] > 0 and cell["completion_tokens"] > 0
+        assert len(cell["answers"]) == 5
+
+    runs = last_json(spread("--db", str(db), "runs", "--json"))
+    assert [r["id"] for r in runs] == [1] and runs[0]["status"] == "done"
+
+    text = spread("--db", str(db), "show", "1").stdout
+    assert "openai/stub-a @ T=1.0" in text and "latency p50" in text
+
+
+def test_run_without_json_prints_progress_on_stderr_and_a_summary(stub):
+    result = spread("run", "--prompt", "Hi?", "--model", "openai/stub-a", "--temperature", "1",
+                    "--n", "3", "--api-base", stub.base_url)
+    assert "3/3" in result.stderr
+    assert "3 answers, 0 errors" in result.stdout
+
+
+def test_spread_db_environment_variable_is_the_default(stub, spread_home):
+    spread("run", "--prompt", "Hi?", "--model", "openai/stub-a", "--temperature", "1", "--n", "1",
+           "--api-base", stub.base_url, "--json")
+    assert (spread_home / "spread.db").exists()
+
+
+def test_resume_fills_only_what_is_missing(stub, tmp_path):
+    db = str(tmp_path / "r.db")
+    stub.inject("401", "401")
+    first = last_json(spread("--db", db, "run", "--prompt", "Q?", "--model", "openai/stub-a",
+                             "--temperature", "1", "--n", "4", "--concurrency", "1",
+                             "--api-base", stub.base_url, "--json"))
+    assert first["errors"] == 2 and first["responses"] == 2
+    again = last_json(spread("--db", db, "resume", "1", "--json"))
+    assert again["errors"] == 2 and stub.count() == 4
+    fixed = last_json(spread("--db", db, "resume", "1", "--retry-errors", "--json"))
+    assert fixed["errors"] == 0 and fixed["responses"] == 4 and stub.count() == 6
+
+
+def test_models_lists_the_local_model_first_with_key_status():
+    entries = last_json(spread("models", "--json", env={"OPENAI_API_KEY": "sk-test-not-real"}))
+    assert entries[0]["id"] == "local/gemma-3-270m" and entries[0]["key_present"]
+    openai = next(e for e in entries if e["provider"] == "openai")
+    assert openai["key_present"] is True
+    anthropic = next(e for e in entries if e["provider"] == "anthropic")
+    assert anthropic["key_present"] is False
+    assert "sk-test-not-real" not in json.dumps(entries)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--prompt", "", "--model", "local/gemma-3-270m", "--temperature", "1", "--n", "1"], "prompt is empty"),
+    (["run", "--prompt", "Q", "--model", "local/gemma-3-270m", "--temperature", "1", "--n", "0"], "N must be"),
+    (["run", "--prompt", "Q", "--model", "local/gemma-3-270m", "--temperature", "1", "--n", "1001"], "N must be"),
+    (["run", "--prompt", "Q", "--model", "local/gemma-3-270m", "--temperature", "2.1", "--n", "1"], "outside 0..2"),
+    (["run", "--prompt", "Q", "--model", "nosuch/model", "--temperature", "1", "--n", "1"], "unknown model id"),
+    (["run", "--prompt", "Q", "--model", "anthropic/claude-3-5-haiku-latest", "--temperature", "1", "--n", "1"],
+     "missing key"),
+    (["run", "--prompt", "Q", "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1",
+      "--temperature", "1", "--n", "1"], "unreachable"),
+    (["show", "999"], "no run with id 999"),
+    (["resume", "999"], "no run with id 999"),
+])
+def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(args, message, tmp_path):
+    db = tmp_path / "bad.db"
+    result = spread("--db", str(db), *args, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("spread: error:")
+    if db.exists():
+        import sqlite3
+
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    from core.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name, parser in commands.items():
+        assert parser.description or parser.format_help()
+        assert f"spread {name}" in readme or f"spread [--db PATH] {name}" in readme, name

@@ -1,0 +1,70 @@
+"""The SQLite store on a real file."""
+
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from core import config, store
+
+
+def make_run(db) -> int:
+    spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [1.0], "n": 50}
+    return store.create_run(db, spec=spec, planned=50)
+
+
+def test_new_database_has_plainly_named_tables_wal_and_recorded_migrations():
+    with store.connect() as db:
+        make_run(db)
+    path = config.db_path()
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert {"prompts", "runs", "responses", "_sqlite_migrations"} <= tables
+    columns = {r[1] for r in conn.execute("pragma table_info(responses)")}
+    assert {"id", "run_id", "model", "temperature", "sample_idx", "text", "error_type",
+            "cost_usd", "latency_ms", "ttft_ms", "attempts", "seed", "provider_model"} <= columns
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    applied = [r[0] for r in conn.execute("select name from _sqlite_migrations")]
+    assert applied == [m.name for m in store.migrations._migrations]
+
+
+def test_an_error_row_is_replaced_by_an_answer_but_an_answer_is_never_overwritten():
+    with store.connect() as db:
+        run_id = make_run(db)
+        cell = {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0}
+        store.save_response(db, cell | {"error_type": "timeout", "error_message": "slow"})
+        store.save_response(db, cell | {"text": "first answer"})
+        store.save_response(db, cell | {"text": "second answer"})
+        rows = store.responses(db, run_id)
+    assert len(rows) == 1
+    assert rows[0]["text"] == "first answer" and rows[0]["error_type"] is None
+
+
+def test_a_file_that_is_not_sqlite_gets_a_clear_error(tmp_path):
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("hello, not a database" * 100)
+    with pytest.raises(config.SpreadError, match="not a SQLite database"):
+        with store.connect(bogus):
+            pass
+
+
+def _writer(path: str, run_id: int, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        with store.connect(path) as db:
+            store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0,
+                                     "sample_idx": i, "text": f"answer {i}"})
+
+
+def test_several_processes_write_at_once_without_losing_a_row(tmp_path):
+    path = str(tmp_path / "shared.db")
+    with store.connect(path) as db:
+        run_id = make_run(db)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(path, run_id, k * 25, 25)) for k in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    with store.connect(path) as db:
+        assert db["responses"].count == 100
