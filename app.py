@@ -10,6 +10,8 @@ def main() -> None:
     pages = [
         st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
         st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
+        st.Page("pages/spread.py", title="Spread", icon=":material/scatter_plot:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ]
     navigation = st.navigation(pages)
     with st.sidebar:

@@ -63,6 +63,15 @@ def m001_runs(db: Database) -> None:
     db["responses"].create_index(["run_id", "model", "temperature", "sample_idx"], unique=True)
 
 
+@migrations()
+def m002_embeddings(db: Database) -> None:
+    # Keyed by the answer's normalised text: identical answers, in any run, share one row.
+    db["embeddings"].create(
+        {"method": str, "text_hash": str, "dims": int, "vector": bytes, "created_at": str},
+        pk=("method", "text_hash"),
+    )
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -292,3 +301,22 @@ def latest_active_run(db: Database) -> dict | None:
         "select id from runs where status in ('pending', 'running', 'cancelling') order by id desc limit 1"
     ).fetchone()
     return get_run(db, row[0]) if row else None
+
+
+def get_embeddings(db: Database, method: str, hashes: list[str]) -> dict[str, bytes]:
+    found = {}
+    for start in range(0, len(hashes), 500):  # stay under SQLite's bound-parameter limit
+        chunk = hashes[start:start + 500]
+        found.update(db.execute(
+            f"select text_hash, vector from embeddings where method = ? and text_hash in ({','.join('?' * len(chunk))})",
+            [method, *chunk],
+        ).fetchall())
+    return found
+
+
+def save_embeddings(db: Database, method: str, vectors: dict[str, bytes], dims: int) -> None:
+    with write(db):
+        db.conn.executemany(
+            "insert or ignore into embeddings (method, text_hash, dims, vector, created_at) values (?, ?, ?, ?, ?)",
+            [(method, h, dims, v, now_iso()) for h, v in vectors.items()],
+        )

@@ -1,0 +1,141 @@
+"""Plotly figure builders: data in, figure out. No Streamlit, no database.
+
+Model output reaches hover labels, and plotly renders a few HTML tags there (<a>, <b>,
+<br>...): every answer goes through `_safe()` first, so an answer is always text.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+HOVER_CHARS = 300
+METRIC_LABELS = {
+    "consistency": "consistency (share of the largest meaning cluster)",
+    "entropy": "semantic entropy (nats; 0 = one meaning)",
+    "clusters": "meaning clusters",
+    "mean_similarity": "mean pairwise similarity",
+}
+
+
+def _safe(text: str | None, limit: int = HOVER_CHARS, width: int = 60) -> str:
+    """Answer text for a hover label: escaped (no markup survives), cut, wrapped."""
+    text = " ".join((text or "").split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width) or [""])
+
+
+def heatmap(cells: list[dict], metric: str = "consistency") -> go.Figure:
+    """The grid (models × temperatures) coloured by a metric; hover shows the top answer."""
+    df = pd.DataFrame(cells)
+    models = list(dict.fromkeys(df["model"]))
+    temperatures = sorted(df["temperature"].unique())
+    z, hover = [], []
+    for model in models:
+        z_row, hover_row = [], []
+        for t in temperatures:
+            cell = df[(df["model"] == model) & (df["temperature"] == t)]
+            if cell.empty:
+                z_row.append(None)
+                hover_row.append("no answers")
+                continue
+            c = cell.iloc[0]
+            z_row.append(c[metric])
+            hover_row.append(
+                f"<b>{html.escape(model)} @ T={t:g}</b><br>{c['count']} answers, {c['errors']} errors, "
+                f"{c['clusters']} meanings<br>consistency {_pct(c['consistency'])} "
+                f"[{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]<br>"
+                f"top answer:<br>{_safe(c['top_answer'])}"
+            )
+        z.append(z_row)
+        hover.append(hover_row)
+    reverse = metric in ("entropy", "clusters")  # more meanings = more spread: show it hot
+    figure = go.Figure(go.Heatmap(
+        z=z, x=[f"T={t:g}" for t in temperatures], y=models, text=hover, hoverinfo="text",
+        colorscale="RdYlGn_r" if reverse else "RdYlGn", zmin=0, zmax=1 if metric in ("consistency", "mean_similarity") else None,
+        texttemplate="%{z:.2f}", colorbar={"title": {"text": metric}},
+    ))
+    figure.update_layout(title=METRIC_LABELS.get(metric, metric), height=120 + 60 * len(models),
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10}, yaxis={"autorange": "reversed"})
+    return figure
+
+
+def _pct(value) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * value:.0f}%"
+
+
+def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
+    """One cell's meaning clusters, largest first; hover shows each representative answer."""
+    sizes = cell["cluster_sizes"][:top]
+    labels = [f"#{c['cluster']}" for c in sizes]
+    figure = go.Figure(go.Bar(
+        x=[c["size"] for c in sizes], y=labels, orientation="h",
+        text=[f"{100 * c['share']:.0f}%" for c in sizes], textposition="auto",
+        customdata=[c["cluster"] for c in sizes],
+        hovertext=[f"{c['size']} answers ({100 * c['share']:.0f}%)<br>{_safe(c['representative'])}" for c in sizes],
+        hoverinfo="text", marker_color="#4c78a8",
+    ))
+    figure.update_layout(
+        title=f"{html.escape(cell['model'])} @ T={cell['temperature']:g}: {cell['clusters']} meanings in {cell['count']} answers",
+        xaxis_title="answers", yaxis={"autorange": "reversed", "type": "category"},
+        height=140 + 28 * len(sizes), margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def answer_map(coords: pd.DataFrame) -> go.Figure:
+    """Every answer as a point (PCA of its embedding): colour = model, shape = temperature."""
+    df = coords.copy()
+    df["T"] = df["temperature"].map(lambda t: f"T={t:g}")
+    df["answer"] = df["text"].map(lambda t: _safe(t, 200))
+    figure = px.scatter(df, x="x", y="y", color="model", symbol="T", hover_data={"answer": True, "cluster": True,
+                        "x": False, "y": False, "model": True, "T": True}, opacity=0.7)
+    figure.update_layout(title="All answers by meaning (nearby = similar)", height=480,
+                         xaxis={"showticklabels": False, "title": ""}, yaxis={"showticklabels": False, "title": ""},
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def length_distributions(answers: pd.DataFrame) -> go.Figure:
+    """Answer length (completion tokens) per model, one box per temperature."""
+    df = answers.copy()
+    df["T"] = df["temperature"].map(lambda t: f"T={t:g}")
+    figure = px.box(df, x="model", y="completion_tokens", color="T", points="outliers")
+    figure.update_layout(title="Answer length (tokens)", yaxis_title="completion tokens", height=400,
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def latency_distributions(answers: pd.DataFrame) -> go.Figure:
+    figure = px.box(answers, x="model", y="latency_ms", points="outliers")
+    figure.update_layout(title="Latency per call (ms)", yaxis_title="ms", height=380,
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def cost_distributions(answers: pd.DataFrame) -> go.Figure:
+    known = answers[answers["cost_usd"].notna()]
+    figure = px.box(known, x="model", y="cost_usd", points="outliers")
+    figure.update_layout(title="Cost per call (USD; models of unknown price left out)", yaxis_title="USD",
+                         height=380, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def cost_vs_consistency(cells: list[dict]) -> go.Figure:
+    """Per cell: what a call costs against how often the top meaning comes back."""
+    df = pd.DataFrame(cells)
+    df["T"] = df["temperature"].map(lambda t: f"T={t:g}")
+    df["cost per call (USD)"] = df["cost_per_call_mean"]
+    df["error_y"] = df["consistency_high"] - df["consistency"]
+    df["error_y_minus"] = df["consistency"] - df["consistency_low"]
+    figure = px.scatter(df, x="cost per call (USD)", y="consistency", color="model", symbol="T",
+                        error_y="error_y", error_y_minus="error_y_minus",
+                        hover_data={"count": True, "clusters": True, "error_y": False, "error_y_minus": False})
+    figure.update_layout(title="Cost vs consistency per cell (bars: 95% Wilson interval)",
+                         yaxis={"range": [0, 1.05]}, height=400, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
