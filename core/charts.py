@@ -17,7 +17,7 @@ HOVER_CHARS = 300
 METRIC_LABELS = {
     "consistency": "consistency (share of the largest meaning cluster)",
     "entropy": "semantic entropy (nats; 0 = one meaning)",
-    "clusters": "meaning clusters",
+    "n_clusters": "meaning clusters",
     "mean_similarity": "mean pairwise similarity",
 }
 
@@ -48,13 +48,13 @@ def heatmap(cells: list[dict], metric: str = "consistency") -> go.Figure:
             z_row.append(c[metric])
             hover_row.append(
                 f"<b>{html.escape(model)} @ T={t:g}</b><br>{c['count']} answers, {c['errors']} errors, "
-                f"{c['clusters']} meanings<br>consistency {_pct(c['consistency'])} "
+                f"{c['n_clusters']} meanings<br>consistency {_pct(c['consistency'])} "
                 f"[{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]<br>"
                 f"top answer:<br>{_safe(c['top_answer'])}"
             )
         z.append(z_row)
         hover.append(hover_row)
-    reverse = metric in ("entropy", "clusters")  # more meanings = more spread: show it hot
+    reverse = metric in ("entropy", "n_clusters")  # more meanings = more spread: show it hot
     figure = go.Figure(go.Heatmap(
         z=z, x=[f"T={t:g}" for t in temperatures], y=models, text=hover, hoverinfo="text",
         colorscale="RdYlGn_r" if reverse else "RdYlGn", zmin=0, zmax=1 if metric in ("consistency", "mean_similarity") else None,
@@ -71,7 +71,7 @@ def _pct(value) -> str:
 
 def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
     """One cell's meaning clusters, largest first; hover shows each representative answer."""
-    sizes = cell["cluster_sizes"][:top]
+    sizes = cell["clusters"][:top]
     labels = [f"#{c['cluster']}" for c in sizes]
     figure = go.Figure(go.Bar(
         x=[c["size"] for c in sizes], y=labels, orientation="h",
@@ -81,7 +81,7 @@ def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
         hoverinfo="text", marker_color="#4c78a8",
     ))
     figure.update_layout(
-        title=f"{html.escape(cell['model'])} @ T={cell['temperature']:g}: {cell['clusters']} meanings in {cell['count']} answers",
+        title=f"{html.escape(cell['model'])} @ T={cell['temperature']:g}: {cell['n_clusters']} meanings in {cell['count']} answers",
         xaxis_title="answers", yaxis={"autorange": "reversed", "type": "category"},
         height=140 + 28 * len(sizes), margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
@@ -135,7 +135,7 @@ def cost_vs_consistency(cells: list[dict]) -> go.Figure:
     df["error_y_minus"] = df["consistency"] - df["consistency_low"]
     figure = px.scatter(df, x="cost per call (USD)", y="consistency", color="model", symbol="T",
                         error_y="error_y", error_y_minus="error_y_minus",
-                        hover_data={"count": True, "clusters": True, "error_y": False, "error_y_minus": False})
+                        hover_data={"count": True, "n_clusters": True, "error_y": False, "error_y_minus": False})
     figure.update_layout(title="Cost vs consistency per cell (bars: 95% Wilson interval)",
                          yaxis={"range": [0, 1.05]}, height=400, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure

@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="one run: per cell counts, errors, tokens, cost, latency, answers")
     show.add_argument("run_id", type=int, metavar="RUN_ID")
+    show.add_argument("--method", choices=["minilm", "tfidf", "exact"],
+                      help="group answers by meaning (minilm, the default when installed), wording (tfidf) or exact text")
+    show.add_argument("--threshold", type=float, default=spread.DEFAULT_THRESHOLD,
+                      help=f"similarity for two answers to share a cluster (default {spread.DEFAULT_THRESHOLD})")
     show.add_argument("--json", action="store_true", help="print JSON")
 
     models_cmd = commands.add_parser("models", help="the embedded model, then providers and whether their key is set")
@@ -149,12 +153,15 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
+    if not 0 < args.threshold <= 1:
+        raise SpreadError("the threshold must be in (0, 1]")
     with store.connect() as db:
         run = store.get_run(db, args.run_id)
         if run is None:
             raise SpreadError(f"no run with id {args.run_id}")
         rows = store.responses(db, args.run_id)
-    cells = spread.cell_table(rows)
+    analysis = spread.analyse_run(args.run_id, method=args.method, threshold=args.threshold, with_map=False)
+    cells = analysis.cells
     for cell in cells:
         cell["answers"] = [
             {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
@@ -162,20 +169,34 @@ def cmd_show(args) -> int:
             for r in rows if r["model"] == cell["model"] and r["temperature"] == cell["temperature"]
         ]
     if args.json:
-        print(json.dumps({"run": run, "cells": cells}))
+        print(json.dumps({"run": run, "method": analysis.method, "threshold": analysis.threshold,
+                          "cells": cells, "by_model": analysis.by_model,
+                          "by_temperature": analysis.by_temperature}, default=_plain))
         return 0
     spec = run["spec"]
-    print(f"run {run['id']} · {run['status']} · {run['answers']}/{run['planned']} answers · {run['errors']} errors")
+    print(f"run {run['id']} · {run['status']} · {run['answers']}/{run['planned']} answers · {run['errors']} errors"
+          f" · clusters by {analysis.method} at {analysis.threshold}")
     print(f"prompt: {spec['prompt']}")
     for cell in cells:
         cost = "unknown" if cell["cost_usd"] is None else f"${cell['cost_usd']:.6f}"
+        consistency = "–" if cell["consistency"] is None else (
+            f"{cell['consistency']:.0%} [{cell['consistency_low']:.0%}–{cell['consistency_high']:.0%}]")
         print(f"\n== {cell['model']} @ T={cell['temperature']}: {cell['count']} answers, {cell['errors']} errors, "
-              f"{cell['distinct_answers']} distinct · tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']}"
-              f" · latency p50 {cell['latency_ms_p50']} ms p95 {cell['latency_ms_p95']} ms · cost {cost}")
-        for answer in cell["answers"]:
-            text = answer["text"] if answer["error_type"] is None else f"[{answer['error_type']}] {answer['error_message']}"
-            print(f"  #{answer['sample_idx']:<3} {' '.join((text or '').split())[:160]}")
+              f"{cell['n_clusters']} meanings, consistency {consistency}")
+        print(f"   tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']} · latency p50 "
+              f"{cell['latency_ms_p50']} ms p95 {cell['latency_ms_p95']} ms · cost {cost}")
+        for cluster in cell["clusters"][:5]:
+            text = " ".join(cluster["representative"].split())[:120]
+            print(f"   {cluster['size']:>4} × {text}")
+        errors = [a for a in cell["answers"] if a["error_type"]]
+        for answer in errors[:3]:
+            print(f"   error #{answer['sample_idx']}: [{answer['error_type']}] {answer['error_message']}")
     return 0
+
+
+def _plain(value):
+    """numpy numbers in JSON."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def cmd_models(args) -> int:

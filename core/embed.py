@@ -171,7 +171,10 @@ def cached(texts: list[str], method: str, *, db_path=None) -> np.ndarray:
     hashes = [text_hash(t) for t in texts]
     with store.connect(db_path) as db:
         found = store.get_embeddings(db, method, list(dict.fromkeys(hashes)))
-    missing = [i for i, h in enumerate(hashes) if h not in found]
+    first_of = {}
+    for i, h in enumerate(hashes):
+        first_of.setdefault(h, i)
+    missing = [i for h, i in first_of.items() if h not in found]
     if missing:
         fresh = embed([texts[i] for i in missing], method)
         new = {hashes[i]: fresh[k].tobytes() for k, i in enumerate(missing)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,18 +58,66 @@ class Cluster:
     member_ids: list[int] = field(repr=False)
 
 
-def cluster_vectors(vectors: np.ndarray, threshold: float) -> np.ndarray:
-    """Cluster labels for L2-normalised rows (average linkage, cosine similarity ≥ threshold)."""
+# --- key terms: what embeddings miss ---------------------------------------------------
+# Sentence embeddings see "The capital is Sydney." and "The capital is Canberra." as
+# closer (0.88) than "Canberra" and "The capital of Australia is Canberra." (0.82): the
+# template dominates, the fact is one word. So two answers that each state a number or
+# a name the other lacks, or that differ in polarity (yes/no, not), are kept apart
+# whatever their similarity. Spread errs towards splitting: an extra cluster costs a
+# reviewer one click; a wrong answer hidden inside a right cluster costs much more.
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+_NEGATIONS = {"no", "not", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "false", "incorrect"}
+_STARTERS = {
+    "the", "a", "an", "it", "it's", "its", "i", "i'm", "this", "that", "these", "those", "there", "here", "in",
+    "on", "at", "of", "for", "and", "but", "or", "so", "yes", "no", "not", "my", "your", "we", "you", "he",
+    "she", "they", "answer", "question", "sure", "well", "okay", "ok", "what", "which", "who", "when",
+    "where", "why", "how", "is", "are", "was", "were", "if", "as", "to", "from", "by", "with", "also",
+}
+
+
+def key_terms(text: str, context: frozenset = frozenset()) -> tuple[frozenset, bool]:
+    """(numbers and names, negative polarity) of an answer. Terms in `context` (the
+    prompt's own numbers and names) are left out: they frame the answer, not state it."""
+    terms = set()
+    for number in _NUMBER.findall(text):
+        try:
+            terms.add(f"{float(number.replace(',', '')):g}")
+        except ValueError:
+            continue
+    for word in _WORD.findall(text):
+        if word[0].isupper() and word.lower() not in _STARTERS:
+            terms.add(word.lower())
+    words = {w.lower() for w in _WORD.findall(text)}
+    negative = bool(words & _NEGATIONS) or "n't" in text.lower()
+    return frozenset(terms) - context, negative
+
+
+def _conflict(a: tuple[frozenset, bool], b: tuple[frozenset, bool]) -> bool:
+    (terms_a, negative_a), (terms_b, negative_b) = a, b
+    return negative_a != negative_b or bool(terms_a - terms_b and terms_b - terms_a)
+
+
+def cluster_vectors(vectors: np.ndarray, threshold: float, texts: list[str] | None = None,
+                    context: str = "") -> np.ndarray:
+    """Cluster labels for L2-normalised rows (average linkage, cosine similarity ≥ threshold).
+
+    With `texts`, answers whose key terms conflict are never merged (see key_terms);
+    `context` is the prompt, whose own terms do not count.
+    """
     n = len(vectors)
     if n <= 1:
         return np.zeros(n, dtype=int)
+    prompt_terms = key_terms(context)[0]
+    terms = [key_terms(t, prompt_terms) for t in texts] if texts is not None else None
     if n <= CHUNK:
-        return _agglomerate(vectors, threshold)
+        return _agglomerate(vectors, threshold, terms)
     # Large: cluster the first chunk (the most frequent answers come first), then give
     # each later answer the nearest existing cluster when alike enough, and cluster the
     # rest among themselves.
     labels = np.full(n, -1)
-    labels[:CHUNK] = _agglomerate(vectors[:CHUNK], threshold)
+    labels[:CHUNK] = _agglomerate(vectors[:CHUNK], threshold, terms[:CHUNK] if terms else None)
     for start in range(CHUNK, n, CHUNK):
         block = np.arange(start, min(start + CHUNK, n))
         centroids = _centroids(vectors, labels)
@@ -78,16 +127,22 @@ def cluster_vectors(vectors: np.ndarray, threshold: float) -> np.ndarray:
         labels[block[close]] = best[close]
         rest = block[~close]
         if len(rest):
-            labels[rest] = _agglomerate(vectors[rest], threshold) + labels.max() + 1
+            rest_terms = [terms[i] for i in rest] if terms else None
+            labels[rest] = _agglomerate(vectors[rest], threshold, rest_terms) + labels.max() + 1
     return labels
 
 
-def _agglomerate(vectors: np.ndarray, threshold: float) -> np.ndarray:
+def _agglomerate(vectors: np.ndarray, threshold: float, terms=None) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering
 
     if len(vectors) == 1:
         return np.zeros(1, dtype=int)
     distance = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    if terms is not None:
+        # Only pairs close enough to merge need the (Python-speed) key-term check.
+        for i, j in zip(*np.nonzero(np.triu(distance <= 1.0 - threshold, k=1))):
+            if _conflict(terms[i], terms[j]):
+                distance[i, j] = distance[j, i] = 2.0
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold,
     )
@@ -137,13 +192,16 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
 
     with store.connect(db_path) as db:
         rows = store.responses(db, run_id)
-    return analyse(rows, method=method, threshold=threshold, with_map=with_map,
+        run = store.get_run(db, run_id)
+    context = f"{run['spec'].get('system') or ''}\n{run['spec']['prompt']}" if run else ""
+    return analyse(rows, method=method, threshold=threshold, with_map=with_map, context=context,
                    embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
 
 
 def analyse(responses: list[dict], *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-            embedder: Embedder | None = None, with_map: bool = True) -> Analysis:
-    """Cluster a run's answers by meaning and measure every cell. `responses` are store rows."""
+            embedder: Embedder | None = None, with_map: bool = True, context: str = "") -> Analysis:
+    """Cluster a run's answers by meaning and measure every cell. `responses` are store rows;
+    `context` is the prompt (its names and numbers do not tell answers apart)."""
     method = method or embed.default_method()
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
@@ -159,7 +217,8 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
                 .agg(count=("id", "size"), text=("text", "first"), first_id=("id", "first"))
                 .sort_values("count", ascending=False, kind="stable"))
     vectors = embedder(list(distinct["text"]), method) if len(distinct) else np.zeros((0, 1), np.float32)
-    labels = cluster_vectors(vectors, threshold)
+    # The exact method compares normalised text: key terms could only split what is equal.
+    labels = cluster_vectors(vectors, threshold, None if method == "exact" else list(distinct["text"]), context)
     distinct["cluster"] = labels
 
     # Renumber clusters by size (0 = largest) and pick each one's medoid.
@@ -218,7 +277,7 @@ def metrics_for(group: pd.DataFrame, errors: pd.DataFrame, clusters: list[Cluste
     result = basic_metrics(group, errors)
     result.update({
         "distinct_answers": int(group["norm"].nunique()),
-        "clusters": int(len(counts)),
+        "n_clusters": int(len(counts)),
         "consistency": round(top / n, 4) if n else None,
         "consistency_low": round(low, 4) if n else None,
         "consistency_high": round(high, 4) if n else None,
@@ -227,7 +286,7 @@ def metrics_for(group: pd.DataFrame, errors: pd.DataFrame, clusters: list[Cluste
             vectors[[positions[x] for x in by_distinct.index]], by_distinct.to_numpy()) if n > 1 else None,
         "top_cluster": int(counts.index[0]) if n else None,
         "top_answer": clusters[int(counts.index[0])].representative if n else None,
-        "cluster_sizes": [
+        "clusters": [
             {"cluster": int(c), "size": int(s), "share": round(s / n, 4),
              "representative": clusters[int(c)].representative,
              "member_ids": [int(i) for i in group.loc[group["cluster"] == c, "id"]]}
@@ -419,7 +478,9 @@ def compare_runs(side_a: tuple[int, list[tuple[str, float]]], side_b: tuple[int,
         rows = store.responses(db, side_a[0])
         if side_b[0] != side_a[0]:
             rows += store.responses(db, side_b[0])
-    analysis = analyse(rows, method=method, threshold=threshold, with_map=False,
+        specs = [store.get_run(db, run_id)["spec"] for run_id in {side_a[0], side_b[0]}]
+    context = "\n".join(f"{spec.get('system') or ''}\n{spec['prompt']}" for spec in specs)
+    analysis = analyse(rows, method=method, threshold=threshold, with_map=False, context=context,
                        embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
     answers = analysis.answers
 

@@ -65,13 +65,13 @@ def results():
                   help="Share of answers in the largest meaning cluster (95% Wilson interval below).")
         if low is not None:
             st.caption(f"95% interval {low:.0%} – {high:.0%} from {cell['count']} answers")
-        st.metric("Meanings", cell["clusters"])
+        st.metric("Meanings", cell["n_clusters"])
         st.metric("Semantic entropy", "–" if cell["entropy"] is None else f"{cell['entropy']:.2f}")
         st.caption(f"distinct texts {cell['distinct_answers']} · mean similarity {cell['mean_similarity']} · "
                    f"length {cell['length_mean']} ± {cell['length_sd']} tokens · cut by max tokens "
                    f"{cell['cut_by_max_tokens']} · latency p50/p95/p99 {cell['latency_ms_p50']}/"
                    f"{cell['latency_ms_p95']}/{cell['latency_ms_p99']} ms · cost {cost}")
-    for size in cell["cluster_sizes"][:30]:
+    for size in cell["clusters"][:30]:
         with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · "
                          f"{' '.join(size['representative'].split())[:90]}"):
             st.caption("Representative answer (medoid):")
@@ -89,7 +89,7 @@ def results():
     left.plotly_chart(charts.latency_distributions(analysis.answers), key="latency")
     right.plotly_chart(charts.cost_distributions(analysis.answers), key="cost")
 
-    columns = ["count", "errors", "clusters", "consistency", "consistency_low", "consistency_high", "entropy",
+    columns = ["count", "errors", "n_clusters", "consistency", "consistency_low", "consistency_high", "entropy",
                "mean_similarity", "length_mean", "cut_share", "cost_usd", "latency_ms_p50", "latency_ms_p95"]
     st.subheader("Per model")
     st.dataframe([{k: row[k] for k in ["model", *columns]} for row in analysis.by_model], hide_index=True)

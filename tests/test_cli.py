@@ -121,3 +121,18 @@ def test_every_command_has_help_and_is_in_the_readme():
     for name, parser in commands.items():
         assert parser.description or parser.format_help()
         assert f"spread {name}" in readme or f"spread [--db PATH] {name}" in readme, name
+
+
+def test_show_json_reports_meaning_clusters_per_cell(stub, tmp_path):
+    stub.answers = ["Paris.", "The capital of France is Paris.", "Lyon."]
+    db = str(tmp_path / "c.db")
+    spread("--db", db, "run", "--prompt", "What is the capital of France?", "--model", "openai/stub-a",
+           "--temperature", "0", "--temperature", "1", "--n", "8", "--api-base", stub.base_url, "--seed", "1")
+    shown = last_json(spread("--db", db, "show", "1", "--json", "--method", "minilm"))
+    assert shown["method"] == "minilm"
+    cold, hot = shown["cells"]
+    assert cold["n_clusters"] == 1 and cold["consistency"] == 1.0
+    assert cold["clusters"][0]["representative"] == "Paris." and cold["clusters"][0]["size"] == 8
+    assert sorted(cold["clusters"][0]["member_ids"]) == sorted(a["id"] for a in cold["answers"])
+    assert hot["n_clusters"] >= 2 and 0 < hot["consistency_low"] <= hot["consistency"] <= hot["consistency_high"]
+    assert {"entropy", "mean_similarity", "length_mean", "latency_ms_p99", "cost_per_call_p95"} <= set(hot)

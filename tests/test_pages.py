@@ -110,3 +110,35 @@ def test_answers_are_shown_as_text_not_markup(stub):
     assert not at.markdown or all("onerror" not in m.value for m in at.markdown)
     texts = [df.value for df in at.dataframe]
     assert any("onerror" in str(df.get("text", "")) for df in texts if hasattr(df, "get"))
+
+
+def test_spread_page_shows_the_grid_clusters_and_charts(stub):
+    stub.answers = ["Paris.", "The capital of France is Paris.", "Lyon.", "It is Lyon"]
+    run_id = finished_run(stub, models=["openai/stub-a", "openai/stub-b"], temperatures=[0.0, 1.0], n=6)
+    at = app()
+    at.switch_page("pages/spread.py").run()
+    assert not at.exception
+    assert at.selectbox(key="spread_run").value == run_id
+    charts = at.get("plotly_chart")
+    assert len(charts) == 7  # heatmap, cluster bars, map, lengths, cost×consistency, latency, cost
+    # the T=0 cell of stub-a repeats one answer: consistency 100%
+    assert at.metric[0].value == "100%"
+    assert at.expander[0].label.startswith("#0 · 6 answers (100%)")
+    at.selectbox(key="cell").set_value(1).run()
+    assert at.metric[0].value != "100%" and len(at.expander) >= 2
+    at.radio(key="method").set_value("exact").run()
+    assert not at.exception
+
+
+def test_compare_page_shows_shared_and_unique_meanings_with_the_shift(stub):
+    stub.answers = ["Paris.", "Lyon.", "Marseille."]
+    run_id = finished_run(stub, temperatures=[0.0, 1.0], n=12)
+    at = app()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert at.selectbox(key="run_A").value == run_id
+    assert [m.label for m in at.metric] == ["Consistency A", "Consistency B", "Shift (A − B)"]
+    assert at.metric[0].value == "100%"  # A: T=0 answers "Paris." every time
+    headers = [h.value for h in at.subheader]
+    assert "Meanings both sides gave (1)" in headers and "Only in A (0)" in headers
+    assert any(c.language == "diff" for c in at.code)

@@ -1,0 +1,211 @@
+"""Meaning clusters and the numbers per cell, on hand-made answers with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from core import charts, embed, spread, store
+
+# Same meaning in different words; different meanings in similar words.
+PARAPHRASES = [
+    ["Paris", "The capital of France is Paris.", "It's Paris!", "paris, france", "Paris is the French capital."],
+    ["Lyon", "The capital is Lyon.", "I think it's Lyon"],
+    ["I don't know.", "I am not sure.", "No idea, sorry."],
+    ["The Eiffel Tower is in Paris.", "You can find the Eiffel tower in Paris"],
+]
+SIMILAR_WORDS = [
+    ["The capital of Australia is Canberra.", "Canberra", "It's Canberra."],
+    ["The capital of Australia is Sydney.", "Sydney"],
+    ["The moon landing was in 1969.", "It happened in 1969"],
+    ["The moon landing was in 1972."],
+    ["Yes, Paris is the capital of France.", "Yes."],
+    ["No, Paris is not the capital of France.", "No."],
+]
+
+
+def rows_for(groups, model="m", temperature=1.0, start_id=1):
+    rows, labels = [], []
+    for label, group in enumerate(groups):
+        for text in group:
+            i = start_id + len(rows)
+            rows.append({"id": i, "run_id": 1, "model": model, "temperature": temperature, "sample_idx": i,
+                         "text": text, "finish_reason": "stop", "prompt_tokens": 5,
+                         "completion_tokens": len(text.split()), "cost_usd": 0.001, "latency_ms": 100.0 + i,
+                         "ttft_ms": 10.0, "attempts": 1, "error_type": None})
+            labels.append(label)
+    return rows, labels
+
+
+def predicted(analysis, rows):
+    by_id = dict(zip(analysis.answers["id"], analysis.answers["cluster"]))
+    return [by_id[r["id"]] for r in rows]
+
+
+@pytest.mark.parametrize("groups,prompt", [
+    (PARAPHRASES, "What is the capital of France?"),
+    (SIMILAR_WORDS, "Answer these questions."),
+], ids=["paraphrases", "similar-words"])
+def test_meaning_clusters_agree_with_the_hand_made_grouping(groups, prompt):
+    rows, labels = rows_for(groups)
+    analysis = spread.analyse(rows, method="minilm", threshold=spread.DEFAULT_THRESHOLD, context=prompt)
+    assert adjusted_rand_score(labels, predicted(analysis, rows)) >= 0.75
+
+
+def test_the_lexical_fallback_is_blind_to_paraphrase_but_catches_rewording():
+    rows, labels = rows_for(PARAPHRASES)
+    prompt = "What is the capital of France?"
+    lexical = adjusted_rand_score(labels, predicted(spread.analyse(rows, method="tfidf", context=prompt), rows))
+    meaning = adjusted_rand_score(labels, predicted(spread.analyse(rows, method="minilm", context=prompt), rows))
+    assert meaning > lexical
+    exact_rows, _ = rows_for([["Paris.", "paris", "  PARIS!  "], ["Lyon"]])
+    exact = spread.analyse(exact_rows, method="exact")
+    assert len(exact.clusters) == 2 and exact.clusters[0].size == 3
+
+
+def test_key_terms_keep_different_facts_apart():
+    assert spread.key_terms("The capital is Canberra, not Sydney.") == (frozenset({"canberra", "sydney"}), True)
+    assert spread.key_terms("It was 1,000 or 12.50") == (frozenset({"1000", "12.5"}), False)
+    canberra, sydney = spread.key_terms("It is Canberra"), spread.key_terms("It is Sydney")
+    assert spread._conflict(canberra, sydney)
+    assert not spread._conflict(spread.key_terms("Canberra"), spread.key_terms("The capital of Australia is Canberra"))
+    assert spread._conflict(spread.key_terms("Yes"), spread.key_terms("No"))
+    france = spread.key_terms("capital of France")[0]
+    assert not spread._conflict(spread.key_terms("The capital of France is Paris", france),
+                                spread.key_terms("Paris is the French capital", france))
+
+
+def test_normalisation_ignores_case_space_and_trailing_punctuation():
+    assert embed.normalise("  The  Capital\nis PARIS!!  ") == "the capital is paris"
+    assert embed.normalise("Paris?") == embed.normalise("paris")
+
+
+def test_a_looser_threshold_merges_clusters():
+    rows, _ = rows_for(PARAPHRASES)
+    tight = spread.analyse(rows, method="minilm", threshold=0.95)
+    loose = spread.analyse(rows, method="minilm", threshold=0.2)
+    assert len(tight.clusters) > len(loose.clusters)
+
+
+def test_clusters_have_sizes_members_and_a_medoid_representative():
+    rows, _ = rows_for([["Paris"] * 3 + ["The capital of France is Paris.", "Paris, France"], ["Lyon", "Lyon."]])
+    analysis = spread.analyse(rows, method="exact")
+    top = analysis.clusters[0]
+    assert top.size == 3 and top.representative == "Paris" and len(top.member_ids) == 3
+    assert sum(c.size for c in analysis.clusters) == len(rows)
+    (cell,) = analysis.cells
+    assert cell["n_clusters"] == 4 and cell["distinct_answers"] == 4
+    assert [c["size"] for c in cell["clusters"]] == [3, 2, 1, 1]
+    assert set(cell["clusters"][0]["member_ids"]) == set(top.member_ids)
+
+
+def test_cell_metrics_on_a_small_exact_example():
+    rows, _ = rows_for([["yes"] * 6, ["no"] * 3, ["maybe"]])
+    rows.append({"id": 99, "run_id": 1, "model": "m", "temperature": 1.0, "sample_idx": 99,
+                 "error_type": "timeout", "error_message": "slow"})
+    rows[0]["finish_reason"] = "length"
+    (cell,) = spread.analyse(rows, method="exact").cells
+    assert cell["count"] == 10 and cell["errors"] == 1 and cell["error_types"] == {"timeout": 1}
+    assert cell["consistency"] == 0.6
+    low, high = spread.wilson(6, 10)
+    assert (cell["consistency_low"], cell["consistency_high"]) == (round(low, 4), round(high, 4))
+    assert 0.31 < low < 0.32 and 0.83 < high < 0.84  # Wilson 95% for 6/10
+    expected_entropy = -(0.6 * math.log(0.6) + 0.3 * math.log(0.3) + 0.1 * math.log(0.1))
+    assert cell["entropy"] == pytest.approx(expected_entropy, abs=1e-4)
+    # exact vectors: similarity 1 within a group, 0 across; pairs alike = C(6,2)+C(3,2) of C(10,2)
+    assert cell["mean_similarity"] == pytest.approx((15 + 3) / 45, abs=1e-4)
+    assert cell["cut_by_max_tokens"] == 1 and cell["cut_share"] == 0.1
+    assert cell["cost_usd"] == pytest.approx(0.01) and cell["cost_per_call_mean"] == pytest.approx(0.001)
+    assert cell["length_min"] == cell["length_max"] == 1
+
+
+def test_unknown_cost_makes_the_total_unknown_not_zero():
+    rows, _ = rows_for([["a", "b"]])
+    rows[1]["cost_usd"] = None
+    (cell,) = spread.analyse(rows, method="exact").cells
+    assert cell["cost_usd"] is None
+
+
+def test_metrics_per_model_and_per_temperature():
+    hot, _ = rows_for([["a", "b", "c"]], model="m1", temperature=1.0)
+    cold, _ = rows_for([["a", "a", "a"]], model="m1", temperature=0.0, start_id=10)
+    other, _ = rows_for([["a", "a", "b"]], model="m2", temperature=0.0, start_id=20)
+    analysis = spread.analyse(hot + cold + other, method="exact")
+    assert [(c["model"], c["temperature"], c["consistency"]) for c in analysis.cells] == [
+        ("m1", 0.0, 1.0), ("m1", 1.0, round(1 / 3, 4)), ("m2", 0.0, round(2 / 3, 4))]
+    assert {m["model"]: m["count"] for m in analysis.by_model} == {"m1": 6, "m2": 3}
+    assert {t["temperature"]: t["n_clusters"] for t in analysis.by_temperature} == {0.0: 2, 1.0: 3}
+
+
+def test_share_difference_interval_knows_noise_from_a_shift():
+    diff, low, high = spread.share_difference(6, 10, 5, 10)
+    assert diff == pytest.approx(0.1) and low < 0 < high  # noise at n=10
+    diff, low, high = spread.share_difference(180, 200, 60, 200)
+    assert low > 0.5  # a real shift
+
+
+def test_mean_pairwise_similarity_weights_repeated_answers():
+    v = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    assert spread.mean_pairwise_similarity(v, np.array([2, 1])) == pytest.approx(1 / 3, abs=1e-4)
+    assert spread.mean_pairwise_similarity(v, np.array([3, 0])) == pytest.approx(1.0)
+
+
+def test_large_inputs_are_clustered_in_chunks_with_every_answer_labelled(monkeypatch):
+    monkeypatch.setattr(spread, "CHUNK", 10)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16))
+    vectors = np.repeat(centres, 8, axis=0) + rng.normal(scale=0.05, size=(32, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    order = rng.permutation(32)
+    labels = spread.cluster_vectors(vectors[order].astype(np.float32), threshold=0.8)
+    assert (labels >= 0).all()
+    assert adjusted_rand_score(np.repeat(np.arange(4), 8)[order], labels) == pytest.approx(1.0)
+
+
+def test_embeddings_are_cached_in_the_database(monkeypatch):
+    calls = []
+    real = embed.embed
+
+    def counting(texts, method):
+        calls.append(len(texts))
+        return real(texts, method)
+
+    monkeypatch.setattr(embed, "embed", counting)
+    first = embed.cached(["Paris", "Lyon", "paris!"], "minilm")
+    again = embed.cached(["Lyon", "PARIS", "Marseille"], "minilm")
+    assert calls == [2, 1]  # "paris!" and "PARIS" normalise to the cached "paris"
+    assert np.allclose(first[0], again[1])
+    with store.connect() as db:
+        assert db["embeddings"].count == 3
+
+
+def test_word_diff():
+    assert spread.word_diff("the capital is Paris", "the capital is Lyon") == [
+        ("=", "the capital is"), ("-", "Paris"), ("+", "Lyon")]
+
+
+def test_chart_builders_return_the_expected_traces():
+    rows, _ = rows_for(PARAPHRASES, model="a")
+    more, _ = rows_for(PARAPHRASES[:2], model="b", temperature=0.0, start_id=100)
+    analysis = spread.analyse(rows + more, method="minilm")
+    heat = charts.heatmap(analysis.cells, "consistency")
+    assert heat.data[0].type == "heatmap"
+    assert list(heat.data[0].y) == ["a", "b"] and list(heat.data[0].x) == ["T=0", "T=1"]
+    bars = charts.cluster_bars(analysis.cells[0])
+    assert bars.data[0].type == "bar" and list(bars.data[0].x) == [c["size"] for c in analysis.cells[0]["clusters"]]
+    scatter = charts.answer_map(analysis.coords)
+    assert {t.type for t in scatter.data} == {"scatter"} and sum(len(t.x) for t in scatter.data) == len(rows + more)
+    assert charts.length_distributions(analysis.answers).data[0].type == "box"
+    assert charts.latency_distributions(analysis.answers).data[0].type == "box"
+    assert charts.cost_distributions(analysis.answers).data[0].type == "box"
+    assert len(charts.cost_vs_consistency(analysis.cells).data) == 2
+
+
+def test_hover_text_from_model_output_is_escaped():
+    rows, _ = rows_for([['<a href="javascript:alert(1)">click</a> <img src=x onerror=alert(1)>']])
+    analysis = spread.analyse(rows, method="exact")
+    hover = charts.heatmap(analysis.cells).data[0].text[0][0]
+    assert "<a " not in hover and "<img" not in hover and "&lt;img" in hover
+    bar_hover = charts.cluster_bars(analysis.cells[0]).data[0].hovertext[0]
+    assert "<img" not in bar_hover
