@@ -99,6 +99,19 @@ def _conflict(a: tuple[frozenset, bool], b: tuple[frozenset, bool]) -> bool:
     return negative_a != negative_b or bool(terms_a - terms_b and terms_b - terms_a)
 
 
+def conflict_matrix(terms: list[tuple[frozenset, bool]]) -> np.ndarray:
+    """_conflict() for every pair at once: term sets as rows of a 0/1 matrix, so the
+    shared terms of all pairs are one matrix product."""
+    vocabulary = {term: k for k, term in enumerate(set().union(*(t for t, _ in terms)))}
+    incidence = np.zeros((len(terms), max(len(vocabulary), 1)), dtype=np.float32)
+    for row, (words, _) in enumerate(terms):
+        incidence[row, [vocabulary[w] for w in words]] = 1.0
+    shared = incidence @ incidence.T
+    has_own = incidence.sum(axis=1)[:, None] - shared > 0.5  # row i states a term column j lacks
+    negative = np.array([n for _, n in terms])
+    return (has_own & has_own.T) | (negative[:, None] != negative[None, :])
+
+
 def cluster_vectors(vectors: np.ndarray, threshold: float, texts: list[str] | None = None,
                     context: str = "") -> np.ndarray:
     """Cluster labels for L2-normalised rows (average linkage, cosine similarity ≥ threshold).
@@ -139,10 +152,7 @@ def _agglomerate(vectors: np.ndarray, threshold: float, terms=None) -> np.ndarra
         return np.zeros(1, dtype=int)
     distance = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
     if terms is not None:
-        # Only pairs close enough to merge need the (Python-speed) key-term check.
-        for i, j in zip(*np.nonzero(np.triu(distance <= 1.0 - threshold, k=1))):
-            if _conflict(terms[i], terms[j]):
-                distance[i, j] = distance[j, i] = 2.0
+        distance[conflict_matrix(terms)] = 2.0
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold,
     )
@@ -274,6 +284,8 @@ def metrics_for(group: pd.DataFrame, errors: pd.DataFrame, clusters: list[Cluste
     top = int(counts.iloc[0]) if n else 0
     low, high = wilson(top, n)
     by_distinct = group["norm"].value_counts() if n else pd.Series(dtype=int)
+    ids, labels = group["id"].to_numpy(), group["cluster"].to_numpy()
+    members = {c: ids[labels == c] for c in counts.index}
     result = basic_metrics(group, errors)
     result.update({
         "distinct_answers": int(group["norm"].nunique()),
@@ -289,7 +301,7 @@ def metrics_for(group: pd.DataFrame, errors: pd.DataFrame, clusters: list[Cluste
         "clusters": [
             {"cluster": int(c), "size": int(s), "share": round(s / n, 4),
              "representative": clusters[int(c)].representative,
-             "member_ids": [int(i) for i in group.loc[group["cluster"] == c, "id"]]}
+             "member_ids": [int(i) for i in members[c]]}
             for c, s in counts.items()
         ],
     })
@@ -299,30 +311,38 @@ def metrics_for(group: pd.DataFrame, errors: pd.DataFrame, clusters: list[Cluste
 def basic_metrics(group: pd.DataFrame, errors: pd.DataFrame) -> dict:
     """Counts, tokens, cut answers, cost and latency: the numbers that need no embedding."""
     n = len(group)
-    tokens = group["completion_tokens"].dropna()
-    cost = group["cost_usd"]
+    column = {name: group[name].to_numpy(dtype=np.float64)
+              for name in ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms")}
+    tokens = _known(column["completion_tokens"])
+    prompt_tokens = _known(column["prompt_tokens"])
+    cost = column["cost_usd"]
+    cost_known = n > 0 and not np.isnan(cost).any()  # one unknown price: the total is unknown, never 0
+    cut = int((group["finish_reason"].to_numpy() == "length").sum())
     return {
         "count": n,
         "errors": int(len(errors)),
         "error_types": {str(k): int(v) for k, v in errors["error_type"].value_counts().items()},
-        "prompt_tokens": int(group["prompt_tokens"].sum()) if group["prompt_tokens"].notna().any() else None,
-        "completion_tokens": int(tokens.sum()) if len(tokens) else None,
-        "length_mean": _round(tokens.mean()) if len(tokens) else None,
-        "length_sd": _round(tokens.std(ddof=1)) if len(tokens) > 1 else None,
-        "length_min": int(tokens.min()) if len(tokens) else None,
-        "length_max": int(tokens.max()) if len(tokens) else None,
-        "cut_by_max_tokens": int((group["finish_reason"] == "length").sum()),
-        "cut_share": round(float((group["finish_reason"] == "length").mean()), 4) if n else None,
-        # One unknown price makes the total unknown: never a silent 0.
-        "cost_usd": float(cost.sum()) if n and cost.notna().all() else None,
-        "cost_per_call_mean": float(cost.mean()) if n and cost.notna().all() else None,
-        "cost_per_call_p95": float(cost.quantile(0.95)) if n and cost.notna().all() else None,
-        "latency_ms_p50": _quantile(group["latency_ms"], 0.5),
-        "latency_ms_p95": _quantile(group["latency_ms"], 0.95),
-        "latency_ms_p99": _quantile(group["latency_ms"], 0.99),
-        "ttft_ms_p50": _quantile(group["ttft_ms"], 0.5),
-        "ttft_ms_p95": _quantile(group["ttft_ms"], 0.95),
+        "prompt_tokens": int(prompt_tokens.sum()) if prompt_tokens.size else None,
+        "completion_tokens": int(tokens.sum()) if tokens.size else None,
+        "length_mean": _round(tokens.mean()) if tokens.size else None,
+        "length_sd": _round(tokens.std(ddof=1)) if tokens.size > 1 else None,
+        "length_min": int(tokens.min()) if tokens.size else None,
+        "length_max": int(tokens.max()) if tokens.size else None,
+        "cut_by_max_tokens": cut,
+        "cut_share": round(cut / n, 4) if n else None,
+        "cost_usd": float(cost.sum()) if cost_known else None,
+        "cost_per_call_mean": float(cost.mean()) if cost_known else None,
+        "cost_per_call_p95": float(np.quantile(cost, 0.95)) if cost_known else None,
+        "latency_ms_p50": _quantile(column["latency_ms"], 0.5),
+        "latency_ms_p95": _quantile(column["latency_ms"], 0.95),
+        "latency_ms_p99": _quantile(column["latency_ms"], 0.99),
+        "ttft_ms_p50": _quantile(column["ttft_ms"], 0.5),
+        "ttft_ms_p95": _quantile(column["ttft_ms"], 0.95),
     }
+
+
+def _known(values: np.ndarray) -> np.ndarray:
+    return values[~np.isnan(values)]
 
 
 def cell_table(responses: list[dict]) -> list[dict]:
@@ -343,9 +363,9 @@ def cell_table(responses: list[dict]) -> list[dict]:
     return cells
 
 
-def _quantile(values: pd.Series, q: float) -> float | None:
-    values = values.dropna()
-    return None if values.empty else round(float(values.quantile(q)), 1)
+def _quantile(values: np.ndarray, q: float) -> float | None:
+    known = _known(values)
+    return None if known.size == 0 else round(float(np.quantile(known, q)), 1)
 
 
 def _round(value, digits: int = 2):

@@ -76,6 +76,15 @@ def test_key_terms_keep_different_facts_apart():
                                 spread.key_terms("Paris is the French capital", france))
 
 
+def test_the_conflict_matrix_agrees_with_the_pairwise_rule():
+    texts = ["Canberra", "It is Sydney", "The capital of Australia is Canberra", "No.", "Yes", "1969", "in 1972",
+             "Canberra, 1969", "nothing"]
+    terms = [spread.key_terms(t) for t in texts]
+    matrix = spread.conflict_matrix(terms)
+    expected = [[spread._conflict(a, b) for b in terms] for a in terms]
+    assert matrix.tolist() == expected
+
+
 def test_normalisation_ignores_case_space_and_trailing_punctuation():
     assert embed.normalise("  The  Capital\nis PARIS!!  ") == "the capital is paris"
     assert embed.normalise("Paris?") == embed.normalise("paris")

@@ -1,0 +1,128 @@
+"""Speed of the spread analysis and the Spread page (a measurement, not a test).
+
+    .venv/bin/python bench/bench_spread.py [--answers 1000] [--page-answers 10000] [--repeat 5]
+
+Builds runs of synthetic short answers (a few meanings in varied wording, numbers and
+names, many distinct texts, as a sampled LLM gives) in a temporary database, then
+reports medians of several runs:
+- cold: nothing cached, embedding model not loaded (a fresh process per repetition);
+- cached: embeddings in the database (what re-opening a run costs);
+- page: the Spread page through AppTest, first render (analysis cached by a previous
+  open, as in the server) and a re-render.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SUBJECTS = ["Canberra", "Sydney", "Melbourne", "Perth"]
+FRAMES = ["{x}", "{x}.", "The capital of Australia is {x}.", "It is {x}, I think.", "{x}, of course!",
+          "I believe the answer is {x}.", "Answer: {x}", "The capital city is {x}", "{x} is the capital.",
+          "Most people say {x}, and that is right.", "Definitely {x}"]
+
+
+def synthetic_answers(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        text = rng.choice(FRAMES).format(x=rng.choices(SUBJECTS, weights=[6, 3, 1, 1])[0])
+        if rng.random() < 0.5:  # tails make many answers distinct
+            text += f" It has about {rng.randint(300, 460)} thousand people."
+        out.append(text)
+    return out
+
+
+def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0, 1.5)) -> int:
+    os.environ["SPREAD_DB"] = db_path
+    from core import store
+
+    per_cell = max(1, n // (models * len(temperatures)))
+    spec = {"prompt": "What is the capital of Australia?", "system": "", "name": "bench",
+            "models": [f"openai/m{i}" for i in range(models)], "temperatures": list(temperatures), "n": per_cell}
+    texts = synthetic_answers(per_cell * models * len(temperatures))
+    with store.connect(db_path) as db:
+        run_id = store.create_run(db, spec=spec, planned=len(texts))
+        rows, k = [], 0
+        for m in spec["models"]:
+            for t in temperatures:
+                for i in range(per_cell):
+                    rows.append({"run_id": run_id, "model": m, "temperature": t, "sample_idx": i, "text": texts[k],
+                                 "finish_reason": "stop", "prompt_tokens": 12, "completion_tokens": len(texts[k].split()),
+                                 "cost_usd": 0.00001, "latency_ms": random.uniform(200, 900), "ttft_ms": 80.0,
+                                 "attempts": 1, "created_at": store.now_iso()})
+                    k += 1
+        with store.write(db):
+            db["responses"].insert_all(rows)
+        store.set_run_status(db, run_id, "done")
+    return run_id
+
+
+def time_in_fresh_process(db_path: str, run_id: int) -> float:
+    code = ("import time,sys; sys.path.insert(0, %r); from core import spread; t=time.perf_counter(); "
+            "spread.analyse_run(%d, method='minilm'); print(time.perf_counter()-t)") % (str(ROOT), run_id)
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SPREAD_DB=db_path),
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--answers", type=int, default=1000)
+    parser.add_argument("--page-answers", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = []
+        for r in range(args.repeat):
+            db = f"{tmp}/cold{r}.db"
+            run_id = make_run(db, args.answers)
+            cold.append(time_in_fresh_process(db, run_id))
+        from core import spread
+
+        cached = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            analysis = spread.analyse_run(run_id, method="minilm", db_path=db)
+            cached.append(time.perf_counter() - start)
+        results["answers"] = len(analysis.answers)
+        results["distinct"] = int(analysis.answers["norm"].nunique())
+        results["cold_s_median"] = round(statistics.median(cold), 3)
+        results["cold_s_all"] = [round(x, 3) for x in cold]
+        results["cached_s_median"] = round(statistics.median(cached), 3)
+        results["cached_s_all"] = [round(x, 3) for x in cached]
+
+        from streamlit.testing.v1 import AppTest
+
+        db = f"{tmp}/page.db"
+        run_id = make_run(db, args.page_answers)
+        os.environ["SPREAD_DB"] = db
+        first, again = [], []
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.switch_page("pages/spread.py")
+        start = time.perf_counter()
+        at.run()  # the first open of a run: analysis computed (embeddings included)
+        results["page_uncached_s"] = round(time.perf_counter() - start, 3)
+        assert not at.exception, at.exception
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            at.run()  # later renders: the analysis comes from st.cache_data
+            again.append(time.perf_counter() - start)
+        results["page_answers"] = args.page_answers
+        results["page_rerender_s_median"] = round(statistics.median(again), 3)
+        results["page_rerender_s_all"] = [round(x, 3) for x in again]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
