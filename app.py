@@ -1,23 +1,50 @@
-"""Spread's entry point: only the router and the shared sidebar."""
+"""Spread's entry point: the router, the login gate and the shared sidebar."""
 
 import streamlit as st
 
 from core import config
 
 
+def login_configured() -> bool:
+    """Login is on when .streamlit/secrets.toml has an [auth] section (st.login, any OIDC provider)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:
+        return False
+
+
+def reviewer_sidebar() -> None:
+    """Who is reviewing: the logged-in user, or a name given once per session."""
+    if login_configured():
+        st.session_state["who"] = st.user.get("email") or st.user.get("name") or ""
+        st.caption(f"Signed in as **{st.session_state['who']}**")
+        st.button("Log out", on_click=st.logout)
+    else:
+        st.text_input("Reviewer", key="reviewer", placeholder="your name",
+                      help="Recorded with the runs you start and the labels you give.")
+        st.session_state["who"] = " ".join(st.session_state.get("reviewer", "").split())
+
+
 def main() -> None:
     st.set_page_config(page_title="Spread", page_icon="◌", layout="wide")
+    if login_configured() and not st.user.is_logged_in:
+        # Nothing is shown, and nothing can be labelled, anonymously.
+        st.title("Spread")
+        st.info("Log in to use Spread.")
+        st.button("Log in", type="primary", on_click=st.login)
+        st.stop()
     pages = [
         st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
         st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
         st.Page("pages/spread.py", title="Spread", icon=":material/scatter_plot:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/review.py", title="Review", icon=":material/rule:"),
+        st.Page("pages/golden.py", title="Golden sets", icon=":material/verified:"),
     ]
     navigation = st.navigation(pages)
     with st.sidebar:
         st.caption(f"Database: `{config.db_path()}`")
-        st.text_input("Reviewer", key="reviewer", placeholder="your name",
-                      help="Recorded with the runs you start and the labels you give.")
+        reviewer_sidebar()
     navigation.run()
 
 

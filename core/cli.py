@@ -65,6 +65,46 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"similarity for two answers to share a cluster (default {spread.DEFAULT_THRESHOLD})")
     show.add_argument("--json", action="store_true", help="print JSON")
 
+    label = commands.add_parser("label", help="label one answer pass / fail / unsure",
+                                description="Label one answer; a reviewer's later label of it replaces the earlier one "
+                                            "(its history is kept).")
+    label.add_argument("response_id", type=int, metavar="RESPONSE_ID")
+    label.add_argument("--verdict", required=True, choices=["pass", "fail", "unsure"])
+    label.add_argument("--reviewer", help="who is labelling (default: $SPREAD_REVIEWER, else $USER)")
+    label.add_argument("--score", type=int, choices=range(1, 6), metavar="N", help="a score from 1 to 5")
+    label.add_argument("--tag", action="append", default=[], metavar="T", help="a tag; repeat for several")
+    label.add_argument("--correction", help="the corrected or ideal answer")
+    label.add_argument("--note", help="a note for the team")
+    label.add_argument("--json", action="store_true", help="print the stored label as JSON")
+
+    agreement_cmd = commands.add_parser("agreement", help="how far reviewers agree on one run's answers")
+    agreement_cmd.add_argument("run_id", type=int, metavar="RUN_ID")
+    agreement_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+    golden_cmd = commands.add_parser("golden", help="golden sets: create, add answers, list")
+    golden_commands = golden_cmd.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
+    golden_create = golden_commands.add_parser("create", help="create an empty golden set")
+    golden_create.add_argument("name", metavar="NAME")
+    golden_create.add_argument("--description", default="")
+    golden_add = golden_commands.add_parser("add", help="add labelled answers to a set (one new version)")
+    golden_add.add_argument("name", metavar="NAME")
+    golden_add.add_argument("--response", type=int, action="append", required=True, metavar="ID",
+                            help="an answer id; repeat for several")
+    golden_list = golden_commands.add_parser("list", help="list golden sets with their versions and sizes")
+    golden_list.add_argument("--json", action="store_true", help="print JSON")
+
+    export_cmd = commands.add_parser("export", help="export a golden set (jsonl, csv, openai, promptfoo, parquet)")
+    export_cmd.add_argument("name", metavar="NAME")
+    export_cmd.add_argument("--format", required=True, choices=["jsonl", "csv", "openai", "promptfoo", "parquet"])
+    export_cmd.add_argument("--out", required=True, metavar="FILE")
+
+    import_cmd = commands.add_parser("import", help="import a JSONL or CSV file into a golden set")
+    import_cmd.add_argument("name", metavar="NAME")
+    import_cmd.add_argument("file", metavar="FILE")
+    import_cmd.add_argument("--skip-bad", action="store_true",
+                            help="import the valid lines of a file that has bad ones (default: import nothing)")
+    import_cmd.add_argument("--json", action="store_true", help="print JSON")
+
     models_cmd = commands.add_parser("models", help="the embedded model, then providers and whether their key is set")
     models_cmd.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -211,9 +251,94 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _reviewer(args) -> str:
+    return getattr(args, "reviewer", None) or os.environ.get("SPREAD_REVIEWER") or os.environ.get("USER") or ""
+
+
+def cmd_label(args) -> int:
+    from core import review
+
+    reviewer = _reviewer(args)
+    review.label(args.response_id, reviewer, review.Label(
+        verdict=args.verdict, score=args.score, tags=args.tag, correction=args.correction, note=args.note))
+    stored = [r for r in review.labels_for([args.response_id]) if r["reviewer"] == " ".join(reviewer.split())]
+    if args.json:
+        print(json.dumps(stored[0]))
+    else:
+        print(f"answer {args.response_id}: {args.verdict} by {reviewer}")
+    return 0
+
+
+def cmd_agreement(args) -> int:
+    from core import review
+
+    with store.connect() as db:
+        if store.get_run(db, args.run_id) is None:
+            raise SpreadError(f"no run with id {args.run_id}")
+    labels = review.labels_for_run(args.run_id)
+    result = review.agreement(labels) | {"disagreements": review.disagreements(labels)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    if result["percent"] is None:
+        print(f"run {args.run_id}: agreement needs two reviewers on the same answers "
+              f"(reviewers so far: {', '.join(result['reviewers']) or 'none'})")
+        return 0
+    print(f"run {args.run_id}: {len(result['reviewers'])} reviewers, {result['answers']} answers labelled by all: "
+          f"{result['percent']:.0%} agree, {result['kappa_kind']} kappa {result['kappa']}")
+    for row in result["disagreements"][:20]:
+        print(f"  answer {row['response_id']}: " + ", ".join(f"{r} {v}" for r, v in row["verdicts"].items()))
+    return 0
+
+
+def cmd_golden(args) -> int:
+    from core import golden
+
+    who = _reviewer(args)
+    if args.golden_command == "create":
+        golden.create_set(args.name, description=args.description, created_by=who)
+        print(f"golden set {args.name!r} created")
+    elif args.golden_command == "add":
+        version = golden.add_responses(args.name, args.response, who=who)
+        print(f"{len(args.response)} item(s) added to {args.name!r}: version {version}")
+    else:
+        sets = golden.list_sets()
+        if args.json:
+            print(json.dumps(sets))
+        for row in [] if args.json else sets:
+            print(f"{row['name']:<30} v{row['version']:<4} {row['items']:>5} items  {row['description'] or ''}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from core import export
+
+    from core import golden
+
+    count = export.export_to(args.name, args.format, args.out)
+    version = golden.get_set(args.name)["version"]
+    print(f"{count} items of {args.name!r} version {version} written to {args.out} ({args.format})")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from core import export
+
+    result = export.import_file(args.name, args.file, skip_bad=args.skip_bad, who=_reviewer(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['imported']} items imported into {args.name!r} (version {result['version']}), "
+              f"{result['skipped']} bad lines skipped")
+        for error in result["errors"][:20]:
+            print(f"  skipped {error}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run, "resume": cmd_resume, "cancel": cmd_cancel, "runs": cmd_runs,
-    "show": cmd_show, "models": cmd_models,
+    "show": cmd_show, "models": cmd_models, "label": cmd_label, "agreement": cmd_agreement,
+    "golden": cmd_golden, "export": cmd_export, "import": cmd_import,
 }
 
 if __name__ == "__main__":

@@ -72,6 +72,53 @@ def m002_embeddings(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_labels(db: Database) -> None:
+    db["labels"].create(
+        {
+            "id": int, "response_id": int, "reviewer": str, "verdict": str, "score": int, "tags": str,
+            "correction": str, "note": str, "via_cluster": int, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("response_id", "responses", "id")],
+    )
+    db["labels"].create_index(["response_id", "reviewer"], unique=True)
+    # Every change to a label, so nothing a reviewer said is lost when it is edited.
+    db["label_history"].create(
+        {
+            "id": int, "response_id": int, "reviewer": str, "verdict": str, "score": int, "tags": str,
+            "correction": str, "note": str, "via_cluster": int, "changed_at": str,
+        },
+        pk="id",
+    )
+    db["label_history"].create_index(["response_id"])
+
+
+@migrations()
+def m004_golden(db: Database) -> None:
+    db["golden_sets"].create(
+        {"id": int, "name": str, "description": str, "version": int, "created_at": str, "created_by": str},
+        pk="id",
+    )
+    db["golden_sets"].create_index(["name"], unique=True)
+    db["golden_items"].create(
+        {
+            "id": int, "set_id": int, "item_key": str, "system": str, "prompt": str, "vars": str,
+            "reference": str, "accepted": str, "rejected": str, "assertions": str, "tags": str,
+            "source_run_id": int, "source_response_id": int, "added_by": str, "created_at": str,
+            "updated_at": str, "deleted_at": str,
+        },
+        pk="id",
+        foreign_keys=[("set_id", "golden_sets", "id")],
+    )
+    db["golden_items"].create_index(["set_id", "item_key"], unique=True)
+    db["golden_changes"].create(
+        {"id": int, "set_id": int, "version": int, "action": str, "item_key": str, "changed_by": str,
+         "changed_at": str},
+        pk="id",
+    )
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 

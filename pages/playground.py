@@ -56,7 +56,7 @@ if submitted:
             api_base=api_base.strip() or None,
             per_model_concurrency=local_llm.PARALLEL_SLOTS,
         )
-        st.session_state["active_run"] = runner.start(spec, created_by=st.session_state.get("reviewer", ""))
+        st.session_state["active_run"] = runner.start(spec, created_by=st.session_state.get("who", ""))
     except SpreadError as e:
         errors.get(e.field or "", errors["prompt"]).error(str(e), icon=":material/error:")
 

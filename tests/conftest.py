@@ -40,3 +40,24 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if outcome.get_result().failed:
         item.failed = True
+
+
+@pytest.fixture(autouse=True)
+def navigation_only(monkeypatch):
+    """Keep Streamlit out of its legacy pages/-folder mode in AppTest.
+
+    AppTest resets Streamlit's process-wide "this app uses a pages/ folder" flag before
+    every run, so each run would start in the legacy mode that runs a page's file
+    directly, skipping app.py (its st.navigation, login gate and sidebar). A real
+    server leaves that mode after its first run, when app.py calls st.navigation; this
+    puts AppTest in the same steady state.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

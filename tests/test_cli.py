@@ -136,3 +136,49 @@ def test_show_json_reports_meaning_clusters_per_cell(stub, tmp_path):
     assert sorted(cold["clusters"][0]["member_ids"]) == sorted(a["id"] for a in cold["answers"])
     assert hot["n_clusters"] >= 2 and 0 < hot["consistency_low"] <= hot["consistency"] <= hot["consistency_high"]
     assert {"entropy", "mean_similarity", "length_mean", "latency_ms_p99", "cost_per_call_p95"} <= set(hot)
+
+
+def test_label_golden_export_import_from_the_command_line(stub, tmp_path):
+    stub.answers = ["Paris."]
+    db = str(tmp_path / "g.db")
+    spread("--db", db, "run", "--prompt", "What is the capital of France?", "--model", "openai/stub-a",
+           "--temperature", "0", "--n", "2", "--api-base", stub.base_url)
+    stored = last_json(spread("--db", db, "label", "1", "--verdict", "pass", "--reviewer", "ana", "--score", "5",
+                              "--tag", "geo", "--correction", "Paris is the capital of France.", "--json"))
+    assert (stored["verdict"], stored["reviewer"], stored["score"], stored["tags"]) == ("pass", "ana", 5, ["geo"])
+    spread("--db", db, "label", "1", "--verdict", "fail", "--reviewer", "ben")
+    agreement = last_json(spread("--db", db, "agreement", "1", "--json"))
+    assert agreement["percent"] == 0.0 and agreement["disagreements"][0]["response_id"] == 1
+
+    spread("--db", db, "golden", "create", "capitals")
+    assert "version 1" in spread("--db", db, "golden", "add", "capitals", "--response", "1").stdout
+    sets = last_json(spread("--db", db, "golden", "list", "--json"))
+    assert sets[0]["name"] == "capitals" and sets[0]["items"] == 1 and sets[0]["version"] == 1
+    for fmt in ("jsonl", "csv", "openai", "promptfoo", "parquet"):
+        out = tmp_path / f"capitals.{fmt}"
+        result = spread("--db", db, "export", "capitals", "--format", fmt, "--out", str(out))
+        assert out.stat().st_size > 0 and "version 1" in result.stdout
+    exported = (tmp_path / "capitals.jsonl").read_text()
+    assert json.loads(exported)["reference"] == "Paris is the capital of France."
+
+    other = str(tmp_path / "other.db")
+    imported = last_json(spread("--db", other, "import", "capitals", str(tmp_path / "capitals.jsonl"), "--json"))
+    assert imported["imported"] == 1 and imported["version"] == 1
+    again = tmp_path / "again.jsonl"
+    spread("--db", other, "export", "capitals", "--format", "jsonl", "--out", str(again))
+    assert again.read_text() == exported
+
+
+@pytest.mark.parametrize("args,message", [
+    (["label", "1", "--verdict", "pass", "--reviewer", "ana"], "no answer with id 1"),
+    (["golden", "add", "nope", "--response", "1"], "no golden set named 'nope'"),
+    (["export", "nope", "--format", "jsonl", "--out", "x.jsonl"], "no golden set named 'nope'"),
+    (["import", "s", "missing.jsonl"], "cannot read"),
+    (["import", "s", "data.txt"], "takes a .jsonl or .csv file"),
+    (["agreement", "5"], "no run with id 5"),
+])
+def test_review_commands_refuse_bad_input_with_one_line(args, message, tmp_path):
+    result = spread("--db", str(tmp_path / "e.db"), *args, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]

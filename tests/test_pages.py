@@ -142,3 +142,116 @@ def test_compare_page_shows_shared_and_unique_meanings_with_the_shift(stub):
     headers = [h.value for h in at.subheader]
     assert "Meanings both sides gave (1)" in headers and "Only in A (0)" in headers
     assert any(c.language == "diff" for c in at.code)
+
+
+def reviewed_app(name="ana") -> AppTest:
+    at = app().run()
+    at.sidebar.text_input(key="reviewer").input(name).run()
+    return at
+
+
+def test_review_page_asks_for_a_reviewer_first(stub):
+    finished_run(stub)
+    at = app().run()
+    at.switch_page("pages/review.py").run()
+    assert "Enter your name" in at.warning[0].value
+
+
+def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
+    from core import review
+
+    stub.answers = ["Paris.", "Lyon."]
+    run_id = finished_run(stub, temperatures=[0.0], n=5)  # T=0: five times "Paris."
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    assert at.subheader[0].value == "1 of 1 · Meaning cluster of 5 answers"
+    assert "0/5 answers labelled by ana" in at.get("progress")[0].proto.text
+    at.text_input(key="note_0").input("capital is right")
+    at.button(key="pass").click().run()
+    assert not at.exception
+    with store.connect() as db:
+        ids = [r["id"] for r in store.responses(db, run_id)]
+    labels = review.labels_for(ids)
+    assert len(labels) == 5 and {(r["verdict"], r["reviewer"], r["note"]) for r in labels} == {
+        ("pass", "ana", "capital is right")}
+    assert "5/5 answers labelled by ana" in at.get("progress")[0].proto.text
+
+
+def test_review_page_shows_agreement_and_disagreements_between_reviewers(stub):
+    from core import review
+
+    run_id = finished_run(stub, temperatures=[1.0], n=4)
+    with store.connect() as db:
+        ids = [r["id"] for r in store.responses(db, run_id)]
+    for rid, (a, b) in zip(ids, [("pass", "pass"), ("pass", "fail"), ("fail", "fail"), ("fail", "fail")]):
+        review.label(rid, "ana", review.Label(a))
+        review.label(rid, "ben", review.Label(b))
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[f"Run {run_id}: agreement"] == "75%"
+    assert metrics["Cohen's kappa"] == "0.50"
+    disputed = at.dataframe[-1].value
+    assert list(disputed["answer"]) == [ids[1]]
+
+
+def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
+    stub.answers = ["Paris."]
+    finished_run(stub, temperatures=[0.0], n=3)
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    at.button(key="pass").click().run()
+    at.text_input(key="golden_new").input("capitals")
+    at.button(key="golden_add").click().run()
+    assert not at.exception and "version 1" in at.success[0].value
+    at.switch_page("pages/golden.py").run()
+    assert not at.exception
+    assert at.selectbox(key="golden_set").value == "capitals"
+    table = at.dataframe[0].value
+    assert list(table["prompt"]) == ["What is the capital of France?"] and list(table["accepted"]) == [1]
+    downloads = at.get("download_button")
+    assert len(downloads) == 5
+    remove = [b for b in at.button if b.label == "Remove"]
+    remove[0].click().run()
+    assert at.dataframe[0].value.empty
+    at.toggle(key="golden_removed").set_value(True).run()
+    [b for b in at.button if b.label == "Restore"][0].click().run()
+    at.toggle(key="golden_removed").set_value(False).run()
+    assert len(at.dataframe[0].value) == 1
+    assert "v3" in at.selectbox(key="golden_set").format_func("capitals")  # add, remove, restore
+
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-secret",
+        "client_id": "id", "client_secret": "secret",
+        "server_metadata_url": "https://login.example.invalid/.well-known/openid-configuration"}
+
+
+@pytest.mark.parametrize("page", ["pages/playground.py", "pages/runs.py", "pages/spread.py", "pages/compare.py",
+                                  "pages/review.py", "pages/golden.py"])
+def test_with_login_configured_every_page_refuses_an_anonymous_visitor(stub, page):
+    finished_run(stub)
+    at = app()
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": False}
+    at.run()
+    at.switch_page(page).run()
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.dataframe and not at.text_area and not at.get("plotly_chart")
+
+
+def test_with_login_labels_carry_the_logged_in_identity(stub):
+    from core import review
+
+    stub.answers = ["Paris."]
+    run_id = finished_run(stub, temperatures=[0.0], n=2)
+    at = app()
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": True, "email": "ana@example.com", "name": "Ana"}
+    at.run()
+    assert not at.sidebar.text_input  # no name to type: the login says who
+    at.switch_page("pages/review.py").run()
+    at.button(key="pass").click().run()
+    with store.connect() as db:
+        ids = [r["id"] for r in store.responses(db, run_id)]
+    assert {r["reviewer"] for r in review.labels_for(ids)} == {"ana@example.com"}

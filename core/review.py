@@ -1,0 +1,305 @@
+"""Labels: who said an answer is right or wrong, for single answers and whole meaning clusters.
+
+One label per reviewer per answer, editable; every change is kept in `label_history`.
+A cluster label gives each member the verdict, marked `via_cluster` (the cluster's
+representative answer); a member labelled on its own afterwards is an override, and
+a later cluster label leaves overrides alone.
+
+Agreement between reviewers: percent agreement, Cohen's kappa (two reviewers,
+scikit-learn) and Fleiss' kappa (more, statsmodels), over the answers every one of
+them labelled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from core import store
+from core.config import SpreadError
+
+VERDICTS = ("pass", "fail", "unsure")
+MAX_TEXT = 20_000
+LABEL_FIELDS = ("verdict", "score", "tags", "correction", "note", "via_cluster")
+
+
+@dataclass
+class Label:
+    verdict: str
+    score: int | None = None
+    tags: list[str] | None = None
+    correction: str | None = None
+    note: str | None = None
+
+    def validated(self) -> "Label":
+        if self.verdict not in VERDICTS:
+            raise SpreadError(f"verdict must be one of {', '.join(VERDICTS)} (got {self.verdict!r})", "verdict")
+        if self.score is not None and (isinstance(self.score, bool) or self.score not in range(1, 6)):
+            raise SpreadError(f"score must be a whole number 1..5 (got {self.score!r})", "score")
+        tags = []
+        for tag in self.tags or []:
+            tag = " ".join(str(tag).split())
+            if not tag:
+                continue
+            if len(tag) > 50:
+                raise SpreadError(f"tag {tag[:20]!r}… is longer than 50 characters", "tags")
+            if tag not in tags:
+                tags.append(tag)
+        for name in ("correction", "note"):
+            value = getattr(self, name)
+            if value is not None and len(value) > MAX_TEXT:
+                raise SpreadError(f"{name} is longer than {MAX_TEXT:,} characters", name)
+        return Label(self.verdict, self.score, tags, (self.correction or None), (self.note or None))
+
+
+def _check_reviewer(reviewer: str) -> str:
+    reviewer = " ".join((reviewer or "").split())
+    if not reviewer:
+        raise SpreadError("no reviewer: enter your name (or log in) before labelling", "reviewer")
+    if len(reviewer) > 200:
+        raise SpreadError("reviewer name is longer than 200 characters", "reviewer")
+    return reviewer
+
+
+def label(response_id: int, reviewer: str, label: Label, *, db_path=None) -> None:
+    """Label one answer. Replaces this reviewer's earlier label of it (an override when
+    it came from a cluster); other reviewers' labels are never touched."""
+    _write_labels([response_id], _check_reviewer(reviewer), label.validated(), via_cluster=None,
+                  keep_overrides=False, db_path=db_path)
+
+
+def label_cluster(member_ids: list[int], representative_id: int, reviewer: str, label: Label, *,
+                  db_path=None) -> int:
+    """Label every member of a meaning cluster at once; returns how many labels were written.
+    Members this reviewer labelled on their own keep that label."""
+    if not member_ids:
+        raise SpreadError("the cluster has no members")
+    return _write_labels(member_ids, _check_reviewer(reviewer), label.validated(), via_cluster=representative_id,
+                         keep_overrides=True, db_path=db_path)
+
+
+def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_overrides, db_path) -> int:
+    now = store.now_iso()
+    values = {"verdict": label.verdict, "score": label.score, "tags": json.dumps(label.tags),
+              "correction": label.correction, "note": label.note, "via_cluster": via_cluster}
+    written = 0
+    with store.connect(db_path) as db:
+        with store.write(db):  # read-then-write: take the write lock first
+            known = _existing_ids(db, response_ids)
+            missing = sorted(set(response_ids) - known)
+            if missing:
+                raise SpreadError(f"no answer with id {missing[0]}")
+            current = {row["response_id"]: row for row in db.query(
+                f"select * from labels where reviewer = ? and response_id in ({','.join('?' * len(response_ids))})",
+                [reviewer, *response_ids])}
+            for response_id in response_ids:
+                old = current.get(response_id)
+                if old and keep_overrides and old["via_cluster"] is None:
+                    continue  # an individual decision outranks a cluster label
+                if old and all(old[k] == values[k] for k in LABEL_FIELDS):
+                    continue
+                if old:
+                    db["labels"].update(old["id"], values | {"updated_at": now})
+                else:
+                    db["labels"].insert(values | {"response_id": response_id, "reviewer": reviewer,
+                                                  "created_at": now, "updated_at": now})
+                db["label_history"].insert(values | {"response_id": response_id, "reviewer": reviewer,
+                                                     "changed_at": now})
+                written += 1
+    return written
+
+
+def _existing_ids(db, ids) -> set[int]:
+    found = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found |= {r[0] for r in db.execute(
+            f"select id from responses where id in ({','.join('?' * len(chunk))})", chunk).fetchall()}
+    return found
+
+
+def labels_for(response_ids: list[int], *, db_path=None) -> list[dict]:
+    """Every reviewer's current label of these answers."""
+    out = []
+    with store.connect(db_path) as db:
+        for start in range(0, len(response_ids), 500):
+            chunk = response_ids[start:start + 500]
+            out += [_decode(r) for r in db.query(
+                f"select * from labels where response_id in ({','.join('?' * len(chunk))}) order by response_id, reviewer",
+                chunk)]
+    return out
+
+
+def labels_for_run(run_id: int, *, db_path=None) -> list[dict]:
+    with store.connect(db_path) as db:
+        return [_decode(r) for r in db.query(
+            "select labels.* from labels join responses on responses.id = labels.response_id "
+            "where responses.run_id = ? order by labels.response_id, labels.reviewer", [run_id])]
+
+
+def history(response_id: int, *, db_path=None) -> list[dict]:
+    with store.connect(db_path) as db:
+        return [_decode(r) for r in db.query(
+            "select * from label_history where response_id = ? order by id", [response_id])]
+
+
+def known_tags(*, db_path=None) -> list[str]:
+    """Tags already used, most used first: suggestions for the next label."""
+    counts: dict[str, int] = {}
+    with store.connect(db_path) as db:
+        for (tags,) in db.execute("select tags from labels where tags is not null and tags != '[]'").fetchall():
+            for tag in json.loads(tags):
+                counts[tag] = counts.get(tag, 0) + 1
+    return sorted(counts, key=lambda t: (-counts[t], t))
+
+
+def _decode(row: dict) -> dict:
+    row = dict(row)
+    row["tags"] = json.loads(row["tags"]) if row.get("tags") else []
+    return row
+
+
+# --- agreement ------------------------------------------------------------------------
+
+def verdict_table(labels: list[dict]) -> dict[int, dict[str, str]]:
+    """response_id -> {reviewer: verdict}."""
+    table: dict[int, dict[str, str]] = {}
+    for row in labels:
+        table.setdefault(row["response_id"], {})[row["reviewer"]] = row["verdict"]
+    return table
+
+
+def agreement(labels: list[dict]) -> dict:
+    """Agreement over the answers that every reviewer labelled.
+
+    percent: share of those answers on which all reviewers gave the same verdict.
+    kappa: Cohen's (two reviewers) or Fleiss' (three or more): agreement beyond chance.
+    """
+    table = verdict_table(labels)
+    reviewers = sorted({r for verdicts in table.values() for r in verdicts})
+    common = [rid for rid, verdicts in table.items() if len(verdicts) == len(reviewers)]
+    result = {"reviewers": reviewers, "answers": len(common), "percent": None, "kappa": None,
+              "kappa_kind": None, "pairs": []}
+    if len(reviewers) < 2 or not common:
+        return result
+    rows = [[table[rid][r] for r in reviewers] for rid in common]
+    result["percent"] = round(sum(len(set(row)) == 1 for row in rows) / len(rows), 4)
+    if len(reviewers) == 2:
+        result["kappa"], result["kappa_kind"] = _cohen([r[0] for r in rows], [r[1] for r in rows]), "cohen"
+    else:
+        from statsmodels.stats.inter_rater import fleiss_kappa
+
+        counts = np.array([[row.count(v) for v in VERDICTS] for row in rows])
+        result["kappa"], result["kappa_kind"] = _finite(fleiss_kappa(counts, method="fleiss")), "fleiss"
+    for a, b in combinations(reviewers, 2):  # every pair, over the answers both labelled
+        shared = [rid for rid, v in table.items() if a in v and b in v]
+        if shared:
+            first, second = [table[r][a] for r in shared], [table[r][b] for r in shared]
+            result["pairs"].append({
+                "reviewers": [a, b], "answers": len(shared),
+                "percent": round(sum(x == y for x, y in zip(first, second)) / len(shared), 4),
+                "kappa": _cohen(first, second)})
+    return result
+
+
+def _cohen(first: list[str], second: list[str]) -> float | None:
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(first) | set(second)) == 1:
+        return 1.0  # both gave one and the same verdict everywhere: chance agreement is 1 too
+    return _finite(cohen_kappa_score(first, second, labels=list(VERDICTS)))
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else round(value, 4)
+
+
+def disagreements(labels: list[dict]) -> list[dict]:
+    """Answers on which reviewers gave different verdicts."""
+    return [{"response_id": rid, "verdicts": verdicts}
+            for rid, verdicts in verdict_table(labels).items() if len(set(verdicts.values())) > 1]
+
+
+def majority(labels: list[dict]) -> dict[int, str]:
+    """response_id -> the verdict most reviewers gave ("unsure" on a tie)."""
+    out = {}
+    for rid, verdicts in verdict_table(labels).items():
+        values = list(verdicts.values())
+        top = max(VERDICTS, key=values.count)
+        tied = [v for v in VERDICTS if values.count(v) == values.count(top)]
+        out[rid] = top if len(tied) == 1 else "unsure"
+    return out
+
+
+# --- the review queue -----------------------------------------------------------------
+
+def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, threshold: float | None = None,
+          models: list[str] | None = None, temperatures: list[float] | None = None,
+          unlabelled_only: bool = False, disagreements_only: bool = False, db_path=None) -> dict:
+    """What a reviewer has to look at: meaning clusters largest first, then single answers.
+
+    Returns {"items": [...], "total": answers in scope, "labelled": of those, by this reviewer}.
+    Each item: kind ("cluster" or "answer"), run_id, prompt, system, representative text
+    and id, member_ids, and this reviewer's verdicts of the members.
+    """
+    from core import spread
+
+    items, total, labelled = [], 0, 0
+    for run_id in run_ids:
+        with store.connect(db_path) as db:
+            run = store.get_run(db, run_id)
+        if run is None:
+            raise SpreadError(f"no run with id {run_id}")
+        analysis = spread.analyse_run(run_id, method=method, threshold=threshold or spread.DEFAULT_THRESHOLD,
+                                      db_path=db_path, with_map=False)
+        answers = analysis.answers
+        if models:
+            answers = answers[answers["model"].isin(models)]
+        if temperatures:
+            answers = answers[answers["temperature"].isin([float(t) for t in temperatures])]
+        run_labels = labels_for_run(run_id, db_path=db_path)
+        mine = {row["response_id"]: row for row in run_labels if row["reviewer"] == reviewer}
+        disputed = {d["response_id"] for d in disagreements(run_labels)}
+        total += len(answers)
+        labelled += sum(rid in mine for rid in answers["id"])
+        for cluster_id, group in answers.groupby("cluster", sort=True):
+            member_ids = [int(i) for i in group["id"]]
+            if unlabelled_only and all(m in mine for m in member_ids):
+                continue
+            if disagreements_only and not disputed & set(member_ids):
+                continue
+            cluster = analysis.clusters[int(cluster_id)]
+            representative_id = cluster.representative_id if cluster.representative_id in member_ids else member_ids[0]
+            verdicts = {m: mine[m]["verdict"] for m in member_ids if m in mine}
+            cluster_verdicts = {mine[m]["verdict"] for m in member_ids if m in mine and mine[m]["via_cluster"]}
+            items.append({
+                "kind": "cluster" if len(member_ids) > 1 else "answer",
+                "run_id": run_id, "cluster": int(cluster_id), "size": len(member_ids),
+                "prompt": run["spec"]["prompt"], "system": run["spec"].get("system") or "",
+                "representative_id": representative_id,
+                "representative": group.loc[group["id"] == representative_id, "text"].iloc[0],
+                "member_ids": member_ids, "verdicts": verdicts,
+                "overrides": [m for m in member_ids if m in mine and mine[m]["via_cluster"] is None
+                              and cluster_verdicts and mine[m]["verdict"] not in cluster_verdicts],
+                "disputed": sorted(disputed & set(member_ids)),
+            })
+    # Clusters first (largest first), then single answers, keeping run order.
+    items.sort(key=lambda item: (item["kind"] != "cluster", -item["size"]))
+    return {"items": items, "total": total, "labelled": labelled}
+
+
+def members(member_ids: list[int], reviewer: str, *, db_path=None) -> list[dict]:
+    """A cluster's answers with this reviewer's verdict and whether it overrides the cluster label."""
+    with store.connect(db_path) as db:
+        texts = dict(db.execute(
+            f"select id, text from responses where id in ({','.join('?' * len(member_ids))})", member_ids).fetchall())
+    mine = {r["response_id"]: r for r in labels_for(member_ids, db_path=db_path) if r["reviewer"] == reviewer}
+    cluster_verdicts = {r["verdict"] for r in mine.values() if r["via_cluster"] is not None}
+    return [{"id": m, "text": texts.get(m, ""), "verdict": mine[m]["verdict"] if m in mine else None,
+             "override": m in mine and mine[m]["via_cluster"] is None and bool(cluster_verdicts)
+             and mine[m]["verdict"] not in cluster_verdicts}
+            for m in member_ids]

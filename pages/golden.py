@@ -1,0 +1,100 @@
+"""Golden sets: browse, filter, edit, remove (and undo), export and import."""
+
+import pandas as pd
+import streamlit as st
+
+from core import export, golden
+from core.config import SpreadError
+
+st.title("Golden sets")
+who = st.session_state.get("who", "")
+
+sets = golden.list_sets()
+with st.expander("New golden set", expanded=not sets):
+    with st.form("new_set", clear_on_submit=True):
+        name = st.text_input("Name", key="new_set_name")
+        description = st.text_input("Description", key="new_set_description")
+        if st.form_submit_button("Create"):
+            try:
+                golden.create_set(name, description=description, created_by=who)
+                st.rerun()
+            except SpreadError as e:
+                st.error(str(e))
+if not sets:
+    st.info("No golden sets yet. Create one here, or add answers from the Review page.")
+    st.stop()
+
+labels = {s["name"]: f"{s['name']} · v{s['version']} · {s['items']} items" for s in sets}
+name = st.selectbox("Golden set", list(labels), format_func=labels.get, key="golden_set")
+current = next(s for s in sets if s["name"] == name)
+st.caption(f"Version {current['version']} · created by {current['created_by'] or 'unknown'} · "
+           f"{current['description'] or ''}")
+
+left, right = st.columns([3, 1])
+search = left.text_input("Filter by text", key="golden_search", placeholder="words in the prompt or reference")
+show_removed = right.toggle("Show removed items", key="golden_removed")
+items = golden.items(name, include_removed=show_removed)
+all_tags = sorted({t for item in items for t in item["tags"]})
+tag_filter = st.multiselect("Tags", all_tags, key="golden_tags")
+shown = [i for i in items
+         if (not search or search.lower() in f"{i['prompt']} {i['reference'] or ''}".lower())
+         and (not tag_filter or set(tag_filter) & set(i["tags"]))]
+
+st.dataframe(pd.DataFrame([{
+    "item": i["item_key"][:8], "prompt": i["prompt"], "reference": i["reference"],
+    "accepted": len(i["accepted"]), "rejected": len(i["rejected"]), "tags": ", ".join(i["tags"]),
+    "added by": i["added_by"], "removed": bool(i["deleted_at"]),
+} for i in shown]), hide_index=True, width="stretch")
+
+for item in shown:
+    title = f"{item['item_key'][:8]} · {' '.join(item['prompt'].split())[:80]}"
+    with st.expander(title + (" (removed)" if item["deleted_at"] else "")):
+        st.caption("System")
+        st.text(item["system"] or "—")
+        st.caption("Prompt")
+        st.text(item["prompt"])
+        st.caption(f"Accepted answers ({len(item['accepted'])})")
+        st.text("\n".join(f"✓ {a}" for a in item["accepted"]) or "—")
+        st.caption(f"Rejected answers ({len(item['rejected'])})")
+        st.text("\n".join(f"✗ {r}" for r in item["rejected"]) or "—")
+        with st.form(f"edit_{item['item_key']}"):
+            reference = st.text_area("Reference answer", item["reference"] or "", key=f"ref_{item['item_key']}")
+            tags = st.multiselect("Tags", sorted(set(all_tags) | set(item["tags"])), default=item["tags"],
+                                  accept_new_options=True, key=f"tags_{item['item_key']}")
+            if st.form_submit_button("Save"):
+                golden.edit_item(name, item["item_key"], reference=reference, tags=tags, who=who)
+                st.rerun()
+        if item["deleted_at"]:
+            if st.button("Restore", key=f"restore_{item['item_key']}"):
+                golden.restore_item(name, item["item_key"], who=who)
+                st.rerun()
+        elif st.button("Remove", key=f"remove_{item['item_key']}"):
+            golden.remove_item(name, item["item_key"], who=who)
+            st.rerun()
+
+st.subheader("Export")
+mime = {"jsonl": "application/jsonl", "csv": "text/csv", "openai": "application/jsonl",
+        "promptfoo": "application/yaml", "parquet": "application/octet-stream"}
+suffix = {"jsonl": "jsonl", "csv": "csv", "openai": "openai.jsonl", "promptfoo": "promptfoo.yaml",
+          "parquet": "parquet"}
+columns = st.columns(len(export.FORMATS))
+for column, fmt in zip(columns, export.FORMATS):
+    column.download_button(fmt, export.export(name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
+                           mime=mime[fmt], key=f"export_{fmt}")
+
+st.subheader("Import")
+upload = st.file_uploader("JSONL or CSV", type=["jsonl", "csv"], key="golden_upload")
+skip_bad = st.checkbox("Skip bad lines (otherwise a file with any bad line imports nothing)", key="golden_skip")
+if upload is not None and st.button("Import into this set", key="golden_import"):
+    fmt = "csv" if upload.name.lower().endswith(".csv") else "jsonl"
+    try:
+        result = export.import_bytes(name, upload.getvalue(), fmt, skip_bad=skip_bad, who=who)
+        st.success(f"{result['imported']} items imported (version {result['version']}), "
+                   f"{result['skipped']} bad lines skipped")
+        for error in result["errors"][:20]:
+            st.caption(error)
+    except SpreadError as e:
+        st.error(str(e))
+
+with st.expander("History"):
+    st.dataframe(pd.DataFrame(golden.changes(name)), hide_index=True)

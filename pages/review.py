@@ -1,0 +1,159 @@
+"""Review: label meaning clusters (largest first), then single answers; see where reviewers disagree."""
+
+import pandas as pd
+import streamlit as st
+
+from core import embed, golden, review, spread, store
+from core.config import SpreadError
+
+st.title("Review")
+who = st.session_state.get("who", "")
+if not who:
+    st.warning("Enter your name as reviewer in the sidebar first: every label records who gave it.")
+    st.stop()
+
+with store.connect() as db:
+    runs = store.list_runs(db)
+if not runs:
+    st.info("No runs yet. Start one in the Playground.")
+    st.stop()
+names = {r["id"]: f"{r['id']} · {r['name']}" for r in runs}
+
+with st.expander("What to review", expanded=True):
+    left, right = st.columns(2)
+    run_ids = left.multiselect("Runs", list(names), default=[runs[0]["id"]], format_func=names.get, key="review_runs")
+    chosen = [r for r in runs if r["id"] in run_ids]
+    all_models = sorted({m for r in chosen for m in r["models"]})
+    all_temperatures = sorted({t for r in chosen for t in r["temperatures"]})
+    models = right.multiselect("Models (none = all)", all_models, key="review_models")
+    temperatures = right.multiselect("Temperatures (none = all)", all_temperatures, key="review_temperatures")
+    a, b, c, d = st.columns(4)
+    unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled")
+    disagreements_only = b.toggle("Disagreements only", key="review_disagreements")
+    methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
+    method = c.selectbox("Group by", methods, format_func=embed.METHODS.get, key="review_method")
+    threshold = d.slider("Similarity", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="review_threshold")
+
+if not run_ids:
+    st.info("Pick at least one run.")
+    st.stop()
+
+result = review.queue(run_ids, who, method=method, threshold=threshold, models=models,
+                      temperatures=temperatures, unlabelled_only=unlabelled_only,
+                      disagreements_only=disagreements_only)
+items = result["items"]
+st.progress(result["labelled"] / max(result["total"], 1),
+            text=f"{result['labelled']}/{result['total']} answers labelled by {who}")
+if not items:
+    st.success("Nothing left to review with these filters.")
+else:
+    position = min(st.session_state.get("review_position", 0), len(items) - 1)
+    item = items[position]
+    context, answer = st.columns([2, 3])
+    with context:
+        st.caption(f"Run {item['run_id']} · prompt")
+        st.text(item["prompt"])
+        if item["system"]:
+            st.caption("System")
+            st.text(item["system"])
+    with answer:
+        kind = (f"Meaning cluster of {item['size']} answers" if item["kind"] == "cluster" else "Single answer")
+        st.subheader(f"{position + 1} of {len(items)} · {kind}")
+        st.caption("Representative answer" if item["kind"] == "cluster" else "Answer")
+        st.text(item["representative"])  # model output: shown as text, never rendered
+        mine = item["verdicts"]
+        if mine:
+            counts = pd.Series(list(mine.values())).value_counts().to_dict()
+            st.caption("Your labels here: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+        if item["overrides"]:
+            st.caption(f"Overridden individually: answers {', '.join(map(str, item['overrides']))}")
+        if item["disputed"]:
+            st.caption(f"Reviewers disagree on answers {', '.join(map(str, item['disputed']))}")
+
+        st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{position}")
+        st.multiselect("Tags", review.known_tags(), key=f"tags_{position}", accept_new_options=True)
+        st.text_area("Corrected or ideal answer", key=f"correction_{position}", height=80)
+        st.text_input("Note", key=f"note_{position}")
+
+        def save(verdict: str) -> None:
+            # Read the fields from session state: a callback's closure holds the previous run's values.
+            state = st.session_state
+            label = review.Label(verdict, score=state.get(f"score_{position}"), tags=state.get(f"tags_{position}"),
+                                 correction=state.get(f"correction_{position}") or None,
+                                 note=state.get(f"note_{position}") or None)
+            try:
+                if item["kind"] == "cluster":
+                    review.label_cluster(item["member_ids"], item["representative_id"], who, label)
+                else:
+                    review.label(item["member_ids"][0], who, label)
+            except SpreadError as e:
+                st.session_state["review_error"] = str(e)
+                return
+            st.session_state["review_position"] = position + 1
+
+        buttons = st.columns(5)
+        buttons[0].button("Pass", shortcut="P", on_click=save, args=("pass",), type="primary", key="pass")
+        buttons[1].button("Fail", shortcut="F", on_click=save, args=("fail",), key="fail")
+        buttons[2].button("Unsure", shortcut="U", on_click=save, args=("unsure",), key="unsure")
+        buttons[3].button("Previous", shortcut="K", key="previous", disabled=position == 0,
+                          on_click=lambda: st.session_state.update(review_position=max(position - 1, 0)))
+        buttons[4].button("Next", shortcut="J", key="next", disabled=position >= len(items) - 1,
+                          on_click=lambda: st.session_state.update(review_position=position + 1))
+        st.caption("Keys: P pass · F fail · U unsure · J next · K previous. A cluster label applies to "
+                   "every member; members you labelled one by one keep their own label.")
+        if error := st.session_state.pop("review_error", None):
+            st.error(error)
+
+    if item["kind"] == "cluster":
+        with st.expander(f"The {item['size']} members: change a verdict to override it for one answer"):
+            table = pd.DataFrame(review.members(item["member_ids"], who))
+            edited = st.data_editor(
+                table, hide_index=True, key=f"members_{item['run_id']}_{item['cluster']}",
+                disabled=["id", "text", "override"],
+                column_config={"verdict": st.column_config.SelectboxColumn(options=list(review.VERDICTS))},
+            )
+            for before, after in zip(table.itertuples(), edited.itertuples()):
+                if after.verdict and after.verdict != before.verdict:
+                    review.label(int(after.id), who, review.Label(after.verdict))
+                    st.rerun()
+            cluster_labels = review.labels_for(item["member_ids"])
+            stats = review.agreement(cluster_labels)
+            if stats["percent"] is not None:
+                st.caption(f"Reviewers agree on {stats['percent']:.0%} of this cluster's answers "
+                           f"({stats['kappa_kind']} kappa {stats['kappa']})")
+
+    with st.popover("Add to a golden set"):
+        sets = [s["name"] for s in golden.list_sets()]
+        target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
+        new_name = st.text_input("…or a new set", key="golden_new")
+        if st.button("Add the representative answer", key="golden_add"):
+            try:
+                name = new_name.strip() or target
+                if name and name not in sets:
+                    golden.create_set(name, created_by=who)
+                version = golden.add_responses(name or "", [item["representative_id"]], who=who)
+                st.success(f"Added to {name!r}: version {version}")
+            except SpreadError as e:
+                st.error(str(e))
+
+st.divider()
+st.subheader("Agreement")
+for run_id in run_ids:
+    labels = review.labels_for_run(run_id)
+    stats = review.agreement(labels)
+    if stats["percent"] is None:
+        st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
+                   f"(so far: {', '.join(stats['reviewers']) or 'nobody'}).")
+        continue
+    kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
+    a, b, c = st.columns(3)
+    a.metric(f"Run {run_id}: agreement", f"{stats['percent']:.0%}", help=f"over {stats['answers']} answers "
+             "labelled by every reviewer")
+    b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
+             help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
+    c.metric("Reviewers", len(stats["reviewers"]))
+    disputed = review.disagreements(labels)
+    if disputed:
+        st.caption("Answers the reviewers disagree on")
+        st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),
+                     hide_index=True)

@@ -1,0 +1,167 @@
+"""Golden sets: build from labels, version, edit, soft-remove; export every format; import safely."""
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from core import export, golden, review, store
+from core.config import SpreadError
+from test_review import make_answers
+
+
+@pytest.fixture
+def labelled():
+    """A run with two reviewers' labels: Paris passes, Lyon fails."""
+    ids = make_answers(["Paris", "Paris", "The capital of France is Paris.", "Lyon", "Lyon"])
+    for reviewer in ("ana", "ben"):
+        for rid in ids[:3]:
+            review.label(rid, reviewer, review.Label("pass", tags=["geo"]))
+        for rid in ids[3:]:
+            review.label(rid, reviewer, review.Label("fail"))
+    review.label(ids[0], "ana", review.Label("pass", tags=["geo"], correction="Paris is the capital of France."))
+    return ids
+
+
+def test_an_item_from_a_labelled_answer_carries_input_reference_accepted_and_rejected(labelled):
+    golden.create_set("capitals", created_by="ana")
+    version = golden.add_responses("capitals", [labelled[0]], who="ana")
+    assert version == 1
+    (item,) = golden.items("capitals")
+    assert item["prompt"] == "What is the capital of France?" and item["system"] == ""
+    assert item["reference"] == "Paris is the capital of France."  # the correction wins
+    assert item["accepted"] == ["Paris", "The capital of France is Paris."]
+    assert item["rejected"] == ["Lyon"]
+    assert item["tags"] == ["geo"] and item["added_by"] == "ana"
+    assert item["source_response_id"] == labelled[0]
+
+
+def test_every_change_is_a_new_version_and_removal_can_be_undone(labelled):
+    golden.create_set("capitals")
+    assert golden.add_responses("capitals", [labelled[0], labelled[2]], who="ana") == 1
+    key = golden.items("capitals")[0]["item_key"]
+    assert golden.edit_item("capitals", key, reference="Paris.", tags=["geo", "easy"], who="ben") == 2
+    assert golden.remove_item("capitals", key, who="ben") == 3
+    assert len(golden.items("capitals")) == 1
+    assert len(golden.items("capitals", include_removed=True)) == 2
+    assert golden.restore_item("capitals", key, who="ben") == 4
+    assert golden.items("capitals")[0]["reference"] == "Paris."
+    assert [c["action"] for c in golden.changes("capitals")] == ["add", "edit", "remove", "restore"]
+    assert golden.list_sets()[0]["version"] == 4
+
+
+def test_set_names_are_unique_and_checked():
+    golden.create_set("a")
+    with pytest.raises(SpreadError, match="already exists"):
+        golden.create_set("a")
+    with pytest.raises(SpreadError, match="needs a name"):
+        golden.create_set(" ")
+    with pytest.raises(SpreadError, match="no golden set named"):
+        golden.add_responses("nope", [1])
+
+
+@pytest.fixture
+def golden_set(labelled):
+    golden.create_set("capitals")
+    golden.add_responses("capitals", [labelled[0], labelled[2]], who="ana")
+    return "capitals"
+
+
+def test_jsonl_round_trip_into_an_empty_database_is_identical(golden_set, tmp_path, monkeypatch):
+    first = tmp_path / "first.jsonl"
+    export.export_to(golden_set, "jsonl", first)
+    lines = first.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["set_version"] == 1
+    monkeypatch.setenv("SPREAD_DB", str(tmp_path / "empty.db"))
+    result = export.import_file(golden_set, first)
+    assert result["imported"] == 2 and result["version"] == 1
+    second = tmp_path / "second.jsonl"
+    export.export_to(golden_set, "jsonl", second)
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_csv_round_trip_keeps_every_field(golden_set, tmp_path, monkeypatch):
+    out = tmp_path / "set.csv"
+    export.export_to(golden_set, "csv", out)
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2 and json.loads(rows[0]["accepted"]) == ["Paris", "The capital of France is Paris."]
+    original = export.records(golden_set)
+    monkeypatch.setenv("SPREAD_DB", str(tmp_path / "empty.db"))
+    export.import_file("copy", out)
+    copied = export.records("copy")
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "set"} for r in rs]  # noqa: E731
+    assert strip(copied) == strip(original)
+
+
+def test_openai_promptfoo_and_parquet_exports(golden_set, tmp_path):
+    openai = (tmp_path / "ft.jsonl")
+    export.export_to(golden_set, "openai", openai)
+    first = json.loads(openai.read_text().splitlines()[0])
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+    assert first["messages"][1]["content"] == "Paris is the capital of France."
+
+    promptfoo = tmp_path / "tests.yaml"
+    export.export_to(golden_set, "promptfoo", promptfoo)
+    text = promptfoo.read_text()
+    assert "version 1" in text.splitlines()[0]
+    tests = yaml.safe_load(text)
+    assert tests[0]["vars"]["prompt"] == "What is the capital of France?"
+    kinds = [a["type"] for a in tests[0]["assert"]]
+    assert kinds == ["similar", "not-similar"]
+    assert tests[0]["assert"][1]["value"] == "Lyon"
+
+    parquet = tmp_path / "set.parquet"
+    export.export_to(golden_set, "parquet", parquet)
+    table = pq.read_table(parquet)
+    assert table.num_rows == 2 and table.column("accepted").to_pylist()[0] == ["Paris", "The capital of France is Paris."]
+    assert table.schema.metadata[b"set_version"] == b"1"
+
+
+def test_removed_items_are_not_exported(golden_set, tmp_path):
+    key = golden.items(golden_set)[0]["item_key"]
+    golden.remove_item(golden_set, key)
+    assert len(export.records(golden_set)) == 1
+
+
+def test_a_malformed_file_imports_nothing_and_names_the_line(tmp_path):
+    good = {"input": {"prompt": "2+2?"}, "reference": "4", "accepted": ["4", "four"], "rejected": ["5"]}
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([json.dumps(good), "{not json", json.dumps({"input": {}}),
+                               json.dumps(good | {"accepted": "4"})]) + "\n")
+    with pytest.raises(SpreadError, match=r"line 2: not valid JSON.*\(and 2 more\)"):
+        export.import_file("maths", path)
+    with store.connect() as db:
+        assert db["golden_sets"].count == 0 and db["golden_items"].count == 0
+    result = export.import_file("maths", path, skip_bad=True)
+    assert result["imported"] == 1 and result["skipped"] == 3
+    assert result["errors"][1] == "line 3: missing input.prompt (the user message)"
+    assert result["errors"][2] == "line 4: accepted must be a list of texts"
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"\xff\xfe\x00bad", "not UTF-8"),
+    (b"", "no valid items"),
+])
+def test_unreadable_files_get_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(SpreadError, match=message):
+        export.import_file("s", path)
+
+
+def test_csv_without_a_prompt_column_is_refused(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("question,answer\nwhat,that\n")
+    with pytest.raises(SpreadError, match="no 'prompt' column"):
+        export.import_file("s", path)
+
+
+def test_export_of_an_unknown_set_or_format_is_refused(golden_set, tmp_path):
+    with pytest.raises(SpreadError, match="no golden set"):
+        export.export_to("nope", "jsonl", tmp_path / "x")
+    with pytest.raises(SpreadError, match="unknown format"):
+        export.export(golden_set, "xml")
+    assert not (tmp_path / "x").exists()
