@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import config
+from core import config, display
 
 
 def login_configured() -> bool:
@@ -17,7 +17,7 @@ def reviewer_sidebar() -> None:
     """Who is reviewing: the logged-in user, or a name given once per session."""
     if login_configured():
         st.session_state["who"] = st.user.get("email") or st.user.get("name") or ""
-        st.caption(f"Signed in as **{st.session_state['who']}**")
+        st.caption(f"Signed in as **{display.inert(st.session_state['who'])}**")
         st.button("Log out", on_click=st.logout)
     else:
         st.text_input("Reviewer", key="reviewer", placeholder="your name",

@@ -10,15 +10,23 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
-from core import config, runner, spread, store
+from core import runner, store
 from core.config import SpreadError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (and `spread COMMAND --help` for the rest)."""
+
+    def error(self, message: str):
+        self.exit(2, f"spread: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="spread",
         description="Sample one prompt across models × temperatures × N and measure how far the answers spread.",
     )
@@ -27,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start a run and wait for it to finish",
                               description="Sample a prompt over models × temperatures × N, storing each answer as it arrives.")
-    run.add_argument("--prompt", required=True, help="the user message")
-    run.add_argument("--system", default="", help="the system message")
+    prompt = run.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="the user message")
+    prompt.add_argument("--prompt-file", metavar="PATH", help="read the user message from a UTF-8 file (- for stdin)")
+    system = run.add_mutually_exclusive_group()
+    system.add_argument("--system", default="", help="the system message")
+    system.add_argument("--system-file", metavar="PATH", help="read the system message from a UTF-8 file")
     run.add_argument("--model", action="append", required=True, metavar="ID",
                      help="a litellm model id; repeat for several (local/gemma-3-270m is the embedded model)")
     run.add_argument("--temperature", action="append", type=float, required=True, metavar="T",
@@ -61,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", type=int, metavar="RUN_ID")
     show.add_argument("--method", choices=["minilm", "tfidf", "exact"],
                       help="group answers by meaning (minilm, the default when installed), wording (tfidf) or exact text")
-    show.add_argument("--threshold", type=float, default=spread.DEFAULT_THRESHOLD,
-                      help=f"similarity for two answers to share a cluster (default {spread.DEFAULT_THRESHOLD})")
+    show.add_argument("--threshold", type=float,
+                      help="similarity for two answers to share a cluster (default 0.65, as in the app)")
     show.add_argument("--json", action="store_true", help="print JSON")
 
     label = commands.add_parser("label", help="label one answer pass / fail / unsure",
@@ -122,9 +134,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spread: interrupted; `spread resume RUN_ID` fills in what is missing", file=sys.stderr)
         return 130
+    except sqlite3.OperationalError as e:  # a locked or read-only file after the busy timeout
+        print(f"spread: error: database: {e}", file=sys.stderr)
+        return 1
+
+
+def _read_text(path: str) -> str:
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise SpreadError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpreadError(f"{path} is not valid UTF-8 text (byte {e.start})") from None
 
 
 def cmd_run(args) -> int:
+    if args.prompt_file:
+        args.prompt = _read_text(args.prompt_file)
+    if args.system_file:
+        args.system = _read_text(args.system_file)
     spec = runner.RunSpec(
         prompt=args.prompt, system=args.system, models=args.model, temperatures=args.temperature,
         n=args.n, max_tokens=args.max_tokens, seed=args.seed, top_p=args.top_p,
@@ -193,6 +223,10 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from core import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
+
+    if args.threshold is None:
+        args.threshold = spread.DEFAULT_THRESHOLD
     if not 0 < args.threshold <= 1:
         raise SpreadError("the threshold must be in (0, 1]")
     with store.connect() as db:

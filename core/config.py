@@ -26,6 +26,17 @@ class SpreadError(Exception):
         self.field = field
 
 
+def check_text(text: str, what: str, field: str | None = None) -> None:
+    """Refuse text SQLite or a provider cannot take: NUL characters, or bytes that were not
+    UTF-8 (Python keeps those from the command line as lone surrogates)."""
+    if "\x00" in text:
+        raise SpreadError(f"{what} contains a NUL character", field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpreadError(f"{what} is not valid UTF-8 text", field) from None
+
+
 def db_path() -> Path:
     return Path(os.environ.get("SPREAD_DB") or PROJECT_ROOT / "data" / "spread.db")
 

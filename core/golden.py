@@ -14,7 +14,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from core import review, store
-from core.config import SpreadError
+from core.config import SpreadError, check_text
 
 MAX_EXAMPLES = 50  # accepted / rejected texts kept per item
 JSON_FIELDS = ("vars", "accepted", "rejected", "assertions", "tags")
@@ -48,6 +48,7 @@ def _check_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise SpreadError("the golden set needs a name")
+    check_text(name, "the golden set name")
     if len(name) > 100 or any(c in name for c in "\n\r\t\x00"):
         raise SpreadError("a golden set name is one line of at most 100 characters")
     return name
@@ -64,6 +65,7 @@ def create_set(name: str, *, description: str = "", created_by: str = "", db_pat
 
 
 def get_set(name: str, *, db_path=None) -> dict:
+    check_text(name or "", "the golden set name")
     with store.connect(db_path) as db:
         rows = list(db.query("select * from golden_sets where name = ?", [name]))
     if not rows:

@@ -76,6 +76,9 @@ def check_model(model_id: str, api_base: str | None = None) -> None:
     model_id = (model_id or "").strip()
     if not model_id:
         raise SpreadError("empty model id")
+    config.check_text(model_id, "the model id")
+    if api_base:
+        config.check_text(api_base, "the api_base")
     if model_id == local_llm.MODEL_ID:
         return
     if model_id.startswith(local_llm.PROVIDER + "/"):

@@ -19,7 +19,7 @@ from itertools import combinations
 import numpy as np
 
 from core import store
-from core.config import SpreadError
+from core.config import SpreadError, check_text
 
 VERDICTS = ("pass", "fail", "unsure")
 MAX_TEXT = 20_000
@@ -44,19 +44,23 @@ class Label:
             tag = " ".join(str(tag).split())
             if not tag:
                 continue
+            check_text(tag, "a tag", "tags")
             if len(tag) > 50:
                 raise SpreadError(f"tag {tag[:20]!r}… is longer than 50 characters", "tags")
             if tag not in tags:
                 tags.append(tag)
         for name in ("correction", "note"):
             value = getattr(self, name)
-            if value is not None and len(value) > MAX_TEXT:
-                raise SpreadError(f"{name} is longer than {MAX_TEXT:,} characters", name)
+            if value is not None:
+                check_text(value, f"the {name}", name)
+                if len(value) > MAX_TEXT:
+                    raise SpreadError(f"{name} is longer than {MAX_TEXT:,} characters", name)
         return Label(self.verdict, self.score, tags, (self.correction or None), (self.note or None))
 
 
 def _check_reviewer(reviewer: str) -> str:
     reviewer = " ".join((reviewer or "").split())
+    check_text(reviewer, "the reviewer name", "reviewer")
     if not reviewer:
         raise SpreadError("no reviewer: enter your name (or log in) before labelling", "reviewer")
     if len(reviewer) > 200:

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from core import llm, local_llm, models, store
+from core import config, llm, local_llm, models, store
 from core.config import SpreadError
 
 MAX_N = 1000
@@ -76,9 +76,8 @@ def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
         raise SpreadError("the prompt is empty", "prompt")
     if len(spec.prompt) + len(spec.system or "") > MAX_PROMPT_CHARS:
         raise SpreadError(f"the prompt is longer than {MAX_PROMPT_CHARS:,} characters", "prompt")
-    for text in (spec.prompt, spec.system or "", spec.name or ""):
-        if "\x00" in text:
-            raise SpreadError("the prompt contains a NUL character", "prompt")
+    for field, text in (("prompt", spec.prompt), ("system", spec.system or ""), ("name", spec.name or "")):
+        config.check_text(text, f"the {field}", field)
     if not spec.models:
         raise SpreadError("no model chosen", "models")
     models_seen = []

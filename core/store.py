@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -119,6 +121,12 @@ def m004_golden(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_run_worker(db: Database) -> None:
+    # host:pid of the process sampling a run, so a dead worker is noticed at once.
+    db["runs"].add_column("worker", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -218,6 +226,7 @@ def set_run_status(db: Database, run_id: int, status: str) -> None:
     if status == "running":
         fields["started_at"] = now_iso()
         fields["finished_at"] = None
+        fields["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     elif status in ("done", "cancelled", "failed"):
         fields["finished_at"] = now_iso()
     with write(db):
@@ -230,11 +239,26 @@ def heartbeat(db: Database, run_id: int) -> None:
 
 
 def _with_effective_status(run: dict) -> dict:
-    """A run marked running whose worker went quiet was interrupted (killed, server restart)."""
+    """A run marked running whose worker died or went quiet was interrupted (killed,
+    server restart): its worker's process is gone from this host, or it stopped writing."""
     run = dict(run)
-    if run["status"] == "running" and time.time() - (run["heartbeat_at"] or 0) > STALE_AFTER_S:
+    if run["status"] in ("running", "cancelling") and (
+            _worker_is_dead(run.get("worker")) or time.time() - (run["heartbeat_at"] or 0) > STALE_AFTER_S):
         run["status"] = "interrupted"
     return run
+
+
+def _worker_is_dead(worker: str | None) -> bool:
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's worker: only its heartbeat can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def get_run(db: Database, run_id: int) -> dict | None:
@@ -248,7 +272,7 @@ def get_run(db: Database, run_id: int) -> dict | None:
 
 RUN_SUMMARY_SQL = """
 select runs.id, runs.name, runs.status, runs.planned, runs.spec, runs.created_at,
-       runs.started_at, runs.finished_at, runs.heartbeat_at, runs.created_by,
+       runs.started_at, runs.finished_at, runs.heartbeat_at, runs.created_by, runs.worker,
        prompts.version as prompt_version,
        count(responses.id) as received,
        count(responses.id) filter (where responses.error_type is null) as answers,

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import export, golden
+from core import display, export, golden
 from core.config import SpreadError
 
 st.title("Golden sets")
@@ -19,7 +19,7 @@ with st.expander("New golden set", expanded=not sets):
                 golden.create_set(name, description=description, created_by=who)
                 st.rerun()
             except SpreadError as e:
-                st.error(str(e))
+                st.error(display.inert(str(e)))
 if not sets:
     st.info("No golden sets yet. Create one here, or add answers from the Review page.")
     st.stop()
@@ -27,8 +27,8 @@ if not sets:
 labels = {s["name"]: f"{s['name']} · v{s['version']} · {s['items']} items" for s in sets}
 name = st.selectbox("Golden set", list(labels), format_func=labels.get, key="golden_set")
 current = next(s for s in sets if s["name"] == name)
-st.caption(f"Version {current['version']} · created by {current['created_by'] or 'unknown'} · "
-           f"{current['description'] or ''}")
+st.caption(f"Version {current['version']} · created by {display.inert(current['created_by']) or 'unknown'} · "
+           f"{display.inert(current['description'])}")
 
 left, right = st.columns([3, 1])
 search = left.text_input("Filter by text", key="golden_search", placeholder="words in the prompt or reference")
@@ -47,7 +47,7 @@ st.dataframe(pd.DataFrame([{
 } for i in shown]), hide_index=True, width="stretch")
 
 for item in shown:
-    title = f"{item['item_key'][:8]} · {' '.join(item['prompt'].split())[:80]}"
+    title = f"{item['item_key'][:8]} · {display.inert(item['prompt'], 80)}"
     with st.expander(title + (" (removed)" if item["deleted_at"] else "")):
         st.caption("System")
         st.text(item["system"] or "—")
@@ -92,9 +92,9 @@ if upload is not None and st.button("Import into this set", key="golden_import")
         st.success(f"{result['imported']} items imported (version {result['version']}), "
                    f"{result['skipped']} bad lines skipped")
         for error in result["errors"][:20]:
-            st.caption(error)
+            st.caption(display.inert(error))
     except SpreadError as e:
-        st.error(str(e))
+        st.error(display.inert(str(e)))
 
 with st.expander("History"):
     st.dataframe(pd.DataFrame(golden.changes(name)), hide_index=True)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import local_llm, models, runner, spread, store
+from core import display, local_llm, models, runner, spread, store
 from core.config import SpreadError
 
 st.title("Playground")
@@ -58,7 +58,7 @@ if submitted:
         )
         st.session_state["active_run"] = runner.start(spec, created_by=st.session_state.get("who", ""))
     except SpreadError as e:
-        errors.get(e.field or "", errors["prompt"]).error(str(e), icon=":material/error:")
+        errors.get(e.field or "", errors["prompt"]).error(display.inert(str(e)), icon=":material/error:")
 
 with store.connect() as db:
     active_id = st.session_state.get("active_run")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import embed, golden, review, spread, store
+from core import display, embed, golden, review, spread, store
 from core.config import SpreadError
 
 st.title("Review")
@@ -43,7 +43,7 @@ result = review.queue(run_ids, who, method=method, threshold=threshold, models=m
                       disagreements_only=disagreements_only)
 items = result["items"]
 st.progress(result["labelled"] / max(result["total"], 1),
-            text=f"{result['labelled']}/{result['total']} answers labelled by {who}")
+            text=f"{result['labelled']}/{result['total']} answers labelled by {display.inert(who)}")
 if not items:
     st.success("Nothing left to review with these filters.")
 else:
@@ -102,7 +102,7 @@ else:
         st.caption("Keys: P pass · F fail · U unsure · J next · K previous. A cluster label applies to "
                    "every member; members you labelled one by one keep their own label.")
         if error := st.session_state.pop("review_error", None):
-            st.error(error)
+            st.error(display.inert(error))
 
     if item["kind"] == "cluster":
         with st.expander(f"The {item['size']} members: change a verdict to override it for one answer"):
@@ -132,9 +132,9 @@ else:
                 if name and name not in sets:
                     golden.create_set(name, created_by=who)
                 version = golden.add_responses(name or "", [item["representative_id"]], who=who)
-                st.success(f"Added to {name!r}: version {version}")
+                st.success(f"Added to {display.inert(repr(name))}: version {version}")
             except SpreadError as e:
-                st.error(str(e))
+                st.error(display.inert(str(e)))
 
 st.divider()
 st.subheader("Agreement")
@@ -143,7 +143,7 @@ for run_id in run_ids:
     stats = review.agreement(labels)
     if stats["percent"] is None:
         st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
-                   f"(so far: {', '.join(stats['reviewers']) or 'nobody'}).")
+                   f"(so far: {display.inert(', '.join(stats['reviewers'])) or 'nobody'}).")
         continue
     kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
     a, b, c = st.columns(3)

