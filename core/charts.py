@@ -81,7 +81,7 @@ def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
         hoverinfo="text", marker_color="#4c78a8",
     ))
     figure.update_layout(
-        title=f"{html.escape(cell['model'])} @ T={cell['temperature']:g}: {cell['n_clusters']} meanings in {cell['count']} answers",
+        title=f"{html.escape(cell['model'])} @ T={cell['temperature']:g}: {cell['n_clusters']} meaning{'s' if cell['n_clusters'] != 1 else ''} in {cell['count']} answers",
         xaxis_title="answers", yaxis={"autorange": "reversed", "type": "category"},
         height=140 + 28 * len(sizes), margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )

@@ -62,9 +62,11 @@ def server():
             params.model.path = str(model_path())
             params.n_parallel = PARALLEL_SLOTS
             params.n_ctx = PARALLEL_SLOTS * CONTEXT_PER_SLOT
-            # Leave a core to Python: llama.cpp's threads wait for each other at every
-            # step, and one preempted by the app's own threads stalls them all (measured:
-            # 2 threads on 2 cores gave 14 s outliers for 24 tokens, 1 thread none).
+            # Leave a core to everything else: llama.cpp's threads wait for each other at
+            # every step, so one preempted thread stalls them all. Measured on 2 cores
+            # (bench/bench_local_model.py): idle, 1 thread 39 tokens/s (47 with 4 parallel
+            # requests), 2 threads 50 (76); beside one busy process, 1 thread 39 (47), 2
+            # threads 21 (28). The app is that busy process (clustering, page reruns).
             threads = int(os.environ.get("SPREAD_LOCAL_THREADS") or max(1, (os.cpu_count() or 2) - 1))
             params.cpuparams.n_threads = threads
             params.cpuparams_batch.n_threads = threads
