@@ -185,3 +185,12 @@ def test_same_prompt_name_new_text_gets_a_new_version(stub):
     with store.connect() as db:
         versions = [store.get_run(db, r)["prompt_version"] for r in (first, again, changed)]
     assert versions == [1, 1, 2]
+
+
+def test_the_app_worker_caches_embeddings_when_a_run_ends(stub):
+    stub.answers = ["Paris.", "paris", "Lyon."]
+    run_id = runner.start(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=6))
+    runner.background()._jobs[run_id][0].result(timeout=60)
+    with store.connect() as db:
+        assert store.get_run(db, run_id)["status"] == "done"
+        assert db["embeddings"].count == 2  # "Paris." and "paris" are one normalised text
