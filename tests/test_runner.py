@@ -194,3 +194,19 @@ def test_the_app_worker_caches_embeddings_when_a_run_ends(stub):
     with store.connect() as db:
         assert store.get_run(db, run_id)["status"] == "done"
         assert db["embeddings"].count == 2  # "Paris." and "paris" are one normalised text
+
+
+def test_spread_cancel_from_another_process_stops_a_running_run(stub):
+    stub.latency_s = 0.2
+    run_id = runner.create(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=60, concurrency=2,
+                                per_model_concurrency=2))
+    worker = threading.Thread(target=lambda: asyncio.run(runner.execute(run_id)))
+    worker.start()
+    time.sleep(1.0)
+    from test_cli import spread
+
+    assert "cancel requested" in spread("cancel", str(run_id)).stdout  # a separate process, via the database
+    worker.join(30)
+    with store.connect() as db:
+        run = store.get_run(db, run_id)
+    assert run["status"] == "cancelled" and run["received"] < 60
