@@ -14,6 +14,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 HOVER_CHARS = 300
+MAP_POINTS = 3000
 METRIC_LABELS = {
     "consistency": "consistency (share of the largest meaning cluster)",
     "entropy": "semantic entropy (nats; 0 = one meaning)",
@@ -88,14 +89,26 @@ def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
     return figure
 
 
-def answer_map(coords: pd.DataFrame) -> go.Figure:
-    """Every answer as a point (PCA of its embedding): colour = model, shape = temperature."""
-    df = coords.copy()
-    df["T"] = df["temperature"].map(lambda t: f"T={t:g}")
-    df["answer"] = df["text"].map(lambda t: _safe(t, 200))
-    figure = px.scatter(df, x="x", y="y", color="model", symbol="T", hover_data={"answer": True, "cluster": True,
-                        "x": False, "y": False, "model": True, "T": True}, opacity=0.7)
-    figure.update_layout(title="All answers by meaning (nearby = similar)", height=480,
+def answer_map(coords: pd.DataFrame, max_points: int = MAP_POINTS) -> go.Figure:
+    """Every answer as a point (PCA of its embedding): colour = model, shape = temperature.
+    Past `max_points`, a fixed random sample: more points only hide each other."""
+    df = coords if len(coords) <= max_points else coords.sample(max_points, random_state=0)
+    hover = {text: _safe(text, 200) for text in df["text"].unique()}  # repeated answers: escape once
+    models = list(dict.fromkeys(coords["model"]))
+    temperatures = sorted(coords["temperature"].unique())
+    palette, symbols = px.colors.qualitative.Plotly, ["circle", "diamond", "square", "x", "triangle-up", "cross"]
+    figure = go.Figure()
+    # Plain traces: plotly express spends most of a second grouping 10,000 points.
+    for (model, temperature), group in df.groupby(["model", "temperature"], sort=True):
+        figure.add_trace(go.Scatter(
+            x=group["x"], y=group["y"], mode="markers", name=f"{html.escape(model)} · T={temperature:g}", opacity=0.7,
+            marker={"color": palette[models.index(model) % len(palette)],
+                    "symbol": symbols[temperatures.index(temperature) % len(symbols)], "size": 8},
+            hovertext=[f"{hover[t]}<br>cluster #{c}" for t, c in zip(group["text"], group["cluster"])],
+            hoverinfo="text",
+        ))
+    shown = "" if len(df) == len(coords) else f" ({len(df):,} of {len(coords):,} shown)"
+    figure.update_layout(title=f"All answers by meaning (nearby = similar){shown}", height=480,
                          xaxis={"showticklabels": False, "title": ""}, yaxis={"showticklabels": False, "title": ""},
                          margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure

@@ -227,3 +227,13 @@ def test_inert_text_has_no_markup_left():
     assert "![" not in text and "](" not in text and "<b>" not in text
     assert text.startswith(r"\!\[x\]\(http\:\/\/evil\.example")
     assert display.inert("a" * 10, 4) == "aaaa…"
+
+
+def test_the_answer_map_samples_large_runs():
+    import pandas as pd
+
+    coords = pd.DataFrame({"id": range(50), "model": "m", "temperature": 1.0, "text": [f"t{i % 7}" for i in range(50)],
+                           "cluster": 0, "x": range(50), "y": range(50)})
+    figure = charts.answer_map(coords, max_points=20)
+    assert sum(len(t.x) for t in figure.data) == 20 and "20 of 50 shown" in figure.layout.title.text
+    assert sum(len(t.x) for t in charts.answer_map(coords).data) == 50
