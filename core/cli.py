@@ -347,10 +347,7 @@ def cmd_golden(args) -> int:
 def cmd_export(args) -> int:
     from core import export
 
-    from core import golden
-
-    count = export.export_to(args.name, args.format, args.out)
-    version = golden.get_set(args.name)["version"]
+    count, version = export.export_to(args.name, args.format, args.out)
     print(f"{count} items of {args.name!r} version {version} written to {args.out} ({args.format})")
     return 0
 

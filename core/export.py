@@ -29,6 +29,10 @@ SIMILAR_THRESHOLD = 0.8
 def records(name: str, *, db_path=None) -> list[dict]:
     """The set's live items as plain records, in a stable order."""
     version = golden.get_set(name, db_path=db_path)["version"]
+    return _records(name, version, db_path)
+
+
+def _records(name: str, version: int, db_path) -> list[dict]:
     return [{
         "set": name, "set_version": version, "item_key": row["item_key"],
         "input": {"system": row["system"] or "", "prompt": row["prompt"], "vars": row["vars"]},
@@ -39,18 +43,25 @@ def records(name: str, *, db_path=None) -> list[dict]:
     } for row in golden.items(name, db_path=db_path)]
 
 
-def export(name: str, fmt: str, *, db_path=None) -> bytes:
+def render(name: str, fmt: str, *, db_path=None) -> tuple[bytes, int, int]:
+    """(file contents, items, set version): one read of the set for all three."""
     if fmt not in FORMATS:
         raise SpreadError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    rows = records(name, db_path=db_path)
-    return {"jsonl": to_jsonl, "csv": to_csv, "openai": to_openai, "promptfoo": to_promptfoo,
-            "parquet": to_parquet}[fmt](rows, name, golden.get_set(name, db_path=db_path)["version"])
+    version = golden.get_set(name, db_path=db_path)["version"]
+    rows = _records(name, version, db_path)
+    writer = {"jsonl": to_jsonl, "csv": to_csv, "openai": to_openai, "promptfoo": to_promptfoo,
+              "parquet": to_parquet}[fmt]
+    return writer(rows, name, version), len(rows), version
 
 
-def export_to(name: str, fmt: str, out: str | Path, *, db_path=None) -> int:
-    """Write an export file whole (a temporary file renamed into place); returns items written."""
-    data = export(name, fmt, db_path=db_path)
+def export(name: str, fmt: str, *, db_path=None) -> bytes:
+    return render(name, fmt, db_path=db_path)[0]
+
+
+def export_to(name: str, fmt: str, out: str | Path, *, db_path=None) -> tuple[int, int]:
+    """Write an export file whole (a temporary file renamed into place); returns (items, version)."""
     out = Path(out)
+    data, count, version = render(name, fmt, db_path=db_path)
     if out.is_dir():
         raise SpreadError(f"{out} is a folder; give a file name")
     partial = out.with_name(out.name + ".partial")
@@ -60,7 +71,7 @@ def export_to(name: str, fmt: str, out: str | Path, *, db_path=None) -> int:
     except OSError as e:
         partial.unlink(missing_ok=True)
         raise SpreadError(f"cannot write {out}: {e.strerror or e}") from None
-    return len(records(name, db_path=db_path))
+    return count, version
 
 
 def to_jsonl(rows, name, version) -> bytes:

@@ -188,9 +188,6 @@ class Analysis:
     coords: pd.DataFrame | None = None  # 2-D map of the answers (PCA of the embeddings)
     errors: pd.DataFrame | None = None
 
-    def cluster(self, cluster_id: int) -> Cluster:
-        return self.clusters[cluster_id]
-
 
 Embedder = Callable[[list[str], str], np.ndarray]
 

@@ -346,16 +346,6 @@ def responses(db: Database, run_id: int) -> list[dict]:
     )
 
 
-def progress(db: Database, run_id: int) -> dict:
-    """Cheap counts for a progress bar, polled about once a second."""
-    row = db.execute(
-        "select count(*), count(*) filter (where error_type is not null) "
-        "from responses where run_id = ?",
-        [run_id],
-    ).fetchone()
-    return {"received": row[0], "errors": row[1]}
-
-
 def cell_counts(db: Database, run_id: int) -> list[dict]:
     """Per model × temperature: rows received and how many are errors."""
     return list(db.query(

@@ -79,7 +79,8 @@ suffix = {"jsonl": "jsonl", "csv": "csv", "openai": "openai.jsonl", "promptfoo":
           "parquet": "parquet"}
 columns = st.columns(len(export.FORMATS))
 for column, fmt in zip(columns, export.FORMATS):
-    column.download_button(fmt, export.export(name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
+    # A callable: the file is built when the button is clicked, not on every rerun.
+    column.download_button(fmt, lambda fmt=fmt: export.export(name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
                            mime=mime[fmt], key=f"export_{fmt}")
 
 st.subheader("Import")
