@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import local_llm  # noqa: E402
+from core.run import local_llm  # noqa: E402
 
 
 def main() -> None:

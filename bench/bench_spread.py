@@ -69,7 +69,7 @@ def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0,
 
 
 def time_in_fresh_process(db_path: str, run_id: int) -> float:
-    code = ("import time,sys; sys.path.insert(0, %r); from core import spread; t=time.perf_counter(); "
+    code = ("import time,sys; sys.path.insert(0, %r); from core.analyse import spread; t=time.perf_counter(); "
             "spread.analyse_run(%d, method='minilm'); print(time.perf_counter()-t)") % (str(ROOT), run_id)
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SPREAD_DB=db_path),
                          capture_output=True, text=True, check=True)
@@ -89,7 +89,7 @@ def main() -> None:
             db = f"{tmp}/cold{r}.db"
             run_id = make_run(db, args.answers)
             cold.append(time_in_fresh_process(db, run_id))
-        from core import spread
+        from core.analyse import spread
 
         cached = []
         for _ in range(args.repeat):
@@ -119,7 +119,7 @@ def main() -> None:
         os.environ["SPREAD_DB"] = db
         first, again = [], []
         # What the app's worker does when a run ends: embeddings cached before anyone looks.
-        from core import runner
+        from core.run import runner
 
         start = time.perf_counter()
         runner.warm_embeddings(run_id, db)

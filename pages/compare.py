@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import embed, spread, store
+from core import store
+
+from core.analyse import embed, spread
 
 st.title("Compare")
 st.caption("Which meanings two sets of answers share, which are unique to one side, and whether "

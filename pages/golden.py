@@ -3,7 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core import display, export, golden
+from core import display
+
+from core.review import export, golden
 from core.config import SpreadError
 
 st.title("Golden sets")

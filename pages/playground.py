@@ -2,7 +2,11 @@
 
 import streamlit as st
 
-from core import display, local_llm, models, runner, spread, store
+from core import display, store
+
+from core.analyse import spread
+
+from core.run import local_llm, models, runner
 from core.config import SpreadError
 
 st.title("Playground")

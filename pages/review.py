@@ -3,7 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core import display, embed, golden, review, spread, store
+from core import display, store
+
+from core.analyse import embed, spread
+
+from core.review import golden, labels
 from core.config import SpreadError
 
 st.title("Review")
@@ -38,7 +42,7 @@ if not run_ids:
     st.info("Pick at least one run.")
     st.stop()
 
-result = review.queue(run_ids, who, method=method, threshold=threshold, models=models,
+result = labels.queue(run_ids, who, method=method, threshold=threshold, models=models,
                       temperatures=temperatures, unlabelled_only=unlabelled_only,
                       disagreements_only=disagreements_only)
 items = result["items"]
@@ -71,21 +75,21 @@ else:
             st.caption(f"Reviewers disagree on answers {', '.join(map(str, item['disputed']))}")
 
         st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{position}")
-        st.multiselect("Tags", review.known_tags(), key=f"tags_{position}", accept_new_options=True)
+        st.multiselect("Tags", labels.known_tags(), key=f"tags_{position}", accept_new_options=True)
         st.text_area("Corrected or ideal answer", key=f"correction_{position}", height=80)
         st.text_input("Note", key=f"note_{position}")
 
         def save(verdict: str) -> None:
             # Read the fields from session state: a callback's closure holds the previous run's values.
             state = st.session_state
-            label = review.Label(verdict, score=state.get(f"score_{position}"), tags=state.get(f"tags_{position}"),
+            label = labels.Label(verdict, score=state.get(f"score_{position}"), tags=state.get(f"tags_{position}"),
                                  correction=state.get(f"correction_{position}") or None,
                                  note=state.get(f"note_{position}") or None)
             try:
                 if item["kind"] == "cluster":
-                    review.label_cluster(item["member_ids"], item["representative_id"], who, label)
+                    labels.label_cluster(item["member_ids"], item["representative_id"], who, label)
                 else:
-                    review.label(item["member_ids"][0], who, label)
+                    labels.label(item["member_ids"][0], who, label)
             except SpreadError as e:
                 st.session_state["review_error"] = str(e)
                 return
@@ -106,18 +110,18 @@ else:
 
     if item["kind"] == "cluster":
         with st.expander(f"The {item['size']} members: change a verdict to override it for one answer"):
-            table = pd.DataFrame(review.members(item["member_ids"], who))
+            table = pd.DataFrame(labels.members(item["member_ids"], who))
             edited = st.data_editor(
                 table, hide_index=True, key=f"members_{item['run_id']}_{item['cluster']}",
                 disabled=["id", "text", "override"],
-                column_config={"verdict": st.column_config.SelectboxColumn(options=list(review.VERDICTS))},
+                column_config={"verdict": st.column_config.SelectboxColumn(options=list(labels.VERDICTS))},
             )
             for before, after in zip(table.itertuples(), edited.itertuples()):
                 if after.verdict and after.verdict != before.verdict:
-                    review.label(int(after.id), who, review.Label(after.verdict))
+                    labels.label(int(after.id), who, labels.Label(after.verdict))
                     st.rerun()
-            cluster_labels = review.labels_for(item["member_ids"])
-            stats = review.agreement(cluster_labels)
+            cluster_labels = labels.labels_for(item["member_ids"])
+            stats = labels.agreement(cluster_labels)
             if stats["percent"] is not None:
                 st.caption(f"Reviewers agree on {stats['percent']:.0%} of this cluster's answers "
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
@@ -139,8 +143,8 @@ else:
 st.divider()
 st.subheader("Agreement")
 for run_id in run_ids:
-    labels = review.labels_for_run(run_id)
-    stats = review.agreement(labels)
+    given = labels.labels_for_run(run_id)
+    stats = labels.agreement(given)
     if stats["percent"] is None:
         st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
                    f"(so far: {display.inert(', '.join(stats['reviewers'])) or 'nobody'}).")
@@ -152,7 +156,7 @@ for run_id in run_ids:
     b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
              help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
     c.metric("Reviewers", len(stats["reviewers"]))
-    disputed = review.disagreements(labels)
+    disputed = labels.disagreements(given)
     if disputed:
         st.caption("Answers the reviewers disagree on")
         st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),

@@ -3,7 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core import display, runner, spread, store
+from core import display, store
+
+from core.analyse import spread
+
+from core.run import runner
 
 st.title("Runs")
 

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import charts, display, embed, spread, store
+from core import display, store
+
+from core.analyse import charts, embed, spread
 
 st.title("Spread")
 

@@ -8,7 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from core import export, golden, review, store
+from core import store
+
+from core.review import export, golden, labels
 from core.config import SpreadError
 from test_review import make_answers
 
@@ -19,10 +21,10 @@ def labelled():
     ids = make_answers(["Paris", "Paris", "The capital of France is Paris.", "Lyon", "Lyon"])
     for reviewer in ("ana", "ben"):
         for rid in ids[:3]:
-            review.label(rid, reviewer, review.Label("pass", tags=["geo"]))
+            labels.label(rid, reviewer, labels.Label("pass", tags=["geo"]))
         for rid in ids[3:]:
-            review.label(rid, reviewer, review.Label("fail"))
-    review.label(ids[0], "ana", review.Label("pass", tags=["geo"], correction="Paris is the capital of France."))
+            labels.label(rid, reviewer, labels.Label("fail"))
+    labels.label(ids[0], "ana", labels.Label("pass", tags=["geo"], correction="Paris is the capital of France."))
     return ids
 
 

@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
-from core import llm, local_llm, runner, store
+from core import store
+
+from core.run import llm, local_llm, runner
 
 pytestmark = pytest.mark.local_model
 

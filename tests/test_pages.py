@@ -6,7 +6,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import runner, store
+from core import store
+
+from core.run import runner
 from conftest import ROOT
 
 TIMEOUT = 60
@@ -158,7 +160,7 @@ def test_review_page_asks_for_a_reviewer_first(stub):
 
 
 def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
-    from core import review
+    from core.review import labels
 
     stub.answers = ["Paris.", "Lyon."]
     run_id = finished_run(stub, temperatures=[0.0], n=5)  # T=0: five times "Paris."
@@ -172,21 +174,21 @@ def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
     assert not at.exception
     with store.connect() as db:
         ids = [r["id"] for r in store.responses(db, run_id)]
-    labels = review.labels_for(ids)
-    assert len(labels) == 5 and {(r["verdict"], r["reviewer"], r["note"]) for r in labels} == {
+    given = labels.labels_for(ids)
+    assert len(given) == 5 and {(r["verdict"], r["reviewer"], r["note"]) for r in given} == {
         ("pass", "ana", "capital is right")}
     assert "5/5 answers labelled by ana" in at.get("progress")[0].proto.text
 
 
 def test_review_page_shows_agreement_and_disagreements_between_reviewers(stub):
-    from core import review
+    from core.review import labels
 
     run_id = finished_run(stub, temperatures=[1.0], n=4)
     with store.connect() as db:
         ids = [r["id"] for r in store.responses(db, run_id)]
     for rid, (a, b) in zip(ids, [("pass", "pass"), ("pass", "fail"), ("fail", "fail"), ("fail", "fail")]):
-        review.label(rid, "ana", review.Label(a))
-        review.label(rid, "ben", review.Label(b))
+        labels.label(rid, "ana", labels.Label(a))
+        labels.label(rid, "ben", labels.Label(b))
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     metrics = {m.label: m.value for m in at.metric}
@@ -241,7 +243,7 @@ def test_with_login_configured_every_page_refuses_an_anonymous_visitor(stub, pag
 
 
 def test_with_login_labels_carry_the_logged_in_identity(stub):
-    from core import review
+    from core.review import labels
 
     stub.answers = ["Paris."]
     run_id = finished_run(stub, temperatures=[0.0], n=2)
@@ -254,4 +256,4 @@ def test_with_login_labels_carry_the_logged_in_identity(stub):
     at.button(key="pass").click().run()
     with store.connect() as db:
         ids = [r["id"] for r in store.responses(db, run_id)]
-    assert {r["reviewer"] for r in review.labels_for(ids)} == {"ana@example.com"}
+    assert {r["reviewer"] for r in labels.labels_for(ids)} == {"ana@example.com"}

@@ -14,7 +14,9 @@ import tomllib
 import pytest
 
 from conftest import ROOT
-from core import config, golden, review, runner, store
+from core import config, store
+from core.review import golden, labels
+from core.run import runner
 from test_cli import last_json, spread
 
 
@@ -98,7 +100,7 @@ def _write_labels(path, ids, reviewer, seconds, out):
     written, k = 0, 0
     deadline = time.time() + seconds
     while time.time() < deadline:
-        review.label(ids[k % len(ids)], reviewer, review.Label("pass" if k % 2 else "fail", note=str(k)))
+        labels.label(ids[k % len(ids)], reviewer, labels.Label("pass" if k % 2 else "fail", note=str(k)))
         written, k = written + 1, k + 1
     out.put(("labels", (reviewer, min(written, len(ids)), written)))
 
@@ -142,12 +144,12 @@ def test_several_processes_share_one_database_without_losing_a_write(tmp_path):
     answers = sum(v for kind, v in results if kind == "answers")
     with store.connect(path) as db:
         assert db["responses"].count == answers + 1  # every answer written is there
-        labels = {row["reviewer"]: row for row in db.query("select * from labels")}
+        stored = {row["reviewer"]: row for row in db.query("select * from labels")}
         history = db.execute("select count(*) from label_history").fetchone()[0]
     for kind, value in results:
         if kind == "labels":
             reviewer, _, written = value
-            assert labels[reviewer]["note"] == str(written - 1)  # the last label each one gave
+            assert stored[reviewer]["note"] == str(written - 1)  # the last label each one gave
     assert history == sum(v[2] for kind, v in results if kind == "labels")
     (checks, problems) = next(v for kind, v in results if kind == "reader")
     assert checks > 0 and problems == []  # a reader never saw a half-written run

@@ -4,7 +4,9 @@ import multiprocessing
 
 import pytest
 
-from core import config, review, store
+from core import config, store
+
+from core.review import labels
 from core.config import SpreadError
 
 
@@ -22,53 +24,53 @@ def make_answers(texts, run_prompt="What is the capital of France?") -> list[int
 
 def test_a_label_is_stored_editable_and_its_history_kept():
     (rid,) = make_answers(["Paris"])
-    review.label(rid, "ana", review.Label("pass", score=5, tags=["capital", "capital", " geo "]))
-    review.label(rid, "ana", review.Label("fail", note="on reflection", correction="Paris, France"))
-    (row,) = review.labels_for([rid])
+    labels.label(rid, "ana", labels.Label("pass", score=5, tags=["capital", "capital", " geo "]))
+    labels.label(rid, "ana", labels.Label("fail", note="on reflection", correction="Paris, France"))
+    (row,) = labels.labels_for([rid])
     assert (row["verdict"], row["reviewer"], row["note"], row["correction"]) == ("fail", "ana", "on reflection",
                                                                                   "Paris, France")
-    assert [h["verdict"] for h in review.history(rid)] == ["pass", "fail"]
-    assert review.history(rid)[0]["tags"] == ["capital", "geo"]
+    assert [h["verdict"] for h in labels.history(rid)] == ["pass", "fail"]
+    assert labels.history(rid)[0]["tags"] == ["capital", "geo"]
 
 
 def test_reviewers_never_overwrite_each_other():
     (rid,) = make_answers(["Paris"])
-    review.label(rid, "ana", review.Label("pass"))
-    review.label(rid, "ben", review.Label("fail"))
-    assert {r["reviewer"]: r["verdict"] for r in review.labels_for([rid])} == {"ana": "pass", "ben": "fail"}
+    labels.label(rid, "ana", labels.Label("pass"))
+    labels.label(rid, "ben", labels.Label("fail"))
+    assert {r["reviewer"]: r["verdict"] for r in labels.labels_for([rid])} == {"ana": "pass", "ben": "fail"}
 
 
 @pytest.mark.parametrize("label,reviewer,message", [
-    (review.Label("great"), "ana", "verdict must be"),
-    (review.Label("pass", score=7), "ana", "score must be"),
-    (review.Label("pass"), "  ", "no reviewer"),
+    (labels.Label("great"), "ana", "verdict must be"),
+    (labels.Label("pass", score=7), "ana", "score must be"),
+    (labels.Label("pass"), "  ", "no reviewer"),
 ])
 def test_bad_labels_are_refused_and_nothing_is_written(label, reviewer, message):
     (rid,) = make_answers(["Paris"])
     with pytest.raises(SpreadError, match=message):
-        review.label(rid, reviewer, label)
-    assert review.labels_for([rid]) == []
+        labels.label(rid, reviewer, label)
+    assert labels.labels_for([rid]) == []
 
 
 def test_labelling_an_unknown_answer_writes_nothing():
     ids = make_answers(["Paris"])
     with pytest.raises(SpreadError, match="no answer with id 999"):
-        review.label_cluster([ids[0], 999], ids[0], "ana", review.Label("pass"))
-    assert review.labels_for(ids) == []
+        labels.label_cluster([ids[0], 999], ids[0], "ana", labels.Label("pass"))
+    assert labels.labels_for(ids) == []
 
 
 def test_a_cluster_label_reaches_every_member_and_keeps_individual_overrides():
     a, b, c = make_answers(["Paris", "Paris.", "It is Paris"])
-    review.label(c, "ana", review.Label("unsure"))  # an individual decision first
-    written = review.label_cluster([a, b, c], a, "ana", review.Label("pass", tags=["ok"]))
+    labels.label(c, "ana", labels.Label("unsure"))  # an individual decision first
+    written = labels.label_cluster([a, b, c], a, "ana", labels.Label("pass", tags=["ok"]))
     assert written == 2
-    labels = {r["response_id"]: r for r in review.labels_for([a, b, c])}
-    assert labels[a]["verdict"] == labels[b]["verdict"] == "pass" and labels[a]["via_cluster"] == a
-    assert labels[c]["verdict"] == "unsure" and labels[c]["via_cluster"] is None
-    review.label(b, "ana", review.Label("fail"))  # override one member afterwards
-    labels = {r["response_id"]: r for r in review.labels_for([a, b, c])}
-    assert labels[b]["verdict"] == "fail" and labels[b]["via_cluster"] is None
-    (paris,) = [i for i in review.queue([_run_of(a)], "ana", method="exact")["items"] if a in i["member_ids"]]
+    given = {r["response_id"]: r for r in labels.labels_for([a, b, c])}
+    assert given[a]["verdict"] == given[b]["verdict"] == "pass" and given[a]["via_cluster"] == a
+    assert given[c]["verdict"] == "unsure" and given[c]["via_cluster"] is None
+    labels.label(b, "ana", labels.Label("fail"))  # override one member afterwards
+    given = {r["response_id"]: r for r in labels.labels_for([a, b, c])}
+    assert given[b]["verdict"] == "fail" and given[b]["via_cluster"] is None
+    (paris,) = [i for i in labels.queue([_run_of(a)], "ana", method="exact")["items"] if a in i["member_ids"]]
     assert paris["overrides"] == [b]  # the override is visible where the cluster is reviewed
 
 
@@ -80,17 +82,17 @@ def _run_of(response_id):
 def test_queue_orders_clusters_largest_first_then_single_answers_and_tracks_progress():
     ids = make_answers(["Paris", "Paris", "Paris", "Lyon", "Lyon", "Marseille"])
     run_id = _run_of(ids[0])
-    q = review.queue([run_id], "ana", method="exact")
+    q = labels.queue([run_id], "ana", method="exact")
     assert [(i["kind"], i["size"]) for i in q["items"]] == [("cluster", 3), ("cluster", 2), ("answer", 1)]
     assert q["items"][0]["representative"] == "Paris" and q["items"][0]["prompt"].startswith("What is")
     assert (q["total"], q["labelled"]) == (6, 0)
     first = q["items"][0]
-    review.label_cluster(first["member_ids"], first["representative_id"], "ana", review.Label("pass"))
-    q = review.queue([run_id], "ana", method="exact", unlabelled_only=True)
+    labels.label_cluster(first["member_ids"], first["representative_id"], "ana", labels.Label("pass"))
+    q = labels.queue([run_id], "ana", method="exact", unlabelled_only=True)
     assert [i["size"] for i in q["items"]] == [2, 1] and q["labelled"] == 3
-    review.label(ids[3], "ben", review.Label("fail"))
-    review.label(ids[3], "ana", review.Label("pass"))
-    disputed = review.queue([run_id], "ana", method="exact", disagreements_only=True)["items"]
+    labels.label(ids[3], "ben", labels.Label("fail"))
+    labels.label(ids[3], "ana", labels.Label("pass"))
+    disputed = labels.queue([run_id], "ana", method="exact", disagreements_only=True)["items"]
     assert len(disputed) == 1 and disputed[0]["disputed"] == [ids[3]]
 
 
@@ -98,13 +100,13 @@ def test_percent_agreement_and_cohens_kappa_match_a_hand_computed_example():
     # ana: p p p f f u ; ben: p p f f f u -> 5/6 agree.
     ids = make_answers([f"answer {i}" for i in range(6)])
     for rid, (a, b) in zip(ids, ["pp", "pp", "pf", "ff", "ff", "uu"]):
-        review.label(rid, "ana", review.Label({"p": "pass", "f": "fail", "u": "unsure"}[a]))
-        review.label(rid, "ben", review.Label({"p": "pass", "f": "fail", "u": "unsure"}[b]))
-    result = review.agreement(review.labels_for(ids))
+        labels.label(rid, "ana", labels.Label({"p": "pass", "f": "fail", "u": "unsure"}[a]))
+        labels.label(rid, "ben", labels.Label({"p": "pass", "f": "fail", "u": "unsure"}[b]))
+    result = labels.agreement(labels.labels_for(ids))
     assert result["percent"] == round(5 / 6, 4) and result["kappa_kind"] == "cohen"
     # p_o = 5/6; p_e = (3/6·2/6) + (2/6·3/6) + (1/6·1/6) = 13/36; kappa = (30/36 − 13/36) / (23/36)
     assert result["kappa"] == pytest.approx(17 / 23, abs=1e-4)
-    assert [d["response_id"] for d in review.disagreements(review.labels_for(ids))] == [ids[2]]
+    assert [d["response_id"] for d in labels.disagreements(labels.labels_for(ids))] == [ids[2]]
 
 
 def test_fleiss_kappa_for_three_reviewers_matches_a_hand_computed_example():
@@ -113,8 +115,8 @@ def test_fleiss_kappa_for_three_reviewers_matches_a_hand_computed_example():
                 "cat": ["pass", "fail", "fail", "pass"]}
     for reviewer, column in verdicts.items():
         for rid, v in zip(ids, column):
-            review.label(rid, reviewer, review.Label(v))
-    result = review.agreement(review.labels_for(ids))
+            labels.label(rid, reviewer, labels.Label(v))
+    result = labels.agreement(labels.labels_for(ids))
     assert result["kappa_kind"] == "fleiss" and result["percent"] == 0.5
     # P_i = [1, 1/3, 1, 1/3] -> P̄ = 2/3; p_pass = 7/12, p_fail = 5/12 -> P_e = 74/144
     assert result["kappa"] == pytest.approx((2 / 3 - 74 / 144) / (1 - 74 / 144), abs=1e-4)
@@ -126,7 +128,7 @@ def _label_many(path: str, reviewer: str, ids: list[int]) -> None:
 
     os.environ["SPREAD_DB"] = path
     for rid in ids:
-        review.label(rid, reviewer, review.Label("pass" if rid % 2 else "fail", tags=[reviewer]))
+        labels.label(rid, reviewer, labels.Label("pass" if rid % 2 else "fail", tags=[reviewer]))
 
 
 def test_several_processes_label_at_once_and_no_label_is_lost():
@@ -139,6 +141,6 @@ def test_several_processes_label_at_once_and_no_label_is_lost():
     for w in workers:
         w.join(120)
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]  # no "database is locked" reached anyone
-    labels = review.labels_for(ids)
-    assert len(labels) == 4 * 60
-    assert all(row["tags"] == [row["reviewer"]] for row in labels)
+    given = labels.labels_for(ids)
+    assert len(given) == 4 * 60
+    assert all(row["tags"] == [row["reviewer"]] for row in given)

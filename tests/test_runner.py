@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from core import runner, store
+from core import store
+
+from core.run import runner
 from core.config import SpreadError
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import charts, embed, spread, store
+from core import store
+
+from core.analyse import charts, embed, spread
 
 # Same meaning in different words; different meanings in similar words.
 PARAPHRASES = [

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, entropy as shannon_entropy
 
-from core import embed
+from core.analyse import embed
 
 CELL_KEYS = ["model", "temperature"]
 DEFAULT_THRESHOLD = 0.65

@@ -13,7 +13,9 @@ import socket
 from dataclasses import asdict, dataclass
 from urllib.parse import urlparse
 
-from core import config, llm, local_llm
+from core import config
+
+from core.run import llm, local_llm
 from core.config import SpreadError
 
 # Providers listed by `spread models` and the model picker, with an example id.

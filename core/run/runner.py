@@ -20,7 +20,9 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from core import config, llm, local_llm, models, store
+from core import config, store
+
+from core.run import llm, local_llm, models
 from core.config import SpreadError
 
 MAX_N = 1000
@@ -293,7 +295,7 @@ def _set_status(db_path, run_id: int, status: str) -> None:
 
 def warm_embeddings(run_id: int, db_path=None) -> int:
     """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
-    from core import embed
+    from core.analyse import embed
 
     if not embed.model_available():
         return 0

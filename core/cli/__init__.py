@@ -14,7 +14,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from core import runner, store
+from core import store
+
+from core.run import runner
 from core.config import SpreadError
 
 
@@ -223,7 +225,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from core import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
+    from core.analyse import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
 
     if args.threshold is None:
         args.threshold = spread.DEFAULT_THRESHOLD
@@ -274,7 +276,7 @@ def _plain(value):
 
 
 def cmd_models(args) -> int:
-    from core import models
+    from core.run import models
 
     entries = [e.as_dict() for e in models.catalogue()]
     if args.json:
@@ -290,12 +292,12 @@ def _reviewer(args) -> str:
 
 
 def cmd_label(args) -> int:
-    from core import review
+    from core.review import labels
 
     reviewer = _reviewer(args)
-    review.label(args.response_id, reviewer, review.Label(
+    labels.label(args.response_id, reviewer, labels.Label(
         verdict=args.verdict, score=args.score, tags=args.tag, correction=args.correction, note=args.note))
-    stored = [r for r in review.labels_for([args.response_id]) if r["reviewer"] == " ".join(reviewer.split())]
+    stored = [r for r in labels.labels_for([args.response_id]) if r["reviewer"] == " ".join(reviewer.split())]
     if args.json:
         print(json.dumps(stored[0]))
     else:
@@ -304,13 +306,13 @@ def cmd_label(args) -> int:
 
 
 def cmd_agreement(args) -> int:
-    from core import review
+    from core.review import labels
 
     with store.connect() as db:
         if store.get_run(db, args.run_id) is None:
             raise SpreadError(f"no run with id {args.run_id}")
-    labels = review.labels_for_run(args.run_id)
-    result = review.agreement(labels) | {"disagreements": review.disagreements(labels)}
+    given = labels.labels_for_run(args.run_id)
+    result = labels.agreement(given) | {"disagreements": labels.disagreements(given)}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -326,7 +328,7 @@ def cmd_agreement(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    from core import golden
+    from core.review import golden
 
     who = _reviewer(args)
     if args.golden_command == "create":
@@ -345,7 +347,7 @@ def cmd_golden(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core import export
+    from core.review import export
 
     count, version = export.export_to(args.name, args.format, args.out)
     print(f"{count} items of {args.name!r} version {version} written to {args.out} ({args.format})")
@@ -353,7 +355,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from core import export
+    from core.review import export
 
     result = export.import_file(args.name, args.file, skip_bad=args.skip_bad, who=_reviewer(args))
     if args.json:

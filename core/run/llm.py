@@ -33,7 +33,7 @@ def get():
             litellm.telemetry = False
             # Providers that refuse a parameter (seed, top_p) get it dropped, not a failure.
             litellm.drop_params = True
-            from core import local_llm
+            from core.run import local_llm
 
             local_llm.register(litellm)
             _litellm = litellm

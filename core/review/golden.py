@@ -13,7 +13,9 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from core import review, store
+from core import store
+
+from core.review import labels
 from core.config import SpreadError, check_text
 
 MAX_EXAMPLES = 50  # accepted / rejected texts kept per item
@@ -130,9 +132,9 @@ def item_from_response(response_id: int, *, who: str, db_path=None) -> Item:
         run = store.get_run(db, response["run_id"])
         texts = {r["id"]: r["text"] for r in db.query(
             "select id, text from responses where run_id = ? and error_type is null", [run["id"]])}
-    labels = review.labels_for_run(run["id"], db_path=db_path)
-    verdicts = review.majority(labels)
-    own = [row for row in labels if row["response_id"] == response_id]
+    given = labels.labels_for_run(run["id"], db_path=db_path)
+    verdicts = labels.majority(given)
+    own = [row for row in given if row["response_id"] == response_id]
     correction = next((row["correction"] for row in own if row["correction"]), None)
     tags = sorted({tag for row in own for tag in row["tags"]})
 

@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from core import golden
+from core.review import golden
 from core.config import SpreadError
 
 FORMATS = ("jsonl", "csv", "openai", "promptfoo", "parquet")

@@ -250,7 +250,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
     Each item: kind ("cluster" or "answer"), run_id, prompt, system, representative text
     and id, member_ids, and this reviewer's verdicts of the members.
     """
-    from core import spread
+    from core.analyse import spread
 
     items, total, labelled = [], 0, 0
     for run_id in run_ids:

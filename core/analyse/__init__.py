@@ -1,0 +1,1 @@
+"""Analyse: meaning clusters, spread metrics and the figures drawn from them."""

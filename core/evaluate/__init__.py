@@ -1,0 +1,1 @@
+"""Evaluate: automatic checks on answers and the regression gate."""

@@ -1,0 +1,1 @@
+"""Review: labels from people, golden sets built from them, and their export."""
