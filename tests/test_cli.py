@@ -114,13 +114,22 @@ def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(args, message
 
 
 def test_every_command_has_help_and_is_in_the_readme():
-    from core.cli import build_parser
+    import click
+
+    from core.cli import cli
 
     readme = (ROOT / "README.md").read_text()
-    commands = build_parser()._subparsers._group_actions[0].choices
-    for name, parser in commands.items():
-        assert parser.description or parser.format_help()
-        assert f"spread {name}" in readme or f"spread [--db PATH] {name}" in readme, name
+
+    def walk(group, path):
+        for name, command in group.commands.items():
+            yield f"{path} {name}", command
+            if isinstance(command, click.Group):
+                yield from walk(command, f"{path} {name}")
+
+    for path, command in walk(cli, "spread"):
+        assert command.help, f"{path} has no help text"
+        name = path.split(" ", 1)[1]
+        assert path in readme or f"spread [--db PATH] {name}" in readme, path
 
 
 def test_show_json_reports_meaning_clusters_per_cell(stub, tmp_path):

@@ -1,0 +1,3 @@
+"""Evaluate: checks and the regression gate."""
+
+COMMANDS: list = []

@@ -1,0 +1,136 @@
+"""Review: `spread label`, `agreement`, `golden`, `export`, `import`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from core import store
+from core.cli.common import json_option, print_json, reviewer
+from core.config import SpreadError
+
+
+@click.command("label")
+@click.argument("response_id", type=int)
+@click.option("--verdict", required=True, type=click.Choice(["pass", "fail", "unsure"]))
+@click.option("--reviewer", "who", help="who is labelling (default: $SPREAD_REVIEWER, else $USER)")
+@click.option("--score", type=click.IntRange(1, 5), metavar="N", help="a score from 1 to 5")
+@click.option("--tag", "tags", multiple=True, metavar="T", help="a tag; repeat for several")
+@click.option("--correction", help="the corrected or ideal answer")
+@click.option("--note", help="a note for the team")
+@json_option
+def label_command(response_id, verdict, who, score, tags, correction, note, as_json):
+    """Label one answer pass / fail / unsure; a reviewer's later label of it replaces the
+    earlier one (its history is kept)."""
+    from core.review import labels
+
+    who = reviewer(who)
+    labels.label(response_id, who, labels.Label(verdict=verdict, score=score, tags=list(tags),
+                                                correction=correction, note=note))
+    stored = [r for r in labels.labels_for([response_id]) if r["reviewer"] == " ".join(who.split())]
+    if as_json:
+        print_json(stored[0])
+    else:
+        print(f"answer {response_id}: {verdict} by {who}")
+
+
+@click.command("agreement")
+@click.argument("run_id", type=int)
+@json_option
+def agreement_command(run_id, as_json):
+    """How far reviewers agree on one run's answers."""
+    from core.review import labels
+
+    with store.connect() as db:
+        if store.get_run(db, run_id) is None:
+            raise SpreadError(f"no run with id {run_id}")
+    given = labels.labels_for_run(run_id)
+    result = labels.agreement(given) | {"disagreements": labels.disagreements(given)}
+    if as_json:
+        print_json(result)
+        return
+    if result["percent"] is None:
+        print(f"run {run_id}: agreement needs two reviewers on the same answers "
+              f"(reviewers so far: {', '.join(result['reviewers']) or 'none'})")
+        return
+    print(f"run {run_id}: {len(result['reviewers'])} reviewers, {result['answers']} answers labelled by all: "
+          f"{result['percent']:.0%} agree, {result['kappa_kind']} kappa {result['kappa']}")
+    for row in result["disagreements"][:20]:
+        print(f"  answer {row['response_id']}: " + ", ".join(f"{r} {v}" for r, v in row["verdicts"].items()))
+
+
+@click.group("golden")
+def golden_group():
+    """Golden sets: create, add answers, list."""
+
+
+@golden_group.command("create")
+@click.argument("name")
+@click.option("--description", default="")
+def golden_create(name, description):
+    """Create an empty golden set."""
+    from core.review import golden
+
+    golden.create_set(name, description=description, created_by=reviewer())
+    print(f"golden set {name!r} created")
+
+
+@golden_group.command("add")
+@click.argument("name")
+@click.option("--response", "responses", type=int, multiple=True, required=True, metavar="ID",
+              help="an answer id; repeat for several")
+def golden_add(name, responses):
+    """Add labelled answers to a set (one new version)."""
+    from core.review import golden
+
+    version = golden.add_responses(name, list(responses), who=reviewer())
+    print(f"{len(responses)} item(s) added to {name!r}: version {version}")
+
+
+@golden_group.command("list")
+@json_option
+def golden_list(as_json):
+    """List golden sets with their versions and sizes."""
+    from core.review import golden
+
+    sets = golden.list_sets()
+    if as_json:
+        print_json(sets)
+        return
+    for row in sets:
+        print(f"{row['name']:<30} v{row['version']:<4} {row['items']:>5} items  {row['description'] or ''}")
+
+
+@click.command("export")
+@click.argument("name")
+@click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "openai", "promptfoo", "parquet"]))
+@click.option("--out", required=True, metavar="FILE")
+def export_command(name, fmt, out):
+    """Export a golden set (jsonl, csv, openai, promptfoo, parquet)."""
+    from core.review import export
+
+    count, version = export.export_to(name, fmt, out)
+    print(f"{count} items of {name!r} version {version} written to {out} ({fmt})")
+
+
+@click.command("import")
+@click.argument("name")
+@click.argument("file")
+@click.option("--skip-bad", is_flag=True, help="import the valid lines of a file that has bad ones (default: import nothing)")
+@json_option
+def import_command(name, file, skip_bad, as_json):
+    """Import a JSONL or CSV file into a golden set, all or nothing."""
+    from core.review import export
+
+    result = export.import_file(name, file, skip_bad=skip_bad, who=reviewer())
+    if as_json:
+        print_json(result)
+        return
+    print(f"{result['imported']} items imported into {name!r} (version {result['version']}), "
+          f"{result['skipped']} bad lines skipped")
+    for error in result["errors"][:20]:
+        print(f"  skipped {error}", file=sys.stderr)
+
+
+COMMANDS = [label_command, agreement_command, golden_group, export_command, import_command]
