@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from core import store
 
-from core.analyse import charts, embed, spread
+from core.analyse import charts, embed, meaning, spread
 
 # Same meaning in different words; different meanings in similar words.
 PARAPHRASES = [
@@ -67,23 +67,23 @@ def test_the_lexical_fallback_is_blind_to_paraphrase_but_catches_rewording():
 
 
 def test_key_terms_keep_different_facts_apart():
-    assert spread.key_terms("The capital is Canberra, not Sydney.") == (frozenset({"canberra", "sydney"}), True)
-    assert spread.key_terms("It was 1,000 or 12.50") == (frozenset({"1000", "12.5"}), False)
-    canberra, sydney = spread.key_terms("It is Canberra"), spread.key_terms("It is Sydney")
-    assert spread._conflict(canberra, sydney)
-    assert not spread._conflict(spread.key_terms("Canberra"), spread.key_terms("The capital of Australia is Canberra"))
-    assert spread._conflict(spread.key_terms("Yes"), spread.key_terms("No"))
-    france = spread.key_terms("capital of France")[0]
-    assert not spread._conflict(spread.key_terms("The capital of France is Paris", france),
-                                spread.key_terms("Paris is the French capital", france))
+    assert meaning.key_terms("The capital is Canberra, not Sydney.") == (frozenset({"canberra", "sydney"}), True)
+    assert meaning.key_terms("It was 1,000 or 12.50") == (frozenset({"1000", "12.5"}), False)
+    canberra, sydney = meaning.key_terms("It is Canberra"), meaning.key_terms("It is Sydney")
+    assert meaning._conflict(canberra, sydney)
+    assert not meaning._conflict(meaning.key_terms("Canberra"), meaning.key_terms("The capital of Australia is Canberra"))
+    assert meaning._conflict(meaning.key_terms("Yes"), meaning.key_terms("No"))
+    france = meaning.key_terms("capital of France")[0]
+    assert not meaning._conflict(meaning.key_terms("The capital of France is Paris", france),
+                                meaning.key_terms("Paris is the French capital", france))
 
 
 def test_the_conflict_matrix_agrees_with_the_pairwise_rule():
     texts = ["Canberra", "It is Sydney", "The capital of Australia is Canberra", "No.", "Yes", "1969", "in 1972",
              "Canberra, 1969", "nothing"]
-    terms = [spread.key_terms(t) for t in texts]
-    matrix = spread.conflict_matrix(terms)
-    expected = [[spread._conflict(a, b) for b in terms] for a in terms]
+    terms = [meaning.key_terms(t) for t in texts]
+    matrix = meaning.conflict_matrix(terms)
+    expected = [[meaning._conflict(a, b) for b in terms] for a in terms]
     assert matrix.tolist() == expected
 
 
@@ -163,13 +163,13 @@ def test_mean_pairwise_similarity_weights_repeated_answers():
 
 
 def test_large_inputs_are_clustered_in_chunks_with_every_answer_labelled(monkeypatch):
-    monkeypatch.setattr(spread, "CHUNK", 10)
+    monkeypatch.setattr(meaning, "CHUNK", 10)
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 16))
     vectors = np.repeat(centres, 8, axis=0) + rng.normal(scale=0.05, size=(32, 16))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     order = rng.permutation(32)
-    labels = spread.cluster_vectors(vectors[order].astype(np.float32), threshold=0.8)
+    labels = meaning.cluster_vectors(vectors[order].astype(np.float32), threshold=0.8)
     assert (labels >= 0).all()
     assert adjusted_rand_score(np.repeat(np.arange(4), 8)[order], labels) == pytest.approx(1.0)
 
