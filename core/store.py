@@ -127,6 +127,39 @@ def m005_run_worker(db: Database) -> None:
     db["runs"].add_column("worker", str)
 
 
+@migrations()
+def m006_inputs_and_variants(db: Database) -> None:
+    """A run samples prompt variants × inputs × models × temperatures × N.
+
+    Each variant is a prompt version; each input a mapping of variables; the prompt
+    rendered for a (variant, input) is stored once, not per answer. Runs made before
+    this have one variant (0) and one input (0) holding their prompt, and every answer
+    moves to that cell: nothing is lost.
+    """
+    db["run_variants"].create(
+        {"run_id": int, "variant": int, "label": str, "prompt_id": int},
+        pk=("run_id", "variant"),
+        foreign_keys=[("run_id", "runs", "id"), ("prompt_id", "prompts", "id")],
+    )
+    db["run_inputs"].create({"run_id": int, "input": int, "vars": str}, pk=("run_id", "input"),
+                            foreign_keys=[("run_id", "runs", "id")])
+    db["run_prompts"].create(
+        {"run_id": int, "variant": int, "input": int, "system": str, "prompt": str},
+        pk=("run_id", "variant", "input"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["responses"].add_column("variant", int, not_null_default=0)
+    db["responses"].add_column("input", int, not_null_default=0)
+    db.execute("drop index if exists idx_responses_run_id_model_temperature_sample_idx")
+    db["responses"].create_index(["run_id", "variant", "input", "model", "temperature", "sample_idx"], unique=True)
+    for run_id, prompt_id, spec in db.execute("select id, prompt_id, spec from runs").fetchall():
+        spec = json.loads(spec)
+        db["run_variants"].insert({"run_id": run_id, "variant": 0, "label": "A", "prompt_id": prompt_id})
+        db["run_inputs"].insert({"run_id": run_id, "input": 0, "vars": "{}"})
+        db["run_prompts"].insert({"run_id": run_id, "variant": 0, "input": 0,
+                                  "system": spec.get("system") or "", "prompt": spec.get("prompt") or ""})
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -207,18 +240,59 @@ def _get_or_create_prompt(db: Database, name: str, system: str, template: str, w
     ).last_pk
 
 
-def create_run(db: Database, *, spec: dict, planned: int, created_by: str = "") -> int:
-    """Record a validated run plan (and its prompt) in one transaction."""
+def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] | None = None,
+               inputs: list[dict] | None = None, rendered: dict[tuple[int, int], tuple[str, str]] | None = None,
+               created_by: str = "") -> int:
+    """Record a validated run plan in one transaction: the run, a prompt version per
+    variant, its inputs, and the prompt rendered for each (variant, input).
+
+    `variants` are {"label", "name", "system", "prompt"}; `rendered` maps (variant, input)
+    to (system, prompt). Without them, the plan is one prompt (spec's) and one input.
+    """
     name = spec.get("name") or "untitled"
+    if variants is None:
+        variants = [{"label": "A", "name": "", "prompt": spec["prompt"], "system": spec.get("system") or ""}]
+        inputs, rendered = [{}], {(0, 0): (spec.get("system") or "", spec["prompt"])}
     with write(db):
-        prompt_id = _get_or_create_prompt(db, name, spec.get("system") or "", spec["prompt"], created_by)
-        return db["runs"].insert(
+        prompt_ids = [_get_or_create_prompt(db, v.get("name") or name, v.get("system") or "", v["prompt"], created_by)
+                      for v in variants]
+        run_id = db["runs"].insert(
             {
-                "prompt_id": prompt_id, "name": name, "spec": json.dumps(spec),
+                "prompt_id": prompt_ids[0], "name": name, "spec": json.dumps(spec),
                 "status": "pending", "planned": planned, "created_at": now_iso(),
                 "created_by": created_by,
             }
         ).last_pk
+        db["run_variants"].insert_all(
+            {"run_id": run_id, "variant": k, "label": v["label"], "prompt_id": prompt_ids[k]}
+            for k, v in enumerate(variants))
+        db["run_inputs"].insert_all(
+            {"run_id": run_id, "input": k, "vars": json.dumps(values, ensure_ascii=False)}
+            for k, values in enumerate(inputs))
+        db["run_prompts"].insert_all(
+            {"run_id": run_id, "variant": v, "input": i, "system": system, "prompt": prompt}
+            for (v, i), (system, prompt) in rendered.items())
+        return run_id
+
+
+def run_variants(db: Database, run_id: int) -> list[dict]:
+    """A run's prompt variants: index, label, and the prompt version each one is."""
+    return list(db.query(
+        "select run_variants.variant, run_variants.label, prompts.id as prompt_id, prompts.name, "
+        "prompts.version, prompts.system, prompts.template as prompt "
+        "from run_variants join prompts on prompts.id = run_variants.prompt_id "
+        "where run_variants.run_id = ? order by run_variants.variant", [run_id]))
+
+
+def run_inputs(db: Database, run_id: int) -> list[dict]:
+    return [{"input": i, "vars": json.loads(v)} for i, v in db.execute(
+        "select input, vars from run_inputs where run_id = ? order by input", [run_id]).fetchall()]
+
+
+def rendered_prompts(db: Database, run_id: int) -> dict[tuple[int, int], tuple[str, str]]:
+    """(variant, input) -> (system, prompt) as sent."""
+    return {(v, i): (system, prompt) for v, i, system, prompt in db.execute(
+        "select variant, input, system, prompt from run_prompts where run_id = ?", [run_id]).fetchall()}
 
 
 def set_run_status(db: Database, run_id: int, status: str) -> None:
@@ -266,8 +340,17 @@ def get_run(db: Database, run_id: int) -> dict | None:
     if not rows:
         return None
     run = _with_effective_status(rows[0])
-    run["spec"] = json.loads(run["spec"])
+    run["spec"] = spec_of(run["spec"])
     return run
+
+
+def spec_of(text: str) -> dict:
+    """A run's stored plan; plans from before variants and inputs read as one of each."""
+    spec = json.loads(text)
+    spec.setdefault("variants", [{"label": "A", "name": "", "prompt": spec.get("prompt", ""),
+                                  "system": spec.get("system") or ""}])
+    spec.setdefault("n_inputs", 1)
+    return spec
 
 
 RUN_SUMMARY_SQL = """
@@ -291,11 +374,13 @@ def list_runs(db: Database, limit: int = 200) -> list[dict]:
     runs = []
     for row in rows:
         run = _with_effective_status(row)
-        spec = json.loads(run.pop("spec"))
+        spec = spec_of(run.pop("spec"))
         run["models"] = spec["models"]
         run["temperatures"] = spec["temperatures"]
         run["n"] = spec["n"]
-        run["prompt"] = spec["prompt"]
+        run["prompt"] = spec["variants"][0]["prompt"]
+        run["variants"] = [v["label"] for v in spec["variants"]]
+        run["n_inputs"] = spec["n_inputs"]
         runs.append(run)
     return runs
 
@@ -303,7 +388,7 @@ def list_runs(db: Database, limit: int = 200) -> list[dict]:
 # --- responses ----------------------------------------------------------------------
 
 RESPONSE_FIELDS = (
-    "run_id", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
+    "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
     "error_type", "error_message", "provider_model", "created_at",
 )
@@ -316,31 +401,32 @@ def save_response(db: Database, response: dict) -> None:
     it never overwrites a good answer, so running a plan twice cannot duplicate or lose one.
     """
     row = {field: response.get(field) for field in RESPONSE_FIELDS}
+    row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
     row["created_at"] = row["created_at"] or now_iso()
     columns = ", ".join(RESPONSE_FIELDS)
-    updates = ", ".join(f"{f} = excluded.{f}" for f in RESPONSE_FIELDS[4:])
+    updates = ", ".join(f"{f} = excluded.{f}" for f in RESPONSE_FIELDS[6:])
     with write(db):
         db.execute(
             f"insert into responses ({columns}) values ({', '.join('?' * len(RESPONSE_FIELDS))}) "
-            "on conflict (run_id, model, temperature, sample_idx) do update set "
+            "on conflict (run_id, variant, input, model, temperature, sample_idx) do update set "
             f"{updates} where responses.error_type is not null",
             [row[f] for f in RESPONSE_FIELDS],
         )
         db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), row["run_id"]])
 
 
-def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[str, float, int]]:
-    """The (model, temperature, sample_idx) cells that already have a row."""
-    sql = "select model, temperature, sample_idx from responses where run_id = ?"
+def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[int, int, str, float, int]]:
+    """The (variant, input, model, temperature, sample_idx) cells that already have a row."""
+    sql = "select variant, input, model, temperature, sample_idx from responses where run_id = ?"
     if not include_errors:
         sql += " and error_type is null"
-    return {(m, t, i) for m, t, i in db.execute(sql, [run_id]).fetchall()}
+    return {tuple(row) for row in db.execute(sql, [run_id]).fetchall()}
 
 
 def responses(db: Database, run_id: int) -> list[dict]:
     return list(
         db.query(
-            "select * from responses where run_id = ? order by model, temperature, sample_idx",
+            "select * from responses where run_id = ? order by variant, input, model, temperature, sample_idx",
             [run_id],
         )
     )

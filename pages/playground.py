@@ -6,7 +6,7 @@ from core import display, store
 
 from core.analyse import spread
 
-from core.run import local_llm, models, runner
+from core.run import local_llm, models, plan, runner
 from core.config import SpreadError
 
 st.title("Playground")
@@ -39,7 +39,7 @@ with st.form("plan"):
                                           help="Comma-separated, each in 0..2.")
         errors["temperatures"] = st.empty()
         n_col, tokens_col, seed_col = st.columns(3)
-        n = n_col.number_input("Samples (N)", min_value=1, max_value=runner.MAX_N, value=5, key="n")
+        n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, value=5, key="n")
         max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000, value=128,
                                              key="max_tokens")
         seed_text = seed_col.text_input("Seed", key="seed", placeholder="random",
@@ -53,10 +53,10 @@ with st.form("plan"):
 
 if submitted:
     try:
-        spec = runner.RunSpec(
+        spec = plan.RunSpec(
             prompt=prompt, system=system, name=name, models=chosen,
-            temperatures=runner.parse_temperatures(temperatures_text), n=int(n),
-            max_tokens=int(max_tokens), seed=runner.parse_seed(seed_text),
+            temperatures=plan.parse_temperatures(temperatures_text), n=int(n),
+            max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text),
             api_base=api_base.strip() or None,
             per_model_concurrency=local_llm.PARALLEL_SLOTS,
         )

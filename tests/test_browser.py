@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from core.run import runner
+from core.run import plan, runner
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -169,7 +169,7 @@ HOSTILE = [
 def test_model_output_is_shown_inert_in_the_browser(served_app, page, stub):
     url, db_path = served_app
     stub.answers = HOSTILE
-    run_id = runner.create(runner.RunSpec(prompt="Say something.", models=["openai/stub-a"], temperatures=[1.0],
+    run_id = plan.create(plan.RunSpec(prompt="Say something.", models=["openai/stub-a"], temperatures=[1.0],
                                           n=12, api_base=stub.base_url, seed=1), db_path=db_path)
     # Playwright's sync API owns this thread's event loop: sample on another thread.
     with ThreadPoolExecutor(1) as pool:

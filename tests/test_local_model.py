@@ -6,7 +6,7 @@ import pytest
 
 from core import store
 
-from core.run import llm, local_llm, runner
+from core.run import llm, local_llm, plan, runner
 
 pytestmark = pytest.mark.local_model
 
@@ -51,7 +51,7 @@ def test_messages_are_framed_as_question_and_answer():
 
 
 def test_a_small_run_on_the_local_model_is_stored():
-    run_id = runner.create(runner.RunSpec(prompt="Name a colour.", models=[local_llm.MODEL_ID],
+    run_id = plan.create(plan.RunSpec(prompt="Name a colour.", models=[local_llm.MODEL_ID],
                                           temperatures=[0.0, 1.0], n=2, max_tokens=6, seed=1))
     summary = asyncio.run(runner.execute(run_id))
     assert summary["responses"] == 4 and summary["errors"] == 0 and summary["cost_usd"] == 0

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import store
 
-from core.run import runner
+from core.run import plan, runner
 from conftest import ROOT
 
 TIMEOUT = 60
@@ -22,7 +22,7 @@ def finished_run(stub, **overrides) -> int:
     fields = dict(prompt="What is the capital of France?", models=["openai/stub-a"],
                   temperatures=[0.0, 1.0], n=3, api_base=stub.base_url, seed=1)
     fields.update(overrides)
-    run_id = runner.create(runner.RunSpec(**fields))
+    run_id = plan.create(plan.RunSpec(**fields))
     asyncio.run(runner.execute(run_id))
     return run_id
 
@@ -91,7 +91,7 @@ def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
 
 
 def test_runs_page_offers_resume_for_an_interrupted_run(stub):
-    run_id = runner.create(runner.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0],
+    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0],
                                           n=3, api_base=stub.base_url))
     with store.connect() as db:
         store.set_run_status(db, run_id, "running")

@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from core import config, store
 from core.review import golden, labels
-from core.run import runner
+from core.run import plan, runner
 from test_cli import last_json, spread
 
 
@@ -29,14 +29,14 @@ def test_every_planned_sample_ends_as_an_answer_or_a_typed_error_under_random_fa
     stub.fail_rate = {"429": 0.1, "429-noretry": 0.05, "500": 0.1, "503": 0.05, "reset": 0.05,
                       "malformed": 0.05, "truncated-sse": 0.05, "timeout": 0.03}
     stub.hang_s = 3
-    spec = runner.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a", "openai/stub-b"],
+    spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a", "openai/stub-b"],
                           temperatures=[0.0, 1.0], n=30, api_base=stub.base_url, timeout_s=0.5,
                           max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05, concurrency=16)
-    run_id = runner.create(spec)
+    run_id = plan.create(spec)
     summary = asyncio.run(runner.execute(run_id))
     rows = rows_of(run_id)
     assert len(rows) == 120 and summary["status"] == "done"
-    assert {(r["model"], r["temperature"], r["sample_idx"]) for r in rows} == set(spec.cells())
+    assert {(r["variant"], r["input"], r["model"], r["temperature"], r["sample_idx"]) for r in rows} == set(spec.cells())
     for row in rows:
         assert 1 <= row["attempts"] <= 3  # retries stay within their bound
         if row["error_type"] is None:
@@ -228,7 +228,7 @@ NOT_UTF8 = b"caf\xe9 \xff"
 ])
 def test_bad_input_everywhere_gets_one_line_and_writes_nothing(stub, tmp_path, args, message):
     db = tmp_path / "bad.db"
-    run_id = runner.create(runner.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=1,
+    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=1,
                                           api_base=stub.base_url), db_path=db)
     asyncio.run(runner.execute(run_id, db_path=db))  # one good run (answer id 1) to aim at
     before = _counts(db)

@@ -8,22 +8,22 @@ import pytest
 
 from core import store
 
-from core.run import runner
+from core.run import plan, runner
 from core.config import SpreadError
 
 
-def plan(stub, **overrides) -> runner.RunSpec:
+def spec_for(stub, **overrides) -> plan.RunSpec:
     fields = dict(
         prompt="What is the capital of France?", models=["openai/stub-a", "openai/stub-b"],
         temperatures=[0.0, 1.0], n=5, api_base=stub.base_url, seed=1,
         backoff_base_s=0.01, backoff_max_s=0.05,
     )
     fields.update(overrides)
-    return runner.RunSpec(**fields)
+    return plan.RunSpec(**fields)
 
 
 def run_plan(spec, **kwargs) -> dict:
-    run_id = runner.create(spec)
+    run_id = plan.create(spec)
     return asyncio.run(runner.execute(run_id, **kwargs))
 
 
@@ -34,7 +34,7 @@ def stored(run_id):
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_grid_fills_every_cell_with_answer_tokens_and_latency(stub, stream):
-    summary = run_plan(plan(stub, stream=stream))
+    summary = run_plan(spec_for(stub, stream=stream))
     assert summary["responses"] == 20 and summary["errors"] == 0
     assert summary["status"] == "done"
     rows = stored(summary["run_id"])
@@ -54,7 +54,7 @@ def test_grid_fills_every_cell_with_answer_tokens_and_latency(stub, stream):
 
 
 def test_temperature_zero_repeats_and_one_varies(stub):
-    rows = stored(run_plan(plan(stub, models=["openai/stub-a"], n=8))["run_id"])
+    rows = stored(run_plan(spec_for(stub, models=["openai/stub-a"], n=8))["run_id"])
     cold = {r["text"] for r in rows if r["temperature"] == 0.0}
     hot = {r["text"] for r in rows if r["temperature"] == 1.0}
     assert len(cold) == 1 and len(hot) > 1
@@ -62,7 +62,7 @@ def test_temperature_zero_repeats_and_one_varies(stub):
 
 def test_transient_errors_are_retried_with_the_attempts_recorded(stub):
     stub.inject("429", "500", "503", "reset")
-    summary = run_plan(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=1, max_attempts=5))
+    summary = run_plan(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=1, max_attempts=5))
     (row,) = stored(summary["run_id"])
     assert row["error_type"] is None
     assert row["attempts"] == 5
@@ -71,7 +71,7 @@ def test_transient_errors_are_retried_with_the_attempts_recorded(stub):
 
 def test_retries_stop_at_the_bound_and_leave_a_typed_error_row(stub):
     stub.inject(*["500"] * 10)
-    summary = run_plan(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=1, max_attempts=3))
+    summary = run_plan(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=1, max_attempts=3))
     (row,) = stored(summary["run_id"])
     assert summary["errors"] == 1 and summary["responses"] == 0
     assert row["error_type"] == "server_error" and row["attempts"] == 3 and row["text"] is None
@@ -83,7 +83,7 @@ def test_retries_stop_at_the_bound_and_leave_a_typed_error_row(stub):
 ])
 def test_permanent_errors_are_not_retried(stub, fault, error_type):
     stub.inject(fault)
-    summary = run_plan(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=1))
+    summary = run_plan(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=1))
     (row,) = stored(summary["run_id"])
     assert row["error_type"] == error_type and row["attempts"] == 1
     assert stub.count() == 1
@@ -92,7 +92,7 @@ def test_permanent_errors_are_not_retried(stub, fault, error_type):
 def test_timeout_becomes_an_error_row_after_retries(stub):
     stub.hang_s = 5
     stub.inject("timeout", "timeout")
-    summary = run_plan(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=1,
+    summary = run_plan(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=1,
                             timeout_s=0.5, max_attempts=2))
     (row,) = stored(summary["run_id"])
     assert row["error_type"] == "timeout" and row["attempts"] == 2
@@ -102,7 +102,7 @@ def test_retry_after_is_honoured(stub):
     stub.inject("429")
     stub.retry_after = "1"
     start = time.perf_counter()
-    summary = run_plan(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=1, backoff_max_s=5))
+    summary = run_plan(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=1, backoff_max_s=5))
     assert summary["responses"] == 1
     gap = stub.requests[1]["t"] - stub.requests[0]["t"]
     assert gap >= 0.9, gap
@@ -110,8 +110,8 @@ def test_retry_after_is_honoured(stub):
 
 
 def test_resume_fills_only_missing_cells(stub):
-    spec = plan(stub)
-    run_id = runner.create(spec)
+    spec = spec_for(stub)
+    run_id = plan.create(spec)
     with store.connect() as db:  # a worker died after two answers
         for idx in range(2):
             store.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 0.0,
@@ -126,7 +126,7 @@ def test_resume_fills_only_missing_cells(stub):
 
 def test_resume_with_retry_errors_replaces_error_rows_only(stub):
     stub.inject(*["401"] * 3)
-    summary = run_plan(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=5, concurrency=1))
+    summary = run_plan(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=5, concurrency=1))
     assert summary["errors"] == 3
     again = asyncio.run(runner.execute(summary["run_id"]))  # plain resume: nothing missing
     assert again["errors"] == 3 and stub.count() == 5
@@ -137,7 +137,7 @@ def test_resume_with_retry_errors_replaces_error_rows_only(stub):
 
 def test_cancel_stops_new_calls_and_marks_the_run(stub):
     stub.latency_s = 0.2
-    run_id = runner.create(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=40,
+    run_id = plan.create(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=40,
                                 concurrency=2, per_model_concurrency=2))
     cancel = threading.Event()
     seen = []
@@ -153,7 +153,7 @@ def test_cancel_stops_new_calls_and_marks_the_run(stub):
 
 
 def test_a_run_whose_worker_went_quiet_shows_as_interrupted(stub):
-    run_id = runner.create(plan(stub))
+    run_id = plan.create(spec_for(stub))
     with store.connect() as db:
         store.set_run_status(db, run_id, "running")
         assert store.get_run(db, run_id)["status"] == "running"
@@ -175,15 +175,15 @@ def test_a_run_whose_worker_went_quiet_shows_as_interrupted(stub):
 ])
 def test_bad_plans_are_refused_before_anything_is_written(stub, overrides, message):
     with pytest.raises(SpreadError, match=message):
-        runner.create(plan(stub, **overrides))
+        plan.create(spec_for(stub, **overrides))
     with store.connect() as db:
         assert db["runs"].count == 0 and db["prompts"].count == 0
 
 
 def test_same_prompt_name_new_text_gets_a_new_version(stub):
-    first = runner.create(plan(stub, name="capital", n=1))
-    again = runner.create(plan(stub, name="capital", n=1))
-    changed = runner.create(plan(stub, name="capital", n=1, system="Answer in one word."))
+    first = plan.create(spec_for(stub, name="capital", n=1))
+    again = plan.create(spec_for(stub, name="capital", n=1))
+    changed = plan.create(spec_for(stub, name="capital", n=1, system="Answer in one word."))
     with store.connect() as db:
         versions = [store.get_run(db, r)["prompt_version"] for r in (first, again, changed)]
     assert versions == [1, 1, 2]
@@ -191,7 +191,7 @@ def test_same_prompt_name_new_text_gets_a_new_version(stub):
 
 def test_the_app_worker_caches_embeddings_when_a_run_ends(stub):
     stub.answers = ["Paris.", "paris", "Lyon."]
-    run_id = runner.start(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=6))
+    run_id = runner.start(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=6))
     runner.background()._jobs[run_id][0].result(timeout=60)
     with store.connect() as db:
         assert store.get_run(db, run_id)["status"] == "done"
@@ -200,7 +200,7 @@ def test_the_app_worker_caches_embeddings_when_a_run_ends(stub):
 
 def test_spread_cancel_from_another_process_stops_a_running_run(stub):
     stub.latency_s = 0.2
-    run_id = runner.create(plan(stub, models=["openai/stub-a"], temperatures=[1.0], n=60, concurrency=2,
+    run_id = plan.create(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=60, concurrency=2,
                                 per_model_concurrency=2))
     worker = threading.Thread(target=lambda: asyncio.run(runner.execute(run_id)))
     worker.start()

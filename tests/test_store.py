@@ -10,7 +10,8 @@ from core import config, store
 
 def make_run(db) -> int:
     spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [1.0], "n": 50}
-    return store.create_run(db, spec=spec, planned=50)
+    variants = [{"label": "A", "name": "", "prompt": "Q?", "system": ""}]
+    return store.create_run(db, spec=spec, planned=50, variants=variants, inputs=[{}], rendered={(0, 0): ("", "Q?")})
 
 
 def test_new_database_has_plainly_named_tables_wal_and_recorded_migrations():
@@ -68,3 +69,42 @@ def test_several_processes_write_at_once_without_losing_a_row(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
     with store.connect(path) as db:
         assert db["responses"].count == 100
+
+
+def test_a_database_made_by_the_previous_schema_migrates_in_place_and_loses_nothing(tmp_path):
+    """tests/data/schema5.db was written by Spread before inputs and variants (migration 5):
+    two runs against the stub, labels by two reviewers, a golden set, cached embeddings."""
+    import shutil
+
+    from conftest import ROOT
+    from core.analyse import spread
+
+    path = tmp_path / "old.db"
+    shutil.copy(ROOT / "tests" / "data" / "schema5.db", path)
+    before = sqlite3.connect(path)
+    tables = ["prompts", "runs", "responses", "labels", "label_history", "golden_sets", "golden_items", "embeddings"]
+    counts = {t: before.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+    old_responses = before.execute("select * from responses order by id").fetchall()
+    old_columns = [c[1] for c in before.execute("pragma table_info(responses)")]
+    before.close()
+    assert counts["responses"] == 19 and counts["labels"] == 3
+
+    with store.connect(path) as db:
+        applied = [r[0] for r in db.execute("select name from _sqlite_migrations")]
+        assert applied == [m.name for m in store.migrations._migrations]
+        assert {t: db[t].count for t in tables} == counts  # nothing lost
+        after = [tuple(row[c] for c in old_columns) for row in db.query("select * from responses order by id")]
+        assert after == old_responses  # every old value unchanged
+        assert {(r["variant"], r["input"]) for r in db.query("select variant, input from responses")} == {(0, 0)}
+        run = store.get_run(db, 1)
+        assert run["spec"]["variants"][0]["prompt"] == "What is the capital of France?"
+        assert store.rendered_prompts(db, 1) == {(0, 0): ("Answer briefly.", "What is the capital of France?")}
+        assert store.run_inputs(db, 1) == [{"input": 0, "vars": {}}]
+        assert [v["label"] for v in store.run_variants(db, 1)] == ["A"]
+        assert store.done_cells(db, 2) == {(0, 0, "openai/stub-a", 1.0, i) for i in range(3)}
+        # The new unique key holds: the same cell cannot be written twice.
+        store.save_response(db, {"run_id": 2, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
+                                 "text": "again"})
+        assert db["responses"].count == 19
+    analysis = spread.analyse_run(1, method="exact", db_path=path, with_map=False)
+    assert sum(cell["count"] for cell in analysis.cells) == 16

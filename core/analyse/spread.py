@@ -1,80 +1,89 @@
-"""How far the answers of a run spread: meaning clusters and metrics per model × temperature cell.
+"""How far a run's answers spread: meaning clusters, and metrics over any part of the grid.
 
-The pipeline, top-down:
+A run's grid has four axes: prompt variant, input, model and temperature. A cell fixes
+all four and holds N samples. The pipeline, top-down:
 1. `frame()` puts the stored responses in a DataFrame.
-2. Answers are normalised (case, white space, trailing punctuation) and de-duplicated:
-   a run of 1,000 samples often holds far fewer distinct answers.
-3. The distinct answers are embedded (`embed`) and grouped by average-linkage
-   agglomerative clustering (scikit-learn) on cosine similarity: two groups merge while
-   their answers are, on average, at least `threshold` alike. Each cluster's
-   representative is its medoid: the answer most similar to all the others.
-4. Per cell (and per model, per temperature): consistency (share of the largest
-   cluster, with a Wilson interval), semantic entropy, mean pairwise similarity,
-   answer length, cut answers, cost, latency.
-
-Clusters are run-wide, so the same meaning has the same cluster id in every cell.
+2. Answers are normalised (case, white space, trailing punctuation) and de-duplicated
+   per input: a run of 1,000 samples often holds far fewer distinct answers.
+3. The distinct answers of each input are embedded and clustered by meaning (`meaning`).
+   Answers to different inputs are never clustered together; within an input, one
+   meaning has one cluster id across every variant, model and temperature. Each
+   cluster's representative is its medoid: the answer most similar to all the others.
+4. `group(axes)` measures any grouping of the grid: counts, tokens, cost, latency, and
+   the meaning metrics — consistency (share of the largest cluster), semantic entropy,
+   mean pairwise similarity. Within one input these are computed over the pooled
+   answers, with a Wilson interval; across inputs they are means over inputs, with a
+   t interval over inputs (samples of one input are not independent).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, entropy as shannon_entropy
 
-from core.analyse import embed, meaning
+from core.analyse import embed, meaning, stats
+from core.config import SpreadError
 
-CELL_KEYS = ["model", "temperature"]
+AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
+COLUMNS = ["id", "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
+           "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "error_type",
+           "error_message", "provider_model", "created_at"]
+NUMERIC = ["prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "temperature"]
+
+# Kept as the old names: the CLI, pages and tests use them.
+wilson = stats.wilson
+share_difference = stats.share_difference
 
 
 def frame(responses: list[dict]) -> pd.DataFrame:
-    """The responses of a run as a DataFrame with the columns the metrics need."""
-    columns = ["id", "run_id", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
-               "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms",
-               "attempts", "error_type", "error_message", "provider_model", "created_at"]
-    df = pd.DataFrame(responses, columns=columns)
-    for column in ["prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "temperature"]:
+    """Stored responses as a DataFrame with the columns the metrics need."""
+    df = pd.DataFrame(responses, columns=COLUMNS)
+    for column in NUMERIC:
         df[column] = pd.to_numeric(df[column], errors="coerce").astype("float64")
+    for axis in ("variant", "input"):  # rows from before variants and inputs are cell (0, 0)
+        df[axis] = pd.to_numeric(df[axis], errors="coerce").fillna(0).astype("int64")
     return df
 
 
-# --- clustering -----------------------------------------------------------------------
+# --- clusters -------------------------------------------------------------------------
 
 @dataclass
 class Cluster:
     id: int
+    input: int
     size: int
     representative: str
     representative_id: int
     member_ids: list[int] = field(repr=False)
 
 
-def _medoid(vectors: np.ndarray, weights: np.ndarray) -> int:
-    """The row most similar, weighted by how often each answer came back, to all the others."""
-    if len(vectors) > 3000:  # the centroid's nearest row: same idea, linear cost
-        centre = (vectors * weights[:, None]).sum(axis=0)
-        return int(np.argmax(vectors @ centre))
-    return int(np.argmax((vectors @ vectors.T) @ weights))
-
-
-# --- the analysis ---------------------------------------------------------------------
-
 @dataclass
 class Analysis:
     method: str
     threshold: float
-    answers: pd.DataFrame  # one row per good answer, with "norm" and "cluster" columns
+    answers: pd.DataFrame  # one row per good answer, with "norm", "cluster" and "vector" columns
+    errors: pd.DataFrame
     clusters: list[Cluster]
+    vectors: np.ndarray  # one row per distinct answer of an input; answers["vector"] points here
     cells: list[dict]
     by_model: list[dict]
     by_temperature: list[dict]
+    by_variant: list[dict] = field(default_factory=list)
+    by_input: list[dict] = field(default_factory=list)
     coords: pd.DataFrame | None = None  # 2-D map of the answers (PCA of the embeddings)
-    errors: pd.DataFrame | None = None
+    variants: list[dict] = field(default_factory=list)  # label, prompt version, template (analyse_run)
+    inputs: list[dict] = field(default_factory=list)  # {"input", "vars"} (analyse_run)
+
+    def group(self, axes: list[str], *, with_clusters: bool = False) -> list[dict]:
+        """Metrics for each combination of `axes`, the other axes aggregated."""
+        return group_metrics(self, axes, with_clusters=with_clusters)
 
 
 Embedder = Callable[[list[str], str], np.ndarray]
@@ -87,16 +96,34 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
 
     with store.connect(db_path) as db:
         rows = store.responses(db, run_id)
-        run = store.get_run(db, run_id)
-    context = f"{run['spec'].get('system') or ''}\n{run['spec']['prompt']}" if run else ""
-    return analyse(rows, method=method, threshold=threshold, with_map=with_map, context=context,
-                   embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+        prompts = store.rendered_prompts(db, run_id)
+        variants = store.run_variants(db, run_id)
+        inputs = store.run_inputs(db, run_id)
+    analysis = analyse(rows, method=method, threshold=threshold, with_map=with_map, contexts=contexts_of(prompts),
+                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+    analysis.variants, analysis.inputs = variants, inputs
+    labels = {v["variant"]: v["label"] for v in variants}
+    values = {i["input"]: i["vars"] for i in inputs}
+    for cell in analysis.cells:
+        cell["variant_label"] = labels.get(cell["variant"], str(cell["variant"]))
+        cell["vars"] = values.get(cell["input"], {})
+    return analysis
+
+
+def contexts_of(prompts: dict[tuple[int, int], tuple[str, str]]) -> dict[int, str]:
+    """Per input, every variant's rendered prompt: names and numbers the question itself
+    holds frame an answer, they do not tell answers apart."""
+    contexts: dict[int, list[str]] = {}
+    for (_, input_idx), (system, prompt) in sorted(prompts.items()):
+        contexts.setdefault(input_idx, []).append(f"{system}\n{prompt}")
+    return {k: "\n".join(v) for k, v in contexts.items()}
 
 
 def analyse(responses: list[dict], *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-            embedder: Embedder | None = None, with_map: bool = True, context: str = "") -> Analysis:
-    """Cluster a run's answers by meaning and measure every cell. `responses` are store rows;
-    `context` is the prompt (its names and numbers do not tell answers apart)."""
+            embedder: Embedder | None = None, with_map: bool = True, context: str = "",
+            contexts: dict[int, str] | None = None) -> Analysis:
+    """Cluster a run's answers by meaning, per input, and measure every cell. `responses` are
+    store rows; `contexts` (per input) or `context` is the prompt the answers reply to."""
     method = method or embed.default_method()
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
@@ -107,178 +134,258 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     answers["text"] = answers["text"].fillna("")
     answers["norm"] = answers["text"].map(embed.normalise)
 
-    # Distinct answers, most frequent first, each with one original spelling to embed.
-    distinct = (answers.groupby("norm", sort=False)
+    # Distinct answers per input, most frequent first, each with one original spelling.
+    distinct = (answers.groupby(["input", "norm"], sort=False)
                 .agg(count=("id", "size"), text=("text", "first"), first_id=("id", "first"))
-                .sort_values("count", ascending=False, kind="stable"))
+                .reset_index()
+                .sort_values(["input", "count"], ascending=[True, False], kind="stable")
+                .reset_index(drop=True))
     vectors = embedder(list(distinct["text"]), method) if len(distinct) else np.zeros((0, 1), np.float32)
-    # The exact method compares normalised text: key terms could only split what is equal.
-    labels = meaning.cluster_vectors(vectors, threshold, None if method == "exact" else list(distinct["text"]), context)
-    distinct["cluster"] = labels
+    distinct["cluster"] = _cluster_per_input(distinct, vectors, threshold, method, contexts or {}, context)
 
-    # Renumber clusters by size (0 = largest) and pick each one's medoid.
-    sizes = distinct.groupby("cluster")["count"].sum().sort_values(ascending=False, kind="stable")
-    renumber = {old: new for new, old in enumerate(sizes.index)}
-    distinct["cluster"] = distinct["cluster"].map(renumber)
-    answers["cluster"] = answers["norm"].map(distinct["cluster"]).astype(int) if len(answers) else []
-    clusters = []
-    weights = distinct["count"].to_numpy(dtype=np.float64)
-    positions = {norm: i for i, norm in enumerate(distinct.index)}
-    members_by_cluster = answers.groupby("cluster")["id"].apply(list) if len(answers) else {}
-    for cluster_id in range(len(sizes)):
-        rows = np.flatnonzero(distinct["cluster"].to_numpy() == cluster_id)
-        medoid = rows[_medoid(vectors[rows], weights[rows])]
-        clusters.append(Cluster(
-            id=cluster_id, size=int(weights[rows].sum()), representative=distinct["text"].iloc[medoid],
-            representative_id=int(distinct["first_id"].iloc[medoid]),
-            member_ids=[int(i) for i in members_by_cluster[cluster_id]],
-        ))
+    position = pd.MultiIndex.from_frame(distinct[["input", "norm"]]).get_indexer(
+        pd.MultiIndex.from_frame(answers[["input", "norm"]])) if len(answers) else np.zeros(0, dtype=int)
+    answers["vector"] = position
+    answers["cluster"] = distinct["cluster"].to_numpy()[position] if len(answers) else np.zeros(0, dtype=int)
+    clusters = _clusters(distinct, vectors, answers)
 
-    row_vectors = vectors[[positions[n] for n in answers["norm"]]] if len(answers) else vectors
-    cells = _grouped(answers, errors, ["model", "temperature"], clusters, distinct, vectors, positions)
-    analysis = Analysis(
-        method=method, threshold=threshold, answers=answers, clusters=clusters, cells=cells,
-        by_model=_grouped(answers, errors, ["model"], clusters, distinct, vectors, positions),
-        by_temperature=_grouped(answers, errors, ["temperature"], clusters, distinct, vectors, positions),
-        errors=errors,
-    )
+    analysis = Analysis(method=method, threshold=threshold, answers=answers, errors=errors, clusters=clusters,
+                        vectors=vectors, cells=[], by_model=[], by_temperature=[])
+    analysis.cells = analysis.group(AXES, with_clusters=True)
+    analysis.by_model = analysis.group(["model"], with_clusters=True)
+    analysis.by_temperature = analysis.group(["temperature"], with_clusters=True)
+    analysis.by_variant = analysis.group(["variant"])
+    analysis.by_input = analysis.group(["input"])
     if with_map:
-        analysis.coords = answer_map(answers, row_vectors)
+        analysis.coords = answer_map(answers, vectors[position] if len(answers) else vectors)
     return analysis
 
 
-def _grouped(answers, errors, keys, clusters, distinct, vectors, positions) -> list[dict]:
-    """metrics_for() per group of `keys` (cells, models or temperatures), errors included."""
-    answer_groups = dict(iter(answers.groupby(keys)))
-    error_groups = dict(iter(errors.groupby(keys)))
+def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: float, method: str,
+                       contexts: dict[int, str], context: str) -> np.ndarray:
+    """Cluster ids unique across the run: per input, numbered by size (largest first)."""
+    labels = np.zeros(len(distinct), dtype=int)
+    counts = distinct["count"].to_numpy(dtype=float)
+    texts = distinct["text"].to_numpy()
+    next_id = 0
+    for input_idx, rows in distinct.groupby("input", sort=True).indices.items():
+        # The exact method compares normalised text: key terms could only split what is equal.
+        local = meaning.cluster_vectors(vectors[rows], threshold, None if method == "exact" else list(texts[rows]),
+                                        contexts.get(int(input_idx), context))
+        sizes = np.bincount(local, weights=counts[rows])
+        order = np.argsort(-sizes, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        labels[rows] = next_id + rank[local]
+        next_id += len(order)
+    return labels
+
+
+def _clusters(distinct: pd.DataFrame, vectors: np.ndarray, answers: pd.DataFrame) -> list[Cluster]:
+    weights = distinct["count"].to_numpy(dtype=np.float64)
+    members = answers.groupby("cluster")["id"].agg(list) if len(answers) else {}
+    clusters = []
+    for cluster_id, rows in sorted(distinct.groupby("cluster").indices.items()):
+        medoid = rows[_medoid(vectors[rows], weights[rows])]
+        clusters.append(Cluster(
+            id=int(cluster_id), input=int(distinct["input"].iloc[medoid]), size=int(weights[rows].sum()),
+            representative=distinct["text"].iloc[medoid], representative_id=int(distinct["first_id"].iloc[medoid]),
+            member_ids=[int(i) for i in members[cluster_id]],
+        ))
+    return clusters
+
+
+def _medoid(vectors: np.ndarray, weights: np.ndarray) -> int:
+    """The row most similar, weighted by how often each answer came back, to all the others."""
+    if len(vectors) > 3000:  # the centroid's nearest row: same idea, linear cost
+        centre = (vectors * weights[:, None]).sum(axis=0)
+        return int(np.argmax(vectors @ centre))
+    return int(np.argmax((vectors @ vectors.T) @ weights))
+
+
+# --- metrics over any grouping of the grid --------------------------------------------
+
+def group_metrics(analysis: Analysis, axes: list[str], *, with_clusters: bool = False) -> list[dict]:
+    """One dict per combination of `axes` that has answers or errors: the axes' values,
+    basic_metrics() and the meaning metrics (see the module's docstring)."""
+    keys = [axis for axis in AXES if axis in axes]
+    answers, errors = analysis.answers, analysis.errors
+    basic = _basic_by(answers, errors, keys)
+    meaning_rows = _meaning_by(analysis, keys, with_clusters)
     out = []
-    for key in sorted(set(answer_groups) | set(error_groups)):
-        values = key if isinstance(key, tuple) else (key,)
-        metrics = {k: float(v) if k == "temperature" else v for k, v in zip(keys, values)}
-        metrics.update(metrics_for(answer_groups.get(key, answers.iloc[0:0]),
-                                   error_groups.get(key, errors.iloc[0:0]), clusters, vectors, positions))
-        out.append(metrics)
+    for key in sorted(basic):
+        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)}
+        row.update(basic[key])
+        row.update(meaning_rows.get(key) or _no_answers())
+        out.append(row)
     return out
 
 
-def metrics_for(group: pd.DataFrame, errors: pd.DataFrame, clusters: list[Cluster],
-                vectors: np.ndarray, positions: dict) -> dict:
-    """Every number for one group of answers (a cell, a model, a temperature)."""
-    n = len(group)
-    counts = group["cluster"].value_counts() if n else pd.Series(dtype=int)
-    top = int(counts.iloc[0]) if n else 0
-    low, high = wilson(top, n)
-    by_distinct = group["norm"].value_counts() if n else pd.Series(dtype=int)
-    ids, labels = group["id"].to_numpy(), group["cluster"].to_numpy()
-    members = {c: ids[labels == c] for c in counts.index}
-    result = basic_metrics(group, errors)
-    result.update({
-        "distinct_answers": int(group["norm"].nunique()),
-        "n_clusters": int(len(counts)),
-        "consistency": round(top / n, 4) if n else None,
-        "consistency_low": round(low, 4) if n else None,
-        "consistency_high": round(high, 4) if n else None,
-        "entropy": round(float(shannon_entropy(counts.to_numpy())), 4) if n else None,
-        "mean_similarity": mean_pairwise_similarity(
-            vectors[[positions[x] for x in by_distinct.index]], by_distinct.to_numpy()) if n > 1 else None,
-        "top_cluster": int(counts.index[0]) if n else None,
-        "top_answer": clusters[int(counts.index[0])].representative if n else None,
-        "clusters": [
-            {"cluster": int(c), "size": int(s), "share": round(s / n, 4),
-             "representative": clusters[int(c)].representative,
-             "member_ids": [int(i) for i in members[c]]}
-            for c, s in counts.items()
-        ],
-    })
-    return result
+def _plain(axis: str, value):
+    return float(value) if axis == "temperature" else int(value) if axis in ("variant", "input") else value
 
 
-def basic_metrics(group: pd.DataFrame, errors: pd.DataFrame) -> dict:
-    """Counts, tokens, cut answers, cost and latency: the numbers that need no embedding."""
-    n = len(group)
-    column = {name: group[name].to_numpy(dtype=np.float64)
-              for name in ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms")}
-    tokens = _known(column["completion_tokens"])
-    prompt_tokens = _known(column["prompt_tokens"])
-    cost = column["cost_usd"]
-    cost_known = n > 0 and not np.isnan(cost).any()  # one unknown price: the total is unknown, never 0
-    cut = int((group["finish_reason"].to_numpy() == "length").sum())
-    return {
-        "count": n,
-        "errors": int(len(errors)),
-        "error_types": {str(k): int(v) for k, v in errors["error_type"].value_counts().items()},
-        "prompt_tokens": int(prompt_tokens.sum()) if prompt_tokens.size else None,
-        "completion_tokens": int(tokens.sum()) if tokens.size else None,
-        "length_mean": _round(tokens.mean()) if tokens.size else None,
-        "length_sd": _round(tokens.std(ddof=1)) if tokens.size > 1 else None,
-        "length_min": int(tokens.min()) if tokens.size else None,
-        "length_max": int(tokens.max()) if tokens.size else None,
-        "cut_by_max_tokens": cut,
-        "cut_share": round(cut / n, 4) if n else None,
-        "cost_usd": float(cost.sum()) if cost_known else None,
-        "cost_per_call_mean": float(cost.mean()) if cost_known else None,
-        "cost_per_call_p95": float(np.quantile(cost, 0.95)) if cost_known else None,
-        "latency_ms_p50": _quantile(column["latency_ms"], 0.5),
-        "latency_ms_p95": _quantile(column["latency_ms"], 0.95),
-        "latency_ms_p99": _quantile(column["latency_ms"], 0.99),
-        "ttft_ms_p50": _quantile(column["ttft_ms"], 0.5),
-        "ttft_ms_p95": _quantile(column["ttft_ms"], 0.95),
-    }
+def _key(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
 
 
-def _known(values: np.ndarray) -> np.ndarray:
-    return values[~np.isnan(values)]
+def _groups(df: pd.DataFrame, keys: list[str]):
+    """groupby over `keys`, or the whole frame as one group when there are none."""
+    return df.assign(_all=0).groupby(keys or ["_all"], sort=True)
+
+
+def _basic_by(answers: pd.DataFrame, errors: pd.DataFrame, keys: list[str]) -> dict[tuple, dict]:
+    """Counts, tokens, cut answers, cost and latency per group: the numbers that need no embedding."""
+    out: dict[tuple, dict] = {}
+    if len(answers):
+        cut = (answers["finish_reason"] == "length").astype(int)
+        grouped = _groups(answers.assign(cut=cut), keys)
+        agg = grouped.agg(
+            count=("id", "size"), distinct_answers=("norm", "nunique"), cut=("cut", "sum"),
+            prompt_tokens=("prompt_tokens", "sum"), prompt_known=("prompt_tokens", "count"),
+            completion_tokens=("completion_tokens", "sum"), length_known=("completion_tokens", "count"),
+            length_mean=("completion_tokens", "mean"), length_sd=("completion_tokens", "std"),
+            length_min=("completion_tokens", "min"), length_max=("completion_tokens", "max"),
+            cost_usd=("cost_usd", "sum"), cost_known=("cost_usd", "count"), cost_mean=("cost_usd", "mean"),
+        )
+        quantiles = {name: grouped[column].quantile(q) for name, column, q in (
+            ("latency_ms_p50", "latency_ms", 0.5), ("latency_ms_p95", "latency_ms", 0.95),
+            ("latency_ms_p99", "latency_ms", 0.99), ("ttft_ms_p50", "ttft_ms", 0.5),
+            ("ttft_ms_p95", "ttft_ms", 0.95), ("cost_per_call_p95", "cost_usd", 0.95))}
+        for key, row in agg.iterrows():
+            n = int(row["count"])
+            cost_known = int(row["cost_known"]) == n  # one unknown price: the total is unknown, never 0
+            out[_key(key)] = {
+                "count": n, "errors": 0, "error_types": {},
+                "prompt_tokens": int(row["prompt_tokens"]) if row["prompt_known"] else None,
+                "completion_tokens": int(row["completion_tokens"]) if row["length_known"] else None,
+                "length_mean": stats.rounded(row["length_mean"], 2),
+                "length_sd": stats.rounded(row["length_sd"], 2),
+                "length_min": None if pd.isna(row["length_min"]) else int(row["length_min"]),
+                "length_max": None if pd.isna(row["length_max"]) else int(row["length_max"]),
+                "cut_by_max_tokens": int(row["cut"]), "cut_share": round(int(row["cut"]) / n, 4),
+                "cost_usd": float(row["cost_usd"]) if cost_known else None,
+                "cost_per_call_mean": float(row["cost_mean"]) if cost_known else None,
+                "cost_per_call_p95": float(quantiles["cost_per_call_p95"][key]) if cost_known else None,
+                "distinct_answers": int(row["distinct_answers"]),
+                **{name: _quantile(values.get(key)) for name, values in quantiles.items()
+                   if name != "cost_per_call_p95"},
+            }
+    if len(errors):
+        for key, group in _groups(errors, keys):
+            row = out.setdefault(_key(key), _empty_basic())
+            row["errors"] = int(len(group))
+            row["error_types"] = {str(k): int(v) for k, v in group["error_type"].value_counts().items()}
+    return out
+
+
+def _quantile(value) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), 1)
+
+
+def _empty_basic() -> dict:
+    return {"count": 0, "errors": 0, "error_types": {}, "prompt_tokens": None, "completion_tokens": None,
+            "length_mean": None, "length_sd": None, "length_min": None, "length_max": None,
+            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_per_call_mean": None,
+            "cost_per_call_p95": None, "distinct_answers": 0, "latency_ms_p50": None, "latency_ms_p95": None,
+            "latency_ms_p99": None, "ttft_ms_p50": None, "ttft_ms_p95": None}
+
+
+def _no_answers() -> dict:
+    return {"n_clusters": 0, "consistency": None, "consistency_low": None, "consistency_high": None,
+            "entropy": None, "mean_similarity": None, "inputs": 0, "top_cluster": None, "top_answer": None,
+            "clusters": []}
+
+
+def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dict[tuple, dict]:
+    """The meaning metrics per group of `keys`: per input first, then averaged over inputs."""
+    answers = analysis.answers
+    if not len(answers):
+        return {}
+    per_input = keys if "input" in keys else keys + ["input"]
+    counts = answers.groupby(per_input + ["cluster"], sort=True).size()
+    levels = list(range(len(per_input)))
+    by_group = counts.groupby(level=levels, sort=True)
+    total, top, n_clusters = by_group.sum(), by_group.max(), by_group.size()
+    share = counts / total.reindex(counts.index.droplevel(-1)).to_numpy()
+    entropy = (-(share * np.log(share))).groupby(level=levels, sort=True).sum()
+    top_cluster = by_group.idxmax().map(lambda index: index[-1])
+    similarity = _mean_similarity(answers, analysis.vectors, per_input)
+    members = answers.groupby(per_input + ["cluster"], sort=True)["id"].agg(list) if with_clusters else None
+
+    rows = {}
+    for label in total.index:
+        key = _key(label)
+        n, k = int(total.loc[label]), int(top.loc[label])
+        low, high = stats.wilson(k, n)
+        cluster = analysis.clusters[int(top_cluster.loc[label])]
+        row = {"n_clusters": int(n_clusters.loc[label]), "consistency": round(k / n, 4),
+               "consistency_low": round(low, 4), "consistency_high": round(high, 4),
+               "entropy": round(float(entropy.loc[label]), 4), "mean_similarity": similarity.get(key), "inputs": 1,
+               "top_cluster": cluster.id, "top_answer": cluster.representative, "clusters": []}
+        if with_clusters:
+            in_group = counts.loc[label]
+            row["clusters"] = [
+                {"cluster": int(c), "size": int(s), "share": round(s / n, 4),
+                 "representative": analysis.clusters[int(c)].representative,
+                 "member_ids": [int(i) for i in members.loc[key + (c,)]]}
+                for c, s in sorted(in_group.items(), key=lambda item: (-item[1], item[0]))]
+        rows[key] = row
+    if "input" in keys:
+        return rows
+    return _over_inputs(rows, len(keys))
+
+
+def _over_inputs(rows: dict[tuple, dict], n_keys: int) -> dict[tuple, dict]:
+    """Per-input meaning metrics averaged over inputs; one input keeps its own (Wilson) row."""
+    grouped: dict[tuple, list[dict]] = {}
+    for key, row in rows.items():
+        grouped.setdefault(key[:n_keys] or (0,), []).append(row)
+    out = {}
+    for key, group in grouped.items():
+        if len(group) == 1:
+            out[key] = group[0]
+            continue
+        mean, low, high = stats.mean_interval([r["consistency"] for r in group])
+        out[key] = {
+            "n_clusters": round(float(np.mean([r["n_clusters"] for r in group])), 2),
+            "consistency": stats.rounded(mean), "consistency_low": stats.rounded(low),
+            "consistency_high": stats.rounded(high),
+            "entropy": stats.rounded(np.mean([r["entropy"] for r in group])),
+            "mean_similarity": stats.rounded(np.nanmean([np.nan if r["mean_similarity"] is None
+                                                         else r["mean_similarity"] for r in group]))
+            if any(r["mean_similarity"] is not None for r in group) else None,
+            "inputs": len(group), "top_cluster": None, "top_answer": None, "clusters": [],
+        }
+    return out
+
+
+def _mean_similarity(answers: pd.DataFrame, vectors: np.ndarray, keys: list[str]) -> dict[tuple, float | None]:
+    """Mean cosine similarity over all pairs of answers in each group, in one pass:
+    Σ_{i≠j} v_i·v_j = |Σ v_i|² − Σ |v_i|² for the group's rows."""
+    codes = answers.groupby(keys, sort=True).ngroup().to_numpy()
+    index = answers.groupby(keys, sort=True).size().index
+    rows = vectors[answers["vector"].to_numpy()].astype(np.float64)
+    sums = np.zeros((len(index), rows.shape[1]))
+    np.add.at(sums, codes, rows)
+    self_pairs = np.bincount(codes, weights=np.einsum("ij,ij->i", rows, rows), minlength=len(index))
+    n = np.bincount(codes, minlength=len(index)).astype(np.float64)
+    total = np.einsum("ij,ij->i", sums, sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (total - self_pairs) / (n * (n - 1))
+    return {_key(key): (round(float(m), 4) if count > 1 else None) for key, m, count in zip(index, mean, n)}
 
 
 def cell_table(responses: list[dict]) -> list[dict]:
-    """Per cell, the metrics that need no embedding (cheap: the Runs page and `spread show`)."""
+    """Per cell, the metrics that need no embedding (cheap: the Runs page)."""
     df = frame(responses)
     answers = df[df["error_type"].isna()].copy()
     answers["norm"] = answers["text"].fillna("").map(embed.normalise)
-    errors = df[df["error_type"].notna()]
-    cells = []
-    keys = sorted(set(map(tuple, df[CELL_KEYS].itertuples(index=False))), key=lambda k: (k[0], k[1]))
-    for model, temperature in keys:
-        group = answers[(answers["model"] == model) & (answers["temperature"] == temperature)]
-        in_errors = errors[(errors["model"] == model) & (errors["temperature"] == temperature)]
-        cell = {"model": model, "temperature": float(temperature)}
-        cell.update(basic_metrics(group, in_errors))
-        cell["distinct_answers"] = int(group["norm"].nunique())
-        cells.append(cell)
-    return cells
+    basic = _basic_by(answers, df[df["error_type"].notna()], AXES)
+    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key] for key in sorted(basic)]
 
 
-def _quantile(values: np.ndarray, q: float) -> float | None:
-    known = _known(values)
-    return None if known.size == 0 else round(float(np.quantile(known, q)), 1)
-
-
-def _round(value, digits: int = 2):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
-
-
-# --- statistics -----------------------------------------------------------------------
-
-def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a share estimated from n samples."""
-    if n == 0:
-        return (0.0, 1.0)
-    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(interval.low), float(interval.high)
-
-
-def share_difference(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Difference of two shares with Newcombe's hybrid score interval (built on Wilson's)."""
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson(k1, n1, confidence)
-    l2, u2 = wilson(k2, n2, confidence)
-    diff = p1 - p2
-    low = diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return diff, low, high
-
-
-def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float:
+def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float | None:
     """Mean cosine similarity over all pairs of answers, distinct answers weighted by count."""
     counts = counts.astype(np.float64)
     n = counts.sum()
@@ -294,7 +401,7 @@ def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float:
 
 def answer_map(answers: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
     """2-D coordinates of every answer (PCA of its embedding), for a scatter plot."""
-    coords = answers[["id", "model", "temperature", "text", "cluster"]].copy()
+    coords = answers[["id", "variant", "input", "model", "temperature", "text", "cluster"]].copy()
     if len(answers) >= 3 and vectors.shape[1] >= 2:
         from sklearn.decomposition import PCA
 
@@ -306,14 +413,20 @@ def answer_map(answers: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
 
 
 def compare(analysis: Analysis, side_a: pd.Series, side_b: pd.Series) -> dict:
-    """Two sets of answers (boolean masks over analysis.answers) side by side."""
+    """Two sets of answers (boolean masks over analysis.answers) side by side.
+
+    Meanings are per input, so "shared" means the same meaning of the same input. With
+    one input, consistency is compared as two shares (Newcombe's interval); with several,
+    it is compared per input and the difference is paired over the inputs both sides answered.
+    """
     answers = analysis.answers
     a, b = answers[side_a], answers[side_b]
     counts_a, counts_b = a["cluster"].value_counts(), b["cluster"].value_counts()
     shared = sorted(set(counts_a.index) & set(counts_b.index), key=lambda c: -(counts_a[c] + counts_b[c]))
 
     def rows(ids):
-        return [{"cluster": int(c), "representative": analysis.clusters[c].representative,
+        return [{"cluster": int(c), "input": analysis.clusters[c].input,
+                 "representative": analysis.clusters[c].representative,
                  "share_a": round(counts_a.get(c, 0) / max(len(a), 1), 4),
                  "share_b": round(counts_b.get(c, 0) / max(len(b), 1), 4)} for c in ids]
 
@@ -323,20 +436,64 @@ def compare(analysis: Analysis, side_a: pd.Series, side_b: pd.Series) -> dict:
         "only_a": rows([c for c in counts_a.index if c not in counts_b.index]),
         "only_b": rows([c for c in counts_b.index if c not in counts_a.index]),
     }
-    if len(a) and len(b):
+    if not len(a) or not len(b):
+        return result
+    per_input = per_input_comparison(a, b, analysis)
+    result["per_input"] = per_input
+    if len(per_input) <= 1 and a["input"].nunique() == 1 and b["input"].nunique() == 1:
         top_a, top_b = int(counts_a.iloc[0]), int(counts_b.iloc[0])
-        diff, low, high = share_difference(top_a, len(a), top_b, len(b))
+        diff, low, high = stats.share_difference(top_a, len(a), top_b, len(b))
         result.update({
+            "paired_inputs": len(per_input),
             "consistency_a": round(top_a / len(a), 4), "consistency_b": round(top_b / len(b), 4),
-            "consistency_a_ci": [round(x, 4) for x in wilson(top_a, len(a))],
-            "consistency_b_ci": [round(x, 4) for x in wilson(top_b, len(b))],
+            "consistency_a_ci": [round(x, 4) for x in stats.wilson(top_a, len(a))],
+            "consistency_b_ci": [round(x, 4) for x in stats.wilson(top_b, len(b))],
             "consistency_shift": round(diff, 4), "consistency_shift_ci": [round(low, 4), round(high, 4)],
             # An interval that excludes 0 is a shift that sampling noise does not explain.
             "shift_is_significant": bool(low > 0 or high < 0),
             "representative_a": analysis.clusters[int(counts_a.index[0])].representative,
             "representative_b": analysis.clusters[int(counts_b.index[0])].representative,
         })
+        return result
+    consistency_a = [row["consistency_a"] for row in per_input]
+    consistency_b = [row["consistency_b"] for row in per_input]
+    mean_a, low_a, high_a = stats.mean_interval(consistency_a)
+    mean_b, low_b, high_b = stats.mean_interval(consistency_b)
+    paired = stats.paired_difference(consistency_a, consistency_b)
+    changed = sum(not row["same_top_meaning"] for row in per_input)
+    changed_low, changed_high = stats.wilson(changed, len(per_input))
+    worst = max(per_input, key=lambda row: (not row["same_top_meaning"], abs(row["shift"]))) if per_input else None
+    result.update({
+        "paired_inputs": len(per_input),
+        "consistency_a": stats.rounded(mean_a), "consistency_b": stats.rounded(mean_b),
+        "consistency_a_ci": [stats.rounded(low_a), stats.rounded(high_a)],
+        "consistency_b_ci": [stats.rounded(low_b), stats.rounded(high_b)],
+        "consistency_shift": paired["difference"], "consistency_shift_ci": [paired["low"], paired["high"]],
+        "shift_p_value": paired["p_value"],
+        "shift_is_significant": bool(paired["low"] is not None and (paired["low"] > 0 or paired["high"] < 0)),
+        "top_meaning_changed": changed, "top_meaning_changed_share": round(changed / max(len(per_input), 1), 4),
+        "top_meaning_changed_ci": [round(changed_low, 4), round(changed_high, 4)],
+        "representative_a": worst["top_a"] if worst else "", "representative_b": worst["top_b"] if worst else "",
+    })
     return result
+
+
+def per_input_comparison(a: pd.DataFrame, b: pd.DataFrame, analysis: Analysis) -> list[dict]:
+    """For each input both sides answered: consistency on each side and whether their top meanings agree."""
+    out = []
+    for input_idx in sorted(set(a["input"]) & set(b["input"])):
+        ca = a.loc[a["input"] == input_idx, "cluster"].value_counts()
+        cb = b.loc[b["input"] == input_idx, "cluster"].value_counts()
+        consistency_a, consistency_b = ca.iloc[0] / ca.sum(), cb.iloc[0] / cb.sum()
+        out.append({
+            "input": int(input_idx), "n_a": int(ca.sum()), "n_b": int(cb.sum()),
+            "consistency_a": round(float(consistency_a), 4), "consistency_b": round(float(consistency_b), 4),
+            "shift": round(float(consistency_a - consistency_b), 4),
+            "same_top_meaning": bool(ca.index[0] == cb.index[0]),
+            "top_a": analysis.clusters[int(ca.index[0])].representative,
+            "top_b": analysis.clusters[int(cb.index[0])].representative,
+        })
+    return out
 
 
 def word_diff(a: str, b: str) -> list[tuple[str, str]]:
@@ -354,15 +511,16 @@ def word_diff(a: str, b: str) -> list[tuple[str, str]]:
     return out
 
 
-def progress_grid(counts: list[dict], models: list[str], temperatures: list[float], n: int) -> pd.DataFrame:
-    """A models × temperatures table of "received/planned" (with errors) for a live run."""
+def progress_grid(counts: list[dict], models: list[str], temperatures: list[float], planned: int) -> pd.DataFrame:
+    """A models × temperatures table of "received/planned" (with errors) for a live run;
+    `planned` is the samples per model × temperature (variants × inputs × N)."""
     by_cell = {(c["model"], float(c["temperature"])): c for c in counts}
     grid = {}
     for t in temperatures:
         column = []
         for m in models:
             cell = by_cell.get((m, float(t)), {"received": 0, "errors": 0})
-            text = f"{cell['received']}/{n}"
+            text = f"{cell['received']}/{planned}"
             if cell["errors"]:
                 text += f" ({cell['errors']} err)"
             column.append(text)
@@ -370,33 +528,51 @@ def progress_grid(counts: list[dict], models: list[str], temperatures: list[floa
     return pd.DataFrame(grid, index=pd.Index(models, name="model"))
 
 
-def compare_runs(side_a: tuple[int, list[tuple[str, float]]], side_b: tuple[int, list[tuple[str, float]]], *,
-                 method: str | None = None, threshold: float = DEFAULT_THRESHOLD, db_path=None) -> dict:
-    """Compare cells of one run, or of two runs (before and after a prompt change).
+Side = tuple  # (run_id, [(model, temperature), ...]) or (run_id, cells, variants, inputs)
 
-    Each side is (run_id, [(model, temperature), ...]); an empty cell list means the
-    whole run. Both sides are clustered together, so a shared meaning has one id.
+
+def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 db_path=None) -> dict:
+    """Compare parts of one run, or of two runs (before and after a prompt change).
+
+    Each side is (run_id, cells[, variants[, inputs]]): cells are (model, temperature)
+    pairs, variants and inputs indexes; an empty list means all. Both sides are clustered
+    together, and the inputs of two runs are matched by their variables, so that the
+    same meaning of the same input has one id on both sides.
     """
     from core import store
 
+    rows, contexts = [], {}
+    run_ids = list(dict.fromkeys([side_a[0], side_b[0]]))
+    joint_inputs: dict[str, int] = {}
     with store.connect(db_path) as db:
-        rows = store.responses(db, side_a[0])
-        if side_b[0] != side_a[0]:
-            rows += store.responses(db, side_b[0])
-        specs = [store.get_run(db, run_id)["spec"] for run_id in {side_a[0], side_b[0]}]
-    context = "\n".join(f"{spec.get('system') or ''}\n{spec['prompt']}" for spec in specs)
-    analysis = analyse(rows, method=method, threshold=threshold, with_map=False, context=context,
+        for run_id in run_ids:
+            if store.get_run(db, run_id) is None:
+                raise SpreadError(f"no run with id {run_id}")
+            joint = {row["input"]: joint_inputs.setdefault(json.dumps(row["vars"], sort_keys=True), len(joint_inputs))
+                     for row in store.run_inputs(db, run_id)}
+            for row in store.responses(db, run_id):
+                rows.append(dict(row, run_input=row["input"], input=joint.get(row["input"], row["input"])))
+            for (_, input_idx), (system, prompt) in store.rendered_prompts(db, run_id).items():
+                contexts.setdefault(joint.get(input_idx, input_idx), []).append(f"{system}\n{prompt}")
+    analysis = analyse(rows, method=method, threshold=threshold, with_map=False,
+                       contexts={k: "\n".join(v) for k, v in contexts.items()},
                        embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
     answers = analysis.answers
+    run_input = pd.Series([row["run_input"] for row in rows]).loc[answers.index]
 
     def mask(side):
-        run_id, cells = side
+        run_id, cells, variants, inputs = (tuple(side) + ([], [], []))[:4]
         selected = answers["run_id"] == run_id
         if cells:
             in_cells = pd.Series(False, index=answers.index)
             for model, temperature in cells:
                 in_cells |= (answers["model"] == model) & (answers["temperature"] == float(temperature))
             selected &= in_cells
+        if variants:
+            selected &= answers["variant"].isin(variants)
+        if inputs:
+            selected &= run_input.isin(inputs)
         return selected
 
     result = compare(analysis, mask(side_a), mask(side_b))

@@ -11,7 +11,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import runner
+from core.run import plan, runner
 
 
 @click.command("run")
@@ -23,7 +23,7 @@ from core.run import runner
               help="a litellm model id; repeat for several (local/gemma-3-270m is the embedded model)")
 @click.option("--temperature", "temperatures", type=float, multiple=True, required=True, metavar="T",
               help="a sampling temperature in 0..2; repeat for several")
-@click.option("--n", type=int, required=True, help=f"samples per cell (1..{runner.MAX_N})")
+@click.option("--n", type=int, required=True, help=f"samples per cell (1..{plan.MAX_N})")
 @click.option("--max-tokens", type=int, default=256, metavar="K", show_default=True, help="answer length limit")
 @click.option("--seed", type=int, help="base seed: sample i uses seed+i, so a run repeats exactly")
 @click.option("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
@@ -46,14 +46,14 @@ def run_command(prompt, prompt_file, system, system_file, models, temperatures, 
     system = read_text(system_file) if system_file else system
     if not 1 <= max_attempts <= 20:
         raise SpreadError("max attempts must be in 1..20")
-    spec = runner.RunSpec(
+    spec = plan.RunSpec(
         prompt=prompt, system=system, models=list(models), temperatures=list(temperatures), n=n,
         max_tokens=max_tokens, seed=seed, top_p=top_p, concurrency=concurrency, per_model_concurrency=per_model,
         api_base=api_base, timeout_s=timeout, max_attempts=max_attempts, stream=not no_stream, name=name or "",
     )
-    run_id = runner.create(spec, created_by=os.environ.get("USER", ""))
+    run_id = plan.create(spec, created_by=os.environ.get("USER", ""))
     if not as_json:
-        print(f"run {run_id}: {len(spec.cells())} samples", file=sys.stderr)
+        print(f"run {run_id}: {spec.planned()} samples", file=sys.stderr)
     return execute(run_id, as_json, retry_errors=False)
 
 

@@ -33,8 +33,10 @@ DESCRIPTION = (
 PARALLEL_SLOTS = 4
 CONTEXT_PER_SLOT = 2048
 DEFAULT_MAX_TOKENS = 128
-# A base model keeps writing the next "Question:"; cut there, or at a blank line.
-DEFAULT_STOP = ["\nQuestion:", "\n\n"]
+# A base model keeps going after its answer: the next "Question:", another "Answer:"
+# ("red\nAnswer: green\nAnswer: ..."), a blank line, or one of Gemma's special tokens
+# written out as text. Its answer ends at the first.
+DEFAULT_STOP = ["Question:", "Answer:", "\n\n", "<start_of_image>", "<start_of_turn>", "<end_of_turn>"]
 
 _lock = threading.Lock()
 _server = None
@@ -113,8 +115,23 @@ def completion_request(messages: list[dict], params: dict) -> dict:
 
 def generate(messages: list[dict], params: dict) -> dict:
     """One completion: {"text", "finish_reason", "prompt_tokens", "completion_tokens"}."""
-    result = server().handle_completions(completion_request(messages, params))
-    return _parse(result)
+    result = _parse(server().handle_completions(completion_request(messages, params)))
+    result["text"] = result["text"].strip()  # "Answer:" leaves a space before the answer
+    return result
+
+
+def _trimmed(pieces):
+    """Streamed text pieces without the answer's leading and trailing white space: white
+    space is held back until text follows it, and dropped at the end."""
+    started, held = False, ""
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+            started = bool(piece)
+        text = held + piece
+        held = text[len(text.rstrip()):]
+        if text.rstrip():
+            yield text.rstrip()
 
 
 def generate_stream(messages: list[dict], params: dict):
@@ -131,17 +148,23 @@ def generate_stream(messages: list[dict], params: dict):
 
     threading.Thread(target=produce, daemon=True).start()
     text, finish_reason, usage = [], None, {}
-    while (chunk := chunks.get()) is not None:
-        if isinstance(chunk, Exception):
-            raise chunk
-        if "error" in chunk or "code" in chunk:
-            _parse(chunk)  # raises
-        choice = (chunk.get("choices") or [{}])[0]
-        if choice.get("text"):
-            text.append(choice["text"])
-            yield choice["text"]
-        finish_reason = choice.get("finish_reason") or finish_reason
-        usage = chunk.get("usage") or usage
+
+    def raw_pieces():
+        nonlocal finish_reason, usage
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, Exception):
+                raise chunk
+            if "error" in chunk or "code" in chunk:
+                _parse(chunk)  # raises
+            choice = (chunk.get("choices") or [{}])[0]
+            if choice.get("text"):
+                yield choice["text"]
+            finish_reason = choice.get("finish_reason") or finish_reason
+            usage = chunk.get("usage") or usage
+
+    for piece in _trimmed(raw_pieces()):
+        text.append(piece)
+        yield piece
     yield {
         "text": "".join(text),
         "finish_reason": finish_reason or "stop",

@@ -1,9 +1,10 @@
-"""A run plan (prompt × models × temperatures × N) and the engine that fans it out.
+"""The engine that samples a run plan (see `plan`), and the app's background worker.
 
 The engine is one coroutine, `execute(run_id)`: it reads the plan from the store,
-works out which cells are still missing, samples them with a global and a per-model
-concurrency limit, retries what can recover, and writes each answer (or error row)
-the moment it arrives. Running it again on the same run fills only what is missing.
+works out which cells are still missing, samples them with a global (and, where a
+model has one, a per-model) concurrency limit, retries what can recover, and writes
+each answer (or error row) the moment it arrives. Running it again on the same run
+fills only what is missing.
 
 The CLI runs it with `asyncio.run`. The app hands it to `background()`, one
 long-lived event loop on its own thread per process, never the Streamlit script thread.
@@ -12,144 +13,20 @@ long-lived event loop on its own thread per process, never the Streamlit script 
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import random
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
-from core import config, store
-
-from core.run import llm, local_llm, models
+from core import store
 from core.config import SpreadError
+from core.run import llm, local_llm, models, plan
+from core.run.plan import RunSpec
 
-MAX_N = 1000
-MAX_PROMPT_CHARS = 1_000_000
 HEARTBEAT_S = 2.0
-
-
-@dataclass
-class RunSpec:
-    prompt: str
-    models: list[str]
-    temperatures: list[float]
-    n: int
-    system: str = ""
-    name: str = ""
-    max_tokens: int | None = 256
-    seed: int | None = None  # sample i gets seed + i: reproducible, yet each sample differs
-    top_p: float | None = None
-    api_base: str | None = None  # for every model but the embedded one
-    concurrency: int = 8
-    per_model_concurrency: int = 4
-    stream: bool = True
-    timeout_s: float = 120.0
-    max_attempts: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RunSpec":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def messages(self) -> list[dict]:
-        messages = [{"role": "system", "content": self.system}] if self.system.strip() else []
-        return messages + [{"role": "user", "content": self.prompt}]
-
-    def cells(self) -> list[tuple[str, float, int]]:
-        return [(m, t, i) for m in self.models for t in self.temperatures for i in range(self.n)]
-
-    def seed_for(self, sample_idx: int) -> int | None:
-        return None if self.seed is None else self.seed + sample_idx
-
-    def api_base_for(self, model: str) -> str | None:
-        return None if model == local_llm.MODEL_ID else self.api_base
-
-
-def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
-    """Normalise a plan or raise a one-line SpreadError. Nothing is written before this passes."""
-    if not isinstance(spec.prompt, str) or not spec.prompt.strip():
-        raise SpreadError("the prompt is empty", "prompt")
-    if len(spec.prompt) + len(spec.system or "") > MAX_PROMPT_CHARS:
-        raise SpreadError(f"the prompt is longer than {MAX_PROMPT_CHARS:,} characters", "prompt")
-    for field, text in (("prompt", spec.prompt), ("system", spec.system or ""), ("name", spec.name or "")):
-        config.check_text(text, f"the {field}", field)
-    if not spec.models:
-        raise SpreadError("no model chosen", "models")
-    models_seen = []
-    for model in spec.models:
-        model = (model or "").strip()
-        if model and model not in models_seen:
-            models_seen.append(model)
-    if not models_seen:
-        raise SpreadError("no model chosen", "models")
-    if not spec.temperatures:
-        raise SpreadError("no temperature chosen", "temperatures")
-    temperatures = []
-    for t in spec.temperatures:
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
-            raise SpreadError(f"temperature {t!r} is not a number", "temperatures")
-        if not 0 <= t <= 2:
-            raise SpreadError(f"temperature {t} is outside 0..2", "temperatures")
-        if round(float(t), 3) not in temperatures:
-            temperatures.append(round(float(t), 3))
-    if not isinstance(spec.n, int) or isinstance(spec.n, bool) or not 1 <= spec.n <= MAX_N:
-        raise SpreadError(f"N must be a whole number in 1..{MAX_N} (got {spec.n!r})", "n")
-    if spec.max_tokens is not None and not (isinstance(spec.max_tokens, int) and 1 <= spec.max_tokens <= 200_000):
-        raise SpreadError(f"max tokens must be a whole number in 1..200000 (got {spec.max_tokens!r})", "max_tokens")
-    if spec.top_p is not None and not 0 < spec.top_p <= 1:
-        raise SpreadError(f"top_p must be in (0, 1] (got {spec.top_p})", "top_p")
-    if spec.seed is not None and not (isinstance(spec.seed, int) and 0 <= spec.seed < 2**31 - MAX_N):
-        raise SpreadError(f"seed must be a whole number in 0..{2**31 - MAX_N - 1}", "seed")
-    if not 1 <= spec.concurrency <= 256 or not 1 <= spec.per_model_concurrency <= 256:
-        raise SpreadError("concurrency must be in 1..256", "concurrency")
-    if spec.api_base is not None and not spec.api_base.strip():
-        spec.api_base = None
-    spec.models, spec.temperatures = models_seen, temperatures
-    spec.name = (spec.name or "").strip() or spec.prompt.strip().splitlines()[0][:60]
-    if check_providers:
-        for model in spec.models:
-            try:
-                models.check_model(model, spec.api_base_for(model))
-            except SpreadError as e:
-                raise SpreadError(str(e), "api_base" if "api_base" in str(e) else "models") from None
-    return spec
-
-
-def parse_temperatures(text: str) -> list[float]:
-    """ "0, 0.7, 1" -> [0.0, 0.7, 1.0], or a SpreadError naming the bad item."""
-    values = []
-    for item in text.replace(";", ",").replace(" ", ",").split(","):
-        if not item.strip():
-            continue
-        try:
-            values.append(float(item))
-        except ValueError:
-            raise SpreadError(f"temperature {item.strip()!r} is not a number", "temperatures") from None
-    return values
-
-
-def parse_seed(text: str) -> int | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise SpreadError(f"seed {text!r} is not a whole number", "seed") from None
-
-
-def create(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
-    """Validate the plan and record it; returns the run id."""
-    spec = validate(spec)
-    with store.connect(db_path) as db:
-        return store.create_run(db, spec=spec.as_dict(), planned=len(spec.cells()), created_by=created_by)
 
 
 @dataclass
@@ -176,25 +53,28 @@ async def execute(
             raise SpreadError(f"no run with id {run_id}")
         spec = RunSpec.from_dict(run["spec"])
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
+        prompts = {key: plan.messages(system, prompt) for key, (system, prompt) in store.rendered_prompts(db, run_id).items()}
         store.set_run_status(db, run_id, "running")
-    todo = [cell for cell in spec.cells() if cell not in done]
+    cells = spec.cells(run["spec"]["n_inputs"])
+    todo = [cell for cell in cells if cell not in done]
     # Load litellm and the embedded model before the clock starts: neither belongs in
     # an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
     if local_llm.MODEL_ID in spec.models and todo:
         await asyncio.to_thread(local_llm.server)
-    progress = Progress(planned=len(spec.cells()), received=len(done))
+    progress = Progress(planned=len(cells), received=len(done))
     cancel = cancel or threading.Event()
     limit_all = asyncio.Semaphore(spec.concurrency)
-    limit_model = {m: asyncio.Semaphore(spec.per_model_concurrency) for m in spec.models}
+    limit_model = {m: asyncio.Semaphore(limit) if (limit := spec.concurrency_for(m)) else contextlib.nullcontext()
+                   for m in spec.models}
     secrets = models.secret_values()
 
     async def one(cell):
-        model = cell[0]
+        variant, input_idx, model = cell[:3]
         async with limit_all, limit_model[model]:
             if cancel.is_set():
                 return
-            row = await _sample_with_retries(spec, run_id, cell, secrets, cancel)
+            row = await _sample_with_retries(spec, run_id, cell, prompts[variant, input_idx], secrets, cancel)
         if row is None:
             return
         await asyncio.to_thread(_save, db_path, row)
@@ -229,18 +109,18 @@ async def execute(
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
-async def _sample_with_retries(spec: RunSpec, run_id: int, cell, secrets, cancel) -> dict | None:
-    model, temperature, sample_idx = cell
+async def _sample_with_retries(spec: RunSpec, run_id: int, cell, messages, secrets, cancel) -> dict | None:
+    variant, input_idx, model, temperature, sample_idx = cell
     seed = spec.seed_for(sample_idx)
     api_base = spec.api_base_for(model)
-    row = {"run_id": run_id, "model": model, "temperature": temperature,
+    row = {"run_id": run_id, "variant": variant, "input": input_idx, "model": model, "temperature": temperature,
            "sample_idx": sample_idx, "seed": seed}
     for attempt in range(1, spec.max_attempts + 1):
         start = time.perf_counter()
         try:
             out = await asyncio.wait_for(
                 llm.sample(
-                    model, spec.messages(), temperature=temperature, max_tokens=spec.max_tokens,
+                    model, messages, temperature=temperature, max_tokens=spec.max_tokens,
                     seed=seed, top_p=spec.top_p, api_base=api_base,
                     api_key=models.api_key_for(model, api_base), stream=spec.stream,
                     timeout_s=spec.timeout_s,
@@ -392,7 +272,7 @@ def background() -> Background:
 
 def start(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once."""
-    run_id = create(spec, db_path=db_path, created_by=created_by)
+    run_id = plan.create(spec, db_path=db_path, created_by=created_by)
     background().submit(run_id, db_path=db_path)
     return run_id
 

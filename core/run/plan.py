@@ -1,0 +1,231 @@
+"""A run plan: prompt variants × inputs × models × temperatures × N samples.
+
+A cell is (variant, input, model, temperature); the plan samples every cell N times.
+`validate()` checks a plan and says what is wrong in one line before anything is
+written; `create()` records a valid plan (prompt versions, inputs, rendered prompts)
+in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import asdict, dataclass, field
+
+from core import config, store
+from core.config import SpreadError
+from core.run import inputs as inputs_module
+from core.run import local_llm, models, templates
+
+MAX_N = 1000
+MAX_PROMPT_CHARS = 1_000_000
+MAX_VARIANTS = 26
+# A plan above this many calls is refused unless the user raises the cap knowingly:
+# a typo in N or a forgotten filter on a big input file should not start 10⁶ calls.
+DEFAULT_MAX_CALLS = 20_000
+HARD_MAX_CALLS = 1_000_000
+
+
+@dataclass
+class Variant:
+    """One wording of the prompt. Its label is its name, else A, B, C… by position."""
+
+    prompt: str
+    system: str = ""
+    name: str = ""
+
+
+def variant_label(index: int, name: str = "") -> str:
+    if name.strip():
+        return name.strip()
+    letters = string.ascii_uppercase
+    return letters[index] if index < 26 else letters[index // 26 - 1] + letters[index % 26]
+
+
+@dataclass(kw_only=True)
+class RunSpec:
+    models: list[str]
+    temperatures: list[float]
+    n: int
+    # One prompt (the shorthand), or several variants.
+    prompt: str = ""
+    system: str = ""
+    variants: list[Variant] = field(default_factory=list)
+    # The inputs: each a mapping of variable -> text. Kept in their own table, not in the spec.
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    name: str = ""
+    max_tokens: int | None = 256
+    seed: int | None = None  # sample i gets seed + i: reproducible, yet each sample differs
+    top_p: float | None = None
+    api_base: str | None = None  # for every model but the embedded one
+    concurrency: int = 8
+    # Calls in flight per model: only where set, or where a model declares its own limit
+    # (the embedded model's slots).
+    per_model_concurrency: int | None = None
+    stream: bool = True
+    timeout_s: float = 120.0
+    max_attempts: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_calls: int = DEFAULT_MAX_CALLS
+
+    def as_dict(self) -> dict:
+        """The plan as stored with the run (inputs live in their own table)."""
+        data = asdict(self)
+        data.pop("inputs")
+        data["variants"] = [dict(asdict(v), label=variant_label(k, v.name)) for k, v in enumerate(self.variants)]
+        data["n_inputs"] = max(len(self.inputs), 1)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunSpec":
+        known = {f for f in cls.__dataclass_fields__} - {"variants", "inputs"}
+        spec = cls(**{k: v for k, v in data.items() if k in known})
+        spec.variants = [Variant(v["prompt"], v.get("system") or "", v.get("name") or "")
+                         for v in data.get("variants") or []] or [Variant(spec.prompt, spec.system)]
+        return spec
+
+    def all_variants(self) -> list[Variant]:
+        return self.variants or [Variant(self.prompt, self.system)]
+
+    def all_inputs(self) -> list[dict[str, str]]:
+        return self.inputs or [{}]
+
+    def rendered(self) -> dict[tuple[int, int], tuple[str, str]]:
+        """(variant, input) -> (system, prompt) with every placeholder filled."""
+        return {(v, i): (templates.render(variant.system, values), templates.render(variant.prompt, values))
+                for v, variant in enumerate(self.all_variants()) for i, values in enumerate(self.all_inputs())}
+
+    def cells(self, n_inputs: int | None = None) -> list[tuple[int, int, str, float, int]]:
+        """Every (variant, input, model, temperature, sample) of the plan, sample-major: the
+        first answers of every cell come before the second ones, so a partial run is even."""
+        n_inputs = n_inputs or len(self.all_inputs())
+        return [(v, i, m, t, s) for s in range(self.n) for i in range(n_inputs)
+                for v in range(len(self.all_variants())) for m in self.models for t in self.temperatures]
+
+    def planned(self) -> int:
+        return len(self.all_variants()) * len(self.all_inputs()) * len(self.models) * len(self.temperatures) * self.n
+
+    def seed_for(self, sample_idx: int) -> int | None:
+        return None if self.seed is None else self.seed + sample_idx
+
+    def api_base_for(self, model: str) -> str | None:
+        return None if model == local_llm.MODEL_ID else self.api_base
+
+    def concurrency_for(self, model: str) -> int | None:
+        """A model's own limit on calls in flight, if it has one."""
+        if self.per_model_concurrency:
+            return self.per_model_concurrency
+        return local_llm.PARALLEL_SLOTS if model == local_llm.MODEL_ID else None
+
+
+def messages(system: str, prompt: str) -> list[dict]:
+    return ([{"role": "system", "content": system}] if system.strip() else []) + [{"role": "user", "content": prompt}]
+
+
+def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
+    """Normalise a plan or raise a one-line SpreadError. Nothing is written before this passes."""
+    spec.variants = _checked_variants(spec)
+    spec.prompt, spec.system = spec.variants[0].prompt, spec.variants[0].system
+    spec.inputs = inputs_module.checked([dict(row) for row in spec.inputs or []])
+    templates.check_inputs([text for v in spec.variants for text in (v.prompt, v.system)], spec.inputs)
+    for model in spec.models or []:
+        if not isinstance(model, str):
+            raise SpreadError(f"model {model!r} is not a model id", "models")
+    models_seen = list(dict.fromkeys(m.strip() for m in spec.models or [] if m and m.strip()))
+    if not models_seen:
+        raise SpreadError("no model chosen", "models")
+    if not spec.temperatures:
+        raise SpreadError("no temperature chosen", "temperatures")
+    temperatures = []
+    for t in spec.temperatures:
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+            raise SpreadError(f"temperature {t!r} is not a number", "temperatures")
+        if not 0 <= t <= 2:
+            raise SpreadError(f"temperature {t} is outside 0..2", "temperatures")
+        if round(float(t), 3) not in temperatures:
+            temperatures.append(round(float(t), 3))
+    if not isinstance(spec.n, int) or isinstance(spec.n, bool) or not 1 <= spec.n <= MAX_N:
+        raise SpreadError(f"N must be a whole number in 1..{MAX_N} (got {spec.n!r})", "n")
+    if spec.max_tokens is not None and not (isinstance(spec.max_tokens, int) and 1 <= spec.max_tokens <= 200_000):
+        raise SpreadError(f"max tokens must be a whole number in 1..200000 (got {spec.max_tokens!r})", "max_tokens")
+    if spec.top_p is not None and not 0 < spec.top_p <= 1:
+        raise SpreadError(f"top_p must be in (0, 1] (got {spec.top_p})", "top_p")
+    if spec.seed is not None and not (isinstance(spec.seed, int) and 0 <= spec.seed < 2**31 - MAX_N):
+        raise SpreadError(f"seed must be a whole number in 0..{2**31 - MAX_N - 1}", "seed")
+    if not 1 <= spec.concurrency <= 1024 or (spec.per_model_concurrency is not None
+                                             and not 1 <= spec.per_model_concurrency <= 1024):
+        raise SpreadError("concurrency must be in 1..1024", "concurrency")
+    if spec.api_base is not None and not spec.api_base.strip():
+        spec.api_base = None
+    spec.models, spec.temperatures = models_seen, temperatures
+    if not isinstance(spec.max_calls, int) or not 1 <= spec.max_calls <= HARD_MAX_CALLS:
+        raise SpreadError(f"the cap on calls must be a whole number in 1..{HARD_MAX_CALLS:,}", "max_calls")
+    if spec.planned() > spec.max_calls:
+        raise SpreadError(
+            f"this plan makes {spec.planned():,} calls ({len(spec.variants)} variants × {len(spec.all_inputs())} "
+            f"inputs × {len(spec.models)} models × {len(spec.temperatures)} temperatures × N={spec.n}), above the "
+            f"cap of {spec.max_calls:,}; raise the cap knowingly (--max-calls) or plan fewer", "max_calls")
+    first_line = spec.variants[0].prompt.strip().splitlines()[0]
+    spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
+    config.check_text(spec.name, "the name", "name")
+    if check_providers:
+        for model in spec.models:
+            try:
+                models.check_model(model, spec.api_base_for(model))
+            except SpreadError as e:
+                raise SpreadError(str(e), "api_base" if "api_base" in str(e) else "models") from None
+    return spec
+
+
+def _checked_variants(spec: RunSpec) -> list[Variant]:
+    variants = spec.all_variants()
+    if len(variants) > MAX_VARIANTS:
+        raise SpreadError(f"at most {MAX_VARIANTS} prompt variants in one run (got {len(variants)})", "prompt")
+    labels = []
+    for k, variant in enumerate(variants):
+        which = "the prompt" if len(variants) == 1 else f"prompt {variant_label(k, variant.name)}"
+        if not isinstance(variant.prompt, str) or not variant.prompt.strip():
+            raise SpreadError(f"{which} is empty", "prompt")
+        if len(variant.prompt) + len(variant.system or "") > MAX_PROMPT_CHARS:
+            raise SpreadError(f"{which} is longer than {MAX_PROMPT_CHARS:,} characters", "prompt")
+        config.check_text(variant.prompt, which, "prompt")
+        config.check_text(variant.system or "", f"the system message of {which}", "system")
+        config.check_text(variant.name or "", f"the name of {which}", "prompt")
+        label = variant_label(k, variant.name)
+        if label in labels:
+            raise SpreadError(f"two prompt variants are labelled {label!r}: give them different names", "prompt")
+        labels.append(label)
+    return [Variant(v.prompt, v.system or "", (v.name or "").strip()) for v in variants]
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """ "0, 0.7, 1" -> [0.0, 0.7, 1.0], or a SpreadError naming the bad item."""
+    values = []
+    for item in text.replace(";", ",").replace(" ", ",").split(","):
+        if not item.strip():
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise SpreadError(f"temperature {item.strip()!r} is not a number", "temperatures") from None
+    return values
+
+
+def parse_seed(text: str) -> int | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SpreadError(f"seed {text!r} is not a whole number", "seed") from None
+
+
+def create(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
+    """Validate the plan and record it; returns the run id."""
+    spec = validate(spec)
+    stored = spec.as_dict()
+    with store.connect(db_path) as db:
+        return store.create_run(db, spec=stored, planned=spec.planned(), variants=stored["variants"],
+                                inputs=spec.all_inputs(), rendered=spec.rendered(), created_by=created_by)
