@@ -160,6 +160,14 @@ def m006_inputs_and_variants(db: Database) -> None:
                                   "system": spec.get("system") or "", "prompt": spec.get("prompt") or ""})
 
 
+@migrations()
+def m007_golden_item_templates(db: Database) -> None:
+    # A golden item from a templated run keeps the template and the prompt version it
+    # came from, beside its variables, so that it can be re-run with another version.
+    for column, kind in (("template", str), ("system_template", str), ("prompt_name", str), ("prompt_version", int)):
+        db["golden_items"].add_column(column, kind)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -440,6 +448,16 @@ def cell_counts(db: Database, run_id: int) -> list[dict]:
         "from responses where run_id = ? group by model, temperature",
         [run_id],
     ))
+
+
+def cost_by_model(db: Database, run_id: int) -> dict[str, dict]:
+    """Per model: rows received, good answers, their known cost and how many have no price."""
+    return {row["model"]: row for row in db.query(
+        "select model, count(*) as received, count(*) filter (where error_type is null) as answers, "
+        "coalesce(sum(cost_usd), 0) as cost_usd, "
+        "count(*) filter (where error_type is null and cost_usd is null) as unknown_cost, "
+        "sum(completion_tokens) as completion_tokens "
+        "from responses where run_id = ? group by model", [run_id])}
 
 
 def latest_active_run(db: Database) -> dict | None:

@@ -1,14 +1,16 @@
-"""Compare: cells of one run, or two runs of a prompt (before and after a change), side by side."""
+"""Compare: two parts of one run (wording A against B, one model against another), or two runs
+(before and after a prompt change), paired per input."""
 
+import pandas as pd
 import streamlit as st
 
-from core import store
-
+from core import display, store
 from core.analyse import embed, spread
 
 st.title("Compare")
 st.caption("Which meanings two sets of answers share, which are unique to one side, and whether "
-           "consistency moved by more than sampling noise.")
+           "consistency moved by more than sampling noise. Over several inputs the comparison is paired: "
+           "each input against itself.")
 
 with store.connect() as db:
     runs = store.list_runs(db)
@@ -18,22 +20,26 @@ if not runs:
 names = {r["id"]: f"{r['id']} · {r['name']} (v{r['prompt_version']})" for r in runs}
 
 
-def side(column, label: str, default_index: int):
+def side(column, label: str, default_variant: int):
     with column:
         st.subheader(label)
-        run_id = st.selectbox("Run", list(names), index=min(default_index, len(names) - 1),
-                              format_func=names.get, key=f"run_{label}")
+        run_id = st.selectbox("Run", list(names), format_func=names.get, key=f"run_{label}")
         run = next(r for r in runs if r["id"] == run_id)
+        wordings = list(range(len(run["variants"])))
+        variants = st.multiselect("Wordings (none = all)", wordings, key=f"variants_{label}_{run_id}",
+                                  default=[min(default_variant, len(wordings) - 1)] if len(wordings) > 1 else [],
+                                  format_func=lambda v: run["variants"][v])
         cells = [(m, t) for m in run["models"] for t in run["temperatures"]]
-        chosen = st.multiselect("Cells (none = the whole run)", cells, key=f"cells_{label}",
-                                default=cells[:1] if label == "A" else cells[1:2] or cells[:1],
+        several = len(wordings) > 1
+        chosen = st.multiselect("Models × temperatures (none = all)", cells, key=f"cells_{label}_{run_id}",
+                                default=[] if several else (cells[:1] if label == "A" else cells[1:2] or cells[:1]),
                                 format_func=lambda c: f"{c[0]} @ T={c[1]:g}")
-        return run_id, chosen
+        return run_id, chosen, variants
 
 
 a_col, b_col = st.columns(2)
 side_a = side(a_col, "A", 0)
-side_b = side(b_col, "B", 0)
+side_b = side(b_col, "B", 1)
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 method = st.radio("Group answers by", methods, format_func=embed.METHODS.get, horizontal=True, key="cmp_method")
 threshold = st.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="cmp_threshold")
@@ -50,9 +56,23 @@ b_col.metric("Consistency B", f"{result['consistency_b']:.0%}",
              help=f"95% interval {result['consistency_b_ci'][0]:.0%}–{result['consistency_b_ci'][1]:.0%}")
 low, high = result["consistency_shift_ci"]
 shift_col.metric("Shift (A − B)", f"{result['consistency_shift']:+.0%}")
-shift_col.caption(f"95% interval {low:+.0%} to {high:+.0%}: "
-                  + ("a real shift" if result["shift_is_significant"] else "within sampling noise"))
-st.caption(f"{result['n_a']} answers in A · {result['n_b']} in B")
+if low is None:
+    shift_col.caption("One input in common: no interval over inputs.")
+else:
+    shift_col.caption(f"95% interval {low:+.0%} to {high:+.0%}: "
+                      + ("a real shift" if result["shift_is_significant"] else "within sampling noise"))
+paired = result.get("paired_inputs", 0)
+st.caption(f"{result['n_a']} answers in A · {result['n_b']} in B · {paired} input(s) answered by both")
+if paired > 1:
+    changed_low, changed_high = result["top_meaning_changed_ci"]
+    st.metric("Inputs whose top meaning differs", f"{result['top_meaning_changed']} of {paired}",
+              help=f"95% interval {changed_low:.0%}–{changed_high:.0%} of inputs")
+    st.subheader("Per input")
+    st.dataframe(pd.DataFrame(result["per_input"]).assign(input=lambda d: d["input"] + 1)
+                 .sort_values(["same_top_meaning", "shift"], key=lambda c: c if c.name == "same_top_meaning" else -c.abs()),
+                 hide_index=True, width="stretch",
+                 column_config={"consistency_a": st.column_config.NumberColumn(format="percent"),
+                                "consistency_b": st.column_config.NumberColumn(format="percent")})
 
 for title, key in (("Meanings both sides gave", "shared"), ("Only in A", "only_a"), ("Only in B", "only_b")):
     st.subheader(f"{title} ({len(result[key])})")
@@ -61,7 +81,7 @@ for title, key in (("Meanings both sides gave", "shared"), ("Only in A", "only_a
                      column_config={"share_a": st.column_config.NumberColumn(format="percent"),
                                     "share_b": st.column_config.NumberColumn(format="percent")})
 
-st.subheader("Top answer of each side, word by word")
+st.subheader("Top answer of each side, word by word" + (" (the input that differs most)" if paired > 1 else ""))
 left, right = st.columns(2)
 left.caption("A")
 left.text(result["representative_a"])
@@ -69,3 +89,4 @@ right.caption("B")
 right.text(result["representative_b"])
 # A diff as plain text: removed words on "-" lines, added on "+" lines. Never markup.
 st.code("\n".join(f"{op} {words}" for op, words in result["diff"]), language="diff")
+st.caption(display.inert(f"Clusters by {result['method']} at {result['threshold']}."))

@@ -1,71 +1,245 @@
-"""Playground: write a prompt, pick models × temperatures × N, start a run, watch it fill in."""
+"""Playground: write one or more wordings of a prompt, give it a table of inputs, pick models ×
+temperatures × N, see the estimate, start a run and watch it fill in."""
 
+import pandas as pd
 import streamlit as st
 
 from core import display, store
-
 from core.analyse import spread
-
-from core.run import local_llm, models, plan, runner
 from core.config import SpreadError
+from core.review import golden
+from core.run import estimate, inputs, local_llm, models, plan, rewording, runner, templates
 
 st.title("Playground")
-st.caption("Send one prompt to several models at several temperatures, many times each, "
-           "and see how far the answers spread.")
+st.caption("Send a prompt — in one or more wordings, over a table of inputs — to several models at several "
+           "temperatures, many times each, and see how far the answers spread.")
 
 catalogue = models.catalogue()
 errors: dict[str, st.delta_generator.DeltaGenerator] = {}
+state = st.session_state
 
-with st.form("plan"):
-    left, right = st.columns([3, 2])
-    with left:
-        prompt = st.text_area("Prompt", key="prompt", height=140,
-                              placeholder="What is the capital of Australia?")
-        errors["prompt"] = st.empty()
-        system = st.text_area("System message", key="system", height=80,
-                              placeholder="Optional: instructions sent before the prompt.")
-        name = st.text_input("Prompt name", key="name",
-                             help="Runs of the same name are versioned: new text, new version.")
-    with right:
-        chosen = st.multiselect(
-            "Models", [entry.id for entry in catalogue], default=[local_llm.MODEL_ID], key="models",
-            accept_new_options=True,
-            help="Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
-                 "ollama/llama3.2, or openai/<name> with an API base.",
-        )
-        st.caption(local_llm.DESCRIPTION)
-        errors["models"] = st.empty()
-        temperatures_text = st.text_input("Temperatures", "0, 0.7, 1.0", key="temperatures",
-                                          help="Comma-separated, each in 0..2.")
-        errors["temperatures"] = st.empty()
-        n_col, tokens_col, seed_col = st.columns(3)
-        n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, value=5, key="n")
-        max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000, value=128,
-                                             key="max_tokens")
-        seed_text = seed_col.text_input("Seed", key="seed", placeholder="random",
-                                        help="Sample i uses seed + i: the run can be repeated exactly.")
-        errors["n"], errors["seed"] = st.empty(), st.empty()
-        api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
-                                 placeholder="http://localhost:8000/v1",
-                                 help="Used for every model except the embedded one.")
-        errors["api_base"] = st.empty()
-    submitted = st.form_submit_button("Run", type="primary")
 
-if submitted:
+# --- prompt variants ----------------------------------------------------------------
+
+def add_variant(prompt: str = "", name: str = "") -> None:
+    key = state.setdefault("variant_seq", 0)
+    state["variant_seq"] = key + 1
+    state.setdefault("variants", []).append(key)
+    state[f"prompt_{key}"], state[f"variant_name_{key}"] = prompt, name
+
+
+def remove_variant(key: int) -> None:
+    state["variants"].remove(key)
+
+
+if not state.get("variants"):
+    add_variant()
+
+st.subheader("Prompt")
+st.text_area("System message", key="system", height=68,
+             placeholder="Optional: instructions sent before the prompt (may use {{variables}} too).")
+keys = state["variants"]
+for row_start in range(0, len(keys), 3):
+    columns = st.columns(min(len(keys), 3))
+    for column, key in zip(columns, keys[row_start:row_start + 3]):
+        position = keys.index(key)
+        with column:
+            label = plan.variant_label(position, state.get(f"variant_name_{key}", ""))
+            st.text_area(f"Variant {label}" if len(keys) > 1 else "Prompt", key=f"prompt_{key}", height=140,
+                         placeholder="What is the capital of {{country}}?",
+                         help="{{name}} is filled from each input's column of that name.")
+            left, middle, right = st.columns([3, 1, 1])
+            left.text_input("Name", key=f"variant_name_{key}", placeholder=label, label_visibility="collapsed",
+                            help="A short name for this wording; prompts are versioned per name.")
+            middle.button(":material/content_copy:", key=f"duplicate_{key}", help="Duplicate this wording",
+                          on_click=lambda k=key: add_variant(state[f"prompt_{k}"], ""))
+            right.button(":material/delete:", key=f"remove_{key}", help="Remove this wording",
+                         disabled=len(keys) == 1, on_click=remove_variant, args=(key,))
+errors["prompt"] = st.empty()
+st.button("Add a wording", key="add_variant", icon=":material/add:", on_click=add_variant)
+
+texts = {plan.variant_label(k, state.get(f"variant_name_{key}", "")): state.get(f"prompt_{key}", "")
+         for k, key in enumerate(keys)}
+if len(texts) > 1:
+    with st.expander("Word diff between two wordings"):
+        left, right = st.columns(2)
+        first = left.selectbox("From", list(texts), key="diff_a")
+        second = right.selectbox("To", list(texts), index=1, key="diff_b")
+        # Plain text: removed words on "-" lines, added on "+" lines. Never markup.
+        st.code("\n".join(f"{op} {words}" for op, words in spread.word_diff(texts[first], texts[second])),
+                language="diff")
+
+with st.expander("Generate rewordings with a model"):
+    st.caption("A model rewrites the first wording K times, keeping its {{variables}}; edit, approve, and they run "
+               "as more variants. The embedded model is a small base model: it rewrites poorly — pick a "
+               "capable model for this.")
+    left, middle, right = st.columns([3, 1, 1])
+    rewriter = left.selectbox("Model", [e.id for e in catalogue], key="reword_model", accept_new_options=True)
+    k = middle.number_input("K", 1, rewording.MAX_REWORDINGS, 3, key="reword_k")
+    if right.button("Generate", key="reword"):
+        try:
+            first_text = state.get(f"prompt_{keys[0]}", "")
+            result = runner.wait(rewording.reword(first_text, int(k), rewriter,
+                                                  api_base=(state.get("api_base") or "").strip() or None))
+            state["rewordings"] = result
+            for i, text in enumerate(result["rewordings"]):
+                state[f"rewording_{i}"], state[f"approve_{i}"] = text, True
+        except SpreadError as e:
+            st.error(display.inert(str(e)))
+    result = state.get("rewordings")
+    if result:
+        cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.6f}"
+        st.caption(f"{result['calls']} calls · cost {cost} · {len(result['rejected'])} set aside")
+        for i, _ in enumerate(result["rewordings"]):
+            st.text_area(f"Rewording {i + 1}", key=f"rewording_{i}", height=80)
+            st.checkbox("Approve", key=f"approve_{i}")
+        for rejected in result["rejected"]:
+            st.caption(f"Set aside ({display.inert(rejected['reason'])}): {display.inert(rejected['text'], 120)}")
+
+        def add_approved() -> None:
+            for i, _ in enumerate(state["rewordings"]["rewordings"]):
+                if state.get(f"approve_{i}") and state.get(f"rewording_{i}", "").strip():
+                    add_variant(state[f"rewording_{i}"])
+            state["rewordings"] = None
+
+        st.button("Add the approved rewordings as variants", key="add_rewordings", on_click=add_approved)
+
+
+# --- inputs -------------------------------------------------------------------------
+
+st.subheader("Inputs")
+needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system", "")]
+                            for name in templates.variables(text)))
+source = st.radio("Inputs from", ["none", "typed rows", "a file", "a golden set", "an earlier run"],
+                  key="inputs_source", horizontal=True,
+                  index=1,
+                  help="Each input fills the {{variables}}; columns no variable uses are kept for checks "
+                       "(an expected answer, for example).")
+input_rows: list[dict] = []
+try:
+    if source == "typed rows":
+        columns = list(dict.fromkeys(needed + [c for c in state.get("input_columns", []) if c]))
+        edited = st.data_editor(pd.DataFrame(columns=columns or ["input"], dtype=str), num_rows="dynamic",
+                                key=f"inputs_table_{'_'.join(columns)}", width="stretch")
+        input_rows = inputs.from_table(edited.fillna("").to_dict("records"))
+        st.text_input("More columns (comma-separated)", key="input_columns_text",
+                      on_change=lambda: state.update(input_columns=[c.strip() for c in
+                                                                    state["input_columns_text"].split(",")]),
+                      placeholder="expected", help="For example an expected answer for checks.")
+    elif source == "a file":
+        upload = st.file_uploader("CSV (with a header row), JSONL or JSON", type=["csv", "jsonl", "json"],
+                                  key="inputs_file")
+        if upload is not None:
+            input_rows = inputs.parse(upload.getvalue(), upload.name)
+    elif source == "a golden set":
+        sets = [s["name"] for s in golden.list_sets()]
+        chosen_set = st.selectbox("Golden set", sets, key="inputs_golden") if sets else None
+        if chosen_set:
+            input_rows = inputs.from_golden_set(chosen_set)
+        else:
+            st.caption("No golden sets yet.")
+    elif source == "an earlier run":
+        with store.connect() as db:
+            past = store.list_runs(db)
+        chosen_run = st.selectbox("Run", [r["id"] for r in past], key="inputs_run",
+                                  format_func=lambda i: f"{i} · {next(r['name'] for r in past if r['id'] == i)}")
+        if chosen_run:
+            input_rows = inputs.from_run(chosen_run)
+except SpreadError as e:
+    st.error(display.inert(str(e)), icon=":material/error:")
+if input_rows and source != "typed rows":
+    st.dataframe(pd.DataFrame(input_rows).head(200), hide_index=True, width="stretch")
+if input_rows:
+    st.caption(f"{len(input_rows):,} inputs · variables: {display.inert(', '.join(inputs.columns(input_rows)))}")
+errors["inputs"] = st.empty()
+
+
+# --- models and sampling ------------------------------------------------------------
+
+st.subheader("Models and sampling")
+left, right = st.columns([3, 2])
+with left:
+    chosen = st.multiselect(
+        "Models", [entry.id for entry in catalogue], default=[local_llm.MODEL_ID], key="models",
+        accept_new_options=True,
+        help="Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
+             "ollama/llama3.2, or openai/<name> with an API base.",
+    )
+    st.caption(local_llm.DESCRIPTION)
+    errors["models"] = st.empty()
+    api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
+                             placeholder="http://localhost:8000/v1",
+                             help="Used for every model except the embedded one.")
+    errors["api_base"] = st.empty()
+with right:
+    temperatures_text = st.text_input("Temperatures", "0, 0.7, 1.0", key="temperatures",
+                                      help="Comma-separated, each in 0..2.")
+    errors["temperatures"] = st.empty()
+    n_col, tokens_col, seed_col = st.columns(3)
+    n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, value=5, key="n")
+    max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000, value=128, key="max_tokens")
+    seed_text = seed_col.text_input("Seed", key="seed", placeholder="random",
+                                    help="Sample i uses seed + i: the run can be repeated exactly.")
+    errors["n"], errors["seed"] = st.empty(), st.empty()
+    concurrency_col, cap_col = st.columns(2)
+    concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, 8, key="concurrency",
+                                               help="At most this many calls at once, over all models.")
+    max_calls = cap_col.number_input("Allow up to (calls)", 1, plan.HARD_MAX_CALLS, plan.DEFAULT_MAX_CALLS,
+                                     key="max_calls", help="A plan above this is refused: raise it knowingly.")
+    errors["max_calls"] = st.empty()
+name = st.text_input("Run name", key="name", help="Names the run and its prompt versions.")
+
+
+def current_spec() -> plan.RunSpec:
+    return plan.RunSpec(
+        variants=[plan.Variant(state.get(f"prompt_{key}", ""), state.get("system", ""),
+                               state.get(f"variant_name_{key}", "")) for key in keys],
+        inputs=input_rows, name=name, models=chosen, temperatures=plan.parse_temperatures(temperatures_text),
+        n=int(n), max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text), api_base=api_base.strip() or None,
+        concurrency=int(concurrency), max_calls=int(max_calls),
+    )
+
+
+def show_error(e: SpreadError) -> None:
+    errors.get(e.field or "", errors["prompt"]).error(display.inert(str(e)), icon=":material/error:")
+
+
+# --- estimate and run -----------------------------------------------------------------
+
+@st.cache_data(max_entries=8, show_spinner="Counting prompt tokens…")
+def estimate_of(_spec: plan.RunSpec, key: str) -> dict:
+    """Cached by the plan's content (`key`): counting tokens over a big table takes a moment."""
+    return estimate.estimate(_spec, check_providers=False)
+
+
+estimate_col, run_col = st.columns([4, 1])
+with estimate_col:
     try:
-        spec = plan.RunSpec(
-            prompt=prompt, system=system, name=name, models=chosen,
-            temperatures=plan.parse_temperatures(temperatures_text), n=int(n),
-            max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text),
-            api_base=api_base.strip() or None,
-            per_model_concurrency=local_llm.PARALLEL_SLOTS,
-        )
-        st.session_state["active_run"] = runner.start(spec, created_by=st.session_state.get("who", ""))
+        spec_now = current_spec()
+        guess = estimate_of(spec_now, repr(spec_now))
+        cost = "unknown" if guess["cost_usd_low"] is None else (
+            f"${guess['cost_usd_low']:.4f} – " + ("?" if guess["cost_usd_high"] is None else f"${guess['cost_usd_high']:.4f}"))
+        ceiling = "no ceiling" if guess["completion_tokens_max"] is None else f"≤ {guess['completion_tokens_max']:,}"
+        st.info(f"**{guess['calls']:,} calls** = {guess['variants']} wordings × {guess['inputs']} inputs × "
+                f"{guess['models']} models × {guess['temperatures']} temperatures × N={guess['n']} · prompt tokens "
+                f"{guess['prompt_tokens']:,} (counted) · completion tokens {ceiling} · cost {cost}",
+                icon=":material/calculate:")
+        for note in guess["notes"]:
+            st.caption(display.inert(note))
     except SpreadError as e:
-        errors.get(e.field or "", errors["prompt"]).error(display.inert(str(e)), icon=":material/error:")
+        if e.field not in ("prompt", None) or any(state.get(f"prompt_{key}", "").strip() for key in keys):
+            show_error(e)
+if run_col.button("Run", type="primary", key="run", width="stretch"):
+    try:
+        state["active_run"] = runner.start(current_spec(), created_by=state.get("who", ""))
+    except SpreadError as e:
+        show_error(e)
+
+
+# --- the run in progress ----------------------------------------------------------------
 
 with store.connect() as db:
-    active_id = st.session_state.get("active_run")
+    active_id = state.get("active_run")
     run = store.get_run(db, active_id) if active_id else store.latest_active_run(db)
 
 if run is not None:
@@ -81,14 +255,20 @@ if run is not None:
         st.subheader(f"Run {run_id}: {current['status']}")
         st.progress(received / max(current["planned"], 1),
                     text=f"{received}/{current['planned']} samples · {current['errors']} errors")
-        st.dataframe(spread.progress_grid(counts, spec["models"], spec["temperatures"], spec["n"]),
-                     width="stretch")
+        per_cell = len(spec["variants"]) * spec["n_inputs"] * spec["n"]
+        st.dataframe(spread.progress_grid(counts, spec["models"], spec["temperatures"], per_cell), width="stretch")
+        if received:
+            seen = estimate.projection(run_id)
+            projected = f"${seen['cost_usd_projected']:.4f}" if seen["complete"] else "not yet known for every model"
+            st.caption(f"Cost so far ${seen['cost_usd_so_far']:.4f} · projected for the whole run: {projected}")
         if current["status"] in ("running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):
                 runner.request_cancel(run_id)
         elif current["status"] != run["status"]:
             st.rerun()  # the run just ended: redraw once to stop polling
         else:
+            st.page_link("pages/spread.py", label=f"See how run {run_id} spread", icon=":material/scatter_plot:",
+                          query_params={"run": run_id})
             st.page_link("pages/runs.py", label=f"Open run {run_id}", icon=":material/open_in_new:",
                          query_params={"run": run_id})
 

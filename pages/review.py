@@ -8,6 +8,7 @@ from core import display, store
 from core.analyse import embed, spread
 
 from core.review import golden, labels
+from core.run import plan
 from core.config import SpreadError
 
 st.title("Review")
@@ -31,6 +32,12 @@ with st.expander("What to review", expanded=True):
     all_temperatures = sorted({t for r in chosen for t in r["temperatures"]})
     models = right.multiselect("Models (none = all)", all_models, key="review_models")
     temperatures = right.multiselect("Temperatures (none = all)", all_temperatures, key="review_temperatures")
+    most_variants = max((len(r["variants"]) for r in chosen), default=1)
+    most_inputs = max((r["n_inputs"] for r in chosen), default=1)
+    variants = left.multiselect("Wordings (none = all)", list(range(most_variants)), key="review_variants",
+                                format_func=plan.variant_label) if most_variants > 1 else []
+    inputs_chosen = left.multiselect("Inputs (none = all)", list(range(most_inputs)), key="review_inputs",
+                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []
     a, b, c, d = st.columns(4)
     unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled")
     disagreements_only = b.toggle("Disagreements only", key="review_disagreements")
@@ -43,7 +50,7 @@ if not run_ids:
     st.stop()
 
 result = labels.queue(run_ids, who, method=method, threshold=threshold, models=models,
-                      temperatures=temperatures, unlabelled_only=unlabelled_only,
+                      temperatures=temperatures, variants=variants, inputs=inputs_chosen, unlabelled_only=unlabelled_only,
                       disagreements_only=disagreements_only)
 items = result["items"]
 st.progress(result["labelled"] / max(result["total"], 1),
@@ -55,7 +62,9 @@ else:
     item = items[position]
     context, answer = st.columns([2, 3])
     with context:
-        st.caption(f"Run {item['run_id']} · prompt")
+        where = f" · input #{item['input'] + 1}" if most_inputs > 1 else ""
+        wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
+        st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
         st.text(item["prompt"])
         if item["system"]:
             st.caption("System")

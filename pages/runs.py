@@ -1,12 +1,10 @@
-"""Runs: past runs, and one run's answers per model × temperature cell."""
+"""Runs: past runs, and one run's cells and answers, filtered by wording, input, model and temperature."""
 
 import pandas as pd
 import streamlit as st
 
 from core import display, store
-
 from core.analyse import spread
-
 from core.run import runner
 
 st.title("Runs")
@@ -18,10 +16,12 @@ if not runs:
     st.info("No runs yet. Start one in the Playground.")
     st.stop()
 
-table = pd.DataFrame(runs)[["id", "name", "status", "answers", "errors", "planned", "cost_usd",
+table = pd.DataFrame(runs)[["id", "name", "status", "answers", "errors", "planned", "n_inputs", "cost_usd",
                             "created_at", "created_by"]]
+table["wordings"] = [len(r["variants"]) for r in runs]
 st.dataframe(table, hide_index=True, width="stretch",
-             column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f")})
+             column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
+                            "n_inputs": st.column_config.NumberColumn("inputs")})
 
 ids = [run["id"] for run in runs]
 requested = st.query_params.get("run")
@@ -32,25 +32,31 @@ st.query_params["run"] = str(run_id)
 
 
 @st.cache_data(max_entries=20)
-def load(run_id: int, received: int) -> tuple[dict, list[dict], list[dict]]:
+def load(run_id: int, received: int) -> tuple[dict, list[dict], list[dict], dict, list[dict], list[dict]]:
     """Cached per run and answer count: a finished run is read once."""
     with store.connect() as db:
         run = store.get_run(db, run_id)
         rows = store.responses(db, run_id)
-    return run, rows, spread.cell_table(rows)
+        prompts = store.rendered_prompts(db, run_id)
+        variants = store.run_variants(db, run_id)
+        inputs = store.run_inputs(db, run_id)
+    return run, rows, spread.cell_table(rows), prompts, variants, inputs
 
 
 summary = next(r for r in runs if r["id"] == run_id)
-run, rows, cells = load(run_id, summary["received"])
+run, rows, cells, prompts, variants, inputs = load(run_id, summary["received"])
 spec = run["spec"]
+labels = {v["variant"]: v["label"] for v in variants}
 
 st.subheader(f"Run {run_id}: {run['status']}")
-st.text(f"Prompt: {spec['prompt']}")
-if spec.get("system"):
-    st.text(f"System: {spec['system']}")
-st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · "
-           f"models {display.inert(', '.join(spec['models']))} · temperatures {', '.join(f'{t:g}' for t in spec['temperatures'])}"
-           f" · N={spec['n']} · max tokens {spec.get('max_tokens')} · seed {spec.get('seed')}")
+for variant in variants:
+    st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+    if variant["system"]:
+        st.text(f"System: {variant['system']}")
+st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · {len(inputs)} input(s) · "
+           f"models {display.inert(', '.join(spec['models']))} · temperatures "
+           f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
+           f"{spec.get('max_tokens')} · seed {spec.get('seed')}")
 
 missing = run["planned"] - run["received"]
 if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["errors"]):
@@ -61,19 +67,43 @@ if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["er
         st.session_state["active_run"] = run_id
         st.switch_page("pages/playground.py")
 
-if cells:
-    st.dataframe(pd.DataFrame(cells).drop(columns=["error_types"]), hide_index=True, width="stretch",
-                 column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f")})
+if len(inputs) > 1:
+    with st.expander(f"The {len(inputs)} inputs"):
+        st.dataframe(pd.DataFrame([{"input": i["input"] + 1, **i["vars"]} for i in inputs]), hide_index=True,
+                     width="stretch")
 
 answers = spread.frame(rows)
-for cell in cells:
-    label = (f"{cell['model']} @ T={cell['temperature']:g} · {cell['count']} answers · "
-             f"{cell['errors']} errors · {cell['distinct_answers']} distinct")
-    with st.expander(label):
-        in_cell = answers[(answers["model"] == cell["model"]) & (answers["temperature"] == cell["temperature"])]
-        # A dataframe shows answers as plain text: model output is data, never markup.
-        st.dataframe(
-            in_cell[["sample_idx", "text", "finish_reason", "completion_tokens", "latency_ms",
-                     "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]],
-            hide_index=True, width="stretch",
-        )
+left, middle, right, last = st.columns(4)
+chosen_variants = left.multiselect("Wordings (none = all)", sorted(labels), format_func=labels.get,
+                                   key="runs_variants") if len(labels) > 1 else []
+chosen_inputs = middle.multiselect("Inputs (none = all)", [i["input"] for i in inputs], key="runs_inputs",
+                                   format_func=lambda i: f"#{i + 1}") if len(inputs) > 1 else []
+chosen_models = right.multiselect("Models (none = all)", spec["models"], key="runs_models")
+chosen_temperatures = last.multiselect("Temperatures (none = all)", spec["temperatures"], key="runs_temperatures")
+
+
+def keep(df: pd.DataFrame) -> pd.DataFrame:
+    for column, chosen in (("variant", chosen_variants), ("input", chosen_inputs), ("model", chosen_models),
+                           ("temperature", chosen_temperatures)):
+        if chosen:
+            df = df[df[column].isin(chosen)]
+    return df
+
+
+if cells:
+    cell_frame = keep(pd.DataFrame(cells).drop(columns=["error_types"]))
+    cell_frame.insert(0, "wording", cell_frame.pop("variant").map(labels))
+    cell_frame["input"] = cell_frame["input"] + 1
+    st.dataframe(cell_frame, hide_index=True, width="stretch",
+                 column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f")})
+
+shown = keep(answers)
+shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"] + 1,
+                     prompt=[prompts.get((v, i), ("", ""))[1] for v, i in zip(shown["variant"], shown["input"])])
+st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (plain text)")
+# A dataframe shows answers as plain text: model output is data, never markup.
+st.dataframe(
+    shown[["id", "wording", "input", "model", "temperature", "sample_idx", "prompt", "text", "finish_reason",
+           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]],
+    hide_index=True, width="stretch",
+)

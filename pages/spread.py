@@ -1,10 +1,10 @@
-"""Spread: how far one run's answers spread, by meaning, length, cost and latency."""
+"""Spread: how far one run's answers spread, by meaning, wording, length, cost and latency."""
 
+import pandas as pd
 import streamlit as st
 
 from core import display, store
-
-from core.analyse import charts, embed, spread
+from core.analyse import charts, embed, sensitivity, spread
 
 st.title("Spread")
 
@@ -19,6 +19,8 @@ requested = st.query_params.get("run")
 run_id = st.selectbox("Run", ids, index=ids.index(int(requested)) if requested in map(str, ids) else 0,
                       format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}", key="spread_run")
 st.query_params["run"] = str(run_id)
+summary = next(r for r in runs if r["id"] == run_id)
+live = summary["status"] in ("pending", "running", "cancelling")
 
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
@@ -28,6 +30,17 @@ threshold = middle.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THR
 metric = right.selectbox("Colour the grid by", list(charts.METRIC_LABELS), format_func=charts.METRIC_LABELS.get,
                          key="metric")
 
+# The two axes of the heatmap; the others are aggregated. Default: what the run varies.
+several_variants, several_inputs = len(summary["variants"]) > 1, summary["n_inputs"] > 1
+default_axes = (("variant", "model") if several_variants else ("input", "model") if several_inputs
+                else ("model", "temperature"))
+left, right = st.columns(2)
+y_axis = left.selectbox("Rows", spread.AXES, index=spread.AXES.index(default_axes[0]), key="y_axis",
+                        format_func=charts.AXIS_NAMES.get)
+x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis], key=f"x_axis_{y_axis}",
+                         index=[a for a in spread.AXES if a != y_axis].index(default_axes[1])
+                         if default_axes[1] != y_axis else 0, format_func=charts.AXIS_NAMES.get)
+
 
 @st.cache_data(max_entries=16, show_spinner="Clustering answers by meaning…")
 def analysis_of(run_id: int, received: int, method: str, threshold: float) -> spread.Analysis:
@@ -35,14 +48,11 @@ def analysis_of(run_id: int, received: int, method: str, threshold: float) -> sp
     return spread.analyse_run(run_id, method=method, threshold=threshold)
 
 
-summary = next(r for r in runs if r["id"] == run_id)
-live = summary["status"] in ("pending", "running", "cancelling")
-
-
 @st.fragment(run_every=2.0 if live else None)
 def results():
     with store.connect() as db:
         run = store.get_run(db, run_id)
+        prompts = store.rendered_prompts(db, run_id)
     if live:
         st.progress(run["received"] / max(run["planned"], 1),
                     text=f"{run['status']}: {run['received']}/{run['planned']} samples")
@@ -50,14 +60,67 @@ def results():
     if not analysis.cells:
         st.info("No answers yet.")
         return
-    st.text(f"Prompt: {run['spec']['prompt']}")
-    st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · "
-               f"{len(analysis.clusters)} meaning clusters across the run")
-    st.plotly_chart(charts.heatmap(analysis.cells, metric), key="heatmap")
+    variant_names = {v["variant"]: v["label"] for v in analysis.variants}
+    input_names = {i["input"]: f"#{i['input'] + 1} {display.inert(_preview(i['vars']), 40)}".strip()
+                   for i in analysis.inputs}
+    names = {"variant": variant_names, "input": input_names}
+    for variant in analysis.variants:
+        st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+    st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
+               f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)")
+    st.plotly_chart(charts.heatmap(analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names),
+                    key="heatmap")
+    if len(analysis.inputs) > 1:
+        st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
+                   "(the samples of one input are not independent).")
 
-    labels = [f"{c['model']} @ T={c['temperature']:g}" for c in analysis.cells]
-    chosen = st.selectbox("Cell", range(len(labels)), format_func=labels.__getitem__, key="cell")
-    cell = analysis.cells[chosen]
+    drill(analysis, names, prompts)
+    if len(analysis.variants) > 1:
+        wording(analysis, names)
+
+    if analysis.coords is not None and len(analysis.coords) >= 3:
+        st.plotly_chart(charts.answer_map(analysis.coords), key="map")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.length_distributions(analysis.answers), key="lengths")
+    right.plotly_chart(charts.cost_vs_consistency(analysis.cells), key="cost_consistency")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.latency_distributions(analysis.answers), key="latency")
+    right.plotly_chart(charts.cost_distributions(analysis.answers), key="cost")
+
+    columns = ["count", "errors", "inputs", "n_clusters", "consistency", "consistency_low", "consistency_high",
+               "entropy", "mean_similarity", "length_mean", "cut_share", "cost_usd", "latency_ms_p50", "latency_ms_p95"]
+    for title, rows, key in (("Per wording", analysis.by_variant, "variant"), ("Per input", analysis.by_input, "input"),
+                             ("Per model", analysis.by_model, "model"),
+                             ("Per temperature", analysis.by_temperature, "temperature")):
+        if len(rows) > 1 or key in ("model", "temperature"):
+            st.subheader(title)
+            table = pd.DataFrame([{key: charts.axis_label(key, row[key], names.get(key)),
+                                   **{k: row[k] for k in columns}} for row in rows])
+            st.dataframe(table, hide_index=True)
+
+
+def _preview(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
+    """One cell of the grid: its meaning clusters, numbers and answers."""
+    st.subheader("One cell")
+    cells = {(c["variant"], c["input"], c["model"], c["temperature"]): c for c in analysis.cells}
+    choices = {axis: sorted({key[k] for key in cells}) for k, axis in enumerate(spread.AXES)}
+    picked = []
+    columns = st.columns(4)
+    for column, axis in zip(columns, spread.AXES):
+        picked.append(column.selectbox(charts.AXIS_NAMES[axis].capitalize(), choices[axis], key=f"cell_{axis}",
+                                       format_func=lambda v, a=axis: charts.axis_label(a, v, names.get(a)),
+                                       disabled=len(choices[axis]) == 1))
+    cell = cells.get(tuple(picked))
+    if cell is None:
+        st.caption("No answers in this cell.")
+        return
+    system, prompt = prompts.get((cell["variant"], cell["input"]), ("", ""))
+    st.caption("Prompt as sent")
+    st.text(f"{system}\n{prompt}".strip())
     bars, numbers = st.columns([3, 2])
     bars.plotly_chart(charts.cluster_bars(cell), key="bars")
     with numbers:
@@ -82,21 +145,34 @@ def results():
             st.dataframe(members[["id", "sample_idx", "text", "completion_tokens", "finish_reason"]],
                          hide_index=True, width="stretch")
 
-    if analysis.coords is not None and len(analysis.coords) >= 3:
-        st.plotly_chart(charts.answer_map(analysis.coords), key="map")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.length_distributions(analysis.answers), key="lengths")
-    right.plotly_chart(charts.cost_vs_consistency(analysis.cells), key="cost_consistency")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.latency_distributions(analysis.answers), key="latency")
-    right.plotly_chart(charts.cost_distributions(analysis.answers), key="cost")
 
-    columns = ["count", "errors", "n_clusters", "consistency", "consistency_low", "consistency_high", "entropy",
-               "mean_similarity", "length_mean", "cut_share", "cost_usd", "latency_ms_p50", "latency_ms_p95"]
-    st.subheader("Per model")
-    st.dataframe([{k: row[k] for k in ["model", *columns]} for row in analysis.by_model], hide_index=True)
-    st.subheader("Per temperature")
-    st.dataframe([{k: row[k] for k in ["temperature", *columns]} for row in analysis.by_temperature], hide_index=True)
+def wording(analysis: spread.Analysis, names: dict) -> None:
+    """How much of the spread comes from the wording, and how much from sampling."""
+    st.subheader("Wording or sampling?")
+    rows = sensitivity.by_input(analysis.answers)
+    if not rows:
+        st.caption("No input was answered by two wordings yet.")
+        return
+    st.caption("Per input and model, the spread of meanings (entropy) splits into the part within each wording "
+               "(sampling) and the part the wording explains. A permutation test (Holm-corrected over inputs) "
+               "tells a wording effect from noise.")
+    label = names["variant"]
+    st.dataframe(pd.DataFrame([{
+        "model": row["model"], "inputs": row["inputs"],
+        "spread due to wording": row["wording_share"],
+        "95% interval": f"{row['wording_share_low']} – {row['wording_share_high']}" if row["wording_share_low"] is not None else "",
+        "inputs whose top meaning changes": f"{row['top_meaning_changes']} ({row['top_meaning_changes_share']:.0%})",
+        "beyond noise": row["wording_matters"],
+        **{f"consistency {label.get(v, v)}": c for v, c in row["consistency_within"].items()},
+    } for row in sensitivity.summary(rows)]), hide_index=True)
+    st.plotly_chart(charts.wording_share(rows, names), key="wording")
+    with st.expander("Per input"):
+        st.dataframe(pd.DataFrame([{
+            "input": names["input"].get(row["input"], row["input"]), "model": row["model"],
+            "meanings": row["meanings"], "spread due to wording": row["wording_share"], "p": row["p_value"],
+            "beyond noise": row["wording_matters"], "top meanings agree": row["top_agreement"],
+            **{f"consistency {label.get(v, v)}": values["consistency"] for v, values in row["variants"].items()},
+        } for row in rows]), hide_index=True, width="stretch")
 
 
 results()

@@ -45,10 +45,11 @@ def test_playground_opens_with_the_local_model_preselected():
 ])
 def test_playground_refuses_bad_input_next_to_the_control(field, value, where, message):
     at = app().run()
-    at.text_area(key="prompt").input("What is 2+2?")
-    widget = {"prompt": at.text_area, "models": at.multiselect}.get(field, at.text_input)(key=field)
+    at.text_area(key="prompt_0").input("What is 2+2?")
+    key = "prompt_0" if field == "prompt" else field
+    widget = {"prompt": at.text_area, "models": at.multiselect}.get(field, at.text_input)(key=key)
     widget.set_value(value)
-    at.button[0].click().run()
+    at.button(key="run").click().run()
     assert not at.exception
     assert [e.value for e in at.error] and message in at.error[0].value.replace("\\", "")  # shown escaped
     with store.connect() as db:
@@ -57,12 +58,12 @@ def test_playground_refuses_bad_input_next_to_the_control(field, value, where, m
 
 def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(stub):
     at = app().run()
-    at.text_area(key="prompt").input("What is the capital of France?")
+    at.text_area(key="prompt_0").input("What is the capital of France?")
     at.multiselect(key="models").set_value(["openai/stub-a"])
     at.text_input(key="api_base").input(stub.base_url)
     at.text_input(key="temperatures").input("0, 1")
     at.number_input(key="n").set_value(4)
-    at.button[0].click().run()
+    at.button(key="run").click().run()
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
     deadline = time.time() + 30
@@ -73,7 +74,8 @@ def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(st
         time.sleep(0.2)
     at.run()
     assert any(f"Run {run_id}: done" in h.value for h in at.subheader)
-    assert at.dataframe[0].value.loc["openai/stub-a", "T=1"] == "4/4"
+    grid = next(df.value for df in at.dataframe if "T=1" in df.value.columns)
+    assert grid.loc["openai/stub-a", "T=1"] == "4/4"
 
 
 def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
@@ -86,8 +88,9 @@ def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
     assert at.selectbox[0].value == run_id
     cells = at.dataframe[1].value
     assert list(cells["count"]) == [3, 3]
-    assert {"latency_ms_p50", "completion_tokens"} <= set(cells.columns)
-    assert len(at.expander) == 2
+    assert {"latency_ms_p50", "completion_tokens", "wording", "input"} <= set(cells.columns)
+    shown = at.dataframe[2].value
+    assert len(shown) == 6 and set(shown["prompt"]) == {"What is the capital of France?"}
 
 
 def test_runs_page_offers_resume_for_an_interrupted_run(stub):
@@ -126,7 +129,7 @@ def test_spread_page_shows_the_grid_clusters_and_charts(stub):
     # the T=0 cell of stub-a repeats one answer: consistency 100%
     assert at.metric[0].value == "100%"
     assert at.expander[0].label.startswith("#0 · 6 answers (100%)")
-    at.selectbox(key="cell").set_value(1).run()
+    at.selectbox(key="cell_temperature").set_value(1.0).run()
     assert at.metric[0].value != "100%" and len(at.expander) >= 2
     at.radio(key="method").set_value("exact").run()
     assert not at.exception

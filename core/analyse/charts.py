@@ -31,38 +31,60 @@ def _safe(text: str | None, limit: int = HOVER_CHARS, width: int = 60) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width) or [""])
 
 
-def heatmap(cells: list[dict], metric: str = "consistency") -> go.Figure:
-    """The grid (models × temperatures) coloured by a metric; hover shows the top answer."""
-    df = pd.DataFrame(cells)
-    models = list(dict.fromkeys(df["model"]))
-    temperatures = sorted(df["temperature"].unique())
+AXIS_NAMES = {"variant": "wording", "input": "input", "model": "model", "temperature": "temperature"}
+
+
+def axis_label(axis: str, value, names: dict | None = None) -> str:
+    """How an axis value is shown: T=0.7, the variant's label, input #3 …"""
+    if names and value in names:
+        return str(names[value])
+    if axis == "temperature":
+        return f"T={value:g}"
+    if axis == "input":
+        return f"#{int(value) + 1}"
+    return str(value)
+
+
+def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: str = "temperature",
+            names: dict[str, dict] | None = None) -> go.Figure:
+    """The grid along two axes (the others aggregated), coloured by a metric; hover shows the
+    interval and, within one input, the top answer. `names` maps axis -> value -> label."""
+    names = names or {}
+    df = pd.DataFrame(rows)
+    ys = list(dict.fromkeys(df[y])) if y != "temperature" else sorted(df[y].unique())
+    xs = sorted(df[x].unique()) if x in ("temperature", "variant", "input") else list(dict.fromkeys(df[x]))
     z, hover = [], []
-    for model in models:
+    for y_value in ys:
         z_row, hover_row = [], []
-        for t in temperatures:
-            cell = df[(df["model"] == model) & (df["temperature"] == t)]
+        for x_value in xs:
+            cell = df[(df[y] == y_value) & (df[x] == x_value)]
             if cell.empty:
                 z_row.append(None)
                 hover_row.append("no answers")
                 continue
             c = cell.iloc[0]
             z_row.append(c[metric])
-            hover_row.append(
-                f"<b>{html.escape(model)} @ T={t:g}</b><br>{c['count']} answers, {c['errors']} errors, "
-                f"{c['n_clusters']} meanings<br>consistency {_pct(c['consistency'])} "
-                f"[{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]<br>"
-                f"top answer:<br>{_safe(c['top_answer'])}"
-            )
+            where = f"{axis_label(y, y_value, names.get(y))} · {axis_label(x, x_value, names.get(x))}"
+            spread_over = (f"mean over {c['inputs']} inputs" if c["inputs"] > 1 else f"{c['n_clusters']} meanings")
+            text = (f"<b>{html.escape(where)}</b><br>{c['count']} answers, {c['errors']} errors, {spread_over}<br>"
+                    f"consistency {_pct(c['consistency'])} [{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]")
+            if c["top_answer"]:
+                text += f"<br>top answer:<br>{_safe(c['top_answer'])}"
+            hover_row.append(text)
         z.append(z_row)
         hover.append(hover_row)
     reverse = metric in ("entropy", "n_clusters")  # more meanings = more spread: show it hot
     figure = go.Figure(go.Heatmap(
-        z=z, x=[f"T={t:g}" for t in temperatures], y=models, text=hover, hoverinfo="text",
-        colorscale="RdYlGn_r" if reverse else "RdYlGn", zmin=0, zmax=1 if metric in ("consistency", "mean_similarity") else None,
+        z=z, x=[_safe(axis_label(x, v, names.get(x)), 40) for v in xs],
+        y=[_safe(axis_label(y, v, names.get(y)), 40) for v in ys], text=hover, hoverinfo="text",
+        colorscale="RdYlGn_r" if reverse else "RdYlGn", zmin=0,
+        zmax=1 if metric in ("consistency", "mean_similarity") else None,
         texttemplate="%{z:.2f}", colorbar={"title": {"text": metric}},
     ))
-    figure.update_layout(title=METRIC_LABELS.get(metric, metric), height=120 + 60 * len(models),
-                         margin={"l": 10, "r": 10, "t": 50, "b": 10}, yaxis={"autorange": "reversed"})
+    figure.update_layout(title=f"{METRIC_LABELS.get(metric, metric)}: {AXIS_NAMES[y]} × {AXIS_NAMES[x]}",
+                         height=140 + 40 * min(len(ys), 40), xaxis={"type": "category"},
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                         yaxis={"autorange": "reversed", "type": "category"})
     return figure
 
 
@@ -82,7 +104,7 @@ def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
         hoverinfo="text", marker_color="#4c78a8",
     ))
     figure.update_layout(
-        title=f"{html.escape(cell['model'])} @ T={cell['temperature']:g}: {cell['n_clusters']} meaning{'s' if cell['n_clusters'] != 1 else ''} in {cell['count']} answers",
+        title=f"{cell['n_clusters']} meaning{'s' if cell['n_clusters'] != 1 else ''} in {cell['count']} answers",
         xaxis_title="answers", yaxis={"autorange": "reversed", "type": "category"},
         height=140 + 28 * len(sizes), margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
@@ -151,4 +173,23 @@ def cost_vs_consistency(cells: list[dict]) -> go.Figure:
                         hover_data={"count": True, "n_clusters": True, "error_y": False, "error_y_minus": False})
     figure.update_layout(title="Cost vs consistency per cell (bars: 95% Wilson interval)",
                          yaxis={"range": [0, 1.05]}, height=400, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def wording_share(rows: list[dict], names: dict[str, dict] | None = None) -> go.Figure:
+    """Per input and model: the share of the spread of meanings that the wording explains."""
+    names = names or {}
+    figure = go.Figure()
+    for model in dict.fromkeys(row["model"] for row in rows):
+        mine = [row for row in rows if row["model"] == model]
+        figure.add_trace(go.Bar(
+            x=[_safe(axis_label("input", row["input"], names.get("input")), 40) for row in mine],
+            y=[row["wording_share"] for row in mine], name=html.escape(model),
+            hovertext=[f"{row['meanings']} meanings · p = {row['p_value']}"
+                       + (" · beyond noise" if row["wording_matters"] else "") for row in mine],
+            hoverinfo="text+y",
+        ))
+    figure.update_layout(title="Share of the spread due to the wording, per input (0 = sampling only)",
+                         yaxis={"range": [0, 1], "title": "wording share"}, barmode="group", height=360,
+                         xaxis={"type": "category"}, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure

@@ -29,27 +29,39 @@ def show_command(run_id, method, threshold, as_json):
             raise SpreadError(f"no run with id {run_id}")
         rows = store.responses(db, run_id)
     analysis = spread.analyse_run(run_id, method=method, threshold=threshold, with_map=False)
-    cells = analysis.cells
-    for cell in cells:
-        cell["answers"] = [
+    prompts = {}
+    with store.connect() as db:
+        prompts = store.rendered_prompts(db, run_id)
+    by_cell: dict[tuple, list] = {}
+    for r in rows:
+        by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(
             {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
-             "error_message": r["error_message"]}
-            for r in rows if r["model"] == cell["model"] and r["temperature"] == cell["temperature"]
-        ]
+             "error_message": r["error_message"]})
+    for cell in analysis.cells:
+        cell["answers"] = by_cell.get((cell["variant"], cell["input"], cell["model"], cell["temperature"]), [])
+        cell["system"], cell["prompt"] = prompts.get((cell["variant"], cell["input"]), ("", ""))
     if as_json:
-        print_json({"run": run, "method": analysis.method, "threshold": analysis.threshold, "cells": cells,
-                    "by_model": analysis.by_model, "by_temperature": analysis.by_temperature})
+        print_json({"run": run, "method": analysis.method, "threshold": analysis.threshold,
+                    "variants": analysis.variants, "inputs": analysis.inputs, "cells": analysis.cells,
+                    "by_model": analysis.by_model, "by_temperature": analysis.by_temperature,
+                    "by_variant": analysis.by_variant, "by_input": analysis.by_input})
         return
-    spec = run["spec"]
+    several = len(analysis.variants) > 1 or len(analysis.inputs) > 1
     print(f"run {run['id']} · {run['status']} · {run['answers']}/{run['planned']} answers · {run['errors']} errors"
           f" · clusters by {analysis.method} at {analysis.threshold}")
-    print(f"prompt: {spec['prompt']}")
-    for cell in cells:
+    for variant in analysis.variants:
+        print(f"prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+    if len(analysis.inputs) > 1:
+        print(f"{len(analysis.inputs)} inputs")
+    for cell in analysis.cells:
         cost = "unknown" if cell["cost_usd"] is None else f"${cell['cost_usd']:.6f}"
         consistency = "–" if cell["consistency"] is None else (
             f"{cell['consistency']:.0%} [{cell['consistency_low']:.0%}–{cell['consistency_high']:.0%}]")
-        print(f"\n== {cell['model']} @ T={cell['temperature']}: {cell['count']} answers, {cell['errors']} errors, "
-              f"{cell['n_clusters']} meanings, consistency {consistency}")
+        where = f"{cell['variant_label']} · input {cell['input'] + 1} · " if several else ""
+        print(f"\n== {where}{cell['model']} @ T={cell['temperature']}: {cell['count']} answers, "
+              f"{cell['errors']} errors, {cell['n_clusters']} meanings, consistency {consistency}")
+        if len(analysis.inputs) > 1:
+            print(f"   prompt: {' '.join(cell['prompt'].split())[:120]}")
         print(f"   tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']} · latency p50 "
               f"{cell['latency_ms_p50']} ms p95 {cell['latency_ms_p95']} ms · cost {cost}")
         for cluster in cell["clusters"][:5]:
@@ -58,6 +70,13 @@ def show_command(run_id, method, threshold, as_json):
         errors = [a for a in cell["answers"] if a["error_type"]]
         for answer in errors[:3]:
             print(f"   error #{answer['sample_idx']}: [{answer['error_type']}] {answer['error_message']}")
+    if several:
+        for title, rows_, key in (("per variant", analysis.by_variant, "variant"), ("per input", analysis.by_input, "input")):
+            if len(rows_) > 1:
+                print(f"\n{title}:")
+                for row in rows_:
+                    print(f"   {key} {row[key]}: consistency {row['consistency']} "
+                          f"[{row['consistency_low']}–{row['consistency_high']}] over {row['inputs']} input(s)")
 
 
 COMMANDS = [show_command]

@@ -11,14 +11,23 @@ import click
 from core import store
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import plan, runner
+from core.run import estimate, inputs, plan, runner
 
 
 @click.command("run")
-@click.option("--prompt", help="the user message")
-@click.option("--prompt-file", metavar="PATH", help="read the user message from a UTF-8 file (- for stdin)")
-@click.option("--system", default="", help="the system message")
+@click.option("--prompt", "prompts", multiple=True,
+              help="the user message, {{name}} for a variable; repeat for several wordings (variants A, B, …)")
+@click.option("--prompt-file", "prompt_files", multiple=True, metavar="PATH",
+              help="read a variant's user message from a UTF-8 file (- for stdin); repeatable, after the --prompt ones")
+@click.option("--label", "labels", multiple=True, metavar="NAME",
+              help="a short name for each variant, in order (default A, B, C…); a named variant is versioned under it")
+@click.option("--system", default="", help="the system message (may use {{name}} too)")
 @click.option("--system-file", metavar="PATH", help="read the system message from a UTF-8 file")
+@click.option("--vars-file", metavar="FILE", help="a table of inputs: .csv (a header row), .jsonl or .json")
+@click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE",
+              help="a variable; repeat for several. Alone they form one input; with --vars-file, every input gets them")
+@click.option("--inputs-from-golden", metavar="SET", help="use a golden set's items as the inputs")
+@click.option("--inputs-from-run", type=int, metavar="RUN_ID", help="use an earlier run's inputs")
 @click.option("--model", "models", multiple=True, required=True, metavar="ID",
               help="a litellm model id; repeat for several (local/gemma-3-270m is the embedded model)")
 @click.option("--temperature", "temperatures", type=float, multiple=True, required=True, metavar="T",
@@ -28,33 +37,85 @@ from core.run import plan, runner
 @click.option("--seed", type=int, help="base seed: sample i uses seed+i, so a run repeats exactly")
 @click.option("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
 @click.option("--concurrency", type=int, default=8, metavar="C", show_default=True, help="calls in flight at once")
-@click.option("--per-model", type=int, default=4, metavar="C", show_default=True, help="calls in flight per model")
+@click.option("--per-model", type=int, metavar="C",
+              help="calls in flight per model (default: none, except a model's own limit such as the embedded one's)")
 @click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the non-local models")
 @click.option("--timeout", type=float, default=120.0, metavar="S", show_default=True, help="seconds per call")
 @click.option("--max-attempts", type=int, default=4, show_default=True, help="attempts per sample for transient errors")
+@click.option("--max-calls", type=int, default=plan.DEFAULT_MAX_CALLS, metavar="N", show_default=True,
+              help="refuse a plan of more calls than this (raise it knowingly)")
 @click.option("--no-stream", is_flag=True, help="ask for whole answers (no time to first token)")
-@click.option("--name", help="a name for the prompt (versions are kept per name)")
+@click.option("--name", help="a name for the run and its prompt (versions are kept per name)")
+@click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @json_option
-def run_command(prompt, prompt_file, system, system_file, models, temperatures, n, max_tokens, seed, top_p,
-                concurrency, per_model, api_base, timeout, max_attempts, no_stream, name, as_json):
-    """Sample a prompt over models × temperatures × N, storing each answer as it arrives, and wait."""
-    if (prompt is None) == (prompt_file is None):
-        raise click.UsageError("give one of --prompt or --prompt-file")
+def run_command(prompts, prompt_files, labels, system, system_file, vars_file, var_pairs, inputs_from_golden,
+                inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
+                timeout, max_attempts, max_calls, no_stream, name, dry_run, as_json):
+    """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
+    arrives, and wait."""
+    texts = list(prompts) + [read_text(path) for path in prompt_files]
+    if not texts:
+        raise click.UsageError("give --prompt or --prompt-file (repeat either for several variants)")
     if system_file and system:
         raise click.UsageError("give --system or --system-file, not both")
-    prompt = read_text(prompt_file) if prompt_file else prompt
+    if len(labels) > len(texts):
+        raise click.UsageError(f"{len(labels)} labels for {len(texts)} prompt variants")
     system = read_text(system_file) if system_file else system
     if not 1 <= max_attempts <= 20:
         raise SpreadError("max attempts must be in 1..20")
+    names = list(labels) + [""] * (len(texts) - len(labels))
     spec = plan.RunSpec(
-        prompt=prompt, system=system, models=list(models), temperatures=list(temperatures), n=n,
-        max_tokens=max_tokens, seed=seed, top_p=top_p, concurrency=concurrency, per_model_concurrency=per_model,
-        api_base=api_base, timeout_s=timeout, max_attempts=max_attempts, stream=not no_stream, name=name or "",
+        variants=[plan.Variant(text, system, label) for text, label in zip(texts, names)],
+        inputs=_inputs(vars_file, var_pairs, inputs_from_golden, inputs_from_run),
+        models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
+        concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
+        max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls,
     )
+    if dry_run:
+        return _print_estimate(spec, as_json)
     run_id = plan.create(spec, created_by=os.environ.get("USER", ""))
     if not as_json:
         print(f"run {run_id}: {spec.planned()} samples", file=sys.stderr)
     return execute(run_id, as_json, retry_errors=False)
+
+
+def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
+    """The run's inputs from the options: one source of rows, plus --var values for every row."""
+    sources = [s for s in (vars_file, golden_set, run_id) if s is not None]
+    if len(sources) > 1:
+        raise click.UsageError("give one of --vars-file, --inputs-from-golden, --inputs-from-run")
+    constants = inputs.from_pairs(list(var_pairs))
+    if vars_file:
+        rows = inputs.read_file(vars_file)
+    elif golden_set:
+        rows = inputs.from_golden_set(golden_set)
+    elif run_id is not None:
+        rows = inputs.from_run(run_id)
+    else:
+        return [constants] if constants else []
+    return [row | constants for row in rows]  # the command line wins over the file
+
+
+def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
+    result = estimate.estimate(spec)
+    if as_json:
+        print_json(result)
+        return 0
+    print(f"{result['calls']:,} calls = {result['variants']} variants × {result['inputs']} inputs × "
+          f"{result['models']} models × {result['temperatures']} temperatures × N={result['n']}")
+    ceiling = "no ceiling" if result["completion_tokens_max"] is None else f"at most {result['completion_tokens_max']:,}"
+    print(f"prompt tokens {result['prompt_tokens']:,} (counted) · completion tokens {ceiling}")
+    for row in result["per_model"]:
+        cost = ("unknown price" if not row["price_known"] else
+                f"${row['cost_usd_low']:.4f} – " + ("?" if row["cost_usd_high"] is None else f"${row['cost_usd_high']:.4f}"))
+        print(f"  {row['model']:<40} {row['calls']:>8,} calls  {row['prompt_tokens']:>10,} prompt tokens  {cost}")
+    if result["cost_usd_low"] is not None:
+        high = "?" if result["cost_usd_high"] is None else f"${result['cost_usd_high']:.4f}"
+        print(f"cost ${result['cost_usd_low']:.4f} – {high}" + ("" if result["cost_complete"] else " (known prices only)"))
+    for note in result["notes"]:
+        print(f"note: {note}")
+    print("dry run: nothing was written")
+    return 0
 
 
 @click.command("resume")

@@ -21,7 +21,8 @@ from core.config import SpreadError
 
 FORMATS = ("jsonl", "csv", "openai", "promptfoo", "parquet")
 CSV_COLUMNS = ["set", "set_version", "item_key", "system", "prompt", "vars", "reference", "accepted", "rejected",
-               "assertions", "tags", "source_run_id", "source_response_id", "added_by", "created_at", "updated_at"]
+               "assertions", "tags", "source_run_id", "source_response_id", "added_by", "created_at", "updated_at",
+               "template", "system_template", "prompt_name", "prompt_version"]
 # promptfoo's embedding similarity: above this an answer counts as "the same" as an example.
 SIMILAR_THRESHOLD = 0.8
 
@@ -35,12 +36,21 @@ def records(name: str, *, db_path=None) -> list[dict]:
 def _records(name: str, version: int, db_path) -> list[dict]:
     return [{
         "set": name, "set_version": version, "item_key": row["item_key"],
-        "input": {"system": row["system"] or "", "prompt": row["prompt"], "vars": row["vars"]},
+        "input": _input(row),
         "reference": row["reference"], "accepted": row["accepted"], "rejected": row["rejected"],
         "assertions": row["assertions"], "tags": row["tags"],
-        "source": {"run_id": row["source_run_id"], "response_id": row["source_response_id"]},
+        "source": {"run_id": row["source_run_id"], "response_id": row["source_response_id"],
+                   **{key: row[key] for key in ("prompt_name", "prompt_version") if row.get(key) is not None}},
         "added_by": row["added_by"], "created_at": row["created_at"], "updated_at": row["updated_at"],
     } for row in golden.items(name, db_path=db_path)]
+
+
+def _input(row: dict) -> dict:
+    """The item's input: the prompt as sent, its variables, and the template when it had one."""
+    out = {"system": row["system"] or "", "prompt": row["prompt"], "vars": row["vars"]}
+    if row.get("template") is not None:
+        out["template"], out["system_template"] = row["template"], row.get("system_template") or ""
+    return out
 
 
 def render(name: str, fmt: str, *, db_path=None) -> tuple[bytes, int, int]:
@@ -91,6 +101,8 @@ def to_csv(rows, name, version) -> bytes:
             **{k: json.dumps(r[k], ensure_ascii=False) for k in ("accepted", "rejected", "assertions", "tags")},
             "source_run_id": r["source"]["run_id"] or "", "source_response_id": r["source"]["response_id"] or "",
             "added_by": r["added_by"], "created_at": r["created_at"], "updated_at": r["updated_at"],
+            "template": r["input"].get("template", ""), "system_template": r["input"].get("system_template", ""),
+            "prompt_name": r["source"].get("prompt_name", ""), "prompt_version": r["source"].get("prompt_version", ""),
         })
     return buffer.getvalue().encode()
 
@@ -143,6 +155,9 @@ def to_parquet(rows, name, version) -> bytes:
         "tags": pa.array([r["tags"] for r in rows], type=pa.list_(pa.string())),
         "source_run_id": pa.array([r["source"]["run_id"] for r in rows], type=pa.int64()),
         "source_response_id": pa.array([r["source"]["response_id"] for r in rows], type=pa.int64()),
+        "template": [r["input"].get("template") for r in rows],
+        "prompt_name": [r["source"].get("prompt_name") for r in rows],
+        "prompt_version": pa.array([r["source"].get("prompt_version") for r in rows], type=pa.int64()),
     }).replace_schema_metadata({"golden_set": name, "set_version": str(version)})
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
@@ -175,13 +190,20 @@ def _record_to_item(record, where: str) -> golden.Item:
     if reference is not None and not isinstance(reference, str):
         raise ValueError(f"{where}: reference must be text")
     origin = record.get("source") or {}
-    for key in ("run_id", "response_id"):
+    for key in ("run_id", "response_id", "prompt_version"):
         if origin.get(key) is not None and (not isinstance(origin[key], int) or isinstance(origin[key], bool)):
             raise ValueError(f"{where}: source.{key} must be a whole number")
+    for key, value in (("input.template", source.get("template")), ("input.system_template", source.get("system_template")),
+                       ("source.prompt_name", origin.get("prompt_name"))):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}: {key} must be text")
     item = golden.Item(prompt=source["prompt"], system=system, vars=variables, reference=reference,
                        assertions=assertions, source_run_id=origin.get("run_id"),
                        source_response_id=origin.get("response_id"), added_by=str(record.get("added_by") or ""),
-                       created_at=record.get("created_at"), updated_at=record.get("updated_at"), **lists)
+                       created_at=record.get("created_at"), updated_at=record.get("updated_at"),
+                       template=source.get("template"),
+                       system_template=source.get("system_template") if source.get("template") is not None else None,
+                       prompt_name=origin.get("prompt_name"), prompt_version=origin.get("prompt_version"), **lists)
     if record.get("item_key"):
         item.item_key = str(record["item_key"])
     return item
@@ -220,11 +242,15 @@ def parse(data: bytes, fmt: str) -> tuple[list[golden.Item], list[str], int | No
                 record = {
                     "item_key": row.get("item_key") or None,
                     "input": {"system": row.get("system") or "", "prompt": row.get("prompt") or "",
-                              "vars": json.loads(row["vars"]) if row.get("vars") else {}},
+                              "vars": json.loads(row["vars"]) if row.get("vars") else {},
+                              **({"template": row["template"], "system_template": row.get("system_template") or ""}
+                                 if row.get("template") else {})},
                     "reference": row.get("reference") or None,
                     **{k: json.loads(row[k]) if row.get(k) else [] for k in ("accepted", "rejected", "assertions", "tags")},
                     "source": {k: int(row[c]) if row.get(c) else None
-                               for k, c in (("run_id", "source_run_id"), ("response_id", "source_response_id"))},
+                               for k, c in (("run_id", "source_run_id"), ("response_id", "source_response_id"),
+                                            ("prompt_version", "prompt_version"))}
+                              | ({"prompt_name": row["prompt_name"]} if row.get("prompt_name") else {}),
                     "added_by": row.get("added_by") or "", "created_at": row.get("created_at") or None,
                     "updated_at": row.get("updated_at") or None,
                 }

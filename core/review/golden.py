@@ -34,6 +34,11 @@ class Item:
     tags: list[str] = field(default_factory=list)
     source_run_id: int | None = None
     source_response_id: int | None = None
+    # The template the input was rendered from, and its prompt name and version (templated runs).
+    template: str | None = None
+    system_template: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
     added_by: str = ""
     item_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str | None = None
@@ -120,8 +125,9 @@ def add_items(name: str, items: list[Item], *, who: str = "", db_path=None, acti
 
 
 def item_from_response(response_id: int, *, who: str, db_path=None) -> Item:
-    """A golden item from a labelled answer: its run's input, the reference (the label's
-    correction, else this answer), and the run's answers reviewers passed and failed."""
+    """A golden item from a labelled answer: the input it answered (the prompt as sent, the
+    variables, the template and its version), the reference (the label's correction, else
+    this answer), and the answers to the same input reviewers passed and failed."""
     with store.connect(db_path) as db:
         rows = list(db.query("select * from responses where id = ?", [response_id]))
         if not rows:
@@ -129,10 +135,14 @@ def item_from_response(response_id: int, *, who: str, db_path=None) -> Item:
         response = rows[0]
         if response["error_type"]:
             raise SpreadError(f"answer {response_id} is an error row, not an answer")
-        run = store.get_run(db, response["run_id"])
+        run_id, variant, input_idx = response["run_id"], response["variant"], response["input"]
+        system, prompt = store.rendered_prompts(db, run_id)[(variant, input_idx)]
+        source = next(v for v in store.run_variants(db, run_id) if v["variant"] == variant)
+        values = next(i["vars"] for i in store.run_inputs(db, run_id) if i["input"] == input_idx)
         texts = {r["id"]: r["text"] for r in db.query(
-            "select id, text from responses where run_id = ? and error_type is null", [run["id"]])}
-    given = labels.labels_for_run(run["id"], db_path=db_path)
+            "select id, text from responses where run_id = ? and input = ? and error_type is null",
+            [run_id, input_idx])}
+    given = [row for row in labels.labels_for_run(run_id, db_path=db_path) if row["response_id"] in texts]
     verdicts = labels.majority(given)
     own = [row for row in given if row["response_id"] == response_id]
     correction = next((row["correction"] for row in own if row["correction"]), None)
@@ -145,9 +155,13 @@ def item_from_response(response_id: int, *, who: str, db_path=None) -> Item:
                 out.append(texts[rid])
         return out[:MAX_EXAMPLES]
 
-    return Item(prompt=run["spec"]["prompt"], system=run["spec"].get("system") or "",
-                reference=correction or response["text"], accepted=distinct("pass"), rejected=distinct("fail"),
-                tags=tags, source_run_id=run["id"], source_response_id=response_id, added_by=who)
+    templated = bool(values)
+    return Item(prompt=prompt, system=system, vars=values, reference=correction or response["text"],
+                accepted=distinct("pass"), rejected=distinct("fail"), tags=tags, source_run_id=run_id,
+                source_response_id=response_id, added_by=who,
+                template=source["prompt"] if templated else None,
+                system_template=(source["system"] or "") if templated else None,
+                prompt_name=source["name"], prompt_version=source["version"])
 
 
 def add_responses(name: str, response_ids: list[int], *, who: str = "", db_path=None) -> int:

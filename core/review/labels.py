@@ -243,12 +243,14 @@ def majority(labels: list[dict]) -> dict[int, str]:
 
 def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, threshold: float | None = None,
           models: list[str] | None = None, temperatures: list[float] | None = None,
+          variants: list[int] | None = None, inputs: list[int] | None = None,
           unlabelled_only: bool = False, disagreements_only: bool = False, db_path=None) -> dict:
     """What a reviewer has to look at: meaning clusters largest first, then single answers.
 
     Returns {"items": [...], "total": answers in scope, "labelled": of those, by this reviewer}.
-    Each item: kind ("cluster" or "answer"), run_id, prompt, system, representative text
-    and id, member_ids, and this reviewer's verdicts of the members.
+    Each item: kind ("cluster" or "answer"), run_id, input and the wordings its members
+    answered, the prompt as sent (rendered for the representative's wording and input),
+    system, representative text and id, member_ids, and this reviewer's verdicts.
     """
     from core.analyse import spread
 
@@ -256,6 +258,8 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
     for run_id in run_ids:
         with store.connect(db_path) as db:
             run = store.get_run(db, run_id)
+            prompts = store.rendered_prompts(db, run_id) if run else {}
+            labels_of = {v["variant"]: v["label"] for v in store.run_variants(db, run_id)} if run else {}
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         analysis = spread.analyse_run(run_id, method=method, threshold=threshold or spread.DEFAULT_THRESHOLD,
@@ -265,6 +269,10 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
             answers = answers[answers["model"].isin(models)]
         if temperatures:
             answers = answers[answers["temperature"].isin([float(t) for t in temperatures])]
+        if variants:
+            answers = answers[answers["variant"].isin(variants)]
+        if inputs:
+            answers = answers[answers["input"].isin(inputs)]
         run_labels = labels_for_run(run_id, db_path=db_path)
         mine = {row["response_id"]: row for row in run_labels if row["reviewer"] == reviewer}
         disputed = {d["response_id"] for d in disagreements(run_labels)}
@@ -280,12 +288,17 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
             representative_id = cluster.representative_id if cluster.representative_id in member_ids else member_ids[0]
             verdicts = {m: mine[m]["verdict"] for m in member_ids if m in mine}
             cluster_verdicts = {mine[m]["verdict"] for m in member_ids if m in mine and mine[m]["via_cluster"]}
+            representative = group.loc[group["id"] == representative_id].iloc[0]
+            system, prompt = prompts.get((int(representative["variant"]), int(representative["input"])),
+                                         (run["spec"].get("system") or "", run["spec"]["prompt"]))
             items.append({
                 "kind": "cluster" if len(member_ids) > 1 else "answer",
                 "run_id": run_id, "cluster": int(cluster_id), "size": len(member_ids),
-                "prompt": run["spec"]["prompt"], "system": run["spec"].get("system") or "",
+                "input": int(representative["input"]),
+                "wordings": [labels_of.get(int(v), str(v)) for v in sorted(group["variant"].unique())],
+                "prompt": prompt, "system": system,
                 "representative_id": representative_id,
-                "representative": group.loc[group["id"] == representative_id, "text"].iloc[0],
+                "representative": representative["text"],
                 "member_ids": member_ids, "verdicts": verdicts,
                 "overrides": [m for m in member_ids if m in mine and mine[m]["via_cluster"] is None
                               and cluster_verdicts and mine[m]["verdict"] not in cluster_verdicts],

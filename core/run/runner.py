@@ -270,6 +270,12 @@ def background() -> Background:
         return _background
 
 
+def wait(coroutine, timeout_s: float = 300.0):
+    """Run one coroutine on the background loop and wait for its result: for a page that
+    needs a model's answer now (rewordings, a test call), without a loop of its own."""
+    return asyncio.run_coroutine_threadsafe(coroutine, background().loop).result(timeout_s)
+
+
 def start(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once."""
     run_id = plan.create(spec, db_path=db_path, created_by=created_by)

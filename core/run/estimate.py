@@ -1,0 +1,98 @@
+"""What a plan will cost before it runs, and a projection once answers arrive.
+
+Before: the planned calls, the prompt tokens counted (not guessed) with litellm's token
+counter for each model over every rendered prompt, the completion-token ceiling from
+max tokens, and the cost range from the price map: at least the prompts, at most the
+prompts plus every answer running to max tokens. A model of unknown price has an
+unknown cost, never $0.
+
+After the first answers: the cost of what came back so far, plus the calls still to
+make at the mean cost per answer seen for each model.
+"""
+
+from __future__ import annotations
+
+from core import store
+from core.config import SpreadError
+from core.run import llm, local_llm, models
+from core.run.plan import RunSpec, messages, validate
+
+
+def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
+    """The plan's size, tokens and cost range; validates the plan, writes nothing. A model
+    that could not start (no key, server down) is a note, not an error: the estimate stands.
+    The Playground skips those checks (they touch the network) until Run."""
+    spec = validate(spec, check_providers=False)
+    litellm = llm.get()
+    rendered = spec.rendered()
+    samples = len(spec.temperatures) * spec.n  # calls per (variant, input, model)
+    per_model, notes = [], []
+    for model in spec.models if check_providers else []:
+        try:
+            models.check_model(model, spec.api_base_for(model))
+        except SpreadError as e:
+            notes.append(f"the run would not start: {e}")
+    for model in spec.models:
+        prompt_tokens = 0
+        for system, prompt in rendered.values():
+            sent = messages(system, prompt)
+            if model == local_llm.MODEL_ID:  # what the embedded model reads is the framed text
+                sent = [{"role": "user", "content": local_llm.frame(sent)}]
+            prompt_tokens += litellm.token_counter(model=model, messages=sent)
+        calls = len(rendered) * samples
+        prompt_tokens *= samples
+        ceiling = None if spec.max_tokens is None else calls * spec.max_tokens
+        prompt_cost = models.cost_usd(model, prompt_tokens, 0)
+        answer_cost = None if ceiling is None else models.cost_usd(model, 0, ceiling)
+        per_model.append({
+            "model": model, "calls": calls, "prompt_tokens": prompt_tokens, "completion_tokens_max": ceiling,
+            "cost_usd_low": prompt_cost,
+            "cost_usd_high": None if prompt_cost is None or answer_cost is None else prompt_cost + answer_cost,
+            "price_known": prompt_cost is not None,
+        })
+    unknown = [row["model"] for row in per_model if not row["price_known"]]
+    if unknown:
+        notes.append(f"unknown price for {', '.join(unknown)}: its cost is left out of the range "
+                     "(set a price in the settings file)")
+    if spec.max_tokens is None:
+        notes.append("no max tokens: the completion tokens have no ceiling")
+    if spec.inputs and not any("{{" in v.prompt + v.system for v in spec.variants):
+        notes.append("the prompt uses no variable: every input gets the same prompt")
+    if local_llm.MODEL_ID in spec.models:
+        notes.append("the embedded model's prompt tokens are counted with litellm's default tokenizer, "
+                     "not Gemma's own: expect a small difference")
+    known = [row for row in per_model if row["price_known"]]
+    return {
+        "calls": spec.planned(), "variants": len(spec.all_variants()), "inputs": len(spec.all_inputs()),
+        "models": len(spec.models), "temperatures": len(spec.temperatures), "n": spec.n,
+        "prompt_tokens": sum(row["prompt_tokens"] for row in per_model),
+        "completion_tokens_max": None if spec.max_tokens is None else sum(r["completion_tokens_max"] for r in per_model),
+        "cost_usd_low": sum(row["cost_usd_low"] for row in known) if known else None,
+        "cost_usd_high": (sum(row["cost_usd_high"] for row in known)
+                          if known and all(r["cost_usd_high"] is not None for r in known) else None),
+        "cost_complete": not unknown,
+        "per_model": per_model, "notes": notes,
+    }
+
+
+def projection(run_id: int, *, db_path=None) -> dict:
+    """Cost so far and projected for the whole run, from the answers received."""
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+        seen = store.cost_by_model(db, run_id)
+    spec = run["spec"]
+    per_model_planned = run["planned"] // max(len(spec["models"]), 1)
+    so_far, projected, complete = 0.0, 0.0, True
+    for model in spec["models"]:
+        row = seen.get(model)
+        if not row or not row["answers"]:
+            complete = False  # nothing seen yet for this model: no basis for a projection
+            continue
+        if row["unknown_cost"]:
+            complete = False
+            continue
+        mean = row["cost_usd"] / row["answers"]
+        so_far += row["cost_usd"]
+        projected += row["cost_usd"] + mean * max(per_model_planned - row["received"], 0)
+    return {"run_id": run_id, "received": run["received"], "planned": run["planned"],
+            "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete}
