@@ -110,7 +110,7 @@ with st.expander("Generate rewordings with a model"):
 st.subheader("Inputs")
 needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system", "")]
                             for name in templates.variables(text)))
-source = st.radio("Inputs from", ["none", "typed rows", "a file", "a golden set", "an earlier run"],
+source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run"],
                   key="inputs_source", horizontal=True,
                   index=1,
                   help="Each input fills the {{variables}}; columns no variable uses are kept for checks "
@@ -126,6 +126,10 @@ try:
                       on_change=lambda: state.update(input_columns=[c.strip() for c in
                                                                     state["input_columns_text"].split(",")]),
                       placeholder="expected", help="For example an expected answer for checks.")
+    elif source == "pasted text":
+        pasted = st.text_area("CSV with a header row, or JSON Lines", key="inputs_pasted", height=120,
+                              placeholder="country,expected\nFrance,Paris\nPeru,Lima")
+        input_rows = inputs.parse_pasted(pasted)
     elif source == "a file":
         upload = st.file_uploader("CSV (with a header row), JSONL or JSON", type=["csv", "jsonl", "json"],
                                   key="inputs_file")

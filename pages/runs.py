@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import config, display, store
 from core.analyse import spread
 from core.run import runner
 
@@ -32,9 +32,9 @@ st.query_params["run"] = str(run_id)
 
 
 @st.cache_data(max_entries=20)
-def load(run_id: int, received: int) -> tuple[dict, list[dict], list[dict], dict, list[dict], list[dict]]:
-    """Cached per run and answer count: a finished run is read once."""
-    with store.connect() as db:
+def load(db_path: str, run_id: int, received: int) -> tuple[dict, list[dict], list[dict], dict, list[dict], list[dict]]:
+    """Cached per database, run and answer count: a finished run is read once."""
+    with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         rows = store.responses(db, run_id)
         prompts = store.rendered_prompts(db, run_id)
@@ -44,7 +44,7 @@ def load(run_id: int, received: int) -> tuple[dict, list[dict], list[dict], dict
 
 
 summary = next(r for r in runs if r["id"] == run_id)
-run, rows, cells, prompts, variants, inputs = load(run_id, summary["received"])
+run, rows, cells, prompts, variants, inputs = load(str(config.db_path()), run_id, summary["received"])
 spec = run["spec"]
 labels = {v["variant"]: v["label"] for v in variants}
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import config, display, store
 from core.analyse import charts, embed, sensitivity, spread
 
 st.title("Spread")
@@ -43,9 +43,9 @@ x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis], key
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering answers by meaning…")
-def analysis_of(run_id: int, received: int, method: str, threshold: float) -> spread.Analysis:
-    """Cached per run, answer count and settings: a finished run is analysed once."""
-    return spread.analyse_run(run_id, method=method, threshold=threshold)
+def analysis_of(db_path: str, run_id: int, received: int, method: str, threshold: float) -> spread.Analysis:
+    """Cached per database, run, answer count and settings: a finished run is analysed once."""
+    return spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path)
 
 
 @st.fragment(run_every=2.0 if live else None)
@@ -56,7 +56,7 @@ def results():
     if live:
         st.progress(run["received"] / max(run["planned"], 1),
                     text=f"{run['status']}: {run['received']}/{run['planned']} samples")
-    analysis = analysis_of(run_id, run["received"], method, threshold)
+    analysis = analysis_of(str(config.db_path()), run_id, run["received"], method, threshold)
     if not analysis.cells:
         st.info("No answers yet.")
         return

@@ -176,6 +176,7 @@ class StubOpenAI:
         self.latency_s = latency_s
         self.answers = list(answers) if answers else list(DEFAULT_ANSWERS)
         self.fail_rate: dict[str, float] = {}  # e.g. {"500": 0.2}: random faults per request
+        self.respond = None  # optional: body -> answer text, to answer by what was asked
         self.requests: list[dict] = []  # path, body, headers (lowercase), t, + fault, status, n
         self.base_url = ""
         self._faults: list[str] = []
@@ -255,7 +256,9 @@ class StubOpenAI:
 
     def _answer(self, body: dict) -> tuple[str, str, dict]:
         seed = body.get("seed")
-        if body.get("temperature") == 0:
+        if self.respond is not None:
+            text = self.respond(body)
+        elif body.get("temperature") == 0:
             text = self.answers[0]
         elif isinstance(seed, int) and not isinstance(seed, bool):
             text = self.answers[random.Random(seed).randrange(len(self.answers))]

@@ -1,6 +1,7 @@
 """Every page through streamlit.testing.v1.AppTest, on a temporary database."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -260,3 +261,73 @@ def test_with_login_labels_carry_the_logged_in_identity(stub):
     with store.connect() as db:
         ids = [r["id"] for r in store.responses(db, run_id)]
     assert {r["reviewer"] for r in labels.labels_for(ids)} == {"ana@example.com"}
+
+
+def test_playground_builds_a_two_wording_three_input_run_with_an_estimate(stub):
+    at = app().run()
+    at.text_area(key="prompt_0").input("What is the capital of {{country}}?")
+    at.button(key="add_variant").click().run()
+    at.text_area(key="prompt_1").input("Name the capital city of {{ country }}.")
+    at.text_input(key="variant_name_1").input("terse")
+    at.radio(key="inputs_source").set_value("pasted text").run()
+    at.text_area(key="inputs_pasted").input("country,expected\nFrance,Paris\nPeru,Lima\nJapan,Tokyo").run()
+    at.multiselect(key="models").set_value(["openai/stub-a"])
+    at.text_input(key="api_base").input(stub.base_url)
+    at.text_input(key="temperatures").input("0, 1")
+    at.number_input(key="n").set_value(2).run()
+    assert not at.exception and not at.error
+    assert any("**24 calls** = 2 wordings × 3 inputs × 1 models × 2 temperatures × N=2" in i.value for i in at.info)
+    assert any("3 inputs" in c.value for c in at.caption)
+    # Duplicate and remove a wording: the plan follows.
+    at.button(key="duplicate_1").click().run()
+    assert at.text_area(key="prompt_2").value == "Name the capital city of {{ country }}."
+    assert any("**36 calls**" in i.value for i in at.info)
+    at.button(key="remove_2").click().run()
+    assert any("**24 calls**" in i.value for i in at.info)
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state["active_run"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with store.connect() as db:
+            if store.get_run(db, run_id)["status"] == "done":
+                break
+        time.sleep(0.2)
+    with store.connect() as db:
+        assert [v["label"] for v in store.run_variants(db, run_id)] == ["A", "terse"]
+        assert [i["vars"]["country"] for i in store.run_inputs(db, run_id)] == ["France", "Peru", "Japan"]
+        assert db["responses"].count == 24
+    at.run()
+    grid = next(df.value for df in at.dataframe if "T=1" in df.value.columns)
+    assert grid.loc["openai/stub-a", "T=1"] == "12/12"
+
+
+def test_playground_names_a_missing_variable_next_to_the_inputs():
+    at = app().run()
+    at.text_area(key="prompt_0").input("Capital of {{country}} in {{year}}?")
+    at.radio(key="inputs_source").set_value("pasted text").run()
+    at.text_area(key="inputs_pasted").input("country\nPeru").run()
+    assert any("missing variable" in e.value.replace("\\", "") and "year" in e.value for e in at.error)
+    at.button(key="run").click().run()
+    with store.connect() as db:
+        assert db["runs"].count == 0
+
+
+def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(stub):
+    stub.answers = ["Paris.", "Lyon."]
+    run_id = plan.create(plan.RunSpec(
+        variants=[plan.Variant("Capital of {{c}}?"), plan.Variant("Name the capital of {{c}}.")],
+        inputs=[{"c": "France"}, {"c": "Italy"}], models=["openai/stub-a"], temperatures=[1.0], n=6,
+        api_base=stub.base_url))
+    asyncio.run(runner.execute(run_id))
+    at = app()
+    at.switch_page("pages/spread.py").run()
+    assert not at.exception
+    assert at.selectbox(key="y_axis").value == "variant"
+    title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert title.endswith("wording × model")
+    at.selectbox(key="y_axis").set_value("input").run()
+    assert not at.exception
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].endswith("input × model")
+    assert any(h.value == "Wording or sampling?" for h in at.subheader)
+    assert any("spread due to wording" in str(df.value.columns.tolist()) for df in at.dataframe)

@@ -47,6 +47,16 @@ def parse(data: bytes, filename: str) -> list[dict[str, str]]:
     return checked(rows, filename)
 
 
+def parse_pasted(text: str) -> list[dict[str, str]]:
+    """Text pasted into the Playground: JSON or JSON Lines when it starts with { or [, else CSV."""
+    stripped = (text or "").lstrip()
+    if not stripped:
+        return []
+    if stripped.startswith("["):
+        return parse(text.encode(), "pasted.json")
+    return parse(text.encode(), "pasted.jsonl" if stripped.startswith("{") else "pasted.csv")
+
+
 def _csv(text: str, filename: str) -> list[dict[str, str]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
