@@ -109,7 +109,7 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     page.get_by_role("textbox", name="Temperatures").fill("0, 1")
     page.get_by_role("spinbutton", name="Samples (N)").fill("3")
     page.get_by_role("spinbutton", name="Max tokens").fill("12")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
 
     # The progress bar fills in, then the run is done.
     page.get_by_text("Run 1: running").or_(page.get_by_text("Run 1: done")).first.wait_for(timeout=60_000)
@@ -123,7 +123,7 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     goto(page, "Spread")
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     assert page.locator(".js-plotly-plot").count() >= 5
-    page.get_by_text("meaning clusters across the run").wait_for()
+    page.get_by_text("meaning clusters (formed per input)").wait_for()
 
     goto(page, "Review")
     page.get_by_text("1 of").first.wait_for(timeout=60_000)
@@ -156,6 +156,40 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     assert item["reference"] and item["accepted"]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "golden-page.png"), full_page=True)
+
+
+@pytest.mark.local_model
+def test_two_wordings_over_three_inputs_through_the_ui_then_the_spread_page(served_app, page):
+    url, db_path = served_app
+    page.goto(url)
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of {{country}}?")
+    page.get_by_role("button", name="Add a wording").click()
+    page.get_by_role("textbox", name="Variant B").fill("Name the capital city of {{ country }}.")
+    page.get_by_text("pasted text").click()
+    inputs = page.get_by_role("textbox", name="CSV with a header row, or JSON Lines")
+    inputs.fill("country,expected\nFrance,Paris\nJapan,Tokyo\nItaly,Rome")
+    inputs.press("Control+Enter")
+    page.get_by_role("textbox", name="Temperatures").fill("0, 1")
+    page.get_by_role("spinbutton", name="Samples (N)").fill("2")
+    page.get_by_role("spinbutton", name="Max tokens").fill("12")
+    page.get_by_role("spinbutton", name="Max tokens").press("Enter")
+    page.get_by_text("24 calls").wait_for(timeout=30_000)  # the estimate, before anything runs
+    page.get_by_text("2 wordings × 3 inputs").first.wait_for()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Run 1: done").wait_for(timeout=180_000)
+    with sqlite3.connect(db_path) as db:
+        cells = db.execute("select count(distinct variant), count(distinct input), count(*) from responses").fetchone()
+        sent = {r[0] for r in db.execute("select prompt from run_prompts")}
+    assert cells == (2, 3, 24)
+    assert "Name the capital city of Japan." in sent and "What is the capital of Italy?" in sent
+
+    page.get_by_role("link", name="See how run 1 spread").click()
+    page.get_by_role("heading", name="Spread", exact=True).wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Wording or sampling?").wait_for(timeout=30_000)
+    page.get_by_text("2 wording(s) · 3 input(s)").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "spread-two-wordings.png"), full_page=True)
 
 
 HOSTILE = [

@@ -183,4 +183,28 @@ def runs_command(as_json):
               f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}")
 
 
-COMMANDS = [run_command, resume_command, cancel_command, runs_command]
+@click.command("reword")
+@click.option("--prompt", required=True, help="the prompt to reword ({{name}} placeholders are kept)")
+@click.option("--model", required=True, metavar="ID", help="the model that rewrites (a capable one: the embedded "
+              "base model rewrites poorly)")
+@click.option("--k", type=int, default=3, show_default=True, help="how many rewordings")
+@click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the model")
+@click.option("--seed", type=int, help="base seed for the model's samples")
+@json_option
+def reword_command(prompt, model, k, api_base, seed, as_json):
+    """Ask a model for K rewordings of a prompt, to run as variants (--prompt, once each)."""
+    from core.run import rewording
+
+    result = asyncio.run(rewording.reword(prompt, k, model, api_base=api_base, seed=seed))
+    if as_json:
+        print_json(result)
+        return
+    for text in result["rewordings"]:
+        print(text)
+    for rejected in result["rejected"]:
+        print(f"set aside ({rejected['reason']}): {rejected['text']}", file=sys.stderr)
+    cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.6f}"
+    print(f"{result['calls']} calls, cost {cost}", file=sys.stderr)
+
+
+COMMANDS = [run_command, resume_command, cancel_command, runs_command, reword_command]
