@@ -40,6 +40,7 @@ def main() -> None:
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/review.py", title="Review", icon=":material/rule:"),
         st.Page("pages/golden.py", title="Golden sets", icon=":material/verified:"),
+        st.Page("pages/regress.py", title="Regression", icon=":material/trending_down:"),
     ]
     navigation = st.navigation(pages)
     with st.sidebar:

@@ -168,6 +168,29 @@ def m007_golden_item_templates(db: Database) -> None:
         db["golden_items"].add_column(column, kind)
 
 
+@migrations()
+def m008_checks_and_regressions(db: Database) -> None:
+    # One row per answer and check: whether it passed, a score, and why. `check_key` is
+    # the check as canonical JSON, so a run's checks can change without losing results.
+    db["check_results"].create(
+        {"id": int, "response_id": int, "check_key": str, "type": str, "passed": int, "score": float,
+         "reason": str, "judge_calls": int, "judge_cost_usd": float, "created_at": str},
+        pk="id",
+        foreign_keys=[("response_id", "responses", "id")],
+    )
+    db["check_results"].create_index(["response_id", "check_key"], unique=True)
+    # A regression run: a golden set re-sampled on a candidate, and the gate's verdict.
+    db["regress_runs"].create(
+        {"id": int, "set_name": str, "set_version": int, "run_id": int, "model": str, "prompt_version": int,
+         "temperature": float, "n": int, "baseline_id": int, "settings": str, "result": str, "gate": str,
+         "pass_rate": float, "pass_rate_low": float, "pass_rate_high": float, "created_at": str,
+         "created_by": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["regress_runs"].create_index(["set_name", "id"])
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 

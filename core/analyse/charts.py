@@ -193,3 +193,22 @@ def wording_share(rows: list[dict], names: dict[str, dict] | None = None) -> go.
                          yaxis={"range": [0, 1], "title": "wording share"}, barmode="group", height=360,
                          xaxis={"type": "category"}, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure
+
+
+def regress_history(rows: list[dict]) -> go.Figure:
+    """A golden set's regress runs over time: pass rate with its interval, one colour per model."""
+    figure = go.Figure()
+    for model in dict.fromkeys(row["model"] for row in rows):
+        mine = [row for row in rows if row["model"] == model]
+        figure.add_trace(go.Scatter(
+            x=[row["created_at"] for row in mine], y=[row["pass_rate"] for row in mine], mode="lines+markers",
+            name=html.escape(model),
+            error_y={"type": "data", "symmetric": False,
+                     "array": [(row["pass_rate_high"] or row["pass_rate"]) - row["pass_rate"] for row in mine],
+                     "arrayminus": [row["pass_rate"] - (row["pass_rate_low"] or row["pass_rate"]) for row in mine]},
+            hovertext=[f"regress {row['id']} · {row['gate']} · v{row['set_version']} · T={row['temperature']:g} · "
+                       f"K={row['n']}" for row in mine], hoverinfo="text+y",
+        ))
+    figure.update_layout(title="Pass rate over time (bars: 95% interval over items)", yaxis={"range": [0, 1.05]},
+                         height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure

@@ -32,14 +32,21 @@ def show_command(run_id, method, threshold, as_json):
     prompts = {}
     with store.connect() as db:
         prompts = store.rendered_prompts(db, run_id)
+    checked = _check_results(run_id, analysis) if run["spec"].get("checks") else {}
     by_cell: dict[tuple, list] = {}
     for r in rows:
-        by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(
-            {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
-             "error_message": r["error_message"]})
+        answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
+                  "error_message": r["error_message"]}
+        if checked:
+            answer["checks"] = checked["by_answer"].get(r["id"], [])
+        by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(answer)
     for cell in analysis.cells:
-        cell["answers"] = by_cell.get((cell["variant"], cell["input"], cell["model"], cell["temperature"]), [])
+        key = (cell["variant"], cell["input"], cell["model"], cell["temperature"])
+        cell["answers"] = by_cell.get(key, [])
         cell["system"], cell["prompt"] = prompts.get((cell["variant"], cell["input"]), ("", ""))
+        if checked:
+            rate = checked["cells"].get(key, {})
+            cell.update({k: rate.get(k) for k in ("pass_rate", "pass_rate_low", "pass_rate_high")})
     if as_json:
         print_json({"run": run, "method": analysis.method, "threshold": analysis.threshold,
                     "variants": analysis.variants, "inputs": analysis.inputs, "cells": analysis.cells,
@@ -77,6 +84,22 @@ def show_command(run_id, method, threshold, as_json):
                 for row in rows_:
                     print(f"   {key} {row[key]}: consistency {row['consistency']} "
                           f"[{row['consistency_low']}–{row['consistency_high']}] over {row['inputs']} input(s)")
+
+
+def _check_results(run_id: int, analysis) -> dict:
+    """The run's checks, scored: per answer its results, per cell its pass rate."""
+    from core.evaluate import rates, scoring
+
+    results = scoring.score_run_sync(run_id)
+    by_answer: dict[int, list] = {}
+    for row in results:
+        by_answer.setdefault(row["response_id"], []).append(
+            {"check": row["check_key"], "type": row["type"], "passed": None if row["passed"] is None
+             else bool(row["passed"]), "score": row["score"], "reason": row["reason"]})
+    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    cells = {(r["variant"], r["input"], r["model"], r["temperature"]): r
+             for r in rates.by_group(scored, ["variant", "input", "model", "temperature"])}
+    return {"by_answer": by_answer, "cells": cells}
 
 
 COMMANDS = [show_command]

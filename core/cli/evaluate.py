@@ -1,3 +1,203 @@
-"""Evaluate: checks and the regression gate."""
+"""Evaluate: `spread checks` (score a run, see pass rates and agreement with people) and
+`spread regress` (the regression gate for CI)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from core.cli.common import json_option, print_json
+from core.config import SpreadError
+
+check_option = click.option("--check", "check_texts", multiple=True, metavar="TYPE[:VALUE]",
+                            help="a check on every answer, e.g. icontains:{{expected}}, similar:{{expected}}, "
+                                 "max-length:200, regex:^[A-Z]; repeatable")
+checks_file_option = click.option("--checks-file", metavar="FILE",
+                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold)")
+judge_option = click.option("--judge-model", metavar="ID", help="the litellm model that grades llm-rubric checks")
+judge_samples_option = click.option("--judge-samples", type=click.IntRange(1, 10), metavar="K",
+                                    help="ask the judge K times per answer (its self-consistency is reported)")
+
+
+def read_checks(check_texts, checks_file, inputs=None, judge_model=None, judge_samples=None):
+    from core.evaluate import checks
+
+    found = [checks.parse(text) for text in check_texts]
+    if checks_file:
+        found += checks.read_file(checks_file)
+    return checks.validate(found, inputs, judge=judge_model, judge_samples=judge_samples)
+
+
+@click.command("checks")
+@click.argument("run_id", type=int)
+@check_option
+@checks_file_option
+@judge_option
+@judge_samples_option
+@json_option
+def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples, as_json):
+    """Score a run's answers with its checks (adding any given here): pass rates per cell,
+    per wording and model across inputs, the reducers, and how each check agrees with reviewers."""
+    from core import store
+    from core.analyse import spread
+    from core.evaluate import rates, regress, scoring
+
+    with store.connect() as db:
+        if store.get_run(db, run_id) is None:
+            raise SpreadError(f"no run with id {run_id}")
+        values = [i["vars"] for i in store.run_inputs(db, run_id)]
+    new = read_checks(check_texts, checks_file, values, judge_model, judge_samples)
+    if new:
+        scoring.attach(run_id, new)
+    results = scoring.score_run_sync(run_id)
+    if not results:
+        raise SpreadError(f"run {run_id} has no checks: add some with --check TYPE[:VALUE] or --checks-file")
+    analysis = spread.analyse_run(run_id, method="exact", with_map=False)
+    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    cells = rates.reducers(scored)
+    out = {
+        "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
+        "cells": rates.by_group(scored, ["variant", "input", "model", "temperature"]),
+        "by_variant_model": rates.by_group(scored, ["variant", "model"]),
+        "by_model": rates.by_group(scored, ["model"]),
+        "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),
+        "per_check": _per_check(results),
+        "agreement_with_people": regress.human_agreement(run_id),
+        "judge_calls": sum(r["judge_calls"] or 0 for r in results),
+        "judge_cost_usd": None if any(r["judge_calls"] and r["judge_cost_usd"] is None for r in results)
+        else sum(r["judge_cost_usd"] or 0 for r in results),
+    }
+    if as_json:
+        print_json(out)
+        return
+    print(f"run {run_id}: {len(out['checks'])} checks over {len(scored)} scored answers")
+    for row in out["by_variant_model"]:
+        print(f"  wording {row['variant']} · {row['model']}: pass rate {row['pass_rate']:.0%} "
+              f"[{row['pass_rate_low']:.0%}–{row['pass_rate_high']:.0%}] over {row['inputs']} input(s)")
+    for row in out["reducers"]:
+        print(f"  wording {row['variant']} · {row['model']} @ T={row['temperature']:g}: all pass "
+              f"{row['all_pass']:.0%} · at least one {row['any_pass']:.0%} · majority {row['majority_pass']:.0%} "
+              f"of {row['inputs']} inputs")
+    for row in out["per_check"]:
+        print(f"  {row['check']}: {row['passed']}/{row['scored']} pass" + (f", {row['unknown']} unknown" if row["unknown"] else ""))
+    for row in out["agreement_with_people"]:
+        print(f"  vs reviewers, {row['check']}: {row['agreement']:.0%} agree over {row['answers']} answers, kappa "
+              f"{row['kappa']}, {row['false_passes']} false passes, {row['false_fails']} false fails")
+    if out["judge_calls"]:
+        cost = "unknown" if out["judge_cost_usd"] is None else f"${out['judge_cost_usd']:.6f}"
+        print(f"  judge: {out['judge_calls']} calls, cost {cost}")
+
+
+def _label(check_key: str) -> str:
+    import json
+
+    from core.evaluate import checks
+
+    return checks.from_dict(json.loads(check_key)).label()
+
+
+def _per_check(results: list[dict]) -> list[dict]:
+    out: dict[str, dict] = {}
+    for row in results:
+        entry = out.setdefault(row["check_key"], {"check": _label(row["check_key"]), "type": row["type"],
+                                                  "scored": 0, "passed": 0, "unknown": 0})
+        if row["passed"] is None:
+            entry["unknown"] += 1
+        else:
+            entry["scored"] += 1
+            entry["passed"] += row["passed"]
+    return list(out.values())
+
+
+@click.command("regress")
+@click.argument("set_name", metavar="SET")
+@click.option("--model", required=True, metavar="ID", help="the candidate model (a litellm id)")
+@click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the candidate")
+@click.option("--prompt-version", type=int, metavar="V",
+              help="re-render each item from version V of the prompt it came from (items of templated runs)")
+@click.option("--temperature", type=float, default=0.7, show_default=True, metavar="T")
+@click.option("--n", "k", type=int, default=5, show_default=True, metavar="K", help="samples per item")
+@click.option("--seed", type=int, help="base seed: sample i uses seed+i")
+@click.option("--max-tokens", type=int, default=256, show_default=True, metavar="K")
+@click.option("--concurrency", type=int, default=8, show_default=True, metavar="C")
+@click.option("--baseline", type=int, metavar="REGRESS_ID", help="an earlier regress run of this set to compare with")
+@click.option("--min-pass-rate", type=float, metavar="P", help="fail when the overall pass rate is below P")
+@click.option("--max-drop", type=float, metavar="D",
+              help="with --baseline: fail when the pass rate drops by more than D and the drop is significant "
+                   "(default 0: any significant drop)")
+@click.option("--alpha", type=float, default=0.05, show_default=True, metavar="A",
+              help="significance level: an unchanged candidate fails at most this often")
+@click.option("--junit", metavar="FILE", help="write JUnit XML: one test case per item")
+@json_option
+def regress_command(set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens, concurrency,
+                    baseline, min_pass_rate, max_drop, alpha, junit, as_json):
+    """Re-sample a golden set on a candidate and gate it: exit 0 when every gate holds, 1 when
+    a gate fails, 2 on usage or runtime errors."""
+    from tqdm import tqdm
+
+    from core.evaluate import regress
+
+    candidate = regress.Candidate(model=model, api_base=api_base, prompt_version=prompt_version,
+                                  temperature=temperature, n=k, seed=seed, max_tokens=max_tokens,
+                                  concurrency=concurrency)
+    gates = regress.Gates(min_pass_rate=min_pass_rate, max_drop=max_drop, alpha=alpha)
+    if max_drop is not None and baseline is None:
+        raise click.UsageError("--max-drop needs --baseline REGRESS_ID")
+    if junit and Path(junit).is_dir():
+        raise SpreadError(f"{junit} is a folder; give a file name for --junit")
+    bar = None
+
+    def on_answer(progress, row):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=progress.planned, initial=progress.received - 1, unit="sample", file=sys.stderr,
+                       dynamic_ncols=True, disable=as_json)
+        bar.update(1)
+
+    try:
+        result = asyncio.run(regress.regress(set_name, candidate, gates, baseline_id=baseline, on_answer=on_answer,
+                                             created_by=os.environ.get("USER", "")))
+    finally:
+        if bar is not None:
+            bar.close()
+    if junit:
+        Path(junit).write_bytes(regress.junit(result))
+    if as_json:
+        print_json(result)
+    else:
+        _print_regress(result)
+    return 0 if result["gate"] == "pass" else 1
+
+
+def _print_regress(result: dict) -> None:
+    print(f"regress {result['regress_id']}: {result['set']} v{result['set_version']} on {result['model']} "
+          f"(T={result['temperature']:g}, K={result['n']}): gate {result['gate'].upper()}")
+    print(f"pass rate {result['pass_rate']:.1%} [{_pct(result['pass_rate_low'])}–{_pct(result['pass_rate_high'])}] "
+          f"over {len(result['items'])} items, {result['samples']} samples")
+    if result.get("baseline_id") is not None:
+        print(f"against regress {result['baseline_id']} ({result['baseline_pass_rate']:.1%}): drop "
+              f"{result['drop']:+.1%} [{_pct(result['drop_low'])}–{_pct(result['drop_high'])}], "
+              f"p = {result['p_value']:.4g}; {result['items_regressed']} items worse, "
+              f"{result['items_improved']} better")
+    for gate in result["gates"]:
+        print(f"  {gate['gate']} {gate['threshold']}: {gate['value']} -> {'holds' if gate['passed'] else 'FAILS'}")
+    for note in result["notes"]:
+        print(f"  note: {note}")
+    worst = sorted(result["items"], key=lambda i: (i.get("change") if i.get("change") is not None else 0,
+                                                   i["pass_rate"] if i["pass_rate"] is not None else 1))
+    for item in worst[:10]:
+        change = f" ({item['change']:+.0%} vs baseline)" if item.get("change") is not None else ""
+        flag = " REGRESSED" if item.get("regressed") else ""
+        print(f"  {item['key'][:12]}: {item['passes']}/{item['samples']} pass{change}, "
+              f"{item['meanings']} meaning(s){flag}")
+
+
+def _pct(value) -> str:
+    return "?" if value is None else f"{value:.1%}"
+
+
+COMMANDS = [checks_command, regress_command]

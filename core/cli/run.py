@@ -9,6 +9,7 @@ import sys
 import click
 
 from core import store
+from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
 from core.run import estimate, inputs, plan, runner
@@ -47,10 +48,15 @@ from core.run import estimate, inputs, plan, runner
 @click.option("--no-stream", is_flag=True, help="ask for whole answers (no time to first token)")
 @click.option("--name", help="a name for the run and its prompt (versions are kept per name)")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
+@evaluate.check_option
+@evaluate.checks_file_option
+@evaluate.judge_option
+@evaluate.judge_samples_option
 @json_option
 def run_command(prompts, prompt_files, labels, system, system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
-                timeout, max_attempts, max_calls, no_stream, name, dry_run, as_json):
+                timeout, max_attempts, max_calls, no_stream, name, dry_run, check_texts, checks_file, judge_model,
+                judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -64,9 +70,11 @@ def run_command(prompts, prompt_files, labels, system, system_file, vars_file, v
     if not 1 <= max_attempts <= 20:
         raise SpreadError("max attempts must be in 1..20")
     names = list(labels) + [""] * (len(texts) - len(labels))
+    rows = _inputs(vars_file, var_pairs, inputs_from_golden, inputs_from_run)
+    checks = evaluate.read_checks(check_texts, checks_file, rows, judge_model, judge_samples)
     spec = plan.RunSpec(
         variants=[plan.Variant(text, system, label) for text, label in zip(texts, names)],
-        inputs=_inputs(vars_file, var_pairs, inputs_from_golden, inputs_from_run),
+        inputs=rows, checks=[c.as_dict() for c in checks],
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls,
@@ -149,14 +157,35 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
     finally:
         if bar is not None:
             bar.close()
+    result.update(_pass_rate(run_id))
     if as_json:
         print_json(result)
         return 0
     cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.6f}"
     print(f"run {run_id} {result['status']}: {result['responses']} answers, {result['errors']} errors, "
           f"cost {cost}, {result['wall_s']:.1f} s")
+    if result.get("pass_rate") is not None:
+        print(f"checks: pass rate {result['pass_rate']:.0%} [{result['pass_rate_low']:.0%}–"
+              f"{result['pass_rate_high']:.0%}] (spread checks {run_id} for the details)")
     print(f"see the answers: spread show {run_id}")
     return 0
+
+
+def _pass_rate(run_id: int) -> dict:
+    """The run's checks, scored now: the overall pass rate for the summary (none without checks)."""
+    from core.evaluate import scoring
+
+    from core.analyse import spread
+    from core.evaluate import rates
+
+    with store.connect() as db:
+        if not store.get_run(db, run_id)["spec"].get("checks"):
+            return {}
+        answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
+    results = scoring.score_run_sync(run_id)
+    scored = rates.frame(spread.frame(answers), rates.answer_verdicts(results))
+    (overall,) = rates.by_group(scored, []) or [{}]
+    return {key: overall.get(key) for key in ("pass_rate", "pass_rate_low", "pass_rate_high")}
 
 
 @click.command("cancel")

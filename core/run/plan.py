@@ -68,6 +68,8 @@ class RunSpec:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_calls: int = DEFAULT_MAX_CALLS
+    # Checks on every answer, in promptfoo's assert shape ({type, value, threshold, judge}).
+    checks: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""

@@ -241,10 +241,13 @@ class Background:
 
     @staticmethod
     async def _run(run_id: int, **kwargs) -> dict:
+        from core.evaluate import scoring
+
         summary = await execute(run_id, **kwargs)
         # Embed the answers now, while nobody waits: opening the run on the Spread page
         # then finds every embedding cached (10,000 answers: 13 s cold, 1 s cached).
         await asyncio.to_thread(warm_embeddings, run_id, kwargs.get("db_path"))
+        await scoring.score_run(run_id, db_path=kwargs.get("db_path"))  # the run's checks, if any
         return summary
 
     def cancel(self, run_id: int) -> None:
@@ -268,6 +271,11 @@ def background() -> Background:
         if _background is None:
             _background = Background()
         return _background
+
+
+def spawn(coroutine) -> Future:
+    """Run one coroutine on the background loop; the caller polls the returned future."""
+    return asyncio.run_coroutine_threadsafe(coroutine, background().loop)
 
 
 def wait(coroutine, timeout_s: float = 300.0):

@@ -1,0 +1,127 @@
+"""Pass rates with honest uncertainty, and how far each check agrees with people.
+
+An answer passes when every check passed (a check that could not be made — a judge
+that failed to answer — leaves the answer out, never counts it as a pass or a fail).
+
+- Per cell (variant × input × model × temperature): passes / answers with a Wilson interval.
+- Per input, over its N samples, the reducers people ask for: all N pass (pass^N),
+  at least one passes (pass@k), a majority passes.
+- Per variant, model or temperature across inputs: the mean of the inputs' pass rates,
+  with a t interval over inputs: samples of one input are not independent, so the
+  inputs, not the samples, are the unit (clustered uncertainty).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.analyse import stats
+
+
+def answer_verdicts(results: list[dict], check_keys: list[str] | None = None) -> dict[int, bool | None]:
+    """response_id -> passed every check (None when a check could not be made and none failed)."""
+    verdicts: dict[int, bool | None] = {}
+    for row in results:
+        if check_keys is not None and row["check_key"] not in check_keys:
+            continue
+        rid, passed = row["response_id"], row["passed"]
+        current = verdicts.get(rid, True)
+        if passed == 0 or current is False:
+            verdicts[rid] = False
+        elif passed is None:
+            verdicts[rid] = None
+        else:
+            verdicts[rid] = current
+    return verdicts
+
+
+def frame(answers: pd.DataFrame, verdicts: dict[int, bool | None]) -> pd.DataFrame:
+    """The answers that have a verdict, with a 0/1 `passed` column."""
+    known = answers[answers["id"].map(lambda rid: verdicts.get(int(rid)) is not None)].copy()
+    known["passed"] = known["id"].map(lambda rid: int(bool(verdicts[int(rid)])))
+    return known
+
+
+def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
+    """Pass rates per combination of `axes`: Wilson within one input, else a mean over inputs."""
+    keys = [axis for axis in ("variant", "input", "model", "temperature") if axis in axes]
+    out = []
+    if not len(scored):
+        return out
+    per_input_keys = keys if "input" in keys else keys + ["input"]
+    cells = scored.groupby(per_input_keys, sort=True)["passed"].agg(["sum", "count"])
+    for key, group in (cells.groupby(level=list(range(len(keys))), sort=True) if keys
+                       else [((), cells)]):
+        key = key if isinstance(key, tuple) else (key,)
+        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)}
+        passes, n = int(group["sum"].sum()), int(group["count"].sum())
+        row.update({"passes": passes, "answers": n, "inputs": len(group)})
+        if len(group) == 1:
+            low, high = stats.wilson(passes, n)
+            row.update(pass_rate=round(passes / n, 4), pass_rate_low=round(low, 4), pass_rate_high=round(high, 4))
+        else:
+            mean, low, high = stats.mean_interval((group["sum"] / group["count"]).to_numpy())
+            row.update(pass_rate=stats.rounded(mean), pass_rate_low=stats.rounded(low),
+                       pass_rate_high=stats.rounded(high))
+        out.append(row)
+    return out
+
+
+def _plain(axis: str, value):
+    return float(value) if axis == "temperature" else int(value) if axis in ("variant", "input") else value
+
+
+def reducers(scored: pd.DataFrame) -> list[dict]:
+    """Per cell (one input, its N samples): all pass (pass^N), at least one (pass@k), majority."""
+    out = []
+    for (variant, input_idx, model, temperature), group in scored.groupby(
+            ["variant", "input", "model", "temperature"], sort=True):
+        passed = group["passed"].to_numpy()
+        out.append({"variant": int(variant), "input": int(input_idx), "model": model,
+                    "temperature": float(temperature), "samples": len(passed), "passes": int(passed.sum()),
+                    "all_pass": bool(passed.all()), "any_pass": bool(passed.any()),
+                    "majority_pass": bool(passed.sum() * 2 > len(passed))})
+    return out
+
+
+def reducer_rates(cells: list[dict], axes: list[str]) -> list[dict]:
+    """The share of inputs for which all / at least one / most samples pass, per group, with Wilson intervals."""
+    df = pd.DataFrame(cells)
+    if df.empty:
+        return []
+    keys = [axis for axis in ("variant", "model", "temperature") if axis in axes]
+    out = []
+    for key, group in (df.groupby(keys, sort=True) if keys else [((), df)]):
+        key = key if isinstance(key, tuple) else (key,)
+        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)} | {"inputs": len(group)}
+        for name in ("all_pass", "any_pass", "majority_pass"):
+            k = int(group[name].sum())
+            low, high = stats.wilson(k, len(group))
+            row[name] = round(k / len(group), 4)
+            row[f"{name}_ci"] = [round(low, 4), round(high, 4)]
+        out.append(row)
+    return out
+
+
+def agreement_with_people(results: list[dict], human: dict[int, str]) -> list[dict]:
+    """Per check: how often it agrees with the reviewers' majority verdict (pass / fail;
+    unsure left out), Cohen's kappa, and its false passes and false fails."""
+    from sklearn.metrics import cohen_kappa_score
+
+    by_check: dict[str, list[tuple[int, int]]] = {}
+    for row in results:
+        verdict = human.get(row["response_id"])
+        if row["passed"] is None or verdict not in ("pass", "fail"):
+            continue
+        by_check.setdefault(row["check_key"], []).append((int(row["passed"]), int(verdict == "pass")))
+    out = []
+    for key, pairs in by_check.items():
+        check, person = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        agree = float((check == person).mean())
+        kappa = 1.0 if len(set(check) | set(person)) == 1 else float(cohen_kappa_score(person, check))
+        out.append({"check": key, "answers": len(pairs), "agreement": round(agree, 4),
+                    "kappa": None if np.isnan(kappa) else round(kappa, 4),
+                    "false_passes": int(((check == 1) & (person == 0)).sum()),
+                    "false_fails": int(((check == 0) & (person == 1)).sum())})
+    return out

@@ -1,0 +1,401 @@
+"""The regression gate: re-sample a golden set on a candidate, score it, and decide with
+statistics whether it got worse.
+
+1. `plan_for()`: every item of the set becomes an input (its prompt as sent — or its
+   template at another prompt version — its system message, variables, references and
+   checks), sampled K times on the candidate model.
+2. The answers are scored with each item's checks (default: `similar` to its reference
+   and accepted answers, and not closer to a rejected one).
+3. `report()`: per item, passes / samples with a Wilson interval, all-K-pass,
+   at-least-one, and the number of meaning clusters among its samples (how flaky it
+   is). Overall, the mean of the items' pass rates with a t interval over items.
+4. Against a baseline regress run of the same set: per item, Fisher's exact test
+   (one-sided: worse) with Holm's correction over items; overall, the exact stratified
+   test of the total passes (items as strata: conditional on each item's total passes,
+   the candidate's passes are hypergeometric under "no change"; their sum's exact
+   distribution is a convolution). The gate fails only on a drop that test finds
+   unlikely under no change, so an unchanged candidate fails at most `alpha` of the time.
+
+Gates: `min_pass_rate` (the overall pass rate, point estimate) and `max_drop` (with a
+baseline: fail when the drop exceeds it *and* is significant; default 0). A change in
+the model name the provider reports is noted even when every gate holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from xml.etree import ElementTree
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from core import store
+from core.analyse import stats
+from core.config import SpreadError, check_text
+from core.evaluate import rates, scoring
+from core.review import golden, labels
+from core.run import plan, templates
+
+DEFAULT_ALPHA = 0.05
+MAX_ERROR_SHARE = 0.1  # above this share of samples ending in errors, the gate cannot decide
+WORST_SAMPLES = 3
+
+
+@dataclass
+class Candidate:
+    model: str
+    api_base: str | None = None
+    prompt_version: int | None = None
+    temperature: float = 0.7
+    n: int = 5
+    seed: int | None = None
+    max_tokens: int | None = 256
+    concurrency: int = 8
+
+
+@dataclass
+class Gates:
+    min_pass_rate: float | None = None
+    max_drop: float | None = None
+    alpha: float = DEFAULT_ALPHA
+
+    def check(self) -> None:
+        for name, value in (("min pass rate", self.min_pass_rate), ("max drop", self.max_drop)):
+            if value is not None and not 0 <= value <= 1:
+                raise SpreadError(f"the {name} must be in 0..1 (got {value})")
+        if not 0 < self.alpha < 1:
+            raise SpreadError(f"alpha must be in (0, 1) (got {self.alpha})")
+
+
+# --- the plan ---------------------------------------------------------------------------
+
+def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSpec:
+    """A run plan that samples every item of the set K times on the candidate."""
+    items = golden.items(set_name, db_path=db_path)
+    if not items:
+        raise SpreadError(f"the golden set {set_name!r} has no items")
+    rows = []
+    for item in items:
+        system, prompt = item["system"] or "", item["prompt"]
+        if candidate.prompt_version is not None:
+            system, prompt = _at_version(item, candidate.prompt_version, db_path)
+        rows.append({**{k: str(v) for k, v in (item["vars"] or {}).items()},
+                     "golden.item_key": item["item_key"], "golden.prompt": prompt, "golden.system": system,
+                     "golden.reference": item["reference"] or "",
+                     "golden.accepted": json.dumps(item["accepted"], ensure_ascii=False),
+                     "golden.rejected": json.dumps(item["rejected"], ensure_ascii=False),
+                     "golden.checks": json.dumps(item["assertions"] or [], ensure_ascii=False)})
+    return plan.RunSpec(
+        variants=[plan.Variant("{{golden.prompt}}", "{{golden.system}}", f"golden:{set_name}")],
+        inputs=rows, models=[candidate.model], temperatures=[candidate.temperature], n=candidate.n,
+        api_base=candidate.api_base, seed=candidate.seed, max_tokens=candidate.max_tokens,
+        concurrency=candidate.concurrency, name=f"regress {set_name}", max_calls=plan.HARD_MAX_CALLS,
+    )
+
+
+def _at_version(item: dict, version: int, db_path) -> tuple[str, str]:
+    """The item's input rendered from another version of the prompt it came from."""
+    if not item.get("prompt_name") or item.get("template") is None:
+        raise SpreadError(f"item {item['item_key'][:8]} has no template to re-render at prompt version {version}: "
+                          "it did not come from a templated run")
+    with store.connect(db_path) as db:
+        row = db.execute("select system, template from prompts where name = ? and version = ?",
+                         [item["prompt_name"], version]).fetchone()
+    if row is None:
+        raise SpreadError(f"no version {version} of the prompt {item['prompt_name']!r} (item {item['item_key'][:8]})")
+    system, template = row
+    values = {k: str(v) for k, v in (item["vars"] or {}).items()}
+    try:
+        templates.check_inputs([system or "", template], [values])
+    except SpreadError as e:
+        raise SpreadError(f"prompt {item['prompt_name']!r} v{version} for item {item['item_key'][:8]}: {e}") from None
+    return templates.render(system or "", values), templates.render(template, values)
+
+
+def check_baseline(baseline_id: int | None, set_name: str, *, db_path=None) -> dict | None:
+    if baseline_id is None:
+        return None
+    found = get(baseline_id, db_path=db_path)
+    if found is None:
+        raise SpreadError(f"no regress run with id {baseline_id}")
+    if found["set_name"] != set_name:
+        raise SpreadError(f"regress run {baseline_id} is of the set {found['set_name']!r}, not {set_name!r}")
+    return found
+
+
+# --- running it ---------------------------------------------------------------------------
+
+def prepare(set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None,
+            db_path=None, created_by: str = "") -> int:
+    """Check everything and record the run that samples the set; returns its id. Nothing
+    is written when an argument is wrong."""
+    check_text(set_name or "", "the golden set name")
+    gates.check()
+    if gates.max_drop is not None and baseline_id is None:
+        raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
+    check_baseline(baseline_id, set_name, db_path=db_path)
+    spec = plan_for(set_name, candidate, db_path=db_path)
+    return plan.create(spec, db_path=db_path, created_by=created_by)
+
+
+async def complete(run_id: int, set_name: str, candidate: Candidate, gates: Gates, *,
+                   baseline_id: int | None = None, db_path=None, created_by: str = "", on_answer=None,
+                   cancel=None) -> dict:
+    """Sample the prepared run, score it, compare it, and record the verdict."""
+    from core.run import runner
+
+    baseline = check_baseline(baseline_id, set_name, db_path=db_path)
+    current = golden.get_set(set_name, db_path=db_path)
+    await runner.execute(run_id, db_path=db_path, on_answer=on_answer, cancel=cancel)
+    await scoring.score_run(run_id, db_path=db_path)
+    result = report(run_id, gates, baseline=baseline, db_path=db_path)
+    result.update(set=set_name, set_version=current["version"], model=candidate.model,
+                  prompt_version=candidate.prompt_version, temperature=candidate.temperature, n=candidate.n)
+    result["regress_id"] = save(result, candidate, gates, run_id, baseline_id, db_path=db_path, created_by=created_by)
+    return result
+
+
+async def regress(set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None,
+                  db_path=None, created_by: str = "", on_answer=None, cancel=None) -> dict:
+    """Sample, score, compare and record one regress run; returns its report."""
+    run_id = prepare(set_name, candidate, gates, baseline_id=baseline_id, db_path=db_path, created_by=created_by)
+    return await complete(run_id, set_name, candidate, gates, baseline_id=baseline_id, db_path=db_path,
+                          created_by=created_by, on_answer=on_answer, cancel=cancel)
+
+
+def for_run(run_id: int, *, db_path=None) -> dict | None:
+    """The regress run recorded for a sampled run, once it is complete."""
+    with store.connect(db_path) as db:
+        row = db.execute("select id from regress_runs where run_id = ?", [run_id]).fetchone()
+    return get(row[0], db_path=db_path) if row else None
+
+
+def save(result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *,
+         db_path=None, created_by: str = "") -> int:
+    with store.connect(db_path) as db:
+        with store.write(db):
+            return db["regress_runs"].insert({
+                "set_name": result["set"], "set_version": result["set_version"], "run_id": run_id,
+                "model": candidate.model, "prompt_version": candidate.prompt_version,
+                "temperature": candidate.temperature, "n": candidate.n, "baseline_id": baseline_id,
+                "settings": json.dumps({"candidate": asdict(candidate), "gates": asdict(gates)}),
+                "result": json.dumps(result, default=str), "gate": result["gate"], "pass_rate": result["pass_rate"],
+                "pass_rate_low": result["pass_rate_low"], "pass_rate_high": result["pass_rate_high"],
+                "created_at": store.now_iso(), "created_by": created_by,
+            }).last_pk
+
+
+def get(regress_id: int, *, db_path=None) -> dict | None:
+    with store.connect(db_path) as db:
+        rows = list(db.query("select * from regress_runs where id = ?", [regress_id]))
+    if not rows:
+        return None
+    row = rows[0]
+    row["result"], row["settings"] = json.loads(row["result"]), json.loads(row["settings"])
+    return row
+
+
+def history(set_name: str, *, db_path=None) -> list[dict]:
+    """Every regress run of a set, oldest first (for drift over weeks)."""
+    with store.connect(db_path) as db:
+        return list(db.query(
+            "select id, set_name, set_version, run_id, model, prompt_version, temperature, n, baseline_id, gate, "
+            "pass_rate, pass_rate_low, pass_rate_high, created_at, created_by from regress_runs "
+            "where set_name = ? order by id", [set_name]))
+
+
+# --- the statistics -------------------------------------------------------------------------
+
+def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
+    """Per item key: passes, samples, errors, meaning clusters, worst samples, provider models."""
+    from core.analyse import spread
+
+    with store.connect(db_path) as db:
+        rows = store.responses(db, run_id)
+        keys = {i["input"]: i["vars"].get("golden.item_key") for i in store.run_inputs(db, run_id)}
+    results = scoring.stored_results(run_id, db_path=db_path)
+    verdicts = rates.answer_verdicts(results)
+    reasons: dict[int, list[str]] = {}
+    for row in results:
+        if row["passed"] == 0 and row["reason"]:
+            reasons.setdefault(row["response_id"], []).append(f"{row['type']}: {row['reason']}")
+    analysis = spread.analyse_run(run_id, db_path=db_path, with_map=False)
+    meanings = analysis.answers.groupby("input")["cluster"].nunique().to_dict()
+    table: dict[str, dict] = {}
+    for row in rows:
+        item = table.setdefault(keys.get(row["input"]) or str(row["input"]), {
+            "input": row["input"], "passes": 0, "samples": 0, "errors": 0, "unscored": 0, "worst": [],
+            "provider_models": set()})
+        if row["error_type"] is not None:
+            item["errors"] += 1
+            continue
+        item["provider_models"].add(row["provider_model"] or "")
+        verdict = verdicts.get(row["id"])
+        if verdict is None:
+            item["unscored"] += 1
+            continue
+        item["samples"] += 1
+        item["passes"] += int(verdict)
+        if not verdict and len(item["worst"]) < WORST_SAMPLES:
+            item["worst"].append({"response_id": row["id"], "text": row["text"],
+                                  "why": "; ".join(reasons.get(row["id"], []))})
+    for item in table.values():
+        item["meanings"] = int(meanings.get(item["input"], 0))
+    return table
+
+
+def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=None) -> dict:
+    """The verdict of a scored regress run, with every number behind it."""
+    table = item_table(run_id, db_path=db_path)
+    samples = sum(i["samples"] for i in table.values())
+    errors = sum(i["errors"] for i in table.values())
+    if samples == 0:
+        raise SpreadError(f"the candidate gave no answer that could be scored ({errors} error rows): "
+                          f"see `spread show {run_id}`")
+    if errors > MAX_ERROR_SHARE * (samples + errors):
+        raise SpreadError(f"{errors} of {samples + errors} samples ended in errors, too many to judge: "
+                          f"see `spread show {run_id}`, then `spread resume {run_id}`")
+    items = []
+    for key, item in table.items():
+        n, k = item["samples"], item["passes"]
+        low, high = stats.wilson(k, n) if n else (math.nan, math.nan)
+        items.append({"key": key, "passes": k, "samples": n, "errors": item["errors"],
+                      "pass_rate": round(k / n, 4) if n else None, "pass_rate_low": stats.rounded(low),
+                      "pass_rate_high": stats.rounded(high), "all_pass": bool(n and k == n),
+                      "any_pass": k > 0, "meanings": item["meanings"], "worst": item["worst"]})
+    scored = [i for i in items if i["samples"]]
+    if len(scored) == 1:
+        pass_rate, low, high = scored[0]["pass_rate"], scored[0]["pass_rate_low"], scored[0]["pass_rate_high"]
+    else:
+        pass_rate, low, high = stats.mean_interval([i["pass_rate"] for i in scored])
+    result = {
+        "run_id": run_id, "pass_rate": stats.rounded(pass_rate), "pass_rate_low": stats.rounded(low),
+        "pass_rate_high": stats.rounded(high), "samples": samples, "passes": sum(i["passes"] for i in items),
+        "errors": errors, "items": items, "alpha": gates.alpha, "notes": [],
+        "provider_models": sorted(set().union(*(i["provider_models"] for i in table.values())) - {""}),
+    }
+    gate_results = []
+    if gates.min_pass_rate is not None:
+        held = result["pass_rate"] >= gates.min_pass_rate
+        gate_results.append({"gate": "min-pass-rate", "threshold": gates.min_pass_rate, "value": result["pass_rate"],
+                             "passed": held})
+        if low < gates.min_pass_rate < high:
+            result["notes"].append(f"the pass rate's interval [{low:.2f}, {high:.2f}] straddles the minimum "
+                                   f"{gates.min_pass_rate}: more samples (--n) would tell")
+    if baseline is not None:
+        comparison = compare_with(baseline, items, gates.alpha)
+        result.update(comparison)
+        max_drop = gates.max_drop if gates.max_drop is not None else 0.0
+        drop_held = not drop_fails(comparison["drop"], comparison["p_value"], max_drop, gates.alpha)
+        gate_results.append({"gate": "max-drop", "threshold": max_drop, "value": comparison["drop"],
+                             "p_value": comparison["p_value"], "passed": drop_held})
+        before, after = set(baseline["result"].get("provider_models") or []), set(result["provider_models"])
+        result["model_changed"] = bool(before and after and before != after)
+        if result["model_changed"]:
+            result["notes"].append(f"the provider reports another model: {', '.join(sorted(before))} before, "
+                                   f"{', '.join(sorted(after))} now")
+    elif gates.max_drop is not None:
+        raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
+    result["gates"] = gate_results
+    result["gate"] = "pass" if all(g["passed"] for g in gate_results) else "fail"
+    for item in items:
+        item["failed"] = bool(item.get("regressed") or (
+            item["samples"] and item["pass_rate"] < (gates.min_pass_rate if gates.min_pass_rate is not None
+                                                     else (1.0 if baseline is None else 0.0))))
+    return result
+
+
+def drop_fails(drop: float, p_value: float, max_drop: float, alpha: float) -> bool:
+    """The drop gate: fail on a drop larger than tolerated that sampling noise does not explain."""
+    return drop > max_drop and p_value < alpha
+
+
+def compare_with(baseline: dict, items: list[dict], alpha: float) -> dict:
+    """Per-item Fisher tests (Holm-corrected) and the overall exact stratified test."""
+    from statsmodels.stats.multitest import multipletests
+
+    before = {i["key"]: i for i in baseline["result"]["items"] if i["samples"]}
+    common = [i for i in items if i["samples"] and i["key"] in before]
+    if not common:
+        raise SpreadError(f"regress run {baseline['id']} shares no scored item with this one")
+    worse, better = [], []
+    for item in common:
+        old = before[item["key"]]
+        table = [[item["passes"], item["samples"] - item["passes"]], [old["passes"], old["samples"] - old["passes"]]]
+        worse.append(scipy_stats.fisher_exact(table, alternative="less").pvalue)
+        better.append(scipy_stats.fisher_exact(table, alternative="greater").pvalue)
+    worse_adjusted = multipletests(worse, alpha=alpha, method="holm")[1]
+    better_adjusted = multipletests(better, alpha=alpha, method="holm")[1]
+    for item, p, p_adj, p_better in zip(common, worse, worse_adjusted, better_adjusted):
+        old = before[item["key"]]
+        item.update(baseline_pass_rate=old["pass_rate"], change=round(item["pass_rate"] - old["pass_rate"], 4),
+                    p_value=round(float(p), 6), p_adjusted=round(float(p_adj), 6),
+                    regressed=bool(p_adj < alpha), improved=bool(p_better < alpha))
+    candidate_rates = [i["pass_rate"] for i in common]
+    baseline_rates = [before[i["key"]]["pass_rate"] for i in common]
+    paired = stats.paired_difference(baseline_rates, candidate_rates)
+    p_value = stratified_p_value([(i["passes"], i["samples"], before[i["key"]]["passes"], before[i["key"]]["samples"])
+                                  for i in common])
+    return {
+        "baseline_id": baseline["id"], "baseline_pass_rate": stats.rounded(np.mean(baseline_rates)),
+        "drop": round(float(np.mean(baseline_rates) - np.mean(candidate_rates)), 4),
+        "drop_low": paired["low"], "drop_high": paired["high"], "p_value": round(p_value, 6),
+        "items_compared": len(common), "items_regressed": sum(i["regressed"] for i in common),
+        "items_improved": sum(i["improved"] for i in common),
+        "items_new": sum(1 for i in items if i["samples"] and i["key"] not in before),
+    }
+
+
+def stratified_p_value(strata: list[tuple[int, int, int, int]]) -> float:
+    """One-sided exact p-value that the candidate passes no less often than the baseline.
+
+    Each stratum (an item) is (candidate passes, candidate samples, baseline passes,
+    baseline samples). Under no change, given an item's total passes, the candidate's
+    share of them is hypergeometric; the p-value is P(total candidate passes ≤ observed),
+    from the exact distribution of the sum (a convolution over items).
+    """
+    distribution = np.array([1.0])
+    low = observed = 0
+    for passes, samples, base_passes, base_samples in strata:
+        total = passes + base_passes
+        support = np.arange(max(0, total - base_samples), min(samples, total) + 1)
+        pmf = scipy_stats.hypergeom.pmf(support, samples + base_samples, total, samples)
+        distribution = np.convolve(distribution, pmf)
+        low += int(support[0])
+        observed += passes
+    return float(min(1.0, distribution[: observed - low + 1].sum()))
+
+
+# --- JUnit XML ------------------------------------------------------------------------------
+
+def junit(result: dict) -> bytes:
+    """One test case per item; a failing item carries its worst samples."""
+    suite = ElementTree.Element("testsuite", {
+        "name": f"spread regress {result['set']}", "tests": str(len(result["items"])),
+        "failures": str(sum(i["failed"] for i in result["items"])), "errors": "0",
+    })
+    properties = ElementTree.SubElement(suite, "properties")
+    for name in ("regress_id", "model", "pass_rate", "pass_rate_low", "pass_rate_high", "gate", "baseline_id",
+                 "drop", "p_value"):
+        if result.get(name) is not None:
+            ElementTree.SubElement(properties, "property", {"name": name, "value": str(result[name])})
+    for item in result["items"]:
+        case = ElementTree.SubElement(suite, "testcase", {"classname": f"spread.{result['set']}", "name": item["key"]})
+        if item["failed"]:
+            message = f"pass rate {item['pass_rate']} ({item['passes']}/{item['samples']})"
+            if item.get("baseline_pass_rate") is not None:
+                message += f", baseline {item['baseline_pass_rate']}, p = {item['p_adjusted']} (Holm)"
+            failure = ElementTree.SubElement(case, "failure", {"message": message})
+            failure.text = "\n\n".join(f"[{w['why']}]\n{w['text']}" for w in item["worst"]) or message
+        ElementTree.SubElement(case, "system-out").text = (
+            f"{item['meanings']} meaning(s) among {item['samples']} samples; all pass: {item['all_pass']}; "
+            f"at least one: {item['any_pass']}")
+    return ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def human_agreement(run_id: int, *, db_path=None) -> list[dict]:
+    """How the checks of a run agree with the labels reviewers gave its answers."""
+    human = labels.majority(labels.labels_for_run(run_id, db_path=db_path))
+    return rates.agreement_with_people(scoring.stored_results(run_id, db_path=db_path), human)

@@ -1,0 +1,132 @@
+"""Score a run's answers with its checks, and keep every result with its answer.
+
+A run's checks live in its plan (`spec["checks"]`); what `similar` compares with comes
+from the check's value, else from the input: a golden item's reference and accepted
+and rejected answers (`golden.*` variables, as `spread regress` writes them), else an
+`expected` or `reference` column. Only results not stored yet are computed, so scoring
+again after more answers arrived, or with one more check, costs only what is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from core import store
+from core.analyse import embed
+from core.analyse import meaning
+from core.evaluate import checks as checks_module
+from core.evaluate import judge
+from core.evaluate.checks import Check, Outcome, References
+
+DETERMINISTIC = set(checks_module.TYPES) - {"similar", "not-similar", "llm-rubric"}
+
+
+def references_of(values: dict[str, str]) -> References:
+    """What `similar` compares an answer with when its check names no value."""
+    if "golden.accepted" in values:
+        accepted = json.loads(values["golden.accepted"] or "[]")
+        reference = values.get("golden.reference")
+        if reference and reference not in accepted:
+            accepted = [reference, *accepted]
+        return References(accepted, json.loads(values.get("golden.rejected") or "[]"))
+    for name in ("expected", "reference"):
+        if values.get(name):
+            return References([values[name]])
+    return References()
+
+
+def run_checks(run: dict) -> list[Check]:
+    return [checks_module.from_dict(c) for c in run["spec"].get("checks") or []]
+
+
+def input_checks(values: dict[str, str]) -> list[Check]:
+    """A golden item's own checks (`golden.checks`); without any, `similar` to its references."""
+    if "golden.checks" not in values:
+        return []
+    own = [checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")]
+    return own or [Check("similar")]
+
+
+def attach(run_id: int, new: list[Check], *, db_path=None) -> list[Check]:
+    """Add checks to a run's plan (after validating them against its inputs); returns them all."""
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+        if run is None:
+            from core.config import SpreadError
+
+            raise SpreadError(f"no run with id {run_id}")
+        values = [i["vars"] for i in store.run_inputs(db, run_id)]
+        combined = checks_module.validate(run_checks(run) + list(new), values)
+        spec = dict(run["spec"], checks=[c.as_dict() for c in combined])
+        with store.write(db):
+            db.execute("update runs set spec = ? where id = ?", [json.dumps(spec), run_id])
+    return combined
+
+
+async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=None, method: str | None = None,
+                    threshold: float | None = None, judge_api_base: str | None = None) -> list[dict]:
+    """Every check result of a run's good answers (computing and storing the missing ones)."""
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+        answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
+        prompts = store.rendered_prompts(db, run_id)
+        values = {i["input"]: i["vars"] for i in store.run_inputs(db, run_id)}
+    checks = run_checks(run) if checks is None else checks
+    per_input = {i: checks + input_checks(v) for i, v in values.items()}
+    if not any(per_input.values()) or not answers:
+        return stored_results(run_id, db_path=db_path)
+    done = {(r["response_id"], r["check_key"]) for r in stored_results(run_id, db_path=db_path)}
+    todo = [(answer, check) for answer in answers for check in per_input.get(answer["input"], checks)
+            if (answer["id"], check.key()) not in done]
+    contexts = {}
+    for (_, input_idx), (system, prompt) in prompts.items():
+        contexts[input_idx] = contexts.get(input_idx, "") + f"\n{system}\n{prompt}"
+    method = method or embed.default_method()
+    equivalence = checks_module.Equivalence(method, threshold or meaning.DEFAULT_THRESHOLD,
+                                            lambda texts, m: embed.cached(texts, m, db_path=db_path))
+    limit = asyncio.Semaphore(8)
+    outcomes: list[tuple[int, Check, Outcome]] = []
+    judged = []
+    for answer, check in todo:
+        input_values = values.get(answer["input"], {})
+        text = answer["text"] or ""
+        if check.type in DETERMINISTIC:
+            outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values)))
+        elif check.type in ("similar", "not-similar"):
+            outcome = await asyncio.to_thread(
+                checks_module.similar, check, text, input_values, references_of(input_values),
+                contexts.get(answer["input"], ""), equivalence)
+            outcomes.append((answer["id"], check, outcome))
+        else:
+            question = prompts.get((answer["variant"], answer["input"]), ("", ""))[1]
+            judged.append((answer["id"], check, judge.grade(check, question, text, api_base=judge_api_base,
+                                                            limit=limit)))
+    if judged:
+        graded = await asyncio.gather(*(coroutine for _, _, coroutine in judged))
+        outcomes += [(response_id, check, outcome) for (response_id, check, _), outcome in zip(judged, graded)]
+    save(outcomes, db_path=db_path)
+    return stored_results(run_id, db_path=db_path)
+
+
+def save(outcomes: list[tuple[int, Check, Outcome]], *, db_path=None) -> None:
+    now = store.now_iso()
+    with store.connect(db_path) as db:
+        with store.write(db):
+            db.conn.executemany(
+                "insert or replace into check_results (response_id, check_key, type, passed, score, reason, "
+                "judge_calls, judge_cost_usd, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(response_id, check.key(), check.type, None if o.passed is None else int(o.passed), o.score,
+                  o.reason, o.judge_calls, o.judge_cost_usd, now) for response_id, check, o in outcomes])
+
+
+def stored_results(run_id: int, *, db_path=None) -> list[dict]:
+    with store.connect(db_path) as db:
+        return list(db.query(
+            "select check_results.* from check_results join responses on responses.id = check_results.response_id "
+            "where responses.run_id = ? order by check_results.response_id, check_results.id", [run_id]))
+
+
+def score_run_sync(run_id: int, **kwargs) -> list[dict]:
+    """score_run() from code without an event loop (the CLI)."""
+    return asyncio.run(score_run(run_id, **kwargs))
