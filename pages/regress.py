@@ -9,7 +9,7 @@ from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, scoring
 from core.review import golden
-from core.run import local_llm, models, runner
+from core.run import local_llm, runner
 
 st.title("Regression")
 st.caption("Sample every item of a golden set K times on a candidate model or prompt version, score each sample "
@@ -27,8 +27,8 @@ past = regress.history(set_name)
 
 with st.form("regress"):
     left, middle, right = st.columns(3)
-    model = left.selectbox("Candidate model", [e.id for e in models.catalogue()], key="regress_model",
-                           accept_new_options=True)
+    model = left.text_input("Candidate model", local_llm.MODEL_ID, key="regress_model",
+                            help="Any litellm model id, e.g. openai/gpt-4o-mini, or openai/<name> with an API base.")
     api_base = left.text_input("API base", key="regress_api_base", placeholder="for an OpenAI-compatible server")
     version = middle.number_input("Prompt version (0 = as recorded)", 0, 10_000, 0, key="regress_version",
                                   help="Re-render each item from this version of the prompt it came from.")
@@ -72,8 +72,9 @@ if job is not None:
         error = future.exception()
         if error is not None:
             st.error(display.inert(str(error)), icon=":material/error:")
-        else:
-            st.rerun()
+        elif state.get("regress_drawn") != run_id:
+            state["regress_drawn"] = run_id
+            st.rerun()  # once: draw the verdict below
 
     progress()
 

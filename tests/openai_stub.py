@@ -106,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         text, finish, usage = stub._answer(body)
         base = {"id": f"chatcmpl-{rec['n']}", "created": int(time.time()),
-                "model": model + "-2024-stub"}  # lets tests check the provider-reported model
+                "model": model + stub.model_suffix}  # lets tests check the provider-reported model
         if not stream:
             data = json.dumps({**base, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text},
@@ -171,6 +171,7 @@ class StubOpenAI:
     hang_s: float = 30.0  # how long a "timeout" fault stalls before answering
     retry_after: str = "0"  # the Retry-After header sent with a "429" fault
     echo_auth: bool = False  # error messages repeat the Authorization header (a key-leak test)
+    model_suffix: str = "-2024-stub"  # the model name the provider reports is the requested one + this
 
     def __init__(self, *, latency_s: float = 0.0, answers: list[str] | None = None):
         self.latency_s = latency_s

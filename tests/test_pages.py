@@ -331,3 +331,29 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].endswith("input × model")
     assert any(h.value == "Wording or sampling?" for h in at.subheader)
     assert any("spread due to wording" in str(df.value.columns.tolist()) for df in at.dataframe)
+
+
+def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
+    from core.review import export
+    from test_regress import answer_with, golden_file
+
+    path, items = golden_file(tmp_path, n_items=3)
+    export.import_file("capitals", path)
+    stub.respond = answer_with(items, right=True)
+    at = app()
+    at.switch_page("pages/regress.py").run()
+    assert not at.exception
+    at.text_input(key="regress_model").input("openai/stub-a")
+    at.text_input(key="regress_api_base").input(stub.base_url)
+    at.number_input(key="regress_k").set_value(4)
+    at.number_input(key="regress_min").set_value(0.5)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    _, future = at.session_state["regress_job"]
+    future.result(timeout=60)
+    at.run()
+    assert any("the gate holds" in h.value for h in at.subheader)
+    assert at.metric[0].value == "100%"
+    items_table = next(df.value for df in at.dataframe if "p (Holm)" in df.value.columns)
+    assert len(items_table) == 3
+    assert len(at.get("plotly_chart")) == 1  # the history
