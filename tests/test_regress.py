@@ -146,3 +146,31 @@ def test_regress_usage_errors_exit_2_and_sample_nothing(stub, tmp_path, args, me
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0]
     assert stub.count() == 0
+
+
+@pytest.mark.local_model
+def test_the_ci_recipe_runs_as_written(tmp_path):
+    """The example workflow's spread commands, run as they are written, on the embedded model."""
+    import shlex
+
+    from conftest import ROOT
+
+    workflow = (ROOT / ".github" / "workflows" / "regress.yml").read_text()
+    commands = [shlex.split(line.strip())[1:] for line in workflow.splitlines()
+                if line.strip().startswith(".venv/bin/spread ")]
+    assert [c[0] for c in commands] == ["import", "regress"]
+    db = str(tmp_path / "regress.db")
+    for command in commands:
+        command = [str(ROOT / a) if a.startswith("data/") else str(tmp_path / a) if a.endswith(".xml") else a
+                   for a in command]
+        result = cli("--db", db, *command, check=False)
+        assert result.returncode == 0, result.stderr
+    cases = ElementTree.parse(tmp_path / "regress.xml").getroot().findall("testcase")
+    assert len(cases) == 6
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    for p_values in ([0.01, 0.04, 0.03, 0.005], [0.5, 0.2, 0.9], [0.001] * 5, [0.04, 0.01]):
+        assert regress.holm(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))

@@ -192,7 +192,7 @@ def _print_regress(result: dict) -> None:
     for item in worst[:10]:
         change = f" ({item['change']:+.0%} vs baseline)" if item.get("change") is not None else ""
         flag = " REGRESSED" if item.get("regressed") else ""
-        print(f"  {item['key'][:12]}: {item['passes']}/{item['samples']} pass{change}, "
+        print(f"  {item['key'][:24]}: {item['passes']}/{item['samples']} pass{change}, "
               f"{item['meanings']} meaning(s){flag}")
 
 
