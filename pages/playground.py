@@ -6,6 +6,7 @@ import streamlit as st
 
 from core import display, store
 from core.analyse import spread
+from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
 from core.run import estimate, inputs, local_llm, models, plan, rewording, runner, templates
@@ -192,6 +193,20 @@ with right:
                                      key="max_calls", help="A plan above this is refused: raise it knowingly.")
     errors["max_calls"] = st.empty()
 name = st.text_input("Run name", key="name", help="Names the run and its prompt versions.")
+with st.expander("Checks on every answer (optional)"):
+    st.text_area("One per line: TYPE[:VALUE]", key="checks_text", height=90,
+                 placeholder="similar:{{expected}}\nmax-length:200\nnot-icontains:as an AI",
+                 help="Types: " + ", ".join(checks.TYPES) + ". Values may use the input's {{variables}}.")
+    st.text_input("Judge model for llm-rubric checks", key="judge_model", placeholder="e.g. openai/gpt-4o-mini",
+                  help="A judge is off unless you name one; its calls and cost are counted.")
+    errors["checks"] = st.empty()
+
+
+def current_checks() -> list[dict]:
+    lines = [line.strip() for line in state.get("checks_text", "").splitlines() if line.strip()]
+    found = checks.validate([checks.parse(line) for line in lines], input_rows,
+                            judge=(state.get("judge_model") or "").strip() or None)
+    return [c.as_dict() for c in found]
 
 
 def current_spec() -> plan.RunSpec:
@@ -200,7 +215,7 @@ def current_spec() -> plan.RunSpec:
                                state.get(f"variant_name_{key}", "")) for key in keys],
         inputs=input_rows, name=name, models=chosen, temperatures=plan.parse_temperatures(temperatures_text),
         n=int(n), max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text), api_base=api_base.strip() or None,
-        concurrency=int(concurrency), max_calls=int(max_calls),
+        concurrency=int(concurrency), max_calls=int(max_calls), checks=current_checks(),
     )
 
 

@@ -1,10 +1,15 @@
 """Spread: how far one run's answers spread, by meaning, wording, length, cost and latency."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from core import config, display, store
 from core.analyse import charts, embed, sensitivity, spread
+from core.config import SpreadError
+from core.evaluate import checks, rates, regress, scoring
+from core.run import runner
 
 st.title("Spread")
 
@@ -27,8 +32,8 @@ left, middle, right = st.columns(3)
 method = left.radio("Group answers by", methods, format_func=embed.METHODS.get, key="method", horizontal=False)
 threshold = middle.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="threshold",
                           help="Answers at least this alike (cosine similarity, on average) share a cluster.")
-metric = right.selectbox("Colour the grid by", list(charts.METRIC_LABELS), format_func=charts.METRIC_LABELS.get,
-                         key="metric")
+metric = right.selectbox("Colour the grid by", [m for m in charts.METRIC_LABELS if m != "pass_rate"],
+                         format_func=charts.METRIC_LABELS.get, key="metric")
 
 # The two axes of the heatmap; the others are aggregated. Default: what the run varies.
 several_variants, several_inputs = len(summary["variants"]) > 1, summary["n_inputs"] > 1
@@ -77,6 +82,7 @@ def results():
     drill(analysis, names, prompts)
     if len(analysis.variants) > 1:
         wording(analysis, names)
+    checks_section(analysis, run, names)
 
     if analysis.coords is not None and len(analysis.coords) >= 3:
         st.plotly_chart(charts.answer_map(analysis.coords), key="map")
@@ -173,6 +179,60 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
             "beyond noise": row["wording_matters"], "top meanings agree": row["top_agreement"],
             **{f"consistency {label.get(v, v)}": values["consistency"] for v, values in row["variants"].items()},
         } for row in rows]), hide_index=True, width="stretch")
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring the answers with the run's checks…")
+def scored_of(db_path: str, run_id: int, received: int, checks_key: str) -> list[dict]:
+    """The run's check results, computed once per answer count and set of checks (a judge's
+    calls run on the background loop)."""
+    return runner.wait(scoring.score_run(run_id, db_path=db_path))
+
+
+def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
+    """Pass rates of the run's checks, and how far each check agrees with the reviewers."""
+    st.subheader("Checks")
+    with st.expander("Add checks to this run" if run["spec"].get("checks") else "Add checks to this run: "
+                     "none yet", expanded=not run["spec"].get("checks")):
+        text = st.text_area("One per line: TYPE[:VALUE]", key="spread_checks", height=80,
+                            placeholder="similar:{{expected}}\nmax-length:200",
+                            help="Types: " + ", ".join(checks.TYPES) + ". Values may use the input's {{variables}}.")
+        judge_model = st.text_input("Judge model for llm-rubric checks", key="spread_judge")
+        if st.button("Add and score", key="spread_add_checks"):
+            try:
+                scoring.attach(run_id, checks.validate(
+                    [checks.parse(line) for line in text.splitlines() if line.strip()],
+                    [i["vars"] for i in analysis.inputs], judge=judge_model.strip() or None))
+                st.rerun()
+            except SpreadError as e:
+                st.error(display.inert(str(e)))
+    if not run["spec"].get("checks"):
+        return
+    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"]["checks"]))
+    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    if not len(scored):
+        st.caption("No answer scored yet.")
+        return
+    st.plotly_chart(charts.heatmap(rates.by_group(scored, [y_axis, x_axis]), "pass_rate", y=y_axis, x=x_axis,
+                                   names=names), key="pass_heatmap")
+    reduced = rates.reducer_rates(rates.reducers(scored), ["variant", "model", "temperature"])
+    st.caption("Per cell over its N samples, as the share of inputs: all pass (pass^N), at least one (pass@k), "
+               "a majority (Wilson intervals over inputs).")
+    st.dataframe(pd.DataFrame([{
+        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"], "T": r["temperature"],
+        "inputs": r["inputs"], "all pass": r["all_pass"], "at least one": r["any_pass"], "majority": r["majority_pass"],
+    } for r in reduced]), hide_index=True)
+    per_check = {}
+    for row in results:
+        entry = per_check.setdefault(row["check_key"], {"check": checks.from_dict(json.loads(row["check_key"])).label(),
+                                                        "passed": 0, "scored": 0, "unknown": 0, "judge calls": 0})
+        entry["unknown" if row["passed"] is None else "scored"] += 1
+        entry["passed"] += row["passed"] or 0
+        entry["judge calls"] += row["judge_calls"] or 0
+    agreement = {row["check"]: row for row in regress.human_agreement(run_id)}
+    st.caption("Each check against the reviewers' majority verdicts: how far to trust it before gating on it.")
+    st.dataframe(pd.DataFrame([entry | {k: agreement.get(key, {}).get(k) for k in
+                                        ("answers", "agreement", "kappa", "false_passes", "false_fails")}
+                               for key, entry in per_check.items()]), hide_index=True, width="stretch")
 
 
 results()

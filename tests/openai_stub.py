@@ -161,6 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a client with more connections in flight would
+    # see SYNs dropped and time out before the stub ever saw its request.
+    request_queue_size = 256
     stub: "StubOpenAI"
 
     def handle_error(self, request, client_address):

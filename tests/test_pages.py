@@ -357,3 +357,42 @@ def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdi
     items_table = next(df.value for df in at.dataframe if "p (Holm)" in df.value.columns)
     assert len(items_table) == 3
     assert len(at.get("plotly_chart")) == 1  # the history
+
+
+def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(stub):
+    from core.review import labels
+
+    stub.answers = ["Paris.", "Lyon."]
+    run_id = plan.create(plan.RunSpec(prompt="Capital of {{c}}?", inputs=[{"c": "France", "expected": "Paris"}],
+                                      models=["openai/stub-a"], temperatures=[1.0], n=8, api_base=stub.base_url,
+                                      checks=[{"type": "similar", "value": "{{expected}}"}]))
+    asyncio.run(runner.execute(run_id))
+    with store.connect() as db:
+        for row in store.responses(db, run_id):
+            labels.label(row["id"], "ana", labels.Label("pass" if row["text"] == "Paris." else "fail"))
+    at = app()
+    at.switch_page("pages/spread.py").run()
+    assert not at.exception
+    assert any(h.value == "Checks" for h in at.subheader)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("pass rate") for t in titles)
+    agreement = next(df.value for df in at.dataframe if "false_passes" in df.value.columns)
+    assert agreement.iloc[0]["agreement"] == 1.0 and agreement.iloc[0]["answers"] == 8
+    at.text_area(key="spread_checks").input("max-length:3\nregex:[oops")
+    at.button(key="spread_add_checks").click().run()
+    assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
+    at.text_area(key="spread_checks").input("max-length:6")
+    at.button(key="spread_add_checks").click().run()
+    assert not at.exception
+    with store.connect() as db:
+        assert len(store.get_run(db, run_id)["spec"]["checks"]) == 2
+
+
+def test_playground_refuses_a_bad_check_before_the_run():
+    at = app().run()
+    at.text_area(key="prompt_0").input("What is 2+2?")
+    at.text_area(key="checks_text").input("contains:4\nregex:(unclosed").run()
+    at.button(key="run").click().run()
+    assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
+    with store.connect() as db:
+        assert db["runs"].count == 0

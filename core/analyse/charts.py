@@ -17,6 +17,7 @@ HOVER_CHARS = 300
 MAP_POINTS = 3000
 METRIC_LABELS = {
     "consistency": "consistency (share of the largest meaning cluster)",
+    "pass_rate": "pass rate (answers passing every check)",
     "entropy": "semantic entropy (nats; 0 = one meaning)",
     "n_clusters": "meaning clusters",
     "mean_similarity": "mean pairwise similarity",
@@ -65,6 +66,12 @@ def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: 
             c = cell.iloc[0]
             z_row.append(c[metric])
             where = f"{axis_label(y, y_value, names.get(y))} · {axis_label(x, x_value, names.get(x))}"
+            if metric == "pass_rate":
+                over = f" (mean over {c['inputs']} inputs)" if c["inputs"] > 1 else ""
+                text = (f"<b>{html.escape(where)}</b><br>{c['passes']}/{c['answers']} answers pass{over}<br>"
+                        f"pass rate {_pct(c['pass_rate'])} [{_pct(c['pass_rate_low'])}–{_pct(c['pass_rate_high'])}]")
+                hover_row.append(text)
+                continue
             spread_over = (f"mean over {c['inputs']} inputs" if c["inputs"] > 1 else f"{c['n_clusters']} meanings")
             text = (f"<b>{html.escape(where)}</b><br>{c['count']} answers, {c['errors']} errors, {spread_over}<br>"
                     f"consistency {_pct(c['consistency'])} [{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]")
@@ -78,7 +85,7 @@ def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: 
         z=z, x=[_safe(axis_label(x, v, names.get(x)), 40) for v in xs],
         y=[_safe(axis_label(y, v, names.get(y)), 40) for v in ys], text=hover, hoverinfo="text",
         colorscale="RdYlGn_r" if reverse else "RdYlGn", zmin=0,
-        zmax=1 if metric in ("consistency", "mean_similarity") else None,
+        zmax=1 if metric in ("consistency", "mean_similarity", "pass_rate") else None,
         texttemplate="%{z:.2f}", colorbar={"title": {"text": metric}},
     ))
     figure.update_layout(title=f"{METRIC_LABELS.get(metric, metric)}: {AXIS_NAMES[y]} × {AXIS_NAMES[x]}",
