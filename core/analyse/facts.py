@@ -1,0 +1,394 @@
+"""What an answer states, read without a model: the facts the meaning guard compares.
+
+Sentence embeddings see "The capital is Sydney." and "The capital is Canberra." as
+near twins, and "42" and "Forty-two." as strangers. So each answer is also read for:
+- its kind: a refusal ("I can't help with that") or a non-answer ("I don't know");
+- its polarity: a leading yes or no, hedges included ("Probably not" is no);
+- its quantities (numbers, measurements, dates; see `quantities`) and the one it gives
+  as the answer (after "Answer:", the only one, or the last of a worked answer);
+- its names: capitalised words (and words that are capitalised elsewhere in the same
+  set of answers), the first of them being the answer ("Armstrong, with Aldrin...");
+- the words it denies ("a mammal, not a fish") and the words it asserts.
+Words and numbers of the prompt frame every answer, so they never tell answers apart.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from core.analyse import quantities
+from core.analyse.quantities import Quantity
+
+# --- cleaning: the form of an answer, not what it says --------------------------------
+
+# A base model goes on to the next question: "Rome.\n\nQuestion: What is the capital of Germany?"
+_CONTINUATION = re.compile(r"\n\s*(?:Q|Question|Human|User)\s*\d*\s*[:.]", re.I)
+_FENCE = re.compile(r"```[\w+-]*\n?(.*?)(?:```|$)", re.S)
+_MARKUP = re.compile(r"\*\*|__|`")
+_BULLET = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+(?=\S)", re.M)
+_EMPTY_ANSWER = re.compile(r"\s*(?:final answer|answer)\s*:\s*$", re.I)
+# "Answer: 80", "The answer is Rome", "Final answer: 42": what follows is the answer.
+ANSWER_MARKER = re.compile(r"(?:\bfinal answer\b|\banswer\b)\s*:\s*|\bthe (?:final |correct )?answer is\s*:?\s*", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
+
+
+def clean(text: str) -> str:
+    """The answer without its wrapping: markdown, a base model's next question or
+    trailing "Answer:", more facts it goes on to list, a sentence it trails off in."""
+    text = (text or "").strip()
+    match = _CONTINUATION.search(text)
+    if match and match.start() > 0:
+        text = text[:match.start()]
+    text = _FENCE.sub(lambda m: m.group(1), text)
+    text = _MARKUP.sub("", text)
+    text = _BULLET.sub("", text)
+    text = _EMPTY_ANSWER.sub("", text).strip()
+    spans = sentence_spans(text)
+    if len(spans) > 1:
+        # A base model listing more facts repeats the first sentence's opening:
+        # "the square root of 144 is 12. the square root of 121 is 11."
+        opening = _opening(text[slice(*spans[0])])
+        for k in range(1, len(spans)):
+            if opening and _opening(text[slice(*spans[k])]) == opening:
+                text, spans = text[:spans[k - 1][1]], spans[:k]
+                break
+    if len(spans) > 1:
+        last = text[slice(*spans[-1])]
+        if len(last.split()) >= 4 and not re.search(r"[.!?)\]\"'`]$", last) and not ANSWER_MARKER.search(last):
+            text = text[:spans[-2][1]]  # trailing off mid-sentence
+    return text.strip()
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if text[start:match.start()].strip():
+            spans.append((start, match.start()))
+        start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _opening(sentence: str) -> tuple[str, ...]:
+    words = re.findall(r"\w+", sentence.lower())
+    return tuple(words[:3]) if len(words) >= 5 else ()
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[start:end].strip() for start, end in sentence_spans(text)]
+
+
+def answer_part(text: str) -> str | None:
+    """What follows the last "Answer:" / "The answer is" / "Final answer", if anything."""
+    matches = list(ANSWER_MARKER.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end():].strip()
+    rest = split_sentences(rest)[0] if rest else ""
+    return rest.rstrip(".!") or None
+
+
+def fold(text: str) -> str:
+    """Lowercase without accents: "Brasília" and "brasilia" are one word."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# --- kinds: refusals and non-answers ---------------------------------------------------
+
+_REFUSAL = re.compile(
+    r"\b(?:i(?:'m| am)? (?:sorry|afraid)\b.{0,40}\b(?:can(?:'|no)t|won't|unable|not able|only)"
+    r"|i (?:can(?:'|no)?t|cannot|won't|will not|am unable to|'m unable to|am not able to|'m not able to"
+    r"|must decline to|have to decline to|can only|only)\s+(?:\w+\s+){0,2}?"
+    r"(?:help|assist|provide|answer|give|share|comply|support|discuss|do that|tell)"
+    r"|as an ai\b|\bai language model\b|outside (?:what|the scope|my)|not something i can"
+    r"|i (?:must|have to) decline)",
+    re.I,
+)
+_NON_ANSWER = re.compile(
+    r"^(?:(?:hmm+|um+|well|sorry|honestly)[,.]?\s+)?(?:"
+    r"i(?:'m| am) not (?:sure|certain)|not (?:sure|certain)|i (?:don't|do not|dont) know|no idea|"
+    r"i have no idea|unsure|unknown|n/?a|none|no answer|i can't say|hard to say|it depends|[-–—?.]+"
+    r")(?:\b|$)",
+    re.I,
+)
+
+
+def answer_kind(text: str) -> str | None:
+    """"refusal" (declines to answer), "non-answer" (engages but says nothing), or None."""
+    body = clean(text)
+    if not body or re.fullmatch(r"[\s\W]*", body):
+        return "non-answer"
+    opening = " ".join(split_sentences(body)[:2])
+    if _REFUSAL.search(fold(opening).replace("’", "'")):
+        return "refusal"
+    words = re.findall(r"[\w'/]+", body)
+    if len(words) <= 8 and _NON_ANSWER.search(body.replace("’", "'")):
+        return "non-answer"
+    return None
+
+
+# --- polarity --------------------------------------------------------------------------
+
+_YES = re.compile(r"^(?:\w+,?\s+){0,2}?(?:yes|yeah|yep|yup|correct|true|indeed|i (?:believe|think) so|"
+                  r"absolutely|definitely|certainly|of course)\b", re.I)
+_NO = re.compile(r"^(?:\w+,?\s+){0,2}?(?:no|nope|nah|not|never|false|incorrect|"
+                 r"i (?:don't|do not) (?:think|believe) so|i doubt it|that's a myth|it's a myth)\b", re.I)
+
+
+def polarity(text: str) -> int:
+    """+1 for an answer that opens with yes (hedged or not), -1 for no, 0 otherwise."""
+    first = re.split(r"[.;:!?\n]", text.strip().replace("’", "'"), maxsplit=1)[0]
+    first = re.sub(r"^(?:probably|generally|technically|almost certainly|certainly|definitely|mostly|"
+                   r"usually|well|hmm|i'd say|i would say)[,\s]+", "", first.strip(), flags=re.I)
+    if re.match(r"^no (?:idea|answer)\b", first, re.I):
+        return 0
+    if _NO.match(first):
+        return -1
+    if _YES.match(first):
+        return 1
+    return 0
+
+
+# --- words: names, denied and asserted terms --------------------------------------------
+
+# scikit-learn's list, less the words that can carry an answer ("fire", "even", "thick").
+_CONTENT = {"bill", "fire", "thick", "thin", "system", "side", "even", "full", "empty", "cry", "serious", "sincere",
+            "top", "bottom", "front", "back", "move", "interest", "mill", "amount", "detail", "fill", "show", "find",
+            "found", "call", "describe", "part", "name", "de", "con", "co", "first", "third", "last", "whole"}
+STOP_WORDS = (frozenset(ENGLISH_STOP_WORDS) - _CONTENT) | {
+    "it's", "i'm", "that's", "there's", "what's", "i", "i'd", "i've", "you're", "don't", "doesn't", "isn't",
+    "aren't", "wasn't", "weren't", "can't", "won't", "didn't", "also", "just", "like", "really", "probably",
+    "generally", "technically", "usually", "roughly", "approximately", "exactly", "answer", "yes", "yeah",
+    "nope", "sure", "okay", "ok", "think", "believe", "known", "called", "use", "using", "mt", "st",
+}
+_NEGATORS = {"not", "no", "never", "n't", "cannot", "nor", "neither", "without"}
+_ARTICLES = {"a", "an", "the", "be", "been", "being", "is", "are", "was", "were", "do", "does", "did", "really",
+             "actually", "necessarily"}
+# Words that open sentences without being names ("Because", "Use", "However").
+_STARTERS = STOP_WORDS | {
+    "because", "however", "since", "although", "though", "use", "yes", "no", "sure", "well", "okay", "hmm",
+    "first", "then", "so", "therefore", "thus", "finally", "note", "answer", "question", "probably",
+    "generally", "technically", "maybe", "perhaps", "about", "around", "approximately", "roughly",
+    "definitely", "certainly", "absolutely", "let's", "let", "many", "most", "some", "dividing", "converting",
+    "multiplying", "subtracting", "adding", "removing", "insert", "speed", "seasons", "frozen",
+}
+_ALIASES = {"mt": "mount", "st": "saint", "usa": "us", "u.s.": "us", "uk": "britain"}
+_DEMONYM = re.compile(r"(?:ish|ese|ian|an|ch|ic|i)$")
+_TOKEN = re.compile(r"[A-Za-zÀ-ÿ][\w'’À-ÿ.-]*[\w]|[A-Za-zÀ-ÿ]|n't|\d[\w.,/-]*", re.U)
+
+
+def stem(word: str) -> str:
+    """A light stemmer: possessive, plural and a few endings, so "whales" meets "whale"."""
+    word = fold(word).strip("'’.-").replace("’", "'")
+    word = _ALIASES.get(word, word)
+    if word.endswith("'s"):
+        word = word[:-2]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and re.search(r"(?:ses|xes|ches|shes|zes)$", word):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def tokens(text: str) -> list[tuple[str, str, bool]]:
+    """(word as written, stem, starts a sentence) for every word."""
+    out, start = [], True
+    for match in _TOKEN.finditer(text):
+        word = match.group(0)
+        out.append((word, stem(word), start))
+        tail = text[match.end():match.end() + 3]
+        start = bool(re.match(r"\s*[.!?:;\n]", tail)) or bool(re.match(r"[.!?]", word[-1:]))
+    return out
+
+
+def _is_capital(word: str) -> bool:
+    return word[:1].isupper() or (len(word) > 1 and word.isupper())
+
+
+def name_vocabulary(texts: list[str]) -> frozenset:
+    """Stems that any answer in the set writes as a name: capitalised mid-sentence, or a
+    capitalised answer on its own ("Hydrogen."). "hydrogen" then counts as a name in the
+    answers that write it in lower case."""
+    vocabulary = set()
+    for text in texts:
+        words = tokens(clean(text))
+        short = len(words) <= 3
+        for word, stemmed, first in words:
+            if _is_capital(word) and stemmed not in STOP_WORDS and not word[:1].isdigit():
+                if not first or short or stemmed not in _STARTERS:
+                    vocabulary.add(stemmed)
+    return frozenset(vocabulary)
+
+
+@dataclass(frozen=True)
+class Facts:
+    kind: str | None = None
+    polarity: int = 0
+    quantities: tuple[Quantity, ...] = ()
+    stated: Quantity | None = None
+    stated_bare: bool = False          # the stated number is the whole answer ("80", "Answer: 80")
+    is_list: bool = False              # three or more items: compared as a set
+    names: frozenset = frozenset()
+    main: frozenset = frozenset()      # the first name: the answer itself
+    items: frozenset = frozenset()     # list items, when is_list
+    negated: frozenset = frozenset()
+    asserted: frozenset = frozenset()
+    words: tuple[str, ...] = field(default=(), repr=False)  # stems in order, for the template rule
+    core: str = ""                     # the cleaned text, folded: equal cores say the same thing
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the prompt itself says: its numbers and words frame the answers."""
+    numbers: tuple[Quantity, ...] = ()
+    words: frozenset = frozenset()
+    vocabulary: frozenset = frozenset()
+
+    @classmethod
+    def of(cls, prompt: str, answers: list[str] = ()) -> "Context":
+        words = frozenset(s for _, s, _ in tokens(prompt or "") if s not in STOP_WORDS)
+        return cls(tuple(quantities.read(prompt or "")), words, name_vocabulary(list(answers)) - words)
+
+
+def read(text: str, context: Context = Context()) -> Facts:
+    """The facts of one answer."""
+    kind = answer_kind(text)
+    body = quantities.words_to_digits(clean(text))
+    marked = answer_part(body)
+    focus = marked or body
+    found = [q for q in quantities.read(body) if not _in_context(q, context)]
+    in_focus = [q for q in quantities.read(focus) if not _in_context(q, context)] if marked else found
+    is_list = _is_list(focus, in_focus)
+    stated, bare = _stated(focus, in_focus, marked is not None, is_list)
+    # Words are read with every quantity masked: "°C" is no name, and numbers have their own rule.
+    masked_focus = _mask(focus)
+    words = tokens(masked_focus)
+    names, main = _names(words, context)
+    items = _list_items(focus, context) if is_list else frozenset()
+    # "No, a whale is..." answers the question; the "No" denies no word.
+    negated, asserted = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", _mask(body), flags=re.I)),
+                                  context)
+    core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
+    return Facts(kind=kind, polarity=polarity(body) if not kind else 0, quantities=tuple(found), stated=stated,
+                 stated_bare=bare, is_list=is_list, names=names, main=main, items=items, negated=negated,
+                 asserted=asserted, words=tuple(s for _, s, _ in words), core=core)
+
+
+def _mask(text: str) -> str:
+    for q in reversed(quantities.read(text)):
+        text = text[:q.start] + " # " + text[q.end:]
+    return text
+
+
+def _canonical(quantity: Quantity) -> str:
+    return f"{quantity.dimension}:{quantity.values[0]:.6g}"
+
+
+def _in_context(quantity: Quantity, context: Context) -> bool:
+    return any(quantity.raw == c.raw or quantity.equals(c) for c in context.numbers)
+
+
+def _is_list(text: str, found: list[Quantity]) -> bool:
+    separators = len(re.findall(r",|\band\b|\n|;", text))
+    segments = _segments(text)
+    return separators >= 2 and len(split_sentences(text.replace("\n", " "))) <= 2 and (
+        len(found) >= 3 and all(q.dimension == "" for q in found)
+        or len(segments) >= 3 and all(len(s.split()) <= 3 for s in segments))
+
+
+def _segments(text: str) -> list[str]:
+    text = re.sub(r"\([^)]*\)", " ", text)  # "(plasma is often called the fourth)" is an aside
+    text = text.split(":", 1)[1] if ":" in text else text
+    text = re.sub(r"^.*\b(?:are|is|include|were)\b", "", text, flags=re.I) if re.search(
+        r"\b(?:are|is|include|were)\b", text) else text
+    parts = re.split(r",|;|\n|\band\b|\bor\b", text)
+    return [p.strip(" .!") for p in parts if p.strip(" .!")]
+
+
+def _list_items(text: str, context: Context) -> frozenset:
+    items = set()
+    for segment in _segments(quantities.words_to_digits(text)):
+        stems = [s for _, s, _ in tokens(segment) if s not in STOP_WORDS and s not in context.words]
+        if stems:
+            items.add(stems[-1])
+    return frozenset(items)
+
+
+def _stated(text: str, found: list[Quantity], marked: bool, is_list: bool) -> tuple[Quantity | None, bool]:
+    """The quantity given as the answer: the first after an answer marker, the only one,
+    or in the last sentence that has one, the first after its last "is", "so", "=" ...
+    ("10 outfield players plus a goalkeeper, so 11"; "... = 80 km/h")."""
+    if not found or is_list:
+        return None, False
+    bare = bool(re.fullmatch(r"[\s$€£~≈]*" + re.escape(found[0].text) + r"[\s.!]*", text))
+    if marked or bare:
+        return found[0], True
+    if all(found[0].equals(q) for q in found[1:]):
+        return found[0], False
+    spans = [span for span in sentence_spans(text) if any(span[0] <= q.start < span[1] for q in found)]
+    start, end = spans[-1]
+    in_sentence = [q for q in found if start <= q.start < end]
+    markers = [m.end() for m in _CONCLUSION.finditer(text, start, end)]
+    for marker in reversed(markers):
+        after = [q for q in in_sentence if q.start >= marker]
+        if after:
+            return after[0], False
+    return in_sentence[0], False
+
+
+_CONCLUSION = re.compile(r"\b(?:so|therefore|thus|hence|equals|gives|makes|is|are|was|leaves|to|of)\b|=|≈", re.I)
+
+
+def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozenset, frozenset]:
+    """(every name, the first name run) in an answer; names of the prompt left out."""
+    short = len(words) <= 3
+    flags = []
+    for k, (word, stemmed, first) in enumerate(words):
+        is_name = stemmed not in context.words and not word[:1].isdigit() and stemmed not in STOP_WORDS and (
+            stemmed in context.vocabulary
+            or (_is_capital(word) and (not first or short or stemmed not in _STARTERS)))
+        # "English author", "Scottish scientist": a capitalised adjective, not the answer.
+        following = words[k + 1][0] if k + 1 < len(words) else ""
+        adjective = is_name and _DEMONYM.search(stemmed) and following[:1].islower() \
+            and following.lower() not in STOP_WORDS
+        flags.append((stemmed, is_name, bool(adjective)))
+    names = frozenset(s for s, is_name, _ in flags if is_name)
+    main, started = set(), False
+    for stemmed, is_name, adjective in flags:
+        if is_name and not adjective:
+            main.add(stemmed)
+            started = True
+        elif started and stemmed not in {"de", "da", "of", "von", "van", "la", "le", "del"}:
+            break
+    return names, frozenset(main)
+
+
+def _negation(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozenset, frozenset]:
+    """(denied, asserted) content words: "a whale is not a fish" denies "fish". A word
+    both denied and asserted in one answer ("the Sun does not orbit the Earth; the
+    Earth orbits the Sun") is left out of both."""
+    denied, asserted, pending = set(), set(), False
+    for word, stemmed, first in words:
+        lower = word.lower().replace("’", "'")
+        if lower in _NEGATORS or lower.endswith("n't"):
+            pending = True
+            continue
+        if first:
+            pending = False
+        if stemmed in _ARTICLES:
+            continue
+        if stemmed in STOP_WORDS or word[:1].isdigit():
+            pending = False
+            continue
+        (denied if pending else asserted).add(stemmed)
+        pending = False
+    both = denied & asserted
+    return frozenset(denied - both), frozenset(asserted - both)
