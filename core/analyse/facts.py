@@ -103,7 +103,7 @@ def fold(text: str) -> str:
 
 _REFUSAL = re.compile(
     r"\b(?:i(?:'m| am)? (?:sorry|afraid)\b.{0,40}\b(?:can(?:'|no)t|won't|unable|not able|only)"
-    r"|i (?:can(?:'|no)?t|cannot|won't|will not|am unable to|'m unable to|am not able to|'m not able to"
+    r"|i(?:'m| am)? (?:can(?:'|no)?t|cannot|won't|will not|unable to|not able to"
     r"|must decline to|have to decline to|can only|only)\s+(?:\w+\s+){0,2}?"
     r"(?:help|assist|provide|answer|give|share|comply|support|discuss|do that|tell)"
     r"|as an ai\b|\bai language model\b|outside (?:what|the scope|my)|not something i can"
@@ -189,6 +189,8 @@ def stem(word: str) -> str:
     word = _ALIASES.get(word, word)
     if word.endswith("'s"):
         word = word[:-2]
+    if len(word) > 5 and word.endswith("eous"):  # "gaseous" meets "gas"
+        return word[:-4]
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and re.search(r"(?:ses|xes|ches|shes|zes)$", word):
@@ -245,17 +247,31 @@ class Facts:
     core: str = ""                     # the cleaned text, folded: equal cores say the same thing
 
 
+_YES_NO_QUESTION = re.compile(r"^(?:is|are|was|were|do|does|did|can|could|will|would|has|have|had|should|must)\b",
+                              re.I)
+
+
 @dataclass(frozen=True)
 class Context:
-    """What the prompt itself says: its numbers and words frame the answers."""
+    """What the prompt itself says: its numbers and words frame the answers. For a
+    yes/no question ("Is zero an even number?"), `predicate` holds the words after its
+    subject: an answer that asserts one says yes ("Zero is even."), one that denies one
+    says no ("Zero isn't even.")."""
     numbers: tuple[Quantity, ...] = ()
     words: frozenset = frozenset()
     vocabulary: frozenset = frozenset()
+    predicate: frozenset = frozenset()
 
     @classmethod
     def of(cls, prompt: str, answers: list[str] = ()) -> "Context":
-        words = frozenset(s for _, s, _ in tokens(prompt or "") if s not in STOP_WORDS)
-        return cls(tuple(quantities.read(prompt or "")), words, name_vocabulary(list(answers)) - words)
+        prompt = prompt or ""
+        words = frozenset(s for _, s, _ in tokens(prompt) if s not in STOP_WORDS)
+        questions = [q for q in split_sentences(prompt.replace("?", "?\n")) if q.endswith("?")]
+        predicate = frozenset()
+        if questions and _YES_NO_QUESTION.match(questions[-1]):
+            content = [s for _, s, _ in tokens(questions[-1]) if s not in STOP_WORDS]
+            predicate = frozenset(content[1:])
+        return cls(tuple(quantities.read(prompt)), words, name_vocabulary(list(answers)) - words, predicate)
 
 
 def read(text: str, context: Context = Context()) -> Facts:
@@ -277,7 +293,13 @@ def read(text: str, context: Context = Context()) -> Facts:
     negated, asserted = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", _mask(body), flags=re.I)),
                                   context)
     core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
-    return Facts(kind=kind, polarity=polarity(body) if not kind else 0, quantities=tuple(found), stated=stated,
+    sign = polarity(body) if not kind else 0
+    if not sign and not kind and context.predicate:
+        if negated & context.words:
+            sign = -1
+        elif asserted & context.predicate and not re.search(r"\b(?:not|no|never)\b|n't", body, re.I):
+            sign = 1
+    return Facts(kind=kind, polarity=sign, quantities=tuple(found), stated=stated,
                  stated_bare=bare, is_list=is_list, names=names, main=main, items=items, negated=negated,
                  asserted=asserted, words=tuple(s for _, s, _ in words), core=core)
 
@@ -344,7 +366,7 @@ def _stated(text: str, found: list[Quantity], marked: bool, is_list: bool) -> tu
     return in_sentence[0], False
 
 
-_CONCLUSION = re.compile(r"\b(?:so|therefore|thus|hence|equals|gives|makes|is|are|was|leaves|to|of)\b|=|≈", re.I)
+_CONCLUSION = re.compile(r"\b(?:so|therefore|thus|hence|equals|gives|makes|is|are|was|leaves|out to)\b|=|≈", re.I)
 
 
 def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozenset, frozenset]:
