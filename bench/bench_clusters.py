@@ -63,11 +63,12 @@ def distinct_answers(texts: list[str]) -> tuple[list[str], list[str]]:
     return norms, [first[n] for n in order]
 
 
-def cluster_question(question: dict, method: str, threshold: float, vectors: np.ndarray,
+def cluster_question(question: dict, method: str, threshold: float, vectors: dict,
                      distinct: list[str], norms: list[str]) -> list[int]:
-    """One cluster label per answer, as spread.analyse computes it."""
-    texts = None if method == "exact" else distinct
-    labels = meaning.cluster_vectors(vectors, threshold, texts, context_of(question))
+    """One cluster label per answer, as spread.analyse computes it (meaning.cluster on the
+    distinct answers), with the embeddings computed once per method."""
+    labels, _ = meaning.cluster(distinct, method=method, threshold=threshold, context=context_of(question),
+                                embedder=lambda texts, m: np.stack([vectors[t] for t in texts]))
     by_norm = {embed.normalise(t): int(label) for t, label in zip(distinct, labels)}
     return [by_norm[n] for n in norms]
 
@@ -90,10 +91,11 @@ def embed_all(questions: list[dict], method: str) -> tuple[list, float]:
     out, seconds = [], 0.0
     for q in questions:
         norms, distinct = distinct_answers([a["text"] for a in q["answers"]])
+        texts = [meaning.comparable(t) for t in distinct]
         start = time.perf_counter()
-        vectors = embed.embed(distinct, method)
+        vectors = embed.embed(texts, method)
         seconds += time.perf_counter() - start
-        out.append((norms, distinct, vectors))
+        out.append((norms, distinct, dict(zip(texts, vectors))))
     return out, seconds
 
 

@@ -268,7 +268,7 @@ class Context:
         words = frozenset(s for _, s, _ in tokens(prompt) if s not in STOP_WORDS)
         questions = [q for q in split_sentences(prompt.replace("?", "?\n")) if q.endswith("?")]
         predicate = frozenset()
-        if questions and _YES_NO_QUESTION.match(questions[-1]):
+        if questions and _YES_NO_QUESTION.match(questions[-1]) and not re.search(r"\bor\b", questions[-1], re.I):
             content = [s for _, s, _ in tokens(questions[-1]) if s not in STOP_WORDS]
             predicate = frozenset(content[1:])
         return cls(tuple(quantities.read(prompt)), words, name_vocabulary(list(answers)) - words, predicate)
@@ -290,14 +290,14 @@ def read(text: str, context: Context = Context()) -> Facts:
     names, main = _names(words, context)
     items = _list_items(focus, context) if is_list else frozenset()
     # "No, a whale is..." answers the question; the "No" denies no word.
-    negated, asserted = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", _mask(body), flags=re.I)),
+    negated, asserted, mixed = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", _mask(body), flags=re.I)),
                                   context)
     core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
     sign = polarity(body) if not kind else 0
     if not sign and not kind and context.predicate:
         if negated & context.words:
             sign = -1
-        elif asserted & context.predicate and not re.search(r"\b(?:not|no|never)\b|n't", body, re.I):
+        elif asserted & context.predicate and not mixed & context.words:
             sign = 1
     return Facts(kind=kind, polarity=sign, quantities=tuple(found), stated=stated,
                  stated_bare=bare, is_list=is_list, names=names, main=main, items=items, negated=negated,
@@ -393,10 +393,10 @@ def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozen
     return names, frozenset(main)
 
 
-def _negation(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozenset, frozenset]:
-    """(denied, asserted) content words: "a whale is not a fish" denies "fish". A word
-    both denied and asserted in one answer ("the Sun does not orbit the Earth; the
-    Earth orbits the Sun") is left out of both."""
+def _negation(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozenset, frozenset, frozenset]:
+    """(denied, asserted, both) content words: "a whale is not a fish" denies "fish". A
+    word both denied and asserted in one answer ("the Sun does not orbit the Earth; the
+    Earth orbits the Sun") is left out of the first two."""
     denied, asserted, pending = set(), set(), False
     for word, stemmed, first in words:
         lower = word.lower().replace("’", "'")
@@ -413,4 +413,4 @@ def _negation(words: list[tuple[str, str, bool]], context: Context) -> tuple[fro
         (denied if pending else asserted).add(stemmed)
         pending = False
     both = denied & asserted
-    return frozenset(denied - both), frozenset(asserted - both)
+    return frozenset(denied - both), frozenset(asserted - both), frozenset(both)

@@ -339,7 +339,35 @@ def _substitutions(found: list[Facts], skip: np.ndarray) -> np.ndarray:
     return out
 
 
+def comparable(text: str, mode: str = "whole") -> str:
+    """The text whose embedding stands for an answer: the extracted part. Its wrapping
+    (markdown, a base model's next question) stays: measured on the benchmark, cleaning
+    it away before embedding helps nothing the facts do not already settle, and code
+    answers lose their backticks' help."""
+    return extract(text, mode)
+
+
 # --- clustering -------------------------------------------------------------------------
+
+Embedder = Callable[[list[str], str], np.ndarray]
+
+
+def cluster(texts: list[str], *, method: str, threshold: float = DEFAULT_THRESHOLD, context: str = "",
+            embedder: Embedder | None = None, extract_mode: str = "whole",
+            second_opinion: "SecondOpinion | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, vectors) for distinct answers, most frequent first: what spread.analyse
+    clusters. The exact method compares normalised text only: facts could only split
+    what is equal."""
+    from core.analyse import embed
+
+    check_extract_mode(extract_mode)
+    embedder = embedder or embed.embed
+    if not texts:
+        return np.zeros(0, dtype=int), np.zeros((0, 1), np.float32)
+    vectors = embedder([comparable(t, extract_mode) for t in texts], method)
+    parts = None if method == "exact" else [extract(t, extract_mode) for t in texts]
+    return cluster_vectors(vectors, threshold, parts, context, second_opinion=second_opinion), vectors
+
 
 # Given pairs of answers, says for each: True (same meaning), False (different) or None.
 SecondOpinion = Callable[[list[tuple[str, str]]], list[bool | None]]

@@ -81,7 +81,7 @@ Embedder = Callable[[list[str], str], np.ndarray]
 
 
 def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                db_path=None, with_map: bool = True) -> Analysis:
+                db_path=None, with_map: bool = True, extract: str = "whole") -> Analysis:
     """analyse() a stored run, with model embeddings cached in the database."""
     from core import store
 
@@ -90,13 +90,15 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
         run = store.get_run(db, run_id)
     context = f"{run['spec'].get('system') or ''}\n{run['spec']['prompt']}" if run else ""
     return analyse(rows, method=method, threshold=threshold, with_map=with_map, context=context,
-                   embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+                   embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path), extract=extract)
 
 
 def analyse(responses: list[dict], *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-            embedder: Embedder | None = None, with_map: bool = True, context: str = "") -> Analysis:
+            embedder: Embedder | None = None, with_map: bool = True, context: str = "",
+            extract: str = "whole") -> Analysis:
     """Cluster a run's answers by meaning and measure every cell. `responses` are store rows;
-    `context` is the prompt (its names and numbers do not tell answers apart)."""
+    `context` is the prompt (its names and numbers do not tell answers apart); `extract`
+    the part of each answer to compare (meaning.EXTRACT_MODES)."""
     method = method or embed.default_method()
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
@@ -111,9 +113,8 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     distinct = (answers.groupby("norm", sort=False)
                 .agg(count=("id", "size"), text=("text", "first"), first_id=("id", "first"))
                 .sort_values("count", ascending=False, kind="stable"))
-    vectors = embedder(list(distinct["text"]), method) if len(distinct) else np.zeros((0, 1), np.float32)
-    # The exact method compares normalised text: key terms could only split what is equal.
-    labels = meaning.cluster_vectors(vectors, threshold, None if method == "exact" else list(distinct["text"]), context)
+    labels, vectors = meaning.cluster(list(distinct["text"]), method=method, threshold=threshold, context=context,
+                                      embedder=embedder, extract_mode=extract)
     distinct["cluster"] = labels
 
     # Renumber clusters by size (0 = largest) and pick each one's medoid.
