@@ -34,7 +34,9 @@ from typing import Callable
 import numpy as np
 
 from core.analyse import facts as facts_module
+from core.analyse import quantities as quantities_module
 from core.analyse.facts import Context, Facts
+from core.analyse.quantities import Quantity
 
 DEFAULT_THRESHOLD = 0.65
 # Above this many distinct answers, cluster in chunks: average linkage needs the full
@@ -252,10 +254,16 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
     conflict = product < 0
     agree = product > 0
 
-    number_conflict, number_agree = _grouped(found, lambda f: (f.stated, f.stated_bare, f.quantities, f.is_list),
-                                             _numbers)
-    conflict |= number_conflict
-    agree |= number_agree
+    # Numbers: the stated answers compare as arrays; the other pairs with numbers on both
+    # sides go through _numbers() once per pair of distinct signatures.
+    settled, stated_conflict, stated_agree = _stated_matrices(found)
+    has_numbers = np.array([bool(f.quantities) for f in found])
+    rest = ~settled & has_numbers[:, None] & has_numbers[None, :]
+    number_conflict, number_agree = _grouped(
+        found, lambda f: (_value(f.stated), f.stated_bare, tuple(map(_value, f.quantities)), f.is_list), _numbers,
+        where=rest)
+    conflict |= np.where(settled, stated_conflict, number_conflict & rest)
+    agree |= np.where(settled, stated_agree, number_agree & rest)
 
     list_conflict, list_agree = _grouped(
         found, lambda f: (f.is_list, f.items, bool(f.quantities)),
@@ -289,21 +297,70 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
     return conflict, agree & ~conflict if n else agree
 
 
-def _grouped(found: list[Facts], signature, rule) -> tuple[np.ndarray, np.ndarray]:
-    """A pairwise rule applied once per pair of distinct signatures, then spread out."""
+def _grouped(found: list[Facts], signature, rule, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A pairwise rule applied once per pair of distinct signatures (only to the pairs
+    `where` asks for, if given), then spread out to every pair."""
     keys, index = {}, []
     for f in found:
         index.append(keys.setdefault(signature(f), len(keys)))
-    representatives = {k: found[index.index(k)] for k in range(len(keys))}
+    index = np.array(index, dtype=int)
     k = len(keys)
+    representatives = {key: found[int(np.argmax(index == key))] for key in range(k)}
+    needed = np.ones((k, k), dtype=bool)
+    if where is not None:
+        needed[:] = False
+        rows, cols = np.nonzero(where)
+        needed[index[rows], index[cols]] = True
     conflict, agree = np.zeros((k, k), dtype=bool), np.zeros((k, k), dtype=bool)
     for i in range(k):
         for j in range(i, k):
+            if not (needed[i, j] or needed[j, i]):
+                continue
             conflicts, agreements = rule(representatives[i], representatives[j])
             conflict[i, j] = conflict[j, i] = bool(conflicts)
             agree[i, j] = agree[j, i] = bool(agreements) and not conflicts
-    index = np.array(index, dtype=int)
     return conflict[np.ix_(index, index)], agree[np.ix_(index, index)]
+
+
+def _stated_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(settled, conflict, agreement) for the pairs whose stated quantities compare:
+    Quantity.equals() for every pair at once."""
+    n = len(found)
+    has = np.array([f.stated is not None for f in found])
+    if not has.any():
+        empty = np.zeros((n, n), dtype=bool)
+        return empty, empty, empty
+    blank = Quantity("", "none", (np.nan,), 0.0, np.nan)
+    stated = [f.stated or blank for f in found]
+    dimension = np.array([q.dimension for q in stated])
+    first = np.array([q.values[0] for q in stated])
+    second = np.array([q.values[-1] for q in stated])
+    tolerance = np.array([q.tolerance for q in stated])
+    raw = np.array([q.raw for q in stated])
+    raw_slack = np.array([quantities_module.precision(q.raw) for q in stated])
+    bare = np.array([f.stated_bare for f in found])
+    slack = tolerance[:, None] + tolerance[None, :]
+    with np.errstate(invalid="ignore"):
+        close = np.zeros((n, n), dtype=bool)
+        for a in (first, second):
+            for b in (first, second):
+                gap = np.abs(a[:, None] - b[None, :])
+                close |= (gap < slack) | (gap <= 1e-9 * np.maximum(np.abs(a[:, None]), np.abs(b[None, :])))
+        same_dimension = dimension[:, None] == dimension[None, :]
+        plain = dimension == ""
+        dated = dimension == "date"
+        crossing = (~same_dimension & (bare[:, None] | bare[None, :]) & (plain[:, None] | plain[None, :])
+                    & ~dated[:, None] & ~dated[None, :])
+        raw_close = np.abs(raw[:, None] - raw[None, :]) < raw_slack[:, None] + raw_slack[None, :]
+    both = has[:, None] & has[None, :]
+    settled = both & (same_dimension | crossing)
+    equal = np.where(same_dimension, close, raw_close)
+    return settled, settled & ~equal, settled & equal
+
+
+def _value(quantity):
+    """A quantity without where it was written: what the number rules look at."""
+    return quantity and (quantity.dimension, quantity.values, quantity.tolerance, quantity.raw)
 
 
 def _incidence_pair(first: list[frozenset], second: list[frozenset]) -> tuple[np.ndarray, np.ndarray]:

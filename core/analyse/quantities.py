@@ -167,12 +167,12 @@ class Quantity:
             if not (bare_ok and "" in (self.dimension, other.dimension) and "date" not in
                     (self.dimension, other.dimension)):
                 return None
-            return abs(self.raw - other.raw) < _precision(self.raw) + _precision(other.raw)
+            return abs(self.raw - other.raw) < precision(self.raw) + precision(other.raw)
         slack = self.tolerance + other.tolerance
         return any(abs(a - b) < slack or math.isclose(a, b, rel_tol=1e-9) for a in self.values for b in other.values)
 
 
-def _precision(number: float | str) -> float:
+def precision(number: float | str) -> float:
     """Half a unit of the last digit written: "42" covers 41.5–42.5, "42.20" 42.195–42.205."""
     text = number if isinstance(number, str) else f"{number:.10g}"
     decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
@@ -240,7 +240,7 @@ def _quantity(match: re.Match, text: str) -> Quantity | None:
     if match["scale"]:
         value *= _SCALES[match["scale"].lower()]
     # Precision as written ("3.00e8" is ±0.005e8), widened for hedged numbers ("about 42").
-    tolerance = _precision(match["number"]) * value / raw if raw else 0.5
+    tolerance = precision(match["number"]) * value / raw if raw else 0.5
     if _HEDGES.search(text[max(0, match.start() - 20):match.start()]):
         tolerance = max(tolerance, 0.025 * abs(value))
     dimension, factor, offset = "", 1.0, 0.0
