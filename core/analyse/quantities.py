@@ -93,6 +93,38 @@ _UNITS = {
     "kilometer per hour": ("speed", 1 / 3.6), "mile per hour": ("speed", 0.44704),
     "mile per second": ("speed", 1609.344),
     "mg/kg": ("dose", 1e-6), "mg per kg": ("dose", 1e-6), "g/kg": ("dose", 1e-3),
+    "nm": ("length", 1e-9), "nanometre": ("length", 1e-9), "nanometer": ("length", 1e-9),
+    "µm": ("length", 1e-6), "micrometre": ("length", 1e-6), "micrometer": ("length", 1e-6), "micron": ("length", 1e-6),
+    "nautical mile": ("length", 1852.0), "nmi": ("length", 1852.0), "light-year": ("length", 9.4607e15),
+    "light year": ("length", 9.4607e15), "ly": ("length", 9.4607e15), "au": ("length", 1.495978707e11),
+    "astronomical unit": ("length", 1.495978707e11),
+    "hectare": ("area", 1e4), "ha": ("area", 1e4), "acre": ("area", 4046.8564224), "km²": ("area", 1e6),
+    "m²": ("area", 1.0), "mi²": ("area", 2_589_988.11), "square foot": ("area", 0.09290304),
+    "square feet": ("area", 0.09290304), "sq ft": ("area", 0.09290304),
+    "l": ("volume", 1e-3), "litre": ("volume", 1e-3), "liter": ("volume", 1e-3), "ml": ("volume", 1e-6),
+    "millilitre": ("volume", 1e-6), "milliliter": ("volume", 1e-6), "gallon": ("volume", 3.785411784e-3),
+    "quart": ("volume", 9.46352946e-4), "pint": ("volume", 4.73176473e-4), "fl oz": ("volume", 2.95735296e-5),
+    "m3": ("volume", 1.0), "m³": ("volume", 1.0), "cubic metre": ("volume", 1.0), "cubic meter": ("volume", 1.0),
+    "cm3": ("volume", 1e-6), "cm³": ("volume", 1e-6), "cc": ("volume", 1e-6),
+    "pa": ("pressure", 1.0), "pascal": ("pressure", 1.0), "kpa": ("pressure", 1e3), "hpa": ("pressure", 100.0),
+    "mbar": ("pressure", 100.0), "bar": ("pressure", 1e5), "atm": ("pressure", 101325.0),
+    "atmosphere": ("pressure", 101325.0), "psi": ("pressure", 6894.757), "mmhg": ("pressure", 133.322),
+    "j": ("energy", 1.0), "joule": ("energy", 1.0), "kj": ("energy", 1e3), "cal": ("energy", 4.184),
+    "calorie": ("energy", 4.184), "kcal": ("energy", 4184.0), "kilocalorie": ("energy", 4184.0),
+    "kwh": ("energy", 3.6e6), "ev": ("energy", 1.602176634e-19),
+    "w": ("power", 1.0), "watt": ("power", 1.0), "kw": ("power", 1e3), "kilowatt": ("power", 1e3),
+    "mw": ("power", 1e6), "megawatt": ("power", 1e6), "hp": ("power", 745.7), "horsepower": ("power", 745.7),
+    "hz": ("frequency", 1.0), "hertz": ("frequency", 1.0), "khz": ("frequency", 1e3), "mhz": ("frequency", 1e6),
+    "ghz": ("frequency", 1e9),
+    "ms": ("time", 1e-3), "millisecond": ("time", 1e-3), "year": ("time", 31_557_600.0), "yr": ("time", 31_557_600.0),
+    "decade": ("time", 315_576_000.0), "century": ("time", 3_155_760_000.0), "centuries": ("time", 3_155_760_000.0),
+    "knot": ("speed", 1852 / 3600), "kn": ("speed", 1852 / 3600), "ft/s": ("speed", 0.3048),
+    "mile an hour": ("speed", 0.44704), "km an hour": ("speed", 1 / 3.6), "kilometre an hour": ("speed", 1 / 3.6),
+    "kilometer an hour": ("speed", 1 / 3.6),
+    "µg": ("mass", 1e-9), "microgram": ("mass", 1e-9), "ton": ("mass", 907.18474), "stone": ("mass", 6.35029318),
+    "byte": ("data", 1.0), "kb": ("data", 1e3), "mb": ("data", 1e6), "gb": ("data", 1e9), "tb": ("data", 1e12),
+    "kib": ("data", 1024.0), "mib": ("data", 1024.0 ** 2), "gib": ("data", 1024.0 ** 3),
+    "cent": ("usd", 0.01),
     "%": ("percent", 1.0), "percent": ("percent", 1.0), "per cent": ("percent", 1.0),
     "°": ("angle", 1.0), "degree": ("angle", 1.0),
     "$": ("usd", 1.0), "dollar": ("usd", 1.0), "usd": ("usd", 1.0), "€": ("eur", 1.0), "euro": ("eur", 1.0),
@@ -105,7 +137,8 @@ _TEMPERATURES = {  # name -> (factor, offset) to kelvin
     "degrees fahrenheit": (5 / 9, 273.15 - 32 * 5 / 9), "degree fahrenheit": (5 / 9, 273.15 - 32 * 5 / 9),
     "fahrenheit": (5 / 9, 273.15 - 32 * 5 / 9), "degrees f": (5 / 9, 273.15 - 32 * 5 / 9),
     "f": (5 / 9, 273.15 - 32 * 5 / 9),
-    "k": (1.0, 0.0), "kelvin": (1.0, 0.0), "kelvins": (1.0, 0.0),
+    "k": (1.0, 0.0), "kelvin": (1.0, 0.0), "kelvins": (1.0, 0.0), "°k": (1.0, 0.0),
+    "degrees centigrade": (1.0, 273.15), "centigrade": (1.0, 273.15),
 }
 
 
@@ -142,7 +175,8 @@ _YEAR = r"(?P<year>\d{4})"
 _DATES = [
     re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.I),                     # July 20, 1969
     re.compile(rf"\b(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.I),  # 20 July 1969, 9th of November, 1989
-    re.compile(r"\b(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})\b"),        # 1969-07-20
+    re.compile(r"\b(?P<year>\d{4})[-/.](?P<month>\d{1,2})[-/.](?P<day>\d{1,2})\b"),  # 1969-07-20, 1969/07/20
+    re.compile(rf"\b{_DAY}[-\s]{_MONTH}[-\s]{_YEAR}\b", re.I),                     # 20-Jul-1969
     re.compile(r"\b(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})\b"),        # 20/07/1969 or 07/20/1969
 ]
 
