@@ -9,7 +9,8 @@ most frequent first; embed the distinct texts; `meaning.cluster_vectors(..., tex
 context)` with the run's system prompt and prompt as context), and reports per method
 and threshold, separately for dev and heldout:
 - ARI: adjusted Rand index against the true meanings, averaged over questions;
-- false merges: pairs of answers with different meanings in one cluster (the worst error);
+- false merges: pairs of answers with different meanings in one cluster (the worst error),
+  and how many of them state different numbers or names as the answer ("of facts");
 - false splits: pairs of answers with the same meaning in different clusters;
 - seconds: embedding + clustering, all questions (the model load is reported apart).
 Per category (the 14 kinds of error) at the default threshold, too.
@@ -40,6 +41,15 @@ from core.analyse import embed, meaning  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "meanings"
 SPLITS = ("dev", "heldout")
+# Categories whose meanings are all numbers, dates, names or lists of them: a false merge
+# there puts answers that state different facts in one cluster (the issue's worst error).
+FACT_CATEGORIES = {"numbers-words", "units", "dates", "lists-order", "extra-detail", "short-vs-sentence",
+                   "wrong-entity", "base-model-style"}
+
+
+def fact_pair(category: str, meaning_a: str, meaning_b: str) -> bool:
+    """Do two different meanings state different numbers or named entities as the answer?"""
+    return category in FACT_CATEGORIES or (any(c.isdigit() for c in meaning_a) and any(c.isdigit() for c in meaning_b))
 
 
 def load(split: str) -> list[dict]:
@@ -101,7 +111,7 @@ def embed_all(questions: list[dict], method: str) -> tuple[list, float]:
 
 def evaluate(questions: list[dict], method: str, threshold: float, embedded: list) -> tuple[dict, list]:
     """Figures overall and per category, and per-question details (for --errors)."""
-    per_category = defaultdict(lambda: {"ari": [], "false_merges": 0, "false_splits": 0})
+    per_category = defaultdict(lambda: {"ari": [], "false_merges": 0, "fact_merges": 0, "false_splits": 0})
     details, seconds = [], 0.0
     for q, (norms, distinct, vectors) in zip(questions, embedded):
         start = time.perf_counter()
@@ -109,15 +119,17 @@ def evaluate(questions: list[dict], method: str, threshold: float, embedded: lis
         seconds += time.perf_counter() - start
         truth = [a["meaning"] for a in q["answers"]]
         merges, splits, merged, split = pair_errors(truth, predicted)
+        facts = sum(fact_pair(q["category"], truth[i], truth[j]) for i, j in merged)
         ari = adjusted_rand_score(truth, predicted)
         for key in ("all", q["category"]):
             per_category[key]["ari"].append(ari)
             per_category[key]["false_merges"] += merges
+            per_category[key]["fact_merges"] += facts
             per_category[key]["false_splits"] += splits
         details.append({"id": q["id"], "category": q["category"], "ari": ari, "predicted": predicted,
                         "merged": merged, "split": split})
     figures = {key: {"ari": round(float(np.mean(v["ari"])), 4), "false_merges": v["false_merges"],
-                     "false_splits": v["false_splits"], "questions": len(v["ari"])}
+                     "fact_merges": v["fact_merges"], "false_splits": v["false_splits"], "questions": len(v["ari"])}
                for key, v in per_category.items()}
     figures["all"]["cluster_seconds"] = round(seconds, 3)
     return figures, details
@@ -172,7 +184,8 @@ def main() -> None:
         n_answers = sum(len(q["answers"]) for q in questions)
         print(f"\n== {split}: {len(questions)} questions, {n_answers} answers "
               f"(default threshold {meaning.DEFAULT_THRESHOLD})")
-        print(f"{'method':<8} {'threshold':>9} {'ARI':>6} {'false merges':>13} {'false splits':>13} {'seconds':>8}")
+        print(f"{'method':<8} {'threshold':>9} {'ARI':>6} {'false merges':>13} {'of facts':>9} {'false splits':>13} "
+              f"{'seconds':>8}")
         at_default = {}
         for method in methods:
             embedded, embed_seconds = embed_all(questions, method)
@@ -183,11 +196,12 @@ def main() -> None:
                 mark = " *" if threshold == meaning.DEFAULT_THRESHOLD else ""
                 if threshold in thresholds or mark:
                     print(f"{method:<8} {threshold:>9.2f} {total['ari']:>6.3f} {total['false_merges']:>13} "
-                          f"{total['false_splits']:>13} {seconds:>8.2f}{mark}")
+                          f"{total['fact_merges']:>9} {total['false_splits']:>13} {seconds:>8.2f}{mark}")
                 for category, f in figures.items():
                     rows.append({**common, "split": split, "method": method, "threshold": threshold,
                                  "category": category, "ari": f["ari"], "false_merges": f["false_merges"],
-                                 "false_splits": f["false_splits"], "questions": f["questions"],
+                                 "fact_merges": f["fact_merges"], "false_splits": f["false_splits"],
+                                 "questions": f["questions"],
                                  **({"seconds": round(seconds, 3), "embed_seconds": round(embed_seconds, 3)}
                                     if category == "all" else {})})
                 if mark:

@@ -135,9 +135,10 @@ def answer_kind(text: str) -> str | None:
 
 # --- polarity --------------------------------------------------------------------------
 
-_YES = re.compile(r"^(?:\w+,?\s+){0,2}?(?:yes|yeah|yep|yup|correct|true|indeed|i (?:believe|think) so|"
+_INTERJECTION = r"^(?:(?:well|hmm+|oh|um+|so|honestly|actually|sure),?\s+)?"
+_YES = re.compile(_INTERJECTION + r"(?:yes|yeah|yep|yup|correct|true|indeed|i (?:believe|think) so|"
                   r"absolutely|definitely|certainly|of course)\b", re.I)
-_NO = re.compile(r"^(?:\w+,?\s+){0,2}?(?:no|nope|nah|not|never|false|incorrect|"
+_NO = re.compile(_INTERJECTION + r"(?:no|nope|nah|not|never|false|incorrect|"
                  r"i (?:don't|do not) (?:think|believe) so|i doubt it|that's a myth|it's a myth)\b", re.I)
 
 
@@ -383,14 +384,24 @@ def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozen
             and following.lower() not in STOP_WORDS
         flags.append((stemmed, is_name, bool(adjective)))
     names = frozenset(s for s, is_name, _ in flags if is_name)
-    main, started = set(), False
+    # The answer is the first name after "is" / "was" ("The capital of Australia is
+    # Canberra", "The first person on the Moon was Buzz Aldrin"), else the first name.
+    copula = next((k for k, (word, _, _) in enumerate(words) if word.lower() in {"is", "are", "was", "were"}), None)
+    main = _first_run(flags[copula:]) if copula is not None else set()
+    if not main:
+        main = _first_run(flags)
+    return names, frozenset(main)
+
+
+def _first_run(flags: list[tuple[str, bool, bool]]) -> set:
+    run, started = set(), False
     for stemmed, is_name, adjective in flags:
         if is_name and not adjective:
-            main.add(stemmed)
+            run.add(stemmed)
             started = True
         elif started and stemmed not in {"de", "da", "of", "von", "van", "la", "le", "del"}:
             break
-    return names, frozenset(main)
+    return run
 
 
 def _negation(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozenset, frozenset, frozenset]:
