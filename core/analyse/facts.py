@@ -203,12 +203,13 @@ def stem(word: str) -> str:
 
 def tokens(text: str) -> list[tuple[str, str, bool]]:
     """(word as written, stem, starts a sentence) for every word."""
-    out, start = [], True
+    out, start, previous_end = [], True, 0
     for match in _TOKEN.finditer(text):
+        if out and re.search(r"[.!?:;\n]", text[previous_end:match.start()]) or (out and out[-1][0][-1:] in ".!?"):
+            start = True
         word = match.group(0)
         out.append((word, stem(word), start))
-        tail = text[match.end():match.end() + 3]
-        start = bool(re.match(r"\s*[.!?:;\n]", tail)) or bool(re.match(r"[.!?]", word[-1:]))
+        start, previous_end = False, match.end()
     return out
 
 
@@ -244,6 +245,7 @@ class Facts:
     items: frozenset = frozenset()     # list items, when is_list
     negated: frozenset = frozenset()
     asserted: frozenset = frozenset()
+    arguments: frozenset = frozenset()  # keyword arguments in code: "sorted(xs, reverse=True)"
     words: tuple[str, ...] = field(default=(), repr=False)  # stems in order, for the template rule
     core: str = ""                     # the cleaned text, folded: equal cores say the same thing
 
@@ -300,9 +302,14 @@ def read(text: str, context: Context = Context()) -> Facts:
             sign = -1
         elif asserted & context.predicate and not mixed & context.words:
             sign = 1
-    return Facts(kind=kind, polarity=sign, quantities=tuple(found), stated=stated,
+    arguments = frozenset(f"{name}={value}".lower() for name, value in _KEYWORD_ARGUMENT.findall(text or ""))
+    return Facts(kind=kind, polarity=sign, arguments=arguments, quantities=tuple(found), stated=stated,
                  stated_bare=bare, is_list=is_list, names=names, main=main, items=items, negated=negated,
                  asserted=asserted, words=tuple(s for _, s, _ in words), core=core)
+
+
+# A keyword argument in a call changes what code does: sorted(xs) against sorted(xs, reverse=True).
+_KEYWORD_ARGUMENT = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=\s*([\w.]+|'[^']*'|\"[^\"]*\")(?=\s*[,)])")
 
 
 def _mask(text: str) -> str:
@@ -386,8 +393,11 @@ def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozen
     names = frozenset(s for s, is_name, _ in flags if is_name)
     # The answer is the first name after "is" / "was" ("The capital of Australia is
     # Canberra", "The first person on the Moon was Buzz Aldrin"), else the first name.
-    copula = next((k for k, (word, _, _) in enumerate(words) if word.lower() in {"is", "are", "was", "were"}), None)
-    main = _first_run(flags[copula:]) if copula is not None else set()
+    # Both looked for in the first sentence: the rest adds detail.
+    end = next((k for k, (_, _, first) in enumerate(words) if first and k > 0), len(words))
+    copula = next((k for k, (word, _, _) in enumerate(words[:end]) if word.lower() in {"is", "are", "was", "were"}),
+                  None)
+    main = _first_run(flags[copula:end]) if copula is not None else set()
     if not main:
         main = _first_run(flags)
     return names, frozenset(main)

@@ -157,6 +157,8 @@ def compare(a: Facts, b: Facts) -> Verdict:
             verdict.conflicts.append(f"names {_join(a.main)} vs {_join(b.main)}")
         elif a.main & b.names and b.main & a.names:
             verdict.agreements.append(f"same name {_join(a.main & b.names)}")
+    if a.arguments != b.arguments:
+        verdict.conflicts.append(f"code arguments {_join(a.arguments - b.arguments)} vs {_join(b.arguments - a.arguments)}")
     denied = (a.asserted & b.negated) | (b.asserted & a.negated)
     if denied:
         verdict.conflicts.append(f"one asserts, the other denies: {_join(denied)}")
@@ -282,6 +284,10 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
     conflict |= name_conflict
     agree |= both_main & ~name_conflict & main_in_names & main_in_names.T
 
+    argument_sets = {}
+    arguments = np.array([argument_sets.setdefault(f.arguments, len(argument_sets)) for f in found])
+    conflict |= arguments[:, None] != arguments[None, :]
+
     asserted, negated = _incidence_pair([f.asserted for f in found], [f.negated for f in found])
     denial = (asserted @ negated.T) > 0
     conflict |= denial | denial.T
@@ -339,7 +345,7 @@ def _stated_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray, np.nda
     raw = np.array([q.raw for q in stated])
     raw_slack = np.array([quantities_module.precision(q.raw) for q in stated])
     bare = np.array([f.stated_bare for f in found])
-    slack = tolerance[:, None] + tolerance[None, :]
+    slack = np.maximum(tolerance[:, None], tolerance[None, :])
     with np.errstate(invalid="ignore"):
         close = np.zeros((n, n), dtype=bool)
         for a in (first, second):
@@ -351,7 +357,7 @@ def _stated_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray, np.nda
         dated = dimension == "date"
         crossing = (~same_dimension & (bare[:, None] | bare[None, :]) & (plain[:, None] | plain[None, :])
                     & ~dated[:, None] & ~dated[None, :])
-        raw_close = np.abs(raw[:, None] - raw[None, :]) < raw_slack[:, None] + raw_slack[None, :]
+        raw_close = np.abs(raw[:, None] - raw[None, :]) < np.maximum(raw_slack[:, None], raw_slack[None, :])
     both = has[:, None] & has[None, :]
     settled = both & (same_dimension | crossing)
     equal = np.where(same_dimension, close, raw_close)

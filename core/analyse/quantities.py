@@ -201,8 +201,9 @@ class Quantity:
             if not (bare_ok and "" in (self.dimension, other.dimension) and "date" not in
                     (self.dimension, other.dimension)):
                 return None
-            return abs(self.raw - other.raw) < precision(self.raw) + precision(other.raw)
-        slack = self.tolerance + other.tolerance
+            return abs(self.raw - other.raw) < max(precision(self.raw), precision(other.raw))
+        # Within the rounding of the less precise one: "8,849 m" covers 8,848.86 m, "12" not 12.5.
+        slack = max(self.tolerance, other.tolerance)
         return any(abs(a - b) < slack or math.isclose(a, b, rel_tol=1e-9) for a in self.values for b in other.values)
 
 
