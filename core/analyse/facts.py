@@ -14,11 +14,10 @@ Words and numbers of the prompt frame every answer, so they never tell answers a
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
-
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from core.analyse import quantities
 from core.analyse.quantities import Quantity
@@ -162,7 +161,7 @@ def polarity(text: str) -> int:
 _CONTENT = {"bill", "fire", "thick", "thin", "system", "side", "even", "full", "empty", "cry", "serious", "sincere",
             "top", "bottom", "front", "back", "move", "interest", "mill", "amount", "detail", "fill", "show", "find",
             "found", "call", "describe", "part", "name", "de", "con", "co", "first", "third", "last", "whole"}
-STOP_WORDS = (frozenset(ENGLISH_STOP_WORDS) - _CONTENT) | {
+_MORE_STOP_WORDS = {
     "it's", "i'm", "that's", "there's", "what's", "i", "i'd", "i've", "you're", "don't", "doesn't", "isn't",
     "aren't", "wasn't", "weren't", "can't", "won't", "didn't", "also", "just", "like", "really", "probably",
     "generally", "technically", "usually", "roughly", "approximately", "exactly", "answer", "yes", "yeah",
@@ -172,13 +171,29 @@ _NEGATORS = {"not", "no", "never", "n't", "cannot", "nor", "neither", "without"}
 _ARTICLES = {"a", "an", "the", "be", "been", "being", "is", "are", "was", "were", "do", "does", "did", "really",
              "actually", "necessarily"}
 # Words that open sentences without being names ("Because", "Use", "However").
-_STARTERS = STOP_WORDS | {
+_MORE_STARTERS = {
     "because", "however", "since", "although", "though", "use", "yes", "no", "sure", "well", "okay", "hmm",
     "first", "then", "so", "therefore", "thus", "finally", "note", "answer", "question", "probably",
     "generally", "technically", "maybe", "perhaps", "about", "around", "approximately", "roughly",
     "definitely", "certainly", "absolutely", "let's", "let", "many", "most", "some", "dividing", "converting",
     "multiplying", "subtracting", "adding", "removing", "insert", "speed", "seasons", "frozen",
 }
+
+
+@functools.cache
+def stop_words() -> frozenset:
+    """Words that carry no fact. Imported on first use: scikit-learn is slow to import,
+    and pages that only show a run should not pay for it."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return (frozenset(ENGLISH_STOP_WORDS) - _CONTENT) | _MORE_STOP_WORDS
+
+
+@functools.cache
+def _starters() -> frozenset:
+    return stop_words() | _MORE_STARTERS
+
+
 _ALIASES = {"mt": "mount", "st": "saint", "usa": "us", "u.s.": "us", "uk": "britain"}
 _DEMONYM = re.compile(r"(?:ish|ese|ian|an|ch|ic|i)$")
 _TOKEN = re.compile(r"[A-Za-zÀ-ÿ][\w'’À-ÿ.-]*[\w]|[A-Za-zÀ-ÿ]|n't|\d[\w.,/-]*", re.U)
@@ -226,8 +241,8 @@ def name_vocabulary(texts: list[str]) -> frozenset:
         words = tokens(clean(text))
         short = len(words) <= 3
         for word, stemmed, first in words:
-            if _is_capital(word) and stemmed not in STOP_WORDS and not word[:1].isdigit():
-                if not first or short or stemmed not in _STARTERS:
+            if _is_capital(word) and stemmed not in stop_words() and not word[:1].isdigit():
+                if not first or short or stemmed not in _starters():
                     vocabulary.add(stemmed)
     return frozenset(vocabulary)
 
@@ -268,11 +283,11 @@ class Context:
     @classmethod
     def of(cls, prompt: str, answers: list[str] = ()) -> "Context":
         prompt = prompt or ""
-        words = frozenset(s for _, s, _ in tokens(prompt) if s not in STOP_WORDS)
+        words = frozenset(s for _, s, _ in tokens(prompt) if s not in stop_words())
         questions = [q for q in split_sentences(prompt.replace("?", "?\n")) if q.endswith("?")]
         predicate = frozenset()
         if questions and _YES_NO_QUESTION.match(questions[-1]) and not re.search(r"\bor\b", questions[-1], re.I):
-            content = [s for _, s, _ in tokens(questions[-1]) if s not in STOP_WORDS]
+            content = [s for _, s, _ in tokens(questions[-1]) if s not in stop_words()]
             predicate = frozenset(content[1:])
         return cls(tuple(quantities.read(prompt)), words, name_vocabulary(list(answers)) - words, predicate)
 
@@ -346,7 +361,7 @@ def _segments(text: str) -> list[str]:
 def _list_items(text: str, context: Context) -> frozenset:
     items = set()
     for segment in _segments(quantities.words_to_digits(text)):
-        stems = [s for _, s, _ in tokens(segment) if s not in STOP_WORDS and s not in context.words]
+        stems = [s for _, s, _ in tokens(segment) if s not in stop_words() and s not in context.words]
         if stems:
             items.add(stems[-1])
     return frozenset(items)
@@ -382,13 +397,13 @@ def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozen
     short = len(words) <= 3
     flags = []
     for k, (word, stemmed, first) in enumerate(words):
-        is_name = stemmed not in context.words and not word[:1].isdigit() and stemmed not in STOP_WORDS and (
+        is_name = stemmed not in context.words and not word[:1].isdigit() and stemmed not in stop_words() and (
             stemmed in context.vocabulary
-            or (_is_capital(word) and (not first or short or stemmed not in _STARTERS)))
+            or (_is_capital(word) and (not first or short or stemmed not in _starters())))
         # "English author", "Scottish scientist": a capitalised adjective, not the answer.
         following = words[k + 1][0] if k + 1 < len(words) else ""
         adjective = is_name and _DEMONYM.search(stemmed) and following[:1].islower() \
-            and following.lower() not in STOP_WORDS
+            and following.lower() not in stop_words()
         flags.append((stemmed, is_name, bool(adjective)))
     names = frozenset(s for s, is_name, _ in flags if is_name)
     # The answer is the first name after "is" / "was" ("The capital of Australia is
@@ -428,7 +443,7 @@ def _negation(words: list[tuple[str, str, bool]], context: Context) -> tuple[fro
             pending = False
         if stemmed in _ARTICLES:
             continue
-        if stemmed in STOP_WORDS or word[:1].isdigit():
+        if stemmed in stop_words() or word[:1].isdigit():
             pending = False
             continue
         (denied if pending else asserted).add(stemmed)

@@ -232,7 +232,7 @@ def substitution(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, str] | No
     _, i1, i2, j1, j2 = changes[0]
     left, right = a[i1:i2], b[j1:j2]
     kept = a[:i1] + a[i2:]
-    content = facts_module.STOP_WORDS
+    content = facts_module.stop_words()
     if len(left) > 3 or len(right) > 3 or not any(w not in content for w in kept):
         return None
     if not any(w not in content for w in left) or not any(w not in content for w in right):
