@@ -120,7 +120,10 @@ _NON_ANSWER = re.compile(
 
 def answer_kind(text: str) -> str | None:
     """"refusal" (declines to answer), "non-answer" (engages but says nothing), or None."""
-    body = clean(text)
+    return _kind(clean(text))
+
+
+def _kind(body: str) -> str | None:
     if not body or re.fullmatch(r"[\s\W]*", body):
         return "non-answer"
     opening = " ".join(split_sentences(body)[:2])
@@ -294,22 +297,24 @@ class Context:
 
 def read(text: str, context: Context = Context()) -> Facts:
     """The facts of one answer."""
-    kind = answer_kind(text)
-    body = quantities.words_to_digits(clean(text))
+    cleaned = clean(text)
+    kind = _kind(cleaned)
+    body = quantities.words_to_digits(cleaned)
     marked = answer_part(body)
     focus = marked or body
-    found = [q for q in quantities.read(body) if not _in_context(q, context)]
+    everywhere = quantities.read(body)
+    found = [q for q in everywhere if not _in_context(q, context)]
     in_focus = [q for q in quantities.read(focus) if not _in_context(q, context)] if marked else found
     is_list = _is_list(focus, in_focus)
     stated, bare = _stated(focus, in_focus, marked is not None, is_list)
     # Words are read with every quantity masked: "°C" is no name, and numbers have their own rule.
-    masked_focus = _mask(focus)
-    words = tokens(masked_focus)
+    masked_body = _mask(body, everywhere)
+    words = tokens(_mask(focus) if marked else masked_body)
     names, main = _names(words, context)
     items = _list_items(focus, context) if is_list else frozenset()
     # "No, a whale is..." answers the question; the "No" denies no word.
-    negated, asserted, mixed = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", _mask(body), flags=re.I)),
-                                  context)
+    negated, asserted, mixed = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", masked_body,
+                                                       flags=re.I)), context)
     core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
     sign = polarity(body) if not kind else 0
     if not sign and not kind and context.predicate:
@@ -327,8 +332,8 @@ def read(text: str, context: Context = Context()) -> Facts:
 _KEYWORD_ARGUMENT = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=\s*([\w.]+|'[^']*'|\"[^\"]*\")(?=\s*[,)])")
 
 
-def _mask(text: str) -> str:
-    for q in reversed(quantities.read(text)):
+def _mask(text: str, found: list[Quantity] | None = None) -> str:
+    for q in reversed(quantities.read(text) if found is None else found):
         text = text[:q.start] + " # " + text[q.end:]
     return text
 
