@@ -16,9 +16,9 @@ def verdict(a, b, context=""):
 
 
 # --- the benchmark, with floors measured on it ------------------------------------------
-# Measured with MiniLM at the default threshold (0.70): dev ARI 0.838, heldout 0.715; false
-# merges 31 and 29, of which answers stating different numbers or names: 0 and 6. The floors sit
-# a little below, so noise cannot fail them but a real regression does.
+# Measured with MiniLM at the default threshold (0.70): dev ARI 0.833, heldout 0.752; false
+# merges 34 and 23, of which answers stating different numbers or names: 0 and 6. The floors sit
+# a little below (the ceilings a little above), so noise cannot fail them but a regression does.
 
 @pytest.fixture(scope="module")
 def benchmark():
@@ -35,10 +35,10 @@ def benchmark():
 def test_the_benchmark_clusters_by_meaning(benchmark):
     dev, heldout = benchmark["dev", "minilm"], benchmark["heldout", "minilm"]
     assert dev["all"]["ari"] >= 0.82
-    assert heldout["all"]["ari"] >= 0.69
+    assert heldout["all"]["ari"] >= 0.73
     assert dev["all"]["fact_merges"] == 0
     assert heldout["all"]["fact_merges"] <= 6
-    assert dev["all"]["false_merges"] <= 34 and heldout["all"]["false_merges"] <= 32
+    assert dev["all"]["false_merges"] <= 36 and heldout["all"]["false_merges"] <= 25
     # The kinds of error the issue named, on dev: numbers in words, refusals, added
     # detail, short answers against sentences.
     for category in ("numbers-words", "units", "dates", "lists-order", "hedged-yes-no", "short-vs-sentence",
@@ -98,6 +98,18 @@ def test_quantities_of_different_kinds_do_not_compare():
 def test_dates_in_any_format_are_one_date(text):
     (date,) = quantities.read(text)
     assert date.dimension == "date" and equal(text, "July 20, 1969")
+
+
+def test_days_without_a_year_compare_with_each_other_only():
+    assert equal("July 4", "the 4th of July") and not equal("July 4", "July 2")
+    assert equal("July 4", "July 4, 1776") is None
+    assert equal("on the twenty-first of July, 1969", "1969-07-21")
+
+
+def test_enumerators_and_scale_words():
+    assert facts.clean("1. Mercury 2. Venus 3. Earth") == "Mercury Venus Earth"
+    assert quantities.words_to_digits("a hundred and a dozen") == "100 and 12"
+    assert equal("minus 40 °C", "-40 ºF")
 
 
 def test_dates_differ_by_a_day_or_a_year_and_ambiguous_ones_match_both_readings():
@@ -414,3 +426,9 @@ def test_clustering_compares_the_extracted_part(cached_embedder):
 def test_code_with_different_keyword_arguments_conflicts():
     assert verdict("sorted(xs, reverse=True)", "`sorted(xs)`").conflicts == ["code arguments reverse=true vs -"]
     assert not verdict("`xs.sort(reverse=True)`", "sorted(xs, reverse=True)").conflicts
+
+
+def test_in_code_a_shared_number_is_an_argument_not_the_answer():
+    assert not verdict("`xs[2]`", "`xs[:2]`").agreements           # same number, different code
+    assert verdict("Use slicing: `s[::-1]`.", "s[::-1]").agreements  # the same code, in other words
+    assert verdict("arr.includes(x)  // true if x is in the array", "`arr.includes(x)`").agreements

@@ -44,6 +44,7 @@ def clean(text: str) -> str:
         text = text[:match.start()]
     text = _FENCE.sub(lambda m: m.group(1), text)
     text = _MARKUP.sub("", text)
+    text = _strip_enumerators(text)
     text = _BULLET.sub("", text)
     text = _EMPTY_ANSWER.sub("", text).strip()
     spans = sentence_spans(text)
@@ -60,6 +61,18 @@ def clean(text: str) -> str:
         if len(last.split()) >= 4 and not re.search(r"[.!?)\]\"'`]$", last) and not ANSWER_MARKER.search(last):
             text = text[:spans[-2][1]]  # trailing off mid-sentence
     return text.strip()
+
+
+_ENUMERATOR = re.compile(r"(?<![\w.,])(\d{1,2})[.)]\s+(?=[^\W\d])")
+
+
+def _strip_enumerators(text: str) -> str:
+    """"1. Mercury 2. Venus 3. Earth" on one line: the 1, 2, 3 count items, they are no answer."""
+    found = list(_ENUMERATOR.finditer(text))
+    if len(found) >= 2 and [int(m.group(1)) for m in found] == list(range(1, len(found) + 1)):
+        for match in reversed(found):
+            text = text[:match.start()] + text[match.end():]
+    return text
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -264,6 +277,7 @@ class Facts:
     negated: frozenset = frozenset()
     asserted: frozenset = frozenset()
     arguments: frozenset = frozenset()  # keyword arguments in code: "sorted(xs, reverse=True)"
+    is_code: bool = False              # numbers and names in code are arguments, not the answer
     words: tuple[str, ...] = field(default=(), repr=False)  # stems in order, for the template rule
     core: str = ""                     # the cleaned text, folded: equal cores say the same thing
 
@@ -315,7 +329,11 @@ def read(text: str, context: Context = Context()) -> Facts:
     # "No, a whale is..." answers the question; the "No" denies no word.
     negated, asserted, mixed = _negation(tokens(re.sub(r"\b(?:no|not|nope|never)\s*[,.;:!]", " ", masked_body,
                                                        flags=re.I)), context)
-    core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
+    code = _is_code(text or "")
+    if code:  # the code itself, where every symbol counts: xs[:3] is not xs[3:]
+        core = _code_of(text or "")
+    else:
+        core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
     sign = polarity(body) if not kind else 0
     if not sign and not kind and context.predicate:
         if negated & context.words:
@@ -323,13 +341,29 @@ def read(text: str, context: Context = Context()) -> Facts:
         elif asserted & context.predicate and not mixed & context.words:
             sign = 1
     arguments = frozenset(f"{name}={value}".lower() for name, value in _KEYWORD_ARGUMENT.findall(text or ""))
-    return Facts(kind=kind, polarity=sign, arguments=arguments, quantities=tuple(found), stated=stated,
+    return Facts(kind=kind, polarity=sign, arguments=arguments, is_code=code, quantities=tuple(found), stated=stated,
                  stated_bare=bare, is_list=is_list, names=names, main=main, items=items, negated=negated,
                  asserted=asserted, words=tuple(s for _, s, _ in words), core=core)
 
 
 # A keyword argument in a call changes what code does: sorted(xs) against sorted(xs, reverse=True).
 _KEYWORD_ARGUMENT = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=\s*([\w.]+|'[^']*'|\"[^\"]*\")(?=\s*[,)])")
+
+
+# Backticks, a fence, a call or an index, or code operators.
+_CODE = re.compile(r"`|[\w\])][(\[][^\s)\]]*[)\]]|=>|[!=]==?|::|->|\w\.\w+\(")
+
+
+def _is_code(text: str) -> bool:
+    return bool(_CODE.search(text))
+
+
+def _code_of(text: str) -> str:
+    """The code in an answer (fenced, in backticks, or all of it), without comments or spaces."""
+    spans = [fenced or inline for fenced, inline in re.findall(r"```[\w+-]*\n?(.*?)```|`([^`]+)`", text, re.S)]
+    code = "\n".join(spans) if spans else text
+    code = re.sub(r"//.*|#\s.*", "", code)
+    return re.sub(r"\s+", "", code).rstrip(";.")
 
 
 def _mask(text: str, found: list[Quantity] | None = None) -> str:
@@ -347,6 +381,9 @@ def _in_context(quantity: Quantity, context: Context) -> bool:
 
 
 def _is_list(text: str, found: list[Quantity]) -> bool:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) >= 3 and all(len(line.split()) <= 12 for line in lines):
+        return True  # one item a line, with or without a description
     separators = len(re.findall(r",|\band\b|\n|;", text))
     segments = _segments(text)
     return separators >= 2 and len(split_sentences(text.replace("\n", " "))) <= 2 and (
@@ -365,6 +402,16 @@ def _segments(text: str) -> list[str]:
 
 def _list_items(text: str, context: Context) -> frozenset:
     items = set()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) >= 3:
+        # "Mercury – the closest planet": the item is the line's first word or name,
+        # unless the line is short enough to be the item itself.
+        for line in lines:
+            head = re.split(r"\s[-–—:]\s|:\s|\(", line)[0]
+            stems = [s for _, s, _ in tokens(head) if s not in stop_words() and s not in context.words]
+            if stems:
+                items.add(stems[-1])
+        return frozenset(items)
     for segment in _segments(quantities.words_to_digits(text)):
         stems = [s for _, s, _ in tokens(segment) if s not in stop_words() and s not in context.words]
         if stems:

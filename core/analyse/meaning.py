@@ -146,7 +146,8 @@ def compare(a: Facts, b: Facts) -> Verdict:
         verdict.agreements.append(f"both {_yes_no(a.polarity)}")
     number_conflict, number_agreement = _numbers(a, b)
     verdict.conflicts += number_conflict
-    verdict.agreements += number_agreement
+    code = a.is_code or b.is_code  # in code, a shared number or name is an argument, not the answer
+    verdict.agreements += [] if code else number_agreement
     if a.is_list and b.is_list and a.items and b.items and not (a.quantities and b.quantities):
         if a.items == b.items:
             verdict.agreements.append("same list items")
@@ -155,7 +156,7 @@ def compare(a: Facts, b: Facts) -> Verdict:
     if a.main and b.main:
         if _name_conflict(a, b):
             verdict.conflicts.append(f"names {_join(a.main)} vs {_join(b.main)}")
-        elif a.main & b.names and b.main & a.names:
+        elif a.main & b.names and b.main & a.names and not code:
             verdict.agreements.append(f"same name {_join(a.main & b.names)}")
     if a.arguments != b.arguments:
         verdict.conflicts.append(f"code arguments {_join(a.arguments - b.arguments)} vs {_join(b.arguments - a.arguments)}")
@@ -164,8 +165,8 @@ def compare(a: Facts, b: Facts) -> Verdict:
         verdict.conflicts.append(f"one asserts, the other denies: {_join(denied)}")
     if a.core and a.core == b.core:
         verdict.agreements.append("same words")
-    if not verdict.agreements:
-        # Weaker than the rules above: only when no fact already agrees.
+    if not verdict.agreements and not code:
+        # Weaker than the rules above: only when no fact already agrees, and only in prose.
         swap = substitution(a.words, b.words)
         if swap:
             verdict.conflicts.append(f"terms {swap[0]} vs {swap[1]}")
@@ -264,8 +265,10 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
     number_conflict, number_agree = _grouped(
         found, lambda f: (_value(f.stated), f.stated_bare, tuple(map(_value, f.quantities)), f.is_list), _numbers,
         where=rest)
+    code = np.array([f.is_code for f in found])
+    either_code = code[:, None] | code[None, :]
     conflict |= np.where(settled, stated_conflict, number_conflict & rest)
-    agree |= np.where(settled, stated_agree, number_agree & rest)
+    agree |= np.where(settled, stated_agree, number_agree & rest) & ~either_code
 
     list_conflict, list_agree = _grouped(
         found, lambda f: (f.is_list, f.items, bool(f.quantities)),
@@ -282,7 +285,7 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
     main_in_names = (main @ names.T) > 0  # [i, j]: i's first name appears among j's names
     name_conflict = both_main & ~shared_main & (~main_in_names | ~main_in_names.T)
     conflict |= name_conflict
-    agree |= both_main & ~name_conflict & main_in_names & main_in_names.T
+    agree |= both_main & ~name_conflict & main_in_names & main_in_names.T & ~either_code
 
     argument_sets = {}
     arguments = np.array([argument_sets.setdefault(f.arguments, len(argument_sets)) for f in found])
@@ -294,7 +297,7 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
 
     cores = np.array([f.core or f"\0{i}" for i, f in enumerate(found)])
     agree |= cores[:, None] == cores[None, :]
-    conflict |= _substitutions(found, skip=conflict | agree)
+    conflict |= _substitutions(found, skip=conflict | agree | either_code)
 
     conflict = np.where(either_kind, ~same_kind, conflict)
     agree = np.where(either_kind, same_kind, agree)

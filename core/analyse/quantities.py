@@ -29,9 +29,13 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixt
              "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
              "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18,
              "nineteenth": 19, "twentieth": 20, "thirtieth": 30}
+_ORDINALS.update({f"{tens}-{unit}": value + _ORDINALS[unit] for tens, value in (("twenty", 20), ("thirty", 30))
+                  for unit in ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
+                  if value + _ORDINALS[unit] <= 31})
 _NUMBER_WORD = "|".join(sorted([*_ONES, *_TENS, *_SCALES], key=len, reverse=True))
 # A run of number words: "forty-two", "one hundred and five", "twenty four".
-_WORD_RUN = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:[\s-]+|\s+and\s+)(?:{_NUMBER_WORD}))*\b", re.I)
+_WORD_RUN = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:[\s-]+|\s+and\s+)(?:{_NUMBER_WORD}))*\b"
+                       r"(?!-(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth))", re.I)
 
 
 def _words_value(run: str) -> int | None:
@@ -51,18 +55,25 @@ def _words_value(run: str) -> int | None:
     return total + current
 
 
+_A_SCALE = re.compile(r"\ba (hundred|thousand|million|billion|dozen)\b", re.I)
+_MINUS = re.compile(r"\bminus\s+(?=\d)", re.I)
+
+
 def words_to_digits(text: str) -> str:
     """"It's forty-two." -> "It's 42."; "one hundred degrees" -> "100 degrees".
 
     A scale word after digits ("1.08 billion", "345 thousand") is left alone: the
     number reader multiplies it out. A lone "one" is often a pronoun ("which one")
     and is kept as a word."""
+    text = _A_SCALE.sub(lambda m: {"hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000",
+                                   "dozen": "12"}[m.group(1).lower()], text)
+
     def replace(match: re.Match) -> str:
         run = match.group(0)
         if run.lower() in _SCALES or run.lower() == "one":
             return run
         return str(_words_value(run))
-    return _WORD_RUN.sub(replace, text)
+    return _MINUS.sub("-", _WORD_RUN.sub(replace, text))
 
 
 # --- units -----------------------------------------------------------------------------
@@ -124,7 +135,11 @@ _UNITS = {
     "µg": ("mass", 1e-9), "microgram": ("mass", 1e-9), "ton": ("mass", 907.18474), "stone": ("mass", 6.35029318),
     "byte": ("data", 1.0), "kb": ("data", 1e3), "mb": ("data", 1e6), "gb": ("data", 1e9), "tb": ("data", 1e12),
     "kib": ("data", 1024.0), "mib": ("data", 1024.0 ** 2), "gib": ("data", 1024.0 ** 3),
-    "cent": ("usd", 0.01),
+    "cent": ("usd", 0.01), "cup": ("volume", 2.365882365e-4), "tbsp": ("volume", 1.478676478e-5),
+    "tablespoon": ("volume", 1.478676478e-5), "tsp": ("volume", 4.92892159e-6), "teaspoon": ("volume", 4.92892159e-6),
+    "hrs": ("time", 3600.0), "mins": ("time", 60.0), "secs": ("time", 1.0), "yrs": ("time", 31_557_600.0),
+    "km/hr": ("speed", 1 / 3.6), "mi/h": ("speed", 0.44704), "miles/hour": ("speed", 0.44704),
+    "kilojoule": ("energy", 1e3), "pc": ("length", 3.0857e16), "parsec": ("length", 3.0857e16),
     "%": ("percent", 1.0), "percent": ("percent", 1.0), "per cent": ("percent", 1.0),
     "°": ("angle", 1.0), "degree": ("angle", 1.0),
     "$": ("usd", 1.0), "dollar": ("usd", 1.0), "usd": ("usd", 1.0), "€": ("eur", 1.0), "euro": ("eur", 1.0),
@@ -139,6 +154,8 @@ _TEMPERATURES = {  # name -> (factor, offset) to kelvin
     "f": (5 / 9, 273.15 - 32 * 5 / 9),
     "k": (1.0, 0.0), "kelvin": (1.0, 0.0), "kelvins": (1.0, 0.0), "°k": (1.0, 0.0),
     "degrees centigrade": (1.0, 273.15), "centigrade": (1.0, 273.15),
+    "ºc": (1.0, 273.15), "℃": (1.0, 273.15), "ºf": (5 / 9, 273.15 - 32 * 5 / 9), "℉": (5 / 9, 273.15 - 32 * 5 / 9),
+    "deg c": (1.0, 273.15), "deg f": (5 / 9, 273.15 - 32 * 5 / 9),
 }
 
 
@@ -170,7 +187,7 @@ _MONTHS = {m: i + 1 for i, m in enumerate(
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
 _MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
-_DAY = r"(?P<day>\d{1,2}|" + "|".join(_ORDINALS) + r")(?:st|nd|rd|th)?"
+_DAY = r"(?P<day>\d{1,2}|" + "|".join(sorted(_ORDINALS, key=len, reverse=True)) + r")(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>\d{4})"
 _DATES = [
     re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.I),                     # July 20, 1969
@@ -178,6 +195,11 @@ _DATES = [
     re.compile(r"\b(?P<year>\d{4})[-/.](?P<month>\d{1,2})[-/.](?P<day>\d{1,2})\b"),  # 1969-07-20, 1969/07/20
     re.compile(rf"\b{_DAY}[-\s]{_MONTH}[-\s]{_YEAR}\b", re.I),                     # 20-Jul-1969
     re.compile(r"\b(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})\b"),        # 20/07/1969 or 07/20/1969
+]
+# A day without a year ("July 4", "the 4th of July") compares only with another such day.
+_DAYS = [
+    re.compile(rf"\b{_MONTH}\s+{_DAY}\b(?!,?\s*\d)", re.I),
+    re.compile(rf"\b(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}\b(?!,?\s*\d)", re.I),
 ]
 
 
@@ -254,6 +276,19 @@ def read(text: str) -> list[Quantity]:
             quantity = _date_quantity(match)
             if quantity:
                 found.append(quantity)
+                taken.append(match.span())
+    for pattern in _DAYS:
+        for match in pattern.finditer(text):
+            if any(s < match.end() and match.start() < e for s, e in taken):
+                continue
+            month = _MONTHS.get(match["month"].lower().rstrip("."))
+            try:
+                day = _day(match["day"])
+            except ValueError:
+                continue
+            if month and 1 <= day <= 31:
+                found.append(Quantity(match.group(0), "day", (month * 100.0 + day,), 0.0, float(day),
+                                      match.start(), match.end()))
                 taken.append(match.span())
     for match in _QUANTITY.finditer(text):
         if any(s < match.end() and match.start() < e for s, e in taken):
