@@ -124,7 +124,8 @@ def test_dates_differ_by_a_day_or_a_year_and_ambiguous_ones_match_both_readings(
     ("**42**", "42"),
     ("```python\nxs = sorted(xs)\n```", "xs = sorted(xs)"),
     ("- Red\n- Green\n- Blue", "Red\nGreen\nBlue"),
-    (" the square root of 144 is 12. the square root of 121 is 11. the square root of", "the square root of 144 is 12."),
+    (" the square root of 144 is 12. the square root of 121 is 11. the square root of",
+     "the square root of 144 is 12."),
     (" Venice. Venice is a city in Italy that is famous for its canals and", "Venice."),
 ])
 def test_clean_removes_the_wrapping_of_an_answer(text, expected):

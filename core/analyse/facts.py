@@ -333,7 +333,8 @@ def read(text: str, context: Context = Context()) -> Facts:
     if code:  # the code itself, where every symbol counts: xs[:3] is not xs[3:]
         core = _code_of(text or "")
     else:
-        core = " ".join([s for _, s, _ in words if s not in {"a", "an", "the"}] + sorted(_canonical(q) for q in in_focus))
+        kept = [s for _, s, _ in words if s not in {"a", "an", "the"}]
+        core = " ".join(kept + sorted(_canonical(q) for q in in_focus))
     sign = polarity(body) if not kind else 0
     if not sign and not kind and context.predicate:
         if negated & context.words:

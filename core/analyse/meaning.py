@@ -148,18 +148,17 @@ def compare(a: Facts, b: Facts) -> Verdict:
     verdict.conflicts += number_conflict
     code = a.is_code or b.is_code  # in code, a shared number or name is an argument, not the answer
     verdict.agreements += [] if code else number_agreement
-    if a.is_list and b.is_list and a.items and b.items and not (a.quantities and b.quantities):
-        if a.items == b.items:
-            verdict.agreements.append("same list items")
-        else:
-            verdict.conflicts.append(f"list items {_join(a.items - b.items)} vs {_join(b.items - a.items)}")
+    list_conflict, list_agreement = _lists(a, b)
+    verdict.conflicts += list_conflict
+    verdict.agreements += list_agreement
     if a.main and b.main:
         if _name_conflict(a, b):
             verdict.conflicts.append(f"names {_join(a.main)} vs {_join(b.main)}")
         elif a.main & b.names and b.main & a.names and not code:
             verdict.agreements.append(f"same name {_join(a.main & b.names)}")
     if a.arguments != b.arguments:
-        verdict.conflicts.append(f"code arguments {_join(a.arguments - b.arguments)} vs {_join(b.arguments - a.arguments)}")
+        verdict.conflicts.append(
+            f"code arguments {_join(a.arguments - b.arguments)} vs {_join(b.arguments - a.arguments)}")
     denied = (a.asserted & b.negated) | (b.asserted & a.negated)
     if denied:
         verdict.conflicts.append(f"one asserts, the other denies: {_join(denied)}")
@@ -179,6 +178,15 @@ def _yes_no(sign: int) -> str:
 
 def _join(words) -> str:
     return " ".join(sorted(words)) or "-"
+
+
+def _lists(a: Facts, b: Facts) -> tuple[list[str], list[str]]:
+    """Two lists of words (numbers have their own rule) must hold the same items, in any order."""
+    if not (a.is_list and b.is_list and a.items and b.items) or (a.quantities and b.quantities):
+        return [], []
+    if a.items == b.items:
+        return [], ["same list items"]
+    return [f"list items {_join(a.items - b.items)} vs {_join(b.items - a.items)}"], []
 
 
 def _name_conflict(a: Facts, b: Facts) -> bool:
@@ -270,11 +278,7 @@ def fact_matrices(found: list[Facts]) -> tuple[np.ndarray, np.ndarray]:
     conflict |= np.where(settled, stated_conflict, number_conflict & rest)
     agree |= np.where(settled, stated_agree, number_agree & rest) & ~either_code
 
-    list_conflict, list_agree = _grouped(
-        found, lambda f: (f.is_list, f.items, bool(f.quantities)),
-        lambda a, b: (([], []) if not (a.is_list and b.is_list and a.items and b.items
-                                        and not (a.quantities and b.quantities))
-                      else ([], ["same"]) if a.items == b.items else (["differ"], [])))
+    list_conflict, list_agree = _grouped(found, lambda f: (f.is_list, f.items, bool(f.quantities)), _lists)
     conflict |= list_conflict
     agree |= list_agree
 

@@ -154,7 +154,8 @@ _TEMPERATURES = {  # name -> (factor, offset) to kelvin
     "f": (5 / 9, 273.15 - 32 * 5 / 9),
     "k": (1.0, 0.0), "kelvin": (1.0, 0.0), "kelvins": (1.0, 0.0), "°k": (1.0, 0.0),
     "degrees centigrade": (1.0, 273.15), "centigrade": (1.0, 273.15),
-    "ºc": (1.0, 273.15), "℃": (1.0, 273.15), "ºf": (5 / 9, 273.15 - 32 * 5 / 9), "℉": (5 / 9, 273.15 - 32 * 5 / 9),
+    "ºc": (1.0, 273.15), "℃": (1.0, 273.15),
+    "ºf": (5 / 9, 273.15 - 32 * 5 / 9), "℉": (5 / 9, 273.15 - 32 * 5 / 9),
     "deg c": (1.0, 273.15), "deg f": (5 / 9, 273.15 - 32 * 5 / 9),
 }
 
@@ -177,8 +178,8 @@ _QUANTITY = re.compile(
     rf"(?:\s?(?P<unit>{_unit_pattern()})(?![\w/]))?",
     re.I,
 )
-_HEDGES = re.compile(r"\b(about|around|roughly|approximately|approx|nearly|almost|some|circa|ca|close to)\s*$|[~≈]\s*$",
-                     re.I)
+_HEDGES = re.compile(
+    r"\b(about|around|roughly|approximately|approx|nearly|almost|some|circa|ca|close to)\s*$|[~≈]\s*$", re.I)
 
 # --- dates -----------------------------------------------------------------------------
 _MONTHS = {m: i + 1 for i, m in enumerate(
