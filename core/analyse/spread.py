@@ -90,7 +90,7 @@ Embedder = Callable[[list[str], str], np.ndarray]
 
 
 def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                db_path=None, with_map: bool = True) -> Analysis:
+                db_path=None, with_map: bool = True, extract: str | None = None) -> Analysis:
     """analyse() a stored run, with model embeddings cached in the database."""
     from core import store
 
@@ -99,8 +99,10 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
         prompts = store.rendered_prompts(db, run_id)
         variants = store.run_variants(db, run_id)
         inputs = store.run_inputs(db, run_id)
+        run = store.get_run(db, run_id)
+    extract = extract or (run["spec"].get("extract") if run else None) or "whole"
     analysis = analyse(rows, method=method, threshold=threshold, with_map=with_map, contexts=contexts_of(prompts),
-                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path), extract=extract)
     analysis.variants, analysis.inputs = variants, inputs
     labels = {v["variant"]: v["label"] for v in variants}
     values = {i["input"]: i["vars"] for i in inputs}
@@ -121,9 +123,10 @@ def contexts_of(prompts: dict[tuple[int, int], tuple[str, str]]) -> dict[int, st
 
 def analyse(responses: list[dict], *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
             embedder: Embedder | None = None, with_map: bool = True, context: str = "",
-            contexts: dict[int, str] | None = None) -> Analysis:
+            contexts: dict[int, str] | None = None, extract: str = "whole") -> Analysis:
     """Cluster a run's answers by meaning, per input, and measure every cell. `responses` are
-    store rows; `contexts` (per input) or `context` is the prompt the answers reply to."""
+    store rows; `contexts` (per input) or `context` is the prompt the answers reply to;
+    `extract` the part of each answer to compare (meaning.EXTRACT_MODES)."""
     method = method or embed.default_method()
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
@@ -140,8 +143,10 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
                 .reset_index()
                 .sort_values(["input", "count"], ascending=[True, False], kind="stable")
                 .reset_index(drop=True))
-    vectors = embedder(list(distinct["text"]), method) if len(distinct) else np.zeros((0, 1), np.float32)
-    distinct["cluster"] = _cluster_per_input(distinct, vectors, threshold, method, contexts or {}, context)
+    meaning.check_extract_mode(extract)
+    compared = [meaning.comparable(text, extract) for text in distinct["text"]]
+    vectors = embedder(compared, method) if len(distinct) else np.zeros((0, 1), np.float32)
+    distinct["cluster"] = _cluster_per_input(distinct, vectors, threshold, method, contexts or {}, context, extract)
 
     position = pd.MultiIndex.from_frame(distinct[["input", "norm"]]).get_indexer(
         pd.MultiIndex.from_frame(answers[["input", "norm"]])) if len(answers) else np.zeros(0, dtype=int)
@@ -162,15 +167,16 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
 
 
 def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: float, method: str,
-                       contexts: dict[int, str], context: str) -> np.ndarray:
-    """Cluster ids unique across the run: per input, numbered by size (largest first)."""
+                       contexts: dict[int, str], context: str, extract: str) -> np.ndarray:
+    """Cluster ids unique across the run: per input (as meaning.cluster does for one set of
+    answers, with every text embedded in one batch), numbered by size, largest first."""
     labels = np.zeros(len(distinct), dtype=int)
     counts = distinct["count"].to_numpy(dtype=float)
-    texts = distinct["text"].to_numpy()
+    parts = np.array([meaning.extract(t, extract) for t in distinct["text"]], dtype=object)
     next_id = 0
     for input_idx, rows in distinct.groupby("input", sort=True).indices.items():
-        # The exact method compares normalised text: key terms could only split what is equal.
-        local = meaning.cluster_vectors(vectors[rows], threshold, None if method == "exact" else list(texts[rows]),
+        # The exact method compares normalised text: facts could only split what is equal.
+        local = meaning.cluster_vectors(vectors[rows], threshold, None if method == "exact" else list(parts[rows]),
                                         contexts.get(int(input_idx), context))
         sizes = np.bincount(local, weights=counts[rows])
         order = np.argsort(-sizes, kind="stable")
