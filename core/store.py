@@ -191,6 +191,21 @@ def m008_checks_and_regressions(db: Database) -> None:
     db["regress_runs"].create_index(["set_name", "id"])
 
 
+@migrations()
+def m010_meaning_reviews(db: Database) -> None:
+    # A reviewer's decision that two answers of one input mean the same (merge) or not
+    # (split), by their normalised text; later analyses of the run respect it.
+    db["cluster_decisions"].create(
+        {"id": int, "run_id": int, "input": int, "action": str, "text_a": str, "text_b": str, "reviewer": str,
+         "created_at": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["cluster_decisions"].create_index(["run_id"])
+    # An LLM judge's verdict on a pair of answers (the optional second opinion), paid once.
+    db["pair_judgements"].create({"key": str, "model": str, "same": int, "created_at": str}, pk="key")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 

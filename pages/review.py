@@ -7,7 +7,7 @@ from core import display, store
 
 from core.analyse import embed, spread
 
-from core.review import golden, labels
+from core.review import decisions, golden, labels
 from core.run import plan
 from core.config import SpreadError
 
@@ -71,6 +71,8 @@ else:
             st.text(item["system"])
     with answer:
         kind = (f"Meaning cluster of {item['size']} answers" if item["kind"] == "cluster" else "Single answer")
+        if item["meaning_kind"]:
+            kind += f" ({item['meaning_kind']}s)" if item["kind"] == "cluster" else f" ({item['meaning_kind']})"
         st.subheader(f"{position + 1} of {len(items)} · {kind}")
         st.caption("Representative answer" if item["kind"] == "cluster" else "Answer")
         st.text(item["representative"])  # model output: shown as text, never rendered
@@ -128,6 +130,16 @@ else:
             for before, after in zip(table.itertuples(), edited.itertuples()):
                 if after.verdict and after.verdict != before.verdict:
                     labels.label(int(after.id), who, labels.Label(after.verdict))
+                    st.rerun()
+            others = [m for m in item["member_ids"] if m != item["representative_id"]]
+            texts = {row["id"]: row["text"] for row in table.to_dict("records")}
+            member = st.selectbox("Why is this answer in the cluster?", others, key=f"why_{item['cluster']}",
+                                  format_func=lambda m: display.inert(texts.get(m, ""), 80))
+            if member is not None:
+                pair = decisions.explain(item["representative_id"], member, method=method, threshold=threshold)
+                st.text(f"Against the representative: {pair.reason} (similarity {pair.similarity:.2f})")
+                if st.button("It means something else: split it out", key=f"split_{item['cluster']}_{member}"):
+                    decisions.decide(item["representative_id"], member, "split", reviewer=who)
                     st.rerun()
             cluster_labels = labels.labels_for(item["member_ids"])
             stats = labels.agreement(cluster_labels)

@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
-from core.analyse import charts, embed, sensitivity, spread
+from core.analyse import charts, embed, meaning, sensitivity, spread
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
+from core.review import decisions
 from core.run import runner
 
 st.title("Spread")
@@ -35,6 +36,23 @@ threshold = middle.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THR
 metric = right.selectbox("Colour the grid by", [m for m in charts.METRIC_LABELS if m != "pass_rate"],
                          format_func=charts.METRIC_LABELS.get, key="metric")
 
+with st.expander("Long answers and second opinions"):
+    left, right = st.columns(2)
+    with store.connect() as db:
+        run_extract = store.get_run(db, run_id)["spec"].get("extract") or "whole"
+    extract = left.text_input("Compare this part of each answer", run_extract, key=f"extract_{run_id}",
+                              help="whole, first-sentence, final-answer (after a last 'Answer:' or the last "
+                                   "number), json:FIELD (a dotted path), regex:PATTERN (its first group)")
+    opinion_model = right.text_input("Second opinion on near-threshold pairs (a judge model)", key="second_opinion",
+                                     placeholder="off — e.g. openai/gpt-4o-mini",
+                                     help="Asked only about pairs no fact decides within 0.1 of the threshold; "
+                                          "each pair is paid for once.")
+    try:
+        meaning.check_extract_mode(extract.strip() or "whole")
+    except ValueError as e:
+        st.error(display.inert(str(e)))
+        extract = "whole"
+
 # The two axes of the heatmap; the others are aggregated. Default: what the run varies.
 several_variants, several_inputs = len(summary["variants"]) > 1, summary["n_inputs"] > 1
 default_axes = (("variant", "model") if several_variants else ("input", "model") if several_inputs
@@ -48,9 +66,12 @@ x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis], key
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering answers by meaning…")
-def analysis_of(db_path: str, run_id: int, received: int, method: str, threshold: float) -> spread.Analysis:
-    """Cached per database, run, answer count and settings: a finished run is analysed once."""
-    return spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path)
+def analysis_of(db_path: str, run_id: int, received: int, method: str, threshold: float, extract: str,
+                opinion: str, decided: int) -> spread.Analysis:
+    """Cached per database, run, answer count, settings and reviewers' decisions: a finished
+    run is analysed once."""
+    return spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path, extract=extract,
+                              second_opinion_model=opinion or None)
 
 
 @st.fragment(run_every=2.0 if live else None)
@@ -61,7 +82,9 @@ def results():
     if live:
         st.progress(run["received"] / max(run["planned"], 1),
                     text=f"{run['status']}: {run['received']}/{run['planned']} samples")
-    analysis = analysis_of(str(config.db_path()), run_id, run["received"], method, threshold)
+    made = decisions.for_run(run_id)
+    analysis = analysis_of(str(config.db_path()), run_id, run["received"], method, threshold, extract.strip() or "whole",
+                           opinion_model.strip(), max([d["id"] for d in made], default=0) + len(made))
     if not analysis.cells:
         st.info("No answers yet.")
         return
@@ -72,7 +95,14 @@ def results():
     for variant in analysis.variants:
         st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
-               f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)")
+               f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
+               + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")
+               + (f" · {len(made)} reviewer decision(s) applied" if made else ""))
+    if analysis.second_opinion:
+        opinion = analysis.second_opinion
+        cost = "unknown" if opinion["cost_usd"] is None else f"${opinion['cost_usd']:.6f}"
+        st.caption(f"Second opinion by {display.inert(opinion['model'])}: {opinion['calls']} new calls, cost {cost}"
+                   + (f" · {len(opinion['errors'])} failed" if opinion["errors"] else ""))
     st.plotly_chart(charts.heatmap(analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names),
                     key="heatmap")
     if len(analysis.inputs) > 1:
@@ -143,13 +173,53 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
                    f"{cell['cut_by_max_tokens']} · latency p50/p95/p99 {cell['latency_ms_p50']}/"
                    f"{cell['latency_ms_p95']}/{cell['latency_ms_p99']} ms · cost {cost}")
     for size in cell["clusters"][:30]:
-        with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · "
+        kind = f"[{size['kind']}] " if size.get("kind") else ""
+        with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · {kind}"
                          f"{display.inert(size['representative'], 90)}"):
             st.caption("Representative answer (medoid):")
             st.text(size["representative"])
             members = analysis.answers[analysis.answers["id"].isin(size["member_ids"])]
             st.dataframe(members[["id", "sample_idx", "text", "completion_tokens", "finish_reason"]],
                          hide_index=True, width="stretch")
+    why(analysis, cell)
+
+
+def why(analysis: spread.Analysis, cell: dict) -> None:
+    """Why two answers of this input were merged or kept apart; a reviewer can overrule it."""
+    in_input = analysis.answers[analysis.answers["input"] == cell["input"]].drop_duplicates("norm")
+    if len(in_input) < 2:
+        return
+    with st.expander("Why together, why apart? (and overrule it)"):
+        options = dict(zip(in_input["id"].astype(int), in_input["text"]))
+        left, right = st.columns(2)
+        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.inert(options[i], 80))
+        rest = [i for i in options if i != first]
+        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.inert(options[i], 80))
+        pair = decisions.explain(first, second, method=analysis.method, threshold=analysis.threshold)
+        verdict = "the same meaning" if pair.same else "different meanings"
+        st.text(f"Spread says: {verdict}. {pair.reason} (similarity {pair.similarity:.2f})")
+        if pair.conflicts:
+            st.caption("Conflicting facts: " + display.inert("; ".join(pair.conflicts)))
+        who = st.session_state.get("who", "")
+        merge, split = st.columns(2)
+        for column, action, label in ((merge, "merge", "They mean the same: merge"),
+                                      (split, "split", "They differ: split")):
+            if column.button(label, key=f"decide_{action}", disabled=not who,
+                             help=None if who else "Enter your name as reviewer in the sidebar first."):
+                try:
+                    decisions.decide(first, second, action, reviewer=who)
+                    st.rerun()
+                except SpreadError as e:
+                    st.error(display.inert(str(e)))
+        made = decisions.for_run(int(analysis.answers["run_id"].iloc[0]))
+        if made:
+            st.caption("Reviewers' decisions on this run (applied in order, after clustering)")
+            st.dataframe(pd.DataFrame(made)[["id", "input", "action", "text_a", "text_b", "reviewer", "created_at"]],
+                         hide_index=True, width="stretch")
+            undo = st.selectbox("Undo a decision", [None] + [d["id"] for d in made], key="undo_decision")
+            if undo and st.button("Undo", key="undo"):
+                decisions.undo(undo)
+                st.rerun()
 
 
 def wording(analysis: spread.Analysis, names: dict) -> None:

@@ -129,11 +129,30 @@ def test_spread_page_shows_the_grid_clusters_and_charts(stub):
     assert len(charts) == 7  # heatmap, cluster bars, map, lengths, cost×consistency, latency, cost
     # the T=0 cell of stub-a repeats one answer: consistency 100%
     assert at.metric[0].value == "100%"
-    assert at.expander[0].label.startswith("#0 · 6 answers (100%)")
+    clusters = [e for e in at.expander if e.label.startswith("#")]
+    assert clusters[0].label.startswith("#0 · 6 answers (100%)")
     at.selectbox(key="cell_temperature").set_value(1.0).run()
-    assert at.metric[0].value != "100%" and len(at.expander) >= 2
+    assert at.metric[0].value != "100%" and len([e for e in at.expander if e.label.startswith("#")]) >= 2
     at.radio(key="method").set_value("exact").run()
     assert not at.exception
+
+
+def test_spread_page_explains_a_pair_and_a_reviewers_split_is_respected(stub):
+    stub.answers = ["Paris.", "The capital of France is Paris.", "Paris, France."]
+    run_id = finished_run(stub, temperatures=[1.0], n=9)
+    at = app()
+    at.switch_page("pages/spread.py").run()
+    at.text_input(key="reviewer").input("ana").run()
+    assert at.metric[1].value == "1"  # one meaning: every answer says Paris
+    answers = at.selectbox(key="why_a").options
+    assert len(answers) == 3
+    assert any(t.value.startswith("Spread says: the same meaning") for t in at.text)
+    at.button(key="decide_split").click().run()
+    assert not at.exception
+    assert at.metric[1].value == "2"  # the split is applied to the analysis
+    with store.connect() as db:
+        (decision,) = list(db.query("select * from cluster_decisions"))
+    assert decision["action"] == "split" and decision["reviewer"] == "ana" and decision["run_id"] == run_id
 
 
 def test_compare_page_shows_shared_and_unique_meanings_with_the_shift(stub):

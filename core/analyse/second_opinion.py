@@ -12,7 +12,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Callable, MutableMapping
+from collections.abc import MutableMapping
+from typing import Callable
 
 PROMPT = """Two answers to the same question follow. Do they state the same answer, so that a reviewer
 would accept one exactly when they accept the other? Ignore wording, length, format and confidence;
@@ -110,3 +111,39 @@ def _add_cost(total: float | None, response) -> float | None:
     except Exception:
         return None
     return None if cost is None else total + float(cost)
+
+
+class StoredVerdicts(MutableMapping):
+    """The cache of verdicts as a table (`pair_judgements`): a pair is paid for once per database."""
+
+    def __init__(self, model: str, db_path=None):
+        self.model, self.db_path = model, db_path
+
+    def __getitem__(self, key: str) -> bool:
+        from core import store
+
+        with store.connect(self.db_path) as db:
+            row = db.execute("select same from pair_judgements where key = ?", [key]).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return bool(row[0])
+
+    def __setitem__(self, key: str, same: bool) -> None:
+        from core import store
+
+        with store.connect(self.db_path) as db:
+            with store.write(db):
+                db.execute("insert or replace into pair_judgements (key, model, same, created_at) values (?, ?, ?, ?)",
+                           [key, self.model, int(same), store.now_iso()])
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("verdicts are kept")
+
+    def __iter__(self):
+        from core import store
+
+        with store.connect(self.db_path) as db:
+            return iter([row[0] for row in db.execute("select key from pair_judgements where model = ?", [self.model])])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -62,6 +62,7 @@ class Cluster:
     representative: str
     representative_id: int
     member_ids: list[int] = field(repr=False)
+    kind: str | None = None  # "refusal" or "non-answer": shown as such in the views
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Analysis:
     coords: pd.DataFrame | None = None  # 2-D map of the answers (PCA of the embeddings)
     variants: list[dict] = field(default_factory=list)  # label, prompt version, template (analyse_run)
     inputs: list[dict] = field(default_factory=list)  # {"input", "vars"} (analyse_run)
+    extract: str = "whole"  # the part of each answer compared (meaning.EXTRACT_MODES)
+    second_opinion: dict | None = None  # the LLM judge asked about near-threshold pairs: model, calls, cost
 
     def group(self, axes: list[str], *, with_clusters: bool = False) -> list[dict]:
         """Metrics for each combination of `axes`, the other axes aggregated."""
@@ -90,9 +93,12 @@ Embedder = Callable[[list[str], str], np.ndarray]
 
 
 def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                db_path=None, with_map: bool = True, extract: str | None = None) -> Analysis:
-    """analyse() a stored run, with model embeddings cached in the database."""
+                db_path=None, with_map: bool = True, extract: str | None = None,
+                second_opinion_model: str | None = None) -> Analysis:
+    """analyse() a stored run, with model embeddings cached in the database, the reviewers'
+    merge and split decisions applied, and second opinions paid for once."""
     from core import store
+    from core.review import decisions
 
     with store.connect(db_path) as db:
         rows = store.responses(db, run_id)
@@ -101,8 +107,14 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
         inputs = store.run_inputs(db, run_id)
         run = store.get_run(db, run_id)
     extract = extract or (run["spec"].get("extract") if run else None) or "whole"
+    opinion = None
+    if second_opinion_model:
+        from core.analyse import second_opinion
+
+        opinion = (second_opinion_model, second_opinion.StoredVerdicts(second_opinion_model, db_path))
     analysis = analyse(rows, method=method, threshold=threshold, with_map=with_map, contexts=contexts_of(prompts),
-                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path), extract=extract)
+                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path), extract=extract,
+                       decisions=decisions.for_run(run_id, db_path=db_path), second_opinion=opinion)
     analysis.variants, analysis.inputs = variants, inputs
     labels = {v["variant"]: v["label"] for v in variants}
     values = {i["input"]: i["vars"] for i in inputs}
@@ -123,10 +135,12 @@ def contexts_of(prompts: dict[tuple[int, int], tuple[str, str]]) -> dict[int, st
 
 def analyse(responses: list[dict], *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
             embedder: Embedder | None = None, with_map: bool = True, context: str = "",
-            contexts: dict[int, str] | None = None, extract: str = "whole") -> Analysis:
+            contexts: dict[int, str] | None = None, extract: str = "whole", decisions: list[dict] | None = None,
+            second_opinion: tuple | None = None) -> Analysis:
     """Cluster a run's answers by meaning, per input, and measure every cell. `responses` are
     store rows; `contexts` (per input) or `context` is the prompt the answers reply to;
-    `extract` the part of each answer to compare (meaning.EXTRACT_MODES)."""
+    `extract` the part of each answer to compare (meaning.EXTRACT_MODES); `decisions` are
+    reviewers' merges and splits; `second_opinion` is (judge model, verdict cache)."""
     method = method or embed.default_method()
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
@@ -146,7 +160,9 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     meaning.check_extract_mode(extract)
     compared = [meaning.comparable(text, extract) for text in distinct["text"]]
     vectors = embedder(compared, method) if len(distinct) else np.zeros((0, 1), np.float32)
-    distinct["cluster"] = _cluster_per_input(distinct, vectors, threshold, method, contexts or {}, context, extract)
+    ledger: list = []
+    distinct["cluster"] = _cluster_per_input(distinct, vectors, threshold, method, contexts or {}, context, extract,
+                                             decisions or [], second_opinion, ledger)
 
     position = pd.MultiIndex.from_frame(distinct[["input", "norm"]]).get_indexer(
         pd.MultiIndex.from_frame(answers[["input", "norm"]])) if len(answers) else np.zeros(0, dtype=int)
@@ -155,7 +171,12 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     clusters = _clusters(distinct, vectors, answers)
 
     analysis = Analysis(method=method, threshold=threshold, answers=answers, errors=errors, clusters=clusters,
-                        vectors=vectors, cells=[], by_model=[], by_temperature=[])
+                        vectors=vectors, cells=[], by_model=[], by_temperature=[], extract=extract)
+    if second_opinion is not None:
+        costs = [j.cost_usd for j in ledger]
+        analysis.second_opinion = {"model": second_opinion[0], "calls": sum(j.calls for j in ledger),
+                                   "cost_usd": None if None in costs else sum(costs),
+                                   "errors": [e for j in ledger for e in j.errors][:5]}
     analysis.cells = analysis.group(AXES, with_clusters=True)
     analysis.by_model = analysis.group(["model"], with_clusters=True)
     analysis.by_temperature = analysis.group(["temperature"], with_clusters=True)
@@ -167,17 +188,31 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
 
 
 def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: float, method: str,
-                       contexts: dict[int, str], context: str, extract: str) -> np.ndarray:
+                       contexts: dict[int, str], context: str, extract: str, decided: list[dict],
+                       second_opinion: tuple | None, ledger: list) -> np.ndarray:
     """Cluster ids unique across the run: per input (as meaning.cluster does for one set of
-    answers, with every text embedded in one batch), numbered by size, largest first."""
+    answers, with every text embedded in one batch), the reviewers' decisions applied, then
+    numbered by size, largest first."""
+    from core.review import decisions
+
     labels = np.zeros(len(distinct), dtype=int)
     counts = distinct["count"].to_numpy(dtype=float)
     parts = np.array([meaning.extract(t, extract) for t in distinct["text"]], dtype=object)
+    norms = distinct["norm"].to_numpy()
     next_id = 0
     for input_idx, rows in distinct.groupby("input", sort=True).indices.items():
+        question = contexts.get(int(input_idx), context)
+        ask = None
+        if second_opinion is not None and method != "exact":
+            from core.analyse import second_opinion as opinions
+
+            model, cache = second_opinion
+            ask = opinions.second_opinion(model, question.strip(), cache, ledger)
         # The exact method compares normalised text: facts could only split what is equal.
         local = meaning.cluster_vectors(vectors[rows], threshold, None if method == "exact" else list(parts[rows]),
-                                        contexts.get(int(input_idx), context))
+                                        question, second_opinion=ask)
+        local = decisions.apply(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
+        local = np.unique(local, return_inverse=True)[1]  # 0..k-1 again after merges
         sizes = np.bincount(local, weights=counts[rows])
         order = np.argsort(-sizes, kind="stable")
         rank = np.empty_like(order)
@@ -193,10 +228,11 @@ def _clusters(distinct: pd.DataFrame, vectors: np.ndarray, answers: pd.DataFrame
     clusters = []
     for cluster_id, rows in sorted(distinct.groupby("cluster").indices.items()):
         medoid = rows[_medoid(vectors[rows], weights[rows])]
+        representative = distinct["text"].iloc[medoid]
         clusters.append(Cluster(
             id=int(cluster_id), input=int(distinct["input"].iloc[medoid]), size=int(weights[rows].sum()),
-            representative=distinct["text"].iloc[medoid], representative_id=int(distinct["first_id"].iloc[medoid]),
-            member_ids=[int(i) for i in members[cluster_id]],
+            representative=representative, representative_id=int(distinct["first_id"].iloc[medoid]),
+            member_ids=[int(i) for i in members[cluster_id]], kind=meaning.answer_kind(representative),
         ))
     return clusters
 
@@ -334,6 +370,7 @@ def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dic
             row["clusters"] = [
                 {"cluster": int(c), "size": int(s), "share": round(s / n, 4),
                  "representative": analysis.clusters[int(c)].representative,
+                 "kind": analysis.clusters[int(c)].kind,
                  "member_ids": [int(i) for i in members.loc[key + (c,)]]}
                 for c, s in sorted(in_group.items(), key=lambda item: (-item[1], item[0]))]
         rows[key] = row

@@ -13,9 +13,14 @@ from core.config import SpreadError
 @click.argument("run_id", type=int)
 @click.option("--method", type=click.Choice(["minilm", "tfidf", "exact"]),
               help="group answers by meaning (minilm, the default when installed), wording (tfidf) or exact text")
-@click.option("--threshold", type=float, help="similarity for two answers to share a cluster (default 0.65, as in the app)")
+@click.option("--threshold", type=float, help="similarity for two answers to share a cluster (default 0.70, as in the app)")
+@click.option("--extract", metavar="MODE",
+              help="the part of each answer to compare: whole, first-sentence, final-answer, json:FIELD, "
+                   "regex:PATTERN (default: the run's, else whole)")
+@click.option("--second-opinion", metavar="MODEL",
+              help="ask this litellm model about pairs near the threshold that no fact decides (paid once per pair)")
 @json_option
-def show_command(run_id, method, threshold, as_json):
+def show_command(run_id, method, threshold, extract, second_opinion, as_json):
     """One run: per cell counts, errors, tokens, cost, latency, meaning clusters and answers."""
     from core.analyse import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
 
@@ -28,7 +33,15 @@ def show_command(run_id, method, threshold, as_json):
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         rows = store.responses(db, run_id)
-    analysis = spread.analyse_run(run_id, method=method, threshold=threshold, with_map=False)
+    if extract:
+        from core.analyse import meaning
+
+        try:
+            meaning.check_extract_mode(extract)
+        except ValueError as e:
+            raise SpreadError(str(e)) from None
+    analysis = spread.analyse_run(run_id, method=method, threshold=threshold, with_map=False, extract=extract,
+                                  second_opinion_model=second_opinion)
     prompts = {}
     with store.connect() as db:
         prompts = store.rendered_prompts(db, run_id)
@@ -49,6 +62,7 @@ def show_command(run_id, method, threshold, as_json):
             cell.update({k: rate.get(k) for k in ("pass_rate", "pass_rate_low", "pass_rate_high")})
     if as_json:
         print_json({"run": run, "method": analysis.method, "threshold": analysis.threshold,
+                    "extract": analysis.extract, "second_opinion": analysis.second_opinion,
                     "variants": analysis.variants, "inputs": analysis.inputs, "cells": analysis.cells,
                     "by_model": analysis.by_model, "by_temperature": analysis.by_temperature,
                     "by_variant": analysis.by_variant, "by_input": analysis.by_input})
@@ -73,7 +87,8 @@ def show_command(run_id, method, threshold, as_json):
               f"{cell['latency_ms_p50']} ms p95 {cell['latency_ms_p95']} ms · cost {cost}")
         for cluster in cell["clusters"][:5]:
             text = " ".join(cluster["representative"].split())[:120]
-            print(f"   {cluster['size']:>4} × {text}")
+            kind = f"[{cluster['kind']}] " if cluster.get("kind") else ""
+            print(f"   {cluster['size']:>4} × {kind}{text}")
         errors = [a for a in cell["answers"] if a["error_type"]]
         for answer in errors[:3]:
             print(f"   error #{answer['sample_idx']}: [{answer['error_type']}] {answer['error_message']}")

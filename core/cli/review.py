@@ -133,4 +133,54 @@ def import_command(name, file, skip_bad, as_json):
         print(f"  skipped {error}", file=sys.stderr)
 
 
-COMMANDS = [label_command, agreement_command, golden_group, export_command, import_command]
+@click.group("clusters")
+def clusters_group():
+    """Meaning clusters: why two answers share one or not, and a reviewer's merge or split."""
+
+
+@clusters_group.command("explain")
+@click.argument("answer_a", type=int)
+@click.argument("answer_b", type=int)
+@click.option("--method", type=click.Choice(["minilm", "tfidf", "exact"]))
+@click.option("--threshold", type=float)
+@json_option
+def clusters_explain(answer_a, answer_b, method, threshold, as_json):
+    """Why two answers of one input are merged or kept apart (similarity, conflicting facts)."""
+    from dataclasses import asdict
+
+    from core.review import decisions
+
+    pair = decisions.explain(answer_a, answer_b, method=method, threshold=threshold)
+    if as_json:
+        print_json(asdict(pair))
+        return
+    print(f"{'same meaning' if pair.same else 'different meanings'}: {pair.reason}")
+    print(f"similarity {pair.similarity:.3f}" + (f" · conflicts: {'; '.join(pair.conflicts)}" if pair.conflicts else "")
+          + (f" · agreements: {'; '.join(pair.agreements)}" if pair.agreements else ""))
+
+
+@clusters_group.command("merge")
+@click.argument("answer_a", type=int)
+@click.argument("answer_b", type=int)
+@click.option("--reviewer", "who", help="who decides (default: $SPREAD_REVIEWER, else $USER)")
+def clusters_merge(answer_a, answer_b, who):
+    """Record that two answers mean the same: later analyses of the run put them in one cluster."""
+    from core.review import decisions
+
+    decision_id = decisions.decide(answer_a, answer_b, "merge", reviewer=reviewer(who))
+    print(f"decision {decision_id}: answers {answer_a} and {answer_b} mean the same")
+
+
+@clusters_group.command("split")
+@click.argument("answer_a", type=int)
+@click.argument("answer_b", type=int)
+@click.option("--reviewer", "who", help="who decides (default: $SPREAD_REVIEWER, else $USER)")
+def clusters_split(answer_a, answer_b, who):
+    """Record that two answers differ: later analyses move the second out of the first's cluster."""
+    from core.review import decisions
+
+    decision_id = decisions.decide(answer_a, answer_b, "split", reviewer=reviewer(who))
+    print(f"decision {decision_id}: answers {answer_a} and {answer_b} mean different things")
+
+
+COMMANDS = [label_command, agreement_command, golden_group, export_command, import_command, clusters_group]

@@ -293,6 +293,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
                                          (run["spec"].get("system") or "", run["spec"]["prompt"]))
             items.append({
                 "kind": "cluster" if len(member_ids) > 1 else "answer",
+                "meaning_kind": cluster.kind,  # a refusal or a non-answer, said so in the queue
                 "run_id": run_id, "cluster": int(cluster_id), "size": len(member_ids),
                 "input": int(representative["input"]),
                 "wordings": [labels_of.get(int(v), str(v)) for v in sorted(group["variant"].unique())],

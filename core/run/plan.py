@@ -70,6 +70,9 @@ class RunSpec:
     max_calls: int = DEFAULT_MAX_CALLS
     # Checks on every answer, in promptfoo's assert shape ({type, value, threshold, judge}).
     checks: list[dict] = field(default_factory=list)
+    # The part of each answer its meaning is judged by (meaning.EXTRACT_MODES): long answers
+    # are rarely meant to be compared whole.
+    extract: str = "whole"
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""
@@ -168,6 +171,12 @@ def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
             f"this plan makes {spec.planned():,} calls ({len(spec.variants)} variants × {len(spec.all_inputs())} "
             f"inputs × {len(spec.models)} models × {len(spec.temperatures)} temperatures × N={spec.n}), above the "
             f"cap of {spec.max_calls:,}; raise the cap knowingly (--max-calls) or plan fewer", "max_calls")
+    from core.analyse import meaning
+
+    try:
+        meaning.check_extract_mode(spec.extract or "whole")
+    except ValueError as e:
+        raise SpreadError(str(e), "extract") from None
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
     config.check_text(spec.name, "the name", "name")
