@@ -193,13 +193,17 @@ with right:
                                      key="max_calls", help="A plan above this is refused: raise it knowingly.")
     errors["max_calls"] = st.empty()
 name = st.text_input("Run name", key="name", help="Names the run and its prompt versions.")
-with st.expander("Checks on every answer (optional)"):
+with st.expander("Checks on every answer, and what counts as its meaning (optional)"):
     st.text_area("One per line: TYPE[:VALUE]", key="checks_text", height=90,
                  placeholder="similar:{{expected}}\nmax-length:200\nnot-icontains:as an AI",
                  help="Types: " + ", ".join(checks.TYPES) + ". Values may use the input's {{variables}}.")
     st.text_input("Judge model for llm-rubric checks", key="judge_model", placeholder="e.g. openai/gpt-4o-mini",
                   help="A judge is off unless you name one; its calls and cost are counted.")
     errors["checks"] = st.empty()
+    st.text_input("Judge an answer's meaning by", "whole", key="extract",
+                  help="whole, first-sentence, final-answer (after a last 'Answer:' or the last number), "
+                       "json:FIELD, regex:PATTERN — for long answers, compare the part that matters.")
+    errors["extract"] = st.empty()
 
 
 def current_checks() -> list[dict]:
@@ -216,6 +220,7 @@ def current_spec() -> plan.RunSpec:
         inputs=input_rows, name=name, models=chosen, temperatures=plan.parse_temperatures(temperatures_text),
         n=int(n), max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text), api_base=api_base.strip() or None,
         concurrency=int(concurrency), max_calls=int(max_calls), checks=current_checks(),
+        extract=(state.get("extract") or "whole").strip(),
     )
 
 
