@@ -1,6 +1,6 @@
 """Speed of the spread analysis and the Spread page (a measurement, not a test).
 
-    .venv/bin/python bench/bench_spread.py [--answers 1000] [--page-answers 10000] [--repeat 5]
+    .venv/bin/python bench/bench_spread.py [--answers 1000] [--page-answers 10000] [--repeat 5] [--grid]
 
 Builds runs of synthetic short answers (a few meanings in varied wording, numbers and
 names, many distinct texts, as a sampled LLM gives) in a temporary database, then
@@ -10,6 +10,9 @@ reports medians of several runs:
 - page: the Spread page through AppTest for a 10,000-answer run, after the worker has
   cached the run's embeddings (as the app does when a run ends): first open in a new
   server, and re-renders (analysis in st.cache_data).
+- with --grid, the page's run is a realistic grid instead of one prompt: 100 inputs ×
+  3 wordings × 2 models × 2 temperatures × N; and clustering those answers per input is
+  timed against clustering the same answers as one cell (the cost before inputs existed).
 """
 
 import argparse
@@ -68,6 +71,44 @@ def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0,
     return run_id
 
 
+def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, models: int = 2,
+                  temperatures=(0.0, 1.0)) -> int:
+    """A run of `inputs` questions × wordings × models × temperatures, about n answers in all."""
+    os.environ["SPREAD_DB"] = db_path
+    from core import store
+
+    per_cell = max(1, n // (inputs * variants * models * len(temperatures)))
+    spec = {"prompt": "What is the capital of {{country}}?", "system": "", "name": "bench-grid",
+            "models": [f"openai/m{i}" for i in range(models)], "temperatures": list(temperatures), "n": per_cell,
+            "n_inputs": inputs}
+    wordings = [{"label": chr(65 + v), "name": "", "prompt": f"Wording {v}: capital of {{{{country}}}}?", "system": ""}
+                for v in range(variants)]
+    rows_in = [{"country": f"Country{i}"} for i in range(inputs)]
+    rendered = {(v, i): ("", f"Wording {v}: capital of Country{i}?") for v in range(variants) for i in range(inputs)}
+    rng = random.Random(0)
+    with store.connect(db_path) as db:
+        run_id = store.create_run(db, spec=spec, planned=per_cell * inputs * variants * models * len(temperatures),
+                                  variants=wordings, inputs=rows_in, rendered=rendered)
+        rows = []
+        for i in range(inputs):
+            cities = [f"City{i}a", f"City{i}b", f"City{i}c"]
+            for v in range(variants):
+                for m in spec["models"]:
+                    for t in temperatures:
+                        for s in range(per_cell):
+                            city = rng.choices(cities, weights=[6, 2 + v, 1])[0]
+                            text = rng.choice(FRAMES).format(x=city)
+                            rows.append({"run_id": run_id, "variant": v, "input": i, "model": m, "temperature": t,
+                                         "sample_idx": s, "text": text, "finish_reason": "stop", "prompt_tokens": 12,
+                                         "completion_tokens": len(text.split()), "cost_usd": 0.00001,
+                                         "latency_ms": rng.uniform(200, 900), "ttft_ms": 80.0, "attempts": 1,
+                                         "created_at": store.now_iso()})
+        with store.write(db):
+            db["responses"].insert_all(rows)
+        store.set_run_status(db, run_id, "done")
+    return run_id
+
+
 def time_in_fresh_process(db_path: str, run_id: int) -> float:
     code = ("import time,sys; sys.path.insert(0, %r); from core.analyse import spread; t=time.perf_counter(); "
             "spread.analyse_run(%d, method='minilm'); print(time.perf_counter()-t)") % (str(ROOT), run_id)
@@ -81,6 +122,7 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=1000)
     parser.add_argument("--page-answers", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--grid", action="store_true", help="the page's run is a 100-input grid (see above)")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +157,7 @@ def main() -> None:
         PagesManager.__init__ = init
 
         db = f"{tmp}/page.db"
-        run_id = make_run(db, args.page_answers)
+        run_id = (make_grid_run if args.grid else make_run)(db, args.page_answers)
         os.environ["SPREAD_DB"] = db
         first, again = [], []
         # What the app's worker does when a run ends: embeddings cached before anyone looks.
@@ -124,6 +166,25 @@ def main() -> None:
         start = time.perf_counter()
         runner.warm_embeddings(run_id, db)
         results["warm_embeddings_s"] = round(time.perf_counter() - start, 3)
+        if args.grid:  # the same answers clustered per input, and as if they were one cell
+            from core import store
+
+            with store.connect(db) as conn:
+                rows = store.responses(conn, run_id)
+            flat = [dict(r, input=0, variant=0) for r in rows]
+            per_input, one_cell = [], []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                spread.analyse_run(run_id, method="minilm", db_path=db, with_map=False)
+                per_input.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                from core.analyse import embed
+
+                spread.analyse(flat, method="minilm", with_map=False,
+                               embedder=lambda texts, m: embed.cached(texts, m, db_path=db))
+                one_cell.append(time.perf_counter() - start)
+            results["grid_analysis_per_input_s_median"] = round(statistics.median(per_input), 3)
+            results["grid_analysis_as_one_cell_s_median"] = round(statistics.median(one_cell), 3)
         import streamlit as st
 
         for _ in range(args.repeat):

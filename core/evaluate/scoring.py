@@ -83,6 +83,7 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
     for (_, input_idx), (system, prompt) in prompts.items():
         contexts[input_idx] = contexts.get(input_idx, "") + f"\n{system}\n{prompt}"
     method = method or embed.default_method()
+    extract = run["spec"].get("extract") or "whole"
     equivalence = checks_module.Equivalence(method, threshold or meaning.DEFAULT_THRESHOLD,
                                             lambda texts, m: embed.cached(texts, m, db_path=db_path))
     limit = asyncio.Semaphore(8)
@@ -94,9 +95,10 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
         if check.type in DETERMINISTIC:
             outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values)))
         elif check.type in ("similar", "not-similar"):
+            # By meaning, the part of the answer the run judges meaning by (its extract mode).
             outcome = await asyncio.to_thread(
-                checks_module.similar, check, text, input_values, references_of(input_values),
-                contexts.get(answer["input"], ""), equivalence)
+                checks_module.similar, check, meaning.extract(text, extract), input_values,
+                references_of(input_values), contexts.get(answer["input"], ""), equivalence)
             outcomes.append((answer["id"], check, outcome))
         else:
             question = prompts.get((answer["variant"], answer["input"]), ("", ""))[1]
