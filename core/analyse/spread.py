@@ -183,7 +183,7 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     analysis.by_variant = analysis.group(["variant"])
     analysis.by_input = analysis.group(["input"])
     if with_map:
-        analysis.coords = answer_map(answers, vectors[position] if len(answers) else vectors)
+        analysis.coords = answer_map(answers, vectors)
     return analysis
 
 
@@ -290,11 +290,11 @@ def _basic_by(answers: pd.DataFrame, errors: pd.DataFrame, keys: list[str]) -> d
             length_min=("completion_tokens", "min"), length_max=("completion_tokens", "max"),
             cost_usd=("cost_usd", "sum"), cost_known=("cost_usd", "count"), cost_mean=("cost_usd", "mean"),
         )
-        quantiles = {name: grouped[column].quantile(q) for name, column, q in (
+        quantiles = {name: grouped[column].quantile(q).to_dict() for name, column, q in (
             ("latency_ms_p50", "latency_ms", 0.5), ("latency_ms_p95", "latency_ms", 0.95),
             ("latency_ms_p99", "latency_ms", 0.99), ("ttft_ms_p50", "ttft_ms", 0.5),
             ("ttft_ms_p95", "ttft_ms", 0.95), ("cost_per_call_p95", "cost_usd", 0.95))}
-        for key, row in agg.iterrows():
+        for key, row in zip(agg.index, agg.to_dict("records")):
             n = int(row["count"])
             cost_known = int(row["cost_known"]) == n  # one unknown price: the total is unknown, never 0
             out[_key(key)] = {
@@ -340,40 +340,40 @@ def _no_answers() -> dict:
 
 
 def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dict[tuple, dict]:
-    """The meaning metrics per group of `keys`: per input first, then averaged over inputs."""
+    """The meaning metrics per group of `keys`: per input first, then averaged over inputs.
+    One pass over the (group, cluster) counts: a grid has thousands of cells."""
     answers = analysis.answers
     if not len(answers):
         return {}
     per_input = keys if "input" in keys else keys + ["input"]
-    counts = answers.groupby(per_input + ["cluster"], sort=True).size()
-    levels = list(range(len(per_input)))
-    by_group = counts.groupby(level=levels, sort=True)
-    total, top, n_clusters = by_group.sum(), by_group.max(), by_group.size()
-    share = counts / total.reindex(counts.index.droplevel(-1)).to_numpy()
-    entropy = (-(share * np.log(share))).groupby(level=levels, sort=True).sum()
-    top_cluster = by_group.idxmax().map(lambda index: index[-1])
+    sizes = answers.groupby(per_input + ["cluster"], sort=True).size().rename("size").reset_index()
+    grouped = sizes.groupby(per_input, sort=True)
+    sizes["share"] = sizes["size"] / grouped["size"].transform("sum")
+    sizes["h"] = -sizes["share"] * np.log(sizes["share"])
+    summary = grouped.agg(n=("size", "sum"), top=("size", "max"), k=("size", "size"), entropy=("h", "sum"))
+    summary["top_cluster"] = sizes.loc[grouped["size"].idxmax().to_numpy(), "cluster"].to_numpy()
+    summary["low"], summary["high"] = stats.wilson_many(summary["top"].to_numpy(), summary["n"].to_numpy())
     similarity = _mean_similarity(answers, analysis.vectors, per_input)
-    members = answers.groupby(per_input + ["cluster"], sort=True)["id"].agg(list) if with_clusters else None
-
+    listed: dict[tuple, list] = {}
+    if with_clusters:
+        members = answers.groupby(per_input + ["cluster"], sort=True)["id"].agg(list).to_dict()
+        ordered = sizes.sort_values(per_input + ["size", "cluster"], ascending=[True] * len(per_input) + [False, True])
+        for row in ordered.itertuples(index=False):
+            key = tuple(getattr(row, k) for k in per_input)
+            cluster = analysis.clusters[int(row.cluster)]
+            listed.setdefault(key, []).append({
+                "cluster": int(row.cluster), "size": int(row.size), "share": round(float(row.share), 4),
+                "representative": cluster.representative, "kind": cluster.kind,
+                "member_ids": [int(i) for i in members[key + (row.cluster,)]]})
     rows = {}
-    for label in total.index:
+    for label, row in zip(summary.index, summary.itertuples(index=False)):
         key = _key(label)
-        n, k = int(total.loc[label]), int(top.loc[label])
-        low, high = stats.wilson(k, n)
-        cluster = analysis.clusters[int(top_cluster.loc[label])]
-        row = {"n_clusters": int(n_clusters.loc[label]), "consistency": round(k / n, 4),
-               "consistency_low": round(low, 4), "consistency_high": round(high, 4),
-               "entropy": round(float(entropy.loc[label]), 4), "mean_similarity": similarity.get(key), "inputs": 1,
-               "top_cluster": cluster.id, "top_answer": cluster.representative, "clusters": []}
-        if with_clusters:
-            in_group = counts.loc[label]
-            row["clusters"] = [
-                {"cluster": int(c), "size": int(s), "share": round(s / n, 4),
-                 "representative": analysis.clusters[int(c)].representative,
-                 "kind": analysis.clusters[int(c)].kind,
-                 "member_ids": [int(i) for i in members.loc[key + (c,)]]}
-                for c, s in sorted(in_group.items(), key=lambda item: (-item[1], item[0]))]
-        rows[key] = row
+        cluster = analysis.clusters[int(row.top_cluster)]
+        rows[key] = {"n_clusters": int(row.k), "consistency": round(row.top / row.n, 4),
+                     "consistency_low": round(float(row.low), 4), "consistency_high": round(float(row.high), 4),
+                     "entropy": round(float(row.entropy), 4), "mean_similarity": similarity.get(key), "inputs": 1,
+                     "top_cluster": cluster.id, "top_answer": cluster.representative,
+                     "clusters": listed.get(key, [])}
     if "input" in keys:
         return rows
     return _over_inputs(rows, len(keys))
@@ -443,12 +443,13 @@ def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float |
 # --- maps and comparisons -------------------------------------------------------------
 
 def answer_map(answers: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
-    """2-D coordinates of every answer (PCA of its embedding), for a scatter plot."""
+    """2-D coordinates of every answer (PCA of the distinct answers' embeddings: repeats of
+    one answer share its point), for a scatter plot."""
     coords = answers[["id", "variant", "input", "model", "temperature", "text", "cluster"]].copy()
-    if len(answers) >= 3 and vectors.shape[1] >= 2:
+    if len(vectors) >= 3 and vectors.shape[1] >= 2:
         from sklearn.decomposition import PCA
 
-        xy = PCA(n_components=2, random_state=0).fit_transform(vectors)
+        xy = PCA(n_components=2, random_state=0).fit_transform(vectors)[answers["vector"].to_numpy()]
     else:
         xy = np.zeros((len(answers), 2))
     coords["x"], coords["y"] = xy[:, 0], xy[:, 1]

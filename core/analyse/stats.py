@@ -19,8 +19,16 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[floa
     """Wilson score interval for a share estimated from n independent samples."""
     if n == 0:
         return (0.0, 1.0)
-    interval = scipy_stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(interval.low), float(interval.high)
+    low, high = wilson_many(np.array([successes]), np.array([n]), confidence)
+    return float(low[0]), float(high[0])
+
+
+def wilson_many(successes: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """wilson() for arrays at once (statsmodels, vectorised): a grid has thousands of cells."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(np.asarray(successes), np.asarray(n), alpha=1 - confidence, method="wilson")
+    return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 
 def share_difference(k1: int, n1: int, k2: int, n2: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
