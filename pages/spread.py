@@ -57,6 +57,10 @@ with st.expander("Long answers and second opinions"):
 several_variants, several_inputs = len(summary["variants"]) > 1, summary["n_inputs"] > 1
 default_axes = (("variant", "model") if several_variants else ("input", "model") if several_inputs
                 else ("model", "temperature"))
+# A link can name the axes: /spread?run=3&rows=input&cols=variant
+asked = (st.query_params.get("rows"), st.query_params.get("cols"))
+if asked[0] in spread.AXES and asked[1] in spread.AXES and asked[0] != asked[1]:
+    default_axes = asked
 left, right = st.columns(2)
 y_axis = left.selectbox("Rows", spread.AXES, index=spread.AXES.index(default_axes[0]), key="y_axis",
                         format_func=charts.AXIS_NAMES.get)
@@ -89,8 +93,8 @@ def results():
         st.info("No answers yet.")
         return
     variant_names = {v["variant"]: v["label"] for v in analysis.variants}
-    input_names = {i["input"]: f"#{i['input'] + 1} {display.inert(_preview(i['vars']), 40)}".strip()
-                   for i in analysis.inputs}
+    # Plain text: plotly escapes it (charts._safe); options and tables never render markup.
+    input_names = {i["input"]: f"#{i['input'] + 1} {_preview(i['vars'])[:40]}".strip() for i in analysis.inputs}
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
         st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
@@ -105,7 +109,7 @@ def results():
                    + (f" · {len(opinion['errors'])} failed" if opinion["errors"] else ""))
     st.plotly_chart(charts.heatmap(analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names),
                     key="heatmap")
-    if len(analysis.inputs) > 1:
+    if len(analysis.inputs) > 1 and "input" not in (y_axis, x_axis):
         st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
                    "(the samples of one input are not independent).")
 
