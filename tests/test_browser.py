@@ -90,7 +90,7 @@ def goto(page, name: str) -> None:
     user would, when the click lands while the app is mid-rerun and is dropped)."""
     heading = page.get_by_role("heading", name=name, exact=True).first
     for _ in range(3):
-        page.get_by_role("link", name=name).click()
+        page.get_by_role("link", name=name, exact=True).click()
         try:
             heading.wait_for(timeout=15_000)
             return
@@ -169,10 +169,15 @@ def test_two_wordings_over_three_inputs_through_the_ui_then_the_spread_page(serv
     inputs = page.get_by_role("textbox", name="CSV with a header row, or JSON Lines")
     inputs.fill("country,expected\nFrance,Paris\nJapan,Tokyo\nItaly,Rome")
     inputs.press("Control+Enter")
-    page.get_by_role("textbox", name="Temperatures").fill("0, 1")
-    page.get_by_role("spinbutton", name="Samples (N)").fill("2")
-    page.get_by_role("spinbutton", name="Max tokens").fill("12")
-    page.get_by_role("spinbutton", name="Max tokens").press("Enter")
+    page.get_by_text("3 inputs · variables: country, expected").wait_for(timeout=30_000)
+    # Each change is committed and redrawn before the next: the estimate follows the plan.
+    for role, name, value, shown in (("textbox", "Temperatures", "0, 1", "× 2 temperatures"),
+                                     ("spinbutton", "Samples (N)", "2", "N=2"),
+                                     ("spinbutton", "Max tokens", "12", "completion tokens ≤ 288")):
+        field = page.get_by_role(role, name=name)
+        field.fill(value)
+        field.press("Enter")
+        page.get_by_text(shown).first.wait_for(timeout=30_000)
     page.get_by_text("24 calls").wait_for(timeout=30_000)  # the estimate, before anything runs
     page.get_by_text("2 wordings × 3 inputs").first.wait_for()
     page.get_by_role("button", name="Run", exact=True).click()
