@@ -28,6 +28,16 @@ def finished_run(stub, **overrides) -> int:
     return run_id
 
 
+def wait_until_done(run_id: int, timeout_s: float = 30) -> None:
+    """A run the Playground started in the background, finished."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        with store.connect() as db:
+            if store.get_run(db, run_id)["status"] == "done":
+                return
+        time.sleep(0.2)
+
+
 def test_playground_opens_with_the_local_model_preselected():
     at = app().run()
     assert not at.exception
@@ -67,12 +77,7 @@ def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(st
     at.button(key="run").click().run()
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with store.connect() as db:
-            if store.get_run(db, run_id)["status"] == "done":
-                break
-        time.sleep(0.2)
+    wait_until_done(run_id)
     at.run()
     assert any(f"Run {run_id}: done" in h.value for h in at.subheader)
     grid = next(df.value for df in at.dataframe if "T=1" in df.value.columns)
@@ -306,12 +311,7 @@ def test_playground_builds_a_two_wording_three_input_run_with_an_estimate(stub):
     at.button(key="run").click().run()
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with store.connect() as db:
-            if store.get_run(db, run_id)["status"] == "done":
-                break
-        time.sleep(0.2)
+    wait_until_done(run_id)
     with store.connect() as db:
         assert [v["label"] for v in store.run_variants(db, run_id)] == ["A", "terse"]
         assert [i["vars"]["country"] for i in store.run_inputs(db, run_id)] == ["France", "Peru", "Japan"]

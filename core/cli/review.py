@@ -159,28 +159,24 @@ def clusters_explain(answer_a, answer_b, method, threshold, as_json):
           + (f" · agreements: {'; '.join(pair.agreements)}" if pair.agreements else ""))
 
 
-@clusters_group.command("merge")
-@click.argument("answer_a", type=int)
-@click.argument("answer_b", type=int)
-@click.option("--reviewer", "who", help="who decides (default: $SPREAD_REVIEWER, else $USER)")
-def clusters_merge(answer_a, answer_b, who):
-    """Record that two answers mean the same: later analyses of the run put them in one cluster."""
-    from core.review import decisions
+def _decision_command(action: str, summary: str, done: str):
+    """`spread clusters merge|split A B`: one reviewer's decision on two answers."""
+    @clusters_group.command(action, help=summary)
+    @click.argument("answer_a", type=int)
+    @click.argument("answer_b", type=int)
+    @click.option("--reviewer", "who", help="who decides (default: $SPREAD_REVIEWER, else $USER)")
+    def command(answer_a, answer_b, who):
+        from core.review import decisions
 
-    decision_id = decisions.decide(answer_a, answer_b, "merge", reviewer=reviewer(who))
-    print(f"decision {decision_id}: answers {answer_a} and {answer_b} mean the same")
+        decision_id = decisions.decide(answer_a, answer_b, action, reviewer=reviewer(who))
+        print(f"decision {decision_id}: answers {answer_a} and {answer_b} {done}")
+    return command
 
 
-@clusters_group.command("split")
-@click.argument("answer_a", type=int)
-@click.argument("answer_b", type=int)
-@click.option("--reviewer", "who", help="who decides (default: $SPREAD_REVIEWER, else $USER)")
-def clusters_split(answer_a, answer_b, who):
-    """Record that two answers differ: later analyses move the second out of the first's cluster."""
-    from core.review import decisions
-
-    decision_id = decisions.decide(answer_a, answer_b, "split", reviewer=reviewer(who))
-    print(f"decision {decision_id}: answers {answer_a} and {answer_b} mean different things")
+_decision_command("merge", "Record that two answers mean the same: later analyses of the run put them in one "
+                  "cluster.", "mean the same")
+_decision_command("split", "Record that two answers differ: later analyses move the second out of the first's "
+                  "cluster.", "mean different things")
 
 
 COMMANDS = [label_command, agreement_command, golden_group, export_command, import_command, clusters_group]
