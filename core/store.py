@@ -395,24 +395,35 @@ RESPONSE_FIELDS = (
 
 
 def save_response(db: Database, response: dict) -> None:
-    """Write one answer (or error row) the moment it arrives.
+    """Write one answer (or error row) the moment it arrives (see `save_responses`)."""
+    save_responses(db, [response])
+
+
+def save_responses(db: Database, responses: list[dict]) -> None:
+    """Write answers (or error rows) of one run in one transaction, with the run's heartbeat.
 
     A good answer replaces an earlier error row for the same cell (a retried resume);
     it never overwrites a good answer, so running a plan twice cannot duplicate or lose one.
     """
-    row = {field: response.get(field) for field in RESPONSE_FIELDS}
-    row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
-    row["created_at"] = row["created_at"] or now_iso()
-    columns = ", ".join(RESPONSE_FIELDS)
-    updates = ", ".join(f"{f} = excluded.{f}" for f in RESPONSE_FIELDS[6:])
+    if not responses:
+        return
+    rows = []
+    for response in responses:
+        row = {field: response.get(field) for field in RESPONSE_FIELDS}
+        row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
+        row["created_at"] = row["created_at"] or now_iso()
+        rows.append([row[f] for f in RESPONSE_FIELDS])
     with write(db):
-        db.execute(
-            f"insert into responses ({columns}) values ({', '.join('?' * len(RESPONSE_FIELDS))}) "
-            "on conflict (run_id, variant, input, model, temperature, sample_idx) do update set "
-            f"{updates} where responses.error_type is not null",
-            [row[f] for f in RESPONSE_FIELDS],
-        )
-        db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), row["run_id"]])
+        db.conn.executemany(SAVE_RESPONSE_SQL, rows)
+        for run_id in {response["run_id"] for response in responses}:
+            db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
+
+
+SAVE_RESPONSE_SQL = (
+    f"insert into responses ({', '.join(RESPONSE_FIELDS)}) values ({', '.join('?' * len(RESPONSE_FIELDS))}) "
+    "on conflict (run_id, variant, input, model, temperature, sample_idx) do update set "
+    f"{', '.join(f'{f} = excluded.{f}' for f in RESPONSE_FIELDS[6:])} where responses.error_type is not null"
+)
 
 
 def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[int, int, str, float, int]]:
