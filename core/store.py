@@ -453,6 +453,29 @@ def cell_counts(db: Database, run_id: int) -> list[dict]:
     ))
 
 
+def cell_counts_after(db: Database, run_id: int, after_id: int) -> tuple[list[dict], int]:
+    """Per model × temperature, the rows stored after response `after_id`, and the last id
+    seen: live progress reads what is new, not the whole run. (`+run_id` keeps SQLite on
+    the rowid range instead of the run's index, which would visit every row of the run.)"""
+    rows = list(db.query(
+        "select model, temperature, count(*) as received, count(*) filter (where error_type is not null) as errors, "
+        "max(id) as last_id from responses where +run_id = ? and id > ? group by model, temperature",
+        [run_id, after_id],
+    ))
+    return rows, max([after_id] + [row.pop("last_id") for row in rows])
+
+
+def run_state(db: Database, run_id: int) -> dict | None:
+    """A run's status and plan without aggregating its answers: cheap at any size."""
+    rows = list(db.query("select id, name, status, planned, spec, created_at, started_at, finished_at, heartbeat_at, "
+                         "worker from runs where id = ?", [run_id]))
+    if not rows:
+        return None
+    run = _with_effective_status(rows[0])
+    run["spec"] = spec_of(run["spec"])
+    return run
+
+
 def latest_active_run(db: Database) -> dict | None:
     """The newest run still pending or running, for a page opened mid-run."""
     row = db.execute(

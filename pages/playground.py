@@ -7,6 +7,7 @@ from core import display, store
 from core.analyse import spread
 
 from core.run import local_llm, models, plan, runner
+from core.run.progress import LiveProgress
 from core.config import SpreadError
 
 st.title("Playground")
@@ -49,6 +50,10 @@ with st.form("plan"):
                                  placeholder="http://localhost:8000/v1",
                                  help="Used for every model except the embedded one.")
         errors["api_base"] = st.empty()
+        concurrency = st.number_input("Calls in flight", min_value=1, max_value=1024, value=8, key="concurrency",
+                                      help="At most this many calls at once, across all models (the embedded "
+                                           "model also keeps to its own 4 slots).")
+        errors["concurrency"] = st.empty()
     submitted = st.form_submit_button("Run", type="primary")
 
 if submitted:
@@ -57,8 +62,7 @@ if submitted:
             prompt=prompt, system=system, name=name, models=chosen,
             temperatures=plan.parse_temperatures(temperatures_text), n=int(n),
             max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text),
-            api_base=api_base.strip() or None,
-            per_model_concurrency=local_llm.PARALLEL_SLOTS,
+            api_base=api_base.strip() or None, concurrency=int(concurrency),
         )
         st.session_state["active_run"] = runner.start(spec, created_by=st.session_state.get("who", ""))
     except SpreadError as e:
@@ -66,22 +70,22 @@ if submitted:
 
 with store.connect() as db:
     active_id = st.session_state.get("active_run")
-    run = store.get_run(db, active_id) if active_id else store.latest_active_run(db)
+    run = store.run_state(db, active_id) if active_id else store.latest_active_run(db)
 
 if run is not None:
     run_id = run["id"]
 
     @st.fragment(run_every=1.0 if run["status"] in ("pending", "running", "cancelling") else None)
     def live_progress():
-        with store.connect() as db:
-            current = store.get_run(db, run_id)
-            counts = store.cell_counts(db, run_id)
+        # Reads only the answers stored since the last refresh: the same cost at any run size.
+        tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(run_id))
+        current = tracker.refresh()
         spec = current["spec"]
-        received = sum(c["received"] for c in counts)
+        received = current["received"]
         st.subheader(f"Run {run_id}: {current['status']}")
         st.progress(received / max(current["planned"], 1),
                     text=f"{received}/{current['planned']} samples · {current['errors']} errors")
-        st.dataframe(spread.progress_grid(counts, spec["models"], spec["temperatures"], spec["n"]),
+        st.dataframe(spread.progress_grid(current["counts"], spec["models"], spec["temperatures"], spec["n"]),
                      width="stretch")
         if current["status"] in ("running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):

@@ -11,7 +11,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import plan, runner
+from core.run import plan, runner, workers
 
 
 @click.command("run")
@@ -27,8 +27,11 @@ from core.run import plan, runner
 @click.option("--max-tokens", type=int, default=256, metavar="K", show_default=True, help="answer length limit")
 @click.option("--seed", type=int, help="base seed: sample i uses seed+i, so a run repeats exactly")
 @click.option("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
-@click.option("--concurrency", type=int, default=8, metavar="C", show_default=True, help="calls in flight at once")
-@click.option("--per-model", type=int, default=4, metavar="C", show_default=True, help="calls in flight per model")
+@click.option("--concurrency", type=int, default=8, metavar="C", show_default=True,
+              help="calls in flight at once, across all models")
+@click.option("--per-model", type=int, metavar="C",
+              help="also at most C calls in flight per model (default: no per-model limit, except the embedded "
+                   "model's own slots)")
 @click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the non-local models")
 @click.option("--timeout", type=float, default=120.0, metavar="S", show_default=True, help="seconds per call")
 @click.option("--max-attempts", type=int, default=4, show_default=True, help="attempts per sample for transient errors")
@@ -51,6 +54,8 @@ def run_command(prompt, prompt_file, system, system_file, models, temperatures, 
         max_tokens=max_tokens, seed=seed, top_p=top_p, concurrency=concurrency, per_model_concurrency=per_model,
         api_base=api_base, timeout_s=timeout, max_attempts=max_attempts, stream=not no_stream, name=name or "",
     )
+    if workers.processes_for(spec, spec.planned()):
+        workers.warm_up()  # the run will fan out to sampler processes: load litellm there meanwhile
     run_id = plan.create(spec, created_by=os.environ.get("USER", ""))
     if not as_json:
         print(f"run {run_id}: {spec.planned()} samples", file=sys.stderr)

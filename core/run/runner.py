@@ -24,7 +24,7 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import llm, local_llm, models, plan, workers
+from core.run import detached, llm, local_llm, models, plan, workers
 from core.run.limits import Limits
 from core.run.plan import RunSpec
 from core.run.sampler import Job
@@ -220,7 +220,11 @@ def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
 # --- the app's background worker ----------------------------------------------------
 
 class Background:
-    """One event loop on a daemon thread per process: runs survive page reruns and tabs."""
+    """One event loop on a daemon thread per process: runs survive page reruns and tabs.
+
+    A large run goes to a process of its own instead (core/run/detached.py); its job here
+    is a future that a thread completes when that process exits.
+    """
 
     def __init__(self):
         self.loop = asyncio.new_event_loop()
@@ -229,17 +233,36 @@ class Background:
         self._jobs: dict[int, tuple[Future, threading.Event]] = {}
         self._lock = threading.Lock()
 
-    def submit(self, run_id: int, *, db_path=None, retry_errors: bool = False) -> Future:
+    def submit(self, run_id: int, *, db_path=None, retry_errors: bool = False, own_process: bool = False) -> Future:
         with self._lock:
             job = self._jobs.get(run_id)
             if job and not job[0].done():
                 return job[0]
             cancel = threading.Event()
-            future = asyncio.run_coroutine_threadsafe(
-                self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel), self.loop
-            )
+            if own_process:
+                future = self._in_own_process(run_id, db_path=db_path, retry_errors=retry_errors)
+            else:
+                future = asyncio.run_coroutine_threadsafe(
+                    self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel), self.loop
+                )
             self._jobs[run_id] = (future, cancel)
             return future
+
+    @staticmethod
+    def _in_own_process(run_id: int, *, db_path=None, retry_errors: bool = False) -> Future:
+        process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors)
+        future: Future = Future()
+
+        def wait():
+            _, stderr = process.communicate()
+            if process.returncode == 0:
+                future.set_result(summary(run_id, db_path=db_path))
+            else:
+                last = (stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+                future.set_exception(SpreadError(f"run {run_id}: its process exited with {process.returncode}: {last[0]}"))
+
+        threading.Thread(target=wait, name=f"spread-run-{run_id}", daemon=True).start()
+        return future
 
     @staticmethod
     async def _run(run_id: int, **kwargs) -> dict:
@@ -275,9 +298,12 @@ def background() -> Background:
 def start(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once."""
     run_id = plan.create(spec, db_path=db_path, created_by=created_by)
-    background().submit(run_id, db_path=db_path)
+    background().submit(run_id, db_path=db_path, own_process=spec.planned() >= detached.MIN_CALLS)
     return run_id
 
 
 def resume(run_id: int, *, db_path=None, retry_errors: bool = False) -> None:
-    background().submit(run_id, db_path=db_path, retry_errors=retry_errors)
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+    calls = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0) if run else 0
+    background().submit(run_id, db_path=db_path, retry_errors=retry_errors, own_process=calls >= detached.MIN_CALLS)

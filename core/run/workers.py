@@ -105,6 +105,8 @@ class Processes:
             worker = _Worker(process, ours)
             await worker.open()
             self._workers.append(worker)
+        # Ready means warm: litellm configured and its first-call imports done.
+        await asyncio.gather(*(worker.ready for worker in self._workers))
         return self
 
     async def sample(self, job: sampler.Job) -> dict | None:
@@ -135,6 +137,7 @@ class _Worker:
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
+        self.ready = asyncio.get_running_loop().create_future()
         self._reading = asyncio.create_task(self._read())
 
     def send(self, message) -> None:
@@ -162,6 +165,9 @@ class _Worker:
             while True:
                 (size,) = struct.unpack("!I", await self.reader.readexactly(4))
                 kind, job_id, payload = pickle.loads(await self.reader.readexactly(size))
+                if kind == "ready":
+                    self.ready.set_result(True)
+                    continue
                 future = self.pending.get(job_id)
                 if future is None or future.done():
                     continue
@@ -171,7 +177,7 @@ class _Worker:
                     future.set_exception(WorkerDied(f"a sampler process failed: {payload}"))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
-        for future in self.pending.values():
+        for future in [self.ready, *self.pending.values()]:
             if not future.done():
                 future.set_exception(WorkerDied(f"sampler process {self.process.pid} exited"))
 
@@ -214,6 +220,7 @@ async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None
             reply(("error", job_id, traceback.format_exc(limit=5)))
         await writer.drain()
 
+    reply(("ready", 0, None))
     try:
         while True:
             (size,) = struct.unpack("!I", await reader.readexactly(4))
