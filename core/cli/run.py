@@ -89,7 +89,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
         bar.set_postfix(errors=progress.errors, refresh=False)
 
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer))
+        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, own_process=True))
     finally:
         if bar is not None:
             bar.close()

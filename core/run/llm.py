@@ -14,6 +14,7 @@ per-chunk rewrapping, which cost more CPU than the whole rest of a call.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 import time
@@ -97,6 +98,18 @@ async def warm() -> None:
     async for _ in await litellm.acompletion(**request, stream=True, stream_options={"include_usage": True}):
         pass
     _warmed = True
+
+
+def freeze_heap() -> None:
+    """For a process that exists to sample (the CLI, a sampler process, a run in its own
+    process), never the app's: move everything imported so far out of the garbage
+    collector's sight, and collect young objects less often. litellm and pydantic leave
+    a large heap of long-lived objects that every full collection would walk again;
+    measured 2.9 -> 2.4 ms of CPU per streamed call. Objects frozen here are never
+    freed, which only a short-lived, single-purpose process can afford."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
 
 
 LEAN_PATCHED = ("async_success_handler", "dispatch_success_handlers", "success_handler",

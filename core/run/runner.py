@@ -50,8 +50,12 @@ async def execute(
     retry_errors: bool = False,
     on_answer: Callable[[Progress, dict], None] | None = None,
     cancel: threading.Event | None = None,
+    own_process: bool = False,
 ) -> dict:
-    """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary."""
+    """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
+
+    `own_process`: this process exists for this run alone (the CLI, a detached run), so
+    it may tune the garbage collector for sampling (`llm.freeze_heap`)."""
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         if run is None:
@@ -68,6 +72,8 @@ async def execute(
     # none belongs in an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
     await llm.warm()
+    if own_process:
+        llm.freeze_heap()
     if local_llm.MODEL_ID in spec.models and todo:
         await asyncio.to_thread(local_llm.server)
     here = workers.InProcess(spec, secrets, cancel)

@@ -202,6 +202,7 @@ async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None
 
     llm.get()
     await llm.warm()
+    llm.freeze_heap()
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     cancel = threading.Event()
     prompts: dict = {}
