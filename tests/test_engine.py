@@ -2,8 +2,11 @@
 processes, a run in its own process, live progress, and the lean litellm set-up."""
 
 import asyncio
+import json
 import os
+import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -84,11 +87,24 @@ def test_cli_per_model_is_unset_by_default(stub, tmp_path):
         assert store.get_run(conn, 1)["spec"]["per_model_concurrency"] is None
 
 
-def test_sampler_processes_share_the_budget_exactly_and_lose_nothing(loopback, monkeypatch):
-    monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "2")
+def cli_run(db, base_url, *args, env=None, n=40, concurrency=30, models=("openai/bench-a", "openai/bench-b"),
+            temperatures=("0", "1")):
+    from test_cli import last_json, spread
+
+    argv = ["--db", str(db), "run", "--prompt", "What is the capital of France?", "--n", str(n),
+            "--concurrency", str(concurrency), "--api-base", base_url, "--json", *args]
+    for model in models:
+        argv += ["--model", model]
+    for t in temperatures:
+        argv += ["--temperature", t]
+    return last_json(spread(*argv, env={"SPREAD_SAMPLER_PROCESSES": "2", **(env or {})}))
+
+
+def test_sampler_processes_share_the_budget_exactly_and_lose_nothing(loopback, tmp_path):
     loopback.reset()
-    summary = run(grid(loopback.base_url, n=40, concurrency=30))
-    rows = rows_of(summary["run_id"])
+    summary = cli_run(tmp_path / "p.db", loopback.base_url)
+    with store.connect(tmp_path / "p.db") as db:
+        rows = store.responses(db, summary["run_id"])
     assert summary["responses"] == 160 and summary["errors"] == 0 and len(rows) == 160
     assert loopback.stats()["peak_in_flight"] == 30  # two processes, one budget
     for row in rows:
@@ -96,30 +112,53 @@ def test_sampler_processes_share_the_budget_exactly_and_lose_nothing(loopback, m
         assert row["cost_usd"] is None and row["completion_tokens"] > 0  # unknown price: NULL, not 0
 
 
-def test_sampler_processes_retry_and_type_errors_like_the_engine(stub, monkeypatch):
-    monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "2")
+def test_sampler_processes_retry_and_type_errors_like_the_engine(stub, tmp_path):
     stub.inject("429", "500", "401")
-    summary = run(grid(stub.base_url, models=["openai/stub-a"], temperatures=[1.0], n=6, concurrency=1))
-    rows = rows_of(summary["run_id"])
+    summary = cli_run(tmp_path / "e.db", stub.base_url, n=6, concurrency=1, models=["openai/stub-a"],
+                      temperatures=["1"])
+    with store.connect(tmp_path / "e.db") as db:
+        rows = store.responses(db, summary["run_id"])
     assert summary["responses"] + summary["errors"] == 6 and summary["errors"] == 1
     assert sum(r["attempts"] for r in rows) == stub.count() == 8
     assert {r["error_type"] for r in rows} == {None, "auth"}
 
 
-def test_cancel_reaches_sampler_processes(stub, monkeypatch):
-    monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "2")
+def child_pids(pid: int) -> list[int]:
+    return [int(c) for t in os.listdir(f"/proc/{pid}/task")
+            for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+
+
+def test_cancel_and_kill_reach_sampler_processes(stub, tmp_path):
+    from test_cli import spread
+
     stub.latency_s = 0.2
-    cancel = threading.Event()
-    seen = []
+    db = tmp_path / "k.db"
+    argv = [sys.executable, "-m", "core.cli", "--db", str(db), "run", "--prompt", "Q?", "--model", "openai/stub-a",
+            "--temperature", "1", "--n", "400", "--concurrency", "4", "--api-base", stub.base_url, "--json"]
+    env = dict(os.environ, SPREAD_SAMPLER_PROCESSES="2")
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and stub.count() < 8:
+        time.sleep(0.1)
+    assert len(child_pids(process.pid)) == 2  # the sampler processes
+    spread("--db", str(db), "cancel", "1")
+    out, _ = process.communicate(timeout=60)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "cancelled" and 8 <= summary["responses"] < 400
 
-    def on_answer(progress, row):
-        seen.append(row)
-        if len(seen) == 3:
-            cancel.set()
-
-    summary = run(grid(stub.base_url, models=["openai/stub-a"], temperatures=[1.0], n=40, concurrency=2),
-                  cancel=cancel, on_answer=on_answer)
-    assert summary["status"] == "cancelled" and 3 <= summary["responses"] < 10
+    process = subprocess.Popen([*argv[:argv.index("run")], "resume", "1", "--json"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while time.time() < deadline and stub.count() < summary["responses"] + 12:
+        time.sleep(0.1)
+    workers_of_run = child_pids(process.pid)
+    assert len(workers_of_run) == 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers_of_run):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
+                   for pid in workers_of_run)  # no orphan keeps calling the provider
 
 
 def test_processes_only_for_runs_large_enough_to_pay(monkeypatch):
@@ -163,10 +202,12 @@ def test_a_write_that_fails_stops_the_run_instead_of_losing_answers_silently(tmp
 
 def test_a_large_app_run_samples_in_its_own_process(loopback, monkeypatch):
     monkeypatch.setattr(detached, "MIN_CALLS", 10)
+    monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "2")  # and that process fans out in turn
     loopback.reset()
-    run_id = runner.start(grid(loopback.base_url, n=5))
+    run_id = runner.start(grid(loopback.base_url, n=10, concurrency=12))
     summary = runner.background()._jobs[run_id][0].result(timeout=120)
-    assert summary["status"] == "done" and summary["responses"] == 20
+    assert summary["status"] == "done" and summary["responses"] == 40
+    assert loopback.stats()["peak_in_flight"] == 12
     with store.connect() as db:
         worker = store.get_run(db, run_id)["worker"]
     assert not worker.endswith(f":{os.getpid()}")  # sampled by another process

@@ -11,7 +11,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import plan, runner, workers
+from core.run import plan, runner
 
 
 @click.command("run")
@@ -54,8 +54,6 @@ def run_command(prompt, prompt_file, system, system_file, models, temperatures, 
         max_tokens=max_tokens, seed=seed, top_p=top_p, concurrency=concurrency, per_model_concurrency=per_model,
         api_base=api_base, timeout_s=timeout, max_attempts=max_attempts, stream=not no_stream, name=name or "",
     )
-    if workers.processes_for(spec, spec.planned()):
-        workers.warm_up()  # the run will fan out to sampler processes: load litellm there meanwhile
     run_id = plan.create(spec, created_by=os.environ.get("USER", ""))
     if not as_json:
         print(f"run {run_id}: {spec.planned()} samples", file=sys.stderr)
@@ -88,9 +86,12 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
         bar.update(1)
         bar.set_postfix(errors=progress.errors, refresh=False)
 
+    pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, own_process=True))
+        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, pool=pool))
     finally:
+        if pool is not None:
+            pool.join()  # already closed by the engine, unless it failed before it began
         if bar is not None:
             bar.close()
     if as_json:

@@ -42,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id", type=int)
     args = parser.parse_args(argv)
     os.environ["SPREAD_DB"] = args.db
-    asyncio.run(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, own_process=True))
+    pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
+    try:
+        asyncio.run(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool))
+    finally:
+        if pool is not None:
+            pool.join()
     # Embed the answers now, while nobody waits (as the app's in-process worker does).
     runner.warm_embeddings(args.run_id, args.db)
     return 0

@@ -50,12 +50,12 @@ async def execute(
     retry_errors: bool = False,
     on_answer: Callable[[Progress, dict], None] | None = None,
     cancel: threading.Event | None = None,
-    own_process: bool = False,
+    pool: workers.Processes | None = None,
 ) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
-    `own_process`: this process exists for this run alone (the CLI, a detached run), so
-    it may tune the garbage collector for sampling (`llm.freeze_heap`)."""
+    `pool`: sampler processes (from `prepare_own_process`) for every call but the embedded
+    model's; without it, every sample is taken in this process. The pool is closed here."""
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         if run is None:
@@ -68,17 +68,15 @@ async def execute(
     todo = [cell for cell in cells if cell not in done]
     cancel = cancel or threading.Event()
     secrets = models.secret_values()
-    # Load litellm, the embedded model and any sampler processes before the clock starts:
+    # Load litellm, the embedded model and the sampler processes before the clock starts:
     # none belongs in an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
     await llm.warm()
-    if own_process:
-        llm.freeze_heap()
     if local_llm.MODEL_ID in spec.models and todo:
         await asyncio.to_thread(local_llm.server)
     here = workers.InProcess(spec, secrets, cancel)
-    processes = workers.processes_for(spec, sum(workers.remote(cell[2]) for cell in todo)) if todo else 0
-    pool = await workers.Processes(spec, secrets, processes).start() if processes else None
+    if pool is not None:
+        await pool.open()
     progress = Progress(planned=len(cells), received=len(done))
     limits = Limits.for_spec(spec, spec.models)
     writer = Writer(db_path)
@@ -168,6 +166,25 @@ async def execute(
             status = "cancelled" if cancel.is_set() else "done"
             await asyncio.to_thread(_set_status, db_path, run_id, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
+
+
+def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False) -> workers.Processes | None:
+    """For a process that exists for one run (the CLI, a detached run), before its event
+    loop starts: load and warm litellm, freeze the heap (`llm.freeze_heap`), and fork
+    sampler processes if the run is large enough to pay for them (core/run/workers.py).
+    Returns the pool for `execute`, or None."""
+    llm.get()
+    asyncio.run(llm.warm())
+    llm.freeze_heap()
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+        if run is None:
+            raise SpreadError(f"no run with id {run_id}")
+        done = store.done_cells(db, run_id, include_errors=not retry_errors)
+    spec = RunSpec.from_dict(run["spec"])
+    calls = sum(workers.remote(cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
+    count = workers.processes_for(spec, calls)
+    return workers.start(spec, models.secret_values(), count) if count else None
 
 
 def _heartbeat(db_path, run_id: int) -> str:

@@ -2,14 +2,15 @@
 
 litellm costs a few milliseconds of CPU per call, on the one core that runs Python's
 event loop. A large run at high concurrency asks for more calls per second than one
-core can make, so it fans out to worker processes, one per core, each with its own
-warm litellm client. The engine keeps everything else: the limits (core/run/limits.py:
-it never hands out more than the run's budget, whichever process takes the call), the
-store writes, progress and cancel. Workers get a job and return a row.
+core can make, so it fans out to worker processes, one per core. The engine keeps
+everything else: the limits (core/run/limits.py: it never hands out more than the
+run's budget, whichever process takes the call), the store writes, progress and cancel.
+A worker gets a job and returns a row.
 
-Workers are forked from a forkserver that has imported litellm once: a new worker is
-ready in milliseconds, not the seconds a cold import takes. `warm_up()` starts that
-import early, beside the engine's own.
+Workers are forked (`start`) by a process that exists for the run (the CLI, a detached
+run), after it has imported litellm, warmed it and frozen its heap, and before its event
+loop starts: each worker begins with a warm client at no cost, and a fork from a
+process with one thread and no running loop is safe. The app's own process never forks.
 """
 
 from __future__ import annotations
@@ -31,36 +32,24 @@ from core.run.plan import RunSpec
 # process keeps up with the provider (bench/bench_fanout.py).
 PROCESS_MIN_CALLS = 1000
 PROCESS_MIN_CONCURRENCY = 32
-_PRELOAD = ["litellm", "core.run.llm", "core.run.workers"]
+MAX_PROCESSES = 8
+
+
+def remote(model: str) -> bool:
+    """Calls that can go to a sampler process (the embedded model lives in the engine's)."""
+    return model != local_llm.MODEL_ID
 
 
 def processes_for(spec: RunSpec, calls: int) -> int:
     """How many sampler processes a run of `calls` remote calls gets (0: sample in-process).
     SPREAD_SAMPLER_PROCESSES overrides the choice (0 turns processes off)."""
     override = os.environ.get("SPREAD_SAMPLER_PROCESSES", "").strip()
-    if override:
-        return max(0, int(override))
+    if override.isdigit():
+        return min(int(override), MAX_PROCESSES) if calls else 0
     cores = os.cpu_count() or 1
     if cores < 2 or calls < PROCESS_MIN_CALLS or spec.concurrency < PROCESS_MIN_CONCURRENCY:
         return 0
-    return min(cores, 8)
-
-
-def _context():
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
-    return context
-
-
-def warm_up() -> None:
-    """Start the forkserver (it imports litellm) now, so workers are ready when a run starts."""
-    from core.run import llm
-
-    llm.configure_environment()  # the forkserver inherits the environment litellm reads at import
-    _context()
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
+    return min(cores, MAX_PROCESSES)
 
 
 class InProcess:
@@ -72,58 +61,66 @@ class InProcess:
     async def sample(self, job: sampler.Job) -> dict | None:
         return await sampler.sample(self.spec, job, self.secrets, self.cancel)
 
-    def stop(self) -> None:
-        pass  # the shared cancel event already tells sample() to stop retrying
-
-    async def close(self) -> None:
-        pass
-
 
 class WorkerDied(RuntimeError):
     pass
 
 
+def start(spec: RunSpec, secrets: list[str], count: int) -> "Processes":
+    """Fork `count` sampler processes. Call with one thread and no event loop running."""
+    if threading.active_count() > 1:
+        raise RuntimeError("sampler processes are forked before any thread or event loop starts")
+    context = multiprocessing.get_context("fork")
+    workers: list[_Worker] = []
+    for k in range(count):
+        ours, theirs = socket.socketpair()
+        # The child closes the engine's ends it inherits (its own and earlier workers'), or
+        # a worker would keep another's socket open and never see the engine go away.
+        inherited = [w.sock for w in workers] + [ours]
+        process = context.Process(target=_worker_main, args=(theirs, inherited, spec, secrets),
+                                  name=f"spread-sampler-{k}", daemon=True)
+        process.start()
+        theirs.close()
+        workers.append(_Worker(process, ours))
+    return Processes(workers)
+
+
 class Processes:
     """Sampler processes; each job goes to the worker with the fewest jobs in flight."""
 
-    def __init__(self, spec: RunSpec, secrets: list[str], count: int):
-        self.spec, self.secrets, self.count = spec, secrets, count
-        self._workers: list[_Worker] = []
+    def __init__(self, workers: list["_Worker"]):
+        self._workers = workers
 
-    async def start(self) -> "Processes":
-        from core.run import llm
+    def __len__(self) -> int:
+        return len(self._workers)
 
-        llm.configure_environment()
-        context = _context()
-        setup = {"spec": self.spec, "secrets": self.secrets, "env": dict(os.environ)}
-        for k in range(self.count):
-            ours, theirs = socket.socketpair()
-            process = context.Process(target=_worker_main, args=(theirs, setup), name=f"spread-sampler-{k}",
-                                      daemon=True)
-            await asyncio.to_thread(process.start)  # blocks until the forkserver has litellm loaded
-            theirs.close()
-            worker = _Worker(process, ours)
+    async def open(self) -> None:
+        """Connect to the workers from the engine's event loop; returns when all are ready."""
+        for worker in self._workers:
             await worker.open()
-            self._workers.append(worker)
-        # Ready means warm: litellm configured and its first-call imports done.
         await asyncio.gather(*(worker.ready for worker in self._workers))
-        return self
 
     async def sample(self, job: sampler.Job) -> dict | None:
         worker = min(self._workers, key=lambda w: len(w.pending))
         return await worker.sample(job)
 
     def stop(self) -> None:
+        """Cancel requested: workers stop retrying; the calls in flight finish."""
         for worker in self._workers:
             worker.send(("stop",))
 
     async def close(self) -> None:
         for worker in self._workers:
             worker.close()
-        await asyncio.to_thread(lambda: [w.process.join(5) for w in self._workers])
+        await asyncio.to_thread(self.join)
+
+    def join(self, timeout_s: float = 5.0) -> None:
         for worker in self._workers:
+            worker.sock.close()
+            worker.process.join(timeout_s)
             if worker.process.is_alive():
                 worker.process.kill()
+                worker.process.join()
 
 
 class _Worker:
@@ -134,6 +131,8 @@ class _Worker:
         self.pending: dict[int, asyncio.Future] = {}
         self.prompts_sent: set = set()
         self._next = 0
+        self.writer = None
+        self._reading = None
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
@@ -141,8 +140,7 @@ class _Worker:
         self._reading = asyncio.create_task(self._read())
 
     def send(self, message) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self.writer.write(struct.pack("!I", len(data)) + data)
+        _write(self.writer, message)
 
     async def sample(self, job: sampler.Job) -> dict | None:
         self._next += 1
@@ -163,8 +161,7 @@ class _Worker:
     async def _read(self) -> None:
         try:
             while True:
-                (size,) = struct.unpack("!I", await self.reader.readexactly(4))
-                kind, job_id, payload = pickle.loads(await self.reader.readexactly(size))
+                kind, job_id, payload = await _read(self.reader)
                 if kind == "ready":
                     self.ready.set_result(True)
                     continue
@@ -182,50 +179,52 @@ class _Worker:
                 future.set_exception(WorkerDied(f"sampler process {self.process.pid} exited"))
 
     def close(self) -> None:
-        self._reading.cancel()
-        self.writer.close()
+        if self._reading is not None:
+            self._reading.cancel()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _write(writer: asyncio.StreamWriter, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    writer.write(struct.pack("!I", len(data)) + data)
+
+
+async def _read(reader: asyncio.StreamReader):
+    (size,) = struct.unpack("!I", await reader.readexactly(4))
+    return pickle.loads(await reader.readexactly(size))
 
 
 # --- inside a sampler process ---------------------------------------------------------
 
-def _worker_main(sock: socket.socket, setup: dict) -> None:
-    os.environ.clear()
-    os.environ.update(setup["env"])  # keys loaded from the secrets file after the forkserver started
+def _worker_main(sock: socket.socket, inherited: list[socket.socket], spec: RunSpec, secrets: list[str]) -> None:
+    for other in inherited:
+        other.close()
     try:
-        asyncio.run(_serve(sock, setup["spec"], setup["secrets"]))
+        asyncio.run(_serve(sock, spec, secrets))
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C reaches the whole process group; the engine reports it
 
 
 async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None:
-    from core.run import llm
-
-    llm.get()
-    await llm.warm()
-    llm.freeze_heap()
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     cancel = threading.Event()
     prompts: dict = {}
     tasks: set[asyncio.Task] = set()
 
-    def reply(message) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        writer.write(struct.pack("!I", len(data)) + data)
-
     async def one(job_id: int, job: sampler.Job) -> None:
         try:
-            reply(("row", job_id, await sampler.sample(spec, job, secrets, cancel)))
+            _write(writer, ("row", job_id, await sampler.sample(spec, job, secrets, cancel)))
         except asyncio.CancelledError:
             raise
         except BaseException:
-            reply(("error", job_id, traceback.format_exc(limit=5)))
+            _write(writer, ("error", job_id, traceback.format_exc(limit=5)))
         await writer.drain()
 
-    reply(("ready", 0, None))
+    _write(writer, ("ready", 0, None))
     try:
         while True:
-            (size,) = struct.unpack("!I", await reader.readexactly(4))
-            message = pickle.loads(await reader.readexactly(size))
+            message = await _read(reader)
             if message[0] == "stop":
                 cancel.set()
                 continue
@@ -236,11 +235,6 @@ async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     except (asyncio.IncompleteReadError, ConnectionError):
-        pass  # the engine closed its end (done, or killed): stop
+        pass  # the engine closed its end (done, or gone): stop
     for task in list(tasks):
         task.cancel()
-
-
-def remote(model: str) -> bool:
-    """Calls that can go to a sampler process (the embedded model lives in the engine's)."""
-    return model != local_llm.MODEL_ID
