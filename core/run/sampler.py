@@ -27,10 +27,9 @@ class Job:
 
 
 async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.Event) -> dict | None:
-    """The row for one sample (an answer or a typed error), or None if cancelled between attempts.
-
-    Cost is not set here: the engine prices rows from their usage (`cost_usd`).
-    """
+    """The row for one sample: an answer, or an error row with its type once retries are
+    spent (or not worth it, or the run is cancelled). Cost is not set here: the engine
+    prices rows from their usage."""
     variant, input_idx, model, temperature, sample_idx = job.cell
     seed = spec.seed_for(sample_idx)
     api_base = spec.api_base_for(model)
@@ -39,16 +38,15 @@ async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.
     for attempt in range(1, spec.max_attempts + 1):
         start = time.perf_counter()
         try:
-            out = await asyncio.wait_for(
-                llm.sample(
+            # A stream that stalls after its first bytes escapes the HTTP timeout. (A timeout
+            # block, not wait_for: no extra task per call.)
+            async with asyncio.timeout(spec.timeout_s * 1.5):
+                out = await llm.sample(
                     model, job.messages, temperature=temperature, max_tokens=spec.max_tokens,
                     seed=seed, top_p=spec.top_p, api_base=api_base,
                     api_key=models.api_key_for(model, api_base), stream=spec.stream,
                     timeout_s=spec.timeout_s,
-                ),
-                # A stream that stalls after its first bytes escapes the HTTP timeout.
-                timeout=spec.timeout_s * 1.5,
-            )
+                )
         except asyncio.CancelledError:
             raise
         except Exception as error:  # every failure becomes a typed error row, never lost
