@@ -22,6 +22,7 @@ from core import config
 
 # A run of at least this many calls leaves the app's process (runner.start / resume).
 MIN_CALLS = 1000
+NICENESS = 10
 
 
 def start(run_id: int, *, db_path=None, retry_errors: bool = False) -> subprocess.Popen:
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id", type=int)
     args = parser.parse_args(argv)
     os.environ["SPREAD_DB"] = args.db
+    # Below the app in the CPU queue (its sampler processes inherit this): on a machine
+    # with few cores a large run takes every cycle it can get, and a page render then
+    # waits behind it. The run yields a few cycles; pages stay quick.
+    os.nice(NICENESS)
     pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
     try:
         asyncio.run(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool))
