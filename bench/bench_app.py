@@ -6,7 +6,7 @@ measurement, not a test).
 Starts the loopback server and `streamlit run app.py` (headless Chromium drives it),
 records a small finished run, then:
 - idle: opens the Runs page on that small run several times (open to drawn);
-- starts a run of M calls from the Playground (two models × two temperatures, "Calls
+- starts a run of M calls from the Playground (two models × five temperatures, "Calls
   in flight" C, API base the loopback server) and, while it is in flight, opens the
   same Runs page again and again: its render time must stay within 1.5× of idle;
 - reports the run's own wall time (started_at to finished_at in the store), the ideal
@@ -37,6 +37,7 @@ from loopback import Loopback  # noqa: E402
 from measure import ROOT, Results  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TEMPERATURES = ["0", "0.5", "1", "1.5", "2"]
 
 
 def free_port() -> int:
@@ -89,8 +90,9 @@ def start_run_from_playground(page, url: str, api_base: str, calls: int, concurr
         models.fill(model)
         models.press("Enter")
     page.keyboard.press("Escape")
-    page.get_by_role("textbox", name="Temperatures").fill("0, 1")
-    page.get_by_role("spinbutton", name="Samples (N)").fill(str(calls // 4))
+    # Two models × five temperatures: N stays within its cap of 1,000 up to 10,000 calls.
+    page.get_by_role("textbox", name="Temperatures").fill(", ".join(TEMPERATURES))
+    page.get_by_role("spinbutton", name="Samples (N)").fill(str(calls // (2 * len(TEMPERATURES))))
     page.get_by_role("textbox", name="API base (OpenAI-compatible server)").fill(api_base)
     page.get_by_role("spinbutton", name="Calls in flight").fill(str(concurrency))
     page.get_by_role("button", name="Run").click()
@@ -134,7 +136,7 @@ def main() -> None:
                 starter = browser.new_page(viewport={"width": 1400, "height": 1000})
                 # A first small run from the Playground: the app server imports litellm once
                 # (to check model ids), as it does for its first run of the day.
-                start_run_from_playground(starter, url, server.base_url, 8, 4)
+                start_run_from_playground(starter, url, server.base_url, 10, 4)
                 while (run_row(db, 2) or {}).get("status") not in ("done", "cancelled"):
                     time.sleep(0.2)
                 render_s(viewer, url)  # first open: imports, caches
