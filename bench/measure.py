@@ -153,7 +153,8 @@ class Results:
         self.base = {"bench": name, **machine()}
 
     def add(self, record: dict) -> dict:
-        line = {**self.base, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
+        line = {**self.base, "load_avg_1m": round(os.getloadavg()[0], 2),
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
         text = json.dumps(line)
         print(text, flush=True)
         with self.path.open("a") as f:
