@@ -7,13 +7,17 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: run test install install-test browser clean
+.PHONY: run test bench install install-test browser clean
 
 run: install
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: install-test browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Every benchmark, one JSON line per measurement, saved in bench/results/ (under 10 minutes).
+bench: install-test browser
+	$(BIN)/python bench/run_all.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -441,24 +441,35 @@ RESPONSE_FIELDS = (
 
 
 def save_response(db: Database, response: dict) -> None:
-    """Write one answer (or error row) the moment it arrives.
+    """Write one answer (or error row) the moment it arrives (see `save_responses`)."""
+    save_responses(db, [response])
+
+
+def save_responses(db: Database, responses: list[dict]) -> None:
+    """Write answers (or error rows) of one run in one transaction, with the run's heartbeat.
 
     A good answer replaces an earlier error row for the same cell (a retried resume);
     it never overwrites a good answer, so running a plan twice cannot duplicate or lose one.
     """
-    row = {field: response.get(field) for field in RESPONSE_FIELDS}
-    row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
-    row["created_at"] = row["created_at"] or now_iso()
-    columns = ", ".join(RESPONSE_FIELDS)
-    updates = ", ".join(f"{f} = excluded.{f}" for f in RESPONSE_FIELDS[6:])
+    if not responses:
+        return
+    rows = []
+    for response in responses:
+        row = {field: response.get(field) for field in RESPONSE_FIELDS}
+        row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
+        row["created_at"] = row["created_at"] or now_iso()
+        rows.append([row[f] for f in RESPONSE_FIELDS])
     with write(db):
-        db.execute(
-            f"insert into responses ({columns}) values ({', '.join('?' * len(RESPONSE_FIELDS))}) "
-            "on conflict (run_id, variant, input, model, temperature, sample_idx) do update set "
-            f"{updates} where responses.error_type is not null",
-            [row[f] for f in RESPONSE_FIELDS],
-        )
-        db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), row["run_id"]])
+        db.conn.executemany(SAVE_RESPONSE_SQL, rows)
+        for run_id in {response["run_id"] for response in responses}:
+            db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
+
+
+SAVE_RESPONSE_SQL = (
+    f"insert into responses ({', '.join(RESPONSE_FIELDS)}) values ({', '.join('?' * len(RESPONSE_FIELDS))}) "
+    "on conflict (run_id, variant, input, model, temperature, sample_idx) do update set "
+    f"{', '.join(f'{f} = excluded.{f}' for f in RESPONSE_FIELDS[6:])} where responses.error_type is not null"
+)
 
 
 def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[int, int, str, float, int]]:
@@ -496,6 +507,31 @@ def cost_by_model(db: Database, run_id: int) -> dict[str, dict]:
         "count(*) filter (where error_type is null and cost_usd is null) as unknown_cost, "
         "sum(completion_tokens) as completion_tokens "
         "from responses where run_id = ? group by model", [run_id])}
+
+
+def cell_counts_after(db: Database, run_id: int, after_id: int) -> tuple[list[dict], int]:
+    """Per model × temperature, the rows stored after response `after_id`, and the last id
+    seen: live progress reads what is new, not the whole run. (`+run_id` keeps SQLite on
+    the rowid range instead of the run's index, which would visit every row of the run.)"""
+    rows = list(db.query(
+        "select model, temperature, count(*) as received, count(*) filter (where error_type is not null) as errors, "
+        "count(*) filter (where error_type is null) as answers, coalesce(sum(cost_usd), 0) as cost_usd, "
+        "count(*) filter (where error_type is null and cost_usd is null) as unknown_cost, "
+        "max(id) as last_id from responses where +run_id = ? and id > ? group by model, temperature",
+        [run_id, after_id],
+    ))
+    return rows, max([after_id] + [row.pop("last_id") for row in rows])
+
+
+def run_state(db: Database, run_id: int) -> dict | None:
+    """A run's status and plan without aggregating its answers: cheap at any size."""
+    rows = list(db.query("select id, name, status, planned, spec, created_at, started_at, finished_at, heartbeat_at, "
+                         "worker from runs where id = ?", [run_id]))
+    if not rows:
+        return None
+    run = _with_effective_status(rows[0])
+    run["spec"] = spec_of(run["spec"])
+    return run
 
 
 def latest_active_run(db: Database) -> dict | None:

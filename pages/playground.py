@@ -10,6 +10,7 @@ from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
 from core.run import estimate, inputs, local_llm, models, plan, rewording, runner, templates
+from core.run.progress import LiveProgress
 
 st.title("Playground")
 st.caption("Send a prompt — in one or more wordings, over a table of inputs — to several models at several "
@@ -271,18 +272,19 @@ if run is not None:
 
     @st.fragment(run_every=1.0 if run["status"] in ("pending", "running", "cancelling") else None)
     def live_progress():
-        with store.connect() as db:
-            current = store.get_run(db, run_id)
-            counts = store.cell_counts(db, run_id)
+        # Reads only the answers stored since the last refresh: the same cost at any run size.
+        tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(run_id))
+        current = tracker.refresh()
         spec = current["spec"]
-        received = sum(c["received"] for c in counts)
+        received = current["received"]
         st.subheader(f"Run {run_id}: {current['status']}")
         st.progress(received / max(current["planned"], 1),
                     text=f"{received}/{current['planned']} samples · {current['errors']} errors")
         per_cell = len(spec["variants"]) * spec["n_inputs"] * spec["n"]
-        st.dataframe(spread.progress_grid(counts, spec["models"], spec["temperatures"], per_cell), width="stretch")
+        st.dataframe(spread.progress_grid(current["counts"], spec["models"], spec["temperatures"], per_cell),
+                     width="stretch")
         if received:
-            seen = estimate.projection(run_id)
+            seen = estimate.projection_from(current["counts"], current["planned"], spec["models"])
             projected = f"${seen['cost_usd_projected']:.4f}" if seen["complete"] else "not yet known for every model"
             st.caption(f"Cost so far ${seen['cost_usd_so_far']:.4f} · projected for the whole run: {projected}")
         if current["status"] in ("running", "pending"):
@@ -292,7 +294,7 @@ if run is not None:
             st.rerun()  # the run just ended: redraw once to stop polling
         else:
             st.page_link("pages/spread.py", label=f"See how run {run_id} spread", icon=":material/scatter_plot:",
-                          query_params={"run": run_id})
+                         query_params={"run": run_id})
             st.page_link("pages/runs.py", label=f"Open run {run_id}", icon=":material/open_in_new:",
                          query_params={"run": run_id})
 

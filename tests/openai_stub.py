@@ -161,9 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    # socketserver's default backlog is 5: a client with more connections in flight would
-    # see SYNs dropped and time out before the stub ever saw its request.
-    request_queue_size = 256
+    # socketserver's default listen backlog is 5: with more clients connecting at once
+    # (every response closes its connection) the kernel drops SYNs, a client retries
+    # after a second and times out having never reached a handler, so the stub counts
+    # fewer requests than the client made.
+    request_queue_size = 128
     stub: "StubOpenAI"
 
     def handle_error(self, request, client_address):

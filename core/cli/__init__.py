@@ -33,6 +33,17 @@ for stage in (run, analyse, review, evaluate, models):
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if argv is None and "litellm" in sys.modules:
+        # The program is done (stores closed, workers joined, output written): skip the
+        # second it takes the interpreter to tear down litellm's modules one by one.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="spread", standalone_mode=False)
     except click.UsageError as e:  # one line, and where to read more

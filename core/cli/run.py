@@ -37,9 +37,11 @@ from core.run import estimate, inputs, plan, runner
 @click.option("--max-tokens", type=int, default=256, metavar="K", show_default=True, help="answer length limit")
 @click.option("--seed", type=int, help="base seed: sample i uses seed+i, so a run repeats exactly")
 @click.option("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
-@click.option("--concurrency", type=int, default=8, metavar="C", show_default=True, help="calls in flight at once")
+@click.option("--concurrency", type=int, default=8, metavar="C", show_default=True,
+              help="calls in flight at once, across all models")
 @click.option("--per-model", type=int, metavar="C",
-              help="calls in flight per model (default: none, except a model's own limit such as the embedded one's)")
+              help="also at most C calls in flight per model (default: no per-model limit, except the embedded "
+                   "model's own slots)")
 @click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the non-local models")
 @click.option("--timeout", type=float, default=120.0, metavar="S", show_default=True, help="seconds per call")
 @click.option("--max-attempts", type=int, default=4, show_default=True, help="attempts per sample for transient errors")
@@ -155,9 +157,12 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
         bar.update(1)
         bar.set_postfix(errors=progress.errors, refresh=False)
 
+    pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer))
+        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, pool=pool))
     finally:
+        if pool is not None:
+            pool.join()  # already closed by the engine, unless it failed before it began
         if bar is not None:
             bar.close()
     result.update(_pass_rate(run_id))

@@ -79,20 +79,28 @@ def projection(run_id: int, *, db_path=None) -> dict:
     """Cost so far and projected for the whole run, from the answers received."""
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
-        seen = store.cost_by_model(db, run_id)
-    spec = run["spec"]
-    per_model_planned = run["planned"] // max(len(spec["models"]), 1)
+        seen = list(store.cost_by_model(db, run_id).values())
+    return {"run_id": run_id, "received": run["received"],
+            **projection_from(seen, run["planned"], run["spec"]["models"])}
+
+
+def projection_from(counts: list[dict], planned: int, models_in_run: list[str]) -> dict:
+    """The projection from per-model (or per-cell) counts: received, answers, cost_usd,
+    unknown_cost. A model with no answer yet, or an answer of unknown price, leaves the
+    projection incomplete rather than guessed."""
+    per_model: dict[str, dict] = {}
+    for row in counts:
+        mine = per_model.setdefault(row["model"], {"received": 0, "answers": 0, "cost_usd": 0.0, "unknown_cost": 0})
+        for field in mine:
+            mine[field] += row.get(field) or 0
+    per_model_planned = planned // max(len(models_in_run), 1)
     so_far, projected, complete = 0.0, 0.0, True
-    for model in spec["models"]:
-        row = seen.get(model)
-        if not row or not row["answers"]:
-            complete = False  # nothing seen yet for this model: no basis for a projection
+    for model in models_in_run:
+        row = per_model.get(model)
+        if not row or not row["answers"] or row["unknown_cost"]:
+            complete = False  # nothing seen yet for this model, or a price unknown: no basis for a projection
+            so_far += row["cost_usd"] if row else 0.0
             continue
-        if row["unknown_cost"]:
-            complete = False
-            continue
-        mean = row["cost_usd"] / row["answers"]
         so_far += row["cost_usd"]
-        projected += row["cost_usd"] + mean * max(per_model_planned - row["received"], 0)
-    return {"run_id": run_id, "received": run["received"], "planned": run["planned"],
-            "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete}
+        projected += row["cost_usd"] + row["cost_usd"] / row["answers"] * max(per_model_planned - row["received"], 0)
+    return {"planned": planned, "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete}

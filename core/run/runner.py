@@ -1,20 +1,21 @@
 """The engine that samples a run plan (see `plan`), and the app's background worker.
 
 The engine is one coroutine, `execute(run_id)`: it reads the plan from the store,
-works out which cells are still missing, samples them with a global (and, where a
-model has one, a per-model) concurrency limit, retries what can recover, and writes
-each answer (or error row) the moment it arrives. Running it again on the same run
-fills only what is missing.
+works out which cells are still missing, and samples them, never more at once than the
+limits allow (core/run/limits.py). Each sample (core/run/sampler.py: the call and its
+retries) runs in this process or, for a large run, in sampler processes
+(core/run/workers.py); each row goes to the store as it arrives (core/run/writer.py).
+Running it again on the same run fills only what is missing.
 
-The CLI runs it with `asyncio.run`. The app hands it to `background()`, one
-long-lived event loop on its own thread per process, never the Streamlit script thread.
+The CLI runs it with `asyncio.run`. The app hands it to `background()`: one long-lived
+event loop on its own thread per process, never the Streamlit script thread, or, for a
+large run, a process of its own (core/run/detached.py) so that the app stays responsive.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
+import functools
 import threading
 import time
 from concurrent.futures import Future
@@ -23,10 +24,14 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import llm, local_llm, models, plan
+from core.run import detached, llm, local_llm, models, plan, workers
+from core.run.limits import Limits
 from core.run.plan import RunSpec
+from core.run.sampler import Job
+from core.run.writer import Writer
 
 HEARTBEAT_S = 2.0
+CANCEL_POLL_S = 0.25
 
 
 @dataclass
@@ -45,8 +50,12 @@ async def execute(
     retry_errors: bool = False,
     on_answer: Callable[[Progress, dict], None] | None = None,
     cancel: threading.Event | None = None,
+    pool: workers.Processes | None = None,
 ) -> dict:
-    """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary."""
+    """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
+
+    `pool`: sampler processes (from `prepare_own_process`) for every call but the embedded
+    model's; without it, every sample is taken in this process. The pool is closed here."""
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         if run is None:
@@ -57,109 +66,125 @@ async def execute(
         store.set_run_status(db, run_id, "running")
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
-    # Load litellm and the embedded model before the clock starts: neither belongs in
-    # an answer's latency, and a cold import would block the loop.
+    cancel = cancel or threading.Event()
+    secrets = models.secret_values()
+    # Load litellm, the embedded model and the sampler processes before the clock starts:
+    # none belongs in an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
+    await llm.warm()
     if local_llm.MODEL_ID in spec.models and todo:
         await asyncio.to_thread(local_llm.server)
+    here = workers.InProcess(spec, secrets, cancel)
+    if pool is not None:
+        await pool.open()
     progress = Progress(planned=len(cells), received=len(done))
-    cancel = cancel or threading.Event()
-    limit_all = asyncio.Semaphore(spec.concurrency)
-    limit_model = {m: asyncio.Semaphore(limit) if (limit := spec.concurrency_for(m)) else contextlib.nullcontext()
-                   for m in spec.models}
-    secrets = models.secret_values()
+    limits = Limits.for_spec(spec, spec.models)
+    writer = Writer(db_path)
+    # Priced once per model and token count, from usage: the settings file and litellm's
+    # price map are not read per answer. Unknown stays None, never 0.
+    price = functools.lru_cache(maxsize=4096)(models.cost_usd)
+    running: set[asyncio.Task] = set()
+    failures: list[BaseException] = []
 
-    async def one(cell):
-        variant, input_idx, model = cell[:3]
-        async with limit_all, limit_model[model]:
+    async def one(cell) -> None:
+        model = cell[2]
+        try:
             if cancel.is_set():
                 return
-            row = await _sample_with_retries(spec, run_id, cell, prompts[variant, input_idx], secrets, cancel)
+            sampler = pool if pool is not None and workers.remote(model) else here
+            row = await sampler.sample(Job(run_id, cell, prompts[cell[:2]]))
+        finally:
+            limits.release(model)
         if row is None:
             return
-        await asyncio.to_thread(_save, db_path, row)
+        if row.get("error_type") is None:
+            row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
+        writer.put(row)
         progress.received += 1
         progress.errors += row.get("error_type") is not None
         progress.cost_usd += row.get("cost_usd") or 0.0
         if on_answer:
             on_answer(progress, row)
 
+    def finished(task: asyncio.Task) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())
+
+    async def feed(model: str, model_cells: list) -> None:
+        # One feeder per model, in plan order: a model waiting for its own slots never
+        # holds back another's calls, and only calls with a slot exist as tasks.
+        for cell in model_cells:
+            await limits.acquire(model)
+            if cancel.is_set() or failures:
+                limits.release(model)
+                return
+            task = asyncio.create_task(one(cell))
+            running.add(task)
+            task.add_done_callback(finished)
+
     async def watch():
         # Heartbeat (so a dead worker shows as interrupted) and cancel requests from
-        # other processes (`spread cancel`, another app server).
+        # other processes (`spread cancel`, another app server) or this one.
+        beat = time.monotonic()
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            status = await asyncio.to_thread(_heartbeat, db_path, run_id)
-            if status == "cancelling":
-                cancel.set()
+            await asyncio.sleep(CANCEL_POLL_S)
+            if time.monotonic() - beat >= HEARTBEAT_S:
+                beat = time.monotonic()
+                if await asyncio.to_thread(_heartbeat, db_path, run_id) == "cancelling":
+                    cancel.set()
+            if cancel.is_set():
+                if pool is not None:
+                    pool.stop()  # workers stop retrying; calls in flight finish
+                return
 
+    by_model: dict[str, list] = {}
+    for cell in todo:
+        by_model.setdefault(cell[2], []).append(cell)
     watcher = asyncio.create_task(watch())
-    tasks = [asyncio.create_task(one(cell)) for cell in todo]
     try:
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
+        while running:
+            if failures:
+                for task in running:
+                    task.cancel()
+            await asyncio.wait(set(running))
+        if failures:
+            raise failures[0]
     except asyncio.CancelledError:
         cancel.set()
-        for task in tasks:
+        for task in running:
             task.cancel()
         raise
     finally:
         watcher.cancel()
-        status = "cancelled" if cancel.is_set() else "done"
-        await asyncio.to_thread(_set_status, db_path, run_id, status)
+        try:
+            await writer.close()  # everything received is written, even when cancelled
+        finally:
+            if pool is not None:
+                await pool.close()
+            status = "cancelled" if cancel.is_set() else "done"
+            await asyncio.to_thread(_set_status, db_path, run_id, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
-async def _sample_with_retries(spec: RunSpec, run_id: int, cell, messages, secrets, cancel) -> dict | None:
-    variant, input_idx, model, temperature, sample_idx = cell
-    seed = spec.seed_for(sample_idx)
-    api_base = spec.api_base_for(model)
-    row = {"run_id": run_id, "variant": variant, "input": input_idx, "model": model, "temperature": temperature,
-           "sample_idx": sample_idx, "seed": seed}
-    for attempt in range(1, spec.max_attempts + 1):
-        start = time.perf_counter()
-        try:
-            out = await asyncio.wait_for(
-                llm.sample(
-                    model, messages, temperature=temperature, max_tokens=spec.max_tokens,
-                    seed=seed, top_p=spec.top_p, api_base=api_base,
-                    api_key=models.api_key_for(model, api_base), stream=spec.stream,
-                    timeout_s=spec.timeout_s,
-                ),
-                # A stream that stalls after its first bytes escapes the HTTP timeout.
-                timeout=spec.timeout_s * 1.5,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # every failure becomes a typed error row, never lost
-            error_type, retry_after = llm.classify(error)
-            if error_type in llm.RETRYABLE and attempt < spec.max_attempts and not cancel.is_set():
-                await asyncio.sleep(backoff_s(spec, attempt, retry_after))
-                continue
-            return row | {"attempts": attempt, "error_type": error_type,
-                          "error_message": llm.error_message(error, secrets),
-                          "latency_ms": (time.perf_counter() - start) * 1000}
-        return row | {
-            "text": out.text, "finish_reason": out.finish_reason,
-            "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
-            "cost_usd": models.cost_usd(model, out.prompt_tokens, out.completion_tokens),
-            "latency_ms": (time.perf_counter() - start) * 1000, "ttft_ms": out.ttft_ms,
-            "attempts": attempt, "provider_model": out.provider_model,
-        }
-    return None
-
-
-def backoff_s(spec: RunSpec, attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter; a provider's Retry-After wins when longer."""
-    ceiling = min(spec.backoff_max_s, spec.backoff_base_s * 2 ** (attempt - 1))
-    wait = random.uniform(ceiling / 2, ceiling)
-    if retry_after is not None:
-        wait = max(wait, min(retry_after, spec.backoff_max_s))
-    return wait
-
-
-def _save(db_path, row: dict) -> None:
+def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False) -> workers.Processes | None:
+    """For a process that exists for one run (the CLI, a detached run), before its event
+    loop starts: load and warm litellm, freeze the heap (`llm.freeze_heap`), and fork
+    sampler processes if the run is large enough to pay for them (core/run/workers.py).
+    Returns the pool for `execute`, or None."""
+    llm.get()
+    asyncio.run(llm.warm())
+    llm.freeze_heap()
     with store.connect(db_path) as db:
-        store.save_response(db, row)
+        run = store.get_run(db, run_id)
+        if run is None:
+            raise SpreadError(f"no run with id {run_id}")
+        done = store.done_cells(db, run_id, include_errors=not retry_errors)
+    spec = RunSpec.from_dict(run["spec"])
+    calls = sum(workers.remote(cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
+    count = workers.processes_for(spec, calls)
+    return workers.start(spec, models.secret_values(), count) if count else None
 
 
 def _heartbeat(db_path, run_id: int) -> str:
@@ -218,7 +243,11 @@ def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
 # --- the app's background worker ----------------------------------------------------
 
 class Background:
-    """One event loop on a daemon thread per process: runs survive page reruns and tabs."""
+    """One event loop on a daemon thread per process: runs survive page reruns and tabs.
+
+    A large run goes to a process of its own instead (core/run/detached.py); its job here
+    is a future that a thread completes when that process exits.
+    """
 
     def __init__(self):
         self.loop = asyncio.new_event_loop()
@@ -227,17 +256,36 @@ class Background:
         self._jobs: dict[int, tuple[Future, threading.Event]] = {}
         self._lock = threading.Lock()
 
-    def submit(self, run_id: int, *, db_path=None, retry_errors: bool = False) -> Future:
+    def submit(self, run_id: int, *, db_path=None, retry_errors: bool = False, own_process: bool = False) -> Future:
         with self._lock:
             job = self._jobs.get(run_id)
             if job and not job[0].done():
                 return job[0]
             cancel = threading.Event()
-            future = asyncio.run_coroutine_threadsafe(
-                self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel), self.loop
-            )
+            if own_process:
+                future = self._in_own_process(run_id, db_path=db_path, retry_errors=retry_errors)
+            else:
+                future = asyncio.run_coroutine_threadsafe(
+                    self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel), self.loop
+                )
             self._jobs[run_id] = (future, cancel)
             return future
+
+    @staticmethod
+    def _in_own_process(run_id: int, *, db_path=None, retry_errors: bool = False) -> Future:
+        process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors)
+        future: Future = Future()
+
+        def wait():
+            _, stderr = process.communicate()
+            if process.returncode == 0:
+                future.set_result(summary(run_id, db_path=db_path))
+            else:
+                last = (stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+                future.set_exception(SpreadError(f"run {run_id}: its process exited with {process.returncode}: {last[0]}"))
+
+        threading.Thread(target=wait, name=f"spread-run-{run_id}", daemon=True).start()
+        return future
 
     @staticmethod
     async def _run(run_id: int, **kwargs) -> dict:
@@ -287,9 +335,12 @@ def wait(coroutine, timeout_s: float = 300.0):
 def start(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once."""
     run_id = plan.create(spec, db_path=db_path, created_by=created_by)
-    background().submit(run_id, db_path=db_path)
+    background().submit(run_id, db_path=db_path, own_process=spec.planned() >= detached.MIN_CALLS)
     return run_id
 
 
 def resume(run_id: int, *, db_path=None, retry_errors: bool = False) -> None:
-    background().submit(run_id, db_path=db_path, retry_errors=retry_errors)
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+    calls = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0) if run else 0
+    background().submit(run_id, db_path=db_path, retry_errors=retry_errors, own_process=calls >= detached.MIN_CALLS)

@@ -1,0 +1,48 @@
+"""A run's live progress per model × temperature, for a page that refreshes every second.
+
+Counting a run's answers again on every refresh costs more the larger the run (7 ms at
+10,000 answers, 58 ms at 100,000, per viewer per second). `LiveProgress` counts once,
+then reads only the rows stored since its last look: a refresh costs the same at 10
+answers or 100,000.
+
+One thing it cannot see is a row replaced in place: a resume that retries error cells
+turns error rows into answers without adding rows. It counts everything again when the
+run ends, so the final figures are exact.
+"""
+
+from __future__ import annotations
+
+from core import store
+
+ACTIVE = ("pending", "running", "cancelling")
+
+
+class LiveProgress:
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.last_id = 0
+        self.status: str | None = None
+        self._cells: dict[tuple[str, float], dict] = {}
+
+    def refresh(self, db_path=None) -> dict | None:
+        """The run (as `store.run_state`) with `counts` (per model × temperature: received,
+        errors), `received` and `errors`; None if there is no such run."""
+        with store.connect(db_path) as db:
+            run = store.run_state(db, self.run_id)
+            if run is None:
+                return None
+            ended = self.status in ACTIVE and run["status"] not in ACTIVE
+            if ended:
+                self._cells, self.last_id = {}, 0
+            rows, self.last_id = store.cell_counts_after(db, self.run_id, self.last_id)
+        self.status = run["status"]
+        for row in rows:
+            cell = self._cells.setdefault((row["model"], float(row["temperature"])),
+                                          {"model": row["model"], "temperature": row["temperature"],
+                                           "received": 0, "errors": 0, "answers": 0, "cost_usd": 0.0,
+                                           "unknown_cost": 0})
+            for field in ("received", "errors", "answers", "cost_usd", "unknown_cost"):
+                cell[field] += row[field]
+        counts = list(self._cells.values())
+        return run | {"counts": counts, "received": sum(c["received"] for c in counts),
+                      "errors": sum(c["errors"] for c in counts)}
