@@ -13,7 +13,6 @@ long-lived event loop on its own thread per process, never the Streamlit script 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import llm, local_llm, models, plan
+from core.run import endpoints, limits, llm, local_llm, plan
 from core.run.plan import RunSpec
 
 HEARTBEAT_S = 2.0
@@ -60,21 +59,23 @@ async def execute(
     # Load litellm and the embedded model before the clock starts: neither belongs in
     # an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
-    if local_llm.MODEL_ID in spec.models and todo:
+    if local_llm.MODEL_ID in [spec.endpoint(m).model for m in spec.models] and todo:
         await asyncio.to_thread(local_llm.server)
     progress = Progress(planned=len(cells), received=len(done))
     cancel = cancel or threading.Event()
-    limit_all = asyncio.Semaphore(spec.concurrency)
-    limit_model = {m: asyncio.Semaphore(limit) if (limit := spec.concurrency_for(m)) else contextlib.nullcontext()
-                   for m in spec.models}
-    secrets = models.secret_values()
+    # Each model's endpoint says how to call it (server, key, parameters, timeout); the
+    # gate says when a call may start (calls in flight, requests per minute).
+    calls = {m: spec.call_for(m) for m in spec.models}
+    gate = limits.Gate.for_run(spec)
+    secrets = endpoints.secret_values(calls.values())
 
     async def one(cell):
         variant, input_idx, model = cell[:3]
-        async with limit_all, limit_model[model]:
+        async with gate.slot(model):
             if cancel.is_set():
                 return
-            row = await _sample_with_retries(spec, run_id, cell, prompts[variant, input_idx], secrets, cancel)
+            row = await _sample_with_retries(spec, run_id, cell, prompts[variant, input_idx], secrets, cancel,
+                                             calls[model], gate)
         if row is None:
             return
         await asyncio.to_thread(_save, db_path, row)
@@ -109,24 +110,24 @@ async def execute(
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
-async def _sample_with_retries(spec: RunSpec, run_id: int, cell, messages, secrets, cancel) -> dict | None:
+async def _sample_with_retries(spec: RunSpec, run_id: int, cell, messages, secrets, cancel,
+                               call: endpoints.Call, gate: limits.Gate) -> dict | None:
     variant, input_idx, model, temperature, sample_idx = cell
     seed = spec.seed_for(sample_idx)
-    api_base = spec.api_base_for(model)
     row = {"run_id": run_id, "variant": variant, "input": input_idx, "model": model, "temperature": temperature,
            "sample_idx": sample_idx, "seed": seed}
     for attempt in range(1, spec.max_attempts + 1):
+        if attempt > 1:
+            await gate.pace(model)  # a retry is a request too: it waits for the endpoint's rate
         start = time.perf_counter()
         try:
             out = await asyncio.wait_for(
                 llm.sample(
-                    model, messages, temperature=temperature, max_tokens=spec.max_tokens,
-                    seed=seed, top_p=spec.top_p, api_base=api_base,
-                    api_key=models.api_key_for(model, api_base), stream=spec.stream,
-                    timeout_s=spec.timeout_s,
+                    call.model, messages, temperature=temperature, max_tokens=spec.max_tokens,
+                    seed=seed, top_p=spec.top_p, stream=spec.stream, **call.options(),
                 ),
                 # A stream that stalls after its first bytes escapes the HTTP timeout.
-                timeout=spec.timeout_s * 1.5,
+                timeout=call.timeout_s * 1.5,
             )
         except asyncio.CancelledError:
             raise
@@ -141,7 +142,7 @@ async def _sample_with_retries(spec: RunSpec, run_id: int, cell, messages, secre
         return row | {
             "text": out.text, "finish_reason": out.finish_reason,
             "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
-            "cost_usd": models.cost_usd(model, out.prompt_tokens, out.completion_tokens),
+            "cost_usd": call.cost_usd(out.prompt_tokens, out.completion_tokens),
             "latency_ms": (time.perf_counter() - start) * 1000, "ttft_ms": out.ttft_ms,
             "attempts": attempt, "provider_model": out.provider_model,
         }

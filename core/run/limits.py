@@ -1,0 +1,118 @@
+"""When a call may start: the run's cap on calls in flight, each endpoint's own cap, and
+each endpoint's requests per minute.
+
+Requests per minute are a token bucket holding one token, refilled every 60/R seconds
+(the "generic cell rate algorithm"): calls start at least 60/R s apart, so no minute ever
+sees more than R of them. A bigger bucket would let a burst of B calls through at once,
+and the first minute would then see up to B + R: the 429 storm this is here to prevent.
+
+A bucket is shared by everything in the process that calls the endpoint (several runs in
+the app, a Test button), and it is thread-safe and free of any event loop, because the
+app's runs, the CLI and the pages each have their own. Two processes each keep their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+
+# The window an endpoint's requests-per-minute limit is counted over. Tests shorten it
+# to see the limit hold in seconds.
+PERIOD_S = 60.0
+
+
+class TokenBucket:
+    """`rate` calls per `period_s`, one at a time: a call may start `period_s / rate` after the last."""
+
+    def __init__(self, rate: float, period_s: float = PERIOD_S, clock=time.monotonic):
+        self.interval = period_s / rate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = clock()  # when the next call may start
+
+    def wait_s(self) -> float:
+        """Seconds until a call may start (0: now)."""
+        with self._lock:
+            return max(0.0, self._next - self._clock())
+
+    def try_take(self) -> bool:
+        """Take the token if it is there; the caller must start its call at once."""
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                return False
+            self._next = now + self.interval
+            return True
+
+    async def take(self) -> None:
+        while not self.try_take():
+            await asyncio.sleep(self.wait_s())
+
+
+_buckets: dict[tuple, TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def bucket_for(endpoint) -> TokenBucket | None:
+    """The process-wide bucket of an endpoint with a requests-per-minute limit (else None)."""
+    if not endpoint.rpm:
+        return None
+    key = (endpoint.name, endpoint.model, endpoint.api_base, float(endpoint.rpm), PERIOD_S)
+    with _buckets_lock:
+        if key not in _buckets:
+            _buckets[key] = TokenBucket(float(endpoint.rpm), PERIOD_S)
+        return _buckets[key]
+
+
+class Gate:
+    """May a call start now? `async with gate.slot(model):` waits for the model's own
+    cap on calls in flight, then its rate, then the run's cap, and holds both caps for the
+    call. A retry inside the slot asks `await gate.pace(model)` before calling again.
+
+    A call waiting for its rate holds no place under the run's cap: a rate-limited cloud
+    model never slows the self-hosted one beside it.
+    """
+
+    def __init__(self, concurrency: int, caps: dict[str, int | None], buckets: dict[str, TokenBucket | None]):
+        self._all = asyncio.Semaphore(concurrency)
+        self._own = {m: asyncio.Semaphore(c) if c else contextlib.nullcontext() for m, c in caps.items()}
+        self._buckets = buckets
+        # One waiter per rate-limited model at a time: the rest queue here, asleep, instead
+        # of all waking at every token.
+        self._turn = {m: asyncio.Lock() for m, bucket in buckets.items() if bucket}
+
+    @classmethod
+    def for_run(cls, spec) -> "Gate":
+        models = spec.models
+        return cls(spec.concurrency, {m: spec.concurrency_for(m) for m in models},
+                   {m: bucket_for(spec.endpoint(m)) for m in models})
+
+    @contextlib.asynccontextmanager
+    async def slot(self, model: str):
+        async with self._own[model]:
+            await self._start(model)
+            try:
+                yield
+            finally:
+                self._all.release()
+
+    async def _start(self, model: str) -> None:
+        bucket = self._buckets.get(model)
+        if bucket is None:
+            await self._all.acquire()
+            return
+        async with self._turn[model]:
+            while True:
+                await asyncio.sleep(bucket.wait_s())
+                await self._all.acquire()
+                if bucket.try_take():  # taken just before the call starts: its start is what counts
+                    return
+                self._all.release()  # another run or a Test call took it: wait again
+
+    async def pace(self, model: str) -> None:
+        """Before another attempt at a call: wait for the model's rate (its slot is held)."""
+        bucket = self._buckets.get(model)
+        if bucket is not None:
+            await bucket.take()
