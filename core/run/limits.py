@@ -5,6 +5,9 @@ Requests per minute are a token bucket holding one token, refilled every 60/R se
 (the "generic cell rate algorithm"): calls start at least 60/R s apart, so no minute ever
 sees more than R of them. A bigger bucket would let a burst of B calls through at once,
 and the first minute would then see up to B + R: the 429 storm this is here to prevent.
+The spacing carries a margin, 3% of the window and at least a quarter of a second per
+window: between here and the provider calls are delayed unevenly (measured here: up to
+a quarter of a second on a busy machine), which could otherwise bunch R + 1 into its minute.
 
 A bucket is shared by everything in the process that calls the endpoint (several runs in
 the app, a Test button), and it is thread-safe and free of any event loop, because the
@@ -23,11 +26,16 @@ import time
 PERIOD_S = 60.0
 
 
-class TokenBucket:
-    """`rate` calls per `period_s`, one at a time: a call may start `period_s / rate` after the last."""
+def margin_s(period_s: float) -> float:
+    return max(0.03 * period_s, 0.25)
 
-    def __init__(self, rate: float, period_s: float = PERIOD_S, clock=time.monotonic):
-        self.interval = period_s / rate
+
+class TokenBucket:
+    """`rate` calls per `period_s`, one at a time: a call may start `(period_s + margin_s) / rate`
+    after the last."""
+
+    def __init__(self, rate: float, period_s: float = PERIOD_S, clock=time.monotonic, margin_s: float = 0.0):
+        self.interval = (period_s + margin_s) / rate
         self._clock = clock
         self._lock = threading.Lock()
         self._next = clock()  # when the next call may start
@@ -62,7 +70,7 @@ def bucket_for(endpoint) -> TokenBucket | None:
     key = (endpoint.name, endpoint.model, endpoint.api_base, float(endpoint.rpm), PERIOD_S)
     with _buckets_lock:
         if key not in _buckets:
-            _buckets[key] = TokenBucket(float(endpoint.rpm), PERIOD_S)
+            _buckets[key] = TokenBucket(float(endpoint.rpm), PERIOD_S, margin_s=margin_s(PERIOD_S))
         return _buckets[key]
 
 
