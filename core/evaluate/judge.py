@@ -14,7 +14,7 @@ import json
 import re
 
 from core.evaluate.checks import Check, Outcome
-from core.run import endpoints, llm
+from core.run import endpoints, limits, llm
 
 SYSTEM = (
     "You grade an answer against a rubric. Read the question, the answer and the rubric. "
@@ -54,10 +54,13 @@ async def grade(check: Check, question: str, answer: str, *, api_base: str | Non
     limit = limit or asyncio.Semaphore(4)
     messages = prompt(str(check.value), question, answer)
     call = endpoints.how_to_call(endpoints.resolve(check.judge, api_base), 60.0)  # a catalogue name, else an id
+    bucket = limits.bucket_for(call.endpoint)  # its requests-per-minute limit, shared with runs
     secrets = endpoints.secret_values([call])
 
     async def one(i: int):
         async with limit:
+            if bucket is not None:
+                await bucket.take()
             return await llm.sample(call.model, messages, temperature=0.0 if check.samples == 1 else 1.0,
                                     max_tokens=200, seed=i, stream=False, **call.options())
 

@@ -76,9 +76,6 @@ class Endpoint:
             return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
         return models.cost_usd(self.model, prompt_tokens, completion_tokens)
 
-    def price_known(self) -> bool:
-        return self.cost_usd(0, 0) is not None
-
 
 def bare(model_id: str, api_base: str | None = None) -> Endpoint:
     """A litellm id used directly: the run's API base applies, except to the embedded model."""

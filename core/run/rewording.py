@@ -13,7 +13,7 @@ import asyncio
 import re
 
 from core.config import SpreadError
-from core.run import endpoints, llm, templates
+from core.run import endpoints, limits, llm, templates
 
 MAX_REWORDINGS = 10
 INSTRUCTION = (
@@ -53,9 +53,12 @@ async def reword(prompt: str, k: int, model: str, *, api_base: str | None = None
     endpoint = endpoints.resolve(model, api_base)  # a catalogue name, else a litellm id
     endpoints.check(endpoint)
     call = endpoints.how_to_call(endpoint)
+    bucket = limits.bucket_for(endpoint)  # its requests-per-minute limit, shared with runs
     messages = [{"role": "user", "content": INSTRUCTION.format(prompt=prompt.strip())}]
 
     async def one(i: int):
+        if bucket is not None:
+            await bucket.take()
         return await llm.sample(call.model, messages, temperature=temperature, max_tokens=max_tokens,
                                 seed=None if seed is None else seed + i, stream=False, **call.options())
 
