@@ -25,6 +25,7 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from core import config, store
 from core.config import SpreadError
@@ -223,17 +224,28 @@ def _row(endpoint: Endpoint) -> dict:
     return row
 
 
+def _no_database(db_path) -> bool:
+    """No file yet is an empty catalogue: reading it must not create one (a dry run writes nothing)."""
+    return not Path(db_path or config.db_path()).exists()
+
+
 def list_endpoints(*, db_path=None) -> list[Endpoint]:
+    if _no_database(db_path):
+        return []
     with store.connect(db_path) as db:
         return [_from_row(r) for r in db.query("select * from endpoints order by name collate nocase")]
 
 
 def names(*, db_path=None) -> list[str]:
+    if _no_database(db_path):
+        return []
     with store.connect(db_path) as db:
         return [r[0] for r in db.execute("select name from endpoints order by name collate nocase").fetchall()]
 
 
 def get(name: str, *, db_path=None) -> Endpoint | None:
+    if _no_database(db_path):
+        return None
     with store.connect(db_path) as db:
         rows = list(db.query("select * from endpoints where name = ?", [(name or "").strip()]))
     return _from_row(rows[0]) if rows else None
@@ -241,6 +253,8 @@ def get(name: str, *, db_path=None) -> Endpoint | None:
 
 def fingerprint(*, db_path=None) -> str:
     """Changes whenever the catalogue does: a cache key for pages."""
+    if _no_database(db_path):
+        return "0:"
     with store.connect(db_path) as db:
         count, latest = db.execute("select count(*), max(updated_at) from endpoints").fetchone()
     return f"{count}:{latest}"
