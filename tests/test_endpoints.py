@@ -204,7 +204,8 @@ def test_add_edit_rename_duplicate_remove_and_resolve():
 
 
 def test_a_catalogue_price_overrides_the_settings_file_and_litellms_map(spread_home):
-    (spread_home / "settings.toml").write_text('[prices."openai/gpt-4o-mini"]\ninput_per_mtok = 9\noutput_per_mtok = 9\n')
+    (spread_home / "settings.toml").write_text(
+        '[prices."openai/gpt-4o-mini"]\ninput_per_mtok = 9\noutput_per_mtok = 9\n')
     priced = Endpoint("mini", "openai/gpt-4o-mini", price_in=0.5, price_out=1.5, source="catalogue")
     assert priced.cost_usd(1_000_000, 1_000_000) == pytest.approx(2.0)
     assert Endpoint("mini", "openai/gpt-4o-mini").cost_usd(1_000_000, 0) == pytest.approx(9.0)

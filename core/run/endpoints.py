@@ -29,7 +29,7 @@ from pathlib import Path
 
 from core import config, store
 from core.config import SpreadError
-from core.run import llm, local_llm, models
+from core.run import limits, llm, local_llm, models
 
 MAX_NAME = 100
 KEY_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -471,8 +471,6 @@ async def try_call(endpoint: Endpoint) -> dict:
     """One short call, as the Models page's Test button and `spread models test` make it:
     the answer, latency, the model name the server reports, tokens and cost, or the error
     in one line (scrubbed of keys)."""
-    from core.run import limits
-
     out = {"name": endpoint.name, "model": endpoint.model, "ok": False, "answer": None, "latency_ms": None,
            "provider_model": None, "prompt_tokens": None, "completion_tokens": None, "cost_usd": None,
            "error": None}
