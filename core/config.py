@@ -81,3 +81,16 @@ def load_secrets_into_env() -> list[str]:
             os.environ[name] = value
             loaded.append(name)
     return loaded
+
+
+def key(name: str) -> str | None:
+    """The value of a key variable: the environment first, then the secrets file.
+
+    Endpoints name the variable that holds their key (`key_env`); the value is read here,
+    when a call is made, and lives only in this process's memory.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    value = _read_toml(secrets_path()).get(name)
+    return value if isinstance(value, str) and value else None

@@ -192,6 +192,19 @@ def m008_checks_and_regressions(db: Database) -> None:
 
 
 @migrations()
+def m009_endpoints(db: Database) -> None:
+    # The shared catalogue of named models (see core/run/endpoints.py). `key_env` is the
+    # name of the variable that holds the key, never the key; `params` is a JSON object.
+    db["endpoints"].create(
+        {"name": str, "model": str, "api_base": str, "key_env": str, "params": str, "price_in": float,
+         "price_out": float, "max_concurrency": int, "rpm": float, "timeout_s": float, "created_at": str,
+         "created_by": str, "updated_at": str},
+        pk="name",
+        not_null={"model", "params"},
+    )
+
+
+@migrations()
 def m010_meaning_reviews(db: Database) -> None:
     # A reviewer's decision that two answers of one input mean the same (merge) or not
     # (split), by their normalised text; later analyses of the run respect it.

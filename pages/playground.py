@@ -9,7 +9,7 @@ from core.analyse import spread
 from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
-from core.run import estimate, inputs, local_llm, models, plan, rewording, runner, templates
+from core.run import endpoints, estimate, inputs, local_llm, models, plan, rewording, runner, templates
 from core.run.progress import LiveProgress
 
 st.title("Playground")
@@ -17,6 +17,8 @@ st.caption("Send a prompt — in one or more wordings, over a table of inputs �
            "temperatures, many times each, and see how far the answers spread.")
 
 catalogue = models.catalogue()
+# Catalogue endpoints first (Models page), then the built-in examples; any litellm id can be typed.
+model_choices = list(dict.fromkeys(endpoints.names() + [entry.id for entry in catalogue]))
 errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 state = st.session_state
 
@@ -76,7 +78,7 @@ with st.expander("Generate rewordings with a model"):
                "as more variants. The embedded model is a small base model: it rewrites poorly — pick a "
                "capable model for this.")
     left, middle, right = st.columns([3, 1, 1])
-    rewriter = left.selectbox("Model", [e.id for e in catalogue], key="reword_model", accept_new_options=True)
+    rewriter = left.selectbox("Model", model_choices, key="reword_model", accept_new_options=True)
     k = middle.number_input("K", 1, rewording.MAX_REWORDINGS, 3, key="reword_k")
     if right.button("Generate", key="reword"):
         try:
@@ -166,16 +168,18 @@ st.subheader("Models and sampling")
 left, right = st.columns([3, 2])
 with left:
     chosen = st.multiselect(
-        "Models", [entry.id for entry in catalogue], default=[local_llm.MODEL_ID], key="models",
+        "Models", model_choices, default=[local_llm.MODEL_ID], key="models",
         accept_new_options=True,
-        help="Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
+        help="Endpoints from the Models page first (each with its own server, key, prices and limits), then "
+             "examples. Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
              "ollama/llama3.2, or openai/<name> with an API base.",
     )
     st.caption(local_llm.DESCRIPTION)
     errors["models"] = st.empty()
     api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
                              placeholder="http://localhost:8000/v1",
-                             help="Used for every model except the embedded one.")
+                             help="Used for every model typed as a litellm id, not for the embedded model nor for "
+                                  "endpoints of the Models page (each has its own).")
     errors["api_base"] = st.empty()
 with right:
     temperatures_text = st.text_input("Temperatures", "0, 0.7, 1.0", key="temperatures",
@@ -241,7 +245,7 @@ estimate_col, run_col = st.columns([4, 1])
 with estimate_col:
     try:
         spec_now = current_spec()
-        guess = estimate_of(spec_now, repr(spec_now))
+        guess = estimate_of(spec_now, repr(spec_now) + endpoints.fingerprint())
         cost = "unknown" if guess["cost_usd_low"] is None else (
             f"${guess['cost_usd_low']:.4f} – " + ("?" if guess["cost_usd_high"] is None else f"${guess['cost_usd_high']:.4f}"))
         ceiling = "no ceiling" if guess["completion_tokens_max"] is None else f"≤ {guess['completion_tokens_max']:,}"

@@ -28,7 +28,8 @@ past = regress.history(set_name)
 with st.form("regress"):
     left, middle, right = st.columns(3)
     model = left.text_input("Candidate model", local_llm.MODEL_ID, key="regress_model",
-                            help="Any litellm model id, e.g. openai/gpt-4o-mini, or openai/<name> with an API base.")
+                            help="An endpoint of the Models page, or any litellm model id, e.g. "
+                                 "openai/gpt-4o-mini, or openai/<name> with an API base.")
     api_base = left.text_input("API base", key="regress_api_base", placeholder="for an OpenAI-compatible server")
     version = middle.number_input("Prompt version (0 = as recorded)", 0, 10_000, 0, key="regress_version",
                                   help="Re-render each item from this version of the prompt it came from.")

@@ -1,5 +1,7 @@
 """Runs: past runs, and one run's cells and answers, filtered by wording, input, model and temperature."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -107,3 +109,12 @@ st.dataframe(
            "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]],
     hide_index=True, width="stretch",
 )
+
+if spec.get("endpoints"):
+    with st.expander("Endpoints as this run used them (settings at the time, never keys)"):
+        st.dataframe(pd.DataFrame([{
+            "name": name, "model": e["model"], "api base": e.get("api_base") or "",
+            "key variable": e.get("key_env") or "", "parameters": json.dumps(e.get("params") or {}),
+            "$/M in": e.get("price_in"), "$/M out": e.get("price_out"),
+            "max in flight": e.get("max_concurrency"), "rpm": e.get("rpm"), "timeout s": e.get("timeout_s"),
+            "from": e.get("source")} for name, e in spec["endpoints"].items()]), hide_index=True, width="stretch")

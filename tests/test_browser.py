@@ -232,3 +232,51 @@ def test_model_output_is_shown_inert_in_the_browser(served_app, page, stub):
     shown.first.wait_for()  # the answers are on the page, as plain text
     assert not dialogs
     assert not [u for u in requests if "evil.example" in u]
+
+
+@pytest.mark.local_model
+def test_an_endpoint_added_on_the_models_page_is_tested_then_run_beside_the_embedded_model(served_app, page, stub):
+    url, db_path = served_app
+    stub.answers = ["Paris."]
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").wait_for(timeout=60_000)  # the app's own sidebar is drawn
+    goto(page, "Models")
+    page.get_by_text("No endpoints yet").wait_for(timeout=30_000)
+    page.get_by_role("textbox", name="Name", exact=True).fill("team-vllm")
+    page.get_by_role("textbox", name="litellm model id").fill("openai/served")
+    page.get_by_role("textbox", name="API base").fill(stub.base_url)
+    params = page.get_by_role("textbox", name="Parameters, one KEY=VALUE per line")
+    params.fill("top_k=40")
+    params.press("Control+Enter")
+    page.get_by_role("button", name="Test", exact=True).click()
+    page.get_by_text("model reported: served-2024-stub").wait_for(timeout=60_000)
+    page.locator('[data-testid="stText"]').filter(has_text="Paris.").wait_for()
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Saved 'team-vllm'.").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Endpoints (1)").wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "models-page.png"), full_page=True)
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("select name, model, api_base, params from endpoints").fetchall() == [
+            ("team-vllm", "openai/served", stub.base_url, '{"top_k": 40}')]
+
+    goto(page, "Playground")
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
+    page.get_by_role("textbox", name="Temperatures").fill("1")
+    page.get_by_role("spinbutton", name="Samples (N)").fill("2")
+    page.get_by_role("spinbutton", name="Max tokens").fill("8")
+    page.get_by_role("spinbutton", name="Max tokens").press("Enter")
+    page.locator('[data-testid="stMultiSelect"]').first.click()
+    page.get_by_role("option", name="team-vllm").click()
+    page.keyboard.press("Escape")
+    page.get_by_text("4 calls").wait_for(timeout=30_000)  # 2 models × N=2
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Run 1: done").wait_for(timeout=180_000)
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute("select model, error_type from responses").fetchall()
+        spec = json.loads(db.execute("select spec from runs").fetchone()[0])
+    assert sorted(rows) == [("local/gemma-3-270m", None)] * 2 + [("team-vllm", None)] * 2
+    assert spec["endpoints"]["team-vllm"]["api_base"] == stub.base_url
+    assert stub.count() == 3 and all(r["body"]["top_k"] == 40 for r in stub.requests)  # the test call and two
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "endpoint-beside-embedded.png"), full_page=True)

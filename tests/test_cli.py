@@ -191,3 +191,91 @@ def test_review_commands_refuse_bad_input_with_one_line(args, message, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_models_add_list_test_run_by_name_and_remove(stub, tmp_path):
+    db = str(tmp_path / "m.db")
+    env = {"TEAM_VLLM_KEY": "team-key-value-123"}
+    added = spread("--db", db, "models", "add", "team", "--model", "openai/served", "--api-base", stub.base_url,
+                   "--key-env", "TEAM_VLLM_KEY", "--param", "top_k=40", "--param", "reasoning_effort=low",
+                   "--price-in", "1", "--price-out", "2", "--max-concurrency", "2", "--rpm", "6000",
+                   "--timeout", "30", env=env)
+    assert "endpoint 'team' added" in added.stdout and "top_k=40" in added.stdout
+    (entry,) = last_json(spread("--db", db, "models", "list", "--json", env=env))
+    assert (entry["name"], entry["model"], entry["key_env"], entry["params"]) == (
+        "team", "openai/served", "TEAM_VLLM_KEY", {"top_k": 40, "reasoning_effort": "low"})
+    assert (entry["price_in"], entry["max_concurrency"], entry["rpm"], entry["timeout_s"]) == (1.0, 2, 6000.0, 30.0)
+    assert entry["ready"] and entry["key"] == "set" and entry["server"] == "reachable"
+    assert "not ready" in spread("--db", db, "models", "list").stdout  # no key in this environment
+
+    tested = last_json(spread("--db", db, "models", "test", "team", "--json", env=env))
+    assert tested["ok"] and tested["answer"] and tested["provider_model"] == "served-2024-stub"
+    assert tested["latency_ms"] > 0 and tested["completion_tokens"] > 0 and tested["cost_usd"] > 0
+    assert stub.requests[-1]["headers"]["authorization"] == "Bearer team-key-value-123"
+
+    # The bare `spread models` still lists the embedded model and providers, as before.
+    assert spread("--db", db, "models").stdout.startswith("local/gemma-3-270m")
+
+    summary = last_json(spread("--db", db, "run", "--prompt", "Q?", "--model", "team", "--model", "openai/stub-b",
+                               "--api-base", stub.base_url, "--temperature", "1", "--n", "2", "--json", env=env))
+    assert summary["responses"] == 4 and summary["errors"] == 0
+    sent = [r["body"] for r in stub.requests if r["body"] and r["body"].get("messages")][-4:]
+    assert sorted(b["model"] for b in sent) == ["served", "served", "stub-b", "stub-b"]
+    assert all(b.get("top_k") == 40 for b in sent if b["model"] == "served")
+    assert not any("top_k" in b for b in sent if b["model"] == "stub-b")
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # the model column holds the names chosen
+        assert {r[0] for r in conn.execute("select model from responses")} == {"team", "openai/stub-b"}
+
+    exported = spread("--db", db, "models", "export").stdout
+    assert "model_name: team" in exported and "api_key: os.environ/TEAM_VLLM_KEY" in exported
+    assert "removed" in spread("--db", db, "models", "remove", "team").stdout
+    assert last_json(spread("--db", db, "models", "list", "--json")) == []
+    (tmp_path / "config.yaml").write_text(exported)
+    imported = spread("--db", db, "models", "import", str(tmp_path / "config.yaml"))
+    assert "added 'team'" in imported.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select name, key_env, params from endpoints").fetchall() == [
+            ("team", "TEAM_VLLM_KEY", '{"reasoning_effort": "low", "top_k": 40}')]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["models", "add", "x", "--model", "openai/x", "--param", "top_k"], "is not KEY=VALUE"),
+    (["models", "add", "x", "--model", "openai/x", "--key-env", "sk-live-123"], "never the key itself"),
+    (["models", "add", "x", "--model", "openai/x", "--price-in", "1"], "both prices"),
+    (["models", "add", "x", "--model", "openai/x", "--rpm", "0"], "above 0"),
+    (["models", "add", "x", "--model", "nosuch/x"], "unknown model id"),
+    (["models", "remove", "nope"], "no endpoint named 'nope'"),
+    (["models", "import", "BAD_CONFIG"], "nothing imported"),
+    (["models", "import", "missing.yaml"], "cannot read"),
+    (["run", "--prompt", "Q", "--model", "gone", "--temperature", "1", "--n", "1"], "endpoint 'gone': api_base"),
+])
+def test_models_commands_refuse_bad_input_with_one_line_and_write_nothing(args, message, tmp_path):
+    from core.run import endpoints
+
+    db = tmp_path / "bad.db"
+    endpoints.add(endpoints.Endpoint("gone", "openai/x", api_base="http://127.0.0.1:9/v1"), db_path=db)
+    (tmp_path / "bad.yaml").write_text("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n"
+                                       "  - model_name: b\n    litellm_params: {model: openai/b, api_key: sk-1}\n")
+    args = [str(tmp_path / "bad.yaml") if a == "BAD_CONFIG" else a for a in args]
+    result = spread("--db", str(db), *args, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("spread: error:")
+    assert "sk-" not in result.stderr
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("select name from endpoints")] == ["gone"]
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_the_newcomers_mixed_run_is_refused_before_anything_is_written(stub, tmp_path):
+    """Two cloud ids and a local --api-base: the Anthropic key is missing, so nothing runs."""
+    db = tmp_path / "n.db"
+    result = spread("--db", str(db), "run", "--prompt", "Q?", "--model", "openai/gpt-4o-mini", "--model",
+                    "anthropic/claude-3-5-haiku-20241022", "--api-base", stub.base_url, "--temperature", "1",
+                    "--n", "3", check=False)
+    assert result.returncode == 2 and "missing key for anthropic/claude-3-5-haiku-20241022" in result.stderr
+    assert stub.count() == 0 and not db.exists()  # refused before anything was written

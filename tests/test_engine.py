@@ -65,7 +65,7 @@ def test_a_per_model_limit_applies_only_where_set(loopback):
 
 def test_a_model_waiting_for_its_own_slots_does_not_hold_back_another():
     async def scenario():
-        gate = limits.Limits(2, {"slow": 1, "fast": None})
+        gate = limits.Gate(2, {"slow": 1, "fast": None}, {})
         await gate.acquire("slow")
         waiting = asyncio.create_task(gate.acquire("slow"))  # waits for slow's only slot
         await asyncio.sleep(0.01)

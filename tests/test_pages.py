@@ -258,7 +258,7 @@ AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret":
 
 
 @pytest.mark.parametrize("page", ["pages/playground.py", "pages/runs.py", "pages/spread.py", "pages/compare.py",
-                                  "pages/review.py", "pages/golden.py"])
+                                  "pages/review.py", "pages/golden.py", "pages/models.py"])
 def test_with_login_configured_every_page_refuses_an_anonymous_visitor(stub, page):
     finished_run(stub)
     at = app()
@@ -415,3 +415,112 @@ def test_playground_refuses_a_bad_check_before_the_run():
     assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
     with store.connect() as db:
         assert db["runs"].count == 0
+
+
+def models_page() -> AppTest:
+    at = app()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    return at
+
+
+def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(stub):
+    from core.run import endpoints
+
+    at = models_page()
+    assert any("No endpoints yet" in i.value for i in at.info)
+    at.text_input(key="ep_name").input("team")
+    at.text_input(key="ep_model").input("openai/served")
+    at.text_input(key="ep_api_base").input(stub.base_url)
+    at.text_area(key="ep_params").input("top_k=40")
+    at.text_input(key="ep_price_in").input("1")
+    at.text_input(key="ep_price_out").input("2")
+    at.button(key="ep_test_button").click().run()  # test before saving: nothing is written
+    assert not at.exception and not at.error
+    assert [t.value for t in at.text] == ["Paris."]  # the answer, as plain text
+    assert any("model reported: served\\-2024\\-stub" in c.value and "tokens" in c.value and "cost $" in c.value
+               for c in at.caption)
+    assert stub.requests[-1]["body"]["top_k"] == 40 and endpoints.names() == []
+
+    at.button(key="ep_save").click().run()
+    assert endpoints.get("team").params == {"top_k": 40}
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["team"] and list(table["ready"]) == ["yes"]
+    assert list(table["server"]) == ["reachable"] and list(table["key"]) == ["not needed"]
+    assert at.selectbox(key="ep_pick").value == "team"
+
+    at.text_input(key="ep_rpm").input("120")
+    at.button(key="ep_save").click().run()
+    assert endpoints.get("team").rpm == 120
+    at.button(key="ep_duplicate").click().run()
+    assert at.selectbox(key="ep_pick").value == "team copy" and at.text_input(key="ep_rpm").value == "120"
+    at.button(key="ep_remove").click().run()
+    assert endpoints.names() == ["team"] and at.selectbox(key="ep_pick").value == "(new endpoint)"
+    at.selectbox(key="ep_pick").set_value("team").run()
+    assert at.text_input(key="ep_api_base").value == stub.base_url and at.text_area(key="ep_params").value == "top_k=40"
+
+
+def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(stub):
+    from core.run import endpoints
+
+    at = models_page()
+    at.text_input(key="ep_name").input("leaky")
+    at.text_input(key="ep_model").input("openai/served")
+    at.text_input(key="ep_key_env").input("sk-live-0123456789")
+    at.button(key="ep_save").click().run()
+    assert "never the key itself" in at.error[0].value.replace("\\", "") and endpoints.names() == []
+    at.text_input(key="ep_key_env").input("")
+    at.text_input(key="ep_api_base").input(stub.base_url)
+    stub.inject("401")
+    at.button(key="ep_test_button").click().run()
+    (error,) = at.error
+    assert "auth" in error.value and "Incorrect API key" in error.value.replace("\\", "")
+    assert not at.text
+
+
+def test_models_page_imports_a_litellm_config_after_a_preview_and_exports_it():
+    from core.run import endpoints
+    from test_endpoints import BAD, GOOD
+
+    at = models_page()
+    at.text_area(key="ep_import_text").input(BAD).run()
+    assert any("nothing imported" in e.value for e in at.error) and endpoints.names() == []
+    at.text_area(key="ep_import_text").input(GOOD).run()
+    preview = next(df.value for df in at.dataframe if "key variable" in df.value.columns and len(df.value) == 2)
+    assert list(preview["name"]) == ["team-llama", "mini"] and endpoints.names() == []
+    assert any("temperature ignored" in c.value for c in at.caption)
+    at.button(key="ep_import").click().run()
+    assert not at.exception
+    assert endpoints.names() == ["mini", "team-llama"]
+    assert any("Imported" in s.value for s in at.success)
+    assert list(at.dataframe[0].value["name"]) == ["mini", "team-llama"]
+    export = at.get("download_button")[0]
+    assert not export.proto.disabled
+
+
+def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
+    from core.run import endpoints
+
+    endpoints.add(endpoints.Endpoint("team", "openai/served", api_base=stub.base_url, params={"top_k": 7}))
+    at = app().run()
+    models = at.multiselect(key="models")
+    assert models.options[0] == "team" and "local/gemma-3-270m" in models.options
+    at.text_area(key="prompt_0").input("What is the capital of France?")
+    models.set_value(["team"])
+    at.text_input(key="temperatures").input("1")
+    at.number_input(key="n").set_value(2)
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state["active_run"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with store.connect() as db:
+            if store.get_run(db, run_id)["status"] == "done":
+                break
+        time.sleep(0.2)
+    with store.connect() as db:
+        assert {r["model"] for r in store.responses(db, run_id)} == {"team"}
+    assert stub.count() == 2 and all(r["body"]["top_k"] == 7 for r in stub.requests)
+    at.switch_page("pages/runs.py").run()
+    used = at.dataframe[-1].value
+    assert list(used["name"]) == ["team"] and list(used["api base"]) == [stub.base_url]

@@ -156,13 +156,15 @@ def test_several_processes_share_one_database_without_losing_a_write(tmp_path):
 
 
 PLANTED = "sk-PLANTED-0123456789abcdefSECRET"
+# An endpoint's own key, in a variable whose name does not end in _API_KEY.
+PLANTED_TEAM = "team-PLANTED-9876543210zyxwTEAMKEY"
 
 
-def test_a_planted_key_never_reaches_the_database_exports_logs_or_errors(stub, tmp_path):
+def test_a_planted_key_never_reaches_the_database_exports_logs_or_errors(stub, tmp_path, monkeypatch):
     stub.echo_auth = True
     stub.inject("401", "401")
     db = tmp_path / "keys.db"
-    env = {"OPENAI_API_KEY": PLANTED}
+    env = {"OPENAI_API_KEY": PLANTED, "TEAM_VLLM_KEY": PLANTED_TEAM}
     run = spread("--db", str(db), "run", "--prompt", "Q?", "--model", "openai/stub-a", "--temperature", "1",
                  "--n", "4", "--concurrency", "1", "--api-base", stub.base_url, "--json", env=env)
     assert stub.requests[0]["headers"]["authorization"] == f"Bearer {PLANTED}"  # the key was used...
@@ -177,13 +179,71 @@ def test_a_planted_key_never_reaches_the_database_exports_logs_or_errors(stub, t
     outputs = [run.stdout + run.stderr, shown.stdout + shown.stderr]
     for fmt in ("jsonl", "csv", "openai", "promptfoo", "parquet"):
         spread("--db", str(db), "export", "g", "--format", fmt, "--out", str(tmp_path / f"g.{fmt}"), env=env)
+
+    # An endpoint whose key lives in TEAM_VLLM_KEY: used, and echoed back by a careless server.
+    outputs.append(spread("--db", str(db), "models", "add", "team", "--model", "openai/stub-a", "--api-base",
+                          stub.base_url, "--key-env", "TEAM_VLLM_KEY", env=env).stdout)
+    for args in (["models", "list"], ["models", "list", "--json"], ["models", "--json"],
+                 ["models", "export", "--out", str(tmp_path / "config.yaml")]):
+        result = spread("--db", str(db), *args, env=env)
+        outputs.append(result.stdout + result.stderr)
+    stub.inject("401")
+    failed_test = spread("--db", str(db), "models", "test", "team", env=env, check=False)
+    assert failed_test.returncode == 1 and "***" in failed_test.stderr  # echoed, then scrubbed
+    passed_test = spread("--db", str(db), "models", "test", "team", "--json", env=env)
+    assert stub.requests[-1]["headers"]["authorization"] == f"Bearer {PLANTED_TEAM}"  # the endpoint's key was used
+    stub.inject("401", "401")
+    team_run = spread("--db", str(db), "run", "--prompt", "Q?", "--model", "team", "--temperature", "1", "--n", "3",
+                      "--concurrency", "1", "--json", env=env)
+    assert last_json(team_run)["errors"] == 2
+    outputs += [failed_test.stdout + failed_test.stderr, passed_test.stdout + passed_test.stderr,
+                team_run.stdout + team_run.stderr]
+    with store.connect(db) as conn:
+        team_errors = [r["error_message"] for r in conn.query("select error_message from responses where "
+                                                             "model = 'team' and error_type is not null")]
+    assert len(team_errors) == 2 and all("***" in e for e in team_errors)
+
+    # The Models page, with the keys in this process's environment, testing the endpoint.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SPREAD_DB", str(db))
+    outputs.append(_models_page_text(stub))
+
     artefacts = [p for p in tmp_path.iterdir() if p.is_file()]
     assert any(p.name.endswith("-wal") or p.suffix == ".db" for p in artefacts)
+    assert any(p.name == "config.yaml" for p in artefacts)
     for path in artefacts:
-        assert PLANTED.encode() not in path.read_bytes(), path.name
-        assert PLANTED[:20].encode() not in path.read_bytes(), path.name
+        for planted in (PLANTED, PLANTED_TEAM):
+            assert planted.encode() not in path.read_bytes(), path.name
+            assert planted[:20].encode() not in path.read_bytes(), path.name
     for text in outputs:
-        assert PLANTED not in text
+        assert PLANTED not in text and PLANTED_TEAM not in text
+        assert PLANTED[:20] not in text and PLANTED_TEAM[:20] not in text
+
+
+def _models_page_text(stub) -> str:
+    """Everything the Models page shows after a Test whose error echoes the key."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/models.py").run()
+    at.selectbox(key="ep_pick").set_value("team").run()
+    stub.inject("401")
+    at.button(key="ep_test_button").click().run()
+    assert not at.exception and "***" in at.error[0].value.replace("\\", "")
+    texts = []
+
+    def walk(node):
+        if getattr(node, "proto", None) is not None:
+            texts.append(str(node.proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    texts += [df.value.to_csv() for df in at.dataframe]
+    texts += [str(at.session_state[k]) for k in at.session_state if not str(k).startswith("$$")]
+    assert any("TEAM_VLLM_KEY" in t for t in texts)  # the variable's name is shown, its value never
+    return "\n".join(texts)
 
 
 def test_error_details_shown_to_browsers_are_not_full():

@@ -115,7 +115,8 @@ def _per_check(results: list[dict]) -> list[dict]:
 
 @click.command("regress")
 @click.argument("set_name", metavar="SET")
-@click.option("--model", required=True, metavar="ID", help="the candidate model (a litellm id)")
+@click.option("--model", required=True, metavar="ID",
+              help="the candidate model (an endpoint's name, else a litellm id)")
 @click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the candidate")
 @click.option("--prompt-version", type=int, metavar="V",
               help="re-render each item from version V of the prompt it came from (items of templated runs)")

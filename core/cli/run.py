@@ -29,8 +29,9 @@ from core.run import estimate, inputs, plan, runner
               help="a variable; repeat for several. Alone they form one input; with --vars-file, every input gets them")
 @click.option("--inputs-from-golden", metavar="SET", help="use a golden set's items as the inputs")
 @click.option("--inputs-from-run", type=int, metavar="RUN_ID", help="use an earlier run's inputs")
-@click.option("--model", "models", multiple=True, required=True, metavar="ID",
-              help="a litellm model id; repeat for several (local/gemma-3-270m is the embedded model)")
+@click.option("--model", "models", multiple=True, required=True, metavar="NAME|ID",
+              help="an endpoint's name (spread models list), else a litellm model id; repeat for several "
+                   "(local/gemma-3-270m is the embedded model)")
 @click.option("--temperature", "temperatures", type=float, multiple=True, required=True, metavar="T",
               help="a sampling temperature in 0..2; repeat for several")
 @click.option("--n", type=int, required=True, help=f"samples per cell (1..{plan.MAX_N})")
@@ -42,7 +43,8 @@ from core.run import estimate, inputs, plan, runner
 @click.option("--per-model", type=int, metavar="C",
               help="also at most C calls in flight per model (default: no per-model limit, except the embedded "
                    "model's own slots)")
-@click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the non-local models")
+@click.option("--api-base", metavar="URL",
+              help="OpenAI-compatible server for the models given as litellm ids (endpoints have their own)")
 @click.option("--timeout", type=float, default=120.0, metavar="S", show_default=True, help="seconds per call")
 @click.option("--max-attempts", type=int, default=4, show_default=True, help="attempts per sample for transient errors")
 @click.option("--max-calls", type=int, default=plan.DEFAULT_MAX_CALLS, metavar="N", show_default=True,

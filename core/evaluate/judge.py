@@ -14,7 +14,7 @@ import json
 import re
 
 from core.evaluate.checks import Check, Outcome
-from core.run import llm, models
+from core.run import endpoints, limits, llm
 
 SYSTEM = (
     "You grade an answer against a rubric. Read the question, the answer and the rubric. "
@@ -53,13 +53,16 @@ async def grade(check: Check, question: str, answer: str, *, api_base: str | Non
     """Ask the judge `check.samples` times; the majority verdict, with its self-consistency."""
     limit = limit or asyncio.Semaphore(4)
     messages = prompt(str(check.value), question, answer)
-    secrets = models.secret_values()
+    call = endpoints.how_to_call(endpoints.resolve(check.judge, api_base), 60.0)  # a catalogue name, else an id
+    bucket = limits.bucket_for(call.endpoint)  # its requests-per-minute limit, shared with runs
+    secrets = endpoints.secret_values([call])
 
     async def one(i: int):
         async with limit:
-            return await llm.sample(check.judge, messages, temperature=0.0 if check.samples == 1 else 1.0,
-                                    max_tokens=200, seed=i, api_base=api_base,
-                                    api_key=models.api_key_for(check.judge, api_base), stream=False, timeout_s=60)
+            if bucket is not None:
+                await bucket.take()
+            return await llm.sample(call.model, messages, temperature=0.0 if check.samples == 1 else 1.0,
+                                    max_tokens=200, seed=i, stream=False, **call.options())
 
     replies = await asyncio.gather(*(one(i) for i in range(check.samples)), return_exceptions=True)
     votes, reasons, cost, failures = [], [], 0.0, []
@@ -67,7 +70,7 @@ async def grade(check: Check, question: str, answer: str, *, api_base: str | Non
         if isinstance(reply, BaseException):
             failures.append(llm.error_message(reply, secrets))
             continue
-        price = models.cost_usd(check.judge, reply.prompt_tokens, reply.completion_tokens)
+        price = call.cost_usd(reply.prompt_tokens, reply.completion_tokens)
         cost = None if cost is None or price is None else cost + price
         passed, reason = verdict(reply.text)
         if passed is not None:

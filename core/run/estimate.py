@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from core import store
 from core.config import SpreadError
-from core.run import llm, local_llm, models
+from core.run import endpoints, llm, local_llm
 from core.run.plan import RunSpec, messages, validate
 
 
@@ -29,21 +29,22 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
     per_model, notes = [], []
     for model in spec.models if check_providers else []:
         try:
-            models.check_model(model, spec.api_base_for(model))
+            endpoints.check(spec.endpoint(model))
         except SpreadError as e:
             notes.append(f"the run would not start: {e}")
     for model in spec.models:
+        endpoint = spec.endpoint(model)
         prompt_tokens = 0
         for system, prompt in rendered.values():
             sent = messages(system, prompt)
-            if model == local_llm.MODEL_ID:  # what the embedded model reads is the framed text
+            if endpoint.model == local_llm.MODEL_ID:  # what the embedded model reads is the framed text
                 sent = [{"role": "user", "content": local_llm.frame(sent)}]
-            prompt_tokens += litellm.token_counter(model=model, messages=sent)
+            prompt_tokens += litellm.token_counter(model=endpoint.model, messages=sent)
         calls = len(rendered) * samples
         prompt_tokens *= samples
         ceiling = None if spec.max_tokens is None else calls * spec.max_tokens
-        prompt_cost = models.cost_usd(model, prompt_tokens, 0)
-        answer_cost = None if ceiling is None else models.cost_usd(model, 0, ceiling)
+        prompt_cost = endpoint.cost_usd(prompt_tokens, 0)
+        answer_cost = None if ceiling is None else endpoint.cost_usd(0, ceiling)
         per_model.append({
             "model": model, "calls": calls, "prompt_tokens": prompt_tokens, "completion_tokens_max": ceiling,
             "cost_usd_low": prompt_cost,
@@ -53,12 +54,12 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
     unknown = [row["model"] for row in per_model if not row["price_known"]]
     if unknown:
         notes.append(f"unknown price for {', '.join(unknown)}: its cost is left out of the range "
-                     "(set a price in the settings file)")
+                     "(give its endpoint a price on the Models page, or in the settings file)")
     if spec.max_tokens is None:
         notes.append("no max tokens: the completion tokens have no ceiling")
     if spec.inputs and not any("{{" in v.prompt + v.system for v in spec.variants):
         notes.append("the prompt uses no variable: every input gets the same prompt")
-    if local_llm.MODEL_ID in spec.models:
+    if local_llm.MODEL_ID in [spec.endpoint(m).model for m in spec.models]:
         notes.append("the embedded model's prompt tokens are counted with litellm's default tokenizer, "
                      "not Gemma's own: expect a small difference")
     known = [row for row in per_model if row["price_known"]]

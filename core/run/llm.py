@@ -138,10 +138,13 @@ async def sample(
     api_key: str | None = None,
     stream: bool = True,
     timeout_s: float = 120.0,
+    params: dict | None = None,
 ) -> Sample:
-    """One answer from one model. Raises litellm's exceptions; the caller retries."""
+    """One answer from one model. Raises litellm's exceptions; the caller retries.
+    `params` are an endpoint's extra parameters (top_k, a response format, …)."""
     litellm = get()
     kwargs: dict = {
+        **(params or {}),  # first: nothing below can be overridden by them
         "model": model,
         "messages": messages,
         "temperature": temperature,

@@ -32,6 +32,11 @@ KNOWN_PROVIDERS = [
 # Providers that run without a key (a local server).
 KEYLESS = {"ollama", "ollama_chat", "lm_studio", "hosted_vllm", "llamafile", local_llm.PROVIDER}
 DEFAULT_API_BASES = {"ollama": "http://localhost:11434", "ollama_chat": "http://localhost:11434"}
+# Providers that speak the OpenAI protocol to any server: with an API base they are a
+# self-hosted server that may need no key. A cloud provider (anthropic, gemini, …) sent
+# to another base still needs its own key.
+OPENAI_COMPATIBLE = {"openai", "text-completion-openai", "hosted_vllm", "vllm", "litellm_proxy", "openai_like",
+                     "custom_openai"} | KEYLESS
 
 
 @dataclass
@@ -67,8 +72,8 @@ def provider_of(model_id: str, api_base: str | None = None) -> str:
         _, provider, _, _ = litellm.get_llm_provider(model=model_id, api_base=api_base)
     except Exception:
         raise SpreadError(
-            f"unknown model id {model_id!r}: use a litellm id such as openai/gpt-4o-mini, "
-            "or openai/<name> with --api-base for an OpenAI-compatible server"
+            f"unknown model id {model_id!r}: use an endpoint name (spread models list), a litellm id such as "
+            "openai/gpt-4o-mini, or openai/<name> with --api-base for an OpenAI-compatible server"
         ) from None
     return provider
 
@@ -89,7 +94,7 @@ def check_model(model_id: str, api_base: str | None = None) -> None:
     base = api_base or DEFAULT_API_BASES.get(provider)
     if base:
         check_reachable(base)
-    if api_base or provider in KEYLESS:
+    if provider in KEYLESS or (api_base and provider in OPENAI_COMPATIBLE):
         return  # self-hosted servers often need no key
     config.load_secrets_into_env()
     litellm = llm.get()

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from core import config, store
 from core.config import SpreadError
 from core.run import inputs as inputs_module
-from core.run import local_llm, models, templates
+from core.run import endpoints, local_llm, templates
 
 MAX_N = 1000
 MAX_PROMPT_CHARS = 1_000_000
@@ -57,7 +57,7 @@ class RunSpec:
     max_tokens: int | None = 256
     seed: int | None = None  # sample i gets seed + i: reproducible, yet each sample differs
     top_p: float | None = None
-    api_base: str | None = None  # for every model but the embedded one
+    api_base: str | None = None  # for every bare litellm id but the embedded model
     concurrency: int = 8
     # Calls in flight per model: only where set, or where a model declares its own limit
     # (the embedded model's slots).
@@ -73,6 +73,9 @@ class RunSpec:
     # The part of each answer its meaning is judged by (meaning.EXTRACT_MODES): long answers
     # are rarely meant to be compared whole.
     extract: str = "whole"
+    # Each model name's endpoint as it was when the run was planned (settings, no keys):
+    # filled by validate(), so a run keeps calling, and showing, what it was planned with.
+    endpoints: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""
@@ -117,18 +120,32 @@ class RunSpec:
     def api_base_for(self, model: str) -> str | None:
         return None if model == local_llm.MODEL_ID else self.api_base
 
+    def endpoint(self, model: str) -> endpoints.Endpoint:
+        """What a model name of this plan calls: its recorded endpoint, else (plans from
+        before the catalogue) the name as a litellm id with the run's API base."""
+        if model in self.endpoints:
+            return endpoints.Endpoint.from_settings(self.endpoints[model])
+        return endpoints.bare(model, self.api_base_for(model))
+
+    def call_for(self, model: str) -> endpoints.Call:
+        """How to call a model: its endpoint's server, key, parameters and timeout."""
+        return endpoints.how_to_call(self.endpoint(model), self.timeout_s)
+
     def concurrency_for(self, model: str) -> int | None:
-        """A model's own limit on calls in flight, if it has one."""
-        if self.per_model_concurrency:
-            return self.per_model_concurrency
-        return local_llm.PARALLEL_SLOTS if model == local_llm.MODEL_ID else None
+        """A model's own limit on calls in flight, if it has one: the lower of its
+        endpoint's and the run's per-model cap, else the embedded model's slots."""
+        endpoint = self.endpoint(model)
+        caps = [c for c in (endpoint.max_concurrency, self.per_model_concurrency) if c]
+        if caps:
+            return min(caps)
+        return local_llm.PARALLEL_SLOTS if endpoint.model == local_llm.MODEL_ID else None
 
 
 def messages(system: str, prompt: str) -> list[dict]:
     return ([{"role": "system", "content": system}] if system.strip() else []) + [{"role": "user", "content": prompt}]
 
 
-def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
+def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> RunSpec:
     """Normalise a plan or raise a one-line SpreadError. Nothing is written before this passes."""
     spec.variants = _checked_variants(spec)
     spec.prompt, spec.system = spec.variants[0].prompt, spec.variants[0].system
@@ -164,6 +181,9 @@ def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
     if spec.api_base is not None and not spec.api_base.strip():
         spec.api_base = None
     spec.models, spec.temperatures = models_seen, temperatures
+    # A catalogue name first, then a litellm id: recorded now, so the run keeps these settings.
+    spec.endpoints = {m: spec.endpoints.get(m) or endpoints.resolve(m, spec.api_base_for(m), db_path=db_path).settings()
+                      for m in models_seen}
     if not isinstance(spec.max_calls, int) or not 1 <= spec.max_calls <= HARD_MAX_CALLS:
         raise SpreadError(f"the cap on calls must be a whole number in 1..{HARD_MAX_CALLS:,}", "max_calls")
     if spec.planned() > spec.max_calls:
@@ -182,10 +202,7 @@ def validate(spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
     config.check_text(spec.name, "the name", "name")
     if check_providers:
         for model in spec.models:
-            try:
-                models.check_model(model, spec.api_base_for(model))
-            except SpreadError as e:
-                raise SpreadError(str(e), "api_base" if "api_base" in str(e) else "models") from None
+            endpoints.check(spec.endpoint(model))  # its message names the endpoint at fault
     return spec
 
 
@@ -235,7 +252,7 @@ def parse_seed(text: str) -> int | None:
 
 def create(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     """Validate the plan and record it; returns the run id."""
-    spec = validate(spec)
+    spec = validate(spec, db_path=db_path)
     stored = spec.as_dict()
     with store.connect(db_path) as db:
         return store.create_run(db, spec=stored, planned=spec.planned(), variants=stored["variants"],

@@ -13,7 +13,7 @@ import asyncio
 import re
 
 from core.config import SpreadError
-from core.run import llm, models, templates
+from core.run import endpoints, limits, llm, templates
 
 MAX_REWORDINGS = 10
 INSTRUCTION = (
@@ -50,22 +50,26 @@ async def reword(prompt: str, k: int, model: str, *, api_base: str | None = None
         raise SpreadError("write a prompt first", "prompt")
     if not 1 <= k <= MAX_REWORDINGS:
         raise SpreadError(f"ask for 1..{MAX_REWORDINGS} rewordings", "rewordings")
-    models.check_model(model, api_base)
+    endpoint = endpoints.resolve(model, api_base)  # a catalogue name, else a litellm id
+    endpoints.check(endpoint)
+    call = endpoints.how_to_call(endpoint)
+    bucket = limits.bucket_for(endpoint)  # its requests-per-minute limit, shared with runs
     messages = [{"role": "user", "content": INSTRUCTION.format(prompt=prompt.strip())}]
 
     async def one(i: int):
-        return await llm.sample(model, messages, temperature=temperature, max_tokens=max_tokens,
-                                seed=None if seed is None else seed + i, api_base=api_base,
-                                api_key=models.api_key_for(model, api_base), stream=False)
+        if bucket is not None:
+            await bucket.take()
+        return await llm.sample(call.model, messages, temperature=temperature, max_tokens=max_tokens,
+                                seed=None if seed is None else seed + i, stream=False, **call.options())
 
     outs = await asyncio.gather(*(one(i) for i in range(k)), return_exceptions=True)
     accepted, rejected, cost = [], [], 0.0
     seen = {prompt.strip().lower()}
     for out in outs:
         if isinstance(out, BaseException):
-            rejected.append({"text": "", "reason": llm.error_message(out, models.secret_values())})
+            rejected.append({"text": "", "reason": llm.error_message(out, endpoints.secret_values([call]))})
             continue
-        price = models.cost_usd(model, out.prompt_tokens, out.completion_tokens)
+        price = call.cost_usd(out.prompt_tokens, out.completion_tokens)
         cost = None if cost is None or price is None else cost + price
         candidate = clean(out.text)
         reason = reason_to_reject(prompt, candidate, seen)

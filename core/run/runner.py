@@ -24,8 +24,7 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, llm, local_llm, models, plan, workers
-from core.run.limits import Limits
+from core.run import detached, endpoints, limits, llm, local_llm, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job
 from core.run.writer import Writer
@@ -67,22 +66,26 @@ async def execute(
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
     cancel = cancel or threading.Event()
-    secrets = models.secret_values()
+    # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
+    # the gate says when a call may start (calls in flight, requests per minute).
+    calls = {m: spec.call_for(m) for m in spec.models}
+    gate = limits.Gate.for_run(spec)
+    secrets = endpoints.secret_values(calls.values())
     # Load litellm, the embedded model and the sampler processes before the clock starts:
     # none belongs in an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
     await llm.warm()
-    if local_llm.MODEL_ID in spec.models and todo:
+    if local_llm.MODEL_ID in [call.model for call in calls.values()] and todo:
         await asyncio.to_thread(local_llm.server)
-    here = workers.InProcess(spec, secrets, cancel)
+    here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
     if pool is not None:
         await pool.open()
     progress = Progress(planned=len(cells), received=len(done))
-    limits = Limits.for_spec(spec, spec.models)
     writer = Writer(db_path)
-    # Priced once per model and token count, from usage: the settings file and litellm's
-    # price map are not read per answer. Unknown stays None, never 0.
-    price = functools.lru_cache(maxsize=4096)(models.cost_usd)
+    # Priced once per model and token count, from usage: the endpoint's price, the settings
+    # file and litellm's map are not read per answer. Unknown stays None, never 0.
+    price = functools.lru_cache(maxsize=4096)(lambda model, tokens_in, tokens_out:
+                                              calls[model].cost_usd(tokens_in, tokens_out))
     running: set[asyncio.Task] = set()
     failures: list[BaseException] = []
 
@@ -91,10 +94,10 @@ async def execute(
         try:
             if cancel.is_set():
                 return
-            sampler = pool if pool is not None and workers.remote(model) else here
+            sampler = pool if pool is not None and workers.remote(spec, model) else here
             row = await sampler.sample(Job(run_id, cell, prompts[cell[:2]]))
         finally:
-            limits.release(model)
+            gate.release(model)
         if row is None:
             return
         if row.get("error_type") is None:
@@ -115,9 +118,9 @@ async def execute(
         # One feeder per model, in plan order: a model waiting for its own slots never
         # holds back another's calls, and only calls with a slot exist as tasks.
         for cell in model_cells:
-            await limits.acquire(model)
+            await gate.acquire(model)
             if cancel.is_set() or failures:
-                limits.release(model)
+                gate.release(model)
                 return
             task = asyncio.create_task(one(cell))
             running.add(task)
@@ -182,9 +185,10 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
             raise SpreadError(f"no run with id {run_id}")
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
     spec = RunSpec.from_dict(run["spec"])
-    calls = sum(workers.remote(cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
+    calls = sum(workers.remote(spec, cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
     count = workers.processes_for(spec, calls)
-    return workers.start(spec, models.secret_values(), count) if count else None
+    secrets = endpoints.secret_values(spec.call_for(m) for m in spec.models)
+    return workers.start(spec, secrets, count) if count else None
 
 
 def _heartbeat(db_path, run_id: int) -> str:

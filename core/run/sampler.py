@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from core.run import llm, models
+from core.run import llm
 from core.run.plan import RunSpec
 
 
@@ -26,26 +26,28 @@ class Job:
     messages: list[dict]
 
 
-async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.Event) -> dict | None:
+async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.Event, *,
+                 pace=None) -> dict | None:
     """The row for one sample: an answer, or an error row with its type once retries are
     spent (or not worth it, or the run is cancelled). Cost is not set here: the engine
-    prices rows from their usage."""
+    prices rows from their usage. `pace(model)`, when given, is awaited before a retry (a
+    retry is a request too: it keeps to the endpoint's requests per minute)."""
     variant, input_idx, model, temperature, sample_idx = job.cell
     seed = spec.seed_for(sample_idx)
-    api_base = spec.api_base_for(model)
+    call = spec.call_for(model)  # the model's endpoint: server, key, parameters, timeout
     row = {"run_id": job.run_id, "variant": variant, "input": input_idx, "model": model,
            "temperature": temperature, "sample_idx": sample_idx, "seed": seed}
     for attempt in range(1, spec.max_attempts + 1):
+        if attempt > 1 and pace is not None:
+            await pace(model)
         start = time.perf_counter()
         try:
             # A stream that stalls after its first bytes escapes the HTTP timeout. (A timeout
             # block, not wait_for: no extra task per call.)
-            async with asyncio.timeout(spec.timeout_s * 1.5):
+            async with asyncio.timeout(call.timeout_s * 1.5):
                 out = await llm.sample(
-                    model, job.messages, temperature=temperature, max_tokens=spec.max_tokens,
-                    seed=seed, top_p=spec.top_p, api_base=api_base,
-                    api_key=models.api_key_for(model, api_base), stream=spec.stream,
-                    timeout_s=spec.timeout_s,
+                    call.model, job.messages, temperature=temperature, max_tokens=spec.max_tokens,
+                    seed=seed, top_p=spec.top_p, stream=spec.stream, **call.options(),
                 )
         except asyncio.CancelledError:
             raise

@@ -35,9 +35,12 @@ PROCESS_MIN_CONCURRENCY = 32
 MAX_PROCESSES = 8
 
 
-def remote(model: str) -> bool:
-    """Calls that can go to a sampler process (the embedded model lives in the engine's)."""
-    return model != local_llm.MODEL_ID
+def remote(spec: RunSpec, model: str) -> bool:
+    """Calls that can go to a sampler process: not the embedded model (it lives in the
+    engine's), and not an endpoint with a requests-per-minute limit (its rate is kept by
+    the engine's gate, retries included; at its rate one process keeps up anyway)."""
+    endpoint = spec.endpoint(model)
+    return endpoint.model != local_llm.MODEL_ID and not endpoint.rpm
 
 
 def processes_for(spec: RunSpec, calls: int) -> int:
@@ -53,13 +56,13 @@ def processes_for(spec: RunSpec, calls: int) -> int:
 
 
 class InProcess:
-    """Samples in the engine's own event loop."""
+    """Samples in the engine's own event loop (where the gate can pace retries)."""
 
-    def __init__(self, spec: RunSpec, secrets: list[str], cancel: threading.Event):
-        self.spec, self.secrets, self.cancel = spec, secrets, cancel
+    def __init__(self, spec: RunSpec, secrets: list[str], cancel: threading.Event, pace=None):
+        self.spec, self.secrets, self.cancel, self.pace = spec, secrets, cancel, pace
 
     async def sample(self, job: sampler.Job) -> dict | None:
-        return await sampler.sample(self.spec, job, self.secrets, self.cancel)
+        return await sampler.sample(self.spec, job, self.secrets, self.cancel, pace=self.pace)
 
 
 class WorkerDied(RuntimeError):
