@@ -4,7 +4,9 @@ End to end: a loopback stub answers each golden item right with a fixed probabil
 (the item's pass rate), `spread regress` samples the set, scores every sample by
 meaning, and gates the candidate against a baseline regress run made the same way.
 With nothing changed, the share of failed gates is the false-alarm rate (it must stay
-at or below alpha). Then, by simulation of the same test, the smallest drop in every
+at or below alpha). Each repetition draws a new baseline and a new candidate: against
+one fixed baseline the alarms are not independent (a lucky baseline makes every
+candidate look worse), and their share says little about the gate. Then, by simulation of the same test, the smallest drop in every
 item's pass rate that the gate catches 80% of the time.
 
     .venv/bin/python bench/bench_regress.py [--runs 200] [--items 20] [--k 10]
@@ -42,7 +44,7 @@ def make_set(db: Path, items: int, seed: int) -> list[tuple[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=200, help="candidate regress runs against the baseline")
+    parser.add_argument("--runs", type=int, default=200, help="baseline and candidate pairs of regress runs")
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=0.05)
@@ -67,8 +69,8 @@ def main() -> None:
     with StubOpenAI() as stub:
         stub.respond = respond
         candidate.api_base = stub.base_url
-        baseline = asyncio.run(regress.regress("bench", candidate, regress.Gates(), db_path=db))
         for run in range(args.runs):
+            baseline = asyncio.run(regress.regress("bench", candidate, regress.Gates(), db_path=db))
             result = asyncio.run(regress.regress("bench", candidate, gates, baseline_id=baseline["regress_id"],
                                                  db_path=db))
             alarms += result["gate"] == "fail"
