@@ -219,6 +219,19 @@ def m010_meaning_reviews(db: Database) -> None:
     db["pair_judgements"].create({"key": str, "model": str, "same": int, "created_at": str}, pk="key")
 
 
+@migrations()
+def m013_model_groups_and_embedding_endpoints(db: Database) -> None:
+    # An endpoint imported from a LiteLLM model group holds its deployments (JSON: each
+    # one's litellm_params, credentials as os.environ/NAME only) and the router's
+    # settings; `info` is the entry's model_info (mode, max_input_tokens, base_model, …)
+    # and `tpm` its tokens per minute. A response records which deployment answered.
+    db["endpoints"].add_column("deployments", str)
+    db["endpoints"].add_column("router", str)
+    db["endpoints"].add_column("info", str)
+    db["endpoints"].add_column("tpm", float)
+    db["responses"].add_column("deployment", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -449,7 +462,7 @@ def list_runs(db: Database, limit: int = 200) -> list[dict]:
 RESPONSE_FIELDS = (
     "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
-    "error_type", "error_message", "provider_model", "created_at",
+    "error_type", "error_message", "provider_model", "created_at", "deployment",
 )
 
 

@@ -124,6 +124,12 @@ class Sample:
     completion_tokens: int | None
     provider_model: str | None
     ttft_ms: float | None
+    deployment: str | None = None  # which deployment of a model group answered
+
+
+def _deployment(response) -> str | None:
+    """The label of the deployment a Router picked (its model_info.id), else None."""
+    return (getattr(response, "_hidden_params", None) or {}).get("model_id")
 
 
 async def sample(
@@ -139,9 +145,11 @@ async def sample(
     stream: bool = True,
     timeout_s: float = 120.0,
     params: dict | None = None,
+    router=None,
 ) -> Sample:
     """One answer from one model. Raises litellm's exceptions; the caller retries.
-    `params` are an endpoint's extra parameters (top_k, a response format, …)."""
+    `params` are an endpoint's extra parameters (top_k, a response format, …); with a
+    `router` (a model group), `model` is the group's name and the Router picks the deployment."""
     litellm = get()
     kwargs: dict = {
         **(params or {}),  # first: nothing below can be overridden by them
@@ -149,16 +157,17 @@ async def sample(
         "messages": messages,
         "temperature": temperature,
         "timeout": timeout_s,
-        "num_retries": 0,  # retries are ours: counted, bounded, only for what can recover
-        "max_retries": 0,
     }
+    if router is None:
+        kwargs.update(num_retries=0, max_retries=0)  # retries are ours: counted, bounded, only for what can recover
+    complete = litellm.acompletion if router is None else router.acompletion
     for name, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p),
                         ("api_base", api_base), ("api_key", api_key)):
         if value is not None:
             kwargs[name] = value
     start = time.perf_counter()
     if not stream:
-        response = await litellm.acompletion(**kwargs)
+        response = await complete(**kwargs)
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         return Sample(
@@ -168,15 +177,33 @@ async def sample(
             completion_tokens=getattr(usage, "completion_tokens", None),
             provider_model=getattr(response, "model", None),
             ttft_ms=None,
+            deployment=_deployment(response),
         )
 
     kwargs["stream"] = True
     kwargs["stream_options"] = {"include_usage": True}
-    response = await litellm.acompletion(**kwargs)
+    response = await complete(**kwargs)
     raw = getattr(response, "completion_stream", None)
     if _is_openai_stream(raw):
-        return await _read_openai_stream(raw, start)
-    return await _read_litellm_stream(response, start)
+        out = await _read_openai_stream(raw, start)
+    else:
+        out = await _read_litellm_stream(response, start)
+    out.deployment = _deployment(response)
+    return out
+
+
+def embed(model: str, texts: list[str], *, api_base: str | None = None, api_key: str | None = None,
+          timeout_s: float = 120.0, params: dict | None = None, router=None) -> list[list[float]]:
+    """One vector per text from an embedding endpoint (litellm's embedding API, or a
+    model group's Router). Raises litellm's exceptions."""
+    litellm = get()
+    kwargs: dict = {**(params or {}), "model": model, "input": texts, "timeout": timeout_s}
+    for name, value in (("api_base", api_base), ("api_key", api_key)):
+        if value is not None:
+            kwargs[name] = value
+    response = (litellm.embedding if router is None else router.embedding)(**kwargs)
+    rows = sorted(response.data, key=lambda row: row["index"] if isinstance(row, dict) else row.index)
+    return [row["embedding"] if isinstance(row, dict) else row.embedding for row in rows]
 
 
 def _is_openai_stream(stream) -> bool:
