@@ -515,6 +515,16 @@ def responses(db: Database, run_id: int) -> list[dict]:
     )
 
 
+def deployment_counts(db: Database, run_id: int) -> dict[str, dict[str, int]]:
+    """Per model group: how many answers each of its deployments gave."""
+    counts: dict[str, dict[str, int]] = {}
+    for model, deployment, n in db.execute(
+            "select model, deployment, count(*) from responses where run_id = ? and deployment is not null "
+            "group by model, deployment order by model, deployment", [run_id]).fetchall():
+        counts.setdefault(model, {})[deployment] = n
+    return counts
+
+
 def cell_counts(db: Database, run_id: int) -> list[dict]:
     """Per model × temperature: rows received and how many are errors."""
     return list(db.query(

@@ -54,6 +54,8 @@ from core.run import estimate, inputs, plan, runner
 @click.option("--extract", default="whole", show_default=True, metavar="MODE",
               help="the part of each answer its meaning is judged by: whole, first-sentence, final-answer, "
                    "json:FIELD, regex:PATTERN")
+@click.option("--embeddings", metavar="NAME",
+              help="the catalogue embedding endpoint that clusters this run's answers by default (else MiniLM)")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option
 @evaluate.checks_file_option
@@ -62,7 +64,7 @@ from core.run import estimate, inputs, plan, runner
 @json_option
 def run_command(prompts, prompt_files, labels, system, system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
-                timeout, max_attempts, max_calls, no_stream, name, extract, dry_run, check_texts, checks_file,
+                timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts, checks_file,
                 judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
@@ -85,6 +87,7 @@ def run_command(prompts, prompt_files, labels, system, system_file, vars_file, v
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls, extract=extract,
+        embeddings=embeddings or "",
     )
     if dry_run:
         return _print_estimate(spec, as_json)

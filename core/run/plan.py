@@ -73,6 +73,8 @@ class RunSpec:
     # The part of each answer its meaning is judged by (meaning.EXTRACT_MODES): long answers
     # are rarely meant to be compared whole.
     extract: str = "whole"
+    # The catalogue embedding endpoint that clusters this run's answers by default (else MiniLM).
+    embeddings: str = ""
     # Each model name's endpoint as it was when the run was planned (settings, no keys):
     # filled by validate(), so a run keeps calling, and showing, what it was planned with.
     endpoints: dict[str, dict] = field(default_factory=dict)
@@ -197,6 +199,11 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
         meaning.check_extract_mode(spec.extract or "whole")
     except ValueError as e:
         raise SpreadError(str(e), "extract") from None
+    if spec.embeddings:
+        from core.analyse import embed
+
+        embed.embedding_endpoint(embed.ENDPOINT + spec.embeddings.strip(), db_path=db_path)
+        spec.embeddings = spec.embeddings.strip()
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
     config.check_text(spec.name, "the name", "name")

@@ -231,6 +231,7 @@ def request_cancel(run_id: int, *, db_path=None) -> None:
 def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
+        deployments = store.deployment_counts(db, run_id)
     return {
         "run_id": run_id,
         "status": run["status"],
@@ -241,6 +242,7 @@ def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
         "cost_usd_known": run["cost_usd"] or 0.0,
         "answers_with_unknown_cost": run["unknown_cost"],
         "wall_s": round(wall_s, 3) if wall_s is not None else None,
+        **({"deployments": deployments} if deployments else {}),  # a model group: answers per deployment
     }
 
 
