@@ -246,7 +246,8 @@ def _group(name: str, members: list[tuple[str, Endpoint]], router: dict) -> Endp
         if label in labels:
             label = f"{label} #{k}"
         labels.add(label)
-        deployments.append(member.settings() | {"name": label, "deployments": [], "router": {}})
+        own_info = {k: v for k, v in member.info.items() if k != "id"}  # the label is its id
+        deployments.append(member.settings() | {"name": label, "deployments": [], "router": {}, "info": own_info})
     modes = {member.mode for _, member in members}
     if len(modes) > 1:
         raise SpreadError(f"the deployments of {name!r} mix modes ({', '.join(sorted(modes))})")
@@ -293,8 +294,7 @@ def export(catalogue: list[Endpoint]) -> str:
         if endpoint.deployments:
             router = router or endpoint.router
             for member in endpoint.members():
-                info = {"id": member.name, **({"mode": endpoint.mode} if endpoint.mode != "chat" else {})}
-                entries.append(_entry(endpoint.name, member, info))
+                entries.append(_entry(endpoint.name, member, {"id": member.name, **member.info}))
         else:
             entries.append(_entry(endpoint.name, endpoint, endpoint.info))
     header = "# Spread's endpoint catalogue as a LiteLLM proxy config (spread models import reads it back)\n"
