@@ -324,3 +324,25 @@ def test_bench_clusters_measures_an_embedding_endpoint(stub):
     assert result.returncode == 0, result.stderr
     assert "endpoint:team-embed" in result.stdout and "3 questions" in result.stdout
     assert any(r["path"] == "/v1/embeddings" for r in stub.requests)
+
+
+def test_pages_offer_the_teams_embedding_endpoint_and_show_model_groups(stub):
+    from streamlit.testing.v1 import AppTest
+
+    litellm_config.apply(litellm_config.preview(embedding_stub_config(stub)))
+    litellm_config.apply(litellm_config.preview(group_config(stub, stub).replace("os.environ/STUB_A_BASE",
+                                                                                 f'"{stub.base_url}"')))
+    run_id = plan.create(plan.RunSpec(prompt="Capital of France?", models=["openai/stub"], temperatures=[1.0],
+                                      n=4, seed=1, api_base=stub.base_url, embeddings="team-embed"))
+    asyncio.run(runner.execute(run_id))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/spread.py").run()
+    assert not at.exception
+    assert at.selectbox(key=f"embeddings_{run_id}").value == "team-embed"  # the run's own default
+    assert any(r["path"] == "/v1/embeddings" for r in stub.requests)
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "deployments" in df.value.columns)
+    rows = table.set_index("name")
+    assert rows.loc["team-gpt", "deployments"] == "region-a, region-b"
+    assert rows.loc["team-embed", "mode"] == "embedding"

@@ -330,6 +330,11 @@ def names(*, db_path=None) -> list[str]:
         return [r[0] for r in db.execute("select name from endpoints order by name collate nocase").fetchall()]
 
 
+def embedding_names(*, db_path=None) -> list[str]:
+    """The endpoints that embed text (model_info mode: embedding), for meaning clusters."""
+    return [e.name for e in list_endpoints(db_path=db_path) if e.mode == "embedding"]
+
+
 def get(name: str, *, db_path=None) -> Endpoint | None:
     if _no_database(db_path):
         return None
@@ -480,7 +485,7 @@ def _group_readiness(endpoint: Endpoint, probe: bool, timeout_s: float) -> dict:
     servers = {state["server"] for _, state in states}
     return {"key": keys.pop() if len(keys) == 1 else "mixed", "server": servers.pop() if len(servers) == 1 else "mixed",
             "problem": "; ".join(problems) or None, "ready": not problems,
-            "deployments": {label: state for label, state in states}}
+            "deployment_states": {label: state for label, state in states}}
 
 
 def credential_variables(endpoint: Endpoint) -> list[str]:
