@@ -210,7 +210,7 @@ with st.expander("Import the model_list of a config.yaml"):
             st.button(f"Import {len(preview.endpoints)} endpoint(s)", key="ep_import", type="primary",
                       on_click=import_all, args=(preview,))
         except litellm_config.ImportRefused as e:  # every problem, one line each, no credential's value
-            st.error(display.inert(f"Nothing imported: {len(e.problems)} problem(s)."), icon=":material/error:")
+            st.error(display.inert(f"{len(e.problems)} problem(s), nothing imported:"), icon=":material/error:")
             for problem in e.problems:
                 st.error(display.inert(problem, 400))
         except SpreadError as e:
