@@ -49,7 +49,8 @@ RUN_PARAMS = {
 # name litellm itself masks as sensitive (`is_secret_name`).
 SECRET_NAME = re.compile(r"api[_-]?key|secret|passw|authoriz|credential|access[_-]?token|bearer", re.IGNORECASE)
 # Names that point at a credential by its name, not hold one.
-NOT_SECRET = {"litellm_credential_name", "credential_name", "aws_profile_name", "aws_role_name", "aws_session_name"}
+NOT_SECRET = {"litellm_credential_name", "credential_name", "aws_profile_name", "aws_role_name", "aws_session_name",
+              "access_groups"}
 # Parameters that tell the provider where its credentials are: an entry that sets one needs
 # no provider default variable (AWS_ACCESS_KEY_ID, …), only the variables it names.
 CREDENTIAL_SOURCES = {"aws_profile_name", "aws_role_name", "aws_web_identity_token", "aws_access_key_id",
