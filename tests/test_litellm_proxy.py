@@ -142,6 +142,50 @@ def test_readiness_checks_the_variables_an_entry_names(monkeypatch):
     assert (keyless["key"], keyless["problem"]) == ("not needed", None)
 
 
+def test_every_kind_of_written_credential_is_named_and_none_is_repeated():
+    planted = "planted-credential-value-71"
+    config_text = f"""
+model_list:
+  - model_name: vertex
+    litellm_params:
+      model: vertex_ai/gemini-1.5-pro
+      vertex_project: team-project
+      vertex_credentials: {{type: service_account, private_key: {planted}}}
+  - model_name: bedrock
+    litellm_params:
+      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0
+      aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID
+      aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY
+      aws_session_token: {planted}
+  - model_name: entra
+    litellm_params:
+      model: azure/gpt-4o
+      api_base: https://team.openai.azure.com
+      tenant_id: os.environ/AZURE_TENANT_ID
+      client_id: os.environ/AZURE_CLIENT_ID
+      client_secret: {planted}
+      extra_headers: {{Authorization: Bearer {planted}, X-Team: spread}}
+    model_info: {{access_groups: [beta]}}
+"""
+    with pytest.raises(litellm_config.ImportRefused) as caught:
+        litellm_config.preview(config_text)
+    assert caught.value.problems == [
+        "entry 1 ('vertex'): credential written in the file: vertex_credentials (give it as os.environ/NAME; the "
+        "value was not imported)",
+        "entry 2 ('bedrock'): credential written in the file: aws_session_token (give it as os.environ/NAME; the "
+        "value was not imported)",
+        "entry 3 ('entra'): credentials written in the file: client_secret, Authorization (give each as "
+        "os.environ/NAME; the values were not imported)"]
+    assert planted not in str(caught.value)
+    fixed = config_text.replace(f"{{type: service_account, private_key: {planted}}}", "os.environ/VERTEX_JSON")
+    fixed = fixed.replace(f"Bearer {planted}", "os.environ/TEAM_AUTH").replace(planted, "os.environ/TEAM_SECRET")
+    vertex, bedrock, entra = litellm_config.preview(fixed).endpoints
+    assert endpoints.credential_variables(vertex) == ["VERTEX_JSON"]
+    assert endpoints.credential_variables(bedrock) == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TEAM_SECRET"]
+    assert endpoints.credential_variables(entra) == ["AZURE_TENANT_ID", "TEAM_SECRET"]
+    assert entra.params["extra_headers"] == {"Authorization": "os.environ/TEAM_AUTH", "X-Team": "spread"}
+
+
 def test_a_keyless_server_with_api_key_none_gets_the_fix_that_fits():
     config_text = ("model_list:\n  - model_name: vllm\n    litellm_params:\n      model: openai/served\n"
                    "      api_base: http://gpu-1:8000/v1\n      api_key: none\n")

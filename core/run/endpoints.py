@@ -245,13 +245,24 @@ def written_secrets(name: str, value) -> list[str]:
     """The names, at any depth, of credentials written out as values rather than read
     from a variable (never the values themselves)."""
     if isinstance(value, dict):
-        return [n for inner, v in value.items() for n in written_secrets(str(inner), v)]
+        inner = [n for key, v in value.items() for n in written_secrets(str(key), v)]
+        if is_secret_name(name) and any(_leaves_written(value)):
+            return [name]  # a credential written as an object (vertex_credentials: {private_key: …})
+        return inner
     if isinstance(value, list):
         return list(dict.fromkeys(n for item in value for n in written_secrets(name, item)))
     literal = isinstance(value, (str, int, float)) and not isinstance(value, bool)
     if literal and is_secret_name(name) and not (isinstance(value, str) and value.startswith(REFERENCE)):
         return [name]
     return []
+
+
+def _leaves_written(value):
+    if isinstance(value, dict):
+        return [w for v in value.values() for w in _leaves_written(v)]
+    if isinstance(value, list):
+        return [w for v in value for w in _leaves_written(v)]
+    return [] if value is None or isinstance(value, bool) or str(value).startswith(REFERENCE) else [True]
 
 
 def is_secret_name(name: str) -> bool:
