@@ -299,6 +299,8 @@ def test_a_model_group_spreads_a_run_over_its_deployments_through_the_router(mon
             rows = store.responses(db, run_id)
         assert {r["deployment"] for r in rows} == {"region-a", "region-b"}
         assert all(r["model"] == "team-gpt" for r in rows)
+        # The Router registers its deployments in litellm's price map; an unknown model stays unknown, not $0.
+        assert {r["cost_usd"] for r in rows} == {None} and summary["cost_usd"] is None
 
 
 def embedding_stub_config(stub: StubOpenAI) -> str:
@@ -390,3 +392,25 @@ def test_pages_offer_the_teams_embedding_endpoint_and_show_model_groups(stub):
     rows = table.set_index("name")
     assert rows.loc["team-gpt", "deployments"] == "region-a, region-b"
     assert rows.loc["team-embed", "mode"] == "embedding"
+
+
+def test_a_failing_deployment_is_cooled_down_by_the_router_and_the_run_loses_nothing():
+    with StubOpenAI() as down, StubOpenAI() as up:
+        down.fail_rate = {"503": 1.0}
+        config_text = f"""
+model_list:
+  - model_name: team-gpt
+    litellm_params: {{model: openai/served, api_base: "{down.base_url}"}}
+    model_info: {{id: down}}
+  - model_name: team-gpt
+    litellm_params: {{model: openai/served, api_base: "{up.base_url}"}}
+    model_info: {{id: up}}
+router_settings: {{allowed_fails: 0, cooldown_time: 60}}
+"""
+        litellm_config.apply(litellm_config.preview(config_text))
+        run_id = plan.create(plan.RunSpec(prompt="Q?", models=["team-gpt"], temperatures=[1.0], n=12, seed=1,
+                                          concurrency=1, backoff_base_s=0.01, backoff_max_s=0.02))
+        summary = asyncio.run(runner.execute(run_id))
+    assert summary["responses"] == 12 and summary["errors"] == 0
+    assert summary["deployments"] == {"team-gpt": {"up": 12}}
+    assert down.count() <= 1  # one failure, then the Router's cooldown keeps it out

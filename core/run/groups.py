@@ -11,6 +11,7 @@ use and kept: its clients, cooldowns and usage counters must outlive a single ca
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import threading
@@ -52,7 +53,23 @@ def router_for(call):
         routers = _no_loop
     with _lock:
         if key not in routers:
-            Router = llm.get().Router
-            # Retries are Spread's (counted per answer) unless the config asks the Router for its own.
-            routers[key] = Router(model_list=entries, **{"num_retries": 0, **settings})
+            litellm = llm.get()
+            prices = copy.deepcopy(litellm.model_cost)
+            try:
+                # Retries are Spread's (counted per answer) unless the config asks the Router for its own.
+                routers[key] = litellm.Router(model_list=entries, **{"num_retries": 0, **settings})
+            finally:
+                _restore(litellm.model_cost, prices)
         return routers[key]
+
+
+def _restore(model_cost: dict, prices: dict) -> None:
+    """Undo what the Router wrote into litellm's price map: it registers each deployment
+    (an unknown model with no price, which litellm then prices at a silent $0) and
+    overwrites a known model's prices with one deployment's, for every call in the process.
+    Spread prices answers itself (endpoint prices, else litellm's shipped map, else unknown)."""
+    for name in [n for n in model_cost if n not in prices]:
+        del model_cost[name]
+    for name, entry in prices.items():
+        if model_cost.get(name) != entry:
+            model_cost[name] = entry
