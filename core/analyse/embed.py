@@ -236,7 +236,9 @@ def cached(texts: list[str], method: str, *, db_path=None) -> np.ndarray:
         first_of.setdefault(h, i)
     missing = [i for h, i in first_of.items() if h not in found]
     if missing:
-        fresh = embed([texts[i] for i in missing], method, db_path=db_path)
+        # (only an endpoint needs the database: it is looked up in its catalogue)
+        where = {"db_path": db_path} if method.startswith(ENDPOINT) else {}
+        fresh = embed([texts[i] for i in missing], method, **where)
         new = {hashes[i]: fresh[k].tobytes() for k, i in enumerate(missing)}
         with store.connect(db_path) as db:
             store.save_embeddings(db, key, new, fresh.shape[1])
