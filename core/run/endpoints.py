@@ -158,8 +158,8 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
     router = _json_object(endpoint.router, "the router settings")
     deployments = [validate(Endpoint.from_settings(d), check_id=check_id).settings() | {"source": "catalogue"}
                    for d in endpoint.deployments or []]
-    for d in deployments:
-        d.pop("deployments"), d.pop("router")  # a deployment is one server, not a group
+    for d in deployments:  # a deployment is one server, not a group
+        del d["deployments"], d["router"]
     if len({d["name"] for d in deployments}) < len(deployments):
         raise SpreadError(f"endpoint {name!r}: two deployments with one label", "model")
     checked = Endpoint(name, model, api_base, key_env, params, price_in, price_out, max_concurrency, rpm, timeout_s,
@@ -235,10 +235,11 @@ def check_params(params: dict) -> dict:
 def _refuse_written_keys(name: str, value) -> None:
     written = written_secrets(name, value)
     if written:
-        raise SpreadError(f"{'parameter ' + repr(written[0]) if len(written) == 1 else 'parameters ' + ', '.join(written)}"
-                          f" {'looks' if len(written) == 1 else 'look'} like a credential: the catalogue is shared and "
-                          f"stored, so give {'it' if len(written) == 1 else 'each'} as {REFERENCE}NAME (read from the "
-                          "environment at call time)", "params")
+        several = len(written) > 1
+        raise SpreadError(f"parameter{'s' if several else ''} {', '.join(map(repr, written))} "
+                          f"look{'' if several else 's'} like a credential: the catalogue is shared and stored, so "
+                          f"give {'each' if several else 'it'} as {REFERENCE}NAME (read from the environment at call "
+                          "time)", "params")
 
 
 def written_secrets(name: str, value) -> list[str]:
@@ -246,7 +247,7 @@ def written_secrets(name: str, value) -> list[str]:
     from a variable (never the values themselves)."""
     if isinstance(value, dict):
         inner = [n for key, v in value.items() for n in written_secrets(str(key), v)]
-        if is_secret_name(name) and any(_leaves_written(value)):
+        if is_secret_name(name) and _holds_a_value(value):
             return [name]  # a credential written as an object (vertex_credentials: {private_key: …})
         return inner
     if isinstance(value, list):
@@ -257,12 +258,13 @@ def written_secrets(name: str, value) -> list[str]:
     return []
 
 
-def _leaves_written(value):
+def _holds_a_value(value) -> bool:
+    """Whether anything in it is written out (not a reference, a flag or empty)."""
     if isinstance(value, dict):
-        return [w for v in value.values() for w in _leaves_written(v)]
+        return any(_holds_a_value(v) for v in value.values())
     if isinstance(value, list):
-        return [w for v in value for w in _leaves_written(v)]
-    return [] if value is None or isinstance(value, bool) or str(value).startswith(REFERENCE) else [True]
+        return any(_holds_a_value(v) for v in value)
+    return not (value is None or isinstance(value, bool) or str(value).startswith(REFERENCE))
 
 
 def is_secret_name(name: str) -> bool:
@@ -518,7 +520,8 @@ def _key_status(endpoint: Endpoint, provider: str) -> tuple[str, str | None]:
         missing = [n for n in named if not config.key(n)]
         if not missing:
             return "set", None
-        which = "its key variable" if missing == [endpoint.key_env] else "its credential variables"
+        which = ("its key variable" if missing == [endpoint.key_env] else
+                 "its credential variable" if len(missing) == 1 else "its credential variables")
         return "missing", (f"{which} {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set (in the "
                            "environment or .streamlit/secrets.toml)")
     if provider in models.KEYLESS or (endpoint.api_base and provider in models.OPENAI_COMPATIBLE):
