@@ -122,9 +122,10 @@ def import_command(file, replace, dry_run, as_json):
 
     try:
         preview = litellm_config.preview(read_text(file), replace=replace)
-    except litellm_config.ImportRefused as refused:
+    except SpreadError as refused:  # every problem of every entry (or why the file is not a config)
         if as_json:
-            print_json({"added": [], "problems": refused.problems, "notes": refused.notes, "dry_run": dry_run})
+            print_json({"added": [], "problems": getattr(refused, "problems", [str(refused)]),
+                        "notes": getattr(refused, "notes", []), "dry_run": dry_run})
         raise
     if not dry_run:
         litellm_config.apply(preview, who=reviewer())
