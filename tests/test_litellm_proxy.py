@@ -336,6 +336,8 @@ def test_an_embedding_endpoint_clusters_a_run_and_its_vectors_are_cached(stub):
 def test_a_run_can_default_to_an_embedding_endpoint_and_only_to_one(stub):
     litellm_config.apply(litellm_config.preview(embedding_stub_config(stub)))
     endpoints.add(Endpoint("chatty", "openai/served", api_base=stub.base_url))
+    with pytest.raises(SpreadError, match="'team-embed' embeds text and gives no answers"):
+        plan.create(plan.RunSpec(prompt="Q?", models=["team-embed"], temperatures=[1.0], n=2))
     with pytest.raises(SpreadError, match="'chatty' is not an embedding endpoint"):
         plan.create(plan.RunSpec(prompt="Q?", models=["chatty"], temperatures=[1.0], n=2, embeddings="chatty"))
     run_id = plan.create(plan.RunSpec(prompt="Q?", models=["chatty"], temperatures=[1.0], n=3, seed=1,

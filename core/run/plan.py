@@ -186,6 +186,10 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
     # A catalogue name first, then a litellm id: recorded now, so the run keeps these settings.
     spec.endpoints = {m: spec.endpoints.get(m) or endpoints.resolve(m, spec.api_base_for(m), db_path=db_path).settings()
                       for m in models_seen}
+    for model in models_seen:
+        if spec.endpoint(model).mode == "embedding":
+            raise SpreadError(f"endpoint {model!r} embeds text and gives no answers: sample a chat endpoint, and "
+                              "cluster with this one (spread run --embeddings NAME)", "models")
     if not isinstance(spec.max_calls, int) or not 1 <= spec.max_calls <= HARD_MAX_CALLS:
         raise SpreadError(f"the cap on calls must be a whole number in 1..{HARD_MAX_CALLS:,}", "max_calls")
     if spec.planned() > spec.max_calls:
