@@ -186,6 +186,24 @@ model_list:
     assert entra.params["extra_headers"] == {"Authorization": "os.environ/TEAM_AUTH", "X-Team": "spread"}
 
 
+def test_every_problem_of_one_entry_is_listed_once():
+    config_text = """
+model_list:
+  - model_name: bad
+    litellm_params: {model: nosuchprovider/x, rpm: lots, timeout: -1, api_base: "ftp://x",
+                     extra_body: {api_key: sk-planted-in-a-body}}
+    model_info: {admin_token: planted-in-the-info}
+"""
+    with pytest.raises(litellm_config.ImportRefused) as caught:
+        litellm_config.preview(config_text)
+    problems = [p.removeprefix("entry 1 ('bad'): ") for p in caught.value.problems]
+    assert problems[0] == ("credentials written in the file: api_key, model_info.admin_token (give each as "
+                           "os.environ/NAME; the values were not imported)")
+    assert [p.split(" ")[:2] for p in problems[1:]] == [["api_base", "'ftp://x'"], ["the", "requests"],
+                                                        ["the", "timeout"], ["endpoint", "'bad':"]]
+    assert "unknown model id 'nosuchprovider/x'" in problems[-1] and "planted" not in str(caught.value)
+
+
 def test_a_keyless_server_with_api_key_none_gets_the_fix_that_fits():
     config_text = ("model_list:\n  - model_name: vllm\n    litellm_params:\n      model: openai/served\n"
                    "      api_base: http://gpu-1:8000/v1\n      api_key: none\n")

@@ -34,6 +34,7 @@ embedding models (images, audio, rerank) are listed as skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
 
@@ -97,9 +98,11 @@ def preview(text: str, *, replace: bool = False, db_path=None) -> Preview:
         if skipped:
             result.skipped.append(f"{where}: {skipped}")
             continue
+        if deployment is not None:
+            entry_problems += _every_problem(deployment)
         problems += [f"{where}: {p}" for p in entry_problems]
         result.notes += [f"{where}: {note}" for note in notes]
-        if deployment is not None:
+        if deployment is not None and not entry_problems:
             named.setdefault(deployment.name, []).append((where, deployment))
     existing = set(endpoints.names(db_path=db_path))
     for name, members in named.items():
@@ -117,6 +120,30 @@ def preview(text: str, *, replace: bool = False, db_path=None) -> Preview:
     if problems:
         raise ImportRefused(problems, result.notes)
     return result
+
+
+# What to set aside, after a setting is refused, to find the entry's next problem.
+SET_ASIDE = {"api_base": {"api_base": None}, "key_env": {"key_env": None}, "params": {"params": {}},
+             "price": {"price_in": None, "price_out": None}, "max_concurrency": {"max_concurrency": None},
+             "rpm": {"rpm": None}, "timeout": {"timeout_s": None}, "tpm": {"tpm": None}}
+
+
+def _every_problem(endpoint: Endpoint) -> list[str]:
+    """Every setting of one entry that endpoints.validate refuses, not only the first."""
+    problems, check_id = [], True
+    for _ in range(len(SET_ASIDE) + 2):
+        try:
+            endpoints.validate(endpoint, check_id=check_id)
+            break
+        except SpreadError as e:
+            problems.append(str(e))
+            if e.field == "model" and check_id:
+                check_id = False  # an unknown id: the other settings can still be read
+            elif e.field in SET_ASIDE:
+                endpoint = dataclasses.replace(endpoint, **SET_ASIDE[e.field])
+            else:
+                break
+    return problems
 
 
 def _router_settings(settings, notes: list[str]) -> dict:
@@ -179,17 +206,19 @@ def _deployment(entry, credentials: list) -> tuple[Endpoint | None, list[str], l
         if key_name in RUN_PARAMS:
             notes.append(f"{key_name} ignored (a run sets it)")
             continue
-        extra[key_name] = value
+        if not endpoints.written_secrets(key_name, value):  # refused above; the other settings are still checked
+            extra[key_name] = value
+    info = {k: v for k, v in info.items() if not endpoints.written_secrets(k, v)}  # as for the parameters
     if mode == "embedding" and "mode" not in info:
         info["mode"] = mode
-    if problems:
+    if not isinstance(name, str) or not name.strip() or "*" in name:
         return None, notes, problems, None
     return Endpoint(
         name=name, model=params["model"], api_base=params.get("api_base") or params.get("base_url"),
         key_env=key_env, params=extra, price_in=price_in, price_out=price_out,
         max_concurrency=params.get("max_parallel_requests"), rpm=params.get("rpm", entry.get("rpm")),
         timeout_s=params.get("timeout"), tpm=params.get("tpm", entry.get("tpm")), info=info, source="catalogue",
-    ), notes, [], None
+    ), notes, problems, None
 
 
 def _mode_in_price_map(model: str) -> str | None:
