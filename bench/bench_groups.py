@@ -77,7 +77,8 @@ def main() -> None:
     for name, runs in results.items():
         wall = statistics.median(r["wall_s"] for r in runs)
         print(json.dumps({"contender": name, "calls": args.calls, "concurrency": args.concurrency,
-                          "latency_s": args.latency, "repeat": args.repeat, "stream": not args.no_stream, "wall_s": round(wall, 3),
+                          "latency_s": args.latency, "repeat": args.repeat, "stream": not args.no_stream,
+                          "wall_s": round(wall, 3),
                           "calls_per_s": round(args.calls / wall, 1),
                           "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3)}))
 

@@ -192,9 +192,10 @@ def _deployment(entry, credentials: list) -> tuple[Endpoint | None, list[str], l
             written.insert(0, "api_key")
     if written:
         # Never repeat the values: they may be real credentials.
-        problems.append(f"credential{'s' if len(written) > 1 else ''} written in the file: {', '.join(written)} "
-                        f"(give {'each' if len(written) > 1 else 'it'} as {REFERENCE}NAME; the value{'s were' if len(written) > 1 else ' was'} not "
-                        "imported)")
+        several = len(written) > 1
+        problems.append(f"credential{'s' if several else ''} written in the file: {', '.join(written)} (give "
+                        f"{'each' if several else 'it'} as {REFERENCE}NAME; the value{'s were' if several else ' was'} "
+                        "not imported)")
     prices = [params.get(k, info.get(k)) for k in ("input_cost_per_token", "output_cost_per_token")]
     price_in, price_out = (_per_million(p, problems) for p in prices)
     if "stream_timeout" in params:
