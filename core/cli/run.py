@@ -65,8 +65,7 @@ from core.run import estimate, inputs, plan, runner
 def run_command(prompts, prompt_files, labels, system, system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
                 timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts,
-                checks_file,
-                judge_model, judge_samples, as_json):
+                checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
