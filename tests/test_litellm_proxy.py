@@ -392,9 +392,11 @@ def test_bench_clusters_measures_an_embedding_endpoint(stub):
     assert any(r["path"] == "/v1/embeddings" for r in stub.requests)
 
 
-def test_pages_offer_the_teams_embedding_endpoint_and_show_model_groups(stub):
+def test_pages_offer_the_teams_embedding_endpoint_and_show_model_groups(stub, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    monkeypatch.setenv("STUB_A_KEY", "key-a")
+    monkeypatch.setenv("STUB_B_KEY", "key-b")
     litellm_config.apply(litellm_config.preview(embedding_stub_config(stub)))
     litellm_config.apply(litellm_config.preview(group_config(stub, stub).replace("os.environ/STUB_A_BASE",
                                                                                  f'"{stub.base_url}"')))
@@ -412,6 +414,13 @@ def test_pages_offer_the_teams_embedding_endpoint_and_show_model_groups(stub):
     rows = table.set_index("name")
     assert rows.loc["team-gpt", "deployments"] == "region-a, region-b"
     assert rows.loc["team-embed", "mode"] == "embedding"
+    group_run = plan.create(plan.RunSpec(prompt="Q?", models=["team-gpt"], temperatures=[1.0], n=4, seed=1))
+    asyncio.run(runner.execute(group_run))
+    at.switch_page("pages/runs.py").run()
+    next(s for s in at.selectbox if s.label == "Open run").set_value(group_run).run()
+    assert not at.exception
+    answers = next(df.value for df in at.dataframe if "text" in df.value.columns)
+    assert set(answers["deployment"]) <= {"region-a", "region-b"} and len(answers) == 4
 
 
 def test_a_failing_deployment_is_cooled_down_by_the_router_and_the_run_loses_nothing():
