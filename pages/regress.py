@@ -84,10 +84,10 @@ if chosen is not None:
     result = chosen["result"]
     heading = verdict.heading(result)
     st.subheader(f"Regress {chosen['id']}: {heading}" if heading else f"Regress {chosen['id']} (no gate set)")
-    summary = verdict.summary(result)
+    summary = verdict.summary(result)  # numbers and fixed words only: no model or user text
     if summary:
         {"pass": st.success, "fail": st.error, "inconclusive": st.warning}[result["gate"]](
-            display.inert(summary), icon={"pass": ":material/check_circle:", "fail": ":material/cancel:",
+            summary, icon={"pass": ":material/check_circle:", "fail": ":material/cancel:",
                                           "inconclusive": ":material/help:"}[result["gate"]])
     a, b, c = st.columns(3)
     a.metric("Pass rate", verdict.pct(result["pass_rate"]),

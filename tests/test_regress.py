@@ -287,3 +287,42 @@ def test_unknown_cost_is_never_zero_dollars():
     assert verdict.cost_text(None, 0.0, 72) == "unknown"
     assert verdict.cost_text(None, 0.0123, 3) == "≥ $0.0123 known, 3 answers unpriced"
     assert verdict.cost_text(0.5, 0.5, 0) == "$0.5000"
+
+
+def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variables(stub, tmp_path):
+    import asyncio
+
+    import pandas as pd
+
+    from core.review import export
+    from test_pages import app
+
+    path, items = golden_file(tmp_path, n_items=1)
+    export.import_file("capitals", path)
+    candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=5)
+    stub.respond = right_times(items, 1)
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
+    at = app()
+    at.switch_page("pages/regress.py").run()
+    assert not at.exception
+    assert [h.value for h in at.subheader][0] == "Regress 1 (no gate set)"  # nothing judged, no verdict
+    assert not at.success and not at.error and not at.warning
+
+    stub.respond = answer_with(items, right=False)
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates(max_drop=0.0), baseline_id=1))
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value == "Regress 2: cannot tell yet (inconclusive)"
+    warning = at.warning[0].value
+    assert "cannot tell that from sampling noise" in warning and "samples per item in both runs" in warning
+    assert "−20%" in warning
+    assert at.metric[1].value == "−20%" and at.metric[2].value == "unknown"  # change; cost never $0
+    assert any("95% interval 0% – 43%" in c.value for c in at.caption)
+    items_table = next(df.value for df in at.dataframe if "p (Holm)" in df.value.columns)
+    assert list(items_table["item"]) == ["country=France"] and list(items_table["change"]) == ["−20%"]
+    assert list(items_table["prompt"]) == ["What is the capital of France?"]
+    assert at.expander[0].label.startswith("country\\=France")
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["layout"]["xaxis"]["type"] == "date" and figure["layout"]["yaxis"]["range"][0] < 0
+    low, high = (pd.Timestamp(end) for end in figure["layout"]["xaxis"]["range"])
+    assert high - low >= pd.Timedelta(hours=1)  # one day of runs, not a span of milliseconds

@@ -54,8 +54,8 @@ def gate_text(g: dict) -> str:
     if g["gate"] == "min-pass-rate":
         return (f"pass rate {pct(g['value'])} (95% interval {interval(g['low'], g['high'])}) "
                 f"against a minimum of {pct(g['threshold'])}")
-    return (f"change vs baseline {signed_pct(g['change'])} against at most {signed_pct(-g['threshold'])} "
-            f"allowed (p = {g['p_value']:.3g})")
+    allowed = f"drops up to {pct(g['threshold'])} allowed" if g["threshold"] else "no drop allowed"
+    return f"change vs baseline {signed_pct(g['change'])}, {allowed} (p = {g['p_value']:.3g})"
 
 
 def settle_text(samples: int | None, result: dict) -> str:
