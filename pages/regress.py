@@ -39,9 +39,12 @@ with st.form("regress"):
                                format_func=lambda i: "none" if i is None else
                                next(f"regress {r['id']} · {r['model']} · {r['pass_rate']:.0%} · {r['created_at'][:16]}"
                                     for r in past if r["id"] == i))
-    min_pass = right.number_input("Minimum pass rate (0 = no gate)", 0.0, 1.0, 0.0, 0.05, key="regress_min")
+    min_pass = right.number_input("Minimum pass rate (0 = no gate)", 0.0, 1.0, 0.0, 0.05, key="regress_min",
+                                  help="Fails when the pass rate's whole interval is below it; cannot tell "
+                                       "(inconclusive) when only the estimate is.")
     max_drop = right.number_input("Maximum drop vs baseline", 0.0, 1.0, 0.0, 0.05, key="regress_drop",
-                                  help="Fails only when the drop is larger and significant.")
+                                  help="Fails when the drop is larger and significant; cannot tell (inconclusive) "
+                                       "when it is larger but sampling noise could explain it.")
     alpha = right.number_input("Significance (alpha)", 0.001, 0.5, 0.05, 0.01, key="regress_alpha")
     if model == local_llm.MODEL_ID:
         st.caption(local_llm.DESCRIPTION)

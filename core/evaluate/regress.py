@@ -419,7 +419,7 @@ def junit(result: dict) -> bytes:
     })
     properties = ElementTree.SubElement(suite, "properties")
     for name in ("regress_id", "model", "pass_rate", "pass_rate_low", "pass_rate_high", "gate", "baseline_id",
-                 "drop", "p_value"):
+                 "change", "drop", "p_value", "samples_to_settle"):
         if result.get(name) is not None:
             ElementTree.SubElement(properties, "property", {"name": name, "value": str(result[name])})
     for item in result["items"]:
