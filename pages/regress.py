@@ -16,6 +16,8 @@ st.caption("Sample every item of a golden set K times on a candidate model or pr
            "with the item's checks (by default: the same meaning as its accepted answers, not a rejected one), "
            "and compare with an earlier regress run of the set.")
 state = st.session_state
+VERDICT_BOXES = {"pass": (st.success, ":material/check_circle:"), "fail": (st.error, ":material/cancel:"),
+                 "inconclusive": (st.warning, ":material/help:")}
 
 sets = golden.list_sets()
 if not sets:
@@ -89,9 +91,8 @@ if chosen is not None:
     st.subheader(f"Regress {chosen['id']}: {heading}" if heading else f"Regress {chosen['id']} (no gate set)")
     summary = verdict.summary(result)  # numbers and fixed words only: no model or user text
     if summary:
-        {"pass": st.success, "fail": st.error, "inconclusive": st.warning}[result["gate"]](
-            summary, icon={"pass": ":material/check_circle:", "fail": ":material/cancel:",
-                                          "inconclusive": ":material/help:"}[result["gate"]])
+        show, icon = VERDICT_BOXES[result["gate"]]
+        show(summary, icon=icon)
     a, b, c = st.columns(3)
     a.metric("Pass rate", verdict.pct(result["pass_rate"]),
              help="95% interval: the wider of a t interval over items (each item's samples are not independent) "

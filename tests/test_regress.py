@@ -326,3 +326,35 @@ def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variab
     assert figure["layout"]["xaxis"]["type"] == "date" and figure["layout"]["yaxis"]["range"][0] < 0
     low, high = (pd.Timestamp(end) for end in figure["layout"]["xaxis"]["range"])
     assert high - low >= pd.Timedelta(hours=1)  # one day of runs, not a span of milliseconds
+
+
+def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(stub, tmp_path):
+    import asyncio
+
+    from core import store
+    from core.evaluate import verdict
+    from core.review import export
+
+    path, items = golden_file(tmp_path, n_items=2)
+    export.import_file("capitals", path)
+    stub.respond = answer_with(items, right=True)
+    candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=2)
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates(min_pass_rate=0.5), baseline_id=1))
+    old = regress.get(2)["result"]
+    for key in ("change", "change_low", "change_high", "samples_to_settle", "cost_usd"):
+        old.pop(key)
+    for item in old["items"]:
+        for key in ("label", "prompt", "vars"):
+            item.pop(key)
+    for g in old["gates"]:
+        for key in ("verdict", "samples_to_settle", "change", "low", "high"):
+            g.pop(key, None)
+    with store.connect() as db:
+        db.execute("update regress_runs set result = ? where id = 2", [json.dumps(old)])
+        db.conn.commit()
+    found = regress.get(2)["result"]
+    assert sorted(i["label"] for i in found["items"]) == ["country=France", "country=Japan"]
+    assert [g["verdict"] for g in found["gates"]] == ["pass", "pass"] and found["change"] == 0.0
+    assert verdict.heading(found) == "pass — the gate holds" and "Every gate holds" in verdict.summary(found)
+    assert verdict.result_cost(found) == "unknown"

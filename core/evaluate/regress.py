@@ -32,7 +32,7 @@ from core import store
 from core.analyse import stats
 from core.config import SpreadError, check_text
 from core.evaluate import gate, power, rates, scoring
-from core.evaluate.gate import DEFAULT_ALPHA, Gates  # noqa: F401  (the gate's settings, as callers know them)
+from core.evaluate.gate import Gates
 from core.review import golden, labels
 from core.run import plan, templates
 
