@@ -1,5 +1,6 @@
 """The regression gate: statistics against reference values, its false-alarm rate and power by
-simulation, and `spread regress` end to end against the loopback stub."""
+simulation, its verdicts (pass, fail, inconclusive) and their wording, `spread regress` end to
+end against the loopback stub, and the Regression page."""
 
 import json
 from xml.etree import ElementTree
