@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import config, display, store
 from core.analyse import spread
-from core.run import runner
+from core.run import drafts, runner
 
 st.title("Runs")
 
@@ -27,10 +27,14 @@ st.dataframe(table, hide_index=True, width="stretch",
 
 ids = [run["id"] for run in runs]
 requested = st.query_params.get("run")
-default = ids.index(int(requested)) if requested and requested.isdigit() and int(requested) in ids else 0
-run_id = st.selectbox("Open run", ids, index=default,
+# A link (?run=N) opens its run; otherwise the run chosen last time stays open.
+if requested in map(str, ids) and requested != st.session_state.get("runs_run_linked"):
+    st.session_state["runs_run"] = int(requested)
+if st.session_state.get("runs_run") not in ids:
+    st.session_state["runs_run"] = ids[0]
+run_id = st.selectbox("Open run", ids, key="runs_run",
                       format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}")
-st.query_params["run"] = str(run_id)
+st.query_params["run"] = st.session_state["runs_run_linked"] = str(run_id)
 
 
 @st.cache_data(max_entries=20)
@@ -59,6 +63,14 @@ st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
            f"{spec.get('max_tokens')} · seed {spec.get('seed')}")
+
+def load_plan() -> None:
+    st.session_state.update(drafts.from_run(run_id), draft_loaded=True)
+
+
+if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
+             on_click=load_plan):
+    st.switch_page("pages/playground.py")
 
 missing = run["planned"] - run["received"]
 if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["errors"]):

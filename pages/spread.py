@@ -10,7 +10,7 @@ from core.analyse import charts, embed, meaning, sensitivity, spread
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import runner
+from core.run import drafts, runner
 
 st.title("Spread")
 
@@ -22,11 +22,19 @@ if not runs:
 
 ids = [run["id"] for run in runs]
 requested = st.query_params.get("run")
-run_id = st.selectbox("Run", ids, index=ids.index(int(requested)) if requested in map(str, ids) else 0,
-                      format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}", key="spread_run")
-st.query_params["run"] = str(run_id)
+# A link (?run=N) opens its run; otherwise the run chosen last time stays open.
+if requested in map(str, ids) and requested != st.session_state.get("spread_run_linked"):
+    st.session_state["spread_run"] = int(requested)
+if st.session_state.get("spread_run") not in ids:
+    st.session_state["spread_run"] = ids[0]
+run_id = st.selectbox("Run", ids, format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}",
+                      key="spread_run")
+st.query_params["run"] = st.session_state["spread_run_linked"] = str(run_id)
 summary = next(r for r in runs if r["id"] == run_id)
 live = summary["status"] in ("pending", "running", "cancelling")
+if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
+             on_click=lambda: st.session_state.update(drafts.from_run(run_id), draft_loaded=True)):
+    st.switch_page("pages/playground.py")
 
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
