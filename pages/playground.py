@@ -266,8 +266,7 @@ with estimate_col:
     try:
         spec_now = current_spec()
         guess = estimate_of(spec_now, repr(spec_now) + endpoints.fingerprint())
-        cost = "unknown" if guess["cost_usd_low"] is None else (
-            f"${guess['cost_usd_low']:.4f} – " + ("?" if guess["cost_usd_high"] is None else f"${guess['cost_usd_high']:.4f}"))
+        cost = estimate.cost_text(guess)
         ceiling = "no ceiling" if guess["completion_tokens_max"] is None else f"≤ {guess['completion_tokens_max']:,}"
         st.info(f"**{guess['calls']:,} calls** = {guess['variants']} wordings × {guess['inputs']} inputs × "
                 f"{guess['models']} models × {guess['temperatures']} temperatures × N={guess['n']} · prompt tokens "
@@ -309,8 +308,9 @@ if run is not None:
                      width="stretch")
         if received:
             seen = estimate.projection_from(current["counts"], current["planned"], spec["models"])
-            projected = f"${seen['cost_usd_projected']:.4f}" if seen["complete"] else "not yet known for every model"
-            st.caption(f"Cost so far ${seen['cost_usd_so_far']:.4f} · projected for the whole run: {projected}")
+            projected = display.money(seen["cost_usd_projected"]) if seen["complete"] else "not yet known for every model"
+            st.caption(f"Cost so far {display.usd(seen['cost_usd_so_far'], seen['answers_unpriced'])} · "
+                       f"projected for the whole run: {projected}")
         if current["status"] in ("running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):
                 runner.request_cancel(run_id)

@@ -90,11 +90,13 @@ def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
     at.switch_page("pages/runs.py").run()
     assert not at.exception
     listing = at.dataframe[0].value
-    assert list(listing["id"]) == [run_id]
+    assert list(listing["run"]) == [run_id]
+    assert list(listing["cost"]) == ["unknown (6 answers unpriced)"]  # the stub has no price: never $0
     assert at.selectbox[0].value == run_id
     cells = at.dataframe[1].value
-    assert list(cells["count"]) == [3, 3]
-    assert {"latency_ms_p50", "completion_tokens", "wording", "input"} <= set(cells.columns)
+    assert list(cells["answers"]) == [3, 3]
+    assert {"latency p50 (ms)", "mean length (tokens)", "wording", "input", "cost"} <= set(cells.columns)
+    assert set(cells["cost"]) == {"unknown (3 answers unpriced)"}
     shown = at.dataframe[2].value
     assert len(shown) == 6 and set(shown["prompt"]) == {"What is the capital of France?"}
 
@@ -131,7 +133,8 @@ def test_spread_page_shows_the_grid_clusters_and_charts(stub):
     assert not at.exception
     assert at.selectbox(key="spread_run").value == run_id
     charts = at.get("plotly_chart")
-    assert len(charts) == 7  # heatmap, cluster bars, map, lengths, cost×consistency, latency, cost
+    assert len(charts) == 5  # heatmap, cluster bars, map, lengths, latency: no cost axis of unknown prices
+    assert any("No cost chart: no answer of this run has a known price" in c.value for c in at.caption)
     # the T=0 cell of stub-a repeats one answer: consistency 100%
     assert at.metric[0].value == "100%"
     clusters = [e for e in at.expander if e.label.startswith("#")]
