@@ -605,3 +605,22 @@ def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
     assert at.text_input(key="name").value == "old plan"
     assert at.text_area(key="checks_text").value == "contains:{{country}}"
     assert any("**8 calls**" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_inputs_are_named_by_their_variables_on_compare_and_runs(stub):
+    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?"),
+                                                      plan.Variant("Name the capital of {{country}}.")],
+                          inputs=[{"country": "France"}, {"country": "Peru"}], temperatures=[1.0], n=2)
+    at = app()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    per_input = next(df.value for df in at.dataframe if "top meaning share A" in df.value.columns)
+    assert set(per_input["input"]) == {"#1 country=France", "#2 country=Peru"}
+    at.switch_page("pages/runs.py").run()
+    cells = next(df.value for df in at.dataframe if "latency p50 (ms)" in df.value.columns)
+    assert set(cells["input"]) == {"#1 country=France", "#2 country=Peru"}
+    answers = next(df.value for df in at.dataframe if "text" in df.value.columns)
+    assert set(answers["input"]) == {"#1 country=France", "#2 country=Peru"}
+    # Two unnamed wordings of a new run are A and B, each version 1 of its own wording.
+    with store.connect() as db:
+        assert [(v["label"], v["version"]) for v in store.run_variants(db, run_id)] == [("A", 1), ("B", 1)]

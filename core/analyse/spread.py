@@ -627,4 +627,11 @@ def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, thres
     if "representative_a" in result:
         result["diff"] = word_diff(result["representative_a"], result["representative_b"])
     result["method"], result["threshold"] = analysis.method, analysis.threshold
+    # Inputs are named by their variables (`#2 country=Peru`), numbered from 1 in the order first met.
+    from core.run import inputs as inputs_module
+
+    names = {index: inputs_module.label(index, json.loads(values)) for values, index in joint_inputs.items()}
+    for key in ("per_input", "shared", "only_a", "only_b"):
+        for row in result.get(key) or []:
+            row["input_name"] = names.get(row["input"], f"#{row['input'] + 1}")
     return result

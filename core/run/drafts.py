@@ -101,7 +101,8 @@ def from_run(run_id: int, *, db_path=None) -> dict:
     for k, variant in enumerate(variants):
         plan[f"prompt_{k}"] = variant["prompt"]
         # A wording keeps its own name; the run's letters (A, B…) come back by position.
-        plan[f"variant_name_{k}"] = variant["name"] if variant["name"] != (run["name"] or "untitled") else ""
+        unnamed = {run["name"] or "untitled", f"{run['name'] or 'untitled'} · {variant['label']}"}
+        plan[f"variant_name_{k}"] = "" if variant["name"] in unnamed else variant["name"]
     return plan
 
 
