@@ -37,7 +37,7 @@ with st.expander("What to review", expanded=True):
     variants = left.multiselect("Wordings (none = all)", list(range(most_variants)), key="review_variants",
                                 format_func=plan.variant_label) if most_variants > 1 else []
     inputs_chosen = left.multiselect("Inputs (none = all)", list(range(most_inputs)), key="review_inputs",
-                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []
+                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []  # several runs
     a, b, c, d = st.columns(4)
     unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled")
     disagreements_only = b.toggle("Disagreements only", key="review_disagreements")
@@ -67,7 +67,7 @@ else:
     step = {"previous": ids[max(position - 1, 0)], "next": ids[min(position + 1, len(ids) - 1)]}
     context, answer = st.columns([2, 3])
     with context:
-        where = f" · input #{item['input'] + 1}" if most_inputs > 1 else ""
+        where = f" · input {item['input_name']}" if most_inputs > 1 else ""
         wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
         st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
         st.text(item["prompt"])

@@ -200,7 +200,7 @@ def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
     assert not at.exception
     assert at.subheader[0].value == "1 of 1 · Meaning cluster of 5 answers"
     assert "0/5 answers labelled by ana" in at.get("progress")[0].proto.text
-    at.text_input(key="note_0").input("capital is right")
+    at.text_input(key=f"note_{at.session_state['review_item']}").input("capital is right")
     at.button(key="pass").click().run()
     assert not at.exception
     with store.connect() as db:
@@ -624,3 +624,30 @@ def test_inputs_are_named_by_their_variables_on_compare_and_runs(stub):
     # Two unnamed wordings of a new run are A and B, each version 1 of its own wording.
     with store.connect() as db:
         assert [(v["label"], v["version"]) for v in store.run_variants(db, run_id)] == [("A", 1), ("B", 1)]
+
+
+def test_review_keeps_its_place_when_a_filter_changes(stub):
+    from core.review import labels
+
+    cities = iter(["Paris", "Lima", "Tokyo", "Oslo", "Rome", "Cairo", "Quito", "Bern"])
+    stub.respond = lambda body: next(cities)  # eight meanings, one answer each
+    run_id = finished_run(stub, temperatures=[1.0], n=8)
+    with store.connect() as db:
+        ids = [r["id"] for r in store.responses(db, run_id)]
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    total = int(at.subheader[0].value.split(" of ")[1].split(" ")[0])
+    assert total >= 4
+    # Label the first two, step to the fourth item, then show only what is unlabelled.
+    at.button(key="pass").click().run()
+    at.button(key="fail").click().run()
+    at.button(key="next").click().run()
+    assert at.subheader[0].value.startswith(f"4 of {total}")
+    current = at.session_state["review_item"]
+    at.toggle(key="review_unlabelled").set_value(True).run()
+    assert at.session_state["review_item"] == current  # the same answer stays on screen
+    assert at.subheader[0].value.startswith(f"2 of {total - 2}")  # items 1-2 left the list: it is now 2nd
+    # Labelling it moves to the next unlabelled answer, not past it.
+    at.button(key="pass").click().run()
+    assert at.subheader[0].value.startswith(f"2 of {total - 3}")
+    assert len(labels.labels_for(ids)) == 3
