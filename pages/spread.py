@@ -182,7 +182,9 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
                    f" · length {tables.number(cell['length_mean'], 1)} ± {tables.number(cell['length_sd'], 1)} tokens"
                    f" · cut by max tokens {cell['cut_by_max_tokens']} · latency p50/p95/p99 "
                    f"{tables.milliseconds(cell['latency_ms_p50'])}/{tables.milliseconds(cell['latency_ms_p95'])}/"
-                   f"{tables.milliseconds(cell['latency_ms_p99'])} ms · cost {cost}")
+                   f"{tables.milliseconds(cell['latency_ms_p99'])} ms"
+                   + (" (timed under the embedded model's load: an upper bound)" if cell["latency_under_local_load"]
+                      else "") + f" · cost {cost}")
     for size in cell["clusters"][:30]:
         kind = f"[{size['kind']}] " if size.get("kind") else ""
         with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · {kind}"
