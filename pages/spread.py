@@ -301,8 +301,11 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     st.caption("Per cell over its N samples, as the share of inputs: all pass (pass^N), at least one (pass@k), "
                "a majority (Wilson intervals over inputs).")
     st.dataframe(pd.DataFrame([{
-        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"], "T": r["temperature"],
-        "inputs": r["inputs"], "all pass": r["all_pass"], "at least one": r["any_pass"], "majority": r["majority_pass"],
+        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"],
+        "temperature": f"{r['temperature']:g}", "inputs": r["inputs"],
+        **{title: tables.share_with_interval(r[key], *r[f"{key}_ci"]) for title, key in (
+            ("all samples pass (95% interval)", "all_pass"), ("at least one passes", "any_pass"),
+            ("a majority passes", "majority_pass"))},
     } for r in reduced]), hide_index=True)
     per_check = {}
     for row in results:
@@ -313,9 +316,13 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
         entry["judge calls"] += row["judge_calls"] or 0
     agreement = {row["check"]: row for row in regress.human_agreement(run_id)}
     st.caption("Each check against the reviewers' majority verdicts: how far to trust it before gating on it.")
-    st.dataframe(pd.DataFrame([entry | {k: agreement.get(key, {}).get(k) for k in
-                                        ("answers", "agreement", "kappa", "false_passes", "false_fails")}
-                               for key, entry in per_check.items()]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([entry | {
+        "answers both judged": agreement.get(key, {}).get("answers"),
+        "agrees with reviewers": tables.percent(agreement.get(key, {}).get("agreement")),
+        "Cohen's kappa": tables.number(agreement.get(key, {}).get("kappa")),
+        "passes reviewers failed": agreement.get(key, {}).get("false_passes"),
+        "fails reviewers passed": agreement.get(key, {}).get("false_fails"),
+    } for key, entry in per_check.items()]), hide_index=True, width="stretch")
 
 
 results()

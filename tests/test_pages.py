@@ -398,8 +398,8 @@ def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(s
     assert any(h.value == "Checks" for h in at.subheader)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("pass rate") for t in titles)
-    agreement = next(df.value for df in at.dataframe if "false_passes" in df.value.columns)
-    assert agreement.iloc[0]["agreement"] == 1.0 and agreement.iloc[0]["answers"] == 8
+    agreement = next(df.value for df in at.dataframe if "passes reviewers failed" in df.value.columns)
+    assert agreement.iloc[0]["agrees with reviewers"] == "100%" and agreement.iloc[0]["answers both judged"] == 8
     at.text_area(key="spread_checks").input("max-length:3\nregex:[oops")
     at.button(key="spread_add_checks").click().run()
     assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
