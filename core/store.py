@@ -219,6 +219,13 @@ def m010_meaning_reviews(db: Database) -> None:
     db["pair_judgements"].create({"key": str, "model": str, "same": int, "created_at": str}, pk="key")
 
 
+@migrations()
+def m015_golden_change_details(db: Database) -> None:
+    # What a golden change did to an item's texts, in words: which text moved from
+    # accepted to rejected (or back) because a later label said so, and what a fix resolved.
+    db["golden_changes"].add_column("detail", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
