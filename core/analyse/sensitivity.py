@@ -42,8 +42,9 @@ def mutual_information(variant_codes: np.ndarray, cluster_codes: np.ndarray, n_v
                        n_clusters: int) -> np.ndarray:
     """I(meaning; variant) in nats for each row of `variant_codes` (shape P × n), in one pass."""
     rows, n = variant_codes.shape
-    table = np.zeros((rows, n_variants, n_clusters))
-    np.add.at(table, (np.arange(rows)[:, None], variant_codes, cluster_codes[None, :]), 1.0)
+    cells = (np.arange(rows)[:, None] * n_variants + variant_codes) * n_clusters + cluster_codes[None, :]
+    table = np.bincount(cells.ravel(), minlength=rows * n_variants * n_clusters).reshape(
+        rows, n_variants, n_clusters).astype(float)
     joint = table / n
     p_variant = joint.sum(axis=2, keepdims=True)
     p_cluster = joint.sum(axis=1, keepdims=True)
@@ -70,7 +71,7 @@ def by_input(answers: pd.DataFrame, *, seed: int = 0) -> list[dict]:
         clusters, cluster_codes = np.unique(group["cluster"].to_numpy(), return_inverse=True)
         total = stats.entropy(np.bincount(cluster_codes))
         information = float(mutual_information(variant_codes[None, :], cluster_codes, len(variants), len(clusters))[0])
-        shuffled = np.array([rng.permutation(variant_codes) for _ in range(permutations)])
+        shuffled = rng.permuted(np.broadcast_to(variant_codes, (permutations, len(variant_codes))), axis=1)
         null = mutual_information(shuffled, cluster_codes, len(variants), len(clusters))
         p_value = (1 + int((null >= information - 1e-12).sum())) / (permutations + 1)
         null_low, null_high = np.quantile(null, [tail, 1 - tail])
