@@ -376,6 +376,8 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].endswith("input × model")
     assert any(h.value == "Wording or sampling?" for h in at.subheader)
     assert any("spread due to wording" in str(df.value.columns.tolist()) for df in at.dataframe)
+    per_input = next(df.value for df in at.dataframe if "p (Holm-adjusted)" in df.value.columns)
+    assert {"p (raw)", "interval (95%, all rows together)"} <= set(per_input.columns)
 
 
 def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
