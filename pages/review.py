@@ -11,6 +11,39 @@ from core.review import decisions, golden, labels
 from core.run import plan
 from core.config import SpreadError
 
+
+def golden_form(item: dict, who: str) -> None:
+    """Add the representative answer to a golden set. A failed answer is never a reference:
+    it takes a correction (the new item's reference) or joins an existing item's rejected answers."""
+    sets = [s["name"] for s in golden.list_sets()]
+    target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
+    new_name = st.text_input("…or a new set", key="golden_new")
+    name = new_name.strip() or target
+    answer_id = item["representative_id"]
+    failed = golden.answer_verdict(answer_id) == "fail"
+    if failed:
+        st.caption("This answer was failed: it can only be a rejected example. Give the correct answer as the "
+                   "new item's reference, or reject it in an item already in the set.")
+    correction = st.text_area("Correct answer (the reference)" if failed else
+                              "Reference (empty: this answer)", key="golden_correction", height=68)
+    try:
+        if st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip()):
+            if name and name not in sets:
+                golden.create_set(name, created_by=who)
+            version = golden.add_responses(name or "", [answer_id], who=who, correction=correction or None)
+            st.success(f"Added to {display.inert(repr(name))}: version {version}")
+        existing = golden.matching_items(name, answer_id) if failed and name in sets else []
+        if existing:
+            references = {row["item_key"]: display.inert(row["reference"] or "(no reference)", 60) for row in existing}
+            key = st.selectbox("Item with this input", list(references), format_func=references.get,
+                               key="golden_item")
+            if st.button("Add to its rejected answers", key="golden_reject"):
+                version = golden.add_rejected(name, key, [answer_id], who=who)
+                st.success(f"Rejected in {display.inert(repr(name))}: version {version}")
+    except SpreadError as e:
+        st.error(display.inert(str(e)))
+
+
 st.title("Review")
 who = st.session_state.get("who", "")
 if not who:
@@ -154,18 +187,7 @@ else:
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
 
     with st.popover("Add to a golden set"):
-        sets = [s["name"] for s in golden.list_sets()]
-        target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
-        new_name = st.text_input("…or a new set", key="golden_new")
-        if st.button("Add the representative answer", key="golden_add"):
-            try:
-                name = new_name.strip() or target
-                if name and name not in sets:
-                    golden.create_set(name, created_by=who)
-                version = golden.add_responses(name or "", [item["representative_id"]], who=who)
-                st.success(f"Added to {display.inert(repr(name))}: version {version}")
-            except SpreadError as e:
-                st.error(display.inert(str(e)))
+        golden_form(item, who)
 
 st.divider()
 st.subheader("Agreement")

@@ -243,12 +243,13 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
         st.caption("No input was answered by two wordings yet.")
         return
     st.caption("Per input and model, the spread of meanings (entropy) splits into the part within each wording "
-               "(sampling) and the part the wording explains. A permutation test (Holm-corrected over inputs) "
-               "tells a wording effect from noise.")
+               "(sampling) and the part the wording explains. The share due to wording is bias-corrected: what "
+               "shuffling the wordings gives by chance is taken off, so a model that ignores the prompt gets about "
+               "0. Intervals come from the same shuffles; p-values are shown raw and Holm-adjusted over the rows.")
     label = names["variant"]
     st.dataframe(pd.DataFrame([{
         "model": row["model"], "inputs": row["inputs"],
-        "spread due to wording": row["wording_share"],
+        "spread due to wording (mean over inputs)": row["wording_share"],
         "95% interval": f"{row['wording_share_low']} – {row['wording_share_high']}" if row["wording_share_low"] is not None else "",
         "inputs whose top meaning changes": f"{row['top_meaning_changes']} ({row['top_meaning_changes_share']:.0%})",
         "beyond noise": row["wording_matters"],
@@ -258,7 +259,9 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
     with st.expander("Per input"):
         st.dataframe(pd.DataFrame([{
             "input": names["input"].get(row["input"], row["input"]), "model": row["model"],
-            "meanings": row["meanings"], "spread due to wording": row["wording_share"], "p": row["p_value"],
+            "meanings": row["meanings"], "spread due to wording": row["wording_share"],
+            "interval (95%, all rows together)": f"{row['wording_share_low']} – {row['wording_share_high']}",
+            "p (raw)": row["p_value"], "p (Holm-adjusted)": row["p_value_holm"],
             "beyond noise": row["wording_matters"], "top meanings agree": row["top_agreement"],
             **{f"consistency {label.get(v, v)}": values["consistency"] for v, values in row["variants"].items()},
         } for row in rows]), hide_index=True, width="stretch")

@@ -255,6 +255,32 @@ def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
     assert "v3" in at.selectbox(key="golden_set").format_func("capitals")  # add, remove, restore
 
 
+def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_the_page_fixes_old_items(stub):
+    from core.review import golden
+
+    stub.answers = ["Lima."]
+    finished_run(stub, temperatures=[0.0], n=3)
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    at.button(key="fail").click().run()  # F on the cluster
+    at.text_input(key="golden_new").input("capitals").run()
+    assert at.button(key="golden_add").disabled  # no reference yet: a failed answer cannot be one
+    at.text_area(key="golden_correction").input("Paris").run()
+    at.button(key="golden_add").click().run()
+    assert not at.exception and "version 1" in at.success[0].value
+    (item,) = golden.items("capitals")
+    assert item["reference"] == "Paris" and item["rejected"] == ["Lima."] and item["accepted"] == []
+    with store.connect() as db:  # as an item made before items were kept consistent
+        db.execute("update golden_items set reference = 'Lima', accepted = ? where id = ?",
+                   [json.dumps(["Lima"]), item["id"]])
+    at.switch_page("pages/golden.py").run()
+    at.button(key="golden_check").click().run()
+    assert "also rejected: 'Lima' (reference), 'Lima' (accepted)" in at.text[0].value
+    at.button(key="golden_fix").click().run()
+    assert not at.exception and "1 item(s) fixed: version 2" in at.success[0].value
+    assert golden.check("capitals")["items"] == [] and golden.items("capitals")[0]["reference"] is None
+
+
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-secret",
         "client_id": "id", "client_secret": "secret",
         "server_metadata_url": "https://login.example.invalid/.well-known/openid-configuration"}
@@ -353,6 +379,8 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].endswith("input × model")
     assert any(h.value == "Wording or sampling?" for h in at.subheader)
     assert any("spread due to wording" in str(df.value.columns.tolist()) for df in at.dataframe)
+    per_input = next(df.value for df in at.dataframe if "p (Holm-adjusted)" in df.value.columns)
+    assert {"p (raw)", "interval (95%, all rows together)"} <= set(per_input.columns)
 
 
 def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
