@@ -173,7 +173,7 @@ else:
             others = [m for m in item["member_ids"] if m != item["representative_id"]]
             texts = {row["id"]: row["text"] for row in table.to_dict("records")}
             member = st.selectbox("Why is this answer in the cluster?", others, key=f"why_{item['cluster']}",
-                                  format_func=lambda m: display.inert(texts.get(m, ""), 80))
+                                  format_func=lambda m: display.one_line(texts.get(m, ""), 80))
             if member is not None:
                 pair = decisions.explain(item["representative_id"], member, method=method, threshold=threshold)
                 st.text(f"Against the representative: {pair.reason} (similarity {pair.similarity:.2f})")

@@ -205,9 +205,9 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
     with st.expander("Why together, why apart? (and overrule it)"):
         options = dict(zip(in_input["id"].astype(int), in_input["text"]))
         left, right = st.columns(2)
-        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.inert(options[i], 80))
+        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.one_line(options[i], 80))
         rest = [i for i in options if i != first]
-        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.inert(options[i], 80))
+        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.one_line(options[i], 80))
         pair = decisions.explain(first, second, method=analysis.method, threshold=analysis.threshold)
         verdict = "the same meaning" if pair.same else "different meanings"
         st.text(f"Spread says: {verdict}. {pair.reason} (similarity {pair.similarity:.2f})")
