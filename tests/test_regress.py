@@ -174,7 +174,7 @@ def test_holm_matches_statsmodels():
     from statsmodels.stats.multitest import multipletests
 
     for p_values in ([0.01, 0.04, 0.03, 0.005], [0.5, 0.2, 0.9], [0.001] * 5, [0.04, 0.01]):
-        assert gate.holm(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))
+        assert stats.holm(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))
 
 
 # --- pass, fail or inconclusive ---------------------------------------------------------------
@@ -213,14 +213,14 @@ def test_a_drop_the_data_cannot_tell_from_noise_is_inconclusive_and_exits_3(stub
     # 0 of 5 is not certain: Wilson's 0 – 43%, never "0% – 0%".
     assert result["pass_rate_low"] == 0.0 and result["pass_rate_high"] == pytest.approx(0.4345, abs=1e-3)
     assert result["samples_to_settle"] > 5 and result["gates"][0]["verdict"] == "inconclusive"
-    assert result["items"][0]["label"] == "country=France" and result["cost_usd"] is None
+    assert result["items"][0]["label"] == "#1 country=France" and result["cost_usd"] is None
 
     allowed = cli(*args, "--baseline", "1", "--allow-inconclusive", check=False)
     assert allowed.returncode == 0, allowed.stderr
     text = allowed.stdout
     assert "gate INCONCLUSIVE" in text and f"About {result['samples_to_settle']} samples per item" in text
     assert "change −20%" in text and "(−20% vs baseline)" in text and "+20%" not in text
-    assert "country=France" in text and "france:" not in text and "cost unknown" in text
+    assert "#1 country=France" in text and "france:" not in text and "cost unknown (5 answers unpriced)" in text
     assert "$0.0000" not in text
 
 
@@ -285,9 +285,14 @@ def test_no_verdict_heading_without_a_gate():
 def test_unknown_cost_is_never_zero_dollars():
     from core.evaluate import verdict
 
-    assert verdict.cost_text(None, 0.0, 72) == "unknown"
-    assert verdict.cost_text(None, 0.0123, 3) == "≥ $0.0123 known, 3 answers unpriced"
-    assert verdict.cost_text(0.5, 0.5, 0) == "$0.5000"
+    def cost(known, unpriced):
+        return verdict.result_cost({"cost_usd": None if unpriced else known, "cost_usd_known": known,
+                                    "answers_with_unknown_cost": unpriced})
+
+    assert cost(0.0, 72) == "unknown (72 answers unpriced)"
+    assert cost(0.0123, 3) == "≥ $0.0123 known, 3 answers unpriced"
+    assert cost(1.5, 0) == "$1.50"
+    assert verdict.result_cost({}) == "unknown"  # a report recorded before costs were kept
 
 
 def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variables(stub, tmp_path):
@@ -317,12 +322,12 @@ def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variab
     warning = at.warning[0].value
     assert "cannot tell that from sampling noise" in warning and "samples per item in both runs" in warning
     assert "−20%" in warning
-    assert at.metric[1].value == "−20%" and at.metric[2].value == "unknown"  # change; cost never $0
+    assert at.metric[1].value == "−20%" and at.metric[2].value.startswith("unknown")  # change; cost never $0
     assert any("95% interval 0% – 43%" in c.value for c in at.caption)
     items_table = next(df.value for df in at.dataframe if "p (Holm)" in df.value.columns)
-    assert list(items_table["item"]) == ["country=France"] and list(items_table["change"]) == ["−20%"]
+    assert list(items_table["item"]) == ["#1 country=France"] and list(items_table["change"]) == ["−20%"]
     assert list(items_table["prompt"]) == ["What is the capital of France?"]
-    assert at.expander[0].label.startswith("country\\=France")
+    assert at.expander[0].label.startswith("\\#1 country\\=France")
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert figure["layout"]["xaxis"]["type"] == "date" and figure["layout"]["yaxis"]["range"][0] < 0
     low, high = (pd.Timestamp(end) for end in figure["layout"]["xaxis"]["range"])
@@ -355,7 +360,7 @@ def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(stub,
         db.execute("update regress_runs set result = ? where id = 2", [json.dumps(old)])
         db.conn.commit()
     found = regress.get(2)["result"]
-    assert sorted(i["label"] for i in found["items"]) == ["country=France", "country=Japan"]
+    assert sorted(i["label"] for i in found["items"]) == ["#1 country=France", "#2 country=Japan"]
     assert [g["verdict"] for g in found["gates"]] == ["pass", "pass"] and found["change"] == 0.0
     assert verdict.heading(found) == "pass — the gate holds" and "Every gate holds" in verdict.summary(found)
-    assert verdict.result_cost(found) == "unknown"
+    assert verdict.result_cost(found).startswith("unknown")

@@ -28,13 +28,13 @@ from xml.etree import ElementTree
 
 from scipy import stats as scipy_stats
 
-from core import store
+from core import display, store
 from core.analyse import stats
 from core.config import SpreadError, check_text
 from core.evaluate import gate, power, rates, scoring
 from core.evaluate.gate import Gates
 from core.review import golden, labels
-from core.run import plan, templates
+from core.run import inputs, plan, templates
 
 MAX_ERROR_SHARE = 0.1  # above this share of samples ending in errors, the gate cannot decide
 WORST_SAMPLES = 3
@@ -180,8 +180,8 @@ def get(regress_id: int, *, db_path=None) -> dict | None:
     _upgrade(row["result"])
     if any("label" not in item for item in row["result"]["items"]):  # recorded before items had names
         with store.connect(db_path) as db:
-            names = {values.get("golden.item_key"): item_names(values)
-                     for values in (i["vars"] for i in store.run_inputs(db, row["run_id"]))}
+            names = {i["vars"].get("golden.item_key"): item_names(i["input"], i["vars"])
+                     for i in store.run_inputs(db, row["run_id"])}
         for item in row["result"]["items"]:
             item.update(names.get(item["key"]) or {"prompt": "", "vars": {}, "label": item["key"]})
     return row
@@ -238,8 +238,8 @@ def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
     for row in rows:
         values = inputs.get(row["input"], {})
         item = table.setdefault(values.get("golden.item_key") or str(row["input"]), {
-            "input": row["input"], **item_names(values), "passes": 0, "samples": 0, "errors": 0, "unscored": 0,
-            "worst": [], "provider_models": set()})
+            "input": row["input"], **item_names(row["input"], values), "passes": 0, "samples": 0, "errors": 0,
+            "unscored": 0, "worst": [], "provider_models": set()})
         if row["error_type"] is not None:
             item["errors"] += 1
             continue
@@ -258,12 +258,12 @@ def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
     return table
 
 
-def item_names(values: dict) -> dict:
-    """An item as people know it: its prompt, its own variables, and a label made of them
-    (`country=France`; the prompt when it has no variables) — never its hash key."""
+def item_names(index: int, values: dict) -> dict:
+    """An item as people know it: its prompt, its own variables, and a label named as every
+    input is (`#1 country=France`; its prompt when it has no variables) — never its hash key."""
     own = {k: str(v) for k, v in values.items() if not k.startswith("golden.")}
     prompt = values.get("golden.prompt") or ""
-    label = ", ".join(f"{k}={v}" for k, v in own.items()) or " ".join(prompt.split())
+    label = inputs.label(index, own) if own else f"#{index + 1} {display.one_line(prompt, 60)}"
     return {"prompt": prompt, "vars": own, "label": label}
 
 
@@ -360,7 +360,7 @@ def compare_with(baseline: dict, items: list[dict], alpha: float) -> dict:
         table = [[item["passes"], item["samples"] - item["passes"]], [old["passes"], old["samples"] - old["passes"]]]
         worse.append(scipy_stats.fisher_exact(table, alternative="less").pvalue)
         better.append(scipy_stats.fisher_exact(table, alternative="greater").pvalue)
-    worse_adjusted, better_adjusted = gate.holm(worse), gate.holm(better)
+    worse_adjusted, better_adjusted = stats.holm(worse), stats.holm(better)
     for item, p, p_adj, p_better in zip(common, worse, worse_adjusted, better_adjusted):
         old = before[item["key"]]
         item.update(baseline_pass_rate=old["pass_rate"], change=round(item["pass_rate"] - old["pass_rate"], 4),

@@ -5,6 +5,7 @@ items by their prompt and variables, and cost that is never a made-up $0."""
 
 from __future__ import annotations
 
+from core import display
 from core.evaluate import power
 
 HEADINGS = {"pass": "pass — the gate holds", "fail": "fail — a gate is broken",
@@ -68,18 +69,11 @@ def settle_text(samples: int | None, result: dict) -> str:
     return f"It would take more than {power.MAX_SAMPLES:,} samples per item to settle."
 
 
-def cost_text(cost_usd: float | None, known: float | None, unpriced: int | None) -> str:
-    """The cost, or "unknown" / "≥ $x known, n answers unpriced" when any price is unknown."""
-    if cost_usd is not None:
-        return f"${cost_usd:.4f}"
-    if not known:
-        return "unknown"
-    return f"≥ ${known:.4f} known, {unpriced} answer{'s' if unpriced != 1 else ''} unpriced"
-
-
 def result_cost(result: dict) -> str:
-    """The cost of a regress run; reports recorded before it was kept say "unknown"."""
-    return cost_text(result.get("cost_usd"), result.get("cost_usd_known"), result.get("answers_with_unknown_cost"))
+    """The cost of a regress run, never a made-up $0; reports recorded before it was kept say "unknown"."""
+    if "cost_usd_known" not in result:
+        return "unknown"
+    return display.usd(result["cost_usd_known"], result["answers_with_unknown_cost"])
 
 
 def worst_first(items: list[dict]) -> list[dict]:
