@@ -64,11 +64,13 @@ def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSp
         system, prompt = item["system"] or "", item["prompt"]
         if candidate.prompt_version is not None:
             system, prompt = _at_version(item, candidate.prompt_version, db_path)
+        # An old item that both accepts and rejects a text is gated as its fix would leave it.
+        accepted, rejected, reference, _ = golden.resolve(item["accepted"], item["rejected"], item["reference"])
         rows.append({**{k: str(v) for k, v in (item["vars"] or {}).items()},
                      "golden.item_key": item["item_key"], "golden.prompt": prompt, "golden.system": system,
-                     "golden.reference": item["reference"] or "",
-                     "golden.accepted": json.dumps(item["accepted"], ensure_ascii=False),
-                     "golden.rejected": json.dumps(item["rejected"], ensure_ascii=False),
+                     "golden.reference": reference or "",
+                     "golden.accepted": json.dumps(accepted, ensure_ascii=False),
+                     "golden.rejected": json.dumps(rejected, ensure_ascii=False),
                      "golden.checks": json.dumps(item["assertions"] or [], ensure_ascii=False)})
     return plan.RunSpec(
         variants=[plan.Variant("{{golden.prompt}}", "{{golden.system}}", f"golden:{set_name}")],
