@@ -282,7 +282,7 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     if not run["spec"].get("checks"):
         return
     results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"]["checks"]))
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     if not len(scored):
         st.caption("No answer scored yet.")
         return

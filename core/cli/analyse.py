@@ -111,7 +111,7 @@ def _check_results(run_id: int, analysis) -> dict:
         by_answer.setdefault(row["response_id"], []).append(
             {"check": row["check_key"], "type": row["type"], "passed": None if row["passed"] is None
              else bool(row["passed"]), "score": row["score"], "reason": row["reason"]})
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     cells = {(r["variant"], r["input"], r["model"], r["temperature"]): r
              for r in rates.by_group(scored, ["variant", "input", "model", "temperature"])}
     return {"by_answer": by_answer, "cells": cells}

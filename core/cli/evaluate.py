@@ -57,7 +57,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
     if not results:
         raise SpreadError(f"run {run_id} has no checks: add some with --check TYPE[:VALUE] or --checks-file")
     analysis = spread.analyse_run(run_id, method="exact", with_map=False)
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     cells = rates.reducers(scored)
     out = {
         "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
@@ -66,6 +66,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
         "by_model": rates.by_group(scored, ["model"]),
         "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),
         "per_check": _per_check(results),
+        "metrics": rates.metric_scores(results),
         "agreement_with_people": regress.human_agreement(run_id),
         "judge_calls": sum(r["judge_calls"] or 0 for r in results),
         "judge_cost_usd": None if any(r["judge_calls"] and r["judge_cost_usd"] is None for r in results)

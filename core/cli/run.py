@@ -188,12 +188,12 @@ def _pass_rate(run_id: int) -> dict:
     from core.analyse import spread
     from core.evaluate import rates
 
+    results = scoring.score_run_sync(run_id)  # the run's checks and its inputs' own (an imported suite's tests)
+    if not results:
+        return {}
     with store.connect() as db:
-        if not store.get_run(db, run_id)["spec"].get("checks"):
-            return {}
         answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
-    results = scoring.score_run_sync(run_id)
-    scored = rates.frame(spread.frame(answers), rates.answer_verdicts(results))
+    scored = rates.frame(spread.frame(answers), scoring.verdicts(run_id, results))
     (overall,) = rates.by_group(scored, []) or [{}]
     return {key: overall.get(key) for key in ("pass_rate", "pass_rate_low", "pass_rate_high")}
 
