@@ -76,6 +76,9 @@ REFUSED = {
     "perplexity-score": "needs the tokens' log-probabilities, which Spread does not record",
 }
 KEYS = {"type", "value", "threshold", "weight", "metric", "judge", "provider", "samples"}
+# An input's own checks (JSON) and the score its answers need: a promptfoo test's `assert`
+# and `threshold`, as `spread import-promptfoo` writes them and scoring reads them.
+TEST_CHECKS, TEST_THRESHOLD = "test.checks", "test.threshold"
 MAX_CHECKS = 50
 DEFAULT_LEVENSHTEIN = 5
 

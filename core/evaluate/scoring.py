@@ -19,9 +19,7 @@ from core.evaluate import checks as checks_module
 from core.evaluate import judge
 from core.evaluate.checks import Check, Outcome, References
 
-# An input's own checks, and the score its answers need: promptfoo's per-test `assert`
-# and `threshold`, as `spread import-promptfoo` writes them.
-TEST_CHECKS, TEST_THRESHOLD = "test.checks", "test.threshold"
+TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
 
 
 def references_of(values: dict[str, str]) -> References:
