@@ -199,3 +199,29 @@ def test_regex_translation_refuses_what_javascript_rejects():
     for pattern, text in [("[]", "a"), ("[^]", "\n"), ("[^a\\S]", " "), ("(a)|\\1b", "b"), ("\\101", "A"),
                           ("\\cJ", "\n"), ("[\\d-z]", "-"), ("(?=a)*b", "b")]:
         assert jsregex.search(pattern, text) is (pattern != "[]"), pattern
+
+
+def test_run_checks_file_gives_promptfoos_verdicts_through_the_cli(stub, tmp_path):
+    from test_cli import last_json, spread
+
+    answers = [" Paris", "Paris\n", "Paris", "１２３", "123", "NaN", '{"a": 1}']
+    stub.respond = lambda body: body["messages"][-1]["content"].removeprefix("Echo:")
+    (tmp_path / "answers.jsonl").write_text("".join(
+        __import__("json").dumps({"answer": a}) + "\n" for a in answers))
+    (tmp_path / "checks.yaml").write_text(
+        "- {type: equals, value: Paris}\n- {type: regex, value: '^\\d+$'}\n- {type: is-json}\n"
+        "- {type: contains-any, value: [Paris, Rome]}\n")
+    db = str(tmp_path / "cli.db")
+    spread("--db", db, "run", "--prompt", "Echo:{{answer}}", "--vars-file", str(tmp_path / "answers.jsonl"),
+           "--model", "openai/stub", "--api-base", stub.base_url, "--temperature", "1", "--n", "1",
+           "--checks-file", str(tmp_path / "checks.yaml"), "--json")
+    shown = last_json(spread("--db", db, "show", "1", "--json"))
+    verdicts = {}
+    for cell in shown["cells"]:
+        for answer in cell["answers"]:
+            for result in answer["checks"]:
+                verdicts[(answer["text"], result["type"])] = result["passed"]
+    assert {a: verdicts[(a, "equals")] for a in answers} == {a: a == "Paris" for a in answers}
+    assert {a: verdicts[(a, "regex")] for a in answers} == {a: a == "123" for a in answers}
+    assert {a: verdicts[(a, "is-json")] for a in answers} == {a: a in ("123", '{"a": 1}') for a in answers}
+    assert {a: verdicts[(a, "contains-any")] for a in answers} == {a: "Paris" in a for a in answers}

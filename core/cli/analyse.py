@@ -45,7 +45,7 @@ def show_command(run_id, method, threshold, extract, second_opinion, as_json):
     prompts = {}
     with store.connect() as db:
         prompts = store.rendered_prompts(db, run_id)
-    checked = _check_results(run_id, analysis) if run["spec"].get("checks") else {}
+    checked = _check_results(run_id, analysis)  # the run's checks and its inputs' own (an imported suite's)
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
@@ -106,6 +106,8 @@ def _check_results(run_id: int, analysis) -> dict:
     from core.evaluate import rates, scoring
 
     results = scoring.score_run_sync(run_id)
+    if not results:
+        return {}
     by_answer: dict[int, list] = {}
     for row in results:
         by_answer.setdefault(row["response_id"], []).append(

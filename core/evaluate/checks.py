@@ -37,7 +37,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.config import SpreadError
+from core.config import SpreadError, read_yaml
 from core.evaluate import jsregex
 from core.run import templates
 
@@ -188,17 +188,7 @@ def from_dict(data) -> Check:
 
 def read_file(path: str | Path) -> list[Check]:
     """A YAML (or JSON) list of checks in promptfoo's `assert` shape, or a mapping with an `assert` list."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SpreadError(f"cannot read {path}: {e.strerror or e}", "checks") from None
-    except UnicodeDecodeError:
-        raise SpreadError(f"{path} is not UTF-8 text", "checks") from None
-    except yaml.YAMLError as e:
-        raise SpreadError(f"{path} is not valid YAML: {' '.join(str(e).split())}", "checks") from None
+    data = read_yaml(path, "checks")
     if isinstance(data, dict) and isinstance(data.get("assert"), list):
         data = data["assert"]
     if not isinstance(data, list):

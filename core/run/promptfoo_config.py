@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from core.config import SpreadError
+from core.config import SpreadError, read_yaml
 from core.evaluate import checks as checks_module
 from core.evaluate.checks import TEST_CHECKS, TEST_THRESHOLD
 from core.run import endpoints, inputs as inputs_module, plan
@@ -86,17 +86,8 @@ _VARIANT_TAKES_MESSAGES = "messages" in {f.name for f in fields(plan.Variant)}
 
 def read(path: str | Path, *, n: int | None = None, db_path=None) -> Suite:
     """The suite in a promptfoo config file, mapped; or Unmappable listing every part that is not."""
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SpreadError(f"cannot read {path}: {e.strerror or e}", "config") from None
-    except UnicodeDecodeError:
-        raise SpreadError(f"{path} is not UTF-8 text", "config") from None
-    except yaml.YAMLError as e:
-        raise SpreadError(f"{path} is not valid YAML: {' '.join(str(e).split())}", "config") from None
+    data = read_yaml(path, "config")
     if not isinstance(data, dict):
         raise SpreadError(f"{path}: a promptfoo config is a mapping (prompts, providers, tests)", "config")
     reader = _Reader(path.parent, db_path)
@@ -107,10 +98,43 @@ def write(suite: Suite, *, who: str = "", db_path=None) -> int:
     """Add the suite's endpoints that are not in the catalogue yet, then record the run; its id.
     Every provider is checked first (its key set, its server reachable), so a refusal writes nothing."""
     plan.validate(suite.spec, db_path=db_path)
+    add_endpoints(suite, who=who, db_path=db_path)
+    return plan.create(suite.spec, created_by=who, db_path=db_path)
+
+
+def playground_plan(suite: Suite) -> dict:
+    """The Playground's plan (its widget keys, as `drafts` keeps them) for a mapped suite:
+    every check travels with its input (`test.checks`), so weights and thresholds hold."""
+    spec = suite.spec
+    systems = {v.system for v in spec.variants}
+    if len(systems) > 1 or any(getattr(v, "messages", None) for v in spec.variants):
+        raise SpreadError("the Playground has one system message for every wording, and this suite's prompts "
+                          "differ in theirs: run it with spread import-promptfoo", "config")
+    default = [checks_module.from_dict(c) for c in spec.checks]
+    rows = []
+    for row in spec.inputs:
+        own = [checks_module.from_dict(c) for c in json.loads(row.get(TEST_CHECKS) or "[]")]
+        combined = [c.as_dict() for c in default + own]
+        rows.append(row | ({TEST_CHECKS: json.dumps(combined, ensure_ascii=False)} if combined else {}))
+    out = {
+        "system": spec.variants[0].system if spec.variants else "",
+        "variants": list(range(len(spec.variants))), "variant_seq": len(spec.variants),
+        "inputs_source": "pasted text" if any(rows) else "none",
+        "inputs_pasted": "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows if row),
+        "models": list(spec.models), "temperatures": ", ".join(f"{t:g}" for t in spec.temperatures),
+        "n": spec.n, "max_tokens": spec.max_tokens or 256, "seed": "" if spec.seed is None else str(spec.seed),
+        "concurrency": spec.concurrency, "name": spec.name, "checks_text": "",
+    }
+    for k, variant in enumerate(spec.variants):
+        out[f"prompt_{k}"], out[f"variant_name_{k}"] = variant.prompt, variant.name
+    return out
+
+
+def add_endpoints(suite: Suite, *, who: str = "", db_path=None) -> None:
+    """The suite's endpoints not in the catalogue yet (the Playground runs them by name)."""
     new = [e for e in suite.endpoints if endpoints.get(e.name, db_path=db_path) is None]
     if new:
         endpoints.add_all(new, who=who, db_path=db_path)
-    return plan.create(suite.spec, created_by=who, db_path=db_path)
 
 
 class _Reader:
