@@ -307,6 +307,9 @@ def _basic_by(answers: pd.DataFrame, errors: pd.DataFrame, keys: list[str]) -> d
                 "length_max": None if pd.isna(row["length_max"]) else int(row["length_max"]),
                 "cut_by_max_tokens": int(row["cut"]), "cut_share": round(int(row["cut"]) / n, 4),
                 "cost_usd": float(row["cost_usd"]) if cost_known else None,
+                # What is priced, and how many answers are not: "≥ $x known, n unpriced".
+                "cost_usd_known": float(row["cost_usd"]) if row["cost_known"] else None,
+                "answers_unpriced": n - int(row["cost_known"]),
                 "cost_per_call_mean": float(row["cost_mean"]) if cost_known else None,
                 "cost_per_call_p95": float(quantiles["cost_per_call_p95"][key]) if cost_known else None,
                 "distinct_answers": int(row["distinct_answers"]),
@@ -328,7 +331,8 @@ def _quantile(value) -> float | None:
 def _empty_basic() -> dict:
     return {"count": 0, "errors": 0, "error_types": {}, "prompt_tokens": None, "completion_tokens": None,
             "length_mean": None, "length_sd": None, "length_min": None, "length_max": None,
-            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_per_call_mean": None,
+            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_usd_known": None,
+            "answers_unpriced": 0, "cost_per_call_mean": None,
             "cost_per_call_p95": None, "distinct_answers": 0, "latency_ms_p50": None, "latency_ms_p95": None,
             "latency_ms_p99": None, "ttft_ms_p50": None, "ttft_ms_p95": None}
 
@@ -623,4 +627,11 @@ def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, thres
     if "representative_a" in result:
         result["diff"] = word_diff(result["representative_a"], result["representative_b"])
     result["method"], result["threshold"] = analysis.method, analysis.threshold
+    # Inputs are named by their variables (`#2 country=Peru`), numbered from 1 in the order first met.
+    from core.run import inputs as inputs_module
+
+    names = {index: inputs_module.label(index, json.loads(values)) for values, index in joint_inputs.items()}
+    for key in ("per_input", "shared", "only_a", "only_b"):
+        for row in result.get(key) or []:
+            row["input_name"] = names.get(row["input"], f"#{row['input'] + 1}")
     return result
