@@ -14,7 +14,8 @@ from test_cli import last_json, spread
 PLANTED_KEY = "sk-planted-never-shown-0123456789"
 
 
-def write_suite(folder, api_base, *, extra_provider=None, extra_test=None):
+def write_suite(folder, api_base, *, extra_provider=None, extra_test=None,
+                prompts=("Capital of {{country}}? One word.", "file://chat.json")):
     (folder / "chat.json").write_text(json.dumps([
         {"role": "system", "content": "Answer with the city only."},
         {"role": "user", "content": "What is the capital of {{country}}?"}]))
@@ -34,7 +35,7 @@ def write_suite(folder, api_base, *, extra_provider=None, extra_test=None):
         tests.append(extra_test)
     config = {
         "description": "capitals suite",
-        "prompts": ["Capital of {{country}}? One word.", "file://chat.json"],
+        "prompts": list(prompts),
         "providers": providers,
         "defaultTest": {"vars": {"style": "terse"}, "assert": [{"type": "max-length", "value": 200}]},
         "tests": tests,
@@ -145,3 +146,32 @@ def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
             assert passed is (scores[rid] >= 0.5)
     assert summary["pass_rate"] == pytest.approx(sum(verdicts.values()) / len(verdicts), abs=1e-4)
     assert checks.from_dict({"type": "max-length", "value": 200}).key() in {r["check_key"] for r in results}
+
+
+def test_the_playground_fills_its_plan_from_a_promptfoo_config(stub, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="promptfoo_path").input(str(write_suite(tmp_path, stub.base_url, extra_provider={
+        "id": "python:provider.py"})))
+    at.button(key="import_promptfoo").click().run()
+    assert not at.exception
+    assert "Not imported" in at.error[0].value and "not a model provider" in at.error[0].value
+    assert endpoints.list_endpoints() == []
+
+    at.text_input(key="promptfoo_path").input(str(write_suite(tmp_path, stub.base_url, prompts=["file://chat.json"])))
+    at.button(key="import_promptfoo").click().run()
+    assert not at.exception and not at.error
+    assert at.text_area(key="system").value == "Answer with the city only."
+    assert at.text_area(key="prompt_0").value == "What is the capital of {{country}}?"
+    assert at.multiselect(key="models").value == ["stub a"]
+    assert at.text_input(key="temperatures").value == "0.7"
+    assert at.radio(key="inputs_source").value == "pasted text"
+    rows = [json.loads(line) for line in at.text_area(key="inputs_pasted").value.splitlines()]
+    assert [row["country"] for row in rows] == ["France", "Spain", "Italy"]
+    italy = json.loads(rows[2]["test.checks"])  # defaultTest's check travels with every test
+    assert italy[0] == {"type": "max-length", "value": 200} and italy[1]["weight"] == 3.0
+    assert rows[2]["test.threshold"] == "0.5"
+    assert [e.name for e in endpoints.list_endpoints()] == ["stub a"]

@@ -214,7 +214,7 @@ def test_run_checks_file_gives_promptfoos_verdicts_through_the_cli(stub, tmp_pat
     db = str(tmp_path / "cli.db")
     spread("--db", db, "run", "--prompt", "Echo:{{answer}}", "--vars-file", str(tmp_path / "answers.jsonl"),
            "--model", "openai/stub", "--api-base", stub.base_url, "--temperature", "1", "--n", "1",
-           "--checks-file", str(tmp_path / "checks.yaml"), "--json")
+           "--no-stream", "--checks-file", str(tmp_path / "checks.yaml"), "--json")  # the stub streams word by word
     shown = last_json(spread("--db", db, "show", "1", "--json"))
     verdicts = {}
     for cell in shown["cells"]:
