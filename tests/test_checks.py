@@ -54,8 +54,8 @@ def test_json_schema_checks_the_shape_and_says_why():
 
 
 @pytest.mark.parametrize("check,message", [
-    ("regex:[unclosed", "invalid JavaScript regular expression"),
-    ("not-regex:(a", "invalid JavaScript regular expression"),
+    ("regex:[unclosed", "invalid regular expression"),
+    ("not-regex:(a", "invalid regular expression"),
     ("contains", "needs a value"),
     ("max-length:many", "whole number of characters"),
     ("llm-rubric:Is correct", "needs a judge model"),

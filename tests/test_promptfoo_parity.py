@@ -125,7 +125,7 @@ def test_cost_and_latency_read_the_answer():
 
 
 @pytest.mark.parametrize("assertion,message", [
-    ({"type": "regex", "value": "(?i)paris"}, "invalid JavaScript regular expression (invalid group)"),
+    ({"type": "regex", "value": "(?i)paris"}, "invalid regular expression, as JavaScript reads it (invalid group)"),
     ({"type": "regex", "value": "a*+"}, "nothing to repeat"),
     ({"type": "regex", "value": "(?P<n>a)"}, "invalid group"),
     ({"type": "regex", "value": "(?<=a+)b"}, "not translatable exactly"),

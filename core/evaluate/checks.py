@@ -252,7 +252,7 @@ def _check_value(check: Check, value, what: str) -> None:
         try:
             jsregex.compile(value)
         except jsregex.JsRegexError as e:
-            raise SpreadError(f"{what}: invalid JavaScript regular expression ({e})", "checks") from None
+            raise SpreadError(f"{what}: invalid regular expression, as JavaScript reads it ({e})", "checks") from None
     if kind in ("contains-any", "contains-all", "icontains-any", "icontains-all"):
         if value is None or value == "" or not isinstance(value, (str, list, tuple)):
             raise SpreadError(f"{what} needs a list of values (or comma-separated text)", "checks")
