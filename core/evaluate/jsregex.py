@@ -84,9 +84,8 @@ class _Translator:
             if in_class:
                 in_class = c != "]"
             elif c == "[":
-                in_class = True
-                if p[i + 1:i + 2] == "]":
-                    i += 1  # `[]` is a class of its own: the `]` closes it
+                in_class = p[i + 1:i + 2] != "]"  # `[]` is a whole (empty) class
+                i += not in_class
             elif c == "(":
                 if not p.startswith("?", i + 1):
                     count += 1
