@@ -53,7 +53,8 @@ TYPES = {
     "icontains-all": "contains-all, ignoring case",
     "starts-with": "the answer starts with the value (no white space stripped)",
     "regex": "the JavaScript regular expression matches somewhere in the answer",
-    "is-json": "the answer is strict JSON (and, with a value, valid against that JSON or YAML schema, formats included)",
+    "is-json": "the answer is strict JSON (and, with a value, valid against that JSON or YAML schema, formats "
+               "included)",
     "contains-json": "the answer contains a JSON object (valid against the schema, if one is given)",
     "json-schema": "the answer is JSON valid against the schema given as the value",
     "levenshtein": "the edit distance to the value is at most the threshold (default 5)",

@@ -46,7 +46,8 @@ def input_checks(values: dict[str, str]) -> list[Check]:
     own = [checks_module.from_dict(c) for c in json.loads(values.get(TEST_CHECKS) or "[]")]
     if "golden.checks" not in values:
         return own
-    return own + ([checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")] or [Check("similar")])
+    golden_checks = [checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")]
+    return own + (golden_checks or [Check("similar")])
 
 
 def thresholds(run_id: int, *, db_path=None) -> dict[int, float]:
