@@ -226,6 +226,13 @@ def m011_drafts(db: Database) -> None:
     db["drafts"].create({"owner": str, "plan": str, "updated_at": str}, pk="owner", not_null={"plan"})
 
 
+@migrations()
+def m015_golden_change_details(db: Database) -> None:
+    # What a golden change did to an item's texts, in words: which text moved from
+    # accepted to rejected (or back) because a later label said so, and what a fix resolved.
+    db["golden_changes"].add_column("detail", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 

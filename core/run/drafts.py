@@ -19,13 +19,14 @@ PLAN_KEYS = (
     "input_columns", "input_columns_text", "file_rows", "file_name", "inputs_golden", "inputs_run", "models", "api_base",
     "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
     "extract", "reword_model", "reword_k",
+    "reviewer",  # on a box without login, the name typed in the sidebar comes back after a reload
 )
 # One pair of these per wording, numbered by the wording's key in `variants`.
 VARIANT_PREFIXES = ("prompt_", "variant_name_")
 
 # Selections on the other pages (run, axes, filters, thresholds): kept for the session.
 SELECTION_KEYS = (
-    "reviewer", "spread_run", "runs_run", "method", "threshold", "metric", "second_opinion", "y_axis",
+    "spread_run", "runs_run", "method", "threshold", "metric", "second_opinion", "y_axis",
     "cmp_method", "cmp_threshold", "golden_set", "golden_search", "golden_removed", "golden_tags",
     "regress_set", "regress_model", "regress_api_base", "regress_version", "regress_temperature", "regress_k",
     "regress_baseline", "regress_min", "regress_drop", "regress_alpha",
