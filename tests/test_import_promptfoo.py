@@ -175,3 +175,21 @@ def test_the_playground_fills_its_plan_from_a_promptfoo_config(stub, tmp_path):
     assert italy[0] == {"type": "max-length", "value": 200} and italy[1]["weight"] == 3.0
     assert rows[2]["test.threshold"] == "0.5"
     assert [e.name for e in endpoints.list_endpoints()] == ["stub a"]
+
+
+def test_jsonl_tests_list_vars_and_a_prompt_file_of_several_prompts(tmp_path):
+    (tmp_path / "prompts.txt").write_text("Capital of {{country}}?\n---\nName the capital of {{country}}.\n")
+    (tmp_path / "tests.jsonl").write_text(
+        '{"vars": {"country": "France"}, "assert": [{"type": "icontains-any", "value": ["paris"]}]}\n'
+        '{"country": "Peru"}\n')
+    (tmp_path / "promptfooconfig.yaml").write_text(
+        "prompts: file://prompts.txt\n"
+        "providers: [{id: 'ollama:chat:llama3', config: {apiBaseUrl: 'http://127.0.0.1:9', seed: 4}}]\n"
+        "tests:\n  - file://tests.jsonl\n  - vars: {country: [Chile, Spain]}\n")
+    suite = promptfoo_config.read(tmp_path / "promptfooconfig.yaml", n=1)
+    assert [v.name for v in suite.spec.variants] == ["prompts 1", "prompts 2"]
+    assert suite.spec.variants[1].prompt == "Name the capital of {{country}}."
+    assert [e.model for e in suite.endpoints] == ["ollama_chat/llama3"] and suite.spec.seed == 4
+    assert [row["country"] for row in suite.spec.inputs] == ["France", "Peru", "Chile", "Spain"]
+    assert json.loads(suite.spec.inputs[0]["test.checks"]) == [{"type": "icontains-any", "value": ["paris"]}]
+    assert "test.checks" not in suite.spec.inputs[1]
