@@ -17,7 +17,8 @@ check_option = click.option("--check", "check_texts", multiple=True, metavar="TY
                             help="a check on every answer, e.g. icontains:{{expected}}, similar:{{expected}}, "
                                  "max-length:200, regex:^[A-Z]; repeatable")
 checks_file_option = click.option("--checks-file", metavar="FILE",
-                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold)")
+                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold, "
+                                       "weight, metric)")
 judge_option = click.option("--judge-model", metavar="ID", help="the litellm model that grades llm-rubric checks")
 judge_samples_option = click.option("--judge-samples", type=click.IntRange(1, 10), metavar="K",
                                     help="ask the judge K times per answer (its self-consistency is reported)")
