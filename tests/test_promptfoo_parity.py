@@ -177,6 +177,7 @@ def test_templates_keep_placeholders_and_take_nunjucks_filters():
                                                                           "expected answer": "Paris"}) \
         == "Capital of France? Paris"
     assert templates.render('{"a": {{x}}}', {"x": "1"}) == '{"a": 1}'  # braces of JSON stay text
+    assert templates.render("{{score (0-10)}} {{price/kg}}", {"score (0-10)": "7", "price/kg": "3"}) == "7 3"
     values = {"expected": "Paris", "items": "a"}
     assert templates.render("{{ expected | upper }}", values) == "PARIS"
     assert templates.render("{{ expected | lower | trim }}!", {"expected": "  Paris "}) == "paris!"

@@ -21,8 +21,9 @@ from functools import lru_cache
 from core.config import SpreadError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s](?:[^{}]*[^{}\s])?)\s*\}\}")
-# `{% … %}`, or `{{ … }}` holding a filter, a call, an index, a string or an operator.
-JINJA = re.compile(r"\{%|\{\{[^{}]*[|()\[\]'\"+~*/%<>=!][^{}]*\}\}")
+# `{% … %}`, or `{{ … }}` holding a filter, a call or an index (`name(`, `name[`) or a string:
+# a column such as "price/kg" or "score (0-10)" stays a plain placeholder.
+JINJA = re.compile(r"\{%|\{\{[^{}]*(?:\||\w[(\[]|['\"])[^{}]*\}\}")
 
 
 def is_jinja(text: str) -> bool:
