@@ -11,7 +11,8 @@ from core.analyse import spread
 from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
-from core.run import drafts, endpoints, estimate, inputs, local_llm, models, plan, rewording, runner, templates
+from core.run import (drafts, endpoints, estimate, inputs, local_llm, models, plan, promptfoo_config, rewording,
+                      runner, templates)
 from core.run.progress import LiveProgress
 
 st.title("Playground")
@@ -29,6 +30,31 @@ state = st.session_state
 for key, value in {**drafts.DEFAULTS, "models": [local_llm.MODEL_ID], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)
+
+
+def import_promptfoo() -> None:
+    """Fill the plan from a promptfoo suite (its providers join the catalogue); else list what cannot map."""
+    try:
+        suite = promptfoo_config.read(state.get("promptfoo_path", "").strip())
+        values = promptfoo_config.playground_plan(suite)
+        promptfoo_config.add_endpoints(suite, who=state.get("reviewer") or "")
+    except promptfoo_config.Unmappable as e:
+        state["promptfoo_problems"] = e.problems
+        return
+    except SpreadError as e:
+        state["promptfoo_problems"] = [str(e)]
+        return
+    state.update(values, promptfoo_problems=[])
+
+
+with st.expander("Import a promptfoo config"):
+    st.text_input("promptfooconfig.yaml", key="promptfoo_path", placeholder="(path on this server) e.g. "
+                  "evals/promptfooconfig.yaml", help="Its prompts, providers and tests fill the plan below, each "
+                  "test's asserts as its checks; the providers join the catalogue.")
+    st.button("Fill the plan", key="import_promptfoo", icon=":material/upload_file:", on_click=import_promptfoo)
+    if state.get("promptfoo_problems"):
+        st.error("Not imported; nothing changed:\n" + "\n".join(
+            f"- {display.inert(problem)}" for problem in state["promptfoo_problems"]))
 
 
 # --- prompt variants ----------------------------------------------------------------

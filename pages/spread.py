@@ -291,10 +291,10 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
                 st.rerun()
             except SpreadError as e:
                 st.error(display.inert(str(e)))
-    if not run["spec"].get("checks"):
-        return
-    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"]["checks"]))
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    if not run["spec"].get("checks") and not any(scoring.TEST_CHECKS in i["vars"] for i in analysis.inputs):
+        return  # neither the run's checks nor its tests' own (an imported promptfoo suite)
+    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"].get("checks")))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     if not len(scored):
         st.caption("No answer scored yet.")
         return

@@ -17,7 +17,8 @@ check_option = click.option("--check", "check_texts", multiple=True, metavar="TY
                             help="a check on every answer, e.g. icontains:{{expected}}, similar:{{expected}}, "
                                  "max-length:200, regex:^[A-Z]; repeatable")
 checks_file_option = click.option("--checks-file", metavar="FILE",
-                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold)")
+                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold, "
+                                       "weight, metric)")
 judge_option = click.option("--judge-model", metavar="ID", help="the litellm model that grades llm-rubric checks")
 judge_samples_option = click.option("--judge-samples", type=click.IntRange(1, 10), metavar="K",
                                     help="ask the judge K times per answer (its self-consistency is reported)")
@@ -57,7 +58,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
     if not results:
         raise SpreadError(f"run {run_id} has no checks: add some with --check TYPE[:VALUE] or --checks-file")
     analysis = spread.analyse_run(run_id, method="exact", with_map=False)
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     cells = rates.reducers(scored)
     out = {
         "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
@@ -66,6 +67,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
         "by_model": rates.by_group(scored, ["model"]),
         "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),
         "per_check": _per_check(results),
+        "metrics": rates.metric_scores(results),
         "agreement_with_people": regress.human_agreement(run_id),
         "judge_calls": sum(r["judge_calls"] or 0 for r in results),
         "judge_cost_usd": None if any(r["judge_calls"] and r["judge_cost_usd"] is None for r in results)
