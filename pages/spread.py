@@ -105,7 +105,7 @@ def results():
     input_names = {i["input"]: inputs.label(i["input"], i["vars"], 40) for i in analysis.inputs}
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
-        st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+        st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
                f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
                + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")
