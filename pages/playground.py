@@ -75,7 +75,7 @@ if len(texts) > 1:
 
 with st.expander("Generate rewordings with a model"):
     st.caption("A model rewrites the first wording K times, keeping its {{variables}}; edit, approve, and they run "
-               "as more variants. The embedded model is a small base model: it rewrites poorly — pick a "
+               "as more variants. The embedded models are tiny: they rewrite poorly — pick a "
                "capable model for this.")
     left, middle, right = st.columns([3, 1, 1])
     rewriter = left.selectbox("Model", model_choices, key="reword_model", accept_new_options=True)
@@ -168,13 +168,14 @@ st.subheader("Models and sampling")
 left, right = st.columns([3, 2])
 with left:
     chosen = st.multiselect(
-        "Models", model_choices, default=[local_llm.MODEL_ID], key="models",
+        "Models", model_choices, default=[local_llm.DEFAULT_MODEL], key="models",
         accept_new_options=True,
         help="Endpoints from the Models page first (each with its own server, key, prices and limits), then "
              "examples. Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
              "ollama/llama3.2, or openai/<name> with an API base.",
     )
-    st.caption(local_llm.DESCRIPTION)
+    for model in filter(local_llm.is_local, chosen):
+        st.caption(local_llm.embedded(model).description)
     errors["models"] = st.empty()
     api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
                              placeholder="http://localhost:8000/v1",
