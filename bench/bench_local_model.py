@@ -48,10 +48,10 @@ def speed(model: str, args) -> dict:
     found = time.perf_counter() - start
     local_llm.server(model)
     loaded = time.perf_counter() - start - found
-    local_llm.tokens_per_second(model, 8)  # warm-up
+    local_llm.tokens_per_second(8, model_id=model)  # warm-up
     results = {"gguf_s": round(found, 2), "load_s": round(loaded, 2)}
     for parallel in (1, 4):
-        runs = [local_llm.tokens_per_second(model, args.tokens, parallel) for _ in range(args.repeat)]
+        runs = [local_llm.tokens_per_second(args.tokens, parallel, model) for _ in range(args.repeat)]
         results[f"tokens_per_s_parallel_{parallel}"] = round(statistics.median(runs), 1)
         results[f"tokens_per_s_parallel_{parallel}_all"] = [round(r, 1) for r in runs]
     direct, spread = [], []
@@ -105,8 +105,8 @@ def quiz(model: str) -> dict:
 
     def ask(job):
         (question, expected), temperature, seed = job
-        out = local_llm.generate(model, [{"role": "user", "content": question}],
-                                 {"max_tokens": QUIZ_TOKENS, "temperature": temperature, "seed": seed})
+        out = local_llm.generate([{"role": "user", "content": question}],
+                                 {"max_tokens": QUIZ_TOKENS, "temperature": temperature, "seed": seed}, model)
         return question, temperature, out["text"], right(out["text"], expected)
 
     jobs = [(q, 0.0, 0) for q in QUESTIONS] + [(q, 1.0, s) for q in QUESTIONS for s in range(QUIZ_SAMPLES)]
@@ -134,8 +134,8 @@ def direct_tokens_per_second(model: str, max_tokens: int, samples: int, seed: in
     messages = [{"role": "user", "content": PROMPT}]
     start = time.perf_counter()
     with ThreadPoolExecutor(local_llm.PARALLEL_SLOTS) as pool:
-        outs = list(pool.map(lambda i: local_llm.generate(model, messages, {"max_tokens": max_tokens, "temperature": 1.0,
-                                                                            "seed": seed + i}), range(samples)))
+        outs = list(pool.map(lambda i: local_llm.generate(messages, {"max_tokens": max_tokens, "temperature": 1.0,
+                                                                     "seed": seed + i}, model), range(samples)))
     return sum(o["completion_tokens"] or 0 for o in outs) / (time.perf_counter() - start)
 
 

@@ -60,11 +60,11 @@ def test_the_base_model_reads_a_conversation_as_questions_and_answers():
     text = local_llm.frame(CONVERSATION + [{"role": "tool", "content": "22 C"}])
     assert text == ("Answer with the city name only.\n\nQuestion: What is the capital of France?\n\nAnswer: Paris\n\n"
                     "Question: What is the capital of Italy?\n\nResult: 22 C\nAnswer:")
-    assert local_llm.request(GEMMA, CONVERSATION, {})["prompt"] == local_llm.frame(CONVERSATION)
+    assert local_llm.request(CONVERSATION, {}, GEMMA)["prompt"] == local_llm.frame(CONVERSATION)
 
 
 def test_the_instruct_model_takes_the_conversation_as_it_is():
-    sent = local_llm.request(INSTRUCT, CONVERSATION, {"temperature": 0})
+    sent = local_llm.request(CONVERSATION, {"temperature": 0}, INSTRUCT)
     assert sent["messages"] == CONVERSATION and "prompt" not in sent and "stop" not in sent
     out = asyncio.run(llm.sample(INSTRUCT, CONVERSATION, temperature=0.0, max_tokens=16, stream=False))
     assert "rome" in out.text.lower()

@@ -85,6 +85,7 @@ class LocalModel:
 
 
 DEFAULT_MODEL = "local/smollm2-135m-instruct"
+MODEL_ID = DEFAULT_MODEL  # the name code before the second model used; is_local() asks "any embedded model?"
 MODELS = {
     model.id: model for model in (
         LocalModel(
@@ -199,7 +200,7 @@ def chat_messages(messages: list[dict]) -> list[dict]:
     return [{"role": m.get("role") or "user", "content": _text(m.get("content"))} for m in messages]
 
 
-def request(model_id: str, messages: list[dict], params: dict) -> dict:
+def request(messages: list[dict], params: dict, model_id: str = DEFAULT_MODEL) -> dict:
     """The llama.cpp request for one answer, or a LocalModelError for what the model
     cannot take (tools; a response format on the base model)."""
     spec = embedded(model_id)
@@ -240,9 +241,9 @@ def _handle(model_id: str, request: dict, on_chunk=None):
         raise LocalModelError(400, f"local model: {e}") from None
 
 
-def generate(model_id: str, messages: list[dict], params: dict) -> dict:
+def generate(messages: list[dict], params: dict, model_id: str = DEFAULT_MODEL) -> dict:
     """One completion: {"text", "finish_reason", "prompt_tokens", "completion_tokens"}."""
-    result = _parse(_handle(model_id, request(model_id, messages, params)))
+    result = _parse(_handle(model_id, request(messages, params, model_id)))
     result["text"] = result["text"].strip()  # "Answer:" leaves a space before the answer
     return result
 
@@ -261,10 +262,10 @@ def _trimmed(pieces):
             yield text.rstrip()
 
 
-def generate_stream(model_id: str, messages: list[dict], params: dict):
+def generate_stream(messages: list[dict], params: dict, model_id: str = DEFAULT_MODEL):
     """Yield text pieces as they are produced, then a final dict like generate()'s."""
     chunks: queue.Queue = queue.Queue()
-    body = dict(request(model_id, messages, params), stream=True)
+    body = dict(request(messages, params, model_id), stream=True)
     if "messages" in body:  # the chat handler sends token usage only when asked
         body["stream_options"] = {"include_usage": True}
 
@@ -344,20 +345,20 @@ def register(litellm) -> None:
     class EmbeddedModels(CustomLLM):
         def completion(self, model, messages, api_base, custom_prompt_dict, model_response, *args, optional_params=None, **kwargs):
             try:
-                return fill(model_response, model, generate(model, messages, optional_params or {}))
+                return fill(model_response, model, generate(messages, optional_params or {}, model))
             except LocalModelError as e:
                 raise as_custom_error(e) from None
 
         async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, *args, optional_params=None, **kwargs):
             try:
-                out = await asyncio.to_thread(generate, model, messages, optional_params or {})
+                out = await asyncio.to_thread(generate, messages, optional_params or {}, model)
             except LocalModelError as e:
                 raise as_custom_error(e) from None
             return fill(model_response, model, out)
 
         def streaming(self, model, messages, *args, optional_params=None, **kwargs):
             try:
-                for piece in generate_stream(model, messages, optional_params or {}):
+                for piece in generate_stream(messages, optional_params or {}, model):
                     yield _chunk(piece)
             except LocalModelError as e:
                 raise as_custom_error(e) from None
@@ -369,7 +370,7 @@ def register(litellm) -> None:
 
             def drain():
                 try:
-                    for piece in generate_stream(model, messages, optional_params or {}):
+                    for piece in generate_stream(messages, optional_params or {}, model):
                         loop.call_soon_threadsafe(pieces.put_nowait, piece)
                 except Exception as e:
                     loop.call_soon_threadsafe(pieces.put_nowait, e)
@@ -413,7 +414,7 @@ def register(litellm) -> None:
     })
 
 
-def tokens_per_second(model_id: str = DEFAULT_MODEL, max_tokens: int = 64, parallel: int = 1) -> float:
+def tokens_per_second(max_tokens: int = 64, parallel: int = 1, model_id: str = DEFAULT_MODEL) -> float:
     """A quick generation-speed measurement (used by `bench/` and the README figures)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -422,5 +423,5 @@ def tokens_per_second(model_id: str = DEFAULT_MODEL, max_tokens: int = 64, paral
     server(model_id)
     start = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
-        outs = list(pool.map(lambda i: generate(model_id, messages, dict(params, seed=i)), range(parallel)))
+        outs = list(pool.map(lambda i: generate(messages, dict(params, seed=i), model_id), range(parallel)))
     return sum(o["completion_tokens"] or 0 for o in outs) / (time.perf_counter() - start)
