@@ -27,7 +27,7 @@ state = st.session_state
 
 # The plan is the app's own state (app.py keeps it across pages and starts a new session
 # from the reviewer's draft in the database); a fresh plan starts from these defaults.
-for key, value in {**drafts.DEFAULTS, "models": [local_llm.MODEL_ID], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
+for key, value in {**drafts.DEFAULTS, "models": [local_llm.DEFAULT_MODEL], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)
 
@@ -109,7 +109,7 @@ if len(texts) > 1:
 
 with st.expander("Generate rewordings with a model"):
     st.caption("A model rewrites the first wording K times, keeping its {{variables}}; edit, approve, and they run "
-               "as more variants. The embedded model is a small base model: it rewrites poorly — pick a "
+               "as more variants. The embedded models are tiny: they rewrite poorly — pick a "
                "capable model for this.")
     left, middle, right = st.columns([3, 1, 1])
     rewriter = left.selectbox("Model", model_choices, key="reword_model", accept_new_options=True)
@@ -217,7 +217,8 @@ with left:
              "examples. Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
              "ollama/llama3.2, or openai/<name> with an API base.",
     )
-    st.caption(local_llm.DESCRIPTION)
+    for model in filter(local_llm.is_local, chosen):
+        st.caption(local_llm.embedded(model).description)
     errors["models"] = st.empty()
     api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
                              placeholder="http://localhost:8000/v1",

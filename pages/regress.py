@@ -29,7 +29,7 @@ past = regress.history(set_name)
 
 with st.form("regress"):
     left, middle, right = st.columns(3)
-    model = left.text_input("Candidate model", local_llm.MODEL_ID, key="regress_model",
+    model = left.text_input("Candidate model", local_llm.DEFAULT_MODEL, key="regress_model",
                             help="An endpoint of the Models page, or any litellm model id, e.g. "
                                  "openai/gpt-4o-mini, or openai/<name> with an API base.")
     api_base = left.text_input("API base", key="regress_api_base", placeholder="for an OpenAI-compatible server")
@@ -48,8 +48,8 @@ with st.form("regress"):
                                   help="Fails when the drop is larger and significant; cannot tell (inconclusive) "
                                        "when it is larger but sampling noise could explain it.")
     alpha = right.number_input("Significance (alpha)", 0.001, 0.5, 0.05, 0.01, key="regress_alpha")
-    if model == local_llm.MODEL_ID:
-        st.caption(local_llm.DESCRIPTION)
+    if local_llm.is_local(model):
+        st.caption(local_llm.embedded(model).description)
     submitted = st.form_submit_button("Run the regression", type="primary")
 
 if submitted:

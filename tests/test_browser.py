@@ -118,7 +118,7 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     with sqlite3.connect(db_path) as db:
         rows = db.execute("select model, error_type, text from responses").fetchall()
         assert db.execute("select created_by from runs").fetchone()[0] == "ana"
-    assert len(rows) == 6 and all(m == "local/gemma-3-270m" and e is None for m, e, _ in rows)
+    assert len(rows) == 6 and all(m == "local/smollm2-135m-instruct" and e is None for m, e, _ in rows)
 
     goto(page, "Spread")
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
@@ -275,7 +275,7 @@ def test_an_endpoint_added_on_the_models_page_is_tested_then_run_beside_the_embe
     with sqlite3.connect(db_path) as db:
         rows = db.execute("select model, error_type from responses").fetchall()
         spec = json.loads(db.execute("select spec from runs").fetchone()[0])
-    assert sorted(rows) == [("local/gemma-3-270m", None)] * 2 + [("team-vllm", None)] * 2
+    assert sorted(rows) == [("local/smollm2-135m-instruct", None)] * 2 + [("team-vllm", None)] * 2
     assert spec["endpoints"]["team-vllm"]["api_base"] == stub.base_url
     assert stub.count() == 3 and all(r["body"]["top_k"] == 40 for r in stub.requests)  # the test call and two
     ARTIFACTS.mkdir(exist_ok=True)

@@ -31,7 +31,7 @@ from core.run import estimate, inputs, plan, runner
 @click.option("--inputs-from-run", type=int, metavar="RUN_ID", help="use an earlier run's inputs")
 @click.option("--model", "models", multiple=True, required=True, metavar="NAME|ID",
               help="an endpoint's name (spread models list), else a litellm model id; repeat for several "
-                   "(local/gemma-3-270m is the embedded model)")
+                   "(embedded: local/smollm2-135m-instruct, local/gemma-3-270m)")
 @click.option("--temperature", "temperatures", type=float, multiple=True, required=True, metavar="T",
               help="a sampling temperature in 0..2; repeat for several")
 @click.option("--n", type=int, required=True, help=f"samples per cell (1..{plan.MAX_N})")
@@ -261,7 +261,7 @@ def runs_command(as_json):
         print_json(runs)
         return
     if not runs:
-        print("no runs yet: spread run --prompt ... --model local/gemma-3-270m --temperature 1 --n 5")
+        print("no runs yet: spread run --prompt ... --model local/smollm2-135m-instruct --temperature 1 --n 5")
     for run in runs:
         print(f"{run['id']:>5}  {run['status']:<11} {run['answers']:>5}/{run['planned']:<5} "
               f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}")
