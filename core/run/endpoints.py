@@ -109,7 +109,7 @@ class Endpoint:
 def bare(model_id: str, api_base: str | None = None) -> Endpoint:
     """A litellm id used directly: the run's API base applies, except to the embedded model."""
     model_id = (model_id or "").strip()
-    return Endpoint(name=model_id, model=model_id, api_base=None if model_id == local_llm.MODEL_ID else api_base)
+    return Endpoint(name=model_id, model=model_id, api_base=None if local_llm.is_local(model_id) else api_base)
 
 
 # --- validation -----------------------------------------------------------------------
@@ -122,8 +122,8 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
     config.check_text(name, "the endpoint name", "name")
     if len(name) > MAX_NAME:
         raise SpreadError(f"an endpoint name is at most {MAX_NAME} characters", "name")
-    if name == local_llm.MODEL_ID:
-        raise SpreadError(f"{name} is the embedded model's id: choose another name", "name")
+    if local_llm.is_local(name):
+        raise SpreadError(f"{name} is an embedded model's id: choose another name", "name")
     model = (endpoint.model or "").strip()
     if not model:
         raise SpreadError(f"endpoint {name!r} needs a litellm model id (e.g. openai/<name> for vLLM)", "model")
@@ -164,7 +164,7 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
         raise SpreadError(f"endpoint {name!r}: two deployments with one label", "model")
     checked = Endpoint(name, model, api_base, key_env, params, price_in, price_out, max_concurrency, rpm, timeout_s,
                        tpm=tpm, deployments=deployments, router=router, info=info, source="catalogue")
-    if check_id and model != local_llm.MODEL_ID:
+    if check_id and not local_llm.is_local(model):
         try:
             models.provider_of(model, None if api_base and api_base.startswith(REFERENCE) else api_base)
         except SpreadError as e:
@@ -456,7 +456,7 @@ def readiness(endpoint: Endpoint, *, probe: bool = True, timeout_s: float = 3.0)
     """{"key": "set" | "missing" | "not needed", "server": "reachable" | "unreachable" |
     "not checked" | "cloud", "problem": one line or None, "ready": bool} — never the key."""
     out = {"key": "not needed", "server": "cloud", "problem": None, "ready": False}
-    if endpoint.model == local_llm.MODEL_ID:
+    if local_llm.is_local(endpoint.model):
         out.update(server="embedded", ready=True)
         return out
     if endpoint.deployments:
