@@ -12,7 +12,9 @@ the client share the machine's cores.
         server.reset(); ...; server.stats()                 # requests, peak_in_flight, cpu_s
 
 Stats: `requests` (chat calls), `peak_in_flight` (most calls open at once: accepted and
-not yet answered), `cpu_s` (the server process's user + system CPU since its start).
+not yet answered), `first_request_at` (the wall clock, time.time(), of the first chat call
+since the last reset: a client's start-up is measured here), `cpu_s` (the server
+process's user + system CPU since its start).
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ def _cpu_s() -> float:
 def make_app(latency_s: float):
     from aiohttp import web
 
-    state = {"requests": 0, "in_flight": 0, "peak_in_flight": 0}
+    state = {"requests": 0, "in_flight": 0, "peak_in_flight": 0, "first_request_at": None}
 
     async def chat(request: web.Request) -> web.StreamResponse:
+        if state["first_request_at"] is None:
+            state["first_request_at"] = time.time()
         state["requests"] += 1
         state["in_flight"] += 1
         state["peak_in_flight"] = max(state["peak_in_flight"], state["in_flight"])
@@ -84,7 +88,7 @@ def make_app(latency_s: float):
         return web.json_response({**state, "cpu_s": round(_cpu_s(), 3)})
 
     async def reset(request):
-        state.update(requests=0, peak_in_flight=state["in_flight"])
+        state.update(requests=0, peak_in_flight=state["in_flight"], first_request_at=None)
         return web.json_response({**state, "cpu_s": round(_cpu_s(), 3)})
 
     app = web.Application(client_max_size=1 << 22)

@@ -183,15 +183,13 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
 
 def _pass_rate(run_id: int) -> dict:
     """The run's checks, scored now: the overall pass rate for the summary (none without checks)."""
-    from core.evaluate import scoring
-
-    from core.analyse import spread
-    from core.evaluate import rates
-
     with store.connect() as db:
         if not store.get_run(db, run_id)["spec"].get("checks"):
-            return {}
+            return {}  # (before the imports below: scipy's alone takes a second)
         answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
+    from core.analyse import spread
+    from core.evaluate import rates, scoring
+
     results = scoring.score_run_sync(run_id)
     scored = rates.frame(spread.frame(answers), rates.answer_verdicts(results))
     (overall,) = rates.by_group(scored, []) or [{}]

@@ -1,14 +1,17 @@
-"""litellm, imported once per process and configured for offline use, and one sample call.
+"""One sample call, by the cheapest route that reaches the model, and litellm, imported
+once per process and configured for offline use.
 
-A cold `import litellm` takes seconds: pages import it off their start-up path, through
-`get()`, and the test suite imports it once in conftest.
+Routes (`route_of`): the embedded model is called in this process; an OpenAI-compatible
+server at an API base (vLLM, a LiteLLM proxy, `openai/…` with --api-base) is called
+straight over HTTP (core/run/direct.py), without importing litellm; every other provider
+goes through litellm. A cold `import litellm` takes seconds, so a run that needs no
+litellm starts without it, and pages import it off their start-up path, through `get()`.
 
 litellm is configured lean (`_lean()`): Spread uses none of its logging callbacks and
 prices answers itself (models.cost_usd), yet by default litellm builds a logging payload
-and looks up a price for every call. On 2 cores that work, not the provider, capped the
-fan-out (bench/bench_fanout.py). Streaming answers from OpenAI-compatible providers are
-read from the provider's chunks directly (`_read_openai_stream`), skipping litellm's
-per-chunk rewrapping, which cost more CPU than the whole rest of a call.
+and looks up a price for every call. Streaming answers from OpenAI-compatible providers
+reached through litellm are read from the provider's chunks directly
+(`_read_openai_stream`), skipping litellm's per-chunk rewrapping.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import asyncio
 import gc
 import os
 import threading
+import sys
 import time
-from dataclasses import dataclass
+
+from core.run import direct, local_llm
+from core.run.reply import Sample, TruncatedStream
 
 _lock = threading.Lock()
 _litellm = None
@@ -41,8 +47,6 @@ def get():
             # Providers that refuse a parameter (seed, top_p) get it dropped, not a failure.
             litellm.drop_params = True
             _lean(litellm)
-            from core.run import local_llm
-
             local_llm.register(litellm)
             _litellm = litellm
         return _litellm
@@ -116,16 +120,6 @@ LEAN_PATCHED = ("async_success_handler", "dispatch_success_handlers", "success_h
                 "handle_sync_success_callbacks_for_async_calls", "response_cost_calculator")
 
 
-@dataclass
-class Sample:
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    provider_model: str | None
-    ttft_ms: float | None
-
-
 async def sample(
     model: str,
     messages: list[dict],
@@ -140,20 +134,89 @@ async def sample(
     timeout_s: float = 120.0,
     params: dict | None = None,
 ) -> Sample:
-    """One answer from one model. Raises litellm's exceptions; the caller retries.
+    """One answer from one model. Raises the provider's error (litellm's, or for a direct
+    call a `ProviderError`, aiohttp's or a timeout); the caller classifies and retries.
     `params` are an endpoint's extra parameters (top_k, a response format, …)."""
+    fields = request_fields(model, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                            top_p=top_p, params=params)
+    route = route_of(model, api_base)
+    if route == "local":
+        return await _sample_local(fields, stream)
+    if route == "direct":
+        return await direct.sample(fields, api_base, api_key or direct.key_from_environment(model), stream,
+                                   timeout_s)
+    return await _sample_litellm(fields, api_base, api_key, stream, timeout_s)
+
+
+def request_fields(model: str, messages: list[dict], *, temperature: float, max_tokens: int | None,
+                   seed: int | None, top_p: float | None, params: dict | None) -> dict:
+    """What one call asks for, whichever way it goes: the endpoint's extra parameters first
+    (nothing the run sets can be overridden by them), then the run's."""
+    fields: dict = {**(params or {}), "model": model, "messages": messages, "temperature": temperature}
+    for name, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p)):
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def route_of(model: str, api_base: str | None) -> str:
+    """How a call travels: "local" (the embedded model, in this process), "direct" (an
+    OpenAI-compatible server at an API base, straight over HTTP: core/run/direct.py), or
+    "litellm" (every other provider)."""
+    if model == local_llm.MODEL_ID:
+        return "local"
+    if api_base and direct.handles(model):
+        return "direct"
+    return "litellm"
+
+
+def needs_litellm(calls) -> bool:
+    """Whether any of these calls (endpoints.Call) goes through litellm."""
+    return any(route_of(call.model, call.api_base) == "litellm" for call in calls)
+
+
+async def _sample_local(fields: dict, stream: bool) -> Sample:
+    """The embedded model, called in this process (its calls release the GIL: a thread each)."""
+    messages = fields["messages"]
+    params = {k: v for k, v in fields.items() if k not in ("model", "messages")}
+    start = time.perf_counter()
+    if not stream:
+        out = await asyncio.to_thread(local_llm.generate, messages, params)
+        return Sample(out["text"], out["finish_reason"], out["prompt_tokens"], out["completion_tokens"],
+                      local_llm.MODEL_ID, None)
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue = asyncio.Queue()
+
+    def drain():  # the generator blocks between pieces
+        try:
+            for piece in local_llm.generate_stream(messages, params):
+                loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        except Exception as error:
+            loop.call_soon_threadsafe(pieces.put_nowait, error)
+
+    threading.Thread(target=drain, daemon=True).start()
+    ttft_ms = None
+    while True:
+        piece = await pieces.get()
+        if isinstance(piece, Exception):
+            raise piece
+        if isinstance(piece, dict):
+            return Sample(piece["text"], piece["finish_reason"], piece["prompt_tokens"], piece["completion_tokens"],
+                          local_llm.MODEL_ID, ttft_ms)
+        if ttft_ms is None:
+            ttft_ms = (time.perf_counter() - start) * 1000
+
+
+async def _sample_litellm(fields: dict, api_base: str | None, api_key: str | None, stream: bool,
+                          timeout_s: float) -> Sample:
     litellm = get()
     kwargs: dict = {
-        **(params or {}),  # first: nothing below can be overridden by them
-        "model": model,
-        "messages": messages,
-        "temperature": temperature,
+        **fields,
         "timeout": timeout_s,
         "num_retries": 0,  # retries are ours: counted, bounded, only for what can recover
         "max_retries": 0,
     }
-    for name, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p),
-                        ("api_base", api_base), ("api_key", api_key)):
+    for name, value in (("api_base", api_base), ("api_key", api_key)):
         if value is not None:
             kwargs[name] = value
     start = time.perf_counter()
@@ -252,29 +315,23 @@ async def _read_litellm_stream(response, start: float) -> Sample:
     )
 
 
-class TruncatedStream(Exception):
-    pass
 
 
 def classify(error: BaseException) -> tuple[str, float | None]:
     """(error_type, retry_after_s) for an exception raised by `sample()`."""
-    litellm = get()
     retry_after = _retry_after(error)
+    if "litellm" in sys.modules:  # else no litellm error can have been raised
+        kind = _litellm_kind(error)
+        if kind is not None:
+            return kind, retry_after
+    if isinstance(error, direct.ProviderError):
+        return error.kind, retry_after if error.kind in RETRYABLE else None
+    aiohttp = sys.modules.get("aiohttp")
     checks = [
-        (litellm.ContextWindowExceededError, "context_window"),
-        (litellm.RateLimitError, "rate_limit"),
-        (litellm.Timeout, "timeout"),
-        (litellm.AuthenticationError, "auth"),
-        (litellm.PermissionDeniedError, "auth"),
-        (litellm.NotFoundError, "not_found"),
-        (litellm.BadRequestError, "bad_request"),
-        (litellm.ServiceUnavailableError, "server_error"),
-        (litellm.InternalServerError, "server_error"),
-        (litellm.BadGatewayError, "server_error"),
-        (litellm.APIConnectionError, "connection"),
         (TruncatedStream, "connection"),
         (TimeoutError, "timeout"),
         (ConnectionError, "connection"),
+        (aiohttp.ClientError if aiohttp else (), "connection"),  # refused, reset, a cut body
     ]
     for cls, kind in checks:
         if isinstance(error, cls):
@@ -294,8 +351,29 @@ def classify(error: BaseException) -> tuple[str, float | None]:
     return "other", None
 
 
+def _litellm_kind(error: BaseException) -> str | None:
+    litellm = get()
+    checks = [
+        (litellm.ContextWindowExceededError, "context_window"),
+        (litellm.RateLimitError, "rate_limit"),
+        (litellm.Timeout, "timeout"),
+        (litellm.AuthenticationError, "auth"),
+        (litellm.PermissionDeniedError, "auth"),
+        (litellm.NotFoundError, "not_found"),
+        (litellm.BadRequestError, "bad_request"),
+        (litellm.ServiceUnavailableError, "server_error"),
+        (litellm.InternalServerError, "server_error"),
+        (litellm.BadGatewayError, "server_error"),
+        (litellm.APIConnectionError, "connection"),
+    ]
+    for cls, kind in checks:
+        if isinstance(error, cls):
+            return kind
+    return None
+
+
 def _retry_after(error: BaseException) -> float | None:
-    for headers in (getattr(error, "litellm_response_headers", None),
+    for headers in (getattr(error, "litellm_response_headers", None), getattr(error, "headers", None),
                     getattr(getattr(error, "response", None), "headers", None)):
         if not headers:
             continue

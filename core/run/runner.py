@@ -24,7 +24,7 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, endpoints, limits, llm, local_llm, plan, workers
+from core.run import detached, direct, endpoints, limits, llm, local_llm, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job
 from core.run.writer import Writer
@@ -71,10 +71,12 @@ async def execute(
     calls = {m: spec.call_for(m) for m in spec.models}
     gate = limits.Gate.for_run(spec)
     secrets = endpoints.secret_values(calls.values())
-    # Load litellm, the embedded model and the sampler processes before the clock starts:
-    # none belongs in an answer's latency, and a cold import would block the loop.
-    await asyncio.to_thread(llm.get)
-    await llm.warm()
+    # Load litellm (if a call needs it), the embedded model and the sampler processes
+    # before the clock starts: none belongs in an answer's latency, and a cold import
+    # would block the loop.
+    if todo and llm.needs_litellm(calls.values()):
+        await asyncio.to_thread(llm.get)
+        await llm.warm()
     if local_llm.MODEL_ID in [call.model for call in calls.values()] and todo:
         await asyncio.to_thread(local_llm.server)
     here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
@@ -144,30 +146,31 @@ async def execute(
     by_model: dict[str, list] = {}
     for cell in todo:
         by_model.setdefault(cell[2], []).append(cell)
-    watcher = asyncio.create_task(watch())
-    try:
-        await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
-        while running:
-            if failures:
-                for task in running:
-                    task.cancel()
-            await asyncio.wait(set(running))
-        if failures:
-            raise failures[0]
-    except asyncio.CancelledError:
-        cancel.set()
-        for task in running:
-            task.cancel()
-        raise
-    finally:
-        watcher.cancel()
+    async with direct.session():  # one HTTP client for all the run's direct calls
+        watcher = asyncio.create_task(watch())
         try:
-            await writer.close()  # everything received is written, even when cancelled
+            await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
+            while running:
+                if failures:
+                    for task in running:
+                        task.cancel()
+                await asyncio.wait(set(running))
+            if failures:
+                raise failures[0]
+        except asyncio.CancelledError:
+            cancel.set()
+            for task in running:
+                task.cancel()
+            raise
         finally:
-            if pool is not None:
-                await pool.close()
-            status = "cancelled" if cancel.is_set() else "done"
-            await asyncio.to_thread(_set_status, db_path, run_id, status)
+            watcher.cancel()
+            try:
+                await writer.close()  # everything received is written, even when cancelled
+            finally:
+                if pool is not None:
+                    await pool.close()
+                status = "cancelled" if cancel.is_set() else "done"
+                await asyncio.to_thread(_set_status, db_path, run_id, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
@@ -176,15 +179,16 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
     loop starts: load and warm litellm, freeze the heap (`llm.freeze_heap`), and fork
     sampler processes if the run is large enough to pay for them (core/run/workers.py).
     Returns the pool for `execute`, or None."""
-    llm.get()
-    asyncio.run(llm.warm())
-    llm.freeze_heap()
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
     spec = RunSpec.from_dict(run["spec"])
+    if llm.needs_litellm(spec.call_for(m) for m in spec.models):
+        llm.get()
+        asyncio.run(llm.warm())
+    llm.freeze_heap()
     calls = sum(workers.remote(spec, cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
     count = workers.processes_for(spec, calls)
     secrets = endpoints.secret_values(spec.call_for(m) for m in spec.models)

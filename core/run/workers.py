@@ -24,7 +24,7 @@ import struct
 import threading
 import traceback
 
-from core.run import local_llm, sampler
+from core.run import direct, local_llm, sampler
 from core.run.plan import RunSpec
 
 # A run fans out to processes when it is large enough to pay for them: at least this
@@ -204,9 +204,14 @@ def _worker_main(sock: socket.socket, inherited: list[socket.socket], spec: RunS
     for other in inherited:
         other.close()
     try:
-        asyncio.run(_serve(sock, spec, secrets))
+        asyncio.run(_serve_with_client(sock, spec, secrets))
     except KeyboardInterrupt:
         pass  # Ctrl-C reaches the whole process group; the engine reports it
+
+
+async def _serve_with_client(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None:
+    async with direct.session():  # one HTTP client for the worker's direct calls
+        await _serve(sock, spec, secrets)
 
 
 async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None:
