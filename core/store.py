@@ -487,10 +487,11 @@ def save_responses(db: Database, responses: list[dict]) -> None:
     if not responses:
         return
     rows = []
+    stamp = now_iso()  # once per batch: they arrived together
     for response in responses:
         row = {field: response.get(field) for field in RESPONSE_FIELDS}
         row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
-        row["created_at"] = row["created_at"] or now_iso()
+        row["created_at"] = row["created_at"] or stamp
         rows.append([row[f] for f in RESPONSE_FIELDS])
     with write(db):
         db.conn.executemany(SAVE_RESPONSE_SQL, rows)

@@ -150,18 +150,23 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
     from tqdm import tqdm
 
     bar = None
+    errors_shown = 0
 
     def on_answer(progress: runner.Progress, row: dict) -> None:
-        nonlocal bar
+        nonlocal bar, errors_shown
         if bar is None:
             bar = tqdm(total=progress.planned, initial=progress.received - 1, unit="answer",
-                       file=sys.stderr, dynamic_ncols=True, disable=as_json)
+                       file=sys.stderr, dynamic_ncols=True)
+            bar.set_postfix(errors=0, refresh=False)
         bar.update(1)
-        bar.set_postfix(errors=progress.errors, refresh=False)
+        if progress.errors != errors_shown:  # (formatting it per answer cost the fan-out)
+            errors_shown = progress.errors
+            bar.set_postfix(errors=errors_shown, refresh=False)
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, pool=pool))
+        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
+                                            on_answer=None if as_json else on_answer))
     finally:
         if pool is not None:
             pool.join()  # already closed by the engine, unless it failed before it began

@@ -15,6 +15,7 @@ no limit of its own on connections: the engine's gate (core/run/limits.py) is th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -83,17 +84,28 @@ def request_body(fields: dict, stream: bool) -> dict:
 
 
 def request_headers(api_key: str | None, fields: dict) -> dict:
+    extra = fields.get("extra_headers")
+    if not isinstance(extra, dict):
+        return _plain_headers(api_key)
+    return _plain_headers(api_key) | {str(k): str(v) for k, v in extra.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_headers(api_key: str | None) -> dict:
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    if isinstance(fields.get("extra_headers"), dict):
-        headers.update({str(k): str(v) for k, v in fields["extra_headers"].items()})
     return headers
 
 
 # --- the session ------------------------------------------------------------------------
 
 _sessions: dict = {}  # event loop -> [session, users]
+
+
+def load() -> None:
+    """Import aiohttp now (a quarter of a second), not in the first call."""
+    import aiohttp  # noqa: F401
 
 
 class session:
@@ -140,20 +152,25 @@ async def sample(fields: dict, api_base: str, api_key: str | None, stream: bool,
 _timeouts: dict = {}
 
 
-def _timeout(timeout_s: float):
-    """Per read and per connect, as the openai SDK counts it (a stream may last longer)."""
+def _timeout(timeout_s: float, stream: bool):
+    """A whole answer gets `timeout_s` (the server sends nothing until it is done); a
+    stream gets its connection in `timeout_s` and 1.5 × that in all, the cap the sampler
+    puts on a stalled stream. One timer per call: a timeout per read would be re-armed
+    at every chunk, which costs the fan-out CPU."""
     import aiohttp
 
-    if timeout_s not in _timeouts:
-        _timeouts[timeout_s] = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
-    return _timeouts[timeout_s]
+    key = (timeout_s, stream)
+    if key not in _timeouts:
+        _timeouts[key] = (aiohttp.ClientTimeout(total=timeout_s * 1.5, sock_connect=timeout_s) if stream
+                          else aiohttp.ClientTimeout(total=timeout_s))
+    return _timeouts[key]
 
 
 async def _post(client, fields: dict, api_base: str, api_key: str | None, stream: bool, timeout_s: float) -> Sample:
     url = api_base.rstrip("/") + "/chat/completions"
     start = time.perf_counter()
     async with client.post(url, data=json.dumps(request_body(fields, stream)),
-                           headers=request_headers(api_key, fields), timeout=_timeout(timeout_s)) as response:
+                           headers=request_headers(api_key, fields), timeout=_timeout(timeout_s, stream)) as response:
         if response.status >= 400:
             raise await _error(response)
         if stream:
@@ -229,16 +246,22 @@ class StreamState:
 
 
 async def read_events(response, start: float) -> Sample:
-    """A streamed answer: server-sent events, one JSON chunk per `data:` line."""
+    """A streamed answer: server-sent events, one JSON chunk per `data:` line. Read as
+    the bytes arrive, and the events of one read parsed together (one `json.loads` for
+    them all): line by line, the reading cost more CPU than the rest of the call."""
     state = StreamState()
+    rest = b""
     try:
-        async for line in response.content:
-            if not line.startswith(b"data:"):
-                continue  # blank separators, comments, event names
-            data = line[5:].strip()
-            if data == b"[DONE]":
+        async for data in response.content.iter_any():
+            *lines, rest = (rest + data).split(b"\n")
+            events = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+            done = b"[DONE]" in events
+            events = [event for event in events if event and event != b"[DONE]"]
+            if events:
+                for chunk in json.loads(b"[" + b",".join(events) + b"]"):
+                    state.take(chunk, start)
+            if done:
                 break
-            state.take(json.loads(data), start)
     except (ProviderError, asyncio.CancelledError, TimeoutError):
         raise
     except Exception as error:  # a cut connection or a malformed event: worth another attempt

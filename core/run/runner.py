@@ -82,6 +82,7 @@ async def execute(
     here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
     if pool is not None:
         await pool.open()
+    direct.load()  # aiohttp's import, off the clock
     progress = Progress(planned=len(cells), received=len(done))
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
@@ -189,8 +190,10 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
         llm.get()
         asyncio.run(llm.warm())
     llm.freeze_heap()
-    calls = sum(workers.remote(spec, cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
-    count = workers.processes_for(spec, calls)
+    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done and workers.remote(spec, cell[2])]
+    routes = {m: llm.route_of(m, spec.call_for(m).api_base) for m in spec.models}
+    direct_calls = sum(routes[m] == "direct" for m in remote)
+    count = workers.processes_for(spec, len(remote) - direct_calls, direct_calls)
     secrets = endpoints.secret_values(spec.call_for(m) for m in spec.models)
     return workers.start(spec, secrets, count) if count else None
 
