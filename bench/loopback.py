@@ -11,7 +11,7 @@ the client share the machine's cores.
         server.base_url                                     # http://127.0.0.1:N/v1
         server.reset(); ...; server.stats()                 # requests, peak_in_flight, cpu_s
 
-Stats: `requests` (chat calls), `peak_in_flight` (most calls open at once: accepted and
+Stats: `requests` (chat calls), `answered` (answers sent in full), `peak_in_flight` (most calls open at once: accepted and
 not yet answered), `first_request_at` (the wall clock, time.time(), of the first chat call
 since the last reset: a client's start-up is measured here), `cpu_s` (the server
 process's user + system CPU since its start).
@@ -41,7 +41,7 @@ def _cpu_s() -> float:
 def make_app(latency_s: float):
     from aiohttp import web
 
-    state = {"requests": 0, "in_flight": 0, "peak_in_flight": 0, "first_request_at": None}
+    state = {"requests": 0, "answered": 0, "in_flight": 0, "peak_in_flight": 0, "first_request_at": None}
 
     async def chat(request: web.Request) -> web.StreamResponse:
         if state["first_request_at"] is None:
@@ -59,8 +59,12 @@ def make_app(latency_s: float):
             base = {"id": f"chatcmpl-{state['requests']}", "created": int(time.time()),
                     "model": str(body.get("model")) + "-bench"}
             if not body.get("stream"):
-                return web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
+                response = web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+                await response.prepare(request)
+                await response.write_eof()
+                state["answered"] += 1
+                return response
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
 
@@ -77,7 +81,10 @@ def make_app(latency_s: float):
                 await response.write(chunk([], usage=usage))
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
+            state["answered"] += 1
             return response
+        except ConnectionError:  # the client went away (a benchmark kills it on purpose)
+            return web.Response(status=499)
         finally:
             state["in_flight"] -= 1
 
@@ -88,7 +95,7 @@ def make_app(latency_s: float):
         return web.json_response({**state, "cpu_s": round(_cpu_s(), 3)})
 
     async def reset(request):
-        state.update(requests=0, peak_in_flight=state["in_flight"], first_request_at=None)
+        state.update(requests=0, answered=0, peak_in_flight=state["in_flight"], first_request_at=None)
         return web.json_response({**state, "cpu_s": round(_cpu_s(), 3)})
 
     app = web.Application(client_max_size=1 << 22)

@@ -12,7 +12,7 @@ from core import store
 from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import estimate, inputs, plan, runner
+from core.run import inputs, plan
 
 
 @click.command("run")
@@ -112,6 +112,8 @@ def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
 
 
 def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
+    from core.run import estimate
+
     result = estimate.estimate(spec)
     if as_json:
         print_json(result)
@@ -149,10 +151,12 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
+    from core.run import runner  # here, not at the top: `spread --help` and `spread runs` never need it
+
     bar = None
     errors_shown = 0
 
-    def on_answer(progress: runner.Progress, row: dict) -> None:
+    def on_answer(progress, row: dict) -> None:
         nonlocal bar, errors_shown
         if bar is None:
             bar = tqdm(total=progress.planned, initial=progress.received - 1, unit="answer",
@@ -205,6 +209,8 @@ def _pass_rate(run_id: int) -> dict:
 @click.argument("run_id", type=int)
 def cancel_command(run_id):
     """Ask the worker running a run, in any process, to stop after the calls in flight."""
+    from core.run import runner
+
     runner.request_cancel(run_id)
     print(f"run {run_id}: cancel requested")
 
