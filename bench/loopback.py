@@ -43,12 +43,21 @@ def make_app(latency_s: float):
 
     state = {"requests": 0, "answered": 0, "in_flight": 0, "peak_in_flight": 0, "first_request_at": None}
 
+    def answered() -> bool:
+        # Counted as the answer's last bytes are handed over, not when the handler next
+        # runs: on a busy machine this process may resume hundreds of finished handlers
+        # only after new requests arrived, which would count both at once.
+        state["answered"] += 1
+        state["in_flight"] -= 1
+        return True
+
     async def chat(request: web.Request) -> web.StreamResponse:
         if state["first_request_at"] is None:
             state["first_request_at"] = time.time()
         state["requests"] += 1
         state["in_flight"] += 1
         state["peak_in_flight"] = max(state["peak_in_flight"], state["in_flight"])
+        done = False
         try:
             body = await request.json()
             await asyncio.sleep(latency_s)
@@ -61,9 +70,9 @@ def make_app(latency_s: float):
             if not body.get("stream"):
                 response = web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+                done = answered()
                 await response.prepare(request)
                 await response.write_eof()
-                state["answered"] += 1
                 return response
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
@@ -79,14 +88,15 @@ def make_app(latency_s: float):
             await response.write(chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
             if (body.get("stream_options") or {}).get("include_usage"):
                 await response.write(chunk([], usage=usage))
+            done = answered()
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
-            state["answered"] += 1
             return response
         except ConnectionError:  # the client went away (a benchmark kills it on purpose)
             return web.Response(status=499)
         finally:
-            state["in_flight"] -= 1
+            if not done:
+                state["in_flight"] -= 1
 
     async def models(request):
         return web.json_response({"object": "list", "data": [{"id": "bench", "object": "model"}]})

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import threading
 import sys
+import threading
 import time
 
 from core.run import direct, local_llm
@@ -184,27 +184,14 @@ async def _sample_local(fields: dict, stream: bool) -> Sample:
         out = await asyncio.to_thread(local_llm.generate, messages, params)
         return Sample(out["text"], out["finish_reason"], out["prompt_tokens"], out["completion_tokens"],
                       local_llm.MODEL_ID, None)
-    loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue = asyncio.Queue()
-
-    def drain():  # the generator blocks between pieces
-        try:
-            for piece in local_llm.generate_stream(messages, params):
-                loop.call_soon_threadsafe(pieces.put_nowait, piece)
-        except Exception as error:
-            loop.call_soon_threadsafe(pieces.put_nowait, error)
-
-    threading.Thread(target=drain, daemon=True).start()
     ttft_ms = None
-    while True:
-        piece = await pieces.get()
-        if isinstance(piece, Exception):
-            raise piece
-        if isinstance(piece, dict):
+    async for piece in local_llm.astream(messages, params):
+        if isinstance(piece, dict):  # the last: the whole answer
             return Sample(piece["text"], piece["finish_reason"], piece["prompt_tokens"], piece["completion_tokens"],
                           local_llm.MODEL_ID, ttft_ms)
         if ttft_ms is None:
             ttft_ms = (time.perf_counter() - start) * 1000
+    raise TruncatedStream("the embedded model's stream ended without its answer")
 
 
 async def _sample_litellm(fields: dict, api_base: str | None, api_key: str | None, stream: bool,

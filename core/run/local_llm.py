@@ -173,6 +173,29 @@ def generate_stream(messages: list[dict], params: dict):
     }
 
 
+async def astream(messages: list[dict], params: dict):
+    """generate_stream() for an event loop: its pieces, then its final dict. The generator
+    blocks between pieces, so a worker thread drains it."""
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue = asyncio.Queue()
+
+    def drain():
+        try:
+            for piece in generate_stream(messages, params):
+                loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        except Exception as e:
+            loop.call_soon_threadsafe(pieces.put_nowait, e)
+
+    threading.Thread(target=drain, daemon=True).start()
+    while True:
+        piece = await pieces.get()
+        if isinstance(piece, Exception):
+            raise piece
+        yield piece
+        if isinstance(piece, dict):
+            return
+
+
 class LocalModelError(Exception):
     def __init__(self, status_code: int, message: str):
         super().__init__(message)
@@ -236,27 +259,11 @@ def register(litellm) -> None:
                 yield _chunk(piece)
 
         async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
-            # The generator blocks between pieces: drain it on a worker thread.
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue = asyncio.Queue()
-
-            def drain():
-                try:
-                    for piece in generate_stream(messages, optional_params or {}):
-                        loop.call_soon_threadsafe(pieces.put_nowait, piece)
-                except Exception as e:
-                    loop.call_soon_threadsafe(pieces.put_nowait, e)
-
-            threading.Thread(target=drain, daemon=True).start()
-            while True:
-                piece = await pieces.get()
-                if isinstance(piece, LocalModelError):
-                    raise as_custom_error(piece)
-                if isinstance(piece, Exception):
-                    raise piece
-                yield _chunk(piece)
-                if isinstance(piece, dict):
-                    return
+            try:
+                async for piece in astream(messages, optional_params or {}):
+                    yield _chunk(piece)
+            except LocalModelError as e:
+                raise as_custom_error(e) from None
 
     def _chunk(piece) -> GenericStreamingChunk:
         if isinstance(piece, str):
