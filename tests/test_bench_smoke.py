@@ -52,3 +52,21 @@ def test_the_fan_out_benchmark_runs_at_a_tiny_size(tmp_path):
     assert medians["spread-stream"]["ratio_to_floor"] > 0
     startup = [r for r in lines if r["kind"] == "startup"]
     assert startup and all(r["run_first_request_s"] > 0 and r["worker_first_request_s"] > 0 for r in startup)
+
+
+@pytest.mark.parametrize("script, argv, kind", [
+    ("bench_crash.py", ["--repeat", "1", "--calls", "400", "--concurrency", "8", "--kill-at", "20",
+                        "--latency", "0.05"], "median"),
+    ("bench_store.py", ["--repeat", "1", "--rows", "200"], "median"),
+])
+def test_the_crash_and_store_benchmarks_run_at_a_tiny_size(tmp_path, script, argv, kind):
+    out = tmp_path / "bench.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *argv, "--results", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert any(r["kind"] == kind for r in lines)
+    if script == "bench_crash.py":  # every mode was killed, resumed, and ended complete without a duplicate
+        medians = [r for r in lines if r["kind"] == "median"]
+        assert {r["mode"] for r in medians} == {"in-process", "sampler-processes", "app-worker"}
+        assert all(r["complete_after_resume"] for r in medians)
