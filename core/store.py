@@ -239,6 +239,20 @@ def m010_meaning_reviews(db: Database) -> None:
     db["pair_judgements"].create({"key": str, "model": str, "same": int, "created_at": str}, pk="key")
 
 
+@migrations()
+def m011_drafts(db: Database) -> None:
+    # Each reviewer's Playground plan as it is being written (core/run/drafts.py): it
+    # outlives page visits, browser reloads and server restarts.
+    db["drafts"].create({"owner": str, "plan": str, "updated_at": str}, pk="owner", not_null={"plan"})
+
+
+@migrations()
+def m015_golden_change_details(db: Database) -> None:
+    # What a golden change did to an item's texts, in words: which text moved from
+    # accepted to rejected (or back) because a later label said so, and what a fix resolved.
+    db["golden_changes"].add_column("detail", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -333,8 +347,12 @@ def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] |
         variants = [{"label": "A", "name": "", "prompt": spec["prompt"], "system": spec.get("system") or ""}]
         inputs, rendered = [{}], {(0, 0): (spec.get("system") or "", spec["prompt"])}
     with write(db):
-        prompt_ids = [_get_or_create_prompt(db, v.get("name") or name, v.get("system") or "", v["prompt"], created_by)
-                      for v in variants]
+        # A wording is versioned under its own name; unnamed wordings of a run with several are
+        # "run · A", "run · B": wording B is not a newer version of A.
+        several = len(variants) > 1
+        prompt_ids = [_get_or_create_prompt(
+            db, v.get("name") or (f"{name} · {v.get('label') or 'A'}" if several else name), v.get("system") or "",
+            v["prompt"], created_by) for v in variants]
         run_id = db["runs"].insert(
             {
                 "prompt_id": prompt_ids[0], "name": name, "spec": json.dumps(spec),
@@ -566,6 +584,17 @@ def run_state(db: Database, run_id: int) -> dict | None:
     run = _with_effective_status(rows[0])
     run["spec"] = spec_of(run["spec"])
     return run
+
+
+def get_draft(db: Database, owner: str) -> dict | None:
+    row = db.execute("select plan from drafts where owner = ?", [owner]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def save_draft(db: Database, owner: str, plan: dict) -> None:
+    with write(db):
+        db["drafts"].upsert({"owner": owner, "plan": json.dumps(plan, ensure_ascii=False),
+                             "updated_at": now_iso()}, pk="owner")
 
 
 def latest_active_run(db: Database) -> dict | None:

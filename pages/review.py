@@ -11,6 +11,39 @@ from core.review import decisions, golden, labels
 from core.run import plan
 from core.config import SpreadError
 
+
+def golden_form(item: dict, who: str) -> None:
+    """Add the representative answer to a golden set. A failed answer is never a reference:
+    it takes a correction (the new item's reference) or joins an existing item's rejected answers."""
+    sets = [s["name"] for s in golden.list_sets()]
+    target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
+    new_name = st.text_input("…or a new set", key="golden_new")
+    name = new_name.strip() or target
+    answer_id = item["representative_id"]
+    failed = golden.answer_verdict(answer_id) == "fail"
+    if failed:
+        st.caption("This answer was failed: it can only be a rejected example. Give the correct answer as the "
+                   "new item's reference, or reject it in an item already in the set.")
+    correction = st.text_area("Correct answer (the reference)" if failed else
+                              "Reference (empty: this answer)", key="golden_correction", height=68)
+    try:
+        if st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip()):
+            if name and name not in sets:
+                golden.create_set(name, created_by=who)
+            version = golden.add_responses(name or "", [answer_id], who=who, correction=correction or None)
+            st.success(f"Added to {display.inert(repr(name))}: version {version}")
+        existing = golden.matching_items(name, answer_id) if failed and name in sets else []
+        if existing:
+            references = {row["item_key"]: display.one_line(row["reference"] or "(no reference)", 60) for row in existing}
+            key = st.selectbox("Item with this input", list(references), format_func=references.get,
+                               key="golden_item")
+            if st.button("Add to its rejected answers", key="golden_reject"):
+                version = golden.add_rejected(name, key, [answer_id], who=who)
+                st.success(f"Rejected in {display.inert(repr(name))}: version {version}")
+    except SpreadError as e:
+        st.error(display.inert(str(e)))
+
+
 st.title("Review")
 who = st.session_state.get("who", "")
 if not who:
@@ -37,7 +70,7 @@ with st.expander("What to review", expanded=True):
     variants = left.multiselect("Wordings (none = all)", list(range(most_variants)), key="review_variants",
                                 format_func=plan.variant_label) if most_variants > 1 else []
     inputs_chosen = left.multiselect("Inputs (none = all)", list(range(most_inputs)), key="review_inputs",
-                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []
+                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []  # several runs
     a, b, c, d = st.columns(4)
     unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled")
     disagreements_only = b.toggle("Disagreements only", key="review_disagreements")
@@ -58,11 +91,16 @@ st.progress(result["labelled"] / max(result["total"], 1),
 if not items:
     st.success("Nothing left to review with these filters.")
 else:
-    position = min(st.session_state.get("review_position", 0), len(items) - 1)
+    # The place is the answer being reviewed, not a position: a filter that keeps it in the
+    # list keeps it on screen; otherwise review goes on from the first answer of the new list.
+    ids = [i["representative_id"] for i in items]
+    position = ids.index(st.session_state.get("review_item")) if st.session_state.get("review_item") in ids else 0
     item = items[position]
+    st.session_state["review_item"] = item["representative_id"]
+    step = {"previous": ids[max(position - 1, 0)], "next": ids[min(position + 1, len(ids) - 1)]}
     context, answer = st.columns([2, 3])
     with context:
-        where = f" · input #{item['input'] + 1}" if most_inputs > 1 else ""
+        where = f" · input {item['input_name']}" if most_inputs > 1 else ""
         wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
         st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
         st.text(item["prompt"])
@@ -85,17 +123,17 @@ else:
         if item["disputed"]:
             st.caption(f"Reviewers disagree on answers {', '.join(map(str, item['disputed']))}")
 
-        st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{position}")
-        st.multiselect("Tags", labels.known_tags(), key=f"tags_{position}", accept_new_options=True)
-        st.text_area("Corrected or ideal answer", key=f"correction_{position}", height=80)
-        st.text_input("Note", key=f"note_{position}")
+        st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
+        st.multiselect("Tags", labels.known_tags(), key=f"tags_{item['representative_id']}", accept_new_options=True)
+        st.text_area("Corrected or ideal answer", key=f"correction_{item['representative_id']}", height=80)
+        st.text_input("Note", key=f"note_{item['representative_id']}")
 
         def save(verdict: str) -> None:
             # Read the fields from session state: a callback's closure holds the previous run's values.
             state = st.session_state
-            label = labels.Label(verdict, score=state.get(f"score_{position}"), tags=state.get(f"tags_{position}"),
-                                 correction=state.get(f"correction_{position}") or None,
-                                 note=state.get(f"note_{position}") or None)
+            label = labels.Label(verdict, score=state.get(f"score_{item['representative_id']}"), tags=state.get(f"tags_{item['representative_id']}"),
+                                 correction=state.get(f"correction_{item['representative_id']}") or None,
+                                 note=state.get(f"note_{item['representative_id']}") or None)
             try:
                 if item["kind"] == "cluster":
                     labels.label_cluster(item["member_ids"], item["representative_id"], who, label)
@@ -104,16 +142,16 @@ else:
             except SpreadError as e:
                 st.session_state["review_error"] = str(e)
                 return
-            st.session_state["review_position"] = position + 1
+            st.session_state["review_item"] = step["next"]
 
         buttons = st.columns(5)
         buttons[0].button("Pass", shortcut="P", on_click=save, args=("pass",), type="primary", key="pass")
         buttons[1].button("Fail", shortcut="F", on_click=save, args=("fail",), key="fail")
         buttons[2].button("Unsure", shortcut="U", on_click=save, args=("unsure",), key="unsure")
         buttons[3].button("Previous", shortcut="K", key="previous", disabled=position == 0,
-                          on_click=lambda: st.session_state.update(review_position=max(position - 1, 0)))
+                          on_click=lambda: st.session_state.update(review_item=step["previous"]))
         buttons[4].button("Next", shortcut="J", key="next", disabled=position >= len(items) - 1,
-                          on_click=lambda: st.session_state.update(review_position=position + 1))
+                          on_click=lambda: st.session_state.update(review_item=step["next"]))
         st.caption("Keys: P pass · F fail · U unsure · J next · K previous. A cluster label applies to "
                    "every member; members you labelled one by one keep their own label.")
         if error := st.session_state.pop("review_error", None):
@@ -123,18 +161,19 @@ else:
         with st.expander(f"The {item['size']} members: change a verdict to override it for one answer"):
             table = pd.DataFrame(labels.members(item["member_ids"], who))
             edited = st.data_editor(
-                table, hide_index=True, key=f"members_{item['run_id']}_{item['cluster']}",
+                table, hide_index=True, key=f"members_{item['representative_id']}_{len(table)}",
                 disabled=["id", "text", "override"],
                 column_config={"verdict": st.column_config.SelectboxColumn(options=list(labels.VERDICTS))},
             )
             for before, after in zip(table.itertuples(), edited.itertuples()):
-                if after.verdict and after.verdict != before.verdict:
+                # An emptied cell reads as NaN: only a chosen verdict overrides.
+                if after.verdict in labels.VERDICTS and after.verdict != before.verdict:
                     labels.label(int(after.id), who, labels.Label(after.verdict))
                     st.rerun()
             others = [m for m in item["member_ids"] if m != item["representative_id"]]
             texts = {row["id"]: row["text"] for row in table.to_dict("records")}
             member = st.selectbox("Why is this answer in the cluster?", others, key=f"why_{item['cluster']}",
-                                  format_func=lambda m: display.inert(texts.get(m, ""), 80))
+                                  format_func=lambda m: display.one_line(texts.get(m, ""), 80))
             if member is not None:
                 pair = decisions.explain(item["representative_id"], member, method=method, threshold=threshold)
                 st.text(f"Against the representative: {pair.reason} (similarity {pair.similarity:.2f})")
@@ -148,18 +187,7 @@ else:
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
 
     with st.popover("Add to a golden set"):
-        sets = [s["name"] for s in golden.list_sets()]
-        target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
-        new_name = st.text_input("…or a new set", key="golden_new")
-        if st.button("Add the representative answer", key="golden_add"):
-            try:
-                name = new_name.strip() or target
-                if name and name not in sets:
-                    golden.create_set(name, created_by=who)
-                version = golden.add_responses(name or "", [item["representative_id"]], who=who)
-                st.success(f"Added to {display.inert(repr(name))}: version {version}")
-            except SpreadError as e:
-                st.error(display.inert(str(e)))
+        golden_form(item, who)
 
 st.divider()
 st.subheader("Agreement")

@@ -6,11 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
-from core.analyse import charts, embed, meaning, sensitivity, spread
+from core.analyse import charts, embed, meaning, sensitivity, spread, tables
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import runner
+from core.run import drafts, inputs, runner
 
 st.title("Spread")
 
@@ -22,11 +22,19 @@ if not runs:
 
 ids = [run["id"] for run in runs]
 requested = st.query_params.get("run")
-run_id = st.selectbox("Run", ids, index=ids.index(int(requested)) if requested in map(str, ids) else 0,
-                      format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}", key="spread_run")
-st.query_params["run"] = str(run_id)
+# A link (?run=N) opens its run; otherwise the run chosen last time stays open.
+if requested in map(str, ids) and requested != st.session_state.get("spread_run_linked"):
+    st.session_state["spread_run"] = int(requested)
+if st.session_state.get("spread_run") not in ids:
+    st.session_state["spread_run"] = ids[0]
+run_id = st.selectbox("Run", ids, format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}",
+                      key="spread_run")
+st.query_params["run"] = st.session_state["spread_run_linked"] = str(run_id)
 summary = next(r for r in runs if r["id"] == run_id)
 live = summary["status"] in ("pending", "running", "cancelling")
+if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
+             on_click=lambda: st.session_state.update(drafts.from_run(run_id), draft_loaded=True)):
+    st.switch_page("pages/playground.py")
 
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
@@ -94,10 +102,10 @@ def results():
         return
     variant_names = {v["variant"]: v["label"] for v in analysis.variants}
     # Plain text: plotly escapes it (charts._safe); options and tables never render markup.
-    input_names = {i["input"]: f"#{i['input'] + 1} {_preview(i['vars'])[:40]}".strip() for i in analysis.inputs}
+    input_names = {i["input"]: inputs.label(i["input"], i["vars"], 40) for i in analysis.inputs}
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
-        st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+        st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
                f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
                + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")
@@ -122,25 +130,23 @@ def results():
         st.plotly_chart(charts.answer_map(analysis.coords), key="map")
     left, right = st.columns(2)
     left.plotly_chart(charts.length_distributions(analysis.answers), key="lengths")
-    right.plotly_chart(charts.cost_vs_consistency(analysis.cells), key="cost_consistency")
-    left, right = st.columns(2)
     left.plotly_chart(charts.latency_distributions(analysis.answers), key="latency")
-    right.plotly_chart(charts.cost_distributions(analysis.answers), key="cost")
+    cost_charts = [(charts.cost_vs_consistency(analysis.cells), "cost_consistency"),
+                   (charts.cost_distributions(analysis.answers), "cost")]
+    for figure, key in cost_charts:
+        if figure is not None:
+            right.plotly_chart(figure, key=key)
+    unpriced = sum(c["answers_unpriced"] for c in analysis.cells)
+    if unpriced:
+        right.caption(f"Cost charts leave out the {unpriced:,} answers of unknown price" if unpriced < len(
+            analysis.answers) else "No cost chart: no answer of this run has a known price.")
 
-    columns = ["count", "errors", "inputs", "n_clusters", "consistency", "consistency_low", "consistency_high",
-               "entropy", "mean_similarity", "length_mean", "cut_share", "cost_usd", "latency_ms_p50", "latency_ms_p95"]
     for title, rows, key in (("Per wording", analysis.by_variant, "variant"), ("Per input", analysis.by_input, "input"),
                              ("Per model", analysis.by_model, "model"),
                              ("Per temperature", analysis.by_temperature, "temperature")):
         if len(rows) > 1 or key in ("model", "temperature"):
             st.subheader(title)
-            table = pd.DataFrame([{key: charts.axis_label(key, row[key], names.get(key)),
-                                   **{k: row[k] for k in columns}} for row in rows])
-            st.dataframe(table, hide_index=True)
-
-
-def _preview(values: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())
+            st.dataframe(tables.spread_rows(rows, [key], names), hide_index=True)
 
 
 def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
@@ -164,18 +170,21 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
     bars, numbers = st.columns([3, 2])
     bars.plotly_chart(charts.cluster_bars(cell), key="bars")
     with numbers:
-        cost = "unknown" if cell["cost_usd"] is None else f"${cell['cost_usd']:.6f}"
+        cost = display.usd(cell["cost_usd_known"], cell["answers_unpriced"])
         low, high = cell["consistency_low"], cell["consistency_high"]
         st.metric("Consistency", "–" if cell["consistency"] is None else f"{cell['consistency']:.0%}",
                   help="Share of answers in the largest meaning cluster (95% Wilson interval below).")
         if low is not None:
             st.caption(f"95% interval {low:.0%} – {high:.0%} from {cell['count']} answers")
         st.metric("Meanings", cell["n_clusters"])
-        st.metric("Semantic entropy", "–" if cell["entropy"] is None else f"{cell['entropy']:.2f}")
-        st.caption(f"distinct texts {cell['distinct_answers']} · mean similarity {cell['mean_similarity']} · "
-                   f"length {cell['length_mean']} ± {cell['length_sd']} tokens · cut by max tokens "
-                   f"{cell['cut_by_max_tokens']} · latency p50/p95/p99 {cell['latency_ms_p50']}/"
-                   f"{cell['latency_ms_p95']}/{cell['latency_ms_p99']} ms · cost {cost}")
+        st.metric("Semantic entropy (nats)", tables.number(cell["entropy"]))
+        st.caption(f"distinct texts {cell['distinct_answers']} · mean similarity {tables.number(cell['mean_similarity'])}"
+                   f" · length {tables.number(cell['length_mean'], 1)} ± {tables.number(cell['length_sd'], 1)} tokens"
+                   f" · cut by max tokens {cell['cut_by_max_tokens']} · latency p50/p95/p99 "
+                   f"{tables.milliseconds(cell['latency_ms_p50'])}/{tables.milliseconds(cell['latency_ms_p95'])}/"
+                   f"{tables.milliseconds(cell['latency_ms_p99'])} ms"
+                   + (" (timed under the embedded model's load: an upper bound)" if cell["latency_under_local_load"]
+                      else "") + f" · cost {cost}")
     for size in cell["clusters"][:30]:
         kind = f"[{size['kind']}] " if size.get("kind") else ""
         with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · {kind}"
@@ -196,9 +205,9 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
     with st.expander("Why together, why apart? (and overrule it)"):
         options = dict(zip(in_input["id"].astype(int), in_input["text"]))
         left, right = st.columns(2)
-        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.inert(options[i], 80))
+        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.one_line(options[i], 80))
         rest = [i for i in options if i != first]
-        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.inert(options[i], 80))
+        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.one_line(options[i], 80))
         pair = decisions.explain(first, second, method=analysis.method, threshold=analysis.threshold)
         verdict = "the same meaning" if pair.same else "different meanings"
         st.text(f"Spread says: {verdict}. {pair.reason} (similarity {pair.similarity:.2f})")
@@ -234,12 +243,13 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
         st.caption("No input was answered by two wordings yet.")
         return
     st.caption("Per input and model, the spread of meanings (entropy) splits into the part within each wording "
-               "(sampling) and the part the wording explains. A permutation test (Holm-corrected over inputs) "
-               "tells a wording effect from noise.")
+               "(sampling) and the part the wording explains. The share due to wording is bias-corrected: what "
+               "shuffling the wordings gives by chance is taken off, so a model that ignores the prompt gets about "
+               "0. Intervals come from the same shuffles; p-values are shown raw and Holm-adjusted over the rows.")
     label = names["variant"]
     st.dataframe(pd.DataFrame([{
         "model": row["model"], "inputs": row["inputs"],
-        "spread due to wording": row["wording_share"],
+        "spread due to wording (mean over inputs)": row["wording_share"],
         "95% interval": f"{row['wording_share_low']} – {row['wording_share_high']}" if row["wording_share_low"] is not None else "",
         "inputs whose top meaning changes": f"{row['top_meaning_changes']} ({row['top_meaning_changes_share']:.0%})",
         "beyond noise": row["wording_matters"],
@@ -249,7 +259,9 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
     with st.expander("Per input"):
         st.dataframe(pd.DataFrame([{
             "input": names["input"].get(row["input"], row["input"]), "model": row["model"],
-            "meanings": row["meanings"], "spread due to wording": row["wording_share"], "p": row["p_value"],
+            "meanings": row["meanings"], "spread due to wording": row["wording_share"],
+            "interval (95%, all rows together)": f"{row['wording_share_low']} – {row['wording_share_high']}",
+            "p (raw)": row["p_value"], "p (Holm-adjusted)": row["p_value_holm"],
             "beyond noise": row["wording_matters"], "top meanings agree": row["top_agreement"],
             **{f"consistency {label.get(v, v)}": values["consistency"] for v, values in row["variants"].items()},
         } for row in rows]), hide_index=True, width="stretch")
@@ -279,10 +291,10 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
                 st.rerun()
             except SpreadError as e:
                 st.error(display.inert(str(e)))
-    if not run["spec"].get("checks"):
-        return
-    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"]["checks"]))
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    if not run["spec"].get("checks") and not any(scoring.TEST_CHECKS in i["vars"] for i in analysis.inputs):
+        return  # neither the run's checks nor its tests' own (an imported promptfoo suite)
+    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"].get("checks")))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     if not len(scored):
         st.caption("No answer scored yet.")
         return
@@ -292,8 +304,11 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     st.caption("Per cell over its N samples, as the share of inputs: all pass (pass^N), at least one (pass@k), "
                "a majority (Wilson intervals over inputs).")
     st.dataframe(pd.DataFrame([{
-        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"], "T": r["temperature"],
-        "inputs": r["inputs"], "all pass": r["all_pass"], "at least one": r["any_pass"], "majority": r["majority_pass"],
+        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"],
+        "temperature": f"{r['temperature']:g}", "inputs": r["inputs"],
+        **{title: tables.share_with_interval(r[key], *r[f"{key}_ci"]) for title, key in (
+            ("all samples pass (95% interval)", "all_pass"), ("at least one passes", "any_pass"),
+            ("a majority passes", "majority_pass"))},
     } for r in reduced]), hide_index=True)
     per_check = {}
     for row in results:
@@ -304,9 +319,13 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
         entry["judge calls"] += row["judge_calls"] or 0
     agreement = {row["check"]: row for row in regress.human_agreement(run_id)}
     st.caption("Each check against the reviewers' majority verdicts: how far to trust it before gating on it.")
-    st.dataframe(pd.DataFrame([entry | {k: agreement.get(key, {}).get(k) for k in
-                                        ("answers", "agreement", "kappa", "false_passes", "false_fails")}
-                               for key, entry in per_check.items()]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([entry | {
+        "answers both judged": agreement.get(key, {}).get("answers"),
+        "agrees with reviewers": tables.percent(agreement.get(key, {}).get("agreement")),
+        "Cohen's kappa": tables.number(agreement.get(key, {}).get("kappa")),
+        "passes reviewers failed": agreement.get(key, {}).get("false_passes"),
+        "fails reviewers passed": agreement.get(key, {}).get("false_fails"),
+    } for key, entry in per_check.items()]), hide_index=True, width="stretch")
 
 
 results()

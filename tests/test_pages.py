@@ -41,8 +41,8 @@ def wait_until_done(run_id: int, timeout_s: float = 30) -> None:
 def test_playground_opens_with_the_local_model_preselected():
     at = app().run()
     assert not at.exception
-    assert at.multiselect(key="models").value == ["local/gemma-3-270m"]
-    assert any("base model" in c.value for c in at.caption)
+    assert at.multiselect(key="models").value == ["local/smollm2-135m-instruct"]
+    assert any("instruction-tuned" in c.value for c in at.caption)
     assert at.text_input(key="temperatures").value == "0, 0.7, 1.0"
 
 
@@ -90,11 +90,13 @@ def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
     at.switch_page("pages/runs.py").run()
     assert not at.exception
     listing = at.dataframe[0].value
-    assert list(listing["id"]) == [run_id]
+    assert list(listing["run"]) == [run_id]
+    assert list(listing["cost"]) == ["unknown (6 answers unpriced)"]  # the stub has no price: never $0
     assert at.selectbox[0].value == run_id
     cells = at.dataframe[1].value
-    assert list(cells["count"]) == [3, 3]
-    assert {"latency_ms_p50", "completion_tokens", "wording", "input"} <= set(cells.columns)
+    assert list(cells["answers"]) == [3, 3]
+    assert {"latency p50 (ms)", "mean length (tokens)", "wording", "input", "cost"} <= set(cells.columns)
+    assert set(cells["cost"]) == {"unknown (3 answers unpriced)"}
     shown = at.dataframe[2].value
     assert len(shown) == 6 and set(shown["prompt"]) == {"What is the capital of France?"}
 
@@ -131,7 +133,8 @@ def test_spread_page_shows_the_grid_clusters_and_charts(stub):
     assert not at.exception
     assert at.selectbox(key="spread_run").value == run_id
     charts = at.get("plotly_chart")
-    assert len(charts) == 7  # heatmap, cluster bars, map, lengths, cost×consistency, latency, cost
+    assert len(charts) == 5  # heatmap, cluster bars, map, lengths, latency: no cost axis of unknown prices
+    assert any("No cost chart: no answer of this run has a known price" in c.value for c in at.caption)
     # the T=0 cell of stub-a repeats one answer: consistency 100%
     assert at.metric[0].value == "100%"
     clusters = [e for e in at.expander if e.label.startswith("#")]
@@ -197,7 +200,7 @@ def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
     assert not at.exception
     assert at.subheader[0].value == "1 of 1 · Meaning cluster of 5 answers"
     assert "0/5 answers labelled by ana" in at.get("progress")[0].proto.text
-    at.text_input(key="note_0").input("capital is right")
+    at.text_input(key=f"note_{at.session_state['review_item']}").input("capital is right")
     at.button(key="pass").click().run()
     assert not at.exception
     with store.connect() as db:
@@ -250,6 +253,32 @@ def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
     at.toggle(key="golden_removed").set_value(False).run()
     assert len(at.dataframe[0].value) == 1
     assert "v3" in at.selectbox(key="golden_set").format_func("capitals")  # add, remove, restore
+
+
+def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_the_page_fixes_old_items(stub):
+    from core.review import golden
+
+    stub.answers = ["Lima."]
+    finished_run(stub, temperatures=[0.0], n=3)
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    at.button(key="fail").click().run()  # F on the cluster
+    at.text_input(key="golden_new").input("capitals").run()
+    assert at.button(key="golden_add").disabled  # no reference yet: a failed answer cannot be one
+    at.text_area(key="golden_correction").input("Paris").run()
+    at.button(key="golden_add").click().run()
+    assert not at.exception and "version 1" in at.success[0].value
+    (item,) = golden.items("capitals")
+    assert item["reference"] == "Paris" and item["rejected"] == ["Lima."] and item["accepted"] == []
+    with store.connect() as db:  # as an item made before items were kept consistent
+        db.execute("update golden_items set reference = 'Lima', accepted = ? where id = ?",
+                   [json.dumps(["Lima"]), item["id"]])
+    at.switch_page("pages/golden.py").run()
+    at.button(key="golden_check").click().run()
+    assert "also rejected: 'Lima' (reference), 'Lima' (accepted)" in at.text[0].value
+    at.button(key="golden_fix").click().run()
+    assert not at.exception and "1 item(s) fixed: version 2" in at.success[0].value
+    assert golden.check("capitals")["items"] == [] and golden.items("capitals")[0]["reference"] is None
 
 
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-secret",
@@ -350,6 +379,8 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].endswith("input × model")
     assert any(h.value == "Wording or sampling?" for h in at.subheader)
     assert any("spread due to wording" in str(df.value.columns.tolist()) for df in at.dataframe)
+    per_input = next(df.value for df in at.dataframe if "p (Holm-adjusted)" in df.value.columns)
+    assert {"p (raw)", "interval (95%, all rows together)"} <= set(per_input.columns)
 
 
 def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
@@ -395,8 +426,8 @@ def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(s
     assert any(h.value == "Checks" for h in at.subheader)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("pass rate") for t in titles)
-    agreement = next(df.value for df in at.dataframe if "false_passes" in df.value.columns)
-    assert agreement.iloc[0]["agreement"] == 1.0 and agreement.iloc[0]["answers"] == 8
+    agreement = next(df.value for df in at.dataframe if "passes reviewers failed" in df.value.columns)
+    assert agreement.iloc[0]["agrees with reviewers"] == "100%" and agreement.iloc[0]["answers both judged"] == 8
     at.text_area(key="spread_checks").input("max-length:3\nregex:[oops")
     at.button(key="spread_add_checks").click().run()
     assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
@@ -524,3 +555,127 @@ def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
     at.switch_page("pages/runs.py").run()
     used = at.dataframe[-1].value
     assert list(used["name"]) == ["team"] and list(used["api base"]) == [stub.base_url]
+
+
+def fill_two_wording_plan(at: AppTest, stub) -> AppTest:
+    at.text_area(key="system").input("Answer in one word.")
+    at.text_area(key="prompt_0").input("What is the capital of {{country}}?")
+    at.button(key="add_variant").click().run()
+    at.text_area(key="prompt_1").input("Name the capital city of {{ country }}.")
+    at.text_input(key="variant_name_1").input("terse")
+    at.radio(key="inputs_source").set_value("pasted text").run()
+    at.text_area(key="inputs_pasted").input("country,expected\nFrance,Paris\nPeru,Lima").run()
+    at.multiselect(key="models").set_value(["openai/stub-a"])
+    at.text_input(key="api_base").input(stub.base_url)
+    at.text_input(key="temperatures").input("0, 1")
+    at.number_input(key="n").set_value(2)
+    at.number_input(key="max_tokens").set_value(64)
+    at.text_input(key="seed").input("7")
+    at.text_input(key="name").input("capitals")
+    at.text_area(key="checks_text").input("icontains:{{expected}}")
+    return at.run()
+
+
+def assert_the_plan_is_back(at: AppTest, stub) -> None:
+    assert not at.exception
+    assert at.text_area(key="system").value == "Answer in one word."
+    assert at.text_area(key="prompt_0").value == "What is the capital of {{country}}?"
+    assert at.text_area(key="prompt_1").value == "Name the capital city of {{ country }}."
+    assert at.text_input(key="variant_name_1").value == "terse"
+    assert at.radio(key="inputs_source").value == "pasted text"
+    assert at.text_area(key="inputs_pasted").value == "country,expected\nFrance,Paris\nPeru,Lima"
+    assert at.multiselect(key="models").value == ["openai/stub-a"]
+    assert at.text_input(key="api_base").value == stub.base_url
+    assert at.text_input(key="temperatures").value == "0, 1"
+    assert (at.number_input(key="n").value, at.number_input(key="max_tokens").value) == (2, 64)
+    assert (at.text_input(key="seed").value, at.text_input(key="name").value) == ("7", "capitals")
+    assert at.text_area(key="checks_text").value == "icontains:{{expected}}"
+    assert any("**16 calls**" in i.value for i in at.info)
+
+
+def test_the_playground_plan_survives_other_pages_and_a_reload(stub):
+    at = fill_two_wording_plan(app().run(), stub)
+    assert any("**16 calls**" in i.value for i in at.info)
+    for page in ["spread", "compare", "review", "regress", "runs", "golden", "models"]:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
+    at.switch_page("pages/playground.py").run()
+    assert_the_plan_is_back(at, stub)
+    # A reload is a new session: the draft in the database brings the plan back.
+    assert_the_plan_is_back(app().run(), stub)
+
+
+def test_typed_input_rows_survive_another_page(stub):
+    at = app().run()
+    at.text_area(key="prompt_0").input("Capital of {{country}}?").run()
+    at.session_state["typed_rows"] = [{"country": "France"}, {"country": "Peru"}]
+    at.switch_page("pages/runs.py").run()
+    at.switch_page("pages/playground.py").run()
+    assert any("2 inputs" in c.value for c in at.caption)
+
+
+def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
+    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?", "Be brief."),
+                                                      plan.Variant("{{country}}'s capital is", "", "open")],
+                          inputs=[{"country": "France"}, {"country": "Chile"}], temperatures=[0.5], n=2,
+                          name="old plan", checks=[{"type": "contains", "value": "{{country}}"}])
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_plan").click().run()
+    assert not at.exception
+    at.switch_page("pages/playground.py").run()
+    assert at.text_area(key="prompt_0").value == "Capital of {{country}}?"
+    assert at.text_area(key="prompt_1").value == "{{country}}'s capital is"
+    assert at.text_input(key="variant_name_1").value == "open"
+    assert at.text_area(key="system").value == "Be brief."
+    assert at.radio(key="inputs_source").value == "an earlier run"
+    assert at.text_input(key="temperatures").value == "0.5"
+    assert at.text_input(key="name").value == "old plan"
+    assert at.text_area(key="checks_text").value == "contains:{{country}}"
+    assert any("**8 calls**" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_inputs_are_named_by_their_variables_on_compare_and_runs(stub):
+    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?"),
+                                                      plan.Variant("Name the capital of {{country}}.")],
+                          inputs=[{"country": "France"}, {"country": "Peru"}], temperatures=[1.0], n=2)
+    at = app()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    per_input = next(df.value for df in at.dataframe if "top meaning share A" in df.value.columns)
+    assert set(per_input["input"]) == {"#1 country=France", "#2 country=Peru"}
+    at.switch_page("pages/runs.py").run()
+    cells = next(df.value for df in at.dataframe if "latency p50 (ms)" in df.value.columns)
+    assert set(cells["input"]) == {"#1 country=France", "#2 country=Peru"}
+    answers = next(df.value for df in at.dataframe if "text" in df.value.columns)
+    assert set(answers["input"]) == {"#1 country=France", "#2 country=Peru"}
+    # Two unnamed wordings of a new run are A and B, each version 1 of its own wording.
+    with store.connect() as db:
+        assert [(v["label"], v["version"]) for v in store.run_variants(db, run_id)] == [("A", 1), ("B", 1)]
+
+
+def test_review_keeps_its_place_when_a_filter_changes(stub):
+    from core.review import labels
+
+    cities = iter(["Paris", "Lima", "Tokyo", "Oslo", "Rome", "Cairo", "Quito", "Bern"])
+    stub.respond = lambda body: next(cities)  # eight meanings, one answer each
+    run_id = finished_run(stub, temperatures=[1.0], n=8)
+    with store.connect() as db:
+        ids = [r["id"] for r in store.responses(db, run_id)]
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    total = int(at.subheader[0].value.split(" of ")[1].split(" ")[0])
+    assert total >= 4
+    # Label the first two, step to the fourth item, then show only what is unlabelled.
+    at.button(key="pass").click().run()
+    at.button(key="fail").click().run()
+    at.button(key="next").click().run()
+    assert at.subheader[0].value.startswith(f"4 of {total}")
+    current = at.session_state["review_item"]
+    at.toggle(key="review_unlabelled").set_value(True).run()
+    assert at.session_state["review_item"] == current  # the same answer stays on screen
+    assert at.subheader[0].value.startswith(f"2 of {total - 2}")  # items 1-2 left the list: it is now 2nd
+    # Labelling it moves to the next unlabelled answer, not past it.
+    at.button(key="pass").click().run()
+    assert at.subheader[0].value.startswith(f"2 of {total - 3}")
+    assert len(labels.labels_for(ids)) == 3

@@ -216,8 +216,13 @@ def test_inert_text_has_no_markup_left():
 
     text = display.inert("![x](http://evil.example/a.png) <b>hi</b> $x$ :red[no] [a](javascript:1)")
     assert "![" not in text and "](" not in text and "<b>" not in text
-    assert text.startswith(r"\!\[x\]\(http\:\/\/evil\.example")
+    assert text.startswith("\\!\\[x\\]\\(http\\:\u2060\\/\\/evil\\.example")
     assert display.inert("a" * 10, 4) == "aaaa…"
+    # Bare URLs, www. names and e-mail addresses are autolinked by markdown even when escaped:
+    # a word joiner breaks each pattern.
+    for linkable in ["http://127.0.0.1:9/x%22%3Elink", "HTTPS://a.b", "www.example.com", "me@example.com"]:
+        shown = display.inert(f"see {linkable} now")
+        assert "\u2060" in shown and shown.replace("\u2060", "").replace("\\", "") == f"see {linkable} now"
 
 
 def test_the_answer_map_samples_large_runs():
@@ -228,3 +233,17 @@ def test_the_answer_map_samples_large_runs():
     figure = charts.answer_map(coords, max_points=20)
     assert sum(len(t.x) for t in figure.data) == 20 and "20 of 50 shown" in figure.layout.title.text
     assert sum(len(t.x) for t in charts.answer_map(coords).data) == 50
+
+
+def test_remote_latency_timed_beside_the_embedded_model_is_flagged():
+    from core.analyse import tables
+
+    rows = [{"id": k, "run_id": 1, "variant": 0, "input": 0, "model": model, "temperature": 1.0, "sample_idx": k,
+             "text": "Paris", "latency_ms": 50.0 + k, "error_type": None} for k, model in
+            enumerate(["openai/remote", "local/gemma-3-270m", "openai/remote"])]
+    mixed = spread.cell_table(rows, {"models": ["openai/remote", "local/gemma-3-270m"]})
+    flagged = {c["model"]: c["latency_under_local_load"] for c in mixed}
+    assert flagged == {"openai/remote": True, "local/gemma-3-270m": False}
+    assert tables.cell_rows(mixed)["latency p50 (ms)"].tolist()[1].endswith("(local load)")
+    remote_only = spread.cell_table([r for r in rows if r["model"] == "openai/remote"], {"models": ["openai/remote"]})
+    assert not remote_only[0]["latency_under_local_load"]

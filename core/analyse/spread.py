@@ -118,10 +118,24 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
     analysis.variants, analysis.inputs = variants, inputs
     labels = {v["variant"]: v["label"] for v in variants}
     values = {i["input"]: i["vars"] for i in inputs}
+    shared_cores = local_load(run["spec"]) if run else set()
     for cell in analysis.cells:
         cell["variant_label"] = labels.get(cell["variant"], str(cell["variant"]))
         cell["vars"] = values.get(cell["input"], {})
+        cell["latency_under_local_load"] = cell["model"] in shared_cores
     return analysis
+
+
+def local_load(spec: dict) -> set[str]:
+    """The remote models of a run that also ran an embedded model: their calls were timed
+    on the cores the local model was generating on, so their latency includes waiting for
+    this machine, not only the provider (an upper bound, and flagged as such)."""
+    local = {m for m in spec.get("models", []) if _endpoint_model(spec, m).startswith("local/")}
+    return set(spec.get("models", [])) - local if local else set()
+
+
+def _endpoint_model(spec: dict, name: str) -> str:
+    return (spec.get("endpoints") or {}).get(name, {}).get("model") or name
 
 
 def contexts_of(prompts: dict[tuple[int, int], tuple[str, str]]) -> dict[int, str]:
@@ -307,6 +321,9 @@ def _basic_by(answers: pd.DataFrame, errors: pd.DataFrame, keys: list[str]) -> d
                 "length_max": None if pd.isna(row["length_max"]) else int(row["length_max"]),
                 "cut_by_max_tokens": int(row["cut"]), "cut_share": round(int(row["cut"]) / n, 4),
                 "cost_usd": float(row["cost_usd"]) if cost_known else None,
+                # What is priced, and how many answers are not: "≥ $x known, n unpriced".
+                "cost_usd_known": float(row["cost_usd"]) if row["cost_known"] else None,
+                "answers_unpriced": n - int(row["cost_known"]),
                 "cost_per_call_mean": float(row["cost_mean"]) if cost_known else None,
                 "cost_per_call_p95": float(quantiles["cost_per_call_p95"][key]) if cost_known else None,
                 "distinct_answers": int(row["distinct_answers"]),
@@ -328,7 +345,8 @@ def _quantile(value) -> float | None:
 def _empty_basic() -> dict:
     return {"count": 0, "errors": 0, "error_types": {}, "prompt_tokens": None, "completion_tokens": None,
             "length_mean": None, "length_sd": None, "length_min": None, "length_max": None,
-            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_per_call_mean": None,
+            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_usd_known": None,
+            "answers_unpriced": 0, "cost_per_call_mean": None,
             "cost_per_call_p95": None, "distinct_answers": 0, "latency_ms_p50": None, "latency_ms_p95": None,
             "latency_ms_p99": None, "ttft_ms_p50": None, "ttft_ms_p95": None}
 
@@ -419,13 +437,16 @@ def _mean_similarity(answers: pd.DataFrame, vectors: np.ndarray, keys: list[str]
     return {_key(key): (round(float(m), 4) if count > 1 else None) for key, m, count in zip(index, mean, n)}
 
 
-def cell_table(responses: list[dict]) -> list[dict]:
-    """Per cell, the metrics that need no embedding (cheap: the Runs page)."""
+def cell_table(responses: list[dict], spec: dict | None = None) -> list[dict]:
+    """Per cell, the metrics that need no embedding (cheap: the Runs page). With the run's
+    plan, cells whose latency was timed under the embedded model's load are flagged."""
     df = frame(responses)
     answers = df[df["error_type"].isna()].copy()
     answers["norm"] = answers["text"].fillna("").map(embed.normalise)
     basic = _basic_by(answers, df[df["error_type"].notna()], AXES)
-    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key] for key in sorted(basic)]
+    shared_cores = local_load(spec) if spec else set()
+    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key]
+            | {"latency_under_local_load": key[2] in shared_cores} for key in sorted(basic)]
 
 
 def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float | None:
@@ -623,4 +644,11 @@ def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, thres
     if "representative_a" in result:
         result["diff"] = word_diff(result["representative_a"], result["representative_b"])
     result["method"], result["threshold"] = analysis.method, analysis.threshold
+    # Inputs are named by their variables (`#2 country=Peru`), numbered from 1 in the order first met.
+    from core.run import inputs as inputs_module
+
+    names = {index: inputs_module.label(index, json.loads(values)) for values, index in joint_inputs.items()}
+    for key in ("per_input", "shared", "only_a", "only_b"):
+        for row in result.get(key) or []:
+            row["input_name"] = names.get(row["input"], f"#{row['input'] + 1}")
     return result

@@ -12,7 +12,7 @@ make at the mean cost per answer seen for each model.
 
 from __future__ import annotations
 
-from core import store
+from core import display, store
 from core.config import SpreadError
 from core.run import endpoints, llm, local_llm
 from core.run.plan import RunSpec, messages, validate
@@ -37,8 +37,8 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
         prompt_tokens = 0
         for system, prompt in rendered.values():
             sent = messages(system, prompt)
-            if endpoint.model == local_llm.MODEL_ID:  # what the embedded model reads is the framed text
-                sent = [{"role": "user", "content": local_llm.frame(sent)}]
+            if local_llm.is_local(endpoint.model) and not local_llm.embedded(endpoint.model).chat_template:
+                sent = [{"role": "user", "content": local_llm.frame(sent)}]  # what a base model reads
             prompt_tokens += litellm.token_counter(model=endpoint.model, messages=sent)
         calls = len(rendered) * samples
         prompt_tokens *= samples
@@ -59,9 +59,9 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
         notes.append("no max tokens: the completion tokens have no ceiling")
     if spec.inputs and not any("{{" in v.prompt + v.system for v in spec.variants):
         notes.append("the prompt uses no variable: every input gets the same prompt")
-    if local_llm.MODEL_ID in [spec.endpoint(m).model for m in spec.models]:
-        notes.append("the embedded model's prompt tokens are counted with litellm's default tokenizer, "
-                     "not Gemma's own: expect a small difference")
+    if any(local_llm.is_local(spec.endpoint(m).model) for m in spec.models):
+        notes.append("an embedded model's prompt tokens are counted with litellm's default tokenizer, "
+                     "not the model's own: expect a small difference")
     known = [row for row in per_model if row["price_known"]]
     return {
         "calls": spec.planned(), "variants": len(spec.all_variants()), "inputs": len(spec.all_inputs()),
@@ -74,6 +74,16 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
         "cost_complete": not unknown,
         "per_model": per_model, "notes": notes,
     }
+
+
+def cost_text(guess: dict) -> str:
+    """The estimate's cost range as a reader takes it: unknown as soon as one model has no price."""
+    unknown = [row["model"] for row in guess["per_model"] if not row["price_known"]]
+    low, high = guess["cost_usd_low"], guess["cost_usd_high"]
+    priced = "" if low is None else f"{display.money(low)} – {'?' if high is None else display.money(high)}"
+    if not unknown:
+        return priced
+    return f"unknown (no price for {', '.join(unknown)}" + (f"; the priced models {priced})" if priced else ")")
 
 
 def projection(run_id: int, *, db_path=None) -> dict:
@@ -96,6 +106,7 @@ def projection_from(counts: list[dict], planned: int, models_in_run: list[str]) 
             mine[field] += row.get(field) or 0
     per_model_planned = planned // max(len(models_in_run), 1)
     so_far, projected, complete = 0.0, 0.0, True
+    unpriced = sum(row["unknown_cost"] for row in per_model.values())
     for model in models_in_run:
         row = per_model.get(model)
         if not row or not row["answers"] or row["unknown_cost"]:
@@ -104,4 +115,5 @@ def projection_from(counts: list[dict], planned: int, models_in_run: list[str]) 
             continue
         so_far += row["cost_usd"]
         projected += row["cost_usd"] + row["cost_usd"] / row["answers"] * max(per_model_planned - row["received"], 0)
-    return {"planned": planned, "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete}
+    return {"planned": planned, "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete,
+            "answers_unpriced": unpriced}

@@ -141,7 +141,7 @@ async def sample(
                             top_p=top_p, params=params)
     route = route_of(model, api_base)
     if route == "local":
-        return await _sample_local(fields, stream)
+        return await _sample_local(model, fields, stream)
     if route == "direct":
         return await direct.sample(fields, api_base, api_key or direct.key_from_environment(model), stream,
                                    timeout_s)
@@ -160,10 +160,10 @@ def request_fields(model: str, messages: list[dict], *, temperature: float, max_
 
 
 def route_of(model: str, api_base: str | None) -> str:
-    """How a call travels: "local" (the embedded model, in this process), "direct" (an
+    """How a call travels: "local" (an embedded model, in this process), "direct" (an
     OpenAI-compatible server at an API base, straight over HTTP: core/run/direct.py), or
     "litellm" (every other provider)."""
-    if model == local_llm.MODEL_ID:
+    if local_llm.is_local(model):
         return "local"
     if api_base and direct.handles(model):
         return "direct"
@@ -175,20 +175,19 @@ def needs_litellm(calls) -> bool:
     return any(route_of(call.model, call.api_base) == "litellm" for call in calls)
 
 
-async def _sample_local(fields: dict, stream: bool) -> Sample:
-    """The embedded model, called in this process (its calls release the GIL: a thread each)."""
+async def _sample_local(model: str, fields: dict, stream: bool) -> Sample:
+    """An embedded model, called in this process (its calls release the GIL: a thread each)."""
     messages = fields["messages"]
     params = {k: v for k, v in fields.items() if k not in ("model", "messages")}
     start = time.perf_counter()
     if not stream:
-        out = await asyncio.to_thread(local_llm.generate, messages, params)
-        return Sample(out["text"], out["finish_reason"], out["prompt_tokens"], out["completion_tokens"],
-                      local_llm.MODEL_ID, None)
+        out = await asyncio.to_thread(local_llm.generate, messages, params, model)
+        return Sample(out["text"], out["finish_reason"], out["prompt_tokens"], out["completion_tokens"], model, None)
     ttft_ms = None
-    async for piece in local_llm.astream(messages, params):
+    async for piece in local_llm.astream(messages, params, model):
         if isinstance(piece, dict):  # the last: the whole answer
             return Sample(piece["text"], piece["finish_reason"], piece["prompt_tokens"], piece["completion_tokens"],
-                          local_llm.MODEL_ID, ttft_ms)
+                          model, ttft_ms)
         if ttft_ms is None:
             ttft_ms = (time.perf_counter() - start) * 1000
     raise TruncatedStream("the embedded model's stream ended without its answer")
@@ -379,3 +378,18 @@ def error_message(error: BaseException, secrets: list[str]) -> str:
         if secret and len(secret) >= 6:
             message = message.replace(secret, "***")
     return message
+
+
+_preloading: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Start importing litellm on a background thread, once per process. A page that is
+    about to call a model (Models' Test button) calls this as it draws, so the first
+    click waits for the provider, not for a cold import of several seconds."""
+    global _preloading
+    with _lock:
+        if _litellm is not None or _preloading is not None:
+            return
+        _preloading = threading.Thread(target=get, name="litellm-preload", daemon=True)
+    _preloading.start()

@@ -71,14 +71,14 @@ async def execute(
     calls = {m: spec.call_for(m) for m in spec.models}
     gate = limits.Gate.for_run(spec)
     secrets = endpoints.secret_values(calls.values())
-    # Load litellm (if a call needs it), the embedded model and the sampler processes
+    # Load litellm (if a call needs it), the embedded models and the sampler processes
     # before the clock starts: none belongs in an answer's latency, and a cold import
     # would block the loop.
     if todo and llm.needs_litellm(calls.values()):
         await asyncio.to_thread(llm.get)
         await llm.warm()
-    if local_llm.MODEL_ID in [call.model for call in calls.values()] and todo:
-        await asyncio.to_thread(local_llm.server)
+    for model in {call.model for call in calls.values() if local_llm.is_local(call.model)} if todo else ():
+        await asyncio.to_thread(local_llm.server, model)
     here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
     if pool is not None:
         await pool.open()
