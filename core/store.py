@@ -21,9 +21,29 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlite_utils import Database, Migrations
-
 from core import config
+
+
+def _import_sqlite_utils():
+    """sqlite-utils imports pandas and numpy at its own import, when installed, only to
+    name a column's type when it creates a table from their values; Spread's tables come
+    from its migrations, with types given. Those imports were a third of a second of
+    every command's start (`spread --help` included), so they are hidden from it; they
+    import as usual afterwards."""
+    import sys
+
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import pandas` raises ImportError meanwhile
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return sqlite_utils
+
+
+Database, Migrations = (sqlite_utils := _import_sqlite_utils()).Database, sqlite_utils.Migrations
 
 BUSY_TIMEOUT_MS = 30_000
 # A "running" run whose worker has not written for this long is shown as interrupted.
@@ -498,10 +518,11 @@ def save_responses(db: Database, responses: list[dict]) -> None:
     if not responses:
         return
     rows = []
+    stamp = now_iso()  # once per batch: they arrived together
     for response in responses:
         row = {field: response.get(field) for field in RESPONSE_FIELDS}
         row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
-        row["created_at"] = row["created_at"] or now_iso()
+        row["created_at"] = row["created_at"] or stamp
         rows.append([row[f] for f in RESPONSE_FIELDS])
     with write(db):
         db.conn.executemany(SAVE_RESPONSE_SQL, rows)

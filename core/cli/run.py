@@ -12,7 +12,7 @@ from core import store
 from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import estimate, inputs, plan, runner
+from core.run import inputs, plan
 
 
 @click.command("run")
@@ -115,6 +115,8 @@ def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
 
 
 def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
+    from core.run import estimate
+
     result = estimate.estimate(spec)
     if as_json:
         print_json(result)
@@ -152,19 +154,26 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
-    bar = None
+    from core.run import runner  # here, not at the top: `spread --help` and `spread runs` never need it
 
-    def on_answer(progress: runner.Progress, row: dict) -> None:
-        nonlocal bar
+    bar = None
+    errors_shown = 0
+
+    def on_answer(progress, row: dict) -> None:
+        nonlocal bar, errors_shown
         if bar is None:
             bar = tqdm(total=progress.planned, initial=progress.received - 1, unit="answer",
-                       file=sys.stderr, dynamic_ncols=True, disable=as_json)
+                       file=sys.stderr, dynamic_ncols=True)
+            bar.set_postfix(errors=0, refresh=False)
         bar.update(1)
-        bar.set_postfix(errors=progress.errors, refresh=False)
+        if progress.errors != errors_shown:  # (formatting it per answer cost the fan-out)
+            errors_shown = progress.errors
+            bar.set_postfix(errors=errors_shown, refresh=False)
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, pool=pool))
+        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
+                                            on_answer=None if as_json else on_answer))
     finally:
         if pool is not None:
             pool.join()  # already closed by the engine, unless it failed before it began
@@ -190,12 +199,12 @@ def _pass_rate(run_id: int) -> dict:
     """The run's checks, scored now: the overall pass rate for the summary (none without checks)."""
     from core.evaluate import scoring
 
-    from core.analyse import spread
-    from core.evaluate import rates
-
     results = scoring.score_run_sync(run_id)  # the run's checks and its inputs' own (an imported suite's tests)
     if not results:
         return {}
+    from core.analyse import spread  # only now: scipy's import alone takes a second
+    from core.evaluate import rates
+
     with store.connect() as db:
         answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
     scored = rates.frame(spread.frame(answers), scoring.verdicts(run_id, results))
@@ -250,6 +259,8 @@ def import_promptfoo_command(file, n, dry_run, as_json):
 @click.argument("run_id", type=int)
 def cancel_command(run_id):
     """Ask the worker running a run, in any process, to stop after the calls in flight."""
+    from core.run import runner
+
     runner.request_cancel(run_id)
     print(f"run {run_id}: cancel requested")
 
