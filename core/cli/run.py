@@ -237,6 +237,8 @@ def import_promptfoo_command(file, n, dry_run, as_json):
     summary = suite.summary()
     if dry_run:
         if as_json:
+            from core.run import estimate
+
             print_json(summary | {"estimate": estimate.estimate(suite.spec), "dry_run": True})
             return 0
         print(f"{len(summary['variants'])} prompts × {summary['inputs']} tests × {len(summary['endpoints'])} "

@@ -134,19 +134,14 @@ class session:
             await entry[0].close()
 
 
-def _open_session():
-    entry = _sessions.get(asyncio.get_running_loop())
-    return entry[0] if entry is not None and not entry[0].closed else None
-
-
 # --- the call ---------------------------------------------------------------------------
 
 async def sample(fields: dict, api_base: str, api_key: str | None, stream: bool, timeout_s: float) -> Sample:
-    client = _open_session()
-    if client is None:
-        async with session() as client:
-            return await _post(client, fields, api_base, api_key, stream, timeout_s)
-    return await _post(client, fields, api_base, api_key, stream, timeout_s)
+    # Every call holds the loop's client while it runs (a count, not a new client): calls made
+    # outside a run's block, side by side (a judge's K samples), share one client, and the
+    # first to finish must not close it under the others.
+    async with session() as client:
+        return await _post(client, fields, api_base, api_key, stream, timeout_s)
 
 
 _timeouts: dict = {}
