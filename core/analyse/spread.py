@@ -27,14 +27,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.analyse import embed, meaning, stats
+from core.analyse import embed, meaning, stats, tool_usage
+from core.run import shapes
 from core.config import SpreadError
 
 AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
 COLUMNS = ["id", "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
            "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "error_type",
-           "error_message", "provider_model", "created_at"]
+           "error_message", "provider_model", "created_at", "tool_calls", "json_value"]
 NUMERIC = ["prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "temperature"]
 
 # Kept as the old names: the CLI, pages and tests use them.
@@ -63,6 +64,7 @@ class Cluster:
     representative_id: int
     member_ids: list[int] = field(repr=False)
     kind: str | None = None  # "refusal" or "non-answer": shown as such in the views
+    tool_calls: list[dict] | None = None  # the representative's calls, when the answers call tools
 
 
 @dataclass
@@ -149,11 +151,16 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     errors = df[df["error_type"].notna()]
     answers = df[df["error_type"].isna()].copy()
     answers["text"] = answers["text"].fillna("")
-    answers["norm"] = answers["text"].map(embed.normalise)
+    answers["calls"] = [shapes.tool_calls_of(c) for c in answers["tool_calls"]]
+    # An answer that is data (tool calls, JSON asked for) is compared by its canonical form.
+    answers["norm"] = [meaning.canonical(calls, value if isinstance(value, str) else None) or embed.normalise(text)
+                       for text, calls, value in zip(answers["text"], answers["calls"], answers["json_value"])]
+    answers["shown"] = [shapes.readable(text, calls) for text, calls in zip(answers["text"], answers["calls"])]
 
     # Distinct answers per input, most frequent first, each with one original spelling.
     distinct = (answers.groupby(["input", "norm"], sort=False)
-                .agg(count=("id", "size"), text=("text", "first"), first_id=("id", "first"))
+                .agg(count=("id", "size"), text=("shown", "first"), first_id=("id", "first"),
+                     calls=("calls", "first"))
                 .reset_index()
                 .sort_values(["input", "count"], ascending=[True, False], kind="stable")
                 .reset_index(drop=True))
@@ -178,6 +185,8 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
                                    "cost_usd": None if None in costs else sum(costs),
                                    "errors": [e for j in ledger for e in j.errors][:5]}
     analysis.cells = analysis.group(AXES, with_clusters=True)
+    if any(answers["calls"]):
+        tool_usage.add_to_cells(analysis.cells, answers, AXES)
     analysis.by_model = analysis.group(["model"], with_clusters=True)
     analysis.by_temperature = analysis.group(["temperature"], with_clusters=True)
     analysis.by_variant = analysis.group(["variant"])
@@ -209,8 +218,16 @@ def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: f
             model, cache = second_opinion
             ask = opinions.second_opinion(model, question.strip(), cache, ledger)
         # The exact method compares normalised text: facts could only split what is equal.
-        local = meaning.cluster_vectors(vectors[rows], threshold, None if method == "exact" else list(parts[rows]),
-                                        question, second_opinion=ask)
+        # Answers that are data have one meaning per canonical form, never a text's.
+        data = np.array([norm.startswith(meaning.STRUCTURED) for norm in norms[rows]], dtype=bool)
+        local = np.zeros(len(rows), dtype=int)
+        prose = rows[~data]
+        if len(prose):
+            local[~data] = meaning.cluster_vectors(vectors[prose], threshold,
+                                                   None if method == "exact" else list(parts[prose]),
+                                                   question, second_opinion=ask)
+        if data.any():
+            local[data] = np.unique(norms[rows][data], return_inverse=True)[1] + (local.max() + 1 if len(prose) else 0)
         local = decisions.apply(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
         local = np.unique(local, return_inverse=True)[1]  # 0..k-1 again after merges
         sizes = np.bincount(local, weights=counts[rows])
@@ -232,7 +249,9 @@ def _clusters(distinct: pd.DataFrame, vectors: np.ndarray, answers: pd.DataFrame
         clusters.append(Cluster(
             id=int(cluster_id), input=int(distinct["input"].iloc[medoid]), size=int(weights[rows].sum()),
             representative=representative, representative_id=int(distinct["first_id"].iloc[medoid]),
-            member_ids=[int(i) for i in members[cluster_id]], kind=meaning.answer_kind(representative),
+            member_ids=[int(i) for i in members[cluster_id]],
+            kind=None if distinct["calls"].iloc[medoid] else meaning.answer_kind(representative),
+            tool_calls=distinct["calls"].iloc[medoid] or None,
         ))
     return clusters
 
@@ -364,7 +383,8 @@ def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dic
             listed.setdefault(key, []).append({
                 "cluster": int(row.cluster), "size": int(row.size), "share": round(float(row.share), 4),
                 "representative": cluster.representative, "kind": cluster.kind,
-                "member_ids": [int(i) for i in members[key + (row.cluster,)]]})
+                "member_ids": [int(i) for i in members[key + (row.cluster,)]],
+                **({"tool_calls": cluster.tool_calls} if cluster.tool_calls else {})})
     rows = {}
     for label, row in zip(summary.index, summary.itertuples(index=False)):
         key = _key(label)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import SpreadError
+from core.evaluate import tool_checks
 from core.run import templates
 
 TYPES = {
@@ -43,6 +44,7 @@ TYPES = {
     "not-similar": "not the same meaning as the value",
     "llm-rubric": "a judge model says the answer meets the rubric (off unless asked for; its calls are counted)",
 }
+TYPES.update(tool_checks.TYPES)  # tool calls and JSON fields (core/evaluate/tool_checks.py)
 MAX_CHECKS = 50
 
 
@@ -106,7 +108,9 @@ def from_dict(data) -> Check:
     if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 10:
         raise SpreadError(f"{kind}: judge samples must be a whole number in 1..10", "checks")
     value = data.get("value")
-    if isinstance(value, list):
+    if kind in tool_checks.TYPES:
+        value = tool_checks.stored_value(value)
+    elif isinstance(value, list):
         value = tuple(value)  # frozen: a check is hashable
     elif isinstance(value, dict):
         value = json.dumps(value, sort_keys=True)  # a JSON schema, kept as its text
@@ -164,6 +168,8 @@ def validate(checks: list[Check], inputs: list[dict[str, str]] | None = None, *,
             raise SpreadError(f"{what} needs a value to stay away from", "checks")
         if check.type in ("similar", "not-similar") and check.threshold is not None and not 0 < check.threshold <= 1:
             raise SpreadError(f"{what}: the similarity threshold must be in (0, 1]", "checks")
+        if check.type in tool_checks.TYPES:
+            tool_checks.validate(check, what)
         if check.type == "llm-rubric":
             if not isinstance(value, str) or not value.strip():
                 raise SpreadError(f"{what} needs a rubric: llm-rubric:'Answers with the city only'", "checks")

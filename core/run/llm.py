@@ -124,6 +124,7 @@ class Sample:
     completion_tokens: int | None
     provider_model: str | None
     ttft_ms: float | None
+    tool_calls: list[dict] | None = None  # [{name, arguments (parsed)}], in the order called
 
 
 async def sample(
@@ -139,9 +140,13 @@ async def sample(
     stream: bool = True,
     timeout_s: float = 120.0,
     params: dict | None = None,
+    tools: list[dict] | None = None,
+    tool_choice=None,
+    response_format: dict | None = None,
 ) -> Sample:
     """One answer from one model. Raises litellm's exceptions; the caller retries.
-    `params` are an endpoint's extra parameters (top_k, a response format, …)."""
+    `params` are an endpoint's extra parameters (top_k, a response format, …); tools,
+    tool choice and response format are the variant's (they win over the endpoint's)."""
     litellm = get()
     kwargs: dict = {
         **(params or {}),  # first: nothing below can be overridden by them
@@ -156,6 +161,7 @@ async def sample(
                         ("api_base", api_base), ("api_key", api_key)):
         if value is not None:
             kwargs[name] = value
+    kwargs.update(prompt_shape(tools, tool_choice, response_format))
     start = time.perf_counter()
     if not stream:
         response = await litellm.acompletion(**kwargs)
@@ -168,6 +174,7 @@ async def sample(
             completion_tokens=getattr(usage, "completion_tokens", None),
             provider_model=getattr(response, "model", None),
             ttft_ms=None,
+            tool_calls=message_tool_calls(choice.message),
         )
 
     kwargs["stream"] = True
@@ -177,6 +184,45 @@ async def sample(
     if _is_openai_stream(raw):
         return await _read_openai_stream(raw, start)
     return await _read_litellm_stream(response, start)
+
+
+def prompt_shape(tools, tool_choice, response_format) -> dict:
+    """The request's tools, tool choice and response format, where the variant has them."""
+    return {name: value for name, value in (("tools", tools), ("tool_choice", tool_choice),
+                                            ("response_format", response_format)) if value is not None}
+
+
+def message_tool_calls(message) -> list[dict] | None:
+    """A whole answer's tool calls as stored: [{name, arguments (parsed)}] in order."""
+    from core.run import shapes
+
+    calls = getattr(message, "tool_calls", None) or []
+    return [shapes.call_record(call.function.name, call.function.arguments) for call in calls] or None
+
+
+class ToolCallDeltas:
+    """A streamed answer's tool calls, put together from their pieces: each chunk carries a
+    call's index and, once, its name; its arguments arrive as pieces of one JSON text."""
+
+    def __init__(self):
+        self._calls: dict[int, list] = {}
+
+    def add(self, deltas) -> None:
+        for delta in deltas or []:
+            index = getattr(delta, "index", None)
+            index = len(self._calls) if index is None else index
+            call = self._calls.setdefault(index, ["", []])
+            function = getattr(delta, "function", None)
+            if function is not None:
+                call[0] = getattr(function, "name", None) or call[0]
+                if getattr(function, "arguments", None):
+                    call[1].append(function.arguments)
+
+    def calls(self) -> list[dict] | None:
+        from core.run import shapes
+
+        return [shapes.call_record(name, "".join(pieces))
+                for _, (name, pieces) in sorted(self._calls.items())] or None
 
 
 def _is_openai_stream(stream) -> bool:
@@ -191,6 +237,7 @@ async def _read_openai_stream(stream, start: float) -> Sample:
     import openai
 
     pieces: list[str] = []
+    tool_calls = ToolCallDeltas()
     finish_reason = provider_model = ttft_ms = None
     prompt_tokens = completion_tokens = None
     try:
@@ -202,6 +249,10 @@ async def _read_openai_stream(stream, start: float) -> Sample:
                     if ttft_ms is None:
                         ttft_ms = (time.perf_counter() - start) * 1000
                     pieces.append(content)
+                if choice.delta is not None and choice.delta.tool_calls:
+                    if ttft_ms is None:
+                        ttft_ms = (time.perf_counter() - start) * 1000
+                    tool_calls.add(choice.delta.tool_calls)
                 finish_reason = choice.finish_reason or finish_reason
             if chunk.usage:
                 prompt_tokens, completion_tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
@@ -215,12 +266,14 @@ async def _read_openai_stream(stream, start: float) -> Sample:
         await stream.close()
     if finish_reason is None:
         raise TruncatedStream("the stream ended before the answer finished")
-    return Sample("".join(pieces), finish_reason, prompt_tokens, completion_tokens, provider_model, ttft_ms)
+    return Sample("".join(pieces), finish_reason, prompt_tokens, completion_tokens, provider_model, ttft_ms,
+                  tool_calls.calls())
 
 
 async def _read_litellm_stream(response, start: float) -> Sample:
     """Any other provider's stream, through litellm's wrapper (the embedded model, Anthropic…)."""
     pieces: list[str] = []
+    tool_calls = ToolCallDeltas()
     finish_reason = provider_model = ttft_ms = None
     prompt_tokens = completion_tokens = None
     async for chunk in response:
@@ -234,6 +287,7 @@ async def _read_litellm_stream(response, start: float) -> Sample:
                 if ttft_ms is None:
                     ttft_ms = (time.perf_counter() - start) * 1000
                 pieces.append(content)
+            tool_calls.add(getattr(choice.delta, "tool_calls", None))
             finish_reason = choice.finish_reason or finish_reason
         usage = getattr(chunk, "usage", None)
         if usage:
@@ -249,6 +303,7 @@ async def _read_litellm_stream(response, start: float) -> Sample:
         completion_tokens=completion_tokens,
         provider_model=provider_model,
         ttft_ms=ttft_ms,
+        tool_calls=tool_calls.calls(),
     )
 
 

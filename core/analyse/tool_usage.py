@@ -1,0 +1,53 @@
+"""Which tools a group of answers called, and how each argument's value spread.
+
+Per cell: the share of answers that called each tool (an answer calling two tools
+counts for both) and of those that called none ("no tool"); per tool and argument, the
+values given, most frequent first. A value compares as parsed JSON: 2 and 2.0 are one
+value, {"a": 1, "b": 2} and {"b": 2, "a": 1} too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pandas as pd
+
+NO_TOOL = "no tool"
+
+
+def usage(calls_per_answer: list[list[dict]]) -> dict:
+    """{"tools": [{tool, count, share}], "arguments": [{tool, argument, distinct, values: [{value, count, share}]}]}"""
+    n = len(calls_per_answer)
+    tools: Counter = Counter()
+    values: dict[tuple[str, str], Counter] = {}
+    for calls in calls_per_answer:
+        for name in dict.fromkeys(call.get("name", "") for call in calls) or [NO_TOOL]:
+            tools[name] += 1
+        for call in calls:
+            arguments = call.get("arguments")
+            if not isinstance(arguments, dict):  # not JSON: the raw text is the one "argument"
+                arguments = {"(arguments)": arguments}
+            for argument, value in arguments.items():
+                values.setdefault((call.get("name", ""), argument), Counter())[_key(value)] += 1
+    return {
+        "tools": [{"tool": name, "count": count, "share": round(count / n, 4)} for name, count in tools.most_common()],
+        "arguments": [{"tool": tool, "argument": argument, "distinct": len(counter),
+                       "values": [{"value": json.loads(value), "count": count, "share": round(count / sum(counter.values()), 4)}
+                                  for value, count in counter.most_common()]}
+                      for (tool, argument), counter in sorted(values.items())],
+    }
+
+
+def _key(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def add_to_cells(cells: list[dict], answers: pd.DataFrame, axes: list[str]) -> None:
+    """Each cell gets `tools` and `arguments` (usage()) from its answers' calls."""
+    grouped = {key: list(group["calls"]) for key, group in answers.groupby(axes, sort=False)}
+    for cell in cells:
+        key = tuple(cell[axis] for axis in axes)
+        found = grouped.get(key)
+        if found:
+            cell.update(usage(found))
