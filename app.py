@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import config, display
+from core.run import drafts
 
 
 def login_configured() -> bool:
@@ -25,6 +26,16 @@ def reviewer_sidebar() -> None:
         st.session_state["who"] = " ".join(st.session_state.get("reviewer", "").split())
 
 
+def keep_page_state() -> None:
+    """Streamlit drops the value of every widget the shown page does not draw. Setting a
+    key to its own value makes it the app's state instead, so the plan and each page's
+    selections (core/run/drafts.py names them) outlive a visit to another page."""
+    state = st.session_state
+    for key in list(state.keys()):
+        if drafts.is_kept(key):
+            state[key] = state[key]
+
+
 def main() -> None:
     st.set_page_config(page_title="Spread", page_icon="◌", layout="wide")
     if login_configured() and not st.user.is_logged_in:
@@ -44,9 +55,13 @@ def main() -> None:
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
     ]
     navigation = st.navigation(pages)
+    keep_page_state()
     with st.sidebar:
         st.caption(f"Database: `{config.db_path()}`")
         reviewer_sidebar()
+    # Whose Playground draft this session reads and writes: the login identity, or, on a
+    # box without login, the box's one draft (a typed name is lost on reload).
+    st.session_state["draft_owner"] = st.session_state["who"] if login_configured() else ""
     navigation.run()
 
 

@@ -7,9 +7,14 @@ where a label has to carry one, `inert()` backslash-escapes every ASCII punctuat
 character (CommonMark allows that for each of them), so nothing in it is markup.
 """
 
+import math
 import re
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Markdown turns bare URLs, www. names and e-mail addresses into links even when their
+# punctuation is escaped: a word joiner (U+2060, invisible) after the scheme's colon, after
+# "www" and after "@" keeps them plain text.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]\\:)|(?<=\bwww)(?=\\\.)|(?<=\\@)")
 
 
 def inert(text: str | None, limit: int | None = None) -> str:
@@ -17,4 +22,25 @@ def inert(text: str | None, limit: int | None = None) -> str:
     text = " ".join((text or "").split())
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
-    return _PUNCTUATION.sub(r"\\\1", text)
+    return _AUTOLINK.sub("\u2060", _PUNCTUATION.sub(r"\\\1", text))
+
+
+def usd(amount: float | None, unpriced: int = 0) -> str:
+    """A cost as a reader should take it: "unknown" when nothing is priced, a floor with
+    the count of unpriced answers when only some are, never a made-up $0."""
+    if unpriced and not amount:
+        return f"unknown ({unpriced:,} answers unpriced)"
+    if amount is None:
+        return "unknown"
+    text = money(amount)
+    return f"≥ {text} known, {unpriced:,} answers unpriced" if unpriced else text
+
+
+def money(amount: float) -> str:
+    """Dollars with the digits that matter: $12.35, $0.0123, $0.0000456."""
+    if amount == 0:
+        return "$0"
+    if abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.{max(2, 2 - math.floor(math.log10(abs(amount))))}f}"
+

@@ -220,6 +220,13 @@ def m010_meaning_reviews(db: Database) -> None:
 
 
 @migrations()
+def m011_drafts(db: Database) -> None:
+    # Each reviewer's Playground plan as it is being written (core/run/drafts.py): it
+    # outlives page visits, browser reloads and server restarts.
+    db["drafts"].create({"owner": str, "plan": str, "updated_at": str}, pk="owner", not_null={"plan"})
+
+
+@migrations()
 def m012_prompt_shapes(db: Database) -> None:
     """Conversations, tools and structured output (see core/run/conversation.py, shapes.py).
 
@@ -588,6 +595,17 @@ def run_state(db: Database, run_id: int) -> dict | None:
     run = _with_effective_status(rows[0])
     run["spec"] = spec_of(run["spec"])
     return run
+
+
+def get_draft(db: Database, owner: str) -> dict | None:
+    row = db.execute("select plan from drafts where owner = ?", [owner]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def save_draft(db: Database, owner: str, plan: dict) -> None:
+    with write(db):
+        db["drafts"].upsert({"owner": owner, "plan": json.dumps(plan, ensure_ascii=False),
+                             "updated_at": now_iso()}, pk="owner")
 
 
 def latest_active_run(db: Database) -> dict | None:

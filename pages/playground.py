@@ -1,6 +1,8 @@
 """Playground: write one or more wordings of a prompt, give it a table of inputs, pick models ×
 temperatures × N, see the estimate, start a run and watch it fill in."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -9,7 +11,7 @@ from core.analyse import spread
 from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
-from core.run import endpoints, estimate, inputs, local_llm, models, plan, rewording, runner, templates
+from core.run import drafts, endpoints, estimate, inputs, local_llm, models, plan, rewording, runner, templates
 from core.run.progress import LiveProgress
 
 st.title("Playground")
@@ -21,6 +23,15 @@ catalogue = models.catalogue()
 model_choices = list(dict.fromkeys(endpoints.names() + [entry.id for entry in catalogue]))
 errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 state = st.session_state
+
+# The plan is the app's own state (app.py keeps it across pages) and a draft in the
+# database (kept across reloads): a new session starts from the reviewer's last draft.
+if not state.get("draft_loaded"):
+    state["draft_loaded"] = True
+    state.update(drafts.load(state.get("draft_owner", "")) or {})
+for key, value in {**drafts.DEFAULTS, "models": [local_llm.MODEL_ID], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
+    state.setdefault(key, value)
+state.setdefault("reword_k", 3)
 
 
 # --- prompt variants ----------------------------------------------------------------
@@ -41,7 +52,7 @@ if not state.get("variants"):
 
 st.subheader("Prompt")
 st.text_area("System message", key="system", height=68,
-             placeholder="Optional: instructions sent before the prompt (may use {{variables}} too).")
+             placeholder="(optional) instructions sent before the prompt; may use {{variables}} too")
 keys = state["variants"]
 for row_start in range(0, len(keys), 3):
     columns = st.columns(min(len(keys), 3))
@@ -50,7 +61,7 @@ for row_start in range(0, len(keys), 3):
         with column:
             label = plan.variant_label(position, state.get(f"variant_name_{key}", ""))
             st.text_area(f"Variant {label}" if len(keys) > 1 else "Prompt", key=f"prompt_{key}", height=140,
-                         placeholder="What is the capital of {{country}}?",
+                         placeholder="(empty) write the prompt here, e.g. What is the capital of {{country}}?",
                          help="{{name}} is filled from each input's column of that name.")
             left, middle, right = st.columns([3, 1, 1])
             left.text_input("Name", key=f"variant_name_{key}", placeholder=label, label_visibility="collapsed",
@@ -79,7 +90,7 @@ with st.expander("Generate rewordings with a model"):
                "capable model for this.")
     left, middle, right = st.columns([3, 1, 1])
     rewriter = left.selectbox("Model", model_choices, key="reword_model", accept_new_options=True)
-    k = middle.number_input("K", 1, rewording.MAX_REWORDINGS, 3, key="reword_k")
+    k = middle.number_input("K", 1, rewording.MAX_REWORDINGS, key="reword_k")
     if right.button("Generate", key="reword"):
         try:
             first_text = state.get(f"prompt_{keys[0]}", "")
@@ -116,29 +127,38 @@ needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system
                             for name in templates.variables(text)))
 source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run"],
                   key="inputs_source", horizontal=True,
-                  index=1,
                   help="Each input fills the {{variables}}; columns no variable uses are kept for checks "
                        "(an expected answer, for example).")
 input_rows: list[dict] = []
 try:
     if source == "typed rows":
-        columns = list(dict.fromkeys(needed + [c for c in state.get("input_columns", []) if c]))
-        edited = st.data_editor(pd.DataFrame(columns=columns or ["input"], dtype=str), num_rows="dynamic",
-                                key=f"inputs_table_{'_'.join(columns)}", width="stretch")
-        input_rows = inputs.from_table(edited.fillna("").to_dict("records"))
+        typed = state["typed_rows"]
+        columns = list(dict.fromkeys(needed + [c for c in state.get("input_columns", []) if c]
+                                     + [c for row in typed for c, value in row.items() if value]))
+        editor = f"inputs_table_{'_'.join(columns)}"
+        if editor not in state:  # a new editor (first visit, or new columns) starts from the rows kept so far
+            state["typed_base"] = typed
+        edited = st.data_editor(pd.DataFrame(state["typed_base"], columns=columns or ["input"], dtype=str),
+                                num_rows="dynamic", key=editor, width="stretch")
+        state["typed_rows"] = edited.fillna("").to_dict("records")
+        input_rows = inputs.from_table(state["typed_rows"])
         st.text_input("More columns (comma-separated)", key="input_columns_text",
                       on_change=lambda: state.update(input_columns=[c.strip() for c in
                                                                     state["input_columns_text"].split(",")]),
                       placeholder="expected", help="For example an expected answer for checks.")
     elif source == "pasted text":
         pasted = st.text_area("CSV with a header row, or JSON Lines", key="inputs_pasted", height=120,
-                              placeholder="country,expected\nFrance,Paris\nPeru,Lima")
+                              placeholder="(empty) e.g.\ncountry,expected\nFrance,Paris\nPeru,Lima")
         input_rows = inputs.parse_pasted(pasted)
     elif source == "a file":
         upload = st.file_uploader("CSV (with a header row), JSONL or JSON", type=["csv", "jsonl", "json"],
                                   key="inputs_file")
         if upload is not None:
-            input_rows = inputs.parse(upload.getvalue(), upload.name)
+            # Parsed once and kept: an uploaded file's widget forgets it on another page.
+            state["file_rows"], state["file_name"] = inputs.parse(upload.getvalue(), upload.name), upload.name
+        elif state.get("file_rows"):
+            st.caption(f"Using {display.inert(state['file_name'])}: upload another file to replace it.")
+        input_rows = state.get("file_rows") or []
     elif source == "a golden set":
         sets = [s["name"] for s in golden.list_sets()]
         chosen_set = st.selectbox("Golden set", sets, key="inputs_golden") if sets else None
@@ -168,7 +188,7 @@ st.subheader("Models and sampling")
 left, right = st.columns([3, 2])
 with left:
     chosen = st.multiselect(
-        "Models", model_choices, default=[local_llm.MODEL_ID], key="models",
+        "Models", list(dict.fromkeys(model_choices + state["models"])), key="models",
         accept_new_options=True,
         help="Endpoints from the Models page first (each with its own server, key, prices and limits), then "
              "examples. Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
@@ -182,19 +202,19 @@ with left:
                                   "endpoints of the Models page (each has its own).")
     errors["api_base"] = st.empty()
 with right:
-    temperatures_text = st.text_input("Temperatures", "0, 0.7, 1.0", key="temperatures",
+    temperatures_text = st.text_input("Temperatures", key="temperatures",
                                       help="Comma-separated, each in 0..2.")
     errors["temperatures"] = st.empty()
     n_col, tokens_col, seed_col = st.columns(3)
-    n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, value=5, key="n")
-    max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000, value=128, key="max_tokens")
+    n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, key="n")
+    max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000, key="max_tokens")
     seed_text = seed_col.text_input("Seed", key="seed", placeholder="random",
                                     help="Sample i uses seed + i: the run can be repeated exactly.")
     errors["n"], errors["seed"] = st.empty(), st.empty()
     concurrency_col, cap_col = st.columns(2)
-    concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, 8, key="concurrency",
+    concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency",
                                                help="At most this many calls at once, over all models.")
-    max_calls = cap_col.number_input("Allow up to (calls)", 1, plan.HARD_MAX_CALLS, plan.DEFAULT_MAX_CALLS,
+    max_calls = cap_col.number_input("Allow up to (calls)", 1, plan.HARD_MAX_CALLS,
                                      key="max_calls", help="A plan above this is refused: raise it knowingly.")
     errors["max_calls"] = st.empty()
 name = st.text_input("Run name", key="name", help="Names the run and its prompt versions.")
@@ -205,7 +225,7 @@ with st.expander("Checks on every answer, and what counts as its meaning (option
     st.text_input("Judge model for llm-rubric checks", key="judge_model", placeholder="e.g. openai/gpt-4o-mini",
                   help="A judge is off unless you name one; its calls and cost are counted.")
     errors["checks"] = st.empty()
-    st.text_input("Judge an answer's meaning by", "whole", key="extract",
+    st.text_input("Judge an answer's meaning by", key="extract",
                   help="whole, first-sentence, final-answer (after a last 'Answer:' or the last number), "
                        "json:FIELD, regex:PATTERN — for long answers, compare the part that matters.")
     errors["extract"] = st.empty()
@@ -246,8 +266,7 @@ with estimate_col:
     try:
         spec_now = current_spec()
         guess = estimate_of(spec_now, repr(spec_now) + endpoints.fingerprint())
-        cost = "unknown" if guess["cost_usd_low"] is None else (
-            f"${guess['cost_usd_low']:.4f} – " + ("?" if guess["cost_usd_high"] is None else f"${guess['cost_usd_high']:.4f}"))
+        cost = estimate.cost_text(guess)
         ceiling = "no ceiling" if guess["completion_tokens_max"] is None else f"≤ {guess['completion_tokens_max']:,}"
         st.info(f"**{guess['calls']:,} calls** = {guess['variants']} wordings × {guess['inputs']} inputs × "
                 f"{guess['models']} models × {guess['temperatures']} temperatures × N={guess['n']} · prompt tokens "
@@ -289,8 +308,9 @@ if run is not None:
                      width="stretch")
         if received:
             seen = estimate.projection_from(current["counts"], current["planned"], spec["models"])
-            projected = f"${seen['cost_usd_projected']:.4f}" if seen["complete"] else "not yet known for every model"
-            st.caption(f"Cost so far ${seen['cost_usd_so_far']:.4f} · projected for the whole run: {projected}")
+            projected = display.money(seen["cost_usd_projected"]) if seen["complete"] else "not yet known for every model"
+            st.caption(f"Cost so far {display.usd(seen['cost_usd_so_far'], seen['answers_unpriced'])} · "
+                       f"projected for the whole run: {projected}")
         if current["status"] in ("running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):
                 runner.request_cancel(run_id)
@@ -303,3 +323,17 @@ if run is not None:
                          query_params={"run": run_id})
 
     live_progress()
+
+
+# --- the draft ---------------------------------------------------------------------------
+
+def save_draft() -> None:
+    """Write the plan as the reviewer's draft when it changed (a cheap upsert)."""
+    draft = drafts.plan_of(state)
+    text = json.dumps(draft, sort_keys=True, default=str)
+    if text != state.get("draft_saved"):
+        drafts.save(state.get("draft_owner", ""), draft)
+        state["draft_saved"] = text
+
+
+save_draft()

@@ -58,8 +58,13 @@ st.progress(result["labelled"] / max(result["total"], 1),
 if not items:
     st.success("Nothing left to review with these filters.")
 else:
-    position = min(st.session_state.get("review_position", 0), len(items) - 1)
+    # The place is the answer being reviewed, not a position: a filter that keeps it in the
+    # list keeps it on screen; otherwise review goes on from the first answer of the new list.
+    ids = [i["representative_id"] for i in items]
+    position = ids.index(st.session_state.get("review_item")) if st.session_state.get("review_item") in ids else 0
     item = items[position]
+    st.session_state["review_item"] = item["representative_id"]
+    step = {"previous": ids[max(position - 1, 0)], "next": ids[min(position + 1, len(ids) - 1)]}
     context, answer = st.columns([2, 3])
     with context:
         where = f" · input #{item['input'] + 1}" if most_inputs > 1 else ""
@@ -85,17 +90,17 @@ else:
         if item["disputed"]:
             st.caption(f"Reviewers disagree on answers {', '.join(map(str, item['disputed']))}")
 
-        st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{position}")
-        st.multiselect("Tags", labels.known_tags(), key=f"tags_{position}", accept_new_options=True)
-        st.text_area("Corrected or ideal answer", key=f"correction_{position}", height=80)
-        st.text_input("Note", key=f"note_{position}")
+        st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
+        st.multiselect("Tags", labels.known_tags(), key=f"tags_{item['representative_id']}", accept_new_options=True)
+        st.text_area("Corrected or ideal answer", key=f"correction_{item['representative_id']}", height=80)
+        st.text_input("Note", key=f"note_{item['representative_id']}")
 
         def save(verdict: str) -> None:
             # Read the fields from session state: a callback's closure holds the previous run's values.
             state = st.session_state
-            label = labels.Label(verdict, score=state.get(f"score_{position}"), tags=state.get(f"tags_{position}"),
-                                 correction=state.get(f"correction_{position}") or None,
-                                 note=state.get(f"note_{position}") or None)
+            label = labels.Label(verdict, score=state.get(f"score_{item['representative_id']}"), tags=state.get(f"tags_{item['representative_id']}"),
+                                 correction=state.get(f"correction_{item['representative_id']}") or None,
+                                 note=state.get(f"note_{item['representative_id']}") or None)
             try:
                 if item["kind"] == "cluster":
                     labels.label_cluster(item["member_ids"], item["representative_id"], who, label)
@@ -104,16 +109,16 @@ else:
             except SpreadError as e:
                 st.session_state["review_error"] = str(e)
                 return
-            st.session_state["review_position"] = position + 1
+            st.session_state["review_item"] = step["next"]
 
         buttons = st.columns(5)
         buttons[0].button("Pass", shortcut="P", on_click=save, args=("pass",), type="primary", key="pass")
         buttons[1].button("Fail", shortcut="F", on_click=save, args=("fail",), key="fail")
         buttons[2].button("Unsure", shortcut="U", on_click=save, args=("unsure",), key="unsure")
         buttons[3].button("Previous", shortcut="K", key="previous", disabled=position == 0,
-                          on_click=lambda: st.session_state.update(review_position=max(position - 1, 0)))
+                          on_click=lambda: st.session_state.update(review_item=step["previous"]))
         buttons[4].button("Next", shortcut="J", key="next", disabled=position >= len(items) - 1,
-                          on_click=lambda: st.session_state.update(review_position=position + 1))
+                          on_click=lambda: st.session_state.update(review_item=step["next"]))
         st.caption("Keys: P pass · F fail · U unsure · J next · K previous. A cluster label applies to "
                    "every member; members you labelled one by one keep their own label.")
         if error := st.session_state.pop("review_error", None):
@@ -123,12 +128,13 @@ else:
         with st.expander(f"The {item['size']} members: change a verdict to override it for one answer"):
             table = pd.DataFrame(labels.members(item["member_ids"], who))
             edited = st.data_editor(
-                table, hide_index=True, key=f"members_{item['run_id']}_{item['cluster']}",
+                table, hide_index=True, key=f"members_{item['representative_id']}_{len(table)}",
                 disabled=["id", "text", "override"],
                 column_config={"verdict": st.column_config.SelectboxColumn(options=list(labels.VERDICTS))},
             )
             for before, after in zip(table.itertuples(), edited.itertuples()):
-                if after.verdict and after.verdict != before.verdict:
+                # An emptied cell reads as NaN: only a chosen verdict overrides.
+                if after.verdict in labels.VERDICTS and after.verdict != before.verdict:
                     labels.label(int(after.id), who, labels.Label(after.verdict))
                     st.rerun()
             others = [m for m in item["member_ids"] if m != item["representative_id"]]

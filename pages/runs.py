@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
-from core.analyse import spread
-from core.run import runner
+from core.analyse import spread, tables
+from core.run import drafts, runner
+from core.run import inputs as inputs_module
 
 st.title("Runs")
 
@@ -18,19 +19,23 @@ if not runs:
     st.info("No runs yet. Start one in the Playground.")
     st.stop()
 
-table = pd.DataFrame(runs)[["id", "name", "status", "answers", "errors", "planned", "n_inputs", "cost_usd",
-                            "created_at", "created_by"]]
-table["wordings"] = [len(r["variants"]) for r in runs]
-st.dataframe(table, hide_index=True, width="stretch",
-             column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
-                            "n_inputs": st.column_config.NumberColumn("inputs")})
+table = pd.DataFrame([{
+    "run": r["id"], "name": r["name"], "status": r["status"], "answers": r["answers"], "errors": r["errors"],
+    "planned calls": r["planned"], "wordings": len(r["variants"]), "inputs": r["n_inputs"],
+    "cost": display.usd(r["cost_usd"], r["unknown_cost"]), "started": (r["created_at"] or "")[:16].replace("T", " "),
+    "by": r["created_by"]} for r in runs])
+st.dataframe(table, hide_index=True, width="stretch")
 
 ids = [run["id"] for run in runs]
 requested = st.query_params.get("run")
-default = ids.index(int(requested)) if requested and requested.isdigit() and int(requested) in ids else 0
-run_id = st.selectbox("Open run", ids, index=default,
+# A link (?run=N) opens its run; otherwise the run chosen last time stays open.
+if requested in map(str, ids) and requested != st.session_state.get("runs_run_linked"):
+    st.session_state["runs_run"] = int(requested)
+if st.session_state.get("runs_run") not in ids:
+    st.session_state["runs_run"] = ids[0]
+run_id = st.selectbox("Open run", ids, key="runs_run",
                       format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}")
-st.query_params["run"] = str(run_id)
+st.query_params["run"] = st.session_state["runs_run_linked"] = str(run_id)
 
 
 @st.cache_data(max_entries=20)
@@ -49,6 +54,7 @@ summary = next(r for r in runs if r["id"] == run_id)
 run, rows, cells, prompts, variants, inputs = load(str(config.db_path()), run_id, summary["received"])
 spec = run["spec"]
 labels = {v["variant"]: v["label"] for v in variants}
+input_names = {i["input"]: inputs_module.label(i["input"], i["vars"], 40) for i in inputs}
 
 st.subheader(f"Run {run_id}: {run['status']}")
 for variant in variants:
@@ -59,6 +65,14 @@ st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
            f"{spec.get('max_tokens')} · seed {spec.get('seed')}")
+
+def load_plan() -> None:
+    st.session_state.update(drafts.from_run(run_id), draft_loaded=True)
+
+
+if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
+             on_click=load_plan):
+    st.switch_page("pages/playground.py")
 
 missing = run["planned"] - run["received"]
 if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["errors"]):
@@ -71,7 +85,7 @@ if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["er
 
 if len(inputs) > 1:
     with st.expander(f"The {len(inputs)} inputs"):
-        st.dataframe(pd.DataFrame([{"input": i["input"] + 1, **i["vars"]} for i in inputs]), hide_index=True,
+        st.dataframe(pd.DataFrame([{"input": f"#{i['input'] + 1}", **i["vars"]} for i in inputs]), hide_index=True,
                      width="stretch")
 
 answers = spread.frame(rows)
@@ -79,7 +93,7 @@ left, middle, right, last = st.columns(4)
 chosen_variants = left.multiselect("Wordings (none = all)", sorted(labels), format_func=labels.get,
                                    key="runs_variants") if len(labels) > 1 else []
 chosen_inputs = middle.multiselect("Inputs (none = all)", [i["input"] for i in inputs], key="runs_inputs",
-                                   format_func=lambda i: f"#{i + 1}") if len(inputs) > 1 else []
+                                   format_func=input_names.get) if len(inputs) > 1 else []
 chosen_models = right.multiselect("Models (none = all)", spec["models"], key="runs_models")
 chosen_temperatures = last.multiselect("Temperatures (none = all)", spec["temperatures"], key="runs_temperatures")
 
@@ -93,21 +107,22 @@ def keep(df: pd.DataFrame) -> pd.DataFrame:
 
 
 if cells:
-    cell_frame = keep(pd.DataFrame(cells).drop(columns=["error_types"]))
-    cell_frame.insert(0, "wording", cell_frame.pop("variant").map(labels))
-    cell_frame["input"] = cell_frame["input"] + 1
-    st.dataframe(cell_frame, hide_index=True, width="stretch",
-                 column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f")})
+    names = {"variant": labels, "input": input_names}
+    kept_cells = keep(pd.DataFrame(cells)).to_dict("records")
+    st.dataframe(tables.cell_rows(kept_cells, names), hide_index=True, width="stretch")
 
 shown = keep(answers)
-shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"] + 1,
+shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"].map(input_names),
                      prompt=[prompts.get((v, i), ("", ""))[1] for v, i in zip(shown["variant"], shown["input"])])
 st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (plain text)")
 # A dataframe shows answers as plain text: model output is data, never markup.
 st.dataframe(
     shown[["id", "wording", "input", "model", "temperature", "sample_idx", "prompt", "text", "finish_reason",
-           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]],
-    hide_index=True, width="stretch",
+           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]]
+    .rename(columns={"id": "answer", "sample_idx": "sample", "finish_reason": "finish", "completion_tokens":
+                     "tokens", "latency_ms": "latency (ms)", "ttft_ms": "first token (ms)", "cost_usd": "cost (USD)",
+                     "error_type": "error", "error_message": "error message"}),
+    hide_index=True, width="stretch", column_config={"cost (USD)": st.column_config.NumberColumn(format="%.7f")},
 )
 
 if spec.get("endpoints"):

@@ -6,11 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
-from core.analyse import charts, embed, meaning, sensitivity, spread
+from core.analyse import charts, embed, meaning, sensitivity, spread, tables
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import runner
+from core.run import drafts, inputs, runner
 
 st.title("Spread")
 
@@ -22,11 +22,19 @@ if not runs:
 
 ids = [run["id"] for run in runs]
 requested = st.query_params.get("run")
-run_id = st.selectbox("Run", ids, index=ids.index(int(requested)) if requested in map(str, ids) else 0,
-                      format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}", key="spread_run")
-st.query_params["run"] = str(run_id)
+# A link (?run=N) opens its run; otherwise the run chosen last time stays open.
+if requested in map(str, ids) and requested != st.session_state.get("spread_run_linked"):
+    st.session_state["spread_run"] = int(requested)
+if st.session_state.get("spread_run") not in ids:
+    st.session_state["spread_run"] = ids[0]
+run_id = st.selectbox("Run", ids, format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}",
+                      key="spread_run")
+st.query_params["run"] = st.session_state["spread_run_linked"] = str(run_id)
 summary = next(r for r in runs if r["id"] == run_id)
 live = summary["status"] in ("pending", "running", "cancelling")
+if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
+             on_click=lambda: st.session_state.update(drafts.from_run(run_id), draft_loaded=True)):
+    st.switch_page("pages/playground.py")
 
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
@@ -94,7 +102,7 @@ def results():
         return
     variant_names = {v["variant"]: v["label"] for v in analysis.variants}
     # Plain text: plotly escapes it (charts._safe); options and tables never render markup.
-    input_names = {i["input"]: f"#{i['input'] + 1} {_preview(i['vars'])[:40]}".strip() for i in analysis.inputs}
+    input_names = {i["input"]: inputs.label(i["input"], i["vars"], 40) for i in analysis.inputs}
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
         st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
@@ -122,25 +130,23 @@ def results():
         st.plotly_chart(charts.answer_map(analysis.coords), key="map")
     left, right = st.columns(2)
     left.plotly_chart(charts.length_distributions(analysis.answers), key="lengths")
-    right.plotly_chart(charts.cost_vs_consistency(analysis.cells), key="cost_consistency")
-    left, right = st.columns(2)
     left.plotly_chart(charts.latency_distributions(analysis.answers), key="latency")
-    right.plotly_chart(charts.cost_distributions(analysis.answers), key="cost")
+    cost_charts = [(charts.cost_vs_consistency(analysis.cells), "cost_consistency"),
+                   (charts.cost_distributions(analysis.answers), "cost")]
+    for figure, key in cost_charts:
+        if figure is not None:
+            right.plotly_chart(figure, key=key)
+    unpriced = sum(c["answers_unpriced"] for c in analysis.cells)
+    if unpriced:
+        right.caption(f"Cost charts leave out the {unpriced:,} answers of unknown price" if unpriced < len(
+            analysis.answers) else "No cost chart: no answer of this run has a known price.")
 
-    columns = ["count", "errors", "inputs", "n_clusters", "consistency", "consistency_low", "consistency_high",
-               "entropy", "mean_similarity", "length_mean", "cut_share", "cost_usd", "latency_ms_p50", "latency_ms_p95"]
     for title, rows, key in (("Per wording", analysis.by_variant, "variant"), ("Per input", analysis.by_input, "input"),
                              ("Per model", analysis.by_model, "model"),
                              ("Per temperature", analysis.by_temperature, "temperature")):
         if len(rows) > 1 or key in ("model", "temperature"):
             st.subheader(title)
-            table = pd.DataFrame([{key: charts.axis_label(key, row[key], names.get(key)),
-                                   **{k: row[k] for k in columns}} for row in rows])
-            st.dataframe(table, hide_index=True)
-
-
-def _preview(values: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())
+            st.dataframe(tables.spread_rows(rows, [key], names), hide_index=True)
 
 
 def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
@@ -164,18 +170,19 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
     bars, numbers = st.columns([3, 2])
     bars.plotly_chart(charts.cluster_bars(cell), key="bars")
     with numbers:
-        cost = "unknown" if cell["cost_usd"] is None else f"${cell['cost_usd']:.6f}"
+        cost = display.usd(cell["cost_usd_known"], cell["answers_unpriced"])
         low, high = cell["consistency_low"], cell["consistency_high"]
         st.metric("Consistency", "–" if cell["consistency"] is None else f"{cell['consistency']:.0%}",
                   help="Share of answers in the largest meaning cluster (95% Wilson interval below).")
         if low is not None:
             st.caption(f"95% interval {low:.0%} – {high:.0%} from {cell['count']} answers")
         st.metric("Meanings", cell["n_clusters"])
-        st.metric("Semantic entropy", "–" if cell["entropy"] is None else f"{cell['entropy']:.2f}")
-        st.caption(f"distinct texts {cell['distinct_answers']} · mean similarity {cell['mean_similarity']} · "
-                   f"length {cell['length_mean']} ± {cell['length_sd']} tokens · cut by max tokens "
-                   f"{cell['cut_by_max_tokens']} · latency p50/p95/p99 {cell['latency_ms_p50']}/"
-                   f"{cell['latency_ms_p95']}/{cell['latency_ms_p99']} ms · cost {cost}")
+        st.metric("Semantic entropy (nats)", tables.number(cell["entropy"]))
+        st.caption(f"distinct texts {cell['distinct_answers']} · mean similarity {tables.number(cell['mean_similarity'])}"
+                   f" · length {tables.number(cell['length_mean'], 1)} ± {tables.number(cell['length_sd'], 1)} tokens"
+                   f" · cut by max tokens {cell['cut_by_max_tokens']} · latency p50/p95/p99 "
+                   f"{tables.milliseconds(cell['latency_ms_p50'])}/{tables.milliseconds(cell['latency_ms_p95'])}/"
+                   f"{tables.milliseconds(cell['latency_ms_p99'])} ms · cost {cost}")
     for size in cell["clusters"][:30]:
         kind = f"[{size['kind']}] " if size.get("kind") else ""
         with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · {kind}"

@@ -90,11 +90,13 @@ def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
     at.switch_page("pages/runs.py").run()
     assert not at.exception
     listing = at.dataframe[0].value
-    assert list(listing["id"]) == [run_id]
+    assert list(listing["run"]) == [run_id]
+    assert list(listing["cost"]) == ["unknown (6 answers unpriced)"]  # the stub has no price: never $0
     assert at.selectbox[0].value == run_id
     cells = at.dataframe[1].value
-    assert list(cells["count"]) == [3, 3]
-    assert {"latency_ms_p50", "completion_tokens", "wording", "input"} <= set(cells.columns)
+    assert list(cells["answers"]) == [3, 3]
+    assert {"latency p50 (ms)", "mean length (tokens)", "wording", "input", "cost"} <= set(cells.columns)
+    assert set(cells["cost"]) == {"unknown (3 answers unpriced)"}
     shown = at.dataframe[2].value
     assert len(shown) == 6 and set(shown["prompt"]) == {"What is the capital of France?"}
 
@@ -131,7 +133,8 @@ def test_spread_page_shows_the_grid_clusters_and_charts(stub):
     assert not at.exception
     assert at.selectbox(key="spread_run").value == run_id
     charts = at.get("plotly_chart")
-    assert len(charts) == 7  # heatmap, cluster bars, map, lengths, cost×consistency, latency, cost
+    assert len(charts) == 5  # heatmap, cluster bars, map, lengths, latency: no cost axis of unknown prices
+    assert any("No cost chart: no answer of this run has a known price" in c.value for c in at.caption)
     # the T=0 cell of stub-a repeats one answer: consistency 100%
     assert at.metric[0].value == "100%"
     clusters = [e for e in at.expander if e.label.startswith("#")]
@@ -524,3 +527,81 @@ def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
     at.switch_page("pages/runs.py").run()
     used = at.dataframe[-1].value
     assert list(used["name"]) == ["team"] and list(used["api base"]) == [stub.base_url]
+
+
+def fill_two_wording_plan(at: AppTest, stub) -> AppTest:
+    at.text_area(key="system").input("Answer in one word.")
+    at.text_area(key="prompt_0").input("What is the capital of {{country}}?")
+    at.button(key="add_variant").click().run()
+    at.text_area(key="prompt_1").input("Name the capital city of {{ country }}.")
+    at.text_input(key="variant_name_1").input("terse")
+    at.radio(key="inputs_source").set_value("pasted text").run()
+    at.text_area(key="inputs_pasted").input("country,expected\nFrance,Paris\nPeru,Lima").run()
+    at.multiselect(key="models").set_value(["openai/stub-a"])
+    at.text_input(key="api_base").input(stub.base_url)
+    at.text_input(key="temperatures").input("0, 1")
+    at.number_input(key="n").set_value(2)
+    at.number_input(key="max_tokens").set_value(64)
+    at.text_input(key="seed").input("7")
+    at.text_input(key="name").input("capitals")
+    at.text_area(key="checks_text").input("icontains:{{expected}}")
+    return at.run()
+
+
+def assert_the_plan_is_back(at: AppTest, stub) -> None:
+    assert not at.exception
+    assert at.text_area(key="system").value == "Answer in one word."
+    assert at.text_area(key="prompt_0").value == "What is the capital of {{country}}?"
+    assert at.text_area(key="prompt_1").value == "Name the capital city of {{ country }}."
+    assert at.text_input(key="variant_name_1").value == "terse"
+    assert at.radio(key="inputs_source").value == "pasted text"
+    assert at.text_area(key="inputs_pasted").value == "country,expected\nFrance,Paris\nPeru,Lima"
+    assert at.multiselect(key="models").value == ["openai/stub-a"]
+    assert at.text_input(key="api_base").value == stub.base_url
+    assert at.text_input(key="temperatures").value == "0, 1"
+    assert (at.number_input(key="n").value, at.number_input(key="max_tokens").value) == (2, 64)
+    assert (at.text_input(key="seed").value, at.text_input(key="name").value) == ("7", "capitals")
+    assert at.text_area(key="checks_text").value == "icontains:{{expected}}"
+    assert any("**16 calls**" in i.value for i in at.info)
+
+
+def test_the_playground_plan_survives_other_pages_and_a_reload(stub):
+    at = fill_two_wording_plan(app().run(), stub)
+    assert any("**16 calls**" in i.value for i in at.info)
+    for page in ["spread", "compare", "review", "regress", "runs", "golden", "models"]:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
+    at.switch_page("pages/playground.py").run()
+    assert_the_plan_is_back(at, stub)
+    # A reload is a new session: the draft in the database brings the plan back.
+    assert_the_plan_is_back(app().run(), stub)
+
+
+def test_typed_input_rows_survive_another_page(stub):
+    at = app().run()
+    at.text_area(key="prompt_0").input("Capital of {{country}}?").run()
+    at.session_state["typed_rows"] = [{"country": "France"}, {"country": "Peru"}]
+    at.switch_page("pages/runs.py").run()
+    at.switch_page("pages/playground.py").run()
+    assert any("2 inputs" in c.value for c in at.caption)
+
+
+def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
+    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?", "Be brief."),
+                                                      plan.Variant("{{country}}'s capital is", "", "open")],
+                          inputs=[{"country": "France"}, {"country": "Chile"}], temperatures=[0.5], n=2,
+                          name="old plan", checks=[{"type": "contains", "value": "{{country}}"}])
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_plan").click().run()
+    assert not at.exception
+    at.switch_page("pages/playground.py").run()
+    assert at.text_area(key="prompt_0").value == "Capital of {{country}}?"
+    assert at.text_area(key="prompt_1").value == "{{country}}'s capital is"
+    assert at.text_input(key="variant_name_1").value == "open"
+    assert at.text_area(key="system").value == "Be brief."
+    assert at.radio(key="inputs_source").value == "an earlier run"
+    assert at.text_input(key="temperatures").value == "0.5"
+    assert at.text_input(key="name").value == "old plan"
+    assert at.text_area(key="checks_text").value == "contains:{{country}}"
+    assert any("**8 calls**" in i.value for i in at.info), [i.value for i in at.info]

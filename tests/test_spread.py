@@ -216,8 +216,13 @@ def test_inert_text_has_no_markup_left():
 
     text = display.inert("![x](http://evil.example/a.png) <b>hi</b> $x$ :red[no] [a](javascript:1)")
     assert "![" not in text and "](" not in text and "<b>" not in text
-    assert text.startswith(r"\!\[x\]\(http\:\/\/evil\.example")
+    assert text.startswith("\\!\\[x\\]\\(http\\:\u2060\\/\\/evil\\.example")
     assert display.inert("a" * 10, 4) == "aaaa…"
+    # Bare URLs, www. names and e-mail addresses are autolinked by markdown even when escaped:
+    # a word joiner breaks each pattern.
+    for linkable in ["http://127.0.0.1:9/x%22%3Elink", "HTTPS://a.b", "www.example.com", "me@example.com"]:
+        shown = display.inert(f"see {linkable} now")
+        assert "\u2060" in shown and shown.replace("\u2060", "").replace("\\", "") == f"see {linkable} now"
 
 
 def test_the_answer_map_samples_large_runs():

@@ -113,3 +113,38 @@ def test_a_database_made_by_the_previous_schema_migrates_in_place_and_loses_noth
         assert db["responses"].count == 19
     analysis = spread.analyse_run(1, method="exact", db_path=path, with_map=False)
     assert sum(cell["count"] for cell in analysis.cells) == 16
+
+
+PREVIOUS_RELEASE_TABLES = ["prompts", "runs", "run_variants", "run_inputs", "run_prompts", "responses", "labels",
+                           "label_history", "golden_sets", "golden_items", "check_results", "regress_runs",
+                           "endpoints", "cluster_decisions"]
+
+
+def test_a_database_made_by_the_previous_release_migrates_in_place_and_loses_nothing(tmp_path):
+    """tests/data/schema10.db was written by the previous release's `spread` command
+    (migrations 1-10): an endpoint, a two-wording run over two inputs with a check,
+    labels by two reviewers, a golden set, a reviewer's merge and two regress runs."""
+    import shutil
+
+    from conftest import ROOT
+
+    path = tmp_path / "release.db"
+    shutil.copy(ROOT / "tests" / "data" / "schema10.db", path)
+    before = sqlite3.connect(path)
+    before.row_factory = sqlite3.Row
+    rows_before = {t: [tuple(r) for r in before.execute(f"select * from {t} order by rowid")]
+                   for t in PREVIOUS_RELEASE_TABLES}
+    columns_before = {t: [c[1] for c in before.execute(f"pragma table_info({t})")] for t in PREVIOUS_RELEASE_TABLES}
+    before.close()
+    assert len(rows_before["responses"]) == 24 and len(rows_before["regress_runs"]) == 2
+
+    with store.connect(path) as db:
+        applied = [r[0] for r in db.execute("select name from _sqlite_migrations")]
+        assert applied == [m.name for m in store.migrations._migrations]
+        for table, old_rows in rows_before.items():
+            columns = ", ".join(f'"{c}"' for c in columns_before[table])
+            after = [tuple(r) for r in db.execute(f"select {columns} from {table} order by rowid")]
+            assert after == old_rows, table  # every old row and value unchanged
+        assert store.get_draft(db, "") is None  # new tables start empty
+        run = store.get_run(db, 1)
+        assert [v["label"] for v in run["spec"]["variants"]] == ["A", "B"] and run["received"] == 16

@@ -24,12 +24,19 @@ METRIC_LABELS = {
 }
 
 
-def _safe(text: str | None, limit: int = HOVER_CHARS, width: int = 60) -> str:
-    """Answer text for a hover label: escaped (no markup survives), cut, wrapped."""
-    text = " ".join((text or "").split())
+def _safe(text, limit: int = HOVER_CHARS, width: int = 60) -> str:
+    """Answer text for a hover label: escaped (no markup survives), cut, wrapped. A missing
+    answer (an all-error cell's NaN) is empty."""
+    text = " ".join(text.split()) if isinstance(text, str) else ""
     if len(text) > limit:
         text = text[:limit] + "…"
-    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width) or [""])
+    return "<br>".join(_plain(line) for line in textwrap.wrap(text, width) or [""])
+
+
+def _plain(text) -> str:
+    """Text for plotly's labels: its few tags (<a>, <b>, <br>) neutralised. Quotes stay quotes:
+    plotly does not decode &quot;, so escaping them would show the entity itself."""
+    return html.escape(str(text), quote=False)
 
 
 AXIS_NAMES = {"variant": "wording", "input": "input", "model": "model", "temperature": "temperature"}
@@ -68,30 +75,34 @@ def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: 
             where = f"{axis_label(y, y_value, names.get(y))} · {axis_label(x, x_value, names.get(x))}"
             if metric == "pass_rate":
                 over = f" (mean over {c['inputs']} inputs)" if c["inputs"] > 1 else ""
-                text = (f"<b>{html.escape(where)}</b><br>{c['passes']}/{c['answers']} answers pass{over}<br>"
+                text = (f"<b>{_plain(where)}</b><br>{c['passes']}/{c['answers']} answers pass{over}<br>"
                         f"pass rate {_pct(c['pass_rate'])} [{_pct(c['pass_rate_low'])}–{_pct(c['pass_rate_high'])}]")
                 hover_row.append(text)
                 continue
             spread_over = (f"mean over {c['inputs']} inputs" if c["inputs"] > 1 else f"{c['n_clusters']} meanings")
-            text = (f"<b>{html.escape(where)}</b><br>{c['count']} answers, {c['errors']} errors, {spread_over}<br>"
+            text = (f"<b>{_plain(where)}</b><br>{c['count']} answers, {c['errors']} errors, {spread_over}<br>"
                     f"consistency {_pct(c['consistency'])} [{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]")
-            if c["top_answer"]:
+            if isinstance(c["top_answer"], str) and c["top_answer"]:
                 text += f"<br>top answer:<br>{_safe(c['top_answer'])}"
             hover_row.append(text)
         z.append(z_row)
         hover.append(hover_row)
     reverse = metric in ("entropy", "n_clusters")  # more meanings = more spread: show it hot
+    # Tick labels wrapped on a few short lines (never rotated and cut); the whole label is in the hover.
     figure = go.Figure(go.Heatmap(
-        z=z, x=[_safe(axis_label(x, v, names.get(x)), 40) for v in xs],
-        y=[_safe(axis_label(y, v, names.get(y)), 40) for v in ys], text=hover, hoverinfo="text",
+        z=z, x=[_safe(axis_label(x, v, names.get(x)), 60, 18) for v in xs],
+        y=[_safe(axis_label(y, v, names.get(y)), 60, 28) for v in ys], text=hover, hoverinfo="text",
         colorscale="RdYlGn_r" if reverse else "RdYlGn", zmin=0,
         zmax=1 if metric in ("consistency", "mean_similarity", "pass_rate") else None,
-        texttemplate="%{z:.2f}", colorbar={"title": {"text": metric}},
+        texttemplate="%{z:.2f}", colorbar={"title": {"text": METRIC_LABELS.get(metric, metric)}},
     ))
+    # Each row gets room for its wrapped label and its number: the grid is never squashed.
+    row_height = 46 if len(ys) <= 20 else 24
     figure.update_layout(title=f"{METRIC_LABELS.get(metric, metric)}: {AXIS_NAMES[y]} × {AXIS_NAMES[x]}",
-                         height=140 + 40 * min(len(ys), 40), xaxis={"type": "category"},
+                         height=170 + row_height * min(len(ys), 60),
+                         xaxis={"type": "category", "tickangle": 0, "automargin": True, "side": "bottom"},
                          margin={"l": 10, "r": 10, "t": 50, "b": 10},
-                         yaxis={"autorange": "reversed", "type": "category"})
+                         yaxis={"autorange": "reversed", "type": "category", "automargin": True})
     return figure
 
 
@@ -130,7 +141,7 @@ def answer_map(coords: pd.DataFrame, max_points: int = MAP_POINTS) -> go.Figure:
     # Plain traces: plotly express spends most of a second grouping 10,000 points.
     for (model, temperature), group in df.groupby(["model", "temperature"], sort=True):
         figure.add_trace(go.Scatter(
-            x=group["x"], y=group["y"], mode="markers", name=f"{html.escape(model)} · T={temperature:g}", opacity=0.7,
+            x=group["x"], y=group["y"], mode="markers", name=f"{_plain(model)} · T={temperature:g}", opacity=0.7,
             marker={"color": palette[models.index(model) % len(palette)],
                     "symbol": symbols[temperatures.index(temperature) % len(symbols)], "size": 8},
             hovertext=[f"{hover[t]}<br>cluster #{c}" for t, c in zip(group["text"], group["cluster"])],
@@ -160,17 +171,24 @@ def latency_distributions(answers: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def cost_distributions(answers: pd.DataFrame) -> go.Figure:
+def cost_distributions(answers: pd.DataFrame) -> go.Figure | None:
+    """Cost per call per model, over the answers whose price is known; None when none is."""
     known = answers[answers["cost_usd"].notna()]
+    if known.empty:
+        return None
     figure = px.box(known, x="model", y="cost_usd", points="outliers")
     figure.update_layout(title="Cost per call (USD; models of unknown price left out)", yaxis_title="USD",
                          height=380, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure
 
 
-def cost_vs_consistency(cells: list[dict]) -> go.Figure:
-    """Per cell: what a call costs against how often the top meaning comes back."""
+def cost_vs_consistency(cells: list[dict]) -> go.Figure | None:
+    """Per cell: what a call costs against how often the top meaning comes back; None when
+    no cell's cost is known (a cost axis of unknowns would read as $0)."""
     df = pd.DataFrame(cells)
+    df = df[df["cost_per_call_mean"].notna()] if "cost_per_call_mean" in df else df.iloc[0:0]
+    if df.empty:
+        return None
     df["T"] = df["temperature"].map(lambda t: f"T={t:g}")
     df["cost per call (USD)"] = df["cost_per_call_mean"]
     df["error_y"] = df["consistency_high"] - df["consistency"]
@@ -191,7 +209,7 @@ def wording_share(rows: list[dict], names: dict[str, dict] | None = None) -> go.
         mine = [row for row in rows if row["model"] == model]
         figure.add_trace(go.Bar(
             x=[_safe(axis_label("input", row["input"], names.get("input")), 40) for row in mine],
-            y=[row["wording_share"] for row in mine], name=html.escape(model),
+            y=[row["wording_share"] for row in mine], name=_plain(model),
             hovertext=[f"{row['meanings']} meanings · p = {row['p_value']}"
                        + (" · beyond noise" if row["wording_matters"] else "") for row in mine],
             hoverinfo="text+y",
@@ -209,7 +227,7 @@ def regress_history(rows: list[dict]) -> go.Figure:
         mine = [row for row in rows if row["model"] == model]
         figure.add_trace(go.Scatter(
             x=[row["created_at"] for row in mine], y=[row["pass_rate"] for row in mine], mode="lines+markers",
-            name=html.escape(model),
+            name=_plain(model),
             error_y={"type": "data", "symmetric": False,
                      "array": [(row["pass_rate_high"] or row["pass_rate"]) - row["pass_rate"] for row in mine],
                      "arrayminus": [row["pass_rate"] - (row["pass_rate_low"] or row["pass_rate"]) for row in mine]},

@@ -326,6 +326,9 @@ def _basic_by(answers: pd.DataFrame, errors: pd.DataFrame, keys: list[str]) -> d
                 "length_max": None if pd.isna(row["length_max"]) else int(row["length_max"]),
                 "cut_by_max_tokens": int(row["cut"]), "cut_share": round(int(row["cut"]) / n, 4),
                 "cost_usd": float(row["cost_usd"]) if cost_known else None,
+                # What is priced, and how many answers are not: "≥ $x known, n unpriced".
+                "cost_usd_known": float(row["cost_usd"]) if row["cost_known"] else None,
+                "answers_unpriced": n - int(row["cost_known"]),
                 "cost_per_call_mean": float(row["cost_mean"]) if cost_known else None,
                 "cost_per_call_p95": float(quantiles["cost_per_call_p95"][key]) if cost_known else None,
                 "distinct_answers": int(row["distinct_answers"]),
@@ -347,7 +350,8 @@ def _quantile(value) -> float | None:
 def _empty_basic() -> dict:
     return {"count": 0, "errors": 0, "error_types": {}, "prompt_tokens": None, "completion_tokens": None,
             "length_mean": None, "length_sd": None, "length_min": None, "length_max": None,
-            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_per_call_mean": None,
+            "cut_by_max_tokens": 0, "cut_share": None, "cost_usd": None, "cost_usd_known": None,
+            "answers_unpriced": 0, "cost_per_call_mean": None,
             "cost_per_call_p95": None, "distinct_answers": 0, "latency_ms_p50": None, "latency_ms_p95": None,
             "latency_ms_p99": None, "ttft_ms_p50": None, "ttft_ms_p95": None}
 

@@ -12,7 +12,7 @@ make at the mean cost per answer seen for each model.
 
 from __future__ import annotations
 
-from core import store
+from core import display, store
 from core.config import SpreadError
 from core.run import endpoints, llm, local_llm
 from core.run.plan import RunSpec, check_shapes_supported, validate
@@ -76,6 +76,16 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
     }
 
 
+def cost_text(guess: dict) -> str:
+    """The estimate's cost range as a reader takes it: unknown as soon as one model has no price."""
+    unknown = [row["model"] for row in guess["per_model"] if not row["price_known"]]
+    low, high = guess["cost_usd_low"], guess["cost_usd_high"]
+    priced = "" if low is None else f"{display.money(low)} – {'?' if high is None else display.money(high)}"
+    if not unknown:
+        return priced
+    return f"unknown (no price for {', '.join(unknown)}" + (f"; the priced models {priced})" if priced else ")")
+
+
 def projection(run_id: int, *, db_path=None) -> dict:
     """Cost so far and projected for the whole run, from the answers received."""
     with store.connect(db_path) as db:
@@ -96,6 +106,7 @@ def projection_from(counts: list[dict], planned: int, models_in_run: list[str]) 
             mine[field] += row.get(field) or 0
     per_model_planned = planned // max(len(models_in_run), 1)
     so_far, projected, complete = 0.0, 0.0, True
+    unpriced = sum(row["unknown_cost"] for row in per_model.values())
     for model in models_in_run:
         row = per_model.get(model)
         if not row or not row["answers"] or row["unknown_cost"]:
@@ -104,4 +115,5 @@ def projection_from(counts: list[dict], planned: int, models_in_run: list[str]) 
             continue
         so_far += row["cost_usd"]
         projected += row["cost_usd"] + row["cost_usd"] / row["answers"] * max(per_model_planned - row["received"], 0)
-    return {"planned": planned, "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete}
+    return {"planned": planned, "cost_usd_so_far": so_far, "cost_usd_projected": projected, "complete": complete,
+            "answers_unpriced": unpriced}

@@ -218,6 +218,20 @@ def from_run(run_id: int, *, db_path=None) -> list[dict[str, str]]:
         return [row["vars"] for row in store.run_inputs(db, run_id)]
 
 
+def label(index: int, values: dict | None, limit: int = 60) -> str:
+    """How an input is named everywhere: its number from 1 and its variables,
+    `#2 country=France`. Plain text (callers escape it where markdown renders)."""
+    shown = ", ".join(f"{k}={' '.join(str(v).split())}" for k, v in (values or {}).items()
+                      if k not in HIDDEN_COLUMNS)
+    if len(shown) > limit:
+        shown = shown[:limit] + "…"
+    return f"#{index + 1} {shown}".strip()
+
+
+# Bookkeeping columns an input may carry (a golden item's key and reference): not its name.
+HIDDEN_COLUMNS = {"item_key", "reference"}
+
+
 def columns(rows: list[dict[str, str]]) -> list[str]:
     """Every variable name in a table, in order of first appearance."""
     return list(dict.fromkeys(name for row in rows for name in row))

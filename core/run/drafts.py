@@ -1,0 +1,119 @@
+"""The Playground's plan as a draft, and which page selections outlive a page visit.
+
+Streamlit forgets the value of every widget that is not drawn on the page being shown, so
+a plan written in the Playground would be gone after a look at the Spread page. The app
+keeps the keys named here itself (app.py) for as long as the browser session lasts, and
+the Playground's plan is also saved as a draft per reviewer in the database, so a reload
+or a server restart finds it again. `from_run` turns any earlier run back into a plan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core import config, store
+
+# The Playground's plan: the widget keys (and a few plain values) that make it up.
+PLAN_KEYS = (
+    "system", "variants", "variant_seq", "inputs_source", "inputs_pasted", "typed_rows",
+    "input_columns", "input_columns_text", "file_rows", "file_name", "inputs_golden", "inputs_run", "models", "api_base",
+    "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
+    "extract", "reword_model", "reword_k",
+)
+# One pair of these per wording, numbered by the wording's key in `variants`.
+VARIANT_PREFIXES = ("prompt_", "variant_name_")
+
+# Selections on the other pages (run, axes, filters, thresholds): kept for the session.
+SELECTION_KEYS = (
+    "reviewer", "spread_run", "runs_run", "method", "threshold", "metric", "second_opinion", "y_axis",
+    "cmp_method", "cmp_threshold", "golden_set", "golden_search", "golden_removed", "golden_tags",
+    "regress_set", "regress_model", "regress_api_base", "regress_version", "regress_temperature", "regress_k",
+    "regress_baseline", "regress_min", "regress_drop", "regress_alpha",
+    "review_runs", "review_models", "review_temperatures", "review_variants", "review_inputs",
+    "review_unlabelled", "review_disagreements", "review_method", "review_threshold", "review_item",
+    "runs_variants", "runs_inputs", "runs_models", "runs_temperatures", "ep_pick",
+)
+SELECTION_PREFIXES = ("x_axis_", "extract_", "cell_", "run_", "variants_", "cells_")
+
+# What a fresh Playground shows: a plan that runs as it is on the embedded model.
+DEFAULTS = {
+    "system": "", "inputs_source": "typed rows", "temperatures": "0, 0.7, 1.0", "n": 5, "max_tokens": 128,
+    "seed": "", "concurrency": 8, "name": "", "checks_text": "", "judge_model": "", "extract": "whole",
+    "api_base": "", "typed_rows": [], "input_columns": [],
+}
+
+
+def is_kept(key: str) -> bool:
+    """Whether the app keeps this session-state key when its page is not shown."""
+    return (key in PLAN_KEYS or key in SELECTION_KEYS
+            or key.startswith(VARIANT_PREFIXES) or key.startswith(SELECTION_PREFIXES))
+
+
+def plan_of(state) -> dict:
+    """The plan part of a session state, as plain values (the wordings still in use only)."""
+    plan = {key: state[key] for key in PLAN_KEYS if key in state}
+    for number in plan.get("variants") or []:
+        for prefix in VARIANT_PREFIXES:
+            if f"{prefix}{number}" in state:
+                plan[f"{prefix}{number}"] = state[f"{prefix}{number}"]
+    return plan
+
+
+def load(owner: str, *, db_path=None) -> dict | None:
+    """The reviewer's saved plan, or None. Never creates a database just to look."""
+    path = db_path or config.db_path()
+    if not Path(path).exists():
+        return None
+    with store.connect(path) as db:
+        return store.get_draft(db, owner)
+
+
+def save(owner: str, plan: dict, *, db_path=None) -> None:
+    with store.connect(db_path) as db:
+        store.save_draft(db, owner, plan)
+
+
+def from_run(run_id: int, *, db_path=None) -> dict:
+    """The Playground plan that samples an earlier run again: its wordings, inputs (read
+    from that run), models, temperatures, N, limits, checks and extraction."""
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+        if run is None:
+            raise config.SpreadError(f"no run with id {run_id}")
+        variants = store.run_variants(db, run_id)
+    spec = run["spec"]
+    plan: dict = {
+        "variants": list(range(len(variants))), "variant_seq": len(variants),
+        "system": variants[0]["system"] if variants else "",
+        "inputs_source": "an earlier run" if spec.get("n_inputs", 1) > 1 or _has_inputs(run_id, db_path)
+        else "none",
+        "inputs_run": run_id,
+        "models": list(spec["models"]), "api_base": spec.get("api_base") or "",
+        "temperatures": ", ".join(f"{t:g}" for t in spec["temperatures"]), "n": int(spec["n"]),
+        "max_tokens": int(spec.get("max_tokens") or DEFAULTS["max_tokens"]),
+        "seed": "" if spec.get("seed") is None else str(spec["seed"]),
+        "concurrency": int(spec.get("concurrency") or DEFAULTS["concurrency"]),
+        "max_calls": int(spec.get("max_calls") or run["planned"]), "name": run["name"] or "",
+        "checks_text": "\n".join(_check_line(c) for c in spec.get("checks") or []),
+        "judge_model": next((c["judge"] for c in spec.get("checks") or [] if c.get("judge")), ""),
+        "extract": spec.get("extract") or "whole",
+    }
+    for k, variant in enumerate(variants):
+        plan[f"prompt_{k}"] = variant["prompt"]
+        # A wording keeps its own name; the run's letters (A, B…) come back by position.
+        plan[f"variant_name_{k}"] = variant["name"] if variant["name"] != (run["name"] or "untitled") else ""
+    return plan
+
+
+def _has_inputs(run_id: int, db_path) -> bool:
+    with store.connect(db_path) as db:
+        return any(row["vars"] for row in store.run_inputs(db, run_id))
+
+
+def _check_line(check: dict) -> str:
+    value = check.get("value")
+    if value is None:
+        return check["type"]
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value)
+    return f"{check['type']}:{value}"
