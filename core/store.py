@@ -233,14 +233,16 @@ def m012_prompt_shapes(db: Database) -> None:
     A variant may be a list of messages, with tools, a tool choice and a response format
     (each JSON); the messages sent for a (variant, input) are kept exactly; an answer may
     carry tool calls (a JSON list of {name, arguments}) and its parsed JSON value; a golden
-    item may expect tool calls. All columns are new and NULL for what came before.
+    item keeps the messages it was asked with, the variant's tools and response format
+    (`shape`) and the tool calls it expects. All columns are new and NULL for what came before.
     """
     for column in ("messages", "tools", "tool_choice", "response_format"):
         db["run_variants"].add_column(column, str)
     db["run_prompts"].add_column("messages", str)
     db["responses"].add_column("tool_calls", str)
     db["responses"].add_column("json_value", str)
-    db["golden_items"].add_column("tool_calls", str)
+    for column in ("messages", "shape", "tool_calls"):
+        db["golden_items"].add_column(column, str)
 
 
 def now_iso() -> str:

@@ -313,3 +313,38 @@ def test_cli_response_format_json_and_refusal_on_the_embedded_model(stub, tmp_pa
     refused = cli("run", "--prompt", "JSON please", "--response-format", "json", "--model", "local/gemma-3-270m",
                   "--temperature", "1", "--n", "1", check=False)
     assert refused.returncode != 0 and "local/gemma-3-270m: the embedded model answers plain text only" in refused.stderr
+
+
+# --- golden sets and the gate ---------------------------------------------------------------------
+
+def test_a_golden_item_keeps_its_conversation_tools_and_expected_calls_and_gates_a_candidate(stub, tmp_path):
+    from core.review import golden, labels
+
+    chat = [{"role": "system", "content": "Call tools."}, {"role": "user", "content": "Weather in {{city}}?"}]
+    stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
+    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1,
+                                  inputs=[{"city": "Paris"}]))
+    asyncio.run(runner.execute(run_id))
+    with store.connect() as db:
+        (row,) = store.responses(db, run_id)
+    labels.label(row["id"], "ana", labels.Label("pass"))
+    golden.create_set("weather")
+    golden.add_responses("weather", [row["id"]], who="ana")
+    (item,) = golden.items("weather")
+    assert item["tool_calls"] == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert item["messages"] == [{"role": "system", "content": "Call tools."},
+                                {"role": "user", "content": "Weather in Paris?"}]
+    assert item["shape"] == {"tools": WEATHER}
+    assert item["reference"] == 'get_weather({"city": "Paris"})'
+    assert json.loads(inputs.from_golden_set("weather")[0]["expected_tool_calls"]) == item["tool_calls"]
+
+    stub.requests.clear()
+    stub.respond = lambda body: call("get_weather", '{ "city" : "Paris" }')  # same call, other spacing
+    args = ["regress", "weather", "--model", "openai/stub-a", "--api-base", stub.base_url, "--n", "3", "--json"]
+    same = last_json(cli(*args))
+    assert same["gate"] == "pass" and same["pass_rate"] == 1.0
+    assert stub.requests[0]["body"]["messages"] == item["messages"]
+    assert [t["function"]["name"] for t in stub.requests[0]["body"]["tools"]] == ["get_weather", "search"]
+    stub.respond = lambda body: call("get_weather", '{"city": "Lyon"}')
+    worse = cli(*args, "--min-pass-rate", "0.9", check=False)
+    assert worse.returncode == 1 and last_json(worse)["pass_rate"] == 0.0

@@ -45,7 +45,8 @@ def input_checks(values: dict[str, str]) -> list[Check]:
     if "golden.checks" not in values:
         return []
     own = [checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")]
-    return own or [Check("similar")]
+    # An item that expects tool calls is checked on its calls (names and arguments).
+    return own or [Check("tool-call-f1" if values.get("golden.tool_calls") else "similar")]
 
 
 def attach(run_id: int, new: list[Check], *, db_path=None) -> list[Check]:

@@ -14,12 +14,16 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from core import store
+from core.run import shapes
 
 from core.review import labels
 from core.config import SpreadError, check_text
 
 MAX_EXAMPLES = 50  # accepted / rejected texts kept per item
 JSON_FIELDS = ("vars", "accepted", "rejected", "assertions", "tags")
+# A conversation's messages, the variant's tools / tool choice / response format, and the
+# tool calls expected: JSON, NULL for a text item.
+SHAPE_FIELDS = ("messages", "shape", "tool_calls")
 
 
 @dataclass
@@ -39,6 +43,9 @@ class Item:
     system_template: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
+    messages: list[dict] | None = None
+    shape: dict | None = None
+    tool_calls: list[dict] | None = None
     added_by: str = ""
     item_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str | None = None
@@ -48,6 +55,8 @@ class Item:
         row = asdict(self)
         for name in JSON_FIELDS:
             row[name] = json.dumps(row[name], ensure_ascii=False)
+        for name in SHAPE_FIELDS:
+            row[name] = None if row[name] is None else json.dumps(row[name], ensure_ascii=False)
         return row
 
 
@@ -139,9 +148,10 @@ def item_from_response(response_id: int, *, who: str, db_path=None) -> Item:
         system, prompt = store.rendered_prompts(db, run_id)[(variant, input_idx)]
         source = next(v for v in store.run_variants(db, run_id) if v["variant"] == variant)
         values = next(i["vars"] for i in store.run_inputs(db, run_id) if i["input"] == input_idx)
-        texts = {r["id"]: r["text"] for r in db.query(
-            "select id, text from responses where run_id = ? and input = ? and error_type is null",
+        texts = {r["id"]: shapes.readable(r["text"], shapes.tool_calls_of(r["tool_calls"])) for r in db.query(
+            "select id, text, tool_calls from responses where run_id = ? and input = ? and error_type is null",
             [run_id, input_idx])}
+        sent = store.sent_messages(db, run_id).get((variant, input_idx))
     given = [row for row in labels.labels_for_run(run_id, db_path=db_path) if row["response_id"] in texts]
     verdicts = labels.majority(given)
     own = [row for row in given if row["response_id"] == response_id]
@@ -156,12 +166,17 @@ def item_from_response(response_id: int, *, who: str, db_path=None) -> Item:
         return out[:MAX_EXAMPLES]
 
     templated = bool(values)
-    return Item(prompt=prompt, system=system, vars=values, reference=correction or response["text"],
+    shape = {k: source[k] for k in ("tools", "tool_choice", "response_format") if k in source} or None
+    calls = shapes.tool_calls_of(response["tool_calls"]) or None
+    return Item(prompt=prompt, system=system, vars=values, reference=correction or texts[response_id],
                 accepted=distinct("pass"), rejected=distinct("fail"), tags=tags, source_run_id=run_id,
                 source_response_id=response_id, added_by=who,
                 template=source["prompt"] if templated else None,
                 system_template=(source["system"] or "") if templated else None,
-                prompt_name=source["name"], prompt_version=source["version"])
+                prompt_name=source["name"], prompt_version=source["version"],
+                # A conversation or a structured answer keeps what was sent and the calls made.
+                messages=sent if "messages" in source else None, shape=shape,
+                tool_calls=calls if not correction else None)
 
 
 def add_responses(name: str, response_ids: list[int], *, who: str = "", db_path=None) -> int:
@@ -180,6 +195,8 @@ def items(name: str, *, include_removed: bool = False, db_path=None) -> list[dic
     for row in rows:
         for column in JSON_FIELDS:
             row[column] = json.loads(row[column]) if row[column] else ({} if column == "vars" else [])
+        for column in SHAPE_FIELDS:
+            row[column] = json.loads(row[column]) if row.get(column) else None
     return rows
 
 

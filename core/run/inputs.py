@@ -201,6 +201,10 @@ def from_golden_set(name: str, *, db_path=None) -> list[dict[str, str]]:
         row.setdefault("prompt", item["prompt"])
         if item["reference"] is not None:
             row.setdefault("reference", item["reference"])
+        if item.get("messages"):  # a conversation: placed by a history turn
+            row.setdefault("messages", json.dumps(item["messages"], ensure_ascii=False))
+        if item.get("tool_calls"):
+            row.setdefault("expected_tool_calls", json.dumps(item["tool_calls"], ensure_ascii=False))
         row.setdefault("item_key", item["item_key"])
         rows.append(row)
     if not rows:
