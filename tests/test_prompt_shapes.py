@@ -348,3 +348,76 @@ def test_a_golden_item_keeps_its_conversation_tools_and_expected_calls_and_gates
     stub.respond = lambda body: call("get_weather", '{"city": "Lyon"}')
     worse = cli(*args, "--min-pass-rate", "0.9", check=False)
     assert worse.returncode == 1 and last_json(worse)["pass_rate"] == 0.0
+
+
+# --- the Playground's conversation editor -------------------------------------------------------
+
+def test_playground_edits_a_conversation_variant_turn_by_turn_and_runs_it_with_tools(stub):
+    from test_pages import app, wait_until_done
+
+    at = app().run()
+    at.text_area(key="prompt_0").input("Weather in {{city}}?")
+    at.button(key="add_variant").click().run()
+    at.text_area(key="prompt_1").input("What is the weather in {{city}}?")
+    at.radio(key="kind_1").set_value("conversation").run()
+    assert not at.exception
+    first = at.session_state["turns_1"][0]["id"]
+    assert at.text_area(key=f"content_1_{first}").value == "What is the weather in {{city}}?"  # the text moved in
+    at.button(key="add_turn_1").click().run()
+    at.button(key="add_turn_1").click().run()
+    ids = [turn["id"] for turn in at.session_state["turns_1"]]
+    assert [at.selectbox(key=f"role_1_{i}").value for i in ids] == ["user", "assistant", "user"]
+    at.text_area(key=f"content_1_{ids[1]}").input("Sunny in Rome.")
+    at.text_area(key=f"content_1_{ids[2]}").input("And in {{city}}?")
+    at.selectbox(key=f"role_1_{ids[0]}").set_value("user")
+    at.text_area(key=f"content_1_{ids[0]}").input("Weather in Rome?").run()
+    # Reorder and remove: a system turn added last, moved to the top; one turn added then removed.
+    at.button(key="add_turn_1").click().run()
+    extra = at.session_state["turns_1"][-1]["id"]
+    at.selectbox(key=f"role_1_{extra}").set_value("system")
+    at.text_area(key=f"content_1_{extra}").input("Call a tool.").run()
+    for _ in range(3):
+        at.button(key=f"turn_up_1_{extra}").click().run()
+    at.button(key="add_turn_1").click().run()
+    at.button(key=f"turn_remove_1_{at.session_state['turns_1'][-1]['id']}").click().run()
+    assert [t["role"] for t in at.session_state["turns_1"]] == ["system", "user", "assistant", "user"]
+    # The word diff compares the conversation as text.
+    diff = next(c.value for c in at.code if "+ " in c.value or "- " in c.value)
+    assert "+ [system] Call a tool." in diff.replace("\n[user]", " [user]") or "[system]" in diff
+    for key in (0, 1):
+        at.text_area(key=f"tools_{key}").input(json.dumps(WEATHER))
+        at.text_input(key=f"tool_choice_{key}").input("auto")
+    at.radio(key="inputs_source").set_value("pasted text").run()
+    at.text_area(key="inputs_pasted").input("city\nParis").run()
+    at.multiselect(key="models").set_value(["openai/stub-a"])
+    at.text_input(key="api_base").input(stub.base_url)
+    at.text_input(key="temperatures").input("1")
+    at.number_input(key="n").set_value(2).run()
+    assert not at.exception and not at.error
+    stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state["active_run"]
+    wait_until_done(run_id)
+    with store.connect() as db:
+        variants = store.run_variants(db, run_id)
+        sent = store.sent_messages(db, run_id)
+        rows = store.responses(db, run_id)
+    assert "messages" not in variants[0] and variants[0]["tools"] == WEATHER
+    assert [(m["role"], m["content"]) for m in sent[(1, 0)]] == [
+        ("system", "Call a tool."), ("user", "Weather in Rome?"), ("assistant", "Sunny in Rome."),
+        ("user", "And in Paris?")]
+    assert all(json.loads(r["tool_calls"])[0]["name"] == "get_weather" for r in rows) and len(rows) == 4
+
+
+def test_playground_refuses_tools_that_are_not_a_tools_list():
+    from test_pages import app
+
+    at = app().run()
+    at.text_area(key="prompt_0").input("Hi")
+    at.text_area(key="tools_0").input('[{"name": "bad name!"}]').run()
+    at.button(key="run").click().run()
+    assert not at.exception
+    assert any("tool 1: a function name is 1-64 letters" in e.value.replace("\\", "") for e in at.error)
+    with store.connect() as db:
+        assert db["runs"].count == 0

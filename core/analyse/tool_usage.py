@@ -51,3 +51,15 @@ def add_to_cells(cells: list[dict], answers: pd.DataFrame, axes: list[str]) -> N
         found = grouped.get(key)
         if found:
             cell.update(usage(found))
+
+
+def tables(cell: dict) -> tuple[list[dict], list[dict]]:
+    """A cell's tool usage as two plain tables for a page: tools chosen, and per argument
+    its values as text ("Paris ×4 (80%) · Lyon ×1 (20%)")."""
+    tools = [{"tool": row["tool"], "answers": row["count"], "share": f"{row['share']:.0%}"}
+             for row in cell.get("tools", [])]
+    arguments = [{"tool": row["tool"], "argument": row["argument"], "distinct values": row["distinct"],
+                  "values": " · ".join(f"{_key(v['value'])} ×{v['count']} ({v['share']:.0%})" for v in row["values"][:8])
+                  + (" · …" if len(row["values"]) > 8 else "")}
+                 for row in cell.get("arguments", [])]
+    return tools, arguments

@@ -163,3 +163,10 @@ def last_user_text(messages: list[dict]) -> str:
 
 def system_text(messages: list[dict]) -> str:
     return "\n".join(turn["content"] for turn in messages if turn["role"] == "system" and turn.get("content"))
+
+
+def from_turns(turns: list[dict]) -> list[dict]:
+    """Turns as the Playground edits them ({role, content}; a history turn's content is the
+    column it comes from) as a variant's messages."""
+    return [{"role": HISTORY, "from": (turn.get("content") or "").strip()} if turn.get("role") == HISTORY
+            else {"role": turn.get("role") or "user", "content": turn.get("content") or ""} for turn in turns]

@@ -16,12 +16,14 @@ from core import config, store
 # The Playground's plan: the widget keys (and a few plain values) that make it up.
 PLAN_KEYS = (
     "system", "variants", "variant_seq", "inputs_source", "inputs_pasted", "typed_rows",
-    "input_columns", "input_columns_text", "file_rows", "file_name", "inputs_golden", "inputs_run", "models", "api_base",
+    "input_columns", "input_columns_text", "file_rows", "file_name", "turn_seq", "inputs_golden", "inputs_run", "models", "api_base",
     "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
     "extract", "reword_model", "reword_k",
 )
-# One pair of these per wording, numbered by the wording's key in `variants`.
-VARIANT_PREFIXES = ("prompt_", "variant_name_")
+# One of each per wording, numbered by the wording's key in `variants`: its text, name,
+# and, for a conversation or a structured answer, its kind, turns, tools, tool choice and
+# response format (pages/playground.py).
+VARIANT_PREFIXES = ("prompt_", "variant_name_", "kind_", "turns_", "tools_", "tool_choice_", "response_format_")
 
 # Selections on the other pages (run, axes, filters, thresholds): kept for the session.
 SELECTION_KEYS = (

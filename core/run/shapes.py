@@ -20,17 +20,41 @@ TOOL_CHOICES = ("auto", "none", "required")
 
 
 def _load(path: str | Path, what: str):
-    import yaml
-
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return parse_text(path.read_text(encoding="utf-8"), str(path), what)
     except OSError as e:
         raise SpreadError(f"cannot read {path}: {e.strerror or e}", what) from None
     except UnicodeDecodeError:
         raise SpreadError(f"{path} is not UTF-8 text", what) from None
+
+
+def parse_text(text: str, where: str, what: str):
+    """JSON or YAML text (a file's, or typed into the Playground)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SpreadError(f"{path} is neither JSON nor YAML: {' '.join(str(e).split())[:200]}", what) from None
+        raise SpreadError(f"{where} is neither JSON nor YAML: {' '.join(str(e).split())[:200]}", what) from None
+
+
+def tools_from_text(text: str) -> list[dict] | None:
+    """Tools typed as JSON or YAML (None when blank)."""
+    if not (text or "").strip():
+        return None
+    data = parse_text(text, "the tools", "tools")
+    return checked_tools(data["tools"] if isinstance(data, dict) and "tools" in data else data, "the tools")
+
+
+def response_format_from_text(text: str) -> dict | None:
+    """`json`, or a JSON Schema typed as JSON or YAML (None when blank)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text.lower() in ("json", "json_object"):
+        return {"type": "json_object"}
+    return checked_response_format(parse_text(text, "the response format", "response_format"))
 
 
 def read_tools(path: str | Path) -> list[dict]:
