@@ -163,7 +163,7 @@ def test_a_json_schema_response_format_is_sent_and_answers_are_kept_parsed(stub,
 
 def test_the_run_says_before_it_starts_when_a_model_cannot_take_tools(stub):
     spec = run_spec(stub, variants=[plan.Variant("Weather?", tools=WEATHER)], models=["local/gemma-3-270m"])
-    with pytest.raises(SpreadError, match=r"local/gemma-3-270m: the embedded model answers plain text only \(tools"):
+    with pytest.raises(SpreadError, match=r"local/gemma-3-270m: the embedded model does not take tools; choose another model"):
         plan.validate(spec)
     assert shapes.unsupported("openai/stub-a", tools=True, schema=True, json_mode=True) is None  # unknown: allowed
     with pytest.raises(SpreadError, match="tool choice 'lookup' is not a declared tool"):
@@ -312,7 +312,7 @@ def test_cli_response_format_json_and_refusal_on_the_embedded_model(stub, tmp_pa
     assert last_json(cli("show", "1", "--json"))["cells"][0]["answers"][0]["json"] == {"a": 1}
     refused = cli("run", "--prompt", "JSON please", "--response-format", "json", "--model", "local/gemma-3-270m",
                   "--temperature", "1", "--n", "1", check=False)
-    assert refused.returncode != 0 and "local/gemma-3-270m: the embedded model answers plain text only" in refused.stderr
+    assert refused.returncode != 0 and "local/gemma-3-270m: the embedded model does not take a response format" in refused.stderr
 
 
 # --- golden sets and the gate ---------------------------------------------------------------------
