@@ -333,7 +333,8 @@ def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] |
 
     `variants` are {"label", "name", "system", "prompt"} and, for a conversation or a
     structured answer, "messages", "tools", "tool_choice", "response_format"; `rendered`
-    maps (variant, input) to (system, prompt), `sent` to the messages as sent. Without them, the plan is one prompt (spec's) and one input.
+    maps (variant, input) to (system, prompt), `sent` to the messages as sent. Without them,
+    the plan is one prompt (spec's) and one input.
     """
     name = spec.get("name") or "untitled"
     if variants is None:

@@ -44,7 +44,8 @@ def run_spec(stub, **fields) -> plan.RunSpec:
 def test_a_conversation_variant_sends_its_turns_and_the_inputs_history_and_keeps_them_as_sent(stub):
     stub.echo_roles = True
     history = [{"role": "user", "content": "Hello {{country}}"}, {"role": "assistant", "content": "Hi."}]
-    spec = run_spec(stub, variants=[plan.Variant("", name="chat", messages=FEW_SHOT), plan.Variant("Capital of {{country}}?")],
+    spec = run_spec(stub, variants=[plan.Variant("", name="chat", messages=FEW_SHOT),
+                                    plan.Variant("Capital of {{country}}?")],
                     inputs=[{"country": "Peru", "messages": json.dumps(history)}])
     run_id = plan.create(spec)
     assert asyncio.run(runner.execute(run_id))["errors"] == 0
@@ -163,7 +164,7 @@ def test_a_json_schema_response_format_is_sent_and_answers_are_kept_parsed(stub,
 
 def test_the_run_says_before_it_starts_when_a_model_cannot_take_tools(stub):
     spec = run_spec(stub, variants=[plan.Variant("Weather?", tools=WEATHER)], models=["local/gemma-3-270m"])
-    with pytest.raises(SpreadError, match=r"local/gemma-3-270m: the embedded model does not take tools; choose another model"):
+    with pytest.raises(SpreadError, match=r"local/gemma-3-270m: the embedded model does not take tools; choose"):
         plan.validate(spec)
     assert shapes.unsupported("openai/stub-a", tools=True, schema=True, json_mode=True) is None  # unknown: allowed
     with pytest.raises(SpreadError, match="tool choice 'lookup' is not a declared tool"):
@@ -296,9 +297,8 @@ def test_cli_messages_tools_and_show_json_contracts(stub, tmp_path):
     assert {tuple(m["role"] for m in b["messages"]) for b in bodies} == {("system", "user"), ("user",)}
     shown = last_json(cli("--db", str(db), "show", "1", "--json"))
     cell = shown["cells"][0]
-    assert [a.get("tool_calls") for a in cell["answers"]] == [
-        [{"name": "get_weather", "arguments": {"city": "Paris"}}], [{"name": "get_weather", "arguments": {"city": "Paris"}}],
-        [{"name": "get_weather", "arguments": {"city": "Lyon"}}], None]
+    paris, lyon = ([{"name": "get_weather", "arguments": {"city": city}}] for city in ("Paris", "Lyon"))
+    assert [a.get("tool_calls") for a in cell["answers"]] == [paris, paris, lyon, None]
     assert [c["size"] for c in cell["clusters"]] == [2, 1, 1] and cell["pass_rate"] == 0.75
     assert shown["variants"][0]["tools"] == WEATHER
 
@@ -312,7 +312,8 @@ def test_cli_response_format_json_and_refusal_on_the_embedded_model(stub, tmp_pa
     assert last_json(cli("show", "1", "--json"))["cells"][0]["answers"][0]["json"] == {"a": 1}
     refused = cli("run", "--prompt", "JSON please", "--response-format", "json", "--model", "local/gemma-3-270m",
                   "--temperature", "1", "--n", "1", check=False)
-    assert refused.returncode != 0 and "local/gemma-3-270m: the embedded model does not take a response format" in refused.stderr
+    assert refused.returncode != 0
+    assert "local/gemma-3-270m: the embedded model does not take a response format" in refused.stderr
 
 
 # --- golden sets and the gate ---------------------------------------------------------------------
@@ -421,3 +422,27 @@ def test_playground_refuses_tools_that_are_not_a_tools_list():
     assert any("tool 1: a function name is 1-64 letters" in e.value.replace("\\", "") for e in at.error)
     with store.connect() as db:
         assert db["runs"].count == 0
+
+
+def test_a_golden_set_of_tool_calls_survives_export_and_import_and_exports_as_openai_chat(tmp_path):
+    from core.review import export, golden
+
+    golden.create_set("calls")
+    golden.add_items("calls", [golden.Item(
+        prompt="Weather in Paris?", messages=[{"role": "user", "content": "Weather in Paris?"}],
+        shape={"tools": WEATHER, "tool_choice": "auto"},
+        tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}], reference='get_weather({"city": "Paris"})')])
+    data = export.export("calls", "jsonl")
+    golden.create_set("again")
+    export.import_bytes("again", data, "jsonl")
+    (item,) = golden.items("again")
+    assert (item["messages"], item["shape"], item["tool_calls"]) == (
+        [{"role": "user", "content": "Weather in Paris?"}], {"tools": WEATHER, "tool_choice": "auto"},
+        [{"name": "get_weather", "arguments": {"city": "Paris"}}])
+    (line,) = [json.loads(x) for x in export.export("calls", "openai").decode().splitlines()]
+    assert line["tools"] == WEATHER
+    assert line["messages"][-1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    # Read back as chat JSONL inputs: the final assistant turn calls a tool, so it is no text reference.
+    (tmp_path / "chat.jsonl").write_bytes(export.export("calls", "openai"))
+    (row,) = inputs.read_file(tmp_path / "chat.jsonl")
+    assert json.loads(row["messages"])[-1]["tool_calls"] and "reference" not in row

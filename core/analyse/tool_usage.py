@@ -33,10 +33,14 @@ def usage(calls_per_answer: list[list[dict]]) -> dict:
     return {
         "tools": [{"tool": name, "count": count, "share": round(count / n, 4)} for name, count in tools.most_common()],
         "arguments": [{"tool": tool, "argument": argument, "distinct": len(counter),
-                       "values": [{"value": json.loads(value), "count": count, "share": round(count / sum(counter.values()), 4)}
-                                  for value, count in counter.most_common()]}
-                      for (tool, argument), counter in sorted(values.items())],
+                       "values": _shares(counter)} for (tool, argument), counter in sorted(values.items())],
     }
+
+
+def _shares(counter: Counter) -> list[dict]:
+    total = sum(counter.values())
+    return [{"value": json.loads(value), "count": count, "share": round(count / total, 4)}
+            for value, count in counter.most_common()]
 
 
 def _key(value) -> str:
@@ -59,7 +63,7 @@ def tables(cell: dict) -> tuple[list[dict], list[dict]]:
     tools = [{"tool": row["tool"], "answers": row["count"], "share": f"{row['share']:.0%}"}
              for row in cell.get("tools", [])]
     arguments = [{"tool": row["tool"], "argument": row["argument"], "distinct values": row["distinct"],
-                  "values": " · ".join(f"{_key(v['value'])} ×{v['count']} ({v['share']:.0%})" for v in row["values"][:8])
-                  + (" · …" if len(row["values"]) > 8 else "")}
+                  "values": " · ".join(f"{_key(v['value'])} ×{v['count']} ({v['share']:.0%})"
+                                       for v in row["values"][:8]) + (" · …" if len(row["values"]) > 8 else "")}
                  for row in cell.get("arguments", [])]
     return tools, arguments

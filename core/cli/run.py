@@ -70,7 +70,8 @@ from core.run import conversation, estimate, inputs, plan, runner, shapes
 @evaluate.judge_option
 @evaluate.judge_samples_option
 @json_option
-def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system, system_file, vars_file, var_pairs, inputs_from_golden,
+def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system,
+                system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
                 timeout, max_attempts, max_calls, no_stream, name, extract, dry_run, check_texts, checks_file,
                 judge_model, judge_samples, as_json):

@@ -31,17 +31,9 @@ MAX_TURNS = 500
 
 def read_file(path: str | Path) -> list[dict]:
     """A JSON or YAML file holding a list of messages (or {"messages": [...]})."""
-    import yaml
+    from core.run import shapes
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SpreadError(f"cannot read {path}: {e.strerror or e}", "prompt") from None
-    except UnicodeDecodeError:
-        raise SpreadError(f"{path} is not UTF-8 text", "prompt") from None
-    except yaml.YAMLError as e:
-        raise SpreadError(f"{path} is neither JSON nor YAML: {' '.join(str(e).split())[:200]}", "prompt") from None
+    data = shapes.load_file(path, "prompt")
     if isinstance(data, dict) and "messages" in data:
         data = data["messages"]
     return checked(data, str(path), templated=True)

@@ -16,7 +16,8 @@ from core import config, store
 # The Playground's plan: the widget keys (and a few plain values) that make it up.
 PLAN_KEYS = (
     "system", "variants", "variant_seq", "inputs_source", "inputs_pasted", "typed_rows",
-    "input_columns", "input_columns_text", "file_rows", "file_name", "turn_seq", "inputs_golden", "inputs_run", "models", "api_base",
+    "input_columns", "input_columns_text", "file_rows", "file_name", "inputs_golden", "inputs_run", "models", "api_base",
+    "turn_seq",
     "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
     "extract", "reword_model", "reword_k",
 )

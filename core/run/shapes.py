@@ -19,7 +19,8 @@ from core.config import SpreadError
 TOOL_CHOICES = ("auto", "none", "required")
 
 
-def _load(path: str | Path, what: str):
+def load_file(path: str | Path, what: str):
+    """A JSON or YAML file's data, or a one-line SpreadError."""
     path = Path(path)
     try:
         return parse_text(path.read_text(encoding="utf-8"), str(path), what)
@@ -59,7 +60,7 @@ def response_format_from_text(text: str) -> dict | None:
 
 def read_tools(path: str | Path) -> list[dict]:
     """An OpenAI tools list from a JSON or YAML file (or {"tools": [...]})."""
-    data = _load(path, "tools")
+    data = load_file(path, "tools")
     if isinstance(data, dict) and "tools" in data:
         data = data["tools"]
     return checked_tools(data, str(path))
@@ -122,7 +123,7 @@ def read_response_format(value: str) -> dict:
     """`json`, or a JSON Schema file, as OpenAI's response_format."""
     if value.strip().lower() in ("json", "json_object"):
         return {"type": "json_object"}
-    data = _load(value, "response_format")
+    data = load_file(value, "response_format")
     return checked_response_format(data, Path(value).stem)
 
 
