@@ -55,13 +55,16 @@ def main() -> None:
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
     ]
     navigation = st.navigation(pages)
+    # Whose draft this session reads and writes: the login identity, or, on a box without
+    # login, the box's one draft. A new session (a reload) starts from it.
+    owner = (st.user.get("email") or st.user.get("name") or "") if login_configured() else ""
+    if not st.session_state.get("draft_loaded"):
+        st.session_state.update(drafts.load(owner) or {}, draft_loaded=True)
+    st.session_state["draft_owner"] = owner
     keep_page_state()
     with st.sidebar:
         st.caption(f"Database: `{config.db_path()}`")
         reviewer_sidebar()
-    # Whose Playground draft this session reads and writes: the login identity, or, on a
-    # box without login, the box's one draft (a typed name is lost on reload).
-    st.session_state["draft_owner"] = st.session_state["who"] if login_configured() else ""
     navigation.run()
 
 

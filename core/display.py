@@ -17,11 +17,16 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 _AUTOLINK = re.compile(r"(?i)(?<=[a-z]\\:)|(?<=\bwww)(?=\\\.)|(?<=\\@)")
 
 
+def one_line(text: str | None, limit: int | None = None) -> str:
+    """Text on one line, cut to `limit` characters: for places that show plain text
+    (a selectbox's options), where escaping would show its backslashes."""
+    text = " ".join((text or "").split()) if isinstance(text, str) or text is None else str(text)
+    return text[:limit] + "…" if limit is not None and len(text) > limit else text
+
+
 def inert(text: str | None, limit: int | None = None) -> str:
     """One line of plain text for a markdown context, cut to `limit` characters."""
-    text = " ".join((text or "").split())
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
+    text = one_line(text, limit)
     return _AUTOLINK.sub("\u2060", _PUNCTUATION.sub(r"\\\1", text))
 
 

@@ -245,6 +245,13 @@ def m012_prompt_shapes(db: Database) -> None:
         db["golden_items"].add_column(column, str)
 
 
+@migrations()
+def m015_golden_change_details(db: Database) -> None:
+    # What a golden change did to an item's texts, in words: which text moved from
+    # accepted to rejected (or back) because a later label said so, and what a fix resolved.
+    db["golden_changes"].add_column("detail", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -341,8 +348,12 @@ def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] |
         variants = [{"label": "A", "name": "", "prompt": spec["prompt"], "system": spec.get("system") or ""}]
         inputs, rendered = [{}], {(0, 0): (spec.get("system") or "", spec["prompt"])}
     with write(db):
-        prompt_ids = [_get_or_create_prompt(db, v.get("name") or name, v.get("system") or "", v["prompt"], created_by)
-                      for v in variants]
+        # A wording is versioned under its own name; unnamed wordings of a run with several are
+        # "run · A", "run · B": wording B is not a newer version of A.
+        several = len(variants) > 1
+        prompt_ids = [_get_or_create_prompt(
+            db, v.get("name") or (f"{name} · {v.get('label') or 'A'}" if several else name), v.get("system") or "",
+            v["prompt"], created_by) for v in variants]
         run_id = db["runs"].insert(
             {
                 "prompt_id": prompt_ids[0], "name": name, "spec": json.dumps(spec),

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import display, store
-from core.analyse import embed, spread
+from core.analyse import embed, spread, tables
 
 st.title("Compare")
 st.caption("Which meanings two sets of answers share, which are unique to one side, and whether "
@@ -68,18 +68,24 @@ if paired > 1:
     st.metric("Inputs whose top meaning differs", f"{result['top_meaning_changed']} of {paired}",
               help=f"95% interval {changed_low:.0%}–{changed_high:.0%} of inputs")
     st.subheader("Per input")
-    st.dataframe(pd.DataFrame(result["per_input"]).assign(input=lambda d: d["input"] + 1)
-                 .sort_values(["same_top_meaning", "shift"], key=lambda c: c if c.name == "same_top_meaning" else -c.abs()),
-                 hide_index=True, width="stretch",
-                 column_config={"consistency_a": st.column_config.NumberColumn(format="percent"),
-                                "consistency_b": st.column_config.NumberColumn(format="percent")})
+    per_input = pd.DataFrame(result["per_input"]).sort_values(
+        ["same_top_meaning", "shift"], key=lambda c: c if c.name == "same_top_meaning" else -c.abs())
+    st.dataframe(pd.DataFrame({
+        "input": per_input["input_name"], "answers A": per_input["n_a"], "answers B": per_input["n_b"],
+        "top meaning share A": per_input["consistency_a"].map(tables.percent),
+        "top meaning share B": per_input["consistency_b"].map(tables.percent),
+        "shift (A − B, points)": (100 * per_input["shift"]).map(lambda x: f"{x:+.0f}"),
+        "same top meaning": per_input["same_top_meaning"].map({True: "yes", False: "no"}),
+        "top answer A": per_input["top_a"], "top answer B": per_input["top_b"]}),
+        hide_index=True, width="stretch")
 
 for title, key in (("Meanings both sides gave", "shared"), ("Only in A", "only_a"), ("Only in B", "only_b")):
     st.subheader(f"{title} ({len(result[key])})")
     if result[key]:
-        st.dataframe(result[key], hide_index=True, width="stretch",
-                     column_config={"share_a": st.column_config.NumberColumn(format="percent"),
-                                    "share_b": st.column_config.NumberColumn(format="percent")})
+        st.dataframe(pd.DataFrame([{"input": row["input_name"], "meaning (representative answer)": row["representative"],
+                                    "share of A": tables.percent(row["share_a"]),
+                                    "share of B": tables.percent(row["share_b"])} for row in result[key]]),
+                     hide_index=True, width="stretch")
 
 st.subheader("Top answer of each side, word by word" + (" (the input that differs most)" if paired > 1 else ""))
 left, right = st.columns(2)

@@ -32,6 +32,25 @@ current = next(s for s in sets if s["name"] == name)
 st.caption(f"Version {current['version']} · created by {display.inert(current['created_by']) or 'unknown'} · "
            f"{display.inert(current['description'])}")
 
+with st.expander("Contradictions: a text both accepted and rejected"):
+    st.caption("An item made before Spread kept items consistent can accept and reject one text (case, spacing "
+               "and punctuation aside); exports already leave such texts out of the accepted side. The fix keeps "
+               "what the latest label on the text says, else rejects it, in one new version.")
+    if st.button("Check this set", key="golden_check"):
+        st.session_state["golden_checked"] = name
+    if st.session_state.get("golden_checked") == name:
+        found = golden.check(name)["items"]
+        if not found:
+            st.success("No item holds a text both accepted and rejected.")
+        for entry in found:
+            texts = ", ".join(f"{c['text']!r} ({c['as']})" for c in entry["contradictions"])
+            st.text(f"{entry['item_key'][:8]} · {' '.join(entry['prompt'].split())[:60]}: also rejected: {texts}\n"
+                    + "\n".join(f"   fix: {note}" for note in entry["resolution"]))
+        if found and st.button(f"Fix {len(found)} item(s)", key="golden_fix", type="primary"):
+            result = golden.check(name, fix=True, who=who)
+            st.session_state.pop("golden_checked", None)
+            st.success(f"{len(result['items'])} item(s) fixed: version {result['version']}")
+
 left, right = st.columns([3, 1])
 search = left.text_input("Filter by text", key="golden_search", placeholder="words in the prompt or reference")
 show_removed = right.toggle("Show removed items", key="golden_removed")

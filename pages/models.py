@@ -9,9 +9,10 @@ import streamlit as st
 
 from core import config, display
 from core.config import SpreadError
-from core.run import endpoints, litellm_config, models, runner
+from core.run import endpoints, litellm_config, llm, models, runner
 
 st.title("Models")
+llm.preload()  # the Test button's first call should cost the provider's latency, not litellm's import
 st.caption("Name each model once — a self-hosted server (vLLM, Ollama, llama.cpp, a LiteLLM proxy) or a cloud "
            "model — with its own server, key, parameters, prices and limits; everyone using this database can "
            "then run it by name. Keys stay in the server's environment or .streamlit/secrets.toml: an endpoint "

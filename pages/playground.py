@@ -25,11 +25,8 @@ model_choices = list(dict.fromkeys(endpoints.names() + [entry.id for entry in ca
 errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 state = st.session_state
 
-# The plan is the app's own state (app.py keeps it across pages) and a draft in the
-# database (kept across reloads): a new session starts from the reviewer's last draft.
-if not state.get("draft_loaded"):
-    state["draft_loaded"] = True
-    state.update(drafts.load(state.get("draft_owner", "")) or {})
+# The plan is the app's own state (app.py keeps it across pages and starts a new session
+# from the reviewer's draft in the database); a fresh plan starts from these defaults.
 for key, value in {**drafts.DEFAULTS, "models": [local_llm.MODEL_ID], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)

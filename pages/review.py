@@ -11,6 +11,39 @@ from core.review import decisions, golden, labels
 from core.run import plan
 from core.config import SpreadError
 
+
+def golden_form(item: dict, who: str) -> None:
+    """Add the representative answer to a golden set. A failed answer is never a reference:
+    it takes a correction (the new item's reference) or joins an existing item's rejected answers."""
+    sets = [s["name"] for s in golden.list_sets()]
+    target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
+    new_name = st.text_input("…or a new set", key="golden_new")
+    name = new_name.strip() or target
+    answer_id = item["representative_id"]
+    failed = golden.answer_verdict(answer_id) == "fail"
+    if failed:
+        st.caption("This answer was failed: it can only be a rejected example. Give the correct answer as the "
+                   "new item's reference, or reject it in an item already in the set.")
+    correction = st.text_area("Correct answer (the reference)" if failed else
+                              "Reference (empty: this answer)", key="golden_correction", height=68)
+    try:
+        if st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip()):
+            if name and name not in sets:
+                golden.create_set(name, created_by=who)
+            version = golden.add_responses(name or "", [answer_id], who=who, correction=correction or None)
+            st.success(f"Added to {display.inert(repr(name))}: version {version}")
+        existing = golden.matching_items(name, answer_id) if failed and name in sets else []
+        if existing:
+            references = {row["item_key"]: display.inert(row["reference"] or "(no reference)", 60) for row in existing}
+            key = st.selectbox("Item with this input", list(references), format_func=references.get,
+                               key="golden_item")
+            if st.button("Add to its rejected answers", key="golden_reject"):
+                version = golden.add_rejected(name, key, [answer_id], who=who)
+                st.success(f"Rejected in {display.inert(repr(name))}: version {version}")
+    except SpreadError as e:
+        st.error(display.inert(str(e)))
+
+
 st.title("Review")
 who = st.session_state.get("who", "")
 if not who:
@@ -37,7 +70,7 @@ with st.expander("What to review", expanded=True):
     variants = left.multiselect("Wordings (none = all)", list(range(most_variants)), key="review_variants",
                                 format_func=plan.variant_label) if most_variants > 1 else []
     inputs_chosen = left.multiselect("Inputs (none = all)", list(range(most_inputs)), key="review_inputs",
-                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []
+                                     format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []  # several runs
     a, b, c, d = st.columns(4)
     unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled")
     disagreements_only = b.toggle("Disagreements only", key="review_disagreements")
@@ -67,7 +100,7 @@ else:
     step = {"previous": ids[max(position - 1, 0)], "next": ids[min(position + 1, len(ids) - 1)]}
     context, answer = st.columns([2, 3])
     with context:
-        where = f" · input #{item['input'] + 1}" if most_inputs > 1 else ""
+        where = f" · input {item['input_name']}" if most_inputs > 1 else ""
         wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
         st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
         st.text(item["prompt"])
@@ -140,7 +173,7 @@ else:
             others = [m for m in item["member_ids"] if m != item["representative_id"]]
             texts = {row["id"]: row["text"] for row in table.to_dict("records")}
             member = st.selectbox("Why is this answer in the cluster?", others, key=f"why_{item['cluster']}",
-                                  format_func=lambda m: display.inert(texts.get(m, ""), 80))
+                                  format_func=lambda m: display.one_line(texts.get(m, ""), 80))
             if member is not None:
                 pair = decisions.explain(item["representative_id"], member, method=method, threshold=threshold)
                 st.text(f"Against the representative: {pair.reason} (similarity {pair.similarity:.2f})")
@@ -154,18 +187,7 @@ else:
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
 
     with st.popover("Add to a golden set"):
-        sets = [s["name"] for s in golden.list_sets()]
-        target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
-        new_name = st.text_input("…or a new set", key="golden_new")
-        if st.button("Add the representative answer", key="golden_add"):
-            try:
-                name = new_name.strip() or target
-                if name and name not in sets:
-                    golden.create_set(name, created_by=who)
-                version = golden.add_responses(name or "", [item["representative_id"]], who=who)
-                st.success(f"Added to {display.inert(repr(name))}: version {version}")
-            except SpreadError as e:
-                st.error(display.inert(str(e)))
+        golden_form(item, who)
 
 st.divider()
 st.subheader("Agreement")

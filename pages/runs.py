@@ -47,7 +47,7 @@ def load(db_path: str, run_id: int, received: int) -> tuple[dict, list[dict], li
         prompts = store.rendered_prompts(db, run_id)
         variants = store.run_variants(db, run_id)
         inputs = store.run_inputs(db, run_id)
-    return run, rows, spread.cell_table(rows), prompts, variants, inputs
+    return run, rows, spread.cell_table(rows, run["spec"]), prompts, variants, inputs
 
 
 summary = next(r for r in runs if r["id"] == run_id)
@@ -107,6 +107,9 @@ def keep(df: pd.DataFrame) -> pd.DataFrame:
 
 
 if cells:
+    if any(c["latency_under_local_load"] for c in cells):
+        st.caption("(local load): latency of a remote model timed while the embedded model generated on the same "
+                   "cores — it includes waiting for this machine, so read it as an upper bound.")
     names = {"variant": labels, "input": input_names}
     kept_cells = keep(pd.DataFrame(cells)).to_dict("records")
     st.dataframe(tables.cell_rows(kept_cells, names), hide_index=True, width="stretch")

@@ -182,7 +182,9 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
                    f" · length {tables.number(cell['length_mean'], 1)} ± {tables.number(cell['length_sd'], 1)} tokens"
                    f" · cut by max tokens {cell['cut_by_max_tokens']} · latency p50/p95/p99 "
                    f"{tables.milliseconds(cell['latency_ms_p50'])}/{tables.milliseconds(cell['latency_ms_p95'])}/"
-                   f"{tables.milliseconds(cell['latency_ms_p99'])} ms · cost {cost}")
+                   f"{tables.milliseconds(cell['latency_ms_p99'])} ms"
+                   + (" (timed under the embedded model's load: an upper bound)" if cell["latency_under_local_load"]
+                      else "") + f" · cost {cost}")
     if cell.get("tools"):
         tools, arguments = tool_usage.tables(cell)
         left, right = st.columns([2, 3])
@@ -212,9 +214,9 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
     with st.expander("Why together, why apart? (and overrule it)"):
         options = dict(zip(in_input["id"].astype(int), in_input["shown"]))
         left, right = st.columns(2)
-        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.inert(options[i], 80))
+        first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.one_line(options[i], 80))
         rest = [i for i in options if i != first]
-        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.inert(options[i], 80))
+        second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.one_line(options[i], 80))
         pair = decisions.explain(first, second, method=analysis.method, threshold=analysis.threshold)
         verdict = "the same meaning" if pair.same else "different meanings"
         st.text(f"Spread says: {verdict}. {pair.reason} (similarity {pair.similarity:.2f})")
@@ -250,12 +252,13 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
         st.caption("No input was answered by two wordings yet.")
         return
     st.caption("Per input and model, the spread of meanings (entropy) splits into the part within each wording "
-               "(sampling) and the part the wording explains. A permutation test (Holm-corrected over inputs) "
-               "tells a wording effect from noise.")
+               "(sampling) and the part the wording explains. The share due to wording is bias-corrected: what "
+               "shuffling the wordings gives by chance is taken off, so a model that ignores the prompt gets about "
+               "0. Intervals come from the same shuffles; p-values are shown raw and Holm-adjusted over the rows.")
     label = names["variant"]
     st.dataframe(pd.DataFrame([{
         "model": row["model"], "inputs": row["inputs"],
-        "spread due to wording": row["wording_share"],
+        "spread due to wording (mean over inputs)": row["wording_share"],
         "95% interval": f"{row['wording_share_low']} – {row['wording_share_high']}" if row["wording_share_low"] is not None else "",
         "inputs whose top meaning changes": f"{row['top_meaning_changes']} ({row['top_meaning_changes_share']:.0%})",
         "beyond noise": row["wording_matters"],
@@ -265,7 +268,9 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
     with st.expander("Per input"):
         st.dataframe(pd.DataFrame([{
             "input": names["input"].get(row["input"], row["input"]), "model": row["model"],
-            "meanings": row["meanings"], "spread due to wording": row["wording_share"], "p": row["p_value"],
+            "meanings": row["meanings"], "spread due to wording": row["wording_share"],
+            "interval (95%, all rows together)": f"{row['wording_share_low']} – {row['wording_share_high']}",
+            "p (raw)": row["p_value"], "p (Holm-adjusted)": row["p_value_holm"],
             "beyond noise": row["wording_matters"], "top meanings agree": row["top_agreement"],
             **{f"consistency {label.get(v, v)}": values["consistency"] for v, values in row["variants"].items()},
         } for row in rows]), hide_index=True, width="stretch")
@@ -308,8 +313,11 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     st.caption("Per cell over its N samples, as the share of inputs: all pass (pass^N), at least one (pass@k), "
                "a majority (Wilson intervals over inputs).")
     st.dataframe(pd.DataFrame([{
-        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"], "T": r["temperature"],
-        "inputs": r["inputs"], "all pass": r["all_pass"], "at least one": r["any_pass"], "majority": r["majority_pass"],
+        "wording": names["variant"].get(r["variant"], r["variant"]), "model": r["model"],
+        "temperature": f"{r['temperature']:g}", "inputs": r["inputs"],
+        **{title: tables.share_with_interval(r[key], *r[f"{key}_ci"]) for title, key in (
+            ("all samples pass (95% interval)", "all_pass"), ("at least one passes", "any_pass"),
+            ("a majority passes", "majority_pass"))},
     } for r in reduced]), hide_index=True)
     per_check = {}
     for row in results:
@@ -320,9 +328,13 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
         entry["judge calls"] += row["judge_calls"] or 0
     agreement = {row["check"]: row for row in regress.human_agreement(run_id)}
     st.caption("Each check against the reviewers' majority verdicts: how far to trust it before gating on it.")
-    st.dataframe(pd.DataFrame([entry | {k: agreement.get(key, {}).get(k) for k in
-                                        ("answers", "agreement", "kappa", "false_passes", "false_fails")}
-                               for key, entry in per_check.items()]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([entry | {
+        "answers both judged": agreement.get(key, {}).get("answers"),
+        "agrees with reviewers": tables.percent(agreement.get(key, {}).get("agreement")),
+        "Cohen's kappa": tables.number(agreement.get(key, {}).get("kappa")),
+        "passes reviewers failed": agreement.get(key, {}).get("false_passes"),
+        "fails reviewers passed": agreement.get(key, {}).get("false_fails"),
+    } for key, entry in per_check.items()]), hide_index=True, width="stretch")
 
 
 results()

@@ -280,3 +280,88 @@ def test_an_endpoint_added_on_the_models_page_is_tested_then_run_beside_the_embe
     assert stub.count() == 3 and all(r["body"]["top_k"] == 40 for r in stub.requests)  # the test call and two
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "endpoint-beside-embedded.png"), full_page=True)
+
+
+def choose_only_model(page, name: str) -> None:
+    """Replace the Playground's chosen models by one (Backspace drops the preselected chip)."""
+    models = page.locator('[data-testid="stMultiSelect"]').first
+    models.click()
+    page.keyboard.press("Backspace")
+    page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, tmp_path):
+    """Models → Playground (two wordings, a CSV) → Spread → Compare → Review → golden set
+    → Regression → Runs, as a new team would: the plan survives every page, a cost that no
+    price map knows is never shown as $0, and the views name inputs by their variables."""
+    url, db_path = served_app
+    stub.answers = ["Paris."]
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
+    goto(page, "Models")
+    page.get_by_role("textbox", name="Name", exact=True).fill("team-stub")
+    page.get_by_role("textbox", name="litellm model id").fill("openai/served")
+    page.get_by_role("textbox", name="API base").fill(stub.base_url)
+    page.get_by_role("textbox", name="API base").press("Enter")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Saved 'team-stub'.").wait_for(timeout=30_000)
+
+    goto(page, "Playground")
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of {{country}}?")
+    page.get_by_role("button", name="Add a wording").click()
+    page.get_by_role("textbox", name="Variant B").fill("Name the capital city of {{ country }}.")
+    page.get_by_text("pasted text").click()
+    inputs = page.get_by_role("textbox", name="CSV with a header row, or JSON Lines")
+    inputs.fill("country,expected\nFrance,Paris\nPeru,Lima\nJapan,Tokyo")
+    inputs.press("Control+Enter")
+    page.get_by_text("3 inputs · variables: country, expected").wait_for(timeout=30_000)
+    temperatures = page.get_by_role("textbox", name="Temperatures")
+    temperatures.fill("0, 1")
+    temperatures.press("Enter")
+    page.get_by_text("× 2 temperatures").first.wait_for(timeout=30_000)
+    samples = page.get_by_role("spinbutton", name="Samples (N)")
+    samples.fill("3")
+    samples.press("Enter")
+    page.get_by_text("N=3").first.wait_for(timeout=30_000)
+    choose_only_model(page, "team-stub")
+    # The stub's model is in no price map: the estimate says unknown, never $0.
+    estimate = page.locator('[data-testid="stAlert"]').filter(has_text="36 calls")
+    estimate.filter(has_text="cost unknown (no price for team-stub)").wait_for(timeout=30_000)
+    assert "$0" not in estimate.first.inner_text()
+
+    # Every other page, then back: the whole plan is still there.
+    for name in ("Spread", "Compare", "Review", "Regression", "Runs", "Golden sets"):
+        goto(page, name)
+    goto(page, "Playground")
+    assert page.get_by_role("textbox", name="Variant A").input_value() == "What is the capital of {{country}}?"
+    assert page.get_by_role("textbox", name="Variant B").input_value() == "Name the capital city of {{ country }}."
+    assert page.get_by_role("textbox", name="CSV with a header row, or JSON Lines").input_value().startswith(
+        "country,expected\nFrance,Paris")
+    assert page.get_by_role("textbox", name="Temperatures").input_value() == "0, 1"
+    assert page.get_by_role("spinbutton", name="Samples (N)").input_value() == "3"
+    page.get_by_text("36 calls").wait_for(timeout=30_000)
+    # A reload is a new session: the draft brings the plan back.
+    page.reload()
+    page.get_by_role("textbox", name="Variant B").wait_for(timeout=60_000)
+    assert page.get_by_role("textbox", name="Variant B").input_value() == "Name the capital city of {{ country }}."
+    assert page.get_by_role("textbox", name="Reviewer").input_value() == "ana"
+
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Run 1: done").wait_for(timeout=120_000)
+    page.get_by_text("Cost so far unknown").wait_for(timeout=30_000)
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("select count(*), count(cost_usd) from responses").fetchone() == (36, 0)
+
+    goto(page, "Spread")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.get_by_text("No cost chart: no answer of this run has a known price.").wait_for(timeout=30_000)
+    goto(page, "Runs")
+    page.get_by_text("Run 1: done").first.wait_for(timeout=30_000)
+    body = page.locator("body").inner_text()
+    assert "0.000000" not in body and "$0.0000" not in body
+    goto(page, "Compare")
+    page.get_by_role("heading", name="Per input").wait_for(timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "team-path-compare.png"), full_page=True)

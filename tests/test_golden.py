@@ -167,3 +167,143 @@ def test_export_of_an_unknown_set_or_format_is_refused(golden_set, tmp_path):
     with pytest.raises(SpreadError, match="unknown format"):
         export.export(golden_set, "xml")
     assert not (tmp_path / "x").exists()
+
+
+# --- consistent by construction: a failed answer is never a reference ------------------
+
+def _corrupt(name: str, key: str, **columns) -> None:
+    """Write an item as Spread stored it before items were kept consistent."""
+    with store.connect() as db:
+        db["golden_items"].update(db.execute("select id from golden_items where item_key = ?", [key]).fetchone()[0],
+                                  {k: json.dumps(v) if isinstance(v, list) else v for k, v in columns.items()})
+
+
+def test_normalised_sets_case_spacing_and_punctuation_aside():
+    assert golden.normalised(" Lima. ") == golden.normalised("LIMA!") == golden.normalised("lima") == "lima"
+    assert golden.normalised("Lima, Peru") != golden.normalised("Lima")
+
+
+def test_a_failed_cluster_is_never_the_reference_of_its_item():
+    """Press F on a cluster, then "add the representative answer": the issue's path."""
+    ids = make_answers(["Lima", "lima.", "Paris"])
+    labels.label_cluster(ids[:2], ids[0], "ana", labels.Label("fail"))
+    labels.label(ids[2], "ana", labels.Label("pass"))
+    golden.create_set("capitals")
+    assert golden.answer_verdict(ids[0]) == "fail"
+    with pytest.raises(SpreadError, match="never a reference"):
+        golden.add_responses("capitals", [ids[0]], who="ana")
+    assert golden.items("capitals") == [] and golden.get_set("capitals")["version"] == 0  # nothing half-written
+    golden.add_responses("capitals", [ids[0]], who="ana", correction="Paris")
+    (item,) = golden.items("capitals")
+    assert item["reference"] == "Paris" and item["accepted"] == ["Paris"] and item["rejected"] == ["Lima"]
+    assert golden.contradictions(item) == []
+
+
+def test_a_failed_answer_joins_an_existing_items_rejected_answers():
+    ids = make_answers(["Paris", "Lyon", "Paris, France"])
+    for rid in (ids[0], ids[2]):
+        labels.label(rid, "ana", labels.Label("pass"))
+    golden.create_set("capitals")
+    golden.add_responses("capitals", [ids[0]], who="ana")
+    (item,) = golden.items("capitals")
+    assert item["rejected"] == [] and item["accepted"] == ["Paris", "Paris, France"]
+    labels.label(ids[1], "ben", labels.Label("fail"))
+    assert [row["item_key"] for row in golden.matching_items("capitals", ids[1])] == [item["item_key"]]
+    assert golden.add_rejected("capitals", item["item_key"], [ids[1]], who="ben") == 2
+    assert golden.items("capitals")[0]["rejected"] == ["Lyon"]
+    # A later fail of an accepted text moves it (with history); the reference cannot be rejected.
+    labels.label(ids[2], "ben", labels.Label("fail"))
+    golden.add_rejected("capitals", item["item_key"], [ids[2]], who="ben")
+    (item,) = golden.items("capitals")
+    assert item["accepted"] == ["Paris"] and item["rejected"] == ["Lyon", "Paris, France"]
+    assert "moved from accepted to rejected" in golden.changes("capitals")[-1]["detail"]
+    with pytest.raises(SpreadError, match="reference"):
+        golden.add_rejected("capitals", item["item_key"], [ids[0]], who="ben")
+    assert golden.items("capitals")[0] == item  # refused whole
+
+
+def test_after_an_override_the_later_label_wins_and_the_change_says_so():
+    ids = make_answers(["Paris", "Lyon", "lyon"])
+    labels.label(ids[0], "ana", labels.Label("pass"))
+    labels.label_cluster(ids[1:], ids[1], "ana", labels.Label("pass"))  # a hasty cluster pass
+    labels.label(ids[2], "ben", labels.Label("fail"))                   # overridden later
+    golden.create_set("capitals")
+    golden.add_responses("capitals", [ids[0]], who="ana")
+    (item,) = golden.items("capitals")
+    assert item["accepted"] == ["Paris"] and item["rejected"] == ["Lyon"]  # one text, the first seen
+    assert "later label (fail by ben) wins" in golden.changes("capitals")[-1]["detail"]
+    # Passed again later: now it is accepted, and only accepted.
+    labels.label(ids[1], "ana", labels.Label("pass", note="Lyon is fine for this test"))
+    labels.label(ids[2], "ben", labels.Label("pass"))
+    golden.add_responses("capitals", [ids[0]], who="ana")
+    newest = golden.items("capitals")[-1]
+    assert newest["accepted"] == ["Paris", "Lyon"] and newest["rejected"] == []
+    # A reference typed in by hand leaves the rejected answers.
+    golden.edit_item("capitals", item["item_key"], reference="LYON!", who="ben")
+    assert golden.items("capitals")[0]["rejected"] == []
+
+
+def test_exports_never_accept_and_reject_one_text(tmp_path):
+    ids = make_answers(["Lima", "Paris"])
+    labels.label(ids[0], "ana", labels.Label("fail"))
+    labels.label(ids[1], "ana", labels.Label("pass"))
+    golden.create_set("capitals")
+    golden.add_responses("capitals", [ids[1]], who="ana")
+    key = golden.items("capitals")[0]["item_key"]
+    _corrupt("capitals", key, reference="Lima", accepted=["Lima", "Paris"], rejected=["Lima."])  # the issue's item
+    (test,) = yaml.safe_load(export.export("capitals", "promptfoo"))
+    similar = [t for a in test["assert"] if a["type"] == "similar" for t in a["value"]]
+    not_similar = [a["value"] for a in test["assert"] if a["type"] == "not-similar"]
+    assert {golden.normalised(t) for t in similar} == {"paris"} and not_similar == ["Lima."]
+    for fmt in ("jsonl", "csv"):
+        (record,) = export.parse(export.export("capitals", fmt), fmt)[0]
+        assert golden.contradictions(record) == [] and record.reference is None
+
+
+def test_check_lists_old_contradictions_and_fix_resolves_them_by_the_latest_label():
+    ids = make_answers(["Lima", "Paris", "Rome"])
+    labels.label(ids[0], "ana", labels.Label("fail"))
+    labels.label(ids[1], "ana", labels.Label("pass"))
+    labels.label(ids[2], "ana", labels.Label("fail"))
+    labels.label(ids[2], "ben", labels.Label("pass"))  # the later label on "Rome" passes it
+    golden.create_set("capitals")
+    golden.add_responses("capitals", [ids[1]], who="ana")
+    key = golden.items("capitals")[0]["item_key"]
+    _corrupt("capitals", key, reference="Lima", accepted=["Lima", "Paris", "Rome"], rejected=["Lima", "rome"])
+    found = golden.check("capitals")
+    assert [c["text"] for c in found["items"][0]["contradictions"]] == ["Lima", "Lima", "Rome"]
+    assert not found["fixed"] and golden.get_set("capitals")["version"] == found["version"] == 1
+    fixed = golden.check("capitals", fix=True, who="ana")
+    assert fixed["fixed"] and fixed["version"] == 2
+    (item,) = golden.items("capitals")
+    assert item["reference"] is None and item["accepted"] == ["Paris", "Rome"] and item["rejected"] == ["Lima"]
+    assert golden.changes("capitals")[-1]["action"] == "fix"
+    assert "reference 'Lima' was removed" in golden.changes("capitals")[-1]["detail"]
+    assert golden.check("capitals")["items"] == []
+
+
+def test_cli_golden_add_needs_a_correction_for_a_failed_answer_and_check_fixes(tmp_path):
+    from test_cli import last_json, spread
+
+    db = tmp_path / "cli.db"
+    env = {"SPREAD_DB": str(db)}
+    with store.connect(db) as conn:
+        run_id = store.create_run(conn, spec={"prompt": "What is the capital of France?", "system": "", "name": "q",
+                                              "models": ["m"], "temperatures": [1.0], "n": 2}, planned=2)
+        for i, text in enumerate(["Lima", "Paris"]):
+            store.save_response(conn, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
+                                       "text": text, "attempts": 1})
+        lima, paris = [r["id"] for r in store.responses(conn, run_id)]
+    labels.label(lima, "ana", labels.Label("fail"), db_path=db)
+    spread("--db", str(db), "golden", "create", "capitals", env=env)
+    refused = spread("--db", str(db), "golden", "add", "capitals", "--response", str(lima), env=env, check=False)
+    assert refused.returncode != 0 and "never a reference" in refused.stderr
+    spread("--db", str(db), "golden", "add", "capitals", "--response", str(lima), "--correction", "Paris", env=env)
+    (item,) = golden.items("capitals", db_path=db)
+    assert (item["reference"], item["rejected"]) == ("Paris", ["Lima"])
+    with store.connect(db) as conn:  # as an item made before items were kept consistent
+        conn.execute("update golden_items set accepted = ? where item_key = ?", [json.dumps(["Lima"]), item["item_key"]])
+    listed = last_json(spread("--db", str(db), "golden", "check", "capitals", "--json", env=env))
+    assert [c["text"] for c in listed["items"][0]["contradictions"]] == ["Lima"] and not listed["fixed"]
+    fixed = last_json(spread("--db", str(db), "golden", "check", "capitals", "--fix", "--json", env=env))
+    assert fixed["fixed"] and golden.items("capitals", db_path=db)[0]["accepted"] == []

@@ -200,7 +200,7 @@ def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
     assert not at.exception
     assert at.subheader[0].value == "1 of 1 · Meaning cluster of 5 answers"
     assert "0/5 answers labelled by ana" in at.get("progress")[0].proto.text
-    at.text_input(key="note_0").input("capital is right")
+    at.text_input(key=f"note_{at.session_state['review_item']}").input("capital is right")
     at.button(key="pass").click().run()
     assert not at.exception
     with store.connect() as db:
@@ -253,6 +253,32 @@ def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
     at.toggle(key="golden_removed").set_value(False).run()
     assert len(at.dataframe[0].value) == 1
     assert "v3" in at.selectbox(key="golden_set").format_func("capitals")  # add, remove, restore
+
+
+def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_the_page_fixes_old_items(stub):
+    from core.review import golden
+
+    stub.answers = ["Lima."]
+    finished_run(stub, temperatures=[0.0], n=3)
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    at.button(key="fail").click().run()  # F on the cluster
+    at.text_input(key="golden_new").input("capitals").run()
+    assert at.button(key="golden_add").disabled  # no reference yet: a failed answer cannot be one
+    at.text_area(key="golden_correction").input("Paris").run()
+    at.button(key="golden_add").click().run()
+    assert not at.exception and "version 1" in at.success[0].value
+    (item,) = golden.items("capitals")
+    assert item["reference"] == "Paris" and item["rejected"] == ["Lima."] and item["accepted"] == []
+    with store.connect() as db:  # as an item made before items were kept consistent
+        db.execute("update golden_items set reference = 'Lima', accepted = ? where id = ?",
+                   [json.dumps(["Lima"]), item["id"]])
+    at.switch_page("pages/golden.py").run()
+    at.button(key="golden_check").click().run()
+    assert "also rejected: 'Lima' (reference), 'Lima' (accepted)" in at.text[0].value
+    at.button(key="golden_fix").click().run()
+    assert not at.exception and "1 item(s) fixed: version 2" in at.success[0].value
+    assert golden.check("capitals")["items"] == [] and golden.items("capitals")[0]["reference"] is None
 
 
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-secret",
@@ -353,6 +379,8 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].endswith("input × model")
     assert any(h.value == "Wording or sampling?" for h in at.subheader)
     assert any("spread due to wording" in str(df.value.columns.tolist()) for df in at.dataframe)
+    per_input = next(df.value for df in at.dataframe if "p (Holm-adjusted)" in df.value.columns)
+    assert {"p (raw)", "interval (95%, all rows together)"} <= set(per_input.columns)
 
 
 def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
@@ -398,8 +426,8 @@ def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(s
     assert any(h.value == "Checks" for h in at.subheader)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("pass rate") for t in titles)
-    agreement = next(df.value for df in at.dataframe if "false_passes" in df.value.columns)
-    assert agreement.iloc[0]["agreement"] == 1.0 and agreement.iloc[0]["answers"] == 8
+    agreement = next(df.value for df in at.dataframe if "passes reviewers failed" in df.value.columns)
+    assert agreement.iloc[0]["agrees with reviewers"] == "100%" and agreement.iloc[0]["answers both judged"] == 8
     at.text_area(key="spread_checks").input("max-length:3\nregex:[oops")
     at.button(key="spread_add_checks").click().run()
     assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
@@ -605,3 +633,49 @@ def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
     assert at.text_input(key="name").value == "old plan"
     assert at.text_area(key="checks_text").value == "contains:{{country}}"
     assert any("**8 calls**" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_inputs_are_named_by_their_variables_on_compare_and_runs(stub):
+    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?"),
+                                                      plan.Variant("Name the capital of {{country}}.")],
+                          inputs=[{"country": "France"}, {"country": "Peru"}], temperatures=[1.0], n=2)
+    at = app()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    per_input = next(df.value for df in at.dataframe if "top meaning share A" in df.value.columns)
+    assert set(per_input["input"]) == {"#1 country=France", "#2 country=Peru"}
+    at.switch_page("pages/runs.py").run()
+    cells = next(df.value for df in at.dataframe if "latency p50 (ms)" in df.value.columns)
+    assert set(cells["input"]) == {"#1 country=France", "#2 country=Peru"}
+    answers = next(df.value for df in at.dataframe if "text" in df.value.columns)
+    assert set(answers["input"]) == {"#1 country=France", "#2 country=Peru"}
+    # Two unnamed wordings of a new run are A and B, each version 1 of its own wording.
+    with store.connect() as db:
+        assert [(v["label"], v["version"]) for v in store.run_variants(db, run_id)] == [("A", 1), ("B", 1)]
+
+
+def test_review_keeps_its_place_when_a_filter_changes(stub):
+    from core.review import labels
+
+    cities = iter(["Paris", "Lima", "Tokyo", "Oslo", "Rome", "Cairo", "Quito", "Bern"])
+    stub.respond = lambda body: next(cities)  # eight meanings, one answer each
+    run_id = finished_run(stub, temperatures=[1.0], n=8)
+    with store.connect() as db:
+        ids = [r["id"] for r in store.responses(db, run_id)]
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    total = int(at.subheader[0].value.split(" of ")[1].split(" ")[0])
+    assert total >= 4
+    # Label the first two, step to the fourth item, then show only what is unlabelled.
+    at.button(key="pass").click().run()
+    at.button(key="fail").click().run()
+    at.button(key="next").click().run()
+    assert at.subheader[0].value.startswith(f"4 of {total}")
+    current = at.session_state["review_item"]
+    at.toggle(key="review_unlabelled").set_value(True).run()
+    assert at.session_state["review_item"] == current  # the same answer stays on screen
+    assert at.subheader[0].value.startswith(f"2 of {total - 2}")  # items 1-2 left the list: it is now 2nd
+    # Labelling it moves to the next unlabelled answer, not past it.
+    at.button(key="pass").click().run()
+    assert at.subheader[0].value.startswith(f"2 of {total - 3}")
+    assert len(labels.labels_for(ids)) == 3

@@ -173,4 +173,4 @@ def test_holm_matches_statsmodels():
     from statsmodels.stats.multitest import multipletests
 
     for p_values in ([0.01, 0.04, 0.03, 0.005], [0.5, 0.2, 0.9], [0.001] * 5, [0.04, 0.01]):
-        assert regress.holm(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))
+        assert stats.holm(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))

@@ -233,3 +233,17 @@ def test_the_answer_map_samples_large_runs():
     figure = charts.answer_map(coords, max_points=20)
     assert sum(len(t.x) for t in figure.data) == 20 and "20 of 50 shown" in figure.layout.title.text
     assert sum(len(t.x) for t in charts.answer_map(coords).data) == 50
+
+
+def test_remote_latency_timed_beside_the_embedded_model_is_flagged():
+    from core.analyse import tables
+
+    rows = [{"id": k, "run_id": 1, "variant": 0, "input": 0, "model": model, "temperature": 1.0, "sample_idx": k,
+             "text": "Paris", "latency_ms": 50.0 + k, "error_type": None} for k, model in
+            enumerate(["openai/remote", "local/gemma-3-270m", "openai/remote"])]
+    mixed = spread.cell_table(rows, {"models": ["openai/remote", "local/gemma-3-270m"]})
+    flagged = {c["model"]: c["latency_under_local_load"] for c in mixed}
+    assert flagged == {"openai/remote": True, "local/gemma-3-270m": False}
+    assert tables.cell_rows(mixed)["latency p50 (ms)"].tolist()[1].endswith("(local load)")
+    remote_only = spread.cell_table([r for r in rows if r["model"] == "openai/remote"], {"models": ["openai/remote"]})
+    assert not remote_only[0]["latency_under_local_load"]

@@ -172,10 +172,14 @@ def test_wording_sensitivity_tells_a_wording_effect_from_sampling():
                 rows.append({"input": input_idx, "model": "m", "variant": variant, "cluster": cluster})
     result = {row["input"]: row for row in sensitivity.by_input(pd.DataFrame(rows))}
     for input_idx in range(3):
-        assert result[input_idx]["wording_share"] == 1.0 and result[input_idx]["wording_matters"]
-        assert result[input_idx]["top_meaning_changes"]
+        row = result[input_idx]
+        assert row["wording_share"] > 0.9 and row["wording_share_low"] > 0.5 and row["wording_share_high"] == 1.0
+        assert row["wording_matters"] and row["p_value"] <= row["p_value_holm"] < 0.05
+        assert row["top_meaning_changes"]
     for input_idx in range(3, 6):
-        assert result[input_idx]["wording_share"] < 0.3 and not result[input_idx]["wording_matters"]
+        row = result[input_idx]
+        assert row["wording_share"] < 0.1 and row["wording_share_low"] == 0.0 and not row["wording_matters"]
+        assert row["wording_share"] <= row["wording_share_plugin"]  # the chance part is taken off
     (summary,) = sensitivity.summary(list(result.values()))
     assert summary["wording_matters"] == 3 and summary["inputs"] == 6
     assert summary["wording_share_low"] < summary["wording_share"] < summary["wording_share_high"]
@@ -226,3 +230,33 @@ def test_a_golden_item_from_a_templated_run_keeps_its_input_and_can_feed_a_new_r
     csv_copy = tmp_path / "csv.db"
     export.import_bytes("capitals", export.export("capitals", "csv"), "csv", db_path=csv_copy)
     assert golden.items("capitals", db_path=csv_copy)[0]["template"] == item["template"]
+
+
+def test_a_prompt_blind_model_gets_a_wording_share_whose_interval_reaches_0(stub, tmp_path):
+    """The stub answers from one list whatever the wording: `spread show --json` must not
+    find a wording effect (the plug-in share alone read about 0.17 here)."""
+    import threading
+
+    draws, lock = random.Random(7), threading.Lock()
+    answers = ["Paris.", "Lyon.", "Marseille.", "Nice."]
+
+    def blind(body):
+        with lock:
+            return answers[draws.randrange(len(answers))]
+
+    stub.respond = blind
+    db = tmp_path / "blind.db"
+    spec = grid_spec(stub, variants=[plan.Variant("What is the capital of {{country}}?"),
+                                     plan.Variant("Name the capital city of {{country}}."),
+                                     plan.Variant("{{country}}: capital?")],
+                     temperatures=[1.0], n=8, seed=None, concurrency=1)
+    run_id = plan.create(spec, db_path=db)
+    asyncio.run(runner.execute(run_id, db_path=db))
+    shown = last_json(cli("--db", str(db), "show", str(run_id), "--json", "--method", "exact"))
+    rows = shown["wording"]
+    assert len(rows) == len(CAPITALS)
+    for row in rows:
+        assert set(row) >= {"input", "model", "wording_share", "wording_share_low", "wording_share_high",
+                            "p_value", "p_value_holm"}
+        assert row["wording_share_low"] == 0.0 <= row["wording_share"] <= row["wording_share_high"]
+        assert row["p_value"] <= row["p_value_holm"]

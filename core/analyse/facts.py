@@ -9,7 +9,10 @@ near twins, and "42" and "Forty-two." as strangers. So each answer is also read 
 - its names: capitalised words (and words that are capitalised elsewhere in the same
   set of answers), the first of them being the answer ("Armstrong, with Aldrin...");
 - the words it denies ("a mammal, not a fish") and the words it asserts.
-Words and numbers of the prompt frame every answer, so they never tell answers apart.
+Words and numbers of the prompt frame every answer, so they never tell answers apart,
+with one exception: a short answer that is nothing but a name from the prompt ("Kenya"
+to "What is the capital of Kenya?") names that entity as its answer, and differs from
+an answer naming another ("Nairobi").
 """
 
 from __future__ import annotations
@@ -296,6 +299,7 @@ class Context:
     words: frozenset = frozenset()
     vocabulary: frozenset = frozenset()
     predicate: frozenset = frozenset()
+    names: frozenset = frozenset()  # the prompt's own names ("Kenya" in "the capital of Kenya?")
 
     @classmethod
     def of(cls, prompt: str, answers: list[str] = ()) -> "Context":
@@ -306,7 +310,10 @@ class Context:
         if questions and _YES_NO_QUESTION.match(questions[-1]) and not re.search(r"\bor\b", questions[-1], re.I):
             content = [s for _, s, _ in tokens(questions[-1]) if s not in stop_words()]
             predicate = frozenset(content[1:])
-        return cls(tuple(quantities.read(prompt)), words, name_vocabulary(list(answers)) - words, predicate)
+        names = frozenset(stemmed for word, stemmed, first in tokens(prompt)
+                          if _is_capital(word) and not word[:1].isdigit() and stemmed not in stop_words()
+                          and (not first or stemmed not in _starters()))
+        return cls(tuple(quantities.read(prompt)), words, name_vocabulary(list(answers)) - words, predicate, names)
 
 
 def read(text: str, context: Context = Context()) -> Facts:
@@ -459,6 +466,12 @@ def _names(words: list[tuple[str, str, bool]], context: Context) -> tuple[frozen
             and following.lower() not in stop_words()
         flags.append((stemmed, is_name, bool(adjective)))
     names = frozenset(s for s, is_name, _ in flags if is_name)
+    if not names and short:
+        # Only a name of the prompt ("Kenya." to "the capital of Kenya?"): that entity is the
+        # answer, and it must not pass for the name the other answers give.
+        content = {stemmed for _, stemmed, _ in words if stemmed not in stop_words()}
+        if content and content <= context.names:
+            return frozenset(content), frozenset(content)
     # The answer is the first name after "is" / "was" ("The capital of Australia is
     # Canberra", "The first person on the Moon was Buzz Aldrin"), else the first name.
     # Both looked for in the first sentence: the rest adds detail.

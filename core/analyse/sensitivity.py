@@ -8,21 +8,33 @@ splits exactly into two parts (Shannon entropy, nats):
                  sampling, within a       wording: what knowing the variant
                  wording                  tells about the meaning
 
-`wording_share` is I / H: 0 when every wording spreads the same way, 1 when each
-wording gives its own single meaning. Beside it: the consistency within each variant,
-whether the variants' top meanings agree, and a permutation test of I (shuffling which
-variant each answer came from), so a wording effect on a handful of samples is not
-mistaken for one.
+The plug-in I (counts as probabilities) is biased upward on small samples: answers
+that ignore the prompt still split unevenly between wordings by chance, and I is never
+negative. So the share reported is bias-corrected with the permutation null: shuffling
+which variant each answer came from keeps the meanings and the wordings' sizes and
+breaks any link between them, and the mean of I over those shuffles is what chance
+alone gives at this sample size. `wording_share` is (I - mean of the null) / H,
+clipped to 0..1: about 0 when every wording spreads the same way, near 1 when each
+wording gives its own single meaning. Its interval comes from the same permutation
+distribution (the noise of I at this sample size): I minus the null's upper and lower
+quantiles, with the level split over the table's rows (Bonferroni), so the intervals
+hold together as the Holm-adjusted p-values do and a prompt-blind model's rows all
+reach 0. The p-value is the permutation test's (raw) beside its Holm adjustment over
+the rows. Beside them: the consistency within each variant and whether the variants'
+top meanings agree.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
 from core.analyse import stats
 
-PERMUTATIONS = 199
+PERMUTATIONS = 199   # at least; more when many rows share the error rate (see _permutations)
+MAX_PERMUTATIONS = 999
 ALPHA = 0.05
 
 
@@ -30,8 +42,9 @@ def mutual_information(variant_codes: np.ndarray, cluster_codes: np.ndarray, n_v
                        n_clusters: int) -> np.ndarray:
     """I(meaning; variant) in nats for each row of `variant_codes` (shape P × n), in one pass."""
     rows, n = variant_codes.shape
-    table = np.zeros((rows, n_variants, n_clusters))
-    np.add.at(table, (np.arange(rows)[:, None], variant_codes, cluster_codes[None, :]), 1.0)
+    cells = (np.arange(rows)[:, None] * n_variants + variant_codes) * n_clusters + cluster_codes[None, :]
+    table = np.bincount(cells.ravel(), minlength=rows * n_variants * n_clusters).reshape(
+        rows, n_variants, n_clusters).astype(float)
     joint = table / n
     p_variant = joint.sum(axis=2, keepdims=True)
     p_cluster = joint.sum(axis=1, keepdims=True)
@@ -40,20 +53,28 @@ def mutual_information(variant_codes: np.ndarray, cluster_codes: np.ndarray, n_v
     return np.nansum(terms, axis=(1, 2))
 
 
+def _permutations(rows: int) -> int:
+    """Enough shuffles to read the null's quantile at ALPHA / (2 * rows), within reason."""
+    return int(min(MAX_PERMUTATIONS, max(PERMUTATIONS, math.ceil(10 * rows / ALPHA) - 1)))
+
+
 def by_input(answers: pd.DataFrame, *, seed: int = 0) -> list[dict]:
     """One row per (input, model) answered by two or more variants."""
     rng = np.random.default_rng(seed)
+    groups = [(key, group) for key, group in answers.groupby(["input", "model"], sort=True)
+              if group["variant"].nunique() >= 2]
+    permutations = _permutations(len(groups))
+    tail = ALPHA / (2 * max(len(groups), 1))  # each side of each row's interval
     out = []
-    for (input_idx, model), group in answers.groupby(["input", "model"], sort=True):
-        if group["variant"].nunique() < 2:
-            continue
+    for (input_idx, model), group in groups:
         variants, variant_codes = np.unique(group["variant"].to_numpy(), return_inverse=True)
         clusters, cluster_codes = np.unique(group["cluster"].to_numpy(), return_inverse=True)
         total = stats.entropy(np.bincount(cluster_codes))
         information = float(mutual_information(variant_codes[None, :], cluster_codes, len(variants), len(clusters))[0])
-        shuffled = np.array([rng.permutation(variant_codes) for _ in range(PERMUTATIONS)])
+        shuffled = rng.permuted(np.broadcast_to(variant_codes, (permutations, len(variant_codes))), axis=1)
         null = mutual_information(shuffled, cluster_codes, len(variants), len(clusters))
-        p_value = (1 + int((null >= information - 1e-12).sum())) / (PERMUTATIONS + 1)
+        p_value = (1 + int((null >= information - 1e-12).sum())) / (permutations + 1)
+        null_low, null_high = np.quantile(null, [tail, 1 - tail])
         per_variant = {}
         for code, variant in enumerate(variants):
             counts = np.bincount(cluster_codes[variant_codes == code], minlength=len(clusters))
@@ -61,37 +82,50 @@ def by_input(answers: pd.DataFrame, *, seed: int = 0) -> list[dict]:
                                          "top_cluster": int(clusters[counts.argmax()])}
         tops = [v["top_cluster"] for v in per_variant.values()]
         pairs = [(a, b) for i, a in enumerate(tops) for b in tops[i + 1:]]
+
+        def share(excess: float) -> float:
+            return float(np.clip(excess / total, 0.0, 1.0)) if total > 1e-12 else 0.0
+
+        centred = (information - float(null.mean())) / total if total > 1e-12 else 0.0
         out.append({
             "input": int(input_idx), "model": model, "answers": len(group), "meanings": len(clusters),
             "entropy": round(total, 4), "entropy_within": round(total - information, 4),
             "information": round(max(information, 0.0), 4),
-            "wording_share": round(information / total, 4) if total > 1e-12 else 0.0,
+            "information_null": round(float(null.mean()), 4),
+            "wording_share": round(share(information - float(null.mean())), 4),
+            "wording_share_low": round(share(information - null_high), 4),
+            "wording_share_high": round(share(information - null_low), 4),
+            "wording_share_centred": round(centred, 4),  # unclipped: what summary() averages
+            "wording_share_plugin": round(share(information), 4),
             "p_value": round(p_value, 4),
             "variants": per_variant,
             "top_agreement": round(sum(a == b for a, b in pairs) / len(pairs), 4),
             "top_meaning_changes": len(set(tops)) > 1,
         })
-    _holm(out)
+    for row, adjusted in zip(out, stats.holm([row["p_value"] for row in out])):
+        row["p_value_holm"] = round(adjusted, 4)
+        row["wording_matters"] = adjusted <= ALPHA
     return out
 
 
-def _holm(rows: list[dict]) -> None:
-    """Mark the rows whose wording effect survives Holm's correction for many inputs."""
-    order = sorted(range(len(rows)), key=lambda k: rows[k]["p_value"])
-    m, still = len(rows), True
-    for rank, k in enumerate(order):
-        still = still and rows[k]["p_value"] <= ALPHA / (m - rank)
-        rows[k]["wording_matters"] = still
+WORDING_KEYS = ("input", "model", "answers", "meanings", "wording_share", "wording_share_low", "wording_share_high",
+                "p_value", "p_value_holm", "wording_matters")
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """The rows as `spread show --json` gives them (its `wording` list)."""
+    return [{key: row[key] for key in WORDING_KEYS} for row in rows]
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Per model, over inputs: the mean share of spread due to wording (t interval over inputs),
+    """Per model, over inputs: the mean bias-corrected share of spread due to wording (t interval
+    over inputs, of the unclipped shares, so chance above and below 0 cancels),
     the share of inputs whose top meaning changes with the wording (Wilson), and how many
     inputs show a wording effect beyond sampling noise (permutation test, Holm)."""
     out = []
     for model in dict.fromkeys(row["model"] for row in rows):
         mine = [row for row in rows if row["model"] == model]
-        mean, low, high = stats.mean_interval([row["wording_share"] for row in mine])
+        mean, low, high = stats.mean_interval([row["wording_share_centred"] for row in mine])
         changed = sum(row["top_meaning_changes"] for row in mine)
         changed_low, changed_high = stats.wilson(changed, len(mine))
         within = {}
@@ -100,7 +134,7 @@ def summary(rows: list[dict]) -> list[dict]:
                 within.setdefault(variant, []).append(values["consistency"])
         out.append({
             "model": model, "inputs": len(mine),
-            "wording_share": stats.rounded(mean), "wording_share_low": stats.rounded(low),
+            "wording_share": stats.rounded(max(mean, 0.0)), "wording_share_low": stats.rounded(low),
             "wording_share_high": stats.rounded(high),
             "top_meaning_changes": changed, "top_meaning_changes_share": round(changed / len(mine), 4),
             "top_meaning_changes_low": round(changed_low, 4), "top_meaning_changes_high": round(changed_high, 4),

@@ -120,10 +120,24 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
     analysis.variants, analysis.inputs = variants, inputs
     labels = {v["variant"]: v["label"] for v in variants}
     values = {i["input"]: i["vars"] for i in inputs}
+    shared_cores = local_load(run["spec"]) if run else set()
     for cell in analysis.cells:
         cell["variant_label"] = labels.get(cell["variant"], str(cell["variant"]))
         cell["vars"] = values.get(cell["input"], {})
+        cell["latency_under_local_load"] = cell["model"] in shared_cores
     return analysis
+
+
+def local_load(spec: dict) -> set[str]:
+    """The remote models of a run that also ran an embedded model: their calls were timed
+    on the cores the local model was generating on, so their latency includes waiting for
+    this machine, not only the provider (an upper bound, and flagged as such)."""
+    local = {m for m in spec.get("models", []) if _endpoint_model(spec, m).startswith("local/")}
+    return set(spec.get("models", [])) - local if local else set()
+
+
+def _endpoint_model(spec: dict, name: str) -> str:
+    return (spec.get("endpoints") or {}).get(name, {}).get("model") or name
 
 
 def contexts_of(prompts: dict[tuple[int, int], tuple[str, str]]) -> dict[int, str]:
@@ -443,13 +457,16 @@ def _mean_similarity(answers: pd.DataFrame, vectors: np.ndarray, keys: list[str]
     return {_key(key): (round(float(m), 4) if count > 1 else None) for key, m, count in zip(index, mean, n)}
 
 
-def cell_table(responses: list[dict]) -> list[dict]:
-    """Per cell, the metrics that need no embedding (cheap: the Runs page)."""
+def cell_table(responses: list[dict], spec: dict | None = None) -> list[dict]:
+    """Per cell, the metrics that need no embedding (cheap: the Runs page). With the run's
+    plan, cells whose latency was timed under the embedded model's load are flagged."""
     df = frame(responses)
     answers = df[df["error_type"].isna()].copy()
     answers["norm"] = answers["text"].fillna("").map(embed.normalise)
     basic = _basic_by(answers, df[df["error_type"].notna()], AXES)
-    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key] for key in sorted(basic)]
+    shared_cores = local_load(spec) if spec else set()
+    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key]
+            | {"latency_under_local_load": key[2] in shared_cores} for key in sorted(basic)]
 
 
 def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float | None:
@@ -647,4 +664,11 @@ def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, thres
     if "representative_a" in result:
         result["diff"] = word_diff(result["representative_a"], result["representative_b"])
     result["method"], result["threshold"] = analysis.method, analysis.threshold
+    # Inputs are named by their variables (`#2 country=Peru`), numbered from 1 in the order first met.
+    from core.run import inputs as inputs_module
+
+    names = {index: inputs_module.label(index, json.loads(values)) for values, index in joint_inputs.items()}
+    for key in ("per_input", "shared", "only_a", "only_b"):
+        for row in result.get(key) or []:
+            row["input_name"] = names.get(row["input"], f"#{row['input'] + 1}")
     return result

@@ -62,6 +62,12 @@ def spread_rows(rows: list[dict], axes: list[str], names: dict | None = None) ->
     return pd.DataFrame(table)
 
 
+def latency(cell: dict, which: str) -> str:
+    """A latency in ms, marked when it was measured while the embedded model ran on the same cores."""
+    text = milliseconds(cell.get(which))
+    return text + " (local load)" if cell.get("latency_under_local_load") and text != "–" else text
+
+
 def cell_rows(cells: list[dict], names: dict | None = None) -> pd.DataFrame:
     """The Runs page's cells: what came back, how long it took, what it cost. The columns
     that matter come first, so the table fits a laptop screen without scrolling."""
@@ -71,8 +77,8 @@ def cell_rows(cells: list[dict], names: dict | None = None) -> pd.DataFrame:
         "input": axis_label("input", c["input"], names.get("input")),
         "model": c["model"], "temperature": f"{c['temperature']:g}",
         "answers": c["count"], "errors": c["errors"],
-        "latency p50 (ms)": milliseconds(c.get("latency_ms_p50")),
-        "latency p95 (ms)": milliseconds(c.get("latency_ms_p95")),
+        "latency p50 (ms)": latency(c, "latency_ms_p50"),
+        "latency p95 (ms)": latency(c, "latency_ms_p95"),
         "first token p50 (ms)": milliseconds(c.get("ttft_ms_p50")),
         "cost": display.usd(c.get("cost_usd_known", c.get("cost_usd")), c.get("answers_unpriced", 0)),
         "mean length (tokens)": number(c.get("length_mean"), 1),

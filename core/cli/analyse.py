@@ -22,7 +22,8 @@ from core.run import shapes
               help="ask this litellm model about pairs near the threshold that no fact decides (paid once per pair)")
 @json_option
 def show_command(run_id, method, threshold, extract, second_opinion, as_json):
-    """One run: per cell counts, errors, tokens, cost, latency, meaning clusters and answers."""
+    """One run: per cell counts, errors, tokens, cost, latency, meaning clusters and answers, and
+    how much of the spread each input's wording explains (`wording` in --json)."""
     from core.analyse import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
 
     if threshold is None:
@@ -61,12 +62,15 @@ def show_command(run_id, method, threshold, extract, second_opinion, as_json):
         if checked:
             rate = checked["cells"].get(key, {})
             cell.update({k: rate.get(k) for k in ("pass_rate", "pass_rate_low", "pass_rate_high")})
+    from core.analyse import sensitivity
+
+    wording = sensitivity.table(sensitivity.by_input(analysis.answers))
     if as_json:
         print_json({"run": run, "method": analysis.method, "threshold": analysis.threshold,
                     "extract": analysis.extract, "second_opinion": analysis.second_opinion,
                     "variants": analysis.variants, "inputs": analysis.inputs, "cells": analysis.cells,
                     "by_model": analysis.by_model, "by_temperature": analysis.by_temperature,
-                    "by_variant": analysis.by_variant, "by_input": analysis.by_input})
+                    "by_variant": analysis.by_variant, "by_input": analysis.by_input, "wording": wording})
         return
     several = len(analysis.variants) > 1 or len(analysis.inputs) > 1
     print(f"run {run['id']} · {run['status']} · {run['answers']}/{run['planned']} answers · {run['errors']} errors"
@@ -102,6 +106,12 @@ def show_command(run_id, method, threshold, extract, second_opinion, as_json):
                 for row in rows_:
                     print(f"   {key} {row[key]}: consistency {row['consistency']} "
                           f"[{row['consistency_low']}–{row['consistency_high']}] over {row['inputs']} input(s)")
+    if wording:
+        print("\nshare of the spread due to wording (bias-corrected; p raw / Holm-adjusted over rows):")
+        for row in wording:
+            print(f"   input {row['input'] + 1} · {row['model']}: {row['wording_share']:.0%} "
+                  f"[{row['wording_share_low']:.0%}–{row['wording_share_high']:.0%}] · p {row['p_value']} raw, "
+                  f"{row['p_value_holm']} Holm")
 
 
 def _check_results(run_id: int, analysis) -> dict:

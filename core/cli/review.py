@@ -62,7 +62,7 @@ def agreement_command(run_id, as_json):
 
 @click.group("golden")
 def golden_group():
-    """Golden sets: create, add answers, list."""
+    """Golden sets: create, add answers, check, list."""
 
 
 @golden_group.command("create")
@@ -80,12 +80,48 @@ def golden_create(name, description):
 @click.argument("name")
 @click.option("--response", "responses", type=int, multiple=True, required=True, metavar="ID",
               help="an answer id; repeat for several")
-def golden_add(name, responses):
-    """Add labelled answers to a set (one new version)."""
+@click.option("--correction", metavar="TEXT",
+              help="the correct answer: the new item's reference (a failed answer needs one)")
+@click.option("--to-item", "item_key", metavar="KEY",
+              help="add the (failed) answers to this item's rejected answers instead of making new items")
+def golden_add(name, responses, correction, item_key):
+    """Add labelled answers to a set (one new version). A failed answer is never a
+    reference: give --correction, or --to-item to reject it in an existing item."""
     from core.review import golden
 
-    version = golden.add_responses(name, list(responses), who=reviewer())
+    if item_key:
+        if correction:
+            raise SpreadError("--correction makes a new item; --to-item adds to an existing one: choose one")
+        version = golden.add_rejected(name, item_key, list(responses), who=reviewer())
+        print(f"{len(responses)} answer(s) rejected in item {item_key} of {name!r}: version {version}")
+        return
+    version = golden.add_responses(name, list(responses), who=reviewer(), correction=correction)
     print(f"{len(responses)} item(s) added to {name!r}: version {version}")
+
+
+@golden_group.command("check")
+@click.argument("name")
+@click.option("--fix", is_flag=True, help="resolve every contradiction (the latest label on the text, else "
+                                          "rejected) in one new version")
+@json_option
+def golden_check(name, fix, as_json):
+    """List items that hold one text both accepted and rejected; --fix resolves them."""
+    from core.review import golden
+
+    result = golden.check(name, fix=fix, who=reviewer())
+    if as_json:
+        print_json(result)
+        return
+    if not result["items"]:
+        print(f"{name!r} version {result['version']}: no item holds a text both accepted and rejected")
+        return
+    for entry in result["items"]:
+        texts = ", ".join(f"{c['text']!r} ({c['as']})" for c in entry["contradictions"])
+        print(f"item {entry['item_key'][:8]} · {' '.join(entry['prompt'].split())[:60]}: also rejected: {texts}")
+        for note in entry["resolution"]:
+            print(f"   {'fixed' if result['fixed'] else 'fix'}: {note}")
+    print(f"{len(result['items'])} item(s) fixed: version {result['version']}" if result["fixed"]
+          else f"{len(result['items'])} item(s) contradict themselves: run `spread golden check {name} --fix`")
 
 
 @golden_group.command("list")

@@ -6,7 +6,10 @@ assertions from the accepted and rejected answers) and parquet (loads with Huggi
 Face `datasets`). Formats in: jsonl and csv, checked line by line; a file with a bad
 line imports nothing unless the caller asks to skip bad lines.
 
-Every export names the set and the version it came from.
+Every export names the set and the version it came from, and no exported item holds
+one text both accepted and rejected: an item stored that way before Spread kept items
+consistent goes out resolved (see `golden.resolve`; `spread golden check --fix` fixes it
+in the set).
 """
 
 from __future__ import annotations
@@ -34,16 +37,21 @@ def records(name: str, *, db_path=None) -> list[dict]:
 
 
 def _records(name: str, version: int, db_path) -> list[dict]:
-    return [{
+    return [_record(name, version, row) for row in golden.items(name, db_path=db_path)]
+
+
+def _record(name: str, version: int, row: dict) -> dict:
+    accepted, rejected, reference, _ = golden.resolve(row["accepted"], row["rejected"], row["reference"])
+    return {
         "set": name, "set_version": version, "item_key": row["item_key"],
         "input": _input(row),
-        "reference": row["reference"], "accepted": row["accepted"], "rejected": row["rejected"],
+        "reference": reference, "accepted": accepted, "rejected": rejected,
         "assertions": row["assertions"], "tags": row["tags"],
         **({"tool_calls": row["tool_calls"]} if row.get("tool_calls") else {}),
         "source": {"run_id": row["source_run_id"], "response_id": row["source_response_id"],
                    **{key: row[key] for key in ("prompt_name", "prompt_version") if row.get(key) is not None}},
         "added_by": row["added_by"], "created_at": row["created_at"], "updated_at": row["updated_at"],
-    } for row in golden.items(name, db_path=db_path)]
+    }
 
 
 def _input(row: dict) -> dict:

@@ -254,6 +254,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
     system, representative text and id, member_ids, and this reviewer's verdicts.
     """
     from core.analyse import spread
+    from core.run import inputs as inputs_module
 
     items, total, labelled = [], 0, 0
     for run_id in run_ids:
@@ -261,6 +262,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
             run = store.get_run(db, run_id)
             prompts = store.rendered_prompts(db, run_id) if run else {}
             labels_of = {v["variant"]: v["label"] for v in store.run_variants(db, run_id)} if run else {}
+            input_names = {i["input"]: inputs_module.label(i["input"], i["vars"]) for i in store.run_inputs(db, run_id)}
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         analysis = spread.analyse_run(run_id, method=method, threshold=threshold or spread.DEFAULT_THRESHOLD,
@@ -297,6 +299,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
                 "meaning_kind": cluster.kind,  # a refusal or a non-answer, said so in the queue
                 "run_id": run_id, "cluster": int(cluster_id), "size": len(member_ids),
                 "input": int(representative["input"]),
+                "input_name": input_names.get(int(representative["input"]), ""),
                 "wordings": [labels_of.get(int(v), str(v)) for v in sorted(group["variant"].unique())],
                 "prompt": prompt, "system": system,
                 "representative_id": representative_id,

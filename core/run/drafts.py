@@ -20,6 +20,7 @@ PLAN_KEYS = (
     "turn_seq",
     "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
     "extract", "reword_model", "reword_k",
+    "reviewer",  # on a box without login, the name typed in the sidebar comes back after a reload
 )
 # One of each per wording, numbered by the wording's key in `variants`: its text, name,
 # and, for a conversation or a structured answer, its kind, turns, tools, tool choice and
@@ -28,7 +29,7 @@ VARIANT_PREFIXES = ("prompt_", "variant_name_", "kind_", "turns_", "tools_", "to
 
 # Selections on the other pages (run, axes, filters, thresholds): kept for the session.
 SELECTION_KEYS = (
-    "reviewer", "spread_run", "runs_run", "method", "threshold", "metric", "second_opinion", "y_axis",
+    "spread_run", "runs_run", "method", "threshold", "metric", "second_opinion", "y_axis",
     "cmp_method", "cmp_threshold", "golden_set", "golden_search", "golden_removed", "golden_tags",
     "regress_set", "regress_model", "regress_api_base", "regress_version", "regress_temperature", "regress_k",
     "regress_baseline", "regress_min", "regress_drop", "regress_alpha",
@@ -104,7 +105,8 @@ def from_run(run_id: int, *, db_path=None) -> dict:
     for k, variant in enumerate(variants):
         plan[f"prompt_{k}"] = variant["prompt"]
         # A wording keeps its own name; the run's letters (A, B…) come back by position.
-        plan[f"variant_name_{k}"] = variant["name"] if variant["name"] != (run["name"] or "untitled") else ""
+        unnamed = {run["name"] or "untitled", f"{run['name'] or 'untitled'} · {variant['label']}"}
+        plan[f"variant_name_{k}"] = "" if variant["name"] in unnamed else variant["name"]
     return plan
 
 

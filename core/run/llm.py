@@ -369,3 +369,18 @@ def error_message(error: BaseException, secrets: list[str]) -> str:
         if secret and len(secret) >= 6:
             message = message.replace(secret, "***")
     return message
+
+
+_preloading: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Start importing litellm on a background thread, once per process. A page that is
+    about to call a model (Models' Test button) calls this as it draws, so the first
+    click waits for the provider, not for a cold import of several seconds."""
+    global _preloading
+    with _lock:
+        if _litellm is not None or _preloading is not None:
+            return
+        _preloading = threading.Thread(target=get, name="litellm-preload", daemon=True)
+    _preloading.start()
