@@ -446,3 +446,23 @@ def test_a_golden_set_of_tool_calls_survives_export_and_import_and_exports_as_op
     (tmp_path / "chat.jsonl").write_bytes(export.export("calls", "openai"))
     (row,) = inputs.read_file(tmp_path / "chat.jsonl")
     assert json.loads(row["messages"])[-1]["tool_calls"] and "reference" not in row
+
+
+def test_a_conversation_run_loads_back_into_the_playground_plan_and_review_shows_calls(stub):
+    from core.review import labels
+    from core.run import drafts
+
+    stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
+    schema = shapes.checked_response_format({"type": "object"})
+    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT, tools=WEATHER,
+                                                               tool_choice="search", response_format=schema)],
+                                  inputs=[{"country": "Peru", "messages": "[]"}], n=1, checks=[]))
+    loaded = drafts.from_run(run_id)
+    assert loaded["kind_0"] == "conversation"
+    assert [(t["role"], t["content"]) for t in loaded["turns_0"]][2:4] == [("assistant", "Rome."), ("history", "messages")]
+    assert json.loads(loaded["tools_0"]) == WEATHER and loaded["tool_choice_0"] == "search"
+    assert json.loads(loaded["response_format_0"]) == {"type": "object"}
+    asyncio.run(runner.execute(run_id))
+    (item,) = labels.queue([run_id], "ana", method="exact")["items"]
+    assert item["representative"] == 'get_weather({"city": "Paris"})'
+    assert labels.members(item["member_ids"], "ana")[0]["text"] == 'get_weather({"city": "Paris"})'

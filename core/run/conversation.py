@@ -121,7 +121,7 @@ def from_value(value: str, column: str) -> list[dict]:
         data = json.loads(value) if isinstance(value, str) else value
     except json.JSONDecodeError as e:
         raise SpreadError(f"the column {column!r} is not a JSON list of messages ({e.msg})", "inputs") from None
-    return checked(data, f"the column {column!r}")
+    return [] if data == [] else checked(data, f"the column {column!r}")  # no history yet: nothing placed
 
 
 def check_inputs(messages: list[dict], inputs: list[dict[str, str]]) -> None:
