@@ -19,6 +19,7 @@ all four and holds N samples. The pipeline, top-down:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -165,11 +166,11 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     errors = df[df["error_type"].notna()]
     answers = df[df["error_type"].isna()].copy()
     answers["text"] = answers["text"].fillna("")
-    answers["calls"] = [shapes.tool_calls_of(c) for c in answers["tool_calls"]]
-    # An answer that is data (tool calls, JSON asked for) is compared by its canonical form.
-    answers["norm"] = [meaning.canonical(calls, value if isinstance(value, str) else None) or embed.normalise(text)
-                       for text, calls, value in zip(answers["text"], answers["calls"], answers["json_value"])]
-    answers["shown"] = [shapes.readable(text, calls) for text, calls in zip(answers["text"], answers["calls"])]
+    forms = [_forms(text, calls if isinstance(calls, str) else None, value if isinstance(value, str) else None)
+             for text, calls, value in zip(answers["text"], answers["tool_calls"], answers["json_value"])]
+    answers["calls"] = [form[0] for form in forms]
+    answers["norm"] = [form[1] for form in forms]
+    answers["shown"] = [form[2] for form in forms]
 
     # Distinct answers per input, most frequent first, each with one original spelling.
     distinct = (answers.groupby(["input", "norm"], sort=False)
@@ -208,6 +209,14 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     if with_map:
         analysis.coords = answer_map(answers, vectors)
     return analysis
+
+
+@functools.lru_cache(maxsize=65536)
+def _forms(text: str, tool_calls: str | None, json_value: str | None) -> tuple[list, str, str]:
+    """(calls, compared form, shown text) of an answer, once per distinct answer: an answer
+    that is data (tool calls, JSON asked for) is compared by its canonical form."""
+    calls = shapes.tool_calls_of(tool_calls)
+    return calls, meaning.canonical(calls, json_value) or embed.normalise(text), shapes.readable(text, calls)
 
 
 def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: float, method: str,

@@ -13,23 +13,27 @@ from collections import Counter
 
 import pandas as pd
 
+from core.run import shapes
+
 NO_TOOL = "no tool"
 
 
-def usage(calls_per_answer: list[list[dict]]) -> dict:
-    """{"tools": [{tool, count, share}], "arguments": [{tool, argument, distinct, values: [{value, count, share}]}]}"""
-    n = len(calls_per_answer)
+def usage(stored: list[str | None]) -> dict:
+    """{"tools": [{tool, count, share}], "arguments": [{tool, argument, distinct, values: [{value, count, share}]}]}
+    from the answers' stored `tool_calls` (each distinct one read once)."""
+    n = len(stored)
     tools: Counter = Counter()
     values: dict[tuple[str, str], Counter] = {}
-    for calls in calls_per_answer:
+    for raw, count in Counter(s if isinstance(s, str) else None for s in stored).items():
+        calls = shapes.tool_calls_of(raw)
         for name in dict.fromkeys(call.get("name", "") for call in calls) or [NO_TOOL]:
-            tools[name] += 1
+            tools[name] += count
         for call in calls:
             arguments = call.get("arguments")
             if not isinstance(arguments, dict):  # not JSON: the raw text is the one "argument"
                 arguments = {"(arguments)": arguments}
             for argument, value in arguments.items():
-                values.setdefault((call.get("name", ""), argument), Counter())[_key(value)] += 1
+                values.setdefault((call.get("name", ""), argument), Counter())[_key(value)] += count
     return {
         "tools": [{"tool": name, "count": count, "share": round(count / n, 4)} for name, count in tools.most_common()],
         "arguments": [{"tool": tool, "argument": argument, "distinct": len(counter),
@@ -48,8 +52,8 @@ def _key(value) -> str:
 
 
 def add_to_cells(cells: list[dict], answers: pd.DataFrame, axes: list[str]) -> None:
-    """Each cell gets `tools` and `arguments` (usage()) from its answers' calls."""
-    grouped = {key: list(group["calls"]) for key, group in answers.groupby(axes, sort=False)}
+    """Each cell gets `tools` and `arguments` (usage()) from its answers' stored calls."""
+    grouped = {key: list(group["tool_calls"]) for key, group in answers.groupby(axes, sort=False)}
     for cell in cells:
         key = tuple(cell[axis] for axis in axes)
         found = grouped.get(key)
