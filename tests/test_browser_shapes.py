@@ -13,6 +13,9 @@ def test_a_two_turn_conversation_with_tools_through_the_ui_then_its_calls_on_the
     url, db_path = served_app
     stub.respond = lambda body: {"content": None, "tool_calls": [
         {"name": "get_weather", "arguments": json.dumps({"city": body["messages"][-1]["content"].split()[-1][:-1]})}]}
+    from core.run import endpoints
+
+    endpoints.add(endpoints.Endpoint("team-stub", "openai/stub-a", stub.base_url), db_path=db_path)
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").wait_for(timeout=60_000)
     page.get_by_text("conversation", exact=True).click()
@@ -40,20 +43,18 @@ def test_a_two_turn_conversation_with_tools_through_the_ui_then_its_calls_on_the
     inputs.fill("city\nParis\nLima")
     inputs.press("Control+Enter")
     page.get_by_text("2 inputs · variables: city").wait_for(timeout=30_000)
-    # The model: the embedded one out (it answers plain text only), the stub in.
-    models = page.locator('[data-testid="stMultiSelect"]').first
-    models.click()
+    # The model: the embedded one out (it takes no tools), the stub's endpoint in.
+    page.locator('[data-testid="stMultiSelect"]').first.click()
     page.keyboard.press("Backspace")
-    page.keyboard.type("openai/stub-a")
-    page.keyboard.press("Enter")
+    page.get_by_role("option", name="team-stub").click()
     page.keyboard.press("Escape")
-    api_base = page.get_by_role("textbox", name="API base (OpenAI-compatible server)")
-    api_base.fill(stub.base_url)
-    api_base.press("Enter")
-    for role, name, value in (("textbox", "Temperatures", "0, 1"), ("spinbutton", "Samples (N)", "2")):
+    page.get_by_text("1 models").first.wait_for(timeout=30_000)
+    for role, name, value, shown in (("textbox", "Temperatures", "0, 1", "× 2 temperatures"),
+                                     ("spinbutton", "Samples (N)", "2", "N=2")):
         field = page.get_by_role(role, name=name)
         field.fill(value)
         field.press("Enter")
+        page.get_by_text(shown).first.wait_for(timeout=30_000)
     page.get_by_text("8 calls").wait_for(timeout=30_000)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Run 1: done").wait_for(timeout=180_000)
