@@ -4,10 +4,11 @@ End to end: a loopback stub answers each golden item right with a fixed probabil
 (the item's pass rate), `spread regress` samples the set, scores every sample by
 meaning, and gates the candidate against a baseline regress run made the same way.
 With nothing changed, the share of failed gates is the false-alarm rate (it must stay
-at or below alpha). Each repetition draws a new baseline and a new candidate: against
-one fixed baseline the alarms are not independent (a lucky baseline makes every
-candidate look worse), and their share says little about the gate. Then, by simulation of the same test, the smallest drop in every
-item's pass rate that the gate catches 80% of the time.
+at or below alpha), and the share of inconclusive ones how often the data cannot tell.
+Each repetition draws a new baseline and a new candidate: against one fixed baseline
+the alarms are not independent (a lucky baseline makes every candidate look worse),
+and their share says little about the gate. Then, by simulation of the same test, the
+smallest drop in every item's pass rate that the gate catches 80% of the time.
 
     .venv/bin/python bench/bench_regress.py [--runs 200] [--items 20] [--k 10]
 """
@@ -65,7 +66,7 @@ def main() -> None:
     candidate = regress.Candidate(model="openai/stub", temperature=1.0, n=args.k, concurrency=32)
     gates = regress.Gates(alpha=args.alpha)
     started = time.perf_counter()
-    alarms = 0
+    alarms = inconclusive = 0
     with StubOpenAI() as stub:
         stub.respond = respond
         candidate.api_base = stub.base_url
@@ -74,12 +75,15 @@ def main() -> None:
             result = asyncio.run(regress.regress("bench", candidate, gates, baseline_id=baseline["regress_id"],
                                                  db_path=db))
             alarms += result["gate"] == "fail"
+            inconclusive += result["gate"] == "inconclusive"
             if (run + 1) % 20 == 0:
-                print(f"  {run + 1}/{args.runs} runs, {alarms} false alarms", file=sys.stderr)
+                print(f"  {run + 1}/{args.runs} runs, {alarms} false alarms, {inconclusive} inconclusive",
+                      file=sys.stderr)
     low, high = stats.wilson(alarms, args.runs)
     measured = {"measurement": "regress_false_alarm_rate", "end_to_end": True, "items": args.items, "k": args.k,
                 "alpha": args.alpha, "runs": args.runs, "false_alarms": alarms,
                 "rate": round(alarms / args.runs, 4), "rate_ci": [round(low, 4), round(high, 4)],
+                "inconclusive": inconclusive, "inconclusive_rate": round(inconclusive / args.runs, 4),
                 "wall_s": round(time.perf_counter() - started, 1), "cores": os.cpu_count()}
     print(json.dumps(measured))
     detectable = power.smallest_detectable_drop(items=args.items, k=args.k, alpha=args.alpha, runs=400)

@@ -37,6 +37,21 @@ def check_text(text: str, what: str, field: str | None = None) -> None:
         raise SpreadError(f"{what} is not valid UTF-8 text", field) from None
 
 
+def read_yaml(path: str | Path, field: str | None = None):
+    """A YAML (or JSON) file's data, or a one-line SpreadError saying why it cannot be read."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SpreadError(f"cannot read {path}: {e.strerror or e}", field) from None
+    except UnicodeDecodeError:
+        raise SpreadError(f"{path} is not UTF-8 text", field) from None
+    except yaml.YAMLError as e:
+        raise SpreadError(f"{path} is not valid YAML: {' '.join(str(e).split())}", field) from None
+
+
 def db_path() -> Path:
     return Path(os.environ.get("SPREAD_DB") or PROJECT_ROOT / "data" / "spread.db")
 

@@ -11,8 +11,8 @@ from core.analyse import spread
 from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
-from core.run import (conversation, drafts, endpoints, estimate, inputs, local_llm, models, plan, rewording, runner,
-                      shapes, templates)
+from core.run import (conversation, drafts, endpoints, estimate, inputs, local_llm, models, plan, promptfoo_config,
+                      rewording, runner, shapes, templates)
 from core.run.progress import LiveProgress
 
 st.title("Playground")
@@ -27,9 +27,34 @@ state = st.session_state
 
 # The plan is the app's own state (app.py keeps it across pages and starts a new session
 # from the reviewer's draft in the database); a fresh plan starts from these defaults.
-for key, value in {**drafts.DEFAULTS, "models": [local_llm.MODEL_ID], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
+for key, value in {**drafts.DEFAULTS, "models": [local_llm.DEFAULT_MODEL], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)
+
+
+def import_promptfoo() -> None:
+    """Fill the plan from a promptfoo suite (its providers join the catalogue); else list what cannot map."""
+    try:
+        suite = promptfoo_config.read(state.get("promptfoo_path", "").strip())
+        values = promptfoo_config.playground_plan(suite)
+        promptfoo_config.add_endpoints(suite, who=state.get("reviewer") or "")
+    except promptfoo_config.Unmappable as e:
+        state["promptfoo_problems"] = e.problems
+        return
+    except SpreadError as e:
+        state["promptfoo_problems"] = [str(e)]
+        return
+    state.update(values, promptfoo_problems=[])
+
+
+with st.expander("Import a promptfoo config"):
+    st.text_input("promptfooconfig.yaml", key="promptfoo_path", placeholder="(path on this server) e.g. "
+                  "evals/promptfooconfig.yaml", help="Its prompts, providers and tests fill the plan below, each "
+                  "test's asserts as its checks; the providers join the catalogue.")
+    st.button("Fill the plan", key="import_promptfoo", icon=":material/upload_file:", on_click=import_promptfoo)
+    if state.get("promptfoo_problems"):
+        st.error("Not imported; nothing changed:\n" + "\n".join(
+            f"- {display.inert(problem)}" for problem in state["promptfoo_problems"]))
 
 
 # --- prompt variants ----------------------------------------------------------------
@@ -164,7 +189,7 @@ if len(texts) > 1:
 
 with st.expander("Generate rewordings with a model"):
     st.caption("A model rewrites the first wording K times, keeping its {{variables}}; edit, approve, and they run "
-               "as more variants. The embedded model is a small base model: it rewrites poorly — pick a "
+               "as more variants. The embedded models are tiny: they rewrite poorly — pick a "
                "capable model for this.")
     left, middle, right = st.columns([3, 1, 1])
     rewriter = left.selectbox("Model", model_choices, key="reword_model", accept_new_options=True)
@@ -272,7 +297,8 @@ with left:
              "examples. Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
              "ollama/llama3.2, or openai/<name> with an API base.",
     )
-    st.caption(local_llm.DESCRIPTION)
+    for model in filter(local_llm.is_local, chosen):
+        st.caption(local_llm.embedded(model).description)
     errors["models"] = st.empty()
     api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
                              placeholder="http://localhost:8000/v1",

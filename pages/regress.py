@@ -7,7 +7,7 @@ import streamlit as st
 from core import display, store
 from core.analyse import charts
 from core.config import SpreadError
-from core.evaluate import regress, scoring
+from core.evaluate import regress, verdict
 from core.review import golden
 from core.run import local_llm, runner
 
@@ -16,6 +16,8 @@ st.caption("Sample every item of a golden set K times on a candidate model or pr
            "with the item's checks (by default: the same meaning as its accepted answers, not a rejected one), "
            "and compare with an earlier regress run of the set.")
 state = st.session_state
+VERDICT_BOXES = {"pass": (st.success, ":material/check_circle:"), "fail": (st.error, ":material/cancel:"),
+                 "inconclusive": (st.warning, ":material/help:")}
 
 sets = golden.list_sets()
 if not sets:
@@ -27,7 +29,7 @@ past = regress.history(set_name)
 
 with st.form("regress"):
     left, middle, right = st.columns(3)
-    model = left.text_input("Candidate model", local_llm.MODEL_ID, key="regress_model",
+    model = left.text_input("Candidate model", local_llm.DEFAULT_MODEL, key="regress_model",
                             help="An endpoint of the Models page, or any litellm model id, e.g. "
                                  "openai/gpt-4o-mini, or openai/<name> with an API base.")
     api_base = left.text_input("API base", key="regress_api_base", placeholder="for an OpenAI-compatible server")
@@ -39,12 +41,15 @@ with st.form("regress"):
                                format_func=lambda i: "none" if i is None else
                                next(f"regress {r['id']} · {r['model']} · {r['pass_rate']:.0%} · {r['created_at'][:16]}"
                                     for r in past if r["id"] == i))
-    min_pass = right.number_input("Minimum pass rate (0 = no gate)", 0.0, 1.0, 0.0, 0.05, key="regress_min")
+    min_pass = right.number_input("Minimum pass rate (0 = no gate)", 0.0, 1.0, 0.0, 0.05, key="regress_min",
+                                  help="Fails when the pass rate's whole interval is below it; cannot tell "
+                                       "(inconclusive) when only the estimate is.")
     max_drop = right.number_input("Maximum drop vs baseline", 0.0, 1.0, 0.0, 0.05, key="regress_drop",
-                                  help="Fails only when the drop is larger and significant.")
+                                  help="Fails when the drop is larger and significant; cannot tell (inconclusive) "
+                                       "when it is larger but sampling noise could explain it.")
     alpha = right.number_input("Significance (alpha)", 0.001, 0.5, 0.05, 0.01, key="regress_alpha")
-    if model == local_llm.MODEL_ID:
-        st.caption(local_llm.DESCRIPTION)
+    if local_llm.is_local(model):
+        st.caption(local_llm.embedded(model).description)
     submitted = st.form_submit_button("Run the regression", type="primary")
 
 if submitted:
@@ -82,58 +87,42 @@ if job is not None:
 chosen = regress.for_run(job[0]) if job is not None else (regress.get(past[-1]["id"]) if past else None)
 if chosen is not None:
     result = chosen["result"]
-    verdict = "holds" if result["gate"] == "pass" else "FAILS"
-    st.subheader(f"Regress {chosen['id']}: the gate {verdict}")
+    heading = verdict.heading(result)
+    st.subheader(f"Regress {chosen['id']}: {heading}" if heading else f"Regress {chosen['id']} (no gate set)")
+    summary = verdict.summary(result)  # numbers and fixed words only: no model or user text
+    if summary:
+        show, icon = VERDICT_BOXES[result["gate"]]
+        show(summary, icon=icon)
     a, b, c = st.columns(3)
-    a.metric("Pass rate", f"{result['pass_rate']:.0%}",
-             help=f"95% interval {result['pass_rate_low']:.0%}–{result['pass_rate_high']:.0%} "
-                  f"(over items: each item's samples are not independent)")
-    a.caption(f"95% interval {result['pass_rate_low']:.0%} – {result['pass_rate_high']:.0%} · "
+    a.metric("Pass rate", verdict.pct(result["pass_rate"]),
+             help="95% interval: the wider of a t interval over items (each item's samples are not independent) "
+                  "and Wilson's over all samples")
+    a.caption(f"95% interval {verdict.interval(result['pass_rate_low'], result['pass_rate_high'])} · "
               f"{len(result['items'])} items × K={result['n']}")
     if result.get("baseline_id") is not None:
-        b.metric("Drop vs baseline", f"{result['drop']:+.0%}",
-                 help=f"Baseline regress {result['baseline_id']}: {result['baseline_pass_rate']:.0%}")
-        b.caption(f"p = {result['p_value']:.3g} (exact stratified test; alpha {result['alpha']}) · "
+        b.metric("Change vs baseline", verdict.signed_pct(result["change"]),
+                 help=f"Candidate minus baseline (a drop is negative). Baseline regress {result['baseline_id']}: "
+                      f"{verdict.pct(result['baseline_pass_rate'])}")
+        b.caption(f"95% interval {verdict.interval(result['change_low'], result['change_high'], signed=True)} · "
+                  f"p = {result['p_value']:.3g} (exact stratified test; alpha {result['alpha']}) · "
                   f"{result['items_regressed']} items worse, {result['items_improved']} better")
-    c.metric("Model · prompt version", f"{display.inert(result['model'])}",
-             help=f"T={result['temperature']}, prompt version {result['prompt_version'] or 'as recorded'}")
-    for gate in result["gates"]:
-        (st.success if gate["passed"] else st.error)(
-            f"{gate['gate']} {gate['threshold']}: {gate['value']} — {'holds' if gate['passed'] else 'fails'}")
+    c.metric("Cost", verdict.result_cost(result))
+    c.caption(f"{display.inert(result['model'])} · T={result['temperature']:g} · "
+              f"prompt version {result['prompt_version'] or 'as recorded'}")
     for note in result["notes"]:
         st.warning(display.inert(note))
 
     st.subheader("Items, worst change first")
-    items = sorted(result["items"], key=lambda i: (i.get("change") if i.get("change") is not None else 0,
-                                                   i["pass_rate"] if i["pass_rate"] is not None else 1))
-    st.dataframe(pd.DataFrame([{
-        "item": i["key"][:12], "passes": f"{i['passes']}/{i['samples']}", "pass rate": i["pass_rate"],
-        "interval": f"{i['pass_rate_low']:.0%}–{i['pass_rate_high']:.0%}" if i["pass_rate_low"] is not None else "",
-        "baseline": i.get("baseline_pass_rate"), "change": i.get("change"), "p (Holm)": i.get("p_adjusted"),
-        "regressed": i.get("regressed", False), "all pass": i["all_pass"], "meanings": i["meanings"],
-    } for i in items]), hide_index=True, width="stretch")
-    with store.connect() as db:
-        answers = store.responses(db, chosen["run_id"])
-        keys = {i["input"]: i["vars"].get("golden.item_key") for i in store.run_inputs(db, chosen["run_id"])}
-    verdicts = {}
-    for row in scoring.stored_results(chosen["run_id"]):
-        verdicts.setdefault(row["response_id"], []).append(row)
-    for item in items[:50]:
-        title = (f"{item['key'][:12]} · {item['passes']}/{item['samples']} pass"
-                 + (f" · {item['change']:+.0%}" if item.get("change") is not None else "")
-                 + (" · regressed" if item.get("regressed") else ""))
-        with st.expander(title):
-            samples = [a for a in answers if keys.get(a["input"]) == item["key"]]
-            st.dataframe(pd.DataFrame([{
-                "answer": a["text"], "passed": all(r["passed"] for r in verdicts.get(a["id"], []))
-                if a["error_type"] is None else None,
-                "why": "; ".join(r["reason"] for r in verdicts.get(a["id"], []) if not r["passed"] and r["reason"]),
-                "error": a["error_type"], "provider model": a["provider_model"],
-            } for a in samples]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(verdict.item_rows(result)), hide_index=True, width="stretch")
+    samples = regress.item_samples(chosen["run_id"])
+    for item in verdict.worst_first(result["items"])[:50]:
+        with st.expander(display.inert(verdict.item_title(item))):
+            st.text(item["prompt"])
+            st.dataframe(pd.DataFrame(samples.get(item["key"], [])), hide_index=True, width="stretch")
             st.page_link("pages/spread.py", label="Its meaning clusters", icon=":material/scatter_plot:",
                          query_params={"run": chosen["run_id"]})
 
 if past:
     st.subheader(f"History of {display.inert(set_name)}")
     st.plotly_chart(charts.regress_history(past), key="history")
-    st.dataframe(pd.DataFrame(past), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(verdict.history_rows(past)), hide_index=True, width="stretch")

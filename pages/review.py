@@ -34,7 +34,7 @@ def golden_form(item: dict, who: str) -> None:
             st.success(f"Added to {display.inert(repr(name))}: version {version}")
         existing = golden.matching_items(name, answer_id) if failed and name in sets else []
         if existing:
-            references = {row["item_key"]: display.inert(row["reference"] or "(no reference)", 60) for row in existing}
+            references = {row["item_key"]: display.one_line(row["reference"] or "(no reference)", 60) for row in existing}
             key = st.selectbox("Item with this input", list(references), format_func=references.get,
                                key="golden_item")
             if st.button("Add to its rejected answers", key="golden_reject"):

@@ -58,13 +58,13 @@ input_names = {i["input"]: inputs_module.label(i["input"], i["vars"], 40) for i 
 
 st.subheader(f"Run {run_id}: {run['status']}")
 for variant in variants:
-    st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+    st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
     if variant["system"]:
         st.text(f"System: {variant['system']}")
 st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · {len(inputs)} input(s) · "
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
-           f"{spec.get('max_tokens')} · seed {spec.get('seed')}")
+           f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}")
 
 def load_plan() -> None:
     st.session_state.update(drafts.from_run(run_id), draft_loaded=True)
@@ -112,7 +112,9 @@ if cells:
                    "cores — it includes waiting for this machine, so read it as an upper bound.")
     names = {"variant": labels, "input": input_names}
     kept_cells = keep(pd.DataFrame(cells)).to_dict("records")
-    st.dataframe(tables.cell_rows(kept_cells, names), hide_index=True, width="stretch")
+    # The cell's name stays in view while the numbers scroll (a laptop's 1,400 px).
+    st.dataframe(tables.cell_rows(kept_cells, names), hide_index=True, width="stretch",
+                 column_config={name: st.column_config.Column(pinned=True) for name in ("wording", "input")})
 
 shown = keep(answers)
 shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"].map(input_names),

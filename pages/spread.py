@@ -105,7 +105,7 @@ def results():
     input_names = {i["input"]: inputs.label(i["input"], i["vars"], 40) for i in analysis.inputs}
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
-        st.text(f"Prompt {variant['label']} ({variant['name']} v{variant['version']}): {variant['prompt']}")
+        st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
                f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
                + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")
@@ -300,10 +300,10 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
                 st.rerun()
             except SpreadError as e:
                 st.error(display.inert(str(e)))
-    if not run["spec"].get("checks"):
-        return
-    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"]["checks"]))
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    if not run["spec"].get("checks") and not any(scoring.TEST_CHECKS in i["vars"] for i in analysis.inputs):
+        return  # neither the run's checks nor its tests' own (an imported promptfoo suite)
+    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"].get("checks")))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     if not len(scored):
         st.caption("No answer scored yet.")
         return

@@ -118,7 +118,7 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     with sqlite3.connect(db_path) as db:
         rows = db.execute("select model, error_type, text from responses").fetchall()
         assert db.execute("select created_by from runs").fetchone()[0] == "ana"
-    assert len(rows) == 6 and all(m == "local/gemma-3-270m" and e is None for m, e, _ in rows)
+    assert len(rows) == 6 and all(m == "local/smollm2-135m-instruct" and e is None for m, e, _ in rows)
 
     goto(page, "Spread")
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
@@ -275,7 +275,7 @@ def test_an_endpoint_added_on_the_models_page_is_tested_then_run_beside_the_embe
     with sqlite3.connect(db_path) as db:
         rows = db.execute("select model, error_type from responses").fetchall()
         spec = json.loads(db.execute("select spec from runs").fetchone()[0])
-    assert sorted(rows) == [("local/gemma-3-270m", None)] * 2 + [("team-vllm", None)] * 2
+    assert sorted(rows) == [("local/smollm2-135m-instruct", None)] * 2 + [("team-vllm", None)] * 2
     assert spec["endpoints"]["team-vllm"]["api_base"] == stub.base_url
     assert stub.count() == 3 and all(r["body"]["top_k"] == 40 for r in stub.requests)  # the test call and two
     ARTIFACTS.mkdir(exist_ok=True)
@@ -361,7 +361,46 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     page.get_by_text("Run 1: done").first.wait_for(timeout=30_000)
     body = page.locator("body").inner_text()
     assert "0.000000" not in body and "$0.0000" not in body
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "team-path-runs.png"), full_page=True)
     goto(page, "Compare")
     page.get_by_role("heading", name="Per input").wait_for(timeout=60_000)
-    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_text("#2 country=Peru, expected=Lima").first.wait_for(state="attached", timeout=30_000)  # by variables
     page.screenshot(path=str(ARTIFACTS / "team-path-compare.png"), full_page=True)
+
+    # Review: fail the first cluster; as a golden item it can only be a rejected example.
+    goto(page, "Review")
+    page.get_by_role("heading", name=re.compile(r"^1 of \d+")).wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Review").first.click()  # focus out of any text box
+    page.keyboard.press("f")
+    page.get_by_text("12/36 answers labelled by ana").wait_for(timeout=30_000)
+    page.keyboard.press("k")  # back to the cluster just failed
+    page.get_by_role("heading", name=re.compile(r"^1 of")).wait_for(timeout=30_000)
+    page.get_by_text("Add to a golden set").click()
+    page.get_by_role("textbox", name="…or a new set").fill("capitals")
+    add = page.get_by_role("button", name="Add as a new item")
+    page.get_by_text("This answer was failed").wait_for(timeout=30_000)
+    assert add.is_disabled()  # a failed answer never becomes a reference on its own
+    correction = page.get_by_role("textbox", name="Correct answer (the reference)")
+    correction.fill("The right capital")
+    correction.press("Control+Enter")
+    add.click()
+    page.get_by_text("Added to 'capitals': version 1").wait_for(timeout=30_000)
+    page.keyboard.press("Escape")
+    with sqlite3.connect(db_path) as db:
+        reference, accepted, rejected = db.execute("select reference, accepted, rejected from golden_items").fetchone()
+    assert reference == "The right capital" and "Paris." in json.loads(rejected)
+    assert "Paris." not in json.loads(accepted)
+
+    # Regression: the candidate gives the rejected answer every time. With two samples the
+    # gate cannot pass it: it fails, or says it cannot tell yet.
+    goto(page, "Regression")
+    page.get_by_role("textbox", name="Candidate model").fill("team-stub")
+    page.get_by_role("spinbutton", name="Samples per item (K)").fill("2")
+    page.get_by_role("spinbutton", name="Minimum pass rate (0 = no gate)").fill("0.5")
+    page.get_by_role("button", name="Run the regression").click()
+    verdict = page.get_by_text(re.compile(r"cannot tell yet \(inconclusive\)|fail — a gate is broken")).first
+    verdict.wait_for(timeout=120_000)
+    assert page.get_by_text("pass — the gate holds").count() == 0
+    assert "$0" not in page.locator("body").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "team-path-regression.png"), full_page=True)

@@ -17,14 +17,16 @@ from core.run import plan, runner
 
 
 @pytest.mark.parametrize("text,answer,values,passed", [
-    ("equals:Paris", "  Paris ", {}, True),
+    ("equals:Paris", "Paris", {}, True),
+    ("equals:Paris", "  Paris ", {}, False),  # promptfoo strips nothing
     ("equals:Paris", "Paris.", {}, False),
     ("contains:{{expected}}", "The capital is Paris.", {"expected": "Paris"}, True),
     ("contains:{{expected}}", "The capital is paris.", {"expected": "Paris"}, False),
     ("icontains:{{expected}}", "The capital is PARIS.", {"expected": "Paris"}, True),
     ("not-contains:sorry", "Sorry, I cannot.", {}, True),
     ("not-icontains:sorry", "Sorry, I cannot.", {}, False),
-    ("starts-with:Yes", "  Yes, it is.", {}, True),
+    ("starts-with:Yes", "Yes, it is.", {}, True),
+    ("starts-with:Yes", "  Yes, it is.", {}, False),
     ("starts-with:Yes", "No. Yes.", {}, False),
     ("regex:^\\d{4}-\\d{2}-\\d{2}$", "1969-07-20", {}, True),
     ("regex:^\\d{4}$", "in 1969", {}, False),
@@ -58,7 +60,7 @@ def test_json_schema_checks_the_shape_and_says_why():
     ("max-length:many", "whole number of characters"),
     ("llm-rubric:Is correct", "needs a judge model"),
     ("similar:{{answer}}", "missing variable {{answer}}"),
-    ("levenshtein:3", "unknown check type 'levenshtein'"),
+    ("levensthein:3", "unknown check type 'levensthein'"),
 ])
 def test_bad_checks_are_refused_with_one_line(check, message):
     with pytest.raises(SpreadError) as error:

@@ -77,9 +77,11 @@ def test_resume_fills_only_what_is_missing(stub, tmp_path):
     assert fixed["errors"] == 0 and fixed["responses"] == 4 and stub.count() == 6
 
 
-def test_models_lists_the_local_model_first_with_key_status():
+def test_models_lists_the_embedded_models_first_with_key_status():
     entries = last_json(spread("models", "--json", env={"OPENAI_API_KEY": "sk-test-not-real"}))
-    assert entries[0]["id"] == "local/gemma-3-270m" and entries[0]["key_present"]
+    # The contract: an embedded instruct model, listed first (the default), then Gemma.
+    assert entries[0]["id"].startswith("local/") and "instruct" in entries[0]["id"] and entries[0]["key_present"]
+    assert entries[1]["id"] == "local/gemma-3-270m" and entries[1]["key_present"]
     openai = next(e for e in entries if e["provider"] == "openai")
     assert openai["key_present"] is True
     anthropic = next(e for e in entries if e["provider"] == "anthropic")
@@ -213,8 +215,8 @@ def test_models_add_list_test_run_by_name_and_remove(stub, tmp_path):
     assert tested["latency_ms"] > 0 and tested["completion_tokens"] > 0 and tested["cost_usd"] > 0
     assert stub.requests[-1]["headers"]["authorization"] == "Bearer team-key-value-123"
 
-    # The bare `spread models` still lists the embedded model and providers, as before.
-    assert spread("--db", db, "models").stdout.startswith("local/gemma-3-270m")
+    # The bare `spread models` still lists the embedded models and providers, as before.
+    assert spread("--db", db, "models").stdout.startswith("local/smollm2-135m-instruct")
 
     summary = last_json(spread("--db", db, "run", "--prompt", "Q?", "--model", "team", "--model", "openai/stub-b",
                                "--api-base", stub.base_url, "--temperature", "1", "--n", "2", "--json", env=env))

@@ -1,6 +1,7 @@
-"""The real embedded model (a few tokens each), through litellm as other providers are."""
+"""The real embedded models (a few tokens each), through litellm as other providers are."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -10,12 +11,19 @@ from core.run import llm, local_llm, plan, runner
 
 pytestmark = pytest.mark.local_model
 
+GEMMA = "local/gemma-3-270m"
+INSTRUCT = local_llm.DEFAULT_MODEL
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# A system message, a few-shot turn and the user's turn.
+CONVERSATION = [{"role": "system", "content": "Answer with the city name only."},
+                {"role": "user", "content": "What is the capital of France?"},
+                {"role": "assistant", "content": "Paris"},
+                {"role": "user", "content": "What is the capital of Italy?"}]
 
 
 def test_completion_through_litellm_reports_tokens_and_costs_nothing():
     litellm = llm.get()
-    response = litellm.completion(model=local_llm.MODEL_ID, messages=QUESTION, temperature=0,
+    response = litellm.completion(model=GEMMA, messages=QUESTION, temperature=0,
                                   seed=1, max_tokens=8)
     assert response.choices[0].message.content.strip()
     assert response.usage.prompt_tokens > 0 and 0 < response.usage.completion_tokens <= 8
@@ -25,7 +33,7 @@ def test_completion_through_litellm_reports_tokens_and_costs_nothing():
 def test_temperature_zero_with_a_seed_repeats_and_temperature_one_varies():
     async def answers(temperature, seeds):
         outs = await asyncio.gather(*[
-            llm.sample(local_llm.MODEL_ID, QUESTION, temperature=temperature, seed=s, max_tokens=16)
+            llm.sample(GEMMA, QUESTION, temperature=temperature, seed=s, max_tokens=16)
             for s in seeds])
         return [o.text for o in outs]
 
@@ -37,24 +45,55 @@ def test_temperature_zero_with_a_seed_repeats_and_temperature_one_varies():
     assert len(set(hot)) > 1
 
 
-def test_streaming_reports_time_to_first_token_and_max_tokens_cuts():
-    out = asyncio.run(llm.sample(local_llm.MODEL_ID, [{"role": "user", "content": "Tell a long story."}],
+@pytest.mark.parametrize("model", [GEMMA, INSTRUCT])
+def test_streaming_reports_time_to_first_token_usage_and_max_tokens_cuts(model):
+    out = asyncio.run(llm.sample(model, [{"role": "user", "content": "Tell a long story."}],
                                  temperature=1.0, seed=2, max_tokens=5))
-    assert out.ttft_ms is not None and out.ttft_ms > 0
-    assert out.completion_tokens == 5 and out.finish_reason == "length"
+    assert out.ttft_ms is not None and out.ttft_ms > 0 and out.text
+    assert out.prompt_tokens > 0 and out.completion_tokens == 5 and out.finish_reason == "length"
 
 
-def test_messages_are_framed_as_question_and_answer():
+def test_the_base_model_reads_a_conversation_as_questions_and_answers():
     text = local_llm.frame([{"role": "system", "content": "Be brief."},
                             {"role": "user", "content": "2+2?"}])
     assert text == "Be brief.\n\nQuestion: 2+2?\nAnswer:"
+    text = local_llm.frame(CONVERSATION + [{"role": "tool", "content": "22 C"}])
+    assert text == ("Answer with the city name only.\n\nQuestion: What is the capital of France?\n\nAnswer: Paris\n\n"
+                    "Question: What is the capital of Italy?\n\nResult: 22 C\nAnswer:")
+    assert local_llm.request(CONVERSATION, {}, GEMMA)["prompt"] == local_llm.frame(CONVERSATION)
 
 
-def test_a_small_run_on_the_local_model_is_stored():
-    run_id = plan.create(plan.RunSpec(prompt="Name a colour.", models=[local_llm.MODEL_ID],
-                                          temperatures=[0.0, 1.0], n=2, max_tokens=6, seed=1))
+def test_the_instruct_model_takes_the_conversation_as_it_is():
+    sent = local_llm.request(CONVERSATION, {"temperature": 0}, INSTRUCT)
+    assert sent["messages"] == CONVERSATION and "prompt" not in sent and "stop" not in sent
+    out = asyncio.run(llm.sample(INSTRUCT, CONVERSATION, temperature=0.0, max_tokens=16, stream=False))
+    assert "rome" in out.text.lower()
+    assert out.prompt_tokens > 0 and out.completion_tokens > 0
+
+
+def test_a_json_schema_constrains_the_instruct_model_and_the_base_model_refuses_it():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    response_format = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    out = asyncio.run(llm.sample(INSTRUCT, QUESTION, temperature=1.0, seed=3, max_tokens=40,
+                                 params={"response_format": response_format}))
+    assert list(json.loads(out.text)) == ["city"]
+    assert local_llm.supports(INSTRUCT, "response_format") and not local_llm.supports(GEMMA, "response_format")
+    assert not local_llm.supports(INSTRUCT, "tools") and not local_llm.supports(GEMMA, "tools")
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    with pytest.raises(Exception, match="takes no tools"):
+        asyncio.run(llm.sample(INSTRUCT, QUESTION, temperature=0.0, max_tokens=4, params={"tools": tools}))
+    with pytest.raises(Exception, match="takes no response format"):
+        asyncio.run(llm.sample(GEMMA, QUESTION, temperature=0.0, max_tokens=4,
+                               params={"response_format": {"type": "json_object"}}))
+
+
+def test_a_small_run_on_both_embedded_models_is_stored():
+    run_id = plan.create(plan.RunSpec(prompt="Name a colour.", models=[INSTRUCT, GEMMA],
+                                      temperatures=[0.0, 1.0], n=1, max_tokens=6, seed=1))
     summary = asyncio.run(runner.execute(run_id))
     assert summary["responses"] == 4 and summary["errors"] == 0 and summary["cost_usd"] == 0
     with store.connect() as db:
         rows = store.responses(db, run_id)
-    assert all(r["cost_usd"] == 0 and r["completion_tokens"] for r in rows)
+    assert all(r["cost_usd"] == 0 and r["completion_tokens"] and r["text"] for r in rows)
+    assert sorted({r["model"] for r in rows}) == sorted([INSTRUCT, GEMMA])

@@ -41,8 +41,8 @@ def wait_until_done(run_id: int, timeout_s: float = 30) -> None:
 def test_playground_opens_with_the_local_model_preselected():
     at = app().run()
     assert not at.exception
-    assert at.multiselect(key="models").value == ["local/gemma-3-270m"]
-    assert any("base model" in c.value for c in at.caption)
+    assert at.multiselect(key="models").value == ["local/smollm2-135m-instruct"]
+    assert any("instruction-tuned" in c.value for c in at.caption)
     assert at.text_input(key="temperatures").value == "0, 0.7, 1.0"
 
 

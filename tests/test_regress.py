@@ -1,5 +1,6 @@
 """The regression gate: statistics against reference values, its false-alarm rate and power by
-simulation, and `spread regress` end to end against the loopback stub."""
+simulation, its verdicts (pass, fail, inconclusive) and their wording, `spread regress` end to
+end against the loopback stub, and the Regression page."""
 
 import json
 from xml.etree import ElementTree
@@ -8,7 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from core.analyse import stats
-from core.evaluate import power, regress
+from core.evaluate import gate, power, regress
 from test_cli import last_json, spread as cli
 
 
@@ -16,7 +17,7 @@ def test_wilson_and_fisher_match_published_values():
     low, high = stats.wilson(6, 10)
     assert (round(low, 4), round(high, 4)) == (0.3127, 0.8318)  # Wilson (1927) score interval, 95%
     # Fisher's lady tasting tea: 3 of 4 cups right each way, one-sided p = 0.2429.
-    assert regress.stratified_p_value([(1, 4, 3, 4)]) == pytest.approx(0.2429, abs=1e-4)
+    assert gate.stratified_p_value([(1, 4, 3, 4)]) == pytest.approx(0.2429, abs=1e-4)
     assert scipy_stats.fisher_exact([[1, 3], [3, 1]], alternative="less").pvalue == pytest.approx(0.2429, abs=1e-4)
 
 
@@ -24,13 +25,13 @@ def test_the_stratified_test_is_fishers_for_one_item_and_sums_evidence_over_item
     for table in [(2, 10, 9, 10), (5, 10, 5, 10), (0, 6, 6, 6), (7, 8, 3, 8)]:
         passes, n, base, m = table
         fisher = scipy_stats.fisher_exact([[passes, n - passes], [base, m - base]], alternative="less").pvalue
-        assert regress.stratified_p_value([table]) == pytest.approx(fisher, rel=1e-9)
+        assert gate.stratified_p_value([table]) == pytest.approx(fisher, rel=1e-9)
     # Ten items each a little worse: no single item is significant, together they are.
     strata = [(7, 10, 9, 10)] * 10
-    assert regress.stratified_p_value(strata[:1]) > 0.2
-    assert regress.stratified_p_value(strata) < 0.01
+    assert gate.stratified_p_value(strata[:1]) > 0.2
+    assert gate.stratified_p_value(strata) < 0.01
     # No change at all: nothing to see.
-    assert regress.stratified_p_value([(9, 10, 9, 10)] * 10) > 0.5
+    assert gate.stratified_p_value([(9, 10, 9, 10)] * 10) > 0.5
 
 
 def test_an_unchanged_candidate_fails_the_gate_at_most_alpha_of_the_time():
@@ -174,3 +175,192 @@ def test_holm_matches_statsmodels():
 
     for p_values in ([0.01, 0.04, 0.03, 0.005], [0.5, 0.2, 0.9], [0.001] * 5, [0.04, 0.01]):
         assert stats.holm(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))
+
+
+# --- pass, fail or inconclusive ---------------------------------------------------------------
+
+def right_times(items, times: int):
+    """Answer right `times` times in all, then wrong: a baseline with an exact number of passes."""
+    import threading
+
+    lock, left = threading.Lock(), [times]
+
+    def respond(body):
+        with lock:
+            right, left[0] = left[0] > 0, left[0] - 1
+        return answer_with(items, right=right)(body)
+    return respond
+
+
+def test_a_drop_the_data_cannot_tell_from_noise_is_inconclusive_and_exits_3(stub, tmp_path):
+    """The contract: 1 item × K=5, baseline 1/5, candidate 0/5, --max-drop 0."""
+    path, items = golden_file(tmp_path, n_items=1)
+    db = str(tmp_path / "contract.db")
+    cli("--db", db, "import", "capitals", str(path))
+    args = ["--db", db, "regress", "capitals", "--model", "openai/stub-a", "--api-base", stub.base_url, "--n", "5"]
+    stub.respond = right_times(items, 1)
+    baseline = last_json(cli(*args, "--json"))
+    assert (baseline["passes"], baseline["samples"]) == (1, 5)
+    stub.respond = answer_with(items, right=False)
+    worse = cli(*args, "--baseline", "1", "--max-drop", "0", "--json", check=False)
+    assert worse.returncode == 3, worse.stderr
+    result = last_json(worse)
+    assert result["gate"] == "inconclusive" and result["pass_rate"] == 0.0
+    assert {"regress_id", "pass_rate", "pass_rate_low", "pass_rate_high", "items", "drop", "p_value"} <= set(result)
+    # One sign everywhere: a drop is a negative change, in the headline and the item's row.
+    assert result["change"] == -0.2 and result["drop"] == 0.2 and result["items"][0]["change"] == -0.2
+    assert result["change_low"] < -0.2 < result["change_high"]
+    # 0 of 5 is not certain: Wilson's 0 – 43%, never "0% – 0%".
+    assert result["pass_rate_low"] == 0.0 and result["pass_rate_high"] == pytest.approx(0.4345, abs=1e-3)
+    assert result["samples_to_settle"] > 5 and result["gates"][0]["verdict"] == "inconclusive"
+    assert result["items"][0]["label"] == "#1 country=France" and result["cost_usd"] is None
+
+    allowed = cli(*args, "--baseline", "1", "--allow-inconclusive", check=False)
+    assert allowed.returncode == 0, allowed.stderr
+    text = allowed.stdout
+    assert "gate INCONCLUSIVE" in text and f"About {result['samples_to_settle']} samples per item" in text
+    assert "change −20%" in text and "(−20% vs baseline)" in text and "+20%" not in text
+    assert "#1 country=France" in text and "france:" not in text and "cost unknown (5 answers unpriced)" in text
+    assert "$0.0000" not in text
+
+
+def counts(passes, samples):
+    return {"key": passes[0], "passes": passes[1], "samples": samples, "pass_rate": passes[1] / samples}
+
+
+def test_changes_are_candidate_minus_baseline_everywhere():
+    baseline = {"id": 1, "result": {"items": [counts(("a", 5), 5), counts(("b", 4), 5), counts(("c", 5), 5)]}}
+    items = [counts(("a", 3), 5), counts(("b", 4), 5), counts(("c", 2), 5)]
+    comparison = regress.compare_with(baseline, items, 0.05)
+    assert [i["change"] for i in items] == [-0.4, 0.0, -0.6]
+    assert comparison["change"] == pytest.approx(-1 / 3, abs=1e-4) and comparison["drop"] == -comparison["change"]
+    assert comparison["change_low"] < comparison["change"] < comparison["change_high"]
+    better = regress.compare_with({"id": 2, "result": {"items": items}}, [counts(("a", 5), 5)], 0.05)
+    assert better["change"] == 0.4 and better["drop"] == -0.4
+
+
+def test_an_interval_for_0_of_n_is_wilsons_0_to_x():
+    assert gate.pass_rate_interval([0], [10]) == pytest.approx((0.0, 0.0, stats.wilson(0, 10)[1]))
+    mean, low, high = gate.pass_rate_interval([0, 0, 0], [5, 5, 5])  # equal items: the t interval collapses
+    assert (mean, low) == (0.0, 0.0) and high == pytest.approx(stats.wilson(0, 15)[1]) and high > 0.2
+    _, low, high = gate.change_interval([(5, 5)] * 4, [(5, 5)] * 4)
+    assert low < 0 < high
+
+
+def test_the_verdicts_of_each_gate():
+    assert gate.min_pass_rate_verdict(0.95, 1.0, 0.9) == "pass"
+    assert gate.min_pass_rate_verdict(0.85, 0.95, 0.9) == "inconclusive"
+    assert gate.min_pass_rate_verdict(0.5, 0.7, 0.9) == "fail"
+    assert gate.drop_verdict(0.0, 1.0, None, 0.0, 0.05) == "pass"
+    assert gate.drop_verdict(0.12, 0.125, None, 0.0, 0.05) == "inconclusive"
+    assert gate.drop_verdict(0.5, 0.001, None, 0.0, 0.05) == "fail"
+    assert gate.drop_verdict(0.2, 0.001, 0.05, 0.1, 0.05) == "inconclusive"  # a drop, not surely beyond 0.1
+    assert gate.drop_verdict(0.3, 0.001, 0.15, 0.1, 0.05) == "fail"
+    assert gate.overall([]) == "pass" and gate.overall(["pass", "inconclusive"]) == "inconclusive"
+    assert gate.overall(["inconclusive", "fail"]) == "fail"
+
+
+def test_the_issues_case_is_inconclusive_not_pass_and_the_samples_named_would_settle_it():
+    """Baseline 12% (three items at 1/5, two at 0/5), candidate 0 of 25: p = 0.125."""
+    strata = [(0, 5, 1, 5)] * 3 + [(0, 5, 0, 5)] * 2
+    p_value = gate.stratified_p_value(strata)
+    assert p_value == pytest.approx(0.125) and gate.drop_verdict(0.12, p_value, None, 0.0, 0.05) == "inconclusive"
+    base, after = [0.2, 0.2, 0.2, 0.0, 0.0], [0.0] * 5
+    k = power.samples_for_drop(base, after)
+    assert 5 < k < 40
+    settled = power.simulate(k=k, rates=base, candidate_rates=after, runs=200, seed=2)
+    assert settled["rate"] >= 0.7  # at the K it names, the gate fails most of the time
+    assert power.samples_for_drop([0.8], [0.9]) is None  # nothing to settle when it is better
+    assert power.samples_for_pass_rate([0.0], 5, 0.1) > 5
+
+
+def test_no_verdict_heading_without_a_gate():
+    from core.evaluate import verdict
+
+    result = {"gate": "pass", "gates": [], "items": []}
+    assert verdict.heading(result) is None and verdict.summary(result) is None
+    assert verdict.heading({**result, "gates": [{"verdict": "pass"}]}) == "pass — the gate holds"
+
+
+def test_unknown_cost_is_never_zero_dollars():
+    from core.evaluate import verdict
+
+    def cost(known, unpriced):
+        return verdict.result_cost({"cost_usd": None if unpriced else known, "cost_usd_known": known,
+                                    "answers_with_unknown_cost": unpriced})
+
+    assert cost(0.0, 72) == "unknown (72 answers unpriced)"
+    assert cost(0.0123, 3) == "≥ $0.0123 known, 3 answers unpriced"
+    assert cost(1.5, 0) == "$1.50"
+    assert verdict.result_cost({}) == "unknown"  # a report recorded before costs were kept
+
+
+def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variables(stub, tmp_path):
+    import asyncio
+
+    import pandas as pd
+
+    from core.review import export
+    from test_pages import app
+
+    path, items = golden_file(tmp_path, n_items=1)
+    export.import_file("capitals", path)
+    candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=5)
+    stub.respond = right_times(items, 1)
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
+    at = app()
+    at.switch_page("pages/regress.py").run()
+    assert not at.exception
+    assert [h.value for h in at.subheader][0] == "Regress 1 (no gate set)"  # nothing judged, no verdict
+    assert not at.success and not at.error and not at.warning
+
+    stub.respond = answer_with(items, right=False)
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates(max_drop=0.0), baseline_id=1))
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value == "Regress 2: cannot tell yet (inconclusive)"
+    warning = at.warning[0].value
+    assert "cannot tell that from sampling noise" in warning and "samples per item in both runs" in warning
+    assert "−20%" in warning
+    assert at.metric[1].value == "−20%" and at.metric[2].value.startswith("unknown")  # change; cost never $0
+    assert any("95% interval 0% – 43%" in c.value for c in at.caption)
+    items_table = next(df.value for df in at.dataframe if "p (Holm)" in df.value.columns)
+    assert list(items_table["item"]) == ["#1 country=France"] and list(items_table["change"]) == ["−20%"]
+    assert list(items_table["prompt"]) == ["What is the capital of France?"]
+    assert at.expander[0].label.startswith("\\#1 country\\=France")
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["layout"]["xaxis"]["type"] == "date" and figure["layout"]["yaxis"]["range"][0] < 0
+    low, high = (pd.Timestamp(end) for end in figure["layout"]["xaxis"]["range"])
+    assert high - low >= pd.Timedelta(hours=1)  # one day of runs, not a span of milliseconds
+
+
+def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(stub, tmp_path):
+    import asyncio
+
+    from core import store
+    from core.evaluate import verdict
+    from core.review import export
+
+    path, items = golden_file(tmp_path, n_items=2)
+    export.import_file("capitals", path)
+    stub.respond = answer_with(items, right=True)
+    candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=2)
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
+    asyncio.run(regress.regress("capitals", candidate, regress.Gates(min_pass_rate=0.5), baseline_id=1))
+    old = regress.get(2)["result"]
+    for key in ("change", "change_low", "change_high", "samples_to_settle", "cost_usd"):
+        old.pop(key)
+    for item in old["items"]:
+        for key in ("label", "prompt", "vars"):
+            item.pop(key)
+    for g in old["gates"]:
+        for key in ("verdict", "samples_to_settle", "change", "low", "high"):
+            g.pop(key, None)
+    with store.connect() as db:
+        db.execute("update regress_runs set result = ? where id = 2", [json.dumps(old)])
+        db.conn.commit()
+    found = regress.get(2)["result"]
+    assert sorted(i["label"] for i in found["items"]) == ["#1 country=France", "#2 country=Japan"]
+    assert [g["verdict"] for g in found["gates"]] == ["pass", "pass"] and found["change"] == 0.0
+    assert verdict.heading(found) == "pass — the gate holds" and "Every gate holds" in verdict.summary(found)
+    assert verdict.result_cost(found).startswith("unknown")

@@ -221,19 +221,26 @@ def wording_share(rows: list[dict], names: dict[str, dict] | None = None) -> go.
 
 
 def regress_history(rows: list[dict]) -> go.Figure:
-    """A golden set's regress runs over time: pass rate with its interval, one colour per model."""
+    """A golden set's regress runs over time: pass rate with its interval, one colour per model.
+    Dates on the x axis (padded by a day around a lone run, which plotly would otherwise
+    scale in milliseconds); the y axis reaches past 0 and 100% so no point hides on it."""
     figure = go.Figure()
     for model in dict.fromkeys(row["model"] for row in rows):
         mine = [row for row in rows if row["model"] == model]
         figure.add_trace(go.Scatter(
-            x=[row["created_at"] for row in mine], y=[row["pass_rate"] for row in mine], mode="lines+markers",
-            name=_plain(model),
+            x=[pd.Timestamp(row["created_at"]) for row in mine], y=[row["pass_rate"] for row in mine],
+            mode="lines+markers", name=_plain(model), cliponaxis=False,
             error_y={"type": "data", "symmetric": False,
                      "array": [(row["pass_rate_high"] or row["pass_rate"]) - row["pass_rate"] for row in mine],
                      "arrayminus": [row["pass_rate"] - (row["pass_rate_low"] or row["pass_rate"]) for row in mine]},
             hovertext=[f"regress {row['id']} · {row['gate']} · v{row['set_version']} · T={row['temperature']:g} · "
                        f"K={row['n']}" for row in mine], hoverinfo="text+y",
         ))
-    figure.update_layout(title="Pass rate over time (bars: 95% interval over items)", yaxis={"range": [0, 1.05]},
-                         height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    times = [pd.Timestamp(row["created_at"]) for row in rows]
+    pad = max((max(times) - min(times)) * 0.05, pd.Timedelta(hours=12)) if times else pd.Timedelta(hours=12)
+    figure.update_layout(
+        title="Pass rate over time (bars: 95% interval)", height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis={"range": [-0.05, 1.05], "tickformat": ".0%", "title": "pass rate", "zeroline": False},
+        xaxis={"type": "date", "title": "when",
+               **({"range": [min(times) - pad, max(times) + pad]} if times else {})})
     return figure

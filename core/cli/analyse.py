@@ -47,7 +47,7 @@ def show_command(run_id, method, threshold, extract, second_opinion, as_json):
     prompts = {}
     with store.connect() as db:
         prompts = store.rendered_prompts(db, run_id)
-    checked = _check_results(run_id, analysis) if run["spec"].get("checks") else {}
+    checked = _check_results(run_id, analysis)  # the run's checks and its inputs' own (an imported suite's)
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
@@ -119,12 +119,14 @@ def _check_results(run_id: int, analysis) -> dict:
     from core.evaluate import rates, scoring
 
     results = scoring.score_run_sync(run_id)
+    if not results:
+        return {}
     by_answer: dict[int, list] = {}
     for row in results:
         by_answer.setdefault(row["response_id"], []).append(
             {"check": row["check_key"], "type": row["type"], "passed": None if row["passed"] is None
              else bool(row["passed"]), "score": row["score"], "reason": row["reason"]})
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     cells = {(r["variant"], r["input"], r["model"], r["temperature"]): r
              for r in rates.by_group(scored, ["variant", "input", "model", "temperature"])}
     return {"by_answer": by_answer, "cells": cells}

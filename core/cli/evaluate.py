@@ -17,7 +17,8 @@ check_option = click.option("--check", "check_texts", multiple=True, metavar="TY
                             help="a check on every answer, e.g. icontains:{{expected}}, similar:{{expected}}, "
                                  "max-length:200, regex:^[A-Z]; repeatable")
 checks_file_option = click.option("--checks-file", metavar="FILE",
-                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold)")
+                                  help="a YAML list of checks in promptfoo's assert shape (type, value, threshold, "
+                                       "weight, metric)")
 judge_option = click.option("--judge-model", metavar="ID", help="the litellm model that grades llm-rubric checks")
 judge_samples_option = click.option("--judge-samples", type=click.IntRange(1, 10), metavar="K",
                                     help="ask the judge K times per answer (its self-consistency is reported)")
@@ -57,7 +58,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
     if not results:
         raise SpreadError(f"run {run_id} has no checks: add some with --check TYPE[:VALUE] or --checks-file")
     analysis = spread.analyse_run(run_id, method="exact", with_map=False)
-    scored = rates.frame(analysis.answers, rates.answer_verdicts(results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     cells = rates.reducers(scored)
     out = {
         "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
@@ -66,6 +67,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
         "by_model": rates.by_group(scored, ["model"]),
         "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),
         "per_check": _per_check(results),
+        "metrics": rates.metric_scores(results),
         "agreement_with_people": regress.human_agreement(run_id),
         "judge_calls": sum(r["judge_calls"] or 0 for r in results),
         "judge_cost_usd": None if any(r["judge_calls"] and r["judge_cost_usd"] is None for r in results)
@@ -126,18 +128,25 @@ def _per_check(results: list[dict]) -> list[dict]:
 @click.option("--max-tokens", type=int, default=256, show_default=True, metavar="K")
 @click.option("--concurrency", type=int, default=8, show_default=True, metavar="C")
 @click.option("--baseline", type=int, metavar="REGRESS_ID", help="an earlier regress run of this set to compare with")
-@click.option("--min-pass-rate", type=float, metavar="P", help="fail when the overall pass rate is below P")
+@click.option("--min-pass-rate", type=float, metavar="P",
+              help="fail when the overall pass rate's interval lies wholly below P; inconclusive when only "
+                   "the estimate does")
 @click.option("--max-drop", type=float, metavar="D",
               help="with --baseline: fail when the pass rate drops by more than D and the drop is significant "
-                   "(default 0: any significant drop)")
+                   "(default 0: any significant drop); inconclusive when it drops by more but not significantly")
 @click.option("--alpha", type=float, default=0.05, show_default=True, metavar="A",
               help="significance level: an unchanged candidate fails at most this often")
+@click.option("--allow-inconclusive", is_flag=True,
+              help="exit 0, not 3, when the data cannot tell whether a gate is broken")
 @click.option("--junit", metavar="FILE", help="write JUnit XML: one test case per item")
 @json_option
 def regress_command(set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens, concurrency,
-                    baseline, min_pass_rate, max_drop, alpha, junit, as_json):
-    """Re-sample a golden set on a candidate and gate it: exit 0 when every gate holds, 1 when
-    a gate fails, 2 on usage or runtime errors."""
+                    baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, as_json):
+    """Re-sample a golden set on a candidate and gate it. Exit 0 when every gate holds (pass),
+    1 when the data shows a gate is broken (fail), 2 on usage or runtime errors, 3 when an
+    observed figure breaks a gate but sampling noise could explain it (inconclusive; the
+    report says roughly how many samples per item would settle it; --allow-inconclusive
+    makes it 0)."""
     from tqdm import tqdm
 
     from core.evaluate import regress
@@ -171,34 +180,37 @@ def regress_command(set_name, model, api_base, prompt_version, temperature, k, s
         print_json(result)
     else:
         _print_regress(result)
-    return 0 if result["gate"] == "pass" else 1
+    return EXIT_CODES["pass" if allow_inconclusive and result["gate"] == "inconclusive" else result["gate"]]
+
+
+EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}
 
 
 def _print_regress(result: dict) -> None:
+    from core.evaluate import verdict
+
     print(f"regress {result['regress_id']}: {result['set']} v{result['set_version']} on {result['model']} "
-          f"(T={result['temperature']:g}, K={result['n']}): gate {result['gate'].upper()}")
-    print(f"pass rate {result['pass_rate']:.1%} [{_pct(result['pass_rate_low'])}–{_pct(result['pass_rate_high'])}] "
-          f"over {len(result['items'])} items, {result['samples']} samples")
+          f"(T={result['temperature']:g}, K={result['n']})"
+          + (f": gate {result['gate'].upper()}" if verdict.heading(result) else ": no gate set"))
+    if verdict.summary(result):
+        print(verdict.summary(result))
+    print(f"pass rate {verdict.pct(result['pass_rate'])} (95% interval "
+          f"{verdict.interval(result['pass_rate_low'], result['pass_rate_high'])}) over {len(result['items'])} "
+          f"items, {result['samples']} samples; cost {verdict.result_cost(result)}")
     if result.get("baseline_id") is not None:
-        print(f"against regress {result['baseline_id']} ({result['baseline_pass_rate']:.1%}): drop "
-              f"{result['drop']:+.1%} [{_pct(result['drop_low'])}–{_pct(result['drop_high'])}], "
+        print(f"against regress {result['baseline_id']} ({verdict.pct(result['baseline_pass_rate'])}): change "
+              f"{verdict.signed_pct(result['change'])} (95% interval "
+              f"{verdict.interval(result['change_low'], result['change_high'], signed=True)}), "
               f"p = {result['p_value']:.4g}; {result['items_regressed']} items worse, "
               f"{result['items_improved']} better")
     for gate in result["gates"]:
-        print(f"  {gate['gate']} {gate['threshold']}: {gate['value']} -> {'holds' if gate['passed'] else 'FAILS'}")
+        print(f"  {gate['gate']} {gate['threshold']}: {verdict.gate_text(gate)} -> {gate['verdict'].upper()}")
     for note in result["notes"]:
         print(f"  note: {note}")
-    worst = sorted(result["items"], key=lambda i: (i.get("change") if i.get("change") is not None else 0,
-                                                   i["pass_rate"] if i["pass_rate"] is not None else 1))
-    for item in worst[:10]:
-        change = f" ({item['change']:+.0%} vs baseline)" if item.get("change") is not None else ""
-        flag = " REGRESSED" if item.get("regressed") else ""
-        print(f"  {item['key'][:24]}: {item['passes']}/{item['samples']} pass{change}, "
-              f"{item['meanings']} meaning(s){flag}")
-
-
-def _pct(value) -> str:
-    return "?" if value is None else f"{value:.1%}"
+    for row in verdict.item_rows(result)[:10]:
+        change = f" ({row['change']} vs baseline)" if row["change"] else ""
+        flag = " REGRESSED" if row["regressed"] else ""
+        print(f"  {row['item'][:60]}: {row['passes']} pass{change}, {row['meanings']} meaning(s){flag}")
 
 
 COMMANDS = [checks_command, regress_command]

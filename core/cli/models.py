@@ -1,4 +1,4 @@
-"""Models: `spread models` (the embedded model and providers) and the endpoint catalogue:
+"""Models: `spread models` (the embedded models and providers) and the endpoint catalogue:
 `spread models add | list | test | remove | import | export`."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from core.config import SpreadError
 @json_option
 @click.pass_context
 def models_group(ctx, as_json):
-    """The embedded model, then providers and whether their key is set (never the key).
+    """The embedded models (the default first), then providers and whether their key is
+    set (never the key).
     Subcommands manage the shared catalogue of named endpoints."""
     if ctx.invoked_subcommand is not None:
         return

@@ -41,7 +41,7 @@ from core.run import conversation, estimate, inputs, plan, runner, shapes
 @click.option("--inputs-from-run", type=int, metavar="RUN_ID", help="use an earlier run's inputs")
 @click.option("--model", "models", multiple=True, required=True, metavar="NAME|ID",
               help="an endpoint's name (spread models list), else a litellm model id; repeat for several "
-                   "(local/gemma-3-270m is the embedded model)")
+                   "(embedded: local/smollm2-135m-instruct, local/gemma-3-270m)")
 @click.option("--temperature", "temperatures", type=float, multiple=True, required=True, metavar="T",
               help="a sampling temperature in 0..2; repeat for several")
 @click.option("--n", type=int, required=True, help=f"samples per cell (1..{plan.MAX_N})")
@@ -167,7 +167,7 @@ def resume_command(run_id, retry_errors, as_json):
     return execute(run_id, as_json, retry_errors=retry_errors)
 
 
-def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
+def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False) -> int:
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
@@ -190,6 +190,8 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool) -> int:
         if bar is not None:
             bar.close()
     result.update(_pass_rate(run_id))
+    if with_pass_rate:
+        result.setdefault("pass_rate", None)
     if as_json:
         print_json(result)
         return 0
@@ -210,14 +212,57 @@ def _pass_rate(run_id: int) -> dict:
     from core.analyse import spread
     from core.evaluate import rates
 
+    results = scoring.score_run_sync(run_id)  # the run's checks and its inputs' own (an imported suite's tests)
+    if not results:
+        return {}
     with store.connect() as db:
-        if not store.get_run(db, run_id)["spec"].get("checks"):
-            return {}
         answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
-    results = scoring.score_run_sync(run_id)
-    scored = rates.frame(spread.frame(answers), rates.answer_verdicts(results))
+    scored = rates.frame(spread.frame(answers), scoring.verdicts(run_id, results))
     (overall,) = rates.by_group(scored, []) or [{}]
     return {key: overall.get(key) for key in ("pass_rate", "pass_rate_low", "pass_rate_high")}
+
+
+@click.command("import-promptfoo")
+@click.argument("file", metavar="FILE")
+@click.option("--n", type=int, help="samples per prompt × test × provider (default: evaluateOptions.repeat, else "
+                                   f"5; at most {plan.MAX_N})")
+@click.option("--dry-run", is_flag=True, help="map the suite and print the plan and its estimate; write nothing")
+@json_option
+def import_promptfoo_command(file, n, dry_run, as_json):
+    """Run a promptfoo suite (promptfooconfig.yaml): prompts become variants, providers catalogue
+    endpoints, tests inputs with their asserts as checks; then sample it N times and score it."""
+    from core.run import promptfoo_config
+
+    try:
+        suite = promptfoo_config.read(file, n=n)
+    except promptfoo_config.Unmappable as e:
+        if as_json:
+            print_json({"error": "unmappable", "unmappable": e.problems, "written": False})
+        else:
+            print(f"spread: error: {len(e.problems)} part(s) of {file} cannot be mapped; nothing was written:",
+                  file=sys.stderr)
+            for problem in e.problems:
+                print(f"  - {problem}", file=sys.stderr)
+        return 2
+    summary = suite.summary()
+    if dry_run:
+        if as_json:
+            print_json(summary | {"estimate": estimate.estimate(suite.spec), "dry_run": True})
+            return 0
+        print(f"{len(summary['variants'])} prompts × {summary['inputs']} tests × {len(summary['endpoints'])} "
+              f"providers × {len(summary['temperatures'])} temperatures × N={summary['n']}: {summary['planned']:,} "
+              f"calls; {summary['checks']} checks")
+        print(f"endpoints: {', '.join(summary['endpoints'])}")
+        for note in summary["notes"]:
+            print(f"note: {note}")
+        print("dry run: nothing was written")
+        return 0
+    run_id = promptfoo_config.write(suite, who=os.environ.get("USER", ""))
+    if not as_json:
+        for note in summary["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"run {run_id}: {summary['planned']} samples", file=sys.stderr)
+    return execute(run_id, as_json, retry_errors=False, with_pass_rate=True)
 
 
 @click.command("cancel")
@@ -238,7 +283,7 @@ def runs_command(as_json):
         print_json(runs)
         return
     if not runs:
-        print("no runs yet: spread run --prompt ... --model local/gemma-3-270m --temperature 1 --n 5")
+        print("no runs yet: spread run --prompt ... --model local/smollm2-135m-instruct --temperature 1 --n 5")
     for run in runs:
         print(f"{run['id']:>5}  {run['status']:<11} {run['answers']:>5}/{run['planned']:<5} "
               f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}")
@@ -268,4 +313,4 @@ def reword_command(prompt, model, k, api_base, seed, as_json):
     print(f"{result['calls']} calls, cost {cost}", file=sys.stderr)
 
 
-COMMANDS = [run_command, resume_command, cancel_command, runs_command, reword_command]
+COMMANDS = [run_command, resume_command, cancel_command, runs_command, reword_command, import_promptfoo_command]

@@ -1,9 +1,18 @@
 """Automatic checks on answers: deterministic ones, by meaning, and an LLM judge.
 
-Names follow promptfoo's assertion types where one exists (`contains`, `icontains`,
-`regex`, `is-json`, `similar`, `llm-rubric`, `not-…`), so people moving over recognise
-them and exported sets keep working. A value may use the input's variables:
-`contains:{{expected}}`.
+Names and verdicts follow promptfoo's assertion types (0.120): the same answer and the
+same value give the same verdict. `equals` and `starts-with` compare exactly (no white
+space stripped); an object or list value of `equals` is compared with the answer parsed
+as JSON; numbers are values (`equals: 42`); regular expressions are JavaScript's
+(`jsregex`); JSON is strict (RFC 8259: no NaN) and a schema's `format` is checked.
+Every deterministic type has its `not-` form. A value may use the input's variables,
+as a `{{name}}` placeholder or a Jinja2 template with Nunjucks' filters (`templates`).
+
+`weight`, `metric` and `threshold` mean what they mean in promptfoo: an answer's score
+is the weighted mean of its checks' scores; a check of weight 0 never fails it; with a
+test threshold the answer passes when that score reaches it (`rates.answer_verdicts`).
+What promptfoo runs as code (`javascript`, `python`, a `transform`) is refused before
+the run: Spread never runs code from a check.
 
 `similar` uses Spread's own meaning equivalence — the very rule that forms the meaning
 clusters (`meaning.cluster_vectors` on the pair) — so "Lyon" is never similar to
@@ -12,49 +21,82 @@ one fails.
 
 Every check is validated before a run starts (an invalid regex or schema is a one-line
 error naming the check), and every result is stored with its answer in `check_results`.
+The deterministic types are a table (`DETERMINISTIC`: base type → function), so a new
+type is one function and one line.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import math
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from core.config import SpreadError
-from core.evaluate import tool_checks
+from core.config import SpreadError, read_yaml
+from core.evaluate import jsregex, tool_checks
 from core.run import templates
 
+# The types a person names; every deterministic one also has a `not-` form.
 TYPES = {
-    "equals": "the answer is the value (white space around it ignored)",
+    "equals": "the answer is exactly the value (no white space stripped; an object or list value: the answer "
+              "parsed as JSON equals it)",
     "contains": "the answer contains the value",
     "icontains": "the answer contains the value, ignoring case",
-    "not-contains": "the answer does not contain the value",
-    "not-icontains": "the answer does not contain the value, ignoring case",
-    "starts-with": "the answer starts with the value",
-    "regex": "the regular expression matches somewhere in the answer",
-    "not-regex": "the regular expression matches nowhere in the answer",
-    "is-json": "the answer is JSON (and, with a value, valid against that JSON schema)",
+    "contains-any": "the answer contains at least one of the values (a list, or comma-separated text)",
+    "contains-all": "the answer contains every one of the values",
+    "icontains-any": "contains-any, ignoring case",
+    "icontains-all": "contains-all, ignoring case",
+    "starts-with": "the answer starts with the value (no white space stripped)",
+    "regex": "the JavaScript regular expression matches somewhere in the answer",
+    "is-json": "the answer is strict JSON (and, with a value, valid against that JSON or YAML schema, formats "
+               "included)",
+    "contains-json": "the answer contains a JSON object (valid against the schema, if one is given)",
     "json-schema": "the answer is JSON valid against the schema given as the value",
+    "levenshtein": "the edit distance to the value is at most the threshold (default 5)",
     "max-length": "the answer has at most this many characters",
+    "cost": "the answer cost at most the threshold in US dollars",
+    "latency": "the answer took at most the threshold in milliseconds",
+    "not-…": "the opposite of any type above",
     "similar": "same meaning as a reference (the value, else the golden item's reference and accepted answers), "
                "and not closer to a rejected answer",
     "not-similar": "not the same meaning as the value",
     "llm-rubric": "a judge model says the answer meets the rubric (off unless asked for; its calls are counted)",
 }
 TYPES.update(tool_checks.TYPES)  # tool calls and JSON fields (core/evaluate/tool_checks.py)
+# promptfoo types Spread refuses, and why (one line each).
+REFUSED = {
+    "javascript": "runs JavaScript code; Spread never runs code from a check (there is no sandbox)",
+    "python": "runs Python code; Spread never runs code from a check (there is no sandbox)",
+    "ruby": "runs Ruby code; Spread never runs code from a check (there is no sandbox)",
+    "webhook": "calls a web service with every answer; Spread sends answers nowhere",
+    "perplexity": "needs the tokens' log-probabilities, which Spread does not record",
+    "perplexity-score": "needs the tokens' log-probabilities, which Spread does not record",
+}
+KEYS = {"type", "value", "threshold", "weight", "metric", "judge", "provider", "samples"}
+# An input's own checks (JSON) and the score its answers need: a promptfoo test's `assert`
+# and `threshold`, as `spread import-promptfoo` writes them and scoring reads them.
+TEST_CHECKS, TEST_THRESHOLD = "test.checks", "test.threshold"
 MAX_CHECKS = 50
+DEFAULT_LEVENSHTEIN = 5
 
 
 @dataclass(frozen=True)
 class Check:
     type: str
     value: object = None
-    threshold: float | None = None  # similar: the similarity needed (default: the clusters' threshold)
+    threshold: float | None = None  # similar: the similarity needed; levenshtein, cost, latency: the limit
     judge: str | None = None  # llm-rubric: the judge's litellm model id
     samples: int = 1  # llm-rubric: how many times the judge is asked (its self-consistency)
+    weight: float | None = None  # its share of the answer's score (default 1; 0: never fails an answer)
+    metric: str | None = None  # a named score it adds to
+
+    def __hash__(self) -> int:  # values may be JSON objects: the canonical key identifies a check
+        return hash(self.key())
 
     def key(self) -> str:
         """The check as canonical JSON: how its results are found again."""
@@ -67,10 +109,18 @@ class Check:
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None and not (k == "samples" and v == 1)}
 
+    @property
+    def inverse(self) -> bool:
+        return self.type.startswith("not-") and self.type[4:] in DETERMINISTIC
+
+    @property
+    def base(self) -> str:
+        return self.type[4:] if self.inverse else self.type
+
 
 @dataclass
 class Outcome:
-    passed: bool | None  # None: the check could not be made (a judge's call failed)
+    passed: bool | None  # None: the check could not be made (a judge's call failed, a cost unknown)
     score: float | None = None
     reason: str = ""
     judge_calls: int = 0
@@ -93,44 +143,56 @@ def parse(text: str) -> Check:
     return from_dict({"type": kind.strip(), "value": value if sep else None})
 
 
+def known(kind: str) -> bool:
+    return kind in TYPES and kind != "not-…" or (kind.startswith("not-") and kind[4:] in DETERMINISTIC)
+
+
 def from_dict(data) -> Check:
-    """One check in promptfoo's `assert` shape: {type, value, threshold}; `provider` names a judge."""
+    """One check in promptfoo's `assert` shape: {type, value, threshold, weight, metric}; `provider` names a judge."""
+    names = ", ".join(t for t in TYPES)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise SpreadError(f"a check needs a type, one of {', '.join(TYPES)} (got {data!r})", "checks")
+        raise SpreadError(f"a check needs a type, one of {names} (got {data!r})", "checks")
     kind = data["type"].strip()
-    if kind not in TYPES:
-        raise SpreadError(f"unknown check type {kind!r}: use one of {', '.join(TYPES)}", "checks")
+    base = kind[4:] if kind.startswith("not-") else kind
+    if kind in REFUSED or base in REFUSED:
+        raise SpreadError(f"check type {kind!r} is not supported: it {REFUSED.get(kind) or REFUSED[base]}", "checks")
+    if not known(kind):
+        raise SpreadError(f"unknown check type {kind!r}: use one of {names}", "checks")
+    if "transform" in data or "contextTransform" in data:
+        raise SpreadError(f"{kind}: 'transform' is not supported: it runs JavaScript on the answer, and Spread never "
+                          "runs code from a check; remove it, or check the whole answer", "checks")
+    extra = sorted(set(data) - KEYS)
+    if extra:
+        raise SpreadError(f"{kind}: unsupported key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                          f"(a check takes {', '.join(sorted(KEYS))})", "checks")
     judge = data.get("judge") or data.get("provider")
     samples = data.get("samples", 1)
-    threshold = data.get("threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-        raise SpreadError(f"{kind}: threshold must be a number", "checks")
+    threshold, weight, metric = data.get("threshold"), data.get("weight"), data.get("metric")
+    for name, number in (("threshold", threshold), ("weight", weight)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
+                                   or not math.isfinite(number)):
+            raise SpreadError(f"{kind}: {name} must be a number", "checks")
+    if weight is not None and weight < 0:
+        raise SpreadError(f"{kind}: weight must be 0 or more", "checks")
+    if metric is not None and (not isinstance(metric, str) or not metric.strip()):
+        raise SpreadError(f"{kind}: metric must be a name", "checks")
     if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 10:
         raise SpreadError(f"{kind}: judge samples must be a whole number in 1..10", "checks")
     value = data.get("value")
     if kind in tool_checks.TYPES:
         value = tool_checks.stored_value(value)
     elif isinstance(value, list):
-        value = tuple(value)  # frozen: a check is hashable
-    elif isinstance(value, dict):
-        value = json.dumps(value, sort_keys=True)  # a JSON schema, kept as its text
+        value = tuple(value)  # frozen: a check's value never changes
+    elif isinstance(value, dict) and base in ("is-json", "json-schema", "contains-json"):
+        value = json.dumps(value, sort_keys=True)  # a JSON schema, kept as its text (stable keys)
     return Check(kind, value, float(threshold) if threshold is not None else None,
-                 judge if isinstance(judge, str) else None, samples)
+                 judge if isinstance(judge, str) else None, samples,
+                 None if weight is None or weight == 1 else float(weight), metric)
 
 
 def read_file(path: str | Path) -> list[Check]:
     """A YAML (or JSON) list of checks in promptfoo's `assert` shape, or a mapping with an `assert` list."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SpreadError(f"cannot read {path}: {e.strerror or e}", "checks") from None
-    except UnicodeDecodeError:
-        raise SpreadError(f"{path} is not UTF-8 text", "checks") from None
-    except yaml.YAMLError as e:
-        raise SpreadError(f"{path} is not valid YAML: {' '.join(str(e).split())}", "checks") from None
+    data = read_yaml(path, "checks")
     if isinstance(data, dict) and isinstance(data.get("assert"), list):
         data = data["assert"]
     if not isinstance(data, list):
@@ -152,36 +214,65 @@ def validate(checks: list[Check], inputs: list[dict[str, str]] | None = None, *,
     out = []
     for check in checks:
         what = f"check {check.label()!r}"
-        value = check.value
-        if check.type in ("equals", "contains", "icontains", "not-contains", "not-icontains", "starts-with",
-                          "regex", "not-regex") and (not isinstance(value, str) or value == ""):
-            raise SpreadError(f"{what} needs a value: {check.type}:TEXT", "checks")
-        if check.type in ("regex", "not-regex"):
-            _compile(value, what)
-        if check.type in ("json-schema", "is-json") and value is not None:
-            _schema(value, what)
-        if check.type == "json-schema" and value is None:
-            raise SpreadError(f"{what} needs a JSON schema as its value", "checks")
-        if check.type == "max-length" and (value is None or not str(value).strip().isdigit()):
-            raise SpreadError(f"{what} needs a whole number of characters: max-length:200", "checks")
-        if check.type == "not-similar" and not value:
+        for text in _texts(check.value):
+            templates.check_inputs([text], inputs or [])
+        if check.base in DETERMINISTIC:
+            for values in _renderings(check, inputs):
+                _check_value(check, render(check.value, values), what)
+        if check.type == "not-similar" and not check.value:
             raise SpreadError(f"{what} needs a value to stay away from", "checks")
         if check.type in ("similar", "not-similar") and check.threshold is not None and not 0 < check.threshold <= 1:
             raise SpreadError(f"{what}: the similarity threshold must be in (0, 1]", "checks")
         if check.type in tool_checks.TYPES:
             tool_checks.validate(check, what)
         if check.type == "llm-rubric":
-            if not isinstance(value, str) or not value.strip():
+            if not isinstance(check.value, str) or not check.value.strip():
                 raise SpreadError(f"{what} needs a rubric: llm-rubric:'Answers with the city only'", "checks")
-            check = Check(check.type, value, check.threshold, check.judge or judge,
-                          judge_samples or check.samples)
+            check = Check(check.type, check.value, check.threshold, check.judge or judge,
+                          judge_samples or check.samples, check.weight, check.metric)
             if not check.judge:
                 raise SpreadError(f"{what} needs a judge model (--judge-model ID): it is off unless asked for",
                                   "checks")
-        for text in _texts(value):
-            templates.check_inputs([text], inputs or [])
         out.append(check)
     return list(dict.fromkeys(out))
+
+
+def _renderings(check: Check, inputs) -> list[dict[str, str]]:
+    """The variables a value is checked with: none needed, else every input's."""
+    if not any(templates.variables(text) or templates.is_jinja(text) for text in _texts(check.value)):
+        return [{}]
+    return list(inputs or [{}])
+
+
+def _check_value(check: Check, value, what: str) -> None:
+    """Refuse a value promptfoo would refuse (its `invariant`s), before the run."""
+    kind = check.base
+    if kind == "equals" and value is None:
+        raise SpreadError(f"{what} needs a value: equals:TEXT (a number, a JSON object or list, or \"\")", "checks")
+    if kind in ("contains", "icontains") and not (
+            (isinstance(value, str) and value != "") or _is_number(value)):
+        raise SpreadError(f"{what} needs a value: {check.type}:TEXT (text or a number)", "checks")
+    if kind in ("starts-with", "regex", "levenshtein") and not (isinstance(value, str) and value != ""):
+        raise SpreadError(f"{what} needs a value: {check.type}:TEXT", "checks")
+    if kind == "regex":
+        try:
+            jsregex.compile(value)
+        except jsregex.JsRegexError as e:
+            raise SpreadError(f"{what}: invalid regular expression, as JavaScript reads it ({e})", "checks") from None
+    if kind in ("contains-any", "contains-all", "icontains-any", "icontains-all"):
+        if value is None or value == "" or not isinstance(value, (str, list, tuple)):
+            raise SpreadError(f"{what} needs a list of values (or comma-separated text)", "checks")
+        if isinstance(value, str):
+            _comma_separated(value, what)
+    if kind in ("is-json", "json-schema", "contains-json") and value not in (None, ""):
+        _schema(value, what)
+    if kind == "json-schema" and value in (None, ""):
+        raise SpreadError(f"{what} needs a JSON schema as its value", "checks")
+    if kind == "max-length" and (value is None or not str(value).strip().isdigit()):
+        raise SpreadError(f"{what} needs a whole number of characters: max-length:200", "checks")
+    if kind in ("cost", "latency") and check.threshold is None and (check.inverse or not check.metric):
+        raise SpreadError(f"{what} needs a threshold ({'US dollars' if kind == 'cost' else 'milliseconds'}) "
+                          f"{'' if check.inverse else 'or a metric to record it under'}".strip(), "checks")
 
 
 def _texts(value) -> list[str]:
@@ -192,35 +283,61 @@ def _texts(value) -> list[str]:
     return []
 
 
-def _compile(pattern, what: str) -> re.Pattern:
-    try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise SpreadError(f"{what}: invalid regular expression ({e})", "checks") from None
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+        isinstance(value, float) and math.isnan(value))
 
 
-def _schema(value, what: str) -> dict:
+def _schema(value, what: str):
+    """A JSON schema from an object, or from its JSON or YAML text, checked; formats are checked too."""
     import jsonschema
+    import yaml
 
     schema = value
     if isinstance(value, str):
         try:
-            schema = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise SpreadError(f"{what}: the schema is not JSON ({e.msg})", "checks") from None
-    if not isinstance(schema, dict):
+            schema = yaml.safe_load(value)  # JSON is YAML: promptfoo reads either
+        except yaml.YAMLError as e:
+            raise SpreadError(f"{what}: the schema is neither JSON nor YAML ({' '.join(str(e).split())})",
+                              "checks") from None
+    if not isinstance(schema, (dict, bool)):
         raise SpreadError(f"{what}: a JSON schema is an object", "checks")
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        jsonschema.validators.validator_for(schema if isinstance(schema, dict) else {}).check_schema(schema)
     except jsonschema.SchemaError as e:
         raise SpreadError(f"{what}: invalid JSON schema ({e.message})", "checks") from None
     return schema
 
 
+@lru_cache(maxsize=128)
+def _validator(value):
+    import jsonschema
+
+    schema = _schema(value, "schema")
+    cls = jsonschema.validators.validator_for(schema if isinstance(schema, dict) else {})
+    return cls(schema, format_checker=_format_checker())
+
+
+@lru_cache(maxsize=1)
+def _format_checker():
+    """jsonschema's format checks, with `email` as strict as promptfoo's (ajv-formats): a
+    local part of the usual characters, then a domain of dotted labels."""
+    import re
+
+    import jsonschema
+
+    checker = jsonschema.FormatChecker()
+    local = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    label = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    email = re.compile(rf"{local}@(?:{label}\.)+{label}", re.IGNORECASE | re.ASCII)
+    checker.checks("email")(lambda instance: not isinstance(instance, str) or bool(email.fullmatch(instance)))
+    return checker
+
+
 # --- deterministic checks ---------------------------------------------------------------
 
 def render(value, values: dict[str, str]):
-    """A check's value with the input's variables filled in."""
+    """A check's value with the input's variables filled in (text, and the text items of a list)."""
     if isinstance(value, str):
         return templates.render(value, values)
     if isinstance(value, (list, tuple)):
@@ -228,44 +345,251 @@ def render(value, values: dict[str, str]):
     return value
 
 
-def deterministic(check: Check, text: str, values: dict[str, str]) -> Outcome:
-    """A check that needs no model: its outcome from the answer's text alone."""
-    value = render(check.value, values)
-    text = text or ""
-    kind = check.type
-    if kind == "equals":
-        return _outcome(text.strip() == value.strip(), f"expected exactly {value!r}")
-    if kind in ("contains", "not-contains"):
-        found = value in text
-        return _outcome(found == (kind == "contains"), f"{'lacks' if not found else 'contains'} {value!r}")
-    if kind in ("icontains", "not-icontains"):
-        found = value.lower() in text.lower()
-        return _outcome(found == (kind == "icontains"), f"{'lacks' if not found else 'contains'} {value!r}")
-    if kind == "starts-with":
-        return _outcome(text.lstrip().startswith(value), f"does not start with {value!r}")
-    if kind in ("regex", "not-regex"):
-        found = re.search(value, text) is not None
-        return _outcome(found == (kind == "regex"), f"{'no' if not found else 'a'} match for /{value}/")
-    if kind in ("is-json", "json-schema"):
+def js_string(value) -> str:
+    """`String(value)` in JavaScript: how promptfoo turns a number value into text (1.0 is "1")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, float):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digits))
+    k, n = len(digits), exponent + len(digits)  # ECMAScript Number::toString's k and n
+    out = (digits + "0" * (n - k) if k <= n <= 21 else digits[:n] + "." + digits[n:] if 0 < n <= 21
+           else "0." + "0" * -n + digits if -6 < n <= 0
+           else f"{digits[0]}{'.' + digits[1:] if k > 1 else ''}e{'+' if n - 1 > 0 else '-'}{abs(n - 1)}")
+    return ("-" if value < 0 else "") + out
+
+
+def strict_json(text: str):
+    """`JSON.parse`: RFC 8259 JSON, so NaN and Infinity are not JSON. Raises ValueError."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def same_json(a, b) -> bool:
+    """Node's `util.isDeepStrictEqual` on JSON values: true is not 1, 0 is not -0, key order is free."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if _is_number(a) and _is_number(b):
+        return a == b and (a != 0 or math.copysign(1, a) == math.copysign(1, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _comma_separated(text: str, what: str = "check") -> list[str]:
+    """promptfoo's reading of `contains-any: a, "b, c"`: fields split at commas, trimmed,
+    a double-quoted field keeps its commas (`\\"` or `""` for a quote)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        while i < n and (text[i] in jsregex.WHITE_SPACE_CHARS or text[i] == ","):
+            i += 1
+        if i >= n:
+            break
+        if text[i] != '"':
+            end = text.find(",", i)
+            end = n if end < 0 else end
+            out.append(text[i:end].strip(jsregex.WHITE_SPACE_CHARS))
+            i = end
+            continue
+        i, field_text, closed = i + 1, "", False
+        while i < n:
+            if text[i] == "\\" and i + 1 < n and text[i + 1] in '"\\':
+                field_text, i = field_text + text[i + 1], i + 2
+            elif text[i] == '"' and text[i + 1:i + 2] == '"':
+                field_text, i = field_text + '"', i + 2
+            elif text[i] == '"':
+                i, closed = i + 1, True
+                break
+            else:
+                field_text, i = field_text + text[i], i + 1
+        if not closed:
+            raise SpreadError(f"{what}: unterminated quoted value", "checks")
+        while i < n and text[i] in jsregex.WHITE_SPACE_CHARS:
+            i += 1
+        if i < n and text[i] != ",":
+            raise SpreadError(f"{what}: expected a comma after a quoted value", "checks")
+        out.append(field_text)
+    return out
+
+
+def _items(value) -> list[str]:
+    items = _comma_separated(value) if isinstance(value, str) else list(value)
+    return [js_string(v) for v in items]
+
+
+def _equals(check, value, text, answer):
+    if isinstance(value, (dict, list, tuple)):  # compared as a value with the answer parsed as JSON
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as e:
-            return Outcome(False, 0.0, f"not JSON ({e.msg} at character {e.pos})")
-        if value is None:
-            return Outcome(True, 1.0, "")
-        import jsonschema
-
-        errors = sorted(jsonschema.validators.validator_for(_schema(value, kind))(_schema(value, kind))
-                        .iter_errors(parsed), key=lambda e: list(e.path))
-        return _outcome(not errors, f"schema: {errors[0].message}" if errors else "")
-    if kind == "max-length":
-        limit = int(str(value).strip())
-        return _outcome(len(text) <= limit, f"{len(text)} characters, more than {limit}")
-    raise ValueError(f"{kind} is not a deterministic check")
+            return same_json(value, strict_json(text)), f"the answer as JSON is not {json.dumps(value)}"
+        except ValueError:
+            return False, "the answer is not JSON"
+    expected = js_string(value)
+    return text == expected, f"is not exactly {expected!r}"
 
 
-def _outcome(passed: bool, reason_if_failed: str) -> Outcome:
-    return Outcome(bool(passed), 1.0 if passed else 0.0, "" if passed else reason_if_failed)
+def _contains(fold: bool):
+    def contains(check, value, text, answer):
+        needle = js_string(value)
+        found = (needle.lower() in text.lower()) if fold else needle in text
+        return found, f"{'contains' if found else 'lacks'} {needle!r}"
+    return contains
+
+
+def _contains_many(fold: bool, every: bool):
+    def contains_many(check, value, text, answer):
+        items = _items(value)
+        haystack = text.lower() if fold else text
+        present = [item for item in items if (item.lower() if fold else item) in haystack]
+        missing = [item for item in items if item not in present]
+        found = not missing if every else bool(present)
+        shown = ", ".join(map(repr, missing if every else items))
+        return found, (f"lacks {shown}" if every and missing else f"contains {', '.join(map(repr, present))}"
+                       if present else f"lacks every one of {shown}")
+    return contains_many
+
+
+def _starts_with(check, value, text, answer):
+    return text.startswith(value), f"{'starts' if text.startswith(value) else 'does not start'} with {value!r}"
+
+
+def _regex(check, value, text, answer):
+    found = jsregex.search(value, text)
+    return found, f"{'no' if not found else 'a'} match for /{value}/"
+
+
+def _is_json(check, value, text, answer):
+    try:
+        parsed = strict_json(text)
+    except ValueError as e:
+        return False, f"not JSON ({e})"
+    if value in (None, ""):
+        return True, "is JSON"
+    errors = sorted(_validator(value).iter_errors(parsed), key=lambda e: list(e.path))
+    return not errors, f"schema: {errors[0].message}" if errors else "is JSON valid against the schema"
+
+
+def json_objects(text: str) -> list[dict]:
+    """The JSON objects inside a text, left to right (each `{` where a strict JSON object starts)."""
+    decoder = json.JSONDecoder(parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+    found, i = [], text.find("{")
+    while i >= 0:
+        try:
+            value, end = decoder.raw_decode(text, i)
+        except ValueError:
+            end = i + 1
+        else:
+            found.append(value)
+        i = text.find("{", end)
+    return found
+
+
+def _contains_json(check, value, text, answer):
+    objects = json_objects(text)
+    if not objects:
+        return False, "contains no JSON object"
+    if value in (None, ""):
+        return True, "contains a JSON object"
+    validator, message = _validator(value), ""
+    for candidate in objects:
+        errors = sorted(validator.iter_errors(candidate), key=lambda e: list(e.path))
+        if not errors:
+            return True, "contains a JSON object valid against the schema"
+        message = errors[0].message
+    return False, f"schema: {message}"
+
+
+def levenshtein_within(a: str, b: str, limit: int) -> int | None:
+    """The edit distance between a and b if it is at most `limit`, else None (a band of the table only)."""
+    if abs(len(a) - len(b)) > limit:
+        return None
+    over = limit + 1
+    previous = [j if j <= limit else over for j in range(len(b) + 1)]
+    for i in range(1, len(a) + 1):
+        current = [over] * (len(b) + 1)
+        current[0] = i if i <= limit else over
+        for j in range(max(1, i - limit), min(len(b), i + limit) + 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]), over)
+        previous = current
+    return previous[-1] if previous[-1] <= limit else None
+
+
+def _levenshtein(check, value, text, answer):
+    limit = int(check.threshold or DEFAULT_LEVENSHTEIN)  # promptfoo: `threshold || 5`
+    distance = levenshtein_within(jsregex.code_units(text), jsregex.code_units(value), limit)
+    return distance is not None, (f"edit distance {distance}, at most {limit}" if distance is not None
+                                  else f"edit distance more than {limit}")
+
+
+def _max_length(check, value, text, answer):
+    limit = int(str(value).strip())
+    return len(text) <= limit, f"{len(text)} characters, {'more than' if len(text) > limit else 'at most'} {limit}"
+
+
+def _measured(column: str, unit: str):
+    def measured(check, value, text, answer):
+        amount = (answer or {}).get(column)
+        if amount is None:
+            return Outcome(None, None, f"{column.split('_')[0]} unknown for this answer")
+        if check.threshold is None:  # recorded under its metric only (promptfoo: the score is the amount)
+            return Outcome(True, float(amount), "")
+        within = amount <= check.threshold
+        return within, f"{amount:g} {unit}, {'at most' if within else 'more than'} {check.threshold:g} {unit}"
+    return measured
+
+
+Handler = Callable[[Check, object, str, dict], "tuple[bool, str] | Outcome"]
+# Base type -> how it is decided: (found, what was found) in the positive sense, or an Outcome.
+DETERMINISTIC: dict[str, Handler] = {
+    "equals": _equals,
+    "contains": _contains(False),
+    "icontains": _contains(True),
+    "contains-any": _contains_many(False, False),
+    "contains-all": _contains_many(False, True),
+    "icontains-any": _contains_many(True, False),
+    "icontains-all": _contains_many(True, True),
+    "starts-with": _starts_with,
+    "regex": _regex,
+    "is-json": _is_json,
+    "json-schema": _is_json,
+    "contains-json": _contains_json,
+    "levenshtein": _levenshtein,
+    "max-length": _max_length,
+    "cost": _measured("cost_usd", "USD"),
+    "latency": _measured("latency_ms", "ms"),
+}
+
+
+def deterministic(check: Check, text: str, values: dict[str, str], answer: dict | None = None) -> Outcome:
+    """A check that needs no model: its outcome from the answer (its text; its cost and latency)."""
+    if check.base not in DETERMINISTIC:
+        raise ValueError(f"{check.type} is not a deterministic check")
+    decided = DETERMINISTIC[check.base](check, render(check.value, values), text or "", answer or {})
+    if isinstance(decided, Outcome):
+        return weighed(check, decided)
+    found, finding = decided
+    passed = bool(found) != check.inverse
+    return weighed(check, Outcome(passed, 1.0 if passed else 0.0, "" if passed else finding))
+
+
+def weighed(check: Check, outcome: Outcome) -> Outcome:
+    """promptfoo's rule for weight 0: the check is scored and shown, but never fails the answer."""
+    if check.weight == 0 and outcome.passed is False:
+        return Outcome(True, outcome.score, f"weight 0, not counted: {outcome.reason}", outcome.judge_calls,
+                       outcome.judge_cost_usd)
+    return outcome
 
 
 # --- checks by meaning ------------------------------------------------------------------

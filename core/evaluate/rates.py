@@ -1,7 +1,10 @@
 """Pass rates with honest uncertainty, and how far each check agrees with people.
 
 An answer passes when every check passed (a check that could not be made — a judge
-that failed to answer — leaves the answer out, never counts it as a pass or a fail).
+that failed to answer — leaves the answer out, never counts it as a pass or a fail);
+a check of weight 0 never fails it. Its score is the weighted mean of its checks'
+scores, as in promptfoo; where its input sets a threshold (a promptfoo test's), the
+answer passes when that score reaches the threshold, whatever single checks say.
 
 - Per cell (variant × input × model × temperature): passes / answers with a Wilson interval.
 - Per input, over its N samples, the reducers people ask for: all N pass (pass^N),
@@ -13,14 +16,19 @@ that failed to answer — leaves the answer out, never counts it as a pass or a 
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
 from core.analyse import stats
 
 
-def answer_verdicts(results: list[dict], check_keys: list[str] | None = None) -> dict[int, bool | None]:
-    """response_id -> passed every check (None when a check could not be made and none failed)."""
+def answer_verdicts(results: list[dict], check_keys: list[str] | None = None,
+                    thresholds: dict[int, float] | None = None) -> dict[int, bool | None]:
+    """response_id -> passed every check (None when a check could not be made and none failed);
+    with a threshold for the answer: its weighted score reaches it."""
     verdicts: dict[int, bool | None] = {}
     for row in results:
         if check_keys is not None and row["check_key"] not in check_keys:
@@ -33,7 +41,52 @@ def answer_verdicts(results: list[dict], check_keys: list[str] | None = None) ->
             verdicts[rid] = None
         else:
             verdicts[rid] = current
+    scores = answer_scores(results, check_keys) if thresholds else {}
+    for rid, threshold in (thresholds or {}).items():
+        if rid in verdicts:
+            verdicts[rid] = None if scores.get(rid) is None else scores[rid] >= threshold
     return verdicts
+
+
+@lru_cache(maxsize=1024)
+def _weight(check_key: str) -> float:
+    return float(json.loads(check_key).get("weight", 1))
+
+
+def answer_scores(results: list[dict], check_keys: list[str] | None = None) -> dict[int, float | None]:
+    """response_id -> the weighted mean of its checks' scores (promptfoo's test score; 0 when
+    every weight is 0); None when a check could not be made."""
+    totals: dict[int, list[float] | None] = {}
+    for row in results:
+        if check_keys is not None and row["check_key"] not in check_keys:
+            continue
+        rid = row["response_id"]
+        score = row["score"] if row["score"] is not None else row["passed"]
+        if score is None or (rid in totals and totals[rid] is None):
+            totals[rid] = None
+            continue
+        weight = _weight(row["check_key"])
+        total = totals.setdefault(rid, [0.0, 0.0])
+        total[0] += float(score) * weight
+        total[1] += weight
+    return {rid: None if t is None else (t[0] / t[1] if t[1] > 0 else 0.0) for rid, t in totals.items()}
+
+
+def metric_scores(results: list[dict]) -> dict[str, float]:
+    """Each named metric's score (promptfoo's `metric`): the weighted mean of its checks' scores
+    per answer, averaged over answers."""
+    per_answer: dict[str, dict[int, list[float]]] = {}
+    for row in results:
+        metric = json.loads(row["check_key"]).get("metric")
+        score = row["score"] if row["score"] is not None else row["passed"]
+        if not metric or score is None:
+            continue
+        weight = _weight(row["check_key"])
+        total = per_answer.setdefault(metric, {}).setdefault(row["response_id"], [0.0, 0.0])
+        total[0] += float(score) * weight
+        total[1] += weight
+    return {metric: round(float(np.mean([t[0] / t[1] if t[1] else 0.0 for t in answers.values()])), 4)
+            for metric, answers in sorted(per_answer.items())}
 
 
 def frame(answers: pd.DataFrame, verdicts: dict[int, bool | None]) -> pd.DataFrame:

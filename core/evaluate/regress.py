@@ -6,19 +6,17 @@ statistics whether it got worse.
    checks), sampled K times on the candidate model.
 2. The answers are scored with each item's checks (default: `similar` to its reference
    and accepted answers, and not closer to a rejected one).
-3. `report()`: per item, passes / samples with a Wilson interval, all-K-pass,
-   at-least-one, and the number of meaning clusters among its samples (how flaky it
-   is). Overall, the mean of the items' pass rates with a t interval over items.
+3. `report()`: per item (shown by its prompt and variables), passes / samples with a
+   Wilson interval, all-K-pass, at-least-one, and the number of meaning clusters among
+   its samples (how flaky it is). Overall, the mean of the items' pass rates with an
+   interval (`gate.pass_rate_interval`), and the cost (unknown when any price is).
 4. Against a baseline regress run of the same set: per item, Fisher's exact test
    (one-sided: worse) with Holm's correction over items; overall, the exact stratified
-   test of the total passes (items as strata: conditional on each item's total passes,
-   the candidate's passes are hypergeometric under "no change"; their sum's exact
-   distribution is a convolution). The gate fails only on a drop that test finds
-   unlikely under no change, so an unchanged candidate fails at most `alpha` of the time.
+   test of the total passes (`gate.stratified_p_value`).
 
-Gates: `min_pass_rate` (the overall pass rate, point estimate) and `max_drop` (with a
-baseline: fail when the drop exceeds it *and* is significant; default 0). A change in
-the model name the provider reports is noted even when every gate holds.
+The verdict (`core/evaluate/gate.py`) is pass, fail or inconclusive; an inconclusive
+verdict carries the samples per item that would settle it (`core/evaluate/power.py`).
+A change in the model name the provider reports is noted even when every gate holds.
 """
 
 from __future__ import annotations
@@ -28,17 +26,16 @@ import math
 from dataclasses import asdict, dataclass
 from xml.etree import ElementTree
 
-import numpy as np
 from scipy import stats as scipy_stats
 
-from core import store
+from core import display, store
 from core.analyse import stats
 from core.config import SpreadError, check_text
-from core.evaluate import rates, scoring
+from core.evaluate import gate, power, rates, scoring
+from core.evaluate.gate import Gates
 from core.review import golden, labels
-from core.run import plan, templates
+from core.run import inputs, plan, templates
 
-DEFAULT_ALPHA = 0.05
 MAX_ERROR_SHARE = 0.1  # above this share of samples ending in errors, the gate cannot decide
 WORST_SAMPLES = 3
 
@@ -55,20 +52,6 @@ class Candidate:
     concurrency: int = 8
 
 
-@dataclass
-class Gates:
-    min_pass_rate: float | None = None
-    max_drop: float | None = None
-    alpha: float = DEFAULT_ALPHA
-
-    def check(self) -> None:
-        for name, value in (("min pass rate", self.min_pass_rate), ("max drop", self.max_drop)):
-            if value is not None and not 0 <= value <= 1:
-                raise SpreadError(f"the {name} must be in 0..1 (got {value})")
-        if not 0 < self.alpha < 1:
-            raise SpreadError(f"alpha must be in (0, 1) (got {self.alpha})")
-
-
 # --- the plan ---------------------------------------------------------------------------
 
 def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSpec:
@@ -81,11 +64,13 @@ def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSp
         system, prompt = item["system"] or "", item["prompt"]
         if candidate.prompt_version is not None:
             system, prompt = _at_version(item, candidate.prompt_version, db_path)
+        # An old item that both accepts and rejects a text is gated as its fix would leave it.
+        accepted, rejected, reference, _ = golden.resolve(item["accepted"], item["rejected"], item["reference"])
         rows.append({**{k: str(v) for k, v in (item["vars"] or {}).items()},
                      "golden.item_key": item["item_key"], "golden.prompt": prompt, "golden.system": system,
-                     "golden.reference": item["reference"] or "",
-                     "golden.accepted": json.dumps(item["accepted"], ensure_ascii=False),
-                     "golden.rejected": json.dumps(item["rejected"], ensure_ascii=False),
+                     "golden.reference": reference or "",
+                     "golden.accepted": json.dumps(accepted, ensure_ascii=False),
+                     "golden.rejected": json.dumps(rejected, ensure_ascii=False),
                      "golden.checks": json.dumps(item["assertions"] or [], ensure_ascii=False),
                      **_shape_columns(item, system, prompt)})
     return plan.RunSpec(
@@ -217,7 +202,34 @@ def get(regress_id: int, *, db_path=None) -> dict | None:
         return None
     row = rows[0]
     row["result"], row["settings"] = json.loads(row["result"]), json.loads(row["settings"])
+    _upgrade(row["result"])
+    if any("label" not in item for item in row["result"]["items"]):  # recorded before items had names
+        with store.connect(db_path) as db:
+            names = {i["vars"].get("golden.item_key"): item_names(i["input"], i["vars"])
+                     for i in store.run_inputs(db, row["run_id"])}
+        for item in row["result"]["items"]:
+            item.update(names.get(item["key"]) or {"prompt": "", "vars": {}, "label": item["key"]})
     return row
+
+
+def _upgrade(result: dict) -> None:
+    """Reports recorded before verdicts could be inconclusive and changes were signed."""
+    if result.get("drop") is not None and "change" not in result:
+        result.update(change=-result["drop"], change_low=_negated(result.get("drop_high")),
+                      change_high=_negated(result.get("drop_low")))
+    result.setdefault("samples_to_settle", None)
+    for g in result["gates"]:
+        g.setdefault("verdict", "pass" if g["passed"] else "fail")
+        g.setdefault("samples_to_settle", None)
+        if g["gate"] == "max-drop":
+            g.setdefault("change", -g["value"])
+        else:
+            g.setdefault("low", result["pass_rate_low"])
+            g.setdefault("high", result["pass_rate_high"])
+
+
+def _negated(value):
+    return None if value is None else -value
 
 
 def history(set_name: str, *, db_path=None) -> list[dict]:
@@ -232,12 +244,13 @@ def history(set_name: str, *, db_path=None) -> list[dict]:
 # --- the statistics -------------------------------------------------------------------------
 
 def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
-    """Per item key: passes, samples, errors, meaning clusters, worst samples, provider models."""
+    """Per item key: its prompt and variables, passes, samples, errors, meaning clusters,
+    worst samples, provider models."""
     from core.analyse import spread
 
     with store.connect(db_path) as db:
         rows = store.responses(db, run_id)
-        keys = {i["input"]: i["vars"].get("golden.item_key") for i in store.run_inputs(db, run_id)}
+        inputs = {i["input"]: i["vars"] for i in store.run_inputs(db, run_id)}
     results = scoring.stored_results(run_id, db_path=db_path)
     verdicts = rates.answer_verdicts(results)
     reasons: dict[int, list[str]] = {}
@@ -248,9 +261,10 @@ def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
     meanings = analysis.answers.groupby("input")["cluster"].nunique().to_dict()
     table: dict[str, dict] = {}
     for row in rows:
-        item = table.setdefault(keys.get(row["input"]) or str(row["input"]), {
-            "input": row["input"], "passes": 0, "samples": 0, "errors": 0, "unscored": 0, "worst": [],
-            "provider_models": set()})
+        values = inputs.get(row["input"], {})
+        item = table.setdefault(values.get("golden.item_key") or str(row["input"]), {
+            "input": row["input"], **item_names(row["input"], values), "passes": 0, "samples": 0, "errors": 0,
+            "unscored": 0, "worst": [], "provider_models": set()})
         if row["error_type"] is not None:
             item["errors"] += 1
             continue
@@ -269,6 +283,15 @@ def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
     return table
 
 
+def item_names(index: int, values: dict) -> dict:
+    """An item as people know it: its prompt, its own variables, and a label named as every
+    input is (`#1 country=France`; its prompt when it has no variables) — never its hash key."""
+    own = {k: str(v) for k, v in values.items() if not k.startswith("golden.")}
+    prompt = values.get("golden.prompt") or ""
+    label = inputs.label(index, own) if own else f"#{index + 1} {display.one_line(prompt, 60)}"
+    return {"prompt": prompt, "vars": own, "label": label}
+
+
 def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=None) -> dict:
     """The verdict of a scored regress run, with every number behind it."""
     table = item_table(run_id, db_path=db_path)
@@ -284,36 +307,33 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
     for key, item in table.items():
         n, k = item["samples"], item["passes"]
         low, high = stats.wilson(k, n) if n else (math.nan, math.nan)
-        items.append({"key": key, "passes": k, "samples": n, "errors": item["errors"],
+        items.append({"key": key, "label": item["label"], "prompt": item["prompt"], "vars": item["vars"],
+                      "passes": k, "samples": n, "errors": item["errors"],
                       "pass_rate": round(k / n, 4) if n else None, "pass_rate_low": stats.rounded(low),
                       "pass_rate_high": stats.rounded(high), "all_pass": bool(n and k == n),
                       "any_pass": k > 0, "meanings": item["meanings"], "worst": item["worst"]})
     scored = [i for i in items if i["samples"]]
-    if len(scored) == 1:
-        pass_rate, low, high = scored[0]["pass_rate"], scored[0]["pass_rate_low"], scored[0]["pass_rate_high"]
-    else:
-        pass_rate, low, high = stats.mean_interval([i["pass_rate"] for i in scored])
+    pass_rate, low, high = gate.pass_rate_interval([i["passes"] for i in scored], [i["samples"] for i in scored])
     result = {
         "run_id": run_id, "pass_rate": stats.rounded(pass_rate), "pass_rate_low": stats.rounded(low),
         "pass_rate_high": stats.rounded(high), "samples": samples, "passes": sum(i["passes"] for i in items),
         "errors": errors, "items": items, "alpha": gates.alpha, "notes": [],
         "provider_models": sorted(set().union(*(i["provider_models"] for i in table.values())) - {""}),
+        **cost(run_id, db_path=db_path),
     }
     gate_results = []
     if gates.min_pass_rate is not None:
-        held = result["pass_rate"] >= gates.min_pass_rate
-        gate_results.append({"gate": "min-pass-rate", "threshold": gates.min_pass_rate, "value": result["pass_rate"],
-                             "passed": held})
-        if low < gates.min_pass_rate < high:
-            result["notes"].append(f"the pass rate's interval [{low:.2f}, {high:.2f}] straddles the minimum "
-                                   f"{gates.min_pass_rate}: more samples (--n) would tell")
+        verdict = gate.min_pass_rate_verdict(result["pass_rate"], result["pass_rate_high"], gates.min_pass_rate)
+        gate_results.append({
+            "gate": "min-pass-rate", "threshold": gates.min_pass_rate, "value": result["pass_rate"],
+            "low": result["pass_rate_low"], "high": result["pass_rate_high"], "verdict": verdict,
+            "passed": verdict == "pass", "samples_to_settle": power.samples_for_pass_rate(
+                [i["pass_rate"] for i in scored], max(i["samples"] for i in scored), gates.min_pass_rate)
+            if verdict == "inconclusive" else None})
     if baseline is not None:
         comparison = compare_with(baseline, items, gates.alpha)
         result.update(comparison)
-        max_drop = gates.max_drop if gates.max_drop is not None else 0.0
-        drop_held = not drop_fails(comparison["drop"], comparison["p_value"], max_drop, gates.alpha)
-        gate_results.append({"gate": "max-drop", "threshold": max_drop, "value": comparison["drop"],
-                             "p_value": comparison["p_value"], "passed": drop_held})
+        gate_results.append(drop_gate(comparison, scored, baseline, gates))
         before, after = set(baseline["result"].get("provider_models") or []), set(result["provider_models"])
         result["model_changed"] = bool(before and after and before != after)
         if result["model_changed"]:
@@ -322,7 +342,9 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
     elif gates.max_drop is not None:
         raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
     result["gates"] = gate_results
-    result["gate"] = "pass" if all(g["passed"] for g in gate_results) else "fail"
+    result["gate"] = gate.overall([g["verdict"] for g in gate_results])
+    unsettled = [g["samples_to_settle"] for g in gate_results if g["verdict"] == "inconclusive"]
+    result["samples_to_settle"] = None if not unsettled or None in unsettled else max(unsettled)
     for item in items:
         item["failed"] = bool(item.get("regressed") or (
             item["samples"] and item["pass_rate"] < (gates.min_pass_rate if gates.min_pass_rate is not None
@@ -330,13 +352,29 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
     return result
 
 
-def drop_fails(drop: float, p_value: float, max_drop: float, alpha: float) -> bool:
-    """The drop gate: fail on a drop larger than tolerated that sampling noise does not explain."""
-    return drop > max_drop and p_value < alpha
+def drop_gate(comparison: dict, scored: list[dict], baseline: dict, gates: Gates) -> dict:
+    """The max-drop gate (default 0 with a baseline) and, when it cannot tell, the samples per
+    item that would settle it."""
+    max_drop = gates.max_drop if gates.max_drop is not None else 0.0
+    before = {i["key"]: i for i in baseline["result"]["items"] if i["samples"]}
+    common = [i for i in scored if i["key"] in before]
+    drop_low = None
+    if max_drop > 0:  # the drop's one-sided lower bound at 1 − alpha
+        _, _, change_high = gate.change_interval([(i["passes"], i["samples"]) for i in common],
+                                                 [(before[i["key"]]["passes"], before[i["key"]]["samples"])
+                                                  for i in common], 1 - 2 * gates.alpha)
+        drop_low = -change_high
+    verdict = gate.drop_verdict(comparison["drop"], comparison["p_value"], drop_low, max_drop, gates.alpha)
+    return {"gate": "max-drop", "threshold": max_drop, "value": comparison["drop"], "change": comparison["change"],
+            "p_value": comparison["p_value"], "verdict": verdict, "passed": verdict == "pass",
+            "samples_to_settle": power.samples_for_drop(
+                [before[i["key"]]["pass_rate"] for i in common], [i["pass_rate"] for i in common],
+                max_drop=max_drop, alpha=gates.alpha) if verdict == "inconclusive" else None}
 
 
 def compare_with(baseline: dict, items: list[dict], alpha: float) -> dict:
-    """Per-item Fisher tests (Holm-corrected) and the overall exact stratified test."""
+    """Per-item Fisher tests (Holm-corrected) and the overall exact stratified test.
+    `change` is candidate − baseline (a drop is negative); `drop` is −`change`."""
     before = {i["key"]: i for i in baseline["result"]["items"] if i["samples"]}
     common = [i for i in items if i["samples"] and i["key"] in before]
     if not common:
@@ -353,39 +391,47 @@ def compare_with(baseline: dict, items: list[dict], alpha: float) -> dict:
         item.update(baseline_pass_rate=old["pass_rate"], change=round(item["pass_rate"] - old["pass_rate"], 4),
                     p_value=round(float(p), 6), p_adjusted=round(float(p_adj), 6),
                     regressed=bool(p_adj < alpha), improved=bool(p_better < alpha))
-    candidate_rates = [i["pass_rate"] for i in common]
-    baseline_rates = [before[i["key"]]["pass_rate"] for i in common]
-    paired = stats.paired_difference(baseline_rates, candidate_rates)
-    p_value = stratified_p_value([(i["passes"], i["samples"], before[i["key"]]["passes"], before[i["key"]]["samples"])
-                                  for i in common])
+    counts = [(i["passes"], i["samples"]) for i in common]
+    base_counts = [(before[i["key"]]["passes"], before[i["key"]]["samples"]) for i in common]
+    change, low, high = gate.change_interval(counts, base_counts)
+    p_value = gate.stratified_p_value([(k, n, bk, bn) for (k, n), (bk, bn) in zip(counts, base_counts)])
     return {
-        "baseline_id": baseline["id"], "baseline_pass_rate": stats.rounded(np.mean(baseline_rates)),
-        "drop": round(float(np.mean(baseline_rates) - np.mean(candidate_rates)), 4),
-        "drop_low": paired["low"], "drop_high": paired["high"], "p_value": round(p_value, 6),
+        "baseline_id": baseline["id"],
+        "baseline_pass_rate": stats.rounded(sum(bk / bn for bk, bn in base_counts) / len(base_counts)),
+        "change": round(change, 4) + 0.0, "change_low": stats.rounded(low), "change_high": stats.rounded(high),
+        "drop": round(-change, 4) + 0.0, "drop_low": stats.rounded(-high), "drop_high": stats.rounded(-low),
+        "p_value": round(p_value, 6),
         "items_compared": len(common), "items_regressed": sum(i["regressed"] for i in common),
         "items_improved": sum(i["improved"] for i in common),
         "items_new": sum(1 for i in items if i["samples"] and i["key"] not in before),
     }
 
 
-def stratified_p_value(strata: list[tuple[int, int, int, int]]) -> float:
-    """One-sided exact p-value that the candidate passes no less often than the baseline.
+def item_samples(run_id: int, *, db_path=None) -> dict[str, list[dict]]:
+    """Per item key, its samples as text with their verdict and why they failed (for the page)."""
+    with store.connect(db_path) as db:
+        answers = store.responses(db, run_id)
+        keys = {i["input"]: i["vars"].get("golden.item_key") for i in store.run_inputs(db, run_id)}
+    results: dict[int, list[dict]] = {}
+    for row in scoring.stored_results(run_id, db_path=db_path):
+        results.setdefault(row["response_id"], []).append(row)
+    out: dict[str, list[dict]] = {}
+    for a in answers:
+        mine = results.get(a["id"], [])
+        out.setdefault(keys.get(a["input"]) or str(a["input"]), []).append({
+            "answer": a["text"], "passed": all(r["passed"] for r in mine) if a["error_type"] is None else None,
+            "why": "; ".join(r["reason"] for r in mine if not r["passed"] and r["reason"]),
+            "error": a["error_type"], "provider model": a["provider_model"]})
+    return out
 
-    Each stratum (an item) is (candidate passes, candidate samples, baseline passes,
-    baseline samples). Under no change, given an item's total passes, the candidate's
-    share of them is hypergeometric; the p-value is P(total candidate passes ≤ observed),
-    from the exact distribution of the sum (a convolution over items).
-    """
-    distribution = np.array([1.0])
-    low = observed = 0
-    for passes, samples, base_passes, base_samples in strata:
-        total = passes + base_passes
-        support = np.arange(max(0, total - base_samples), min(samples, total) + 1)
-        pmf = scipy_stats.hypergeom.pmf(support, samples + base_samples, total, samples)
-        distribution = np.convolve(distribution, pmf)
-        low += int(support[0])
-        observed += passes
-    return float(min(1.0, distribution[: observed - low + 1].sum()))
+
+def cost(run_id: int, *, db_path=None) -> dict:
+    """The run's cost: `cost_usd` is None when any answer has no known price (never a made-up
+    0), `cost_usd_known` what the priced answers cost, `answers_with_unknown_cost` how many."""
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+    return {"cost_usd": None if run["unknown_cost"] else (run["cost_usd"] or 0.0),
+            "cost_usd_known": run["cost_usd"] or 0.0, "answers_with_unknown_cost": run["unknown_cost"]}
 
 
 # --- JUnit XML ------------------------------------------------------------------------------
@@ -398,7 +444,7 @@ def junit(result: dict) -> bytes:
     })
     properties = ElementTree.SubElement(suite, "properties")
     for name in ("regress_id", "model", "pass_rate", "pass_rate_low", "pass_rate_high", "gate", "baseline_id",
-                 "drop", "p_value"):
+                 "change", "drop", "p_value", "samples_to_settle"):
         if result.get(name) is not None:
             ElementTree.SubElement(properties, "property", {"name": name, "value": str(result[name])})
     for item in result["items"]:

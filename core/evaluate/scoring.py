@@ -19,7 +19,7 @@ from core.evaluate import checks as checks_module
 from core.evaluate import judge, tool_checks
 from core.evaluate.checks import Check, Outcome, References
 
-DETERMINISTIC = set(checks_module.TYPES) - {"similar", "not-similar", "llm-rubric"}
+TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
 
 
 def references_of(values: dict[str, str]) -> References:
@@ -41,12 +41,31 @@ def run_checks(run: dict) -> list[Check]:
 
 
 def input_checks(values: dict[str, str]) -> list[Check]:
-    """A golden item's own checks (`golden.checks`); without any, `similar` to its references."""
+    """An input's own checks: a test's (`test.checks`), a golden item's (`golden.checks`;
+    without any, `similar` to its references)."""
+    own = [checks_module.from_dict(c) for c in json.loads(values.get(TEST_CHECKS) or "[]")]
     if "golden.checks" not in values:
-        return []
-    own = [checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")]
+        return own
+    golden_checks = [checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")]
     # An item that expects tool calls is checked on its calls (names and arguments).
-    return own or [Check("tool-call-f1" if values.get("golden.tool_calls") else "similar")]
+    return own + (golden_checks or [Check("tool-call-f1" if values.get("golden.tool_calls") else "similar")])
+
+
+def thresholds(run_id: int, *, db_path=None) -> dict[int, float]:
+    """response_id -> the score its answer needs, for the answers of inputs that set one (a test threshold)."""
+    with store.connect(db_path) as db:
+        needed = {i["input"]: float(i["vars"][TEST_THRESHOLD]) for i in store.run_inputs(db, run_id)
+                  if i["vars"].get(TEST_THRESHOLD) not in (None, "")}
+        if not needed:
+            return {}
+        return {r["id"]: needed[r["input"]] for r in store.responses(db, run_id) if r["input"] in needed}
+
+
+def verdicts(run_id: int, results: list[dict], check_keys: list[str] | None = None, *, db_path=None):
+    """response_id -> passed (promptfoo's rule: weighted checks, a test's threshold), see rates.answer_verdicts."""
+    from core.evaluate import rates
+
+    return rates.answer_verdicts(results, check_keys, thresholds(run_id, db_path=db_path))
 
 
 def attach(run_id: int, new: list[Check], *, db_path=None) -> list[Check]:
@@ -102,21 +121,22 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
                     Check("similar", reference), part, input_values, References(),
                     contexts.get(answer["input"], ""), equivalence))
             outcomes.append((answer["id"], check, outcome))
-        elif check.type in DETERMINISTIC:
-            outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values)))
+        elif check.base in checks_module.DETERMINISTIC:
+            outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values, answer)))
         elif check.type in ("similar", "not-similar"):
             # By meaning, the part of the answer the run judges meaning by (its extract mode).
             outcome = await asyncio.to_thread(
                 checks_module.similar, check, meaning.extract(text, extract), input_values,
                 references_of(input_values), contexts.get(answer["input"], ""), equivalence)
-            outcomes.append((answer["id"], check, outcome))
+            outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
         else:
             question = prompts.get((answer["variant"], answer["input"]), ("", ""))[1]
             judged.append((answer["id"], check, judge.grade(check, question, text, api_base=judge_api_base,
                                                             limit=limit)))
     if judged:
         graded = await asyncio.gather(*(coroutine for _, _, coroutine in judged))
-        outcomes += [(response_id, check, outcome) for (response_id, check, _), outcome in zip(judged, graded)]
+        outcomes += [(response_id, check, checks_module.weighed(check, outcome))
+                     for (response_id, check, _), outcome in zip(judged, graded)]
     save(outcomes, db_path=db_path)
     return stored_results(run_id, db_path=db_path)
 

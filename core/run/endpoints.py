@@ -81,7 +81,7 @@ class Endpoint:
 def bare(model_id: str, api_base: str | None = None) -> Endpoint:
     """A litellm id used directly: the run's API base applies, except to the embedded model."""
     model_id = (model_id or "").strip()
-    return Endpoint(name=model_id, model=model_id, api_base=None if model_id == local_llm.MODEL_ID else api_base)
+    return Endpoint(name=model_id, model=model_id, api_base=None if local_llm.is_local(model_id) else api_base)
 
 
 # --- validation -----------------------------------------------------------------------
@@ -94,8 +94,8 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
     config.check_text(name, "the endpoint name", "name")
     if len(name) > MAX_NAME:
         raise SpreadError(f"an endpoint name is at most {MAX_NAME} characters", "name")
-    if name == local_llm.MODEL_ID:
-        raise SpreadError(f"{name} is the embedded model's id: choose another name", "name")
+    if local_llm.is_local(name):
+        raise SpreadError(f"{name} is an embedded model's id: choose another name", "name")
     model = (endpoint.model or "").strip()
     if not model:
         raise SpreadError(f"endpoint {name!r} needs a litellm model id (e.g. openai/<name> for vLLM)", "model")
@@ -123,7 +123,7 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
     timeout_s = _number(endpoint.timeout_s, "the timeout", "timeout", minimum=0, strict=True)
     checked = Endpoint(name, model, api_base, key_env, params, price_in, price_out, max_concurrency, rpm, timeout_s,
                        source="catalogue")
-    if check_id and model != local_llm.MODEL_ID:
+    if check_id and not local_llm.is_local(model):
         try:
             models.provider_of(model, api_base)
         except SpreadError as e:
@@ -350,7 +350,7 @@ def readiness(endpoint: Endpoint, *, probe: bool = True, timeout_s: float = 3.0)
     """{"key": "set" | "missing" | "not needed", "server": "reachable" | "unreachable" |
     "not checked" | "cloud", "problem": one line or None, "ready": bool} — never the key."""
     out = {"key": "not needed", "server": "cloud", "problem": None, "ready": False}
-    if endpoint.model == local_llm.MODEL_ID:
+    if local_llm.is_local(endpoint.model):
         out.update(server="embedded", ready=True)
         return out
     try:

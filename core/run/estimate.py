@@ -37,8 +37,8 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
         endpoint = spec.endpoint(model)
         prompt_tokens = 0
         for sent in rendered.values():
-            if endpoint.model == local_llm.MODEL_ID:  # what the embedded model reads is the framed text
-                sent = [{"role": "user", "content": local_llm.frame(sent)}]
+            if local_llm.is_local(endpoint.model) and not local_llm.embedded(endpoint.model).chat_template:
+                sent = [{"role": "user", "content": local_llm.frame(sent)}]  # what a base model reads
             prompt_tokens += litellm.token_counter(model=endpoint.model, messages=sent)
         calls = len(rendered) * samples
         prompt_tokens *= samples
@@ -59,9 +59,9 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
         notes.append("no max tokens: the completion tokens have no ceiling")
     if spec.inputs and not any("{{" in v.prompt + v.system for v in spec.variants):
         notes.append("the prompt uses no variable: every input gets the same prompt")
-    if local_llm.MODEL_ID in [spec.endpoint(m).model for m in spec.models]:
-        notes.append("the embedded model's prompt tokens are counted with litellm's default tokenizer, "
-                     "not Gemma's own: expect a small difference")
+    if any(local_llm.is_local(spec.endpoint(m).model) for m in spec.models):
+        notes.append("an embedded model's prompt tokens are counted with litellm's default tokenizer, "
+                     "not the model's own: expect a small difference")
     known = [row for row in per_model if row["price_known"]]
     return {
         "calls": spec.planned(), "variants": len(spec.all_variants()), "inputs": len(spec.all_inputs()),

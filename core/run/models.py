@@ -1,4 +1,4 @@
-"""The model catalogue: the embedded model, any litellm model id, keys, and prices.
+"""The model catalogue: the embedded models, any litellm model id, keys, and prices.
 
 A model id is what litellm takes: `openai/gpt-4o-mini`, `anthropic/claude-...`,
 `ollama/llama3`, or `openai/<name>` with an api_base for any OpenAI-compatible
@@ -52,9 +52,10 @@ class ModelEntry:
 
 
 def catalogue() -> list[ModelEntry]:
-    """The local model first, then the known providers and whether their key is set."""
+    """The embedded models first (the default leading), then the known providers and
+    whether their key is set."""
     config.load_secrets_into_env()
-    entries = [ModelEntry(local_llm.MODEL_ID, local_llm.PROVIDER, local_llm.DESCRIPTION, [], True)]
+    entries = [ModelEntry(m.id, local_llm.PROVIDER, m.description, [], True) for m in local_llm.MODELS.values()]
     for provider, example, keys in KNOWN_PROVIDERS:
         present = all(os.environ.get(k) for k in keys)
         what = "no key needed (a local server)" if not keys else (
@@ -65,7 +66,7 @@ def catalogue() -> list[ModelEntry]:
 
 def provider_of(model_id: str, api_base: str | None = None) -> str:
     """litellm's provider for a model id, or a SpreadError naming the unknown id."""
-    if model_id == local_llm.MODEL_ID:
+    if local_llm.is_local(model_id):
         return local_llm.PROVIDER
     litellm = llm.get()
     try:
@@ -86,10 +87,10 @@ def check_model(model_id: str, api_base: str | None = None) -> None:
     config.check_text(model_id, "the model id")
     if api_base:
         config.check_text(api_base, "the api_base")
-    if model_id == local_llm.MODEL_ID:
+    if local_llm.is_local(model_id):
         return
     if model_id.startswith(local_llm.PROVIDER + "/"):
-        raise SpreadError(f"unknown local model {model_id!r}: the embedded model is {local_llm.MODEL_ID}")
+        raise SpreadError(f"unknown local model {model_id!r}: the embedded models are {', '.join(local_llm.MODELS)}")
     provider = provider_of(model_id, api_base)
     base = api_base or DEFAULT_API_BASES.get(provider)
     if base:
@@ -131,7 +132,7 @@ def cost_usd(model_id: str, prompt_tokens: int | None, completion_tokens: int | 
     """Price of one answer: settings override, else litellm's shipped map, else None (unknown)."""
     if prompt_tokens is None or completion_tokens is None:
         return None
-    if model_id == local_llm.MODEL_ID:
+    if local_llm.is_local(model_id):
         return 0.0
     override = (config.settings().get("prices") or {}).get(model_id)
     if override:

@@ -149,7 +149,7 @@ class RunSpec:
         return None if self.seed is None else self.seed + sample_idx
 
     def api_base_for(self, model: str) -> str | None:
-        return None if model == local_llm.MODEL_ID else self.api_base
+        return None if local_llm.is_local(model) else self.api_base
 
     def endpoint(self, model: str) -> endpoints.Endpoint:
         """What a model name of this plan calls: its recorded endpoint, else (plans from
@@ -169,7 +169,7 @@ class RunSpec:
         caps = [c for c in (endpoint.max_concurrency, self.per_model_concurrency) if c]
         if caps:
             return min(caps)
-        return local_llm.PARALLEL_SLOTS if endpoint.model == local_llm.MODEL_ID else None
+        return local_llm.PARALLEL_SLOTS if local_llm.is_local(endpoint.model) else None
 
 
 def messages(system: str, prompt: str) -> list[dict]:

@@ -3,7 +3,7 @@
 Users phrase the same request in many ways; a prompt that only works in one wording is
 fragile. `reword()` asks any litellm model for K rewordings; each keeps every `{{name}}`
 placeholder of the original or is set aside with the reason. People then edit and
-approve them before they run. The embedded model is a small base model: it rewrites
+approve them before they run. The embedded models are tiny: they rewrite
 poorly, and the Playground says so.
 """
 

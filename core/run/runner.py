@@ -77,8 +77,8 @@ async def execute(
     # none belongs in an answer's latency, and a cold import would block the loop.
     await asyncio.to_thread(llm.get)
     await llm.warm()
-    if local_llm.MODEL_ID in [call.model for call in calls.values()] and todo:
-        await asyncio.to_thread(local_llm.server)
+    for model in {call.model for call in calls.values() if local_llm.is_local(call.model)} if todo else ():
+        await asyncio.to_thread(local_llm.server, model)
     here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
     if pool is not None:
         await pool.open()

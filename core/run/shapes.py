@@ -164,15 +164,15 @@ def wants_json(response_format: dict | None) -> bool:
 def unsupported(model: str, *, tools: bool, schema: bool, json_mode: bool) -> str | None:
     """What a model refuses of the shapes asked for, in a few words, or None.
 
-    An embedded model says itself what it takes (`_local_supports`). For other models
+    An embedded model says itself what it takes (`local_llm.supports`). For other models
     litellm's map says what it knows; a model it does not know (a self-hosted server) is
     given the benefit of the doubt: the provider itself then says no, as error rows."""
-    from core.run import llm
+    from core.run import llm, local_llm
 
-    if model.startswith("local/"):
+    if local_llm.is_local(model):
         refused = [what for what, asked, feature in (("tools", tools, "tools"),
                                                      ("a response format", schema or json_mode, "response_format"))
-                   if asked and not _local_supports(model, feature)]
+                   if asked and not local_llm.supports(model, feature)]
         return f"the embedded model does not take {' or '.join(refused)}" if refused else None
     litellm = llm.get()
     try:
@@ -184,15 +184,6 @@ def unsupported(model: str, *, tools: bool, schema: bool, json_mode: bool) -> st
     if schema and info.get("supports_response_schema") is False:
         return "it does not support a JSON schema response format (per litellm's model map)"
     return None
-
-
-def _local_supports(model: str, feature: str) -> bool:
-    """Whether an embedded model takes "tools" or "response_format": local_llm.supports()
-    where the embedded models declare it; else plain text only."""
-    from core.run import local_llm
-
-    supports = getattr(local_llm, "supports", None)
-    return bool(supports and supports(model, feature))
 
 
 # --- what an answer holds ------------------------------------------------------------------

@@ -40,7 +40,7 @@ def remote(spec: RunSpec, model: str) -> bool:
     engine's), and not an endpoint with a requests-per-minute limit (its rate is kept by
     the engine's gate, retries included; at its rate one process keeps up anyway)."""
     endpoint = spec.endpoint(model)
-    return endpoint.model != local_llm.MODEL_ID and not endpoint.rpm
+    return not local_llm.is_local(endpoint.model) and not endpoint.rpm
 
 
 def processes_for(spec: RunSpec, calls: int) -> int:

@@ -1,0 +1,195 @@
+"""`spread import-promptfoo`: a promptfoo suite (chat prompt files, CSV tests, defaultTest,
+weights, a threshold) mapped to a run and sampled against the loopback stub; a suite with
+parts that cannot map is refused with the whole list, and nothing is written."""
+
+import json
+import sqlite3
+
+import pytest
+
+from core.evaluate import checks, rates, scoring
+from core.run import endpoints, promptfoo_config
+from test_cli import last_json, spread
+
+PLANTED_KEY = "sk-planted-never-shown-0123456789"
+
+
+def write_suite(folder, api_base, *, extra_provider=None, extra_test=None,
+                prompts=("Capital of {{country}}? One word.", "file://chat.json")):
+    (folder / "chat.json").write_text(json.dumps([
+        {"role": "system", "content": "Answer with the city only."},
+        {"role": "user", "content": "What is the capital of {{country}}?"}]))
+    (folder / "tests.csv").write_text(
+        "country,__expected1,__expected2\n"
+        "France,contains:Paris,not-icontains:lyon\n"
+        "Spain,Madrid,\n")
+    providers = [{"id": "openai:chat:stub-a", "label": "stub a", "config": {"apiBaseUrl": api_base,
+                                                                            "temperature": 0.7, "top_k": 20}}]
+    if extra_provider:
+        providers.append(extra_provider)
+    tests = ["file://tests.csv", {
+        "vars": {"country": "Italy"}, "threshold": 0.5,
+        "assert": [{"type": "contains", "value": "Rome", "weight": 3},
+                   {"type": "equals", "value": "{{ country | upper }}", "weight": 0, "metric": "exact"}]}]
+    if extra_test:
+        tests.append(extra_test)
+    config = {
+        "description": "capitals suite",
+        "prompts": list(prompts),
+        "providers": providers,
+        "defaultTest": {"vars": {"style": "terse"}, "assert": [{"type": "max-length", "value": 200}]},
+        "tests": tests,
+    }
+    import yaml
+
+    path = folder / "promptfooconfig.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_a_suite_maps_to_variants_endpoints_inputs_and_checks(tmp_path):
+    suite = promptfoo_config.read(write_suite(tmp_path, "http://127.0.0.1:9/v1"), n=3)
+    spec = suite.spec
+    assert [(v.prompt, v.system, v.name) for v in spec.variants] == [
+        ("Capital of {{country}}? One word.", "", ""),
+        ("What is the capital of {{country}}?", "Answer with the city only.", "chat")]
+    (endpoint,) = suite.endpoints
+    assert (endpoint.name, endpoint.model, endpoint.api_base, endpoint.params) == (
+        "stub a", "openai/stub-a", "http://127.0.0.1:9/v1", {"top_k": 20})
+    assert spec.models == ["stub a"] and spec.temperatures == [0.7] and spec.n == 3
+    assert spec.checks == [{"type": "max-length", "value": 200}]  # defaultTest's, on every test
+    assert [row["country"] for row in spec.inputs] == ["France", "Spain", "Italy"]
+    assert all(row["style"] == "terse" for row in spec.inputs)  # defaultTest's vars
+    france, spain, italy = (json.loads(row["test.checks"]) for row in spec.inputs)
+    assert france == [{"type": "contains", "value": "Paris"}, {"type": "not-icontains", "value": "lyon"}]
+    assert spain == [{"type": "equals", "value": "Madrid"}]  # a bare CSV value is an exact answer
+    assert italy[0] == {"type": "contains", "value": "Rome", "weight": 3.0}
+    assert italy[1]["weight"] == 0.0 and italy[1]["metric"] == "exact"
+    assert spec.inputs[2]["test.threshold"] == "0.5" and "test.threshold" not in spec.inputs[0]
+    assert spec.planned() == 2 * 3 * 1 * 1 * 3
+    assert not (tmp_path / "spread.db").exists()  # reading writes nothing
+
+
+def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(tmp_path):
+    (tmp_path / "long.yaml").write_text("- {role: system, content: s}\n- {role: user, content: a}\n"
+                                        "- {role: assistant, content: b}\n- {role: user, content: c}\n")
+    path = write_suite(
+        tmp_path, "http://127.0.0.1:9/v1",
+        extra_provider={"id": "http://example.test/api", "config": {"apiKey": PLANTED_KEY}},
+        extra_test={"vars": {"country": "Peru"}, "assert": [
+            {"type": "javascript", "value": "output.length < 9"},
+            {"type": "equals", "value": "Lima", "transform": "output.trim()"}]})
+    text = path.read_text().replace("- file://chat.json", "- file://chat.json\n- file://long.yaml")
+    text = text.replace("apiBaseUrl:", "apiKey: " + PLANTED_KEY + "\n    apiBaseUrl:")
+    path.write_text(text)
+    with pytest.raises(promptfoo_config.Unmappable) as refused:
+        promptfoo_config.read(path)
+    problems = refused.value.problems
+    joined = "\n".join(problems)
+    assert PLANTED_KEY not in joined and PLANTED_KEY not in str(refused.value)
+    expected = ["config.apiKey is written in the file", "not a model provider Spread can call",
+                "never runs code", "'transform' is not supported"]
+    if not promptfoo_config._VARIANT_TAKES_MESSAGES:
+        expected.append("a conversation of 4 turns")
+    for part in expected:
+        assert part in joined, part
+    assert all("\n" not in problem for problem in problems)
+    assert not (tmp_path / "spread.db").exists() and endpoints.list_endpoints() == []
+
+    result = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--json", check=False)
+    assert result.returncode == 2
+    out = last_json(result)
+    assert out["written"] is False and len(out["unmappable"]) == len(problems)
+    assert PLANTED_KEY not in result.stdout + result.stderr
+    assert not (tmp_path / "cli.db").exists()
+    plain = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), check=False)
+    assert plain.returncode == 2 and "nothing was written" in plain.stderr
+    assert all(f"  - {problem}" in plain.stderr for problem in problems)
+
+
+def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
+    db = tmp_path / "cli.db"
+    path = write_suite(tmp_path, stub.base_url)
+    dry = last_json(spread("--db", str(db), "import-promptfoo", str(path), "--n", "2", "--dry-run", "--json"))
+    assert dry["planned"] == 2 * 3 * 2 and dry["endpoints"] == ["stub a"] and dry["dry_run"] is True
+    assert not db.exists()
+
+    summary = last_json(spread("--db", str(db), "import-promptfoo", str(path), "--n", "2", "--json"))
+    assert summary["run_id"] == 1 and summary["responses"] == 12 and summary["errors"] == 0
+    assert 0 <= summary["pass_rate"] <= 1
+    # The endpoint is in the catalogue, its parameters kept, no key anywhere.
+    listed = last_json(spread("--db", str(db), "models", "list", "--json"))
+    assert any(e["name"] == "stub a" and e["params"] == {"top_k": 20} for e in listed)
+
+    # Every answer's verdict is promptfoo's: each test's own asserts, defaultTest's, weights, threshold.
+    results = scoring.stored_results(1, db_path=db)
+    with sqlite3.connect(db) as conn:
+        texts = dict(conn.execute("select id, text from responses"))
+        inputs = dict(conn.execute("select id, input from responses"))
+    by_answer = {}
+    for row in results:
+        by_answer.setdefault(row["response_id"], {})[json.loads(row["check_key"])["type"]] = row
+    for rid, rows in by_answer.items():
+        text, test = texts[rid], inputs[rid]
+        assert bool(rows["max-length"]["passed"]) is (len(text) <= 200)
+        if test == 0:
+            assert bool(rows["contains"]["passed"]) is ("Paris" in text)
+            assert bool(rows["not-icontains"]["passed"]) is ("lyon" not in text.lower())
+        elif test == 1:
+            assert bool(rows["equals"]["passed"]) is (text == "Madrid")
+        else:
+            assert rows["equals"]["passed"] == 1  # weight 0: never fails
+    verdicts = scoring.verdicts(1, results, db_path=db)
+    scores = rates.answer_scores(results)
+    for rid, passed in verdicts.items():
+        if inputs[rid] == 2:  # threshold 0.5: (3·contains + 1·max-length) / 4 of weight
+            assert passed is (scores[rid] >= 0.5)
+    assert summary["pass_rate"] == pytest.approx(sum(verdicts.values()) / len(verdicts), abs=1e-4)
+    assert checks.from_dict({"type": "max-length", "value": 200}).key() in {r["check_key"] for r in results}
+
+
+def test_the_playground_fills_its_plan_from_a_promptfoo_config(stub, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="promptfoo_path").input(str(write_suite(tmp_path, stub.base_url, extra_provider={
+        "id": "python:provider.py"})))
+    at.button(key="import_promptfoo").click().run()
+    assert not at.exception
+    assert "Not imported" in at.error[0].value and "not a model provider" in at.error[0].value
+    assert endpoints.list_endpoints() == []
+
+    at.text_input(key="promptfoo_path").input(str(write_suite(tmp_path, stub.base_url, prompts=["file://chat.json"])))
+    at.button(key="import_promptfoo").click().run()
+    assert not at.exception and not at.error
+    assert at.text_area(key="system").value == "Answer with the city only."
+    assert at.text_area(key="prompt_0").value == "What is the capital of {{country}}?"
+    assert at.multiselect(key="models").value == ["stub a"]
+    assert at.text_input(key="temperatures").value == "0.7"
+    assert at.radio(key="inputs_source").value == "pasted text"
+    rows = [json.loads(line) for line in at.text_area(key="inputs_pasted").value.splitlines()]
+    assert [row["country"] for row in rows] == ["France", "Spain", "Italy"]
+    italy = json.loads(rows[2]["test.checks"])  # defaultTest's check travels with every test
+    assert italy[0] == {"type": "max-length", "value": 200} and italy[1]["weight"] == 3.0
+    assert rows[2]["test.threshold"] == "0.5"
+    assert [e.name for e in endpoints.list_endpoints()] == ["stub a"]
+
+
+def test_jsonl_tests_list_vars_and_a_prompt_file_of_several_prompts(tmp_path):
+    (tmp_path / "prompts.txt").write_text("Capital of {{country}}?\n---\nName the capital of {{country}}.\n")
+    (tmp_path / "tests.jsonl").write_text(
+        '{"vars": {"country": "France"}, "assert": [{"type": "icontains-any", "value": ["paris"]}]}\n'
+        '{"country": "Peru"}\n')
+    (tmp_path / "promptfooconfig.yaml").write_text(
+        "prompts: file://prompts.txt\n"
+        "providers: [{id: 'ollama:chat:llama3', config: {apiBaseUrl: 'http://127.0.0.1:9', seed: 4}}]\n"
+        "tests:\n  - file://tests.jsonl\n  - vars: {country: [Chile, Spain]}\n")
+    suite = promptfoo_config.read(tmp_path / "promptfooconfig.yaml", n=1)
+    assert [v.name for v in suite.spec.variants] == ["prompts 1", "prompts 2"]
+    assert suite.spec.variants[1].prompt == "Name the capital of {{country}}."
+    assert [e.model for e in suite.endpoints] == ["ollama_chat/llama3"] and suite.spec.seed == 4
+    assert [row["country"] for row in suite.spec.inputs] == ["France", "Peru", "Chile", "Spain"]
+    assert json.loads(suite.spec.inputs[0]["test.checks"]) == [{"type": "icontains-any", "value": ["paris"]}]
+    assert "test.checks" not in suite.spec.inputs[1]
