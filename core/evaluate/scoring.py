@@ -120,7 +120,7 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
                 lambda part, reference, answer=answer, input_values=input_values: checks_module.similar(
                     Check("similar", reference), part, input_values, References(),
                     contexts.get(answer["input"], ""), equivalence))
-            outcomes.append((answer["id"], check, outcome))
+            outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
         elif check.base in checks_module.DETERMINISTIC:
             outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values, answer)))
         elif check.type in ("similar", "not-similar"):
