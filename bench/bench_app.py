@@ -10,13 +10,16 @@ records a small finished run, then:
   in flight" C, API base the loopback server) and, while it is in flight, opens the
   same Runs page again and again: its render time must stay within 1.5× of idle;
 - reports the run's own wall time (started_at to finished_at in the store), the ideal
-  ceil(M / C) × L, the ratio and the peak concurrency the server saw.
+  ceil(M / C) × L, the ratio and the peak concurrency the server saw;
+- then runs the same grid with `spread run` against the same server, and reports the
+  app's wall over the CLI's, both by the store's clock (app_over_cli).
 One JSON line per measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -81,7 +84,7 @@ def render_s(page, url: str) -> float:
 
 def start_run_from_playground(page, url: str, api_base: str, calls: int, concurrency: int) -> None:
     page.goto(url)
-    page.get_by_role("button", name="Run").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
     page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
     models = page.get_by_role("combobox").first
     # Replace the preselected embedded model by the two loopback models.
@@ -95,7 +98,24 @@ def start_run_from_playground(page, url: str, api_base: str, calls: int, concurr
     page.get_by_role("spinbutton", name="Samples (N)").fill(str(calls // (2 * len(TEMPERATURES))))
     page.get_by_role("textbox", name="API base (OpenAI-compatible server)").fill(api_base)
     page.get_by_role("spinbutton", name="Calls in flight").fill(str(concurrency))
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
+
+
+def store_wall_s(row: dict) -> float:
+    """A run's wall by the store's clock: started_at (the engine began) to finished_at."""
+    return (datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(row["started_at"])).total_seconds()
+
+
+def cli_run(db: str, api_base: str, calls: int, concurrency: int) -> dict:
+    """`spread run` of the Playground run's grid: its own wall_s, and the store's clock as for the app's run."""
+    argv = [sys.executable, "-m", "core.cli", "--db", db, "run", "--prompt", "What is the capital of France?",
+            "--n", str(calls // (2 * len(TEMPERATURES))), "--concurrency", str(concurrency), "--api-base", api_base,
+            "--model", "openai/bench-a", "--model", "openai/bench-b", "--json"]
+    for t in TEMPERATURES:
+        argv += ["--temperature", t]
+    out = subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"wall_s": summary["wall_s"], "store_wall_s": round(store_wall_s(run_row(db, summary["run_id"])), 3)}
 
 
 def run_row(db: str, run_id: int) -> dict | None:
@@ -161,13 +181,17 @@ def main() -> None:
             app.terminate()
             app.wait(timeout=30)
         stats = server.stats()
-    wall = (datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(row["started_at"])).total_seconds()
+        cli = cli_run(db, server.base_url, args.calls, args.concurrency)  # the same grid, beside it
+    wall = store_wall_s(row)
     ideal = math.ceil(args.calls / args.concurrency) * args.latency
     idle_s, busy_s = statistics.median(idle), statistics.median(busy) if busy else None
     results.add({"kind": "median", "case": "playground_run", "calls": args.calls, "concurrency": args.concurrency,
                  "latency_s": args.latency, "status": row["status"], "answers": row["received"],
                  "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio": round(wall / ideal, 3),
                  "peak_in_flight": stats["peak_in_flight"], "server_cpu_s": stats["cpu_s"]})
+    results.add({"kind": "median", "case": "cli_run_same_grid", "calls": args.calls, "concurrency": args.concurrency,
+                 "wall_s": cli["wall_s"], "store_wall_s": cli["store_wall_s"],
+                 "app_over_cli": round(wall / cli["store_wall_s"], 3)})
     results.add({"kind": "median", "case": "runs_page_render", "idle_s": round(idle_s, 3),
                  "in_flight_s": round(busy_s, 3) if busy_s else None,
                  "in_flight_over_idle": round(busy_s / idle_s, 2) if busy_s else None,

@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/bench_clusters.py [--methods minilm,tfidf,exact] [--thresholds 0.5,0.55,...]
                                              [--split dev|heldout|both] [--label NAME] [--errors]
+                                             [--embeddings NAME] [--limit N]
+
+`--embeddings NAME` measures a team's own embedding model: any endpoint of the catalogue
+(SPREAD_DB) whose model_info says `mode: embedding`, called through litellm's embedding API.
 
 Loads the labelled benchmark (tests/data/meanings/, see its README), clusters each
 question's answers exactly as `spread.analyse` does (de-duplicate by `embed.normalise`,
@@ -158,6 +162,9 @@ def git_commit() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default="minilm,tfidf,exact")
+    parser.add_argument("--embeddings", metavar="NAME", action="append", default=[],
+                        help="also measure this catalogue embedding endpoint (the database in SPREAD_DB); repeatable")
+    parser.add_argument("--limit", type=int, help="only the first N questions of each split (a quick look)")
     parser.add_argument("--thresholds", default="0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9")
     parser.add_argument("--split", choices=[*SPLITS, "both"], default="both")
     parser.add_argument("--label", default="", help="a name for this run in the JSON lines (e.g. before)")
@@ -167,7 +174,10 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
 
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m] + [embed.ENDPOINT + name for name in args.embeddings]
+    for method in methods:
+        if method.startswith(embed.ENDPOINT):
+            embed.embedding_endpoint(method)  # a clear error before any work
     thresholds = [float(t) for t in args.thresholds.split(",")]
     splits = SPLITS if args.split == "both" else (args.split,)
     stamp = datetime.datetime.now().astimezone()
@@ -180,7 +190,7 @@ def main() -> None:
         print(f"MiniLM loaded in {time.perf_counter() - start:.2f} s ({os.cpu_count()} cores)")
 
     for split in splits:
-        questions = load(split)
+        questions = load(split)[:args.limit]
         n_answers = sum(len(q["answers"]) for q in questions)
         print(f"\n== {split}: {len(questions)} questions, {n_answers} answers "
               f"(default threshold {meaning.DEFAULT_THRESHOLD})")

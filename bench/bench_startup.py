@@ -46,7 +46,7 @@ def one_start(tmp: str) -> tuple[float, float]:
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}")
-            page.get_by_role("button", name="Run").wait_for(timeout=60_000)
+            page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
             drawn = time.perf_counter() - start
             browser.close()
     finally:

@@ -11,8 +11,10 @@ the client share the machine's cores.
         server.base_url                                     # http://127.0.0.1:N/v1
         server.reset(); ...; server.stats()                 # requests, peak_in_flight, cpu_s
 
-Stats: `requests` (chat calls), `peak_in_flight` (most calls open at once: accepted and
-not yet answered), `cpu_s` (the server process's user + system CPU since its start).
+Stats: `requests` (chat calls), `answered` (answers sent in full), `peak_in_flight` (most calls open at once: accepted and
+not yet answered), `first_request_at` (the wall clock, time.time(), of the first chat call
+since the last reset: a client's start-up is measured here), `cpu_s` (the server
+process's user + system CPU since its start).
 """
 
 from __future__ import annotations
@@ -39,12 +41,23 @@ def _cpu_s() -> float:
 def make_app(latency_s: float):
     from aiohttp import web
 
-    state = {"requests": 0, "in_flight": 0, "peak_in_flight": 0}
+    state = {"requests": 0, "answered": 0, "in_flight": 0, "peak_in_flight": 0, "first_request_at": None}
+
+    def answered() -> bool:
+        # Counted as the answer's last bytes are handed over, not when the handler next
+        # runs: on a busy machine this process may resume hundreds of finished handlers
+        # only after new requests arrived, which would count both at once.
+        state["answered"] += 1
+        state["in_flight"] -= 1
+        return True
 
     async def chat(request: web.Request) -> web.StreamResponse:
+        if state["first_request_at"] is None:
+            state["first_request_at"] = time.time()
         state["requests"] += 1
         state["in_flight"] += 1
         state["peak_in_flight"] = max(state["peak_in_flight"], state["in_flight"])
+        done = False
         try:
             body = await request.json()
             await asyncio.sleep(latency_s)
@@ -55,8 +68,12 @@ def make_app(latency_s: float):
             base = {"id": f"chatcmpl-{state['requests']}", "created": int(time.time()),
                     "model": str(body.get("model")) + "-bench"}
             if not body.get("stream"):
-                return web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
+                response = web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+                done = answered()
+                await response.prepare(request)
+                await response.write_eof()
+                return response
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
 
@@ -71,11 +88,15 @@ def make_app(latency_s: float):
             await response.write(chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
             if (body.get("stream_options") or {}).get("include_usage"):
                 await response.write(chunk([], usage=usage))
+            done = answered()
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
             return response
+        except ConnectionError:  # the client went away (a benchmark kills it on purpose)
+            return web.Response(status=499)
         finally:
-            state["in_flight"] -= 1
+            if not done:
+                state["in_flight"] -= 1
 
     async def models(request):
         return web.json_response({"object": "list", "data": [{"id": "bench", "object": "model"}]})
@@ -84,7 +105,7 @@ def make_app(latency_s: float):
         return web.json_response({**state, "cpu_s": round(_cpu_s(), 3)})
 
     async def reset(request):
-        state.update(requests=0, peak_in_flight=state["in_flight"])
+        state.update(requests=0, answered=0, peak_in_flight=state["in_flight"], first_request_at=None)
         return web.json_response({**state, "cpu_s": round(_cpu_s(), 3)})
 
     app = web.Application(client_max_size=1 << 22)

@@ -3,7 +3,7 @@ as a user would write it (litellm's defaults, nothing stored). Prints one JSON l
 
     .venv/bin/python bench/plain_litellm.py --api-base http://127.0.0.1:N/v1 --calls 2000 --concurrency 100
 
-The grid is the benchmark's: two models × two temperatures, calls spread evenly.
+The grid is the benchmark's (bench_fanout.MODELS × TEMPERATURES), calls spread evenly.
 """
 
 import argparse
@@ -16,13 +16,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm  # noqa: E402  (timed out of the measurement, like Spread's own import)
 
-MODELS = ["openai/bench-a", "openai/bench-b"]
-TEMPERATURES = [0.0, 1.0]
 
 
-async def main(api_base: str, calls: int, concurrency: int, stream: bool) -> dict:
+async def main(api_base: str, calls: int, concurrency: int, stream: bool, models: list[str],
+               temperatures: list[float]) -> dict:
     limit = asyncio.Semaphore(concurrency)
-    grid = [(m, t) for m in MODELS for t in TEMPERATURES]
+    grid = [(m, t) for m in models for t in temperatures]
 
     async def one(k: int):
         model, temperature = grid[k % len(grid)]
@@ -50,5 +49,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--model", dest="models", action="append")
+    parser.add_argument("--temperature", dest="temperatures", action="append", type=float)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.api_base, args.calls, args.concurrency, args.stream))))
+    print(json.dumps(asyncio.run(main(args.api_base, args.calls, args.concurrency, args.stream,
+                                      args.models or ["openai/bench-a", "openai/bench-b"],
+                                      args.temperatures or [0.0, 1.0]))))

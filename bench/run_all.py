@@ -1,4 +1,5 @@
-"""Every benchmark, in one command (`make bench`), in under 10 minutes on 2 cores.
+"""Every benchmark, in one command (`make bench`), in about 15 minutes on 2 cores; it
+ends with the fan-out table (floor, Spread streaming and not, plain litellm, start-up).
 
     .venv/bin/python bench/run_all.py [--quick]
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_fanout  # noqa: E402
 from measure import ROOT, Results  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -43,6 +45,8 @@ def main() -> None:
     # These write their JSON lines to the shared file themselves.
     subprocess.run([sys.executable, str(BENCH / "bench_fanout.py"), "--repeat", repeat, "--results", path],
                    cwd=ROOT, check=True)
+    subprocess.run([sys.executable, str(BENCH / "bench_crash.py"), "--repeat", repeat, "--results", path],
+                   cwd=ROOT, check=True)
     subprocess.run([sys.executable, str(BENCH / "bench_app.py"), "--calls", "2000" if args.quick else "10000",
                     "--close-starter", "--results", path], cwd=ROOT, check=True)
     subprocess.run([sys.executable, str(BENCH / "bench_store.py"), "--repeat", repeat, "--results", path],
@@ -55,6 +59,10 @@ def main() -> None:
     ]:
         results.add({"kind": "median", "case": name, **json.loads(run(argv))})
     results.add({"kind": "total", "case": "run_all", "seconds": round(time.perf_counter() - start, 1)})
+    # The fan-out table again, last, where it cannot scroll away.
+    lines = [json.loads(line) for line in results.path.read_text().splitlines()]
+    print(bench_fanout.table([r for r in lines if r.get("bench") == "fanout" and r["kind"] == "median"],
+                             next((r for r in lines if r.get("kind") == "startup"), {})))
     print(f"results: {path}", file=sys.stderr)
 
 

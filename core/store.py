@@ -21,9 +21,29 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlite_utils import Database, Migrations
-
 from core import config
+
+
+def _import_sqlite_utils():
+    """sqlite-utils imports pandas and numpy at its own import, when installed, only to
+    name a column's type when it creates a table from their values; Spread's tables come
+    from its migrations, with types given. Those imports were a third of a second of
+    every command's start (`spread --help` included), so they are hidden from it; they
+    import as usual afterwards."""
+    import sys
+
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import pandas` raises ImportError meanwhile
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return sqlite_utils
+
+
+Database, Migrations = (sqlite_utils := _import_sqlite_utils()).Database, sqlite_utils.Migrations
 
 BUSY_TIMEOUT_MS = 30_000
 # A "running" run whose worker has not written for this long is shown as interrupted.
@@ -243,6 +263,19 @@ def m012_prompt_shapes(db: Database) -> None:
     db["responses"].add_column("json_value", str)
     for column in ("messages", "shape", "tool_calls"):
         db["golden_items"].add_column(column, str)
+
+
+@migrations()
+def m013_model_groups_and_embedding_endpoints(db: Database) -> None:
+    # An endpoint imported from a LiteLLM model group holds its deployments (JSON: each
+    # one's litellm_params, credentials as os.environ/NAME only) and the router's
+    # settings; `info` is the entry's model_info (mode, max_input_tokens, base_model, …)
+    # and `tpm` its tokens per minute. A response records which deployment answered.
+    db["endpoints"].add_column("deployments", str)
+    db["endpoints"].add_column("router", str)
+    db["endpoints"].add_column("info", str)
+    db["endpoints"].add_column("tpm", float)
+    db["responses"].add_column("deployment", str)
 
 
 @migrations()
@@ -513,7 +546,7 @@ def list_runs(db: Database, limit: int = 200) -> list[dict]:
 RESPONSE_FIELDS = (
     "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
-    "error_type", "error_message", "provider_model", "created_at", "tool_calls", "json_value",
+    "error_type", "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value",
 )
 
 
@@ -531,10 +564,11 @@ def save_responses(db: Database, responses: list[dict]) -> None:
     if not responses:
         return
     rows = []
+    stamp = now_iso()  # once per batch: they arrived together
     for response in responses:
         row = {field: response.get(field) for field in RESPONSE_FIELDS}
         row["variant"], row["input"] = row["variant"] or 0, row["input"] or 0
-        row["created_at"] = row["created_at"] or now_iso()
+        row["created_at"] = row["created_at"] or stamp
         rows.append([row[f] for f in RESPONSE_FIELDS])
     with write(db):
         db.conn.executemany(SAVE_RESPONSE_SQL, rows)
@@ -564,6 +598,16 @@ def responses(db: Database, run_id: int) -> list[dict]:
             [run_id],
         )
     )
+
+
+def deployment_counts(db: Database, run_id: int) -> dict[str, dict[str, int]]:
+    """Per model group: how many answers each of its deployments gave."""
+    counts: dict[str, dict[str, int]] = {}
+    for model, deployment, n in db.execute(
+            "select model, deployment, count(*) from responses where run_id = ? and deployment is not null "
+            "group by model, deployment order by model, deployment", [run_id]).fetchall():
+        counts.setdefault(model, {})[deployment] = n
+    return counts
 
 
 def cell_counts(db: Database, run_id: int) -> list[dict]:

@@ -49,8 +49,11 @@ def load_form() -> None:
 def form_endpoint() -> endpoints.Endpoint:
     values = {name: (state.get(f"ep_{name}") or "").strip() for name in FIELDS}
     values["params"] = endpoints.parse_params(values["params"].splitlines())
+    # What the form does not show (a model group's deployments, model_info, tpm) is kept as imported.
+    picked = endpoints.get(state["ep_pick"]) if state.get("ep_pick") not in (None, NEW) else None
+    kept = {k: getattr(picked, k) for k in ("tpm", "deployments", "router", "info")} if picked else {}
     return endpoints.validate(endpoints.Endpoint(**{k: v or None for k, v in values.items() if k != "params"},
-                                                 params=values["params"]))
+                                                 params=values["params"], **kept))
 
 
 def save() -> None:
@@ -100,7 +103,8 @@ st.subheader(f"Endpoints ({len(rows)})")
 if rows:
     table = pd.DataFrame([{
         "name": r["name"], "ready": "yes" if r["ready"] else "no", "key": r["key"], "server": r["server"],
-        "problem": r["problem"] or "", "model": r["model"], "api base": r["api_base"] or "",
+        "problem": r["problem"] or "", "model": r["model"], "mode": r["info"].get("mode") or "chat",
+        "deployments": ", ".join(d["name"] for d in r["deployments"]), "api base": r["api_base"] or "",
         "key variable": r["key_env"] or "", "parameters": json.dumps(r["params"]) if r["params"] else "",
         "$/M in": r["price_in"], "$/M out": r["price_out"], "max in flight": r["max_concurrency"],
         "rpm": r["rpm"], "timeout s": r["timeout_s"]} for r in rows])
@@ -196,14 +200,20 @@ with st.expander("Import the model_list of a config.yaml"):
             preview = litellm_config.preview(text, replace=replace)
             st.caption(f"{len(preview.endpoints)} endpoint(s) will be added:")
             st.dataframe(pd.DataFrame([{
-                "name": e.name, "model": e.model, "api base": e.api_base or "", "key variable": e.key_env or "",
+                "name": e.name, "model": e.model, "mode": e.mode,
+                "deployments": ", ".join(d["name"] for d in e.deployments), "api base": e.api_base or "",
+                "key variable": e.key_env or "",
                 "parameters": json.dumps(e.params) if e.params else "", "$/M in": e.price_in, "$/M out": e.price_out,
                 "max in flight": e.max_concurrency, "rpm": e.rpm, "timeout s": e.timeout_s}
                 for e in preview.endpoints]), hide_index=True, width="stretch")
-            for note in preview.notes:
+            for note in [f"skipped {s}" for s in preview.skipped] + preview.notes:
                 st.caption(display.inert(note))
             st.button(f"Import {len(preview.endpoints)} endpoint(s)", key="ep_import", type="primary",
                       on_click=import_all, args=(preview,))
+        except litellm_config.ImportRefused as e:  # every problem, one line each, no credential's value
+            st.error(display.inert(f"{len(e.problems)} problem(s), nothing imported:"), icon=":material/error:")
+            for problem in e.problems:
+                st.error(display.inert(problem, 400))
         except SpreadError as e:
             st.error(display.inert(str(e), 1000), icon=":material/error:")
     imported = state.pop("ep_imported", None)

@@ -122,7 +122,8 @@ shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"].
 st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (plain text)")
 # A dataframe shows answers as plain text: model output is data, never markup.
 st.dataframe(
-    shown[["id", "wording", "input", "model", "temperature", "sample_idx", "prompt", "text", "finish_reason",
+    shown[["id", "wording", "input", "model", *(["deployment"] if shown["deployment"].notna().any() else []),
+           "temperature", "sample_idx", "prompt", "text", "finish_reason",
            "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]]
     .rename(columns={"id": "answer", "sample_idx": "sample", "finish_reason": "finish", "completion_tokens":
                      "tokens", "latency_ms": "latency (ms)", "ttft_ms": "first token (ms)", "cost_usd": "cost (USD)",

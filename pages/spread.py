@@ -10,7 +10,7 @@ from core.analyse import charts, embed, meaning, sensitivity, spread, tables, to
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import drafts, inputs, runner
+from core.run import drafts, endpoints, inputs, runner
 
 st.title("Spread")
 
@@ -39,6 +39,14 @@ if st.button("Load this run's plan into the Playground", key="load_plan", icon="
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
 method = left.radio("Group answers by", methods, format_func=embed.METHODS.get, key="method", horizontal=False)
+own_models = endpoints.embedding_names()  # the team's embedding endpoints, if the catalogue has any
+if own_models:
+    with store.connect() as db:
+        run_default = store.get_run(db, run_id)["spec"].get("embeddings")
+    chosen = left.selectbox("…or with your embedding endpoint", ["", *own_models], key=f"embeddings_{run_id}",
+                            index=own_models.index(run_default) + 1 if run_default in own_models else 0,
+                            format_func=lambda name: name or "— (the choice above)")
+    method = embed.ENDPOINT + chosen if chosen else method
 threshold = middle.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="threshold",
                           help="Answers at least this alike (cosine similarity, on average) share a cluster.")
 metric = right.selectbox("Colour the grid by", [m for m in charts.METRIC_LABELS if m != "pass_rate"],
@@ -95,8 +103,13 @@ def results():
         st.progress(run["received"] / max(run["planned"], 1),
                     text=f"{run['status']}: {run['received']}/{run['planned']} samples")
     made = decisions.for_run(run_id)
-    analysis = analysis_of(str(config.db_path()), run_id, run["received"], method, threshold, extract.strip() or "whole",
-                           opinion_model.strip(), max([d["id"] for d in made], default=0) + len(made))
+    try:
+        analysis = analysis_of(str(config.db_path()), run_id, run["received"], method, threshold,
+                               extract.strip() or "whole", opinion_model.strip(),
+                               max([d["id"] for d in made], default=0) + len(made))
+    except SpreadError as e:  # an embedding or judge endpoint that cannot answer: say why, in one line
+        st.error(display.inert(str(e)))
+        return
     if not analysis.cells:
         st.info("No answers yet.")
         return

@@ -24,6 +24,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+EMBEDDING_PATHS = ("/v1/embeddings", "/embeddings")
+EMBEDDING_DIMS = 64
 DEFAULT_ANSWERS = ["Paris.", "The capital of France is Paris.", "Paris, France",
                    "It is Paris!", "Lyon."]
 FAULTS = ("429", "429-noretry", "500", "503", "timeout", "reset", "malformed",
@@ -41,6 +43,19 @@ _ERRORS = {
                     "messages resulted in 9000 tokens. Please reduce the length of the messages.",
                     "invalid_request_error", "context_length_exceeded"),
 }
+
+
+def embedding_of(text: str) -> list[float]:
+    """A deterministic vector from the text: its words hashed into EMBEDDING_DIMS signed
+    buckets, so texts sharing words point the same way (a bag-of-words stand-in for a model)."""
+    import hashlib
+    import re
+
+    vector = [0.0] * EMBEDDING_DIMS
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % EMBEDDING_DIMS] += 1.0 if digest[1] % 2 else -1.0
+    return vector if any(vector) else [1.0] + [0.0] * (EMBEDDING_DIMS - 1)
 
 
 def _content_text(content) -> str:
@@ -75,6 +90,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         rec = stub._record(self.path, body, self.headers)
+        if self.path in EMBEDDING_PATHS and isinstance(body, dict):
+            texts = body.get("input")
+            texts = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
+            rec["status"] = 200
+            return self._json(200, {"object": "list", "model": str(body.get("model", "stub")), "data": [
+                {"object": "embedding", "index": i, "embedding": embedding_of(str(t))} for i, t in enumerate(texts)],
+                "usage": {"prompt_tokens": sum(len(str(t).split()) for t in texts),
+                          "total_tokens": sum(len(str(t).split()) for t in texts)}})
         if self.path not in CHAT_PATHS:
             return self._error(404, f"Unknown path {self.path}", "invalid_request_error", None)
         if not isinstance(body, dict):

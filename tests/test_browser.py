@@ -141,7 +141,7 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     page.get_by_role("heading", name=re.compile(r"^1 of")).wait_for(timeout=30_000)
     page.get_by_text("Add to a golden set").click()
     page.get_by_role("textbox", name="…or a new set").fill("capitals")
-    page.get_by_role("button", name="Add the representative answer").click()
+    page.get_by_role("button", name="Add as a new item").click()
     page.get_by_text("Added to 'capitals': version 1").wait_for(timeout=30_000)
 
     page.keyboard.press("Escape")

@@ -346,12 +346,15 @@ def test_a_config_with_bad_entries_imports_nothing_and_names_each_one():
     with pytest.raises(SpreadError) as caught:
         litellm_config.preview(BAD)
     message = str(caught.value)
-    assert message.startswith("7 bad entries, nothing imported")
-    assert "entry 3 ('leaky'): api_key is written in the file" in message
+    # Every problem of every entry at once, none "and N more"; a second team-llama is a model group.
+    assert message.startswith("6 problems in 6 entries, nothing imported")
+    assert "entry 3 ('leaky'): credential written in the file: api_key" in message
     assert "entry 4 ('nomodel'): no litellm_params.model" in message
-    assert "entry 5 ('team-llama'): a second entry" in message
+    assert "entry 5" not in message
     assert "entry 6 ('typo')" in message and "unknown model id" in message
-    assert "entry 7 ('slow')" in message and "and 2 more" in message
+    assert "entry 7 ('slow')" in message and "entry 8 ('*'): wildcard" in message and "entry 9: not a mapping" in message
+    assert "more" not in message
+    assert caught.value.problems[0].startswith("entry 3 ('leaky')") and len(caught.value.problems) == 6
     assert "sk-THIS-IS" not in message
     assert endpoints.names() == []
     for text, error in [("model_list: [", "not valid YAML"), ("general_settings: {}", "no model_list"),

@@ -108,6 +108,9 @@ def test_a_database_made_by_the_previous_schema_migrates_in_place_and_loses_noth
         assert store.sent_messages(db, 1) == {}
         assert {(r["tool_calls"], r["json_value"]) for r in db.query("select * from responses")} == {(None, None)}
         assert store.done_cells(db, 2) == {(0, 0, "openai/stub-a", 1.0, i) for i in range(3)}
+        # m013: which deployment of a model group answered; an endpoint's group, router, model_info, tpm.
+        assert {r["deployment"] for r in db.query("select deployment from responses")} == {None}
+        assert {"deployments", "router", "info", "tpm"} <= set(db["endpoints"].columns_dict)
         # The new unique key holds: the same cell cannot be written twice.
         store.save_response(db, {"run_id": 2, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
                                  "text": "again"})

@@ -8,8 +8,12 @@ Methods:
   Mean pooling over real tokens, then L2 normalisation, as sentence-transformers does.
 - "tfidf": character 2–4-gram TF-IDF (scikit-learn): milliseconds, blind to synonyms.
 - "exact": identical after normalisation (case, white space, trailing punctuation).
+- "endpoint:NAME": a team's own embedding model, any catalogue endpoint whose model_info
+  says `mode: embedding` (OpenAI, Voyage, Cohere, a TEI or vLLM server, a model group),
+  called through litellm's embedding API. MiniLM stays the offline default.
 
-Every method returns L2-normalised rows, so a dot product is a cosine similarity.
+Every method returns L2-normalised rows, so a dot product is a cosine similarity. Model
+vectors (MiniLM's and an endpoint's) are cached in the database per model and text.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 MAX_TOKENS = 256  # the model was trained on up to 256 word pieces
 BATCH = 64
 DIMENSIONS = 384
+
+ENDPOINT = "endpoint:"  # the method prefix of an embedding endpoint: "endpoint:team-embed"
 
 _TRAILING = re.compile(r"[\s.!?,;:。…]+$")
 _SPACES = re.compile(r"\s+")
@@ -123,12 +129,16 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def embed(texts: list[str], method: str = "minilm") -> np.ndarray:
+def embed(texts: list[str], method: str = "minilm", *, db_path=None) -> np.ndarray:
     """One L2-normalised row per text."""
-    if method not in METHODS:
-        raise ValueError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in METHODS and not method.startswith(ENDPOINT):
+        raise ValueError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}, or "
+                         f"{ENDPOINT}NAME")
     if not texts:
         return np.zeros((0, DIMENSIONS if method == "minilm" else 1), dtype=np.float32)
+    if method.startswith(ENDPOINT):
+        vectors = _endpoint_vectors(texts, embedding_endpoint(method, db_path=db_path))
+        return _unit_rows(np.asarray(vectors, dtype=np.float32))
     if method == "minilm":
         return MiniLM.get().embed(texts)
     normalised = [normalise(t) for t in texts]
@@ -150,6 +160,55 @@ def embed(texts: list[str], method: str = "minilm") -> np.ndarray:
     return matrix
 
 
+def embedding_endpoint(method: str, *, db_path=None):
+    """The catalogue endpoint an "endpoint:NAME" method names, or a one-line SpreadError."""
+    from core.config import SpreadError
+    from core.run import endpoints
+
+    name = method[len(ENDPOINT):]
+    endpoint = endpoints.get(name, db_path=db_path)
+    if endpoint is None:
+        raise SpreadError(f"no endpoint named {name!r} (spread models list)", "embeddings")
+    if endpoint.mode != "embedding":
+        raise SpreadError(f"endpoint {name!r} is not an embedding endpoint (its model_info needs mode: embedding)",
+                          "embeddings")
+    return endpoint
+
+
+def _endpoint_vectors(texts: list[str], endpoint) -> list[list[float]]:
+    """litellm's embedding API on the endpoint (its Router for a model group), in batches."""
+    from core.config import SpreadError
+    from core.run import endpoints, llm
+
+    endpoints.check(endpoint)
+    call = endpoints.how_to_call(endpoint, default_timeout_s=60.0)
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), BATCH):
+        batch = [t or " " for t in texts[start:start + BATCH]]
+        try:
+            vectors += llm.embed(call.model, batch, **call.options())
+        except Exception as error:  # one line, keys blanked, for the page or the command line
+            kind, _ = llm.classify(error)
+            raise SpreadError(f"embedding endpoint {endpoint.name!r}: {kind}: "
+                              f"{llm.error_message(error, endpoints.secret_values([call]))}", "embeddings") from None
+        if len(vectors) != min(start + BATCH, len(texts)):
+            raise SpreadError(f"embedding endpoint {endpoint.name!r} returned {len(vectors)} vectors for "
+                              f"{min(start + BATCH, len(texts))} texts", "embeddings")
+    return vectors
+
+
+def cache_key(method: str, *, db_path=None) -> str:
+    """What a cached vector is keyed by besides its text: the model that made it (for an
+    endpoint, each deployment's model id and server, so two servers never share a row)."""
+    if not method.startswith(ENDPOINT):
+        return method
+    import json
+
+    endpoint = embedding_endpoint(method, db_path=db_path)
+    servers = sorted((m.model, m.api_base or "") for m in endpoint.members() or [endpoint])
+    return ENDPOINT + json.dumps(servers)
+
+
 def default_method() -> str:
     return "minilm" if model_available() else "tfidf"
 
@@ -164,21 +223,24 @@ def cached(texts: list[str], method: str, *, db_path=None) -> np.ndarray:
     Only the model's vectors are stored: the lexical ones depend on the other texts
     they were fitted with, and cost milliseconds anyway.
     """
-    if method != "minilm":
+    if method != "minilm" and not method.startswith(ENDPOINT):
         return embed(texts, method)
     from core import store
 
+    key = cache_key(method, db_path=db_path)
     hashes = [text_hash(t) for t in texts]
     with store.connect(db_path) as db:
-        found = store.get_embeddings(db, method, list(dict.fromkeys(hashes)))
+        found = store.get_embeddings(db, key, list(dict.fromkeys(hashes)))
     first_of = {}
     for i, h in enumerate(hashes):
         first_of.setdefault(h, i)
     missing = [i for h, i in first_of.items() if h not in found]
     if missing:
-        fresh = embed([texts[i] for i in missing], method)
+        # (only an endpoint needs the database: it is looked up in its catalogue)
+        where = {"db_path": db_path} if method.startswith(ENDPOINT) else {}
+        fresh = embed([texts[i] for i in missing], method, **where)
         new = {hashes[i]: fresh[k].tobytes() for k, i in enumerate(missing)}
         with store.connect(db_path) as db:
-            store.save_embeddings(db, method, new, DIMENSIONS)
+            store.save_embeddings(db, key, new, fresh.shape[1])
         found.update(new)
     return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])

@@ -45,13 +45,11 @@ def pair_key(model: str, question: str, a: str, b: str) -> str:
 def judge(pairs: list[tuple[str, str]], *, model: str, question: str = "",
           cache: MutableMapping[str, bool] | None = None,
           complete: Callable[..., object] | None = None) -> Judgement:
-    """A verdict per pair, from the cache or from `model` (any litellm model name).
-    `complete` stands in for litellm.completion (tests pass a fake)."""
+    """A verdict per pair, from the cache or from `model` (a catalogue endpoint's name, or
+    any litellm model id). `complete` stands in for litellm.completion (tests pass a fake)."""
     cache = {} if cache is None else cache
     if complete is None:
-        from core.run import llm
-
-        complete = llm.get().completion
+        complete = completion_for(model)
     judgement = Judgement(verdicts=[])
     for a, b in pairs:
         key = pair_key(model, question, a, b)
@@ -72,6 +70,27 @@ def judge(pairs: list[tuple[str, str]], *, model: str, question: str = "",
             cache[key] = verdict
         judgement.verdicts.append(verdict)
     return judgement
+
+
+def completion_for(name: str, *, db_path=None) -> Callable[..., object]:
+    """A litellm.completion-like call to any catalogue chat endpoint (its server, key,
+    parameters; a model group through its Router), else to `name` as a litellm id."""
+    from core.config import SpreadError
+    from core.run import endpoints, llm
+
+    endpoint = endpoints.resolve(name, db_path=db_path)
+    if endpoint.mode == "embedding":
+        raise SpreadError(f"endpoint {name!r} embeds text: a second opinion needs a chat endpoint", "second_opinion")
+    call = endpoints.how_to_call(endpoint, 60.0)
+    options = call.options()
+    router = options["router"]
+    fixed = {**options["params"], "timeout": options["timeout_s"]}
+    fixed.update({k: options[k] for k in ("api_base", "api_key") if options[k] is not None})
+
+    def complete(**kwargs):
+        kwargs["model"] = call.model
+        return (router.completion if router is not None else llm.get().completion)(**fixed, **kwargs)
+    return complete
 
 
 def parse(reply: str) -> bool | None:

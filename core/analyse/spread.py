@@ -36,7 +36,7 @@ AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
 COLUMNS = ["id", "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
            "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "error_type",
-           "error_message", "provider_model", "created_at", "tool_calls", "json_value"]
+           "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value"]
 NUMERIC = ["prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "temperature"]
 
 # Kept as the old names: the CLI, pages and tests use them.
@@ -110,11 +110,14 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
         inputs = store.run_inputs(db, run_id)
         run = store.get_run(db, run_id)
     extract = extract or (run["spec"].get("extract") if run else None) or "whole"
+    if not method and run and run["spec"].get("embeddings"):  # the run's own embedding endpoint
+        method = embed.ENDPOINT + run["spec"]["embeddings"]
     opinion = None
     if second_opinion_model:
         from core.analyse import second_opinion
 
-        opinion = (second_opinion_model, second_opinion.StoredVerdicts(second_opinion_model, db_path))
+        opinion = (second_opinion_model, second_opinion.StoredVerdicts(second_opinion_model, db_path),
+                   second_opinion.completion_for(second_opinion_model, db_path=db_path))
     analysis = analyse(rows, method=method, threshold=threshold, with_map=with_map, contexts=contexts_of(prompts),
                        embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path), extract=extract,
                        decisions=decisions.for_run(run_id, db_path=db_path), second_opinion=opinion)
@@ -238,8 +241,8 @@ def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: f
         if second_opinion is not None and method != "exact":
             from core.analyse import second_opinion as opinions
 
-            model, cache = second_opinion
-            ask = opinions.second_opinion(model, question.strip(), cache, ledger)
+            model, cache, *complete = second_opinion  # (judge, verdict cache[, how to call it])
+            ask = opinions.second_opinion(model, question.strip(), cache, ledger, *complete)
         # The exact method compares normalised text: facts could only split what is equal.
         # Answers that are data have one meaning per canonical form, never a text's.
         data = np.array([norm.startswith(meaning.STRUCTURED) for norm in norms[rows]], dtype=bool)

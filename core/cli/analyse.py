@@ -18,10 +18,14 @@ from core.run import shapes
 @click.option("--extract", metavar="MODE",
               help="the part of each answer to compare: whole, first-sentence, final-answer, json:FIELD, "
                    "regex:PATTERN (default: the run's, else whole)")
+@click.option("--embeddings", metavar="NAME",
+              help="cluster with this catalogue embedding endpoint (model_info mode: embedding; vectors cached "
+                   "per model and text); default: the run's, else MiniLM")
 @click.option("--second-opinion", metavar="MODEL",
-              help="ask this litellm model about pairs near the threshold that no fact decides (paid once per pair)")
+              help="ask this chat endpoint (a catalogue name) or litellm model about pairs near the threshold that "
+                   "no fact decides (paid once per pair)")
 @json_option
-def show_command(run_id, method, threshold, extract, second_opinion, as_json):
+def show_command(run_id, method, threshold, extract, embeddings, second_opinion, as_json):
     """One run: per cell counts, errors, tokens, cost, latency, meaning clusters and answers, and
     how much of the spread each input's wording explains (`wording` in --json)."""
     from core.analyse import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
@@ -35,6 +39,13 @@ def show_command(run_id, method, threshold, extract, second_opinion, as_json):
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         rows = store.responses(db, run_id)
+    if embeddings:
+        from core.analyse import embed
+
+        if method:
+            raise click.UsageError("give --method or --embeddings, not both")
+        method = embed.ENDPOINT + embeddings
+        embed.embedding_endpoint(method)  # a one-line error before any work
     if extract:
         from core.analyse import meaning
 
@@ -51,7 +62,7 @@ def show_command(run_id, method, threshold, extract, second_opinion, as_json):
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
-                  "error_message": r["error_message"], **shapes.answer_data(r)}
+                  "error_message": r["error_message"], "deployment": r.get("deployment"), **shapes.answer_data(r)}
         if checked:
             answer["checks"] = checked["by_answer"].get(r["id"], [])
         by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(answer)

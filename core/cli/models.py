@@ -117,22 +117,29 @@ def remove_command(name):
 @click.option("--dry-run", is_flag=True, help="show what would be added, and add nothing")
 @json_option
 def import_command(file, replace, dry_run, as_json):
-    """Import the model_list of a LiteLLM proxy config.yaml, all entries or none."""
+    """Import the model_list of a LiteLLM proxy config.yaml, all entries or none: model groups,
+    embedding entries, credentials as os.environ/NAME only (a written one is refused by name)."""
     from core.run import litellm_config
 
-    preview = litellm_config.preview(read_text(file), replace=replace)
+    try:
+        preview = litellm_config.preview(read_text(file), replace=replace)
+    except SpreadError as refused:  # every problem of every entry (or why the file is not a config)
+        if as_json:
+            print_json({"added": [], "problems": getattr(refused, "problems", [str(refused)]),
+                        "notes": getattr(refused, "notes", []), "dry_run": dry_run})
+        raise
     if not dry_run:
         litellm_config.apply(preview, who=reviewer())
     if as_json:
         print_json({"added": [e.name for e in preview.endpoints] if not dry_run else [],
                     "endpoints": [e.settings() for e in preview.endpoints], "notes": preview.notes,
-                    "dry_run": dry_run})
+                    "skipped": preview.skipped, "dry_run": dry_run})
         return
     verb = "would add" if dry_run else "added"
     for endpoint in preview.endpoints:
         print(f"{verb} {endpoint.name!r}: {_summary(endpoint)}")
-    for note in preview.notes:
-        print(f"note: {note}", file=sys.stderr)
+    for line in [f"skipped {s}" for s in preview.skipped] + [f"note: {n}" for n in preview.notes]:
+        print(line, file=sys.stderr)
 
 
 @models_group.command("export")
@@ -154,7 +161,12 @@ def export_command(out):
 
 
 def _summary(endpoint) -> str:
-    parts = [endpoint.model]
+    if endpoint.deployments:
+        return (f"a model group of {len(endpoint.deployments)} deployments "
+                f"({', '.join(d['name'] for d in endpoint.deployments)})"
+                + (f" · routing {endpoint.router['routing_strategy']}" if endpoint.router.get("routing_strategy")
+                   else "") + (" · embedding" if endpoint.mode == "embedding" else ""))
+    parts = [endpoint.model] + (["embedding"] if endpoint.mode == "embedding" else [])
     if endpoint.api_base:
         parts.append(f"at {endpoint.api_base}")
     if endpoint.key_env:
@@ -167,6 +179,8 @@ def _summary(endpoint) -> str:
         parts.append(f"≤{endpoint.max_concurrency} in flight")
     if endpoint.rpm:
         parts.append(f"{endpoint.rpm:g} rpm")
+    if endpoint.tpm:
+        parts.append(f"{endpoint.tpm:g} tpm")
     if endpoint.timeout_s:
         parts.append(f"timeout {endpoint.timeout_s:g} s")
     return " · ".join(parts)

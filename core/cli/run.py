@@ -12,7 +12,7 @@ from core import store
 from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import conversation, estimate, inputs, plan, runner, shapes
+from core.run import conversation, inputs, plan, shapes
 
 
 @click.command("run")
@@ -64,6 +64,8 @@ from core.run import conversation, estimate, inputs, plan, runner, shapes
 @click.option("--extract", default="whole", show_default=True, metavar="MODE",
               help="the part of each answer its meaning is judged by: whole, first-sentence, final-answer, "
                    "json:FIELD, regex:PATTERN")
+@click.option("--embeddings", metavar="NAME",
+              help="the catalogue embedding endpoint that clusters this run's answers by default (else MiniLM)")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option
 @evaluate.checks_file_option
@@ -73,8 +75,8 @@ from core.run import conversation, estimate, inputs, plan, runner, shapes
 def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system,
                 system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
-                timeout, max_attempts, max_calls, no_stream, name, extract, dry_run, check_texts, checks_file,
-                judge_model, judge_samples, as_json):
+                timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts,
+                checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -100,6 +102,7 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls, extract=extract,
+        embeddings=embeddings or "",
     )
     if dry_run:
         return _print_estimate(spec, as_json)
@@ -134,6 +137,8 @@ def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
 
 
 def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
+    from core.run import estimate
+
     result = estimate.estimate(spec)
     if as_json:
         print_json(result)
@@ -171,19 +176,26 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
-    bar = None
+    from core.run import runner  # here, not at the top: `spread --help` and `spread runs` never need it
 
-    def on_answer(progress: runner.Progress, row: dict) -> None:
-        nonlocal bar
+    bar = None
+    errors_shown = 0
+
+    def on_answer(progress, row: dict) -> None:
+        nonlocal bar, errors_shown
         if bar is None:
             bar = tqdm(total=progress.planned, initial=progress.received - 1, unit="answer",
-                       file=sys.stderr, dynamic_ncols=True, disable=as_json)
+                       file=sys.stderr, dynamic_ncols=True)
+            bar.set_postfix(errors=0, refresh=False)
         bar.update(1)
-        bar.set_postfix(errors=progress.errors, refresh=False)
+        if progress.errors != errors_shown:  # (formatting it per answer cost the fan-out)
+            errors_shown = progress.errors
+            bar.set_postfix(errors=errors_shown, refresh=False)
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, on_answer=on_answer, pool=pool))
+        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
+                                            on_answer=None if as_json else on_answer))
     finally:
         if pool is not None:
             pool.join()  # already closed by the engine, unless it failed before it began
@@ -209,12 +221,12 @@ def _pass_rate(run_id: int) -> dict:
     """The run's checks, scored now: the overall pass rate for the summary (none without checks)."""
     from core.evaluate import scoring
 
-    from core.analyse import spread
-    from core.evaluate import rates
-
     results = scoring.score_run_sync(run_id)  # the run's checks and its inputs' own (an imported suite's tests)
     if not results:
         return {}
+    from core.analyse import spread  # only now: scipy's import alone takes a second
+    from core.evaluate import rates
+
     with store.connect() as db:
         answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
     scored = rates.frame(spread.frame(answers), scoring.verdicts(run_id, results))
@@ -269,6 +281,8 @@ def import_promptfoo_command(file, n, dry_run, as_json):
 @click.argument("run_id", type=int)
 def cancel_command(run_id):
     """Ask the worker running a run, in any process, to stop after the calls in flight."""
+    from core.run import runner
+
     runner.request_cancel(run_id)
     print(f"run {run_id}: cancel requested")
 

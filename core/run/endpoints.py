@@ -10,6 +10,12 @@ run's API base, as before the catalogue existed. The flow:
     check(endpoint)                whether a run on it can start (id, key, server), or why not
     how_to_call(endpoint) -> Call  the litellm arguments of one call, the key read now
 
+An endpoint may be a model group (LiteLLM's several deployments under one name, e.g. one
+model in three regions): it then holds its `deployments`, each an endpoint of its own,
+and its calls go through litellm's Router (core/run/groups.py), which spreads them by
+its routing strategy, each deployment's rpm/tpm, retries and cooldowns. An endpoint
+whose `info` says `mode: embedding` embeds text for meaning clusters instead of answering.
+
 Keys: an endpoint stores the *name* of the variable that holds its key (`key_env`),
 read from the environment or .streamlit/secrets.toml when a call is made. The key
 itself never reaches the database, a run's stored plan, an export or a page. A run
@@ -39,8 +45,18 @@ RUN_PARAMS = {
     "stream_options", "timeout", "api_base", "base_url", "api_key", "num_retries", "max_retries",
 }
 # Parameter names that hold credentials: their value must be a reference (os.environ/NAME),
-# because parameters are stored in the shared database.
+# because parameters are stored in the shared database. Spread's own patterns, and every
+# name litellm itself masks as sensitive (`is_secret_name`).
 SECRET_NAME = re.compile(r"api[_-]?key|secret|passw|authoriz|credential|access[_-]?token|bearer", re.IGNORECASE)
+# Names that point at a credential by its name, not hold one.
+NOT_SECRET = {"litellm_credential_name", "credential_name", "aws_profile_name", "aws_role_name", "aws_session_name",
+              "access_groups"}
+# Parameters that tell the provider where its credentials are: an entry that sets one needs
+# no provider default variable (AWS_ACCESS_KEY_ID, …), only the variables it names.
+CREDENTIAL_SOURCES = {"aws_profile_name", "aws_role_name", "aws_web_identity_token", "aws_access_key_id",
+                      "vertex_credentials", "azure_ad_token", "azure_username", "client_secret", "tenant_id"}
+# What Spread does with an endpoint (LiteLLM's model_info.mode): answer, or embed text.
+MODES = ("chat", "completion", "responses", "embedding")
 # LiteLLM's way to point at a variable (`api_key: os.environ/NAME`); Spread reads it the same way.
 REFERENCE = "os.environ/"
 TEST_PROMPT = [{"role": "user", "content": "Reply with one word: ready."}]
@@ -58,7 +74,19 @@ class Endpoint:
     max_concurrency: int | None = None  # calls in flight
     rpm: float | None = None  # requests per minute
     timeout_s: float | None = None  # seconds per call (else the run's)
+    tpm: float | None = None  # tokens per minute (a LiteLLM config's; the router weighs deployments by it)
+    deployments: list[dict] = field(default_factory=list)  # a model group: each deployment's settings
+    router: dict = field(default_factory=dict)  # a model group's router settings (routing_strategy, …)
+    info: dict = field(default_factory=dict)  # LiteLLM's model_info: mode, max_input_tokens, base_model, …
     source: str = "id"  # "catalogue", or "id" for a bare litellm id
+
+    @property
+    def mode(self) -> str:
+        return "embedding" if (self.info or {}).get("mode") == "embedding" else "chat"
+
+    def members(self) -> list["Endpoint"]:
+        """The deployments of a model group, each an endpoint named by its label."""
+        return [Endpoint.from_settings(d | {"source": "catalogue"}) for d in self.deployments or []]
 
     def settings(self) -> dict:
         """What a run records about the endpoint it used: everything but the key."""
@@ -105,8 +133,10 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
     api_base = (endpoint.api_base or "").strip() or None
     if api_base:
         config.check_text(api_base, "the API base", "api_base")
-        if not re.match(r"^https?://[^/\s]+", api_base):
-            raise SpreadError(f"api_base {api_base!r} is not an http(s) URL", "api_base")
+        if api_base.startswith(REFERENCE):
+            _check_key_env(api_base[len(REFERENCE):])  # read from that variable when a call is made
+        elif not re.match(r"^https?://[^/\s]+", api_base):
+            raise SpreadError(f"api_base {api_base!r} is not an http(s) URL (or {REFERENCE}NAME)", "api_base")
     key_env = (endpoint.key_env or "").strip() or None
     if key_env:
         _check_key_env(key_env)
@@ -121,14 +151,38 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
         raise SpreadError("the maximum concurrency must be in 1..1024", "max_concurrency")
     rpm = _number(endpoint.rpm, "the requests per minute", "rpm", minimum=0, strict=True)
     timeout_s = _number(endpoint.timeout_s, "the timeout", "timeout", minimum=0, strict=True)
+    tpm = _number(endpoint.tpm, "the tokens per minute", "tpm", minimum=0, strict=True)
+    info = _json_object(endpoint.info, "model_info")
+    if info.get("mode", "chat") not in MODES:
+        raise SpreadError(f"mode {info['mode']!r}: Spread uses chat and embedding endpoints", "model")
+    router = _json_object(endpoint.router, "the router settings")
+    deployments = [validate(Endpoint.from_settings(d), check_id=check_id).settings() | {"source": "catalogue"}
+                   for d in endpoint.deployments or []]
+    for d in deployments:  # a deployment is one server, not a group
+        del d["deployments"], d["router"]
+    if len({d["name"] for d in deployments}) < len(deployments):
+        raise SpreadError(f"endpoint {name!r}: two deployments with one label", "model")
     checked = Endpoint(name, model, api_base, key_env, params, price_in, price_out, max_concurrency, rpm, timeout_s,
-                       source="catalogue")
+                       tpm=tpm, deployments=deployments, router=router, info=info, source="catalogue")
     if check_id and not local_llm.is_local(model):
         try:
-            models.provider_of(model, api_base)
+            models.provider_of(model, None if api_base and api_base.startswith(REFERENCE) else api_base)
         except SpreadError as e:
             raise SpreadError(f"endpoint {name!r}: {e}", "model") from None
     return checked
+
+
+def _json_object(value, what: str) -> dict:
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise SpreadError(f"{what} must be a mapping", "params")
+    _refuse_written_keys("", value)
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise SpreadError(f"{what} must hold JSON values (text, numbers, true/false, lists, objects)",
+                          "params") from None
 
 
 def _check_key_env(name: str) -> None:
@@ -179,15 +233,59 @@ def check_params(params: dict) -> dict:
 
 
 def _refuse_written_keys(name: str, value) -> None:
+    written = written_secrets(name, value)
+    if written:
+        several = len(written) > 1
+        raise SpreadError(f"parameter{'s' if several else ''} {', '.join(map(repr, written))} "
+                          f"look{'' if several else 's'} like a credential: the catalogue is shared and stored, so "
+                          f"give {'each' if several else 'it'} as {REFERENCE}NAME (read from the environment at call "
+                          "time)", "params")
+
+
+def written_secrets(name: str, value) -> list[str]:
+    """The names, at any depth, of credentials written out as values rather than read
+    from a variable (never the values themselves)."""
     if isinstance(value, dict):
-        for inner, inner_value in value.items():
-            _refuse_written_keys(str(inner), inner_value)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_written_keys(name, item)
-    elif isinstance(value, str) and SECRET_NAME.search(name) and not value.startswith(REFERENCE):
-        raise SpreadError(f"parameter {name!r} looks like a credential: the catalogue is shared and stored, so "
-                          f"give it as {REFERENCE}NAME (read from the environment at call time)", "params")
+        inner = [n for key, v in value.items() for n in written_secrets(str(key), v)]
+        if is_secret_name(name) and _holds_a_value(value):
+            return [name]  # a credential written as an object (vertex_credentials: {private_key: …})
+        return inner
+    if isinstance(value, list):
+        return list(dict.fromkeys(n for item in value for n in written_secrets(name, item)))
+    literal = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    if literal and is_secret_name(name) and not (isinstance(value, str) and value.startswith(REFERENCE)):
+        return [name]
+    return []
+
+
+def _holds_a_value(value) -> bool:
+    """Whether anything in it is written out (not a reference, a flag or empty)."""
+    if isinstance(value, dict):
+        return any(_holds_a_value(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_a_value(v) for v in value)
+    return not (value is None or isinstance(value, bool) or str(value).startswith(REFERENCE))
+
+
+def is_secret_name(name: str) -> bool:
+    """A parameter name that holds a credential: Spread's patterns or litellm's own list
+    of sensitive names (api_key, azure_ad_token, aws_secret_access_key, vertex_credentials, …)."""
+    if not name or name in NOT_SECRET:
+        return False
+    return bool(SECRET_NAME.search(name)) or _litellm_masker().is_sensitive_key(name)
+
+
+_masker = None
+
+
+def _litellm_masker():
+    global _masker
+    if _masker is None:
+        llm.get()
+        from litellm.litellm_core_utils.sensitive_data_masker import SensitiveDataMasker
+
+        _masker = SensitiveDataMasker()
+    return _masker
 
 
 def parse_param(text: str) -> tuple[str, object]:
@@ -209,18 +307,21 @@ def parse_params(lines: list[str]) -> dict:
 # --- the catalogue --------------------------------------------------------------------
 
 COLUMNS = ("name", "model", "api_base", "key_env", "params", "price_in", "price_out", "max_concurrency", "rpm",
-           "timeout_s")
+           "timeout_s", "tpm", "deployments", "router", "info")
+JSON_COLUMNS = {"params": "{}", "deployments": "[]", "router": "{}", "info": "{}"}
 
 
 def _from_row(row: dict) -> Endpoint:
-    data = {k: row[k] for k in COLUMNS}
-    data["params"] = json.loads(row["params"] or "{}")
+    data = {k: row.get(k) for k in COLUMNS}
+    for column, empty in JSON_COLUMNS.items():
+        data[column] = json.loads(row.get(column) or empty)
     return Endpoint(**data, source="catalogue")
 
 
 def _row(endpoint: Endpoint) -> dict:
     row = {k: getattr(endpoint, k) for k in COLUMNS}
-    row["params"] = json.dumps(endpoint.params, sort_keys=True)
+    for column in JSON_COLUMNS:
+        row[column] = json.dumps(row[column], sort_keys=True)
     return row
 
 
@@ -241,6 +342,11 @@ def names(*, db_path=None) -> list[str]:
         return []
     with store.connect(db_path) as db:
         return [r[0] for r in db.execute("select name from endpoints order by name collate nocase").fetchall()]
+
+
+def embedding_names(*, db_path=None) -> list[str]:
+    """The endpoints that embed text (model_info mode: embedding), for meaning clusters."""
+    return [e.name for e in list_endpoints(db_path=db_path) if e.mode == "embedding"]
 
 
 def get(name: str, *, db_path=None) -> Endpoint | None:
@@ -353,13 +459,22 @@ def readiness(endpoint: Endpoint, *, probe: bool = True, timeout_s: float = 3.0)
     if local_llm.is_local(endpoint.model):
         out.update(server="embedded", ready=True)
         return out
+    if endpoint.deployments:
+        return _group_readiness(endpoint, probe, timeout_s)
+    api_base = endpoint.api_base
+    if api_base and api_base.startswith(REFERENCE):
+        api_base = config.key(api_base[len(REFERENCE):])
+        if not api_base:
+            out.update(key="?", server="unknown",
+                       problem=f"its api_base reads {endpoint.api_base[len(REFERENCE):]}, which is not set")
+            return out
     try:
-        provider = models.provider_of(endpoint.model, endpoint.api_base)
+        provider = models.provider_of(endpoint.model, api_base)
     except SpreadError as e:
         out["problem"] = str(e)
         return out
     out["key"], out["problem"] = _key_status(endpoint, provider)
-    base = endpoint.api_base or models.DEFAULT_API_BASES.get(provider)
+    base = api_base or models.DEFAULT_API_BASES.get(provider)
     if base:
         out["server"] = "not checked"
         if probe:
@@ -376,12 +491,39 @@ def readiness(endpoint: Endpoint, *, probe: bool = True, timeout_s: float = 3.0)
     return out
 
 
+def _group_readiness(endpoint: Endpoint, probe: bool, timeout_s: float) -> dict:
+    """A model group is ready when every deployment is; each problem is named by its deployment."""
+    states = [(member.name, readiness(member, probe=probe, timeout_s=timeout_s)) for member in endpoint.members()]
+    problems = [f"deployment {label!r}: {state['problem']}" for label, state in states if state["problem"]]
+    keys = {state["key"] for _, state in states}
+    servers = {state["server"] for _, state in states}
+    return {"key": keys.pop() if len(keys) == 1 else "mixed", "server": servers.pop() if len(servers) == 1 else "mixed",
+            "problem": "; ".join(problems) or None, "ready": not problems,
+            "deployment_states": {label: state for label, state in states}}
+
+
+def credential_variables(endpoint: Endpoint) -> list[str]:
+    """The variables an endpoint names for its credentials: its key variable and every
+    credential parameter it reads from a variable (aws_secret_access_key: os.environ/…)."""
+    named = [endpoint.key_env] if endpoint.key_env else []
+    for name, value in (endpoint.params or {}).items():
+        if isinstance(value, str) and value.startswith(REFERENCE) and (is_secret_name(name) or
+                                                                       name in CREDENTIAL_SOURCES):
+            named.append(value[len(REFERENCE):])
+    return list(dict.fromkeys(named))
+
+
 def _key_status(endpoint: Endpoint, provider: str) -> tuple[str, str | None]:
-    if endpoint.key_env:
-        if config.key(endpoint.key_env):
+    named = credential_variables(endpoint)
+    if named or CREDENTIAL_SOURCES & set(endpoint.params or {}):
+        # The entry says where its credentials are: those variables, not the provider's defaults.
+        missing = [n for n in named if not config.key(n)]
+        if not missing:
             return "set", None
-        return "missing", (f"its key variable {endpoint.key_env} is not set (in the environment or "
-                           ".streamlit/secrets.toml)")
+        which = ("its key variable" if missing == [endpoint.key_env] else
+                 "its credential variable" if len(missing) == 1 else "its credential variables")
+        return "missing", (f"{which} {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set (in the "
+                           "environment or .streamlit/secrets.toml)")
     if provider in models.KEYLESS or (endpoint.api_base and provider in models.OPENAI_COMPATIBLE):
         return "not needed", None
     config.load_secrets_into_env()
@@ -415,20 +557,29 @@ class Call:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)  # read now, from the variable; never stored
     params: dict = field(default_factory=dict, repr=False)  # references resolved: may hold secrets
+    members: list["Call"] = field(default_factory=list, repr=False)  # a model group: each deployment's call
 
     def options(self) -> dict:
+        """llm.sample's keywords; a model group's calls go through its Router (made once per event loop)."""
+        from core.run import groups
+
         return {"api_base": self.api_base, "api_key": self.api_key, "params": self.params,
-                "timeout_s": self.timeout_s}
+                "timeout_s": self.timeout_s, "router": groups.router_for(self) if self.members else None}
 
     def cost_usd(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         return self.endpoint.cost_usd(prompt_tokens, completion_tokens)
 
     def secrets(self) -> list[str]:
-        return [v for v in [self.api_key, *(config.key(n) for n in _references(self.endpoint.params))] if v]
+        own = [self.api_key, *(config.key(n) for n in _references(self.endpoint.params))]
+        return [v for v in own if v] + [v for member in self.members for v in member.secrets()]
 
 
 def how_to_call(endpoint: Endpoint, default_timeout_s: float = 120.0) -> Call:
     """The arguments of a call to this endpoint, with its key read from its variable now."""
+    if endpoint.deployments:
+        # A model group: the Router is called with the group's name and picks a deployment.
+        return Call(endpoint=endpoint, model=endpoint.name, timeout_s=endpoint.timeout_s or default_timeout_s,
+                    members=[how_to_call(member, default_timeout_s) for member in endpoint.members()])
     if endpoint.source != "catalogue":
         key = models.api_key_for(endpoint.model, endpoint.api_base)
     elif endpoint.key_env:
@@ -441,12 +592,13 @@ def how_to_call(endpoint: Endpoint, default_timeout_s: float = 120.0) -> Call:
     else:
         key = None  # the provider's own variable (OPENAI_API_KEY, …), as litellm reads it
     return Call(endpoint=endpoint, model=endpoint.model, timeout_s=endpoint.timeout_s or default_timeout_s,
-                api_base=endpoint.api_base, api_key=key, params=_resolve_references(endpoint.params))
+                api_base=_resolve_references(endpoint.api_base) or None, api_key=key,
+                params=_resolve_references(endpoint.params))
 
 
 def _provider_or_none(endpoint: Endpoint) -> str | None:
     try:
-        return models.provider_of(endpoint.model, endpoint.api_base)
+        return models.provider_of(endpoint.model, _resolve_references(endpoint.api_base) or None)
     except SpreadError:
         return None
 

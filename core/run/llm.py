@@ -1,14 +1,17 @@
-"""litellm, imported once per process and configured for offline use, and one sample call.
+"""One sample call, by the cheapest route that reaches the model, and litellm, imported
+once per process and configured for offline use.
 
-A cold `import litellm` takes seconds: pages import it off their start-up path, through
-`get()`, and the test suite imports it once in conftest.
+Routes (`route_of`): the embedded model is called in this process; an OpenAI-compatible
+server at an API base (vLLM, a LiteLLM proxy, `openai/…` with --api-base) is called
+straight over HTTP (core/run/direct.py), without importing litellm; every other provider
+goes through litellm. A cold `import litellm` takes seconds, so a run that needs no
+litellm starts without it, and pages import it off their start-up path, through `get()`.
 
 litellm is configured lean (`_lean()`): Spread uses none of its logging callbacks and
 prices answers itself (models.cost_usd), yet by default litellm builds a logging payload
-and looks up a price for every call. On 2 cores that work, not the provider, capped the
-fan-out (bench/bench_fanout.py). Streaming answers from OpenAI-compatible providers are
-read from the provider's chunks directly (`_read_openai_stream`), skipping litellm's
-per-chunk rewrapping, which cost more CPU than the whole rest of a call.
+and looks up a price for every call. Streaming answers from OpenAI-compatible providers
+reached through litellm are read from the provider's chunks directly
+(`_read_openai_stream`), skipping litellm's per-chunk rewrapping.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import threading
 import time
-from dataclasses import dataclass
+
+from core.run import direct, local_llm
+from core.run.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
 
 _lock = threading.Lock()
 _litellm = None
@@ -41,8 +47,6 @@ def get():
             # Providers that refuse a parameter (seed, top_p) get it dropped, not a failure.
             litellm.drop_params = True
             _lean(litellm)
-            from core.run import local_llm
-
             local_llm.register(litellm)
             _litellm = litellm
         return _litellm
@@ -116,15 +120,9 @@ LEAN_PATCHED = ("async_success_handler", "dispatch_success_handlers", "success_h
                 "handle_sync_success_callbacks_for_async_calls", "response_cost_calculator")
 
 
-@dataclass
-class Sample:
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    provider_model: str | None
-    ttft_ms: float | None
-    tool_calls: list[dict] | None = None  # [{name, arguments (parsed)}], in the order called
+def _deployment(response) -> str | None:
+    """The label of the deployment a Router picked (its model_info.id), else None."""
+    return (getattr(response, "_hidden_params", None) or {}).get("model_id")
 
 
 async def sample(
@@ -140,31 +138,95 @@ async def sample(
     stream: bool = True,
     timeout_s: float = 120.0,
     params: dict | None = None,
+    router=None,
     tools: list[dict] | None = None,
     tool_choice=None,
     response_format: dict | None = None,
 ) -> Sample:
-    """One answer from one model. Raises litellm's exceptions; the caller retries.
-    `params` are an endpoint's extra parameters (top_k, a response format, …); tools,
-    tool choice and response format are the variant's (they win over the endpoint's)."""
-    litellm = get()
-    kwargs: dict = {
-        **(params or {}),  # first: nothing below can be overridden by them
-        "model": model,
-        "messages": messages,
-        "temperature": temperature,
-        "timeout": timeout_s,
-        "num_retries": 0,  # retries are ours: counted, bounded, only for what can recover
-        "max_retries": 0,
-    }
-    for name, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p),
-                        ("api_base", api_base), ("api_key", api_key)):
+    """One answer from one model. Raises the provider's error (litellm's, or for a direct
+    call a `ProviderError`, aiohttp's or a timeout); the caller classifies and retries.
+    `params` are an endpoint's extra parameters (top_k, a response format, …); with a
+    `router` (a model group), `model` is the group's name and the Router picks the deployment;
+    tools, tool choice and response format are the variant's (they win over the endpoint's)."""
+    fields = request_fields(model, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                            top_p=top_p, params=params)
+    fields.update(prompt_shape(tools, tool_choice, response_format))
+    route = "litellm" if router is not None else route_of(model, api_base)
+    if route == "local":
+        return await _sample_local(model, fields, stream)
+    if route == "direct":
+        return await direct.sample(fields, api_base, api_key or direct.key_from_environment(model), stream,
+                                   timeout_s)
+    return await _sample_litellm(fields, api_base, api_key, stream, timeout_s, router)
+
+
+def request_fields(model: str, messages: list[dict], *, temperature: float, max_tokens: int | None,
+                   seed: int | None, top_p: float | None, params: dict | None) -> dict:
+    """What one call asks for, whichever way it goes: the endpoint's extra parameters first
+    (nothing the run sets can be overridden by them), then the run's."""
+    fields: dict = {**(params or {}), "model": model, "messages": messages, "temperature": temperature}
+    for name, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p)):
         if value is not None:
-            kwargs[name] = value
-    kwargs.update(prompt_shape(tools, tool_choice, response_format))
+            fields[name] = value
+    return fields
+
+
+def prompt_shape(tools, tool_choice, response_format) -> dict:
+    """The request's tools, tool choice and response format, where the variant has them."""
+    return {name: value for name, value in (("tools", tools), ("tool_choice", tool_choice),
+                                            ("response_format", response_format)) if value is not None}
+
+
+def route_of(model: str, api_base: str | None) -> str:
+    """How a call travels: "local" (an embedded model, in this process), "direct" (an
+    OpenAI-compatible server at an API base, straight over HTTP: core/run/direct.py), or
+    "litellm" (every other provider)."""
+    if local_llm.is_local(model):
+        return "local"
+    if api_base and direct.handles(model):
+        return "direct"
+    return "litellm"
+
+
+def needs_litellm(calls) -> bool:
+    """Whether any of these calls (endpoints.Call) goes through litellm."""
+    return any(route_of(call.model, call.api_base) == "litellm" for call in calls)
+
+
+async def _sample_local(model: str, fields: dict, stream: bool) -> Sample:
+    """An embedded model, called in this process (its calls release the GIL: a thread each)."""
+    messages = fields["messages"]
+    params = {k: v for k, v in fields.items() if k not in ("model", "messages")}
     start = time.perf_counter()
     if not stream:
-        response = await litellm.acompletion(**kwargs)
+        out = await asyncio.to_thread(local_llm.generate, messages, params, model)
+        return Sample(out["text"], out["finish_reason"], out["prompt_tokens"], out["completion_tokens"], model, None)
+    ttft_ms = None
+    async for piece in local_llm.astream(messages, params, model):
+        if isinstance(piece, dict):  # the last: the whole answer
+            return Sample(piece["text"], piece["finish_reason"], piece["prompt_tokens"], piece["completion_tokens"],
+                          model, ttft_ms)
+        if ttft_ms is None:
+            ttft_ms = (time.perf_counter() - start) * 1000
+    raise TruncatedStream("the embedded model's stream ended without its answer")
+
+
+async def _sample_litellm(fields: dict, api_base: str | None, api_key: str | None, stream: bool,
+                          timeout_s: float, router=None) -> Sample:
+    litellm = get()
+    kwargs: dict = {
+        **fields,
+        "timeout": timeout_s,
+    }
+    if router is None:
+        kwargs.update(num_retries=0, max_retries=0)  # retries are ours: counted, bounded, only for what can recover
+    complete = litellm.acompletion if router is None else router.acompletion
+    for name, value in (("api_base", api_base), ("api_key", api_key)):
+        if value is not None:
+            kwargs[name] = value
+    start = time.perf_counter()
+    if not stream:
+        response = await complete(**kwargs)
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         return Sample(
@@ -174,55 +236,34 @@ async def sample(
             completion_tokens=getattr(usage, "completion_tokens", None),
             provider_model=getattr(response, "model", None),
             ttft_ms=None,
+            deployment=_deployment(response),
             tool_calls=message_tool_calls(choice.message),
         )
 
     kwargs["stream"] = True
     kwargs["stream_options"] = {"include_usage": True}
-    response = await litellm.acompletion(**kwargs)
+    response = await complete(**kwargs)
     raw = getattr(response, "completion_stream", None)
     if _is_openai_stream(raw):
-        return await _read_openai_stream(raw, start)
-    return await _read_litellm_stream(response, start)
+        out = await _read_openai_stream(raw, start)
+    else:
+        out = await _read_litellm_stream(response, start)
+    out.deployment = _deployment(response)
+    return out
 
 
-def prompt_shape(tools, tool_choice, response_format) -> dict:
-    """The request's tools, tool choice and response format, where the variant has them."""
-    return {name: value for name, value in (("tools", tools), ("tool_choice", tool_choice),
-                                            ("response_format", response_format)) if value is not None}
-
-
-def message_tool_calls(message) -> list[dict] | None:
-    """A whole answer's tool calls as stored: [{name, arguments (parsed)}] in order."""
-    from core.run import shapes
-
-    calls = getattr(message, "tool_calls", None) or []
-    return [shapes.call_record(call.function.name, call.function.arguments) for call in calls] or None
-
-
-class ToolCallDeltas:
-    """A streamed answer's tool calls, put together from their pieces: each chunk carries a
-    call's index and, once, its name; its arguments arrive as pieces of one JSON text."""
-
-    def __init__(self):
-        self._calls: dict[int, list] = {}
-
-    def add(self, deltas) -> None:
-        for delta in deltas or []:
-            index = getattr(delta, "index", None)
-            index = len(self._calls) if index is None else index
-            call = self._calls.setdefault(index, ["", []])
-            function = getattr(delta, "function", None)
-            if function is not None:
-                call[0] = getattr(function, "name", None) or call[0]
-                if getattr(function, "arguments", None):
-                    call[1].append(function.arguments)
-
-    def calls(self) -> list[dict] | None:
-        from core.run import shapes
-
-        return [shapes.call_record(name, "".join(pieces))
-                for _, (name, pieces) in sorted(self._calls.items())] or None
+def embed(model: str, texts: list[str], *, api_base: str | None = None, api_key: str | None = None,
+          timeout_s: float = 120.0, params: dict | None = None, router=None) -> list[list[float]]:
+    """One vector per text from an embedding endpoint (litellm's embedding API, or a
+    model group's Router). Raises litellm's exceptions."""
+    litellm = get()
+    kwargs: dict = {**(params or {}), "model": model, "input": texts, "timeout": timeout_s}
+    for name, value in (("api_base", api_base), ("api_key", api_key)):
+        if value is not None:
+            kwargs[name] = value
+    response = (litellm.embedding if router is None else router.embedding)(**kwargs)
+    rows = sorted(response.data, key=lambda row: row["index"] if isinstance(row, dict) else row.index)
+    return [row["embedding"] if isinstance(row, dict) else row.embedding for row in rows]
 
 
 def _is_openai_stream(stream) -> bool:
@@ -250,8 +291,7 @@ async def _read_openai_stream(stream, start: float) -> Sample:
                         ttft_ms = (time.perf_counter() - start) * 1000
                     pieces.append(content)
                 if choice.delta is not None and choice.delta.tool_calls:
-                    if ttft_ms is None:
-                        ttft_ms = (time.perf_counter() - start) * 1000
+                    ttft_ms = ttft_ms or (time.perf_counter() - start) * 1000
                     tool_calls.add(choice.delta.tool_calls)
                 finish_reason = choice.finish_reason or finish_reason
             if chunk.usage:
@@ -267,7 +307,7 @@ async def _read_openai_stream(stream, start: float) -> Sample:
     if finish_reason is None:
         raise TruncatedStream("the stream ended before the answer finished")
     return Sample("".join(pieces), finish_reason, prompt_tokens, completion_tokens, provider_model, ttft_ms,
-                  tool_calls.calls())
+                  tool_calls=tool_calls.calls())
 
 
 async def _read_litellm_stream(response, start: float) -> Sample:
@@ -307,29 +347,23 @@ async def _read_litellm_stream(response, start: float) -> Sample:
     )
 
 
-class TruncatedStream(Exception):
-    pass
 
 
 def classify(error: BaseException) -> tuple[str, float | None]:
     """(error_type, retry_after_s) for an exception raised by `sample()`."""
-    litellm = get()
     retry_after = _retry_after(error)
+    if "litellm" in sys.modules:  # else no litellm error can have been raised
+        kind = _litellm_kind(error)
+        if kind is not None:
+            return kind, retry_after
+    if isinstance(error, direct.ProviderError):
+        return error.kind, retry_after if error.kind in RETRYABLE else None
+    aiohttp = sys.modules.get("aiohttp")
     checks = [
-        (litellm.ContextWindowExceededError, "context_window"),
-        (litellm.RateLimitError, "rate_limit"),
-        (litellm.Timeout, "timeout"),
-        (litellm.AuthenticationError, "auth"),
-        (litellm.PermissionDeniedError, "auth"),
-        (litellm.NotFoundError, "not_found"),
-        (litellm.BadRequestError, "bad_request"),
-        (litellm.ServiceUnavailableError, "server_error"),
-        (litellm.InternalServerError, "server_error"),
-        (litellm.BadGatewayError, "server_error"),
-        (litellm.APIConnectionError, "connection"),
         (TruncatedStream, "connection"),
         (TimeoutError, "timeout"),
         (ConnectionError, "connection"),
+        (aiohttp.ClientError if aiohttp else (), "connection"),  # refused, reset, a cut body
     ]
     for cls, kind in checks:
         if isinstance(error, cls):
@@ -349,8 +383,29 @@ def classify(error: BaseException) -> tuple[str, float | None]:
     return "other", None
 
 
+def _litellm_kind(error: BaseException) -> str | None:
+    litellm = get()
+    checks = [
+        (litellm.ContextWindowExceededError, "context_window"),
+        (litellm.RateLimitError, "rate_limit"),
+        (litellm.Timeout, "timeout"),
+        (litellm.AuthenticationError, "auth"),
+        (litellm.PermissionDeniedError, "auth"),
+        (litellm.NotFoundError, "not_found"),
+        (litellm.BadRequestError, "bad_request"),
+        (litellm.ServiceUnavailableError, "server_error"),
+        (litellm.InternalServerError, "server_error"),
+        (litellm.BadGatewayError, "server_error"),
+        (litellm.APIConnectionError, "connection"),
+    ]
+    for cls, kind in checks:
+        if isinstance(error, cls):
+            return kind
+    return None
+
+
 def _retry_after(error: BaseException) -> float | None:
-    for headers in (getattr(error, "litellm_response_headers", None),
+    for headers in (getattr(error, "litellm_response_headers", None), getattr(error, "headers", None),
                     getattr(getattr(error, "response", None), "headers", None)):
         if not headers:
             continue

@@ -304,6 +304,29 @@ def generate_stream(messages: list[dict], params: dict, model_id: str = DEFAULT_
     }
 
 
+async def astream(messages: list[dict], params: dict, model_id: str = DEFAULT_MODEL):
+    """generate_stream() for an event loop: its pieces, then its final dict. The generator
+    blocks between pieces, so a worker thread drains it."""
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue = asyncio.Queue()
+
+    def drain():
+        try:
+            for piece in generate_stream(messages, params, model_id):
+                loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        except Exception as e:
+            loop.call_soon_threadsafe(pieces.put_nowait, e)
+
+    threading.Thread(target=drain, daemon=True).start()
+    while True:
+        piece = await pieces.get()
+        if isinstance(piece, Exception):
+            raise piece
+        yield piece
+        if isinstance(piece, dict):
+            return
+
+
 def _parse(result: dict) -> dict:
     if "error" in result or "code" in result:
         error = result.get("error", result)
@@ -364,27 +387,11 @@ def register(litellm) -> None:
                 raise as_custom_error(e) from None
 
         async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
-            # The generator blocks between pieces: drain it on a worker thread.
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue = asyncio.Queue()
-
-            def drain():
-                try:
-                    for piece in generate_stream(messages, optional_params or {}, model):
-                        loop.call_soon_threadsafe(pieces.put_nowait, piece)
-                except Exception as e:
-                    loop.call_soon_threadsafe(pieces.put_nowait, e)
-
-            threading.Thread(target=drain, daemon=True).start()
-            while True:
-                piece = await pieces.get()
-                if isinstance(piece, LocalModelError):
-                    raise as_custom_error(piece)
-                if isinstance(piece, Exception):
-                    raise piece
-                yield _chunk(piece)
-                if isinstance(piece, dict):
-                    return
+            try:
+                async for piece in astream(messages, optional_params or {}, model):
+                    yield _chunk(piece)
+            except LocalModelError as e:
+                raise as_custom_error(e) from None
 
     def _chunk(piece) -> GenericStreamingChunk:
         if isinstance(piece, str):

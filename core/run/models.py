@@ -8,14 +8,18 @@ secrets file (see config); their values never leave this process's memory.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import os
 import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 from core import config
 
-from core.run import llm, local_llm
+from core.run import direct, llm, local_llm
 from core.config import SpreadError
 
 # Providers listed by `spread models` and the model picker, with an example id.
@@ -68,6 +72,8 @@ def provider_of(model_id: str, api_base: str | None = None) -> str:
     """litellm's provider for a model id, or a SpreadError naming the unknown id."""
     if local_llm.is_local(model_id):
         return local_llm.PROVIDER
+    if direct.handles(model_id):  # openai/…, hosted_vllm/…: plain to read, no litellm needed
+        return model_id.partition("/")[0]
     litellm = llm.get()
     try:
         _, provider, _, _ = litellm.get_llm_provider(model=model_id, api_base=api_base)
@@ -138,10 +144,14 @@ def cost_usd(model_id: str, prompt_tokens: int | None, completion_tokens: int | 
     if override:
         return (prompt_tokens * float(override.get("input_per_mtok", 0))
                 + completion_tokens * float(override.get("output_per_mtok", 0))) / 1e6
-    litellm = llm.get()
+    prices = price_map()
     # A model missing from the map would be priced at a silent $0: call it unknown.
-    if model_id not in litellm.model_cost and model_id.split("/", 1)[-1] not in litellm.model_cost:
+    entry = prices.get(model_id) or prices.get(model_id.split("/", 1)[-1])
+    if entry is None:
         return None
+    if _flat(entry):
+        return prompt_tokens * entry["input_cost_per_token"] + completion_tokens * entry["output_cost_per_token"]
+    litellm = llm.get()  # tiers, per-character prices: litellm's own arithmetic
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
@@ -149,3 +159,23 @@ def cost_usd(model_id: str, prompt_tokens: int | None, completion_tokens: int | 
     except Exception:
         return None
     return prompt_cost + completion_cost
+
+
+@functools.cache
+def price_map() -> dict:
+    """litellm's bundled price map (what `litellm.model_cost` holds with
+    LITELLM_LOCAL_MODEL_COST_MAP set), read as the JSON file it ships: pricing an answer
+    needs no `import litellm`, which takes seconds."""
+    spec = importlib.util.find_spec("litellm")  # finds the package without importing it
+    path = Path(spec.origin).parent / PRICE_MAP
+    return json.loads(path.read_text())
+
+
+PRICE_MAP = "model_prices_and_context_window_backup.json"
+
+
+def _flat(entry: dict) -> bool:
+    """A plain price per token, in and out (no tiers by context size, no per-character price)."""
+    return (isinstance(entry.get("input_cost_per_token"), (int, float))
+            and isinstance(entry.get("output_cost_per_token"), (int, float))
+            and not any("_above_" in key or "tier" in key for key in entry))

@@ -95,6 +95,8 @@ class RunSpec:
     # The part of each answer its meaning is judged by (meaning.EXTRACT_MODES): long answers
     # are rarely meant to be compared whole.
     extract: str = "whole"
+    # The catalogue embedding endpoint that clusters this run's answers by default (else MiniLM).
+    embeddings: str = ""
     # Each model name's endpoint as it was when the run was planned (settings, no keys):
     # filled by validate(), so a run keeps calling, and showing, what it was planned with.
     endpoints: dict[str, dict] = field(default_factory=dict)
@@ -218,6 +220,10 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
     # A catalogue name first, then a litellm id: recorded now, so the run keeps these settings.
     spec.endpoints = {m: spec.endpoints.get(m) or endpoints.resolve(m, spec.api_base_for(m), db_path=db_path).settings()
                       for m in models_seen}
+    for model in models_seen:
+        if spec.endpoint(model).mode == "embedding":
+            raise SpreadError(f"endpoint {model!r} embeds text and gives no answers: sample a chat endpoint, and "
+                              "cluster with this one (spread run --embeddings NAME)", "models")
     if not isinstance(spec.max_calls, int) or not 1 <= spec.max_calls <= HARD_MAX_CALLS:
         raise SpreadError(f"the cap on calls must be a whole number in 1..{HARD_MAX_CALLS:,}", "max_calls")
     if spec.planned() > spec.max_calls:
@@ -231,6 +237,11 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
         meaning.check_extract_mode(spec.extract or "whole")
     except ValueError as e:
         raise SpreadError(str(e), "extract") from None
+    if spec.embeddings:
+        from core.analyse import embed
+
+        embed.embedding_endpoint(embed.ENDPOINT + spec.embeddings.strip(), db_path=db_path)
+        spec.embeddings = spec.embeddings.strip()
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
     config.check_text(spec.name, "the name", "name")

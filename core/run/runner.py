@@ -24,7 +24,7 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, endpoints, limits, llm, local_llm, plan, workers
+from core.run import detached, direct, endpoints, limits, llm, local_llm, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job
 from core.run.writer import Writer
@@ -73,15 +73,18 @@ async def execute(
     calls = {m: spec.call_for(m) for m in spec.models}
     gate = limits.Gate.for_run(spec)
     secrets = endpoints.secret_values(calls.values())
-    # Load litellm, the embedded model and the sampler processes before the clock starts:
-    # none belongs in an answer's latency, and a cold import would block the loop.
-    await asyncio.to_thread(llm.get)
-    await llm.warm()
+    # Load litellm (if a call needs it), the embedded models and the sampler processes
+    # before the clock starts: none belongs in an answer's latency, and a cold import
+    # would block the loop.
+    if todo and llm.needs_litellm(calls.values()):
+        await asyncio.to_thread(llm.get)
+        await llm.warm()
     for model in {call.model for call in calls.values() if local_llm.is_local(call.model)} if todo else ():
         await asyncio.to_thread(local_llm.server, model)
     here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
     if pool is not None:
         await pool.open()
+    direct.load()  # aiohttp's import, off the clock
     progress = Progress(planned=len(cells), received=len(done))
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
@@ -146,30 +149,31 @@ async def execute(
     by_model: dict[str, list] = {}
     for cell in todo:
         by_model.setdefault(cell[2], []).append(cell)
-    watcher = asyncio.create_task(watch())
-    try:
-        await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
-        while running:
-            if failures:
-                for task in running:
-                    task.cancel()
-            await asyncio.wait(set(running))
-        if failures:
-            raise failures[0]
-    except asyncio.CancelledError:
-        cancel.set()
-        for task in running:
-            task.cancel()
-        raise
-    finally:
-        watcher.cancel()
+    async with direct.session():  # one HTTP client for all the run's direct calls
+        watcher = asyncio.create_task(watch())
         try:
-            await writer.close()  # everything received is written, even when cancelled
+            await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
+            while running:
+                if failures:
+                    for task in running:
+                        task.cancel()
+                await asyncio.wait(set(running))
+            if failures:
+                raise failures[0]
+        except asyncio.CancelledError:
+            cancel.set()
+            for task in running:
+                task.cancel()
+            raise
         finally:
-            if pool is not None:
-                await pool.close()
-            status = "cancelled" if cancel.is_set() else "done"
-            await asyncio.to_thread(_set_status, db_path, run_id, status)
+            watcher.cancel()
+            try:
+                await writer.close()  # everything received is written, even when cancelled
+            finally:
+                if pool is not None:
+                    await pool.close()
+                status = "cancelled" if cancel.is_set() else "done"
+                await asyncio.to_thread(_set_status, db_path, run_id, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
@@ -178,17 +182,20 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
     loop starts: load and warm litellm, freeze the heap (`llm.freeze_heap`), and fork
     sampler processes if the run is large enough to pay for them (core/run/workers.py).
     Returns the pool for `execute`, or None."""
-    llm.get()
-    asyncio.run(llm.warm())
-    llm.freeze_heap()
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
     spec = RunSpec.from_dict(run["spec"])
-    calls = sum(workers.remote(spec, cell[2]) for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done)
-    count = workers.processes_for(spec, calls)
+    if llm.needs_litellm(spec.call_for(m) for m in spec.models):
+        llm.get()
+        asyncio.run(llm.warm())
+    llm.freeze_heap()
+    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done and workers.remote(spec, cell[2])]
+    routes = {m: llm.route_of(m, spec.call_for(m).api_base) for m in spec.models}
+    direct_calls = sum(routes[m] == "direct" for m in remote)
+    count = workers.processes_for(spec, len(remote) - direct_calls, direct_calls)
     secrets = endpoints.secret_values(spec.call_for(m) for m in spec.models)
     return workers.start(spec, secrets, count) if count else None
 
@@ -233,6 +240,7 @@ def request_cancel(run_id: int, *, db_path=None) -> None:
 def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
+        deployments = store.deployment_counts(db, run_id)
     return {
         "run_id": run_id,
         "status": run["status"],
@@ -243,6 +251,7 @@ def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
         "cost_usd_known": run["cost_usd"] or 0.0,
         "answers_with_unknown_cost": run["unknown_cost"],
         "wall_s": round(wall_s, 3) if wall_s is not None else None,
+        **({"deployments": deployments} if deployments else {}),  # a model group: answers per deployment
     }
 
 

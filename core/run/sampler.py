@@ -65,7 +65,7 @@ async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.
             "text": out.text, "finish_reason": out.finish_reason,
             "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
             "latency_ms": (time.perf_counter() - start) * 1000, "ttft_ms": out.ttft_ms,
-            "attempts": attempt, "provider_model": out.provider_model,
+            "attempts": attempt, "provider_model": out.provider_model, "deployment": out.deployment,
             **shapes.answer_fields(out.text, out.tool_calls, variant_spec.response_format),
         }
     return None

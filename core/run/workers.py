@@ -1,8 +1,10 @@
 """Where samples are taken: in the engine's own process, or in sampler processes.
 
 litellm costs a few milliseconds of CPU per call, on the one core that runs Python's
-event loop. A large run at high concurrency asks for more calls per second than one
-core can make, so it fans out to worker processes, one per core. The engine keeps
+event loop. A large run through litellm at high concurrency asks for more calls per
+second than one core can make, so it fans out to worker processes, one per core. (Calls
+straight to an OpenAI-compatible server, core/run/direct.py, stay in the engine's
+process: see `processes_for`.) The engine keeps
 everything else: the limits (core/run/limits.py: it never hands out more than the
 run's budget, whichever process takes the call), the store writes, progress and cancel.
 A worker gets a job and returns a row.
@@ -24,7 +26,7 @@ import struct
 import threading
 import traceback
 
-from core.run import local_llm, sampler
+from core.run import direct, local_llm, sampler
 from core.run.plan import RunSpec
 
 # A run fans out to processes when it is large enough to pay for them: at least this
@@ -43,12 +45,16 @@ def remote(spec: RunSpec, model: str) -> bool:
     return not local_llm.is_local(endpoint.model) and not endpoint.rpm
 
 
-def processes_for(spec: RunSpec, calls: int) -> int:
-    """How many sampler processes a run of `calls` remote calls gets (0: sample in-process).
-    SPREAD_SAMPLER_PROCESSES overrides the choice (0 turns processes off)."""
+def processes_for(spec: RunSpec, calls: int, direct_calls: int = 0) -> int:
+    """How many sampler processes a run gets (0: sample in-process), for `calls` remote
+    calls through litellm and `direct_calls` straight to an OpenAI-compatible server.
+    Only litellm's calls earn processes: a direct call costs a fraction of the CPU
+    (core/run/direct.py), one process keeps up with a loopback server at 500 in flight,
+    and handing a call to another process costs more CPU than it saves (bench/README
+    figures). SPREAD_SAMPLER_PROCESSES overrides the choice for both (0 turns processes off)."""
     override = os.environ.get("SPREAD_SAMPLER_PROCESSES", "").strip()
     if override.isdigit():
-        return min(int(override), MAX_PROCESSES) if calls else 0
+        return min(int(override), MAX_PROCESSES) if calls + direct_calls else 0
     cores = os.cpu_count() or 1
     if cores < 2 or calls < PROCESS_MIN_CALLS or spec.concurrency < PROCESS_MIN_CONCURRENCY:
         return 0
@@ -204,9 +210,14 @@ def _worker_main(sock: socket.socket, inherited: list[socket.socket], spec: RunS
     for other in inherited:
         other.close()
     try:
-        asyncio.run(_serve(sock, spec, secrets))
+        asyncio.run(_serve_with_client(sock, spec, secrets))
     except KeyboardInterrupt:
         pass  # Ctrl-C reaches the whole process group; the engine reports it
+
+
+async def _serve_with_client(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None:
+    async with direct.session():  # one HTTP client for the worker's direct calls
+        await _serve(sock, spec, secrets)
 
 
 async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None:

@@ -7,9 +7,10 @@ when the writer is idle is written alone, at once. At 500 answers a second a
 transaction holds a few answers, and the engine's thread never touches SQLite.
 
 What a crash can lose: an answer is in memory from the moment it arrives until the
-transaction that holds it commits, a window of one commit (milliseconds; the largest
-seen is in `lag_ms`). A SIGKILL in that window loses those answers (their cells stay
-empty, and a resume samples them again); everything committed before stays.
+transaction that holds it commits (the largest wait seen is in `max_lag_ms`), and before
+it arrives it may wait in the socket for the process to get a core. A SIGKILL loses
+those answers (their cells stay empty, and a resume samples them again); everything
+committed before stays. Measured per mode in bench/bench_crash.py (README, Performance).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class Writer:
     def _run(self) -> None:
         try:
             with store.connect(self.db_path) as db:
+                # Commits without waiting for the disk: a committed answer survives the
+                # process being killed (it is in the operating system's hands), and only a
+                # power cut can take the last commits back, cells a resume samples again.
+                # This connection writes answers only; labels and plans keep full syncs.
+                db.execute("PRAGMA synchronous = NORMAL")
                 stop = False
                 while not stop:
                     batch = [self._queue.get()]
