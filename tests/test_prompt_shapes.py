@@ -466,3 +466,18 @@ def test_a_conversation_run_loads_back_into_the_playground_plan_and_review_shows
     (item,) = labels.queue([run_id], "ana", method="exact")["items"]
     assert item["representative"] == 'get_weather({"city": "Paris"})'
     assert labels.members(item["member_ids"], "ana")[0]["text"] == 'get_weather({"city": "Paris"})'
+
+
+def test_streamed_call_pieces_join_as_litellm_objects_or_as_json():
+    from types import SimpleNamespace as O
+
+    from core.run.reply import ToolCallDeltas
+
+    for delta in (lambda i, name, args: O(index=i, function=O(name=name, arguments=args)),
+                  lambda i, name, args: {"index": i, "function": {"name": name, "arguments": args}}):
+        calls = ToolCallDeltas()
+        calls.add([delta(0, "get_weather", ""), delta(1, "search", '{"q"')])
+        calls.add([delta(0, None, '{"ci'), delta(1, None, ': "x"}')])
+        calls.add([delta(0, None, 'ty": "Paris"}')])
+        assert calls.calls() == [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                                 {"name": "search", "arguments": {"q": "x"}}]
