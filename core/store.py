@@ -247,6 +247,25 @@ def m011_drafts(db: Database) -> None:
 
 
 @migrations()
+def m012_prompt_shapes(db: Database) -> None:
+    """Conversations, tools and structured output (see core/run/conversation.py, shapes.py).
+
+    A variant may be a list of messages, with tools, a tool choice and a response format
+    (each JSON); the messages sent for a (variant, input) are kept exactly; an answer may
+    carry tool calls (a JSON list of {name, arguments}) and its parsed JSON value; a golden
+    item keeps the messages it was asked with, the variant's tools and response format
+    (`shape`) and the tool calls it expects. All columns are new and NULL for what came before.
+    """
+    for column in ("messages", "tools", "tool_choice", "response_format"):
+        db["run_variants"].add_column(column, str)
+    db["run_prompts"].add_column("messages", str)
+    db["responses"].add_column("tool_calls", str)
+    db["responses"].add_column("json_value", str)
+    for column in ("messages", "shape", "tool_calls"):
+        db["golden_items"].add_column(column, str)
+
+
+@migrations()
 def m013_model_groups_and_embedding_endpoints(db: Database) -> None:
     # An endpoint imported from a LiteLLM model group holds its deployments (JSON: each
     # one's litellm_params, credentials as os.environ/NAME only) and the router's
@@ -348,12 +367,14 @@ def _get_or_create_prompt(db: Database, name: str, system: str, template: str, w
 
 def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] | None = None,
                inputs: list[dict] | None = None, rendered: dict[tuple[int, int], tuple[str, str]] | None = None,
-               created_by: str = "") -> int:
+               sent: dict[tuple[int, int], list[dict]] | None = None, created_by: str = "") -> int:
     """Record a validated run plan in one transaction: the run, a prompt version per
     variant, its inputs, and the prompt rendered for each (variant, input).
 
-    `variants` are {"label", "name", "system", "prompt"}; `rendered` maps (variant, input)
-    to (system, prompt). Without them, the plan is one prompt (spec's) and one input.
+    `variants` are {"label", "name", "system", "prompt"} and, for a conversation or a
+    structured answer, "messages", "tools", "tool_choice", "response_format"; `rendered`
+    maps (variant, input) to (system, prompt), `sent` to the messages as sent. Without them,
+    the plan is one prompt (spec's) and one input.
     """
     name = spec.get("name") or "untitled"
     if variants is None:
@@ -374,24 +395,41 @@ def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] |
             }
         ).last_pk
         db["run_variants"].insert_all(
-            {"run_id": run_id, "variant": k, "label": v["label"], "prompt_id": prompt_ids[k]}
+            {"run_id": run_id, "variant": k, "label": v["label"], "prompt_id": prompt_ids[k],
+             **{shape: _json_or_none(v.get(shape)) for shape in VARIANT_SHAPES}}
             for k, v in enumerate(variants))
         db["run_inputs"].insert_all(
             {"run_id": run_id, "input": k, "vars": json.dumps(values, ensure_ascii=False)}
             for k, values in enumerate(inputs))
         db["run_prompts"].insert_all(
-            {"run_id": run_id, "variant": v, "input": i, "system": system, "prompt": prompt}
+            {"run_id": run_id, "variant": v, "input": i, "system": system, "prompt": prompt,
+             "messages": _json_or_none((sent or {}).get((v, i)))}
             for (v, i), (system, prompt) in rendered.items())
         return run_id
 
 
+# A variant's prompt shape, each stored as JSON (NULL: a text prompt, no tools, free text).
+VARIANT_SHAPES = ("messages", "tools", "tool_choice", "response_format")
+
+
+def _json_or_none(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def run_variants(db: Database, run_id: int) -> list[dict]:
     """A run's prompt variants: index, label, and the prompt version each one is."""
-    return list(db.query(
+    rows = list(db.query(
         "select run_variants.variant, run_variants.label, prompts.id as prompt_id, prompts.name, "
-        "prompts.version, prompts.system, prompts.template as prompt "
+        "prompts.version, prompts.system, prompts.template as prompt, "
+        + ", ".join(f"run_variants.{shape}" for shape in VARIANT_SHAPES) + " "
         "from run_variants join prompts on prompts.id = run_variants.prompt_id "
         "where run_variants.run_id = ? order by run_variants.variant", [run_id]))
+    for row in rows:  # a text variant of any release reads as before
+        for shape in VARIANT_SHAPES:
+            value = row.pop(shape)
+            if value is not None:
+                row[shape] = json.loads(value)
+    return rows
 
 
 def run_inputs(db: Database, run_id: int) -> list[dict]:
@@ -403,6 +441,14 @@ def rendered_prompts(db: Database, run_id: int) -> dict[tuple[int, int], tuple[s
     """(variant, input) -> (system, prompt) as sent."""
     return {(v, i): (system, prompt) for v, i, system, prompt in db.execute(
         "select variant, input, system, prompt from run_prompts where run_id = ?", [run_id]).fetchall()}
+
+
+def sent_messages(db: Database, run_id: int) -> dict[tuple[int, int], list[dict]]:
+    """(variant, input) -> the messages sent, where kept (runs from before conversations
+    sent their system message and prompt: `rendered_prompts`)."""
+    return {(v, i): json.loads(messages) for v, i, messages in db.execute(
+        "select variant, input, messages from run_prompts where run_id = ? and messages is not null",
+        [run_id]).fetchall()}
 
 
 def set_run_status(db: Database, run_id: int, status: str) -> None:
@@ -500,7 +546,7 @@ def list_runs(db: Database, limit: int = 200) -> list[dict]:
 RESPONSE_FIELDS = (
     "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
-    "error_type", "error_message", "provider_model", "created_at", "deployment",
+    "error_type", "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value",
 )
 
 

@@ -11,8 +11,8 @@ from core.analyse import spread
 from core.evaluate import checks
 from core.config import SpreadError
 from core.review import golden
-from core.run import (drafts, endpoints, estimate, inputs, local_llm, models, plan, promptfoo_config, rewording,
-                      runner, templates)
+from core.run import (conversation, drafts, endpoints, estimate, inputs, local_llm, models, plan, promptfoo_config,
+                      rewording, runner, shapes, templates)
 from core.run.progress import LiveProgress
 
 st.title("Playground")
@@ -70,6 +70,71 @@ def remove_variant(key: int) -> None:
     state["variants"].remove(key)
 
 
+# A conversation's turns live in `turns_{key}` ({id, role, content}); each turn's widgets
+# start from there, so the turns outlive a visit to another page.
+TURN_ROLES = [*conversation.ROLES, conversation.HISTORY]
+
+
+def turns_of(key: int) -> list[dict]:
+    """The variant's turns with what the widgets hold now."""
+    turns = state.setdefault(f"turns_{key}", [])
+    for turn in turns:
+        for field in ("role", "content"):
+            turn[field] = state.get(f"{field}_{key}_{turn['id']}", turn[field])
+    return turns
+
+
+def add_turn(key: int) -> None:
+    turns = turns_of(key)
+    state["turn_seq"] = state.get("turn_seq", 0) + 1
+    last = turns[-1]["role"] if turns else "assistant"
+    turns.append({"id": state["turn_seq"], "role": "assistant" if last == "user" else "user", "content": ""})
+
+
+def move_turn_up(key: int, turn_id: int) -> None:
+    turns = turns_of(key)
+    at = next(k for k, turn in enumerate(turns) if turn["id"] == turn_id)
+    if at:
+        turns[at - 1], turns[at] = turns[at], turns[at - 1]
+
+
+def remove_turn(key: int, turn_id: int) -> None:
+    state[f"turns_{key}"] = [turn for turn in turns_of(key) if turn["id"] != turn_id]
+
+
+def to_conversation(key: int) -> None:
+    """Switching a wording to a conversation: its text becomes the first user turn."""
+    if state.get(f"kind_{key}") == "conversation" and not state.get(f"turns_{key}"):
+        state[f"turns_{key}"] = []
+        add_turn(key)
+        state[f"turns_{key}"][0]["content"] = state.get(f"prompt_{key}", "")
+
+
+def variant_text(key: int) -> str:
+    """What the word diff compares: the prompt, or the conversation as text."""
+    if state.get(f"kind_{key}") == "conversation":
+        return conversation.text(conversation.from_turns(turns_of(key)))
+    return state.get(f"prompt_{key}", "")
+
+
+def conversation_editor(key: int) -> None:
+    turns = turns_of(key)
+    for number, turn in enumerate(turns):
+        tid = turn["id"]
+        state.setdefault(f"role_{key}_{tid}", turn["role"])
+        state.setdefault(f"content_{key}_{tid}", turn["content"])
+        role_col, up_col, remove_col = st.columns([3, 1, 1])
+        role = role_col.selectbox(f"Turn {number + 1}", TURN_ROLES, key=f"role_{key}_{tid}")
+        up_col.button(":material/arrow_upward:", key=f"turn_up_{key}_{tid}", help="Move this turn up",
+                      disabled=number == 0, on_click=move_turn_up, args=(key, tid))
+        remove_col.button(":material/close:", key=f"turn_remove_{key}_{tid}", help="Remove this turn",
+                          on_click=remove_turn, args=(key, tid))
+        st.text_area("Content", key=f"content_{key}_{tid}", height=68, label_visibility="collapsed",
+                     placeholder="the input column holding a conversation, e.g. messages" if role == "history"
+                     else "(empty) this turn's text; may use {{variables}}")
+    st.button("Add a turn", key=f"add_turn_{key}", icon=":material/add:", on_click=add_turn, args=(key,))
+
+
 if not state.get("variants"):
     add_variant()
 
@@ -83,9 +148,24 @@ for row_start in range(0, len(keys), 3):
         position = keys.index(key)
         with column:
             label = plan.variant_label(position, state.get(f"variant_name_{key}", ""))
-            st.text_area(f"Variant {label}" if len(keys) > 1 else "Prompt", key=f"prompt_{key}", height=140,
-                         placeholder="(empty) write the prompt here, e.g. What is the capital of {{country}}?",
-                         help="{{name}} is filled from each input's column of that name.")
+            state.setdefault(f"kind_{key}", "text")
+            st.radio(f"Variant {label}" if len(keys) > 1 else "Prompt", ["text", "conversation"], horizontal=True,
+                     key=f"kind_{key}", on_change=to_conversation, args=(key,),
+                     help="One prompt text, or a conversation: system, few-shot user/assistant turns, "
+                          "tool results, and history turns that place an input's conversation.")
+            if state.get(f"kind_{key}") == "conversation":
+                conversation_editor(key)
+            else:
+                st.text_area(f"Variant {label}" if len(keys) > 1 else "Prompt", key=f"prompt_{key}", height=140,
+                             placeholder="(empty) write the prompt here, e.g. What is the capital of {{country}}?",
+                             help="{{name}} is filled from each input's column of that name.",
+                             label_visibility="collapsed")
+            with st.expander("Tools and response format"):
+                st.text_area("Tools (OpenAI tools list, JSON or YAML)", key=f"tools_{key}", height=100,
+                             help="The model may call these; calls are stored and compared, never executed.")
+                st.text_input("Tool choice", key=f"tool_choice_{key}", placeholder="auto, none, required or a name")
+                st.text_area("Response format", key=f"response_format_{key}", height=68,
+                             placeholder="json, or a JSON Schema", help="Ask for JSON, or JSON valid against a schema.")
             left, middle, right = st.columns([3, 1, 1])
             left.text_input("Name", key=f"variant_name_{key}", placeholder=label, label_visibility="collapsed",
                             help="A short name for this wording; prompts are versioned per name.")
@@ -96,7 +176,7 @@ for row_start in range(0, len(keys), 3):
 errors["prompt"] = st.empty()
 st.button("Add a wording", key="add_variant", icon=":material/add:", on_click=add_variant)
 
-texts = {plan.variant_label(k, state.get(f"variant_name_{key}", "")): state.get(f"prompt_{key}", "")
+texts = {plan.variant_label(k, state.get(f"variant_name_{key}", "")): variant_text(key)
          for k, key in enumerate(keys)}
 if len(texts) > 1:
     with st.expander("Word diff between two wordings"):
@@ -262,10 +342,19 @@ def current_checks() -> list[dict]:
     return [c.as_dict() for c in found]
 
 
+def current_variant(key: int) -> plan.Variant:
+    tools = shapes.tools_from_text(state.get(f"tools_{key}", ""))
+    conversational = state.get(f"kind_{key}") == "conversation"
+    return plan.Variant("" if conversational else state.get(f"prompt_{key}", ""), state.get("system", ""),
+                        state.get(f"variant_name_{key}", ""),
+                        conversation.from_turns(turns_of(key)) if conversational else None, tools,
+                        shapes.checked_tool_choice((state.get(f"tool_choice_{key}") or "").strip() or None, tools),
+                        shapes.response_format_from_text(state.get(f"response_format_{key}", "")))
+
+
 def current_spec() -> plan.RunSpec:
     return plan.RunSpec(
-        variants=[plan.Variant(state.get(f"prompt_{key}", ""), state.get("system", ""),
-                               state.get(f"variant_name_{key}", "")) for key in keys],
+        variants=[current_variant(key) for key in keys],
         inputs=input_rows, name=name, models=chosen, temperatures=plan.parse_temperatures(temperatures_text),
         n=int(n), max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text), api_base=api_base.strip() or None,
         concurrency=int(concurrency), max_calls=int(max_calls), checks=current_checks(),
@@ -299,7 +388,7 @@ with estimate_col:
         for note in guess["notes"]:
             st.caption(display.inert(note))
     except SpreadError as e:
-        if e.field not in ("prompt", None) or any(state.get(f"prompt_{key}", "").strip() for key in keys):
+        if e.field not in ("prompt", None) or any(variant_text(key).strip() for key in keys):
             show_error(e)
 if run_col.button("Run", type="primary", key="run", width="stretch"):
     try:

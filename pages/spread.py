@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
-from core.analyse import charts, embed, meaning, sensitivity, spread, tables
+from core.analyse import charts, embed, meaning, sensitivity, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
@@ -198,6 +198,13 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
                    f"{tables.milliseconds(cell['latency_ms_p99'])} ms"
                    + (" (timed under the embedded model's load: an upper bound)" if cell["latency_under_local_load"]
                       else "") + f" · cost {cost}")
+    if cell.get("tools"):
+        tools, arguments = tool_usage.tables(cell)
+        left, right = st.columns([2, 3])
+        left.caption("Tools chosen (an answer calling two tools counts for both)")
+        left.dataframe(pd.DataFrame(tools), hide_index=True, width="stretch")
+        right.caption("How each argument spread")
+        right.dataframe(pd.DataFrame(arguments), hide_index=True, width="stretch")
     for size in cell["clusters"][:30]:
         kind = f"[{size['kind']}] " if size.get("kind") else ""
         with st.expander(f"#{size['cluster']} · {size['size']} answers ({size['share']:.0%}) · {kind}"
@@ -205,7 +212,9 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
             st.caption("Representative answer (medoid):")
             st.text(size["representative"])
             members = analysis.answers[analysis.answers["id"].isin(size["member_ids"])]
-            st.dataframe(members[["id", "sample_idx", "text", "completion_tokens", "finish_reason"]],
+            # "shown": the answer's text, then its tool calls as lines (plain text)
+            st.dataframe(members[["id", "sample_idx", "shown", "completion_tokens", "finish_reason"]]
+                         .rename(columns={"shown": "answer"}),
                          hide_index=True, width="stretch")
     why(analysis, cell)
 
@@ -216,7 +225,7 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
     if len(in_input) < 2:
         return
     with st.expander("Why together, why apart? (and overrule it)"):
-        options = dict(zip(in_input["id"].astype(int), in_input["text"]))
+        options = dict(zip(in_input["id"].astype(int), in_input["shown"]))
         left, right = st.columns(2)
         first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.one_line(options[i], 80))
         rest = [i for i in options if i != first]

@@ -6,6 +6,12 @@ litellm / the openai SDK.  Standard library only; binds 127.0.0.1 only.
         s.inject("429", "500")          # next two chat requests fail, then normal
         litellm.completion(model="openai/x", api_base=s.base_url, api_key="x",
                            num_retries=0, ...)   # else the openai SDK retries twice
+
+An answer may be a tool call: an answer that is a dict {"content": text or None,
+"tool_calls": [{"name", "arguments": raw JSON text}]} is sent as the calls (streamed,
+each call's arguments split across three chunks). `echo_roles` answers with the roles
+of the messages received ("roles: system user assistant user"); every request body
+(response_format, tools, tool_choice included) is kept in `requests`.
 """
 from __future__ import annotations
 
@@ -128,11 +134,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._raw(b"{not json", "application/json")
 
         text, finish, usage = stub._answer(body)
+        calls = []
+        if isinstance(text, dict):  # a tool-call answer
+            calls = [{"id": f"call_{rec['n']}_{k}", "type": "function",
+                      "function": {"name": c["name"], "arguments": c["arguments"]}}
+                     for k, c in enumerate(text.get("tool_calls") or [])]
+            text = text.get("content") or ""
+            finish = "tool_calls" if calls else finish
         base = {"id": f"chatcmpl-{rec['n']}", "created": int(time.time()),
                 "model": model + stub.model_suffix}  # lets tests check the provider-reported model
         if not stream:
             data = json.dumps({**base, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text},
+                {"index": 0, "message": {"role": "assistant", "content": text or None,
+                                         **({"tool_calls": calls} if calls else {})},
                  "finish_reason": finish}]}).encode()
             if fault == "truncated-sse":
                 # Non-streaming analogue: promise the full Content-Length, send half, hang up.
@@ -153,6 +167,15 @@ class _Handler(BaseHTTPRequestHandler):
             send([{"index": 0, "delta": delta, "finish_reason": None}])
             if fault == "truncated-sse" or stub._stop.wait(0.002):
                 return  # EOF after one chunk: no finish_reason, no [DONE]
+        for k, call in enumerate(calls):
+            arguments = call["function"]["arguments"]
+            cut = [0, len(arguments) // 3, 2 * len(arguments) // 3, len(arguments)]
+            send([{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+                {"index": k, "id": call["id"], "type": "function",
+                 "function": {"name": call["function"]["name"], "arguments": ""}}]}, "finish_reason": None}])
+            for a, b in zip(cut, cut[1:]):  # the arguments in pieces, as providers send them
+                send([{"index": 0, "delta": {"tool_calls": [
+                    {"index": k, "function": {"arguments": arguments[a:b]}}]}, "finish_reason": None}])
         send([{"index": 0, "delta": {}, "finish_reason": finish}])
         if (body.get("stream_options") or {}).get("include_usage"):
             send([], usage=usage)
@@ -200,6 +223,7 @@ class StubOpenAI:
     retry_after: str = "0"  # the Retry-After header sent with a "429" fault
     echo_auth: bool = False  # error messages repeat the Authorization header (a key-leak test)
     model_suffix: str = "-2024-stub"  # the model name the provider reports is the requested one + this
+    echo_roles: bool = False  # answer with the roles of the messages received
 
     def __init__(self, *, latency_s: float = 0.0, answers: list[str] | None = None):
         self.latency_s = latency_s
@@ -285,7 +309,9 @@ class StubOpenAI:
 
     def _answer(self, body: dict) -> tuple[str, str, dict]:
         seed = body.get("seed")
-        if self.respond is not None:
+        if self.echo_roles:
+            text = "roles: " + " ".join(str(m.get("role")) for m in body.get("messages") or [])
+        elif self.respond is not None:
             text = self.respond(body)
         elif body.get("temperature") == 0:
             text = self.answers[0]
@@ -294,9 +320,13 @@ class StubOpenAI:
         else:
             with self._lock:
                 text = self.answers[self._rng.randrange(len(self.answers))]
-        words, finish = text.split(), "stop"
+        if isinstance(text, dict):  # a tool call: its arguments count as its tokens
+            words, finish = (text.get("content") or "").split() + [
+                c["arguments"] for c in text.get("tool_calls") or []], "stop"
+        else:
+            words, finish = text.split(), "stop"
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
-        if isinstance(limit, int) and len(words) > limit:  # one "token" per word
+        if isinstance(text, str) and isinstance(limit, int) and len(words) > limit:  # one "token" per word
             words, finish = words[:limit], "length"
             text = " ".join(words)
         prompt = sum(len(_content_text(m.get("content")).split())

@@ -102,6 +102,11 @@ def test_a_database_made_by_the_previous_schema_migrates_in_place_and_loses_noth
         assert store.rendered_prompts(db, 1) == {(0, 0): ("Answer briefly.", "What is the capital of France?")}
         assert store.run_inputs(db, 1) == [{"input": 0, "vars": {}}]
         assert [v["label"] for v in store.run_variants(db, 1)] == ["A"]
+        # Prompt shapes (m012): old variants read as text prompts, old answers as text only.
+        assert set(store.run_variants(db, 1)[0]) == {"variant", "label", "prompt_id", "name", "version", "system",
+                                                     "prompt"}
+        assert store.sent_messages(db, 1) == {}
+        assert {(r["tool_calls"], r["json_value"]) for r in db.query("select * from responses")} == {(None, None)}
         assert store.done_cells(db, 2) == {(0, 0, "openai/stub-a", 1.0, i) for i in range(3)}
         # m013: which deployment of a model group answered; an endpoint's group, router, model_info, tpm.
         assert {r["deployment"] for r in db.query("select deployment from responses")} == {None}

@@ -122,6 +122,27 @@ def _json_field(text: str, path: str):
     return None
 
 
+# --- answers that are data: tool calls and JSON ------------------------------------------
+
+STRUCTURED = "\x00"  # starts a canonical form: no normalised text does
+
+
+def canonical(tool_calls: list[dict] | None, json_value: str | None) -> str | None:
+    """The meaning of an answer that is data, as one string: equal strings, one meaning.
+
+    Tool calls: the functions called, in order, each with its parsed arguments (key order
+    and spacing never split a meaning; a different value or another function always
+    does); an answer's words beside its calls do not change what it does. A JSON answer:
+    its parsed value. Plain text: None (its meaning is read by the rules below)."""
+    if tool_calls:
+        return STRUCTURED + "call " + json.dumps([[c.get("name"), c.get("arguments")] for c in tool_calls],
+                                                 sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if json_value is not None:
+        return STRUCTURED + "json " + json.dumps(json.loads(json_value), sort_keys=True, ensure_ascii=False,
+                                                 separators=(",", ":"))
+    return None
+
+
 # --- the rules, for one pair -------------------------------------------------------------
 
 @dataclass

@@ -19,6 +19,7 @@ all four and holds N samples. The pipeline, top-down:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -27,14 +28,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.analyse import embed, meaning, stats
+from core.analyse import embed, meaning, stats, tool_usage
+from core.run import shapes
 from core.config import SpreadError
 
 AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
 COLUMNS = ["id", "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
            "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "error_type",
-           "error_message", "provider_model", "created_at", "deployment"]
+           "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value"]
 NUMERIC = ["prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "temperature"]
 
 # Kept as the old names: the CLI, pages and tests use them.
@@ -63,6 +65,7 @@ class Cluster:
     representative_id: int
     member_ids: list[int] = field(repr=False)
     kind: str | None = None  # "refusal" or "non-answer": shown as such in the views
+    tool_calls: list[dict] | None = None  # the representative's calls, when the answers call tools
 
 
 @dataclass
@@ -166,11 +169,16 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     errors = df[df["error_type"].notna()]
     answers = df[df["error_type"].isna()].copy()
     answers["text"] = answers["text"].fillna("")
-    answers["norm"] = answers["text"].map(embed.normalise)
+    forms = [_forms(text, calls if isinstance(calls, str) else None, value if isinstance(value, str) else None)
+             for text, calls, value in zip(answers["text"], answers["tool_calls"], answers["json_value"])]
+    answers["calls"] = [form[0] for form in forms]
+    answers["norm"] = [form[1] for form in forms]
+    answers["shown"] = [form[2] for form in forms]
 
     # Distinct answers per input, most frequent first, each with one original spelling.
     distinct = (answers.groupby(["input", "norm"], sort=False)
-                .agg(count=("id", "size"), text=("text", "first"), first_id=("id", "first"))
+                .agg(count=("id", "size"), text=("shown", "first"), first_id=("id", "first"),
+                     calls=("calls", "first"))
                 .reset_index()
                 .sort_values(["input", "count"], ascending=[True, False], kind="stable")
                 .reset_index(drop=True))
@@ -195,6 +203,8 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
                                    "cost_usd": None if None in costs else sum(costs),
                                    "errors": [e for j in ledger for e in j.errors][:5]}
     analysis.cells = analysis.group(AXES, with_clusters=True)
+    if any(answers["calls"]):
+        tool_usage.add_to_cells(analysis.cells, answers, AXES)
     analysis.by_model = analysis.group(["model"], with_clusters=True)
     analysis.by_temperature = analysis.group(["temperature"], with_clusters=True)
     analysis.by_variant = analysis.group(["variant"])
@@ -202,6 +212,14 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     if with_map:
         analysis.coords = answer_map(answers, vectors)
     return analysis
+
+
+@functools.lru_cache(maxsize=65536)
+def _forms(text: str, tool_calls: str | None, json_value: str | None) -> tuple[list, str, str]:
+    """(calls, compared form, shown text) of an answer, once per distinct answer: an answer
+    that is data (tool calls, JSON asked for) is compared by its canonical form."""
+    calls = shapes.tool_calls_of(tool_calls)
+    return calls, meaning.canonical(calls, json_value) or embed.normalise(text), shapes.readable(text, calls)
 
 
 def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: float, method: str,
@@ -226,8 +244,16 @@ def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: f
             model, cache, *complete = second_opinion  # (judge, verdict cache[, how to call it])
             ask = opinions.second_opinion(model, question.strip(), cache, ledger, *complete)
         # The exact method compares normalised text: facts could only split what is equal.
-        local = meaning.cluster_vectors(vectors[rows], threshold, None if method == "exact" else list(parts[rows]),
-                                        question, second_opinion=ask)
+        # Answers that are data have one meaning per canonical form, never a text's.
+        data = np.array([norm.startswith(meaning.STRUCTURED) for norm in norms[rows]], dtype=bool)
+        local = np.zeros(len(rows), dtype=int)
+        prose = rows[~data]
+        if len(prose):
+            local[~data] = meaning.cluster_vectors(vectors[prose], threshold,
+                                                   None if method == "exact" else list(parts[prose]),
+                                                   question, second_opinion=ask)
+        if data.any():
+            local[data] = np.unique(norms[rows][data], return_inverse=True)[1] + (local.max() + 1 if len(prose) else 0)
         local = decisions.apply(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
         local = np.unique(local, return_inverse=True)[1]  # 0..k-1 again after merges
         sizes = np.bincount(local, weights=counts[rows])
@@ -249,7 +275,9 @@ def _clusters(distinct: pd.DataFrame, vectors: np.ndarray, answers: pd.DataFrame
         clusters.append(Cluster(
             id=int(cluster_id), input=int(distinct["input"].iloc[medoid]), size=int(weights[rows].sum()),
             representative=representative, representative_id=int(distinct["first_id"].iloc[medoid]),
-            member_ids=[int(i) for i in members[cluster_id]], kind=meaning.answer_kind(representative),
+            member_ids=[int(i) for i in members[cluster_id]],
+            kind=None if distinct["calls"].iloc[medoid] else meaning.answer_kind(representative),
+            tool_calls=distinct["calls"].iloc[medoid] or None,
         ))
     return clusters
 
@@ -385,7 +413,8 @@ def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dic
             listed.setdefault(key, []).append({
                 "cluster": int(row.cluster), "size": int(row.size), "share": round(float(row.share), 4),
                 "representative": cluster.representative, "kind": cluster.kind,
-                "member_ids": [int(i) for i in members[key + (row.cluster,)]]})
+                "member_ids": [int(i) for i in members[key + (row.cluster,)]],
+                **({"tool_calls": cluster.tool_calls} if cluster.tool_calls else {})})
     rows = {}
     for label, row in zip(summary.index, summary.itertuples(index=False)):
         key = _key(label)

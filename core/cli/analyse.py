@@ -7,6 +7,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json
 from core.config import SpreadError
+from core.run import shapes
 
 
 @click.command("show")
@@ -61,7 +62,7 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
-                  "error_message": r["error_message"], "deployment": r.get("deployment")}
+                  "error_message": r["error_message"], "deployment": r.get("deployment"), **shapes.answer_data(r)}
         if checked:
             answer["checks"] = checked["by_answer"].get(r["id"], [])
         by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(answer)
@@ -100,6 +101,8 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
             print(f"   prompt: {' '.join(cell['prompt'].split())[:120]}")
         print(f"   tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']} · latency p50 "
               f"{cell['latency_ms_p50']} ms p95 {cell['latency_ms_p95']} ms · cost {cost}")
+        for tool in cell.get("tools", []):
+            print(f"   tool {tool['tool']}: {tool['share']:.0%} ({tool['count']})")
         for cluster in cell["clusters"][:5]:
             text = " ".join(cluster["representative"].split())[:120]
             kind = f"[{cluster['kind']}] " if cluster.get("kind") else ""

@@ -12,7 +12,7 @@ from core import store
 from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import inputs, plan
+from core.run import conversation, inputs, plan, shapes
 
 
 @click.command("run")
@@ -20,9 +20,19 @@ from core.run import inputs, plan
               help="the user message, {{name}} for a variable; repeat for several wordings (variants A, B, …)")
 @click.option("--prompt-file", "prompt_files", multiple=True, metavar="PATH",
               help="read a variant's user message from a UTF-8 file (- for stdin); repeatable, after the --prompt ones")
+@click.option("--messages-file", "messages_files", multiple=True, metavar="FILE",
+              help="a conversation as a variant: a JSON or YAML list of {role, content} ({{name}} in any turn; "
+                   '{"role": "history", "from": "COLUMN"} places an input\'s conversation); repeatable, after the '
+                   "--prompt ones")
+@click.option("--tools-file", metavar="FILE", help="tools the model may call: an OpenAI tools list, JSON or YAML "
+              "(calls are stored and compared, never executed)")
+@click.option("--tool-choice", metavar="auto|none|required|NAME", help="whether, or which, tool the model must call")
+@click.option("--response-format", metavar="json|SCHEMA_FILE",
+              help="ask for JSON, or for JSON valid against a JSON Schema file (OpenAI json_schema, through litellm)")
 @click.option("--label", "labels", multiple=True, metavar="NAME",
               help="a short name for each variant, in order (default A, B, C…); a named variant is versioned under it")
-@click.option("--system", default="", help="the system message (may use {{name}} too)")
+@click.option("--system", default="", help="the system message (may use {{name}} too); opens a conversation "
+              "that has none")
 @click.option("--system-file", metavar="PATH", help="read the system message from a UTF-8 file")
 @click.option("--vars-file", metavar="FILE", help="a table of inputs: .csv (a header row), .jsonl or .json")
 @click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE",
@@ -62,27 +72,32 @@ from core.run import inputs, plan
 @evaluate.judge_option
 @evaluate.judge_samples_option
 @json_option
-def run_command(prompts, prompt_files, labels, system, system_file, vars_file, var_pairs, inputs_from_golden,
+def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system,
+                system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
                 timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts,
                 checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
-    if not texts:
-        raise click.UsageError("give --prompt or --prompt-file (repeat either for several variants)")
+    conversations = [conversation.read_file(path) for path in messages_files]
+    if not texts and not conversations:
+        raise click.UsageError("give --prompt, --prompt-file or --messages-file (repeat any for several variants)")
     if system_file and system:
         raise click.UsageError("give --system or --system-file, not both")
-    if len(labels) > len(texts):
-        raise click.UsageError(f"{len(labels)} labels for {len(texts)} prompt variants")
+    if len(labels) > len(texts) + len(conversations):
+        raise click.UsageError(f"{len(labels)} labels for {len(texts) + len(conversations)} prompt variants")
     system = read_text(system_file) if system_file else system
     if not 1 <= max_attempts <= 20:
         raise SpreadError("max attempts must be in 1..20")
-    names = list(labels) + [""] * (len(texts) - len(labels))
+    names = list(labels) + [""] * (len(texts) + len(conversations) - len(labels))
+    shape = _prompt_shape(tools_file, tool_choice, response_format)
     rows = _inputs(vars_file, var_pairs, inputs_from_golden, inputs_from_run)
     checks = evaluate.read_checks(check_texts, checks_file, rows, judge_model, judge_samples)
     spec = plan.RunSpec(
-        variants=[plan.Variant(text, system, label) for text, label in zip(texts, names)],
+        variants=[plan.Variant(text, system, label, **shape) for text, label in zip(texts, names)]
+        + [plan.Variant("", system, label, messages, **shape)
+           for messages, label in zip(conversations, names[len(texts):])],
         inputs=rows, checks=[c.as_dict() for c in checks],
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
@@ -95,6 +110,13 @@ def run_command(prompts, prompt_files, labels, system, system_file, vars_file, v
     if not as_json:
         print(f"run {run_id}: {spec.planned()} samples", file=sys.stderr)
     return execute(run_id, as_json, retry_errors=False)
+
+
+def _prompt_shape(tools_file, tool_choice, response_format) -> dict:
+    """Tools, tool choice and response format, the same for every variant of the run."""
+    tools = shapes.read_tools(tools_file) if tools_file else None
+    return {"tools": tools, "tool_choice": shapes.checked_tool_choice(tool_choice, tools),
+            "response_format": shapes.read_response_format(response_format) if response_format else None}
 
 
 def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:

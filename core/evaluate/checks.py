@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from core.config import SpreadError, read_yaml
-from core.evaluate import jsregex
+from core.evaluate import jsregex, tool_checks
 from core.run import templates
 
 # The types a person names; every deterministic one also has a `not-` form.
@@ -67,6 +67,7 @@ TYPES = {
     "not-similar": "not the same meaning as the value",
     "llm-rubric": "a judge model says the answer meets the rubric (off unless asked for; its calls are counted)",
 }
+TYPES.update(tool_checks.TYPES)  # tool calls and JSON fields (core/evaluate/tool_checks.py)
 # promptfoo types Spread refuses, and why (one line each).
 REFUSED = {
     "javascript": "runs JavaScript code; Spread never runs code from a check (there is no sandbox)",
@@ -178,7 +179,9 @@ def from_dict(data) -> Check:
     if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 10:
         raise SpreadError(f"{kind}: judge samples must be a whole number in 1..10", "checks")
     value = data.get("value")
-    if isinstance(value, list):
+    if kind in tool_checks.TYPES:
+        value = tool_checks.stored_value(value)
+    elif isinstance(value, list):
         value = tuple(value)  # frozen: a check's value never changes
     elif isinstance(value, dict) and base in ("is-json", "json-schema", "contains-json"):
         value = json.dumps(value, sort_keys=True)  # a JSON schema, kept as its text (stable keys)
@@ -220,6 +223,8 @@ def validate(checks: list[Check], inputs: list[dict[str, str]] | None = None, *,
             raise SpreadError(f"{what} needs a value to stay away from", "checks")
         if check.type in ("similar", "not-similar") and check.threshold is not None and not 0 < check.threshold <= 1:
             raise SpreadError(f"{what}: the similarity threshold must be in (0, 1]", "checks")
+        if check.type in tool_checks.TYPES:
+            tool_checks.validate(check, what)
         if check.type == "llm-rubric":
             if not isinstance(check.value, str) or not check.value.strip():
                 raise SpreadError(f"{what} needs a rubric: llm-rubric:'Answers with the city only'", "checks")

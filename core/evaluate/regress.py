@@ -71,13 +71,36 @@ def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSp
                      "golden.reference": reference or "",
                      "golden.accepted": json.dumps(accepted, ensure_ascii=False),
                      "golden.rejected": json.dumps(rejected, ensure_ascii=False),
-                     "golden.checks": json.dumps(item["assertions"] or [], ensure_ascii=False)})
+                     "golden.checks": json.dumps(item["assertions"] or [], ensure_ascii=False),
+                     **_shape_columns(item, system, prompt)})
     return plan.RunSpec(
-        variants=[plan.Variant("{{golden.prompt}}", "{{golden.system}}", f"golden:{set_name}")],
+        variants=[_variant(set_name, items)],
         inputs=rows, models=[candidate.model], temperatures=[candidate.temperature], n=candidate.n,
         api_base=candidate.api_base, seed=candidate.seed, max_tokens=candidate.max_tokens,
         concurrency=candidate.concurrency, name=f"regress {set_name}", max_calls=plan.HARD_MAX_CALLS,
     )
+
+
+def _shape_columns(item: dict, system: str, prompt: str) -> dict:
+    """An item that is a conversation or expects tool calls: the messages to send (its own,
+    unless re-rendered at another prompt version) and the calls expected."""
+    if not (item.get("messages") or item.get("shape") or item.get("tool_calls")):
+        return {}
+    messages = item["messages"] if item.get("messages") and item["prompt"] == prompt else plan.messages(system, prompt)
+    columns = {"golden.messages": json.dumps(messages, ensure_ascii=False)}
+    if item.get("tool_calls"):
+        columns["golden.tool_calls"] = json.dumps(item["tool_calls"], ensure_ascii=False)
+    return columns
+
+
+def _variant(set_name: str, items: list[dict]) -> plan.Variant:
+    """The one wording a set is re-sampled with: each item's prompt; for a set of
+    conversations or tool calls, each item's messages, with the tools and response
+    format its items were asked with (a set's items share them: the first one's)."""
+    if not any(item.get("messages") or item.get("shape") or item.get("tool_calls") for item in items):
+        return plan.Variant("{{golden.prompt}}", "{{golden.system}}", f"golden:{set_name}")
+    shape = next((item["shape"] for item in items if item.get("shape")), {})
+    return plan.Variant("", "", f"golden:{set_name}", [{"role": "history", "from": "golden.messages"}], **shape)
 
 
 def _at_version(item: dict, version: int, db_path) -> tuple[str, str]:

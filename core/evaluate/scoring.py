@@ -16,7 +16,7 @@ from core import store
 from core.analyse import embed
 from core.analyse import meaning
 from core.evaluate import checks as checks_module
-from core.evaluate import judge
+from core.evaluate import judge, tool_checks
 from core.evaluate.checks import Check, Outcome, References
 
 TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
@@ -47,7 +47,8 @@ def input_checks(values: dict[str, str]) -> list[Check]:
     if "golden.checks" not in values:
         return own
     golden_checks = [checks_module.from_dict(c) for c in json.loads(values["golden.checks"] or "[]")]
-    return own + (golden_checks or [Check("similar")])
+    # An item that expects tool calls is checked on its calls (names and arguments).
+    return own + (golden_checks or [Check("tool-call-f1" if values.get("golden.tool_calls") else "similar")])
 
 
 def thresholds(run_id: int, *, db_path=None) -> dict[int, float]:
@@ -91,6 +92,7 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
         answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
         prompts = store.rendered_prompts(db, run_id)
         values = {i["input"]: i["vars"] for i in store.run_inputs(db, run_id)}
+        variants = {v["variant"]: v for v in store.run_variants(db, run_id)}
     checks = run_checks(run) if checks is None else checks
     per_input = {i: checks + input_checks(v) for i, v in values.items()}
     if not any(per_input.values()) or not answers:
@@ -111,7 +113,15 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
     for answer, check in todo:
         input_values = values.get(answer["input"], {})
         text = answer["text"] or ""
-        if check.base in checks_module.DETERMINISTIC:
+        variant = variants.get(answer["variant"], {})
+        if tool_checks.applies(check, variant):  # tool calls, JSON fields, the run's schema
+            outcome = await asyncio.to_thread(
+                tool_checks.evaluate, check, answer, input_values, variant,
+                lambda part, reference, answer=answer, input_values=input_values: checks_module.similar(
+                    Check("similar", reference), part, input_values, References(),
+                    contexts.get(answer["input"], ""), equivalence))
+            outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
+        elif check.base in checks_module.DETERMINISTIC:
             outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values, answer)))
         elif check.type in ("similar", "not-similar"):
             # By meaning, the part of the answer the run judges meaning by (its extract mode).

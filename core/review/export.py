@@ -47,6 +47,7 @@ def _record(name: str, version: int, row: dict) -> dict:
         "input": _input(row),
         "reference": reference, "accepted": accepted, "rejected": rejected,
         "assertions": row["assertions"], "tags": row["tags"],
+        **({"tool_calls": row["tool_calls"]} if row.get("tool_calls") else {}),
         "source": {"run_id": row["source_run_id"], "response_id": row["source_response_id"],
                    **{key: row[key] for key in ("prompt_name", "prompt_version") if row.get(key) is not None}},
         "added_by": row["added_by"], "created_at": row["created_at"], "updated_at": row["updated_at"],
@@ -58,6 +59,9 @@ def _input(row: dict) -> dict:
     out = {"system": row["system"] or "", "prompt": row["prompt"], "vars": row["vars"]}
     if row.get("template") is not None:
         out["template"], out["system_template"] = row["template"], row.get("system_template") or ""
+    if row.get("messages"):  # a conversation, as sent
+        out["messages"] = row["messages"]
+    out.update(row.get("shape") or {})  # tools, tool_choice, response_format
     return out
 
 
@@ -121,10 +125,22 @@ def to_openai(rows, name, version) -> bytes:
         if not r["reference"]:
             continue  # a fine-tuning example needs the assistant turn
         messages = [{"role": "system", "content": r["input"]["system"]}] if r["input"]["system"] else []
-        messages += [{"role": "user", "content": r["input"]["prompt"]},
-                     {"role": "assistant", "content": r["reference"]}]
-        lines.append(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+        messages = r["input"].get("messages") or messages + [{"role": "user", "content": r["input"]["prompt"]}]
+        example = {"messages": messages + [_assistant_turn(r)]}
+        if r["input"].get("tools"):
+            example["tools"] = r["input"]["tools"]
+        lines.append(json.dumps(example, ensure_ascii=False) + "\n")
     return "".join(lines).encode()
+
+
+def _assistant_turn(r: dict) -> dict:
+    """The expected answer as an assistant message: its tool calls, else the reference text."""
+    if not r.get("tool_calls"):
+        return {"role": "assistant", "content": r["reference"]}
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": f"call_{k}", "type": "function", "function": {"name": c["name"], "arguments": json.dumps(
+            c["arguments"], ensure_ascii=False) if not isinstance(c["arguments"], str) else c["arguments"]}}
+        for k, c in enumerate(r["tool_calls"])]}
 
 
 def to_promptfoo(rows, name, version) -> bytes:
@@ -212,9 +228,32 @@ def _record_to_item(record, where: str) -> golden.Item:
                        template=source.get("template"),
                        system_template=source.get("system_template") if source.get("template") is not None else None,
                        prompt_name=origin.get("prompt_name"), prompt_version=origin.get("prompt_version"), **lists)
+    _read_shape(item, record, source, where)
     if record.get("item_key"):
         item.item_key = str(record["item_key"])
     return item
+
+
+def _read_shape(item: golden.Item, record: dict, source: dict, where: str) -> None:
+    """A conversation item's messages, tools / tool choice / response format, expected calls."""
+    from core.config import SpreadError
+    from core.run import conversation, shapes
+
+    try:
+        if source.get("messages") is not None:
+            item.messages = conversation.checked(source["messages"], f"{where}: input.messages")
+        shape = {key: source[key] for key in ("tools", "tool_choice", "response_format") if source.get(key)}
+        if "tools" in shape:
+            shape["tools"] = shapes.checked_tools(shape["tools"], f"{where}: input.tools")
+        item.shape = shape or None
+        calls = record.get("tool_calls")
+        if calls is not None:
+            if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                                      for c in calls):
+                raise ValueError(f"{where}: tool_calls must be a list of {{name, arguments}}")
+            item.tool_calls = [{"name": c["name"], "arguments": c.get("arguments", {})} for c in calls]
+    except SpreadError as e:
+        raise ValueError(str(e)) from None
 
 
 def parse(data: bytes, fmt: str) -> tuple[list[golden.Item], list[str], int | None]:

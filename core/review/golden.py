@@ -21,12 +21,16 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from core import store
+from core.run import shapes
 
 from core.review import labels
 from core.config import SpreadError, check_text
 
 MAX_EXAMPLES = 50  # accepted / rejected texts kept per item
 JSON_FIELDS = ("vars", "accepted", "rejected", "assertions", "tags")
+# A conversation's messages, the variant's tools / tool choice / response format, and the
+# tool calls expected: JSON, NULL for a text item.
+SHAPE_FIELDS = ("messages", "shape", "tool_calls")
 
 
 @dataclass
@@ -46,6 +50,9 @@ class Item:
     system_template: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
+    messages: list[dict] | None = None
+    shape: dict | None = None
+    tool_calls: list[dict] | None = None
     added_by: str = ""
     item_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str | None = None
@@ -57,6 +64,8 @@ class Item:
         del row["notes"]
         for name in JSON_FIELDS:
             row[name] = json.dumps(row[name], ensure_ascii=False)
+        for name in SHAPE_FIELDS:
+            row[name] = None if row[name] is None else json.dumps(row[name], ensure_ascii=False)
         return row
 
 
@@ -198,8 +207,9 @@ def _input_of(db, response_id: int) -> dict:
     response = rows[0]
     if response["error_type"]:
         raise SpreadError(f"answer {response_id} is an error row, not an answer")
-    response["texts"] = {r["id"]: r["text"] for r in db.query(
-        "select id, text from responses where run_id = ? and input = ? and error_type is null",
+    # An answer's text, then its tool calls as lines: what a reviewer saw.
+    response["texts"] = {r["id"]: shapes.readable(r["text"], shapes.tool_calls_of(r["tool_calls"])) for r in db.query(
+        "select id, text, tool_calls from responses where run_id = ? and input = ? and error_type is null",
         [response["run_id"], response["input"]])}
     return response
 
@@ -228,7 +238,7 @@ def answer_verdict(response_id: int, *, db_path=None) -> str | None:
     with store.connect(db_path) as db:
         response = _input_of(db, response_id)
     given = labels.labels_for(list(response["texts"]), db_path=db_path)
-    return latest_verdicts(given, response["texts"])[0].get(normalised(response["text"]))
+    return latest_verdicts(given, response["texts"])[0].get(normalised(response["texts"][response_id]))
 
 
 def item_from_response(response_id: int, *, who: str, correction: str | None = None, db_path=None) -> Item:
@@ -245,6 +255,7 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
         system, prompt = store.rendered_prompts(db, run_id)[(variant, input_idx)]
         source = next(v for v in store.run_variants(db, run_id) if v["variant"] == variant)
         values = next(i["vars"] for i in store.run_inputs(db, run_id) if i["input"] == input_idx)
+        sent = store.sent_messages(db, run_id).get((variant, input_idx))
     texts = response["texts"]
     given = labels.labels_for(list(texts), db_path=db_path)
     verdicts, notes = latest_verdicts(given, texts)
@@ -252,7 +263,7 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
     if correction is not None:
         check_text(correction, "the correction")
     correction = (correction or "").strip() or next((row["correction"] for row in own if row["correction"]), None)
-    if verdicts.get(normalised(response["text"])) == "fail" and not correction:
+    if verdicts.get(normalised(texts[response_id])) == "fail" and not correction:
         raise SpreadError(f"answer {response_id} was failed, and a failed answer is never a reference: give the "
                           "correct answer as the reference, or add it to an existing item's rejected answers")
     tags = sorted({tag for row in own for tag in row["tags"]})
@@ -261,17 +272,22 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
         return _distinct(text for rid, text in sorted(texts.items())
                          if verdicts.get(normalised(text)) == verdict)[:MAX_EXAMPLES]
 
-    reference = correction or response["text"]
+    reference = correction or texts[response_id]
     # The reference is what the reviewer says is right: it outranks an older failing label.
     accepted, rejected, reference, resolved = resolve(distinct("pass"), distinct("fail"), reference,
                                                       verdicts | {normalised(reference): "pass"})
     templated = bool(values)
+    shape = {k: source[k] for k in ("tools", "tool_choice", "response_format") if k in source} or None
+    calls = shapes.tool_calls_of(response["tool_calls"]) or None
     return Item(prompt=prompt, system=system, vars=values, reference=reference,
                 accepted=accepted, rejected=rejected, tags=tags, source_run_id=run_id,
                 source_response_id=response_id, added_by=who,
                 template=source["prompt"] if templated else None,
                 system_template=(source["system"] or "") if templated else None,
-                prompt_name=source["name"], prompt_version=source["version"], notes=notes + resolved)
+                prompt_name=source["name"], prompt_version=source["version"], notes=notes + resolved,
+                # A conversation or a structured answer keeps what was sent and the calls made.
+                messages=sent if "messages" in source else None, shape=shape,
+                tool_calls=calls if not correction else None)
 
 
 def add_responses(name: str, response_ids: list[int], *, who: str = "", correction: str | None = None,
@@ -326,6 +342,8 @@ def items(name: str, *, include_removed: bool = False, db_path=None) -> list[dic
 def _decoded(row: dict) -> dict:
     for column in JSON_FIELDS:
         row[column] = json.loads(row[column]) if row[column] else ({} if column == "vars" else [])
+    for column in SHAPE_FIELDS:
+        row[column] = json.loads(row[column]) if row.get(column) else None
     return row
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from core import store
 from core.config import SpreadError, check_text
+from core.run import shapes
 
 VERDICTS = ("pass", "fail", "unsure")
 MAX_TEXT = 20_000
@@ -302,7 +303,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
                 "wordings": [labels_of.get(int(v), str(v)) for v in sorted(group["variant"].unique())],
                 "prompt": prompt, "system": system,
                 "representative_id": representative_id,
-                "representative": representative["text"],
+                "representative": representative["shown"],  # text, then its tool calls as lines
                 "member_ids": member_ids, "verdicts": verdicts,
                 "overrides": [m for m in member_ids if m in mine and mine[m]["via_cluster"] is None
                               and cluster_verdicts and mine[m]["verdict"] not in cluster_verdicts],
@@ -316,8 +317,9 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
 def members(member_ids: list[int], reviewer: str, *, db_path=None) -> list[dict]:
     """A cluster's answers with this reviewer's verdict and whether it overrides the cluster label."""
     with store.connect(db_path) as db:
-        texts = dict(db.execute(
-            f"select id, text from responses where id in ({','.join('?' * len(member_ids))})", member_ids).fetchall())
+        texts = {i: shapes.readable(text, shapes.tool_calls_of(calls)) for i, text, calls in db.execute(
+            f"select id, text, tool_calls from responses where id in ({','.join('?' * len(member_ids))})",
+            member_ids).fetchall()}
     mine = {r["response_id"]: r for r in labels_for(member_ids, db_path=db_path) if r["reviewer"] == reviewer}
     cluster_verdicts = {r["verdict"] for r in mine.values() if r["via_cluster"] is not None}
     return [{"id": m, "text": texts.get(m, ""), "verdict": mine[m]["verdict"] if m in mine else None,

@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from core.run.reply import Sample, TruncatedStream
+from core.run.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
 
 # litellm providers that speak OpenAI's chat completions to any server; with an API base,
 # their calls go direct. (litellm's "vllm/" is the in-process vllm package, not a server.)
@@ -203,16 +203,18 @@ def parse_answer(body: dict) -> Sample:
     usage = body.get("usage") or {}
     return Sample(text=message.get("content") or "", finish_reason=choice.get("finish_reason"),
                   prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-                  provider_model=body.get("model"), ttft_ms=None)
+                  provider_model=body.get("model"), ttft_ms=None, tool_calls=message_tool_calls(message))
 
 
 class StreamState:
     """What the events of a streamed answer have said so far."""
 
-    __slots__ = ("pieces", "finish_reason", "provider_model", "ttft_ms", "prompt_tokens", "completion_tokens")
+    __slots__ = ("pieces", "finish_reason", "provider_model", "ttft_ms", "prompt_tokens", "completion_tokens",
+                 "tool_calls")
 
     def __init__(self):
         self.pieces: list[str] = []
+        self.tool_calls = ToolCallDeltas()
         self.finish_reason = self.provider_model = self.ttft_ms = None
         self.prompt_tokens = self.completion_tokens = None
 
@@ -223,11 +225,15 @@ class StreamState:
             raise ProviderError(500, str(error.get("message") if isinstance(error, dict) else error))
         self.provider_model = chunk.get("model") or self.provider_model
         for choice in chunk.get("choices") or ():
-            content = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
             if content:
                 if self.ttft_ms is None:
                     self.ttft_ms = (time.perf_counter() - start) * 1000
                 self.pieces.append(content)
+            if delta.get("tool_calls"):
+                self.ttft_ms = self.ttft_ms or (time.perf_counter() - start) * 1000
+                self.tool_calls.add(delta["tool_calls"])
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
         usage = chunk.get("usage")
         if usage:
@@ -237,7 +243,7 @@ class StreamState:
         if self.finish_reason is None:
             raise TruncatedStream("the stream ended before the answer finished")
         return Sample("".join(self.pieces), self.finish_reason, self.prompt_tokens, self.completion_tokens,
-                      self.provider_model, self.ttft_ms)
+                      self.provider_model, self.ttft_ms, tool_calls=self.tool_calls.calls())
 
 
 async def read_events(response, start: float) -> Sample:

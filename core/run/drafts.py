@@ -17,12 +17,15 @@ from core import config, store
 PLAN_KEYS = (
     "system", "variants", "variant_seq", "inputs_source", "inputs_pasted", "typed_rows",
     "input_columns", "input_columns_text", "file_rows", "file_name", "inputs_golden", "inputs_run", "models", "api_base",
+    "turn_seq",
     "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
     "extract", "reword_model", "reword_k",
     "reviewer",  # on a box without login, the name typed in the sidebar comes back after a reload
 )
-# One pair of these per wording, numbered by the wording's key in `variants`.
-VARIANT_PREFIXES = ("prompt_", "variant_name_")
+# One of each per wording, numbered by the wording's key in `variants`: its text, name,
+# and, for a conversation or a structured answer, its kind, turns, tools, tool choice and
+# response format (pages/playground.py).
+VARIANT_PREFIXES = ("prompt_", "variant_name_", "kind_", "turns_", "tools_", "tool_choice_", "response_format_")
 
 # Selections on the other pages (run, axes, filters, thresholds): kept for the session.
 SELECTION_KEYS = (
@@ -104,7 +107,32 @@ def from_run(run_id: int, *, db_path=None) -> dict:
         # A wording keeps its own name; the run's letters (A, B…) come back by position.
         unnamed = {run["name"] or "untitled", f"{run['name'] or 'untitled'} · {variant['label']}"}
         plan[f"variant_name_{k}"] = "" if variant["name"] in unnamed else variant["name"]
+        plan.update(_shape_of(k, variant, plan))
     return plan
+
+
+def _shape_of(k: int, variant: dict, plan: dict) -> dict:
+    """A wording's conversation (as editor turns), tools, tool choice and response format."""
+    import json
+
+    out = {}
+    if variant.get("messages"):
+        first = plan.get("turn_seq", 0)
+        out[f"kind_{k}"] = "conversation"
+        out[f"turns_{k}"] = [{"id": first + n + 1, "role": turn["role"],
+                              "content": turn.get("from") if turn["role"] == "history" else turn.get("content") or ""}
+                             for n, turn in enumerate(variant["messages"])]
+        plan["turn_seq"] = first + len(variant["messages"])
+    if variant.get("tools"):
+        out[f"tools_{k}"] = json.dumps(variant["tools"], indent=2)
+    choice = variant.get("tool_choice")
+    if choice:
+        out[f"tool_choice_{k}"] = choice if isinstance(choice, str) else choice["function"]["name"]
+    response_format = variant.get("response_format")
+    if response_format:
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        out[f"response_format_{k}"] = json.dumps(schema, indent=2) if schema else "json"
+    return out
 
 
 def _has_inputs(run_id: int, db_path) -> bool:

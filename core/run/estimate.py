@@ -15,7 +15,7 @@ from __future__ import annotations
 from core import display, store
 from core.config import SpreadError
 from core.run import endpoints, llm, local_llm
-from core.run.plan import RunSpec, messages, validate
+from core.run.plan import RunSpec, check_shapes_supported, validate
 
 
 def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
@@ -24,19 +24,19 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
     The Playground skips those checks (they touch the network) until Run."""
     spec = validate(spec, check_providers=False)
     litellm = llm.get()
-    rendered = spec.rendered()
+    rendered = spec.sent()
     samples = len(spec.temperatures) * spec.n  # calls per (variant, input, model)
     per_model, notes = [], []
     for model in spec.models if check_providers else []:
         try:
             endpoints.check(spec.endpoint(model))
+            check_shapes_supported(spec, model)
         except SpreadError as e:
             notes.append(f"the run would not start: {e}")
     for model in spec.models:
         endpoint = spec.endpoint(model)
         prompt_tokens = 0
-        for system, prompt in rendered.values():
-            sent = messages(system, prompt)
+        for sent in rendered.values():
             if local_llm.is_local(endpoint.model) and not local_llm.embedded(endpoint.model).chat_template:
                 sent = [{"role": "user", "content": local_llm.frame(sent)}]  # what a base model reads
             prompt_tokens += litellm.token_counter(model=endpoint.model, messages=sent)

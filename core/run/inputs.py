@@ -7,6 +7,11 @@ is wrong and where (file, line, column); nothing is half-read.
 
 Columns no placeholder uses are kept with the input: they are what checks compare
 answers against (an `expected` column, for example).
+
+A JSONL line `{"messages": [...]}` (OpenAI's chat and fine-tuning format) is one input
+whose `messages` column holds the conversation as JSON (core/run/conversation.py: a
+variant places it with a history turn); a final assistant message is taken off and
+kept as the input's `reference`, the answer checks compare with.
 """
 
 from __future__ import annotations
@@ -91,8 +96,30 @@ def _jsonl(text: str, filename: str) -> list[dict[str, str]]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise SpreadError(f"{filename} line {number}: not valid JSON ({e.msg})", "inputs") from None
-        rows.append(_record(record, f"{filename} line {number}"))
+        where = f"{filename} line {number}"
+        rows.append(_chat_record(record, where) if _is_chat(record) else _record(record, where))
     return rows
+
+
+def _is_chat(record) -> bool:
+    return isinstance(record, dict) and isinstance(record.get("messages"), list)
+
+
+def _chat_record(record: dict, where: str) -> dict[str, str]:
+    """One chat example: its conversation (without a final assistant answer) as JSON, that
+    answer as the reference, and its other fields as columns."""
+    from core.run import conversation
+
+    try:
+        messages = conversation.checked(record["messages"], where)
+    except SpreadError as e:
+        raise SpreadError(str(e), "inputs") from None
+    history, reference = conversation.split_reference(messages)
+    row = _record({k: v for k, v in record.items() if k != "messages"}, where)
+    row["messages"] = json.dumps(history, ensure_ascii=False)
+    if reference is not None:
+        row.setdefault("reference", reference)
+    return row
 
 
 def _json(text: str, filename: str) -> list[dict[str, str]]:
@@ -174,6 +201,10 @@ def from_golden_set(name: str, *, db_path=None) -> list[dict[str, str]]:
         row.setdefault("prompt", item["prompt"])
         if item["reference"] is not None:
             row.setdefault("reference", item["reference"])
+        if item.get("messages"):  # a conversation: placed by a history turn
+            row.setdefault("messages", json.dumps(item["messages"], ensure_ascii=False))
+        if item.get("tool_calls"):
+            row.setdefault("expected_tool_calls", json.dumps(item["tool_calls"], ensure_ascii=False))
         row.setdefault("item_key", item["item_key"])
         rows.append(row)
     if not rows:

@@ -24,7 +24,7 @@ import threading
 import time
 
 from core.run import direct, local_llm
-from core.run.reply import Sample, TruncatedStream
+from core.run.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
 
 _lock = threading.Lock()
 _litellm = None
@@ -139,13 +139,18 @@ async def sample(
     timeout_s: float = 120.0,
     params: dict | None = None,
     router=None,
+    tools: list[dict] | None = None,
+    tool_choice=None,
+    response_format: dict | None = None,
 ) -> Sample:
     """One answer from one model. Raises the provider's error (litellm's, or for a direct
     call a `ProviderError`, aiohttp's or a timeout); the caller classifies and retries.
     `params` are an endpoint's extra parameters (top_k, a response format, …); with a
-    `router` (a model group), `model` is the group's name and the Router picks the deployment."""
+    `router` (a model group), `model` is the group's name and the Router picks the deployment;
+    tools, tool choice and response format are the variant's (they win over the endpoint's)."""
     fields = request_fields(model, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
                             top_p=top_p, params=params)
+    fields.update(prompt_shape(tools, tool_choice, response_format))
     route = "litellm" if router is not None else route_of(model, api_base)
     if route == "local":
         return await _sample_local(model, fields, stream)
@@ -164,6 +169,12 @@ def request_fields(model: str, messages: list[dict], *, temperature: float, max_
         if value is not None:
             fields[name] = value
     return fields
+
+
+def prompt_shape(tools, tool_choice, response_format) -> dict:
+    """The request's tools, tool choice and response format, where the variant has them."""
+    return {name: value for name, value in (("tools", tools), ("tool_choice", tool_choice),
+                                            ("response_format", response_format)) if value is not None}
 
 
 def route_of(model: str, api_base: str | None) -> str:
@@ -226,6 +237,7 @@ async def _sample_litellm(fields: dict, api_base: str | None, api_key: str | Non
             provider_model=getattr(response, "model", None),
             ttft_ms=None,
             deployment=_deployment(response),
+            tool_calls=message_tool_calls(choice.message),
         )
 
     kwargs["stream"] = True
@@ -266,6 +278,7 @@ async def _read_openai_stream(stream, start: float) -> Sample:
     import openai
 
     pieces: list[str] = []
+    tool_calls = ToolCallDeltas()
     finish_reason = provider_model = ttft_ms = None
     prompt_tokens = completion_tokens = None
     try:
@@ -277,6 +290,9 @@ async def _read_openai_stream(stream, start: float) -> Sample:
                     if ttft_ms is None:
                         ttft_ms = (time.perf_counter() - start) * 1000
                     pieces.append(content)
+                if choice.delta is not None and choice.delta.tool_calls:
+                    ttft_ms = ttft_ms or (time.perf_counter() - start) * 1000
+                    tool_calls.add(choice.delta.tool_calls)
                 finish_reason = choice.finish_reason or finish_reason
             if chunk.usage:
                 prompt_tokens, completion_tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
@@ -290,12 +306,14 @@ async def _read_openai_stream(stream, start: float) -> Sample:
         await stream.close()
     if finish_reason is None:
         raise TruncatedStream("the stream ended before the answer finished")
-    return Sample("".join(pieces), finish_reason, prompt_tokens, completion_tokens, provider_model, ttft_ms)
+    return Sample("".join(pieces), finish_reason, prompt_tokens, completion_tokens, provider_model, ttft_ms,
+                  tool_calls=tool_calls.calls())
 
 
 async def _read_litellm_stream(response, start: float) -> Sample:
     """Any other provider's stream, through litellm's wrapper (the embedded model, Anthropic…)."""
     pieces: list[str] = []
+    tool_calls = ToolCallDeltas()
     finish_reason = provider_model = ttft_ms = None
     prompt_tokens = completion_tokens = None
     async for chunk in response:
@@ -309,6 +327,7 @@ async def _read_litellm_stream(response, start: float) -> Sample:
                 if ttft_ms is None:
                     ttft_ms = (time.perf_counter() - start) * 1000
                 pieces.append(content)
+            tool_calls.add(getattr(choice.delta, "tool_calls", None))
             finish_reason = choice.finish_reason or finish_reason
         usage = getattr(chunk, "usage", None)
         if usage:
@@ -324,6 +343,7 @@ async def _read_litellm_stream(response, start: float) -> Sample:
         completion_tokens=completion_tokens,
         provider_model=provider_model,
         ttft_ms=ttft_ms,
+        tool_calls=tool_calls.calls(),
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from core import config, store
 from core.config import SpreadError
 from core.run import inputs as inputs_module
-from core.run import endpoints, local_llm, templates
+from core.run import conversation, endpoints, local_llm, shapes, templates
 
 MAX_N = 1000
 MAX_PROMPT_CHARS = 1_000_000
@@ -28,11 +28,33 @@ HARD_MAX_CALLS = 1_000_000
 
 @dataclass
 class Variant:
-    """One wording of the prompt. Its label is its name, else A, B, C… by position."""
+    """One wording of the prompt. Its label is its name, else A, B, C… by position.
+
+    A conversation variant has `messages` (core/run/conversation.py); its `prompt` is
+    then the conversation as text (how its version is keyed and shown). Any variant may
+    ask for tools, a tool choice and a response format (core/run/shapes.py)."""
 
     prompt: str
     system: str = ""
     name: str = ""
+    messages: list[dict] | None = None
+    tools: list[dict] | None = None
+    tool_choice: str | dict | None = None
+    response_format: dict | None = None
+
+    def render(self, values: dict[str, str]) -> tuple[str, str, list[dict]]:
+        """(system, prompt, messages) as sent for one input: the system text and the turn
+        answered (what meaning is read against), and every message."""
+        if self.messages is None:
+            system, prompt = templates.render(self.system, values), templates.render(self.prompt, values)
+            return system, prompt, messages(system, prompt)
+        sent = conversation.render(self.messages, values)
+        return conversation.system_text(sent), conversation.last_user_text(sent), sent
+
+    def request(self) -> dict:
+        """What the variant adds to each request: tools, tool choice, response format."""
+        return {k: v for k, v in (("tools", self.tools), ("tool_choice", self.tool_choice),
+                                  ("response_format", self.response_format)) if v is not None}
 
 
 def variant_label(index: int, name: str = "") -> str:
@@ -91,7 +113,8 @@ class RunSpec:
     def from_dict(cls, data: dict) -> "RunSpec":
         known = {f for f in cls.__dataclass_fields__} - {"variants", "inputs"}
         spec = cls(**{k: v for k, v in data.items() if k in known})
-        spec.variants = [Variant(v["prompt"], v.get("system") or "", v.get("name") or "")
+        spec.variants = [Variant(v["prompt"], v.get("system") or "", v.get("name") or "",
+                                 **{k: v.get(k) for k in ("messages", "tools", "tool_choice", "response_format")})
                          for v in data.get("variants") or []] or [Variant(spec.prompt, spec.system)]
         return spec
 
@@ -102,8 +125,16 @@ class RunSpec:
         return self.inputs or [{}]
 
     def rendered(self) -> dict[tuple[int, int], tuple[str, str]]:
-        """(variant, input) -> (system, prompt) with every placeholder filled."""
-        return {(v, i): (templates.render(variant.system, values), templates.render(variant.prompt, values))
+        """(variant, input) -> (system, prompt) with every placeholder filled: for a
+        conversation, its system text and the turn answered."""
+        return {key: (system, prompt) for key, (system, prompt, _) in self._rendered().items()}
+
+    def sent(self) -> dict[tuple[int, int], list[dict]]:
+        """(variant, input) -> the messages as sent."""
+        return {key: messages for key, (_, _, messages) in self._rendered().items()}
+
+    def _rendered(self) -> dict[tuple[int, int], tuple[str, str, list[dict]]]:
+        return {(v, i): variant.render(values)
                 for v, variant in enumerate(self.all_variants()) for i, values in enumerate(self.all_inputs())}
 
     def cells(self, n_inputs: int | None = None) -> list[tuple[int, int, str, float, int]]:
@@ -153,6 +184,9 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
     spec.prompt, spec.system = spec.variants[0].prompt, spec.variants[0].system
     spec.inputs = inputs_module.checked([dict(row) for row in spec.inputs or []])
     templates.check_inputs([text for v in spec.variants for text in (v.prompt, v.system)], spec.inputs)
+    for variant in spec.variants:
+        if variant.messages is not None:
+            conversation.check_inputs(variant.messages, spec.inputs)
     for model in spec.models or []:
         if not isinstance(model, str):
             raise SpreadError(f"model {model!r} is not a model id", "models")
@@ -214,16 +248,31 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
     if check_providers:
         for model in spec.models:
             endpoints.check(spec.endpoint(model))  # its message names the endpoint at fault
+            check_shapes_supported(spec, model)
     return spec
+
+
+def check_shapes_supported(spec: RunSpec, model: str) -> None:
+    """Refuse, before anything starts, tools or a response format a model cannot take."""
+    asked = [v.request() for v in spec.variants]
+    tools = any("tools" in a for a in asked)
+    schema = any(shapes.schema_of(a.get("response_format")) for a in asked)
+    json_mode = any(shapes.wants_json(a.get("response_format")) for a in asked)
+    if not (tools or json_mode):
+        return
+    problem = shapes.unsupported(spec.endpoint(model).model, tools=tools, schema=schema, json_mode=json_mode)
+    if problem:
+        raise SpreadError(f"{model}: {problem}; choose another model or drop them from the plan", "models")
 
 
 def _checked_variants(spec: RunSpec) -> list[Variant]:
     variants = spec.all_variants()
     if len(variants) > MAX_VARIANTS:
         raise SpreadError(f"at most {MAX_VARIANTS} prompt variants in one run (got {len(variants)})", "prompt")
-    labels = []
+    labels, out = [], []
     for k, variant in enumerate(variants):
         which = "the prompt" if len(variants) == 1 else f"prompt {variant_label(k, variant.name)}"
+        variant = _checked_shape(variant, which)
         if not isinstance(variant.prompt, str) or not variant.prompt.strip():
             raise SpreadError(f"{which} is empty", "prompt")
         if len(variant.prompt) + len(variant.system or "") > MAX_PROMPT_CHARS:
@@ -235,7 +284,26 @@ def _checked_variants(spec: RunSpec) -> list[Variant]:
         if label in labels:
             raise SpreadError(f"two prompt variants are labelled {label!r}: give them different names", "prompt")
         labels.append(label)
-    return [Variant(v.prompt, v.system or "", (v.name or "").strip()) for v in variants]
+        out.append(variant)
+    return out
+
+
+def _checked_shape(variant: Variant, which: str) -> Variant:
+    """A variant with its conversation, tools, tool choice and response format checked; a
+    conversation's text becomes its prompt, and a system message given beside it opens it."""
+    messages = variant.messages
+    system = variant.system or ""
+    if messages is not None:
+        messages = conversation.checked(messages, which, templated=True)
+        if system.strip() and not any(turn["role"] == "system" for turn in messages):
+            messages = [{"role": "system", "content": system}] + messages
+        system = ""
+    tools = shapes.checked_tools(variant.tools, f"the tools of {which}") if variant.tools else None
+    response_format = (shapes.checked_response_format(variant.response_format)
+                       if variant.response_format else None)
+    return Variant(conversation.text(messages) if messages is not None else variant.prompt, system,
+                   (variant.name or "").strip(), messages, tools,
+                   shapes.checked_tool_choice(variant.tool_choice, tools), response_format)
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -267,4 +335,5 @@ def create(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     stored = spec.as_dict()
     with store.connect(db_path) as db:
         return store.create_run(db, spec=stored, planned=spec.planned(), variants=stored["variants"],
-                                inputs=spec.all_inputs(), rendered=spec.rendered(), created_by=created_by)
+                                inputs=spec.all_inputs(), rendered=spec.rendered(), sent=spec.sent(),
+                                created_by=created_by)

@@ -14,6 +14,44 @@ class Sample:
     provider_model: str | None
     ttft_ms: float | None
     deployment: str | None = None  # which deployment of a model group answered
+    tool_calls: list[dict] | None = None  # [{name, arguments (parsed)}], in the order called
+
+
+def _field(item, name: str):
+    """A field of a provider's object or of its JSON (the direct route reads dicts)."""
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def message_tool_calls(message) -> list[dict] | None:
+    """A whole answer's tool calls as stored: [{name, arguments (parsed)}] in order."""
+    from core.run import shapes
+
+    calls = _field(message, "tool_calls") or []
+    return [shapes.call_record(_field(_field(call, "function"), "name"), _field(_field(call, "function"), "arguments"))
+            for call in calls] or None
+
+
+class ToolCallDeltas:
+    """A streamed answer's tool calls, put together from their pieces: each chunk carries a
+    call's index and, once, its name; its arguments arrive as pieces of one JSON text."""
+
+    def __init__(self):
+        self._calls: dict[int, list] = {}
+
+    def add(self, deltas) -> None:
+        for delta in deltas or ():
+            index = _field(delta, "index")
+            call = self._calls.setdefault(len(self._calls) if index is None else index, ["", []])
+            function = _field(delta, "function")
+            if function is not None:
+                call[0] = _field(function, "name") or call[0]
+                if _field(function, "arguments"):
+                    call[1].append(_field(function, "arguments"))
+
+    def calls(self) -> list[dict] | None:
+        from core.run import shapes
+
+        return [shapes.call_record(name, "".join(pieces)) for _, (name, pieces) in sorted(self._calls.items())] or None
 
 
 class TruncatedStream(Exception):

@@ -61,7 +61,9 @@ async def execute(
             raise SpreadError(f"no run with id {run_id}")
         spec = RunSpec.from_dict(run["spec"])
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
-        prompts = {key: plan.messages(system, prompt) for key, (system, prompt) in store.rendered_prompts(db, run_id).items()}
+        sent = store.sent_messages(db, run_id)  # as recorded; runs from before kept system + prompt
+        prompts = {key: sent.get(key) or plan.messages(system, prompt)
+                   for key, (system, prompt) in store.rendered_prompts(db, run_id).items()}
         store.set_run_status(db, run_id, "running")
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]

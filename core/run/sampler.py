@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from core.run import llm
+from core.run import llm, shapes
 from core.run.plan import RunSpec
 
 
@@ -35,6 +35,8 @@ async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.
     variant, input_idx, model, temperature, sample_idx = job.cell
     seed = spec.seed_for(sample_idx)
     call = spec.call_for(model)  # the model's endpoint: server, key, parameters, timeout
+    variant_spec = spec.all_variants()[variant]
+    shape = variant_spec.request()  # tools, tool choice, response format: sent as asked
     row = {"run_id": job.run_id, "variant": variant, "input": input_idx, "model": model,
            "temperature": temperature, "sample_idx": sample_idx, "seed": seed}
     for attempt in range(1, spec.max_attempts + 1):
@@ -47,7 +49,7 @@ async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.
             async with asyncio.timeout(call.timeout_s * 1.5):
                 out = await llm.sample(
                     call.model, job.messages, temperature=temperature, max_tokens=spec.max_tokens,
-                    seed=seed, top_p=spec.top_p, stream=spec.stream, **call.options(),
+                    seed=seed, top_p=spec.top_p, stream=spec.stream, **call.options(), **shape,
                 )
         except asyncio.CancelledError:
             raise
@@ -64,6 +66,7 @@ async def sample(spec: RunSpec, job: Job, secrets: list[str], cancel: threading.
             "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
             "latency_ms": (time.perf_counter() - start) * 1000, "ttft_ms": out.ttft_ms,
             "attempts": attempt, "provider_model": out.provider_model, "deployment": out.deployment,
+            **shapes.answer_fields(out.text, out.tool_calls, variant_spec.response_format),
         }
     return None
 
