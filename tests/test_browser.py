@@ -374,7 +374,8 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     page.get_by_role("heading", name="Review").first.click()  # focus out of any text box
     page.keyboard.press("f")
     page.get_by_text("12/36 answers labelled by ana").wait_for(timeout=30_000)
-    page.keyboard.press("k")  # back to the cluster just failed
+    page.get_by_role("heading", name=re.compile(r"^2 of")).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Previous").click()  # back to the cluster just failed
     page.get_by_role("heading", name=re.compile(r"^1 of")).wait_for(timeout=30_000)
     page.get_by_text("Add to a golden set").click()
     page.get_by_role("textbox", name="…or a new set").fill("capitals")
