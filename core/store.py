@@ -279,7 +279,7 @@ def m013_model_groups_and_embedding_endpoints(db: Database) -> None:
 
 
 @migrations()
-def m015_golden_change_details(db: Database) -> None:
+def m014_golden_change_details(db: Database) -> None:
     # What a golden change did to an item's texts, in words: which text moved from
     # accepted to rejected (or back) because a later label said so, and what a fix resolved.
     db["golden_changes"].add_column("detail", str)

@@ -93,7 +93,7 @@ def test_a_database_made_by_the_previous_schema_migrates_in_place_and_loses_noth
         applied = [r[0] for r in db.execute("select name from _sqlite_migrations")]
         assert applied == [m.name for m in store.migrations._migrations]
         assert {t: db[t].count for t in tables} == counts  # nothing lost
-        assert "detail" in db["golden_changes"].columns_dict  # m015: what a golden change did, in words
+        assert "detail" in db["golden_changes"].columns_dict  # m014: what a golden change did, in words
         after = [tuple(row[c] for c in old_columns) for row in db.query("select * from responses order by id")]
         assert after == old_responses  # every old value unchanged
         assert {(r["variant"], r["input"]) for r in db.query("select variant, input from responses")} == {(0, 0)}
