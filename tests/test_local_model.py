@@ -97,3 +97,36 @@ def test_a_small_run_on_both_embedded_models_is_stored():
         rows = store.responses(db, run_id)
     assert all(r["cost_usd"] == 0 and r["completion_tokens"] and r["text"] for r in rows)
     assert sorted({r["model"] for r in rows}) == sorted([INSTRUCT, GEMMA])
+
+
+def test_a_messages_file_runs_on_the_embedded_instruct_model_from_the_command_line(tmp_path):
+    """The contract: `spread models --json` lists an embedded instruct model, and a run with a
+    messages file (system, a few-shot turn, the user's turn) on it succeeds."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def spread(*args):
+        result = subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    listed = spread("models", "--json")
+    ids = [m["id"] for m in (listed if isinstance(listed, list) else listed["models"])]
+    instruct = next(i for i in ids if i.startswith("local/") and "instruct" in i)
+    messages = tmp_path / "chat.json"
+    messages.write_text(json.dumps(CONVERSATION[:-1] + [{"role": "user", "content": "What is the capital of {{country}}?"}]))
+    inputs = tmp_path / "inputs.csv"
+    inputs.write_text("country\nItaly\n")
+    db = tmp_path / "cli.db"
+    summary = spread("--db", str(db), "run", "--messages-file", str(messages), "--vars-file", str(inputs),
+                     "--model", instruct, "--temperature", "0", "--n", "2", "--max-tokens", "8", "--json")
+    assert summary["responses"] == 2 and summary["errors"] == 0
+    with store.connect(db) as conn:
+        sent = json.loads(conn.execute("select messages from run_prompts").fetchone()[0])
+        texts = [r[0] for r in conn.execute("select text from responses")]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[-1]["content"] == "What is the capital of Italy?"
+    assert all("Rome" in text for text in texts), texts
