@@ -29,7 +29,8 @@ def reviewer_sidebar() -> None:
 def keep_page_state() -> None:
     """Streamlit drops the value of every widget the shown page does not draw. Setting a
     key to its own value makes it the app's state instead, so the plan and each page's
-    selections (core/run/drafts.py names them) outlive a visit to another page."""
+    selections (core/run/drafts.py names them) outlive a visit to another page, and a
+    page drawn again shows them."""
     state = st.session_state
     for key in list(state.keys()):
         if drafts.is_kept(key):

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from conftest import ROOT
 from core.run import plan, runner
@@ -99,6 +100,16 @@ def goto(page, name: str) -> None:
     heading.wait_for(timeout=15_000)
 
 
+def commit_each(page, changes) -> None:
+    """Fill each field, commit it (Enter) and wait until the estimate shows it, before the
+    next: a value typed while a rerun is still drawing can be overwritten (see the README)."""
+    for role, name, value, shown in changes:
+        field = page.get_by_role(role, name=name)
+        field.fill(value)
+        field.press("Enter")
+        page.get_by_text(shown).first.wait_for(timeout=30_000)
+
+
 @pytest.mark.local_model
 def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path):
     url, db_path = served_app
@@ -106,9 +117,8 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     page.get_by_role("textbox", name="Reviewer").fill("ana")
     page.get_by_role("textbox", name="Reviewer").press("Enter")
     page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
-    page.get_by_role("textbox", name="Temperatures").fill("0, 1")
-    page.get_by_role("spinbutton", name="Samples (N)").fill("3")
-    page.get_by_role("spinbutton", name="Max tokens").fill("12")
+    commit_each(page, (("textbox", "Temperatures", "0, 1", "× 2 temperatures"), ("spinbutton", "Samples (N)", "3", "N=3"),
+                       ("spinbutton", "Max tokens", "12", "completion tokens ≤ 72")))
     page.get_by_role("button", name="Run", exact=True).click()
 
     # The progress bar fills in, then the run is done.
@@ -137,10 +147,13 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     assert len(labels) == size and {(r, v) for r, v, _ in labels} == {("ana", "pass")}
 
     if page.get_by_role("heading", name=re.compile(r"^2 of")).count():
-        page.keyboard.press("k")  # back to the cluster just passed (the Previous shortcut)
+        page.get_by_role("button", name="Previous").click()  # back to the cluster just passed
     page.get_by_role("heading", name=re.compile(r"^1 of")).wait_for(timeout=30_000)
     page.get_by_text("Add to a golden set").click()
-    page.get_by_role("textbox", name="…or a new set").fill("capitals")
+    new_set = page.get_by_role("textbox", name="…or a new set")
+    new_set.fill("capitals")
+    new_set.press("Enter")
+    expect(page.get_by_role("button", name="Add as a new item")).to_be_enabled(timeout=30_000)
     page.get_by_role("button", name="Add as a new item").click()
     page.get_by_text("Added to 'capitals': version 1").wait_for(timeout=30_000)
 
@@ -262,10 +275,8 @@ def test_an_endpoint_added_on_the_models_page_is_tested_then_run_beside_the_embe
 
     goto(page, "Playground")
     page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
-    page.get_by_role("textbox", name="Temperatures").fill("1")
-    page.get_by_role("spinbutton", name="Samples (N)").fill("2")
-    page.get_by_role("spinbutton", name="Max tokens").fill("8")
-    page.get_by_role("spinbutton", name="Max tokens").press("Enter")
+    commit_each(page, (("textbox", "Temperatures", "1", "× 1 temperatures"), ("spinbutton", "Samples (N)", "2", "N=2"),
+                       ("spinbutton", "Max tokens", "8", "completion tokens ≤ 16")))
     page.locator('[data-testid="stMultiSelect"]').first.click()
     page.get_by_role("option", name="team-vllm").click()
     page.keyboard.press("Escape")
@@ -317,14 +328,8 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     inputs.fill("country,expected\nFrance,Paris\nPeru,Lima\nJapan,Tokyo")
     inputs.press("Control+Enter")
     page.get_by_text("3 inputs · variables: country, expected").wait_for(timeout=30_000)
-    temperatures = page.get_by_role("textbox", name="Temperatures")
-    temperatures.fill("0, 1")
-    temperatures.press("Enter")
-    page.get_by_text("× 2 temperatures").first.wait_for(timeout=30_000)
-    samples = page.get_by_role("spinbutton", name="Samples (N)")
-    samples.fill("3")
-    samples.press("Enter")
-    page.get_by_text("N=3").first.wait_for(timeout=30_000)
+    commit_each(page, (("textbox", "Temperatures", "0, 1", "× 2 temperatures"),
+                       ("spinbutton", "Samples (N)", "3", "N=3")))
     choose_only_model(page, "team-stub")
     # The stub's model is in no price map: the estimate says unknown, never $0.
     estimate = page.locator('[data-testid="stAlert"]').filter(has_text="36 calls")
@@ -335,18 +340,19 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     for name in ("Spread", "Compare", "Review", "Regression", "Runs", "Golden sets"):
         goto(page, name)
     goto(page, "Playground")
-    assert page.get_by_role("textbox", name="Variant A").input_value() == "What is the capital of {{country}}?"
-    assert page.get_by_role("textbox", name="Variant B").input_value() == "Name the capital city of {{ country }}."
-    assert page.get_by_role("textbox", name="CSV with a header row, or JSON Lines").input_value().startswith(
-        "country,expected\nFrance,Paris")
-    assert page.get_by_role("textbox", name="Temperatures").input_value() == "0, 1"
-    assert page.get_by_role("spinbutton", name="Samples (N)").input_value() == "3"
+    # (expect waits for the page to finish drawing the kept values)
+    expect(page.get_by_role("textbox", name="Variant A")).to_have_value("What is the capital of {{country}}?")
+    expect(page.get_by_role("textbox", name="Variant B")).to_have_value("Name the capital city of {{ country }}.")
+    expect(page.get_by_role("textbox", name="CSV with a header row, or JSON Lines")).to_have_value(
+        "country,expected\nFrance,Paris\nPeru,Lima\nJapan,Tokyo")
+    expect(page.get_by_role("textbox", name="Temperatures")).to_have_value("0, 1")
+    expect(page.get_by_role("spinbutton", name="Samples (N)")).to_have_value("3")
     page.get_by_text("36 calls").wait_for(timeout=30_000)
     # A reload is a new session: the draft brings the plan back.
     page.reload()
-    page.get_by_role("textbox", name="Variant B").wait_for(timeout=60_000)
-    assert page.get_by_role("textbox", name="Variant B").input_value() == "Name the capital city of {{ country }}."
-    assert page.get_by_role("textbox", name="Reviewer").input_value() == "ana"
+    expect(page.get_by_role("textbox", name="Variant B")).to_have_value("Name the capital city of {{ country }}.",
+                                                                        timeout=60_000)
+    expect(page.get_by_role("textbox", name="Reviewer")).to_have_value("ana")
 
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Run 1: done").wait_for(timeout=120_000)
@@ -371,8 +377,7 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     # Review: fail the first cluster; as a golden item it can only be a rejected example.
     goto(page, "Review")
     page.get_by_role("heading", name=re.compile(r"^1 of \d+")).wait_for(timeout=60_000)
-    page.get_by_role("heading", name="Review").first.click()  # focus out of any text box
-    page.keyboard.press("f")
+    page.get_by_role("button", name="Fail").click()
     page.get_by_text("12/36 answers labelled by ana").wait_for(timeout=30_000)
     page.get_by_role("heading", name=re.compile(r"^2 of")).wait_for(timeout=30_000)
     page.get_by_role("button", name="Previous").click()  # back to the cluster just failed
@@ -381,10 +386,11 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     page.get_by_role("textbox", name="…or a new set").fill("capitals")
     add = page.get_by_role("button", name="Add as a new item")
     page.get_by_text("This answer was failed").wait_for(timeout=30_000)
-    assert add.is_disabled()  # a failed answer never becomes a reference on its own
+    expect(add).to_be_disabled(timeout=10_000)  # a failed answer never becomes a reference on its own
     correction = page.get_by_role("textbox", name="Correct answer (the reference)")
     correction.fill("The right capital")
     correction.press("Control+Enter")
+    expect(add).to_be_enabled(timeout=10_000)
     add.click()
     page.get_by_text("Added to 'capitals': version 1").wait_for(timeout=30_000)
     page.keyboard.press("Escape")
