@@ -33,11 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_fanout import MODELS, spread_argv  # noqa: E402
 from loopback import Loopback  # noqa: E402
 from measure import ROOT, Results  # noqa: E402
 
 MODES = ["in-process", "sampler-processes", "app-worker"]
-MODELS = ["openai/bench-a", "openai/bench-b"]
 TEMPERATURES = ["0", "1"]
 
 
@@ -51,12 +51,7 @@ def start(mode: str, db: str, api_base: str, calls: int, concurrency: int, env: 
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
         argv = [sys.executable, "-m", "core.run.detached", "--db", db, run_id]
     else:
-        argv = [sys.executable, "-m", "core.cli", "--db", db, "run", "--prompt", "What is the capital of France?",
-                "--n", str(n), "--concurrency", str(concurrency), "--api-base", api_base, "--json"]
-        for model in MODELS:
-            argv += ["--model", model]
-        for t in TEMPERATURES:
-            argv += ["--temperature", t]
+        argv = spread_argv(db, calls, concurrency, api_base, True, TEMPERATURES)
     processes = "2" if mode == "sampler-processes" else "0"
     return subprocess.Popen(argv, cwd=ROOT, env=dict(env, SPREAD_SAMPLER_PROCESSES=processes),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

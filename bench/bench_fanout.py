@@ -56,13 +56,15 @@ CONTENDERS = "floor,floor-stream,spread-stream,spread-no-stream,plain-litellm"
 PLAIN_LITELLM_MAX_CALLS = 2000  # beyond, plain litellm takes minutes per repetition
 
 
-def spread_argv(db: str, calls: int, concurrency: int, api_base: str, stream: bool) -> list[str]:
-    n = calls // (len(MODELS) * len(TEMPERATURES))
+def spread_argv(db: str, calls: int, concurrency: int, api_base: str, stream: bool,
+                temperatures: list[str] = TEMPERATURES) -> list[str]:
+    """`spread run` of `calls` calls over both models and the given temperatures."""
+    n = calls // (len(MODELS) * len(temperatures))
     argv = [sys.executable, "-m", "core.cli", "--db", db, "run", "--prompt", "What is the capital of France?",
             "--n", str(n), "--concurrency", str(concurrency), "--api-base", api_base, "--json"]
     for model in MODELS:
         argv += ["--model", model]
-    for t in TEMPERATURES:
+    for t in temperatures:
         argv += ["--temperature", t]
     return argv + ([] if stream else ["--no-stream"])
 
