@@ -14,10 +14,16 @@ def login_configured() -> bool:
         return False
 
 
+def login_identity() -> str:
+    """Who the login says this is: the e-mail, else the name, else the provider's subject id
+    (stable and unique per provider). It names labels, runs, golden-set edits and drafts."""
+    return str(st.user.get("email") or st.user.get("name") or st.user.get("sub") or "")
+
+
 def reviewer_sidebar() -> None:
-    """Who is reviewing: the logged-in user, or a name given once per session."""
+    """Who is reviewing: the logged-in user (no name to type), or a name given once per session."""
     if login_configured():
-        st.session_state["who"] = st.user.get("email") or st.user.get("name") or ""
+        st.session_state["who"] = login_identity()
         st.caption(f"Signed in as **{display.inert(st.session_state['who'])}**")
         st.button("Log out", on_click=st.logout)
     else:
@@ -58,7 +64,7 @@ def main() -> None:
     navigation = st.navigation(pages)
     # Whose draft this session reads and writes: the login identity, or, on a box without
     # login, the box's one draft. A new session (a reload) starts from it.
-    owner = (st.user.get("email") or st.user.get("name") or "") if login_configured() else ""
+    owner = login_identity() if login_configured() else ""
     if not st.session_state.get("draft_loaded"):
         st.session_state.update(drafts.load(owner) or {}, draft_loaded=True)
     st.session_state["draft_owner"] = owner

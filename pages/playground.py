@@ -37,7 +37,7 @@ def import_promptfoo() -> None:
     try:
         suite = promptfoo_config.read(state.get("promptfoo_path", "").strip())
         values = promptfoo_config.playground_plan(suite)
-        promptfoo_config.add_endpoints(suite, who=state.get("reviewer") or "")
+        promptfoo_config.add_endpoints(suite, who=state.get("who", ""))
     except promptfoo_config.Unmappable as e:
         state["promptfoo_problems"] = e.problems
         return

@@ -299,21 +299,40 @@ def test_with_login_configured_every_page_refuses_an_anonymous_visitor(stub, pag
     assert not at.dataframe and not at.text_area and not at.get("plotly_chart")
 
 
-def test_with_login_labels_carry_the_logged_in_identity(stub):
+@pytest.mark.parametrize("user, identity", [
+    ({"email": "ana@example.com", "name": "Ana", "sub": "1"}, "ana@example.com"),
+    ({"sub": "google-oauth2|1234"}, "google-oauth2|1234"),  # a provider that shares neither e-mail nor name
+])
+def test_with_login_labels_carry_the_logged_in_identity(stub, user, identity):
     from core.review import labels
 
     stub.answers = ["Paris."]
     run_id = finished_run(stub, temperatures=[0.0], n=2)
     at = app()
     at.secrets["auth"] = AUTH
-    at.user = {"is_logged_in": True, "email": "ana@example.com", "name": "Ana"}
+    at.user = {"is_logged_in": True, **user}
     at.run()
     assert not at.sidebar.text_input  # no name to type: the login says who
     at.switch_page("pages/review.py").run()
     at.button(key="pass").click().run()
     with store.connect() as db:
         ids = [r["id"] for r in store.responses(db, run_id)]
-    assert {r["reviewer"] for r in labels.labels_for(ids)} == {"ana@example.com"}
+    assert {r["reviewer"] for r in labels.labels_for(ids)} == {identity}
+
+
+def test_with_login_endpoints_a_promptfoo_suite_adds_carry_the_logged_in_identity(stub, tmp_path):
+    from test_import_promptfoo import write_suite
+
+    at = app()
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": True, "email": "ana@example.com"}
+    at.run()
+    suite = write_suite(tmp_path, stub.base_url, prompts=("Capital of {{country}}? One word.",))
+    at.text_input(key="promptfoo_path").input(str(suite))
+    at.button(key="import_promptfoo").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with store.connect() as db:
+        assert [r["created_by"] for r in db.query("select created_by from endpoints")] == ["ana@example.com"]
 
 
 def test_playground_builds_a_two_wording_three_input_run_with_an_estimate(stub):
