@@ -70,3 +70,19 @@ def test_the_crash_and_store_benchmarks_run_at_a_tiny_size(tmp_path, script, arg
         medians = [r for r in lines if r["kind"] == "median"]
         assert {r["mode"] for r in medians} == {"in-process", "sampler-processes", "app-worker"}
         assert all(r["complete_after_resume"] for r in medians)
+
+
+def test_the_team_benchmark_runs_at_a_tiny_size(tmp_path):
+    """Two reviewers as Streamlit sessions (the websocket protocol) on one app server: every
+    interaction timed, every Pass stored, nothing shown as an error."""
+    out = tmp_path / "team.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_team.py"), "--answers", "200",
+                             "--reviewers", "2", "--labels", "2", "--setups", "sqlite:1", "--think", "0",
+                             "--results", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    (team,) = [r for r in lines if r["kind"] == "team"]
+    assert team["errors"] == 0 and team["lost_labels"] == 0, team["error_examples"]
+    assert team["labels_stored"] == team["labels_expected"] >= 2 * 2
+    assert [team[name]["n"] for name in ("spread_open", "sign_in", "threshold", "review_open", "label")] == [2, 2, 2, 2, 4]
+    assert [r["server"] for r in lines if r["kind"] == "cold"] == [0]
