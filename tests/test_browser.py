@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,32 +41,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def streamlit_server(db: str, log_path: Path):
+    """`streamlit run app.py` on a free loopback port against `db` (a path or a URL); its URL."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, env=dict(os.environ, SPREAD_DB=db), stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            process.kill()
+            pytest.fail("streamlit did not start: " + log_path.read_text()[-2000:])
+        try:
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
 @pytest.fixture
 def served_app(spread_home):
     """`streamlit run app.py` on a free loopback port, with its own database."""
-    port = free_port()
-    env = dict(os.environ, SPREAD_DB=str(spread_home / "browser.db"))
-    log = open(spread_home / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start: " + (spread_home / "streamlit.log").read_text()[-2000:])
-    yield url, spread_home / "browser.db"
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    with streamlit_server(str(spread_home / "browser.db"), spread_home / "streamlit.log") as url:
+        yield url, spread_home / "browser.db"
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""The deploy recipe's topology (compose.yaml) on loopback: two `streamlit run app.py`
+processes against one database, each driven in its own headless Chromium tab, as two
+reviewers behind a proxy that pinned them to different servers."""
+
+import pytest
+from playwright.sync_api import expect
+
+from core.review import labels
+from test_browser import CHROMIUM, commit_each, goto, page, pytestmark as browser_marks, streamlit_server  # noqa: F401
+
+pytestmark = [*browser_marks, pytest.mark.postgres]
+
+
+@pytest.fixture
+def two_servers(pg_url, spread_home):
+    with streamlit_server(pg_url, spread_home / "a.log") as a, streamlit_server(pg_url, spread_home / "b.log") as b:
+        yield a, b, pg_url
+
+
+def sign_in(tab, url: str, name: str) -> None:
+    tab.goto(url)
+    tab.get_by_role("textbox", name="Reviewer").fill(name)
+    tab.get_by_role("textbox", name="Reviewer").press("Enter")
+
+
+def test_a_run_started_on_one_server_and_labels_given_on_either_are_seen_on_the_other(two_servers, page, stub):
+    url_a, url_b, db = two_servers
+    stub.answers = ["Paris."]
+    a, b = page, page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    # Server A: ana plans and starts a run on the loopback stub.
+    sign_in(a, url_a, "ana")
+    a.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
+    models = a.locator('[data-testid="stMultiSelect"]').first
+    models.click()
+    a.keyboard.press("Backspace")  # drop the preselected embedded model
+    models.locator("input").fill("openai/stub-a")  # a model id typed as a new option
+    a.keyboard.press("Enter")
+    a.keyboard.press("Escape")
+    commit_each(a, (("textbox", "API base (OpenAI-compatible server)", stub.base_url, "no price for openai/stub-a"),
+                    ("textbox", "Temperatures", "1", "× 1 temperatures"), ("spinbutton", "Samples (N)", "4", "N=4")))
+    a.get_by_role("button", name="Run", exact=True).click()
+    a.get_by_text("Run 1: done").wait_for(timeout=120_000)
+
+    # Server B lists it; bo sees it on Spread.
+    sign_in(b, url_b, "bo")
+    goto(b, "Runs")
+    b.get_by_text("Run 1: done").first.wait_for(timeout=30_000)
+    goto(b, "Spread")
+    b.get_by_text("4 answers · 0 errors").wait_for(timeout=60_000)
+
+    # A: ana fails the cluster. B: bo's Review shows ana's label, and bo passes it.
+    goto(a, "Review")
+    a.get_by_role("button", name="Fail").click()
+    a.get_by_text("4/4 answers labelled by ana").wait_for(timeout=30_000)
+    goto(b, "Review")
+    b.get_by_text("so far: ana").wait_for(timeout=30_000)
+    b.get_by_role("button", name="Pass").click()
+    b.get_by_text("4/4 answers labelled by bo").wait_for(timeout=30_000)
+
+    # Back on A (a new run of the page reads the store again): both reviewers, and they disagree.
+    goto(a, "Runs")
+    goto(a, "Review")
+    a.get_by_text("Answers the reviewers disagree on").wait_for(timeout=30_000)
+    expect(a.get_by_text("Run 1: agreement")).to_be_visible()
+    stored = labels.labels_for_run(1, db_path=db)
+    assert sorted((r["reviewer"], r["verdict"]) for r in stored) == [("ana", "fail")] * 4 + [("bo", "pass")] * 4
