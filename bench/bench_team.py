@@ -227,9 +227,14 @@ def build_run(db: str, answers: int) -> int:
     return run_id
 
 
-def start_postgres(folder: Path) -> tuple[str, callable]:
-    """A throwaway PostgreSQL (Debian's binaries) on a loopback port; its URL and how to stop it."""
-    raise SystemExit("--postgres URL is needed for a postgres setup until the PostgreSQL store lands")
+def start_postgres() -> tuple[str, callable]:
+    """A throwaway PostgreSQL on a loopback port, the test suite's (Debian's binaries, fsync
+    off: it need not survive a power cut); its URL and how to stop it."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_server import PostgresServer
+
+    server = PostgresServer().init()
+    return server.new_database(), server.close
 
 
 def main() -> None:
@@ -254,7 +259,7 @@ def main() -> None:
                 elif args.postgres:
                     databases[store_kind] = args.postgres
                 else:
-                    url, stop = start_postgres(Path(tmp) / "pg")
+                    url, stop = start_postgres()
                     stack.callback(stop)
                     databases[store_kind] = url
                 started = time.perf_counter()
