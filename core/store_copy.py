@@ -1,0 +1,149 @@
+"""Copy a whole Spread database to another, on either engine (`spread db copy`).
+
+Every table of the schema moves with its ids, so every reference (an answer's run, a
+label's answer, a golden item's source) still holds. The schema is the one the
+migrations build, read once from an in-memory SQLite database: tables, columns and the
+order foreign keys impose. The target is migrated first and filled in one transaction,
+so a copy that fails (or whose row counts do not match) leaves nothing behind; the
+source is read in one snapshot, so an app writing to it meanwhile cannot tear the copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from core import store
+from core.config import SpreadError
+
+BATCH = 5_000  # rows per read and per insert: a 10,000-answer run is two round trips per table
+
+
+@functools.cache
+def schema() -> dict[str, list[str]]:
+    """table -> columns, as the migrations build them, in their order (a parent before its children)."""
+    db = store.Database(memory=True)
+    store.migrations.apply(db)
+    tables = [t for t in db.table_names() if not t.startswith(("_", "sqlite_"))]
+    parents = {t: {fk.other_table for fk in db[t].foreign_keys} - {t} for t in tables}
+    ordered: list[str] = []
+    while len(ordered) < len(tables):
+        ordered.append(next(t for t in tables if t not in ordered and parents[t] <= set(ordered)))
+    return {t: list(db[t].columns_dict) for t in ordered}
+
+
+def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
+    """Copy every table from `source` to `target` (each a SQLite path or a URL); returns
+    the rows copied per table. Refuses a target that holds rows unless `force`, which
+    replaces them."""
+    source, target = str(source), str(target)
+    if _same(source, target):
+        raise SpreadError("source and target are the same database")
+    if not is_url(source) and not Path(source).is_file():
+        raise SpreadError(f"no database at {source}")
+    if not force and (holding := _rows_held(target)):
+        table, rows = holding
+        raise SpreadError(f"target {shown(target)} is not empty ({table}: {rows} rows); "
+                          "pass --force to replace what it holds")
+    tables = schema()
+    with store.connect(source) as src, store.connect(target) as dst, _snapshot(src):
+        counts = {table: _count(src, table) for table in tables}
+        with store.write(dst):
+            if force:
+                for table in reversed(tables):
+                    dst.execute(f"delete from {table}")
+            for table, columns in tables.items():
+                _copy_table(src, dst, table, columns)
+            copied = {table: _count(dst, table) for table in tables}
+            if copied != counts:  # raising rolls the target back
+                wrong = next(t for t in tables if copied[t] != counts[t])
+                raise SpreadError(f"copy of {wrong} holds {copied[wrong]} rows, not {counts[wrong]}: nothing written")
+            if _on_postgres(dst):  # new rows get ids after the copied ones
+                _move_id_counters(dst, [t for t, columns in tables.items() if "id" in columns])
+    return counts
+
+
+def _copy_table(src, dst, table: str, columns: list[str]) -> None:
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = src.execute(f"select {names} from {table}")
+    insert = f"insert into {table} ({names}) values ({', '.join('?' * len(columns))})"
+    while rows := cursor.fetchmany(BATCH):
+        try:
+            dst.conn.executemany(insert, rows)
+        except Exception as e:  # a value the target refuses: say where, roll back
+            raise SpreadError(f"cannot copy {table}: {' '.join(str(e).split())}") from None
+
+
+def _count(db, table: str) -> int:
+    return db.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+@contextmanager
+def _snapshot(db) -> Iterator[None]:
+    """Read the whole source as of one moment."""
+    db.execute("begin")
+    try:
+        yield
+    finally:
+        db.conn.rollback()
+
+
+def _rows_held(target: str) -> tuple[str, int] | None:
+    """The first table of the schema holding rows in `target`, read without migrating or
+    creating it: a refused copy writes nothing."""
+    if is_url(target):
+        return _postgres_rows_held(target)
+    if not Path(target).is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{Path(target).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise SpreadError(f"cannot open {target}: {e}") from None
+    try:
+        present = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+        for table in schema():
+            if table in present and (rows := conn.execute(f"select count(*) from {table}").fetchone()[0]):
+                return table, rows
+        return None
+    except sqlite3.DatabaseError:
+        raise SpreadError(f"{target} is not a SQLite database") from None
+    finally:
+        conn.close()
+
+
+def _same(source: str, target: str) -> bool:
+    if is_url(source) or is_url(target):
+        return source == target
+    return Path(source).resolve() == Path(target).resolve()
+
+
+def shown(target: str) -> str:
+    """A database as it may be printed: a URL without its password."""
+    if not is_url(target):
+        return target
+    parts = urlsplit(target)
+    if parts.password is None:
+        return target
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def is_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def _move_id_counters(db, tables: list[str]) -> None:
+    for table in tables:
+        db.execute(f"select setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) "
+                   f"from {table}")
+
+
+def _postgres_rows_held(url: str) -> tuple[str, int] | None:
+    raise NotImplementedError
+
+
+def _on_postgres(db) -> bool:
+    return type(db).__name__ == "PostgresDatabase"
