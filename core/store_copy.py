@@ -96,23 +96,32 @@ def _rows_held(target: str) -> tuple[str, int] | None:
     """The first table of the schema holding rows in `target`, read without migrating or
     creating it: a refused copy writes nothing."""
     if is_url(target):
-        return _postgres_rows_held(target)
+        import psycopg
+
+        try:
+            with psycopg.connect(target, connect_timeout=10) as conn:
+                return _first_holding(conn, "select table_name from information_schema.tables "
+                                            "where table_schema = current_schema()")
+        except psycopg.Error as e:
+            raise SpreadError(f"cannot read {shown(target)}: {' '.join(str(e).split())}") from None
     if not Path(target).is_file():
         return None
     try:
         conn = sqlite3.connect(f"file:{Path(target).resolve()}?mode=ro", uri=True)
-    except sqlite3.Error as e:
-        raise SpreadError(f"cannot open {target}: {e}") from None
-    try:
-        present = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
-        for table in schema():
-            if table in present and (rows := conn.execute(f"select count(*) from {table}").fetchone()[0]):
-                return table, rows
-        return None
-    except sqlite3.DatabaseError:
-        raise SpreadError(f"{target} is not a SQLite database") from None
-    finally:
-        conn.close()
+        try:
+            return _first_holding(conn, "select name from sqlite_master where type = 'table'")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise SpreadError(f"cannot read {target}: {e}") from None
+
+
+def _first_holding(conn, tables_sql: str) -> tuple[str, int] | None:
+    present = {row[0] for row in conn.execute(tables_sql)}
+    for table in schema():
+        if table in present and (rows := conn.execute(f"select count(*) from {table}").fetchone()[0]):
+            return table, rows
+    return None
 
 
 def _same(source: str, target: str) -> bool:
@@ -139,10 +148,6 @@ def _move_id_counters(db, tables: list[str]) -> None:
     for table in tables:
         db.execute(f"select setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) "
                    f"from {table}")
-
-
-def _postgres_rows_held(url: str) -> tuple[str, int] | None:
-    raise NotImplementedError
 
 
 def _on_postgres(db) -> bool:
