@@ -93,6 +93,15 @@ def test_golden_edits_at_once_each_get_their_own_version_and_change(db_url):
     assert len(golden.items("capitals", db_path=db_url)) == 1 + WRITERS
 
 
+def test_rejections_added_at_once_to_one_item_are_all_kept(db_url):
+    _, ids = run_with_answers(db_url, WRITERS)
+    golden.create_set("capitals", db_path=db_url)
+    golden.add_items("capitals", [golden.Item(prompt="Q?", reference="Paris", item_key="shared")], db_path=db_url)
+    at_once(lambda k: golden.add_rejected("capitals", "shared", [ids[k]], who=f"writer {k}", db_path=db_url))
+    (item,) = golden.items("capitals", db_path=db_url)
+    assert sorted(item["rejected"]) == sorted(f"answer {i}" for i in range(WRITERS))  # no edit lost another
+
+
 def test_a_cell_written_twice_or_by_every_writer_at_once_is_one_row(db_url):
     run_id, ids = run_with_answers(db_url, 30)
     with store.connect(db_url) as db:
