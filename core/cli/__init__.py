@@ -15,16 +15,18 @@ from pathlib import Path
 import click
 
 from core.cli import analyse, db, evaluate, models, review, run
+from core import config
 from core.config import SpreadError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", metavar="PATH", help="SQLite file to use (default: $SPREAD_DB or data/spread.db)")
+@click.option("--db", metavar="PATH|URL",
+              help="SQLite file, or postgresql://USER@HOST:PORT/DB (default: $SPREAD_DB or data/spread.db)")
 def cli(db: str | None) -> None:
     """Sample prompts over inputs × models × temperatures × N, measure how far the answers
     spread, label them, and gate new models and prompts against golden sets."""
     if db:
-        os.environ["SPREAD_DB"] = str(Path(db).resolve())
+        os.environ["SPREAD_DB"] = db if config.is_url(db) else str(Path(db).resolve())
 
 
 for stage in (run, analyse, review, evaluate, models, db):
