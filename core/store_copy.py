@@ -15,9 +15,8 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
-from core import store
+from core import config, store
 from core.config import SpreadError
 
 BATCH = 5_000  # rows per read and per insert: a 10,000-answer run is two round trips per table
@@ -43,11 +42,11 @@ def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
     source, target = str(source), str(target)
     if _same(source, target):
         raise SpreadError("source and target are the same database")
-    if not is_url(source) and not Path(source).is_file():
+    if not config.is_url(source) and not Path(source).is_file():
         raise SpreadError(f"no database at {source}")
     if not force and (holding := _rows_held(target)):
         table, rows = holding
-        raise SpreadError(f"target {shown(target)} is not empty ({table}: {rows} rows); "
+        raise SpreadError(f"target {config.shown(target)} is not empty ({table}: {rows} rows); "
                           "pass --force to replace what it holds")
     tables = schema()
     with store.connect(source) as src, store.connect(target) as dst, _snapshot(src):
@@ -62,7 +61,7 @@ def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
             if copied != counts:  # raising rolls the target back
                 wrong = next(t for t in tables if copied[t] != counts[t])
                 raise SpreadError(f"copy of {wrong} holds {copied[wrong]} rows, not {counts[wrong]}: nothing written")
-            if _on_postgres(dst):  # new rows get ids after the copied ones
+            if store.is_postgres(dst):  # new rows get ids after the copied ones
                 _move_id_counters(dst, [t for t, columns in tables.items() if "id" in columns])
     return counts
 
@@ -71,11 +70,17 @@ def _copy_table(src, dst, table: str, columns: list[str]) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
     cursor = src.execute(f"select {names} from {table}")
     insert = f"insert into {table} ({names}) values ({', '.join('?' * len(columns))})"
-    while rows := cursor.fetchmany(BATCH):
-        try:
+    try:
+        if store.is_postgres(dst):  # COPY: one stream per table, the fastest way in
+            with dst.raw.cursor() as out, out.copy(f"copy {table} ({names}) from stdin") as stream:
+                while rows := cursor.fetchmany(BATCH):
+                    for row in rows:
+                        stream.write_row(row)
+            return
+        while rows := cursor.fetchmany(BATCH):
             dst.conn.executemany(insert, rows)
-        except Exception as e:  # a value the target refuses: say where, roll back
-            raise SpreadError(f"cannot copy {table}: {' '.join(str(e).split())}") from None
+    except Exception as e:  # a value the target refuses: say where, roll back
+        raise SpreadError(f"cannot copy {table}: {' '.join(str(e).split())}") from None
 
 
 def _count(db, table: str) -> int:
@@ -85,17 +90,17 @@ def _count(db, table: str) -> int:
 @contextmanager
 def _snapshot(db) -> Iterator[None]:
     """Read the whole source as of one moment."""
-    db.execute("begin")
+    db.execute("begin isolation level repeatable read read only" if store.is_postgres(db) else "begin")
     try:
         yield
     finally:
-        db.conn.rollback()
+        db.execute("rollback")
 
 
 def _rows_held(target: str) -> tuple[str, int] | None:
     """The first table of the schema holding rows in `target`, read without migrating or
     creating it: a refused copy writes nothing."""
-    if is_url(target):
+    if config.is_url(target):
         import psycopg
 
         try:
@@ -103,7 +108,7 @@ def _rows_held(target: str) -> tuple[str, int] | None:
                 return _first_holding(conn, "select table_name from information_schema.tables "
                                             "where table_schema = current_schema()")
         except psycopg.Error as e:
-            raise SpreadError(f"cannot read {shown(target)}: {' '.join(str(e).split())}") from None
+            raise SpreadError(f"cannot read {config.shown(target)}: {' '.join(str(e).split())}") from None
     if not Path(target).is_file():
         return None
     try:
@@ -125,23 +130,9 @@ def _first_holding(conn, tables_sql: str) -> tuple[str, int] | None:
 
 
 def _same(source: str, target: str) -> bool:
-    if is_url(source) or is_url(target):
+    if config.is_url(source) or config.is_url(target):
         return source == target
     return Path(source).resolve() == Path(target).resolve()
-
-
-def shown(target: str) -> str:
-    """A database as it may be printed: a URL without its password."""
-    if not is_url(target):
-        return target
-    parts = urlsplit(target)
-    if parts.password is None:
-        return target
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
-def is_url(target: str) -> bool:
-    return target.startswith(("postgresql://", "postgres://"))
 
 
 def _move_id_counters(db, tables: list[str]) -> None:
@@ -149,6 +140,3 @@ def _move_id_counters(db, tables: list[str]) -> None:
         db.execute(f"select setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) "
                    f"from {table}")
 
-
-def _on_postgres(db) -> bool:
-    return type(db).__name__ == "PostgresDatabase"

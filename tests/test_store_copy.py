@@ -161,3 +161,65 @@ def test_a_count_that_does_not_match_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(SpreadError, match="copy of label_history holds 5 rows, not 6: nothing written"):
         store_copy.copy(source, str(tmp_path / "copy.db"))
     assert not any(dump(tmp_path / "copy.db").values())
+
+
+@pytest.mark.postgres
+def test_a_round_trip_through_postgresql_keeps_every_row_and_value(tmp_path, pg_url):
+    source = populated(tmp_path / "team.db")
+    before = dump(source)
+    assert store_copy.copy(source, pg_url) == {t: len(rows) for t, rows in before.items()}
+    store_copy.copy(pg_url, str(tmp_path / "back.db"))
+    assert dump(tmp_path / "back.db") == before
+    # new rows on PostgreSQL get ids after the copied ones: nothing collides
+    with store.connect(pg_url) as db:
+        run_id = store.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1}, planned=1)
+        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "new"})
+        (new,) = store.responses(db, run_id)
+    assert run_id == max(r[0] for r in before["runs"]) + 1
+    assert new["id"] == max(r[0] for r in before["responses"]) + 1
+    labels.label(new["id"], "ana", labels.Label("pass"), db_path=pg_url)
+    golden.add_responses("rivers", [new["id"]], who="ana", db_path=pg_url)
+    assert golden.get_set("rivers", db_path=pg_url)["version"] == 3
+
+
+@pytest.mark.postgres
+def test_a_postgresql_target_holding_rows_is_refused_untouched_and_force_replaces_them(tmp_path, pg_url):
+    source = populated(tmp_path / "team.db")
+    spread("db", "copy", source, pg_url)
+    with store.connect(pg_url) as db:
+        store.save_draft(db, "zoe", {"prompt": "only in the target"})
+    result = spread("db", "copy", source, pg_url, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"spread: error: target {pg_url} is not empty (prompts: 4 rows); pass --force to replace what it holds"]
+    with store.connect(pg_url) as db:
+        assert store.get_draft(db, "zoe") is not None
+    summary = last_json(spread("db", "copy", source, pg_url, "--force", "--json"))
+    assert summary["tables"]["drafts"] == 1
+    store_copy.copy(pg_url, str(tmp_path / "back.db"))
+    assert dump(tmp_path / "back.db") == dump(source)
+
+
+@pytest.mark.postgres
+def test_a_value_postgresql_refuses_writes_nothing(tmp_path, pg_url):
+    source = populated(tmp_path / "team.db")
+    with sqlite3.connect(source) as conn:  # SQLite keeps a NUL in text; PostgreSQL cannot
+        conn.execute("update responses set text = ? where id = (select max(id) from responses)", ["a\x00b"])
+    with pytest.raises(SpreadError, match="cannot copy responses: .*0x00"):
+        store_copy.copy(source, pg_url)
+    with store.connect(pg_url) as db:
+        assert all(db[table].count == 0 for table in store_copy.schema())
+
+
+@pytest.mark.postgres
+def test_a_url_is_never_taken_as_a_file_path(tmp_path, pg_url):
+    source = populated(tmp_path / "team.db")
+    before = set(ROOT.iterdir())
+    summary = last_json(spread("db", "copy", source, pg_url, "--json"))
+    assert summary["target"] == pg_url and summary["rows"] == sum(len(r) for r in dump(source).values())
+    unreachable = "postgresql://spread:secret@127.0.0.1:1/spread"
+    for args in ([source, unreachable], [unreachable, str(tmp_path / "copy.db")]):
+        result = spread("db", "copy", *args, check=False)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+        assert "secret" not in result.stderr and "spread:***@127.0.0.1:1" in result.stderr
+    assert set(ROOT.iterdir()) == before and not (tmp_path / "copy.db").exists()

@@ -22,14 +22,14 @@ def copy_command(source, target, force, as_json):
     """Copy every table from SOURCE to TARGET (each a SQLite file or a postgresql:// URL),
     ids kept, then check the row counts per table. The target is migrated first and
     written in one transaction; a target holding rows is refused unless --force."""
-    from core import store_copy
+    from core import config, store_copy
 
     counts = store_copy.copy(source, target, force=force)
     if as_json:
-        print_json({"source": store_copy.shown(source), "target": store_copy.shown(target), "tables": counts,
+        print_json({"source": config.shown(source), "target": config.shown(target), "tables": counts,
                     "rows": sum(counts.values())})
         return
-    print(f"copied {store_copy.shown(source)} to {store_copy.shown(target)} (row counts checked):")
+    print(f"copied {config.shown(source)} to {config.shown(target)} (row counts checked):")
     width = max(map(len, counts))
     for table, rows in counts.items():
         print(f"  {table:<{width}} {rows:>10,}")
