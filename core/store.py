@@ -405,7 +405,7 @@ def schema(db: Database) -> dict[str, dict]:
 @contextmanager
 def write(db: Database) -> Iterator[Database]:
     """One logical change as one transaction, holding the write lock from the start
-    (on PostgreSQL, row locks and unique keys do that work: a plain transaction)."""
+    (on PostgreSQL a plain transaction: row locks, unique keys and `lock()` do that work)."""
     if is_postgres(db):
         with db.transaction():
             yield db
@@ -430,6 +430,15 @@ def commits_without_waiting_for_disk(db: Database) -> Iterator[Database]:
     finally:
         if is_postgres(db):  # the connection goes back to the pool: labels keep full syncs
             db.execute("reset synchronous_commit")
+
+
+def lock(db: Database, name: str) -> None:
+    """Inside `write(db)`: hold `name` until the transaction ends, so that two writers that
+    read then write the same thing (a reviewer's label, a golden set) take turns instead
+    of both acting on what they read. SQLite's BEGIN IMMEDIATE already holds the whole
+    file; PostgreSQL takes a transaction-scoped advisory lock on the name."""
+    if is_postgres(db):
+        db.execute("select pg_advisory_xact_lock(hashtext(?))", [name])
 
 
 # --- prompts and runs -------------------------------------------------------------
