@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -23,15 +23,15 @@ BATCH = 5_000  # rows per read and per insert: a 10,000-answer run is two round 
 
 
 @functools.cache
-def schema() -> dict[str, list[str]]:
+def tables() -> dict[str, list[str]]:
     """table -> columns, as the migrations build them, in their order (a parent before its children)."""
     db = store.Database(memory=True)
     store.migrations.apply(db)
-    tables = [t for t in db.table_names() if not t.startswith(("_", "sqlite_"))]
-    parents = {t: {fk.other_table for fk in db[t].foreign_keys} - {t} for t in tables}
+    names = [t for t in db.table_names() if not t.startswith(("_", "sqlite_"))]  # not the migrations' own
+    parents = {t: {fk.other_table for fk in db[t].foreign_keys} - {t} for t in names}
     ordered: list[str] = []
-    while len(ordered) < len(tables):
-        ordered.append(next(t for t in tables if t not in ordered and parents[t] <= set(ordered)))
+    while len(ordered) < len(names):
+        ordered.append(next(t for t in names if t not in ordered and parents[t] <= set(ordered)))
     return {t: list(db[t].columns_dict) for t in ordered}
 
 
@@ -48,39 +48,56 @@ def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
         table, rows = holding
         raise SpreadError(f"target {config.shown(target)} is not empty ({table}: {rows} rows); "
                           "pass --force to replace what it holds")
-    tables = schema()
+    schema = tables()
     with store.connect(source) as src, store.connect(target) as dst, _snapshot(src):
-        counts = {table: _count(src, table) for table in tables}
+        counts = {table: _count(src, table) for table in schema}
         with store.write(dst):
             if force:
-                for table in reversed(tables):
+                for table in reversed(schema):
                     dst.execute(f"delete from {table}")
-            for table, columns in tables.items():
+            for table, columns in schema.items():
                 _copy_table(src, dst, table, columns)
-            copied = {table: _count(dst, table) for table in tables}
+            copied = {table: _count(dst, table) for table in schema}
             if copied != counts:  # raising rolls the target back
-                wrong = next(t for t in tables if copied[t] != counts[t])
+                wrong = next(t for t in schema if copied[t] != counts[t])
                 raise SpreadError(f"copy of {wrong} holds {copied[wrong]} rows, not {counts[wrong]}: nothing written")
             if store.is_postgres(dst):  # new rows get ids after the copied ones
-                _move_id_counters(dst, [t for t, columns in tables.items() if "id" in columns])
+                _move_id_counters(dst, [t for t, columns in schema.items() if "id" in columns])
     return counts
 
 
 def _copy_table(src, dst, table: str, columns: list[str]) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
-    cursor = src.execute(f"select {names} from {table}")
-    insert = f"insert into {table} ({names}) values ({', '.join('?' * len(columns))})"
     try:
-        if store.is_postgres(dst):  # COPY: one stream per table, the fastest way in
-            with dst.raw.cursor() as out, out.copy(f"copy {table} ({names}) from stdin") as stream:
-                while rows := cursor.fetchmany(BATCH):
-                    for row in rows:
-                        stream.write_row(row)
-            return
-        while rows := cursor.fetchmany(BATCH):
-            dst.conn.executemany(insert, rows)
+        with closing(_batches(src, f"select {names} from {table}")) as batches:
+            _write(dst, table, names, len(columns), batches)
     except Exception as e:  # a value the target refuses: say where, roll back
         raise SpreadError(f"cannot copy {table}: {' '.join(str(e).split())}") from None
+
+
+def _write(dst, table: str, names: str, width: int, batches: Iterator[list[tuple]]) -> None:
+    if store.is_postgres(dst):  # COPY: one stream per table, the fastest way in
+        with dst.raw.cursor() as out, out.copy(f"copy {table} ({names}) from stdin") as stream:
+            for rows in batches:
+                for row in rows:
+                    stream.write_row(row)
+        return
+    for rows in batches:
+        dst.conn.executemany(f"insert into {table} ({names}) values ({', '.join('?' * width)})", rows)
+
+
+def _batches(db, sql: str) -> Iterator[list[tuple]]:
+    """A query's rows, BATCH at a time; from PostgreSQL through a server-side cursor, so a
+    large table is never held in memory whole."""
+    if store.is_postgres(db):
+        with db.raw.cursor(name="spread_copy") as cursor:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(BATCH):
+                yield rows
+        return
+    cursor = db.execute(sql)
+    while rows := cursor.fetchmany(BATCH):
+        yield rows
 
 
 def _count(db, table: str) -> int:
@@ -123,7 +140,7 @@ def _rows_held(target: str) -> tuple[str, int] | None:
 
 def _first_holding(conn, tables_sql: str) -> tuple[str, int] | None:
     present = {row[0] for row in conn.execute(tables_sql)}
-    for table in schema():
+    for table in tables():
         if table in present and (rows := conn.execute(f"select count(*) from {table}").fetchone()[0]):
             return table, rows
     return None

@@ -61,7 +61,7 @@ def dump(path) -> dict[str, list[tuple]]:
     try:
         return {table: conn.execute(f"select {', '.join(columns)} from {table} order by "
                                     f"{', '.join(_key(conn, table))}").fetchall()
-                for table, columns in store_copy.schema().items()}
+                for table, columns in store_copy.tables().items()}
     finally:
         conn.close()
 
@@ -76,7 +76,7 @@ def digest(path) -> str:
 
 
 def test_the_schema_names_every_table_parents_first():
-    tables = list(store_copy.schema())
+    tables = list(store_copy.tables())
     assert {"runs", "run_variants", "run_inputs", "run_prompts", "responses", "embeddings", "labels",
             "label_history", "golden_sets", "golden_items", "golden_changes", "endpoints", "cluster_decisions",
             "pair_judgements", "check_results", "regress_runs", "drafts", "prompts"} <= set(tables)
@@ -87,7 +87,7 @@ def test_the_schema_names_every_table_parents_first():
 def test_a_copy_between_files_keeps_every_row_and_value(tmp_path):
     source = populated(tmp_path / "team.db")
     before = dump(source)
-    assert all(before[t] for t in store_copy.schema())  # every table has something to copy
+    assert all(before[t] for t in store_copy.tables())  # every table has something to copy
     counts = store_copy.copy(source, str(tmp_path / "copy.db"))
     assert dump(tmp_path / "copy.db") == before
     assert counts == {t: len(rows) for t, rows in before.items()}
@@ -208,7 +208,7 @@ def test_a_value_postgresql_refuses_writes_nothing(tmp_path, pg_url):
     with pytest.raises(SpreadError, match="cannot copy responses: .*0x00"):
         store_copy.copy(source, pg_url)
     with store.connect(pg_url) as db:
-        assert all(db[table].count == 0 for table in store_copy.schema())
+        assert all(db[table].count == 0 for table in store_copy.tables())
 
 
 @pytest.mark.postgres
