@@ -62,4 +62,10 @@ def _main(argv: list[str] | None) -> int:
     except sqlite3.OperationalError as e:  # a locked or read-only file after the busy timeout
         print(f"spread: error: database: {e}", file=sys.stderr)
         return 1
+    except Exception as e:
+        if not type(e).__module__.startswith("psycopg"):
+            raise
+        # PostgreSQL went away mid-command (psycopg is imported only for a postgresql:// store)
+        print(f"spread: error: database: {config.shown(str(e).strip().splitlines()[0])}", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
