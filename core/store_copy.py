@@ -70,20 +70,18 @@ def _copy_table(src, dst, table: str, columns: list[str]) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
     try:
         with closing(_batches(src, f"select {names} from {table}")) as batches:
-            _write(dst, table, names, len(columns), batches)
+            if not store.is_postgres(dst):
+                for rows in batches:
+                    store.insert_rows(dst, table, tuple(columns), rows)
+                return
+            # The target is empty: COPY straight into the table, one stream (no staging table
+            # and conflict rule, as store.insert_rows needs for answers).
+            with dst.raw.cursor() as out, out.copy(f"copy {table} ({names}) from stdin") as stream:
+                for rows in batches:
+                    for row in rows:
+                        stream.write_row(row)
     except Exception as e:  # a value the target refuses: say where, roll back
         raise SpreadError(f"cannot copy {table}: {' '.join(str(e).split())}") from None
-
-
-def _write(dst, table: str, names: str, width: int, batches: Iterator[list[tuple]]) -> None:
-    if store.is_postgres(dst):  # COPY: one stream per table, the fastest way in
-        with dst.raw.cursor() as out, out.copy(f"copy {table} ({names}) from stdin") as stream:
-            for rows in batches:
-                for row in rows:
-                    stream.write_row(row)
-        return
-    for rows in batches:
-        dst.conn.executemany(f"insert into {table} ({names}) values ({', '.join('?' * width)})", rows)
 
 
 def _batches(db, sql: str) -> Iterator[list[tuple]]:
