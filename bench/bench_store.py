@@ -10,7 +10,7 @@
   (what a SIGKILL could lose).
 One JSON line per measurement (median of the repetitions). With --postgres, the same
 cases against a temporary PostgreSQL server on a loopback port (as the tests start one),
-each repetition in a fresh database: answers go in as one executemany per batch.
+each repetition in a fresh database.
 """
 
 import argparse
