@@ -1,6 +1,6 @@
 """Store writes per second (a measurement, not a test).
 
-    .venv/bin/python bench/bench_store.py [--rows 5000] [--repeat 3]
+    .venv/bin/python bench/bench_store.py [--rows 5000] [--repeat 3] [--postgres]
 
 - one_per_transaction: what the engine did before core/run/writer.py, one connection
   and one transaction per answer;
