@@ -64,7 +64,7 @@ def main() -> None:
     st.session_state["draft_owner"] = owner
     keep_page_state()
     with st.sidebar:
-        st.caption(f"Database: `{config.shown(config.db_path())}`")
+        st.caption(f"Database: `{config.described(config.db_path())}`")
         reviewer_sidebar()
     navigation.run()
 

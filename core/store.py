@@ -688,13 +688,18 @@ SAVE_RESPONSE_CONFLICT = (
 
 
 def insert_rows(db: Database, table: str, columns: tuple[str, ...], rows: list[list], on_conflict: str = "") -> None:
-    """Many rows at once, inside the caller's transaction: on SQLite one prepared insert
-    run per row; on PostgreSQL one COPY and one insert (see core/postgres.py)."""
-    if is_postgres(db):
+    """Many rows at once, inside the caller's transaction: one prepared insert run per row
+    (SQLite; a few rows on PostgreSQL), or on PostgreSQL, from a few dozen rows on, one
+    COPY and one insert, several times faster there (core/postgres.py; bench/bench_store.py)."""
+    if is_postgres(db) and len(rows) >= COPY_FROM_ROWS:
         db.copy_insert(table, columns, rows, on_conflict)
-    else:
+    elif rows:
         db.conn.executemany(f"insert into {table} ({', '.join(columns)}) "
                             f"values ({', '.join('?' * len(columns))}) {on_conflict}", rows)
+
+
+# Below this, COPY's extra statements cost more than they save (copy18's measurements).
+COPY_FROM_ROWS = 50
 
 
 def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[int, int, str, float, int]]:
