@@ -450,6 +450,7 @@ def _prompt_hash(system: str, template: str) -> str:
 def _get_or_create_prompt(db: Database, name: str, system: str, template: str, who: str) -> int:
     """Same name and text: reuse. Same name, new text: the next version."""
     digest = _prompt_hash(system, template)
+    lock(db, f"prompt:{name}")  # two servers saving a new version of one prompt: one after the other
     row = db.execute(
         "select id from prompts where name = ? and content_hash = ?", [name, digest]
     ).fetchone()
