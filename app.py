@@ -52,7 +52,7 @@ def main() -> None:
         st.session_state.update(drafts.load(owner) or {}, draft_loaded=True)
     st.session_state["draft_owner"] = owner
     with st.sidebar:
-        st.caption(f"Database: `{config.db_path()}`")
+        st.caption(f"Database: `{config.shown(config.db_path())}`")
         reviewer_sidebar()
     navigation.run()
 

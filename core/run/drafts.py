@@ -9,7 +9,6 @@ reload or a server restart finds it again. `from_run` turns any earlier run back
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from core import config, store
 
@@ -48,7 +47,7 @@ def plan_of(state) -> dict:
 def load(owner: str, *, db_path=None) -> dict | None:
     """The reviewer's saved plan, or None. Never creates a database just to look."""
     path = db_path or config.db_path()
-    if not Path(path).exists():
+    if not config.db_exists(path):
         return None
     with store.connect(path) as db:
         return store.get_draft(db, owner)
