@@ -333,14 +333,14 @@ def list_endpoints(*, db_path=None) -> list[Endpoint]:
     if _no_database(db_path):
         return []
     with store.connect(db_path) as db:
-        return [_from_row(r) for r in db.query("select * from endpoints order by name collate nocase")]
+        return [_from_row(r) for r in db.query("select * from endpoints order by lower(name), name")]
 
 
 def names(*, db_path=None) -> list[str]:
     if _no_database(db_path):
         return []
     with store.connect(db_path) as db:
-        return [r[0] for r in db.execute("select name from endpoints order by name collate nocase").fetchall()]
+        return [r[0] for r in db.execute("select name from endpoints order by lower(name), name").fetchall()]
 
 
 def embedding_names(*, db_path=None) -> list[str]:
