@@ -201,8 +201,11 @@ def test_an_app_run_beside_the_embedded_model_times_remote_calls_in_a_sampler_pr
             worker = store.get_run(db, run_id)["worker"]
         if worker and engine is None:
             engine = int(worker.rpartition(":")[2])
-        if engine is not None:
-            samplers = samplers or child_pids(engine)
+        if engine is not None and os.path.exists(f"/proc/{engine}"):
+            try:
+                samplers = samplers or child_pids(engine)
+            except OSError:  # the engine has just exited
+                pass
             for pid in [engine, *samplers]:
                 callers.update(dict.fromkeys(tcp_ports(pid), pid))
         time.sleep(0.05)
