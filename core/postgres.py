@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import queue
 import re
+import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
@@ -27,6 +28,7 @@ from psycopg.rows import dict_row
 
 TYPES = {int: "bigint", str: "text", float: "double precision", bytes: "bytea", bool: "bigint"}
 IDLE_PER_URL = 16
+CHECK_AFTER_IDLE_S = 5.0
 
 
 class _NumberLoader(Loader):
@@ -49,7 +51,14 @@ def to_psycopg(sql: str) -> str:
     return "".join(out)
 
 
+def _healthy(conn: psycopg.Connection) -> bool:
+    return not conn.closed and not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 class _Pool:
+    """Idle connections per URL. One idle for a while is checked before it is handed out:
+    the server may have restarted meanwhile."""
+
     def __init__(self):
         self._idle: dict[str, queue.SimpleQueue] = {}
 
@@ -57,28 +66,36 @@ class _Pool:
         idle = self._idle.setdefault(url, queue.SimpleQueue())
         while True:
             try:
-                conn = idle.get_nowait()
+                conn, since = idle.get_nowait()
             except queue.Empty:
                 break
-            if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            if _healthy(conn) and (time.monotonic() - since < CHECK_AFTER_IDLE_S or _answers(conn)):
                 return conn
             conn.close()
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         conn.adapters.register_loader("numeric", _NumberLoader)
+        conn.staging_tables = set()  # temporary tables live as long as the connection
         return conn
 
     def put(self, url: str, conn: psycopg.Connection) -> None:
         idle = self._idle.setdefault(url, queue.SimpleQueue())
-        healthy = not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        if healthy and idle.qsize() < IDLE_PER_URL:
-            idle.put(conn)
+        if _healthy(conn) and idle.qsize() < IDLE_PER_URL:
+            idle.put((conn, time.monotonic()))
         else:
             conn.close()
 
     def clear(self) -> None:
         for idle in self._idle.values():
             while not idle.empty():
-                idle.get_nowait().close()
+                idle.get_nowait()[0].close()
+
+
+def _answers(conn: psycopg.Connection) -> bool:
+    try:
+        conn.execute("select 1")
+        return True
+    except psycopg.Error:
+        return False
 
 
 pool = _Pool()
@@ -118,6 +135,25 @@ class PostgresDatabase:
         with self.raw.cursor(row_factory=dict_row) as cursor:
             cursor.execute(to_psycopg(sql), list(params)) if params else cursor.execute(sql)
             yield from cursor.fetchall() if cursor.description else []
+
+    def copy_insert(self, table: str, columns: tuple[str, ...], rows: list[list], on_conflict: str = "") -> None:
+        """Rows through COPY into this connection's staging table, then into `table` with the
+        caller's `on conflict` clause (which COPY itself cannot apply), in one transaction."""
+        if self.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            with self.transaction():
+                return self.copy_insert(table, columns, rows, on_conflict)
+        staging = _quote(f"incoming_{table}")
+        names = ", ".join(map(_quote, columns))
+        with self.raw.cursor() as cursor:
+            if staging not in self.raw.staging_tables:
+                cursor.execute(f"create temp table if not exists {staging} on commit delete rows as "
+                               f"select * from {_quote(table)} with no data")
+                self.raw.staging_tables.add(staging)
+            with cursor.copy(f"copy {staging} ({names}) from stdin") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"insert into {_quote(table)} ({names}) select {names} from {staging} {on_conflict}")
+            cursor.execute(f"delete from {staging}")  # a second batch in this transaction starts empty
 
     @contextmanager
     def transaction(self) -> Iterator["PostgresDatabase"]:

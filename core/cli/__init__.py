@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import analyse, evaluate, models, review, run
+from core.cli import analyse, db, evaluate, models, review, run
 from core import config
 from core.config import SpreadError
 
@@ -29,7 +29,7 @@ def cli(db: str | None) -> None:
         os.environ["SPREAD_DB"] = db if config.is_url(db) else str(Path(db).resolve())
 
 
-for stage in (run, analyse, review, evaluate, models):
+for stage in (run, analyse, review, evaluate, models, db):
     for command in stage.COMMANDS:
         cli.add_command(command)
 
@@ -61,5 +61,11 @@ def _main(argv: list[str] | None) -> int:
         return 130
     except sqlite3.OperationalError as e:  # a locked or read-only file after the busy timeout
         print(f"spread: error: database: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if not type(e).__module__.startswith("psycopg"):
+            raise
+        # PostgreSQL went away mid-command (psycopg is imported only for a postgresql:// store)
+        print(f"spread: error: database: {config.shown(str(e).strip().splitlines()[0])}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
