@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.review import labels
-from test_browser import CHROMIUM, commit_each, goto, page, pytestmark as browser_marks, streamlit_server  # noqa: F401
+from test_browser import CHROMIUM, fill_each, goto, page, pytestmark as browser_marks, streamlit_server  # noqa: F401
 
 pytestmark = [*browser_marks, pytest.mark.postgres]
 
@@ -37,8 +37,10 @@ def test_a_run_started_on_one_server_and_labels_given_on_either_are_seen_on_the_
     models.locator("input").fill("openai/stub-a")  # a model id typed as a new option
     a.keyboard.press("Enter")
     a.keyboard.press("Escape")
-    commit_each(a, (("textbox", "API base (OpenAI-compatible server)", stub.base_url, "no price for openai/stub-a"),
-                    ("textbox", "Temperatures", "1", "× 1 temperatures"), ("spinbutton", "Samples (N)", "4", "N=4")))
+    fill_each(a, (("textbox", "API base (OpenAI-compatible server)", stub.base_url), ("textbox", "Temperatures", "1"),
+                  ("spinbutton", "Samples (N)", "4")))
+    a.get_by_text("4 calls").wait_for(timeout=30_000)
+    a.get_by_text("no price for openai/stub-a").first.wait_for(timeout=30_000)
     a.get_by_role("button", name="Run", exact=True).click()
     a.get_by_text("Run 1: done").wait_for(timeout=120_000)
 
