@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -285,6 +286,18 @@ def m014_golden_change_details(db: Database) -> None:
     db["golden_changes"].add_column("detail", str)
 
 
+@migrations()
+def m015_run_leases(db: Database) -> None:
+    # A run is a row that workers claim (core/run/lease.py): the worker sampling it holds
+    # its lease (`lease_owner`, `lease_expires_at`, seconds since the epoch on the
+    # database's clock) and renews it at every heartbeat; once it has expired, another
+    # worker takes the run over. `retry_errors` is set by a queued resume that also
+    # samples error cells again. NULL lease: nobody has claimed the run since this migration.
+    db["runs"].add_column("lease_owner", str)
+    db["runs"].add_column("lease_expires_at", float)
+    db["runs"].add_column("retry_errors", int, not_null_default=0)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -338,6 +351,16 @@ def write(db: Database) -> Iterator[Database]:
         raise
     else:
         db.conn.commit()
+
+
+def unreachable(error: BaseException) -> bool:
+    """An error that says the database cannot be reached for now (a PostgreSQL server
+    stopping or restarting, a dropped connection, a SQLite file locked past the busy
+    timeout): the work is worth retrying, not abandoning."""
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error)
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.OperationalError)
 
 
 # --- prompts and runs -------------------------------------------------------------
@@ -669,7 +692,7 @@ def save_draft(db: Database, owner: str, plan: dict) -> None:
 def latest_active_run(db: Database) -> dict | None:
     """The newest run still pending or running, for a page opened mid-run."""
     row = db.execute(
-        "select id from runs where status in ('pending', 'running', 'cancelling') order by id desc limit 1"
+        "select id from runs where status in ('queued', 'pending', 'running', 'cancelling') order by id desc limit 1"
     ).fetchone()
     return get_run(db, row[0]) if row else None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import analyse, evaluate, models, review, run
+from core.cli import analyse, evaluate, models, review, run, worker
 from core.config import SpreadError
 
 
@@ -27,7 +27,7 @@ def cli(db: str | None) -> None:
         os.environ["SPREAD_DB"] = str(Path(db).resolve())
 
 
-for stage in (run, analyse, review, evaluate, models):
+for stage in (run, analyse, review, evaluate, models, worker):
     for command in stage.COMMANDS:
         cli.add_command(command)
 

@@ -11,6 +11,10 @@ transaction that holds it commits (the largest wait seen is in `max_lag_ms`), an
 it arrives it may wait in the socket for the process to get a core. A SIGKILL loses
 those answers (their cells stay empty, and a resume samples them again); everything
 committed before stays. Measured per mode in bench/bench_crash.py (README, Performance).
+
+When the store cannot be reached (a PostgreSQL server restarting), the writer keeps what
+it holds and connects again until the store is back; the engine starts no new call
+meanwhile (`reachable`), so the run pauses and then continues, losing nothing received.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import time
 from core import store
 
 _STOP = object()
+# Reconnecting to a store that cannot be reached: first wait, longest wait (seconds).
+RETRY_S = (0.5, 5.0)
 
 
 class Writer:
@@ -32,6 +38,8 @@ class Writer:
         self.transactions = 0
         self.max_lag_ms = 0.0  # the longest an answer waited in memory before its commit
         self.error: BaseException | None = None
+        self.reachable = threading.Event()  # cleared while the store cannot be reached
+        self.reachable.set()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="spread-writer", daemon=True)
         self._thread.start()
@@ -50,29 +58,44 @@ class Writer:
             raise self.error
 
     def _run(self) -> None:
+        items: list = []  # taken from the queue, not yet committed
+        stop = False
+        wait = RETRY_S[0]
         try:
-            with store.connect(self.db_path) as db:
-                # Commits without waiting for the disk: a committed answer survives the
-                # process being killed (it is in the operating system's hands), and only a
-                # power cut can take the last commits back, cells a resume samples again.
-                # This connection writes answers only; labels and plans keep full syncs.
-                db.execute("PRAGMA synchronous = NORMAL")
-                stop = False
-                while not stop:
-                    batch = [self._queue.get()]
-                    while True:  # everything that arrived meanwhile joins this transaction
-                        try:
-                            batch.append(self._queue.get_nowait())
-                        except queue.Empty:
-                            break
-                    stop = batch[-1] is _STOP or _STOP in batch
-                    items = [item for item in batch if item is not _STOP]
-                    if not items:
-                        continue
-                    store.save_responses(db, [row for _, row in items])
-                    done = time.perf_counter()
-                    self.written += len(items)
-                    self.transactions += 1
-                    self.max_lag_ms = max(self.max_lag_ms, (done - items[0][0]) * 1000)
+            while True:
+                try:
+                    with store.connect(self.db_path) as db:
+                        # Commits without waiting for the disk: a committed answer survives the
+                        # process being killed (it is in the operating system's hands), and only a
+                        # power cut can take the last commits back, cells a resume samples again.
+                        # This connection writes answers only; labels and plans keep full syncs.
+                        db.execute("PRAGMA synchronous = NORMAL")
+                        while True:
+                            if items:
+                                store.save_responses(db, [row for _, row in items])
+                                done = time.perf_counter()
+                                self.written += len(items)
+                                self.transactions += 1
+                                self.max_lag_ms = max(self.max_lag_ms, (done - items[0][0]) * 1000)
+                                items, wait = [], RETRY_S[0]
+                                self.reachable.set()
+                            if stop:
+                                return
+                            batch = [self._queue.get()]
+                            while True:  # everything that arrived meanwhile joins this transaction
+                                try:
+                                    batch.append(self._queue.get_nowait())
+                                except queue.Empty:
+                                    break
+                            stop = _STOP in batch
+                            items = [item for item in batch if item is not _STOP]
+                except Exception as error:
+                    if not store.unreachable(error):
+                        raise
+                    # The store is down (a PostgreSQL restart): keep the batch, let the engine
+                    # pause (`reachable`), and connect again until the store is back.
+                    self.reachable.clear()
+                    time.sleep(wait)
+                    wait = min(wait * 2, RETRY_S[1])
         except BaseException as error:  # surfaced to the engine by put() and close()
             self.error = error
