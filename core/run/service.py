@@ -21,7 +21,7 @@ import threading
 from typing import Callable
 
 from core import config, store
-from core.run import detached, lease, runner
+from core.run import detached, lease
 
 # Runs one worker samples at once (each within its own concurrency limits), and how often
 # an idle worker looks for work.
@@ -79,6 +79,8 @@ async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -
             process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
             await asyncio.to_thread(detached.wait, process, run_id)
         else:
+            from core.run import runner
+
             await runner.execute_and_score(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
     except Exception as error:
         failure = error
@@ -100,6 +102,8 @@ def for_this_server(db_path=None) -> bool:
             with store.connect(target) as db:
                 _serving[target] = lease.carried_by_workers(db)
             if _serving[target]:
+                from core.run import runner  # only here: the engine's imports stay off a SQLite app's start
+
                 runner.spawn(_keep_serving(target))
         return _serving[target]
 
