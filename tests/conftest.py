@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openai_stub import StubOpenAI  # noqa: E402
+from pg_server import PostgresServer  # noqa: E402
 
 from core.run import llm  # noqa: E402
 
@@ -32,6 +33,27 @@ def spread_home(tmp_path, monkeypatch):
 def stub():
     with StubOpenAI() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session, started on first use (CI installs it;
+    elsewhere, without Debian's `postgresql`, the tests that need it are skipped)."""
+    try:
+        server = PostgresServer()
+    except RuntimeError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(e))
+    server.init()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A fresh, empty PostgreSQL database for one test, as a URL."""
+    return postgres.new_database()
 
 
 @pytest.hookimpl(hookwrapper=True)
