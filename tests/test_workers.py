@@ -184,3 +184,21 @@ def test_postgresql_stopped_mid_run_pauses_the_run_and_it_continues_losing_nothi
     assert process.returncode == 0, err
     assert status(run_id) == "done" and cells(run_id) == (400, 400)
     assert stub.count() == 400  # every answer received during the stop was kept: none asked twice
+
+
+def test_a_run_that_fails_before_it_begins_gives_its_lease_up(stub, monkeypatch):
+    import asyncio
+
+    from core.run import limits, runner
+
+    run_id = queued_run(stub)
+
+    def broken(spec):
+        raise RuntimeError("cannot start")
+
+    monkeypatch.setattr(limits.Gate, "for_run", broken)
+    with pytest.raises(RuntimeError, match="cannot start"):
+        asyncio.run(runner.execute(run_id))
+    with store.connect() as db:
+        assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
+        assert lease.claim_next(db, "other:2:bbbb") is None  # no worker takes it over only to fail again

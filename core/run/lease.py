@@ -153,6 +153,13 @@ def release(db, run_id: int, owner: str, status: str) -> bool:
         return bool(held)
 
 
+def drop(db, run_id: int, owner: str) -> None:
+    """Give `owner`'s lease up and leave the status as it is: no worker takes the run over."""
+    with store.write(db):
+        db.execute("update runs set lease_owner = null, lease_expires_at = null where id = ? and lease_owner = ?",
+                   [run_id, owner])
+
+
 def queue(db, run_id: int, *, retry_errors: bool = False) -> None:
     """Put a run back for any worker to claim (a resume where workers carry runs)."""
     with store.write(db):

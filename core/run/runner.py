@@ -61,7 +61,23 @@ async def execute(
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
-        retry_errors = retry_errors or claimed["retry_errors"]  # a queued resume's choice
+    try:
+        return await _sample(run_id, owner, claimed["status"], db_path=db_path, on_answer=on_answer, cancel=cancel,
+                             pool=pool, retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
+    except BaseException:
+        # Failed before its end was written (a model that cannot load, a bug): give the lease
+        # up, so that no worker takes the run over only to fail the same way. It shows as
+        # interrupted, for a resume.
+        try:
+            await asyncio.to_thread(_drop, db_path, run_id, owner)
+        except Exception:
+            pass  # the store is away: the lease expires by itself
+        raise
+
+
+async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retry_errors: bool, on_answer,
+                  cancel: threading.Event | None, pool: workers.Processes | None) -> dict:
+    with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
@@ -71,7 +87,7 @@ async def execute(
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
     cancel = cancel or threading.Event()
-    if claimed["status"] == "cancelling":  # cancelled before this worker began
+    if claimed_status == "cancelling":  # cancelled before this worker began
         cancel.set()
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
     # the gate says when a call may start (calls in flight, requests per minute).
@@ -234,6 +250,11 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
 def _renew(db_path, run_id: int, owner: str) -> str | None:
     with store.connect(db_path) as db:
         return lease.renew(db, run_id, owner)
+
+
+def _drop(db_path, run_id: int, owner: str) -> None:
+    with store.connect(db_path) as db:
+        lease.drop(db, run_id, owner)
 
 
 def _release(db_path, run_id: int, owner: str, status: str) -> None:
