@@ -202,3 +202,19 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(stub, monkeypatch)
     with store.connect() as db:
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
         assert lease.claim_next(db, "other:2:bbbb") is None  # no worker takes it over only to fail again
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_it(stub, pg_url, monkeypatch, tmp_path):
+    from core.run import runner, service
+
+    monkeypatch.setenv("SPREAD_DB", pg_url)
+    assert not service.for_this_server(str(tmp_path / "file.db"))  # SQLite: the app samples its own runs
+    assert service.for_this_server(pg_url) and service.for_this_server(pg_url)  # one worker, started once
+    spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=6, api_base=stub.base_url)
+    run_id = runner.start(spec, db_path=pg_url)
+    assert runner.background().active() == []  # not sampled by the page's own machinery: queued
+    deadline = time.time() + 60
+    while status(run_id) != "done" and time.time() < deadline:
+        time.sleep(0.2)
+    assert status(run_id) == "done" and cells(run_id) == (6, 6)
