@@ -80,7 +80,7 @@ def test_two_workers_never_sample_the_same_cell(stub, engine):
     runs = [queued_run(stub, n=12, concurrency=4) for _ in range(6)]
     first, second = worker("--once"), worker("--once")
     outputs = [process.communicate(timeout=180) for process in (first, second)]
-    assert first.returncode == second.returncode == 0
+    assert first.returncode == second.returncode == 0, outputs
     claimed = [{int(line.split()[1].rstrip(":")) for line in err.splitlines() if line.endswith(": claimed")}
                for _, err in outputs]
     assert claimed[0] and claimed[1] and not claimed[0] & claimed[1]  # both worked, never on one run
@@ -218,3 +218,20 @@ def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_
     while status(run_id) != "done" and time.time() < deadline:
         time.sleep(0.2)
     assert status(run_id) == "done" and cells(run_id) == (6, 6)
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_run_back_for_another(stub):
+    stub.latency_s = 0.1
+    run_id = queued_run(stub, n=300, concurrency=8)
+    first = worker(lease_s=30)
+    wait_for_answers(run_id, 20)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert "queued for another worker" in err
+    assert status(run_id) == "queued"  # handed back at once: no lease to wait for
+    kept = cells(run_id)[0]
+    assert 20 <= kept < 300
+    asked = stub.count()
+    assert asked - kept <= 8  # what it received was written; only the calls in flight are asked again
+    assert spread("worker", "--once").returncode == 0
+    assert status(run_id) == "done" and cells(run_id) == (300, 300) and stub.count() == 300 + asked - kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import click
@@ -33,8 +34,16 @@ def worker_command(once):
             failed.append(run_id)
         bar.update()
 
+    async def serve():
+        # SIGTERM (a redeploy) stops the worker as Ctrl-C does: its runs go back to the queue.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        await service.serve(once=once, on_claim=on_claim, on_end=on_end)
+
     try:
-        asyncio.run(service.serve(once=once, on_claim=on_claim, on_end=on_end))
+        asyncio.run(serve())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        bar.write("spread worker: stopped; the runs it held are queued for another worker", file=sys.stderr)
+        return 130
     finally:
         bar.close()
     return 1 if failed else 0

@@ -127,8 +127,11 @@ def _take(db, run_id: int, owner: str, now: float, status: str) -> None:
 
 
 def _end(db, run_id: int, status: str) -> None:
+    """The lease ends; a run handed back (`queued`) keeps its resume's choice to retry errors."""
+    handed_back = status == "queued"
     db.execute("update runs set status = ?, finished_at = ?, heartbeat_at = ?, lease_owner = null, "
-               "lease_expires_at = null, retry_errors = 0 where id = ?", [status, store.now_iso(), time.time(), run_id])
+               "lease_expires_at = null" + ("" if handed_back else ", retry_errors = 0") + " where id = ?",
+               [status, None if handed_back else store.now_iso(), time.time(), run_id])
 
 
 def renew(db, run_id: int, owner: str) -> str | None:

@@ -50,20 +50,30 @@ async def execute(
     cancel: threading.Event | None = None,
     pool: workers.Processes | None = None,
     owner: str | None = None,
+    on_stop: str = "cancelled",
 ) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
     The run's lease (core/run/lease.py) is taken first, for `owner` (a worker that claimed
     the run) or a new owner, and renewed at every heartbeat; a run another live worker
-    holds is refused. `pool`: sampler processes (from `prepare_own_process`) for every
+    holds is refused. `on_stop`: the status left when this process stops mid-run (a
+    worker's is `queued`: it hands the run back for another worker). `pool`: sampler processes (from `prepare_own_process`) for every
     call but the embedded model's; without it, every sample is taken in this process.
     The pool is closed here."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
+    cancel = cancel or threading.Event()
+    if claimed["status"] == "cancelling":  # cancelled before this worker began
+        cancel.set()
+    lost = threading.Event()  # another worker took the run over: leave it to that one
+    # From the claim on, not after loading models (a cold litellm import, an embedded model):
+    # a lease left to expire meanwhile would let another worker take the run.
+    beat = asyncio.create_task(_keep_lease(db_path, run_id, owner, cancel, lost))
     try:
-        return await _sample(run_id, owner, claimed["status"], db_path=db_path, on_answer=on_answer, cancel=cancel,
-                             pool=pool, retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
+        return await _sample(run_id, owner, db_path=db_path, on_answer=on_answer, cancel=cancel, lost=lost,
+                             pool=pool, on_stop=on_stop,
+                             retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
     except BaseException:
         # Failed before its end was written (a model that cannot load, a bug): give the lease
         # up, so that no worker takes the run over only to fail the same way. It shows as
@@ -73,10 +83,32 @@ async def execute(
         except Exception:
             pass  # the store is away: the lease expires by itself
         raise
+    finally:
+        beat.cancel()
 
 
-async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retry_errors: bool, on_answer,
-                  cancel: threading.Event | None, pool: workers.Processes | None) -> dict:
+async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event, lost: threading.Event) -> None:
+    """The heartbeat: renews the lease (so a dead worker's run is taken over, and shows as
+    interrupted meanwhile) and sees cancel requests from other processes (`spread cancel`,
+    another app server)."""
+    every = lease.heartbeat_s()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            status = await asyncio.to_thread(_renew, db_path, run_id, owner)
+        except Exception as error:
+            if not store.unreachable(error):
+                raise
+            continue  # the lease outlasts a short outage; the next beat renews it
+        if status is None:
+            lost.set()
+            cancel.set()
+        elif status == "cancelling":
+            cancel.set()
+
+
+async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_answer, cancel: threading.Event,
+                  lost: threading.Event, pool: workers.Processes | None, on_stop: str) -> dict:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
@@ -86,9 +118,6 @@ async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retr
                    for key, (system, prompt) in store.rendered_prompts(db, run_id).items()}
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
-    cancel = cancel or threading.Event()
-    if claimed_status == "cancelling":  # cancelled before this worker began
-        cancel.set()
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
     # the gate says when a call may start (calls in flight, requests per minute).
     calls = {m: spec.call_for(m) for m in spec.models}
@@ -114,7 +143,7 @@ async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retr
                                               calls[model].cost_usd(tokens_in, tokens_out))
     running: set[asyncio.Task] = set()
     failures: list[BaseException] = []
-    lost = threading.Event()  # another worker took the run over: leave it to that one
+    stopped = threading.Event()  # this process is stopping (Ctrl-C, a worker's SIGTERM)
 
     async def one(cell) -> None:
         model = cell[2]
@@ -156,25 +185,9 @@ async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retr
             task.add_done_callback(finished)
 
     async def watch():
-        # Heartbeat: renews the lease (so a dead worker's run is taken over, and shows as
-        # interrupted meanwhile) and sees cancel requests from other processes (`spread
-        # cancel`, another app server) or this one.
-        beat, every = time.monotonic(), lease.heartbeat_s()
+        # A cancel, seen by the heartbeat (`spread cancel`, another app server) or asked here.
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
-            if time.monotonic() - beat >= every:
-                beat = time.monotonic()
-                try:
-                    status = await asyncio.to_thread(_renew, db_path, run_id, owner)
-                except Exception as error:
-                    if not store.unreachable(error):
-                        raise
-                    status = "running"  # the lease outlasts a short outage; the next beat renews it
-                if status is None:
-                    lost.set()
-                    cancel.set()
-                elif status == "cancelling":
-                    cancel.set()
             if cancel.is_set():
                 if pool is not None:
                     pool.stop()  # workers stop retrying; calls in flight finish
@@ -196,6 +209,7 @@ async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retr
                 raise failures[0]
         except asyncio.CancelledError:
             cancel.set()
+            stopped.set()
             for task in running:
                 task.cancel()
             raise
@@ -207,7 +221,7 @@ async def _sample(run_id: int, owner: str, claimed_status: str, *, db_path, retr
                 if pool is not None:
                     await pool.close()
                 if not lost.is_set():
-                    status = "cancelled" if cancel.is_set() else "done"
+                    status = on_stop if stopped.is_set() else "cancelled" if cancel.is_set() else "done"
                     await asyncio.to_thread(_release, db_path, run_id, owner, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 

@@ -16,6 +16,7 @@ worker, as a run sampled inside it would.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import threading
 from typing import Callable
@@ -35,6 +36,18 @@ async def serve(*, db_path=None, once: bool = False, poll_s: float = POLL_S,
     """Claim and sample runs until cancelled; with `once`, until nothing is left to claim and
     every claimed run has ended. Returns how many runs were claimed."""
     sampling: set[asyncio.Task] = set()
+    try:
+        return await _serve(sampling, db_path, once, poll_s, on_claim, on_end)
+    except asyncio.CancelledError:
+        # The worker is stopping (SIGTERM, Ctrl-C): each run it holds goes back to the queue,
+        # with what was received written, for another worker to carry on at once.
+        for task in sampling:
+            task.cancel()
+        await asyncio.gather(*sampling, return_exceptions=True)
+        raise
+
+
+async def _serve(sampling: set[asyncio.Task], db_path, once, poll_s, on_claim, on_end) -> int:
     claimed = 0
     while True:
         while len(sampling) < MAX_RUNS:
@@ -77,11 +90,17 @@ async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -
         if missing >= detached.MIN_CALLS:
             # Popen on this (the loop's) thread: the process dies with the thread that made it.
             process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
-            await asyncio.to_thread(detached.wait, process, run_id)
+            try:
+                await asyncio.shield(asyncio.to_thread(detached.wait, process, run_id))
+            except asyncio.CancelledError:
+                process.send_signal(signal.SIGINT)  # it hands the run back, as a run sampled here would
+                await asyncio.to_thread(process.wait)
+                raise
         else:
             from core.run import runner
 
-            await runner.execute_and_score(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
+            await runner.execute_and_score(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner,
+                                           on_stop="queued")
     except Exception as error:
         failure = error
         print(f"spread worker: run {run_id}: {error}", file=sys.stderr)
