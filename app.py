@@ -65,7 +65,7 @@ def main() -> None:
     st.session_state["draft_owner"] = owner
     keep_page_state()
     with st.sidebar:
-        st.caption(f"Database: `{config.db_path()}`")
+        st.caption(f"Database: `{config.shown(config.db_path())}`")
         reviewer_sidebar()
     navigation.run()
 

@@ -20,8 +20,12 @@ llm.get()
 
 
 @pytest.fixture(autouse=True)
-def spread_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPREAD_DB", str(tmp_path / "spread.db"))
+def spread_home(tmp_path, monkeypatch, request):
+    # SPREAD_TEST_ENGINE=postgresql runs the tests that use $SPREAD_DB on PostgreSQL.
+    if os.environ.get("SPREAD_TEST_ENGINE") == "postgresql":
+        monkeypatch.setenv("SPREAD_DB", request.getfixturevalue("pg_url"))
+    else:
+        monkeypatch.setenv("SPREAD_DB", str(tmp_path / "spread.db"))
     monkeypatch.setenv("SPREAD_SETTINGS", str(tmp_path / "settings.toml"))
     monkeypatch.setenv("SPREAD_SECRETS", str(tmp_path / "secrets.toml"))
     for key in [k for k in os.environ if k.endswith("_API_KEY")]:

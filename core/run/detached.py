@@ -20,7 +20,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from core import config
 
@@ -32,8 +31,7 @@ NICENESS = 10
 def start(run_id: int, *, db_path=None, retry_errors: bool = False, owner: str | None = None) -> subprocess.Popen:
     """The run's own process. With `owner` (a worker's claim) it dies with this process and
     stays in its session; without, it outlives the app (a new session)."""
-    target = str(db_path or config.db_path())
-    argv = [sys.executable, "-m", "core.run.detached", "--db", target if "://" in target else str(Path(target).resolve()),
+    argv = [sys.executable, "-m", "core.run.detached", "--db", config.absolute(db_path or config.db_path()),
             str(run_id)] + (["--retry-errors"] if retry_errors else [])
     if owner:
         argv += ["--lease-owner", owner, "--parent", str(os.getpid())]

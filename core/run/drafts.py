@@ -9,7 +9,6 @@ or a server restart finds it again. `from_run` turns any earlier run back into a
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from core import config, store
 
@@ -66,7 +65,7 @@ def plan_of(state) -> dict:
 def load(owner: str, *, db_path=None) -> dict | None:
     """The reviewer's saved plan, or None. Never creates a database just to look."""
     path = db_path or config.db_path()
-    if not Path(path).exists():
+    if not config.db_exists(path):
         return None
     with store.connect(path) as db:
         return store.get_draft(db, owner)

@@ -31,7 +31,6 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 from core import config, store
 from core.config import SpreadError
@@ -327,7 +326,7 @@ def _row(endpoint: Endpoint) -> dict:
 
 def _no_database(db_path) -> bool:
     """No file yet is an empty catalogue: reading it must not create one (a dry run writes nothing)."""
-    return not Path(db_path or config.db_path()).exists()
+    return not config.db_exists(db_path or config.db_path())
 
 
 def list_endpoints(*, db_path=None) -> list[Endpoint]:

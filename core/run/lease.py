@@ -59,19 +59,15 @@ def _process_of(owner: str) -> str:
     return owner.rsplit(":", 1)[0]
 
 
-def _postgres(db) -> bool:
-    return getattr(store, "is_postgres", lambda _db: False)(db)
-
-
 def carried_by_workers(db) -> bool:
     """Whether the app leaves its runs to workers (PostgreSQL: any server's worker claims
     them) rather than sampling them itself (SQLite, one server: as before)."""
-    return _postgres(db)
+    return store.is_postgres(db)
 
 
 def db_now(db) -> float:
     """Seconds since the epoch on the database's clock."""
-    sql = ("select extract(epoch from clock_timestamp())" if _postgres(db)
+    sql = ("select extract(epoch from clock_timestamp())" if store.is_postgres(db)
            else "select (julianday('now') - 2440587.5) * 86400.0")
     return float(db.execute(sql).fetchone()[0])
 
@@ -83,7 +79,7 @@ def claim(db, run_id: int, owner: str) -> dict:
     host is taken at once, without waiting for it to expire."""
     with store.write(db):
         row = db.execute("select status, lease_owner, lease_expires_at, retry_errors from runs where id = ?"
-                         + (" for update" if _postgres(db) else ""), [run_id]).fetchone()
+                         + (" for update" if store.is_postgres(db) else ""), [run_id]).fetchone()
         if row is None:
             raise SpreadError(f"no run with id {run_id}")
         status, holder, expires, retry_errors = row
@@ -105,7 +101,7 @@ def claim_next(db, owner: str) -> tuple[int, bool] | None:
                 "select id, status, retry_errors from runs "
                 "where (status = 'queued' and coalesce(lease_expires_at, 0) < ?) "
                 f"or (status in ({', '.join('?' * len(HELD))}) and lease_expires_at < ?) order by id limit 1"
-                + (" for update skip locked" if _postgres(db) else ""), [now, *HELD, now]).fetchone()
+                + (" for update skip locked" if store.is_postgres(db) else ""), [now, *HELD, now]).fetchone()
             if row is None:
                 return None
             run_id, status, retry_errors = row

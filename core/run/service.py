@@ -118,8 +118,7 @@ def for_this_server(db_path=None) -> bool:
     target = str(db_path or config.db_path())
     with _serving_lock:
         if target not in _serving:
-            with store.connect(target) as db:
-                _serving[target] = lease.carried_by_workers(db)
+            _serving[target] = config.is_url(target)  # PostgreSQL: see lease.carried_by_workers
             if _serving[target]:
                 from core.run import runner  # only here: the engine's imports stay off a SQLite app's start
 
