@@ -78,7 +78,7 @@ def test_worker_once_finishes_a_queued_run_and_exits(stub, engine):
 def test_two_workers_never_sample_the_same_cell(stub, engine):
     stub.latency_s = 0.05
     runs = [queued_run(stub, n=12, concurrency=4) for _ in range(6)]
-    first, second = worker("--once"), worker("--once")
+    first, second = worker("--once", lease_s=30), worker("--once", lease_s=30)
     outputs = [process.communicate(timeout=180) for process in (first, second)]
     assert first.returncode == second.returncode == 0, outputs
     claimed = [{int(line.split()[1].rstrip(":")) for line in err.splitlines() if line.endswith(": claimed")}

@@ -35,6 +35,8 @@ async def serve(*, db_path=None, once: bool = False, poll_s: float = POLL_S,
                 on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
     """Claim and sample runs until cancelled; with `once`, until nothing is left to claim and
     every claimed run has ended. Returns how many runs were claimed."""
+    from core.run import runner  # noqa: F401 (imported now, not between a claim and its first heartbeat)
+
     sampling: set[asyncio.Task] = set()
     try:
         return await _serve(sampling, db_path, once, poll_s, on_claim, on_end)
