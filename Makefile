@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
+# The store's heaviest users, run a second time with $$SPREAD_DB on the test PostgreSQL.
+POSTGRES_PASS := tests/test_store.py tests/test_review.py tests/test_golden.py tests/test_decisions.py \
+  tests/test_regress.py tests/test_runner.py tests/test_endpoints.py tests/test_cli.py tests/test_variants.py
 
 .PHONY: run test bench install install-test browser postgres clean
 
@@ -14,6 +17,8 @@ run: install
 
 test: install-test browser postgres
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	SPREAD_TEST_ENGINE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser and not local_model" \
+	  $(POSTGRES_PASS)
 
 # Every benchmark, one JSON line per measurement, saved in bench/results/ (under 10 minutes).
 bench: install-test browser postgres

@@ -77,6 +77,17 @@ def absolute(target) -> str:
     return target if is_url(target) else str(Path(target).resolve())
 
 
+def described(target) -> str:
+    """A database as a page names it: a URL as its database and server, never its user or
+    password (and never as a link)."""
+    if not is_url(target):
+        return str(target)
+    from urllib.parse import urlsplit
+
+    url = urlsplit(target)
+    return f"PostgreSQL database {url.path.lstrip('/') or '(default)'} on {url.hostname}:{url.port or 5432}"
+
+
 def shown(target) -> str:
     """A database as it may be shown: a URL without its password."""
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(target))

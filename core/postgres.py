@@ -138,10 +138,7 @@ class PostgresDatabase:
 
     def copy_insert(self, table: str, columns: tuple[str, ...], rows: list[list], on_conflict: str = "") -> None:
         """Rows through COPY into this connection's staging table, then into `table` with the
-        caller's `on conflict` clause (which COPY itself cannot apply), in one transaction:
-        the staging table empties itself at commit."""
-        if not rows:
-            return
+        caller's `on conflict` clause (which COPY itself cannot apply), in one transaction."""
         if self.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             with self.transaction():
                 return self.copy_insert(table, columns, rows, on_conflict)
@@ -150,12 +147,13 @@ class PostgresDatabase:
         with self.raw.cursor() as cursor:
             if staging not in self.raw.staging_tables:
                 cursor.execute(f"create temp table if not exists {staging} on commit delete rows as "
-                               f"select {names} from {_quote(table)} with no data")
+                               f"select * from {_quote(table)} with no data")
                 self.raw.staging_tables.add(staging)
             with cursor.copy(f"copy {staging} ({names}) from stdin") as copy:
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(f"insert into {_quote(table)} ({names}) select {names} from {staging} {on_conflict}")
+            cursor.execute(f"delete from {staging}")  # a second batch in this transaction starts empty
 
     @contextmanager
     def transaction(self) -> Iterator["PostgresDatabase"]:

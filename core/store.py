@@ -419,7 +419,7 @@ def schema(db: Database) -> dict[str, dict]:
 @contextmanager
 def write(db: Database) -> Iterator[Database]:
     """One logical change as one transaction, holding the write lock from the start
-    (on PostgreSQL, row locks and unique keys do that work: a plain transaction)."""
+    (on PostgreSQL a plain transaction: row locks, unique keys and `lock()` do that work)."""
     if is_postgres(db):
         with db.transaction():
             yield db
@@ -462,6 +462,15 @@ def commits_without_waiting_for_disk(db: Database) -> Iterator[Database]:
             db.execute("reset synchronous_commit")
 
 
+def lock(db: Database, name: str) -> None:
+    """Inside `write(db)`: hold `name` until the transaction ends, so that two writers that
+    read then write the same thing (a reviewer's label, a golden set) take turns instead
+    of both acting on what they read. SQLite's BEGIN IMMEDIATE already holds the whole
+    file; PostgreSQL takes a transaction-scoped advisory lock on the name."""
+    if is_postgres(db):
+        db.execute("select pg_advisory_xact_lock(hashtext(?))", [name])
+
+
 # --- prompts and runs -------------------------------------------------------------
 
 def _prompt_hash(system: str, template: str) -> str:
@@ -471,6 +480,7 @@ def _prompt_hash(system: str, template: str) -> str:
 def _get_or_create_prompt(db: Database, name: str, system: str, template: str, who: str) -> int:
     """Same name and text: reuse. Same name, new text: the next version."""
     digest = _prompt_hash(system, template)
+    lock(db, f"prompt:{name}")  # two servers saving a new version of one prompt: one after the other
     row = db.execute(
         "select id from prompts where name = ? and content_hash = ?", [name, digest]
     ).fetchone()
@@ -709,13 +719,18 @@ SAVE_RESPONSE_CONFLICT = (
 
 
 def insert_rows(db: Database, table: str, columns: tuple[str, ...], rows: list[list], on_conflict: str = "") -> None:
-    """Many rows at once, inside the caller's transaction: on SQLite one prepared insert
-    run per row; on PostgreSQL one COPY and one insert (see core/postgres.py)."""
-    if is_postgres(db):
+    """Many rows at once, inside the caller's transaction: one prepared insert run per row
+    (SQLite; a few rows on PostgreSQL), or on PostgreSQL, from a few dozen rows on, one
+    COPY and one insert, several times faster there (core/postgres.py; bench/bench_store.py)."""
+    if is_postgres(db) and len(rows) >= COPY_FROM_ROWS:
         db.copy_insert(table, columns, rows, on_conflict)
-    else:
+    elif rows:
         db.conn.executemany(f"insert into {table} ({', '.join(columns)}) "
                             f"values ({', '.join('?' * len(columns))}) {on_conflict}", rows)
+
+
+# Below this, COPY's extra statements cost more than they save (copy18's measurements).
+COPY_FROM_ROWS = 50
 
 
 def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set[tuple[int, int, str, float, int]]:

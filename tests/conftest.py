@@ -23,6 +23,8 @@ llm.get()
 def spread_home(tmp_path, monkeypatch, request):
     # SPREAD_TEST_ENGINE=postgresql runs the tests that use $SPREAD_DB on PostgreSQL.
     if os.environ.get("SPREAD_TEST_ENGINE") == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("about the SQLite file itself")
         monkeypatch.setenv("SPREAD_DB", request.getfixturevalue("pg_url"))
     else:
         monkeypatch.setenv("SPREAD_DB", str(tmp_path / "spread.db"))

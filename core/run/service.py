@@ -8,9 +8,9 @@ if that server dies, finished by another once its lease expires (core/run/lease.
 On SQLite the app samples its own runs as before; `spread worker` still claims queued
 runs and expired leases there.
 
-A small run is sampled on the worker's event loop; a large one (detached.MIN_CALLS
-calls or more) in a process of its own (core/run/detached.py) that dies with the
-worker, as a run sampled inside it would.
+A small run is sampled on the worker's event loop; one the app would sample in a process
+of its own (runner.needs_own_process: a large run, or one beside the embedded model) in
+a process (core/run/detached.py) that dies with the worker, as a run sampled inside it would.
 """
 
 from __future__ import annotations
@@ -86,10 +86,13 @@ async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -
     """Sample one claimed run; a failure is reported, and the worker goes on."""
     failure = None
     try:
+        from core.run import runner
+        from core.run.plan import RunSpec
+
         with store.connect(db_path) as db:
             run = store.get_run(db, run_id)
         missing = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0)
-        if missing >= detached.MIN_CALLS:
+        if runner.needs_own_process(RunSpec.from_dict(run["spec"]), missing):
             # Popen on this (the loop's) thread: the process dies with the thread that made it.
             process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
             try:
@@ -99,8 +102,6 @@ async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -
                 await asyncio.to_thread(process.wait)
                 raise
         else:
-            from core.run import runner
-
             await runner.execute_and_score(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner,
                                            on_stop="queued")
     except Exception as error:
