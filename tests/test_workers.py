@@ -235,3 +235,42 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back_for_another(stub):
     assert asked - kept <= 8  # what it received was written; only the calls in flight are asked again
     assert spread("worker", "--once").returncode == 0
     assert status(run_id) == "done" and cells(run_id) == (300, 300) and stub.count() == 300 + asked - kept
+
+
+SERVER = """
+import sys, time
+from core.run import plan, runner, service
+if sys.argv[1:2] == ["start"]:  # this server starts the run from its Playground
+    spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[0.5, 1.0], n=1000,
+                        api_base=sys.argv[2], concurrency=64, max_calls=5000)
+    print(runner.start(spec), flush=True)
+service.for_this_server()  # what app.py does in every server process
+time.sleep(600)
+"""
+
+
+def app_server(*args):
+    """An app server's process as far as runs go: runner.start and the server's worker."""
+    return subprocess.Popen([sys.executable, "-c", SERVER, *args], cwd=ROOT, env=dict(os.environ, SPREAD_LEASE_S="3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.postgres
+def test_sigkill_one_of_two_app_servers_mid_run_and_the_other_finishes_it(stub, pg_url, monkeypatch):
+    monkeypatch.setenv("SPREAD_DB", pg_url)
+    stub.latency_s = 0.2
+    first = app_server("start", stub.base_url)
+    run_id = int(first.stdout.readline())
+    wait_for_answers(run_id, 300)  # the first server's worker claimed it (the second is not up yet)
+    second = app_server()
+    try:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        deadline = time.time() + 300
+        while status(run_id) != "done" and time.time() < deadline:
+            time.sleep(0.2)
+        assert status(run_id) == "done" and cells(run_id) == (2000, 2000)  # no gap, no duplicate
+        assert stub.count() - 2000 <= 2 * 64  # at most what was in flight, asked again
+    finally:
+        second.kill()
+        second.wait()
