@@ -595,11 +595,6 @@ def set_run_status(db: Database, run_id: int, status: str) -> None:
         db["runs"].update(run_id, fields)
 
 
-def heartbeat(db: Database, run_id: int) -> None:
-    with write(db):
-        db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
-
-
 def _with_effective_status(run: dict) -> dict:
     """A run marked running whose worker died or went quiet was interrupted (killed,
     server restart): its worker's process is gone from this host, or it stopped writing."""

@@ -8,8 +8,8 @@ store: answers, progress, heartbeat, and the cancel flag (`spread cancel` works 
 
     python -m core.run.detached --db PATH RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
 
-A worker (core/run/service.py) starts it for a large run it claimed, with the lease's
-owner and its own pid: this process then dies with the worker, as a run sampled inside
+A worker (core/run/service.py) starts it for a run it claimed that needs a process of
+its own, with the lease's owner and its own pid: this process then dies with the worker, as a run sampled inside
 the worker would, and the run's lease expires for another worker to take it over.
 """
 

@@ -57,9 +57,9 @@ async def execute(
     The run's lease (core/run/lease.py) is taken first, for `owner` (a worker that claimed
     the run) or a new owner, and renewed at every heartbeat; a run another live worker
     holds is refused. `on_stop`: the status left when this process stops mid-run (a
-    worker's is `queued`: it hands the run back for another worker). `pool`: sampler processes (from `prepare_own_process`) for every
-    call but the embedded model's; without it, every sample is taken in this process.
-    The pool is closed here."""
+    worker's is `queued`: it hands the run back for another worker). `pool`: sampler
+    processes (from `prepare_own_process`) for every call but the embedded model's;
+    without it, every sample is taken in this process. The pool is closed here."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)

@@ -22,7 +22,8 @@ import threading
 from typing import Callable
 
 from core import config, store
-from core.run import detached, lease
+from core.run import detached, lease, runner
+from core.run.plan import RunSpec
 
 # Runs one worker samples at once (each within its own concurrency limits), and how often
 # an idle worker looks for work.
@@ -35,8 +36,6 @@ async def serve(*, db_path=None, once: bool = False, poll_s: float = POLL_S,
                 on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
     """Claim and sample runs until cancelled; with `once`, until nothing is left to claim and
     every claimed run has ended. Returns how many runs were claimed."""
-    from core.run import runner  # noqa: F401 (imported now, not between a claim and its first heartbeat)
-
     sampling: set[asyncio.Task] = set()
     try:
         return await _serve(sampling, db_path, once, poll_s, on_claim, on_end)
@@ -86,9 +85,6 @@ async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -
     """Sample one claimed run; a failure is reported, and the worker goes on."""
     failure = None
     try:
-        from core.run import runner
-        from core.run.plan import RunSpec
-
         with store.connect(db_path) as db:
             run = store.get_run(db, run_id)
         missing = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0)
@@ -123,8 +119,6 @@ def for_this_server(db_path=None) -> bool:
         if target not in _serving:
             _serving[target] = config.is_url(target)  # PostgreSQL: see lease.carried_by_workers
             if _serving[target]:
-                from core.run import runner  # only here: the engine's imports stay off a SQLite app's start
-
                 runner.spawn(_keep_serving(target))
         return _serving[target]
 
