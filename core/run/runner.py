@@ -24,9 +24,9 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, direct, endpoints, limits, llm, local_llm, plan, workers
+from core.run import detached, direct, endpoints, limits, llm, local_llm, models, plan, workers
 from core.run.plan import RunSpec
-from core.run.sampler import Job
+from core.run.sampler import Job, Sampler
 from core.run.writer import Writer
 
 HEARTBEAT_S = 2.0
@@ -81,10 +81,12 @@ async def execute(
         await llm.warm()
     for model in {call.model for call in calls.values() if local_llm.is_local(call.model)} if todo else ():
         await asyncio.to_thread(local_llm.server, model)
-    here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
+    here = Sampler(spec, secrets, cancel, pace=gate.pace)  # samples in this event loop (the gate paces retries)
     if pool is not None:
         await pool.open()
     direct.load()  # aiohttp's import, off the clock
+    if todo:
+        await asyncio.to_thread(models.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
