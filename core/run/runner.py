@@ -194,7 +194,8 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
         llm.get()
         asyncio.run(llm.warm())
     llm.freeze_heap()
-    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done and workers.remote(spec, cell[2])]
+    remote_models = {m for m in spec.models if workers.remote(spec, m)}  # once per model: it resolves the endpoint
+    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell[2] in remote_models and cell not in done]
     routes = {m: llm.route_of(m, spec.call_for(m).api_base) for m in spec.models}
     direct_calls = sum(routes[m] == "direct" for m in remote)
     count = workers.processes_for(spec, len(remote) - direct_calls, direct_calls)
