@@ -275,3 +275,11 @@ def test_litellm_is_configured_lean():
     llm.get()
     for name in llm.LEAN_PATCHED:  # a litellm upgrade that renames these fails here, not silently
         assert getattr(Logging, name).__module__ == "core.run.llm", name
+
+
+def test_a_process_that_exists_for_a_run_runs_it_on_uvloop():
+    async def loop_module():
+        return type(asyncio.get_running_loop()).__module__
+
+    assert runner.run_own_process(loop_module()).startswith("uvloop")  # the CLI's and a detached run's loop
+    assert asyncio.run(loop_module()).startswith("asyncio")  # the app's stays asyncio's

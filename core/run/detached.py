@@ -12,7 +12,6 @@ store: answers, progress, heartbeat, and the cancel flag (`spread cancel` works 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     os.nice(NICENESS)
     pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
     try:
-        asyncio.run(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool))
+        runner.run_own_process(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool))
     finally:
         if pool is not None:
             pool.join()
