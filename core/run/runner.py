@@ -207,7 +207,7 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
 def run_own_process(coroutine):
     """`asyncio.run` for a process that exists for one run (the CLI, a detached run), on
     uvloop's event loop: it costs less CPU per call than asyncio's own (10,000 streamed
-    direct calls at 500 in flight: 3.4 against 3.7 CPU s for the whole command), and on
+    direct calls at 500 in flight: 3.3 against 3.6 CPU s for the whole command), and on
     cores shared with the provider's server, CPU decides the fan-out's wall. The app's
     background loop stays asyncio's."""
     import uvloop
