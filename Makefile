@@ -6,17 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
+# The store's heaviest users, run a second time with $$SPREAD_DB on the test PostgreSQL.
+POSTGRES_PASS := tests/test_store.py tests/test_review.py tests/test_golden.py tests/test_decisions.py \
+  tests/test_regress.py tests/test_runner.py tests/test_endpoints.py tests/test_cli.py tests/test_variants.py
 
-.PHONY: run test bench install install-test browser clean
+.PHONY: run test bench install install-test browser postgres clean
 
 run: install
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-test: install-test browser
+test: install-test browser postgres
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	SPREAD_TEST_ENGINE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser and not local_model" \
+	  $(POSTGRES_PASS)
 
 # Every benchmark, one JSON line per measurement, saved in bench/results/ (under 10 minutes).
-bench: install-test browser
+bench: install-test browser postgres
 	$(BIN)/python bench/run_all.py
 
 $(BIN)/python:
@@ -35,6 +40,12 @@ install-test: $(BIN)/python
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libgomp1 >/dev/null; }
+
+# Debian's PostgreSQL for the store tests: the test set-up starts its own server on a
+# loopback port in a temporary folder (tests/pg_server.py); the app never needs it.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 clean:
 	rm -rf $(VENV)

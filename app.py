@@ -21,20 +21,9 @@ def reviewer_sidebar() -> None:
         st.caption(f"Signed in as **{display.inert(st.session_state['who'])}**")
         st.button("Log out", on_click=st.logout)
     else:
-        st.text_input("Reviewer", key="reviewer", placeholder="your name",
+        st.text_input("Reviewer", key="reviewer", persist_state="session", placeholder="your name",
                       help="Recorded with the runs you start and the labels you give.")
         st.session_state["who"] = " ".join(st.session_state.get("reviewer", "").split())
-
-
-def keep_page_state() -> None:
-    """Streamlit drops the value of every widget the shown page does not draw. Setting a
-    key to its own value makes it the app's state instead, so the plan and each page's
-    selections (core/run/drafts.py names them) outlive a visit to another page, and a
-    page drawn again shows them."""
-    state = st.session_state
-    for key in list(state.keys()):
-        if drafts.is_kept(key):
-            state[key] = state[key]
 
 
 def main() -> None:
@@ -62,9 +51,8 @@ def main() -> None:
     if not st.session_state.get("draft_loaded"):
         st.session_state.update(drafts.load(owner) or {}, draft_loaded=True)
     st.session_state["draft_owner"] = owner
-    keep_page_state()
     with st.sidebar:
-        st.caption(f"Database: `{config.db_path()}`")
+        st.caption(f"Database: `{config.described(config.db_path())}`")
         reviewer_sidebar()
     navigation.run()
 

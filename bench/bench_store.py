@@ -1,6 +1,6 @@
 """Store writes per second (a measurement, not a test).
 
-    .venv/bin/python bench/bench_store.py [--rows 5000] [--repeat 3]
+    .venv/bin/python bench/bench_store.py [--rows 5000] [--repeat 3] [--postgres]
 
 - one_per_transaction: what the engine did before core/run/writer.py, one connection
   and one transaction per answer;
@@ -8,7 +8,9 @@
 - writer_paced: the writer fed at 500 answers/s, as a fast run delivers them: the
   transactions it needs and the longest an answer waited in memory before its commit
   (what a SIGKILL could lose).
-One JSON line per measurement (median of the repetitions).
+One JSON line per measurement (median of the repetitions). With --postgres, the same
+cases against a temporary PostgreSQL server on a loopback port (as the tests start one),
+each repetition in a fresh database.
 """
 
 import argparse
@@ -21,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from measure import Results  # noqa: E402
 
@@ -75,21 +78,32 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--results", help="append to this file")
+    parser.add_argument("--postgres", action="store_true", help="measure on PostgreSQL instead of a SQLite file")
     args = parser.parse_args()
     results = Results("store", Path(args.results) if args.results else None)
+    server = None
+    if args.postgres:
+        from pg_server import PostgresServer
+
+        server = PostgresServer().init()
     cases = {
         "one_per_transaction": lambda db: one_per_transaction(db, min(args.rows, 2000)),
         "writer_burst": lambda db: writer(db, args.rows, None),
         "writer_paced_500_per_s": lambda db: writer(db, min(args.rows, 2000), 500.0),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, case in cases.items():
-            runs = [case(f"{tmp}/{name}{k}.db") for k in range(args.repeat)]
-            out = {"kind": "median", "case": name, "runs": len(runs)}
-            for key in runs[0]:
-                out[key] = round(statistics.median(r[key] for r in runs), 2)
-            out["rows_per_s_all"] = [round(r["rows_per_s"]) for r in runs]
-            results.add(out)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, case in cases.items():
+                runs = [case(server.new_database() if server else f"{tmp}/{name}{k}.db") for k in range(args.repeat)]
+                out = {"kind": "median", "case": name, "engine": "postgresql" if server else "sqlite",
+                       "runs": len(runs)}
+                for key in runs[0]:
+                    out[key] = round(statistics.median(r[key] for r in runs), 2)
+                out["rows_per_s_all"] = [round(r["rows_per_s"]) for r in runs]
+                results.add(out)
+    finally:
+        if server:
+            server.close()
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def main() -> None:
         ("spread_analysis", [str(BENCH / "bench_spread.py"), "--repeat", repeat]),
         ("startup", [str(BENCH / "bench_startup.py"), "--repeat", repeat]),
         ("local_model", [str(BENCH / "bench_local_model.py"), "--repeat", repeat]),
+        ("local_load", [str(BENCH / "bench_local_load.py"), "--repeat", repeat]),
     ]:
         results.add({"kind": "median", "case": name, **json.loads(run(argv))})
     results.add({"kind": "total", "case": "run_all", "seconds": round(time.perf_counter() - start, 1)})

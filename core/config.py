@@ -1,6 +1,7 @@
 """Where Spread keeps things, read from the environment with sensible defaults.
 
-SPREAD_DB        the SQLite file (default: data/spread.db in the project folder)
+SPREAD_DB        the SQLite file (default: data/spread.db in the project folder), or a
+                 team's PostgreSQL as postgresql://USER@HOST:PORT/DB
 SPREAD_SETTINGS  a TOML file with price overrides (default: data/settings.toml)
 SPREAD_SECRETS   a TOML file with provider keys (default: .streamlit/secrets.toml)
 """
@@ -8,6 +9,7 @@ SPREAD_SECRETS   a TOML file with provider keys (default: .streamlit/secrets.tom
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -52,8 +54,43 @@ def read_yaml(path: str | Path, field: str | None = None):
         raise SpreadError(f"{path} is not valid YAML: {' '.join(str(e).split())}", field) from None
 
 
-def db_path() -> Path:
-    return Path(os.environ.get("SPREAD_DB") or PROJECT_ROOT / "data" / "spread.db")
+def db_path() -> Path | str:
+    """The SQLite file (a Path) or, for a team's shared store, a `postgresql://` URL (a str:
+    a URL is never taken as a file path)."""
+    value = os.environ.get("SPREAD_DB")
+    if is_url(value):
+        return value
+    return Path(value or PROJECT_ROOT / "data" / "spread.db")
+
+
+def is_url(target) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def db_exists(target) -> bool:
+    """Whether the store is there to read (a URL's database is a server's: assumed so)."""
+    return is_url(target) or Path(target).exists()
+
+
+def absolute(target) -> str:
+    """The store as another process (a worker) must name it."""
+    return target if is_url(target) else str(Path(target).resolve())
+
+
+def described(target) -> str:
+    """A database as a page names it: a URL as its database and server, never its user or
+    password (and never as a link)."""
+    if not is_url(target):
+        return str(target)
+    from urllib.parse import urlsplit
+
+    url = urlsplit(target)
+    return f"PostgreSQL database {url.path.lstrip('/') or '(default)'} on {url.hostname}:{url.port or 5432}"
+
+
+def shown(target) -> str:
+    """A database as it may be shown: a URL without its password."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(target))
 
 
 def settings_path() -> Path:

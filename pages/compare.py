@@ -23,15 +23,17 @@ names = {r["id"]: f"{r['id']} · {r['name']} (v{r['prompt_version']})" for r in 
 def side(column, label: str, default_variant: int):
     with column:
         st.subheader(label)
-        run_id = st.selectbox("Run", list(names), format_func=names.get, key=f"run_{label}")
+        run_id = st.selectbox("Run", list(names), format_func=names.get, key=f"run_{label}", persist_state="session")
         run = next(r for r in runs if r["id"] == run_id)
         wordings = list(range(len(run["variants"])))
-        variants = st.multiselect("Wordings (none = all)", wordings, key=f"variants_{label}_{run_id}",
+        variants = st.multiselect("Wordings (none = all)", wordings,
+                                  key=f"variants_{label}_{run_id}", persist_state="session",
                                   default=[min(default_variant, len(wordings) - 1)] if len(wordings) > 1 else [],
                                   format_func=lambda v: run["variants"][v])
         cells = [(m, t) for m in run["models"] for t in run["temperatures"]]
         several = len(wordings) > 1
-        chosen = st.multiselect("Models × temperatures (none = all)", cells, key=f"cells_{label}_{run_id}",
+        chosen = st.multiselect("Models × temperatures (none = all)", cells,
+                                key=f"cells_{label}_{run_id}", persist_state="session",
                                 default=[] if several else (cells[:1] if label == "A" else cells[1:2] or cells[:1]),
                                 format_func=lambda c: f"{c[0]} @ T={c[1]:g}")
         return run_id, chosen, variants
@@ -41,8 +43,10 @@ a_col, b_col = st.columns(2)
 side_a = side(a_col, "A", 0)
 side_b = side(b_col, "B", 1)
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
-method = st.radio("Group answers by", methods, format_func=embed.METHODS.get, horizontal=True, key="cmp_method")
-threshold = st.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="cmp_threshold")
+method = st.radio("Group answers by", methods, format_func=embed.METHODS.get, horizontal=True,
+                  key="cmp_method", persist_state="session")
+threshold = st.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01,
+                      key="cmp_threshold", persist_state="session")
 
 result = spread.compare_runs(side_a, side_b, method=method, threshold=threshold)
 if not result["n_a"] or not result["n_b"]:

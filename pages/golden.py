@@ -27,7 +27,7 @@ if not sets:
     st.stop()
 
 labels = {s["name"]: f"{s['name']} · v{s['version']} · {s['items']} items" for s in sets}
-name = st.selectbox("Golden set", list(labels), format_func=labels.get, key="golden_set")
+name = st.selectbox("Golden set", list(labels), format_func=labels.get, key="golden_set", persist_state="session")
 current = next(s for s in sets if s["name"] == name)
 st.caption(f"Version {current['version']} · created by {display.inert(current['created_by']) or 'unknown'} · "
            f"{display.inert(current['description'])}")
@@ -52,11 +52,12 @@ with st.expander("Contradictions: a text both accepted and rejected"):
             st.success(f"{len(result['items'])} item(s) fixed: version {result['version']}")
 
 left, right = st.columns([3, 1])
-search = left.text_input("Filter by text", key="golden_search", placeholder="words in the prompt or reference")
-show_removed = right.toggle("Show removed items", key="golden_removed")
+search = left.text_input("Filter by text", key="golden_search", persist_state="session",
+                         placeholder="words in the prompt or reference")
+show_removed = right.toggle("Show removed items", key="golden_removed", persist_state="session")
 items = golden.items(name, include_removed=show_removed)
 all_tags = sorted({t for item in items for t in item["tags"]})
-tag_filter = st.multiselect("Tags", all_tags, key="golden_tags")
+tag_filter = st.multiselect("Tags", all_tags, key="golden_tags", persist_state="session")
 shown = [i for i in items
          if (not search or search.lower() in f"{i['prompt']} {i['reference'] or ''}".lower())
          and (not tag_filter or set(tag_filter) & set(i["tags"]))]

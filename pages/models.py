@@ -128,7 +128,7 @@ st.subheader("Add or edit an endpoint")
 names = [r["name"] for r in rows]
 if state.get("ep_pick") not in [NEW, *names]:
     state["ep_pick"] = NEW
-st.selectbox("Endpoint", [NEW, *names], key="ep_pick", on_change=load_form)
+st.selectbox("Endpoint", [NEW, *names], key="ep_pick", persist_state="session", on_change=load_form)
 left, right = st.columns(2)
 left.text_input("Name", key="ep_name", placeholder="team-llama",
                 help="The label shown in every view and used by runs (spread run --model NAME).")

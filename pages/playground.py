@@ -139,7 +139,7 @@ if not state.get("variants"):
     add_variant()
 
 st.subheader("Prompt")
-st.text_area("System message", key="system", height=68,
+st.text_area("System message", key="system", persist_state="session", height=68,
              placeholder="(optional) instructions sent before the prompt; may use {{variables}} too")
 keys = state["variants"]
 for row_start in range(0, len(keys), 3):
@@ -150,24 +150,28 @@ for row_start in range(0, len(keys), 3):
             label = plan.variant_label(position, state.get(f"variant_name_{key}", ""))
             state.setdefault(f"kind_{key}", "text")
             st.radio(f"Variant {label}" if len(keys) > 1 else "Prompt", ["text", "conversation"], horizontal=True,
-                     key=f"kind_{key}", on_change=to_conversation, args=(key,),
+                     key=f"kind_{key}", persist_state="session", on_change=to_conversation, args=(key,),
                      help="One prompt text, or a conversation: system, few-shot user/assistant turns, "
                           "tool results, and history turns that place an input's conversation.")
             if state.get(f"kind_{key}") == "conversation":
                 conversation_editor(key)
             else:
-                st.text_area(f"Variant {label}" if len(keys) > 1 else "Prompt", key=f"prompt_{key}", height=140,
+                st.text_area(f"Variant {label}" if len(keys) > 1 else "Prompt",
+                             key=f"prompt_{key}", persist_state="session", height=140,
                              placeholder="(empty) write the prompt here, e.g. What is the capital of {{country}}?",
                              help="{{name}} is filled from each input's column of that name.",
                              label_visibility="collapsed")
             with st.expander("Tools and response format"):
-                st.text_area("Tools (OpenAI tools list, JSON or YAML)", key=f"tools_{key}", height=100,
+                st.text_area("Tools (OpenAI tools list, JSON or YAML)",
+                             key=f"tools_{key}", persist_state="session", height=100,
                              help="The model may call these; calls are stored and compared, never executed.")
-                st.text_input("Tool choice", key=f"tool_choice_{key}", placeholder="auto, none, required or a name")
-                st.text_area("Response format", key=f"response_format_{key}", height=68,
+                st.text_input("Tool choice", key=f"tool_choice_{key}", persist_state="session",
+                              placeholder="auto, none, required or a name")
+                st.text_area("Response format", key=f"response_format_{key}", persist_state="session", height=68,
                              placeholder="json, or a JSON Schema", help="Ask for JSON, or JSON valid against a schema.")
             left, middle, right = st.columns([3, 1, 1])
-            left.text_input("Name", key=f"variant_name_{key}", placeholder=label, label_visibility="collapsed",
+            left.text_input("Name", key=f"variant_name_{key}", persist_state="session", placeholder=label,
+                            label_visibility="collapsed",
                             help="A short name for this wording; prompts are versioned per name.")
             middle.button(":material/content_copy:", key=f"duplicate_{key}", help="Duplicate this wording",
                           on_click=lambda k=key: add_variant(state[f"prompt_{k}"], ""))
@@ -192,8 +196,9 @@ with st.expander("Generate rewordings with a model"):
                "as more variants. The embedded models are tiny: they rewrite poorly — pick a "
                "capable model for this.")
     left, middle, right = st.columns([3, 1, 1])
-    rewriter = left.selectbox("Model", model_choices, key="reword_model", accept_new_options=True)
-    k = middle.number_input("K", 1, rewording.MAX_REWORDINGS, key="reword_k")
+    rewriter = left.selectbox("Model", model_choices, key="reword_model", persist_state="session",
+                              accept_new_options=True)
+    k = middle.number_input("K", 1, rewording.MAX_REWORDINGS, key="reword_k", persist_state="session")
     if right.button("Generate", key="reword"):
         try:
             first_text = state.get(f"prompt_{keys[0]}", "")
@@ -229,7 +234,7 @@ st.subheader("Inputs")
 needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system", "")]
                             for name in templates.variables(text)))
 source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run"],
-                  key="inputs_source", horizontal=True,
+                  key="inputs_source", persist_state="session", horizontal=True,
                   help="Each input fills the {{variables}}; columns no variable uses are kept for checks "
                        "(an expected answer, for example).")
 input_rows: list[dict] = []
@@ -245,12 +250,13 @@ try:
                                 num_rows="dynamic", key=editor, width="stretch")
         state["typed_rows"] = edited.fillna("").to_dict("records")
         input_rows = inputs.from_table(state["typed_rows"])
-        st.text_input("More columns (comma-separated)", key="input_columns_text",
+        st.text_input("More columns (comma-separated)", key="input_columns_text", persist_state="session",
                       on_change=lambda: state.update(input_columns=[c.strip() for c in
                                                                     state["input_columns_text"].split(",")]),
                       placeholder="expected", help="For example an expected answer for checks.")
     elif source == "pasted text":
-        pasted = st.text_area("CSV with a header row, or JSON Lines", key="inputs_pasted", height=120,
+        pasted = st.text_area("CSV with a header row, or JSON Lines",
+                              key="inputs_pasted", persist_state="session", height=120,
                               placeholder="(empty) e.g.\ncountry,expected\nFrance,Paris\nPeru,Lima")
         input_rows = inputs.parse_pasted(pasted)
     elif source == "a file":
@@ -264,7 +270,7 @@ try:
         input_rows = state.get("file_rows") or []
     elif source == "a golden set":
         sets = [s["name"] for s in golden.list_sets()]
-        chosen_set = st.selectbox("Golden set", sets, key="inputs_golden") if sets else None
+        chosen_set = st.selectbox("Golden set", sets, key="inputs_golden", persist_state="session") if sets else None
         if chosen_set:
             input_rows = inputs.from_golden_set(chosen_set)
         else:
@@ -272,7 +278,7 @@ try:
     elif source == "an earlier run":
         with store.connect() as db:
             past = store.list_runs(db)
-        chosen_run = st.selectbox("Run", [r["id"] for r in past], key="inputs_run",
+        chosen_run = st.selectbox("Run", [r["id"] for r in past], key="inputs_run", persist_state="session",
                                   format_func=lambda i: f"{i} · {next(r['name'] for r in past if r['id'] == i)}")
         if chosen_run:
             input_rows = inputs.from_run(chosen_run)
@@ -291,7 +297,7 @@ st.subheader("Models and sampling")
 left, right = st.columns([3, 2])
 with left:
     chosen = st.multiselect(
-        "Models", list(dict.fromkeys(model_choices + state["models"])), key="models",
+        "Models", list(dict.fromkeys(model_choices + state["models"])), key="models", persist_state="session",
         accept_new_options=True,
         help="Endpoints from the Models page first (each with its own server, key, prices and limits), then "
              "examples. Any litellm model id can be typed, e.g. openai/gpt-4o-mini, anthropic/..., "
@@ -300,36 +306,39 @@ with left:
     for model in filter(local_llm.is_local, chosen):
         st.caption(local_llm.embedded(model).description)
     errors["models"] = st.empty()
-    api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base",
+    api_base = st.text_input("API base (OpenAI-compatible server)", key="api_base", persist_state="session",
                              placeholder="http://localhost:8000/v1",
                              help="Used for every model typed as a litellm id, not for the embedded model nor for "
                                   "endpoints of the Models page (each has its own).")
     errors["api_base"] = st.empty()
 with right:
-    temperatures_text = st.text_input("Temperatures", key="temperatures",
+    temperatures_text = st.text_input("Temperatures", key="temperatures", persist_state="session",
                                       help="Comma-separated, each in 0..2.")
     errors["temperatures"] = st.empty()
     n_col, tokens_col, seed_col = st.columns(3)
-    n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, key="n")
-    max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000, key="max_tokens")
-    seed_text = seed_col.text_input("Seed", key="seed", placeholder="random",
+    n = n_col.number_input("Samples (N)", min_value=1, max_value=plan.MAX_N, key="n", persist_state="session")
+    max_tokens = tokens_col.number_input("Max tokens", min_value=1, max_value=200_000,
+                                         key="max_tokens", persist_state="session")
+    seed_text = seed_col.text_input("Seed", key="seed", persist_state="session", placeholder="random",
                                     help="Sample i uses seed + i: the run can be repeated exactly.")
     errors["n"], errors["seed"] = st.empty(), st.empty()
     concurrency_col, cap_col = st.columns(2)
-    concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency",
+    concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",
                                                help="At most this many calls at once, over all models.")
     max_calls = cap_col.number_input("Allow up to (calls)", 1, plan.HARD_MAX_CALLS,
-                                     key="max_calls", help="A plan above this is refused: raise it knowingly.")
+                                     key="max_calls", persist_state="session",
+                                     help="A plan above this is refused: raise it knowingly.")
     errors["max_calls"] = st.empty()
-name = st.text_input("Run name", key="name", help="Names the run and its prompt versions.")
+name = st.text_input("Run name", key="name", persist_state="session", help="Names the run and its prompt versions.")
 with st.expander("Checks on every answer, and what counts as its meaning (optional)"):
-    st.text_area("One per line: TYPE[:VALUE]", key="checks_text", height=90,
+    st.text_area("One per line: TYPE[:VALUE]", key="checks_text", persist_state="session", height=90,
                  placeholder="similar:{{expected}}\nmax-length:200\nnot-icontains:as an AI",
                  help="Types: " + ", ".join(checks.TYPES) + ". Values may use the input's {{variables}}.")
-    st.text_input("Judge model for llm-rubric checks", key="judge_model", placeholder="e.g. openai/gpt-4o-mini",
+    st.text_input("Judge model for llm-rubric checks",
+                  key="judge_model", persist_state="session", placeholder="e.g. openai/gpt-4o-mini",
                   help="A judge is off unless you name one; its calls and cost are counted.")
     errors["checks"] = st.empty()
-    st.text_input("Judge an answer's meaning by", key="extract",
+    st.text_input("Judge an answer's meaning by", key="extract", persist_state="session",
                   help="whole, first-sentence, final-answer (after a last 'Answer:' or the last number), "
                        "json:FIELD, regex:PATTERN — for long answers, compare the part that matters.")
     errors["extract"] = st.empty()

@@ -23,31 +23,38 @@ sets = golden.list_sets()
 if not sets:
     st.info("No golden sets yet. Build one from reviewed answers (Review page) or import one (Golden sets page).")
     st.stop()
-set_name = st.selectbox("Golden set", [s["name"] for s in sets], key="regress_set",
+set_name = st.selectbox("Golden set", [s["name"] for s in sets], key="regress_set", persist_state="session",
                         format_func=lambda n: f"{n} · {next(s['items'] for s in sets if s['name'] == n)} items")
 past = regress.history(set_name)
 
 with st.form("regress"):
     left, middle, right = st.columns(3)
-    model = left.text_input("Candidate model", local_llm.DEFAULT_MODEL, key="regress_model",
+    model = left.text_input("Candidate model", local_llm.DEFAULT_MODEL, key="regress_model", persist_state="session",
                             help="An endpoint of the Models page, or any litellm model id, e.g. "
                                  "openai/gpt-4o-mini, or openai/<name> with an API base.")
-    api_base = left.text_input("API base", key="regress_api_base", placeholder="for an OpenAI-compatible server")
-    version = middle.number_input("Prompt version (0 = as recorded)", 0, 10_000, 0, key="regress_version",
+    api_base = left.text_input("API base", key="regress_api_base", persist_state="session",
+                               placeholder="for an OpenAI-compatible server")
+    version = middle.number_input("Prompt version (0 = as recorded)", 0, 10_000, 0,
+                                  key="regress_version", persist_state="session",
                                   help="Re-render each item from this version of the prompt it came from.")
-    temperature = middle.number_input("Temperature", 0.0, 2.0, 0.7, 0.1, key="regress_temperature")
-    k = middle.number_input("Samples per item (K)", 1, 200, 5, key="regress_k")
-    baseline = right.selectbox("Baseline", [None] + [row["id"] for row in reversed(past)], key="regress_baseline",
+    temperature = middle.number_input("Temperature", 0.0, 2.0, 0.7, 0.1,
+                                      key="regress_temperature", persist_state="session")
+    k = middle.number_input("Samples per item (K)", 1, 200, 5, key="regress_k", persist_state="session")
+    baseline = right.selectbox("Baseline", [None] + [row["id"] for row in reversed(past)],
+                               key="regress_baseline", persist_state="session",
                                format_func=lambda i: "none" if i is None else
                                next(f"regress {r['id']} · {r['model']} · {r['pass_rate']:.0%} · {r['created_at'][:16]}"
                                     for r in past if r["id"] == i))
-    min_pass = right.number_input("Minimum pass rate (0 = no gate)", 0.0, 1.0, 0.0, 0.05, key="regress_min",
+    min_pass = right.number_input("Minimum pass rate (0 = no gate)", 0.0, 1.0, 0.0, 0.05,
+                                  key="regress_min", persist_state="session",
                                   help="Fails when the pass rate's whole interval is below it; cannot tell "
                                        "(inconclusive) when only the estimate is.")
-    max_drop = right.number_input("Maximum drop vs baseline", 0.0, 1.0, 0.0, 0.05, key="regress_drop",
+    max_drop = right.number_input("Maximum drop vs baseline", 0.0, 1.0, 0.0, 0.05,
+                                  key="regress_drop", persist_state="session",
                                   help="Fails when the drop is larger and significant; cannot tell (inconclusive) "
                                        "when it is larger but sampling noise could explain it.")
-    alpha = right.number_input("Significance (alpha)", 0.001, 0.5, 0.05, 0.01, key="regress_alpha")
+    alpha = right.number_input("Significance (alpha)", 0.001, 0.5, 0.05, 0.01,
+                               key="regress_alpha", persist_state="session")
     if local_llm.is_local(model):
         st.caption(local_llm.embedded(model).description)
     submitted = st.form_submit_button("Run the regression", type="primary")

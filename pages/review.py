@@ -59,24 +59,30 @@ names = {r["id"]: f"{r['id']} · {r['name']}" for r in runs}
 
 with st.expander("What to review", expanded=True):
     left, right = st.columns(2)
-    run_ids = left.multiselect("Runs", list(names), default=[runs[0]["id"]], format_func=names.get, key="review_runs")
+    run_ids = left.multiselect("Runs", list(names), default=[runs[0]["id"]], format_func=names.get,
+                               key="review_runs", persist_state="session")
     chosen = [r for r in runs if r["id"] in run_ids]
     all_models = sorted({m for r in chosen for m in r["models"]})
     all_temperatures = sorted({t for r in chosen for t in r["temperatures"]})
-    models = right.multiselect("Models (none = all)", all_models, key="review_models")
-    temperatures = right.multiselect("Temperatures (none = all)", all_temperatures, key="review_temperatures")
+    models = right.multiselect("Models (none = all)", all_models, key="review_models", persist_state="session")
+    temperatures = right.multiselect("Temperatures (none = all)", all_temperatures,
+                                     key="review_temperatures", persist_state="session")
     most_variants = max((len(r["variants"]) for r in chosen), default=1)
     most_inputs = max((r["n_inputs"] for r in chosen), default=1)
-    variants = left.multiselect("Wordings (none = all)", list(range(most_variants)), key="review_variants",
+    variants = left.multiselect("Wordings (none = all)", list(range(most_variants)),
+                                key="review_variants", persist_state="session",
                                 format_func=plan.variant_label) if most_variants > 1 else []
-    inputs_chosen = left.multiselect("Inputs (none = all)", list(range(most_inputs)), key="review_inputs",
+    inputs_chosen = left.multiselect("Inputs (none = all)", list(range(most_inputs)),
+                                     key="review_inputs", persist_state="session",
                                      format_func=lambda i: f"#{i + 1}") if most_inputs > 1 else []  # several runs
     a, b, c, d = st.columns(4)
-    unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled")
-    disagreements_only = b.toggle("Disagreements only", key="review_disagreements")
+    unlabelled_only = a.toggle("Unlabelled by me only", key="review_unlabelled", persist_state="session")
+    disagreements_only = b.toggle("Disagreements only", key="review_disagreements", persist_state="session")
     methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
-    method = c.selectbox("Group by", methods, format_func=embed.METHODS.get, key="review_method")
-    threshold = d.slider("Similarity", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="review_threshold")
+    method = c.selectbox("Group by", methods, format_func=embed.METHODS.get,
+                         key="review_method", persist_state="session")
+    threshold = d.slider("Similarity", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01,
+                         key="review_threshold", persist_state="session")
 
 if not run_ids:
     st.info("Pick at least one run.")

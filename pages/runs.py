@@ -33,7 +33,7 @@ if requested in map(str, ids) and requested != st.session_state.get("runs_run_li
     st.session_state["runs_run"] = int(requested)
 if st.session_state.get("runs_run") not in ids:
     st.session_state["runs_run"] = ids[0]
-run_id = st.selectbox("Open run", ids, key="runs_run",
+run_id = st.selectbox("Open run", ids, key="runs_run", persist_state="session",
                       format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}")
 st.query_params["run"] = st.session_state["runs_run_linked"] = str(run_id)
 
@@ -91,11 +91,13 @@ if len(inputs) > 1:
 answers = spread.frame(rows)
 left, middle, right, last = st.columns(4)
 chosen_variants = left.multiselect("Wordings (none = all)", sorted(labels), format_func=labels.get,
-                                   key="runs_variants") if len(labels) > 1 else []
-chosen_inputs = middle.multiselect("Inputs (none = all)", [i["input"] for i in inputs], key="runs_inputs",
+                                   key="runs_variants", persist_state="session") if len(labels) > 1 else []
+chosen_inputs = middle.multiselect("Inputs (none = all)", [i["input"] for i in inputs],
+                                   key="runs_inputs", persist_state="session",
                                    format_func=input_names.get) if len(inputs) > 1 else []
-chosen_models = right.multiselect("Models (none = all)", spec["models"], key="runs_models")
-chosen_temperatures = last.multiselect("Temperatures (none = all)", spec["temperatures"], key="runs_temperatures")
+chosen_models = right.multiselect("Models (none = all)", spec["models"], key="runs_models", persist_state="session")
+chosen_temperatures = last.multiselect("Temperatures (none = all)", spec["temperatures"],
+                                       key="runs_temperatures", persist_state="session")
 
 
 def keep(df: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,7 @@ if requested in map(str, ids) and requested != st.session_state.get("spread_run_
 if st.session_state.get("spread_run") not in ids:
     st.session_state["spread_run"] = ids[0]
 run_id = st.selectbox("Run", ids, format_func=lambda i: f"{i} · {next(r['name'] for r in runs if r['id'] == i)}",
-                      key="spread_run")
+                      key="spread_run", persist_state="session")
 st.query_params["run"] = st.session_state["spread_run_linked"] = str(run_id)
 summary = next(r for r in runs if r["id"] == run_id)
 live = summary["status"] in ("pending", "running", "cancelling")
@@ -38,7 +38,8 @@ if st.button("Load this run's plan into the Playground", key="load_plan", icon="
 
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
-method = left.radio("Group answers by", methods, format_func=embed.METHODS.get, key="method", horizontal=False)
+method = left.radio("Group answers by", methods, format_func=embed.METHODS.get,
+                    key="method", persist_state="session", horizontal=False)
 own_models = endpoints.embedding_names()  # the team's embedding endpoints, if the catalogue has any
 if own_models:
     with store.connect() as db:
@@ -47,19 +48,22 @@ if own_models:
                             index=own_models.index(run_default) + 1 if run_default in own_models else 0,
                             format_func=lambda name: name or "— (the choice above)")
     method = embed.ENDPOINT + chosen if chosen else method
-threshold = middle.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01, key="threshold",
+threshold = middle.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01,
+                          key="threshold", persist_state="session",
                           help="Answers at least this alike (cosine similarity, on average) share a cluster.")
 metric = right.selectbox("Colour the grid by", [m for m in charts.METRIC_LABELS if m != "pass_rate"],
-                         format_func=charts.METRIC_LABELS.get, key="metric")
+                         format_func=charts.METRIC_LABELS.get, key="metric", persist_state="session")
 
 with st.expander("Long answers and second opinions"):
     left, right = st.columns(2)
     with store.connect() as db:
         run_extract = store.get_run(db, run_id)["spec"].get("extract") or "whole"
-    extract = left.text_input("Compare this part of each answer", run_extract, key=f"extract_{run_id}",
+    extract = left.text_input("Compare this part of each answer", run_extract,
+                              key=f"extract_{run_id}", persist_state="session",
                               help="whole, first-sentence, final-answer (after a last 'Answer:' or the last "
                                    "number), json:FIELD (a dotted path), regex:PATTERN (its first group)")
-    opinion_model = right.text_input("Second opinion on near-threshold pairs (a judge model)", key="second_opinion",
+    opinion_model = right.text_input("Second opinion on near-threshold pairs (a judge model)",
+                                     key="second_opinion", persist_state="session",
                                      placeholder="off — e.g. openai/gpt-4o-mini",
                                      help="Asked only about pairs no fact decides within 0.1 of the threshold; "
                                           "each pair is paid for once.")
@@ -78,9 +82,11 @@ asked = (st.query_params.get("rows"), st.query_params.get("cols"))
 if asked[0] in spread.AXES and asked[1] in spread.AXES and asked[0] != asked[1]:
     default_axes = asked
 left, right = st.columns(2)
-y_axis = left.selectbox("Rows", spread.AXES, index=spread.AXES.index(default_axes[0]), key="y_axis",
+y_axis = left.selectbox("Rows", spread.AXES, index=spread.AXES.index(default_axes[0]),
+                        key="y_axis", persist_state="session",
                         format_func=charts.AXIS_NAMES.get)
-x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis], key=f"x_axis_{y_axis}",
+x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis],
+                         key=f"x_axis_{y_axis}", persist_state="session",
                          index=[a for a in spread.AXES if a != y_axis].index(default_axes[1])
                          if default_axes[1] != y_axis else 0, format_func=charts.AXIS_NAMES.get)
 
@@ -170,7 +176,8 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
     picked = []
     columns = st.columns(4)
     for column, axis in zip(columns, spread.AXES):
-        picked.append(column.selectbox(charts.AXIS_NAMES[axis].capitalize(), choices[axis], key=f"cell_{axis}",
+        picked.append(column.selectbox(charts.AXIS_NAMES[axis].capitalize(), choices[axis],
+                                       key=f"cell_{axis}", persist_state="session",
                                        format_func=lambda v, a=axis: charts.axis_label(a, v, names.get(a)),
                                        disabled=len(choices[axis]) == 1))
     cell = cells.get(tuple(picked))

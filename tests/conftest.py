@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openai_stub import StubOpenAI  # noqa: E402
+from pg_server import PostgresServer  # noqa: E402
 
 from core.run import llm  # noqa: E402
 
@@ -19,8 +20,14 @@ llm.get()
 
 
 @pytest.fixture(autouse=True)
-def spread_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPREAD_DB", str(tmp_path / "spread.db"))
+def spread_home(tmp_path, monkeypatch, request):
+    # SPREAD_TEST_ENGINE=postgresql runs the tests that use $SPREAD_DB on PostgreSQL.
+    if os.environ.get("SPREAD_TEST_ENGINE") == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("about the SQLite file itself")
+        monkeypatch.setenv("SPREAD_DB", request.getfixturevalue("pg_url"))
+    else:
+        monkeypatch.setenv("SPREAD_DB", str(tmp_path / "spread.db"))
     monkeypatch.setenv("SPREAD_SETTINGS", str(tmp_path / "settings.toml"))
     monkeypatch.setenv("SPREAD_SECRETS", str(tmp_path / "secrets.toml"))
     for key in [k for k in os.environ if k.endswith("_API_KEY")]:
@@ -32,6 +39,27 @@ def spread_home(tmp_path, monkeypatch):
 def stub():
     with StubOpenAI() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session, started on first use (CI installs it;
+    elsewhere, without Debian's `postgresql`, the tests that need it are skipped)."""
+    try:
+        server = PostgresServer()
+    except RuntimeError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(e))
+    server.init()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A fresh, empty PostgreSQL database for one test, as a URL."""
+    return postgres.new_database()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -75,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        self.server.stub._record(self.path, None, self.headers)
+        self.server.stub._record(self.path, None, self.headers, self.client_address[1])
         if self.path.rstrip("/") == "/v1/models":
             self._json(200, {"object": "list", "data": [
                 {"id": "stub-a", "object": "model", "created": 0, "owned_by": "stub"}]})
@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        rec = stub._record(self.path, body, self.headers)
+        rec = stub._record(self.path, body, self.headers, self.client_address[1])
         if self.path in EMBEDDING_PATHS and isinstance(body, dict):
             texts = body.get("input")
             texts = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
@@ -230,7 +230,7 @@ class StubOpenAI:
         self.answers = list(answers) if answers else list(DEFAULT_ANSWERS)
         self.fail_rate: dict[str, float] = {}  # e.g. {"500": 0.2}: random faults per request
         self.respond = None  # optional: body -> answer text, to answer by what was asked
-        self.requests: list[dict] = []  # path, body, headers (lowercase), t, + fault, status, n
+        self.requests: list[dict] = []  # path, body, headers (lowercase), t, port, + fault, status, n
         self.base_url = ""
         self._faults: list[str] = []
         self._lock = threading.Lock()
@@ -286,8 +286,8 @@ class StubOpenAI:
                    or str(r["status"]) == fault_or_status)
 
     # -- called from handler threads ---------------------------------------------
-    def _record(self, path, body, headers) -> dict:
-        rec = {"path": path, "body": body, "t": time.time(),
+    def _record(self, path, body, headers, port=None) -> dict:
+        rec = {"path": path, "body": body, "t": time.time(), "port": port,  # the client's end, on loopback
                "headers": {k.lower(): v for k, v in headers.items()},
                "fault": None, "status": None}
         with self._lock:

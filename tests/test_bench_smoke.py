@@ -58,6 +58,7 @@ def test_the_fan_out_benchmark_runs_at_a_tiny_size(tmp_path):
     ("bench_crash.py", ["--repeat", "1", "--calls", "400", "--concurrency", "8", "--kill-at", "20",
                         "--latency", "0.05"], "median"),
     ("bench_store.py", ["--repeat", "1", "--rows", "200"], "median"),
+    ("bench_copy.py", ["--repeat", "1", "--answers", "200", "--no-postgres"], "median"),
 ])
 def test_the_crash_and_store_benchmarks_run_at_a_tiny_size(tmp_path, script, argv, kind):
     out = tmp_path / "bench.jsonl"

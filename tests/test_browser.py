@@ -100,14 +100,13 @@ def goto(page, name: str) -> None:
     heading.wait_for(timeout=15_000)
 
 
-def commit_each(page, changes) -> None:
-    """Fill each field, commit it (Enter) and wait until the estimate shows it, before the
-    next: a value typed while a rerun is still drawing can be overwritten (see the README)."""
-    for role, name, value, shown in changes:
+def fill_each(page, changes) -> None:
+    """Type into each field in turn, as a user does: each one commits when the next takes
+    the focus, while the rerun it starts is still drawing (Enter commits the last)."""
+    for role, name, value in changes:
         field = page.get_by_role(role, name=name)
         field.fill(value)
-        field.press("Enter")
-        page.get_by_text(shown).first.wait_for(timeout=30_000)
+    field.press("Enter")
 
 
 @pytest.mark.local_model
@@ -117,8 +116,10 @@ def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path
     page.get_by_role("textbox", name="Reviewer").fill("ana")
     page.get_by_role("textbox", name="Reviewer").press("Enter")
     page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
-    commit_each(page, (("textbox", "Temperatures", "0, 1", "× 2 temperatures"), ("spinbutton", "Samples (N)", "3", "N=3"),
-                       ("spinbutton", "Max tokens", "12", "completion tokens ≤ 72")))
+    fill_each(page, (("textbox", "Temperatures", "0, 1"), ("spinbutton", "Samples (N)", "3"),
+                     ("spinbutton", "Max tokens", "12")))
+    page.get_by_text("6 calls").wait_for(timeout=30_000)
+    page.get_by_text("completion tokens ≤ 72").wait_for(timeout=30_000)  # 2 × 3 × 12: every field kept
     page.get_by_role("button", name="Run", exact=True).click()
 
     # The progress bar fills in, then the run is done.
@@ -184,14 +185,9 @@ def test_two_wordings_over_three_inputs_through_the_ui_then_the_spread_page(serv
     inputs.fill("country,expected\nFrance,Paris\nJapan,Tokyo\nItaly,Rome")
     inputs.press("Control+Enter")
     page.get_by_text("3 inputs · variables: country, expected").wait_for(timeout=30_000)
-    # Each change is committed and redrawn before the next: the estimate follows the plan.
-    for role, name, value, shown in (("textbox", "Temperatures", "0, 1", "× 2 temperatures"),
-                                     ("spinbutton", "Samples (N)", "2", "N=2"),
-                                     ("spinbutton", "Max tokens", "12", "completion tokens ≤ 288")):
-        field = page.get_by_role(role, name=name)
-        field.fill(value)
-        field.press("Enter")
-        page.get_by_text(shown).first.wait_for(timeout=30_000)
+    fill_each(page, (("textbox", "Temperatures", "0, 1"), ("spinbutton", "Samples (N)", "2"),
+                     ("spinbutton", "Max tokens", "12")))
+    page.get_by_text("completion tokens ≤ 288").wait_for(timeout=30_000)  # 2 × 3 × 2 × 2 × 12
     page.get_by_text("24 calls").wait_for(timeout=30_000)  # the estimate, before anything runs
     page.get_by_text("2 wordings × 3 inputs").first.wait_for()
     page.get_by_role("button", name="Run", exact=True).click()
@@ -276,8 +272,9 @@ def test_an_endpoint_added_on_the_models_page_is_tested_then_run_beside_the_embe
 
     goto(page, "Playground")
     page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
-    commit_each(page, (("textbox", "Temperatures", "1", "× 1 temperatures"), ("spinbutton", "Samples (N)", "2", "N=2"),
-                       ("spinbutton", "Max tokens", "8", "completion tokens ≤ 16")))
+    fill_each(page, (("textbox", "Temperatures", "1"), ("spinbutton", "Samples (N)", "2"),
+                     ("spinbutton", "Max tokens", "8")))
+    page.get_by_text("completion tokens ≤ 16").wait_for(timeout=30_000)  # 1 × 2 × 8
     page.locator('[data-testid="stMultiSelect"]').first.click()
     page.get_by_role("option", name="team-vllm").click()
     page.keyboard.press("Escape")
@@ -329,8 +326,7 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     inputs.fill("country,expected\nFrance,Paris\nPeru,Lima\nJapan,Tokyo")
     inputs.press("Control+Enter")
     page.get_by_text("3 inputs · variables: country, expected").wait_for(timeout=30_000)
-    commit_each(page, (("textbox", "Temperatures", "0, 1", "× 2 temperatures"),
-                       ("spinbutton", "Samples (N)", "3", "N=3")))
+    fill_each(page, (("textbox", "Temperatures", "0, 1"), ("spinbutton", "Samples (N)", "3")))
     choose_only_model(page, "team-stub")
     # The stub's model is in no price map: the estimate says unknown, never $0.
     estimate = page.locator('[data-testid="stAlert"]').filter(has_text="36 calls")

@@ -58,6 +58,7 @@ def test_run_without_json_prints_progress_on_stderr_and_a_summary(stub):
     assert "3 answers, 0 errors" in result.stdout
 
 
+@pytest.mark.sqlite_only
 def test_spread_db_environment_variable_is_the_default(stub, spread_home):
     spread("run", "--prompt", "Hi?", "--model", "openai/stub-a", "--temperature", "1", "--n", "1",
            "--api-base", stub.base_url, "--json")

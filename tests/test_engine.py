@@ -171,6 +171,60 @@ def test_processes_only_for_runs_large_enough_to_pay(monkeypatch):
     assert workers.processes_for(spec, 5000) == 0
 
 
+def test_remote_calls_beside_the_embedded_model_get_a_process_of_their_own(monkeypatch):
+    monkeypatch.delenv("SPREAD_SAMPLER_PROCESSES", raising=False)
+    mixed = plan.RunSpec(prompt="Q", models=["local/smollm2-135m-instruct", "openai/x"], temperatures=[1.0], n=2)
+    assert workers.processes_for(mixed, 2) == 1 and workers.processes_for(mixed, 0, 2) == 1
+    assert workers.processes_for(mixed, 0) == 0  # nothing remote left to sample
+    assert runner.needs_own_process(mixed, 4)  # never timed in the app's process
+    remote_only = plan.RunSpec(prompt="Q", models=["openai/x"], temperatures=[1.0], n=2)
+    assert workers.processes_for(remote_only, 2) == 0 and not runner.needs_own_process(remote_only, 2)
+    local_only = plan.RunSpec(prompt="Q", models=["local/smollm2-135m-instruct"], temperatures=[1.0], n=2)
+    assert not runner.needs_own_process(local_only, 2)
+    monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "0")
+    assert workers.processes_for(mixed, 2) == 0  # the override still wins
+
+
+@pytest.mark.local_model
+def test_an_app_run_beside_the_embedded_model_times_remote_calls_in_a_sampler_process(stub):
+    """The app's process is no place to time a provider: there a 50 ms stub read as a
+    second while the embedded model generated. The run leaves it, and its remote calls
+    leave the embedded model's process too."""
+    stub.latency_s = 1.0  # calls in flight long enough to see who makes them
+    run_id = runner.start(plan.RunSpec(prompt="What is the capital of France?", temperatures=[1.0], n=2,
+                                       models=["local/smollm2-135m-instruct", "openai/stub-a"], max_tokens=8,
+                                       api_base=stub.base_url, seed=1))
+    future = runner.background()._jobs[run_id][0]
+    deadline, engine, samplers, callers = time.time() + 180, None, [], {}
+    while time.time() < deadline and not future.done():
+        with store.connect() as db:
+            worker = store.get_run(db, run_id)["worker"]
+        if worker and engine is None:
+            engine = int(worker.rpartition(":")[2])
+        if engine is not None and os.path.exists(f"/proc/{engine}"):
+            try:
+                samplers = samplers or child_pids(engine)
+            except OSError:  # the engine has just exited
+                pass
+            for pid in [engine, *samplers]:
+                callers.update(dict.fromkeys(tcp_ports(pid), pid))
+        time.sleep(0.05)
+    summary = future.result(timeout=10)
+    assert summary["status"] == "done" and summary["responses"] == 4 and stub.count() == 2
+    assert engine != os.getpid() and len(samplers) == 1
+    assert {callers.get(r["port"]) for r in stub.requests} == {samplers[0]}  # not the engine's process
+
+
+def tcp_ports(pid: int) -> list[int]:
+    """The local ports of a process's TCP sockets (its /proc fds matched to /proc/net/tcp)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
+        lines = open(f"/proc/{pid}/net/tcp").read().splitlines()[1:]
+    except OSError:  # the process has just exited
+        return []
+    return [int(f[1].rpartition(":")[2], 16) for f in map(str.split, lines) if f[9] in inodes]
+
+
 def test_the_writer_batches_what_arrives_together_and_flushes_on_close(tmp_path):
     db = tmp_path / "w.db"
     with store.connect(db) as conn:

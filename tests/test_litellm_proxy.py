@@ -342,7 +342,7 @@ def test_an_embedding_endpoint_clusters_a_run_and_its_vectors_are_cached(stub):
     embedded = [r for r in stub.requests if r["path"] == "/v1/embeddings"]
     assert embedded and embedded[0]["body"]["model"] == "bge-m3"
     with store.connect() as db:
-        cached = db.execute("select method, dims, count(*) from embeddings group by method").fetchall()
+        cached = db.execute("select method, dims, count(*) from embeddings group by method, dims").fetchall()
     with store.connect() as db:
         distinct = {embed.normalise(r["text"]) for r in store.responses(db, run_id)}
     assert cached == [(embed.cache_key("endpoint:team-embed"), 64, len(distinct))]  # one row per (model, text)

@@ -605,6 +605,40 @@ def test_the_playground_plan_survives_other_pages_and_a_reload(stub):
     assert_the_plan_is_back(app().run(), stub)
 
 
+def test_a_rerun_never_sends_kept_values_back_to_the_browser(stub):
+    """A widget's value goes to the browser only when the widget is drawn again after
+    another page: a field typed into while a rerun is still drawing keeps what was typed."""
+    def pushed(at: AppTest) -> list[str]:
+        """The plan's widgets whose value this run sent to the browser."""
+        shown = [at.text_area(key="system"), at.text_area(key="prompt_1"), at.text_input(key="variant_name_1"),
+                 at.radio(key="inputs_source"), at.text_area(key="inputs_pasted"), at.multiselect(key="models"),
+                 at.text_input(key="temperatures"), at.number_input(key="n"), at.text_input(key="name")]
+        return [w.key for w in shown if w.proto.set_value]
+
+    at = fill_two_wording_plan(app().run(), stub).run()
+    assert pushed(at) == []
+    at.switch_page("pages/runs.py").run()
+    assert len(pushed(at.switch_page("pages/playground.py").run())) == 9  # drawn afresh: each shows its kept value
+    assert pushed(at.run()) == []
+
+
+def test_page_selections_survive_other_pages(stub):
+    finished_run(stub, models=["openai/stub-a", "openai/stub-b"])
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.multiselect(key="runs_models").set_value(["openai/stub-b"])
+    at.multiselect(key="runs_temperatures").set_value([1.0]).run()
+    at.switch_page("pages/spread.py").run()
+    at.radio(key="method").set_value("exact").run()
+    for page in ["playground", "compare", "runs"]:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
+    assert at.multiselect(key="runs_models").value == ["openai/stub-b"]
+    assert at.multiselect(key="runs_temperatures").value == [1.0]
+    at.switch_page("pages/spread.py").run()
+    assert at.radio(key="method").value == "exact"
+
+
 def test_typed_input_rows_survive_another_page(stub):
     at = app().run()
     at.text_area(key="prompt_0").input("Capital of {{country}}?").run()
@@ -619,7 +653,8 @@ def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
                                                       plan.Variant("{{country}}'s capital is", "", "open")],
                           inputs=[{"country": "France"}, {"country": "Chile"}], temperatures=[0.5], n=2,
                           name="old plan", checks=[{"type": "contains", "value": "{{country}}"}])
-    at = app()
+    at = app().run()
+    at.text_input(key="temperatures").input("2").run()  # a plan being written is replaced, field by field
     at.switch_page("pages/runs.py").run()
     at.button(key="load_plan").click().run()
     assert not at.exception

@@ -14,6 +14,7 @@ def make_run(db) -> int:
     return store.create_run(db, spec=spec, planned=50, variants=variants, inputs=[{}], rendered={(0, 0): ("", "Q?")})
 
 
+@pytest.mark.sqlite_only
 def test_new_database_has_plainly_named_tables_wal_and_recorded_migrations():
     with store.connect() as db:
         make_run(db)

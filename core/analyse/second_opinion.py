@@ -152,8 +152,9 @@ class StoredVerdicts(MutableMapping):
 
         with store.connect(self.db_path) as db:
             with store.write(db):
-                db.execute("insert or replace into pair_judgements (key, model, same, created_at) values (?, ?, ?, ?)",
-                           [key, self.model, int(same), store.now_iso()])
+                db.execute("insert into pair_judgements (key, model, same, created_at) values (?, ?, ?, ?) "
+                           "on conflict (key) do update set model = excluded.model, same = excluded.same, "
+                           "created_at = excluded.created_at", [key, self.model, int(same), store.now_iso()])
 
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("verdicts are kept")

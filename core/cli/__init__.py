@@ -14,20 +14,22 @@ from pathlib import Path
 
 import click
 
-from core.cli import analyse, evaluate, models, review, run
+from core.cli import analyse, db, evaluate, models, review, run
+from core import config
 from core.config import SpreadError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", metavar="PATH", help="SQLite file to use (default: $SPREAD_DB or data/spread.db)")
+@click.option("--db", metavar="PATH|URL",
+              help="SQLite file, or postgresql://USER@HOST:PORT/DB (default: $SPREAD_DB or data/spread.db)")
 def cli(db: str | None) -> None:
     """Sample prompts over inputs × models × temperatures × N, measure how far the answers
     spread, label them, and gate new models and prompts against golden sets."""
     if db:
-        os.environ["SPREAD_DB"] = str(Path(db).resolve())
+        os.environ["SPREAD_DB"] = db if config.is_url(db) else str(Path(db).resolve())
 
 
-for stage in (run, analyse, review, evaluate, models):
+for stage in (run, analyse, review, evaluate, models, db):
     for command in stage.COMMANDS:
         cli.add_command(command)
 
@@ -59,5 +61,11 @@ def _main(argv: list[str] | None) -> int:
         return 130
     except sqlite3.OperationalError as e:  # a locked or read-only file after the busy timeout
         print(f"spread: error: database: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if not type(e).__module__.startswith("psycopg"):
+            raise
+        # PostgreSQL went away mid-command (psycopg is imported only for a postgresql:// store)
+        print(f"spread: error: database: {config.shown(str(e).strip().splitlines()[0])}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0

@@ -146,8 +146,12 @@ def save(outcomes: list[tuple[int, Check, Outcome]], *, db_path=None) -> None:
     with store.connect(db_path) as db:
         with store.write(db):
             db.conn.executemany(
-                "insert or replace into check_results (response_id, check_key, type, passed, score, reason, "
-                "judge_calls, judge_cost_usd, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into check_results (response_id, check_key, type, passed, score, reason, "
+                "judge_calls, judge_cost_usd, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "on conflict (response_id, check_key) do update set type = excluded.type, "
+                "passed = excluded.passed, score = excluded.score, reason = excluded.reason, "
+                "judge_calls = excluded.judge_calls, judge_cost_usd = excluded.judge_cost_usd, "
+                "created_at = excluded.created_at",
                 [(response_id, check.key(), check.type, None if o.passed is None else int(o.passed), o.score,
                   o.reason, o.judge_calls, o.judge_cost_usd, now) for response_id, check, o in outcomes])
 

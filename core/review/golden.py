@@ -134,6 +134,7 @@ def create_set(name: str, *, description: str = "", created_by: str = "", db_pat
     name = _check_name(name)
     with store.connect(db_path) as db:
         with store.write(db):
+            store.lock(db, f"golden set {name}")
             if db.execute("select 1 from golden_sets where name = ?", [name]).fetchone():
                 raise SpreadError(f"a golden set named {name!r} already exists")
             return db["golden_sets"].insert({"name": name, "description": description, "version": 0,
@@ -179,6 +180,7 @@ def add_items(name: str, items: list[Item], *, who: str = "", db_path=None, acti
     detail = []
     with store.connect(db_path) as db:
         with store.write(db):
+            store.lock(db, f"golden set {name}")
             for item in items:
                 if not item.prompt or not item.prompt.strip():
                     raise SpreadError("a golden item needs an input prompt")
@@ -353,6 +355,7 @@ def _change_item(name: str, item_key: str, changes, action: str, who: str, db_pa
     set_id = get_set(name, db_path=db_path)["id"]
     with store.connect(db_path) as db:
         with store.write(db):
+            store.lock(db, f"golden set {name}")  # PostgreSQL: read the item after the last edit committed
             found = list(db.query("select * from golden_items where set_id = ? and item_key = ?",
                                   [set_id, item_key]))
             if not found:

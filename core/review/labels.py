@@ -93,6 +93,7 @@ def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_ove
     written = 0
     with store.connect(db_path) as db:
         with store.write(db):  # read-then-write: take the write lock first
+            store.lock(db, f"labels by {reviewer}")  # PostgreSQL: this reviewer's labels, one writer at a time
             known = _existing_ids(db, response_ids)
             missing = sorted(set(response_ids) - known)
             if missing:

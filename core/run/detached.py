@@ -15,7 +15,6 @@ import argparse
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from core import config
 
@@ -25,7 +24,7 @@ NICENESS = 10
 
 
 def start(run_id: int, *, db_path=None, retry_errors: bool = False) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "core.run.detached", "--db", str(Path(db_path or config.db_path()).resolve()),
+    argv = [sys.executable, "-m", "core.run.detached", "--db", config.absolute(db_path or config.db_path()),
             str(run_id)] + (["--retry-errors"] if retry_errors else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(config.PROJECT_ROOT),
                                                                     os.environ.get("PYTHONPATH")])))

@@ -1,15 +1,14 @@
-"""The Playground's plan as a draft, and which page selections outlive a page visit.
+"""The Playground's plan as a draft.
 
-Streamlit forgets the value of every widget that is not drawn on the page being shown, so
-a plan written in the Playground would be gone after a look at the Spread page. The app
-keeps the keys named here itself (app.py) for as long as the browser session lasts, and
-the Playground's plan is also saved as a draft per reviewer in the database, so a reload
-or a server restart finds it again. `from_run` turns any earlier run back into a plan.
+Streamlit forgets the value of a widget that is not drawn on the page being shown; the
+pages give every widget of the plan and every selection `persist_state="session"`, so
+Streamlit itself keeps them for as long as the browser session lasts. The Playground's
+plan (the keys named here) is also saved as a draft per reviewer in the database, so a
+reload or a server restart finds it again. `from_run` turns any earlier run back into a plan.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from core import config, store
 
@@ -27,30 +26,12 @@ PLAN_KEYS = (
 # response format (pages/playground.py).
 VARIANT_PREFIXES = ("prompt_", "variant_name_", "kind_", "turns_", "tools_", "tool_choice_", "response_format_")
 
-# Selections on the other pages (run, axes, filters, thresholds): kept for the session.
-SELECTION_KEYS = (
-    "spread_run", "runs_run", "method", "threshold", "metric", "second_opinion", "y_axis",
-    "cmp_method", "cmp_threshold", "golden_set", "golden_search", "golden_removed", "golden_tags",
-    "regress_set", "regress_model", "regress_api_base", "regress_version", "regress_temperature", "regress_k",
-    "regress_baseline", "regress_min", "regress_drop", "regress_alpha",
-    "review_runs", "review_models", "review_temperatures", "review_variants", "review_inputs",
-    "review_unlabelled", "review_disagreements", "review_method", "review_threshold", "review_item",
-    "runs_variants", "runs_inputs", "runs_models", "runs_temperatures", "ep_pick",
-)
-SELECTION_PREFIXES = ("x_axis_", "extract_", "cell_", "run_", "variants_", "cells_")
-
 # What a fresh Playground shows: a plan that runs as it is on the embedded model.
 DEFAULTS = {
     "system": "", "inputs_source": "typed rows", "temperatures": "0, 0.7, 1.0", "n": 5, "max_tokens": 128,
     "seed": "", "concurrency": 8, "name": "", "checks_text": "", "judge_model": "", "extract": "whole",
     "api_base": "", "typed_rows": [], "input_columns": [],
 }
-
-
-def is_kept(key: str) -> bool:
-    """Whether the app keeps this session-state key when its page is not shown."""
-    return (key in PLAN_KEYS or key in SELECTION_KEYS
-            or key.startswith(VARIANT_PREFIXES) or key.startswith(SELECTION_PREFIXES))
 
 
 def plan_of(state) -> dict:
@@ -66,7 +47,7 @@ def plan_of(state) -> dict:
 def load(owner: str, *, db_path=None) -> dict | None:
     """The reviewer's saved plan, or None. Never creates a database just to look."""
     path = db_path or config.db_path()
-    if not Path(path).exists():
+    if not config.db_exists(path):
         return None
     with store.connect(path) as db:
         return store.get_draft(db, owner)

@@ -31,7 +31,6 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 from core import config, store
 from core.config import SpreadError
@@ -327,21 +326,21 @@ def _row(endpoint: Endpoint) -> dict:
 
 def _no_database(db_path) -> bool:
     """No file yet is an empty catalogue: reading it must not create one (a dry run writes nothing)."""
-    return not Path(db_path or config.db_path()).exists()
+    return not config.db_exists(db_path or config.db_path())
 
 
 def list_endpoints(*, db_path=None) -> list[Endpoint]:
     if _no_database(db_path):
         return []
     with store.connect(db_path) as db:
-        return [_from_row(r) for r in db.query("select * from endpoints order by name collate nocase")]
+        return [_from_row(r) for r in db.query("select * from endpoints order by lower(name), name")]
 
 
 def names(*, db_path=None) -> list[str]:
     if _no_database(db_path):
         return []
     with store.connect(db_path) as db:
-        return [r[0] for r in db.execute("select name from endpoints order by name collate nocase").fetchall()]
+        return [r[0] for r in db.execute("select name from endpoints order by lower(name), name").fetchall()]
 
 
 def embedding_names(*, db_path=None) -> list[str]:
@@ -382,6 +381,7 @@ def add_all(endpoints: list[Endpoint], *, who: str = "", replace: bool = False, 
 
 
 def _insert(db, endpoint: Endpoint, who: str, replace: bool) -> None:
+    store.lock(db, f"endpoint:{endpoint.name}")  # two servers adding one name: the second is refused
     existing = db.execute("select created_at, created_by from endpoints where name = ?", [endpoint.name]).fetchone()
     if existing and not replace:
         raise SpreadError(f"an endpoint named {endpoint.name!r} already exists: edit it, or remove it first", "name")
@@ -395,6 +395,8 @@ def update(name: str, endpoint: Endpoint, *, who: str = "", db_path=None) -> End
     """Change an endpoint's settings, its name included. Runs already made keep theirs."""
     endpoint = validate(endpoint)
     with store.connect(db_path) as db, store.write(db):
+        for locked in sorted({name, endpoint.name}):  # one order everywhere: no deadlock
+            store.lock(db, f"endpoint:{locked}")
         row = db.execute("select created_at, created_by from endpoints where name = ?", [name]).fetchone()
         if row is None:
             raise SpreadError(f"no endpoint named {name!r}", "name")

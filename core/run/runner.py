@@ -365,7 +365,7 @@ def wait(coroutine, timeout_s: float = 300.0):
 def start(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once."""
     run_id = plan.create(spec, db_path=db_path, created_by=created_by)
-    background().submit(run_id, db_path=db_path, own_process=spec.planned() >= detached.MIN_CALLS)
+    background().submit(run_id, db_path=db_path, own_process=needs_own_process(spec, spec.planned()))
     return run_id
 
 
@@ -373,4 +373,13 @@ def resume(run_id: int, *, db_path=None, retry_errors: bool = False) -> None:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
     calls = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0) if run else 0
-    background().submit(run_id, db_path=db_path, retry_errors=retry_errors, own_process=calls >= detached.MIN_CALLS)
+    own_process = bool(run) and needs_own_process(RunSpec.from_dict(run["spec"]), calls)
+    background().submit(run_id, db_path=db_path, retry_errors=retry_errors, own_process=own_process)
+
+
+def needs_own_process(spec: RunSpec, calls: int) -> bool:
+    """A large run leaves the app's process (its pages would wait on it), and so does a
+    run of remote models beside the embedded one: timed in the app's process, where page
+    renders and the local model's threads take the GIL, a 50 ms call read as a second.
+    In a process of its own its remote calls get a sampler process too (workers.processes_for)."""
+    return calls >= detached.MIN_CALLS or workers.beside_embedded(spec)

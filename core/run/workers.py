@@ -45,20 +45,29 @@ def remote(spec: RunSpec, model: str) -> bool:
     return not local_llm.is_local(endpoint.model) and not endpoint.rpm
 
 
+def beside_embedded(spec: RunSpec) -> bool:
+    """Whether a run samples an embedded model and a remote one."""
+    local = [local_llm.is_local(spec.endpoint(model).model) for model in spec.models]
+    return any(local) and not all(local)
+
+
 def processes_for(spec: RunSpec, calls: int, direct_calls: int = 0) -> int:
     """How many sampler processes a run gets (0: sample in-process), for `calls` remote
     calls through litellm and `direct_calls` straight to an OpenAI-compatible server.
     Only litellm's calls earn processes: a direct call costs a fraction of the CPU
     (core/run/direct.py), one process keeps up with a loopback server at 500 in flight,
     and handing a call to another process costs more CPU than it saves (bench/README
-    figures). SPREAD_SAMPLER_PROCESSES overrides the choice for both (0 turns processes off)."""
+    figures). Remote calls beside the embedded model get one process whatever their
+    number: timed there, their latency is not spent waiting for the GIL behind the local
+    model's threads. SPREAD_SAMPLER_PROCESSES overrides the choice for both (0 turns
+    processes off)."""
     override = os.environ.get("SPREAD_SAMPLER_PROCESSES", "").strip()
     if override.isdigit():
         return min(int(override), MAX_PROCESSES) if calls + direct_calls else 0
     cores = os.cpu_count() or 1
-    if cores < 2 or calls < PROCESS_MIN_CALLS or spec.concurrency < PROCESS_MIN_CONCURRENCY:
-        return 0
-    return min(cores, MAX_PROCESSES)
+    if cores >= 2 and calls >= PROCESS_MIN_CALLS and spec.concurrency >= PROCESS_MIN_CONCURRENCY:
+        return min(cores, MAX_PROCESSES)
+    return 1 if calls + direct_calls and beside_embedded(spec) else 0
 
 
 class WorkerDied(RuntimeError):

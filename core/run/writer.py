@@ -71,12 +71,11 @@ class Writer:
 
     def _run(self) -> None:
         try:
-            with store.connect(self.db_path) as db:
+            with store.connect(self.db_path) as db, store.commits_without_waiting_for_disk(db):
                 # Commits without waiting for the disk: a committed answer survives the
                 # process being killed (it is in the operating system's hands), and only a
                 # power cut can take the last commits back, cells a resume samples again.
                 # This connection writes answers only; labels and plans keep full syncs.
-                db.execute("PRAGMA synchronous = NORMAL")
                 stop = False
                 while not stop:
                     batch = [self._queue.get()]

@@ -1,0 +1,96 @@
+"""The store on a real PostgreSQL server (tests/pg_server.py): the same schema, the same
+queries and the same commands as on a SQLite file."""
+
+import multiprocessing
+import os
+
+import psycopg
+import pytest
+
+from core import config, store
+from test_cli import last_json, spread
+
+pytestmark = pytest.mark.postgres
+
+
+def test_a_fresh_postgres_database_migrates_to_the_schema_of_a_sqlite_file(pg_url, tmp_path):
+    with store.connect(tmp_path / "same.db") as db:
+        on_sqlite = store.schema(db)
+    with store.connect(pg_url) as db:
+        on_postgres = store.schema(db)
+        applied = [row["name"] for row in db.query("select name from _sqlite_migrations order by id")]
+    assert on_postgres == on_sqlite
+    assert on_postgres["responses"]["unique"] == [["run_id", "variant", "input", "model", "temperature", "sample_idx"]]
+    assert on_postgres["labels"]["unique"] == [["response_id", "reviewer"]]
+    assert applied == [m.name for m in store.migrations._migrations]
+
+
+def _open(url: str) -> None:
+    with store.connect(url) as db:
+        db.execute("select 1")
+
+
+def test_servers_starting_at_once_migrate_once(pg_url):
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.map(_open, [pg_url] * 4)
+    with psycopg.connect(pg_url) as conn:
+        names = [row[0] for row in conn.execute("select name from _sqlite_migrations")]
+    assert sorted(names) == sorted(m.name for m in store.migrations._migrations)
+
+
+def test_answers_embeddings_and_drafts_read_back_as_written(pg_url):
+    with store.connect(pg_url) as db:
+        spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [0.7], "n": 3}
+        run_id = store.create_run(db, spec=spec, planned=3)
+        store.save_responses(db, [
+            {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 0, "text": "100% sure?",
+             "cost_usd": 0.25, "latency_ms": 12.5, "prompt_tokens": 3},
+            {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 1, "error_type": "timeout",
+             "error_message": "slow"},
+        ])
+        # a retried error becomes an answer; an answer is never overwritten
+        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 1, "text": "b"})
+        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 0, "text": "x"})
+        rows = store.responses(db, run_id)
+        store.save_embeddings(db, "test", {"h1": b"\x00\x01\xff"}, 3)
+        store.save_embeddings(db, "test", {"h1": b"other"}, 3)
+        vectors = store.get_embeddings(db, "test", ["h1", "h2"])
+        store.save_draft(db, "ana", {"prompt": "draft"})
+        store.save_draft(db, "ana", {"prompt": "draft 2"})
+        run = store.get_run(db, run_id)
+        listed = store.list_runs(db)
+    assert [(r["sample_idx"], r["text"], r["error_type"]) for r in rows] == [(0, "100% sure?", None), (1, "b", None)]
+    assert rows[0]["cost_usd"] == 0.25 and rows[0]["prompt_tokens"] == 3 and rows[0]["temperature"] == 0.7
+    assert vectors == {"h1": b"\x00\x01\xff"}
+    assert run["received"] == 2 and run["answers"] == 2 and isinstance(run["received"], int)
+    assert run["cost_usd"] == 0.25 and run["prompt_version"] == 1
+    assert [r["id"] for r in listed] == [run_id]
+    with store.connect(pg_url) as db:
+        assert store.get_draft(db, "ana") == {"prompt": "draft 2"}
+
+
+def test_every_command_takes_a_url_and_never_makes_a_file_of_it(stub, pg_url, tmp_path):
+    before = set(os.listdir(config.PROJECT_ROOT))
+    result = spread("--db", pg_url, "run", "--prompt", "Capital of France?", "--model", "openai/stub-a",
+                    "--temperature", "0", "--temperature", "1", "--n", "3", "--api-base", stub.base_url, "--json")
+    summary = last_json(result)
+    assert summary["responses"] == 6 and summary["errors"] == 0
+    runs = last_json(spread("runs", "--json", env={"SPREAD_DB": pg_url}))
+    assert [(r["id"], r["status"]) for r in runs] == [(summary["run_id"], "done")]
+    shown = last_json(spread("--db", pg_url, "show", str(summary["run_id"]), "--json"))
+    assert sum(cell["count"] for cell in shown["cells"]) == 6
+    assert set(os.listdir(config.PROJECT_ROOT)) == before
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select count(*) from responses").fetchone()[0] == 6
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_without_the_password():
+    url = "postgresql://spread:hunter2@127.0.0.1:9/nowhere"
+    with pytest.raises(config.SpreadError) as error:
+        with store.connect(url):
+            pass
+    assert "hunter2" not in str(error.value) and "\n" not in str(error.value)
+    assert "spread:***@127.0.0.1:9/nowhere" in str(error.value)
+    result = spread("--db", url, "runs", check=False)
+    assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout
+    assert result.stderr.strip().count("\n") == 0
