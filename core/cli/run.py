@@ -194,7 +194,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
+        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
                                             on_answer=None if as_json else on_answer))
     finally:
         if pool is not None:

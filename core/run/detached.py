@@ -16,7 +16,6 @@ the worker would, and the run's lease expires for another worker to take it over
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -68,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     os.nice(NICENESS)
     pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
     try:
+<<<<<<< HEAD
         asyncio.run(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool,
                                    owner=args.lease_owner, on_stop="queued" if args.lease_owner else "cancelled"))
+=======
+        runner.run_own_process(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool))
+>>>>>>> main
     finally:
         if pool is not None:
             pool.join()

@@ -110,10 +110,13 @@ def freeze_heap() -> None:
     collector's sight, and collect young objects less often. litellm and pydantic leave
     a large heap of long-lived objects that every full collection would walk again;
     measured 2.9 -> 2.4 ms of CPU per streamed call. Objects frozen here are never
-    freed, which only a short-lived, single-purpose process can afford."""
+    freed, which only a short-lived, single-purpose process can afford. The calls in
+    flight hold tens of thousands of young objects that reference counting frees (a
+    cycle is rare: about one per ten calls); collecting them every 10,000 allocations
+    cost 0.2-0.4 s of CPU per 10,000 direct calls, every 100,000 next to none."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
+    gc.set_threshold(100_000, 50, 100)
 
 
 LEAN_PATCHED = ("async_success_handler", "dispatch_success_handlers", "success_handler",

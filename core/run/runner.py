@@ -7,9 +7,10 @@ retries) runs in this process or, for a large run, in sampler processes
 (core/run/workers.py); each row goes to the store as it arrives (core/run/writer.py).
 Running it again on the same run fills only what is missing.
 
-The CLI runs it with `asyncio.run`. The app hands it to `background()`: one long-lived
-event loop on its own thread per process, never the Streamlit script thread, or, for a
-large run, a process of its own (core/run/detached.py) so that the app stays responsive.
+The CLI runs it with `run_own_process` (on uvloop). The app hands it to `background()`:
+one long-lived event loop on its own thread per process, never the Streamlit script
+thread, or, for a large run, a process of its own (core/run/detached.py) so that the
+app stays responsive.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
+<<<<<<< HEAD
 from core.run import detached, direct, endpoints, lease, limits, llm, local_llm, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job
 from core.run.writer import RETRY_S, Writer
+=======
+from core.run import detached, direct, endpoints, limits, llm, local_llm, models, plan, workers
+from core.run.plan import RunSpec
+from core.run.sampler import Job, Sampler
+from core.run.writer import Writer
+>>>>>>> main
 
 CANCEL_POLL_S = 0.25
 
@@ -131,10 +139,12 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
         await llm.warm()
     for model in {call.model for call in calls.values() if local_llm.is_local(call.model)} if todo else ():
         await asyncio.to_thread(local_llm.server, model)
-    here = workers.InProcess(spec, secrets, cancel, pace=gate.pace)
+    here = Sampler(spec, secrets, cancel, pace=gate.pace)  # samples in this event loop (the gate paces retries)
     if pool is not None:
         await pool.open()
     direct.load()  # aiohttp's import, off the clock
+    if todo:
+        await asyncio.to_thread(models.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
@@ -253,7 +263,8 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
         llm.get()
         asyncio.run(llm.warm())
     llm.freeze_heap()
-    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell not in done and workers.remote(spec, cell[2])]
+    remote_models = {m for m in spec.models if workers.remote(spec, m)}  # once per model: it resolves the endpoint
+    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell[2] in remote_models and cell not in done]
     routes = {m: llm.route_of(m, spec.call_for(m).api_base) for m in spec.models}
     direct_calls = sum(routes[m] == "direct" for m in remote)
     count = workers.processes_for(spec, len(remote) - direct_calls, direct_calls)
@@ -261,7 +272,22 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
     return workers.start(spec, secrets, count) if count else None
 
 
+<<<<<<< HEAD
 def _renew(db_path, run_id: int, owner: str) -> str | None:
+=======
+def run_own_process(coroutine):
+    """`asyncio.run` for a process that exists for one run (the CLI, a detached run), on
+    uvloop's event loop: it costs less CPU per call than asyncio's own (10,000 streamed
+    direct calls at 500 in flight: 3.3 against 3.6 CPU s for the whole command), and on
+    cores shared with the provider's server, CPU decides the fan-out's wall. The app's
+    background loop stays asyncio's."""
+    import uvloop
+
+    return uvloop.run(coroutine)
+
+
+def _heartbeat(db_path, run_id: int) -> str:
+>>>>>>> main
     with store.connect(db_path) as db:
         return lease.renew(db, run_id, owner)
 

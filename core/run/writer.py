@@ -2,8 +2,9 @@
 
 One thread, one connection per run. The thread writes whatever has arrived, in one
 transaction, and while that transaction commits the next answers queue up for the
-next one (a group commit). Nothing waits for a batch to fill: an answer that arrives
-when the writer is idle is written alone, at once. At 500 answers a second a
+next one (a group commit). Nothing waits for a batch to fill: the answers of one turn
+of the engine's event loop are handed over as that turn ends, and if the writer is idle
+they are written at once. At 500 answers a second a
 transaction holds a few answers, and the engine's thread never touches SQLite.
 
 What a crash can lose: an answer is in memory from the moment it arrives until the
@@ -40,18 +41,37 @@ class Writer:
         self.error: BaseException | None = None
         self.reachable = threading.Event()  # cleared while the store cannot be reached
         self.reachable.set()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (arrived, row), or a list of them
+        self._turn: list = []  # rows of this turn of the event loop, not yet handed over
         self._thread = threading.Thread(target=self._run, name="spread-writer", daemon=True)
         self._thread.start()
 
     def put(self, row: dict) -> None:
-        """Queue one row (from any thread); raises the writer's error if writing failed."""
+        """Queue one row (from any thread); raises the writer's error if writing failed.
+
+        Rows put on an event loop's thread reach the writer together as the loop's turn
+        ends, not one by one: waking the thread for every row cost the loop 0.2 s of CPU
+        per 10,000 answers at 500 in flight. They wait no longer than that turn."""
         if self.error is not None:
             raise self.error
-        self._queue.put((time.perf_counter(), row))
+        item = (time.perf_counter(), row)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop's thread: straight to the writer
+            self._queue.put(item)
+            return
+        if not self._turn:
+            loop.call_soon(self._hand_over)
+        self._turn.append(item)
+
+    def _hand_over(self) -> None:
+        if self._turn:
+            self._queue.put(self._turn)
+            self._turn = []
 
     async def close(self) -> None:
         """Write everything queued, stop the thread; raises if a write failed."""
+        self._hand_over()
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         if self.error is not None:
@@ -87,7 +107,8 @@ class Writer:
                                 except queue.Empty:
                                     break
                             stop = _STOP in batch
-                            items = [item for item in batch if item is not _STOP]
+                            items = [row for item in batch if item is not _STOP
+                                     for row in (item if isinstance(item, list) else (item,))]
                 except Exception as error:
                     if not store.unreachable(error):
                         raise
