@@ -67,12 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     os.nice(NICENESS)
     pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
     try:
-<<<<<<< HEAD
-        asyncio.run(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool,
-                                   owner=args.lease_owner, on_stop="queued" if args.lease_owner else "cancelled"))
-=======
-        runner.run_own_process(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool))
->>>>>>> main
+        runner.run_own_process(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool,
+                                              owner=args.lease_owner,
+                                              on_stop="queued" if args.lease_owner else "cancelled"))
     finally:
         if pool is not None:
             pool.join()

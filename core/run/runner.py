@@ -25,17 +25,10 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-<<<<<<< HEAD
-from core.run import detached, direct, endpoints, lease, limits, llm, local_llm, plan, workers
-from core.run.plan import RunSpec
-from core.run.sampler import Job
-from core.run.writer import RETRY_S, Writer
-=======
-from core.run import detached, direct, endpoints, limits, llm, local_llm, models, plan, workers
+from core.run import detached, direct, endpoints, lease, limits, llm, local_llm, models, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
-from core.run.writer import Writer
->>>>>>> main
+from core.run.writer import RETRY_S, Writer
 
 CANCEL_POLL_S = 0.25
 
@@ -272,9 +265,6 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
     return workers.start(spec, secrets, count) if count else None
 
 
-<<<<<<< HEAD
-def _renew(db_path, run_id: int, owner: str) -> str | None:
-=======
 def run_own_process(coroutine):
     """`asyncio.run` for a process that exists for one run (the CLI, a detached run), on
     uvloop's event loop: it costs less CPU per call than asyncio's own (10,000 streamed
@@ -286,8 +276,7 @@ def run_own_process(coroutine):
     return uvloop.run(coroutine)
 
 
-def _heartbeat(db_path, run_id: int) -> str:
->>>>>>> main
+def _renew(db_path, run_id: int, owner: str) -> str | None:
     with store.connect(db_path) as db:
         return lease.renew(db, run_id, owner)
 
