@@ -272,7 +272,7 @@ try:
         sets = [s["name"] for s in golden.list_sets()]
         chosen_set = st.selectbox("Golden set", sets, key="inputs_golden", persist_state="session") if sets else None
         if chosen_set:
-            input_rows = inputs.from_golden_set(chosen_set)
+            input_rows = golden.as_inputs(chosen_set)
         else:
             st.caption("No golden sets yet.")
     elif source == "an earlier run":

@@ -128,7 +128,9 @@ def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
     if vars_file:
         rows = inputs.read_file(vars_file)
     elif golden_set:
-        rows = inputs.from_golden_set(golden_set)
+        from core.review import golden
+
+        rows = golden.as_inputs(golden_set)
     elif run_id is not None:
         rows = inputs.from_run(run_id)
     else:

@@ -442,3 +442,26 @@ def preload() -> None:
             return
         _preloading = threading.Thread(target=get, name="litellm-preload", daemon=True)
     _preloading.start()
+
+
+def unsupported_shapes(model: str, *, tools: bool, schema: bool, json_mode: bool) -> str | None:
+    """What a model refuses of the shapes asked for, in a few words, or None.
+
+    An embedded model says itself what it takes (`local_llm.supports`). For other models
+    litellm's map says what it knows; a model it does not know (a self-hosted server) is
+    given the benefit of the doubt: the provider itself then says no, as error rows."""
+    if local_llm.is_local(model):
+        refused = [what for what, asked, feature in (("tools", tools, "tools"),
+                                                     ("a response format", schema or json_mode, "response_format"))
+                   if asked and not local_llm.supports(model, feature)]
+        return f"the embedded model does not take {' or '.join(refused)}" if refused else None
+    litellm = get()
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return None  # not in litellm's map: unknown, not refused
+    if tools and info.get("supports_function_calling") is False:
+        return "it does not support tool calls (per litellm's model map)"
+    if schema and info.get("supports_response_schema") is False:
+        return "it does not support a JSON schema response format (per litellm's model map)"
+    return None
