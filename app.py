@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import config, display
-from core.run import drafts
+from core.run import drafts, service
 
 
 def login_configured() -> bool:
@@ -34,6 +34,7 @@ def reviewer_sidebar() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Spread", page_icon="◌", layout="wide")
+    service.for_this_server()  # PostgreSQL: this server's worker carries runs (once per process)
     if login_configured() and not st.user.is_logged_in:
         # Nothing is shown, and nothing can be labelled, anonymously.
         st.title("Spread")

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -286,6 +287,18 @@ def m014_golden_change_details(db: Database) -> None:
     db["golden_changes"].add_column("detail", str)
 
 
+@migrations()
+def m015_run_leases(db: Database) -> None:
+    # A run is a row that workers claim (core/run/lease.py): the worker sampling it holds
+    # its lease (`lease_owner`, `lease_expires_at`, seconds since the epoch on the
+    # database's clock) and renews it at every heartbeat; once it has expired, another
+    # worker takes the run over. `retry_errors` is set by a queued resume that also
+    # samples error cells again. NULL lease: nobody has claimed the run since this migration.
+    db["runs"].add_column("lease_owner", str)
+    db["runs"].add_column("lease_expires_at", float)
+    db["runs"].add_column("retry_errors", int, not_null_default=0)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -337,7 +350,8 @@ def _connect_postgres(url: str) -> Iterator[Database]:
     try:
         raw = postgres.pool.get(url)
     except postgres.psycopg.Error as e:
-        raise config.SpreadError(f"cannot open database {config.shown(url)}: {_first_line(e)}") from None
+        kind = Unreachable if isinstance(e, postgres.psycopg.OperationalError) else config.SpreadError
+        raise kind(f"cannot open database {config.shown(url)}: {_first_line(e)}") from None
     db = postgres.PostgresDatabase(raw)
     try:
         if url not in _migrated:
@@ -418,6 +432,22 @@ def write(db: Database) -> Iterator[Database]:
         raise
     else:
         db.conn.commit()
+
+
+class Unreachable(config.SpreadError):
+    """The PostgreSQL server could not be reached (stopped, restarting, refusing connections)."""
+
+
+def unreachable(error: BaseException) -> bool:
+    """An error that says the database cannot be reached for now (a PostgreSQL server
+    stopping or restarting, a dropped connection, a SQLite file locked past the busy
+    timeout): the work is worth retrying, not abandoning."""
+    if isinstance(error, Unreachable):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error)
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.OperationalError)
 
 
 @contextmanager
@@ -563,11 +593,6 @@ def set_run_status(db: Database, run_id: int, status: str) -> None:
         fields["finished_at"] = now_iso()
     with write(db):
         db["runs"].update(run_id, fields)
-
-
-def heartbeat(db: Database, run_id: int) -> None:
-    with write(db):
-        db.execute("update runs set heartbeat_at = ? where id = ?", [time.time(), run_id])
 
 
 def _with_effective_status(run: dict) -> dict:
@@ -789,7 +814,7 @@ def save_draft(db: Database, owner: str, plan: dict) -> None:
 def latest_active_run(db: Database) -> dict | None:
     """The newest run still pending or running, for a page opened mid-run."""
     row = db.execute(
-        "select id from runs where status in ('pending', 'running', 'cancelling') order by id desc limit 1"
+        "select id from runs where status in ('queued', 'pending', 'running', 'cancelling') order by id desc limit 1"
     ).fetchone()
     return get_run(db, row[0]) if row else None
 

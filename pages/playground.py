@@ -13,7 +13,7 @@ from core.config import SpreadError
 from core.review import golden
 from core.run import (conversation, drafts, endpoints, estimate, inputs, local_llm, models, plan, promptfoo_config,
                       rewording, runner, shapes, templates)
-from core.run.progress import LiveProgress
+from core.run.progress import ACTIVE, LiveProgress
 
 st.title("Playground")
 st.caption("Send a prompt — in one or more wordings, over a table of inputs — to several models at several "
@@ -272,7 +272,7 @@ try:
         sets = [s["name"] for s in golden.list_sets()]
         chosen_set = st.selectbox("Golden set", sets, key="inputs_golden", persist_state="session") if sets else None
         if chosen_set:
-            input_rows = inputs.from_golden_set(chosen_set)
+            input_rows = golden.as_inputs(chosen_set)
         else:
             st.caption("No golden sets yet.")
     elif source == "an earlier run":
@@ -415,7 +415,7 @@ with store.connect() as db:
 if run is not None:
     run_id = run["id"]
 
-    @st.fragment(run_every=1.0 if run["status"] in ("pending", "running", "cancelling") else None)
+    @st.fragment(run_every=1.0 if run["status"] in ACTIVE else None)
     def live_progress():
         # Reads only the answers stored since the last refresh: the same cost at any run size.
         tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(run_id))
@@ -433,7 +433,7 @@ if run is not None:
             projected = display.money(seen["cost_usd_projected"]) if seen["complete"] else "not yet known for every model"
             st.caption(f"Cost so far {display.usd(seen['cost_usd_so_far'], seen['answers_unpriced'])} · "
                        f"projected for the whole run: {projected}")
-        if current["status"] in ("running", "pending"):
+        if current["status"] in ("queued", "running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):
                 runner.request_cancel(run_id)
         elif current["status"] != run["status"]:

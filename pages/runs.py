@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
+from core.config import SpreadError
 from core.analyse import spread, tables
 from core.run import drafts, runner
 from core.run import inputs as inputs_module
@@ -79,9 +80,13 @@ if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["er
     retry = st.checkbox("Also retry the cells that ended in an error", key="retry_errors") if run["errors"] else False
     if st.button(f"Resume: fill the {missing} missing samples" + (" and retry errors" if retry else ""),
                  disabled=not missing and not retry):
-        runner.resume(run_id, retry_errors=retry)
-        st.session_state["active_run"] = run_id
-        st.switch_page("pages/playground.py")
+        try:
+            runner.resume(run_id, retry_errors=retry)
+        except SpreadError as e:  # PostgreSQL: a worker still holds the run's lease
+            st.error(str(e))
+        else:
+            st.session_state["active_run"] = run_id
+            st.switch_page("pages/playground.py")
 
 if len(inputs) > 1:
     with st.expander(f"The {len(inputs)} inputs"):

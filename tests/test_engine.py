@@ -245,6 +245,28 @@ def test_the_writer_batches_what_arrives_together_and_flushes_on_close(tmp_path)
         assert conn.execute("select count(*) from responses").fetchone()[0] == 500
 
 
+def test_the_writer_commits_a_row_put_on_the_event_loop_without_waiting_for_more_or_for_close(tmp_path):
+    db = tmp_path / "w.db"
+    with store.connect(db) as conn:
+        run_id = store.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1},
+                                  planned=1)
+
+    async def one_row():
+        writer = Writer(db)
+        writer.put({"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "a",
+                    "attempts": 1})
+        for _ in range(2000):  # the loop keeps turning; the row must be handed over and committed
+            if writer.written:
+                break
+            await asyncio.sleep(0.01)
+        with sqlite3.connect(db) as conn:
+            stored = conn.execute("select count(*) from responses").fetchone()[0]
+        await writer.close()
+        return stored
+
+    assert asyncio.run(one_row()) == 1
+
+
 def test_a_write_that_fails_stops_the_run_instead_of_losing_answers_silently(tmp_path):
     async def scenario():
         writer = Writer(tmp_path / "missing-run.db")
@@ -307,3 +329,11 @@ def test_litellm_is_configured_lean():
     llm.get()
     for name in llm.LEAN_PATCHED:  # a litellm upgrade that renames these fails here, not silently
         assert getattr(Logging, name).__module__ == "core.run.llm", name
+
+
+def test_a_process_that_exists_for_a_run_runs_it_on_uvloop():
+    async def loop_module():
+        return type(asyncio.get_running_loop()).__module__
+
+    assert runner.run_own_process(loop_module()).startswith("uvloop")  # the CLI's and a detached run's loop
+    assert asyncio.run(loop_module()).startswith("asyncio")  # the app's stays asyncio's

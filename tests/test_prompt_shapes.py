@@ -9,7 +9,8 @@ from core import store
 from core.analyse import meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, scoring, tool_checks
-from core.run import conversation, inputs, plan, runner, shapes
+from core.review import golden
+from core.run import conversation, inputs, llm, plan, runner, shapes
 from test_cli import last_json, spread as cli
 
 WEATHER = [{"type": "function", "function": {
@@ -166,7 +167,7 @@ def test_the_run_says_before_it_starts_when_a_model_cannot_take_tools(stub):
     spec = run_spec(stub, variants=[plan.Variant("Weather?", tools=WEATHER)], models=["local/gemma-3-270m"])
     with pytest.raises(SpreadError, match=r"local/gemma-3-270m: the embedded model does not take tools; choose"):
         plan.validate(spec)
-    assert shapes.unsupported("openai/stub-a", tools=True, schema=True, json_mode=True) is None  # unknown: allowed
+    assert llm.unsupported_shapes("openai/stub-a", tools=True, schema=True, json_mode=True) is None  # unknown: allowed
     with pytest.raises(SpreadError, match="tool choice 'lookup' is not a declared tool"):
         shapes.checked_tool_choice("lookup", WEATHER)
     assert shapes.checked_tool_choice("search", WEATHER) == {"type": "function", "function": {"name": "search"}}
@@ -337,7 +338,7 @@ def test_a_golden_item_keeps_its_conversation_tools_and_expected_calls_and_gates
                                 {"role": "user", "content": "Weather in Paris?"}]
     assert item["shape"] == {"tools": WEATHER}
     assert item["reference"] == 'get_weather({"city": "Paris"})'
-    assert json.loads(inputs.from_golden_set("weather")[0]["expected_tool_calls"]) == item["tool_calls"]
+    assert json.loads(golden.as_inputs("weather")[0]["expected_tool_calls"]) == item["tool_calls"]
 
     stub.requests.clear()
     stub.respond = lambda body: call("get_weather", '{ "city" : "Paris" }')  # same call, other spacing

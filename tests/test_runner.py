@@ -190,9 +190,17 @@ def test_same_prompt_name_new_text_gets_a_new_version(stub):
 
 
 def test_the_app_worker_caches_embeddings_when_a_run_ends(stub):
+    from core.run import service
+
     stub.answers = ["Paris.", "paris", "Lyon."]
+    service.for_this_server()  # on PostgreSQL the server's worker carries the run; on SQLite, the app's own
     run_id = runner.start(spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=6))
-    runner.background()._jobs[run_id][0].result(timeout=60)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with store.connect() as db:
+            if db["embeddings"].count >= 2:
+                break
+        time.sleep(0.2)
     with store.connect() as db:
         assert store.get_run(db, run_id)["status"] == "done"
         assert db["embeddings"].count == 2  # "Paris." and "paris" are one normalised text

@@ -219,7 +219,7 @@ def test_a_golden_item_from_a_templated_run_keeps_its_input_and_can_feed_a_new_r
     assert item["prompt"] == "Name the capital city of Peru."
     assert (item["prompt_name"], item["prompt_version"]) == ("terse", 1)  # a named variant is versioned under its name
     assert item["accepted"] == ["Lima."]  # only answers to the same input
-    rows = inputs.from_golden_set("capitals")
+    rows = golden.as_inputs("capitals")
     assert rows[0]["country"] == "Peru" and rows[0]["reference"] == "Lima."
     data = export.export("capitals", "jsonl")
     record = json.loads(data)

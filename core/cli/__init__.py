@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import analyse, db, evaluate, models, review, run
+from core.cli import analyse, db, evaluate, models, review, run, worker
 from core import config
 from core.config import SpreadError
 
@@ -29,7 +29,7 @@ def cli(db: str | None) -> None:
         os.environ["SPREAD_DB"] = db if config.is_url(db) else str(Path(db).resolve())
 
 
-for stage in (run, analyse, review, evaluate, models, db):
+for stage in (run, analyse, review, evaluate, models, db, worker):
     for command in stage.COMMANDS:
         cli.add_command(command)
 

@@ -128,7 +128,9 @@ def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
     if vars_file:
         rows = inputs.read_file(vars_file)
     elif golden_set:
-        rows = inputs.from_golden_set(golden_set)
+        from core.review import golden
+
+        rows = golden.as_inputs(golden_set)
     elif run_id is not None:
         rows = inputs.from_run(run_id)
     else:
@@ -194,7 +196,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     try:
-        result = asyncio.run(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
+        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
                                             on_answer=None if as_json else on_answer))
     finally:
         if pool is not None:

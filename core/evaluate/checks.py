@@ -39,6 +39,7 @@ import numpy as np
 
 from core.config import SpreadError, read_yaml
 from core.evaluate import jsregex, tool_checks
+from core.evaluate.outcome import Outcome
 from core.run import templates
 
 # The types a person names; every deterministic one also has a `not-` form.
@@ -116,15 +117,6 @@ class Check:
     @property
     def base(self) -> str:
         return self.type[4:] if self.inverse else self.type
-
-
-@dataclass
-class Outcome:
-    passed: bool | None  # None: the check could not be made (a judge's call failed, a cost unknown)
-    score: float | None = None
-    reason: str = ""
-    judge_calls: int = 0
-    judge_cost_usd: float | None = 0.0
 
 
 @dataclass

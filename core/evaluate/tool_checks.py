@@ -27,6 +27,7 @@ import json
 import re
 
 from core.config import SpreadError
+from core.evaluate.outcome import Outcome
 from core.run import shapes
 
 TYPES = {
@@ -201,8 +202,6 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
     """The Outcome of a check of TYPES (or is-json against the variant's schema) on one stored
     answer. `variant` holds the variant's tools and response format; `similar(text,
     reference)` is the meaning rule, for json-field's `similar`."""
-    from core.evaluate.checks import Outcome
-
     calls = shapes.tool_calls_of(answer.get("tool_calls"))
     what = check.label()
     if check.type == "is-valid-openai-tools-call":

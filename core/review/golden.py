@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from core import store
-from core.run import shapes
+from core.run import inputs, shapes
 
 from core.review import labels
 from core.config import SpreadError, check_text
@@ -448,3 +448,23 @@ def changes(name: str, *, db_path=None) -> list[dict]:
     set_id = get_set(name, db_path=db_path)["id"]
     with store.connect(db_path) as db:
         return list(db.query("select * from golden_changes where set_id = ? order by id", [set_id]))
+
+
+def as_inputs(name: str, *, db_path=None) -> list[dict[str, str]]:
+    """A golden set's items as inputs: each item's variables, plus its key and reference,
+    so that checks can compare an answer with what the set expects."""
+    rows = []
+    for item in items(name, db_path=db_path):
+        row = {k: inputs.as_text(v) for k, v in (item["vars"] or {}).items()}
+        row.setdefault("prompt", item["prompt"])
+        if item["reference"] is not None:
+            row.setdefault("reference", item["reference"])
+        if item.get("messages"):  # a conversation: placed by a history turn
+            row.setdefault("messages", json.dumps(item["messages"], ensure_ascii=False))
+        if item.get("tool_calls"):
+            row.setdefault("expected_tool_calls", json.dumps(item["tool_calls"], ensure_ascii=False))
+        row.setdefault("item_key", item["item_key"])
+        rows.append(row)
+    if not rows:
+        raise SpreadError(f"the golden set {name!r} has no items", "inputs")
+    return inputs.checked(rows, f"golden set {name!r}")

@@ -1,7 +1,7 @@
 """A run's inputs: a table of cases, each a mapping of variable name → text.
 
 Inputs come from a CSV, JSONL or JSON file, from rows typed into the Playground,
-from `--var NAME=VALUE` pairs, from the items of a golden set, or from an earlier run.
+from `--var NAME=VALUE` pairs, or from an earlier run (a golden set's items: golden.as_inputs).
 Every reader either returns the whole table or raises one SpreadError that says what
 is wrong and where (file, line, column); nothing is half-read.
 
@@ -188,28 +188,6 @@ def from_table(records: list[dict]) -> list[dict[str, str]]:
         if any(value.strip() for value in row.values()):
             rows.append(row)
     return checked(rows, "the inputs table")
-
-
-def from_golden_set(name: str, *, db_path=None) -> list[dict[str, str]]:
-    """A golden set's items as inputs: each item's variables, plus its key and reference,
-    so that checks can compare an answer with what the set expects."""
-    from core.review import golden
-
-    rows = []
-    for item in golden.items(name, db_path=db_path):
-        row = {k: as_text(v) for k, v in (item["vars"] or {}).items()}
-        row.setdefault("prompt", item["prompt"])
-        if item["reference"] is not None:
-            row.setdefault("reference", item["reference"])
-        if item.get("messages"):  # a conversation: placed by a history turn
-            row.setdefault("messages", json.dumps(item["messages"], ensure_ascii=False))
-        if item.get("tool_calls"):
-            row.setdefault("expected_tool_calls", json.dumps(item["tool_calls"], ensure_ascii=False))
-        row.setdefault("item_key", item["item_key"])
-        rows.append(row)
-    if not rows:
-        raise SpreadError(f"the golden set {name!r} has no items", "inputs")
-    return checked(rows, f"golden set {name!r}")
 
 
 def from_run(run_id: int, *, db_path=None) -> list[dict[str, str]]:

@@ -260,7 +260,9 @@ def check_shapes_supported(spec: RunSpec, model: str) -> None:
     json_mode = any(shapes.wants_json(a.get("response_format")) for a in asked)
     if not (tools or json_mode):
         return
-    problem = shapes.unsupported(spec.endpoint(model).model, tools=tools, schema=schema, json_mode=json_mode)
+    from core.run import llm  # litellm's model map: imported only when a plan asks for shapes
+
+    problem = llm.unsupported_shapes(spec.endpoint(model).model, tools=tools, schema=schema, json_mode=json_mode)
     if problem:
         raise SpreadError(f"{model}: {problem}; choose another model or drop them from the plan", "models")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from core import store
 
-ACTIVE = ("pending", "running", "cancelling")
+ACTIVE = ("queued", "pending", "running", "cancelling")
 
 
 class LiveProgress:

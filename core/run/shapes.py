@@ -159,33 +159,6 @@ def wants_json(response_format: dict | None) -> bool:
     return bool(response_format) and response_format.get("type") in ("json_object", "json_schema")
 
 
-# --- can an endpoint do it -----------------------------------------------------------------
-
-def unsupported(model: str, *, tools: bool, schema: bool, json_mode: bool) -> str | None:
-    """What a model refuses of the shapes asked for, in a few words, or None.
-
-    An embedded model says itself what it takes (`local_llm.supports`). For other models
-    litellm's map says what it knows; a model it does not know (a self-hosted server) is
-    given the benefit of the doubt: the provider itself then says no, as error rows."""
-    from core.run import llm, local_llm
-
-    if local_llm.is_local(model):
-        refused = [what for what, asked, feature in (("tools", tools, "tools"),
-                                                     ("a response format", schema or json_mode, "response_format"))
-                   if asked and not local_llm.supports(model, feature)]
-        return f"the embedded model does not take {' or '.join(refused)}" if refused else None
-    litellm = llm.get()
-    try:
-        info = litellm.get_model_info(model)
-    except Exception:
-        return None  # not in litellm's map: unknown, not refused
-    if tools and info.get("supports_function_calling") is False:
-        return "it does not support tool calls (per litellm's model map)"
-    if schema and info.get("supports_response_schema") is False:
-        return "it does not support a JSON schema response format (per litellm's model map)"
-    return None
-
-
 # --- what an answer holds ------------------------------------------------------------------
 
 def parse_arguments(raw) -> tuple[object, str | None]:

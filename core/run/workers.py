@@ -70,16 +70,6 @@ def processes_for(spec: RunSpec, calls: int, direct_calls: int = 0) -> int:
     return 1 if calls + direct_calls and beside_embedded(spec) else 0
 
 
-class InProcess:
-    """Samples in the engine's own event loop (where the gate can pace retries)."""
-
-    def __init__(self, spec: RunSpec, secrets: list[str], cancel: threading.Event, pace=None):
-        self.spec, self.secrets, self.cancel, self.pace = spec, secrets, cancel, pace
-
-    async def sample(self, job: sampler.Job) -> dict | None:
-        return await sampler.sample(self.spec, job, self.secrets, self.cancel, pace=self.pace)
-
-
 class WorkerDied(RuntimeError):
     pass
 
@@ -232,12 +222,13 @@ async def _serve_with_client(sock: socket.socket, spec: RunSpec, secrets: list[s
 async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     cancel = threading.Event()
+    samples = sampler.Sampler(spec, secrets, cancel)
     prompts: dict = {}
     tasks: set[asyncio.Task] = set()
 
     async def one(job_id: int, job: sampler.Job) -> None:
         try:
-            _write(writer, ("row", job_id, await sampler.sample(spec, job, secrets, cancel)))
+            _write(writer, ("row", job_id, await samples.sample(job)))
         except asyncio.CancelledError:
             raise
         except BaseException:

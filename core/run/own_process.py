@@ -1,0 +1,59 @@
+"""The entry point of a run's own process (started by core/run/detached.py).
+
+    python -m core.run.own_process --db PATH RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from core.run import detached, runner
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.run.own_process", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--retry-errors", action="store_true")
+    parser.add_argument("--lease-owner")
+    parser.add_argument("--parent", type=int)
+    parser.add_argument("run_id", type=int)
+    args = parser.parse_args(argv)
+    if args.parent:
+        _exit_with(args.parent)
+    os.environ["SPREAD_DB"] = args.db
+    # Below the app in the CPU queue (its sampler processes inherit this): on a machine
+    # with few cores a large run takes every cycle it can get, and a page render then
+    # waits behind it. The run yields a few cycles; pages stay quick.
+    os.nice(detached.NICENESS)
+    pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
+    try:
+        runner.run_own_process(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool,
+                                              owner=args.lease_owner,
+                                              on_stop="queued" if args.lease_owner else "cancelled"))
+    finally:
+        if pool is not None:
+            pool.join()
+    # Embed the answers and score the run's checks now, while nobody waits (as the app's
+    # in-process worker does).
+    from core.evaluate import scoring
+
+    runner.warm_embeddings(args.run_id, args.db)
+    scoring.score_run_sync(args.run_id, db_path=args.db)
+    return 0
+
+
+def _exit_with(parent: int) -> None:
+    """Be killed when `parent` dies (Linux's parent-death signal), like a thread of it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
