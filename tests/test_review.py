@@ -96,6 +96,28 @@ def test_queue_orders_clusters_largest_first_then_single_answers_and_tracks_prog
     assert len(disputed) == 1 and disputed[0]["disputed"] == [ids[3]]
 
 
+def test_pressing_pass_does_not_cluster_the_run_again_but_new_answers_and_decisions_do(monkeypatch):
+    from core.analyse import spread
+    from core.review import decisions
+
+    ids = make_answers(["Paris", "Paris", "Lyon", "paris!"])
+    run_id = _run_of(ids[0])
+    calls = []
+    analyse = spread.analyse_run
+    monkeypatch.setattr(spread, "analyse_run", lambda *a, **k: calls.append(1) or analyse(*a, **k))
+    first = labels.queue([run_id], "ana", method="exact")["items"][0]
+    labels.label_cluster(first["member_ids"], first["representative_id"], "ana", labels.Label("pass"))
+    again = labels.queue([run_id], "ana", method="exact")
+    assert len(calls) == 1 and again["labelled"] == first["size"] == 3  # labels read fresh, clusters not redone
+    decisions.decide(ids[0], ids[2], "merge", reviewer="ana")
+    merged = labels.queue([run_id], "ana", method="exact")
+    assert len(calls) == 2 and merged["items"][0]["size"] == 4
+    with store.connect() as db:
+        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 9, "text": "Lyon"})
+    grown = labels.queue([run_id], "ana", method="exact")
+    assert len(calls) == 3 and grown["total"] == 5
+
+
 def test_percent_agreement_and_cohens_kappa_match_a_hand_computed_example():
     # ana: p p p f f u ; ben: p p f f f u -> 5/6 agree.
     ids = make_answers([f"answer {i}" for i in range(6)])

@@ -13,12 +13,13 @@ them labelled.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 
-from core import store
+from core import config, store
 from core.config import SpreadError, check_text
 from core.run import shapes
 
@@ -266,8 +267,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
             input_names = {i["input"]: inputs_module.label(i["input"], i["vars"]) for i in store.run_inputs(db, run_id)}
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
-        analysis = spread.analyse_run(run_id, method=method, threshold=threshold or spread.DEFAULT_THRESHOLD,
-                                      db_path=db_path, with_map=False)
+        analysis = _analysis(run_id, method, threshold or spread.DEFAULT_THRESHOLD, db_path)
         answers = analysis.answers
         if models:
             answers = answers[answers["model"].isin(models)]
@@ -313,6 +313,28 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
     # Clusters first (largest first), then single answers, keeping run order.
     items.sort(key=lambda item: (item["kind"] != "cluster", -item["size"]))
     return {"items": items, "total": total, "labelled": labelled}
+
+
+# The review queue's meaning clusters, per run and settings, while the run's answers and
+# merge/split decisions stay as they are: a label changes no cluster, so pressing Pass must
+# not cluster 10,000 answers again (every reviewer's rerun did; bench/bench_team.py).
+_ANALYSES: OrderedDict = OrderedDict()
+ANALYSES_KEPT = 8
+
+
+def _analysis(run_id: int, method: str | None, threshold: float, db_path):
+    from core.analyse import spread
+
+    with store.connect(db_path) as db:
+        answers = db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone()
+        decided = db.execute("select count(*), max(id) from cluster_decisions where run_id = ?", [run_id]).fetchone()
+    key = (str(db_path or config.db_path()), run_id, method, threshold, tuple(answers), tuple(decided))
+    if key not in _ANALYSES:
+        _ANALYSES[key] = spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path,
+                                            with_map=False)
+        while len(_ANALYSES) > ANALYSES_KEPT:
+            _ANALYSES.popitem(last=False)
+    return _ANALYSES[key]
 
 
 def members(member_ids: list[int], reviewer: str, *, db_path=None) -> list[dict]:
