@@ -316,6 +316,9 @@ class Context:
         return cls(tuple(quantities.read(prompt)), words, name_vocabulary(list(answers)) - words, predicate, names)
 
 
+# Facts are immutable and a run's answers repeat across reruns (a new threshold, another
+# reviewer's page): reading one is the largest part of clustering a run (bench/bench_team.py).
+@functools.lru_cache(maxsize=200_000)
 def read(text: str, context: Context = Context()) -> Facts:
     """The facts of one answer."""
     cleaned = clean(text)
