@@ -91,7 +91,9 @@ x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis],
                          if default_axes[1] != y_axis else 0, format_func=charts.AXIS_NAMES.get)
 
 
-@st.cache_data(max_entries=16, show_spinner="Clustering answers by meaning…")
+# A resource, not data: every rerun and every reviewer's session reads the same analysis
+# instead of unpickling its own copy of 10,000 answers (nothing on the page changes it).
+@st.cache_resource(max_entries=16, show_spinner="Clustering answers by meaning…")
 def analysis_of(db_path: str, run_id: int, received: int, method: str, threshold: float, extract: str,
                 opinion: str, decided: int) -> spread.Analysis:
     """Cached per database, run, answer count, settings and reviewers' decisions: a finished
@@ -134,8 +136,8 @@ def results():
         cost = "unknown" if opinion["cost_usd"] is None else f"${opinion['cost_usd']:.6f}"
         st.caption(f"Second opinion by {display.inert(opinion['model'])}: {opinion['calls']} new calls, cost {cost}"
                    + (f" · {len(opinion['errors'])} failed" if opinion["errors"] else ""))
-    st.plotly_chart(charts.heatmap(analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names),
-                    key="heatmap")
+    st.plotly_chart(analysis.once(("heatmap", y_axis, x_axis, metric), lambda: charts.heatmap(
+        analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names)), key="heatmap")
     if len(analysis.inputs) > 1 and "input" not in (y_axis, x_axis):
         st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
                    "(the samples of one input are not independent).")
@@ -146,12 +148,15 @@ def results():
     checks_section(analysis, run, names)
 
     if analysis.coords is not None and len(analysis.coords) >= 3:
-        st.plotly_chart(charts.answer_map(analysis.coords), key="map")
+        st.plotly_chart(analysis.once(("map",), lambda: charts.answer_map(analysis.coords)), key="map")
     left, right = st.columns(2)
-    left.plotly_chart(charts.length_distributions(analysis.answers), key="lengths")
-    left.plotly_chart(charts.latency_distributions(analysis.answers), key="latency")
-    cost_charts = [(charts.cost_vs_consistency(analysis.cells), "cost_consistency"),
-                   (charts.cost_distributions(analysis.answers), "cost")]
+    left.plotly_chart(analysis.once(("lengths",), lambda: charts.length_distributions(analysis.answers)),
+                      key="lengths")
+    left.plotly_chart(analysis.once(("latency",), lambda: charts.latency_distributions(analysis.answers)),
+                      key="latency")
+    cost_charts = [(analysis.once(("cost_consistency",), lambda: charts.cost_vs_consistency(analysis.cells)),
+                    "cost_consistency"),
+                   (analysis.once(("cost",), lambda: charts.cost_distributions(analysis.answers)), "cost")]
     for figure, key in cost_charts:
         if figure is not None:
             right.plotly_chart(figure, key=key)
@@ -267,7 +272,7 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
 def wording(analysis: spread.Analysis, names: dict) -> None:
     """How much of the spread comes from the wording, and how much from sampling."""
     st.subheader("Wording or sampling?")
-    rows = sensitivity.by_input(analysis.answers)
+    rows = analysis.wording()
     if not rows:
         st.caption("No input was answered by two wordings yet.")
         return

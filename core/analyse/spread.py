@@ -86,10 +86,26 @@ class Analysis:
     inputs: list[dict] = field(default_factory=list)  # {"input", "vars"} (analyse_run)
     extract: str = "whole"  # the part of each answer compared (meaning.EXTRACT_MODES)
     second_opinion: dict | None = None  # the LLM judge asked about near-threshold pairs: model, calls, cost
+    # What the pages ask of an analysis again at every rerun, worked out once (an analysis
+    # never changes once made; the Spread page shares one between reviewers).
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def once(self, key: tuple, make: Callable):
+        """`make()`, made once per key for this analysis (a chart, a table)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def group(self, axes: list[str], *, with_clusters: bool = False) -> list[dict]:
         """Metrics for each combination of `axes`, the other axes aggregated."""
-        return group_metrics(self, axes, with_clusters=with_clusters)
+        return self.once(("group", tuple(axes), with_clusters),
+                         lambda: group_metrics(self, axes, with_clusters=with_clusters))
+
+    def wording(self) -> list[dict]:
+        """Per input and model, how much of the spread the wording explains (sensitivity.by_input)."""
+        from core.analyse import sensitivity
+
+        return self.once(("wording",), lambda: sensitivity.by_input(self.answers))
 
 
 Embedder = Callable[[list[str], str], np.ndarray]
