@@ -94,3 +94,42 @@ def test_a_server_that_cannot_be_reached_is_one_line_without_the_password():
     result = spread("--db", url, "runs", check=False)
     assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_every_row(pg_url):
+    """The previous release's schema (migrations up to m014) on PostgreSQL, holding the
+    previous release's own data (tests/data/schema10.db), opened by this release."""
+    import sqlite3
+
+    from conftest import ROOT
+    from core import postgres, store_copy
+
+    raw = postgres.pool.get(pg_url)
+    try:
+        store.migrations.apply(postgres.PostgresDatabase(raw), stop_before="m015_run_leases")
+    finally:
+        raw.close()
+    old = sqlite3.connect(ROOT / "tests" / "data" / "schema10.db")
+    old.row_factory = sqlite3.Row
+    before = {}
+    with psycopg.connect(pg_url) as conn:
+        for table in store_copy.tables():
+            if not old.execute("select 1 from sqlite_master where name = ?", [table]).fetchone():
+                continue
+            rows = [dict(r) for r in old.execute(f"select * from {table}")]
+            before[table] = rows
+            for row in rows:
+                conn.execute(f"insert into {table} ({', '.join(row)}) values ({', '.join(['%s'] * len(row))})",
+                             list(row.values()))
+    assert sum(map(len, before.values())) > 20 and before["responses"] and before["labels"]
+
+    with store.connect(pg_url) as db:
+        applied = [r["name"] for r in db.query("select name from _sqlite_migrations order by id")]
+        after = {table: list(db.query(f"select * from {table} order by 1")) for table in before}
+        leases = {r["lease_owner"] for r in db.query("select lease_owner from runs")}
+    assert applied == [m.name for m in store.migrations._migrations]
+    for table, rows in before.items():  # every old row, value by value, in the old columns
+        columns = list(rows[0]) if rows else []
+        assert sorted(repr([r[c] for c in columns]) for r in after[table]) == sorted(
+            repr(list(row.values())) for row in rows), table
+    assert leases == {None}
