@@ -198,8 +198,7 @@ else:
 st.divider()
 st.subheader("Agreement")
 for run_id in run_ids:
-    given = labels.labels_for_run(run_id)
-    stats = labels.agreement(given)
+    stats = labels.run_agreement(run_id)
     if stats["percent"] is None:
         st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
                    f"(so far: {display.inert(', '.join(stats['reviewers'])) or 'nobody'}).")
@@ -211,7 +210,7 @@ for run_id in run_ids:
     b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
              help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
     c.metric("Reviewers", len(stats["reviewers"]))
-    disputed = labels.disagreements(given)
+    disputed = stats["disagreements"]
     if disputed:
         st.caption("Answers the reviewers disagree on")
         st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),

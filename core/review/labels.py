@@ -13,6 +13,7 @@ them labelled.
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import combinations
@@ -179,11 +180,12 @@ def verdict_table(labels: list[dict]) -> dict[int, dict[str, str]]:
     return table
 
 
-def agreement(labels: list[dict]) -> dict:
+def agreement(labels: list[dict], *, pairs: bool = True) -> dict:
     """Agreement over the answers that every reviewer labelled.
 
     percent: share of those answers on which all reviewers gave the same verdict.
     kappa: Cohen's (two reviewers) or Fleiss' (three or more): agreement beyond chance.
+    pairs: also each pair of reviewers (190 pairs for twenty reviewers: left out where not shown).
     """
     table = verdict_table(labels)
     reviewers = sorted({r for verdicts in table.values() for r in verdicts})
@@ -201,7 +203,7 @@ def agreement(labels: list[dict]) -> dict:
 
         counts = np.array([[row.count(v) for v in VERDICTS] for row in rows])
         result["kappa"], result["kappa_kind"] = _finite(fleiss_kappa(counts, method="fleiss")), "fleiss"
-    for a, b in combinations(reviewers, 2):  # every pair, over the answers both labelled
+    for a, b in combinations(reviewers, 2) if pairs else ():  # every pair, over the answers both labelled
         shared = [rid for rid, v in table.items() if a in v and b in v]
         if shared:
             first, second = [table[r][a] for r in shared], [table[r][b] for r in shared]
@@ -223,6 +225,26 @@ def _cohen(first: list[str], second: list[str]) -> float | None:
 def _finite(value) -> float | None:
     value = float(value)
     return None if np.isnan(value) else round(value, 4)
+
+
+def run_agreement(run_id: int, *, db_path=None) -> dict:
+    """agreement() of a run's labels (without pairs) and its disagreements, worked out again
+    only when a label of the run has changed: the Review page shows them at every rerun."""
+    with store.connect(db_path) as db:
+        (changed,) = db.execute(  # every label change adds a history row: its id dates the labels
+            "select max(label_history.id) from label_history join responses on responses.id = label_history.response_id "
+            "where responses.run_id = ?", [run_id]).fetchone()
+    key = (str(db_path or config.db_path()), run_id, changed)
+    found = _AGREEMENTS.get(key)
+    if found is None:
+        given = labels_for_run(run_id, db_path=db_path)
+        found = _AGREEMENTS[key] = agreement(given, pairs=False) | {"disagreements": disagreements(given)}
+        while len(_AGREEMENTS) > ANALYSES_KEPT:  # sessions are threads: keep `found`, not a lookup
+            _AGREEMENTS.popitem(last=False)
+    return found
+
+
+_AGREEMENTS: OrderedDict = OrderedDict()
 
 
 def disagreements(labels: list[dict]) -> list[dict]:
@@ -256,63 +278,99 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
     system, representative text and id, member_ids, and this reviewer's verdicts.
     """
     from core.analyse import spread
-    from core.run import inputs as inputs_module
 
     items, total, labelled = [], 0, 0
     for run_id in run_ids:
         with store.connect(db_path) as db:
-            run = store.get_run(db, run_id)
-            prompts = store.rendered_prompts(db, run_id) if run else {}
-            labels_of = {v["variant"]: v["label"] for v in store.run_variants(db, run_id)} if run else {}
-            input_names = {i["input"]: inputs_module.label(i["input"], i["vars"]) for i in store.run_inputs(db, run_id)}
-        if run is None:
-            raise SpreadError(f"no run with id {run_id}")
+            if store.get_run(db, run_id) is None:
+                raise SpreadError(f"no run with id {run_id}")
         analysis = _analysis(run_id, method, threshold or spread.DEFAULT_THRESHOLD, db_path)
-        answers = analysis.answers
-        if models:
-            answers = answers[answers["model"].isin(models)]
-        if temperatures:
-            answers = answers[answers["temperature"].isin([float(t) for t in temperatures])]
-        if variants:
-            answers = answers[answers["variant"].isin(variants)]
-        if inputs:
-            answers = answers[answers["input"].isin(inputs)]
-        run_labels = labels_for_run(run_id, db_path=db_path)
-        mine = {row["response_id"]: row for row in run_labels if row["reviewer"] == reviewer}
-        disputed = {d["response_id"] for d in disagreements(run_labels)}
-        total += len(answers)
-        labelled += sum(rid in mine for rid in answers["id"])
-        for cluster_id, group in answers.groupby("cluster", sort=True):
-            member_ids = [int(i) for i in group["id"]]
-            if unlabelled_only and all(m in mine for m in member_ids):
+        scope = (tuple(models or ()), tuple(float(t) for t in temperatures or ()), tuple(variants or ()),
+                 tuple(inputs or ()))
+        # What a label cannot change (members, representative, prompt), worked out once per
+        # analysis and scope; a rerun only reads this reviewer's labels and the disputes.
+        clusters, in_scope = analysis.once(("review queue", scope),
+                                           lambda: _clusters_in_scope(analysis, run_id, scope, db_path))
+        mine = my_labels(run_id, reviewer, db_path=db_path)
+        disputed = disputed_ids(run_id, db_path=db_path)
+        total += len(in_scope)
+        labelled += sum(rid in in_scope for rid in mine)
+        for cluster in clusters:
+            member_ids = cluster["member_ids"]
+            verdicts = {m: mine[m][0] for m in member_ids if m in mine}
+            if unlabelled_only and len(verdicts) == len(member_ids):
                 continue
-            if disagreements_only and not disputed & set(member_ids):
+            in_dispute = disputed.intersection(member_ids)
+            if disagreements_only and not in_dispute:
                 continue
-            cluster = analysis.clusters[int(cluster_id)]
-            representative_id = cluster.representative_id if cluster.representative_id in member_ids else member_ids[0]
-            verdicts = {m: mine[m]["verdict"] for m in member_ids if m in mine}
-            cluster_verdicts = {mine[m]["verdict"] for m in member_ids if m in mine and mine[m]["via_cluster"]}
-            representative = group.loc[group["id"] == representative_id].iloc[0]
-            system, prompt = prompts.get((int(representative["variant"]), int(representative["input"])),
-                                         (run["spec"].get("system") or "", run["spec"]["prompt"]))
-            items.append({
-                "kind": "cluster" if len(member_ids) > 1 else "answer",
-                "meaning_kind": cluster.kind,  # a refusal or a non-answer, said so in the queue
-                "run_id": run_id, "cluster": int(cluster_id), "size": len(member_ids),
-                "input": int(representative["input"]),
-                "input_name": input_names.get(int(representative["input"]), ""),
-                "wordings": [labels_of.get(int(v), str(v)) for v in sorted(group["variant"].unique())],
-                "prompt": prompt, "system": system,
-                "representative_id": representative_id,
-                "representative": representative["shown"],  # text, then its tool calls as lines
-                "member_ids": member_ids, "verdicts": verdicts,
-                "overrides": [m for m in member_ids if m in mine and mine[m]["via_cluster"] is None
-                              and cluster_verdicts and mine[m]["verdict"] not in cluster_verdicts],
-                "disputed": sorted(disputed & set(member_ids)),
+            cluster_verdicts = {mine[m][0] for m in verdicts if mine[m][1]}
+            items.append(cluster | {
+                "verdicts": verdicts,
+                "overrides": [m for m in verdicts if mine[m][1] is None and cluster_verdicts
+                              and verdicts[m] not in cluster_verdicts],
+                "disputed": sorted(in_dispute),
             })
     # Clusters first (largest first), then single answers, keeping run order.
     items.sort(key=lambda item: (item["kind"] != "cluster", -item["size"]))
     return {"items": items, "total": total, "labelled": labelled}
+
+
+def my_labels(run_id: int, reviewer: str, *, db_path=None) -> dict[int, tuple[str, int | None]]:
+    """response_id -> (verdict, via_cluster) of this reviewer's labels in a run."""
+    with store.connect(db_path) as db:
+        return {rid: (verdict, via) for rid, verdict, via in db.execute(
+            "select labels.response_id, labels.verdict, labels.via_cluster from labels "
+            "join responses on responses.id = labels.response_id where responses.run_id = ? and labels.reviewer = ?",
+            [run_id, reviewer]).fetchall()}
+
+
+def disputed_ids(run_id: int, *, db_path=None) -> set[int]:
+    """The answers of a run that reviewers gave different verdicts."""
+    with store.connect(db_path) as db:
+        return {rid for (rid,) in db.execute(
+            "select labels.response_id from labels join responses on responses.id = labels.response_id "
+            "where responses.run_id = ? group by labels.response_id having count(distinct labels.verdict) > 1",
+            [run_id]).fetchall()}
+
+
+def _clusters_in_scope(analysis, run_id: int, scope: tuple, db_path) -> tuple[list[dict], set[int]]:
+    """The queue's items of one run without anybody's labels, and the answer ids in scope."""
+    from core.run import inputs as inputs_module
+
+    with store.connect(db_path) as db:
+        run = store.get_run(db, run_id)
+        prompts = store.rendered_prompts(db, run_id)
+        labels_of = {v["variant"]: v["label"] for v in store.run_variants(db, run_id)}
+        input_names = {i["input"]: inputs_module.label(i["input"], i["vars"]) for i in store.run_inputs(db, run_id)}
+    models, temperatures, variants, inputs = scope
+    answers = analysis.answers
+    for column, chosen in (("model", models), ("temperature", temperatures), ("variant", variants),
+                           ("input", inputs)):
+        if chosen:
+            answers = answers[answers[column].isin(chosen)]
+    ids, shown = answers["id"].astype(int).tolist(), answers["shown"].tolist()
+    variant_of, input_of = answers["variant"].astype(int).tolist(), answers["input"].astype(int).tolist()
+    row_of = {rid: k for k, rid in enumerate(ids)}
+    items = []
+    for cluster_id, rows in sorted(answers.groupby("cluster", sort=True).indices.items()):
+        member_ids = [ids[k] for k in rows]
+        cluster = analysis.clusters[int(cluster_id)]
+        representative_id = cluster.representative_id if cluster.representative_id in row_of else member_ids[0]
+        at = row_of[representative_id]
+        system, prompt = prompts.get((variant_of[at], input_of[at]),
+                                     (run["spec"].get("system") or "", run["spec"]["prompt"]))
+        items.append({
+            "kind": "cluster" if len(member_ids) > 1 else "answer",
+            "meaning_kind": cluster.kind,  # a refusal or a non-answer, said so in the queue
+            "run_id": run_id, "cluster": int(cluster_id), "size": len(member_ids),
+            "input": input_of[at], "input_name": input_names.get(input_of[at], ""),
+            "wordings": [labels_of.get(v, str(v)) for v in sorted({variant_of[k] for k in rows})],
+            "prompt": prompt, "system": system,
+            "representative_id": representative_id,
+            "representative": shown[at],  # text, then its tool calls as lines
+            "member_ids": member_ids,
+        })
+    return items, set(ids)
 
 
 # The review queue's meaning clusters, per run and settings, while the run's answers and
@@ -320,6 +378,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
 # not cluster 10,000 answers again (every reviewer's rerun did; bench/bench_team.py).
 _ANALYSES: OrderedDict = OrderedDict()
 ANALYSES_KEPT = 8
+_CLUSTERING = threading.Lock()
 
 
 def _analysis(run_id: int, method: str | None, threshold: float, db_path):
@@ -329,12 +388,14 @@ def _analysis(run_id: int, method: str | None, threshold: float, db_path):
         answers = db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone()
         decided = db.execute("select count(*), max(id) from cluster_decisions where run_id = ?", [run_id]).fetchone()
     key = (str(db_path or config.db_path()), run_id, method, threshold, tuple(answers), tuple(decided))
-    if key not in _ANALYSES:
-        _ANALYSES[key] = spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path,
-                                            with_map=False)
-        while len(_ANALYSES) > ANALYSES_KEPT:
-            _ANALYSES.popitem(last=False)
-    return _ANALYSES[key]
+    with _CLUSTERING:  # sessions are threads: one clusters, the others wait for its result
+        found = _ANALYSES.get(key)
+        if found is None:
+            found = _ANALYSES[key] = spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path,
+                                                        with_map=False)
+            while len(_ANALYSES) > ANALYSES_KEPT:
+                _ANALYSES.popitem(last=False)
+    return found
 
 
 def members(member_ids: list[int], reviewer: str, *, db_path=None) -> list[dict]:
