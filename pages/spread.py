@@ -150,13 +150,13 @@ def results():
     if analysis.coords is not None and len(analysis.coords) >= 3:
         st.plotly_chart(analysis.once(("map",), lambda: charts.answer_map(analysis.coords)), key="map")
     left, right = st.columns(2)
-    left.plotly_chart(analysis.once(("lengths",), lambda: charts.length_distributions(analysis.answers)),
+    left.plotly_chart(analysis.once_per_run(("lengths",), lambda: charts.length_distributions(analysis.answers)),
                       key="lengths")
-    left.plotly_chart(analysis.once(("latency",), lambda: charts.latency_distributions(analysis.answers)),
+    left.plotly_chart(analysis.once_per_run(("latency",), lambda: charts.latency_distributions(analysis.answers)),
                       key="latency")
     cost_charts = [(analysis.once(("cost_consistency",), lambda: charts.cost_vs_consistency(analysis.cells)),
                     "cost_consistency"),
-                   (analysis.once(("cost",), lambda: charts.cost_distributions(analysis.answers)), "cost")]
+                   (analysis.once_per_run(("cost",), lambda: charts.cost_distributions(analysis.answers)), "cost")]
     for figure, key in cost_charts:
         if figure is not None:
             right.plotly_chart(figure, key=key)

@@ -12,7 +12,7 @@ Two answers are compared in three steps:
    yes or no, the same kind, or the same words once the form is cleaned away.
 3. Otherwise their embeddings (`embed`) decide: cosine similarity above the threshold.
 
-Answers are grouped by average-linkage agglomerative clustering (scikit-learn) on that
+Answers are grouped by average-linkage agglomerative clustering (scipy) on that
 similarity (a conflict counts as -1, an agreement as 1): two groups merge while their
 answers are, on average, more alike than the threshold. Spread errs towards splitting:
 an extra cluster costs a reviewer one click, a wrong answer hidden in a right cluster
@@ -472,32 +472,55 @@ def cluster_vectors(vectors: np.ndarray, threshold: float, texts: list[str] | No
     prompt, whose own numbers and names do not count. `second_opinion`, if given (with
     texts), is asked about the pairs near the threshold that no fact decides.
     """
-    n = len(vectors)
-    if n <= 1:
-        return np.zeros(n, dtype=int)
-    found = read_all(texts, context) if texts is not None else None
-    ask = None
-    if second_opinion is not None and texts is not None:
-        ask = lambda rows: second_opinion([(texts[i], texts[j]) for i, j in rows])  # noqa: E731
-    if n <= CHUNK:
-        return _agglomerate(vectors, threshold, found, ask)
-    # Large: cluster the first chunk (the most frequent answers come first), then give
-    # each later answer the nearest existing cluster when alike enough, and cluster the
-    # rest among themselves.
-    labels = np.full(n, -1)
-    labels[:CHUNK] = _agglomerate(vectors[:CHUNK], threshold, found[:CHUNK] if found else None, ask)
-    for start in range(CHUNK, n, CHUNK):
-        block = np.arange(start, min(start + CHUNK, n))
-        centroids = _centroids(vectors, labels)
-        similarity = vectors[block] @ centroids.T
-        best = similarity.argmax(axis=1)
-        close = similarity[np.arange(len(block)), best] >= threshold
-        labels[block[close]] = best[close]
-        rest = block[~close]
-        if len(rest):
-            rest_facts = [found[i] for i in rest] if found else None
-            labels[rest] = _agglomerate(vectors[rest], threshold, rest_facts) + labels.max() + 1
-    return labels
+    return Clustering(vectors, texts, context).labels(threshold, second_opinion=second_opinion)
+
+
+class Clustering:
+    """The meaning clusters of one set of answers, at any threshold.
+
+    The facts are read and the average-linkage tree is built (scipy) once; each threshold
+    is then a cut of that tree, so moving the threshold slider does not cluster again.
+    A second opinion changes the similarities near one threshold, and more than CHUNK
+    answers are clustered in chunks that depend on it: those cluster at that threshold.
+    """
+
+    def __init__(self, vectors: np.ndarray, texts: list[str] | None = None, context: str = ""):
+        self.vectors = vectors
+        self.found = read_all(texts, context) if texts is not None and len(vectors) > 1 else None
+        self.texts = texts
+        self._tree = None
+
+    def labels(self, threshold: float, *, second_opinion: SecondOpinion | None = None) -> np.ndarray:
+        vectors, found, texts = self.vectors, self.found, self.texts
+        n = len(vectors)
+        if n <= 1:
+            return np.zeros(n, dtype=int)
+        ask = None
+        if second_opinion is not None and texts is not None:
+            ask = lambda rows: second_opinion([(texts[i], texts[j]) for i, j in rows])  # noqa: E731
+        if n <= CHUNK and ask is None:
+            if self._tree is None:
+                self._tree = _tree(similarity_matrix(vectors, found)[0])
+            return _cut(self._tree, threshold)
+        if n <= CHUNK:
+            return _agglomerate(vectors, threshold, found, ask)
+        # Large: cluster the first chunk (the most frequent answers come first), then give
+        # each later answer the nearest existing cluster when alike enough, and cluster the
+        # rest among themselves.
+        labels = np.full(n, -1)
+        labels[:CHUNK] = _agglomerate(vectors[:CHUNK], threshold, found[:CHUNK] if found else None, ask)
+        for start in range(CHUNK, n, CHUNK):
+            block = np.arange(start, min(start + CHUNK, n))
+            centroids = _centroids(vectors, labels)
+            similarity = vectors[block] @ centroids.T
+            best = similarity.argmax(axis=1)
+            close = similarity[np.arange(len(block)), best] >= threshold
+            labels[block[close]] = best[close]
+            rest = block[~close]
+            if len(rest):
+                rest_facts = [found[i] for i in rest] if found else None
+                labels[rest] = _agglomerate(vectors[rest], threshold, rest_facts) + labels.max() + 1
+        return labels
 
 
 def read_all(texts: list[str], context: str = "") -> list[Facts]:
@@ -517,8 +540,7 @@ def similarity_matrix(vectors: np.ndarray, found: list[Facts] | None) -> tuple[n
 
 
 def _agglomerate(vectors: np.ndarray, threshold: float, found=None, ask=None) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
-
+    """Cluster labels at one threshold, second opinions asked about the pairs near it."""
     if len(vectors) == 1:
         return np.zeros(1, dtype=int)
     similarity, decided = similarity_matrix(vectors, found)
@@ -529,10 +551,25 @@ def _agglomerate(vectors: np.ndarray, threshold: float, found=None, ask=None) ->
         for (i, j), opinion in zip(rows, ask(rows) if rows else []):
             if opinion is not None:
                 similarity[i, j] = similarity[j, i] = 1.0 if opinion else -1.0
-    model = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold,
-    )
-    return model.fit_predict(1.0 - similarity)
+    return _cut(_tree(similarity), threshold)
+
+
+def _tree(similarity: np.ndarray) -> np.ndarray:
+    """The average-linkage merges (scipy's linkage matrix) of a similarity matrix."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    distance = (1.0 - similarity).astype(np.float64)
+    np.fill_diagonal(distance, 0.0)
+    return linkage(squareform(distance, checks=False), method="average")
+
+
+def _cut(tree: np.ndarray, threshold: float) -> np.ndarray:
+    """Labels 0..k-1 when the merges at an average distance below 1 - threshold are made
+    (two groups merge while they are, on average, more alike than the threshold)."""
+    from scipy.cluster.hierarchy import fcluster
+
+    return fcluster(tree, np.nextafter(1.0 - threshold, -np.inf), criterion="distance") - 1
 
 
 def _centroids(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ top meanings agree.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -58,20 +59,42 @@ def _permutations(rows: int) -> int:
     return int(min(MAX_PERMUTATIONS, max(PERMUTATIONS, math.ceil(10 * rows / ALPHA) - 1)))
 
 
-def by_input(answers: pd.DataFrame, *, seed: int = 0) -> list[dict]:
-    """One row per (input, model) answered by two or more variants."""
+@dataclass
+class Design:
+    """Which answers each (input, model) row pools, their wordings and the shuffled
+    wordings of its permutation null: none of it depends on the meaning clusters, so it
+    is drawn once per run's answers and every threshold reuses it."""
+    rows: list[tuple[tuple[int, str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # key, positions,
+    permutations: int                                                                  # variants, codes, shuffled
+
+
+def design(answers: pd.DataFrame, *, seed: int = 0) -> Design:
+    """The rows of by_input(): (input, model) answered by two or more variants."""
     rng = np.random.default_rng(seed)
-    groups = [(key, group) for key, group in answers.groupby(["input", "model"], sort=True)
-              if group["variant"].nunique() >= 2]
+    variant = answers["variant"].to_numpy()
+    groups = [(key, rows) for key, rows in sorted(answers.groupby(["input", "model"]).indices.items())
+              if len(np.unique(variant[rows])) >= 2]
     permutations = _permutations(len(groups))
-    tail = ALPHA / (2 * max(len(groups), 1))  # each side of each row's interval
+    rows = []
+    for key, positions in groups:
+        variants, codes = np.unique(variant[positions], return_inverse=True)
+        shuffled = rng.permuted(np.broadcast_to(codes, (permutations, len(codes))), axis=1)
+        rows.append(((int(key[0]), key[1]), positions, variants, codes, shuffled))
+    return Design(rows, permutations)
+
+
+def by_input(answers: pd.DataFrame, *, seed: int = 0, drawn: Design | None = None) -> list[dict]:
+    """One row per (input, model) answered by two or more variants (`drawn`: design() of
+    these answers, if already made)."""
+    drawn = drawn or design(answers, seed=seed)
+    permutations = drawn.permutations
+    tail = ALPHA / (2 * max(len(drawn.rows), 1))  # each side of each row's interval
+    cluster = answers["cluster"].to_numpy()
     out = []
-    for (input_idx, model), group in groups:
-        variants, variant_codes = np.unique(group["variant"].to_numpy(), return_inverse=True)
-        clusters, cluster_codes = np.unique(group["cluster"].to_numpy(), return_inverse=True)
+    for (input_idx, model), positions, variants, variant_codes, shuffled in drawn.rows:
+        clusters, cluster_codes = np.unique(cluster[positions], return_inverse=True)
         total = stats.entropy(np.bincount(cluster_codes))
         information = float(mutual_information(variant_codes[None, :], cluster_codes, len(variants), len(clusters))[0])
-        shuffled = rng.permuted(np.broadcast_to(variant_codes, (permutations, len(variant_codes))), axis=1)
         null = mutual_information(shuffled, cluster_codes, len(variants), len(clusters))
         p_value = (1 + int((null >= information - 1e-12).sum())) / (permutations + 1)
         null_low, null_high = np.quantile(null, [tail, 1 - tail])
@@ -88,7 +111,7 @@ def by_input(answers: pd.DataFrame, *, seed: int = 0) -> list[dict]:
 
         centred = (information - float(null.mean())) / total if total > 1e-12 else 0.0
         out.append({
-            "input": int(input_idx), "model": model, "answers": len(group), "meanings": len(clusters),
+            "input": input_idx, "model": model, "answers": len(positions), "meanings": len(clusters),
             "entropy": round(total, 4), "entropy_within": round(total - information, 4),
             "information": round(max(information, 0.0), 4),
             "information_null": round(float(null.mean()), 4),

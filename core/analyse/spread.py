@@ -22,6 +22,8 @@ import difflib
 import functools
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -86,6 +88,7 @@ class Analysis:
     inputs: list[dict] = field(default_factory=list)  # {"input", "vars"} (analyse_run)
     extract: str = "whole"  # the part of each answer compared (meaning.EXTRACT_MODES)
     second_opinion: dict | None = None  # the LLM judge asked about near-threshold pairs: model, calls, cost
+    prepared: "Prepared | None" = field(default=None, repr=False, compare=False)  # what it was cut from
     # What the pages ask of an analysis again at every rerun, worked out once (an analysis
     # never changes once made; the Spread page shares one between reviewers).
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
@@ -96,6 +99,11 @@ class Analysis:
             self._memo[key] = make()
         return self._memo[key]
 
+    def once_per_run(self, key: tuple, make: Callable):
+        """`make()` of what does not depend on the clusters (a latency chart): made once for
+        every threshold of the run's answers."""
+        return self.prepared.once(key, make) if self.prepared else self.once(key, make)
+
     def group(self, axes: list[str], *, with_clusters: bool = False) -> list[dict]:
         """Metrics for each combination of `axes`, the other axes aggregated."""
         return self.once(("group", tuple(axes), with_clusters),
@@ -105,7 +113,8 @@ class Analysis:
         """Per input and model, how much of the spread the wording explains (sensitivity.by_input)."""
         from core.analyse import sensitivity
 
-        return self.once(("wording",), lambda: sensitivity.by_input(self.answers))
+        drawn = self.prepared.once(("wording design",), lambda: sensitivity.design(self.answers)) if self.prepared else None
+        return self.once(("wording",), lambda: sensitivity.by_input(self.answers, drawn=drawn))
 
 
 Embedder = Callable[[list[str], str], np.ndarray]
@@ -115,13 +124,12 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
                 db_path=None, with_map: bool = True, extract: str | None = None,
                 second_opinion_model: str | None = None) -> Analysis:
     """analyse() a stored run, with model embeddings cached in the database, the reviewers'
-    merge and split decisions applied, and second opinions paid for once."""
+    merge and split decisions applied, and second opinions paid for once. What does not
+    depend on the threshold is prepared once per run, answers and settings (`prepared_run`)."""
     from core import store
     from core.review import decisions
 
     with store.connect(db_path) as db:
-        rows = store.responses(db, run_id)
-        prompts = store.rendered_prompts(db, run_id)
         variants = store.run_variants(db, run_id)
         inputs = store.run_inputs(db, run_id)
         run = store.get_run(db, run_id)
@@ -134,9 +142,9 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
 
         opinion = (second_opinion_model, second_opinion.StoredVerdicts(second_opinion_model, db_path),
                    second_opinion.completion_for(second_opinion_model, db_path=db_path))
-    analysis = analyse(rows, method=method, threshold=threshold, with_map=with_map, contexts=contexts_of(prompts),
-                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path), extract=extract,
-                       decisions=decisions.for_run(run_id, db_path=db_path), second_opinion=opinion)
+    prepared = prepared_run(run_id, method=method or embed.default_method(), extract=extract, db_path=db_path)
+    analysis = prepared.at(threshold, decisions=decisions.for_run(run_id, db_path=db_path), second_opinion=opinion,
+                           with_map=with_map)
     analysis.variants, analysis.inputs = variants, inputs
     labels = {v["variant"]: v["label"] for v in variants}
     values = {i["input"]: i["vars"] for i in inputs}
@@ -146,6 +154,34 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
         cell["vars"] = values.get(cell["input"], {})
         cell["latency_under_local_load"] = cell["model"] in shared_cores
     return analysis
+
+
+# Prepared runs, newest last: per database, run, answers (count and newest id) and settings.
+_PREPARED: OrderedDict = OrderedDict()
+PREPARED_KEPT = 4
+_PREPARING = threading.Lock()
+
+
+def prepared_run(run_id: int, *, method: str, extract: str = "whole", db_path=None) -> "Prepared":
+    """prepare() a stored run once while its answers stay as they are: every threshold, page
+    and reviewer then starts from it (app servers run sessions as threads: one prepares,
+    the others wait for it)."""
+    from core import config, store
+
+    with store.connect(db_path) as db:
+        received = tuple(db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone())
+    key = (str(db_path or config.db_path()), run_id, received, method, extract)
+    with _PREPARING:
+        found = _PREPARED.get(key)
+        if found is None:
+            with store.connect(db_path) as db:
+                rows = store.responses(db, run_id)
+                prompts = store.rendered_prompts(db, run_id)
+            found = _PREPARED[key] = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
+                                             embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+            while len(_PREPARED) > PREPARED_KEPT:
+                _PREPARED.popitem(last=False)
+    return found
 
 
 def local_load(spec: dict) -> set[str]:
@@ -177,9 +213,22 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     store rows; `contexts` (per input) or `context` is the prompt the answers reply to;
     `extract` the part of each answer to compare (meaning.EXTRACT_MODES); `decisions` are
     reviewers' merges and splits; `second_opinion` is (judge model, verdict cache)."""
-    method = method or embed.default_method()
+    check_threshold(threshold)
+    return prepare(responses, method=method, embedder=embedder, context=context, contexts=contexts,
+                   extract=extract).at(threshold, decisions=decisions, second_opinion=second_opinion,
+                                       with_map=with_map)
+
+
+def check_threshold(threshold: float) -> None:
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
+
+
+def prepare(responses: list[dict], *, method: str | None = None, embedder: Embedder | None = None,
+            context: str = "", contexts: dict[int, str] | None = None, extract: str = "whole") -> "Prepared":
+    """Steps 1-3 of the pipeline up to the threshold: the answers' frame and compared forms,
+    the distinct answers per input, their embeddings, and each input's clustering."""
+    method = method or embed.default_method()
     embedder = embedder or embed.embed
     df = frame(responses)
     errors = df[df["error_type"].notna()]
@@ -201,33 +250,105 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
     meaning.check_extract_mode(extract)
     compared = [meaning.comparable(text, extract) for text in distinct["text"]]
     vectors = embedder(compared, method) if len(distinct) else np.zeros((0, 1), np.float32)
-    ledger: list = []
-    distinct["cluster"] = _cluster_per_input(distinct, vectors, threshold, method, contexts or {}, context, extract,
-                                             decisions or [], second_opinion, ledger)
-
-    position = pd.MultiIndex.from_frame(distinct[["input", "norm"]]).get_indexer(
+    answers["vector"] = pd.MultiIndex.from_frame(distinct[["input", "norm"]]).get_indexer(
         pd.MultiIndex.from_frame(answers[["input", "norm"]])) if len(answers) else np.zeros(0, dtype=int)
-    answers["vector"] = position
-    answers["cluster"] = distinct["cluster"].to_numpy()[position] if len(answers) else np.zeros(0, dtype=int)
-    clusters = _clusters(distinct, vectors, answers)
+    return Prepared(method, extract, answers, errors, distinct, vectors, contexts or {}, context)
 
-    analysis = Analysis(method=method, threshold=threshold, answers=answers, errors=errors, clusters=clusters,
-                        vectors=vectors, cells=[], by_model=[], by_temperature=[], extract=extract)
-    if second_opinion is not None:
-        costs = [j.cost_usd for j in ledger]
-        analysis.second_opinion = {"model": second_opinion[0], "calls": sum(j.calls for j in ledger),
-                                   "cost_usd": None if None in costs else sum(costs),
-                                   "errors": [e for j in ledger for e in j.errors][:5]}
-    analysis.cells = analysis.group(AXES, with_clusters=True)
-    if any(answers["calls"]):
-        tool_usage.add_to_cells(analysis.cells, answers, AXES)
-    analysis.by_model = analysis.group(["model"], with_clusters=True)
-    analysis.by_temperature = analysis.group(["temperature"], with_clusters=True)
-    analysis.by_variant = analysis.group(["variant"])
-    analysis.by_input = analysis.group(["input"])
-    if with_map:
-        analysis.coords = answer_map(answers, vectors)
-    return analysis
+
+@dataclass
+class Prepared:
+    """A run's answers before a threshold: what `at(threshold)` starts from. Each input's
+    facts and clustering tree are made on first use and kept (meaning.Clustering), so a
+    new threshold cuts trees instead of clustering again."""
+    method: str
+    extract: str
+    answers: pd.DataFrame  # one row per good answer, with "calls", "norm", "shown" and "vector"
+    errors: pd.DataFrame
+    distinct: pd.DataFrame  # per input, its distinct answers most frequent first
+    vectors: np.ndarray  # one row per distinct answer
+    contexts: dict[int, str]
+    context: str
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def once(self, key: tuple, make: Callable):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def at(self, threshold: float = DEFAULT_THRESHOLD, *, decisions: list[dict] | None = None,
+           second_opinion: tuple | None = None, with_map: bool = True) -> Analysis:
+        """Step 3's clusters at this threshold (decisions applied) and step 4's metrics."""
+        check_threshold(threshold)
+        distinct, vectors = self.distinct, self.vectors
+        ledger: list = []
+        cluster_of = self._cluster_per_input(threshold, decisions or [], second_opinion, ledger)
+        answers = self.answers.copy()
+        answers["cluster"] = cluster_of[answers["vector"].to_numpy()] if len(answers) else np.zeros(0, dtype=int)
+        clusters = _clusters(distinct, cluster_of, vectors, answers)
+        analysis = Analysis(method=self.method, threshold=threshold, answers=answers, errors=self.errors,
+                            clusters=clusters, vectors=vectors, cells=[], by_model=[], by_temperature=[],
+                            extract=self.extract, prepared=self)
+        if second_opinion is not None:
+            costs = [j.cost_usd for j in ledger]
+            analysis.second_opinion = {"model": second_opinion[0], "calls": sum(j.calls for j in ledger),
+                                       "cost_usd": None if None in costs else sum(costs),
+                                       "errors": [e for j in ledger for e in j.errors][:5]}
+        analysis.cells = analysis.group(AXES, with_clusters=True)
+        if any(answers["calls"]):
+            tool_usage.add_to_cells(analysis.cells, answers, AXES)
+        analysis.by_model = analysis.group(["model"], with_clusters=True)
+        analysis.by_temperature = analysis.group(["temperature"], with_clusters=True)
+        analysis.by_variant = analysis.group(["variant"])
+        analysis.by_input = analysis.group(["input"])
+        if with_map:
+            analysis.coords = answer_map(answers, self.once(("map",), lambda: map_points(vectors)))
+        return analysis
+
+    def _cluster_per_input(self, threshold: float, decided: list[dict], second_opinion: tuple | None,
+                           ledger: list) -> np.ndarray:
+        """Cluster ids unique across the run, one per distinct answer: per input (as
+        meaning.cluster does for one set of answers), the reviewers' decisions applied, then
+        numbered by size, largest first (a tie: the cluster of the more frequent answer first)."""
+        from core.review import decisions
+
+        labels = np.zeros(len(self.distinct), dtype=int)
+        counts = self.distinct["count"].to_numpy(dtype=float)
+        norms = self.distinct["norm"].to_numpy()
+        next_id = 0
+        for input_idx, rows in self.distinct.groupby("input", sort=True).indices.items():
+            ask = None
+            if second_opinion is not None and self.method != "exact":
+                from core.analyse import second_opinion as opinions
+
+                model, cache, *complete = second_opinion  # (judge, verdict cache[, how to call it])
+                question = self.contexts.get(int(input_idx), self.context)
+                ask = opinions.second_opinion(model, question.strip(), cache, ledger, *complete)
+            # Answers that are data have one meaning per canonical form, never a text's.
+            data = np.array([norm.startswith(meaning.STRUCTURED) for norm in norms[rows]], dtype=bool)
+            local = np.zeros(len(rows), dtype=int)
+            if (~data).any():
+                clustering = self.once(("clustering", int(input_idx)), lambda: self._clustering(input_idx, rows[~data]))
+                local[~data] = clustering.labels(threshold, second_opinion=ask)
+            if data.any():
+                local[data] = np.unique(norms[rows][data], return_inverse=True)[1] + (local.max() + 1 if (~data).any() else 0)
+            local = decisions.apply(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
+            local = np.unique(local, return_inverse=True)[1]  # 0..k-1 again after merges
+            sizes = np.bincount(local, weights=counts[rows])
+            first_row = np.full(len(sizes), len(rows))
+            np.minimum.at(first_row, local, np.arange(len(rows)))
+            order = np.lexsort((first_row, -sizes))
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            labels[rows] = next_id + rank[local]
+            next_id += len(order)
+        return labels
+
+    def _clustering(self, input_idx, prose: np.ndarray) -> meaning.Clustering:
+        """One input's prose answers, ready to cut. The exact method compares normalised
+        text: facts could only split what is equal."""
+        texts = None if self.method == "exact" else [meaning.extract(t, self.extract)
+                                                      for t in self.distinct["text"].to_numpy()[prose]]
+        return meaning.Clustering(self.vectors[prose], texts, self.contexts.get(int(input_idx), self.context))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -238,64 +359,32 @@ def _forms(text: str, tool_calls: str | None, json_value: str | None) -> tuple[l
     return calls, meaning.canonical(calls, json_value) or embed.normalise(text), shapes.readable(text, calls)
 
 
-def _cluster_per_input(distinct: pd.DataFrame, vectors: np.ndarray, threshold: float, method: str,
-                       contexts: dict[int, str], context: str, extract: str, decided: list[dict],
-                       second_opinion: tuple | None, ledger: list) -> np.ndarray:
-    """Cluster ids unique across the run: per input (as meaning.cluster does for one set of
-    answers, with every text embedded in one batch), the reviewers' decisions applied, then
-    numbered by size, largest first."""
-    from core.review import decisions
-
-    labels = np.zeros(len(distinct), dtype=int)
-    counts = distinct["count"].to_numpy(dtype=float)
-    parts = np.array([meaning.extract(t, extract) for t in distinct["text"]], dtype=object)
-    norms = distinct["norm"].to_numpy()
-    next_id = 0
-    for input_idx, rows in distinct.groupby("input", sort=True).indices.items():
-        question = contexts.get(int(input_idx), context)
-        ask = None
-        if second_opinion is not None and method != "exact":
-            from core.analyse import second_opinion as opinions
-
-            model, cache, *complete = second_opinion  # (judge, verdict cache[, how to call it])
-            ask = opinions.second_opinion(model, question.strip(), cache, ledger, *complete)
-        # The exact method compares normalised text: facts could only split what is equal.
-        # Answers that are data have one meaning per canonical form, never a text's.
-        data = np.array([norm.startswith(meaning.STRUCTURED) for norm in norms[rows]], dtype=bool)
-        local = np.zeros(len(rows), dtype=int)
-        prose = rows[~data]
-        if len(prose):
-            local[~data] = meaning.cluster_vectors(vectors[prose], threshold,
-                                                   None if method == "exact" else list(parts[prose]),
-                                                   question, second_opinion=ask)
-        if data.any():
-            local[data] = np.unique(norms[rows][data], return_inverse=True)[1] + (local.max() + 1 if len(prose) else 0)
-        local = decisions.apply(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
-        local = np.unique(local, return_inverse=True)[1]  # 0..k-1 again after merges
-        sizes = np.bincount(local, weights=counts[rows])
-        order = np.argsort(-sizes, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        labels[rows] = next_id + rank[local]
-        next_id += len(order)
-    return labels
-
-
-def _clusters(distinct: pd.DataFrame, vectors: np.ndarray, answers: pd.DataFrame) -> list[Cluster]:
+def _clusters(distinct: pd.DataFrame, cluster_of: np.ndarray, vectors: np.ndarray,
+              answers: pd.DataFrame) -> list[Cluster]:
+    """Each cluster (ids 0..k-1) with its size, members and representative (the medoid)."""
     weights = distinct["count"].to_numpy(dtype=np.float64)
-    members = answers.groupby("cluster")["id"].agg(list) if len(answers) else {}
+    texts, inputs, first_ids, calls = (distinct[c].to_numpy() for c in ("text", "input", "first_id", "calls"))
+    by_cluster = np.argsort(answers["cluster"].to_numpy(), kind="stable")
+    ids = answers["id"].to_numpy()[by_cluster]
+    bounds = np.searchsorted(answers["cluster"].to_numpy()[by_cluster], np.arange(int(cluster_of.max(initial=-1)) + 2))
     clusters = []
-    for cluster_id, rows in sorted(distinct.groupby("cluster").indices.items()):
+    for cluster_id, rows in enumerate(_indices(cluster_of)):
         medoid = rows[_medoid(vectors[rows], weights[rows])]
-        representative = distinct["text"].iloc[medoid]
+        representative = texts[medoid]
         clusters.append(Cluster(
-            id=int(cluster_id), input=int(distinct["input"].iloc[medoid]), size=int(weights[rows].sum()),
-            representative=representative, representative_id=int(distinct["first_id"].iloc[medoid]),
-            member_ids=[int(i) for i in members[cluster_id]],
-            kind=None if distinct["calls"].iloc[medoid] else meaning.answer_kind(representative),
-            tool_calls=distinct["calls"].iloc[medoid] or None,
+            id=cluster_id, input=int(inputs[medoid]), size=int(weights[rows].sum()),
+            representative=representative, representative_id=int(first_ids[medoid]),
+            member_ids=ids[bounds[cluster_id]:bounds[cluster_id + 1]].tolist(),
+            kind=None if calls[medoid] else meaning.answer_kind(representative),
+            tool_calls=calls[medoid] or None,
         ))
     return clusters
+
+
+def _indices(labels: np.ndarray) -> list[np.ndarray]:
+    """The positions of each label 0..k-1, in order."""
+    order = np.argsort(labels, kind="stable")
+    return np.split(order, np.searchsorted(labels[order], np.arange(1, int(labels.max(initial=-1)) + 1)))
 
 
 def _medoid(vectors: np.ndarray, weights: np.ndarray) -> int:
@@ -313,7 +402,10 @@ def group_metrics(analysis: Analysis, axes: list[str], *, with_clusters: bool = 
     basic_metrics() and the meaning metrics (see the module's docstring)."""
     keys = [axis for axis in AXES if axis in axes]
     answers, errors = analysis.answers, analysis.errors
-    basic = _basic_by(answers, errors, keys)
+    prepared = analysis.prepared
+    # Counts, cost and latency do not depend on the clusters: once per run for every threshold.
+    basic = (prepared.once(("basic", tuple(keys)), lambda: _basic_by(answers, errors, keys)) if prepared
+             else _basic_by(answers, errors, keys))
     meaning_rows = _meaning_by(analysis, keys, with_clusters)
     out = []
     for key in sorted(basic):
@@ -418,18 +510,24 @@ def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dic
     summary = grouped.agg(n=("size", "sum"), top=("size", "max"), k=("size", "size"), entropy=("h", "sum"))
     summary["top_cluster"] = sizes.loc[grouped["size"].idxmax().to_numpy(), "cluster"].to_numpy()
     summary["low"], summary["high"] = stats.wilson_many(summary["top"].to_numpy(), summary["n"].to_numpy())
-    similarity = _mean_similarity(answers, analysis.vectors, per_input)
+    prepared = analysis.prepared
+    similarity = (prepared.once(("similarity", tuple(per_input)), lambda: _mean_similarity(answers, analysis.vectors, per_input))
+                  if prepared else _mean_similarity(answers, analysis.vectors, per_input))
     listed: dict[tuple, list] = {}
     if with_clusters:
-        members = answers.groupby(per_input + ["cluster"], sort=True)["id"].agg(list).to_dict()
+        # Row r of `sizes` is group r of this groupby: its members are one slice of the ids.
+        group_of = answers.groupby(per_input + ["cluster"], sort=True).ngroup().to_numpy()
+        by_group = np.argsort(group_of, kind="stable")
+        ids = answers["id"].to_numpy()[by_group]
+        bounds = np.searchsorted(group_of[by_group], np.arange(len(sizes) + 1))
         ordered = sizes.sort_values(per_input + ["size", "cluster"], ascending=[True] * len(per_input) + [False, True])
-        for row in ordered.itertuples(index=False):
+        for r, row in zip(ordered.index, ordered.itertuples(index=False)):
             key = tuple(getattr(row, k) for k in per_input)
             cluster = analysis.clusters[int(row.cluster)]
             listed.setdefault(key, []).append({
                 "cluster": int(row.cluster), "size": int(row.size), "share": round(float(row.share), 4),
                 "representative": cluster.representative, "kind": cluster.kind,
-                "member_ids": [int(i) for i in members[key + (row.cluster,)]],
+                "member_ids": ids[bounds[r]:bounds[r + 1]].tolist(),
                 **({"tool_calls": cluster.tool_calls} if cluster.tool_calls else {})})
     rows = {}
     for label, row in zip(summary.index, summary.itertuples(index=False)):
@@ -511,16 +609,20 @@ def mean_pairwise_similarity(vectors: np.ndarray, counts: np.ndarray) -> float |
 
 # --- maps and comparisons -------------------------------------------------------------
 
-def answer_map(answers: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
-    """2-D coordinates of every answer (PCA of the distinct answers' embeddings: repeats of
-    one answer share its point), for a scatter plot."""
-    coords = answers[["id", "variant", "input", "model", "temperature", "text", "cluster"]].copy()
+def map_points(vectors: np.ndarray) -> np.ndarray:
+    """2-D coordinates of each distinct answer: PCA of the embeddings."""
     if len(vectors) >= 3 and vectors.shape[1] >= 2:
         from sklearn.decomposition import PCA
 
-        xy = PCA(n_components=2, random_state=0).fit_transform(vectors)[answers["vector"].to_numpy()]
-    else:
-        xy = np.zeros((len(answers), 2))
+        return PCA(n_components=2, random_state=0).fit_transform(vectors)
+    return np.zeros((len(vectors), 2))
+
+
+def answer_map(answers: pd.DataFrame, points: np.ndarray) -> pd.DataFrame:
+    """2-D coordinates of every answer (map_points of the distinct answers: repeats of one
+    answer share its point), for a scatter plot."""
+    coords = answers[["id", "variant", "input", "model", "temperature", "text", "cluster"]].copy()
+    xy = points[answers["vector"].to_numpy()] if len(answers) else np.zeros((0, 2))
     coords["x"], coords["y"] = xy[:, 0], xy[:, 1]
     return coords
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import special
 from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
@@ -82,7 +83,10 @@ def paired_difference(a, b, confidence: float = CONFIDENCE) -> dict:
 def entropy(counts) -> float:
     """Shannon entropy (nats) of a distribution given by counts."""
     counts = np.asarray(counts, dtype=float)
-    return float(scipy_stats.entropy(counts)) if counts.sum() > 0 else 0.0
+    total = counts.sum()
+    # scipy.stats.entropy's own: -sum p log p (entr), without its per-call overhead (0.5 ms,
+    # paid once per input and model at every threshold).
+    return float(special.entr(counts / total).sum()) if total > 0 else 0.0
 
 
 def rounded(value, digits: int = 4):
