@@ -247,3 +247,63 @@ def test_remote_latency_timed_beside_the_embedded_model_is_flagged():
     assert tables.cell_rows(mixed)["latency p50 (ms)"].tolist()[1].endswith("(local load)")
     remote_only = spread.cell_table([r for r in rows if r["model"] == "openai/remote"], {"models": ["openai/remote"]})
     assert not remote_only[0]["latency_under_local_load"]
+
+
+def _partition(labels) -> set[frozenset]:
+    groups: dict = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(label, set()).add(row)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_a_cut_of_the_tree_gives_the_clusters_of_average_linkage_at_that_threshold():
+    # The reference: scikit-learn's agglomerative clustering, run afresh at each threshold.
+    from sklearn.cluster import AgglomerativeClustering
+
+    rng = np.random.default_rng(3)
+    texts = [t for group in SIMILAR_WORDS + PARAPHRASES for t in group]
+    cases = [(embed.embed(texts, "tfidf"), texts)]
+    for n in (2, 7, 40, 90):
+        centres = rng.normal(size=(5, 12))
+        vectors = centres[rng.integers(0, 5, n)] + rng.normal(scale=0.8, size=(n, 12))
+        cases.append(((vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), None))
+    compared = 0
+    for vectors, case_texts in cases:
+        clustering = meaning.Clustering(vectors, case_texts, "Answer these questions.")
+        similarity = meaning.similarity_matrix(vectors, clustering.found)[0]
+        for threshold in (0.3, 0.5, 0.65, 0.7, 0.8, 0.9, 0.97):
+            reference = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
+                                                distance_threshold=1.0 - threshold).fit_predict(1.0 - similarity)
+            assert _partition(clustering.labels(threshold)) == _partition(reference), (len(vectors), threshold)
+            compared += len(set(reference)) > 1
+    assert compared > 10  # the cases do split at some thresholds
+
+
+def test_a_new_threshold_reuses_the_prepared_run_and_a_new_answer_prepares_it_again(monkeypatch):
+    spec = {"prompt": "Answer these questions.", "system": "", "name": "q", "models": ["m"], "temperatures": [1.0]}
+    texts = [t for group in SIMILAR_WORDS for t in group] + [  # and some no fact decides
+        "the weather is nice today", "today the weather is nice and warm", "warm weather today",
+        "green apples taste sour", "sour green apples taste good", "apples are green"]
+    with store.connect() as db:
+        run_id = store.create_run(db, spec=spec | {"n": len(texts)}, planned=len(texts))
+        for i, text in enumerate(texts):
+            store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
+                                     "text": text, "attempts": 1})
+    reads = []
+    read_all = meaning.read_all
+    monkeypatch.setattr(meaning, "read_all", lambda *a, **k: reads.append(1) or read_all(*a, **k))
+    cuts = {threshold: spread.analyse_run(run_id, method="tfidf", threshold=threshold, with_map=False)
+            for threshold in (0.7, 0.2, 0.95, 0.4)}
+    assert len(reads) == 1  # one input: its facts read and its tree built once for four thresholds
+    for threshold, cut in cuts.items():
+        with store.connect() as db:
+            fresh = spread.analyse(store.responses(db, run_id), method="tfidf", threshold=threshold,
+                                   context="Answer these questions.\n" + "Answer these questions.", with_map=False)
+        assert _partition(cut.answers.sort_values("id")["cluster"]) == _partition(fresh.answers.sort_values("id")["cluster"])
+    assert len({len(cut.clusters) for cut in cuts.values()}) > 1  # the thresholds do cut differently
+    reads.clear()
+    with store.connect() as db:
+        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 99,
+                                 "text": "Perth", "attempts": 1})
+    grown = spread.analyse_run(run_id, method="tfidf", threshold=0.7, with_map=False)
+    assert len(reads) == 1 and len(grown.answers) == len(texts) + 1
