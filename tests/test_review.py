@@ -166,3 +166,19 @@ def test_several_processes_label_at_once_and_no_label_is_lost():
     given = labels.labels_for(ids)
     assert len(given) == 4 * 60
     assert all(row["tags"] == [row["reviewer"]] for row in given)
+
+
+@pytest.mark.parametrize("reviewers", [2, 4])
+def test_the_runs_agreement_counted_by_the_database_is_agreement_over_its_labels(reviewers):
+    import random
+
+    ids = make_answers([f"answer {i}" for i in range(30)])
+    rng = random.Random(reviewers)
+    for k in range(reviewers):
+        for rid in rng.sample(ids, 24):  # overlapping, not identical: some answers lack a reviewer
+            labels.label(rid, f"r{k}", labels.Label(rng.choice(["pass", "pass", "fail", "unsure"])))
+    given = labels.labels_for_run(_run_of(ids[0]))
+    expected = labels.agreement(given, pairs=False) | {"disagreements": labels.disagreements(given)}
+    counted = labels.run_agreement(_run_of(ids[0]))
+    assert counted == expected
+    assert counted["answers"] > 0 and counted["kappa"] is not None and counted["disagreements"]

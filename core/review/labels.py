@@ -199,10 +199,8 @@ def agreement(labels: list[dict], *, pairs: bool = True) -> dict:
     if len(reviewers) == 2:
         result["kappa"], result["kappa_kind"] = _cohen([r[0] for r in rows], [r[1] for r in rows]), "cohen"
     else:
-        from statsmodels.stats.inter_rater import fleiss_kappa
-
         counts = np.array([[row.count(v) for v in VERDICTS] for row in rows])
-        result["kappa"], result["kappa_kind"] = _finite(fleiss_kappa(counts, method="fleiss")), "fleiss"
+        result["kappa"], result["kappa_kind"] = _fleiss(counts), "fleiss"
     for a, b in combinations(reviewers, 2) if pairs else ():  # every pair, over the answers both labelled
         shared = [rid for rid, v in table.items() if a in v and b in v]
         if shared:
@@ -212,6 +210,13 @@ def agreement(labels: list[dict], *, pairs: bool = True) -> dict:
                 "percent": round(sum(x == y for x, y in zip(first, second)) / len(shared), 4),
                 "kappa": _cohen(first, second)})
     return result
+
+
+def _fleiss(counts: np.ndarray) -> float | None:
+    """Fleiss' kappa of an answers × verdicts table of counts (statsmodels)."""
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    return _finite(fleiss_kappa(counts, method="fleiss"))
 
 
 def _cohen(first: list[str], second: list[str]) -> float | None:
@@ -227,24 +232,55 @@ def _finite(value) -> float | None:
     return None if np.isnan(value) else round(value, 4)
 
 
+# The labels of a run, joined to it once: every query below counts over this.
+_RUN_LABELS = "labels join responses on responses.id = labels.response_id where responses.run_id = ?"
+
+
 def run_agreement(run_id: int, *, db_path=None) -> dict:
-    """agreement() of a run's labels (without pairs) and its disagreements, worked out again
-    only when a label of the run has changed: the Review page shows them at every rerun."""
+    """agreement() of a run's labels (without pairs) and its disagreements, counted by the
+    database: twenty reviewers' labels of a 10,000-answer run are a handful of rows of
+    verdict counts, not 200,000 labels to read at every rerun of the Review page."""
     with store.connect(db_path) as db:
-        (changed,) = db.execute(  # every label change adds a history row: its id dates the labels
-            "select max(label_history.id) from label_history join responses on responses.id = label_history.response_id "
-            "where responses.run_id = ?", [run_id]).fetchone()
-    key = (str(db_path or config.db_path()), run_id, changed)
-    found = _AGREEMENTS.get(key)
-    if found is None:
-        given = labels_for_run(run_id, db_path=db_path)
-        found = _AGREEMENTS[key] = agreement(given, pairs=False) | {"disagreements": disagreements(given)}
-        while len(_AGREEMENTS) > ANALYSES_KEPT:  # sessions are threads: keep `found`, not a lookup
-            _AGREEMENTS.popitem(last=False)
-    return found
-
-
-_AGREEMENTS: OrderedDict = OrderedDict()
+        reviewers = [r for (r,) in db.execute(f"select distinct labels.reviewer from {_RUN_LABELS} order by 1",
+                                              [run_id]).fetchall()]
+        result = {"reviewers": reviewers, "answers": 0, "percent": None, "kappa": None, "kappa_kind": None,
+                  "pairs": [], "disagreements": []}
+        disputed = db.execute(
+            f"select labels.response_id, labels.reviewer, labels.verdict from {_RUN_LABELS} and labels.response_id in "
+            f"(select labels.response_id from {_RUN_LABELS} group by labels.response_id "
+            "having count(distinct labels.verdict) > 1) order by labels.response_id, labels.reviewer",
+            [run_id, run_id]).fetchall()
+        result["disagreements"] = disagreements([{"response_id": rid, "reviewer": who, "verdict": verdict}
+                                                 for rid, who, verdict in disputed])
+        if len(reviewers) < 2:
+            return result
+        # Per answer every reviewer labelled: how many gave each verdict; then how many answers
+        # share each such row (Fleiss' kappa and the percent need nothing else).
+        counts = db.execute(
+            "select p, f, u, count(*) from (select "
+            + ", ".join(f"sum(case when labels.verdict = '{v}' then 1 else 0 end) as {v[0]}" for v in VERDICTS)
+            + f" from {_RUN_LABELS} group by labels.response_id having count(*) = ?) per_answer group by p, f, u",
+            [run_id, len(reviewers)]).fetchall()
+        if len(reviewers) == 2:  # Cohen's kappa needs who gave which: the two reviewers' verdict pairs
+            pairs = db.execute(
+                "select labels.verdict, other.verdict, count(*) from labels join labels other "
+                "on other.response_id = labels.response_id and other.reviewer = ? "
+                f"join responses on responses.id = labels.response_id "
+                "where responses.run_id = ? and labels.reviewer = ? group by labels.verdict, other.verdict",
+                [reviewers[1], run_id, reviewers[0]]).fetchall()
+    table = np.array([row[:3] for row in counts], dtype=int).reshape(-1, 3)
+    answers = np.array([row[3] for row in counts], dtype=int)
+    if not answers.sum():
+        return result
+    result["answers"] = int(answers.sum())
+    result["percent"] = round(float(answers[table.max(axis=1) == len(reviewers)].sum() / answers.sum()), 4)
+    if len(reviewers) == 2:
+        first = [a for a, _, n in pairs for _ in range(n)]
+        second = [b for _, b, n in pairs for _ in range(n)]
+        result["kappa"], result["kappa_kind"] = _cohen(first, second), "cohen"
+    else:
+        result["kappa"], result["kappa_kind"] = _fleiss(np.repeat(table, answers, axis=0)), "fleiss"
+    return result
 
 
 def disagreements(labels: list[dict]) -> list[dict]:
