@@ -71,9 +71,23 @@ def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0,
     return run_id
 
 
+# Three meanings an answer can have, each said with a few of its words: no name, number or
+# yes/no for the facts to settle, so the embeddings decide and each threshold cuts its own clusters.
+PROSE = [("coastal", "port", "harbour", "ships", "sea", "merchants", "docks", "trade"),
+         ("mountain", "valley", "river", "farms", "quiet", "hills", "snow", "pasture"),
+         ("industrial", "factories", "smoke", "steel", "workers", "railway", "mills", "busy")]
+
+
+def prose_answer(rng: random.Random, meaning: int) -> str:
+    words = rng.sample(PROSE[meaning], 3) + [rng.choice(PROSE[rng.randrange(3)])]  # and a stray word
+    return f"a {words[0]} town with {words[1]}, {words[2]} and {words[3]}"
+
+
 def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, models: int = 2,
-                  temperatures=(0.0, 1.0)) -> int:
-    """A run of `inputs` questions × wordings × models × temperatures, about n answers in all."""
+                  temperatures=(0.0, 1.0), kind: str = "facts") -> int:
+    """A run of `inputs` questions × wordings × models × temperatures, about n answers in all.
+    `kind` "facts": answers name one of three cities (facts settle every pair, whatever the
+    threshold); "prose": they describe one of three kinds of town in a few words (PROSE)."""
     os.environ["SPREAD_DB"] = db_path
     from core import store
 
@@ -83,6 +97,7 @@ def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, mo
             "n_inputs": inputs}
     wordings = [{"label": chr(65 + v), "name": "", "prompt": f"Wording {v}: capital of {{{{country}}}}?", "system": ""}
                 for v in range(variants)]
+    spec["variants"] = wordings  # as a plan made in the Playground stores them
     rows_in = [{"country": f"Country{i}"} for i in range(inputs)]
     rendered = {(v, i): ("", f"Wording {v}: capital of Country{i}?") for v in range(variants) for i in range(inputs)}
     rng = random.Random(0)
@@ -96,8 +111,9 @@ def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, mo
                 for m in spec["models"]:
                     for t in temperatures:
                         for s in range(per_cell):
-                            city = rng.choices(cities, weights=[6, 2 + v, 1])[0]
-                            text = rng.choice(FRAMES).format(x=city)
+                            meaning = rng.choices(range(3), weights=[6, 2 + v, 1])[0]
+                            text = (rng.choice(FRAMES).format(x=cities[meaning]) if kind == "facts"
+                                    else prose_answer(rng, meaning))
                             rows.append({"run_id": run_id, "variant": v, "input": i, "model": m, "temperature": t,
                                          "sample_idx": s, "text": text, "finish_reason": "stop", "prompt_tokens": 12,
                                          "completion_tokens": len(text.split()), "cost_usd": 0.00001,

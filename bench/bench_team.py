@@ -217,12 +217,12 @@ def stored_labels(db: str, run_id: int) -> dict[str, int]:
     return counts
 
 
-def build_run(db: str, answers: int) -> int:
+def build_run(db: str, answers: int, kind: str = "prose") -> int:
     """A 10,000-answer grid (125 inputs × 2 wordings × 2 models × 2 temperatures × N=10 by default),
     its embeddings cached as the app's worker does when a run ends."""
     from core.run import runner
 
-    run_id = make_grid_run(db, answers, inputs=125, variants=2, models=2, temperatures=(0.0, 1.0))
+    run_id = make_grid_run(db, answers, inputs=125, variants=2, models=2, temperatures=(0.0, 1.0), kind=kind)
     runner.warm_embeddings(run_id, db)
     return run_id
 
@@ -245,6 +245,9 @@ def main() -> None:
     parser.add_argument("--setups", default="sqlite:1,postgres:1,postgres:2", help="STORE:SERVERS, comma-separated")
     parser.add_argument("--postgres", help="an empty PostgreSQL database URL (else one is started here)")
     parser.add_argument("--think", type=float, default=1.0, help="mean think time between interactions, seconds")
+    parser.add_argument("--answers-kind", choices=["prose", "facts"], default="prose",
+                        help="prose: each threshold cuts its own clusters (the worst case); facts: the answers' "
+                             "facts settle every pair, so every threshold cuts the same clusters")
     parser.add_argument("--results", type=Path, help="append the JSON lines to this file")
     args = parser.parse_args()
     sizes = [int(r) for r in args.reviewers.split(",")]
@@ -263,7 +266,7 @@ def main() -> None:
                     stack.callback(stop)
                     databases[store_kind] = url
                 started = time.perf_counter()
-                run_id = build_run(databases[store_kind], args.answers)
+                run_id = build_run(databases[store_kind], args.answers, args.answers_kind)
                 print(f"{store_kind}: run {run_id} of {args.answers} answers built in "
                       f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
             db = databases[store_kind]
@@ -277,7 +280,7 @@ def main() -> None:
                 for k, url in enumerate(urls):
                     pages, cold = asyncio.run(warm_up(url, run_id))
                     results.add({"kind": "cold", "store": store_kind, "servers": servers, "server": k,
-                                 "answers": args.answers, **cold})
+                                 "answers": args.answers, "answers_kind": args.answers_kind, **cold})
                 for r in sizes:
                     tag = f"{store_kind}{servers}"
                     started = time.perf_counter()
@@ -287,7 +290,8 @@ def main() -> None:
                     lost = sum(max(0, n - stored.get(name, 0)) for name, n in expected.items())
                     results.add({
                         "kind": "team", "store": store_kind, "servers": servers, "reviewers": r,
-                        "answers": args.answers, "labels_each": args.labels, "think_s": args.think,
+                        "answers": args.answers, "answers_kind": args.answers_kind, "labels_each": args.labels,
+                        "think_s": args.think,
                         "all": summary([s for _, s in timings]),
                         **{name: summary([s for i, s in timings if i == name]) for name in INTERACTIONS},
                         "labels_expected": sum(expected.values()),

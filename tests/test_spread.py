@@ -301,6 +301,11 @@ def test_a_new_threshold_reuses_the_prepared_run_and_a_new_answer_prepares_it_ag
                                    context="Answer these questions.\n" + "Answer these questions.", with_map=False)
         assert _partition(cut.answers.sort_values("id")["cluster"]) == _partition(fresh.answers.sort_values("id")["cluster"])
     assert len({len(cut.clusters) for cut in cuts.values()}) > 1  # the thresholds do cut differently
+    # A threshold that cuts the same clusters as one analysed before shares its analysis.
+    near = spread.analyse_run(run_id, method="tfidf", threshold=0.701, with_map=False)
+    same = _partition(near.answers.sort_values("id")["cluster"]) == _partition(cuts[0.7].answers.sort_values("id")["cluster"])
+    assert same and near.clusters is cuts[0.7].clusters and near.threshold == 0.701 and cuts[0.7].threshold == 0.7
+    assert cuts[0.2].clusters is not cuts[0.95].clusters
     reads.clear()
     with store.connect() as db:
         store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 99,

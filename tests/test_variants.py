@@ -6,6 +6,7 @@ import json
 import random
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -260,3 +261,18 @@ def test_a_prompt_blind_model_gets_a_wording_share_whose_interval_reaches_0(stub
                             "p_value", "p_value_holm"}
         assert row["wording_share_low"] == 0.0 <= row["wording_share"] <= row["wording_share_high"]
         assert row["p_value"] <= row["p_value_holm"]
+
+
+def test_mutual_information_of_each_shuffle_is_the_plug_in_estimate():
+    from sklearn.metrics import mutual_info_score
+
+    from core.analyse import sensitivity
+
+    rng = np.random.default_rng(5)
+    for n, variants, clusters in ((2, 2, 1), (12, 2, 3), (40, 3, 25), (60, 2, 60), (30, 4, 5)):
+        codes = rng.integers(0, clusters, n)
+        observed = rng.permutation(np.arange(n) % variants)
+        rows = np.vstack([observed] + [rng.permutation(observed) for _ in range(20)])
+        ours = sensitivity.mutual_information(rows, np.unique(codes, return_inverse=True)[1], variants,
+                                              len(np.unique(codes)))
+        assert ours == pytest.approx([mutual_info_score(row, codes) for row in rows], abs=1e-9)

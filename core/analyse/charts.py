@@ -6,6 +6,7 @@ Model output reaches hover labels, and plotly renders a few HTML tags there (<a>
 
 from __future__ import annotations
 
+import functools
 import html
 import textwrap
 
@@ -24,6 +25,7 @@ METRIC_LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # the same answers' hovers, again at every threshold
 def _safe(text, limit: int = HOVER_CHARS, width: int = 60) -> str:
     """Answer text for a hover label: escaped (no markup survives), cut, wrapped. A missing
     answer (an all-error cell's NaN) is empty."""
@@ -58,19 +60,22 @@ def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: 
     """The grid along two axes (the others aggregated), coloured by a metric; hover shows the
     interval and, within one input, the top answer. `names` maps axis -> value -> label."""
     names = names or {}
-    df = pd.DataFrame(rows)
-    ys = list(dict.fromkeys(df[y])) if y != "temperature" else sorted(df[y].unique())
-    xs = sorted(df[x].unique()) if x in ("temperature", "variant", "input") else list(dict.fromkeys(df[x]))
+    ys = list(dict.fromkeys(r[y] for r in rows))
+    ys = sorted(ys) if y == "temperature" else ys
+    xs = list(dict.fromkeys(r[x] for r in rows))
+    xs = sorted(xs) if x in ("temperature", "variant", "input") else xs
+    cells = {}
+    for row in rows:
+        cells.setdefault((row[y], row[x]), row)
     z, hover = [], []
     for y_value in ys:
         z_row, hover_row = [], []
         for x_value in xs:
-            cell = df[(df[y] == y_value) & (df[x] == x_value)]
-            if cell.empty:
+            c = cells.get((y_value, x_value))
+            if c is None:
                 z_row.append(None)
                 hover_row.append("no answers")
                 continue
-            c = cell.iloc[0]
             z_row.append(c[metric])
             where = f"{axis_label(y, y_value, names.get(y))} · {axis_label(x, x_value, names.get(x))}"
             if metric == "pass_rate":
@@ -189,15 +194,24 @@ def cost_vs_consistency(cells: list[dict]) -> go.Figure | None:
     df = df[df["cost_per_call_mean"].notna()] if "cost_per_call_mean" in df else df.iloc[0:0]
     if df.empty:
         return None
-    df["T"] = df["temperature"].map(lambda t: f"T={t:g}")
-    df["cost per call (USD)"] = df["cost_per_call_mean"]
-    df["error_y"] = df["consistency_high"] - df["consistency"]
-    df["error_y_minus"] = df["consistency"] - df["consistency_low"]
-    figure = px.scatter(df, x="cost per call (USD)", y="consistency", color="model", symbol="T",
-                        error_y="error_y", error_y_minus="error_y_minus",
-                        hover_data={"count": True, "n_clusters": True, "error_y": False, "error_y_minus": False})
+    models = list(dict.fromkeys(df["model"]))
+    temperatures = sorted(df["temperature"].unique())
+    palette, symbols = px.colors.qualitative.Plotly, ["circle", "diamond", "square", "x", "triangle-up", "cross"]
+    figure = go.Figure()
+    # Plain traces, one per model and temperature: plotly express takes ten times as long.
+    for (model, temperature), group in df.groupby(["model", "temperature"], sort=True):
+        figure.add_trace(go.Scatter(
+            x=group["cost_per_call_mean"], y=group["consistency"], mode="markers",
+            name=f"{_plain(model)} · T={temperature:g}",
+            marker={"color": palette[models.index(model) % len(palette)],
+                    "symbol": symbols[temperatures.index(temperature) % len(symbols)], "size": 8},
+            error_y={"type": "data", "symmetric": False, "array": group["consistency_high"] - group["consistency"],
+                     "arrayminus": group["consistency"] - group["consistency_low"]},
+            hovertext=[f"{count} answers · {k:g} meanings" for count, k in zip(group["count"], group["n_clusters"])],
+            hoverinfo="text+x+y"))
     figure.update_layout(title="Cost vs consistency per cell (bars: 95% Wilson interval)",
-                         yaxis={"range": [0, 1.05]}, height=400, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+                         xaxis={"title": "cost per call (USD)"}, yaxis={"range": [0, 1.05], "title": "consistency"},
+                         height=400, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure
 
 

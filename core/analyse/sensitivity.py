@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from core.analyse import stats
 
@@ -41,17 +42,22 @@ ALPHA = 0.05
 
 def mutual_information(variant_codes: np.ndarray, cluster_codes: np.ndarray, n_variants: int,
                        n_clusters: int) -> np.ndarray:
-    """I(meaning; variant) in nats for each row of `variant_codes` (shape P × n), in one pass."""
+    """I(meaning; variant) in nats for each row of `variant_codes` (shape P × n), in one pass.
+
+    Over the joint counts N[v, k], I = (Σ N log N + n log n − Σ_v N_v log N_v − Σ_k N_k log N_k) / n.
+    Every row holds the same answers and variants in another order, so the margins are the
+    same and only Σ N log N is counted per row; a meaning given once adds nothing to it
+    (its counts are 0 and 1), so only repeated meanings are tabled."""
     rows, n = variant_codes.shape
-    cells = (np.arange(rows)[:, None] * n_variants + variant_codes) * n_clusters + cluster_codes[None, :]
-    table = np.bincount(cells.ravel(), minlength=rows * n_variants * n_clusters).reshape(
-        rows, n_variants, n_clusters).astype(float)
-    joint = table / n
-    p_variant = joint.sum(axis=2, keepdims=True)
-    p_cluster = joint.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = joint * np.log(joint / (p_variant * p_cluster))
-    return np.nansum(terms, axis=(1, 2))
+    sizes = np.bincount(cluster_codes, minlength=n_clusters)
+    variant_sizes = np.bincount(variant_codes[0], minlength=n_variants)
+    margins = special.xlogy(variant_sizes, variant_sizes).sum() + special.xlogy(sizes, sizes).sum()
+    repeated = sizes[cluster_codes] > 1
+    kept, kept_codes = np.unique(cluster_codes[repeated], return_inverse=True)
+    cells = (np.arange(rows)[:, None] * n_variants + variant_codes[:, repeated]) * len(kept) + kept_codes[None, :]
+    table = np.bincount(cells.ravel(), minlength=rows * n_variants * len(kept)).reshape(rows, -1)
+    joint = special.xlogy(table, table).sum(axis=1)
+    return np.maximum((joint + special.xlogy(n, n) - margins) / n, 0.0)
 
 
 def _permutations(rows: int) -> int:

@@ -24,7 +24,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -159,6 +159,7 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
 # Prepared runs, newest last: per database, run, answers (count and newest id) and settings.
 _PREPARED: OrderedDict = OrderedDict()
 PREPARED_KEPT = 4
+CUTS_KEPT = 8  # per prepared run: the analyses of its latest distinct clusterings
 _PREPARING = threading.Lock()
 
 
@@ -269,6 +270,7 @@ class Prepared:
     contexts: dict[int, str]
     context: str
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
+    _cuts: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # analyses by clusters
 
     def once(self, key: tuple, make: Callable):
         if key not in self._memo:
@@ -282,6 +284,12 @@ class Prepared:
         distinct, vectors = self.distinct, self.vectors
         ledger: list = []
         cluster_of = self._cluster_per_input(threshold, decisions or [], second_opinion, ledger)
+        # Two thresholds between the same merge heights of every tree cut the same clusters:
+        # the analysis is the same but for its threshold (a second opinion's cost is not).
+        same_cut = (cluster_of.tobytes(), with_map)
+        shared = self._cuts.get(same_cut) if second_opinion is None else None
+        if shared is not None:
+            return replace(shared, threshold=threshold)
         answers = self.answers.copy()
         answers["cluster"] = cluster_of[answers["vector"].to_numpy()] if len(answers) else np.zeros(0, dtype=int)
         clusters = _clusters(distinct, cluster_of, vectors, answers)
@@ -302,6 +310,10 @@ class Prepared:
         analysis.by_input = analysis.group(["input"])
         if with_map:
             analysis.coords = answer_map(answers, self.once(("map",), lambda: map_points(vectors)))
+        if second_opinion is None:
+            self._cuts[same_cut] = analysis
+            while len(self._cuts) > CUTS_KEPT:
+                self._cuts.popitem(last=False)
         return analysis
 
     def _cluster_per_input(self, threshold: float, decided: list[dict], second_opinion: tuple | None,
@@ -375,10 +387,14 @@ def _clusters(distinct: pd.DataFrame, cluster_of: np.ndarray, vectors: np.ndarra
             id=cluster_id, input=int(inputs[medoid]), size=int(weights[rows].sum()),
             representative=representative, representative_id=int(first_ids[medoid]),
             member_ids=ids[bounds[cluster_id]:bounds[cluster_id + 1]].tolist(),
-            kind=None if calls[medoid] else meaning.answer_kind(representative),
+            kind=None if calls[medoid] else _answer_kind(representative),
             tool_calls=calls[medoid] or None,
         ))
     return clusters
+
+
+# A refusal or a non-answer: read once per representative text, whatever the threshold.
+_answer_kind = functools.lru_cache(maxsize=65536)(meaning.answer_kind)
 
 
 def _indices(labels: np.ndarray) -> list[np.ndarray]:
@@ -521,11 +537,12 @@ def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dic
         ids = answers["id"].to_numpy()[by_group]
         bounds = np.searchsorted(group_of[by_group], np.arange(len(sizes) + 1))
         ordered = sizes.sort_values(per_input + ["size", "cluster"], ascending=[True] * len(per_input) + [False, True])
-        for r, row in zip(ordered.index, ordered.itertuples(index=False)):
-            key = tuple(getattr(row, k) for k in per_input)
-            cluster = analysis.clusters[int(row.cluster)]
+        for r, key, cluster_id, size, share in zip(
+                ordered.index, ordered[per_input].itertuples(index=False, name=None), ordered["cluster"].tolist(),
+                ordered["size"].tolist(), ordered["share"].tolist()):
+            cluster = analysis.clusters[cluster_id]
             listed.setdefault(key, []).append({
-                "cluster": int(row.cluster), "size": int(row.size), "share": round(float(row.share), 4),
+                "cluster": cluster_id, "size": size, "share": round(share, 4),
                 "representative": cluster.representative, "kind": cluster.kind,
                 "member_ids": ids[bounds[r]:bounds[r + 1]].tolist(),
                 **({"tool_calls": cluster.tool_calls} if cluster.tool_calls else {})})
