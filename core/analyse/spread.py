@@ -537,6 +537,9 @@ def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dic
         ids = answers["id"].to_numpy()[by_group]
         bounds = np.searchsorted(group_of[by_group], np.arange(len(sizes) + 1))
         ordered = sizes.sort_values(per_input + ["size", "cluster"], ascending=[True] * len(per_input) + [False, True])
+        if "input" not in keys:  # a row over several inputs lists no clusters (_over_inputs): skip those
+            inputs_of = _groups(sizes, keys)["input"].transform("nunique")
+            ordered = ordered[inputs_of.loc[ordered.index].to_numpy() == 1]
         for r, key, cluster_id, size, share in zip(
                 ordered.index, ordered[per_input].itertuples(index=False, name=None), ordered["cluster"].tolist(),
                 ordered["size"].tolist(), ordered["share"].tolist()):
