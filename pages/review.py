@@ -1,5 +1,7 @@
 """Review: label meaning clusters (largest first), then single answers; see where reviewers disagree."""
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -198,7 +200,7 @@ else:
 st.divider()
 st.subheader("Agreement")
 for run_id in run_ids:
-    stats = labels.run_agreement(run_id)
+    stats = labels.recent_agreement(run_id)
     if stats["percent"] is None:
         st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
                    f"(so far: {display.inert(', '.join(stats['reviewers'])) or 'nobody'}).")
@@ -210,8 +212,11 @@ for run_id in run_ids:
     b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
              help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
     c.metric("Reviewers", len(stats["reviewers"]))
+    st.caption(f"Counted at {time.strftime('%H:%M:%S', time.localtime(stats['as_of']))} "
+               f"(again every {labels.AGREEMENT_S:g} s while reviewers label)")
     disputed = stats["disagreements"]
     if disputed:
-        st.caption("Answers the reviewers disagree on")
+        st.caption(f"Answers the reviewers disagree on: {stats['disputed']:,}"
+                   + (f", the first {len(disputed)} listed" if stats["disputed"] > len(disputed) else ""))
         st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),
                      hide_index=True)

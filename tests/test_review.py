@@ -178,7 +178,22 @@ def test_the_runs_agreement_counted_by_the_database_is_agreement_over_its_labels
         for rid in rng.sample(ids, 24):  # overlapping, not identical: some answers lack a reviewer
             labels.label(rid, f"r{k}", labels.Label(rng.choice(["pass", "pass", "fail", "unsure"])))
     given = labels.labels_for_run(_run_of(ids[0]))
-    expected = labels.agreement(given, pairs=False) | {"disagreements": labels.disagreements(given)}
+    disputed = labels.disagreements(given)
+    expected = labels.agreement(given, pairs=False) | {"disagreements": disputed, "disputed": len(disputed)}
     counted = labels.run_agreement(_run_of(ids[0]))
     assert counted == expected
-    assert counted["answers"] > 0 and counted["kappa"] is not None and counted["disagreements"]
+    assert counted["answers"] > 0 and counted["kappa"] is not None and len(disputed) > 2
+    assert labels.run_agreement(_run_of(ids[0]), listed=2)["disagreements"] == disputed[:2]
+
+
+def test_the_review_pages_agreement_is_counted_again_after_a_few_seconds_not_at_every_label(monkeypatch):
+    ids = make_answers(["a", "b"])
+    run_id = _run_of(ids[0])
+    labels.label(ids[0], "ana", labels.Label("pass"))
+    labels.label(ids[0], "ben", labels.Label("fail"))
+    first = labels.recent_agreement(run_id)
+    labels.label(ids[1], "ana", labels.Label("pass"))
+    labels.label(ids[1], "ben", labels.Label("pass"))
+    assert labels.recent_agreement(run_id) == first and first["answers"] == 1  # within AGREEMENT_S: as counted
+    monkeypatch.setattr(labels, "AGREEMENT_S", 0.0)
+    assert labels.recent_agreement(run_id)["answers"] == 2 and labels.recent_agreement(run_id)["percent"] == 0.5

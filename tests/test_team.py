@@ -2,6 +2,8 @@
 processes against one database, each driven in its own headless Chromium tab, as two
 reviewers behind a proxy that pinned them to different servers."""
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -60,7 +62,8 @@ def test_a_run_started_on_one_server_and_labels_given_on_either_are_seen_on_the_
     b.get_by_role("button", name="Pass").click()
     b.get_by_text("4/4 answers labelled by bo").wait_for(timeout=30_000)
 
-    # Back on A (a new run of the page reads the store again): both reviewers, and they disagree.
+    # Back on A (a run of the page once its agreement is due a recount): both reviewers, and they disagree.
+    time.sleep(labels.AGREEMENT_S)
     goto(a, "Runs")
     goto(a, "Review")
     a.get_by_text("Answers the reviewers disagree on").wait_for(timeout=30_000)

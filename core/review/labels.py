@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import combinations
@@ -240,22 +241,36 @@ def _finite(value) -> float | None:
 _RUN_LABELS = "labels join responses on responses.id = labels.response_id where responses.run_id = ?"
 
 
-def run_agreement(run_id: int, *, db_path=None) -> dict:
-    """agreement() of a run's labels (without pairs) and its disagreements, counted by the
-    database: twenty reviewers' labels of a 10,000-answer run are a handful of rows of
-    verdict counts, not 200,000 labels to read at every rerun of the Review page."""
+# The Review page's agreement section is counted again at most this often per run and
+# server: with twenty reviewers pressing Pass, every rerun would otherwise recount every
+# label of the run (0.2 s at 80,000 labels on PostgreSQL; bench/bench_team.py).
+AGREEMENT_S = 5.0
+DISAGREEMENTS_LISTED = 200
+_AGREEMENTS: dict = {}
+
+
+def recent_agreement(run_id: int, *, db_path=None) -> dict:
+    """run_agreement(), counted at most AGREEMENT_S seconds ago ("as_of": when, epoch seconds)."""
+    key = (str(db_path or config.db_path()), run_id)
+    found = _AGREEMENTS.get(key)
+    if found is None or time.time() - found["as_of"] > AGREEMENT_S:
+        found = _AGREEMENTS[key] = run_agreement(run_id, db_path=db_path, listed=DISAGREEMENTS_LISTED) | {
+            "as_of": time.time()}
+    return found
+
+
+def run_agreement(run_id: int, *, db_path=None, listed: int | None = None) -> dict:
+    """agreement() of a run's labels (without pairs) and its disagreements (the first `listed`
+    answers, if given; "disputed" counts them all), counted by the database: twenty
+    reviewers' labels of a 10,000-answer run are a handful of rows of verdict counts, not
+    200,000 labels to read."""
+    disputed = sorted(disputed_ids(run_id, db_path=db_path))
+    result = {"answers": 0, "percent": None, "kappa": None, "kappa_kind": None, "pairs": [], "disputed": len(disputed),
+              "disagreements": disagreements(labels_for(disputed[:listed] if listed is not None else disputed,
+                                                        db_path=db_path))}
     with store.connect(db_path) as db:
-        reviewers = [r for (r,) in db.execute(f"select distinct labels.reviewer from {_RUN_LABELS} order by 1",
-                                              [run_id]).fetchall()]
-        result = {"reviewers": reviewers, "answers": 0, "percent": None, "kappa": None, "kappa_kind": None,
-                  "pairs": [], "disagreements": []}
-        disputed = db.execute(
-            f"select labels.response_id, labels.reviewer, labels.verdict from {_RUN_LABELS} and labels.response_id in "
-            f"(select labels.response_id from {_RUN_LABELS} group by labels.response_id "
-            "having count(distinct labels.verdict) > 1) order by labels.response_id, labels.reviewer",
-            [run_id, run_id]).fetchall()
-        result["disagreements"] = disagreements([{"response_id": rid, "reviewer": who, "verdict": verdict}
-                                                 for rid, who, verdict in disputed])
+        reviewers = result["reviewers"] = [r for (r,) in db.execute(
+            f"select distinct labels.reviewer from {_RUN_LABELS} order by 1", [run_id]).fetchall()]
         if len(reviewers) < 2:
             return result
         # Per answer every reviewer labelled: how many gave each verdict; then how many answers
