@@ -299,6 +299,13 @@ def m015_run_leases(db: Database) -> None:
     db["runs"].add_column("retry_errors", int, not_null_default=0)
 
 
+@migrations()
+def m016_labels_by_reviewer(db: Database) -> None:
+    # The Review page reads one reviewer's labels of a run at every rerun: without this
+    # index that is a scan of every reviewer's labels (bench/bench_team.py).
+    db["labels"].create_index(["reviewer", "response_id"])
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 

@@ -97,8 +97,8 @@ def test_a_server_that_cannot_be_reached_is_one_line_without_the_password():
 
 
 def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_every_row(pg_url):
-    """The previous release's schema (migrations up to m014) on PostgreSQL, holding the
-    previous release's own data (tests/data/schema10.db), opened by this release."""
+    """The previous release's schema (migrations up to m015) on PostgreSQL, holding an
+    earlier release's own data (tests/data/schema10.db), opened by this release."""
     import sqlite3
 
     from conftest import ROOT
@@ -106,7 +106,7 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
 
     raw = postgres.pool.get(pg_url)
     try:
-        store.migrations.apply(postgres.PostgresDatabase(raw), stop_before="m015_run_leases")
+        store.migrations.apply(postgres.PostgresDatabase(raw), stop_before="m016_labels_by_reviewer")
     finally:
         raw.close()
     old = sqlite3.connect(ROOT / "tests" / "data" / "schema10.db")
@@ -127,9 +127,11 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
         applied = [r["name"] for r in db.query("select name from _sqlite_migrations order by id")]
         after = {table: list(db.query(f"select * from {table} order by 1")) for table in before}
         leases = {r["lease_owner"] for r in db.query("select lease_owner from runs")}
+        indexes = {r["indexname"] for r in db.query("select indexname from pg_indexes where tablename = 'labels'")}
     assert applied == [m.name for m in store.migrations._migrations]
     for table, rows in before.items():  # every old row, value by value, in the old columns
         columns = list(rows[0]) if rows else []
         assert sorted(repr([r[c] for c in columns]) for r in after[table]) == sorted(
             repr(list(row.values())) for row in rows), table
     assert leases == {None}
+    assert "idx_labels_reviewer_response_id" in indexes  # m016

@@ -79,7 +79,7 @@ def _run_of(response_id):
         return db.execute("select run_id from responses where id = ?", [response_id]).fetchone()[0]
 
 
-def test_queue_orders_clusters_largest_first_then_single_answers_and_tracks_progress():
+def test_queue_orders_clusters_largest_first_then_single_answers_and_tracks_progress(monkeypatch):
     ids = make_answers(["Paris", "Paris", "Paris", "Lyon", "Lyon", "Marseille"])
     run_id = _run_of(ids[0])
     q = labels.queue([run_id], "ana", method="exact")
@@ -92,6 +92,9 @@ def test_queue_orders_clusters_largest_first_then_single_answers_and_tracks_prog
     assert [i["size"] for i in q["items"]] == [2, 1] and q["labelled"] == 3
     labels.label(ids[3], "ben", labels.Label("fail"))
     labels.label(ids[3], "ana", labels.Label("pass"))
+    # Disputes between reviewers are recounted every AGREEMENT_S seconds, not at every label.
+    assert labels.queue([run_id], "ana", method="exact", disagreements_only=True)["items"] == []
+    monkeypatch.setattr(labels, "AGREEMENT_S", 0.0)
     disputed = labels.queue([run_id], "ana", method="exact", disagreements_only=True)["items"]
     assert len(disputed) == 1 and disputed[0]["disputed"] == [ids[3]]
 

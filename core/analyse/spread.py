@@ -399,6 +399,8 @@ _answer_kind = functools.lru_cache(maxsize=65536)(meaning.answer_kind)
 
 def _indices(labels: np.ndarray) -> list[np.ndarray]:
     """The positions of each label 0..k-1, in order."""
+    if not len(labels):
+        return []
     order = np.argsort(labels, kind="stable")
     return np.split(order, np.searchsorted(labels[order], np.arange(1, int(labels.max(initial=-1)) + 1)))
 

@@ -160,7 +160,12 @@ def history(response_id: int, *, db_path=None) -> list[dict]:
 
 
 def known_tags(*, db_path=None) -> list[str]:
-    """Tags already used, most used first: suggestions for the next label."""
+    """Tags already used, most used first: suggestions for the next label (as counted at
+    most AGREEMENT_S seconds ago: reading them is a scan of every label)."""
+    return _recently("tags", None, db_path, lambda: _count_tags(db_path))[0]
+
+
+def _count_tags(db_path) -> list[str]:
     counts: dict[str, int] = {}
     with store.connect(db_path) as db:
         for (tags,) in db.execute("select tags from labels where tags is not null and tags != '[]'").fetchall():
@@ -241,22 +246,35 @@ def _finite(value) -> float | None:
 _RUN_LABELS = "labels join responses on responses.id = labels.response_id where responses.run_id = ?"
 
 
-# The Review page's agreement section is counted again at most this often per run and
-# server: with twenty reviewers pressing Pass, every rerun would otherwise recount every
-# label of the run (0.2 s at 80,000 labels on PostgreSQL; bench/bench_team.py).
+# What all reviewers' labels add up to (the disputes, the agreement, the tags in use) is
+# counted again at most this often per run and server: with twenty reviewers pressing Pass,
+# every rerun of the Review page would otherwise recount every label of the run
+# (0.3 s at 80,000 labels on PostgreSQL; bench/bench_team.py). A reviewer's own labels
+# are always read fresh.
 AGREEMENT_S = 5.0
 DISAGREEMENTS_LISTED = 200
-_AGREEMENTS: dict = {}
+_COUNTED: dict = {}
+
+
+def _recently(what: str, run_id: int | None, db_path, count):
+    """count(), or what it gave less than AGREEMENT_S seconds ago: (result, when counted)."""
+    key = (what, str(db_path or config.db_path()), run_id)
+    found = _COUNTED.get(key)
+    if found is None or time.time() - found[1] > AGREEMENT_S:
+        found = _COUNTED[key] = (count(), time.time())
+    return found
 
 
 def recent_agreement(run_id: int, *, db_path=None) -> dict:
-    """run_agreement(), counted at most AGREEMENT_S seconds ago ("as_of": when, epoch seconds)."""
-    key = (str(db_path or config.db_path()), run_id)
-    found = _AGREEMENTS.get(key)
-    if found is None or time.time() - found["as_of"] > AGREEMENT_S:
-        found = _AGREEMENTS[key] = run_agreement(run_id, db_path=db_path, listed=DISAGREEMENTS_LISTED) | {
-            "as_of": time.time()}
-    return found
+    """run_agreement() as counted at most AGREEMENT_S seconds ago ("as_of": when, epoch seconds)."""
+    result, when = _recently("agreement", run_id, db_path,
+                             lambda: run_agreement(run_id, db_path=db_path, listed=DISAGREEMENTS_LISTED))
+    return result | {"as_of": when}
+
+
+def recent_disputes(run_id: int, *, db_path=None) -> set[int]:
+    """disputed_ids() as counted at most AGREEMENT_S seconds ago."""
+    return _recently("disputes", run_id, db_path, lambda: disputed_ids(run_id, db_path=db_path))[0]
 
 
 def run_agreement(run_id: int, *, db_path=None, listed: int | None = None) -> dict:
@@ -347,7 +365,7 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
         clusters, in_scope = analysis.once(("review queue", scope),
                                            lambda: _clusters_in_scope(analysis, run_id, scope, db_path))
         mine = my_labels(run_id, reviewer, db_path=db_path)
-        disputed = disputed_ids(run_id, db_path=db_path)
+        disputed = recent_disputes(run_id, db_path=db_path)
         total += len(in_scope)
         labelled += sum(rid in in_scope for rid in mine)
         for cluster in clusters:
