@@ -189,7 +189,7 @@ else:
                     decisions.decide(item["representative_id"], member, "split", reviewer=who)
                     st.rerun()
             cluster_labels = labels.labels_for(item["member_ids"])
-            stats = labels.agreement(cluster_labels)
+            stats = labels.agreement(cluster_labels, pairs=False)
             if stats["percent"] is not None:
                 st.caption(f"Reviewers agree on {stats['percent']:.0%} of this cluster's answers "
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
