@@ -4,6 +4,7 @@ import multiprocessing
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from core import config, store
 
@@ -158,3 +159,34 @@ def test_a_database_made_by_the_previous_release_migrates_in_place_and_loses_not
         # m015: the previous release's runs have no lease, so no worker takes them over
         assert {(r["lease_owner"], r["lease_expires_at"], r["retry_errors"])
                 for r in db.query("select lease_owner, lease_expires_at, retry_errors from runs")} == {(None, None, 0)}
+
+
+def test_a_file_of_the_previous_schema_migrates_in_place_and_keeps_every_row(tmp_path):
+    """The previous release's schema (migrations up to m015) in a SQLite file, holding an
+    earlier release's own data (tests/data/schema10.db), opened by this release."""
+    from conftest import ROOT
+    from core import store_copy
+
+    path = tmp_path / "previous.db"
+    db = sqlite_utils.Database(path)
+    store.migrations.apply(db, stop_before="m016_labels_by_reviewer")
+    old = sqlite3.connect(ROOT / "tests" / "data" / "schema10.db")
+    old.row_factory = sqlite3.Row
+    before = {}
+    for table in store_copy.tables():
+        if old.execute("select 1 from sqlite_master where name = ?", [table]).fetchone():
+            before[table] = [dict(r) for r in old.execute(f"select * from {table}")]
+            db[table].insert_all(before[table])
+    db.close()
+    assert before["responses"] and before["labels"] and not any(
+        index.columns == ["reviewer", "response_id"] for index in sqlite_utils.Database(path)["labels"].indexes)
+
+    with store.connect(path) as db:
+        applied = [r[0] for r in db.execute("select name from _sqlite_migrations order by id")]
+        assert applied == [m.name for m in store.migrations._migrations]
+        for table, rows in before.items():  # every old row, value by value, in the old columns
+            columns = list(rows[0]) if rows else []
+            after = [dict(r) for r in db.query(f"select * from {table}")]
+            assert sorted(repr([r[c] for c in columns]) for r in after) == sorted(
+                repr(list(row.values())) for row in rows), table
+        assert ["reviewer", "response_id"] in [index.columns for index in db["labels"].indexes]  # m016
