@@ -200,3 +200,13 @@ def test_the_review_pages_agreement_is_counted_again_after_a_few_seconds_not_at_
     assert labels.recent_agreement(run_id) == first and first["answers"] == 1  # within AGREEMENT_S: as counted
     monkeypatch.setattr(labels, "AGREEMENT_S", 0.0)
     assert labels.recent_agreement(run_id)["answers"] == 2 and labels.recent_agreement(run_id)["percent"] == 0.5
+
+
+def test_a_clusters_members_show_this_reviewers_verdicts_and_overrides_only():
+    a, b, c = make_answers(["Paris", "Paris.", "It is Paris"])
+    labels.label_cluster([a, b, c], a, "ana", labels.Label("pass"))
+    labels.label(b, "ana", labels.Label("fail"))  # ana's override
+    labels.label_cluster([a, b, c], a, "ben", labels.Label("unsure"))  # another reviewer's labels
+    shown = {m["id"]: (m["verdict"], m["override"]) for m in labels.members([a, b, c], "ana")}
+    assert shown == {a: ("pass", False), b: ("fail", True), c: ("pass", False)}
+    assert {m["verdict"] for m in labels.members([a, b, c], "ben")} == {"unsure"}

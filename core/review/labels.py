@@ -134,15 +134,16 @@ def _existing_ids(db, ids) -> set[int]:
     return found
 
 
-def labels_for(response_ids: list[int], *, db_path=None) -> list[dict]:
-    """Every reviewer's current label of these answers."""
+def labels_for(response_ids: list[int], *, reviewer: str | None = None, db_path=None) -> list[dict]:
+    """Every reviewer's current label of these answers (or only this reviewer's)."""
     out = []
+    mine = " and reviewer = ?" if reviewer is not None else ""
     with store.connect(db_path) as db:
         for start in range(0, len(response_ids), 500):
             chunk = response_ids[start:start + 500]
             out += [_decode(r) for r in db.query(
-                f"select * from labels where response_id in ({','.join('?' * len(chunk))}) order by response_id, reviewer",
-                chunk)]
+                f"select * from labels where response_id in ({','.join('?' * len(chunk))}){mine} "
+                "order by response_id, reviewer", chunk + ([reviewer] if reviewer is not None else []))]
     return out
 
 
@@ -477,7 +478,7 @@ def members(member_ids: list[int], reviewer: str, *, db_path=None) -> list[dict]
         texts = {i: shapes.readable(text, shapes.tool_calls_of(calls)) for i, text, calls in db.execute(
             f"select id, text, tool_calls from responses where id in ({','.join('?' * len(member_ids))})",
             member_ids).fetchall()}
-    mine = {r["response_id"]: r for r in labels_for(member_ids, db_path=db_path) if r["reviewer"] == reviewer}
+    mine = {r["response_id"]: r for r in labels_for(member_ids, reviewer=reviewer, db_path=db_path)}
     cluster_verdicts = {r["verdict"] for r in mine.values() if r["via_cluster"] is not None}
     return [{"id": m, "text": texts.get(m, ""), "verdict": mine[m]["verdict"] if m in mine else None,
              "override": m in mine and mine[m]["via_cluster"] is None and bool(cluster_verdicts)
