@@ -201,9 +201,12 @@ st.divider()
 st.subheader("Agreement")
 for run_id in run_ids:
     stats = labels.recent_agreement(run_id)
+    counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
     if stats["percent"] is None:
+        # This reviewer's own labels count at once; the others' as last counted.
+        so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
         st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
-                   f"(so far: {display.inert(', '.join(stats['reviewers'])) or 'nobody'}).")
+                   f"(so far: {display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
         continue
     kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
     a, b, c = st.columns(3)
@@ -212,8 +215,7 @@ for run_id in run_ids:
     b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
              help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
     c.metric("Reviewers", len(stats["reviewers"]))
-    st.caption(f"Counted at {time.strftime('%H:%M:%S', time.localtime(stats['as_of']))} "
-               f"(again every {labels.AGREEMENT_S:g} s while reviewers label)")
+    st.caption(f"Counted at {counted} (again every {labels.AGREEMENT_S:g} s while reviewers label)")
     disputed = stats["disagreements"]
     if disputed:
         st.caption(f"Answers the reviewers disagree on: {stats['disputed']:,}"

@@ -229,6 +229,15 @@ def test_review_page_shows_agreement_and_disagreements_between_reviewers(stub):
     assert list(disputed["answer"]) == [ids[1]]
 
 
+def test_the_agreement_section_counts_this_reviewers_own_labels_at_once(stub):
+    finished_run(stub, temperatures=[0.0], n=3)
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    assert any("so far: nobody" in c.value for c in at.caption)
+    at.button(key="pass").click().run()  # within the 5 s the others' labels are not recounted
+    assert any("so far: ana;" in c.value and "counted at" in c.value for c in at.caption)
+
+
 def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
     stub.answers = ["Paris."]
     finished_run(stub, temperatures=[0.0], n=3)
