@@ -188,8 +188,7 @@ else:
                 if st.button("It means something else: split it out", key=f"split_{item['cluster']}_{member}"):
                     decisions.decide(item["representative_id"], member, "split", reviewer=who)
                     st.rerun()
-            cluster_labels = labels.labels_for(item["member_ids"])
-            stats = labels.agreement(cluster_labels, pairs=False)
+            stats = labels.agreement_of(item["member_ids"])
             if stats["percent"] is not None:
                 st.caption(f"Reviewers agree on {stats['percent']:.0%} of this cluster's answers "
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")

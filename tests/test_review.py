@@ -187,6 +187,8 @@ def test_the_runs_agreement_counted_by_the_database_is_agreement_over_its_labels
     assert counted == expected
     assert counted["answers"] > 0 and counted["kappa"] is not None and len(disputed) > 2
     assert labels.run_agreement(_run_of(ids[0]), listed=2)["disagreements"] == disputed[:2]
+    some = ids[::2]  # a cluster's say: the same counting over some answers
+    assert labels.agreement_of(some) == labels.agreement(labels.labels_for(some), pairs=False)
 
 
 def test_the_review_pages_agreement_is_counted_again_after_a_few_seconds_not_at_every_label(monkeypatch):

@@ -243,10 +243,6 @@ def _finite(value) -> float | None:
     return None if np.isnan(value) else round(value, 4)
 
 
-# The labels of a run, joined to it once: every query below counts over this.
-_RUN_LABELS = "labels join responses on responses.id = labels.response_id where responses.run_id = ?"
-
-
 # What all reviewers' labels add up to (the disputes, the agreement, the tags in use) is
 # counted again at most this often per run and server: with twenty reviewers pressing Pass,
 # every rerun of the Review page would otherwise recount every label of the run
@@ -284,35 +280,49 @@ def run_agreement(run_id: int, *, db_path=None, listed: int | None = None) -> di
     reviewers' labels of a 10,000-answer run are a handful of rows of verdict counts, not
     200,000 labels to read."""
     disputed = sorted(disputed_ids(run_id, db_path=db_path))
-    result = {"answers": 0, "percent": None, "kappa": None, "kappa_kind": None, "pairs": [], "disputed": len(disputed),
-              "disagreements": disagreements(labels_for(disputed[:listed] if listed is not None else disputed,
-                                                        db_path=db_path))}
     with store.connect(db_path) as db:
-        reviewers = result["reviewers"] = [r for (r,) in db.execute(
-            f"select distinct labels.reviewer from {_RUN_LABELS} order by 1", [run_id]).fetchall()]
-        if len(reviewers) < 2:
-            return result
-        # Per answer every reviewer labelled: how many gave each verdict; then how many answers
-        # share each such row (Fleiss' kappa and the percent need nothing else).
-        counts = db.execute(
-            "select p, f, u, count(*) from (select "
-            + ", ".join(f"sum(case when labels.verdict = '{v}' then 1 else 0 end) as {v[0]}" for v in VERDICTS)
-            + f" from {_RUN_LABELS} group by labels.response_id having count(*) = ?) per_answer group by p, f, u",
-            [run_id, len(reviewers)]).fetchall()
-        if len(reviewers) == 2:  # Cohen's kappa needs who gave which: the two reviewers' verdict pairs
-            pairs = db.execute(
-                "select labels.verdict, other.verdict, count(*) from labels join labels other "
-                "on other.response_id = labels.response_id and other.reviewer = ? "
-                f"join responses on responses.id = labels.response_id "
-                "where responses.run_id = ? and labels.reviewer = ? group by labels.verdict, other.verdict",
-                [reviewers[1], run_id, reviewers[0]]).fetchall()
+        counted = _counted_agreement(db, "join responses on responses.id = labels.response_id",
+                                     "responses.run_id = ?", [run_id])
+    return counted | {"disputed": len(disputed), "disagreements": disagreements(
+        labels_for(disputed[:listed] if listed is not None else disputed, db_path=db_path))}
+
+
+def agreement_of(response_ids: list[int], *, db_path=None) -> dict:
+    """agreement() (without pairs) of these answers' labels, a meaning cluster's say, counted by
+    the database as run_agreement() is."""
+    if len(response_ids) > 30_000:  # past what one statement may bind on SQLite
+        return agreement(labels_for(response_ids, db_path=db_path), pairs=False)
+    with store.connect(db_path) as db:
+        return _counted_agreement(db, "", f"labels.response_id in ({','.join('?' * len(response_ids))})",
+                                  list(response_ids))
+
+
+def _counted_agreement(db, join: str, where: str, params: list) -> dict:
+    """agreement(labels, pairs=False) of the labels `where` selects (after `join`), from counts."""
+    result = {"answers": 0, "percent": None, "kappa": None, "kappa_kind": None, "pairs": []}
+    reviewers = result["reviewers"] = [r for (r,) in db.execute(
+        f"select distinct labels.reviewer from labels {join} where {where} order by 1", params).fetchall()]
+    if len(reviewers) < 2:
+        return result
+    # Per answer every reviewer labelled: how many gave each verdict; then how many answers
+    # share each such row (Fleiss' kappa and the percent need nothing else).
+    counts = db.execute(
+        "select p, f, u, count(*) from (select "
+        + ", ".join(f"sum(case when labels.verdict = '{v}' then 1 else 0 end) as {v[0]}" for v in VERDICTS)
+        + f" from labels {join} where {where} group by labels.response_id having count(*) = ?) per_answer "
+        "group by p, f, u", [*params, len(reviewers)]).fetchall()
     table = np.array([row[:3] for row in counts], dtype=int).reshape(-1, 3)
     answers = np.array([row[3] for row in counts], dtype=int)
     if not answers.sum():
         return result
     result["answers"] = int(answers.sum())
     result["percent"] = round(float(answers[table.max(axis=1) == len(reviewers)].sum() / answers.sum()), 4)
-    if len(reviewers) == 2:
+    if len(reviewers) == 2:  # Cohen's kappa needs who gave which: the two reviewers' verdict pairs
+        pairs = db.execute(
+            "select labels.verdict, other.verdict, count(*) from labels join labels other "
+            f"on other.response_id = labels.response_id and other.reviewer = ? {join} "
+            f"where {where} and labels.reviewer = ? group by labels.verdict, other.verdict",
+            [reviewers[1], *params, reviewers[0]]).fetchall()
         first = [a for a, _, n in pairs for _ in range(n)]
         second = [b for _, b, n in pairs for _ in range(n)]
         result["kappa"], result["kappa_kind"] = _cohen(first, second), "cohen"
