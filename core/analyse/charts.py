@@ -134,21 +134,29 @@ def cluster_bars(cell: dict, top: int = 15) -> go.Figure:
     return figure
 
 
+def _by_model_and_temperature(df: pd.DataFrame, every: pd.DataFrame | None = None):
+    """(rows, trace style) per model and temperature: colour = model, shape = temperature,
+    fixed by `every` (all rows, when `df` is a sample). Plain traces: plotly express takes
+    ten times as long, most of a second for 10,000 points."""
+    every = df if every is None else every
+    models = list(dict.fromkeys(every["model"]))
+    temperatures = sorted(every["temperature"].unique())
+    palette, symbols = px.colors.qualitative.Plotly, ["circle", "diamond", "square", "x", "triangle-up", "cross"]
+    for (model, temperature), group in df.groupby(["model", "temperature"], sort=True):
+        yield group, {"name": f"{_plain(model)} · T={temperature:g}",
+                      "marker": {"color": palette[models.index(model) % len(palette)],
+                                 "symbol": symbols[temperatures.index(temperature) % len(symbols)], "size": 8}}
+
+
 def answer_map(coords: pd.DataFrame, max_points: int = MAP_POINTS) -> go.Figure:
     """Every answer as a point (PCA of its embedding): colour = model, shape = temperature.
     Past `max_points`, a fixed random sample: more points only hide each other."""
     df = coords if len(coords) <= max_points else coords.sample(max_points, random_state=0)
     hover = {text: _safe(text, 200) for text in df["text"].unique()}  # repeated answers: escape once
-    models = list(dict.fromkeys(coords["model"]))
-    temperatures = sorted(coords["temperature"].unique())
-    palette, symbols = px.colors.qualitative.Plotly, ["circle", "diamond", "square", "x", "triangle-up", "cross"]
     figure = go.Figure()
-    # Plain traces: plotly express spends most of a second grouping 10,000 points.
-    for (model, temperature), group in df.groupby(["model", "temperature"], sort=True):
+    for group, style in _by_model_and_temperature(df, coords):
         figure.add_trace(go.Scatter(
-            x=group["x"], y=group["y"], mode="markers", name=f"{_plain(model)} · T={temperature:g}", opacity=0.7,
-            marker={"color": palette[models.index(model) % len(palette)],
-                    "symbol": symbols[temperatures.index(temperature) % len(symbols)], "size": 8},
+            x=group["x"], y=group["y"], mode="markers", opacity=0.7, **style,
             hovertext=[f"{hover[t]}<br>cluster #{c}" for t, c in zip(group["text"], group["cluster"])],
             hoverinfo="text",
         ))
@@ -194,17 +202,10 @@ def cost_vs_consistency(cells: list[dict]) -> go.Figure | None:
     df = df[df["cost_per_call_mean"].notna()] if "cost_per_call_mean" in df else df.iloc[0:0]
     if df.empty:
         return None
-    models = list(dict.fromkeys(df["model"]))
-    temperatures = sorted(df["temperature"].unique())
-    palette, symbols = px.colors.qualitative.Plotly, ["circle", "diamond", "square", "x", "triangle-up", "cross"]
     figure = go.Figure()
-    # Plain traces, one per model and temperature: plotly express takes ten times as long.
-    for (model, temperature), group in df.groupby(["model", "temperature"], sort=True):
+    for group, style in _by_model_and_temperature(df):
         figure.add_trace(go.Scatter(
-            x=group["cost_per_call_mean"], y=group["consistency"], mode="markers",
-            name=f"{_plain(model)} · T={temperature:g}",
-            marker={"color": palette[models.index(model) % len(palette)],
-                    "symbol": symbols[temperatures.index(temperature) % len(symbols)], "size": 8},
+            x=group["cost_per_call_mean"], y=group["consistency"], mode="markers", **style,
             error_y={"type": "data", "symmetric": False, "array": group["consistency_high"] - group["consistency"],
                      "arrayminus": group["consistency"] - group["consistency_low"]},
             hovertext=[f"{count} answers · {k:g} meanings" for count, k in zip(group["count"], group["n_clusters"])],
