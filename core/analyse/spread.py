@@ -21,7 +21,6 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
