@@ -2,8 +2,9 @@
 
 Per cell: the share of answers that called each tool (an answer calling two tools
 counts for both) and of those that called none ("no tool"); per tool and argument, the
-values given, most frequent first. A value compares as parsed JSON: 2 and 2.0 are one
-value, {"a": 1, "b": 2} and {"b": 2, "a": 1} too.
+values given, most frequent first, and how many calls left it out ("(omitted)"). A value
+compares as parsed JSON by `jsonvalue`'s rule: 2 and 2.0 are one value, {"a": 1, "b": 2}
+and {"b": 2, "a": 1} too, true and 1 are two.
 """
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ from collections import Counter
 
 import pandas as pd
 
+from core import jsonvalue
 from core.run import shapes
 
 NO_TOOL = "no tool"
+RAW = "(arguments)"  # the one "argument" of a call whose arguments are not a JSON object
+OMITTED = "\x00omitted"  # never a canonical JSON text
 
 
 def usage(stored: list[str | None]) -> dict:
     """{"tools": [{tool, count, share}], "arguments": [{tool, argument, distinct, values: [{value, count, share}]}]}
-    from the answers' stored `tool_calls` (each distinct one read once)."""
+    from the answers' stored `tool_calls` (each distinct one read once). A call that leaves
+    an argument out counts as `{"omitted": true, count, share}` among that argument's
+    values (shares are of the tool's calls), so a value given by half the calls reads 50%."""
     n = len(stored)
     tools: Counter = Counter()
+    calls_of: Counter = Counter()  # per tool, its calls whose arguments are an object
     values: dict[tuple[str, str], Counter] = {}
     for raw, count in Counter(s if isinstance(s, str) else None for s in stored).items():
         calls = shapes.tool_calls_of(raw)
@@ -30,25 +37,31 @@ def usage(stored: list[str | None]) -> dict:
             tools[name] += count
         for call in calls:
             arguments = call.get("arguments")
-            if not isinstance(arguments, dict):  # not JSON: the raw text is the one "argument"
-                arguments = {"(arguments)": arguments}
+            if isinstance(arguments, dict):
+                calls_of[call.get("name", "")] += count
+            else:  # not JSON: the raw text is the one "argument"
+                arguments = {RAW: arguments}
             for argument, value in arguments.items():
                 values.setdefault((call.get("name", ""), argument), Counter())[_key(value)] += count
+    for (tool, argument), counter in values.items():
+        omitted = calls_of[tool] - sum(counter.values()) if argument != RAW else 0
+        if omitted > 0:
+            counter[OMITTED] = omitted
     return {
         "tools": [{"tool": name, "count": count, "share": round(count / n, 4)} for name, count in tools.most_common()],
-        "arguments": [{"tool": tool, "argument": argument, "distinct": len(counter),
+        "arguments": [{"tool": tool, "argument": argument, "distinct": len(counter.keys() - {OMITTED}),
                        "values": _shares(counter)} for (tool, argument), counter in sorted(values.items())],
     }
 
 
 def _shares(counter: Counter) -> list[dict]:
     total = sum(counter.values())
-    return [{"value": json.loads(value), "count": count, "share": round(count / total, 4)}
-            for value, count in counter.most_common()]
+    return [({"omitted": True} if value == OMITTED else {"value": json.loads(value)}) |
+            {"count": count, "share": round(count / total, 4)} for value, count in counter.most_common()]
 
 
 def _key(value) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return jsonvalue.canonical(value)
 
 
 def add_to_cells(cells: list[dict], answers: pd.DataFrame, axes: list[str]) -> None:
@@ -63,11 +76,15 @@ def add_to_cells(cells: list[dict], answers: pd.DataFrame, axes: list[str]) -> N
 
 def tables(cell: dict) -> tuple[list[dict], list[dict]]:
     """A cell's tool usage as two plain tables for a page: tools chosen, and per argument
-    its values as text ("Paris ×4 (80%) · Lyon ×1 (20%)")."""
+    its values as text ("Paris ×3 (60%) · Lyon ×1 (20%) · (omitted) ×1 (20%)")."""
     tools = [{"tool": row["tool"], "answers": row["count"], "share": f"{row['share']:.0%}"}
              for row in cell.get("tools", [])]
     arguments = [{"tool": row["tool"], "argument": row["argument"], "distinct values": row["distinct"],
-                  "values": " · ".join(f"{_key(v['value'])} ×{v['count']} ({v['share']:.0%})"
+                  "values": " · ".join(f"{_shown(v)} ×{v['count']} ({v['share']:.0%})"
                                        for v in row["values"][:8]) + (" · …" if len(row["values"]) > 8 else "")}
                  for row in cell.get("arguments", [])]
     return tools, arguments
+
+
+def _shown(value: dict) -> str:
+    return "(omitted)" if value.get("omitted") else json.dumps(value["value"], ensure_ascii=False)
