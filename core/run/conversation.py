@@ -158,7 +158,17 @@ def system_text(messages: list[dict]) -> str:
 
 
 def from_turns(turns: list[dict]) -> list[dict]:
-    """Turns as the Playground edits them ({role, content}; a history turn's content is the
-    column it comes from) as a variant's messages."""
-    return [{"role": HISTORY, "from": (turn.get("content") or "").strip()} if turn.get("role") == HISTORY
-            else {"role": turn.get("role") or "user", "content": turn.get("content") or ""} for turn in turns]
+    """Turns as the Playground edits them ({role, content}, a tool turn's `tool_call_id`; a
+    history turn's content is the column it comes from) as a variant's messages."""
+    out = []
+    for turn in turns:
+        role = turn.get("role") or "user"
+        if role == HISTORY:
+            out.append({"role": HISTORY, "from": (turn.get("content") or "").strip()})
+            continue
+        message = {"role": role, "content": turn.get("content") or ""}
+        call_id = (turn.get("tool_call_id") or "").strip()
+        if role == "tool" and call_id:  # the call this result answers, as the provider pairs them
+            message["tool_call_id"] = call_id
+        out.append(message)
+    return out
