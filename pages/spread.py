@@ -10,7 +10,7 @@ from core.analyse import charts, embed, meaning, sensitivity, spread, tables, to
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import drafts, endpoints, inputs, runner
+from core.run import drafts, endpoints, inputs, runner, shapes
 
 st.title("Spread")
 
@@ -127,6 +127,9 @@ def results():
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
         st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
+        if variant.get("tools"):
+            st.code(f"Tools offered by wording {variant['label']}:\n"
+                    + shapes.describe_tools(variant["tools"], variant.get("tool_choice")), language=None)
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
                f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
                + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")

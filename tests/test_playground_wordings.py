@@ -94,3 +94,23 @@ def test_a_bad_tools_or_response_format_entry_is_shown_under_the_run_button():
     assert "wording B: the response format is not a valid JSON Schema" in under_run_button()
     with store.connect() as db:
         assert db["runs"].count == 0
+
+
+def test_runs_and_spread_show_the_tools_a_run_offered_as_plain_text(stub):
+    import asyncio
+
+    from core.run import plan, runner, shapes
+    from test_prompt_shapes import call, run_spec
+
+    stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
+    variant = plan.Variant("Weather in Paris?", tools=WEATHER, tool_choice=shapes.checked_tool_choice("auto", WEATHER))
+    run_id = plan.create(run_spec(stub, variants=[variant], n=2))
+    asyncio.run(runner.execute(run_id))
+    expected = ['get_weather(city: string, unit?: "c" | "f", where?: object) — The weather in a city',
+                "search(q: string)", "tool choice: auto"]
+    for page in ("pages/runs.py", "pages/spread.py"):
+        at = app()
+        at.switch_page(page).run()
+        assert not at.exception
+        (shown,) = [c.value for c in at.code if c.value.startswith("Tools offered by wording A:")]
+        assert shown.splitlines()[1:] == expected, page
