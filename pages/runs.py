@@ -7,8 +7,8 @@ import streamlit as st
 
 from core import config, display, store
 from core.config import SpreadError
-from core.analyse import spread, tables
-from core.run import drafts, runner, shapes
+from core.analyse import spread, tables, tool_usage
+from core.run import drafts, runner
 from core.run import inputs as inputs_module
 
 st.title("Runs")
@@ -64,7 +64,7 @@ for variant in variants:
         st.text(f"System: {variant['system']}")
     if variant.get("tools"):
         st.code(f"Tools offered by wording {variant['label']}:\n"
-                + shapes.describe_tools(variant["tools"], variant.get("tool_choice")), language=None)
+                + tool_usage.offered_text(variant["tools"], variant.get("tool_choice")), language=None)
 st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · {len(inputs)} input(s) · "
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "

@@ -10,7 +10,7 @@ from core.analyse import charts, embed, meaning, sensitivity, spread, tables, to
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import drafts, endpoints, inputs, runner, shapes
+from core.run import drafts, endpoints, inputs, runner
 
 st.title("Spread")
 
@@ -129,7 +129,7 @@ def results():
         st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
         if variant.get("tools"):
             st.code(f"Tools offered by wording {variant['label']}:\n"
-                    + shapes.describe_tools(variant["tools"], variant.get("tool_choice")), language=None)
+                    + tool_usage.offered_text(variant["tools"], variant.get("tool_choice")), language=None)
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
                f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
                + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")

@@ -1,4 +1,5 @@
-"""Which tools a group of answers called, and how each argument's value spread.
+"""Which tools a group of answers called, and how each argument's value spread (and,
+for the pages, which tools a wording offered: `offered_text`).
 
 Per cell: the share of answers that called each tool (an answer calling two tools
 counts for both) and of those that called none ("no tool"); per tool and argument, the
@@ -88,3 +89,34 @@ def tables(cell: dict) -> tuple[list[dict], list[dict]]:
 
 def _shown(value: dict) -> str:
     return "(omitted)" if value.get("omitted") else json.dumps(value["value"], ensure_ascii=False)
+
+
+def offered_text(tools: list[dict] | None, tool_choice=None) -> str:
+    """The tools a wording offered, as plain text: one line per tool with its parameters
+    (`name: type`, `?` when optional, an enum's values) and description, then the tool choice."""
+    lines = []
+    for tool in tools or []:
+        function = tool.get("function") or {}
+        parameters = function.get("parameters") or {}
+        required = set(parameters.get("required") or [])
+        shown = [f"{name}{'' if name in required else '?'}: {_type_text(schema)}"
+                 for name, schema in (parameters.get("properties") or {}).items()]
+        line = f"{function.get('name', '')}({', '.join(shown)})"
+        if function.get("description"):
+            line += f" — {' '.join(str(function['description']).split())}"
+        lines.append(line)
+    if lines and tool_choice:
+        name = tool_choice if isinstance(tool_choice, str) else (tool_choice.get("function") or {}).get("name")
+        lines.append(f"tool choice: {name}")
+    return "\n".join(lines)
+
+
+def _type_text(schema) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return " | ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    kind = schema.get("type", "any")
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        return f"{_type_text(schema['items'])}[]"
+    return " | ".join(kind) if isinstance(kind, list) else str(kind)

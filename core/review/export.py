@@ -144,6 +144,23 @@ def _assistant_turn(r: dict) -> dict:
         for k, c in enumerate(r["tool_calls"])]}
 
 
+def _promptfoo_vars(r: dict) -> dict:
+    """A test's vars: `prompt` and `system` as sent, the input's own variables, and for a
+    conversation its whole `messages` as sent (few-shot turns included), promptfoo's chat
+    convention: a prompt of `{{ messages | dump }}` sends them as they are."""
+    out = {"prompt": r["input"]["prompt"], "system": r["input"]["system"], **r["input"]["vars"]}
+    if r["input"].get("messages"):
+        out["messages"] = r["input"]["messages"]
+    return out
+
+
+def _promptfoo_options(r: dict) -> dict:
+    """A test's `options`: the tools, tool choice and response format the item was asked
+    with. promptfoo merges a test's options over the prompt's config, which its OpenAI
+    provider reads over its own, so these reach the provider for this test alone."""
+    return {key: r["input"][key] for key in ("tools", "tool_choice", "response_format") if r["input"].get(key)}
+
+
 def to_promptfoo(rows, name, version) -> bytes:
     import yaml
 
@@ -168,23 +185,6 @@ def to_promptfoo(rows, name, version) -> bytes:
     if any(r["input"].get("messages") for r in rows):
         header += "# a test whose vars hold `messages` is a conversation: the prompt '{{ messages | dump }}' sends it\n"
     return (header + yaml.safe_dump(tests, sort_keys=False, allow_unicode=True)).encode()
-
-
-def _promptfoo_vars(r: dict) -> dict:
-    """A test's vars: `prompt` and `system` as sent, the input's own variables, and for a
-    conversation its whole `messages` as sent (few-shot turns included), promptfoo's chat
-    convention: a prompt of `{{ messages | dump }}` sends them as they are."""
-    out = {"prompt": r["input"]["prompt"], "system": r["input"]["system"], **r["input"]["vars"]}
-    if r["input"].get("messages"):
-        out["messages"] = r["input"]["messages"]
-    return out
-
-
-def _promptfoo_options(r: dict) -> dict:
-    """A test's `options`: the tools, tool choice and response format the item was asked
-    with. promptfoo merges a test's options over the prompt's config, which its OpenAI
-    provider reads over its own, so these reach the provider for this test alone."""
-    return {key: r["input"][key] for key in ("tools", "tool_choice", "response_format") if r["input"].get(key)}
 
 
 def to_parquet(rows, name, version) -> bytes:
