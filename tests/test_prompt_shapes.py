@@ -258,13 +258,9 @@ def test_json_field_and_is_json_against_the_run_schema():
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "n": {"type": "integer"}},
               "required": ["city"]}
     variant = {"response_format": shapes.checked_response_format(schema)}
-
-    def run_schema_outcome(text):
-        return checks.deterministic(checks.with_run_schema(checks.from_dict({"type": "is-json"}),
-                                                           variant["response_format"]), text, {})
-
-    assert run_schema_outcome('{"city": "Paris"}').passed is True
-    failed = run_schema_outcome('{"n": 2}')
+    assert tool_checks.applies(checks.from_dict({"type": "is-json"}), variant)
+    assert outcome({"type": "is-json"}, text='{"city": "Paris"}', variant=variant).passed is True
+    failed = outcome({"type": "is-json"}, text='{"n": 2}', variant=variant)
     assert failed.passed is False and "'city' is a required property" in failed.reason
     answer = '{"address": {"city": "Paris", "lines": ["1 rue", "2e"]}, "n": 2}'
     assert outcome({"type": "json-field", "value": "$.address.city=Paris"}, text=answer).passed is True

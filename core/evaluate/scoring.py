@@ -114,7 +114,7 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
         input_values = values.get(answer["input"], {})
         text = answer["text"] or ""
         variant = variants.get(answer["variant"], {})
-        if tool_checks.applies(check, variant):  # tool calls, JSON fields
+        if tool_checks.applies(check, variant):  # tool calls, JSON fields, the run's schema
             outcome = await asyncio.to_thread(
                 tool_checks.evaluate, check, answer, input_values, variant,
                 lambda part, reference, answer=answer, input_values=input_values: checks_module.similar(
@@ -122,8 +122,7 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
                     contexts.get(answer["input"], ""), equivalence))
             outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
         elif check.base in checks_module.DETERMINISTIC:
-            scored = checks_module.with_run_schema(check, variant.get("response_format"))
-            outcomes.append((answer["id"], check, checks_module.deterministic(scored, text, input_values, answer)))
+            outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values, answer)))
         elif check.type in ("similar", "not-similar"):
             # By meaning, the part of the answer the run judges meaning by (its extract mode).
             outcome = await asyncio.to_thread(

@@ -7,6 +7,9 @@
   check's value (tool names, comma-separated or a list, or a list of {name, arguments}:
   then the arguments must be equal too), else the input's `expected_tool_calls` column
   (a JSON list), else a golden item's expected calls. Passes at `threshold` (default 1).
+- `is-json` without a value, on a variant with a JSON Schema response format: the same
+  check as `is-json` given that schema (`checks.with_run_schema`), so a fenced block reads
+  alike either way (not JSON, as promptfoo's `JSON.parse`).
 - `json-field`: a value in the answer's JSON, chosen by a selector, `equals` a value or is
   `similar` (same meaning, Spread's rule) to a text:
 
@@ -205,7 +208,8 @@ def document_of(text: str, calls: list[dict], json_value: str | None):
 
 
 def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar=None):
-    """The Outcome of a check of TYPES on one stored answer. `variant` holds the variant's tools and response format; `similar(text,
+    """The Outcome of a check of TYPES (or is-json against the variant's schema) on one stored
+    answer. `variant` holds the variant's tools and response format; `similar(text,
     reference)` is the meaning rule, for json-field's `similar`."""
     calls = shapes.tool_calls_of(answer.get("tool_calls"))
     what = check.label()
@@ -213,6 +217,11 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
         tools = shapes.checked_tools(_json(check.value, what), what) if check.value else variant.get("tools")
         passed, reason = valid_tools_call(calls, tools)
         return Outcome(passed, 1.0 if passed else 0.0, reason)
+    if check.type == "is-json":  # the run's schema: the very check of is-json given that schema
+        from core.evaluate import checks  # (checks.py imports this module for the types above)
+
+        return checks.deterministic(checks.with_run_schema(check, variant.get("response_format")),
+                                    answer.get("text") or "", values, answer)
     if check.type == "tool-call-f1":
         source = check.value if check.value is not None else values.get("expected_tool_calls") or \
             values.get("golden.tool_calls")
@@ -237,6 +246,7 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
 
 
 def applies(check, variant: dict) -> bool:
-    """Whether this module scores the check: its own types (is-json against the run's
-    schema is `checks.with_run_schema`)."""
-    return check.type in TYPES
+    """Whether this module scores the check: its own types, and is-json without a value on
+    a variant that asked for a JSON Schema."""
+    return check.type in TYPES or (check.type == "is-json" and check.value is None
+                                   and shapes.schema_of(variant.get("response_format")) is not None)
