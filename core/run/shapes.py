@@ -215,7 +215,6 @@ def parse_json_answer(text: str) -> tuple[bool, object]:
         return False, None
 
 
-
 def answer_fields(text: str, calls: list[dict] | None, response_format: dict | None) -> dict:
     """The columns a response row gets beside its text: `tool_calls` (JSON) when it has
     any, `json_value` (the parsed answer, as JSON) when the variant asked for JSON."""
