@@ -66,6 +66,15 @@ def add_variant(prompt: str = "", name: str = "") -> None:
     state[f"prompt_{key}"], state[f"variant_name_{key}"] = prompt, name
 
 
+def duplicate_variant(key: int) -> None:
+    """A copy of the wording as it stands: text or conversation, tools, tool choice, response format."""
+    turns_of(key)  # what the turn widgets hold now
+    new_key = state.setdefault("variant_seq", 0)
+    fields, state["turn_seq"] = drafts.wording_copy(state, key, new_key, state.get("turn_seq", 0))
+    state.update(fields, variant_seq=new_key + 1)
+    state["variants"].append(new_key)
+
+
 def remove_variant(key: int) -> None:
     state["variants"].remove(key)
 
@@ -79,8 +88,9 @@ def turns_of(key: int) -> list[dict]:
     """The variant's turns with what the widgets hold now."""
     turns = state.setdefault(f"turns_{key}", [])
     for turn in turns:
-        for field in ("role", "content"):
-            turn[field] = state.get(f"{field}_{key}_{turn['id']}", turn[field])
+        for field in ("role", "content", "tool_call_id"):
+            if f"{field}_{key}_{turn['id']}" in state:
+                turn[field] = state[f"{field}_{key}_{turn['id']}"]
     return turns
 
 
@@ -129,6 +139,10 @@ def conversation_editor(key: int) -> None:
                       disabled=number == 0, on_click=move_turn_up, args=(key, tid))
         remove_col.button(":material/close:", key=f"turn_remove_{key}_{tid}", help="Remove this turn",
                           on_click=remove_turn, args=(key, tid))
+        if role == "tool":
+            state.setdefault(f"tool_call_id_{key}_{tid}", turn.get("tool_call_id", ""))
+            st.text_input("Call id", key=f"tool_call_id_{key}_{tid}", placeholder="(optional) e.g. call_1",
+                          help="The id of the assistant's tool call this turn answers (tool_call_id).")
         st.text_area("Content", key=f"content_{key}_{tid}", height=68, label_visibility="collapsed",
                      placeholder="the input column holding a conversation, e.g. messages" if role == "history"
                      else "(empty) this turn's text; may use {{variables}}")
@@ -174,7 +188,7 @@ for row_start in range(0, len(keys), 3):
                             label_visibility="collapsed",
                             help="A short name for this wording; prompts are versioned per name.")
             middle.button(":material/content_copy:", key=f"duplicate_{key}", help="Duplicate this wording",
-                          on_click=lambda k=key: add_variant(state[f"prompt_{k}"], ""))
+                          on_click=duplicate_variant, args=(key,))
             right.button(":material/delete:", key=f"remove_{key}", help="Remove this wording",
                          disabled=len(keys) == 1, on_click=remove_variant, args=(key,))
 errors["prompt"] = st.empty()
@@ -352,13 +366,18 @@ def current_checks() -> list[dict]:
 
 
 def current_variant(key: int) -> plan.Variant:
-    tools = shapes.tools_from_text(state.get(f"tools_{key}", ""))
+    try:
+        tools = shapes.tools_from_text(state.get(f"tools_{key}", ""))
+        choice = shapes.checked_tool_choice((state.get(f"tool_choice_{key}") or "").strip() or None, tools)
+        response_format = shapes.response_format_from_text(state.get(f"response_format_{key}", ""))
+    except SpreadError as e:  # shown under the Run button: say which wording it is about
+        label = plan.variant_label(keys.index(key), state.get(f"variant_name_{key}", ""))
+        raise SpreadError(f"wording {label}: {e}" if len(keys) > 1 else str(e), e.field) from None
     conversational = state.get(f"kind_{key}") == "conversation"
     return plan.Variant("" if conversational else state.get(f"prompt_{key}", ""), state.get("system", ""),
                         state.get(f"variant_name_{key}", ""),
-                        conversation.from_turns(turns_of(key)) if conversational else None, tools,
-                        shapes.checked_tool_choice((state.get(f"tool_choice_{key}") or "").strip() or None, tools),
-                        shapes.response_format_from_text(state.get(f"response_format_{key}", "")))
+                        conversation.from_turns(turns_of(key)) if conversational else None, tools, choice,
+                        response_format)
 
 
 def current_spec() -> plan.RunSpec:
@@ -384,6 +403,9 @@ def estimate_of(_spec: plan.RunSpec, key: str) -> dict:
 
 
 estimate_col, run_col = st.columns([4, 1])
+# Tools and response formats sit in collapsed expanders above: their problems show here,
+# under the Run button, where the person who pressed it looks.
+errors["tools"] = errors["response_format"] = st.empty()
 with estimate_col:
     try:
         spec_now = current_spec()

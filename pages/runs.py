@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import config, display, store
 from core.config import SpreadError
-from core.analyse import spread, tables
+from core.analyse import spread, tables, tool_usage
 from core.run import drafts, runner
 from core.run import inputs as inputs_module
 
@@ -62,6 +62,9 @@ for variant in variants:
     st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
     if variant["system"]:
         st.text(f"System: {variant['system']}")
+    if variant.get("tools"):
+        st.code(f"Tools offered by wording {variant['label']}:\n"
+                + tool_usage.offered_text(variant["tools"], variant.get("tool_choice")), language=None)
 st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · {len(inputs)} input(s) · "
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "

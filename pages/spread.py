@@ -127,6 +127,9 @@ def results():
     names = {"variant": variant_names, "input": input_names}
     for variant in analysis.variants:
         st.text(f"Wording {variant['label']} (version {variant['version']}): {variant['prompt']}")
+        if variant.get("tools"):
+            st.code(f"Tools offered by wording {variant['label']}:\n"
+                    + tool_usage.offered_text(variant["tools"], variant.get("tool_choice")), language=None)
     st.caption(f"{len(analysis.answers)} answers · {len(analysis.errors)} errors · {len(analysis.variants)} wording(s) "
                f"· {len(analysis.inputs)} input(s) · {len(analysis.clusters)} meaning clusters (formed per input)"
                + (f" · comparing the {display.inert(analysis.extract)} part" if analysis.extract != "whole" else "")

@@ -33,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from core import jsonvalue
 from core.analyse import facts as facts_module
 from core.analyse import quantities as quantities_module
 from core.analyse.facts import Context, Facts
@@ -95,7 +96,7 @@ def extract(text: str, mode: str = "whole") -> str:
         return numbers[-1].replace(",", "") if numbers else text
     if mode.startswith("json:"):
         value = _json_field(text, mode[5:].strip())
-        return text if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return text if value is None else value if isinstance(value, str) else jsonvalue.canonical(value)
     match = re.search(mode[6:], text)
     if not match:
         return text
@@ -133,13 +134,12 @@ def canonical(tool_calls: list[dict] | None, json_value: str | None) -> str | No
     Tool calls: the functions called, in order, each with its parsed arguments (key order
     and spacing never split a meaning; a different value or another function always
     does); an answer's words beside its calls do not change what it does. A JSON answer:
-    its parsed value. Plain text: None (its meaning is read by the rules below)."""
+    its parsed value. Values compare by `jsonvalue`'s rule (2 is 2.0, true is not 1).
+    Plain text: None (its meaning is read by the rules below)."""
     if tool_calls:
-        return STRUCTURED + "call " + json.dumps([[c.get("name"), c.get("arguments")] for c in tool_calls],
-                                                 sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return STRUCTURED + "call " + jsonvalue.canonical([[c.get("name"), c.get("arguments")] for c in tool_calls])
     if json_value is not None:
-        return STRUCTURED + "json " + json.dumps(json.loads(json_value), sort_keys=True, ensure_ascii=False,
-                                                 separators=(",", ":"))
+        return STRUCTURED + "json " + jsonvalue.canonical(json.loads(json_value))
     return None
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from core import jsonvalue
 from core.config import SpreadError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON (the last line of stdout)")
@@ -27,7 +27,8 @@ def read_text(path: str) -> str:
 
 
 def print_json(value) -> None:
-    print(json.dumps(value, default=_plain))
+    """Every --json output: strict JSON (NaN and Infinity written as null)."""
+    print(jsonvalue.dumps(value, default=_plain))
 
 
 def _plain(value):

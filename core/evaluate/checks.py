@@ -4,7 +4,8 @@ Names and verdicts follow promptfoo's assertion types (0.120): the same answer a
 same value give the same verdict. `equals` and `starts-with` compare exactly (no white
 space stripped); an object or list value of `equals` is compared with the answer parsed
 as JSON; numbers are values (`equals: 42`); regular expressions are JavaScript's
-(`jsregex`); JSON is strict (RFC 8259: no NaN) and a schema's `format` is checked.
+(`jsregex`); JSON is strict (RFC 8259: no NaN) and a schema's `format` is checked; JSON
+values compare by `jsonvalue`'s one rule (2 is 2.0, true is not 1, 1 is not "1").
 Every deterministic type has its `not-` form. A value may use the input's variables,
 as a `{{name}}` placeholder or a Jinja2 template with Nunjucks' filters (`templates`).
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -37,10 +38,11 @@ from typing import Callable
 
 import numpy as np
 
+from core import jsonvalue
 from core.config import SpreadError, read_yaml
 from core.evaluate import jsregex, tool_checks
 from core.evaluate.outcome import Outcome
-from core.run import templates
+from core.run import shapes, templates
 
 # The types a person names; every deterministic one also has a `not-` form.
 TYPES = {
@@ -54,7 +56,8 @@ TYPES = {
     "icontains-all": "contains-all, ignoring case",
     "starts-with": "the answer starts with the value (no white space stripped)",
     "regex": "the JavaScript regular expression matches somewhere in the answer",
-    "is-json": "the answer is strict JSON (and, with a value, valid against that JSON or YAML schema, formats "
+    "is-json": "the whole answer is strict JSON, as promptfoo reads it (a ```json fence around it is not JSON), and, "
+               "with a value, or else the run's JSON Schema response format, valid against that schema (formats "
                "included)",
     "contains-json": "the answer contains a JSON object (valid against the schema, if one is given)",
     "json-schema": "the answer is JSON valid against the schema given as the value",
@@ -360,25 +363,7 @@ def js_string(value) -> str:
     return ("-" if value < 0 else "") + out
 
 
-def strict_json(text: str):
-    """`JSON.parse`: RFC 8259 JSON, so NaN and Infinity are not JSON. Raises ValueError."""
-    def refuse(name):
-        raise ValueError(f"{name} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def same_json(a, b) -> bool:
-    """Node's `util.isDeepStrictEqual` on JSON values: true is not 1, 0 is not -0, key order is free."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if _is_number(a) and _is_number(b):
-        return a == b and (a != 0 or math.copysign(1, a) == math.copysign(1, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
+strict_json = jsonvalue.loads  # `JSON.parse`: NaN and Infinity are not JSON
 
 
 def _comma_separated(text: str, what: str = "check") -> list[str]:
@@ -425,7 +410,7 @@ def _items(value) -> list[str]:
 def _equals(check, value, text, answer):
     if isinstance(value, (dict, list, tuple)):  # compared as a value with the answer parsed as JSON
         try:
-            return same_json(value, strict_json(text)), f"the answer as JSON is not {json.dumps(value)}"
+            return jsonvalue.equal(value, strict_json(text)), f"the answer as JSON is not {json.dumps(value)}"
         except ValueError:
             return False, "the answer is not JSON"
     expected = js_string(value)
@@ -460,6 +445,17 @@ def _starts_with(check, value, text, answer):
 def _regex(check, value, text, answer):
     found = jsregex.search(value, text)
     return found, f"{'no' if not found else 'a'} match for /{value}/"
+
+
+def with_run_schema(check: Check, response_format: dict | None) -> Check:
+    """`is-json` without a value on a variant that asked for a JSON Schema checks against
+    that schema: the same check as `is-json` given the schema, so both read an answer
+    alike (strict JSON as promptfoo's `JSON.parse`; a ```json fence around it is not JSON)."""
+    if check.type == "is-json" and check.value in (None, ""):
+        schema = shapes.schema_of(response_format)
+        if schema is not None:
+            return replace(check, value=json.dumps(schema, sort_keys=True))
+    return check
 
 
 def _is_json(check, value, text, answer):

@@ -10,8 +10,12 @@ answer passes when that score reaches the threshold, whatever single checks say.
 - Per input, over its N samples, the reducers people ask for: all N pass (pass^N),
   at least one passes (pass@k), a majority passes.
 - Per variant, model or temperature across inputs: the mean of the inputs' pass rates,
-  with a t interval over inputs: samples of one input are not independent, so the
-  inputs, not the samples, are the unit (clustered uncertainty).
+  with the regression gate's interval (`gate.pass_rate_interval`): the wider of a t
+  interval over inputs (samples of one input are not independent, so the inputs, not the
+  samples, are the unit: clustered uncertainty) and Wilson's over all the answers pooled
+  (the least uncertainty that many samples leave). When inputs agree (every input 9 of
+  10) the t interval alone has no width and would read "90% [90%–90%]"; the pooled one
+  still says how many samples stand behind the 90%.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.analyse import stats
+from core.evaluate import gate
 
 
 def answer_verdicts(results: list[dict], check_keys: list[str] | None = None,
@@ -97,7 +102,8 @@ def frame(answers: pd.DataFrame, verdicts: dict[int, bool | None]) -> pd.DataFra
 
 
 def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
-    """Pass rates per combination of `axes`: Wilson within one input, else a mean over inputs."""
+    """Pass rates per combination of `axes`: Wilson within one input, else a mean over inputs
+    with the wider of the t interval over inputs and the pooled Wilson interval."""
     keys = [axis for axis in ("variant", "input", "model", "temperature") if axis in axes]
     out = []
     if not len(scored):
@@ -114,7 +120,7 @@ def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
             low, high = stats.wilson(passes, n)
             row.update(pass_rate=round(passes / n, 4), pass_rate_low=round(low, 4), pass_rate_high=round(high, 4))
         else:
-            mean, low, high = stats.mean_interval((group["sum"] / group["count"]).to_numpy())
+            mean, low, high = gate.pass_rate_interval(group["sum"].tolist(), group["count"].tolist())
             row.update(pass_rate=stats.rounded(mean), pass_rate_low=stats.rounded(low),
                        pass_rate_high=stats.rounded(high))
         out.append(row)

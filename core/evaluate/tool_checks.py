@@ -7,8 +7,9 @@
   check's value (tool names, comma-separated or a list, or a list of {name, arguments}:
   then the arguments must be equal too), else the input's `expected_tool_calls` column
   (a JSON list), else a golden item's expected calls. Passes at `threshold` (default 1).
-- `is-json` without a value, on a variant with a JSON Schema response format: the answer
-  is JSON valid against that schema (checks.py handles the other cases).
+- `is-json` without a value, on a variant with a JSON Schema response format: the same
+  check as `is-json` given that schema (`checks.with_run_schema`), so a fenced block reads
+  alike either way (not JSON, as promptfoo's `JSON.parse`).
 - `json-field`: a value in the answer's JSON, chosen by a selector, `equals` a value or is
   `similar` (same meaning, Spread's rule) to a text:
 
@@ -18,7 +19,8 @@
   A selector is names and indexes: `$.items[0].name` (or `items.0.name`). The document
   it reads is the answer's parsed JSON; for an answer that calls tools, it is
   `{"tool_calls": [{name, arguments}, …]}`: `$.tool_calls[0].arguments.city`.
-  `equals` compares parsed values (1 equals 1.0; key order never matters).
+  `equals` compares parsed values by `jsonvalue`'s rule: 1 equals 1.0, true is not 1, 1 is
+  not "1", key order never matters (`json-field:$.n=2` means the number, `="2"` the text).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 
+from core import jsonvalue
 from core.config import SpreadError
 from core.evaluate.outcome import Outcome
 from core.run import shapes
@@ -166,27 +169,33 @@ def valid_tools_call(calls: list[dict], tools: list[dict] | None) -> tuple[bool,
 
 
 def call_f1(calls: list[dict], expected: list[dict]) -> tuple[float, str]:
-    """F1 of calls against expected calls; each call matches at most one expected call."""
-    if not calls and not expected:
+    """F1 of calls against expected calls compared as sets, as promptfoo's `tool-call-f1`:
+    calling a tool twice counts once (two parallel `get_weather` calls against an expected
+    `get_weather` score 1.0). With names only, the sets are tool names; an expected call
+    with arguments is met by a call of that name with equal arguments (`jsonvalue`), and
+    then calls are told apart by their arguments too. Precision: the share of distinct
+    calls that meet an expected one; recall: the share of distinct expected calls met."""
+    by_arguments = any("arguments" in want for want in expected)
+    made = list({_call_key(call, by_arguments): call for call in calls}.values())
+    wanted = list({_call_key(want, "arguments" in want): want for want in expected}.values())
+    if not made and not wanted:
         return 1.0, ""
-    left = list(expected)
-    matched = 0
-    for call in calls:
-        for k, want in enumerate(left):
-            if want["name"] == call.get("name") and ("arguments" not in want or
-                                                     _same(want["arguments"], call.get("arguments"))):
-                matched += 1
-                del left[k]
-                break
-    precision = matched / len(calls) if calls else 0.0
-    recall = matched / len(expected) if expected else 0.0
-    f1 = 0.0 if not matched else 2 * precision * recall / (precision + recall)
+
+    def meets(call, want) -> bool:
+        return want["name"] == call.get("name") and ("arguments" not in want or
+                                                     jsonvalue.equal(want["arguments"], call.get("arguments")))
+
+    precision = sum(any(meets(call, want) for want in wanted) for call in made) / len(made) if made else 0.0
+    left = [want for want in wanted if not any(meets(call, want) for call in made)]
+    recall = (len(wanted) - len(left)) / len(wanted) if wanted else 0.0
+    f1 = 0.0 if not precision + recall else 2 * precision * recall / (precision + recall)
     missing = ", ".join(shapes.readable_call(c) if "arguments" in c else c["name"] for c in left)
     return f1, f"F1 {f1:.2f}" + (f"; missing {missing}" if missing else "")
 
 
-def _same(a, b) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+def _call_key(call: dict, with_arguments: bool) -> str:
+    name = call.get("name") or ""
+    return jsonvalue.canonical([name, call.get("arguments")]) if with_arguments else name
 
 
 def document_of(text: str, calls: list[dict], json_value: str | None):
@@ -208,6 +217,11 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
         tools = shapes.checked_tools(_json(check.value, what), what) if check.value else variant.get("tools")
         passed, reason = valid_tools_call(calls, tools)
         return Outcome(passed, 1.0 if passed else 0.0, reason)
+    if check.type == "is-json":  # the run's schema: the very check of is-json given that schema
+        from core.evaluate import checks  # (checks.py imports this module for the types above)
+
+        return checks.deterministic(checks.with_run_schema(check, variant.get("response_format")),
+                                    answer.get("text") or "", values, answer)
     if check.type == "tool-call-f1":
         source = check.value if check.value is not None else values.get("expected_tool_calls") or \
             values.get("golden.tool_calls")
@@ -216,16 +230,6 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
         f1, reason = call_f1(calls, expected_calls(source, what))
         threshold = 1.0 if check.threshold is None else check.threshold
         return Outcome(f1 >= threshold, round(f1, 4), "" if f1 >= threshold else reason)
-    if check.type == "is-json":
-        import jsonschema
-
-        ok, parsed = shapes.parse_json_answer(answer.get("text") or "")
-        if not ok:
-            return Outcome(False, 0.0, "not JSON")
-        schema = shapes.schema_of(variant.get("response_format"))
-        errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(parsed),
-                        key=lambda e: list(e.path))
-        return Outcome(not errors, 0.0 if errors else 1.0, f"schema: {errors[0].message}" if errors else "")
     spec = field_spec(check.value, what)
     ok, document = document_of(answer.get("text") or "", calls, answer.get("json_value"))
     if not ok:
@@ -235,10 +239,7 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
         return Outcome(False, 0.0, f"no {spec['path']} in the answer")
     if "equals" in spec:
         expected = spec["equals"]
-        if isinstance(expected, str) and not isinstance(value, str):
-            same = json.dumps(value, ensure_ascii=False) == expected
-        else:
-            same = _same(value, expected) or value == expected
+        same = jsonvalue.equal(value, expected)
         return Outcome(same, 1.0 if same else 0.0, "" if same else f"{spec['path']} is {value!r}, not {expected!r}")
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return similar(text, spec["similar"])

@@ -2,7 +2,8 @@
 
 Formats out: jsonl (native and lossless: one item per line), csv, openai (chat
 fine-tuning JSONL, the reference as the assistant turn), promptfoo (test cases YAML,
-assertions from the accepted and rejected answers) and parquet (loads with Hugging
+assertions from the accepted and rejected answers; a conversation in `vars.messages`, the
+tools and response format in the test's `options`) and parquet (loads with Hugging
 Face `datasets`). Formats in: jsonl and csv, checked line by line; a file with a bad
 line imports nothing unless the caller asks to skip bad lines.
 
@@ -143,6 +144,23 @@ def _assistant_turn(r: dict) -> dict:
         for k, c in enumerate(r["tool_calls"])]}
 
 
+def _promptfoo_vars(r: dict) -> dict:
+    """A test's vars: `prompt` and `system` as sent, the input's own variables, and for a
+    conversation its whole `messages` as sent (few-shot turns included), promptfoo's chat
+    convention: a prompt of `{{ messages | dump }}` sends them as they are."""
+    out = {"prompt": r["input"]["prompt"], "system": r["input"]["system"], **r["input"]["vars"]}
+    if r["input"].get("messages"):
+        out["messages"] = r["input"]["messages"]
+    return out
+
+
+def _promptfoo_options(r: dict) -> dict:
+    """A test's `options`: the tools, tool choice and response format the item was asked
+    with. promptfoo merges a test's options over the prompt's config, which its OpenAI
+    provider reads over its own, so these reach the provider for this test alone."""
+    return {key: r["input"][key] for key in ("tools", "tool_choice", "response_format") if r["input"].get(key)}
+
+
 def to_promptfoo(rows, name, version) -> bytes:
     import yaml
 
@@ -156,11 +174,16 @@ def to_promptfoo(rows, name, version) -> bytes:
             asserts.append({"type": "not-similar", "value": rejected, "threshold": SIMILAR_THRESHOLD})
         tests.append({
             "description": f"{name} v{version} · {r['item_key'][:8]}",
-            "vars": {"prompt": r["input"]["prompt"], "system": r["input"]["system"], **r["input"]["vars"]},
+            "vars": _promptfoo_vars(r),
             "assert": asserts,
             "metadata": {"golden_set": name, "set_version": version, "item_key": r["item_key"], "tags": r["tags"]},
         })
+        options = _promptfoo_options(r)
+        if options:
+            tests[-1]["options"] = options
     header = f"# promptfoo tests from Spread golden set {name!r}, version {version}\n"
+    if any(r["input"].get("messages") for r in rows):
+        header += "# a test whose vars hold `messages` is a conversation: the prompt '{{ messages | dump }}' sends it\n"
     return (header + yaml.safe_dump(tests, sort_keys=False, allow_unicode=True)).encode()
 
 

@@ -157,8 +157,19 @@ def system_text(messages: list[dict]) -> str:
     return "\n".join(turn["content"] for turn in messages if turn["role"] == "system" and turn.get("content"))
 
 
+def _tool_turn(turn: dict) -> dict:
+    """A tool turn from the Playground: its result and, when given, the id of the call it
+    answers (`tool_call_id`), which the provider pairs with the assistant's call."""
+    message = {"role": "tool", "content": turn.get("content") or ""}
+    call_id = (turn.get("tool_call_id") or "").strip()
+    if call_id:
+        message["tool_call_id"] = call_id
+    return message
+
+
 def from_turns(turns: list[dict]) -> list[dict]:
-    """Turns as the Playground edits them ({role, content}; a history turn's content is the
-    column it comes from) as a variant's messages."""
+    """Turns as the Playground edits them ({role, content}, a tool turn's `tool_call_id`; a
+    history turn's content is the column it comes from) as a variant's messages."""
     return [{"role": HISTORY, "from": (turn.get("content") or "").strip()} if turn.get("role") == HISTORY
+            else _tool_turn(turn) if turn.get("role") == "tool"
             else {"role": turn.get("role") or "user", "content": turn.get("content") or ""} for turn in turns]

@@ -9,6 +9,7 @@ reload or a server restart finds it again. `from_run` turns any earlier run back
 
 from __future__ import annotations
 
+import copy
 
 from core import config, store
 
@@ -42,6 +43,23 @@ def plan_of(state) -> dict:
             if f"{prefix}{number}" in state:
                 plan[f"{prefix}{number}"] = state[f"{prefix}{number}"]
     return plan
+
+
+def wording_copy(state, key: int, new_key: int, turn_seq: int) -> tuple[dict, int]:
+    """The fields of a new wording `new_key` that copies wording `key` whole: its kind, text,
+    conversation turns (each with a new id from `turn_seq`, call ids kept), tools, tool
+    choice and response format; the copy has no name of its own. Returns (fields, the last
+    turn id used)."""
+    fields = {f"{prefix}{new_key}": copy.deepcopy(state[f"{prefix}{key}"]) for prefix in VARIANT_PREFIXES
+              if f"{prefix}{key}" in state and prefix not in ("variant_name_", "turns_")}
+    fields[f"variant_name_{new_key}"] = ""
+    if state.get(f"turns_{key}"):
+        turns = []
+        for turn in state[f"turns_{key}"]:
+            turn_seq += 1
+            turns.append({**copy.deepcopy(turn), "id": turn_seq})
+        fields[f"turns_{new_key}"] = turns
+    return fields, turn_seq
 
 
 def load(owner: str, *, db_path=None) -> dict | None:
@@ -101,7 +119,8 @@ def _shape_of(k: int, variant: dict, plan: dict) -> dict:
         first = plan.get("turn_seq", 0)
         out[f"kind_{k}"] = "conversation"
         out[f"turns_{k}"] = [{"id": first + n + 1, "role": turn["role"],
-                              "content": turn.get("from") if turn["role"] == "history" else turn.get("content") or ""}
+                              "content": turn.get("from") if turn["role"] == "history" else turn.get("content") or "",
+                              **({"tool_call_id": turn["tool_call_id"]} if turn.get("tool_call_id") else {})}
                              for n, turn in enumerate(variant["messages"])]
         plan["turn_seq"] = first + len(variant["messages"])
     if variant.get("tools"):
@@ -111,8 +130,9 @@ def _shape_of(k: int, variant: dict, plan: dict) -> dict:
         out[f"tool_choice_{k}"] = choice if isinstance(choice, str) else choice["function"]["name"]
     response_format = variant.get("response_format")
     if response_format:
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        out[f"response_format_{k}"] = json.dumps(schema, indent=2) if schema else "json"
+        inner = response_format.get("json_schema") or {}
+        shown = response_format if "strict" in inner else inner.get("schema")  # strict lives in OpenAI's shape
+        out[f"response_format_{k}"] = json.dumps(shown, indent=2) if shown else "json"
     return out
 
 

@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from core import jsonvalue
 from core.config import SpreadError
 
 TOOL_CHOICES = ("auto", "none", "required")
@@ -128,14 +129,18 @@ def read_response_format(value: str) -> dict:
 
 
 def checked_response_format(data, name: str = "answer") -> dict:
-    """A response format as sent: OpenAI's own shape, or a bare JSON Schema wrapped as one."""
+    """A response format as sent: OpenAI's own shape (its `strict` kept), or a bare JSON
+    Schema wrapped as one."""
     import jsonschema
 
     if isinstance(data, dict) and data.get("type") in ("json_object", "text"):
         return {"type": data["type"]}
+    strict = None
     if isinstance(data, dict) and data.get("type") == "json_schema":
         inner = data.get("json_schema") or {}
-        schema, name = inner.get("schema"), inner.get("name") or name
+        schema, name, strict = inner.get("schema"), inner.get("name") or name, inner.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise SpreadError(f"the response format's strict is true or false (got {strict!r})", "response_format")
     else:
         schema = data
     if not isinstance(schema, dict):
@@ -145,7 +150,10 @@ def checked_response_format(data, name: str = "answer") -> dict:
     except jsonschema.SchemaError as e:
         raise SpreadError(f"the response format is not a valid JSON Schema ({e.message})", "response_format") from None
     name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "answer"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    wrapped = {"name": name, "schema": schema}
+    if strict is not None:  # OpenAI's structured outputs: the provider holds the answer to the schema
+        wrapped["strict"] = strict
+    return {"type": "json_schema", "json_schema": wrapped}
 
 
 def schema_of(response_format: dict | None) -> dict | None:
@@ -202,7 +210,7 @@ def parse_json_answer(text: str) -> tuple[bool, object]:
     if fenced:
         body = fenced.group(1)
     try:
-        return True, json.loads(body)
+        return True, jsonvalue.loads(body)
     except (json.JSONDecodeError, ValueError):
         return False, None
 
