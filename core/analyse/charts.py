@@ -248,7 +248,7 @@ def regress_history(rows: list[dict]) -> go.Figure:
             error_y={"type": "data", "symmetric": False,
                      "array": [(row["pass_rate_high"] or row["pass_rate"]) - row["pass_rate"] for row in mine],
                      "arrayminus": [row["pass_rate"] - (row["pass_rate_low"] or row["pass_rate"]) for row in mine]},
-            hovertext=[f"regress {row['id']} · {row['gate']} · v{row['set_version']} · T={row['temperature']:g} · "
+            hovertext=[f"regress {row['id']} · {row['gate'] or 'no gate set'} · v{row['set_version']} · T={row['temperature']:g} · "
                        f"K={row['n']}" for row in mine], hoverinfo="text+y",
         ))
     times = [pd.Timestamp(row["created_at"]) for row in rows]
