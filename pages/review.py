@@ -16,29 +16,53 @@ from core.config import SpreadError
 
 def golden_form(item: dict, who: str) -> None:
     """Add the representative answer to a golden set. A failed answer is never a reference:
-    it takes a correction (the new item's reference) or joins an existing item's rejected answers."""
-    sets = [s["name"] for s in golden.list_sets()]
-    target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
-    new_name = st.text_input("…or a new set", key="golden_new")
-    name = new_name.strip() or target
+    it takes a correction (the new item's reference) or joins an existing item's rejected answers.
+
+    Every field belongs to the answer on screen (keyed by it): a reference typed for one answer
+    never becomes the next one's. The set list starts at the set last added to."""
+    state = st.session_state
     answer_id = item["representative_id"]
+    keys = {field: f"golden_{field}_{answer_id}" for field in ("target", "new", "correction", "item")}
+    sets = [s["name"] for s in golden.list_sets()]
+    if sets and keys["target"] not in state and state.get("golden_last_set") in sets:
+        state[keys["target"]] = state["golden_last_set"]
+    target = st.selectbox("Golden set", sets, key=keys["target"]) if sets else None
+    new_name = st.text_input("…or a new set", key=keys["new"])
+    name = new_name.strip() or target
     failed = golden.answer_verdict(answer_id) == "fail"
     if failed:
         st.caption("This answer was failed: it can only be a rejected example. Give the correct answer as the "
                    "new item's reference, or reject it in an item already in the set.")
     correction = st.text_area("Correct answer (the reference)" if failed else
-                              "Reference (empty: this answer)", key="golden_correction", height=68)
+                              "Reference (empty: this answer)", key=keys["correction"], height=68)
+
+    def add() -> None:
+        # Read from session state at the click: the values on screen for this answer.
+        chosen = (state.get(keys["new"]) or "").strip() or state.get(keys["target"])
+        try:
+            if chosen and chosen not in [s["name"] for s in golden.list_sets()]:
+                golden.create_set(chosen, created_by=who)
+            version = golden.add_responses(chosen or "", [answer_id], who=who,
+                                           correction=state.get(keys["correction"]) or None)
+        except SpreadError as e:
+            state["golden_message"] = (answer_id, "error", str(e))
+            return
+        state["golden_message"] = (answer_id, "success", f"Added to {chosen!r}: version {version}")
+        # The set now exists: the list shows it chosen and the new-set box is empty, so a
+        # later choice in the list is what the next Add uses.
+        state["golden_last_set"] = state[keys["target"]] = chosen
+        state[keys["new"]] = ""
+
+    st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip(), on_click=add)
+    message = state.get("golden_message")
+    if message and message[0] == answer_id:
+        (st.success if message[1] == "success" else st.error)(display.inert(message[2]))
     try:
-        if st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip()):
-            if name and name not in sets:
-                golden.create_set(name, created_by=who)
-            version = golden.add_responses(name or "", [answer_id], who=who, correction=correction or None)
-            st.success(f"Added to {display.inert(repr(name))}: version {version}")
         existing = golden.matching_items(name, answer_id) if failed and name in sets else []
         if existing:
             references = {row["item_key"]: display.one_line(row["reference"] or "(no reference)", 60) for row in existing}
             key = st.selectbox("Item with this input", list(references), format_func=references.get,
-                               key="golden_item")
+                               key=keys["item"])
             if st.button("Add to its rejected answers", key="golden_reject"):
                 version = golden.add_rejected(name, key, [answer_id], who=who)
                 st.success(f"Rejected in {display.inert(repr(name))}: version {version}")

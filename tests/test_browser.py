@@ -416,3 +416,59 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     assert page.get_by_text("pass — the gate holds").count() == 0
     assert "$0" not in page.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "team-path-regression.png"), full_page=True)
+
+
+CAPITALS = {"France": "Paris.", "Japan": "Tokyo.", "Egypt": "Cairo.", "Peru": "Lima."}
+
+
+def capitals_run(stub, db_path) -> int:
+    """A finished run with one answer per country: four review items in a row."""
+    stub.respond = lambda body: next(city for country, city in CAPITALS.items()
+                                     if country in body["messages"][-1]["content"])
+    run_id = plan.create(plan.RunSpec(prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
+                                      inputs=[{"country": c} for c in CAPITALS], models=["openai/stub-a"],
+                                      temperatures=[0.0], n=1, api_base=stub.base_url, seed=1), db_path=db_path)
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        pool.submit(asyncio.run, runner.execute(run_id, db_path=db_path)).result()
+    return run_id
+
+
+def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(served_app, page, stub):
+    """Review four answers in a row as a reviewer does — open the popover, type the item's own
+    reference, Add, Pass — and each golden item keeps its own reference: the popover opens
+    empty on every new item (a reference typed for Japan once became Egypt's)."""
+    url, db_path = served_app
+    capitals_run(stub, db_path)
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
+    goto(page, "Review")
+    typed = {}
+    for position in range(1, 5):
+        page.get_by_role("heading", name=re.compile(rf"^{position} of 4")).wait_for(timeout=60_000)
+        prompt = page.locator('[data-testid="stText"]').filter(has_text="What is the capital of").first.inner_text()
+        country = next(c for c in CAPITALS if c in prompt)
+        page.get_by_text("Add to a golden set").click()
+        reference = page.get_by_role("textbox", name="Reference (empty: this answer)")
+        expect(reference).to_have_value("", timeout=10_000)  # nothing carried over from the last item
+        new_set = page.get_by_role("textbox", name="…or a new set")
+        expect(new_set).to_have_value("", timeout=10_000)
+        if position == 1:
+            new_set.fill("capitals")
+            new_set.press("Enter")
+        typed[country] = f"The capital of {country}, typed by hand"
+        reference.fill(typed[country])
+        reference.press("Control+Enter")
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Add as a new item").click()
+        page.get_by_text(f"Added to 'capitals': version {position}").wait_for(timeout=30_000)
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name="Pass").click()
+    page.get_by_text("4/4 answers labelled by ana").wait_for(timeout=30_000)
+    with sqlite3.connect(db_path) as db:
+        stored = db.execute(
+            "select golden_items.reference, run_inputs.vars from golden_items "
+            "join responses on responses.id = golden_items.source_response_id "
+            "join run_inputs on run_inputs.run_id = responses.run_id and run_inputs.input = responses.input "
+            "where golden_items.deleted_at is null").fetchall()
+    assert {json.loads(vars_)["country"]: reference for reference, vars_ in stored} == typed
