@@ -10,7 +10,8 @@ from core import display, store
 from core.analyse import embed, spread
 
 from core.review import decisions, golden, labels
-from core.run import plan
+from core.run import conversation, plan
+from pages.parts import conversation_view
 from core.config import SpreadError
 
 
@@ -135,10 +136,7 @@ else:
         where = f" · input {item['input_name']}" if most_inputs > 1 else ""
         wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
         st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
-        st.text(item["prompt"])
-        if item["system"]:
-            st.caption("System")
-            st.text(item["system"])
+        conversation_view.draw(conversation.answered_with(item["representative_id"]))
     with answer:
         kind = (f"Meaning cluster of {item['size']} answers" if item["kind"] == "cluster" else "Single answer")
         if item["meaning_kind"]:
