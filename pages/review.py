@@ -71,6 +71,42 @@ def golden_form(item: dict, who: str) -> None:
         st.error(display.inert(str(e)))
 
 
+# Other reviewers' labels reach this page by themselves: these parts redraw every AGREEMENT_S
+# seconds (the same cadence at which the labels are recounted, once per server for everybody).
+@st.fragment(run_every=labels.AGREEMENT_S)
+def disputes_here(item: dict) -> None:
+    disputed = sorted(labels.recent_disputes(item["run_id"]).intersection(item["member_ids"]))
+    if disputed:
+        st.caption(f"Reviewers disagree on answers {', '.join(map(str, disputed))}")
+
+
+@st.fragment(run_every=labels.AGREEMENT_S)
+def agreement(run_ids: list[int], who: str) -> None:
+    for run_id in run_ids:
+        stats = labels.recent_agreement(run_id)
+        counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
+        if stats["percent"] is None:
+            # This reviewer's own labels count at once; the others' as last counted.
+            so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
+            st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
+                       f"(so far: {display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
+            continue
+        kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
+        a, b, c = st.columns(3)
+        a.metric(f"Run {run_id}: agreement", f"{stats['percent']:.0%}", help=f"over {stats['answers']} answers "
+                 "labelled by every reviewer")
+        b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
+                 help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
+        c.metric("Reviewers", len(stats["reviewers"]))
+        st.caption(f"Counted at {counted} (again every {labels.AGREEMENT_S:g} s while reviewers label)")
+        disputed = stats["disagreements"]
+        if disputed:
+            st.caption(f"Answers the reviewers disagree on: {stats['disputed']:,}"
+                       + (f", the first {len(disputed)} listed" if stats["disputed"] > len(disputed) else ""))
+            st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),
+                         hide_index=True)
+
+
 st.title("Review")
 who = st.session_state.get("who", "")
 if not who:
@@ -150,8 +186,7 @@ else:
             st.caption("Your labels here: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
         if item["overrides"]:
             st.caption(f"Overridden individually: answers {', '.join(map(str, item['overrides']))}")
-        if item["disputed"]:
-            st.caption(f"Reviewers disagree on answers {', '.join(map(str, item['disputed']))}")
+        disputes_here(item)
 
         st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
         st.multiselect("Tags", labels.known_tags(), key=f"tags_{item['representative_id']}", accept_new_options=True)
@@ -220,26 +255,4 @@ else:
 
 st.divider()
 st.subheader("Agreement")
-for run_id in run_ids:
-    stats = labels.recent_agreement(run_id)
-    counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
-    if stats["percent"] is None:
-        # This reviewer's own labels count at once; the others' as last counted.
-        so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
-        st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
-                   f"(so far: {display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
-        continue
-    kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
-    a, b, c = st.columns(3)
-    a.metric(f"Run {run_id}: agreement", f"{stats['percent']:.0%}", help=f"over {stats['answers']} answers "
-             "labelled by every reviewer")
-    b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
-             help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
-    c.metric("Reviewers", len(stats["reviewers"]))
-    st.caption(f"Counted at {counted} (again every {labels.AGREEMENT_S:g} s while reviewers label)")
-    disputed = stats["disagreements"]
-    if disputed:
-        st.caption(f"Answers the reviewers disagree on: {stats['disputed']:,}"
-                   + (f", the first {len(disputed)} listed" if stats["disputed"] > len(disputed) else ""))
-        st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),
-                     hide_index=True)
+agreement(run_ids, who)

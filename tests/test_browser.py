@@ -472,3 +472,30 @@ def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(served_app, 
             "join run_inputs on run_inputs.run_id = responses.run_id and run_inputs.input = responses.input "
             "where golden_items.deleted_at is null").fetchall()
     assert {json.loads(vars_)["country"]: reference for reference, vars_ in stored} == typed
+
+
+def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(served_app, page, stub):
+    """With Review open and nobody touching it, a label another reviewer gives elsewhere (here
+    written through core, as another server would) and the disagreement it makes show up by
+    themselves within about ten seconds (the page redraws that part every 5 s)."""
+    from core.review import labels
+
+    url, db_path = served_app
+    run_id = capitals_run(stub, db_path)
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
+    goto(page, "Review")
+    page.get_by_role("heading", name=re.compile(r"^1 of 4")).wait_for(timeout=60_000)
+    page.get_by_role("button", name="Pass").click()
+    page.get_by_text("1/4 answers labelled by ana").wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"so far: ana;")).wait_for(timeout=30_000)
+    with sqlite3.connect(db_path) as db:
+        (passed,) = db.execute("select response_id from labels where reviewer = 'ana'").fetchone()
+    labels.label(passed, "ben", labels.Label("fail"), db_path=db_path)
+    started = time.time()
+    page.get_by_text("Answers the reviewers disagree on: 1").wait_for(timeout=12_000)
+    assert page.get_by_text(f"Run {run_id}: agreement").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-refreshes-by-itself.png"), full_page=True)
+    print(f"disagreement shown {time.time() - started:.1f} s after the other reviewer's label")
