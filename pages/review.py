@@ -88,8 +88,8 @@ def agreement(run_ids: list[int], who: str) -> None:
         if stats["percent"] is None:
             # This reviewer's own labels count at once; the others' as last counted.
             so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
-            st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
-                       f"(so far: {display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
+            st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers (so far: "
+                       f"{display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
             continue
         kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
         a, b, c = st.columns(3)
