@@ -499,3 +499,11 @@ def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(ser
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-refreshes-by-itself.png"), full_page=True)
     print(f"disagreement shown {time.time() - started:.1f} s after the other reviewer's label")
+    # Two others disagree on the answer now on screen: its own line says so, again with no click.
+    with sqlite3.connect(db_path) as db:
+        others = [rid for (rid,) in db.execute("select id from responses where id != ?", [passed]).fetchall()]
+    for rid in others:
+        labels.label(rid, "ben", labels.Label("pass"), db_path=db_path)
+        labels.label(rid, "cat", labels.Label("fail"), db_path=db_path)
+    page.get_by_text(re.compile(r"^Reviewers disagree on answers \d+$")).wait_for(timeout=12_000)
+    page.get_by_role("heading", name=re.compile(r"^2 of 4")).wait_for(timeout=1_000)  # still where ana was
