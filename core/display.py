@@ -32,7 +32,10 @@ def inert(text: str | None, limit: int | None = None) -> str:
 
 def usd(amount: float | None, unpriced: int = 0) -> str:
     """A cost as a reader should take it: "unknown" when nothing is priced, a floor with
-    the count of unpriced answers when only some are, never a made-up $0."""
+    the count of unpriced answers when only some are, never a made-up $0. A missing number
+    (None, or NaN where a table held the cell) is unknown, never a crash."""
+    amount = None if amount is None or amount != amount else amount  # NaN is the one value unequal to itself
+    unpriced = 0 if unpriced is None or unpriced != unpriced else int(unpriced)
     if unpriced and not amount:
         return f"unknown ({unpriced:,} answers unpriced)"
     if amount is None:

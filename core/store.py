@@ -590,6 +590,22 @@ def sent_messages(db: Database, run_id: int) -> dict[tuple[int, int], list[dict]
         [run_id]).fetchall()}
 
 
+def prompt_sent(db: Database, run_id: int, variant: int, input_idx: int) -> tuple[list[dict] | None, str, str] | None:
+    """One (variant, input) of a run as sent: (messages where kept, system, prompt), or None."""
+    row = db.execute("select messages, system, prompt from run_prompts where run_id = ? and variant = ? and input = ?",
+                     [run_id, variant, input_idx]).fetchone()
+    return None if row is None else (None if row[0] is None else json.loads(row[0]), row[1] or "", row[2] or "")
+
+
+def prompt_answered(db: Database, response_id: int) -> tuple[list[dict] | None, str, str] | None:
+    """What an answer was asked with, as `prompt_sent` gives it, or None."""
+    row = db.execute("select run_prompts.messages, run_prompts.system, run_prompts.prompt from responses "
+                     "join run_prompts on run_prompts.run_id = responses.run_id "
+                     "and run_prompts.variant = responses.variant and run_prompts.input = responses.input "
+                     "where responses.id = ?", [response_id]).fetchone()
+    return None if row is None else (None if row[0] is None else json.loads(row[0]), row[1] or "", row[2] or "")
+
+
 def set_run_status(db: Database, run_id: int, status: str) -> None:
     fields: dict = {"status": status, "heartbeat_at": time.time()}
     if status == "running":

@@ -6,6 +6,8 @@ import streamlit as st
 
 from core import display, store
 from core.analyse import embed, spread, tables
+from core.run import conversation
+from pages.parts import conversation_view
 
 st.title("Compare")
 st.caption("Which meanings two sets of answers share, which are unique to one side, and whether "
@@ -97,6 +99,10 @@ left.caption("A")
 left.text(result["representative_a"])
 right.caption("B")
 right.text(result["representative_b"])
+for column, side_name in ((left, "a"), (right, "b")):
+    if result.get(f"representative_{side_name}_id") is not None:
+        with column.expander("Prompt as sent"):
+            conversation_view.draw(conversation.answered_with(result[f"representative_{side_name}_id"]))
 # A diff as plain text: removed words on "-" lines, added on "+" lines. Never markup.
 st.code("\n".join(f"{op} {words}" for op, words in result["diff"]), language="diff")
 st.caption(display.inert(f"Clusters by {result['method']} at {result['threshold']}."))

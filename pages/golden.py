@@ -6,6 +6,8 @@ import streamlit as st
 from core import display
 
 from core.review import export, golden
+from core.run import conversation
+from pages.parts import conversation_view
 from core.config import SpreadError
 
 st.title("Golden sets")
@@ -71,10 +73,8 @@ st.dataframe(pd.DataFrame([{
 for item in shown:
     title = f"{item['item_key'][:8]} · {display.inert(item['prompt'], 80)}"
     with st.expander(title + (" (removed)" if item["deleted_at"] else "")):
-        st.caption("System")
-        st.text(item["system"] or "—")
-        st.caption("Prompt")
-        st.text(item["prompt"])
+        st.caption("Prompt as sent")
+        conversation_view.draw(conversation.as_sent(item["messages"], item["system"], item["prompt"]))
         st.caption(f"Accepted answers ({len(item['accepted'])})")
         st.text("\n".join(f"✓ {a}" for a in item["accepted"]) or "—")
         st.caption(f"Rejected answers ({len(item['rejected'])})")

@@ -10,40 +10,101 @@ from core import display, store
 from core.analyse import embed, spread
 
 from core.review import decisions, golden, labels
-from core.run import plan
+from core.run import conversation, plan
+from pages.parts import conversation_view
 from core.config import SpreadError
 
 
 def golden_form(item: dict, who: str) -> None:
     """Add the representative answer to a golden set. A failed answer is never a reference:
-    it takes a correction (the new item's reference) or joins an existing item's rejected answers."""
-    sets = [s["name"] for s in golden.list_sets()]
-    target = st.selectbox("Golden set", sets, key="golden_target") if sets else None
-    new_name = st.text_input("…or a new set", key="golden_new")
-    name = new_name.strip() or target
+    it takes a correction (the new item's reference) or joins an existing item's rejected answers.
+
+    Every field belongs to the answer on screen (keyed by it): a reference typed for one answer
+    never becomes the next one's. The set list starts at the set last added to."""
+    state = st.session_state
     answer_id = item["representative_id"]
+    keys = {field: f"golden_{field}_{answer_id}" for field in ("target", "new", "correction", "item")}
+    sets = [s["name"] for s in golden.list_sets()]
+    if sets and keys["target"] not in state and state.get("golden_last_set") in sets:
+        state[keys["target"]] = state["golden_last_set"]
+    target = st.selectbox("Golden set", sets, key=keys["target"]) if sets else None
+    new_name = st.text_input("…or a new set", key=keys["new"])
+    name = new_name.strip() or target
     failed = golden.answer_verdict(answer_id) == "fail"
     if failed:
         st.caption("This answer was failed: it can only be a rejected example. Give the correct answer as the "
                    "new item's reference, or reject it in an item already in the set.")
     correction = st.text_area("Correct answer (the reference)" if failed else
-                              "Reference (empty: this answer)", key="golden_correction", height=68)
+                              "Reference (empty: this answer)", key=keys["correction"], height=68)
+
+    def add() -> None:
+        # Read from session state at the click: the values on screen for this answer.
+        chosen = (state.get(keys["new"]) or "").strip() or state.get(keys["target"])
+        try:
+            if chosen and chosen not in [s["name"] for s in golden.list_sets()]:
+                golden.create_set(chosen, created_by=who)
+            version = golden.add_responses(chosen or "", [answer_id], who=who,
+                                           correction=state.get(keys["correction"]) or None)
+        except SpreadError as e:
+            state["golden_message"] = (answer_id, "error", str(e))
+            return
+        state["golden_message"] = (answer_id, "success", f"Added to {chosen!r}: version {version}")
+        # The set now exists: the list shows it chosen and the new-set box is empty, so a
+        # later choice in the list is what the next Add uses.
+        state["golden_last_set"] = state[keys["target"]] = chosen
+        state[keys["new"]] = ""
+
+    st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip(), on_click=add)
+    message = state.get("golden_message")
+    if message and message[0] == answer_id:
+        (st.success if message[1] == "success" else st.error)(display.inert(message[2]))
     try:
-        if st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip()):
-            if name and name not in sets:
-                golden.create_set(name, created_by=who)
-            version = golden.add_responses(name or "", [answer_id], who=who, correction=correction or None)
-            st.success(f"Added to {display.inert(repr(name))}: version {version}")
         existing = golden.matching_items(name, answer_id) if failed and name in sets else []
         if existing:
             references = {row["item_key"]: display.one_line(row["reference"] or "(no reference)", 60) for row in existing}
             key = st.selectbox("Item with this input", list(references), format_func=references.get,
-                               key="golden_item")
+                               key=keys["item"])
             if st.button("Add to its rejected answers", key="golden_reject"):
                 version = golden.add_rejected(name, key, [answer_id], who=who)
                 st.success(f"Rejected in {display.inert(repr(name))}: version {version}")
     except SpreadError as e:
         st.error(display.inert(str(e)))
+
+
+# Other reviewers' labels reach this page by themselves: these parts redraw every AGREEMENT_S
+# seconds (the same cadence at which the labels are recounted, once per server for everybody).
+@st.fragment(run_every=labels.AGREEMENT_S)
+def disputes_here(item: dict) -> None:
+    disputed = sorted(labels.recent_disputes(item["run_id"]).intersection(item["member_ids"]))
+    if disputed:
+        st.caption(f"Reviewers disagree on answers {', '.join(map(str, disputed))}")
+
+
+@st.fragment(run_every=labels.AGREEMENT_S)
+def agreement(run_ids: list[int], who: str) -> None:
+    for run_id in run_ids:
+        stats = labels.recent_agreement(run_id)
+        counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
+        if stats["percent"] is None:
+            # This reviewer's own labels count at once; the others' as last counted.
+            so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
+            st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers (so far: "
+                       f"{display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
+            continue
+        kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
+        a, b, c = st.columns(3)
+        a.metric(f"Run {run_id}: agreement", f"{stats['percent']:.0%}", help=f"over {stats['answers']} answers "
+                 "labelled by every reviewer")
+        b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
+                 help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
+        c.metric("Reviewers", len(stats["reviewers"]))
+        st.caption(f"Counted at {counted} (again every {labels.AGREEMENT_S:g} s while reviewers label)")
+        disputed = stats["disagreements"]
+        if disputed:
+            st.caption(f"Answers the reviewers disagree on: {stats['disputed']:,}"
+                       + (f", the first {len(disputed)} listed" if stats["disputed"] > len(disputed) else ""))
+            st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),
+                         hide_index=True)
 
 
 st.title("Review")
@@ -111,10 +172,7 @@ else:
         where = f" · input {item['input_name']}" if most_inputs > 1 else ""
         wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
         st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
-        st.text(item["prompt"])
-        if item["system"]:
-            st.caption("System")
-            st.text(item["system"])
+        conversation_view.draw(conversation.answered_with(item["representative_id"]))
     with answer:
         kind = (f"Meaning cluster of {item['size']} answers" if item["kind"] == "cluster" else "Single answer")
         if item["meaning_kind"]:
@@ -128,8 +186,7 @@ else:
             st.caption("Your labels here: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
         if item["overrides"]:
             st.caption(f"Overridden individually: answers {', '.join(map(str, item['overrides']))}")
-        if item["disputed"]:
-            st.caption(f"Reviewers disagree on answers {', '.join(map(str, item['disputed']))}")
+        disputes_here(item)
 
         st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
         st.multiselect("Tags", labels.known_tags(), key=f"tags_{item['representative_id']}", accept_new_options=True)
@@ -198,26 +255,4 @@ else:
 
 st.divider()
 st.subheader("Agreement")
-for run_id in run_ids:
-    stats = labels.recent_agreement(run_id)
-    counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
-    if stats["percent"] is None:
-        # This reviewer's own labels count at once; the others' as last counted.
-        so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
-        st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers "
-                   f"(so far: {display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
-        continue
-    kind = "Cohen's" if stats["kappa_kind"] == "cohen" else "Fleiss'"
-    a, b, c = st.columns(3)
-    a.metric(f"Run {run_id}: agreement", f"{stats['percent']:.0%}", help=f"over {stats['answers']} answers "
-             "labelled by every reviewer")
-    b.metric(f"{kind} kappa", "–" if stats["kappa"] is None else f"{stats['kappa']:.2f}",
-             help="Agreement beyond chance: 1 perfect, 0 no better than chance.")
-    c.metric("Reviewers", len(stats["reviewers"]))
-    st.caption(f"Counted at {counted} (again every {labels.AGREEMENT_S:g} s while reviewers label)")
-    disputed = stats["disagreements"]
-    if disputed:
-        st.caption(f"Answers the reviewers disagree on: {stats['disputed']:,}"
-                   + (f", the first {len(disputed)} listed" if stats["disputed"] > len(disputed) else ""))
-        st.dataframe(pd.DataFrame([{"answer": d["response_id"], **d["verdicts"]} for d in disputed]),
-                     hide_index=True)
+agreement(run_ids, who)

@@ -10,7 +10,8 @@ from core.analyse import charts, embed, meaning, sensitivity, spread, tables, to
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import drafts, endpoints, inputs, runner
+from core.run import conversation, drafts, endpoints, inputs, runner
+from pages.parts import conversation_view
 
 st.title("Spread")
 
@@ -106,7 +107,6 @@ def analysis_of(db_path: str, run_id: int, received: int, method: str, threshold
 def results():
     with store.connect() as db:
         run = store.get_run(db, run_id)
-        prompts = store.rendered_prompts(db, run_id)
     if live:
         st.progress(run["received"] / max(run["planned"], 1),
                     text=f"{run['status']}: {run['received']}/{run['planned']} samples")
@@ -145,7 +145,7 @@ def results():
         st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
                    "(the samples of one input are not independent).")
 
-    drill(analysis, names, prompts)
+    drill(analysis, names)
     if len(analysis.variants) > 1:
         wording(analysis, names)
     checks_section(analysis, run, names)
@@ -176,7 +176,7 @@ def results():
             st.dataframe(tables.spread_rows(rows, [key], names), hide_index=True)
 
 
-def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
+def drill(analysis: spread.Analysis, names: dict) -> None:
     """One cell of the grid: its meaning clusters, numbers and answers."""
     st.subheader("One cell")
     cells = {(c["variant"], c["input"], c["model"], c["temperature"]): c for c in analysis.cells}
@@ -192,9 +192,8 @@ def drill(analysis: spread.Analysis, names: dict, prompts: dict) -> None:
     if cell is None:
         st.caption("No answers in this cell.")
         return
-    system, prompt = prompts.get((cell["variant"], cell["input"]), ("", ""))
     st.caption("Prompt as sent")
-    st.text(f"{system}\n{prompt}".strip())
+    conversation_view.draw(conversation.sent_for(run_id, cell["variant"], cell["input"]))
     bars, numbers = st.columns([3, 2])
     bars.plotly_chart(charts.cluster_bars(cell), key="bars")
     with numbers:

@@ -416,3 +416,94 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     assert page.get_by_text("pass — the gate holds").count() == 0
     assert "$0" not in page.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "team-path-regression.png"), full_page=True)
+
+
+CAPITALS = {"France": "Paris.", "Japan": "Tokyo.", "Egypt": "Cairo.", "Peru": "Lima."}
+
+
+def capitals_run(stub, db_path) -> int:
+    """A finished run with one answer per country: four review items in a row."""
+    stub.respond = lambda body: next(city for country, city in CAPITALS.items()
+                                     if country in body["messages"][-1]["content"])
+    run_id = plan.create(plan.RunSpec(prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
+                                      inputs=[{"country": c} for c in CAPITALS], models=["openai/stub-a"],
+                                      temperatures=[0.0], n=1, api_base=stub.base_url, seed=1), db_path=db_path)
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        pool.submit(asyncio.run, runner.execute(run_id, db_path=db_path)).result()
+    return run_id
+
+
+def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(served_app, page, stub):
+    """Review four answers in a row as a reviewer does — open the popover, type the item's own
+    reference, Add, Pass — and each golden item keeps its own reference: the popover opens
+    empty on every new item (a reference typed for Japan once became Egypt's)."""
+    url, db_path = served_app
+    capitals_run(stub, db_path)
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
+    goto(page, "Review")
+    typed = {}
+    for position in range(1, 5):
+        page.get_by_role("heading", name=re.compile(rf"^{position} of 4")).wait_for(timeout=60_000)
+        prompt = page.locator('[data-testid="stText"]').filter(has_text="What is the capital of").first.inner_text()
+        country = next(c for c in CAPITALS if c in prompt)
+        page.get_by_text("Add to a golden set").click()
+        reference = page.get_by_role("textbox", name="Reference (empty: this answer)")
+        expect(reference).to_have_value("", timeout=10_000)  # nothing carried over from the last item
+        new_set = page.get_by_role("textbox", name="…or a new set")
+        expect(new_set).to_have_value("", timeout=10_000)
+        if position == 1:
+            new_set.fill("capitals")
+            new_set.press("Enter")
+        typed[country] = f"The capital of {country}, typed by hand"
+        reference.fill(typed[country])
+        reference.press("Control+Enter")
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Add as a new item").click()
+        page.get_by_text(f"Added to 'capitals': version {position}").wait_for(timeout=30_000)
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name="Pass").click()
+    page.get_by_text("4/4 answers labelled by ana").wait_for(timeout=30_000)
+    with sqlite3.connect(db_path) as db:
+        stored = db.execute(
+            "select golden_items.reference, run_inputs.vars from golden_items "
+            "join responses on responses.id = golden_items.source_response_id "
+            "join run_inputs on run_inputs.run_id = responses.run_id and run_inputs.input = responses.input "
+            "where golden_items.deleted_at is null").fetchall()
+    assert {json.loads(vars_)["country"]: reference for reference, vars_ in stored} == typed
+
+
+def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(served_app, page, stub):
+    """With Review open and nobody touching it, a label another reviewer gives elsewhere (here
+    written through core, as another server would) and the disagreement it makes show up by
+    themselves within about ten seconds (the page redraws that part every 5 s)."""
+    from core.review import labels
+
+    url, db_path = served_app
+    run_id = capitals_run(stub, db_path)
+    page.goto(url)
+    page.get_by_role("textbox", name="Reviewer").fill("ana")
+    page.get_by_role("textbox", name="Reviewer").press("Enter")
+    goto(page, "Review")
+    page.get_by_role("heading", name=re.compile(r"^1 of 4")).wait_for(timeout=60_000)
+    page.get_by_role("button", name="Pass").click()
+    page.get_by_text("1/4 answers labelled by ana").wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"so far: ana;")).wait_for(timeout=30_000)
+    with sqlite3.connect(db_path) as db:
+        (passed,) = db.execute("select response_id from labels where reviewer = 'ana'").fetchone()
+    labels.label(passed, "ben", labels.Label("fail"), db_path=db_path)
+    started = time.time()
+    page.get_by_text("Answers the reviewers disagree on: 1").wait_for(timeout=12_000)
+    assert page.get_by_text(f"Run {run_id}: agreement").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-refreshes-by-itself.png"), full_page=True)
+    print(f"disagreement shown {time.time() - started:.1f} s after the other reviewer's label")
+    # Two others disagree on the answer now on screen: its own line says so, again with no click.
+    with sqlite3.connect(db_path) as db:
+        others = [rid for (rid,) in db.execute("select id from responses where id != ?", [passed]).fetchall()]
+    for rid in others:
+        labels.label(rid, "ben", labels.Label("pass"), db_path=db_path)
+        labels.label(rid, "cat", labels.Label("fail"), db_path=db_path)
+    page.get_by_text(re.compile(r"^Reviewers disagree on answers \d+$")).wait_for(timeout=12_000)
+    page.get_by_role("heading", name=re.compile(r"^2 of 4")).wait_for(timeout=1_000)  # still where ana was

@@ -244,7 +244,7 @@ def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     at.button(key="pass").click().run()
-    at.text_input(key="golden_new").input("capitals")
+    at.text_input(key=f"golden_new_{at.session_state['review_item']}").input("capitals")
     at.button(key="golden_add").click().run()
     assert not at.exception and "version 1" in at.success[0].value
     at.switch_page("pages/golden.py").run()
@@ -264,6 +264,48 @@ def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
     assert "v3" in at.selectbox(key="golden_set").format_func("capitals")  # add, remove, restore
 
 
+CAPITALS = {"France": "Paris.", "Japan": "Tokyo.", "Egypt": "Cairo.", "Peru": "Lima."}
+
+
+def capitals_run(stub) -> int:
+    """One answer per country (four review items), each the country's capital."""
+    stub.respond = lambda body: next(city for country, city in CAPITALS.items()
+                                     if country in body["messages"][-1]["content"])
+    return finished_run(stub, prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
+                        inputs=[{"country": c} for c in CAPITALS], temperatures=[0.0], n=1)
+
+
+def test_the_golden_popover_starts_from_the_answer_on_screen_and_honours_the_set_chosen(stub):
+    """A reference typed for one answer never reaches the next; once a set is created its
+    name leaves the new-set box, so choosing another set in the list is what Add uses."""
+    from core.review import golden
+
+    capitals_run(stub)
+    at = reviewed_app("ana")
+    at.switch_page("pages/review.py").run()
+    first = at.session_state["review_item"]
+    at.text_input(key=f"golden_new_{first}").input("capitals")
+    at.text_area(key=f"golden_correction_{first}").input("Typed for the first").run()
+    at.button(key="golden_add").click().run()
+    assert not at.exception and "version 1" in at.success[0].value
+    assert at.text_input(key=f"golden_new_{first}").value == ""
+    assert at.selectbox(key=f"golden_target_{first}").value == "capitals"
+    golden.create_set("other", created_by="ben")
+    at.button(key="next").click().run()
+    second = at.session_state["review_item"]
+    assert second != first
+    assert at.text_area(key=f"golden_correction_{second}").value == ""
+    assert at.text_input(key=f"golden_new_{second}").value == ""
+    assert at.selectbox(key=f"golden_target_{second}").value == "capitals"  # the set last added to
+    at.selectbox(key=f"golden_target_{second}").set_value("other").run()
+    at.button(key="golden_add").click().run()
+    assert not at.exception
+    assert [i["reference"] for i in golden.items("capitals")] == ["Typed for the first"]
+    with store.connect() as db:
+        second_text = db.execute("select text from responses where id = ?", [second]).fetchone()[0]
+    assert [i["reference"] for i in golden.items("other")] == [second_text]
+
+
 def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_the_page_fixes_old_items(stub):
     from core.review import golden
 
@@ -272,9 +314,9 @@ def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_t
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     at.button(key="fail").click().run()  # F on the cluster
-    at.text_input(key="golden_new").input("capitals").run()
+    at.text_input(key=f"golden_new_{at.session_state['review_item']}").input("capitals").run()
     assert at.button(key="golden_add").disabled  # no reference yet: a failed answer cannot be one
-    at.text_area(key="golden_correction").input("Paris").run()
+    at.text_area(key=f"golden_correction_{at.session_state['review_item']}").input("Paris").run()
     at.button(key="golden_add").click().run()
     assert not at.exception and "version 1" in at.success[0].value
     (item,) = golden.items("capitals")

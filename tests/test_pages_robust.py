@@ -101,3 +101,33 @@ def test_every_page_renders_an_awkward_run(awkward_runs, which):
         if at.button(key="next").disabled is False:
             at.button(key="next").click().run()
             assert not at.exception
+
+
+def test_every_page_renders_a_run_mixing_free_priced_and_unpriced_models(stub):
+    """The embedded model costs 0, a cloud model has a price, an endpoint has none (NULL): a
+    cell of each, and tables that keep them as numbers and "unknown", never a crash."""
+    models = ["local/smollm2-135m-instruct", "openai/gpt-4o-mini", "openai/unpriced-endpoint"]
+    cost = {"local/smollm2-135m-instruct": 0.0, "openai/gpt-4o-mini": 0.00012, "openai/unpriced-endpoint": None}
+    run_id = plan.create(plan.RunSpec(prompt="", variants=[plan.Variant("Capital of {{country}}?")],
+                                      inputs=[{"country": "France"}, {"country": "Peru"}], models=models,
+                                      temperatures=[1.0], n=2, api_base=stub.base_url, name="mixed costs"))
+    with store.connect() as db:
+        store.save_responses(db, [
+            {"run_id": run_id, "variant": 0, "input": i, "model": model, "temperature": 1.0, "sample_idx": s,
+             "text": ["Paris", "Lima"][i], "finish_reason": "stop", "completion_tokens": 3, "prompt_tokens": 9,
+             "latency_ms": 30.0, "cost_usd": cost[model]}
+            for model in models for i in range(2) for s in range(2)])
+        store.set_run_status(db, run_id, "done")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["reviewer"] = "ann"
+    at.session_state["spread_run"] = at.session_state["runs_run"] = run_id
+    at.session_state["review_runs"] = [run_id]
+    at.run()
+    for page in PAGES:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at.switch_page("pages/runs.py").run()
+    cells = next(d.value for d in at.dataframe if {"wording", "model", "cost"} <= set(d.value.columns))
+    by_model = dict(zip(cells["model"], cells["cost"]))
+    assert by_model["local/smollm2-135m-instruct"] == "$0" and by_model["openai/gpt-4o-mini"] == "$0.000240"
+    assert by_model["openai/unpriced-endpoint"].startswith("unknown")

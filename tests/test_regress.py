@@ -112,6 +112,50 @@ def test_spread_regress_passes_an_unchanged_candidate_and_fails_one_that_answers
     assert ElementTree.parse(tmp_path / "first.xml").getroot().get("failures") == "0"
 
 
+def test_a_regress_run_without_a_gate_has_no_verdict_anywhere(stub, tmp_path, monkeypatch):
+    """A 0% pass rate without --min-pass-rate or --baseline is not a "pass": not in the JSON,
+    the history table, its hover, nor for rows recorded when they said "pass"."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from core import store
+    from core.analyse import charts
+    from core.evaluate import verdict
+
+    path, items = golden_file(tmp_path, n_items=2)
+    db = str(tmp_path / "ungated.db")
+    monkeypatch.setenv("SPREAD_DB", db)
+    cli("--db", db, "import", "capitals", str(path))
+    stub.respond = answer_with(items, right=False)
+    args = ["--db", db, "regress", "capitals", "--model", "openai/stub-a", "--api-base", stub.base_url, "--n", "2"]
+    ungated = cli(*args, "--json")
+    assert ungated.returncode == 0 and last_json(ungated)["gate"] is None and last_json(ungated)["pass_rate"] == 0
+    assert "no gate set" in cli(*args).stdout
+    gated = cli(*args, "--min-pass-rate", "0.9", "--json", check=False)
+    assert gated.returncode == 1 and last_json(gated)["gate"] == "fail"
+    with store.connect(db) as conn:  # a row as recorded before: "pass" for a run without a gate
+        conn.execute("update regress_runs set gate = 'pass' where id = 2")
+        conn.execute("update regress_runs set result = replace(result, '\"gate\": null', '\"gate\": \"pass\"') "
+                     "where id = 2")
+        conn.conn.commit()
+    past = regress.history("capitals", db_path=db)
+    assert [row["gate"] for row in past] == [None, None, "fail"]
+    assert regress.get(2, db_path=db)["result"]["gate"] is None
+    assert [row["verdict"] for row in verdict.history_rows(past)] == ["no gate set", "no gate set", "fail"]
+    hover = [text for trace in charts.regress_history(past).data for text in trace.hovertext]
+    assert not any("pass" in text for text in hover) and sum("no gate set" in text for text in hover) == 2
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["reviewer"] = "ann"
+    at.run()
+    at.switch_page("pages/regress.py").run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "verdict" in df.value.columns)
+    assert table["verdict"].tolist() == ["no gate set", "no gate set", "fail"]
+    hover = [t for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] for t in trace["hovertext"]]
+    assert not any(" pass " in text for text in hover)
+
+
 def test_regress_at_another_prompt_version_re_renders_each_item(stub, tmp_path):
     path, items = golden_file(tmp_path, n_items=2)
     db = str(tmp_path / "versions.db")
@@ -124,7 +168,7 @@ def test_regress_at_another_prompt_version_re_renders_each_item(stub, tmp_path):
     stub.requests.clear()
     result = last_json(cli("--db", db, "regress", "capitals", "--model", "openai/stub-a", "--api-base",
                            stub.base_url, "--prompt-version", "2", "--n", "2", "--json"))
-    assert result["prompt_version"] == 2 and result["gate"] == "pass"
+    assert result["prompt_version"] == 2 and result["gate"] is None  # no gate set: no verdict
     assert {r["body"]["messages"][-1]["content"] for r in stub.requests} == {
         "Name the capital city of France, one word.", "Name the capital city of Japan, one word."}
     missing = cli("--db", db, "regress", "capitals", "--model", "openai/stub-a", "--api-base", stub.base_url,

@@ -248,8 +248,9 @@ def regress_history(rows: list[dict]) -> go.Figure:
             error_y={"type": "data", "symmetric": False,
                      "array": [(row["pass_rate_high"] or row["pass_rate"]) - row["pass_rate"] for row in mine],
                      "arrayminus": [row["pass_rate"] - (row["pass_rate_low"] or row["pass_rate"]) for row in mine]},
-            hovertext=[f"regress {row['id']} · {row['gate']} · v{row['set_version']} · T={row['temperature']:g} · "
-                       f"K={row['n']}" for row in mine], hoverinfo="text+y",
+            # A run without a gate has no verdict (gate None): never shown as "pass".
+            hovertext=[f"regress {row['id']} · {row['gate'] or 'no gate set'} · v{row['set_version']} · "
+                       f"T={row['temperature']:g} · K={row['n']}" for row in mine], hoverinfo="text+y",
         ))
     times = [pd.Timestamp(row["created_at"]) for row in rows]
     pad = max((max(times) - min(times)) * 0.05, pd.Timedelta(hours=12)) if times else pd.Timedelta(hours=12)

@@ -689,6 +689,9 @@ def compare(analysis: Analysis, side_a: pd.Series, side_b: pd.Series) -> dict:
             "shift_is_significant": bool(low > 0 or high < 0),
             "representative_a": analysis.clusters[int(counts_a.index[0])].representative,
             "representative_b": analysis.clusters[int(counts_b.index[0])].representative,
+            # An answer of each side in its top meaning: what it was asked with can be shown.
+            "representative_a_id": int(a.loc[a["cluster"] == counts_a.index[0], "id"].iloc[0]),
+            "representative_b_id": int(b.loc[b["cluster"] == counts_b.index[0], "id"].iloc[0]),
         })
         return result
     consistency_a = [row["consistency_a"] for row in per_input]
@@ -710,6 +713,8 @@ def compare(analysis: Analysis, side_a: pd.Series, side_b: pd.Series) -> dict:
         "top_meaning_changed": changed, "top_meaning_changed_share": round(changed / max(len(per_input), 1), 4),
         "top_meaning_changed_ci": [round(changed_low, 4), round(changed_high, 4)],
         "representative_a": worst["top_a"] if worst else "", "representative_b": worst["top_b"] if worst else "",
+        "representative_a_id": worst["top_a_id"] if worst else None,
+        "representative_b_id": worst["top_b_id"] if worst else None,
     })
     return result
 
@@ -728,6 +733,8 @@ def per_input_comparison(a: pd.DataFrame, b: pd.DataFrame, analysis: Analysis) -
             "same_top_meaning": bool(ca.index[0] == cb.index[0]),
             "top_a": analysis.clusters[int(ca.index[0])].representative,
             "top_b": analysis.clusters[int(cb.index[0])].representative,
+            "top_a_id": int(a.loc[(a["input"] == input_idx) & (a["cluster"] == ca.index[0]), "id"].iloc[0]),
+            "top_b_id": int(b.loc[(b["input"] == input_idx) & (b["cluster"] == cb.index[0]), "id"].iloc[0]),
         })
     return out
 

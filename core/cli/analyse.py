@@ -7,7 +7,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json
 from core.config import SpreadError
-from core.run import shapes
+from core.run import conversation, shapes
 
 
 @click.command("show")
@@ -58,6 +58,7 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
     prompts = {}
     with store.connect() as db:
         prompts = store.rendered_prompts(db, run_id)
+        sent = store.sent_messages(db, run_id)
     checked = _check_results(run_id, analysis)  # the run's checks and its inputs' own (an imported suite's)
     by_cell: dict[tuple, list] = {}
     for r in rows:
@@ -70,6 +71,9 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
         key = (cell["variant"], cell["input"], cell["model"], cell["temperature"])
         cell["answers"] = by_cell.get(key, [])
         cell["system"], cell["prompt"] = prompts.get((cell["variant"], cell["input"]), ("", ""))
+        # The whole conversation as sent (the system text and prompt for runs from before it was kept).
+        cell["messages"] = conversation.as_sent(sent.get((cell["variant"], cell["input"])), cell["system"],
+                                                cell["prompt"])
         if checked:
             rate = checked["cells"].get(key, {})
             cell.update({k: rate.get(k) for k in ("pass_rate", "pass_rate_low", "pass_rate_high")})

@@ -180,6 +180,8 @@ def regress_command(set_name, model, api_base, prompt_version, temperature, k, s
         print_json(result)
     else:
         _print_regress(result)
+    if result["gate"] is None:  # no gate set: nothing judged, nothing failed
+        return 0
     return EXIT_CODES["pass" if allow_inconclusive and result["gate"] == "inconclusive" else result["gate"]]
 
 

@@ -218,6 +218,8 @@ def _upgrade(result: dict) -> None:
         result.update(change=-result["drop"], change_low=_negated(result.get("drop_high")),
                       change_high=_negated(result.get("drop_low")))
     result.setdefault("samples_to_settle", None)
+    if not result["gates"]:  # recorded as "pass" before an ungated run had no verdict
+        result["gate"] = None
     for g in result["gates"]:
         g.setdefault("verdict", "pass" if g["passed"] else "fail")
         g.setdefault("samples_to_settle", None)
@@ -233,12 +235,18 @@ def _negated(value):
 
 
 def history(set_name: str, *, db_path=None) -> list[dict]:
-    """Every regress run of a set, oldest first (for drift over weeks)."""
+    """Every regress run of a set, oldest first (for drift over weeks); `gate` is None for a
+    run made without a gate (rows recorded before said "pass")."""
     with store.connect(db_path) as db:
-        return list(db.query(
+        rows = list(db.query(
             "select id, set_name, set_version, run_id, model, prompt_version, temperature, n, baseline_id, gate, "
-            "pass_rate, pass_rate_low, pass_rate_high, created_at, created_by from regress_runs "
+            "pass_rate, pass_rate_low, pass_rate_high, created_at, created_by, settings from regress_runs "
             "where set_name = ? order by id", [set_name]))
+    for row in rows:
+        gates = json.loads(row.pop("settings") or "{}").get("gates") or {}
+        if row["baseline_id"] is None and gates.get("min_pass_rate") is None:
+            row["gate"] = None
+    return rows
 
 
 # --- the statistics -------------------------------------------------------------------------
@@ -342,7 +350,8 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
     elif gates.max_drop is not None:
         raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
     result["gates"] = gate_results
-    result["gate"] = gate.overall([g["verdict"] for g in gate_results])
+    # No gate set: nothing was judged, so there is no verdict (null), never a "pass".
+    result["gate"] = gate.overall([g["verdict"] for g in gate_results]) if gate_results else None
     unsettled = [g["samples_to_settle"] for g in gate_results if g["verdict"] == "inconclusive"]
     result["samples_to_settle"] = None if not unsettled or None in unsettled else max(unsettled)
     for item in items:

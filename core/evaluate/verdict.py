@@ -10,6 +10,7 @@ from core.evaluate import power
 
 HEADINGS = {"pass": "pass — the gate holds", "fail": "fail — a gate is broken",
             "inconclusive": "cannot tell yet (inconclusive)"}
+NO_GATE = "no gate set"  # a run without a gate has no verdict: never read as "pass"
 
 
 def pct(value: float | None) -> str:
@@ -104,6 +105,6 @@ def item_title(item: dict) -> str:
 def history_rows(past: list[dict]) -> list[dict]:
     return [{"regress": row["id"], "when": row["created_at"][:16].replace("T", " "), "model": row["model"],
              "set version": row["set_version"], "samples per item": row["n"], "temperature": row["temperature"],
-             "verdict": row["gate"], "pass rate": pct(row["pass_rate"]),
+             "verdict": row["gate"] or NO_GATE, "pass rate": pct(row["pass_rate"]),
              "95% interval": interval(row["pass_rate_low"], row["pass_rate_high"]),
              "baseline": row["baseline_id"], "by": row["created_by"]} for row in past]

@@ -13,7 +13,9 @@ data: their `{{…}}` are never filled. A variant's few-shot turns, the input's 
 then the variant's last user turn — whatever order the variant's turns say.
 
 `text()` is a conversation written as text ("[user] …" per turn): what a prompt version
-is keyed by, what the views show and what the word diff compares.
+is keyed by and what the word diff compares. `readable()` is a conversation as the views
+show it, turn by turn (roles, tool calls with their arguments, tool results with the call
+they answer); `sent_for()` and `answered_with()` read what a run sent.
 """
 
 from __future__ import annotations
@@ -173,3 +175,83 @@ def from_turns(turns: list[dict]) -> list[dict]:
     return [{"role": HISTORY, "from": (turn.get("content") or "").strip()} if turn.get("role") == HISTORY
             else _tool_turn(turn) if turn.get("role") == "tool"
             else {"role": turn.get("role") or "user", "content": turn.get("content") or ""} for turn in turns]
+
+
+# --- what was sent, as a reader sees it -------------------------------------------------------
+
+def as_sent(messages: list[dict] | None, system: str = "", prompt: str = "") -> list[dict]:
+    """The messages sent: as kept, or, for a run from before they were kept, its system text
+    and prompt (all a text prompt sent)."""
+    if messages:
+        return messages
+    return ([{"role": "system", "content": system}] if (system or "").strip() else []) + \
+        [{"role": "user", "content": prompt or ""}]
+
+
+def sent_for(run_id: int, variant: int, input_idx: int, *, db_path=None) -> list[dict]:
+    """The messages a run sent for one (wording, input); [] when it has none."""
+    from core import store
+
+    with store.connect(db_path) as db:
+        found = store.prompt_sent(db, run_id, variant, input_idx)
+    return [] if found is None else as_sent(*found)
+
+
+def answered_with(response_id: int, *, db_path=None) -> list[dict]:
+    """The messages an answer replied to; [] when there is no such answer."""
+    from core import store
+
+    with store.connect(db_path) as db:
+        found = store.prompt_answered(db, response_id)
+    return [] if found is None else as_sent(*found)
+
+
+def readable(messages: list[dict] | None) -> list[dict]:
+    """A conversation turn by turn, for people: each turn's `heading` (its role, and for a
+    tool result the call it answers), its `text`, and its `calls` (name, arguments as JSON
+    text, id). Everything is plain text to be shown as text: model output is data."""
+    turns = []
+    for message in messages or []:
+        if not isinstance(message, dict):
+            continue
+        role = str(message.get("role") or "?")
+        content = message.get("content")
+        if isinstance(content, list):  # parts: the text ones read, the others named
+            content = "\n".join(p.get("text", "") if isinstance(p, dict) and p.get("type") == "text"
+                                else f"({p.get('type', 'part') if isinstance(p, dict) else 'part'})" for p in content)
+        elif content is not None and not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False)
+        calls = [_readable_call(call) for call in message.get("tool_calls") or []]
+        heading = role
+        if role == HISTORY:
+            heading, content = "history", f"(the input's {message.get('from')!r} conversation)"
+        if message.get("name"):
+            heading += f" ({message['name']})"
+        if role == "tool" and message.get("tool_call_id"):
+            heading += f" · result of call {message['tool_call_id']}"
+        if calls:
+            heading += " · calls " + ", ".join(str(c["name"]) for c in calls)
+        turns.append({"role": role, "heading": heading, "text": content or "", "calls": calls,
+                      "tool_call_id": message.get("tool_call_id")})
+    return turns
+
+
+def _readable_call(call) -> dict:
+    function = call.get("function", call) if isinstance(call, dict) else {}
+    arguments = function.get("arguments", "")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.dumps(json.loads(arguments), ensure_ascii=False)
+        except ValueError:
+            pass  # shown as the model wrote it
+    else:
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {"name": function.get("name") or "?", "arguments": arguments,
+            "id": call.get("id") if isinstance(call, dict) else None}
+
+
+def turn_text(turn: dict) -> str:
+    """A readable turn's text and its calls, one "→ name(arguments)" line each (with the id)."""
+    lines = [turn["text"]] if turn["text"] else []
+    lines += [f"→ {c['name']}({c['arguments']})" + (f"  [id {c['id']}]" if c["id"] else "") for c in turn["calls"]]
+    return "\n".join(lines) or "(empty)"
