@@ -88,23 +88,28 @@ def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(tmp_path):
     joined = "\n".join(problems)
     assert PLANTED_KEY not in joined and PLANTED_KEY not in str(refused.value)
     expected = ["config.apiKey is written in the file", "not a model provider Spread can call",
-                "never runs code", "'transform' is not supported"]
-    if not promptfoo_config._VARIANT_TAKES_MESSAGES:
-        expected.append("a conversation of 4 turns")
+                "never runs code", "transform runs JavaScript"]
     for part in expected:
         assert part in joined, part
     assert all("\n" not in problem for problem in problems)
     assert not (tmp_path / "spread.db").exists() and endpoints.list_endpoints() == []
 
-    result = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--json", check=False)
+    result = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--strict", "--json",
+                    check=False)
     assert result.returncode == 2
     out = last_json(result)
     assert out["written"] is False and len(out["unmappable"]) == len(problems)
     assert PLANTED_KEY not in result.stdout + result.stderr
     assert not (tmp_path / "cli.db").exists()
-    plain = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), check=False)
+    plain = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--strict", check=False)
     assert plain.returncode == 2 and "nothing was written" in plain.stderr
     assert all(f"  - {problem}" in plain.stderr for problem in problems)
+    # Without --strict the unmappable parts would be left out, but a key written in the file still refuses.
+    lenient = last_json(spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--json",
+                               check=False))
+    assert lenient["written"] is False and len(lenient["unmappable"]) == 1
+    assert "config.apiKey is written in the file" in lenient["unmappable"][0]
+    assert not (tmp_path / "cli.db").exists()
 
 
 def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
