@@ -923,6 +923,10 @@ class _Reader:
             self.note(f"{kind} is read as llm-rubric: {why}")
             kind = base = "llm-rubric"
         if kind == "llm-rubric":
+            if not str(item.get("value") or "").strip():
+                self.skip(f"{where} (llm-rubric) left out: it has no rubric of its own (promptfoo grades it with "
+                          "the suite's rubricPrompt)")
+                return None
             own = item.pop("provider", None)
             if isinstance(own, (str, dict)) and not self.judge_model:
                 judge = self.grader(own, where, judge)
