@@ -361,3 +361,20 @@ def test_the_echo_model_answers_with_the_prompt():
     assert json.loads(asyncio.run(llm.sample(llm.ECHO_MODEL, turns, temperature=0)).text) == turns
     assert models.cost_usd(llm.ECHO_MODEL, 0, 0) == 0.0
     models.check_model(llm.ECHO_MODEL)  # no key, no server
+
+
+def test_assertion_values_and_providers_read_from_files(tmp_path):
+    path = write_config(tmp_path, {
+        "prompts": ["Capital of {{country}}?"], "providers": ["file://providers.yaml"],
+        "tests": [{"vars": {"country": "France"}, "assert": [
+            {"type": "contains", "value": "file://expected.txt"},
+            {"type": "contains-all", "value": "file://words.yaml"},
+            {"type": "equals", "value": "file://check.py:get_assert"}]}]},
+        providers__yaml="- id: openai:chat:stub\n  label: from file\n  config: {apiBaseUrl: 'http://127.0.0.1:9/v1'}\n",
+        expected__txt="  Paris\n", words__yaml="[Paris, France]\n")
+    suite = promptfoo_config.read(path, strict=False)
+    assert [e.name for e in suite.endpoints] == ["from file"]
+    assert json.loads(suite.spec.inputs[0]["test.checks"]) == [
+        {"type": "contains", "value": "Paris"}, {"type": "contains-all", "value": ["Paris", "France"]}]
+    assert suite.skipped == ["test 1 assert 3 (equals) left out: its value is computed by check.py:get_assert; "
+                             "Spread never runs code"]

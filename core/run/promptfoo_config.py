@@ -312,7 +312,7 @@ class _Reader:
                 out += self.prompt(item, label, where)
             else:
                 self.problem(f"{where}: neither text, messages nor a file")
-        return out
+        return [v for v in out if v is not None]
 
     def prompt(self, raw: str, label: str, where: str) -> list[plan.Variant]:
         """One prompt entry as promptfoo reads it: a file (or a glob of files) when it looks
@@ -435,10 +435,8 @@ class _Reader:
             for variant in out:
                 if key == "system":
                     variant = _with_system(variant, value)
-                elif key == "tool_choice" and variant.tools is None and not any(p.shape.get("tools") for p in providers):
-                    self.skip(f"tool choice {value!r} left out: no tools are given")
-                    updated.append(variant)
-                    continue
+                elif key == "tool_choice" and variant.tools is None:
+                    self.skip(f"tool choice {value!r} left out: no tools are sent")
                 else:
                     variant = replace(variant, **{key: value})
                 updated.append(variant)
@@ -460,7 +458,15 @@ class _Reader:
         if isinstance(providers, (str, dict)):
             providers = [providers]
         out, names = [], set()
-        for number, item in enumerate(providers, start=1):
+        expanded = []
+        for item in providers:  # `file://providers.yaml`: one provider or a list, as promptfoo loads it
+            target = item[len("file://"):] if isinstance(item, str) and item.startswith("file://") else ""
+            if target.lower().endswith((".yaml", ".yml", ".json")):
+                loaded = self.structured_file(target, f"providers {target}")
+                expanded += loaded if isinstance(loaded, list) else [loaded] if loaded else []
+            else:
+                expanded.append(item)
+        for number, item in enumerate(expanded, start=1):
             if isinstance(item, str):
                 item = {"id": item}
             elif isinstance(item, dict) and "id" not in item and len(item) == 1:
@@ -738,6 +744,7 @@ class _Reader:
             self.skip(f"{where}.options.provider left out: not a provider id")
             return inherited
         if self.judge_model:
+            self.note(f"{where}: the grader {item['id']} is replaced by --judge-model {self.judge_model}")
             return self.judge_model
         mapped = self.provider(item, f"{where} grader ({item['id']})")
         if mapped is None:
@@ -914,6 +921,23 @@ class _Reader:
             self.skip(f"{where} ({kind}) left out: Spread has no such check")
             return None
         item = dict(item)
+        if isinstance(item.get("value"), str) and item["value"].startswith("file://"):
+            target = item["value"][len("file://"):]
+            if PROMPT_CODE.search(target):
+                self.skip(f"{where} ({kind}) left out: its value is computed by {target}; Spread never runs code")
+                return None
+            suffix = Path(target.split(":")[0]).suffix.lower()
+            if suffix in (".json", ".yaml", ".yml"):
+                item["value"] = self.structured_file(target, where)
+            elif suffix == ".txt":
+                text = self.read_file(target, where)
+                item["value"] = None if text is None else text.strip()
+            else:
+                self.problem(f"{where}: promptfoo reads an assertion's value from .txt, .json or .yaml files "
+                             f"(got {target})")
+                return None
+            if item["value"] is None:
+                return None
         if base in GRADED_AS_RUBRIC and not kind.startswith("not-"):
             rubric, why = GRADED_AS_RUBRIC[base]
             value = item.get("value")
@@ -928,7 +952,7 @@ class _Reader:
                           "the suite's rubricPrompt)")
                 return None
             own = item.pop("provider", None)
-            if isinstance(own, (str, dict)) and not self.judge_model:
+            if isinstance(own, (str, dict)):
                 judge = self.grader(own, where, judge)
             if self.judge_model:
                 judge = self.judge_model
