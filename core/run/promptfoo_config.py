@@ -281,9 +281,8 @@ class _Reader:
             spec = plan.validate(spec, check_providers=False, db_path=self.db_path)
         except SpreadError as e:
             raise Unmappable([str(e)]) from None
-        names = {e.name for e in models}
-        graders = [g for g in self.graders if g.name not in names and not names.add(g.name)]
-        return Suite(spec, models + graders, self.notes, self.skipped)
+        added = models + [g for g in self.graders if g.name not in {e.name for e in models}]
+        return Suite(spec, added, self.notes, self.skipped)
 
     # --- prompts ----------------------------------------------------------------------
     def variants(self, prompts) -> list[plan.Variant]:
@@ -350,8 +349,8 @@ class _Reader:
                     for k, (p, row_label) in enumerate(rows, start=1)]
         if suffix == ".jsonl":
             lines = [line for line in text.splitlines() if line.strip()]
-            return [v for k, line in enumerate(lines, start=1)
-                    for v in [self.text_prompt(line, name if len(lines) == 1 else f"{name} {k}", f"{where} line {k}")]]
+            return [self.text_prompt(line, name if len(lines) == 1 else f"{name} {k}", f"{where} line {k}")
+                    for k, line in enumerate(lines, start=1)]
         if suffix in (".json", ".yaml", ".yml"):
             import yaml
 
@@ -393,7 +392,8 @@ class _Reader:
         for number, message in enumerate(messages, start=1):
             content = message.get("content")
             if isinstance(content, list):
-                dropped = sorted({str(p.get("type")) for p in content if isinstance(p, dict) and p.get("type") != "text"})
+                dropped = sorted({str(p.get("type")) for p in content
+                                  if isinstance(p, dict) and p.get("type") != "text"})
                 if dropped:
                     self.skip(f"{where}: message {number}'s {', '.join(dropped)} part(s) left out: Spread sends "
                               "text only")
@@ -638,10 +638,10 @@ class _Reader:
                 return None
         converted = []
         for tool in value if isinstance(value, list) else [value]:
-            if isinstance(tool, dict) and isinstance(tool.get("functionDeclarations", tool.get("function_declarations")),
-                                                     list):
-                converted += [{"type": "function", "function": _gemini_function(f)}
-                              for f in tool.get("functionDeclarations", tool.get("function_declarations"))]
+            declarations = tool.get("functionDeclarations", tool.get("function_declarations")) \
+                if isinstance(tool, dict) else None
+            if isinstance(declarations, list):
+                converted += [{"type": "function", "function": _gemini_function(f)} for f in declarations]
             elif isinstance(tool, dict) and "input_schema" in tool and "name" in tool:
                 converted.append({"type": "function", "function": {
                     "name": tool["name"], "description": tool.get("description", ""),
