@@ -378,3 +378,17 @@ def test_assertion_values_and_providers_read_from_files(tmp_path):
         {"type": "contains", "value": "Paris"}, {"type": "contains-all", "value": ["Paris", "France"]}]
     assert suite.skipped == ["test 1 assert 3 (equals) left out: its value is computed by check.py:get_assert; "
                              "Spread never runs code"]
+
+
+def test_a_graders_endpoint_from_the_suite_judges_through_the_stub(stub, tmp_path):
+    stub.answers = ['{"pass": true, "score": 1, "reason": "names Paris"}']
+    grader = {"id": "openai:chat:grader", "label": "suite grader", "config": {"apiBaseUrl": stub.base_url}}
+    path = write_config(tmp_path, {
+        "prompts": ["Capital of France?"],
+        "providers": [{"id": "openai:chat:stub", "config": {"apiBaseUrl": stub.base_url}}],
+        "defaultTest": {"options": {"provider": grader}, "assert": [{"type": "llm-rubric", "value": "names Paris"}]}})
+    db = tmp_path / "cli.db"
+    summary = last_json(spread("--db", str(db), "import-promptfoo", str(path), "--n", "2", "--json"))
+    assert summary["errors"] == 0 and summary["skipped"] == [] and summary["pass_rate"] == 1.0
+    listed = last_json(spread("--db", str(db), "models", "list", "--json"))
+    assert {"suite grader", "openai:chat:stub"} <= {e["name"] for e in listed}
