@@ -227,3 +227,11 @@ def test_examples_run_to_completion_against_the_stub(stub, tmp_path, name):
         assert json.dumps([{"role": "system", "content": "You're an angry pirate. Be concise and stay in character."},
                            {"role": "user", "content": "Tell me about the weather"}],
                           separators=(",", ":")) in texts
+
+
+def test_a_prompts_own_config_gives_the_variant_its_response_format():
+    fscore = read("f-score")  # prompts[0].config.response_format: a JSON schema for that prompt
+    (variant,) = fscore.spec.variants
+    assert variant.response_format["json_schema"]["name"] == "MovieReviewSentiment"
+    assert variant.response_format["json_schema"]["schema"]["required"] == ["sentiment", "confidence", "reasoning"]
+    assert not any("prompt 1" in s for s in fscore.skipped)

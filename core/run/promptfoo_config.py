@@ -298,20 +298,41 @@ class _Reader:
             return []
         out = []
         for number, item in enumerate(prompts, start=1):
-            label, where = "", f"prompt {number}"
+            label, where, config = "", f"prompt {number}", {}
             if isinstance(item, dict):
                 label = str(item.get("label") or "")
-                for key in sorted(set(item) - {"id", "raw", "label"}):
-                    self.skip(f"{where}: {key!r} left out: a prompt's own settings have no Spread equivalent")
+                config = item.get("config") or {}
+                for key in sorted(set(item) - {"id", "raw", "label", "config"}):
+                    self.skip(f"{where}: {key!r} left out: no Spread equivalent")
                 item = item.get("raw") if item.get("raw") is not None else item.get("id")
             if isinstance(item, list):  # the messages themselves
-                variant = self.conversation(item, label, where)
-                out += [variant] if variant else []
+                made = [self.conversation(item, label, where)]
             elif isinstance(item, str):
-                out += self.prompt(item, label, where)
+                made = self.prompt(item, label, where)
             else:
                 self.problem(f"{where}: neither text, messages nor a file")
-        return [v for v in out if v is not None]
+                made = []
+            shape = self.prompt_config(config, where)
+            out += [replace(v, **shape) for v in made if v is not None]
+        return out
+
+    def prompt_config(self, config, where: str) -> dict:
+        """A prompt's own `config`: its response format, tools and tool choice are the variant's."""
+        if not isinstance(config, dict):
+            self.skip(f"{where}: config left out: not a mapping")
+            return {}
+        shape = {}
+        for name, value in config.items():
+            if name in ("response_format", "responseFormat"):
+                shape["response_format"] = self.response_format(value, where)
+            elif name == "tools":
+                shape["tools"] = self.tools(value, where)
+            elif name in ("tool_choice", "toolChoice"):
+                shape["tool_choice"] = _tool_choice(value)
+            else:
+                self.skip(f"{where}: config.{name} left out: a prompt's own settings other than its response "
+                          "format and tools have no Spread equivalent")
+        return {k: v for k, v in shape.items() if v is not None}
 
     def prompt(self, raw: str, label: str, where: str) -> list[plan.Variant]:
         """One prompt entry as promptfoo reads it: a file (or a glob of files) when it looks
@@ -437,7 +458,7 @@ class _Reader:
                     variant = _with_system(variant, value)
                 elif key == "tool_choice" and variant.tools is None:
                     self.skip(f"tool choice {value!r} left out: no tools are sent")
-                else:
+                elif getattr(variant, key) is None:  # a prompt's own config wins, as in promptfoo
                     variant = replace(variant, **{key: value})
                 updated.append(variant)
             out = updated
@@ -962,7 +983,8 @@ class _Reader:
                 return None
             item["judge"] = judge
         elif "provider" in item:
-            self.note(f"{where}: its provider read past: Spread's {kind} does not call a model")
+            self.note(f"{where}: its provider read past: Spread's {kind} uses Spread's own models, not the "
+                      "assertion's provider")
             item.pop("provider")
         try:
             return checks_module.from_dict(item)
