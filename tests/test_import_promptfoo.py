@@ -392,3 +392,41 @@ def test_a_graders_endpoint_from_the_suite_judges_through_the_stub(stub, tmp_pat
     assert summary["errors"] == 0 and summary["skipped"] == [] and summary["pass_rate"] == 1.0
     listed = last_json(spread("--db", str(db), "models", "list", "--json"))
     assert {"suite grader", "openai:chat:stub"} <= {e["name"] for e in listed}
+
+
+CHAT_TEMPLATE = """[
+  {"role": "system", "content": {{ system_message | dump }}},
+  {% for message in previous_messages %}
+    {% for role, content in message %}
+      {"role": "{{ role }}", "content": {{ content | dump }}},
+    {% endfor %}
+  {% endfor %}
+  {"role": "user", "content": {{ question | dump }}}
+]"""
+
+
+def test_a_nunjucks_chat_file_is_rendered_per_test_as_promptfoo_does(tmp_path):
+    """promptfoo's openai-chat-history shape: a JSON chat file that is JSON only once its
+    loops are rendered; each test gets the conversation promptfoo would send."""
+    path = write_config(tmp_path, {
+        "prompts": ["file://prompt.json"], "providers": ["echo"],
+        "defaultTest": {"vars": {"system_message": "file://system.txt", "previous_messages": [
+            {"user": "Who founded Facebook?"}, {"assistant": "Mark Zuckerberg"}]}},
+        "tests": [{"vars": {"question": "Did he found others?"}}, {"vars": {"question": 'Say "hi"'}}]},
+        prompt__json=CHAT_TEMPLATE, system__txt="You are terse.\n")
+    suite = promptfoo_config.read(path)
+    (variant,) = suite.spec.variants
+    assert variant.messages == [{"role": "history", "from": "prompt messages"}]
+    sent = [json.loads(row["prompt messages"]) for row in suite.spec.inputs]
+    assert sent[0] == [{"role": "system", "content": "You are terse."},
+                       {"role": "user", "content": "Who founded Facebook?"},
+                       {"role": "assistant", "content": "Mark Zuckerberg"},
+                       {"role": "user", "content": "Did he found others?"}]
+    assert sent[1][-1] == {"role": "user", "content": 'Say "hi"'}
+
+    db = tmp_path / "cli.db"
+    summary = last_json(spread("--db", str(db), "import-promptfoo", str(path), "--n", "1", "--json"))
+    assert summary["errors"] == 0 and summary["responses"] == 2
+    with sqlite3.connect(db) as conn:
+        answers = {json.loads(text)[-1]["content"] for (text,) in conn.execute("select text from responses")}
+    assert answers == {"Did he found others?", 'Say "hi"'}  # the echo model: the messages as sent

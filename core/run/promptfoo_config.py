@@ -226,6 +226,7 @@ class _Reader:
         self.notes: list[str] = []
         self.graders: list[Endpoint] = []
         self.templates: dict = {}
+        self.chat_templates: dict[str, tuple[str, str]] = {}  # input column -> (template, where)
 
     def problem(self, text: str) -> None:
         """What stops the suite in either mode (a file that cannot be read, nothing left to run)."""
@@ -378,10 +379,10 @@ class _Reader:
             try:
                 data = yaml.safe_load(text)
             except yaml.YAMLError:
-                # promptfoo renders the file with Nunjucks first: a template that is JSON only once rendered
-                self.skip(f"{where} ({raw}) left out: a chat file that is JSON only after its template is "
-                          "rendered; Spread's conversation turns are each a template")
-                return []
+                if not templates.is_jinja(text):
+                    self.problem(f"{where} ({raw}): not valid {suffix[1:].upper()}")
+                    return []
+                return [self.chat_template(text, name, f"{where} ({raw})")]
             if isinstance(data, str):
                 return [self.text_prompt(data, name, where)]
             if isinstance(data, dict) and isinstance(data.get("messages"), list):
@@ -389,6 +390,36 @@ class _Reader:
             variant = self.conversation(data, name, f"{where} ({raw})")
             return [variant] if variant else []
         return [self.text_prompt(text, name, where, parse_chat=False)]  # .md, .j2 and others: whole
+
+    def chat_template(self, text: str, name: str, where: str) -> plan.Variant:
+        """A chat file that is JSON or YAML only once its Nunjucks is rendered (loops over a
+        history, `| dump`): promptfoo renders it with each test's vars, then reads the
+        messages; so does the import, keeping each test's conversation in an input column
+        that the variant's one turn places (core/run/conversation.py, history turns)."""
+        column, k = f"{name} messages", 2
+        while column in self.chat_templates:
+            column, k = f"{name} messages {k}", k + 1
+        self.chat_templates[column] = (text, where)
+        self.note(f"{where}: a Nunjucks chat file, rendered with each test's vars at import; each test's "
+                  f"conversation is its input column {column!r}")
+        turns = [{"role": conversation.HISTORY, "from": column}]
+        return plan.Variant(conversation.text(turns), "", name, messages=turns)
+
+    def render_chats(self, values: dict, where: str) -> dict[str, str] | None:
+        """Each Nunjucks chat file rendered with one test's vars, as JSON messages; None: refused."""
+        out = {}
+        for column, (text, file_where) in self.chat_templates.items():
+            import yaml
+
+            try:
+                rendered = templates.render(text, _nunjucks_values(values))
+                messages = conversation.checked(yaml.safe_load(rendered), f"{file_where} for {where}")
+            except (SpreadError, TypeError, ValueError, yaml.YAMLError) as e:
+                self.problem(f"{file_where}: rendered with the vars of {where}, not a list of messages "
+                             f"({' '.join(str(e).split())[:160]})")
+                return None
+            out[column] = json.dumps(messages, ensure_ascii=False)
+        return out
 
     def text_prompt(self, text: str, label: str, where: str, *, parse_chat: bool = True) -> plan.Variant | None:
         stripped = text.strip()
@@ -851,8 +882,12 @@ class _Reader:
         threshold = case.get("threshold", default["threshold"])
         expand = not (options.get("disableVarExpansion") or default["options"].get("disableVarExpansion"))
         rows = []
-        for values in _expand(default["vars"] | variables, expand):
-            row = dict(values)
+        for raw in _combinations(default["vars"] | variables, expand):
+            row = {name: _text(value) for name, value in raw.items()}
+            chats = self.render_chats(raw, where)
+            if chats is None:
+                continue
+            row.update(chats)
             if own:
                 row[TEST_CHECKS] = json.dumps([c.as_dict() for c in own], ensure_ascii=False)
             if threshold is not None:
@@ -1181,13 +1216,28 @@ def _as_test(case) -> dict:
     return {"vars": case if isinstance(case, dict) else {}}
 
 
-def _expand(values: dict, expand: bool) -> list[dict[str, str]]:
+def _combinations(values: dict, expand: bool) -> list[dict]:
     """promptfoo's rule: a var whose value is a list of text makes one test per item (all
     combinations); a list of anything else (numbers, messages) is passed whole."""
     names = list(values)
     choices = [v if expand and isinstance(v, list) and v and isinstance(v[0], str) else [v]
                for v in values.values()]
-    return [{name: _text(v) for name, v in zip(names, combo)} for combo in itertools.product(*choices)]
+    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+
+
+class _NunjucksObject(dict):
+    """A mapping as Nunjucks iterates it: `{% for key, value in mapping %}` gives its pairs."""
+
+    def __iter__(self):
+        return iter(self.items())
+
+
+def _nunjucks_values(value):
+    if isinstance(value, dict):
+        return _NunjucksObject({k: _nunjucks_values(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_nunjucks_values(v) for v in value]
+    return value
 
 
 def _text(value) -> str:
