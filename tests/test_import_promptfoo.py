@@ -430,3 +430,16 @@ def test_a_nunjucks_chat_file_is_rendered_per_test_as_promptfoo_does(tmp_path):
     with sqlite3.connect(db) as conn:
         answers = {json.loads(text)[-1]["content"] for (text,) in conn.execute("select text from responses")}
     assert answers == {"Did he found others?", 'Say "hi"'}  # the echo model: the messages as sent
+
+
+def test_a_judge_that_cannot_be_called_is_refused_before_anything_is_written(stub, tmp_path):
+    path = write_config(tmp_path, {
+        "prompts": ["Capital of France?"],
+        "providers": [{"id": "openai:chat:stub", "config": {"apiBaseUrl": stub.base_url}}],
+        "tests": [{"assert": [{"type": "llm-rubric", "value": "names Paris"}]}]})
+    db = tmp_path / "cli.db"
+    result = spread("--db", str(db), "import-promptfoo", str(path), "--judge-model", "nowhere/judge-x", check=False)
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "the judge 'nowhere/judge-x'" in line
+    assert not db.exists() or sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0] == 0

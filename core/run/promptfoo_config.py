@@ -169,8 +169,24 @@ def write(suite: Suite, *, who: str = "", db_path=None) -> int:
     """Add the suite's endpoints that are not in the catalogue yet, then record the run; its id.
     Every provider is checked first (its key set, its server reachable), so a refusal writes nothing."""
     plan.validate(suite.spec, db_path=db_path)
+    check_judges(suite, db_path=db_path)
     add_endpoints(suite, who=who, db_path=db_path)
     return plan.create(suite.spec, created_by=who, db_path=db_path)
+
+
+def check_judges(suite: Suite, *, db_path=None) -> None:
+    """Every judge the checks name can be called (known, its key set, its server reachable):
+    a one-line SpreadError before anything is written, not a failed grade after the run."""
+    rows = [json.loads(row.get(TEST_CHECKS) or "[]") for row in suite.spec.inputs]
+    judges = dict.fromkeys(c["judge"] for c in suite.spec.checks + [c for row in rows for c in row]
+                           if c.get("judge"))
+    own = {e.name: e for e in suite.endpoints}
+    for judge in judges:
+        endpoint = own.get(judge) or endpoints.resolve(judge, db_path=db_path)
+        try:
+            endpoints.check(endpoint)
+        except SpreadError as e:
+            raise SpreadError(f"the judge {judge!r}: {e}", "checks") from None
 
 
 def playground_plan(suite: Suite) -> dict:
