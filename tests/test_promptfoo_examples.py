@@ -123,8 +123,11 @@ def test_gemini_tools_system_instruction_and_generation_config():
     (tool,) = variant.tools  # Gemini's functionDeclarations (from file://tools.json) as an OpenAI function
     assert tool["type"] == "function" and tool["function"]["name"] == "get_current_weather"
     assert tool["function"]["parameters"]["required"] == ["location"]
-    assert any("is-valid-function-call" in s for s in tools.skipped)
-    assert sum("transform runs JavaScript" in s for s in tools.skipped) == 4
+    # is-valid-function-call (Gemini's calls) is Spread's validator of calls against the declared tools.
+    assert all(json.loads(row["test.checks"]) == [{"type": "is-valid-openai-tools-call"}]
+               for row in tools.spec.inputs)
+    assert any("is-valid-function-call is read as is-valid-openai-tools-call" in n for n in tools.notes)
+    assert len(tools.skipped) == 4 and all("transform runs JavaScript" in s for s in tools.skipped)
 
     vertex = read("google-vertex-tools")
     assert vertex.spec.variants[0].tools[0]["function"]["name"] == "get_current_weather"

@@ -110,6 +110,10 @@ GRADED_AS_RUBRIC = {
                               "the same with its own prompt"),
 }
 GRADED_AS_RUBRIC["model-graded-factuality"] = GRADED_AS_RUBRIC["factuality"]
+# promptfoo's tool-call validators for other providers' call shapes: Spread keeps every
+# provider's calls in one shape, so its own validator is the same check.
+SAME_CHECK = {"is-valid-function-call": "is-valid-openai-tools-call",
+              "is-valid-openai-function-call": "is-valid-openai-tools-call"}
 NOT_MAPPED_REASON = {
     "javascript": "runs JavaScript code; Spread never runs code from a check",
     "python": "runs Python code; Spread never runs code from a check",
@@ -989,6 +993,12 @@ class _Reader:
             if key in item:
                 self.skip(f"{where} ({kind}) left out: its {key} has no Spread equivalent")
                 return None
+        if base in SAME_CHECK:
+            self.note(f"{base} is read as {SAME_CHECK[base]}: Spread keeps every provider's tool calls in one "
+                      "shape, and checks them against the declared tools the same way")
+            kind = kind.replace(base, SAME_CHECK[base])
+            base = SAME_CHECK[base]
+            item = {**item, "type": kind}
         if not checks_module.known(kind) and base in PROMPTFOO_TYPES and base not in GRADED_AS_RUBRIC:
             self.skip(f"{where} ({kind}) left out: Spread has no such check")
             return None
