@@ -443,3 +443,14 @@ def test_a_judge_that_cannot_be_called_is_refused_before_anything_is_written(stu
     (line,) = [line for line in result.stderr.splitlines() if line.strip()]
     assert "the judge 'nowhere/judge-x'" in line
     assert not db.exists() or sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("pid, model", [
+    ("replicate:meta/llama-2-7b-chat", "replicate/meta/llama-2-7b-chat"),
+    ("replicate:cjwbw/gemma-7b-it:2790a695e5dc", "replicate/cjwbw/gemma-7b-it:2790a695e5dc"),
+    ("databricks:databricks-meta-llama-3-3-70b-instruct", "databricks/databricks-meta-llama-3-3-70b-instruct"),
+    ("openai:responses:gpt-5", "openai/gpt-5"),
+])
+def test_more_provider_ids_map_to_litellm(tmp_path, pid, model):
+    suite = promptfoo_config.read(write_config(tmp_path, {"prompts": ["Hi"], "providers": [pid]}), strict=False)
+    assert [e.model for e in suite.endpoints] == [model] and not suite.skipped

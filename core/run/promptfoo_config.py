@@ -48,7 +48,10 @@ PROVIDERS = {
     "groq": "groq", "ollama": "ollama_chat", "openrouter": "openrouter", "togetherai": "together_ai",
     "deepseek": "deepseek", "perplexity": "perplexity", "fireworks": "fireworks_ai", "cohere": "cohere",
     "xai": "xai", "litellm": "litellm_proxy", "cerebras": "cerebras", "huggingface": "huggingface",
+    "replicate": "replicate", "databricks": "databricks",
 }
+# Providers whose model names hold colons themselves (`bedrock:…-v1:0`, `replicate:owner/model:version`).
+COLON_IDS = {"bedrock", "vertex", "litellm", "openrouter", "ollama", "replicate"}
 # The middle part of `openai:chat:gpt-4o` (a chat model is what Spread samples).
 CHAT_KINDS = {"chat", "messages", "converse"}
 # Kinds read as the same model's chat API, and said so.
@@ -655,8 +658,7 @@ class _Reader:
         kind = parts[1] if len(parts) > 2 else None
         if kind in CHAT_READINGS and prefix in ("openai", "azure", "google", "vertex"):
             self.note(f"{where}: {CHAT_READINGS[kind]}")
-        elif kind is not None and kind not in CHAT_KINDS and prefix not in ("bedrock", "vertex", "litellm",
-                                                                             "openrouter", "ollama"):
+        elif kind is not None and kind not in CHAT_KINDS and prefix not in COLON_IDS:
             self.skip(f"{where} left out: {kind!r} models are not chat models; Spread samples chat models")
             return None
         if kind is not None and (kind in CHAT_KINDS or kind in CHAT_READINGS):
