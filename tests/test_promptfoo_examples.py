@@ -103,6 +103,7 @@ def test_providers_map_their_settings():
     assert claude.model == "bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0"
     assert bedrock.spec.max_tokens == 2048 and bedrock.spec.temperatures == [0.0]
     assert any("embedding read past" in note for note in bedrock.notes)  # options.provider {embedding}
+    assert any("similar is judged by Spread's meaning equivalence" in note for note in bedrock.notes)
 
     cerebras = read("cerebras")
     assert cerebras.spec.max_tokens == 1024  # max_completion_tokens is the run's max tokens

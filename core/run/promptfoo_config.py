@@ -1050,10 +1050,14 @@ class _Reader:
                       "assertion's provider")
             item.pop("provider")
         try:
-            return checks_module.from_dict(item)
+            check = checks_module.from_dict(item)
         except SpreadError as e:
             self.skip(f"{where} left out: {e}")
             return None
+        if check.base == "similar" or check.type == "not-similar":
+            self.note("similar is judged by Spread's meaning equivalence (the rule of its clusters), not by "
+                      "promptfoo's embedding similarity at the threshold")
+        return check
 
     def test_file(self, target: str) -> list[tuple[str, dict]]:
         suffix = Path(target).suffix.lower()
