@@ -107,12 +107,11 @@ GRADED_AS_RUBRIC = {
                    "superset of it, but never contradicts it): {value}",
                    "promptfoo's factuality picks one of five relations to the reference; Spread's judge passes "
                    "the answer when it does not contradict the reference"),
-    "model-graded-factuality": None,  # the same as factuality
     "model-graded-closedqa": ("The answer meets this criterion: {value}",
                               "promptfoo's closed-QA grader answers Y/N to the criterion; Spread's judge does "
                               "the same with its own prompt"),
 }
-GRADED_AS_RUBRIC["model-graded-factuality"] = GRADED_AS_RUBRIC["factuality"]
+GRADED_AS_RUBRIC["model-graded-factuality"] = GRADED_AS_RUBRIC["factuality"]  # promptfoo's older name
 # promptfoo's tool-call validators for other providers' call shapes: Spread keeps every
 # provider's calls in one shape, so its own validator is the same check.
 SAME_CHECK = {"is-valid-function-call": "is-valid-openai-tools-call",
