@@ -88,23 +88,28 @@ def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(tmp_path):
     joined = "\n".join(problems)
     assert PLANTED_KEY not in joined and PLANTED_KEY not in str(refused.value)
     expected = ["config.apiKey is written in the file", "not a model provider Spread can call",
-                "never runs code", "'transform' is not supported"]
-    if not promptfoo_config._VARIANT_TAKES_MESSAGES:
-        expected.append("a conversation of 4 turns")
+                "never runs code", "transform runs JavaScript"]
     for part in expected:
         assert part in joined, part
     assert all("\n" not in problem for problem in problems)
     assert not (tmp_path / "spread.db").exists() and endpoints.list_endpoints() == []
 
-    result = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--json", check=False)
+    result = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--strict", "--json",
+                    check=False)
     assert result.returncode == 2
     out = last_json(result)
     assert out["written"] is False and len(out["unmappable"]) == len(problems)
     assert PLANTED_KEY not in result.stdout + result.stderr
     assert not (tmp_path / "cli.db").exists()
-    plain = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), check=False)
+    plain = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--strict", check=False)
     assert plain.returncode == 2 and "nothing was written" in plain.stderr
     assert all(f"  - {problem}" in plain.stderr for problem in problems)
+    # Without --strict the unmappable parts would be left out, but a key written in the file still refuses.
+    lenient = last_json(spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--json",
+                               check=False))
+    assert lenient["written"] is False and len(lenient["unmappable"]) == 1
+    assert "config.apiKey is written in the file" in lenient["unmappable"][0]
+    assert not (tmp_path / "cli.db").exists()
 
 
 def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
@@ -193,3 +198,259 @@ def test_jsonl_tests_list_vars_and_a_prompt_file_of_several_prompts(tmp_path):
     assert [row["country"] for row in suite.spec.inputs] == ["France", "Peru", "Chile", "Spain"]
     assert json.loads(suite.spec.inputs[0]["test.checks"]) == [{"type": "icontains-any", "value": ["paris"]}]
     assert "test.checks" not in suite.spec.inputs[1]
+
+
+def write_config(folder, config: dict, **files):
+    import yaml
+
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text)
+    path = folder / "promptfooconfig.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+PROVIDER = {"id": "openai:chat:stub", "config": {"apiBaseUrl": "http://127.0.0.1:9/v1"}}
+
+
+@pytest.mark.parametrize("prompts", [["prompts.txt"], {"prompts.txt": "mine"}])
+def test_a_bare_prompt_path_is_read_as_the_file(tmp_path, prompts):
+    # promptfoo's maybeFilePath: a prompt ending in a file extension names a file.
+    path = write_config(tmp_path, {"prompts": prompts, "providers": [PROVIDER], "tests": [{"vars": {"x": "1"}}]},
+                        prompts__txt="First {{x}}\n---\nSecond {{x}}\n")
+    suite = promptfoo_config.read(path)
+    assert [v.prompt for v in suite.spec.variants] == ["First {{x}}", "Second {{x}}"]
+    label = "mine" if isinstance(prompts, dict) else "prompts"
+    assert [v.name for v in suite.spec.variants] == [f"{label} 1", f"{label} 2"]
+
+
+def test_a_csv_prompt_file_is_one_prompt_per_row(tmp_path):
+    path = write_config(tmp_path, {"prompts": ["file://prompts.csv"], "providers": [PROVIDER],
+                                   "tests": [{"vars": {"x": "1"}}]},
+                        prompts__csv='prompt,label\n"Say {{x}}, twice",twice\nSay {{x}},\n')
+    suite = promptfoo_config.read(path)
+    assert [(v.name, v.prompt) for v in suite.spec.variants] == [("twice", "Say {{x}}, twice"),
+                                                                 ("prompts 2", "Say {{x}}")]
+
+
+def test_csv_expected_cells_are_read_as_promptfoo_reads_them(tmp_path):
+    cells = ["contains: algorithm ", "rouge-n:the reference", "is-xml", "factuality:Paris is the capital",
+             "file://check.js", "icontains-any: red , blue", " plain value "]
+    header = "topic," + ",".join(f"__expected{k}" for k in range(1, len(cells) + 1))
+    path = write_config(tmp_path, {"prompts": ["About {{topic}}"], "providers": [PROVIDER],
+                                   "tests": "file://tests.csv"},
+                        tests__csv=header + "\nml," + ",".join(f'"{c}"' for c in cells) + "\n")
+    with pytest.raises(promptfoo_config.Unmappable) as refused:  # strict: the unknown types refuse it
+        promptfoo_config.read(path)
+    joined = "\n".join(refused.value.problems)
+    for part in ("(rouge-n) left out", "(is-xml) left out", "(javascript) left out", "give --judge-model"):
+        assert part in joined, part
+
+    suite = promptfoo_config.read(path, strict=False)
+    (row,) = suite.spec.inputs
+    assert json.loads(row["test.checks"]) == [
+        {"type": "contains", "value": "algorithm"},  # trimmed, as promptfoo trims the cell and the value
+        {"type": "icontains-any", "value": ["red", "blue"]},
+        {"type": "equals", "value": "plain value"}]
+    assert len(suite.skipped) == 4 and not any("equals" in s for s in suite.skipped)
+
+    judged = promptfoo_config.read(path, strict=False, judge_model="my judge")
+    factuality = json.loads(judged.spec.inputs[0]["test.checks"])[1]
+    assert factuality["type"] == "llm-rubric" and factuality["judge"] == "my judge"
+    assert "Paris is the capital" in factuality["value"]
+    assert any("factuality is read as llm-rubric" in note for note in judged.notes)
+
+
+def test_list_vars_of_other_than_text_are_passed_whole(tmp_path):
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    path = write_config(tmp_path, {"prompts": ["{{city}} {{numbers}} {{history}}"], "providers": [PROVIDER],
+                                   "tests": [{"vars": {"city": ["Paris", "Rome"], "numbers": [1, 2.5, 3],
+                                                       "history": history}}]})
+    suite = promptfoo_config.read(path)
+    assert [row["city"] for row in suite.spec.inputs] == ["Paris", "Rome"]  # text items: one test each
+    assert all(json.loads(row["numbers"]) == [1, 2.5, 3] for row in suite.spec.inputs)
+    assert all(json.loads(row["history"]) == history for row in suite.spec.inputs)
+
+
+def test_provider_tools_schema_tokens_region_and_reasoning_map(tmp_path):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": schema}}]
+    provider = {"id": "openai:chat:stub", "config": {
+        "apiBaseUrl": "http://127.0.0.1:9/v1", "max_completion_tokens": 77, "reasoning_effort": "low",
+        "response_format": "file://schema.json", "tools": "file://tools.json", "tool_choice": "get_weather"}}
+    bedrock = {"id": "bedrock:anthropic.claude-x", "config": {"region": "eu-west-1", "tools": tools,
+                                                              "response_format": "file://schema.json",
+                                                              "tool_choice": "get_weather",
+                                                              "thinking": {"type": "enabled", "budget_tokens": 64}}}
+    path = write_config(tmp_path, {"prompts": ["Weather?"], "providers": [provider, bedrock]},
+                        schema__json=json.dumps({"type": "json_schema", "json_schema": {
+                            "name": "weather", "schema": schema}}),
+                        tools__json=json.dumps(tools))
+    suite = promptfoo_config.read(path)
+    (variant,) = suite.spec.variants
+    assert variant.response_format == {"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}}
+    assert variant.tools == tools and variant.tool_choice == {"type": "function", "function": {"name": "get_weather"}}
+    assert suite.spec.max_tokens == 77  # max_completion_tokens: the run's max tokens
+    stub, claude = suite.endpoints
+    assert stub.params == {"reasoning_effort": "low"}
+    assert claude.params == {"aws_region_name": "eu-west-1", "thinking": {"type": "enabled", "budget_tokens": 64}}
+
+
+def test_the_graders_text_provider_judges_and_the_judge_model_overrides(tmp_path):
+    grader = {"id": "openai:chat:grader", "config": {"apiBaseUrl": "http://127.0.0.1:9/v1"}}
+    config = {"prompts": ["Capital of France?"], "providers": [PROVIDER],
+              "defaultTest": {"options": {"provider": {"text": grader, "embedding": "openai:embedding:e"}},
+                              "assert": [{"type": "llm-rubric", "value": "names Paris"}]}}
+    path = write_config(tmp_path, config)
+    suite = promptfoo_config.read(path)
+    assert suite.spec.checks == [{"type": "llm-rubric", "value": "names Paris", "judge": "openai:chat:grader"}]
+    assert "openai:chat:grader" in [e.name for e in suite.endpoints]  # the grader joins the catalogue
+    assert any("embedding read past" in note for note in suite.notes)
+    assert promptfoo_config.read(path, judge_model="other").spec.checks[0]["judge"] == "other"
+
+    del config["defaultTest"]["options"]
+    path = write_config(tmp_path, config)
+    with pytest.raises(promptfoo_config.Unmappable) as refused:
+        promptfoo_config.read(path)
+    assert "no grader is named" in refused.value.problems[0]
+    assert promptfoo_config.read(path, strict=False).spec.checks == []
+
+
+def test_scenarios_assertion_templates_and_message_prompts(tmp_path):
+    config = {
+        "prompts": [{"id": "chat", "label": "chat", "raw": [{"role": "system", "content": "Be brief."},
+                                                            {"role": "user", "content": "Translate {{text}}"}]},
+                    "- role: user\n  content: 'Say {{text}} in {{language}}'"],
+        "providers": [PROVIDER],
+        "assertionTemplates": {"short": {"type": "max-length", "value": 50}},
+        "scenarios": [{"config": [{"vars": {"language": "French"}}, {"vars": {"language": "German"}}],
+                       "tests": [{"vars": {"text": "hello"}, "assert": [{"$ref": "#/assertionTemplates/short"}]},
+                                 {"vars": {"text": "bye"}}]}],
+    }
+    suite = promptfoo_config.read(write_config(tmp_path, config))
+    chat, said = suite.spec.variants
+    assert (chat.name, chat.system, chat.prompt) == ("chat", "Be brief.", "Translate {{text}}")
+    assert said.prompt == "Say {{text}} in {{language}}"  # a YAML chat string: its user turn
+    assert [(r["language"], r["text"]) for r in suite.spec.inputs] == [
+        ("French", "hello"), ("French", "bye"), ("German", "hello"), ("German", "bye")]
+    assert json.loads(suite.spec.inputs[0]["test.checks"]) == [{"type": "max-length", "value": 50}]
+
+
+def test_the_cli_lists_what_it_left_out(tmp_path):
+    path = write_config(tmp_path, {"prompts": ["Hi {{name}}"], "providers": [PROVIDER, "http://example.test/api"],
+                                   "redteam": {"plugins": ["x"]},
+                                   "tests": [{"vars": {"name": "Bo"}, "assert": [
+                                       {"type": "javascript", "value": "output.length < 9"},
+                                       {"type": "contains", "value": "Bo"}]}]})
+    plain = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--dry-run")
+    assert "left out of" in plain.stdout and "(javascript) left out" in plain.stdout
+    assert "'redteam' left out" in plain.stdout and "not a model provider Spread can call" in plain.stdout
+    out = last_json(spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--dry-run", "--json"))
+    assert len(out["skipped"]) == 3 and out["checks"] == 1
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_the_echo_model_answers_with_the_prompt():
+    import asyncio
+
+    from core.run import llm, models
+
+    one = asyncio.run(llm.sample(llm.ECHO_MODEL, [{"role": "user", "content": "Hi Bo"}], temperature=0.5))
+    assert one.text == "Hi Bo" and one.finish_reason == "stop"
+    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    assert json.loads(asyncio.run(llm.sample(llm.ECHO_MODEL, turns, temperature=0)).text) == turns
+    assert models.cost_usd(llm.ECHO_MODEL, 0, 0) == 0.0
+    models.check_model(llm.ECHO_MODEL)  # no key, no server
+
+
+def test_assertion_values_and_providers_read_from_files(tmp_path):
+    path = write_config(tmp_path, {
+        "prompts": ["Capital of {{country}}?"], "providers": ["file://providers.yaml"],
+        "tests": [{"vars": {"country": "France"}, "assert": [
+            {"type": "contains", "value": "file://expected.txt"},
+            {"type": "contains-all", "value": "file://words.yaml"},
+            {"type": "equals", "value": "file://check.py:get_assert"}]}]},
+        providers__yaml="- id: openai:chat:stub\n  label: from file\n  config: {apiBaseUrl: 'http://127.0.0.1:9/v1'}\n",
+        expected__txt="  Paris\n", words__yaml="[Paris, France]\n")
+    suite = promptfoo_config.read(path, strict=False)
+    assert [e.name for e in suite.endpoints] == ["from file"]
+    assert json.loads(suite.spec.inputs[0]["test.checks"]) == [
+        {"type": "contains", "value": "Paris"}, {"type": "contains-all", "value": ["Paris", "France"]}]
+    assert suite.skipped == ["test 1 assert 3 (equals) left out: its value is computed by check.py:get_assert; "
+                             "Spread never runs code"]
+
+
+def test_a_graders_endpoint_from_the_suite_judges_through_the_stub(stub, tmp_path):
+    stub.answers = ['{"pass": true, "score": 1, "reason": "names Paris"}']
+    grader = {"id": "openai:chat:grader", "label": "suite grader", "config": {"apiBaseUrl": stub.base_url}}
+    path = write_config(tmp_path, {
+        "prompts": ["Capital of France?"],
+        "providers": [{"id": "openai:chat:stub", "config": {"apiBaseUrl": stub.base_url}}],
+        "defaultTest": {"options": {"provider": grader}, "assert": [{"type": "llm-rubric", "value": "names Paris"}]}})
+    db = tmp_path / "cli.db"
+    summary = last_json(spread("--db", str(db), "import-promptfoo", str(path), "--n", "2", "--json"))
+    assert summary["errors"] == 0 and summary["skipped"] == [] and summary["pass_rate"] == 1.0
+    listed = last_json(spread("--db", str(db), "models", "list", "--json"))
+    assert {"suite grader", "openai:chat:stub"} <= {e["name"] for e in listed}
+
+
+CHAT_TEMPLATE = """[
+  {"role": "system", "content": {{ system_message | dump }}},
+  {% for message in previous_messages %}
+    {% for role, content in message %}
+      {"role": "{{ role }}", "content": {{ content | dump }}},
+    {% endfor %}
+  {% endfor %}
+  {"role": "user", "content": {{ question | dump }}}
+]"""
+
+
+def test_a_nunjucks_chat_file_is_rendered_per_test_as_promptfoo_does(tmp_path):
+    """promptfoo's openai-chat-history shape: a JSON chat file that is JSON only once its
+    loops are rendered; each test gets the conversation promptfoo would send."""
+    path = write_config(tmp_path, {
+        "prompts": ["file://prompt.json"], "providers": ["echo"],
+        "defaultTest": {"vars": {"system_message": "file://system.txt", "previous_messages": [
+            {"user": "Who founded Facebook?"}, {"assistant": "Mark Zuckerberg"}]}},
+        "tests": [{"vars": {"question": "Did he found others?"}}, {"vars": {"question": 'Say "hi"'}}]},
+        prompt__json=CHAT_TEMPLATE, system__txt="You are terse.\n")
+    suite = promptfoo_config.read(path)
+    (variant,) = suite.spec.variants
+    assert variant.messages == [{"role": "history", "from": "prompt messages"}]
+    sent = [json.loads(row["prompt messages"]) for row in suite.spec.inputs]
+    assert sent[0] == [{"role": "system", "content": "You are terse."},
+                       {"role": "user", "content": "Who founded Facebook?"},
+                       {"role": "assistant", "content": "Mark Zuckerberg"},
+                       {"role": "user", "content": "Did he found others?"}]
+    assert sent[1][-1] == {"role": "user", "content": 'Say "hi"'}
+
+    db = tmp_path / "cli.db"
+    summary = last_json(spread("--db", str(db), "import-promptfoo", str(path), "--n", "1", "--json"))
+    assert summary["errors"] == 0 and summary["responses"] == 2
+    with sqlite3.connect(db) as conn:
+        answers = {json.loads(text)[-1]["content"] for (text,) in conn.execute("select text from responses")}
+    assert answers == {"Did he found others?", 'Say "hi"'}  # the echo model: the messages as sent
+
+
+def test_a_judge_that_cannot_be_called_is_refused_before_anything_is_written(stub, tmp_path):
+    path = write_config(tmp_path, {
+        "prompts": ["Capital of France?"],
+        "providers": [{"id": "openai:chat:stub", "config": {"apiBaseUrl": stub.base_url}}],
+        "tests": [{"assert": [{"type": "llm-rubric", "value": "names Paris"}]}]})
+    db = tmp_path / "cli.db"
+    result = spread("--db", str(db), "import-promptfoo", str(path), "--judge-model", "nowhere/judge-x", check=False)
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "the judge 'nowhere/judge-x'" in line
+    assert not db.exists() or sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("pid, model", [
+    ("replicate:meta/llama-2-7b-chat", "replicate/meta/llama-2-7b-chat"),
+    ("replicate:cjwbw/gemma-7b-it:2790a695e5dc", "replicate/cjwbw/gemma-7b-it:2790a695e5dc"),
+    ("databricks:databricks-meta-llama-3-3-70b-instruct", "databricks/databricks-meta-llama-3-3-70b-instruct"),
+    ("openai:responses:gpt-5", "openai/gpt-5"),
+])
+def test_more_provider_ids_map_to_litellm(tmp_path, pid, model):
+    suite = promptfoo_config.read(write_config(tmp_path, {"prompts": ["Hi"], "providers": [pid]}), strict=False)
+    assert [e.model for e in suite.endpoints] == [model] and not suite.skipped

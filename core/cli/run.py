@@ -174,7 +174,8 @@ def resume_command(run_id, retry_errors, as_json):
     return execute(run_id, as_json, retry_errors=retry_errors)
 
 
-def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False) -> int:
+def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False,
+            extra: dict | None = None) -> int:
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
@@ -207,7 +208,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
     if with_pass_rate:
         result.setdefault("pass_rate", None)
     if as_json:
-        print_json(result)
+        print_json(result | (extra or {}))
         return 0
     cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.6f}"
     print(f"run {run_id} {result['status']}: {result['responses']} answers, {result['errors']} errors, "
@@ -240,15 +241,22 @@ def _pass_rate(run_id: int) -> dict:
 @click.argument("file", metavar="FILE")
 @click.option("--n", type=int, help="samples per prompt × test × provider (default: evaluateOptions.repeat, else "
                                    f"5; at most {plan.MAX_N})")
+@click.option("--judge-model", "judge_model", metavar="NAME",
+              help="the judge of every model-graded assertion (llm-rubric; g-eval, factuality and "
+                   "model-graded-closedqa read as llm-rubric): a catalogue name or litellm id, in place of the "
+                   "suite's graders; without it an assertion with no grader named is left out")
+@click.option("--strict", is_flag=True, help="refuse the whole suite if any part has no Spread equivalent (by "
+                                             "default such parts are left out and listed)")
 @click.option("--dry-run", is_flag=True, help="map the suite and print the plan and its estimate; write nothing")
 @json_option
-def import_promptfoo_command(file, n, dry_run, as_json):
+def import_promptfoo_command(file, n, judge_model, strict, dry_run, as_json):
     """Run a promptfoo suite (promptfooconfig.yaml): prompts become variants, providers catalogue
-    endpoints, tests inputs with their asserts as checks; then sample it N times and score it."""
+    endpoints, tests inputs with their asserts as checks; then sample it N times and score it.
+    Parts with no Spread equivalent are left out and each listed (--strict: refuse instead)."""
     from core.run import promptfoo_config
 
     try:
-        suite = promptfoo_config.read(file, n=n)
+        suite = promptfoo_config.read(file, n=n, strict=strict, judge_model=judge_model)
     except promptfoo_config.Unmappable as e:
         if as_json:
             print_json({"error": "unmappable", "unmappable": e.problems, "written": False})
@@ -259,6 +267,13 @@ def import_promptfoo_command(file, n, dry_run, as_json):
                 print(f"  - {problem}", file=sys.stderr)
         return 2
     summary = suite.summary()
+    if not as_json:
+        if summary["skipped"]:
+            print(f"left out of {file} ({len(summary['skipped'])}; --strict refuses instead):")
+            for item in summary["skipped"]:
+                print(f"  - {item}")
+        for note in summary["notes"]:
+            print(f"note: {note}")
     if dry_run:
         if as_json:
             from core.run import estimate
@@ -269,16 +284,13 @@ def import_promptfoo_command(file, n, dry_run, as_json):
               f"providers × {len(summary['temperatures'])} temperatures × N={summary['n']}: {summary['planned']:,} "
               f"calls; {summary['checks']} checks")
         print(f"endpoints: {', '.join(summary['endpoints'])}")
-        for note in summary["notes"]:
-            print(f"note: {note}")
         print("dry run: nothing was written")
         return 0
     run_id = promptfoo_config.write(suite, who=os.environ.get("USER", ""))
     if not as_json:
-        for note in summary["notes"]:
-            print(f"note: {note}", file=sys.stderr)
         print(f"run {run_id}: {summary['planned']} samples", file=sys.stderr)
-    return execute(run_id, as_json, retry_errors=False, with_pass_rate=True)
+    return execute(run_id, as_json, retry_errors=False, with_pass_rate=True,
+                   extra={"skipped": summary["skipped"], "notes": summary["notes"]} if as_json else None)
 
 
 @click.command("cancel")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import sys
 import threading
@@ -155,6 +156,8 @@ async def sample(
                             top_p=top_p, params=params)
     fields.update(prompt_shape(tools, tool_choice, response_format))
     route = "litellm" if router is not None else route_of(model, api_base)
+    if route == "echo":
+        return echo(messages)
     if route == "local":
         return await _sample_local(model, fields, stream)
     if route == "direct":
@@ -181,9 +184,11 @@ def prompt_shape(tools, tool_choice, response_format) -> dict:
 
 
 def route_of(model: str, api_base: str | None) -> str:
-    """How a call travels: "local" (an embedded model, in this process), "direct" (an
-    OpenAI-compatible server at an API base, straight over HTTP: core/run/direct.py), or
-    "litellm" (every other provider)."""
+    """How a call travels: "echo" (the built-in echo model), "local" (an embedded model, in
+    this process), "direct" (an OpenAI-compatible server at an API base, straight over HTTP:
+    core/run/direct.py), or "litellm" (every other provider)."""
+    if model == ECHO_MODEL:
+        return "echo"
     if local_llm.is_local(model):
         return "local"
     if api_base and direct.handles(model):
@@ -194,6 +199,20 @@ def route_of(model: str, api_base: str | None) -> str:
 def needs_litellm(calls) -> bool:
     """Whether any of these calls (endpoints.Call) goes through litellm."""
     return any(route_of(call.model, call.api_base) == "litellm" for call in calls)
+
+
+# promptfoo's `echo` provider: the answer is the prompt as sent, so a suite's prompts, variables
+# and checks can be tried without a model. Free, keyless, instant.
+ECHO_MODEL = "echo"
+
+
+def echo(messages: list[dict]) -> Sample:
+    """The prompt as promptfoo's echo returns it: a lone user turn's text, else the messages as JSON."""
+    if len(messages) == 1 and messages[0].get("role") == "user" and isinstance(messages[0].get("content"), str):
+        text = messages[0]["content"]
+    else:
+        text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    return Sample(text, "stop", 0, 0, ECHO_MODEL, None)
 
 
 async def _sample_local(model: str, fields: dict, stream: bool) -> Sample:

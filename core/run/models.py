@@ -72,6 +72,8 @@ def provider_of(model_id: str, api_base: str | None = None) -> str:
     """litellm's provider for a model id, or a SpreadError naming the unknown id."""
     if local_llm.is_local(model_id):
         return local_llm.PROVIDER
+    if model_id == llm.ECHO_MODEL:
+        return "echo"
     if direct.handles(model_id):  # openai/…, hosted_vllm/…: plain to read, no litellm needed
         return model_id.partition("/")[0]
     litellm = llm.get()
@@ -93,7 +95,7 @@ def check_model(model_id: str, api_base: str | None = None) -> None:
     config.check_text(model_id, "the model id")
     if api_base:
         config.check_text(api_base, "the api_base")
-    if local_llm.is_local(model_id):
+    if local_llm.is_local(model_id) or model_id == llm.ECHO_MODEL:
         return
     if model_id.startswith(local_llm.PROVIDER + "/"):
         raise SpreadError(f"unknown local model {model_id!r}: the embedded models are {', '.join(local_llm.MODELS)}")
@@ -138,7 +140,7 @@ def cost_usd(model_id: str, prompt_tokens: int | None, completion_tokens: int | 
     """Price of one answer: settings override, else litellm's shipped map, else None (unknown)."""
     if prompt_tokens is None or completion_tokens is None:
         return None
-    if local_llm.is_local(model_id):
+    if local_llm.is_local(model_id) or model_id == llm.ECHO_MODEL:
         return 0.0
     override = (config.settings().get("prices") or {}).get(model_id)
     if override:
