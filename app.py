@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import config, display
+from core import config, database_status, display
 from core.run import drafts, service
 
 
@@ -64,4 +64,26 @@ def main() -> None:
     navigation.run()
 
 
-main()
+def database_failure(error: Exception) -> None:
+    """A database failure as one line on the page (never Streamlit's exception box), tried
+    again every few seconds; anything else is a bug and raises as usual."""
+    message = database_status.problem(error)
+    if message is None:
+        raise error
+    database_status.note(message)
+    st.error(display.inert(message), icon=":material/cloud_off:")
+    if database_status.retrying(error):
+        @st.fragment(run_every=database_status.RETRY_S)
+        def try_again() -> None:
+            if database_status.reachable():
+                st.rerun(scope="app")
+
+        try_again()
+
+
+try:
+    main()
+except Exception as failure:  # st.stop() and st.rerun() are not Exceptions: they pass
+    database_failure(failure)
+else:
+    database_status.note(None)

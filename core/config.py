@@ -64,7 +64,11 @@ def db_path() -> Path | str:
 
 class InvalidDatabase(SpreadError):
     """A database value that is neither a PostgreSQL URL nor a file path; its message never
-    quotes the value's user information."""
+    quotes the value's user information. `reason` is what is wrong, without naming the value."""
+
+    def __init__(self, what: str, reason: str | None = None):
+        super().__init__(f"{what} is not a valid database URL: {reason}" if reason is not None else what)
+        self.reason = reason if reason is not None else what
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -85,19 +89,17 @@ def database(value: str | Path, what: str = "the database") -> Path | str:
         return value
     value = str(value)
     if _CONNINFO.match(value):  # libpq's key=value form: a file by that name would hold its password
-        raise InvalidDatabase(f"{what} is not a valid database URL: a key=value connection string is not "
-                              f"accepted; {ACCEPTED_FORMS}")
+        raise InvalidDatabase(what, f"a key=value connection string is not accepted; {ACCEPTED_FORMS}")
     found = _SCHEME.fullmatch(value)
     if not found or not _looks_like_url(*found.groups()):
         return Path(value)
     scheme, rest = found.groups()
     if scheme.lower() not in POSTGRES_SCHEMES or not rest.startswith("//"):
-        raise InvalidDatabase(f"{what} is not a valid database URL: {scheme}:{'/' * _slashes(rest)}… "
-                              f"is not an accepted form; {ACCEPTED_FORMS}")
+        raise InvalidDatabase(what, f"{scheme}:{'/' * _slashes(rest)}… is not an accepted form; {ACCEPTED_FORMS}")
     url = scheme.lower() + ":" + rest
     problem = _url_problem(url)
     if problem:
-        raise InvalidDatabase(f"{what} is not a valid database URL: {problem}; {ACCEPTED_FORMS}")
+        raise InvalidDatabase(what, f"{problem}; {ACCEPTED_FORMS}")
     return url
 
 

@@ -387,7 +387,7 @@ def opening_failed(error: Exception, url: str) -> config.SpreadError:
     if any(words in why for words in _LOGIN_REFUSED) or ('role "' in why and "does not exist" in why):
         return LoginRefused(message, where=where, user=who)
     if "connection option" in why or "URI" in why or "connection info string" in why:
-        return config.InvalidDatabase(f"the database URL {config.shown(url)} is not valid: {why}")
+        return config.InvalidDatabase(config.shown(url), why)
     if "does not exist" in why:  # the database named: a fix for the operator, not a wait
         return config.SpreadError(message)
     psycopg = sys.modules.get("psycopg")
