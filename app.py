@@ -41,6 +41,11 @@ def main() -> None:
         st.info("Log in to use Spread.")
         st.button("Log in", type="primary", on_click=st.login)
         st.stop()
+    refusal = config.unprotected(st.get_option("server.address"), login_configured())
+    if refusal:  # bound beyond loopback without login: nothing is served
+        st.title("Spread")
+        st.error(refusal, icon=":material/lock_open:")
+        st.stop()
     pages = [
         st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
         st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),

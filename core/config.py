@@ -202,6 +202,35 @@ def _secrets_of(url: str) -> set[str]:
     return {s for s in secrets if len(s) >= 2}
 
 
+def allows_no_login() -> bool:
+    """SPREAD_ALLOW_NO_LOGIN=1: the operator says the network the app is bound to is private."""
+    return os.environ.get("SPREAD_ALLOW_NO_LOGIN", "").strip().lower() in ("1", "true", "yes")
+
+
+def unprotected(address: str | None, login_on: bool) -> str | None:
+    """Why the pages must not be served, or None: an app bound beyond loopback without login
+    lets anyone who reaches it read every run and spend the server's provider keys, so it
+    needs an [auth] section, or SPREAD_ALLOW_NO_LOGIN=1 for a private network."""
+    if login_on or _is_loopback(address) or allows_no_login():
+        return None
+    return (f"Spread is served on {address or 'every network interface'} without login: add an [auth] "
+            "section to the secrets (README: Team deployment), or set SPREAD_ALLOW_NO_LOGIN=1 if only a "
+            "private network can reach it.")
+
+
+def _is_loopback(address: str | None) -> bool:
+    import ipaddress
+
+    if not address:  # Streamlit's default: every interface
+        return False
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: whatever it resolves to, it was meant to be reached
+
+
 def settings_path() -> Path:
     return Path(os.environ.get("SPREAD_SETTINGS") or PROJECT_ROOT / "data" / "settings.toml")
 
