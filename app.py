@@ -1,4 +1,5 @@
-"""Spread's entry point: the router, the login gate and the shared sidebar."""
+"""Spread's entry point: the router, the login gate, the shared sidebar, and a database
+failure as one line instead of a page."""
 
 import streamlit as st
 
