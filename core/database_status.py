@@ -8,6 +8,7 @@ state changes, not one per rerun of every open page.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 
@@ -26,6 +27,8 @@ def problem(error: BaseException) -> str | None:
     if isinstance(error, store.LoginRefused):
         return (f"The database at {error.where} refused the login for user {error.user or '(none given)'}; "
                 f"check the user and password in SPREAD_DB (retrying every {RETRY_S} s)")
+    if isinstance(error, sqlite3.OperationalError) and store.unreachable(error):
+        return f"The database file {_where()} is locked by another writer; retrying every {RETRY_S} s"
     if store.unreachable(error):
         return f"The database at {getattr(error, 'where', '') or _where()} is unreachable; retrying every {RETRY_S} s"
     return None

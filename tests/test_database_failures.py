@@ -129,3 +129,15 @@ def test_live_progress_keeps_its_last_state_during_an_outage(stub, monkeypatch):
             LiveProgress(run_id).refresh()
     after = tracker.refresh()
     assert after["received"] == 1 and "outage" not in after
+
+
+def test_each_failure_has_its_own_line_and_other_errors_are_not_hidden(monkeypatch):
+    import sqlite3
+
+    assert database_status.problem(store.Unreachable("x", where="db:5432")) == \
+        f"The database at db:5432 is unreachable; retrying every {database_status.RETRY_S} s"
+    assert database_status.problem(store.LoginRefused("x", where="db:5432", user="ana")).startswith(
+        "The database at db:5432 refused the login for user ana")
+    assert "locked by another writer" in database_status.problem(sqlite3.OperationalError("database is locked"))
+    assert database_status.problem(ValueError("a bug")) is None
+    assert database_status.problem(sqlite3.OperationalError("no such table: runs")) is None
