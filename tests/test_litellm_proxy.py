@@ -483,6 +483,11 @@ model_list:
                        f"https://gpu.example.com/v1?key={PLANTED_URL_KEY}")
     assert added.returncode == 2 and "api_base carries a credential (query parameter key)" in added.stderr
     outputs += [added.stdout, added.stderr]
+    # nor is it stored in a run's plan, which records its API base
+    with pytest.raises(SpreadError, match="the API base carries a credential") as refused:
+        plan.create(plan.RunSpec(prompt="Hi", models=["openai/served"], temperatures=[1.0], n=1,
+                                 api_base=f"https://gpu.example.com/v1?token={PLANTED_URL_KEY}"))
+    outputs.append(str(refused.value))
     for listing in (spread_cli("models", "list", "--json"), spread_cli("models", "export")):
         outputs += [listing.stdout, listing.stderr]
     for text in outputs:
