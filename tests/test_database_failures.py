@@ -49,7 +49,8 @@ def password_user(postgres):
     with psycopg.connect(postgres.url(), autocommit=True) as conn:
         conn.execute("create role spread_pw login password 'right-password'")
     hba = postgres.data / "pg_hba.conf"
-    script = f"printf 'host all spread_pw 127.0.0.1/32 scram-sha-256\\n' | cat - {hba} > {hba}.new && mv {hba}.new {hba}"
+    script = (f"printf 'host all spread_pw 127.0.0.1/32 scram-sha-256\\n' | cat - {hba} > {hba}.new "
+              f"&& mv {hba}.new {hba}")
     command = ["sh", "-c", script]
     if postgres._as_postgres:
         command = ["runuser", "-u", "postgres", "--", *command]
@@ -85,10 +86,10 @@ def test_a_wrong_password_is_one_line_naming_the_user(postgres, password_user, m
     log = capfd.readouterr().err
     assert log.count("refused the login") == 1 and "Traceback" not in log and "wrong-password" not in log
     # the right password: the page draws, and the log says the database is back
-    monkeypatch.setenv("SPREAD_DB", f"postgresql://{password_user}:right-password@127.0.0.1:{postgres.port}/postgres")
     with psycopg.connect(postgres.url(), autocommit=True) as conn:
         conn.execute(f"create database spread_pw_db owner {password_user}")
-    monkeypatch.setenv("SPREAD_DB", f"postgresql://{password_user}:right-password@127.0.0.1:{postgres.port}/spread_pw_db")
+    monkeypatch.setenv("SPREAD_DB",
+                       f"postgresql://{password_user}:right-password@127.0.0.1:{postgres.port}/spread_pw_db")
     at = app().run()
     assert not at.exception and not at.error
     assert "reachable again" in capfd.readouterr().err

@@ -143,7 +143,8 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
         elif carried := url_credentials(api_base):
             # Never echoed: the catalogue, its listings and exports are shared.
             raise SpreadError(f"api_base carries a credential ({', '.join(carried)}): the catalogue is shared and "
-                              f"stored, so give the URL as {REFERENCE}NAME (or the key as the key variable)", "api_base")
+                              f"stored, so give the URL as {REFERENCE}NAME (or the key as the key variable)",
+                              "api_base")
         elif not re.match(r"^https?://[^/\s]+", api_base):
             raise SpreadError(f"api_base {api_base!r} is not an http(s) URL (or {REFERENCE}NAME)", "api_base")
     key_env = (endpoint.key_env or "").strip() or None
