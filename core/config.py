@@ -181,7 +181,8 @@ def scrub(text: str, url: str | None = None) -> str:
     when the URL is known, its password wherever it is quoted (libpq quotes the token it
     could not parse: a raw `%` in a password), raw or decoded."""
     for secret in sorted(_secrets_of(url or ""), key=len, reverse=True):
-        text = text.replace(secret, "***")
+        # Whole tokens only: a password "postgres" must not turn "postgresql://" into "***ql://".
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
     text = _USERINFO.sub(lambda m: f"{m[1]}:***@" if m[2] else m[0], text)
     return _CONNINFO_SECRET.sub(r"\1***", text)
 

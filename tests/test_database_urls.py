@@ -125,6 +125,8 @@ def test_scrub_knows_userinfo_conninfo_and_a_password_holding_an_at_sign():
         "host=h password=*** sslpassword=*** user=u"
     assert "p/ss" not in config.scrub('bad token "p/ss"', "postgresql://u:p/ss@h/db")
     assert config.scrub("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert config.scrub("cannot open postgresql://postgres:postgres@h/db", "postgresql://postgres:postgres@h/db") \
+        == "cannot open postgresql://***:***@h/db"  # the user, equal to the password, goes too
     assert "pw" not in config.described("postgresql://u:pw@h:5/db")
     assert config.described("postgresql://u:pw@h:5/db") == "PostgreSQL database db on h:5"
 
