@@ -1,8 +1,9 @@
-"""Spread's entry point: the router, the login gate and the shared sidebar."""
+"""Spread's entry point: the router, the login gate, the shared sidebar, and a database
+failure as one line instead of a page."""
 
 import streamlit as st
 
-from core import config, display
+from core import config, database_status, display
 from core.run import drafts, service
 
 
@@ -41,6 +42,11 @@ def main() -> None:
         st.info("Log in to use Spread.")
         st.button("Log in", type="primary", on_click=st.login)
         st.stop()
+    refusal = config.unprotected(st.get_option("server.address"), login_configured())
+    if refusal:  # bound beyond loopback without login: nothing is served
+        st.title("Spread")
+        st.error(refusal, icon=":material/lock_open:")
+        st.stop()
     pages = [
         st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
         st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
@@ -64,4 +70,26 @@ def main() -> None:
     navigation.run()
 
 
-main()
+def database_failure(error: Exception) -> None:
+    """A database failure as one line on the page (never Streamlit's exception box), tried
+    again every few seconds; anything else is a bug and raises as usual."""
+    message = database_status.problem(error)
+    if message is None:
+        raise error
+    database_status.note(message)
+    st.error(display.inert(message), icon=":material/cloud_off:")
+    if database_status.retrying(error):
+        @st.fragment(run_every=database_status.RETRY_S)
+        def try_again() -> None:
+            if database_status.reachable():
+                st.rerun(scope="app")
+
+        try_again()
+
+
+try:
+    main()
+except Exception as failure:  # st.stop() and st.rerun() are not Exceptions: they pass
+    database_failure(failure)
+else:
+    database_status.note(None)

@@ -49,11 +49,11 @@ def start(mode: str, db: str, api_base: str, calls: int, concurrency: int, env: 
                     f"concurrency={concurrency}, api_base={api_base!r})))")
         run_id = subprocess.run([sys.executable, "-c", plan_one], env=dict(env, SPREAD_DB=db), cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
-        argv = [sys.executable, "-m", "core.run.own_process", "--db", db, run_id]
+        argv = [sys.executable, "-m", "core.run.own_process", run_id]  # the database from SPREAD_DB
     else:
         argv = spread_argv(db, calls, concurrency, api_base, True, TEMPERATURES)
     processes = "2" if mode == "sampler-processes" else "0"
-    return subprocess.Popen(argv, cwd=ROOT, env=dict(env, SPREAD_SAMPLER_PROCESSES=processes),
+    return subprocess.Popen(argv, cwd=ROOT, env=dict(env, SPREAD_DB=db, SPREAD_SAMPLER_PROCESSES=processes),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

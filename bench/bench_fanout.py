@@ -142,7 +142,7 @@ def startup(server: Loopback, tmp: str, env: dict, repeat: int) -> dict:
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
         server.reset()
         started = time.time()
-        out = run_command([sys.executable, "-m", "core.run.own_process", "--db", db, run_id], env=env)
+        out = run_command([sys.executable, "-m", "core.run.own_process", run_id], env=dict(env, SPREAD_DB=db))
         if out["returncode"] != 0:
             raise RuntimeError(f"the detached run failed: {out['stderr'][-2000:]}")
         row["worker_first_request_s"] = server.stats()["first_request_at"] - started

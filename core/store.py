@@ -321,7 +321,7 @@ def is_postgres(db) -> bool:
 def connect(target: str | Path | None = None) -> Iterator[Database]:
     """One connection for one unit of work, on the SQLite file or the PostgreSQL database
     `target` names (default: `SPREAD_DB`). Creates the file and applies migrations."""
-    target = target or config.db_path()
+    target = config.database(target) if target else config.db_path()
     if config.is_url(target):
         with _connect_postgres(str(target)) as db:
             yield db
@@ -357,8 +357,7 @@ def _connect_postgres(url: str) -> Iterator[Database]:
     try:
         raw = postgres.pool.get(url)
     except postgres.psycopg.Error as e:
-        kind = Unreachable if isinstance(e, postgres.psycopg.OperationalError) else config.SpreadError
-        raise kind(f"cannot open database {config.shown(url)}: {_first_line(e)}") from None
+        raise opening_failed(e, url) from None
     db = postgres.PostgresDatabase(raw)
     try:
         if url not in _migrated:
@@ -369,8 +368,32 @@ def _connect_postgres(url: str) -> Iterator[Database]:
         postgres.pool.put(url, raw)
 
 
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+def _first_line(error: Exception, url: str | None = None) -> str:
+    """An error's first line, scrubbed of the database's secrets (libpq quotes URLs,
+    conninfo strings and the token it could not parse)."""
+    return config.scrub((str(error).strip().splitlines() or [type(error).__name__])[0], url)
+
+
+# libpq's words for a login the server refused (no SQLSTATE is given before a session exists).
+_LOGIN_REFUSED = ("authentication failed", "no password supplied", "pg_hba.conf", "password is required")
+
+
+def opening_failed(error: Exception, url: str) -> config.SpreadError:
+    """What a failed PostgreSQL connection means, as one line without secrets: the server is
+    unreachable (worth retrying), it refused the login, or the URL cannot be read."""
+    why = _first_line(error, url)
+    message = f"cannot open database {config.shown(url)}: {why}"
+    where, who = config.server(url), config.user(url)
+    if any(words in why for words in _LOGIN_REFUSED) or ('role "' in why and "does not exist" in why):
+        return LoginRefused(message, where=where, user=who)
+    if "connection option" in why or "URI" in why or "connection info string" in why:
+        return config.InvalidDatabase(config.shown(url), why)
+    if "does not exist" in why:  # the database named: a fix for the operator, not a wait
+        return config.SpreadError(message)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(error, psycopg.OperationalError):
+        return Unreachable(message, where=where, user=who)
+    return config.SpreadError(message)
 
 
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.
@@ -442,7 +465,21 @@ def write(db: Database) -> Iterator[Database]:
 
 
 class Unreachable(config.SpreadError):
-    """The PostgreSQL server could not be reached (stopped, restarting, refusing connections)."""
+    """The PostgreSQL server could not be reached (stopped, restarting, refusing connections).
+    `where` is its HOST:PORT, `user` the user the URL logs in as: what a page may show."""
+
+    def __init__(self, message: str, *, where: str = "", user: str = ""):
+        super().__init__(message)
+        self.where, self.user = where, user
+
+
+class LoginRefused(config.SpreadError):
+    """The PostgreSQL server refused the login (a wrong password, an unknown user): waiting
+    does not fix it, the URL does."""
+
+    def __init__(self, message: str, *, where: str = "", user: str = ""):
+        super().__init__(message)
+        self.where, self.user = where, user
 
 
 def unreachable(error: BaseException) -> bool:

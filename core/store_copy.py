@@ -38,8 +38,9 @@ def tables() -> dict[str, list[str]]:
 def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
     """Copy every table from `source` to `target` (each a SQLite path or a URL); returns
     the rows copied per table. Refuses a target that holds rows unless `force`, which
-    replaces them."""
-    source, target = str(source), str(target)
+    replaces them. A misspelt URL is refused before anything is read or created."""
+    source, target = (config.absolute(config.database(value, what))
+                      for value, what in ((source, "source"), (target, "target")))
     if _same(source, target):
         raise SpreadError("source and target are the same database")
     if not config.is_url(source) and not Path(source).is_file():
@@ -123,7 +124,8 @@ def _rows_held(target: str) -> tuple[str, int] | None:
                 return _first_holding(conn, "select table_name from information_schema.tables "
                                             "where table_schema = current_schema()")
         except psycopg.Error as e:
-            raise SpreadError(f"cannot read {config.shown(target)}: {' '.join(str(e).split())}") from None
+            raise SpreadError(f"cannot read {config.shown(target)}: {config.scrub(' '.join(str(e).split()), target)}"
+                              ) from None
     if not Path(target).is_file():
         return None
     try:

@@ -442,6 +442,8 @@ if run is not None:
         # Reads only the answers stored since the last refresh: the same cost at any run size.
         tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(run_id))
         current = tracker.refresh()
+        if current.get("outage"):  # the database is away: its last state stays, with why it is not moving
+            st.warning(display.inert(current["outage"]), icon=":material/cloud_off:")
         spec = current["spec"]
         received = current["received"]
         st.subheader(f"Run {run_id}: {current['status']}")

@@ -443,3 +443,126 @@ router_settings: {{allowed_fails: 0, cooldown_time: 60}}
     assert summary["responses"] == 12 and summary["errors"] == 0
     assert summary["deployments"] == {"team-gpt": {"up": 12}}
     assert down.count() <= 1  # one failure, then the Router's cooldown keeps it out
+
+
+PLANTED_URL_PASSWORD = "planted-url-password-42"
+PLANTED_URL_KEY = "planted-url-key-17"
+
+
+def test_a_credential_inside_api_base_is_refused_never_echoed_stored_listed_or_exported(tmp_path):
+    leaky = tmp_path / "leaky.yaml"
+    leaky.write_text(f"""
+model_list:
+  - model_name: azure-in-the-url
+    litellm_params:
+      model: azure/gpt-4o
+      api_base: https://team:{PLANTED_URL_PASSWORD}@team.openai.azure.com/v1?api-key={PLANTED_URL_KEY}
+  - model_name: signed
+    litellm_params:
+      model: openai/served
+      base_url: "https://gpu.example.com/v1?api-version=2024-08-01&sig={PLANTED_URL_KEY}"
+  - model_name: fine
+    litellm_params: {{model: openai/served, api_base: "https://gpu.example.com/v1?api-version=2024-08-01"}}
+""", encoding="utf-8")
+    outputs = []
+    for args in ([], ["--json"]):
+        result = spread_cli("models", "import", str(leaky), *args)
+        assert result.returncode == 2
+        outputs += [result.stdout, result.stderr]
+    assert json.loads(outputs[2].strip().splitlines()[-1])["problems"] == [
+        "entry 1 ('azure-in-the-url'): credentials written in the file: api_base (user info), api_base (query "
+        "parameter api-key) (give each as os.environ/NAME; the values were not imported)",
+        "entry 2 ('signed'): credential written in the file: base_url (query parameter sig) (give it as "
+        "os.environ/NAME; the value was not imported)"]
+    # the catalogue refuses it the same way, by every other door (CLI, page, API)
+    with pytest.raises(SpreadError, match="api_base carries a credential") as refused:
+        endpoints.add(Endpoint("direct", "openai/served",
+                               api_base=f"https://u:{PLANTED_URL_PASSWORD}@gpu.example.com/v1"))
+    outputs.append(str(refused.value))
+    added = spread_cli("models", "add", "cli", "--model", "openai/served", "--api-base",
+                       f"https://gpu.example.com/v1?key={PLANTED_URL_KEY}")
+    assert added.returncode == 2 and "api_base carries a credential (query parameter key)" in added.stderr
+    outputs += [added.stdout, added.stderr]
+    # nor is it stored in a run's plan, which records its API base
+    with pytest.raises(SpreadError, match="the API base carries a credential") as refused:
+        plan.create(plan.RunSpec(prompt="Hi", models=["openai/served"], temperatures=[1.0], n=1,
+                                 api_base=f"https://gpu.example.com/v1?token={PLANTED_URL_KEY}"))
+    outputs.append(str(refused.value))
+    for listing in (spread_cli("models", "list", "--json"), spread_cli("models", "export")):
+        outputs += [listing.stdout, listing.stderr]
+    for text in outputs:
+        assert PLANTED_URL_PASSWORD not in text and PLANTED_URL_KEY not in text
+    db = Path(config.db_path())
+    for path in (db, Path(f"{db}-wal")):
+        if path.exists():
+            data = path.read_bytes()
+            assert PLANTED_URL_PASSWORD.encode() not in data and PLANTED_URL_KEY.encode() not in data
+    assert endpoints.list_endpoints() == []
+
+
+def test_tokenizer_tokens_are_not_credentials_and_shell_variables_get_the_litellm_form():
+    config_text = """
+model_list:
+  - model_name: hf-llama
+    litellm_params:
+      model: huggingface/meta-llama/Llama-2-7b-chat-hf
+      api_base: https://hf.example.com
+      api_key: os.environ/HF_TOKEN
+      initial_prompt_value: "\\n"
+      roles: {system: {pre_message: "<|im_start|>system\\n", post_message: "<|im_end|>"}}
+      final_prompt_value: "\\n"
+      bos_token: "<s>"
+      eos_token: "</s>"
+      max_tokens: 20
+"""
+    (endpoint,) = litellm_config.preview(config_text).endpoints
+    assert endpoint.params["bos_token"] == "<s>" and endpoint.params["eos_token"] == "</s>"
+    shell = config_text.replace("os.environ/HF_TOKEN", "${HF_TOKEN}").replace(
+        "https://hf.example.com", "$HF_API_BASE")
+    with pytest.raises(litellm_config.ImportRefused) as caught:
+        litellm_config.preview(shell)
+    assert caught.value.problems == [
+        "entry 1 ('hf-llama'): api_base: LiteLLM does not read $HF_API_BASE as a variable: write "
+        "os.environ/HF_API_BASE",
+        "entry 1 ('hf-llama'): api_key: LiteLLM does not read ${HF_TOKEN} as a variable: write os.environ/HF_TOKEN"]
+
+
+def test_include_files_are_read_relative_to_the_file_that_names_them(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "config.yaml").write_text("""
+include: [models/chat.yaml]
+model_list:
+  - model_name: root-model
+    litellm_params: {model: openai/root, api_base: "http://127.0.0.1:9/v1"}
+router_settings: {routing_strategy: simple-shuffle}
+""", encoding="utf-8")
+    (tmp_path / "models" / "chat.yaml").write_text("""
+include: [embed.yaml]
+model_list:
+  - model_name: team-chat
+    litellm_params: {model: openai/chat, api_base: "http://127.0.0.1:9/v1"}
+router_settings: {routing_strategy: least-busy}
+""", encoding="utf-8")
+    (tmp_path / "models" / "embed.yaml").write_text("""
+include: [chat.yaml]
+model_list:
+  - model_name: team-embed
+    litellm_params: {model: openai/bge-m3, api_base: "http://127.0.0.1:9/v1"}
+    model_info: {mode: embedding}
+""", encoding="utf-8")  # includes chat.yaml back: each file is read once
+    path = tmp_path / "config.yaml"
+    result = litellm_config.preview(path.read_text(), path=path)
+    assert [e.name for e in result.endpoints] == ["root-model", "team-chat", "team-embed"]  # lists extend
+    assert "included: models/chat.yaml, embed.yaml" in result.notes
+    # the CLI reads them from the file's folder, whatever the working folder
+    added = spread_cli("models", "import", str(path), "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout.strip().splitlines()[-1])["added"] == ["root-model", "team-chat", "team-embed"]
+    # a missing file is one problem among the entries' own; an upload cannot read includes
+    (tmp_path / "models" / "embed.yaml").unlink()
+    with pytest.raises(litellm_config.ImportRefused) as caught:
+        litellm_config.preview(path.read_text().replace("openai/root", "nosuchprovider/x"), path=path)
+    assert caught.value.problems[0].startswith("include embed.yaml: cannot read ")
+    assert any("unknown model id 'nosuchprovider/x'" in p for p in caught.value.problems)
+    with pytest.raises(litellm_config.ImportRefused, match="read only from a config on disk"):
+        litellm_config.preview(path.read_text())

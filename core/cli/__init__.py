@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from pathlib import Path
 
 import click
 
@@ -21,12 +20,12 @@ from core.config import SpreadError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--db", metavar="PATH|URL",
-              help="SQLite file, or postgresql://USER@HOST:PORT/DB (default: $SPREAD_DB or data/spread.db)")
+              help="SQLite file, or postgresql://USER:PASSWORD@HOST:PORT/DB (default: $SPREAD_DB or data/spread.db)")
 def cli(db: str | None) -> None:
     """Sample prompts over inputs × models × temperatures × N, measure how far the answers
     spread, label them, and gate new models and prompts against golden sets."""
-    if db:
-        os.environ["SPREAD_DB"] = db if config.is_url(db) else str(Path(db).resolve())
+    if db:  # a misspelt URL is refused here, before any file is made (config.database)
+        os.environ["SPREAD_DB"] = config.absolute(config.database(db, "--db"))
 
 
 for stage in (run, analyse, review, evaluate, models, db, worker):
@@ -66,6 +65,7 @@ def _main(argv: list[str] | None) -> int:
         if not type(e).__module__.startswith("psycopg"):
             raise
         # PostgreSQL went away mid-command (psycopg is imported only for a postgresql:// store)
-        print(f"spread: error: database: {config.shown(str(e).strip().splitlines()[0])}", file=sys.stderr)
+        print(f"spread: error: database: {config.scrub(str(e).strip().splitlines()[0], os.environ.get('SPREAD_DB'))}",
+              file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0

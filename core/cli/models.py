@@ -122,7 +122,7 @@ def import_command(file, replace, dry_run, as_json):
     from core.run import litellm_config
 
     try:
-        preview = litellm_config.preview(read_text(file), replace=replace)
+        preview = litellm_config.preview(read_text(file), path=None if file == "-" else file, replace=replace)
     except SpreadError as refused:  # every problem of every entry (or why the file is not a config)
         if as_json:
             print_json({"added": [], "problems": getattr(refused, "problems", [str(refused)]),

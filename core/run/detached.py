@@ -6,7 +6,10 @@ using the app wait on it, so the app starts it here instead, in a new process (a
 session: a server restart does not stop it). It talks to the app only through the
 store: answers, progress, heartbeat, and the cancel flag (`spread cancel` works the same).
 
-    python -m core.run.own_process --db PATH RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
+    SPREAD_DB=PATH|URL python -m core.run.own_process RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
+
+The database comes through the environment, never the command line: a process's
+arguments are world-readable (`ps`, /proc/*/cmdline), and a URL holds its password.
 
 (core/run/own_process.py is that process's entry point; this module only starts and
 waits for it, so that the runner can use it without importing itself back.) A worker (core/run/service.py) starts it for a run it claimed that needs a process of
@@ -30,12 +33,11 @@ NICENESS = 10
 def start(run_id: int, *, db_path=None, retry_errors: bool = False, owner: str | None = None) -> subprocess.Popen:
     """The run's own process. With `owner` (a worker's claim) it dies with this process and
     stays in its session; without, it outlives the app (a new session)."""
-    argv = [sys.executable, "-m", "core.run.own_process", "--db", config.absolute(db_path or config.db_path()),
-            str(run_id)] + (["--retry-errors"] if retry_errors else [])
+    argv = [sys.executable, "-m", "core.run.own_process", str(run_id)] + (["--retry-errors"] if retry_errors else [])
     if owner:
         argv += ["--lease-owner", owner, "--parent", str(os.getpid())]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(config.PROJECT_ROOT),
-                                                                    os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, SPREAD_DB=config.absolute(config.database(db_path) if db_path else config.db_path()),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(config.PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen(argv, cwd=config.PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=not owner)
 

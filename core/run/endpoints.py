@@ -47,9 +47,15 @@ RUN_PARAMS = {
 # because parameters are stored in the shared database. Spread's own patterns, and every
 # name litellm itself masks as sensitive (`is_secret_name`).
 SECRET_NAME = re.compile(r"api[_-]?key|secret|passw|authoriz|credential|access[_-]?token|bearer", re.IGNORECASE)
-# Names that point at a credential by its name, not hold one.
+# Names that point at a credential by its name, not hold one; and a tokenizer's special
+# tokens (Hugging Face prompt templates: bos_token, eos_token, …), text that is no secret.
 NOT_SECRET = {"litellm_credential_name", "credential_name", "aws_profile_name", "aws_role_name", "aws_session_name",
-              "access_groups"}
+              "access_groups", "bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token",
+              "mask_token"}
+# Query parameters that carry a credential in a URL (Azure's api-key, a storage signature,
+# an Azure Functions code, …), besides every name `is_secret_name` knows.
+KEY_LIKE_QUERY = re.compile(r"^(api[-_]?key|key|code|sig|signature|token|auth|pass|pwd|subscription[-_]?key)$",
+                            re.IGNORECASE)
 # Parameters that tell the provider where its credentials are: an entry that sets one needs
 # no provider default variable (AWS_ACCESS_KEY_ID, …), only the variables it names.
 CREDENTIAL_SOURCES = {"aws_profile_name", "aws_role_name", "aws_web_identity_token", "aws_access_key_id",
@@ -134,6 +140,11 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
         config.check_text(api_base, "the API base", "api_base")
         if api_base.startswith(REFERENCE):
             _check_key_env(api_base[len(REFERENCE):])  # read from that variable when a call is made
+        elif carried := url_credentials(api_base):
+            # Never echoed: the catalogue, its listings and exports are shared.
+            raise SpreadError(f"api_base carries a credential ({', '.join(carried)}): the catalogue is shared and "
+                              f"stored, so give the URL as {REFERENCE}NAME (or the key as the key variable)",
+                              "api_base")
         elif not re.match(r"^https?://[^/\s]+", api_base):
             raise SpreadError(f"api_base {api_base!r} is not an http(s) URL (or {REFERENCE}NAME)", "api_base")
     key_env = (endpoint.key_env or "").strip() or None
@@ -255,6 +266,21 @@ def written_secrets(name: str, value) -> list[str]:
     if literal and is_secret_name(name) and not (isinstance(value, str) and value.startswith(REFERENCE)):
         return [name]
     return []
+
+
+def url_credentials(url: str) -> list[str]:
+    """Where a URL carries a credential, by place and never by value: its user info
+    (`https://user:PASS@host`) and key-like query parameters (`?api-key=…`, `key=`, `token=`, `sig=`)."""
+    from urllib.parse import parse_qsl
+
+    rest = url.split("#", 1)[0]
+    head, _, query = rest.partition("?")
+    authority = head.split("://", 1)[1] if "://" in head else head
+    found = ["user info"] if "@" in authority.split("/", 1)[0] else []
+    for name, _ in parse_qsl(query, keep_blank_values=True):
+        if KEY_LIKE_QUERY.match(name) or is_secret_name(name):
+            found.append(f"query parameter {name}")
+    return list(dict.fromkeys(found))
 
 
 def _holds_a_value(value) -> bool:

@@ -27,16 +27,27 @@ teams already keep their endpoints in, taken as they run it in production:
 Import is all or nothing: `preview()` reads every entry and lists every problem of every
 entry at once (`ImportRefused.problems`); `apply()` adds the lot in one transaction. A
 credential written into the file (api_key, azure_ad_token, aws_secret_access_key,
-vertex_credentials, anything litellm masks as sensitive) is refused by its field's name;
-its value is never repeated, stored or exported. Entries that are neither chat nor
-embedding models (images, audio, rerank) are listed as skipped.
+vertex_credentials, anything litellm masks as sensitive, or inside an api_base: user info
+or a key-like query parameter) is refused by its field's name; its value is never
+repeated, stored or exported. A tokenizer's bos_token/eos_token is text, not a
+credential. `${VAR}` (which LiteLLM sends as written) is refused with the
+`os.environ/VAR` it meant. Entries that are neither chat nor embedding models (images,
+audio, rerank) are listed as skipped.
+
+`include:` files are read as LiteLLM's proxy reads them: each path relative to the file
+that names it (else, as LiteLLM falls back, to the root config's folder), included files'
+own includes too, each file once; a list in an included file extends the same list, any
+other value replaces it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.config import SpreadError
 from core.run import endpoints, groups
@@ -69,21 +80,19 @@ class Preview:
     replace: bool = False
 
 
-def preview(text: str, *, replace: bool = False, db_path=None) -> Preview:
-    """What importing this config would add, or ImportRefused listing every problem."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise SpreadError(f"the file is not valid YAML{line}") from None
+def preview(text: str, *, path: str | Path | None = None, replace: bool = False, db_path=None) -> Preview:
+    """What importing this config would add, or ImportRefused listing every problem. `path`
+    is the config's own file, where its `include:` files are found (none for an upload)."""
+    data = _yaml(text, "the file")
+    result, problems = Preview(replace=replace), []
+    if isinstance(data, dict) and "include" in data:
+        data = _with_includes(data, Path(path) if path else None, problems, result.notes)
+    if problems and not (isinstance(data, dict) and data.get("model_list")):
+        raise ImportRefused(problems, result.notes)  # the model_list may be in the file that could not be read
     if not isinstance(data, dict) or not isinstance(data.get("model_list"), list):
         raise SpreadError("no model_list in the file: expected a LiteLLM proxy config.yaml")
     if not data["model_list"]:
         raise SpreadError("the model_list is empty")
-    result, problems = Preview(replace=replace), []
     ignored_sections = sorted(k for k in data if k not in SECTIONS_USED)
     if ignored_sections:
         result.notes.append(f"ignored: {', '.join(ignored_sections)} (only the model_list makes endpoints)")
@@ -120,6 +129,97 @@ def preview(text: str, *, replace: bool = False, db_path=None) -> Preview:
     if problems:
         raise ImportRefused(problems, result.notes)
     return result
+
+
+def _yaml(text: str, what: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise SpreadError(f"{what} is not valid YAML{line}") from None
+
+
+def _with_includes(data: dict, path: Path | None, problems: list[str], notes: list[str]) -> dict:
+    """The config with its `include:` files merged in, as LiteLLM's proxy merges them
+    (litellm/proxy/common_utils/config_includes.py)."""
+    merged = {k: v for k, v in data.items() if k != "include"}
+    if path is None:
+        problems.append("include: the files it names are read only from a config on disk (spread models import "
+                        "PATH), not from an upload")
+        return merged
+    root = path.resolve()
+    pending = [(entry, root) for entry in _include_entries(data, "include", problems)]
+    loaded, read = {root}, []
+    while pending:
+        entry, declared_in = pending.pop(0)
+        location = _include_location(entry, declared_in, root, notes)
+        if location in loaded:
+            continue
+        loaded.add(location)
+        try:
+            included = _yaml(location.read_text(encoding="utf-8"), f"include {entry}")
+        except SpreadError as e:
+            problems.append(str(e))
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"include {entry}: cannot read {location}: {getattr(e, 'strerror', None) or e}")
+            continue
+        if not isinstance(included, dict):
+            problems.append(f"include {entry}: not a YAML mapping")
+            continue
+        read.append(entry)
+        for key, value in included.items():
+            if key == "include":
+                continue
+            earlier = merged.get(key)
+            merged[key] = [*earlier, *value] if isinstance(earlier, list) and isinstance(value, list) else value
+        pending += [(e, location) for e in _include_entries(included, f"include in {entry}", problems)]
+    if read:
+        notes.append(f"included: {', '.join(read)}")
+    return merged
+
+
+def _include_entries(config: dict, where: str, problems: list[str]) -> list[str]:
+    entries = config.get("include")
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        problems.append(f"{where}: 'include' must be a list of file paths")
+        return []
+    return entries
+
+
+def _include_location(entry: str, declared_in: Path, root: Path, notes: list[str]) -> Path:
+    """Next to the config that names it; LiteLLM also finds one next to the root config."""
+    declared = Path(os.path.abspath(declared_in.parent / entry))
+    beside_root = Path(os.path.abspath(root.parent / entry))
+    if beside_root == declared or not beside_root.exists():
+        return declared
+    if not declared.exists():
+        notes.append(f"include {entry}: not next to {declared_in.name}, read from the root config's folder "
+                     "(as LiteLLM does)")
+        return beside_root
+    return declared
+
+
+# `${VAR}`, `$VAR`: a shell's way to read a variable, which LiteLLM sends as written.
+SHELL_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Z_][A-Z0-9_]*)")
+
+
+def _shell_variables(params: dict, problems: list[str]) -> dict:
+    """The parameters without `${VAR}` values, each refused with the reference LiteLLM reads."""
+    kept = {}
+    for name, value in params.items():
+        found = SHELL_VARIABLE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if found:
+            variable = found[1] or found[2]
+            problems.append(f"{name}: LiteLLM does not read {value.strip()} as a variable: write {REFERENCE}{variable}")
+            continue
+        kept[name] = value
+    return kept
 
 
 # What to set aside, after a setting is refused, to find the entry's next problem.
@@ -176,9 +276,14 @@ def _deployment(entry, credentials: list) -> tuple[Endpoint | None, list[str], l
     if mode not in (None, *endpoints.MODES):
         return None, notes, [], f"mode {mode} skipped (Spread uses chat and embedding endpoints)"
     params, info = _dates_as_text(params, notes), _dates_as_text(info, notes)
-    params = _with_credential(params, credentials, problems)
+    params = _shell_variables(_with_credential(params, credentials, problems), problems)
     written = endpoints.written_secrets("", {k: v for k, v in params.items() if k != "api_key"})
     written += [f"model_info.{n}" for n in endpoints.written_secrets("", info)]
+    for base_name in ("api_base", "base_url"):  # a key inside the URL: refused, the URL set aside
+        base = params.get(base_name)
+        if isinstance(base, str) and not base.startswith(REFERENCE) and (carried := endpoints.url_credentials(base)):
+            written += [f"{base_name} ({place})" for place in carried]
+            params = {k: v for k, v in params.items() if k != base_name}
     key = params.get("api_key")
     key_env = None
     if key is not None:

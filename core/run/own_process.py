@@ -1,6 +1,8 @@
 """The entry point of a run's own process (started by core/run/detached.py).
 
-    python -m core.run.own_process --db PATH RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
+    SPREAD_DB=PATH|URL python -m core.run.own_process RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
+
+The database is SPREAD_DB's, from the environment: never an argument, which `ps` shows anyone.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ import argparse
 import os
 import sys
 
+from core import config
 from core.run import detached, runner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.run.own_process", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True)
     parser.add_argument("--retry-errors", action="store_true")
     parser.add_argument("--lease-owner")
     parser.add_argument("--parent", type=int)
@@ -22,14 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent:
         _exit_with(args.parent)
-    os.environ["SPREAD_DB"] = args.db
+    db = config.db_path()
     # Below the app in the CPU queue (its sampler processes inherit this): on a machine
     # with few cores a large run takes every cycle it can get, and a page render then
     # waits behind it. The run yields a few cycles; pages stay quick.
     os.nice(detached.NICENESS)
-    pool = runner.prepare_own_process(args.run_id, db_path=args.db, retry_errors=args.retry_errors)
+    pool = runner.prepare_own_process(args.run_id, db_path=db, retry_errors=args.retry_errors)
     try:
-        runner.run_own_process(runner.execute(args.run_id, db_path=args.db, retry_errors=args.retry_errors, pool=pool,
+        runner.run_own_process(runner.execute(args.run_id, db_path=db, retry_errors=args.retry_errors, pool=pool,
                                               owner=args.lease_owner,
                                               on_stop="queued" if args.lease_owner else "cancelled"))
     finally:
@@ -39,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     # in-process worker does).
     from core.evaluate import scoring
 
-    runner.warm_embeddings(args.run_id, args.db)
-    scoring.score_run_sync(args.run_id, db_path=args.db)
+    runner.warm_embeddings(args.run_id, db)
+    scoring.score_run_sync(args.run_id, db_path=db)
     return 0
 
 

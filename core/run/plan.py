@@ -216,6 +216,10 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
         raise SpreadError("concurrency must be in 1..1024", "concurrency")
     if spec.api_base is not None and not spec.api_base.strip():
         spec.api_base = None
+    if spec.api_base and (carried := endpoints.url_credentials(spec.api_base)):  # never echoed: plans are stored
+        raise SpreadError(f"the API base carries a credential ({', '.join(carried)}): a run's plan is stored and "
+                          "shared, so give the key in the environment, or add the server as a model endpoint "
+                          "whose URL is os.environ/NAME", "api_base")
     spec.models, spec.temperatures = models_seen, temperatures
     # A catalogue name first, then a litellm id: recorded now, so the run keeps these settings.
     spec.endpoints = {m: spec.endpoints.get(m) or endpoints.resolve(m, spec.api_base_for(m), db_path=db_path).settings()

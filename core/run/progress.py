@@ -8,11 +8,14 @@ answers or 100,000.
 One thing it cannot see is a row replaced in place: a resume that retries error cells
 turns error rows into answers without adding rows. It counts everything again when the
 run ends, so the final figures are exact.
+
+During a database outage it keeps showing its last state, with `outage` saying why it
+is not moving (core/database_status.py), instead of failing the panel every second.
 """
 
 from __future__ import annotations
 
-from core import store
+from core import database_status, store
 
 ACTIVE = ("queued", "pending", "running", "cancelling")
 
@@ -23,10 +26,24 @@ class LiveProgress:
         self.last_id = 0
         self.status: str | None = None
         self._cells: dict[tuple[str, float], dict] = {}
+        self._shown: dict | None = None
 
     def refresh(self, db_path=None) -> dict | None:
         """The run (as `store.run_state`) with `counts` (per model × temperature: received,
-        errors), `received` and `errors`; None if there is no such run."""
+        errors), `received` and `errors`; None if there is no such run. While the database
+        cannot be reached, the last state with `outage` (one line); the error itself when
+        there is no state yet to show."""
+        try:
+            self._shown = self._read(db_path)
+        except Exception as error:
+            outage = database_status.problem(error)
+            if outage is None or self._shown is None:
+                raise
+            database_status.note(outage)
+            return self._shown | {"outage": outage}
+        return self._shown
+
+    def _read(self, db_path) -> dict | None:
         with store.connect(db_path) as db:
             run = store.run_state(db, self.run_id)
             if run is None:
