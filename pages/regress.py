@@ -9,7 +9,8 @@ from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, verdict
 from core.review import golden
-from core.run import local_llm, runner
+from core.models import local_llm
+from core.run import runner
 
 st.title("Regression")
 st.caption("Sample every item of a golden set K times on a candidate model or prompt version, score each sample "

@@ -10,7 +10,9 @@ from core.analyse import charts, embed, meaning, sensitivity, spread, tables, to
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.review import decisions
-from core.run import conversation, drafts, endpoints, inputs, runner
+from core.prompts import conversation, inputs
+from core.run import drafts, runner
+from core.models import endpoints
 from pages.parts import conversation_view
 
 st.title("Spread")

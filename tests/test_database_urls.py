@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import config, store, store_copy
+from core import config, store
+from core.store import copy as store_copy
 from core.run import plan, runner
 
 ROOT = Path(__file__).resolve().parent.parent

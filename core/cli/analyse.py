@@ -7,7 +7,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json
 from core.config import SpreadError
-from core.run import conversation, shapes
+from core.prompts import conversation, shapes
 
 
 @click.command("show")

@@ -42,7 +42,7 @@ from core import jsonvalue
 from core.config import SpreadError, read_yaml
 from core.evaluate import jsregex, tool_checks
 from core.evaluate.outcome import Outcome
-from core.run import shapes, templates
+from core.prompts import shapes, templates
 
 # The types a person names; every deterministic one also has a `not-` form.
 TYPES = {

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from core import store
-from core.run import inputs, shapes
+from core.prompts import inputs, shapes
 
 from core.review import labels
 from core.config import SpreadError, check_text

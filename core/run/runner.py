@@ -2,7 +2,7 @@
 
 The engine is one coroutine, `execute(run_id)`: it reads the plan from the store,
 works out which cells are still missing, and samples them, never more at once than the
-limits allow (core/run/limits.py). Each sample (core/run/sampler.py: the call and its
+limits allow (core/models/limits.py). Each sample (core/run/sampler.py: the call and its
 retries) runs in this process or, for a large run, in sampler processes
 (core/run/workers.py); each row goes to the store as it arrives (core/run/writer.py).
 Running it again on the same run fills only what is missing.
@@ -25,7 +25,8 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, direct, endpoints, lease, limits, llm, local_llm, models, plan, workers
+from core.run import detached, lease, plan, workers
+from core.models import direct, endpoints, limits, llm, local_llm, catalogue
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
@@ -137,7 +138,7 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
         await pool.open()
     direct.load()  # aiohttp's import, off the clock
     if todo:
-        await asyncio.to_thread(models.price_map)  # litellm's price map, read now, not at the first answer
+        await asyncio.to_thread(catalogue.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings

@@ -260,7 +260,7 @@ def _record_to_item(record, where: str) -> golden.Item:
 def _read_shape(item: golden.Item, record: dict, source: dict, where: str) -> None:
     """A conversation item's messages, tools / tool choice / response format, expected calls."""
     from core.config import SpreadError
-    from core.run import conversation, shapes
+    from core.prompts import conversation, shapes
 
     try:
         if source.get("messages") is not None:

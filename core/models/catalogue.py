@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from core import config
 
-from core.run import direct, llm, local_llm
+from core.models import direct, llm, local_llm
 from core.config import SpreadError
 
 # Providers listed by `spread models` and the model picker, with an example id.

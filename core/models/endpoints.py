@@ -12,7 +12,7 @@ run's API base, as before the catalogue existed. The flow:
 
 An endpoint may be a model group (LiteLLM's several deployments under one name, e.g. one
 model in three regions): it then holds its `deployments`, each an endpoint of its own,
-and its calls go through litellm's Router (core/run/groups.py), which spreads them by
+and its calls go through litellm's Router (core/models/groups.py), which spreads them by
 its routing strategy, each deployment's rpm/tpm, retries and cooldowns. An endpoint
 whose `info` says `mode: embedding` embeds text for meaning clusters instead of answering.
 
@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from core import config, store
 from core.config import SpreadError
-from core.run import limits, llm, local_llm, models
+from core.models import limits, llm, local_llm, catalogue
 
 MAX_NAME = 100
 KEY_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -108,7 +108,7 @@ class Endpoint:
             return None
         if self.price_in is not None and self.price_out is not None:
             return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
-        return models.cost_usd(self.model, prompt_tokens, completion_tokens)
+        return catalogue.cost_usd(self.model, prompt_tokens, completion_tokens)
 
 
 def bare(model_id: str, api_base: str | None = None) -> Endpoint:
@@ -176,7 +176,7 @@ def validate(endpoint: Endpoint, *, check_id: bool = True) -> Endpoint:
                        tpm=tpm, deployments=deployments, router=router, info=info, source="catalogue")
     if check_id and not local_llm.is_local(model):
         try:
-            models.provider_of(model, None if api_base and api_base.startswith(REFERENCE) else api_base)
+            catalogue.provider_of(model, None if api_base and api_base.startswith(REFERENCE) else api_base)
         except SpreadError as e:
             raise SpreadError(f"endpoint {name!r}: {e}", "model") from None
     return checked
@@ -200,7 +200,7 @@ def _check_key_env(name: str) -> None:
         # Never echo it: a key pasted here by mistake must not reach a message or a log.
         raise SpreadError("the key variable must be the NAME of an environment variable or secrets entry "
                           "(capitals, digits and _, e.g. TEAM_VLLM_KEY), never the key itself", "key_env")
-    if name in models.secret_values():
+    if name in catalogue.secret_values():
         raise SpreadError("the key variable must be a variable's name, not a key", "key_env")
 
 
@@ -382,6 +382,17 @@ def get(name: str, *, db_path=None) -> Endpoint | None:
     return _from_row(rows[0]) if rows else None
 
 
+def embedding_endpoint(name: str, *, db_path=None) -> Endpoint:
+    """The catalogue endpoint named `name` that makes embeddings, or a one-line SpreadError."""
+    endpoint = get(name, db_path=db_path)
+    if endpoint is None:
+        raise SpreadError(f"no endpoint named {name!r} (spread models list)", "embeddings")
+    if endpoint.mode != "embedding":
+        raise SpreadError(f"endpoint {name!r} is not an embedding endpoint (its model_info needs mode: embedding)",
+                          "embeddings")
+    return endpoint
+
+
 def fingerprint(*, db_path=None) -> str:
     """Changes whenever the catalogue does: a cache key for pages."""
     if _no_database(db_path):
@@ -471,7 +482,7 @@ def check(endpoint: Endpoint) -> None:
     if endpoint.source != "catalogue":
         # A bare id: the checks litellm ids always had, keyed by the id itself.
         try:
-            models.check_model(endpoint.model, endpoint.api_base)
+            catalogue.check_model(endpoint.model, endpoint.api_base)
         except SpreadError as e:
             raise SpreadError(str(e), "api_base" if "api_base" in str(e) else "models") from None
         return
@@ -497,17 +508,17 @@ def readiness(endpoint: Endpoint, *, probe: bool = True, timeout_s: float = 3.0)
                        problem=f"its api_base reads {endpoint.api_base[len(REFERENCE):]}, which is not set")
             return out
     try:
-        provider = models.provider_of(endpoint.model, api_base)
+        provider = catalogue.provider_of(endpoint.model, api_base)
     except SpreadError as e:
         out["problem"] = str(e)
         return out
     out["key"], out["problem"] = _key_status(endpoint, provider)
-    base = api_base or models.DEFAULT_API_BASES.get(provider)
+    base = api_base or catalogue.DEFAULT_API_BASES.get(provider)
     if base:
         out["server"] = "not checked"
         if probe:
             try:
-                models.check_reachable(base, timeout_s)
+                catalogue.check_reachable(base, timeout_s)
                 out["server"] = "reachable"
             except SpreadError as e:
                 out["server"] = "unreachable"
@@ -552,7 +563,7 @@ def _key_status(endpoint: Endpoint, provider: str) -> tuple[str, str | None]:
                  "its credential variable" if len(missing) == 1 else "its credential variables")
         return "missing", (f"{which} {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set (in the "
                            "environment or .streamlit/secrets.toml)")
-    if provider in models.KEYLESS or (endpoint.api_base and provider in models.OPENAI_COMPATIBLE):
+    if provider in catalogue.KEYLESS or (endpoint.api_base and provider in catalogue.OPENAI_COMPATIBLE):
         return "not needed", None
     config.load_secrets_into_env()
     env = llm.get().validate_environment(model=endpoint.model)
@@ -589,7 +600,7 @@ class Call:
 
     def options(self) -> dict:
         """llm.sample's keywords; a model group's calls go through its Router (made once per event loop)."""
-        from core.run import groups
+        from core.models import groups
 
         return {"api_base": self.api_base, "api_key": self.api_key, "params": self.params,
                 "timeout_s": self.timeout_s, "router": groups.router_for(self) if self.members else None}
@@ -609,11 +620,11 @@ def how_to_call(endpoint: Endpoint, default_timeout_s: float = 120.0) -> Call:
         return Call(endpoint=endpoint, model=endpoint.name, timeout_s=endpoint.timeout_s or default_timeout_s,
                     members=[how_to_call(member, default_timeout_s) for member in endpoint.members()])
     if endpoint.source != "catalogue":
-        key = models.api_key_for(endpoint.model, endpoint.api_base)
+        key = catalogue.api_key_for(endpoint.model, endpoint.api_base)
     elif endpoint.key_env:
         # Missing (a resumed run; check() refuses new ones): a placeholder, never another key.
         key = config.key(endpoint.key_env) or "no-key"
-    elif endpoint.api_base and _provider_or_none(endpoint) in models.OPENAI_COMPATIBLE:
+    elif endpoint.api_base and _provider_or_none(endpoint) in catalogue.OPENAI_COMPATIBLE:
         # A self-hosted server without a key: say so, rather than let litellm send it
         # the OPENAI_API_KEY of the environment.
         key = "no-key"
@@ -626,7 +637,7 @@ def how_to_call(endpoint: Endpoint, default_timeout_s: float = 120.0) -> Call:
 
 def _provider_or_none(endpoint: Endpoint) -> str | None:
     try:
-        return models.provider_of(endpoint.model, _resolve_references(endpoint.api_base) or None)
+        return catalogue.provider_of(endpoint.model, _resolve_references(endpoint.api_base) or None)
     except SpreadError:
         return None
 
@@ -644,7 +655,7 @@ def _resolve_references(value):
 def secret_values(calls) -> list[str]:
     """Every key in use (the environment's and the endpoints' own), to scrub from error text."""
     config.load_secrets_into_env()
-    return models.secret_values() + [s for call in calls for s in call.secrets()]
+    return catalogue.secret_values() + [s for call in calls for s in call.secrets()]
 
 
 async def try_call(endpoint: Endpoint) -> dict:
