@@ -13,10 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ("config", "display", "jsonvalue")  # settings and pure helpers: no Spread imports of their own
 ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "formats", "cli")
-# A run's last step (embed its answers, score its checks) is started by the engine where
-# the run executes; the engine cannot take it as an argument from a process of its own.
+# A run's last step (evaluate.scoring.finish_run: embed its answers, score its checks) is
+# taken where the run executed; a run's own process is handed nothing but argv, so the
+# engine imports it.
 ALLOWED = {
-    ("core.run.runner", "core.analyse.embed"),
     ("core.run.runner", "core.evaluate.scoring"),
     ("core.run.own_process", "core.evaluate.scoring"),
 }

@@ -201,6 +201,20 @@ def cache_key(method: str, *, db_path=None) -> str:
     return ENDPOINT + json.dumps(servers)
 
 
+def warm_run(run_id: int, db_path=None) -> int:
+    """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
+    from core import store
+
+    if not model_available():
+        return 0
+    with store.connect(db_path) as db:
+        texts = [r["text"] for r in store.responses(db, run_id) if r["error_type"] is None and r["text"]]
+    distinct = list({normalise(t): t for t in texts}.values())
+    if distinct:
+        cached(distinct, "minilm", db_path=db_path)
+    return len(distinct)
+
+
 def default_method() -> str:
     return "minilm" if model_available() else "tfidf"
 

@@ -231,14 +231,14 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
 
 
 async def execute_and_score(run_id: int, **kwargs) -> dict:
-    """`execute`, then embed the answers and score the run's checks, in the app's worker."""
+    """`execute`, then the run's last step (embed the answers, score the checks), in the app's worker."""
+    # The one import against the packages' order (tests/test_architecture.py, ALLOWED):
+    # the engine finishes the runs it executes, and a run's own process cannot be handed
+    # the step as an argument.
     from core.evaluate import scoring
 
     result = await execute(run_id, **kwargs)
-    # Embed the answers now, while nobody waits: opening the run on the Spread page
-    # then finds every embedding cached (10,000 answers: 13 s cold, 1 s cached).
-    await asyncio.to_thread(warm_embeddings, run_id, kwargs.get("db_path"))
-    await scoring.score_run(run_id, db_path=kwargs.get("db_path"))  # the run's checks, if any
+    await scoring.finish_run(run_id, db_path=kwargs.get("db_path"))
     return result
 
 
@@ -300,20 +300,6 @@ def _release(db_path, run_id: int, owner: str, status: str) -> None:
                 raise
             time.sleep(wait)
             wait = min(wait * 2, RETRY_S[1])
-
-
-def warm_embeddings(run_id: int, db_path=None) -> int:
-    """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
-    from core.analyse import embed
-
-    if not embed.model_available():
-        return 0
-    with store.connect(db_path) as db:
-        texts = [r["text"] for r in store.responses(db, run_id) if r["error_type"] is None and r["text"]]
-    distinct = list({embed.normalise(t): t for t in texts}.values())
-    if distinct:
-        embed.cached(distinct, "minilm", db_path=db_path)
-    return len(distinct)
 
 
 def request_cancel(run_id: int, *, db_path=None) -> None:
