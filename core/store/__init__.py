@@ -220,7 +220,7 @@ def m008_checks_and_regressions(db: Database) -> None:
 
 @migrations()
 def m009_endpoints(db: Database) -> None:
-    # The shared catalogue of named models (see core/models/endpoints.py). `key_env` is the
+    # The shared catalogue of named models (see core/models/endpoints/). `key_env` is the
     # name of the variable that holds the key, never the key; `params` is a JSON object.
     db["endpoints"].create(
         {"name": str, "model": str, "api_base": str, "key_env": str, "params": str, "price_in": float,
