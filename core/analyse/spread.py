@@ -427,14 +427,15 @@ def group_metrics(analysis: Analysis, axes: list[str], *, with_clusters: bool = 
     meaning_rows = _meaning_by(analysis, keys, with_clusters)
     out = []
     for key in sorted(basic):
-        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)}
+        row = {axis: axis_value(axis, value) for axis, value in zip(keys, key)}
         row.update(basic[key])
         row.update(meaning_rows.get(key) or _no_answers())
         out.append(row)
     return out
 
 
-def _plain(axis: str, value):
+def axis_value(axis: str, value):
+    """A cell's coordinate as plain Python: a temperature as a float, a variant or input as an int."""
     return float(value) if axis == "temperature" else int(value) if axis in ("variant", "input") else value
 
 
@@ -613,7 +614,7 @@ def cell_table(responses: list[dict], spec: dict | None = None) -> list[dict]:
     answers["norm"] = answers["text"].fillna("").map(embed.normalise)
     basic = _basic_by(answers, df[df["error_type"].notna()], AXES)
     shared_cores = local_load(spec) if spec else set()
-    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key]
+    return [{axis: axis_value(axis, value) for axis, value in zip(AXES, key)} | basic[key]
             | {"latency_under_local_load": key[2] in shared_cores} for key in sorted(basic)]
 
 
