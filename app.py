@@ -4,8 +4,8 @@ failure as one line instead of a page."""
 import streamlit as st
 
 from core import config, display
-from core.store import status as database_status
 from core.run import drafts, service
+from core.store import status as database_status
 
 
 def login_configured() -> bool:

@@ -6,8 +6,8 @@ import streamlit as st
 from core import display
 
 from core.formats import golden_files
-from core.review import golden
 from core.prompts import conversation
+from core.review import golden
 from pages.parts import conversation_view
 from core.config import SpreadError
 

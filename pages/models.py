@@ -9,8 +9,8 @@ import streamlit as st
 
 from core import config, display
 from core.config import SpreadError
-from core.models import endpoints, llm, catalogue
 from core.formats import litellm_config
+from core.models import endpoints, llm, catalogue
 from core.run import runner
 
 st.title("Models")

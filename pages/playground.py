@@ -8,12 +8,12 @@ import streamlit as st
 
 from core import display, store
 from core.analyse import spread
-from core.evaluate import checks
 from core.config import SpreadError
-from core.review import golden
+from core.evaluate import checks
 from core.formats import promptfoo_config
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
+from core.review import golden
 from core.run import drafts, estimate, plan, rewording, runner
 from core.run.progress import ACTIVE, LiveProgress
 

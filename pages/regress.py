@@ -8,8 +8,8 @@ from core import display, store
 from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, verdict
-from core.review import golden
 from core.models import local_llm
+from core.review import golden
 from core.run import runner
 
 st.title("Regression")

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from core import config, store
-from core.store import copy as store_copy
 from core.run import plan, runner
+from core.store import copy as store_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 

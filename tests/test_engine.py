@@ -15,8 +15,8 @@ import pytest
 
 from conftest import ROOT
 from core import store
-from core.run import detached, plan, runner, workers
 from core.models import limits, llm
+from core.run import detached, plan, runner, workers
 from core.run.progress import LiveProgress
 from core.run.writer import Writer
 

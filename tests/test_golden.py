@@ -10,9 +10,9 @@ import yaml
 
 from core import store
 
+from core.config import SpreadError
 from core.formats import golden_files
 from core.review import golden, labels
-from core.config import SpreadError
 from test_review import make_answers
 
 

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from core.evaluate import checks, rates, scoring
-from core.models import endpoints
 from core.formats import promptfoo_config
+from core.models import endpoints
 from test_cli import last_json, spread
 
 PLANTED_KEY = "sk-planted-never-shown-0123456789"

@@ -9,9 +9,9 @@ from core import store
 from core.analyse import meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, scoring, tool_checks
-from core.review import golden
-from core.prompts import conversation, inputs, shapes
 from core.models import llm
+from core.prompts import conversation, inputs, shapes
+from core.review import golden
 from core.run import plan, runner
 from test_cli import last_json, spread as cli
 

@@ -9,10 +9,10 @@ from conftest import ROOT
 from test_cli import last_json, spread
 
 from core import store
-from core.store import copy as store_copy
 from core.config import SpreadError
-from core.review import decisions, golden, labels
 from core.models import endpoints
+from core.review import decisions, golden, labels
+from core.store import copy as store_copy
 
 
 def populated(path) -> str:

@@ -13,10 +13,10 @@ import pytest
 from core import store
 from core.analyse import sensitivity, spread
 from core.formats import golden_files
+from core.models import llm
+from core.prompts import inputs
 from core.review import golden, labels
 from core.run import estimate, plan, runner
-from core.prompts import inputs
-from core.models import llm
 from test_cli import last_json, spread as cli
 
 CAPITALS = {"France": "Paris", "Peru": "Lima", "Japan": "Tokyo"}

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from core.analyse import embed, meaning, stats, tool_usage
-from core.prompts import shapes
 from core.config import SpreadError
+from core.prompts import shapes
 
 AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD

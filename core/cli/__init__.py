@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from core.cli import analyse, db, evaluate, models, review, run, worker
 from core import config
+from core.cli import analyse, db, evaluate, models, review, run, worker
 from core.config import SpreadError
 
 

@@ -146,8 +146,8 @@ def import_command(file, replace, dry_run, as_json):
 @click.option("--out", metavar="FILE", help="write here (default: stdout)")
 def export_command(out):
     """The catalogue as a LiteLLM proxy config.yaml model_list (keys as os.environ/NAME)."""
-    from core.models import endpoints
     from core.formats import litellm_config
+    from core.models import endpoints
 
     text = litellm_config.export(endpoints.list_endpoints())
     if out:

@@ -20,8 +20,8 @@ import io
 import json
 from pathlib import Path
 
-from core.review import golden
 from core.config import SpreadError
+from core.review import golden
 
 FORMATS = ("jsonl", "csv", "openai", "promptfoo", "parquet")
 CSV_COLUMNS = ["set", "set_version", "item_key", "system", "prompt", "vars", "reference", "accepted", "rejected",

@@ -37,11 +37,11 @@ from pathlib import Path
 from core.config import SpreadError, read_yaml
 from core.evaluate import checks as checks_module
 from core.evaluate.checks import TEST_CHECKS, TEST_THRESHOLD
-from core.prompts import conversation, inputs as inputs_module, shapes, templates
 from core.models import endpoints
-from core.run import plan
 from core.models.endpoints import Endpoint
 from core.models.llm import ECHO_MODEL
+from core.prompts import conversation, inputs as inputs_module, shapes, templates
+from core.run import plan
 
 # promptfoo provider prefixes -> litellm's (the model name follows the last colon).
 PROVIDERS = {

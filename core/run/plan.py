@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 from core import config, store
 from core.config import SpreadError
-from core.prompts import inputs as inputs_module
-from core.prompts import conversation, shapes, templates
 from core.models import endpoints, local_llm
+from core.prompts import conversation, shapes, templates
+from core.prompts import inputs as inputs_module
 
 MAX_N = 1000
 MAX_PROMPT_CHARS = 1_000_000

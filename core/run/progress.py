@@ -15,8 +15,8 @@ is not moving (core/store/status.py), instead of failing the panel every second.
 
 from __future__ import annotations
 
-from core.store import status as database_status
 from core import store
+from core.store import status as database_status
 
 ACTIVE = ("queued", "pending", "running", "cancelling")
 

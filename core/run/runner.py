@@ -25,8 +25,8 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, lease, plan, workers
 from core.models import direct, endpoints, limits, llm, local_llm, catalogue
+from core.run import detached, lease, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer

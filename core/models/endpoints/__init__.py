@@ -4,7 +4,7 @@ parameters, prices, limits and timeout.
 A model name in a run is an endpoint. Either a catalogue entry ("team-llama": vLLM at
 http://gpu-1:8000/v1, key in $TEAM_VLLM_KEY, top_k 40, 60 requests a minute), or, for
 a name that is not in the catalogue, a bare litellm id (`openai/gpt-4o-mini`) with the
-run's API base, as before the catalogue existed. The flow:
+run's API base (how any litellm id is called). The flow:
 
     resolve(name) -> Endpoint      what a name means (catalogue first, then a litellm id)
     check(endpoint)                whether a run on it can start (id, key, server), or why not
