@@ -596,7 +596,7 @@ def test_models_page_imports_a_litellm_config_after_a_preview_and_exports_it():
     assert any("Imported" in s.value for s in at.success)
     assert list(at.dataframe[0].value["name"]) == ["mini", "team-llama"]
     export = at.get("download_button")[0]
-    assert not golden_files.proto.disabled
+    assert not export.proto.disabled
 
 
 def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
