@@ -8,7 +8,7 @@ goes through litellm. A cold `import litellm` takes seconds, so a run that needs
 litellm starts without it, and pages import it off their start-up path, through `get()`.
 
 litellm is configured lean (`_lean()`): Spread uses none of its logging callbacks and
-prices answers itself (models.cost_usd), yet by default litellm builds a logging payload
+prices answers itself (catalogue.cost_usd), yet by default litellm builds a logging payload
 and looks up a price for every call. Streaming answers from OpenAI-compatible providers
 reached through litellm are read from the provider's chunks directly
 (`_read_openai_stream`), skipping litellm's per-chunk rewrapping.
@@ -81,7 +81,7 @@ def _lean(litellm) -> None:
     Logging.success_handler = no_log
     Logging.handle_sync_success_callbacks_for_async_calls = no_log
     # The price litellm stamps on each response: Spread prices from usage itself, once
-    # per model and token count (models.cost_usd), and keeps unknown prices unknown.
+    # per model and token count (catalogue.cost_usd), and keeps unknown prices unknown.
     Logging.response_cost_calculator = no_log
     litellm.disable_streaming_logging = True
 
