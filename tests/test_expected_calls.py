@@ -197,3 +197,60 @@ def test_golden_inputs_keep_the_expected_calls_and_no_answer_leaves_the_pass_rat
            "calls and the answer calls none (tool-call-f1 fails it) (1)" in said
     both = last_json(cli("checks", str(run["run_id"]), "--check", "tool-call-f1", "--json"))
     assert both["by_model"][0]["answers"] == 4 and both["by_model"][0]["passes"] == 3 and both["unchecked"] == 0
+
+
+# --- the Review page's editor ---------------------------------------------------------------------
+
+def shown(markdown: str) -> str:
+    """A message as the page drew it (display.inert's escapes and word joiners), as plain text."""
+    return markdown.replace("\\", "").replace("\u2060", "")
+
+
+def test_review_page_corrects_a_tool_call_answer_with_the_expected_call(stub):
+    from test_pages import app
+
+    stub.respond = lambda body: call("search", '{"q": "weather Paris"}')
+    chat = [{"role": "user", "content": "Weather in Paris?"}]
+    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1))
+    asyncio.run(runner.execute(run_id))
+    at = app().run()
+    at.sidebar.text_input(key="reviewer").input("ana").run()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    rid = at.session_state["review_item"]
+    assert at.selectbox(key=f"call_tool_{rid}").options == ["get_weather", "search"]
+    # A call whose arguments break the tool's schema is refused next to the editor, and not kept.
+    at.selectbox(key=f"call_tool_{rid}").set_value("get_weather")
+    at.text_area(key=f"call_args_{rid}").input('{"unit": "c"}')
+    at.button(key=f"call_add_{rid}").click().run()
+    assert any("call 1 (get_weather): arguments: 'city' is a required property" in shown(e.value) for e in at.error)
+    assert f"calls_{rid}" not in at.session_state
+    at.text_area(key=f"call_args_{rid}").input('{"city": "Paris", "unit": "c"}')
+    at.button(key=f"call_add_{rid}").click().run()
+    assert not at.exception and not at.error
+    assert any(c.value == 'get_weather({"city": "Paris", "unit": "c"})' for c in at.code)
+    assert at.text_area(key=f"call_args_{rid}").value == ""
+    # A call typed but not added is not dropped in silence.
+    at.text_area(key=f"call_args_{rid}").input('{"city": "Lyon"}')
+    at.button(key="fail").click().run()
+    assert any("not added yet" in shown(e.value) for e in at.error)
+    assert labels.labels_for([rid]) == []
+    at.text_area(key=f"call_args_{rid}").input("")
+    at.button(key="fail").click().run()
+    assert not at.exception
+    (given,) = labels.labels_for([rid])
+    assert (given["verdict"], given["correction_calls"]) == (
+        "fail", [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}])
+
+
+def test_review_page_offers_no_call_editor_for_a_text_run(stub):
+    from test_pages import app
+
+    stub.respond = lambda body: "Paris."
+    plan.create(run_spec(stub, variants=[plan.Variant("Capital of France?")], n=1))
+    asyncio.run(runner.execute(1))
+    at = app().run()
+    at.sidebar.text_input(key="reviewer").input("ana").run()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    assert not [w for w in at.selectbox if str(w.key).startswith("call_tool_")]
