@@ -254,3 +254,37 @@ def test_review_page_offers_no_call_editor_for_a_text_run(stub):
     at.switch_page("pages/review.py").run()
     assert not at.exception
     assert not [w for w in at.selectbox if str(w.key).startswith("call_tool_")]
+
+
+# --- the gate says what it could not check ---------------------------------------------------------
+
+def test_the_gate_counts_and_says_the_answers_it_could_not_check(stub, tmp_path):
+    from test_pages import app
+
+    golden.create_set("weather")
+    golden.add_items("weather", [golden.Item(
+        prompt=f"Weather in {city}?", vars={"city": city}, messages=[{"role": "user", "content": f"Weather in {city}?"}],
+        shape={"tools": WEATHER}, tool_calls=[RIGHT[city]], reference=f'get_weather({{"city": "{city}"}})',
+        assertions=[{"type": "similar"}]) for city in ("Paris", "Oslo")])
+    # Oslo is answered in words: `similar` to calls cannot compare it, so no verdict.
+    stub.respond = lambda body: "Sunny in Oslo." if city_of(body) == "Oslo" else \
+        call("get_weather", json.dumps({"city": city_of(body)}))
+    result = cli("regress", "weather", "--model", "openai/stub-a", "--api-base", stub.base_url, "--n", "3",
+                 "--min-pass-rate", "0.5", "--junit", str(tmp_path / "junit.xml"), "--json")
+    report = last_json(result)
+    assert (report["unchecked"], report["samples"], report["pass_rate"]) == (3, 3, 1.0)
+    assert report["unchecked_why"] == [{"reason": "similar: the reference is tool calls and the answer calls none "
+                                                  "(tool-call-f1 fails it)", "answers": 3}]
+    said = ("3 of 6 answers could not be checked, so no pass rate counts them: similar: the reference is tool calls "
+            "and the answer calls none (tool-call-f1 fails it) (3)")
+    assert report["notes"] == [said]
+    assert {i["label"].split("=")[-1]: (i["samples"], i["unchecked"]) for i in report["items"]} == {
+        "Paris": (3, 0), "Oslo": (0, 3)}
+    assert '<property name="unchecked" value="3"' in (tmp_path / "junit.xml").read_text()
+    printed = cli("regress", "weather", "--model", "openai/stub-a", "--api-base", stub.base_url, "--n", "1").stdout
+    said_once = said.replace("3 of 6", "1 of 2").replace("(3)", "(1)")
+    assert f"  note: {said_once}" in printed
+    at = app().run()
+    at.switch_page("pages/regress.py").run()  # the latest regress run of the set
+    assert not at.exception
+    assert any(said_once in shown(w.value) for w in at.warning)
