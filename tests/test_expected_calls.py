@@ -288,3 +288,6 @@ def test_the_gate_counts_and_says_the_answers_it_could_not_check(stub, tmp_path)
     at.switch_page("pages/regress.py").run()  # the latest regress run of the set
     assert not at.exception
     assert any(said_once in shown(w.value) for w in at.warning)
+    table = at.dataframe[0].value
+    assert dict(zip(table["item"], table["could not check"])) == {"#1 city=Paris": 0, "#2 city=Oslo": 1}
+    assert any(shown(e.label).endswith("0/0 pass · 1 could not be checked") for e in at.expander)
