@@ -306,6 +306,15 @@ def m016_labels_by_reviewer(db: Database) -> None:
     db["labels"].create_index(["reviewer", "response_id"])
 
 
+@migrations()
+def m017_expected_calls(db: Database) -> None:
+    # A reviewer's correction of a tool-call answer may be the calls it should have made
+    # (JSON: a list of {name, arguments}, arguments parsed), beside or instead of a text
+    # correction. NULL for every label made before, and for text corrections.
+    db["labels"].add_column("correction_calls", str)
+    db["label_history"].add_column("correction_calls", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
