@@ -291,3 +291,15 @@ def test_the_gate_counts_and_says_the_answers_it_could_not_check(stub, tmp_path)
     table = at.dataframe[0].value
     assert dict(zip(table["item"], table["could not check"])) == {"#1 city=Paris": 0, "#2 city=Oslo": 1}
     assert any(shown(e.label).endswith("0/0 pass · 1 could not be checked") for e in at.expander)
+
+
+def test_a_failed_answer_whose_label_gives_the_calls_needs_no_typed_reference(stub):
+    """Review's golden popover enables Add for a failed answer when its label already carries
+    the correction (here the expected calls), as the core then uses them."""
+    _, ids = weather_run(stub, right_for_two)
+    labels.label(ids["Lyon"], "ana", labels.Label("fail"))
+    assert not golden.labelled_correction(ids["Lyon"])
+    labels.label(ids["Lyon"], "ana", labels.Label("fail", correction_calls=[
+        {"name": "get_weather", "arguments": json.dumps({"city": "Lyon"})}]))
+    assert golden.labelled_correction(ids["Lyon"])
+    assert not golden.labelled_correction(ids["Paris"])
