@@ -11,7 +11,7 @@ What a crash can lose: an answer is in memory from the moment it arrives until t
 transaction that holds it commits (the largest wait seen is in `max_lag_ms`), and before
 it arrives it may wait in the socket for the process to get a core. A SIGKILL loses
 those answers (their cells stay empty, and a resume samples them again); everything
-committed before stays. Measured per mode in bench/bench_crash.py (README, Performance).
+committed before stays. Measured per mode in bench/bench_crash.py (docs/performance.md).
 
 When the store cannot be reached (a PostgreSQL server restarting), the writer keeps what
 it holds and connects again until the store is back; the engine starts no new call
