@@ -357,7 +357,8 @@ def _connect_postgres(url: str) -> Iterator[Database]:
     try:
         raw = postgres.pool.get(url)
     except postgres.psycopg.Error as e:
-        kind = Unreachable if isinstance(e, postgres.psycopg.OperationalError) else config.SpreadError
+        kind = Unreachable if isinstance(e, postgres.psycopg.OperationalError) and not _login_refused(e) \
+            else config.SpreadError
         raise kind(f"cannot open database {config.shown(url)}: {_first_line(e)}") from None
     db = postgres.PostgresDatabase(raw)
     try:
@@ -367,6 +368,16 @@ def _connect_postgres(url: str) -> Iterator[Database]:
         yield db
     finally:
         postgres.pool.put(url, raw)
+
+
+# What a PostgreSQL server says when it answered but will not let this login in: waiting
+# cannot help (a wrong password, an unknown role or database), unlike a server away.
+LOGIN_REFUSED = ("authentication failed", "does not exist", "not permitted to log in", "no pg_hba.conf entry",
+                 "no password supplied")
+
+
+def _login_refused(error: Exception) -> bool:
+    return any(phrase in str(error) for phrase in LOGIN_REFUSED)
 
 
 def _first_line(error: Exception) -> str:
