@@ -281,3 +281,25 @@ def test_worker_says_what_it_does_one_line_per_change(stub, postgres, pg_url, mo
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode == 130
+
+
+@pytest.mark.sqlite_only
+def test_sigterm_on_a_foreground_run_on_sqlite_keeps_its_calls_in_flight_and_leaves_it_for_a_resume(stub):
+    stub.latency_s = 0.3
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "run", "--prompt", "What is the capital of France?",
+         "--model", "openai/stub-a", "--api-base", stub.base_url, "--temperature", "1", "--n", "300",
+         "--concurrency", "16"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run_id = int(re.match(r"run (\d+):", process.stderr.readline()).group(1))
+    wait_for_answers(run_id, 40)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 130 and f"run {run_id} stopped" in err and "interrupted" in err, err
+    kept, asked = cells(run_id)[0], stub.count()
+    assert 40 <= kept < 300 and kept == asked  # the calls in flight ended and were written
+    assert status(run_id) == "interrupted"  # no worker on SQLite's app: left for a resume
+    with store.connect() as db:
+        assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
+    spread("resume", str(run_id))
+    assert cells(run_id) == (300, 300) and stub.count() == 300

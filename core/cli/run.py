@@ -208,7 +208,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
         if bar is not None:
             bar.close()
     if stop.is_set() and result["status"] != "done":
-        where = "queued for a worker" if result["status"] == "queued" else result["status"]
+        where = "queued for a worker" if result["status"] == "queued" else "interrupted"
         print(f"run {run_id} stopped: {result['responses']} answers kept; the run is {where} "
               f"(spread resume {run_id} fills the rest)", file=sys.stderr)
         return 130

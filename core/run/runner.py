@@ -74,12 +74,13 @@ async def execute(
 
     `stop`: once set (this process is stopping), no call starts, the calls in flight get
     STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
-    where workers carry runs (PostgreSQL), so that another worker continues it at once,
-    else left as `on_stop`."""
+    where workers carry runs (PostgreSQL) or a worker holds it, so that another worker
+    continues it at once; else its lease is given up and it shows as interrupted, for a
+    resume."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
-        handed_back = "queued" if lease.carried_by_workers(db) else on_stop
+        handed_back = "queued" if lease.carried_by_workers(db) or on_stop == "queued" else None
     cancel = cancel or threading.Event()
     if claimed["status"] == "cancelling":  # cancelled before this worker began
         cancel.set()
@@ -126,7 +127,7 @@ async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event,
 
 async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_answer, cancel: threading.Event,
                   lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
-                  handed_back: str) -> dict:
+                  handed_back: str | None) -> dict:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
@@ -259,7 +260,10 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                         status = handed_back if progress.received < progress.planned else "done"
                     else:
                         status = "cancelled" if cancel.is_set() else "done"
-                    await asyncio.to_thread(_release, db_path, run_id, owner, status)
+                    if status is None:
+                        await asyncio.to_thread(_drop, db_path, run_id, owner)
+                    else:
+                        await asyncio.to_thread(_release, db_path, run_id, owner, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
