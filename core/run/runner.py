@@ -169,23 +169,27 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
 
     async def one(cell) -> None:
         model = cell[2]
+        # The call's slot is held until its answer is committed, not only until it arrives:
+        # then the calls in flight and the answers not yet committed together stay within
+        # the run's concurrency, and that is all a SIGKILL can make a resume ask again.
         try:
             if cancel.is_set():
                 return
             sampler = pool if pool is not None and workers.remote(spec, model) else here
             row = await sampler.sample(Job(run_id, cell, prompts[cell[:2]]))
+            if row is None:
+                return
+            if row.get("error_type") is None:
+                row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
+            committed = writer.put(row)
+            progress.received += 1
+            progress.errors += row.get("error_type") is not None
+            progress.cost_usd += row.get("cost_usd") or 0.0
+            if on_answer:
+                on_answer(progress, row)
+            await committed
         finally:
             gate.release(model)
-        if row is None:
-            return
-        if row.get("error_type") is None:
-            row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
-        writer.put(row)
-        progress.received += 1
-        progress.errors += row.get("error_type") is not None
-        progress.cost_usd += row.get("cost_usd") or 0.0
-        if on_answer:
-            on_answer(progress, row)
 
     def finished(task: asyncio.Task) -> None:
         running.discard(task)
