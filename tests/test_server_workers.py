@@ -303,3 +303,48 @@ def test_sigterm_on_a_foreground_run_on_sqlite_keeps_its_calls_in_flight_and_lea
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
     spread("resume", str(run_id))
     assert cells(run_id) == (300, 300) and stub.count() == 300
+
+
+def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(stub):
+    stub.latency_s = 60
+    run_id = queued_run(stub, n=20, concurrency=4)
+    process = worker(lease_s=30)
+    assert wait_until(lambda: stub.count() >= 4, 60)
+    process.send_signal(signal.SIGTERM)
+    started = time.time()
+    _, err = process.communicate(timeout=30)
+    took = time.time() - started
+    assert runner.STOP_WAIT_S <= took < runner.STOP_WAIT_S + 3, took  # inside Docker's 10-s grace
+    assert status(run_id) == "queued" and cells(run_id) == (0, 0)  # the dropped calls are the next worker's
+
+
+def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concurrency(stub, monkeypatch):
+    import asyncio
+
+    run_id = queued_run(stub, n=120, concurrency=8)
+    committed = [0]
+    save = store.save_responses
+
+    def slow_save(db, rows):  # a store that takes its time to commit (a busy PostgreSQL)
+        time.sleep(0.1)
+        save(db, rows)
+        committed[0] += len(rows)
+
+    monkeypatch.setattr(store, "save_responses", slow_save)
+    worst = [0]
+    done = threading.Event()
+
+    def watch():  # what a SIGKILL now would make a resume ask again
+        while not done.is_set():
+            worst[0] = max(worst[0], stub.count() - committed[0])
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        asyncio.run(runner.execute(run_id))
+    finally:
+        done.set()
+        watcher.join()
+    assert cells(run_id) == (120, 120)
+    assert worst[0] <= 8, worst[0]
