@@ -178,8 +178,14 @@ async def _wait_for(process, run_id: int, stop: threading.Event) -> None:
 
 
 def _status(db_path, run_id: int) -> str:
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+    """How a carried run ended, for the worker's line about it."""
+    try:
+        with store.connect(db_path) as db:
+            run = store.get_run(db, run_id)
+    except Exception as error:
+        if not store.unreachable(error):
+            raise
+        return "ended (the database is unreachable to say how)"
     return {"queued": "handed back (queued)"}.get(run["status"], run["status"])
 
 
