@@ -95,7 +95,8 @@ def one_kill(server: Loopback, mode: str, tmp: str, args, env: dict, k: int, pos
     rows = count(db, "select count(*) from responses")
     cells = count(db, "select count(*) from (select distinct variant, input, model, temperature, sample_idx "
                       "from responses) as c")
-    return {"mode": mode, "store": "postgresql" if postgres else "sqlite", "rep": k, "answered": answered, "stored": kept, "lost": answered - kept,
+    return {"mode": mode, "store": "postgresql" if postgres else "sqlite", "rep": k, "answered": answered,
+            "stored": kept, "lost": answered - kept,
             "asked_again": server.stats()["requests"] - args.calls,
             "after_resume_rows": rows, "after_resume_cells": cells, "planned": args.calls}
 

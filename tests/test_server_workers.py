@@ -2,6 +2,7 @@
 drawn), SIGTERM hands a run back after its calls in flight, and `spread worker --once`
 claims what is claimable now (issue 25, items 1 to 3)."""
 
+import asyncio
 import os
 import queue
 import re
@@ -314,13 +315,11 @@ def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(stub):
     started = time.time()
     _, err = process.communicate(timeout=30)
     took = time.time() - started
-    assert runner.STOP_WAIT_S <= took < runner.STOP_WAIT_S + 3, took  # inside Docker's 10-s grace
+    assert lease.STOP_WAIT_S <= took < lease.STOP_WAIT_S + 3, took  # inside Docker's 10-s grace
     assert status(run_id) == "queued" and cells(run_id) == (0, 0)  # the dropped calls are the next worker's
 
 
 def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concurrency(stub, monkeypatch):
-    import asyncio
-
     run_id = queued_run(stub, n=120, concurrency=8)
     committed = [0]
     save = store.save_responses

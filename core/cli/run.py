@@ -197,7 +197,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     # SIGTERM stops the run gracefully: no new call, the calls in flight end (or are dropped
-    # after runner.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
+    # after lease.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
     stop = threading.Event()
     try:
         result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop,

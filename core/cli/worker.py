@@ -18,7 +18,8 @@ from core.run import lease
     f"it dies, another worker takes the run over once the lease has expired. The lease lasts "
     f"${lease.LEASE_ENV} seconds (default {lease.DEFAULT_LEASE_S:.0f}). Each app server on PostgreSQL runs "
     "one worker; this command runs more. SIGTERM stops it gracefully: no new call, the calls in flight "
-    "get a few seconds, and its runs go back to the queue for another worker. What it does (claimed, "
+    f"get up to {lease.STOP_WAIT_S:.0f} s, and its runs go back to the queue for another worker. What it does "
+    "(claimed, "
     "finished, waiting, database unreachable) is one line on stderr per event."))
 @click.option("--once", is_flag=True, help="exit when nothing is left to claim and its runs have ended (else keep "
               "polling); a database it cannot reach or log into is an error")

@@ -27,6 +27,11 @@ LEASE_ENV = "SPREAD_LEASE_S"
 # Long enough to ride out a database restart (the worker keeps its run), short enough
 # that a dead server's run is taken over within half a minute.
 DEFAULT_LEASE_S = 30.0
+# When a worker's process stops (SIGTERM: a redeploy, `docker stop`), the calls in flight
+# get this long to end before they are dropped; then what arrived is committed and the run
+# handed back. With the commit and the hand-back the process is gone within about 8 s,
+# inside Docker's default stop grace of 10 s.
+STOP_WAIT_S = 6.0
 # Statuses of a run someone is (or was, if the lease expired) sampling.
 HELD = ("pending", "running", "cancelling")
 

@@ -32,11 +32,6 @@ from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
 
 CANCEL_POLL_S = 0.25
-# When a process stops (SIGTERM: a redeploy, `docker stop`), the calls in flight get this
-# long to end before they are abandoned; then what arrived is committed and the run handed
-# back. With the commit and the hand-back the process is gone within about 8 s, inside
-# Docker's default grace of 10 s (compose.yaml's stop_grace_period leaves more).
-STOP_WAIT_S = 6.0
 # Set when this process is stopping (the app server's shutdown: service.server_lifespan):
 # the runs sampled on its background loop start no call and hand their runs back.
 PROCESS_STOPPING = threading.Event()
@@ -73,7 +68,7 @@ async def execute(
     without it, every sample is taken in this process. The pool is closed here.
 
     `stop`: once set (this process is stopping), no call starts, the calls in flight get
-    STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
+    lease.STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
     where workers carry runs (PostgreSQL) or a worker holds it, so that another worker
     continues it at once; else its lease is given up and it shows as interrupted, for a
     resume."""
@@ -212,13 +207,13 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
 
     async def watch():
         # A cancel, seen by the heartbeat (`spread cancel`, another app server) or asked here;
-        # or this process stopping, whose calls in flight get STOP_WAIT_S before they are dropped.
+        # or this process stopping, whose calls in flight get lease.STOP_WAIT_S before they are dropped.
         told_pool = False
         deadline = None
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
             if stop.is_set() and deadline is None:
-                deadline = time.monotonic() + STOP_WAIT_S
+                deadline = time.monotonic() + lease.STOP_WAIT_S
                 if not cancel.is_set():
                     draining.set()
                     cancel.set()  # start nothing more; samplers stop retrying

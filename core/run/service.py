@@ -11,7 +11,7 @@ another once its lease expires or at once when its process is gone from the same
 still claims queued runs and expired leases there.
 
 Stopping (SIGTERM to a server or to `spread worker`): the worker claims nothing more,
-each run it holds starts no new call, its calls in flight get runner.STOP_WAIT_S to end,
+each run it holds starts no new call, its calls in flight get lease.STOP_WAIT_S to end,
 what arrived is committed and the run goes back to `queued` for another worker.
 
 A small run is sampled on the worker's event loop; one the app would sample in a process
@@ -167,7 +167,7 @@ async def _wait_for(process, run_id: int, stop: threading.Event) -> None:
                 return waiting.result()
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(waiting), runner.STOP_WAIT_S + CHILD_MARGIN_S)
+            await asyncio.wait_for(asyncio.shield(waiting), lease.STOP_WAIT_S + CHILD_MARGIN_S)
         except TimeoutError:
             process.kill()
         await waiting
@@ -197,7 +197,7 @@ _serving_lock = threading.Lock()
 async def server_lifespan(app=None):
     """An app server's life (st.App's lifespan, app.py): open and migrate the store and start
     this server's worker before any page is drawn; at shutdown, stop it and the runs on the
-    background loop, which hand their runs back (runner.STOP_WAIT_S)."""
+    background loop, which hand their runs back (lease.STOP_WAIT_S)."""
     await asyncio.to_thread(start_with_server)
     try:
         yield
@@ -216,7 +216,7 @@ def start_with_server(db_path=None) -> None:
     for_this_server(db_path)
 
 
-def stop_with_server(timeout_s: float = runner.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
+def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
     """Stop this process's worker and the runs on its background loop, waiting up to
     `timeout_s` for them to hand their runs back."""
     runner.PROCESS_STOPPING.set()
