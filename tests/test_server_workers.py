@@ -347,3 +347,23 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
         watcher.join()
     assert cells(run_id) == (120, 120)
     assert worst[0] <= 8, worst[0]
+
+
+@pytest.mark.sqlite_only
+def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_calls_in_flight(stub, monkeypatch):
+    from core.run import service
+
+    monkeypatch.setattr(runner, "PROCESS_STOPPING", threading.Event())  # this test's process goes on
+    stub.latency_s = 0.3
+    spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
+                        n=200, concurrency=8, api_base=stub.base_url)
+    run_id = runner.start(spec)  # SQLite: sampled on this process's background loop
+    wait_for_answers(run_id, 16)
+    started = time.time()
+    service.stop_with_server()
+    assert time.time() - started < lease.STOP_WAIT_S
+    assert not runner.in_process_jobs()
+    kept = cells(run_id)[0]
+    assert kept < 200 and kept == stub.count()  # the calls in flight ended and were written
+    with store.connect() as db:  # its lease is given up: once this process is gone it shows interrupted
+        assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)

@@ -476,6 +476,12 @@ def background() -> Background:
         return _background
 
 
+def in_process_jobs() -> list[Future]:
+    """The runs this process samples on its background loop (none if it has none)."""
+    with _background_lock:
+        return _background.in_process_jobs() if _background is not None else []
+
+
 def spawn(coroutine) -> Future:
     """Run one coroutine on the background loop; the caller polls the returned future."""
     return asyncio.run_coroutine_threadsafe(coroutine, background().loop)

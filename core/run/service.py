@@ -222,7 +222,7 @@ def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> N
     runner.PROCESS_STOPPING.set()
     with _serving_lock:
         pending = list(_serving.values())
-    pending += runner.background().in_process_jobs()
+    pending += runner.in_process_jobs()
     concurrent.futures.wait(pending, timeout=timeout_s)
 
 
