@@ -109,6 +109,7 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
         holder = holder_pid(run_id)
         (sampling,) = [s for s in servers if s.pid == holder]
         (other,) = [s for s in servers if s.pid != holder]
+        before = cells(run_id)[0]
         sampling.send_signal(signal.SIGKILL)
         sampling.wait()
         killed_at = time.time()
@@ -118,7 +119,9 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
         with store.connect() as db:
             (worker_of,) = db.execute("select worker from runs where id = ?", [run_id]).fetchone()
         assert worker_of.endswith(f":{other.pid}")  # the other server's worker finished it
-        assert stub.count() - 2000 <= 2 * 64
+        print(f"killed at {before} answers; finished {time.time() - killed_at:.1f} s later; "
+              f"{stub.count() - 2000} calls asked again")
+        assert stub.count() - 2000 <= 64  # at most the calls in flight (answers wait for their commit in a slot)
 
 
 @pytest.mark.postgres
