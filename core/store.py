@@ -384,7 +384,8 @@ def _first_line(error: Exception, url: str | None = None) -> str:
 
 
 # libpq's words for a login the server refused (no SQLSTATE is given before a session exists).
-_LOGIN_REFUSED = ("authentication failed", "no password supplied", "pg_hba.conf", "password is required")
+_LOGIN_REFUSED = ("authentication failed", "no password supplied", "pg_hba.conf", "password is required",
+                  "not permitted to log in")
 
 
 def opening_failed(error: Exception, url: str) -> config.SpreadError:
