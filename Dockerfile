@@ -1,4 +1,4 @@
-# One Spread app server (see compose.yaml and the README's "Team deployment").
+# One Spread app server (see compose.yaml and docs/deployment.md).
 FROM python:3.11-slim
 
 # libgomp1 for the embedded model (llama.cpp).

@@ -36,7 +36,7 @@ def reviewer_sidebar() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Spread", page_icon="◌", layout="wide")
-    service.for_this_server()  # PostgreSQL: this server's worker carries runs (once per process)
+    service.for_this_server()  # started with the server (below); this covers a server started otherwise
     if login_configured() and not st.user.is_logged_in:
         # Nothing is shown, and nothing can be labelled, anonymously.
         st.title("Spread")
@@ -88,9 +88,12 @@ def database_failure(error: Exception) -> None:
         try_again()
 
 
-try:
-    main()
-except Exception as failure:  # st.stop() and st.rerun() are not Exceptions: they pass
-    database_failure(failure)
-else:
-    database_status.note(None)
+if __name__ == "__main__":  # Streamlit runs this file as __main__ for every session
+    try:
+        main()
+    except Exception as failure:  # st.stop() and st.rerun() are not Exceptions: they pass
+        database_failure(failure)
+    else:
+        database_status.note(None)
+else:  # `streamlit run app.py` imports it once and serves `app`: the server's life starts and stops the worker
+    app = st.App(__file__, lifespan=service.server_lifespan)

@@ -15,7 +15,10 @@ exit.
 Per kill: answered (the server's count of answers sent in full, read just before the
 kill), stored (answers in the store after it), lost = answered - stored (an answer the
 server finished in the last instants may still be in the kernel's socket buffer: no
-client could have stored it), and, after the resume, rows, distinct cells and planned.
+client could have stored it), and, after the resume, rows, distinct cells and planned, and
+asked_again = the server's requests minus planned: the calls paid twice (the calls in
+flight at the kill and the answers received but not yet committed). A call holds its slot
+until its answer is committed, so asked_again stays within --concurrency.
 """
 
 from __future__ import annotations
@@ -57,13 +60,23 @@ def start(mode: str, db: str, api_base: str, calls: int, concurrency: int, env: 
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def stored(db: str) -> int:
+def count(db: str, sql: str) -> int:
+    """One count from the run's store: a SQLite file, or a PostgreSQL URL (--postgres)."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute(sql).fetchone()[0]
     with sqlite3.connect(db) as conn:
-        return conn.execute("select count(*) from responses where error_type is null").fetchone()[0]
+        return conn.execute(sql).fetchone()[0]
 
 
-def one_kill(server: Loopback, mode: str, tmp: str, args, env: dict, k: int) -> dict:
-    db = f"{tmp}/{mode}-{k}.db"
+def stored(db: str) -> int:
+    return count(db, "select count(*) from responses where error_type is null")
+
+
+def one_kill(server: Loopback, mode: str, tmp: str, args, env: dict, k: int, postgres=None) -> dict:
+    db = postgres.new_database() if postgres else f"{tmp}/{mode}-{k}.db"
     server.reset()
     process = start(mode, db, server.base_url, args.calls, args.concurrency, env)
     while server.stats()["answered"] < args.kill_at:
@@ -79,11 +92,12 @@ def one_kill(server: Loopback, mode: str, tmp: str, args, env: dict, k: int) -> 
                             env=env, capture_output=True, text=True)
     if resume.returncode != 0:
         raise RuntimeError(f"{mode}: resume failed: {resume.stderr[-2000:]}")
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("select count(*) from responses").fetchone()[0]
-        cells = conn.execute("select count(*) from (select distinct variant, input, model, temperature, sample_idx "
-                             "from responses)").fetchone()[0]
-    return {"mode": mode, "rep": k, "answered": answered, "stored": kept, "lost": answered - kept,
+    rows = count(db, "select count(*) from responses")
+    cells = count(db, "select count(*) from (select distinct variant, input, model, temperature, sample_idx "
+                      "from responses) as c")
+    return {"mode": mode, "store": "postgresql" if postgres else "sqlite", "rep": k, "answered": answered,
+            "stored": kept, "lost": answered - kept,
+            "asked_again": server.stats()["requests"] - args.calls,
             "after_resume_rows": rows, "after_resume_cells": cells, "planned": args.calls}
 
 
@@ -95,21 +109,38 @@ def main() -> None:
     parser.add_argument("--kill-at", type=int, default=1500, help="answers sent before the kill")
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--postgres", action="store_true",
+                        help="store on a PostgreSQL server of its own (tests/pg_server.py) instead of SQLite files")
     parser.add_argument("--results", help="append to this file")
     args = parser.parse_args()
     results = Results("crash", Path(args.results) if args.results else None)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("SPREAD_DB", None)
-    with Loopback(latency_s=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
-        for mode in args.modes.split(","):
-            rows = [results.add({"kind": "kill", **one_kill(server, mode, tmp, args, env, k)})
-                    for k in range(args.repeat)]
-            results.add({"kind": "median", "mode": mode, "calls": args.calls, "concurrency": args.concurrency,
-                         "lost_median": statistics.median(r["lost"] for r in rows),
-                         "lost_max": max(r["lost"] for r in rows), "lost_all": [r["lost"] for r in rows],
-                         "complete_after_resume": all(r["after_resume_rows"] == r["after_resume_cells"] == r["planned"]
-                                                      for r in rows)})
+    postgres = None
+    if args.postgres:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_server import PostgresServer
 
+        postgres = PostgresServer().init()
+    try:
+        with Loopback(latency_s=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
+            for mode in args.modes.split(","):
+                measure(results, server, mode, tmp, args, env, postgres)
+    finally:
+        if postgres:
+            postgres.close()
+
+
+def measure(results: Results, server: Loopback, mode: str, tmp: str, args, env: dict, postgres) -> None:
+    rows = [results.add({"kind": "kill", **one_kill(server, mode, tmp, args, env, k, postgres)})
+            for k in range(args.repeat)]
+    results.add({"kind": "median", "mode": mode, "store": "postgresql" if postgres else "sqlite",
+                 "calls": args.calls, "concurrency": args.concurrency,
+                 "lost_median": statistics.median(r["lost"] for r in rows),
+                 "lost_max": max(r["lost"] for r in rows), "lost_all": [r["lost"] for r in rows],
+                 "asked_again_all": [r["asked_again"] for r in rows],
+                 "complete_after_resume": all(r["after_resume_rows"] == r["after_resume_cells"] == r["planned"]
+                                              for r in rows)})
 
 if __name__ == "__main__":
     main()

@@ -215,7 +215,7 @@ def unprotected(address: str | None, login_on: bool) -> str | None:
     if login_on or _is_loopback(address) or allows_no_login():
         return None
     return (f"Spread is served on {address or 'every network interface'} without login: add an [auth] "
-            "section to the secrets (README: Team deployment), or set SPREAD_ALLOW_NO_LOGIN=1 if only a "
+            "section to the secrets (docs/deployment.md), or set SPREAD_ALLOW_NO_LOGIN=1 if only a "
             "private network can reach it.")
 
 

@@ -11,6 +11,7 @@ from core.analyse import embed, spread
 
 from core.prompts import conversation
 from core.review import decisions, golden, labels
+from core.prompts import shapes
 from core.run import plan
 from pages.parts import conversation_view
 from core.config import SpreadError
@@ -55,7 +56,8 @@ def golden_form(item: dict, who: str) -> None:
         state["golden_last_set"] = state[keys["target"]] = chosen
         state[keys["new"]] = ""
 
-    st.button("Add as a new item", key="golden_add", disabled=failed and not correction.strip(), on_click=add)
+    needs_reference = failed and not correction.strip() and not golden.labelled_correction(answer_id)
+    st.button("Add as a new item", key="golden_add", disabled=needs_reference, on_click=add)
     message = state.get("golden_message")
     if message and message[0] == answer_id:
         (st.success if message[1] == "success" else st.error)(display.inert(message[2]))
@@ -192,14 +194,50 @@ else:
         st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
         st.multiselect("Tags", labels.known_tags(), key=f"tags_{item['representative_id']}", accept_new_options=True)
         st.text_area("Corrected or ideal answer", key=f"correction_{item['representative_id']}", height=80)
+        offered = labels.tools_for(item["representative_id"])
+        if offered:  # a tool-call run: the correction can be the calls the answer should have made
+            def add_call(rid: int, tools: list[dict]) -> None:
+                state = st.session_state
+                try:
+                    (checked,) = shapes.checked_calls([{"name": state[f"call_tool_{rid}"],
+                                                        "arguments": state.get(f"call_args_{rid}") or "{}"}], tools)
+                except SpreadError as e:
+                    state[f"call_error_{rid}"] = str(e)
+                    return
+                state[f"calls_{rid}"] = [*state.get(f"calls_{rid}", []), checked]
+                state[f"call_args_{rid}"] = ""
+
+            def remove_call(rid: int, k: int) -> None:
+                calls = list(st.session_state.get(f"calls_{rid}", []))
+                st.session_state[f"calls_{rid}"] = calls[:k] + calls[k + 1:]
+
+            rid = item["representative_id"]
+            st.caption("Expected tool calls: the calls this answer should have made (each checked against its "
+                       "tool's schema)")
+            for k, expected in enumerate(st.session_state.get(f"calls_{rid}", [])):
+                shown, remove = st.columns([5, 1], vertical_alignment="center")
+                shown.code(shapes.readable_call(expected), language=None)
+                remove.button("Remove", key=f"call_remove_{rid}_{k}", on_click=remove_call, args=(rid, k))
+            tool_column, arguments_column = st.columns([1, 2])
+            tool_column.selectbox("Tool", shapes.tool_names(offered), key=f"call_tool_{rid}")
+            arguments_column.text_area("Arguments (JSON)", key=f"call_args_{rid}", height=68,
+                                       placeholder='{"city": "Paris"}')
+            st.button("Add the call", key=f"call_add_{rid}", on_click=add_call, args=(rid, offered))
+            if call_error := st.session_state.pop(f"call_error_{rid}", None):
+                st.error(display.inert(call_error))
         st.text_input("Note", key=f"note_{item['representative_id']}")
 
         def save(verdict: str) -> None:
             # Read the fields from session state: a callback's closure holds the previous run's values.
             state = st.session_state
+            if (state.get(f"call_args_{item['representative_id']}") or "").strip():
+                state["review_error"] = ("the expected call typed above is not added yet: press Add the call, "
+                                         "or clear its arguments")
+                return
             label = labels.Label(verdict, score=state.get(f"score_{item['representative_id']}"), tags=state.get(f"tags_{item['representative_id']}"),
                                  correction=state.get(f"correction_{item['representative_id']}") or None,
-                                 note=state.get(f"note_{item['representative_id']}") or None)
+                                 note=state.get(f"note_{item['representative_id']}") or None,
+                                 correction_calls=state.get(f"calls_{item['representative_id']}") or None)
             try:
                 if item["kind"] == "cluster":
                     labels.label_cluster(item["member_ids"], item["representative_id"], who, label)

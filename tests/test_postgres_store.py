@@ -128,6 +128,7 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
         after = {table: list(db.query(f"select * from {table} order by 1")) for table in before}
         leases = {r["lease_owner"] for r in db.query("select lease_owner from runs")}
         indexes = {r["indexname"] for r in db.query("select indexname from pg_indexes where tablename = 'labels'")}
+        expected_calls = [r["correction_calls"] for r in db.query("select correction_calls from labels")]
     assert applied == [m.name for m in store.migrations._migrations]
     for table, rows in before.items():  # every old row, value by value, in the old columns
         columns = list(rows[0]) if rows else []
@@ -135,3 +136,4 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
             repr(list(row.values())) for row in rows), table
     assert leases == {None}
     assert "idx_labels_reviewer_response_id" in indexes  # m016
+    assert expected_calls == [None] * len(before["labels"])  # m017: old labels have no expected calls

@@ -156,6 +156,9 @@ def test_a_database_made_by_the_previous_release_migrates_in_place_and_loses_not
         assert [v["label"] for v in run["spec"]["variants"]] == ["A", "B"] and run["received"] == 16
         # m016: one reviewer's labels by index
         assert ["reviewer", "response_id"] in [index.columns for index in db["labels"].indexes]
+        # m017: labels made before expected calls have none
+        assert {r["correction_calls"] for r in db.query("select correction_calls from labels")} == {None}
+        assert len(list(db.query("select correction_calls from labels"))) == len(rows_before["labels"])
         # m015: the previous release's runs have no lease, so no worker takes them over
         assert {(r["lease_owner"], r["lease_expires_at"], r["retry_errors"])
                 for r in db.query("select lease_owner, lease_expires_at, retry_errors from runs")} == {(None, None, 0)}

@@ -58,7 +58,9 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
     if not results:
         raise SpreadError(f"run {run_id} has no checks: add some with --check TYPE[:VALUE] or --checks-file")
     analysis = spread.analyse_run(run_id, method="exact", with_map=False)
-    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
+    verdicts = scoring.verdicts(run_id, results)
+    scored = rates.frame(analysis.answers, verdicts)
+    left_out = rates.unchecked([int(rid) for rid in analysis.answers["id"]], verdicts, results)
     cells = rates.reducers(scored)
     out = {
         "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
@@ -67,6 +69,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
         "by_model": rates.by_group(scored, ["model"]),
         "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),
         "per_check": _per_check(results),
+        "unchecked": left_out["answers"], "unchecked_why": left_out["why"],
         "metrics": rates.metric_scores(results),
         "agreement_with_people": regress.human_agreement(run_id),
         "judge_calls": sum(r["judge_calls"] or 0 for r in results),
@@ -77,6 +80,8 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
         print_json(out)
         return
     print(f"run {run_id}: {len(out['checks'])} checks over {len(scored)} scored answers")
+    if rates.unchecked_text(left_out):
+        print(f"  {rates.unchecked_text(left_out)}")
     for row in out["by_variant_model"]:
         print(f"  wording {row['variant']} · {row['model']}: pass rate {row['pass_rate']:.0%} "
               f"[{row['pass_rate_low']:.0%}–{row['pass_rate_high']:.0%}] over {row['inputs']} input(s)")

@@ -10,6 +10,15 @@ from core import store
 from core.cli.common import json_option, print_json, reviewer
 from core.config import SpreadError
 
+expected_call_option = click.option(
+    "--expected-call", "expected_calls", type=(str, str), multiple=True, metavar="TOOL ARGUMENTS",
+    help="a tool call the answer should have made: one of the run's tools and its arguments as JSON, checked "
+         "against the tool's schema, e.g. --expected-call get_weather '{\"city\": \"Paris\"}'; repeat for several")
+
+
+def _calls(given) -> list[dict] | None:
+    return [{"name": name, "arguments": arguments} for name, arguments in given] or None
+
 
 @click.command("label")
 @click.argument("response_id", type=int)
@@ -19,15 +28,17 @@ from core.config import SpreadError
 @click.option("--tag", "tags", multiple=True, metavar="T", help="a tag; repeat for several")
 @click.option("--correction", help="the corrected or ideal answer")
 @click.option("--note", help="a note for the team")
+@expected_call_option
 @json_option
-def label_command(response_id, verdict, who, score, tags, correction, note, as_json):
+def label_command(response_id, verdict, who, score, tags, correction, note, expected_calls, as_json):
     """Label one answer pass / fail / unsure; a reviewer's later label of it replaces the
     earlier one (its history is kept)."""
     from core.review import labels
 
     who = reviewer(who)
     labels.label(response_id, who, labels.Label(verdict=verdict, score=score, tags=list(tags),
-                                                correction=correction, note=note))
+                                                correction=correction, note=note,
+                                                correction_calls=_calls(expected_calls)))
     stored = [r for r in labels.labels_for([response_id]) if r["reviewer"] == " ".join(who.split())]
     if as_json:
         print_json(stored[0])
@@ -82,20 +93,24 @@ def golden_create(name, description):
               help="an answer id; repeat for several")
 @click.option("--correction", metavar="TEXT",
               help="the correct answer: the new item's reference (a failed answer needs one)")
+@expected_call_option
 @click.option("--to-item", "item_key", metavar="KEY",
               help="add the (failed) answers to this item's rejected answers instead of making new items")
-def golden_add(name, responses, correction, item_key):
+def golden_add(name, responses, correction, expected_calls, item_key):
     """Add labelled answers to a set (one new version). A failed answer is never a
-    reference: give --correction, or --to-item to reject it in an existing item."""
+    reference: give --correction (or, for a tool-call answer, --expected-call), or
+    --to-item to reject it in an existing item."""
     from core.review import golden
 
     if item_key:
-        if correction:
-            raise SpreadError("--correction makes a new item; --to-item adds to an existing one: choose one")
+        if correction or expected_calls:
+            raise SpreadError("--correction and --expected-call make a new item; --to-item adds to an existing one: "
+                              "choose one")
         version = golden.add_rejected(name, item_key, list(responses), who=reviewer())
         print(f"{len(responses)} answer(s) rejected in item {item_key} of {name!r}: version {version}")
         return
-    version = golden.add_responses(name, list(responses), who=reviewer(), correction=correction)
+    version = golden.add_responses(name, list(responses), who=reviewer(), correction=correction,
+                                   correction_calls=_calls(expected_calls))
     print(f"{len(responses)} item(s) added to {name!r}: version {version}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 
 import click
 
@@ -197,14 +198,22 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
             bar.set_postfix(errors=errors_shown, refresh=False)
 
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
+    # SIGTERM stops the run gracefully: no new call, the calls in flight end (or are dropped
+    # after lease.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
+    stop = threading.Event()
     try:
-        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool,
-                                            on_answer=None if as_json else on_answer))
+        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop,
+                                                       on_answer=None if as_json else on_answer), stop=stop)
     finally:
         if pool is not None:
             pool.join()  # already closed by the engine, unless it failed before it began
         if bar is not None:
             bar.close()
+    if stop.is_set() and result["status"] != "done":
+        where = "queued for a worker" if result["status"] == "queued" else "interrupted"
+        print(f"run {run_id} stopped: {result['responses']} answers kept; the run is {where} "
+              f"(spread resume {run_id} fills the rest)", file=sys.stderr)
+        return 130
     result.update(_pass_rate(run_id))
     if with_pass_rate:
         result.setdefault("pass_rate", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 
 import click
 
@@ -12,40 +13,52 @@ from core.run import lease
 
 
 @click.command("worker", help=(
-    "Claim queued runs and runs whose worker died (its lease expired), and sample the cells they are "
-    "missing. A worker renews the lease of each run it samples; if it dies, another worker takes the run "
-    f"over once the lease has expired. The lease lasts ${lease.LEASE_ENV} seconds (default "
-    f"{lease.DEFAULT_LEASE_S:.0f}). Each app server on PostgreSQL runs one worker; this command runs more."))
-@click.option("--once", is_flag=True, help="exit when there is nothing left to claim (else keep polling)")
-def worker_command(once):
-    from tqdm import tqdm
-
+    "Claim queued runs and runs whose worker died (its lease expired, or its process is gone from this "
+    "host), and sample the cells they are missing. A worker renews the lease of each run it samples; if "
+    f"it dies, another worker takes the run over once the lease has expired. The lease lasts "
+    f"${lease.LEASE_ENV} seconds (default {lease.DEFAULT_LEASE_S:.0f}). Each app server on PostgreSQL runs "
+    "one worker; this command runs more. SIGTERM stops it gracefully: no new call, the calls in flight "
+    f"get up to {lease.STOP_WAIT_S:.0f} s, and its runs go back to the queue for another worker. What it does "
+    "(claimed, "
+    "finished, waiting, database unreachable) is one line on stderr per event."))
+@click.option("--once", is_flag=True, help="exit when nothing is left to claim and its runs have ended (else keep "
+              "polling); a database it cannot reach or log into is an error")
+@click.option("--wait-s", type=click.FloatRange(min=0), default=0.0, metavar="S", show_default=True,
+              help="with --once: wait up to S seconds for a lease about to expire before giving up")
+def worker_command(once, wait_s):
     from core.run import service
 
     lease.lease_s()  # a bad SPREAD_LEASE_S is one line now, not an error per poll
     failed = []
-    bar = tqdm(unit="run", desc="runs carried", file=sys.stderr, dynamic_ncols=True, disable=None)
+    stop = threading.Event()
 
-    def on_claim(run_id: int) -> None:
-        bar.write(f"run {run_id}: claimed", file=sys.stderr)
+    def report(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     def on_end(run_id: int, failure: BaseException | None) -> None:
         if failure is not None:
             failed.append(run_id)
-        bar.update()
 
     async def serve():
-        # SIGTERM (a redeploy) stops the worker as Ctrl-C does: its runs go back to the queue.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-        await service.serve(once=once, on_claim=on_claim, on_end=on_end)
+        task = asyncio.current_task()
+
+        def on_sigterm() -> None:
+            if stop.is_set():
+                task.cancel()  # a second SIGTERM: hand the runs back without waiting
+                return
+            report("spread worker: stopping: no new call; its runs go back to the queue after their calls in flight")
+            stop.set()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
+        await service.serve(once=once, wait_s=wait_s, stop=stop, report=report, on_end=on_end)
 
     try:
         asyncio.run(serve())
     except (asyncio.CancelledError, KeyboardInterrupt):
-        bar.write("spread worker: stopped; the runs it held are queued for another worker", file=sys.stderr)
+        stop.set()
+    if stop.is_set():
+        report("spread worker: stopped; the runs it held are queued for another worker")
         return 130
-    finally:
-        bar.close()
     return 1 if failed else 0
 
 

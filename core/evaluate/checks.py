@@ -650,3 +650,23 @@ def similar(check: Check, text: str, values: dict[str, str], references: Referen
             return Outcome(False, 0.0, f"as close to the rejected {rejected!r} ({similarity:.2f}) as to "
                                        f"{best!r} ({best_similarity:.2f})")
     return Outcome(True, best_similarity, f"same meaning as {best!r}")
+
+
+def similar_calls(calls: list[dict], expected: list[dict]) -> Outcome:
+    """`similar` when the reference is tool calls (a corrected tool-call answer): the answer's
+    calls mean the same as the expected ones by the rule that forms meaning clusters
+    (`meaning.canonical`: the same functions with equal parsed arguments, their key order
+    aside). An answer that calls no tool cannot be compared by meaning with calls: no
+    verdict, so the pass rate says it left the answer out (`tool-call-f1` fails it instead)."""
+    from core.analyse import meaning
+    from core.prompts import shapes
+
+    if not calls:
+        return Outcome(None, None, "the reference is tool calls and the answer calls none (tool-call-f1 fails it)")
+    if any("arguments" not in call for call in expected):  # names only: the arguments are not compared
+        calls = [{"name": call.get("name")} for call in calls]
+        expected = [{"name": call["name"]} for call in expected]
+    same = meaning.canonical(calls, None) == meaning.canonical(expected, None)
+    wanted = "; ".join(shapes.readable_call(c) if "arguments" in c else c["name"] for c in expected)
+    return Outcome(same, 1.0 if same else 0.0, "" if same else f"calls other than the expected {wanted}")
+

@@ -54,6 +54,34 @@ def answer_verdicts(results: list[dict], check_keys: list[str] | None = None,
     return verdicts
 
 
+NO_CHECK = "no check applies to it"
+
+
+def unchecked(answer_ids: list[int], verdicts: dict[int, bool | None], results: list[dict]) -> dict:
+    """The answers that have no verdict, so no pass rate counts them, and why: {"answers": k,
+    "of": n, "why": [{"reason", "answers"}] most frequent first}. The reason is the first
+    check that could not be made on the answer ("type: reason"), else that no check applies."""
+    first: dict[int, str] = {}
+    for row in results:
+        if row["passed"] is None and row["response_id"] not in first:
+            first[row["response_id"]] = f"{row['type']}: {row['reason'] or 'could not be made'}"
+    missing = [rid for rid in answer_ids if verdicts.get(rid) is None]
+    counts: dict[str, int] = {}
+    for rid in missing:
+        reason = first.get(rid, NO_CHECK)
+        counts[reason] = counts.get(reason, 0) + 1
+    return {"answers": len(missing), "of": len(answer_ids),
+            "why": [{"reason": r, "answers": n} for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]}
+
+
+def unchecked_text(found: dict) -> str | None:
+    """"k of n answers could not be checked: why (m); …", or None when every answer was."""
+    if not found["answers"]:
+        return None
+    why = "; ".join(f"{w['reason']} ({w['answers']})" for w in found["why"])
+    return f"{found['answers']} of {found['of']} answers could not be checked, so no pass rate counts them: {why}"
+
+
 @lru_cache(maxsize=1024)
 def _weight(check_key: str) -> float:
     return float(json.loads(check_key).get("weight", 1))

@@ -273,11 +273,12 @@ def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
         values = inputs.get(row["input"], {})
         item = table.setdefault(values.get("golden.item_key") or str(row["input"]), {
             "input": row["input"], **item_names(row["input"], values), "passes": 0, "samples": 0, "errors": 0,
-            "unscored": 0, "worst": [], "provider_models": set()})
+            "unscored": 0, "answer_ids": [], "worst": [], "provider_models": set()})
         if row["error_type"] is not None:
             item["errors"] += 1
             continue
         item["provider_models"].add(row["provider_model"] or "")
+        item["answer_ids"].append(row["id"])
         verdict = verdicts.get(row["id"])
         if verdict is None:
             item["unscored"] += 1
@@ -306,9 +307,14 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
     table = item_table(run_id, db_path=db_path)
     samples = sum(i["samples"] for i in table.values())
     errors = sum(i["errors"] for i in table.values())
+    # Answers no check could judge leave the pass rate: counted and said, never silently.
+    results = scoring.stored_results(run_id, db_path=db_path)
+    left_out = rates.unchecked([rid for i in table.values() for rid in i["answer_ids"]],
+                               rates.answer_verdicts(results), results)
     if samples == 0:
-        raise SpreadError(f"the candidate gave no answer that could be scored ({errors} error rows): "
-                          f"see `spread show {run_id}`")
+        said = rates.unchecked_text(left_out)
+        raise SpreadError(f"the candidate gave no answer that could be scored ({errors} error rows"
+                          + (f"; {said}" if said else "") + f"): see `spread show {run_id}`")
     if errors > MAX_ERROR_SHARE * (samples + errors):
         raise SpreadError(f"{errors} of {samples + errors} samples ended in errors, too many to judge: "
                           f"see `spread show {run_id}`, then `spread resume {run_id}`")
@@ -319,14 +325,16 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
         items.append({"key": key, "label": item["label"], "prompt": item["prompt"], "vars": item["vars"],
                       "passes": k, "samples": n, "errors": item["errors"],
                       "pass_rate": round(k / n, 4) if n else None, "pass_rate_low": stats.rounded(low),
-                      "pass_rate_high": stats.rounded(high), "all_pass": bool(n and k == n),
+                      "pass_rate_high": stats.rounded(high), "unchecked": item["unscored"],
+                      "all_pass": bool(n and k == n),
                       "any_pass": k > 0, "meanings": item["meanings"], "worst": item["worst"]})
     scored = [i for i in items if i["samples"]]
     pass_rate, low, high = gate.pass_rate_interval([i["passes"] for i in scored], [i["samples"] for i in scored])
     result = {
         "run_id": run_id, "pass_rate": stats.rounded(pass_rate), "pass_rate_low": stats.rounded(low),
         "pass_rate_high": stats.rounded(high), "samples": samples, "passes": sum(i["passes"] for i in items),
-        "errors": errors, "items": items, "alpha": gates.alpha, "notes": [],
+        "errors": errors, "unchecked": left_out["answers"], "unchecked_why": left_out["why"],
+        "items": items, "alpha": gates.alpha, "notes": [rates.unchecked_text(left_out)] if left_out["answers"] else [],
         "provider_models": sorted(set().union(*(i["provider_models"] for i in table.values())) - {""}),
         **cost(run_id, db_path=db_path),
     }
@@ -454,7 +462,7 @@ def junit(result: dict) -> bytes:
     })
     properties = ElementTree.SubElement(suite, "properties")
     for name in ("regress_id", "model", "pass_rate", "pass_rate_low", "pass_rate_high", "gate", "baseline_id",
-                 "change", "drop", "p_value", "samples_to_settle"):
+                 "change", "drop", "p_value", "samples_to_settle", "unchecked"):
         if result.get(name) is not None:
             ElementTree.SubElement(properties, "property", {"name": name, "value": str(result[name])})
     for item in result["items"]:

@@ -18,6 +18,7 @@ from core.analyse import meaning
 from core.evaluate import checks as checks_module
 from core.evaluate import judge, tool_checks
 from core.evaluate.checks import Check, Outcome, References
+from core.prompts import shapes
 
 TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
 
@@ -34,6 +35,13 @@ def references_of(values: dict[str, str]) -> References:
         if values.get(name):
             return References([values[name]])
     return References()
+
+
+def expected_calls_of(values: dict[str, str]) -> list[dict] | None:
+    """The tool calls an input expects: a golden item's (`golden.tool_calls`, as `spread regress`
+    writes them), else an `expected_tool_calls` column (golden-set inputs carry one)."""
+    source = values.get("golden.tool_calls") or values.get("expected_tool_calls")
+    return tool_checks.expected_calls(source, "expected_tool_calls") if source else None
 
 
 def run_checks(run: dict) -> list[Check]:
@@ -123,6 +131,11 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
             outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
         elif check.base in checks_module.DETERMINISTIC:
             outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values, answer)))
+        elif check.type == "similar" and not check.value and expected_calls_of(input_values):
+            # The reference is calls: compared as calls, never as the text they read as.
+            outcome = checks_module.similar_calls(shapes.tool_calls_of(answer.get("tool_calls")),
+                                                  expected_calls_of(input_values))
+            outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
         elif check.type in ("similar", "not-similar"):
             # By meaning, the part of the answer the run judges meaning by (its extract mode).
             outcome = await asyncio.to_thread(

@@ -92,14 +92,15 @@ def item_rows(result: dict) -> list[dict]:
         "baseline": pct(i["baseline_pass_rate"]) if i.get("baseline_pass_rate") is not None else "",
         "change": signed_pct(i["change"]) if i.get("change") is not None else "",
         "p (Holm)": i.get("p_adjusted"), "regressed": i.get("regressed", False), "all pass": i["all_pass"],
-        "meanings": i["meanings"],
+        "meanings": i["meanings"], "could not check": i.get("unchecked", 0),
     } for i in worst_first(result["items"])]
 
 
 def item_title(item: dict) -> str:
     return (f"{item['label']} · {item['passes']}/{item['samples']} pass"
             + (f" · {signed_pct(item['change'])}" if item.get("change") is not None else "")
-            + (" · regressed" if item.get("regressed") else ""))
+            + (" · regressed" if item.get("regressed") else "")
+            + (f" · {item['unchecked']} could not be checked" if item.get("unchecked") else ""))
 
 
 def history_rows(past: list[dict]) -> list[dict]:

@@ -123,7 +123,7 @@ def to_csv(rows, name, version) -> bytes:
 def to_openai(rows, name, version) -> bytes:
     lines = []
     for r in rows:
-        if not r["reference"]:
+        if not r["reference"] and not r.get("tool_calls"):
             continue  # a fine-tuning example needs the assistant turn
         messages = [{"role": "system", "content": r["input"]["system"]}] if r["input"]["system"] else []
         messages = r["input"].get("messages") or messages + [{"role": "user", "content": r["input"]["prompt"]}]
@@ -167,16 +167,19 @@ def to_promptfoo(rows, name, version) -> bytes:
     tests = []
     for r in rows:
         asserts = list(r["assertions"])
-        if r["accepted"] or r["reference"]:
+        if r.get("tool_calls"):
+            asserts += _expected_call_asserts(r["tool_calls"])
+        elif r["accepted"] or r["reference"]:
             examples = r["accepted"] or [r["reference"]]
             asserts.append({"type": "similar", "value": examples, "threshold": SIMILAR_THRESHOLD})
-        for rejected in r["rejected"]:
+        for rejected in r["rejected"] if not r.get("tool_calls") else ():
             asserts.append({"type": "not-similar", "value": rejected, "threshold": SIMILAR_THRESHOLD})
         tests.append({
             "description": f"{name} v{version} · {r['item_key'][:8]}",
             "vars": _promptfoo_vars(r),
             "assert": asserts,
-            "metadata": {"golden_set": name, "set_version": version, "item_key": r["item_key"], "tags": r["tags"]},
+            "metadata": {"golden_set": name, "set_version": version, "item_key": r["item_key"], "tags": r["tags"],
+                         **({"expected_tool_calls": r["tool_calls"]} if r.get("tool_calls") else {})},
         })
         options = _promptfoo_options(r)
         if options:
@@ -185,6 +188,14 @@ def to_promptfoo(rows, name, version) -> bytes:
     if any(r["input"].get("messages") for r in rows):
         header += "# a test whose vars hold `messages` is a conversation: the prompt '{{ messages | dump }}' sends it\n"
     return (header + yaml.safe_dump(tests, sort_keys=False, allow_unicode=True)).encode()
+
+
+def _expected_call_asserts(calls: list[dict]) -> list[dict]:
+    """An item's expected calls as promptfoo checks them: `tool-call-f1` on the tools expected
+    (promptfoo compares tool names, so the calls with their arguments travel in the test's
+    metadata; `is-valid-openai-tools-call` is left out: it needs the tools in the provider's
+    config, which a test file does not set)."""
+    return [{"type": "tool-call-f1", "value": list(dict.fromkeys(c["name"] for c in calls)), "threshold": 1}]
 
 
 def to_parquet(rows, name, version) -> bytes:

@@ -422,7 +422,7 @@ def register(litellm) -> None:
 
 
 def tokens_per_second(max_tokens: int = 64, parallel: int = 1, model_id: str = DEFAULT_MODEL) -> float:
-    """A quick generation-speed measurement (used by `bench/` and the README figures)."""
+    """A quick generation-speed measurement (used by `bench/` and the performance figures in docs/performance.md)."""
     from concurrent.futures import ThreadPoolExecutor
 
     messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]

@@ -226,6 +226,54 @@ def answer_fields(text: str, calls: list[dict] | None, response_format: dict | N
     return fields
 
 
+def expected_calls(calls, what: str = "the expected calls") -> list[dict]:
+    """Calls a reviewer says an answer should have made, read: a list of {name, arguments},
+    the arguments a JSON object (or the JSON text of one, as typed). One-line SpreadError
+    otherwise; whether the tools exist is `checked_calls`' question."""
+    if not isinstance(calls, list) or not calls:
+        raise SpreadError(f"{what}: expected a non-empty list of calls (a tool name and its arguments)",
+                          "correction_calls")
+    out = []
+    for number, call in enumerate(calls, start=1):
+        name = call.get("name") if isinstance(call, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise SpreadError(f"{what}: call {number} has no tool name", "correction_calls")
+        arguments = call.get("arguments", {})
+        if isinstance(arguments, str):
+            arguments, problem = parse_arguments(arguments.strip())
+            if problem:
+                raise SpreadError(f"{what}: call {number} ({name}): the {problem}", "correction_calls")
+        if not isinstance(arguments, dict):
+            raise SpreadError(f"{what}: call {number} ({name}): the arguments are a JSON object, "
+                              f'like {{"city": "Paris"}}', "correction_calls")
+        out.append({"name": name.strip(), "arguments": arguments})
+    return out
+
+
+def checked_calls(calls, tools: list[dict] | None, what: str = "the expected calls") -> list[dict]:
+    """`expected_calls`, each naming one of `tools` with arguments valid against that tool's
+    parameter schema (the rule `is-valid-openai-tools-call` applies to answers)."""
+    import jsonschema
+
+    calls = expected_calls(calls, what)
+    declared = {tool["function"]["name"]: tool["function"].get("parameters") or {} for tool in tools or []}
+    if not declared:
+        raise SpreadError(f"{what}: this answer's wording declares no tools, so it has no call to expect",
+                          "correction_calls")
+    for number, call in enumerate(calls, start=1):
+        if call["name"] not in declared:
+            raise SpreadError(f"{what}: call {number} names {call['name']!r}, not one of the run's tools "
+                              f"({', '.join(declared)})", "correction_calls")
+        schema = declared[call["name"]]
+        errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(call["arguments"]),
+                        key=lambda e: list(e.path))
+        if errors:
+            where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in errors[0].path)
+            raise SpreadError(f"{what}: call {number} ({call['name']}): arguments{where}: {errors[0].message}",
+                              "correction_calls")
+    return calls
+
+
 def readable_call(call: dict) -> str:
     """One call as a line of text: name(arguments as compact JSON)."""
     arguments = call.get("arguments")

@@ -243,11 +243,23 @@ def answer_verdict(response_id: int, *, db_path=None) -> str | None:
     return latest_verdicts(given, response["texts"])[0].get(normalised(response["texts"][response_id]))
 
 
-def item_from_response(response_id: int, *, who: str, correction: str | None = None, db_path=None) -> Item:
+def labelled_correction(response_id: int, *, db_path=None) -> bool:
+    """Whether a label on this answer already gives its correction (a text or the calls it
+    should have made): a failed answer can then become an item without a typed reference."""
+    return any(row["correction"] or row["correction_calls"] for row in labels.labels_for([response_id], db_path=db_path)
+               if row["response_id"] == response_id)
+
+
+def item_from_response(response_id: int, *, who: str, correction: str | None = None,
+                       correction_calls: list[dict] | None = None, db_path=None) -> Item:
     """A golden item from a labelled answer: the input it answered (the prompt as sent, the
     variables, the template and its version), the reference (the correction given here or
     in a label, else this answer), and the answers to the same input reviewers passed and
     failed (the later label wins where they disagree on one text).
+
+    The calls it expects: the expected calls given here or in a label (a corrected
+    tool-call answer), else this answer's own calls unless a text correction replaced it;
+    the reference then reads them as text when no text correction is given.
 
     A failed answer is never the reference: without a correction it is refused, with a
     hint to add it to an existing item's rejected answers instead."""
@@ -265,16 +277,21 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
     if correction is not None:
         check_text(correction, "the correction")
     correction = (correction or "").strip() or next((row["correction"] for row in own if row["correction"]), None)
-    if verdicts.get(normalised(texts[response_id])) == "fail" and not correction:
+    if correction_calls:
+        correction_calls = shapes.checked_calls(correction_calls, source.get("tools"))
+    correction_calls = correction_calls or next((row["correction_calls"] for row in own if row["correction_calls"]),
+                                                None)
+    if verdicts.get(normalised(texts[response_id])) == "fail" and not correction and not correction_calls:
         raise SpreadError(f"answer {response_id} was failed, and a failed answer is never a reference: give the "
-                          "correct answer as the reference, or add it to an existing item's rejected answers")
+                          "correct answer as the reference (or the calls it should make), or add it to an existing "
+                          "item's rejected answers")
     tags = sorted({tag for row in own for tag in row["tags"]})
 
     def distinct(verdict):
         return _distinct(text for rid, text in sorted(texts.items())
                          if verdicts.get(normalised(text)) == verdict)[:MAX_EXAMPLES]
 
-    reference = correction or texts[response_id]
+    reference = correction or (shapes.readable("", correction_calls) if correction_calls else texts[response_id])
     # The reference is what the reviewer says is right: it outranks an older failing label.
     accepted, rejected, reference, resolved = resolve(distinct("pass"), distinct("fail"), reference,
                                                       verdicts | {normalised(reference): "pass"})
@@ -289,17 +306,19 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
                 prompt_name=source["name"], prompt_version=source["version"], notes=notes + resolved,
                 # A conversation or a structured answer keeps what was sent and the calls made.
                 messages=sent if "messages" in source else None, shape=shape,
-                tool_calls=calls if not correction else None)
+                tool_calls=correction_calls or (calls if not correction else None))
 
 
 def add_responses(name: str, response_ids: list[int], *, who: str = "", correction: str | None = None,
-                  db_path=None) -> int:
+                  correction_calls: list[dict] | None = None, db_path=None) -> int:
     """New items from answers (one new version); `correction`, the right answer, is the
-    reference of each (needed for a failed answer)."""
+    reference of each, `correction_calls` the calls each should make (a failed answer
+    needs one of the two)."""
     if not response_ids:
         raise SpreadError("no answer chosen to add")
     get_set(name, db_path=db_path)  # an unknown set is the first thing to say
-    items = [item_from_response(rid, who=who, correction=correction, db_path=db_path) for rid in response_ids]
+    items = [item_from_response(rid, who=who, correction=correction, correction_calls=correction_calls,
+                                db_path=db_path) for rid in response_ids]
     return add_items(name, items, who=who, db_path=db_path)
 
 

@@ -27,7 +27,7 @@ from core.prompts import shapes
 
 VERDICTS = ("pass", "fail", "unsure")
 MAX_TEXT = 20_000
-LABEL_FIELDS = ("verdict", "score", "tags", "correction", "note", "via_cluster")
+LABEL_FIELDS = ("verdict", "score", "tags", "correction", "note", "via_cluster", "correction_calls")
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Label:
     tags: list[str] | None = None
     correction: str | None = None
     note: str | None = None
+    # The tool calls the answer should have made ({name, arguments}): a tool-call answer's correction.
+    correction_calls: list[dict] | None = None
 
     def validated(self) -> "Label":
         if self.verdict not in VERDICTS:
@@ -59,7 +61,8 @@ class Label:
                 check_text(value, f"the {name}", name)
                 if len(value) > MAX_TEXT:
                     raise SpreadError(f"{name} is longer than {MAX_TEXT:,} characters", name)
-        return Label(self.verdict, self.score, tags, (self.correction or None), (self.note or None))
+        calls = shapes.expected_calls(self.correction_calls, "the expected calls") if self.correction_calls else None
+        return Label(self.verdict, self.score, tags, (self.correction or None), (self.note or None), calls)
 
 
 def _check_reviewer(reviewer: str) -> str:
@@ -92,7 +95,8 @@ def label_cluster(member_ids: list[int], representative_id: int, reviewer: str, 
 def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_overrides, db_path) -> int:
     now = store.now_iso()
     values = {"verdict": label.verdict, "score": label.score, "tags": json.dumps(label.tags),
-              "correction": label.correction, "note": label.note, "via_cluster": via_cluster}
+              "correction": label.correction, "note": label.note, "via_cluster": via_cluster,
+              "correction_calls": _calls_column(label.correction_calls)}
     with store.connect(db_path) as db:
         with store.write(db):  # read-then-write: take the write lock first
             store.lock(db, f"labels by {reviewer}")  # PostgreSQL: this reviewer's labels, one writer at a time
@@ -100,6 +104,9 @@ def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_ove
             missing = sorted(set(response_ids) - known)
             if missing:
                 raise SpreadError(f"no answer with id {missing[0]}")
+            if label.correction_calls:  # the calls must suit the tools every labelled answer was offered
+                for tools in _tools_offered(db, response_ids):
+                    shapes.checked_calls(label.correction_calls, tools)
             current = {row["response_id"]: row for row in db.query(
                 f"select * from labels where reviewer = ? and response_id in ({','.join('?' * len(response_ids))})",
                 [reviewer, *response_ids])}
@@ -123,6 +130,31 @@ def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_ove
                               [[*fields, rid, reviewer, now] for rid in touched])
             written = len(touched)
     return written
+
+
+def _calls_column(calls: list[dict] | None) -> str | None:
+    return json.dumps(calls, ensure_ascii=False, sort_keys=True) if calls else None
+
+
+def _tools_offered(db, ids) -> list[list[dict] | None]:
+    """The distinct tool lists the wordings of these answers declared (None: no tools)."""
+    found: dict[str, list[dict] | None] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for (tools,) in db.execute(
+                "select distinct run_variants.tools from responses join run_variants on run_variants.run_id = "
+                "responses.run_id and run_variants.variant = responses.variant "
+                f"where responses.id in ({','.join('?' * len(chunk))})", chunk).fetchall():
+            found[tools or ""] = json.loads(tools) if tools else None
+    return list(found.values())
+
+
+def tools_for(response_id: int, *, db_path=None) -> list[dict] | None:
+    """The tools the wording of this answer declared (None without tools): what a correction's
+    expected calls may name."""
+    with store.connect(db_path) as db:
+        offered = _tools_offered(db, [response_id])
+    return offered[0] if offered else None
 
 
 def _existing_ids(db, ids) -> set[int]:
@@ -178,6 +210,7 @@ def _count_tags(db_path) -> list[str]:
 def _decode(row: dict) -> dict:
     row = dict(row)
     row["tags"] = json.loads(row["tags"]) if row.get("tags") else []
+    row["correction_calls"] = json.loads(row["correction_calls"]) if row.get("correction_calls") else None
     return row
 
 

@@ -27,6 +27,11 @@ LEASE_ENV = "SPREAD_LEASE_S"
 # Long enough to ride out a database restart (the worker keeps its run), short enough
 # that a dead server's run is taken over within half a minute.
 DEFAULT_LEASE_S = 30.0
+# When a worker's process stops (SIGTERM: a redeploy, `docker stop`), the calls in flight
+# get this long to end before they are dropped; then what arrived is committed and the run
+# handed back. With the commit and the hand-back the process is gone within about 8 s,
+# inside Docker's default stop grace of 10 s.
+STOP_WAIT_S = 6.0
 # Statuses of a run someone is (or was, if the lease expired) sampling.
 HELD = ("pending", "running", "cancelling")
 
@@ -91,9 +96,11 @@ def claim(db, run_id: int, owner: str) -> dict:
 
 
 def claim_next(db, owner: str) -> tuple[int, bool] | None:
-    """Claim one run for a worker: a queued run, or one whose lease has expired (its worker
-    died). Returns (run id, retry errors), or None when there is nothing to do. A run whose
-    worker died while cancelling it is marked cancelled here, not sampled."""
+    """Claim one run for a worker: a queued run, or one whose worker died: its lease has
+    expired, or its holder's process is gone from this host (the test `spread runs` uses
+    to show a run interrupted), which needs no wait. Returns (run id, retry errors), or
+    None when there is nothing to do. A run whose worker died while cancelling it is
+    marked cancelled here, not sampled."""
     while True:
         with store.write(db):
             now = db_now(db)
@@ -101,7 +108,7 @@ def claim_next(db, owner: str) -> tuple[int, bool] | None:
                 "select id, status, retry_errors from runs "
                 "where (status = 'queued' and coalesce(lease_expires_at, 0) < ?) "
                 f"or (status in ({', '.join('?' * len(HELD))}) and lease_expires_at < ?) order by id limit 1"
-                + (" for update skip locked" if store.is_postgres(db) else ""), [now, *HELD, now]).fetchone()
+                + _skip_locked(db), [now, *HELD, now]).fetchone() or _orphaned(db, now)
             if row is None:
                 return None
             run_id, status, retry_errors = row
@@ -109,6 +116,30 @@ def claim_next(db, owner: str) -> tuple[int, bool] | None:
                 _take(db, run_id, owner, now, "running")
                 return run_id, bool(retry_errors)
             _end(db, run_id, "cancelled")
+
+
+def _skip_locked(db) -> str:
+    return " for update skip locked" if store.is_postgres(db) else ""
+
+
+def _orphaned(db, now: float) -> tuple | None:
+    """A run whose lease has not expired but whose holder's process is gone from this host."""
+    held = db.execute(f"select id, lease_owner from runs where status in ({', '.join('?' * len(HELD))}) "
+                      "and lease_expires_at >= ? order by id", [*HELD, now]).fetchall()
+    for run_id, holder in held:
+        if holder and store._worker_is_dead(_process_of(holder)):
+            row = db.execute("select id, status, retry_errors from runs where id = ? and lease_owner = ?"
+                             + _skip_locked(db), [run_id, holder]).fetchone()
+            if row is not None:
+                return row
+    return None
+
+
+def next_expiry_s(db) -> float | None:
+    """Seconds until the first lease held by a live worker ends (None: no run is held)."""
+    row = db.execute(f"select min(lease_expires_at) from runs where status in ({', '.join('?' * len(HELD))}) "
+                     "and lease_expires_at is not null", list(HELD)).fetchone()
+    return None if row is None or row[0] is None else max(0.0, float(row[0]) - db_now(db))
 
 
 def _busy(run_id: int, holder: str, left_s: float) -> SpreadError:

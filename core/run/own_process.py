@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 
 from core import config
 from core.run import detached, runner
@@ -30,13 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     # waits behind it. The run yields a few cycles; pages stay quick.
     os.nice(detached.NICENESS)
     pool = runner.prepare_own_process(args.run_id, db_path=db, retry_errors=args.retry_errors)
+    stop = threading.Event()  # SIGTERM (the worker stopping): hand the run back after the calls in flight
     try:
         runner.run_own_process(runner.execute(args.run_id, db_path=db, retry_errors=args.retry_errors, pool=pool,
-                                              owner=args.lease_owner,
-                                              on_stop="queued" if args.lease_owner else "cancelled"))
+                                              owner=args.lease_owner, stop=stop,
+                                              on_stop="queued" if args.lease_owner else "cancelled"), stop=stop)
     finally:
         if pool is not None:
             pool.join()
+    if stop.is_set():
+        return 0  # stopping: the worker that continues the run embeds and scores it
     # The run's last step (embed the answers, score the checks) now, while nobody waits,
     # as the app's in-process worker does; the import runs against the packages' order
     # (tests/test_architecture.py, ALLOWED): this process is handed nothing but argv.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
 import threading
 import time
 from concurrent.futures import Future
@@ -32,6 +33,9 @@ from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
 
 CANCEL_POLL_S = 0.25
+# Set when this process is stopping (the app server's shutdown: service.server_lifespan):
+# the runs sampled on its background loop start no call and hand their runs back.
+PROCESS_STOPPING = threading.Event()
 
 
 @dataclass
@@ -53,6 +57,7 @@ async def execute(
     pool: workers.Processes | None = None,
     owner: str | None = None,
     on_stop: str = "cancelled",
+    stop: threading.Event | None = None,
 ) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
@@ -61,10 +66,17 @@ async def execute(
     holds is refused. `on_stop`: the status left when this process stops mid-run (a
     worker's is `queued`: it hands the run back for another worker). `pool`: sampler
     processes (from `prepare_own_process`) for every call but the embedded model's;
-    without it, every sample is taken in this process. The pool is closed here."""
+    without it, every sample is taken in this process. The pool is closed here.
+
+    `stop`: once set (this process is stopping), no call starts, the calls in flight get
+    lease.STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
+    where workers carry runs (PostgreSQL) or a worker holds it, so that another worker
+    continues it at once; else its lease is given up and it shows as interrupted, for a
+    resume."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
+        handed_back = "queued" if lease.carried_by_workers(db) or on_stop == "queued" else None
     cancel = cancel or threading.Event()
     if claimed["status"] == "cancelling":  # cancelled before this worker began
         cancel.set()
@@ -74,7 +86,7 @@ async def execute(
     beat = asyncio.create_task(_keep_lease(db_path, run_id, owner, cancel, lost))
     try:
         return await _sample(run_id, owner, db_path=db_path, on_answer=on_answer, cancel=cancel, lost=lost,
-                             pool=pool, on_stop=on_stop,
+                             pool=pool, on_stop=on_stop, stop=stop or threading.Event(), handed_back=handed_back,
                              retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
     except BaseException:
         # Failed before its end was written (a model that cannot load, a bug): give the lease
@@ -110,7 +122,8 @@ async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event,
 
 
 async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_answer, cancel: threading.Event,
-                  lost: threading.Event, pool: workers.Processes | None, on_stop: str) -> dict:
+                  lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
+                  handed_back: str | None) -> dict:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
@@ -147,27 +160,32 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                                               calls[model].cost_usd(tokens_in, tokens_out))
     running: set[asyncio.Task] = set()
     failures: list[BaseException] = []
-    stopped = threading.Event()  # this process is stopping (Ctrl-C, a worker's SIGTERM)
+    stopped = threading.Event()  # this process was stopped at once (Ctrl-C, a second SIGTERM)
+    draining = threading.Event()  # `stop` was seen: no new call; the calls in flight may end
 
     async def one(cell) -> None:
         model = cell[2]
+        # The call's slot is held until its answer is committed, not only until it arrives:
+        # then the calls in flight and the answers not yet committed together stay within
+        # the run's concurrency, and that is all a SIGKILL can make a resume ask again.
         try:
             if cancel.is_set():
                 return
             sampler = pool if pool is not None and workers.remote(spec, model) else here
             row = await sampler.sample(Job(run_id, cell, prompts[cell[:2]]))
+            if row is None:
+                return
+            if row.get("error_type") is None:
+                row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
+            committed = writer.put(row)
+            progress.received += 1
+            progress.errors += row.get("error_type") is not None
+            progress.cost_usd += row.get("cost_usd") or 0.0
+            if on_answer:
+                on_answer(progress, row)
+            await committed
         finally:
             gate.release(model)
-        if row is None:
-            return
-        if row.get("error_type") is None:
-            row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
-        writer.put(row)
-        progress.received += 1
-        progress.errors += row.get("error_type") is not None
-        progress.cost_usd += row.get("cost_usd") or 0.0
-        if on_answer:
-            on_answer(progress, row)
 
     def finished(task: asyncio.Task) -> None:
         running.discard(task)
@@ -189,13 +207,24 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
             task.add_done_callback(finished)
 
     async def watch():
-        # A cancel, seen by the heartbeat (`spread cancel`, another app server) or asked here.
+        # A cancel, seen by the heartbeat (`spread cancel`, another app server) or asked here;
+        # or this process stopping, whose calls in flight get lease.STOP_WAIT_S before they are dropped.
+        told_pool = False
+        deadline = None
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
-            if cancel.is_set():
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + lease.STOP_WAIT_S
+                if not cancel.is_set():
+                    draining.set()
+                    cancel.set()  # start nothing more; samplers stop retrying
+            if cancel.is_set() and not told_pool:
+                told_pool = True
                 if pool is not None:
                     pool.stop()  # workers stop retrying; calls in flight finish
-                return
+            if deadline is not None and time.monotonic() >= deadline:
+                for task in list(running):
+                    task.cancel()  # their cells stay empty: the next worker samples them
 
     by_model: dict[str, list] = {}
     for cell in todo:
@@ -225,8 +254,16 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                 if pool is not None:
                     await pool.close()
                 if not lost.is_set():
-                    status = on_stop if stopped.is_set() else "cancelled" if cancel.is_set() else "done"
-                    await asyncio.to_thread(_release, db_path, run_id, owner, status)
+                    if stopped.is_set():
+                        status = on_stop
+                    elif draining.is_set():
+                        status = handed_back if progress.received < progress.planned else "done"
+                    else:
+                        status = "cancelled" if cancel.is_set() else "done"
+                    if status is None:
+                        await asyncio.to_thread(_drop, db_path, run_id, owner)
+                    else:
+                        await asyncio.to_thread(_release, db_path, run_id, owner, status)
     return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
 
 
@@ -238,6 +275,8 @@ async def execute_and_score(run_id: int, **kwargs) -> dict:
     from core.evaluate import scoring
 
     result = await execute(run_id, **kwargs)
+    if kwargs.get("stop") is not None and kwargs["stop"].is_set():
+        return result  # this process is stopping: the next worker embeds and scores
     await scoring.finish_run(run_id, db_path=kwargs.get("db_path"))
     return result
 
@@ -266,15 +305,21 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
     return workers.start(spec, secrets, count) if count else None
 
 
-def run_own_process(coroutine):
+def run_own_process(coroutine, *, stop: threading.Event | None = None):
     """`asyncio.run` for a process that exists for one run (the CLI, a detached run), on
     uvloop's event loop: it costs less CPU per call than asyncio's own (10,000 streamed
     direct calls at 500 in flight: 3.3 against 3.6 CPU s for the whole command), and on
     cores shared with the provider's server, CPU decides the fan-out's wall. The app's
-    background loop stays asyncio's."""
+    background loop stays asyncio's. With `stop`, SIGTERM sets it (the engine's graceful
+    stop, `execute(stop=...)`) instead of killing the process."""
     import uvloop
 
-    return uvloop.run(coroutine)
+    async def main():
+        if stop is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        return await coroutine
+
+    return uvloop.run(main())
 
 
 def _renew(db_path, run_id: int, owner: str) -> str | None:
@@ -348,6 +393,7 @@ class Background:
         self._thread = threading.Thread(target=self.loop.run_forever, name="spread-runner", daemon=True)
         self._thread.start()
         self._jobs: dict[int, tuple[Future, threading.Event]] = {}
+        self._on_loop: set[int] = set()  # runs sampled on the loop, not in a process of their own
         self._lock = threading.Lock()
 
     def submit(self, run_id: int, *, db_path=None, retry_errors: bool = False, own_process: bool = False) -> Future:
@@ -357,11 +403,14 @@ class Background:
                 return job[0]
             cancel = threading.Event()
             if own_process:
+                self._on_loop.discard(run_id)
                 future = self._in_own_process(run_id, db_path=db_path, retry_errors=retry_errors)
             else:
                 future = asyncio.run_coroutine_threadsafe(
-                    self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel), self.loop
+                    self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel,
+                              stop=PROCESS_STOPPING), self.loop
                 )
+                self._on_loop.add(run_id)
             self._jobs[run_id] = (future, cancel)
             return future
 
@@ -391,6 +440,12 @@ class Background:
         if job:
             job[1].set()
 
+    def in_process_jobs(self) -> list[Future]:
+        """The runs being sampled on the loop (a run in its own process outlives the app)."""
+        with self._lock:
+            return [future for run_id, (future, _) in self._jobs.items()
+                    if run_id in self._on_loop and not future.done()]
+
     def active(self) -> list[int]:
         with self._lock:
             return [run_id for run_id, (future, _) in self._jobs.items() if not future.done()]
@@ -406,6 +461,12 @@ def background() -> Background:
         if _background is None:
             _background = Background()
         return _background
+
+
+def in_process_jobs() -> list[Future]:
+    """The runs this process samples on its background loop (none if it has none)."""
+    with _background_lock:
+        return _background.in_process_jobs() if _background is not None else []
 
 
 def spawn(coroutine) -> Future:

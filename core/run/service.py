@@ -2,11 +2,17 @@
 samples the cells they are missing.
 
 `spread worker` runs one (core/cli/worker.py). Where workers carry runs (PostgreSQL),
-each app server process also runs one on its background loop (`for_this_server`, from
-app.py): a run started on any server is sampled by the first worker to claim it and,
-if that server dies, finished by another once its lease expires (core/run/lease.py).
-On SQLite the app samples its own runs as before; `spread worker` still claims queued
-runs and expired leases there.
+each app server process also runs one on its background loop, started with the server
+(`server_lifespan`, st.App's lifespan in app.py: the store is opened and migrated, then
+the worker starts, before any page is drawn) and stopped with it: a run started on any
+server is sampled by the first worker to claim it and, if that server dies, finished by
+another once its lease expires or at once when its process is gone from the same host
+(core/run/lease.py). On SQLite the app samples its own runs as before; `spread worker`
+still claims queued runs and expired leases there.
+
+Stopping (SIGTERM to a server or to `spread worker`): the worker claims nothing more,
+each run it holds starts no new call, its calls in flight get lease.STOP_WAIT_S to end,
+what arrived is committed and the run goes back to `queued` for another worker.
 
 A small run is sampled on the worker's event loop; one the app would sample in a process
 of its own (runner.needs_own_process: a large run, or one beside the embedded model) in
@@ -16,9 +22,13 @@ a process (core/run/detached.py) that dies with the worker, as a run sampled ins
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import signal
 import sys
 import threading
+import time
+from concurrent.futures import Future
 from typing import Callable
 
 from core import config, store
@@ -29,59 +39,101 @@ from core.run.plan import RunSpec
 # an idle worker looks for work.
 MAX_RUNS = 4
 POLL_S = 1.0
+# A run's own process, told to stop, gets this long beyond the engine's wait for its calls
+# in flight (commit, hand-back) before it is killed.
+CHILD_MARGIN_S = 2.0
 
 
-async def serve(*, db_path=None, once: bool = False, poll_s: float = POLL_S,
-                on_claim: Callable[[int], None] | None = None,
+async def serve(*, db_path=None, once: bool = False, wait_s: float = 0.0, poll_s: float = POLL_S,
+                stop: threading.Event | None = None, report: Callable[[str], None] | None = None,
                 on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
-    """Claim and sample runs until cancelled; with `once`, until nothing is left to claim and
-    every claimed run has ended. Returns how many runs were claimed."""
+    """Claim and sample runs until `stop` is set (or the task is cancelled); with `once`,
+    until nothing is claimable and every claimed run has ended, having waited up to `wait_s`
+    for a lease about to expire. Returns how many runs were claimed.
+
+    `report` gets one line per event or change of state (claimed, finished, waiting, the
+    database unreachable and back). With `once`, a database that cannot be reached before
+    anything was claimed is an error (store.Unreachable), not a wait; a login the database
+    refuses is an error in every mode."""
+    stop = stop or threading.Event()
     sampling: set[asyncio.Task] = set()
     try:
-        return await _serve(sampling, db_path, once, poll_s, on_claim, on_end)
+        return await _serve(sampling, db_path, once, wait_s, poll_s, stop, report or (lambda line: None), on_end)
     except asyncio.CancelledError:
-        # The worker is stopping (SIGTERM, Ctrl-C): each run it holds goes back to the queue,
-        # with what was received written, for another worker to carry on at once.
+        # Stopped at once (a second SIGTERM, Ctrl-C): each run it holds goes back to the
+        # queue, with what was received written, for another worker to carry on at once.
         for task in sampling:
             task.cancel()
         await asyncio.gather(*sampling, return_exceptions=True)
         raise
 
 
-async def _serve(sampling: set[asyncio.Task], db_path, once, poll_s, on_claim, on_end) -> int:
+async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, stop: threading.Event,
+                 report: Callable[[str], None], on_end) -> int:
     claimed = 0
-    while True:
-        while len(sampling) < MAX_RUNS:
-            owner = lease.new_owner()
-            found = await asyncio.to_thread(_claim_next, db_path, owner)
-            if found is None:
-                break
-            run_id, retry_errors = found
-            claimed += 1
-            if on_claim:
-                on_claim(run_id)
-            task = asyncio.create_task(_carry(run_id, owner, retry_errors, db_path, on_end))
-            sampling.add(task)
-            task.add_done_callback(sampling.discard)
-        if once and not sampling:
-            return claimed
+    state = None  # the last state reported: "waiting", "unreachable", or None while busy
+    give_up_at = time.monotonic() + wait_s
+    while not stop.is_set():
+        try:
+            while len(sampling) < MAX_RUNS and not stop.is_set():
+                owner = lease.new_owner()
+                found = await asyncio.to_thread(_claim_next, db_path, owner)
+                if state == "unreachable":
+                    report("database reachable again")
+                    state = None
+                if found is None:
+                    break
+                run_id, retry_errors = found
+                claimed += 1
+                state = None
+                report(f"run {run_id}: claimed")
+                task = asyncio.create_task(_carry(run_id, owner, retry_errors, db_path, stop, report, on_end))
+                sampling.add(task)
+                task.add_done_callback(sampling.discard)
+        except Exception as error:
+            if not store.unreachable(error):
+                raise
+            if once and not claimed:  # nothing to wait for: say so and stop
+                raise error if isinstance(error, config.SpreadError) else store.Unreachable(
+                    f"database unreachable: {error}") from None
+            if state != "unreachable":
+                report(f"database unreachable ({error}); retrying every {poll_s:g} s")
+                state = "unreachable"
+        if once and not sampling and state != "unreachable":
+            expiring = await asyncio.to_thread(_next_expiry_s, db_path)
+            left = give_up_at - time.monotonic()
+            if expiring is None or expiring > left:
+                if not claimed:
+                    report("nothing to claim")
+                return claimed
+            if state != "waiting":
+                report(f"waiting {expiring:.0f} s for a lease to expire")
+                state = "waiting"
+        elif not sampling and state is None:
+            report(f"waiting for runs (looking every {poll_s:g} s)")
+            state = "waiting"
         if sampling:
             await asyncio.wait(set(sampling), timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
         else:
             await asyncio.sleep(poll_s)
+    # Stopping: each run still sampled drains and is handed back (see _carry).
+    if sampling:
+        await asyncio.gather(*sampling, return_exceptions=True)
+    return claimed
 
 
 def _claim_next(db_path, owner: str) -> tuple[int, bool] | None:
-    try:
-        with store.connect(db_path) as db:
-            return lease.claim_next(db, owner)
-    except Exception as error:
-        if not store.unreachable(error):
-            raise
-        return None  # the store is down: look again at the next poll
+    with store.connect(db_path) as db:
+        return lease.claim_next(db, owner)
 
 
-async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -> None:
+def _next_expiry_s(db_path) -> float | None:
+    with store.connect(db_path) as db:
+        return lease.next_expiry_s(db)
+
+
+async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, stop: threading.Event,
+                 report: Callable[[str], None], on_end) -> None:
     """Sample one claimed run; a failure is reported, and the worker goes on."""
     failure = None
     try:
@@ -91,43 +143,114 @@ async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, on_end) -
         if runner.needs_own_process(RunSpec.from_dict(run["spec"]), missing):
             # Popen on this (the loop's) thread: the process dies with the thread that made it.
             process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
-            try:
-                await asyncio.shield(asyncio.to_thread(detached.wait, process, run_id))
-            except asyncio.CancelledError:
-                process.send_signal(signal.SIGINT)  # it hands the run back, as a run sampled here would
-                await asyncio.to_thread(process.wait)
-                raise
+            await _wait_for(process, run_id, stop)
         else:
             await runner.execute_and_score(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner,
-                                           on_stop="queued")
+                                           on_stop="queued", stop=stop)
     except Exception as error:
         failure = error
-        print(f"spread worker: run {run_id}: {error}", file=sys.stderr)
+        report(f"run {run_id}: failed: {error}")
+    else:
+        report(f"run {run_id}: {await asyncio.to_thread(_status, db_path, run_id)}")
     if on_end:
         on_end(run_id, failure)
 
 
-_serving: dict[str, bool] = {}
+async def _wait_for(process, run_id: int, stop: threading.Event) -> None:
+    """Wait for a run's own process; when `stop` is set, tell it to stop (SIGTERM: it hands
+    the run back after its calls in flight) and kill it if it outstays its grace."""
+    waiting = asyncio.ensure_future(asyncio.to_thread(detached.wait, process, run_id))
+    try:
+        while not stop.is_set():
+            done, _ = await asyncio.wait({waiting}, timeout=runner.CANCEL_POLL_S)
+            if done:
+                return waiting.result()
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), lease.STOP_WAIT_S + CHILD_MARGIN_S)
+        except TimeoutError:
+            process.kill()
+        await waiting
+    except asyncio.CancelledError:
+        process.send_signal(signal.SIGINT)  # stopped at once: it hands the run back without waiting
+        await asyncio.to_thread(process.wait)
+        raise
+
+
+def _status(db_path, run_id: int) -> str:
+    """How a carried run ended, for the worker's line about it."""
+    try:
+        with store.connect(db_path) as db:
+            run = store.get_run(db, run_id)
+    except Exception as error:
+        if not store.unreachable(error):
+            raise
+        return "ended (the database is unreachable to say how)"
+    return {"queued": "handed back (queued)"}.get(run["status"], run["status"])
+
+
+_serving: dict[str, Future] = {}
 _serving_lock = threading.Lock()
+
+
+@contextlib.asynccontextmanager
+async def server_lifespan(app=None):
+    """An app server's life (st.App's lifespan, app.py): open and migrate the store and start
+    this server's worker before any page is drawn; at shutdown, stop it and the runs on the
+    background loop, which hand their runs back (lease.STOP_WAIT_S)."""
+    await asyncio.to_thread(start_with_server)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(stop_with_server)
+
+
+def start_with_server(db_path=None) -> None:
+    """Open (and so migrate) the store, then start the server's worker. A store that cannot
+    be opened yet is one line in the log: the pages say so, and the worker keeps trying."""
+    try:
+        with store.connect(db_path):
+            pass
+    except Exception as error:
+        print(f"spread: {error}", file=sys.stderr)
+    for_this_server(db_path)
+
+
+def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
+    """Stop this process's worker and the runs on its background loop, waiting up to
+    `timeout_s` for them to hand their runs back."""
+    runner.PROCESS_STOPPING.set()
+    with _serving_lock:
+        pending = list(_serving.values())
+    pending += runner.in_process_jobs()
+    concurrent.futures.wait(pending, timeout=timeout_s)
 
 
 def for_this_server(db_path=None) -> bool:
     """Start this server process's worker, once, where workers carry runs (PostgreSQL).
-    Returns whether it runs; on SQLite it never starts (the app samples its own runs)."""
+    Returns whether it runs; on SQLite it never starts (the app samples its own runs).
+    server_lifespan starts it with the server; a page calls it too, for a server started
+    some other way (AppTest)."""
     target = str(db_path or config.db_path())
     with _serving_lock:
-        if target not in _serving:
-            _serving[target] = config.is_url(target)  # PostgreSQL: see lease.carried_by_workers
-            if _serving[target]:
-                runner.spawn(_keep_serving(target))
-        return _serving[target]
+        if target not in _serving and config.is_url(target) and not runner.PROCESS_STOPPING.is_set():
+            _serving[target] = runner.spawn(_keep_serving(target))
+        return target in _serving
 
 
 async def _keep_serving(db_path) -> None:
-    """The server's worker outlives any one failure: a page must never find it gone."""
-    while True:
+    """The server's worker outlives any one failure (a page must never find it gone), and
+    says so once per kind of failure, not once per poll."""
+    said = None
+
+    def report(line: str) -> None:
+        print(f"spread worker: {line}", file=sys.stderr, flush=True)
+
+    while not runner.PROCESS_STOPPING.is_set():
         try:
-            await serve(db_path=db_path)
+            await serve(db_path=db_path, stop=runner.PROCESS_STOPPING, report=report)
         except Exception as error:
-            print(f"spread worker: {error}", file=sys.stderr)
+            if str(error) != said:
+                report(str(error))
+                said = str(error)
             await asyncio.sleep(POLL_S)

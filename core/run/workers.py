@@ -21,6 +21,7 @@ import asyncio
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import struct
 import threading
@@ -209,6 +210,9 @@ async def _read(reader: asyncio.StreamReader):
 def _worker_main(sock: socket.socket, inherited: list[socket.socket], spec: RunSpec, secrets: list[str]) -> None:
     for other in inherited:
         other.close()
+    # A SIGTERM to the whole group (a container stopping) is the engine's to handle: it lets
+    # the calls in flight here end, then closes the socket, and this process exits.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         asyncio.run(_serve_with_client(sock, spec, secrets))
     except KeyboardInterrupt:

@@ -311,6 +311,15 @@ def m016_labels_by_reviewer(db: Database) -> None:
     db["labels"].create_index(["reviewer", "response_id"])
 
 
+@migrations()
+def m017_expected_calls(db: Database) -> None:
+    # A reviewer's correction of a tool-call answer may be the calls it should have made
+    # (JSON: a list of {name, arguments}, arguments parsed), beside or instead of a text
+    # correction. NULL for every label made before, and for text corrections.
+    db["labels"].add_column("correction_calls", str)
+    db["label_history"].add_column("correction_calls", str)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -380,7 +389,8 @@ def _first_line(error: Exception, url: str | None = None) -> str:
 
 
 # libpq's words for a login the server refused (no SQLSTATE is given before a session exists).
-_LOGIN_REFUSED = ("authentication failed", "no password supplied", "pg_hba.conf", "password is required")
+_LOGIN_REFUSED = ("authentication failed", "no password supplied", "pg_hba.conf", "password is required",
+                  "not permitted to log in")
 
 
 def opening_failed(error: Exception, url: str) -> config.SpreadError:
