@@ -3,8 +3,9 @@ failure as one line instead of a page."""
 
 import streamlit as st
 
-from core import config, database_status, display
+from core import config, display
 from core.run import drafts, service
+from core.store import status as database_status
 
 
 def login_configured() -> bool:

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from measure import Results  # noqa: E402
 
-from core import store, store_copy  # noqa: E402
+from core import store  # noqa: E402
+from core.store import copy as store_copy
 
 
 def populate(path: str, answers: int) -> None:

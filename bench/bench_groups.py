@@ -59,7 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["SPREAD_DB"] = str(Path(tempfile.mkdtemp()) / "bench.db")
     os.environ["SPREAD_SAMPLER_PROCESSES"] = "0"
-    from core.run import endpoints, litellm_config
+    from core.formats import litellm_config
+    from core.models import endpoints
 
     with Loopback(args.latency) as a, Loopback(args.latency) as b:
         endpoints.add(endpoints.Endpoint("direct-a", "openai/bench", api_base=a.base_url))

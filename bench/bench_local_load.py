@@ -30,7 +30,8 @@ from loopback import Loopback  # noqa: E402
 from measure import ROOT  # noqa: E402
 
 from core import store  # noqa: E402
-from core.run import drafts, endpoints, local_llm  # noqa: E402
+from core.models import endpoints, local_llm  # noqa: E402
+from core.run import drafts  # noqa: E402
 
 REMOTE = "bench-remote"  # the loopback server as an endpoint
 CLI_CASES = {  # name: (models besides the remote one, SPREAD_SAMPLER_PROCESSES)

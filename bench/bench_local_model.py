@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.run import local_llm  # noqa: E402
+from core.models import local_llm  # noqa: E402
 
 
 def main() -> None:

@@ -36,7 +36,9 @@ def main() -> int:
     from test_promptfoo_examples import JUDGE, REFUSED, SUITES, copy_suite
 
     from core import store
-    from core.run import endpoints, promptfoo_config, runner
+    from core.formats import promptfoo_config
+    from core.models import endpoints
+    from core.run import runner
 
     results = {}
     with StubOpenAI() as stub:

@@ -177,10 +177,10 @@ def main() -> None:
         os.environ["SPREAD_DB"] = db
         first, again = [], []
         # What the app's worker does when a run ends: embeddings cached before anyone looks.
-        from core.run import runner
+        from core.analyse import embed
 
         start = time.perf_counter()
-        runner.warm_embeddings(run_id, db)
+        embed.warm_run(run_id, db)
         results["warm_embeddings_s"] = round(time.perf_counter() - start, 3)
         if args.grid:  # the same answers clustered per input, and as if they were one cell
             from core import store

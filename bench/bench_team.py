@@ -220,10 +220,10 @@ def stored_labels(db: str, run_id: int) -> dict[str, int]:
 def build_run(db: str, answers: int, kind: str = "prose") -> int:
     """A 10,000-answer grid (125 inputs × 2 wordings × 2 models × 2 temperatures × N=10 by default),
     its embeddings cached as the app's worker does when a run ends."""
-    from core.run import runner
+    from core.analyse import embed
 
     run_id = make_grid_run(db, answers, inputs=125, variants=2, models=2, temperatures=(0.0, 1.0), kind=kind)
-    runner.warm_embeddings(run_id, db)
+    embed.warm_run(run_id, db)
     return run_id
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import display, store
 from core.analyse import embed, spread, tables
-from core.run import conversation
+from core.prompts import conversation
 from pages.parts import conversation_view
 
 st.title("Compare")

@@ -5,8 +5,9 @@ import streamlit as st
 
 from core import display
 
-from core.review import export, golden
-from core.run import conversation
+from core.formats import golden_files
+from core.prompts import conversation
+from core.review import golden
 from pages.parts import conversation_view
 from core.config import SpreadError
 
@@ -99,10 +100,10 @@ mime = {"jsonl": "application/jsonl", "csv": "text/csv", "openai": "application/
         "promptfoo": "application/yaml", "parquet": "application/octet-stream"}
 suffix = {"jsonl": "jsonl", "csv": "csv", "openai": "openai.jsonl", "promptfoo": "promptfoo.yaml",
           "parquet": "parquet"}
-columns = st.columns(len(export.FORMATS))
-for column, fmt in zip(columns, export.FORMATS):
+columns = st.columns(len(golden_files.FORMATS))
+for column, fmt in zip(columns, golden_files.FORMATS):
     # A callable: the file is built when the button is clicked, not on every rerun.
-    column.download_button(fmt, lambda fmt=fmt: export.export(name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
+    column.download_button(fmt, lambda fmt=fmt: golden_files.export(name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
                            mime=mime[fmt], key=f"export_{fmt}")
 
 st.subheader("Import")
@@ -111,7 +112,7 @@ skip_bad = st.checkbox("Skip bad lines (otherwise a file with any bad line impor
 if upload is not None and st.button("Import into this set", key="golden_import"):
     fmt = "csv" if upload.name.lower().endswith(".csv") else "jsonl"
     try:
-        result = export.import_bytes(name, upload.getvalue(), fmt, skip_bad=skip_bad, who=who)
+        result = golden_files.import_bytes(name, upload.getvalue(), fmt, skip_bad=skip_bad, who=who)
         st.success(f"{result['imported']} items imported (version {result['version']}), "
                    f"{result['skipped']} bad lines skipped")
         for error in result["errors"][:20]:

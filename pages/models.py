@@ -9,7 +9,9 @@ import streamlit as st
 
 from core import config, display
 from core.config import SpreadError
-from core.run import endpoints, litellm_config, llm, models, runner
+from core.formats import litellm_config
+from core.models import endpoints, llm, catalogue
+from core.run import runner
 
 st.title("Models")
 llm.preload()  # the Test button's first call should cost the provider's latency, not litellm's import
@@ -118,7 +120,7 @@ else:
 
 with st.expander("Built-in models and provider keys"):
     st.dataframe(pd.DataFrame([{"id": e.id, "provider": e.provider, "key present": e.key_present,
-                                "about": e.description} for e in models.catalogue()]),
+                                "about": e.description} for e in catalogue.catalogue()]),
                  hide_index=True, width="stretch")
 
 
@@ -222,7 +224,7 @@ with st.expander("Import the model_list of a config.yaml"):
     elif imported:
         st.success(display.inert(f"Imported {', '.join(imported)}."))
 
-catalogue = endpoints.list_endpoints()
-st.download_button("Export the catalogue as config.yaml", litellm_config.export(catalogue),
-                   file_name="config.yaml", mime="application/yaml", key="ep_export", disabled=not catalogue,
+named_endpoints = endpoints.list_endpoints()
+st.download_button("Export the catalogue as config.yaml", litellm_config.export(named_endpoints),
+                   file_name="config.yaml", mime="application/yaml", key="ep_export", disabled=not named_endpoints,
                    help="Keys as os.environ/NAME, never their values.")

@@ -8,20 +8,22 @@ import streamlit as st
 
 from core import display, store
 from core.analyse import spread
-from core.evaluate import checks
 from core.config import SpreadError
+from core.evaluate import checks
+from core.formats import promptfoo_config
+from core.models import catalogue, endpoints, local_llm
+from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
-from core.run import (conversation, drafts, endpoints, estimate, inputs, local_llm, models, plan, promptfoo_config,
-                      rewording, runner, shapes, templates)
+from core.run import drafts, estimate, plan, rewording, runner
 from core.run.progress import ACTIVE, LiveProgress
 
 st.title("Playground")
 st.caption("Send a prompt — in one or more wordings, over a table of inputs — to several models at several "
            "temperatures, many times each, and see how far the answers spread.")
 
-catalogue = models.catalogue()
+model_entries = catalogue.catalogue()
 # Catalogue endpoints first (Models page), then the built-in examples; any litellm id can be typed.
-model_choices = list(dict.fromkeys(endpoints.names() + [entry.id for entry in catalogue]))
+model_choices = list(dict.fromkeys(endpoints.names() + [entry.id for entry in model_entries]))
 errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 state = st.session_state
 

@@ -8,8 +8,9 @@ from core import display, store
 from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, verdict
+from core.models import local_llm
 from core.review import golden
-from core.run import local_llm, runner
+from core.run import runner
 
 st.title("Regression")
 st.caption("Sample every item of a golden set K times on a candidate model or prompt version, score each sample "

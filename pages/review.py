@@ -9,8 +9,10 @@ from core import display, store
 
 from core.analyse import embed, spread
 
+from core.prompts import conversation
 from core.review import decisions, golden, labels
-from core.run import conversation, plan, shapes
+from core.prompts import shapes
+from core.run import plan
 from pages.parts import conversation_view
 from core.config import SpreadError
 

@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display, store
-from core.config import SpreadError
 from core.analyse import spread, tables, tool_usage
+from core.config import SpreadError
+from core.prompts import inputs as inputs_module
 from core.run import drafts, runner
-from core.run import inputs as inputs_module
 
 st.title("Runs")
 

@@ -9,8 +9,10 @@ from core import config, display, store
 from core.analyse import charts, embed, meaning, sensitivity, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
+from core.models import endpoints
+from core.prompts import conversation, inputs
 from core.review import decisions
-from core.run import conversation, drafts, endpoints, inputs, runner
+from core.run import drafts, runner
 from pages.parts import conversation_view
 
 st.title("Spread")

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openai_stub import StubOpenAI  # noqa: E402
 from pg_server import PostgresServer  # noqa: E402
 
-from core.run import llm  # noqa: E402
+from core.models import llm  # noqa: E402
 
 # A cold `import litellm` takes seconds: pay it once per test session.
 llm.get()

@@ -11,7 +11,8 @@ import pytest
 from core import jsonvalue, store
 from core.analyse import meaning, tool_usage
 from core.evaluate import checks, scoring, tool_checks
-from core.run import plan, runner, shapes
+from core.prompts import shapes
+from core.run import plan, runner
 from test_cli import ROOT, spread as cli
 from test_prompt_shapes import WEATHER, call, outcome, run_spec
 

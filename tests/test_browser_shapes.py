@@ -13,7 +13,7 @@ def test_a_two_turn_conversation_with_tools_through_the_ui_then_its_calls_on_the
     url, db_path = served_app
     stub.respond = lambda body: {"content": None, "tool_calls": [
         {"name": "get_weather", "arguments": json.dumps({"city": body["messages"][-1]["content"].split()[-1][:-1]})}]}
-    from core.run import endpoints
+    from core.models import endpoints
 
     endpoints.add(endpoints.Endpoint("team-stub", "openai/stub-a", stub.base_url), db_path=db_path)
     page.goto(url)

@@ -256,7 +256,7 @@ def test_models_add_list_test_run_by_name_and_remove(stub, tmp_path):
     (["run", "--prompt", "Q", "--model", "gone", "--temperature", "1", "--n", "1"], "endpoint 'gone': api_base"),
 ])
 def test_models_commands_refuse_bad_input_with_one_line_and_write_nothing(args, message, tmp_path):
-    from core.run import endpoints
+    from core.models import endpoints
 
     db = tmp_path / "bad.db"
     endpoints.add(endpoints.Endpoint("gone", "openai/x", api_base="http://127.0.0.1:9/v1"), db_path=db)

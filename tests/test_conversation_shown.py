@@ -10,8 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
 from core import store
+from core.prompts import conversation
 from core.review import golden
-from core.run import conversation, plan, runner
+from core.run import plan, runner
 from test_cli import last_json, spread as cli
 
 SUPPORT = [

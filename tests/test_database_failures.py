@@ -10,9 +10,10 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import database_status, store
+from core import store
 from core.run import plan
 from core.run.progress import LiveProgress
+from core.store import status as database_status
 from conftest import ROOT
 
 

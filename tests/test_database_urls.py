@@ -10,8 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import config, store, store_copy
+from core import config, store
 from core.run import plan, runner
+from core.store import copy as store_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 

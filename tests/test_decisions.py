@@ -56,6 +56,15 @@ def test_a_decision_is_respected_by_every_later_analysis_and_can_be_undone(stub)
         decisions.decide(paris, lyon, "merge", reviewer=" ")
 
 
+def test_the_analysis_takes_reviewers_decisions_as_an_argument(stub):
+    """Analysis never imports review: decisions reach it as rows, given or read from the store."""
+    run_id = run_with(stub, ["Paris.", "Lyon."])
+    merge = [{"input": 0, "action": "merge", "text_a": "paris", "text_b": "lyon"}]
+    assert len(spread.analyse_run(run_id, method="minilm", with_map=False, decisions=merge).clusters) == 1
+    assert len(spread.analyse_run(run_id, method="minilm", with_map=False).clusters) == 2  # none stored
+    assert len(spread.analyse_run(run_id, method="minilm", with_map=False, decisions=[]).clusters) == 2
+
+
 def test_decisions_only_join_answers_to_the_same_input(stub):
     run_id = run_with(stub, ["Paris."], prompt="Capital of {{c}}?", inputs=[{"c": "France"}, {"c": "Peru"}], n=1)
     with store.connect() as db:

@@ -12,8 +12,10 @@ import pytest
 from conftest import ROOT
 from core import store
 from core.config import SpreadError
-from core.run import endpoints, limits, litellm_config, plan, runner
-from core.run.endpoints import Endpoint
+from core.formats import litellm_config
+from core.models import endpoints, limits
+from core.models.endpoints import Endpoint
+from core.run import plan, runner
 from openai_stub import StubOpenAI
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from conftest import ROOT
 from core import store
-from core.run import detached, limits, llm, plan, runner, workers
+from core.models import limits, llm
+from core.run import detached, plan, runner, workers
 from core.run.progress import LiveProgress
 from core.run.writer import Writer
 
@@ -328,7 +329,7 @@ def test_litellm_is_configured_lean():
 
     llm.get()
     for name in llm.LEAN_PATCHED:  # a litellm upgrade that renames these fails here, not silently
-        assert getattr(Logging, name).__module__ == "core.run.llm", name
+        assert getattr(Logging, name).__module__ == "core.models.llm", name
 
 
 def test_a_process_that_exists_for_a_run_runs_it_on_uvloop():

@@ -10,7 +10,8 @@ import yaml
 
 from core import store
 from core.config import SpreadError
-from core.review import export, golden, labels
+from core.formats import golden_files as export
+from core.review import golden, labels
 from core.run import plan, runner
 from test_cli import last_json, spread as cli
 from test_prompt_shapes import WEATHER, call, run_spec

@@ -2,7 +2,8 @@
 
 import yaml
 
-from core.review import export, golden
+from core.formats import golden_files
+from core.review import golden
 from test_prompt_shapes import WEATHER
 
 CHAT = [{"role": "system", "content": "You answer with a tool call."},
@@ -19,7 +20,7 @@ def test_the_promptfoo_export_keeps_the_few_shot_turns_tools_and_response_format
                     shape={"tools": WEATHER, "tool_choice": "auto", "response_format": FORMAT},
                     reference="Sunny."),
         golden.Item(prompt="Capital of Peru?", reference="Lima.")])
-    text = export.export("chat", "promptfoo").decode()
+    text = golden_files.export("chat", "promptfoo").decode()
     assert "'{{ messages | dump }}'" in text.splitlines()[1]
     conversation, plain = sorted(yaml.safe_load(text), key=lambda t: "messages" not in t["vars"])
     assert conversation["vars"]["messages"] == CHAT  # the few-shot turns, in order, as sent

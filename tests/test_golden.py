@@ -10,8 +10,9 @@ import yaml
 
 from core import store
 
-from core.review import export, golden, labels
 from core.config import SpreadError
+from core.formats import golden_files
+from core.review import golden, labels
 from test_review import make_answers
 
 
@@ -74,39 +75,39 @@ def golden_set(labelled):
 
 def test_jsonl_round_trip_into_an_empty_database_is_identical(golden_set, tmp_path, monkeypatch):
     first = tmp_path / "first.jsonl"
-    export.export_to(golden_set, "jsonl", first)
+    golden_files.export_to(golden_set, "jsonl", first)
     lines = first.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["set_version"] == 1
     monkeypatch.setenv("SPREAD_DB", str(tmp_path / "empty.db"))
-    result = export.import_file(golden_set, first)
+    result = golden_files.import_file(golden_set, first)
     assert result["imported"] == 2 and result["version"] == 1
     second = tmp_path / "second.jsonl"
-    export.export_to(golden_set, "jsonl", second)
+    golden_files.export_to(golden_set, "jsonl", second)
     assert second.read_bytes() == first.read_bytes()
 
 
 def test_csv_round_trip_keeps_every_field(golden_set, tmp_path, monkeypatch):
     out = tmp_path / "set.csv"
-    export.export_to(golden_set, "csv", out)
+    golden_files.export_to(golden_set, "csv", out)
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 2 and json.loads(rows[0]["accepted"]) == ["Paris", "The capital of France is Paris."]
-    original = export.records(golden_set)
+    original = golden_files.records(golden_set)
     monkeypatch.setenv("SPREAD_DB", str(tmp_path / "empty.db"))
-    export.import_file("copy", out)
-    copied = export.records("copy")
+    golden_files.import_file("copy", out)
+    copied = golden_files.records("copy")
     strip = lambda rs: [{k: v for k, v in r.items() if k != "set"} for r in rs]  # noqa: E731
     assert strip(copied) == strip(original)
 
 
 def test_openai_promptfoo_and_parquet_exports(golden_set, tmp_path):
     openai = (tmp_path / "ft.jsonl")
-    export.export_to(golden_set, "openai", openai)
+    golden_files.export_to(golden_set, "openai", openai)
     first = json.loads(openai.read_text().splitlines()[0])
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
     assert first["messages"][1]["content"] == "Paris is the capital of France."
 
     promptfoo = tmp_path / "tests.yaml"
-    export.export_to(golden_set, "promptfoo", promptfoo)
+    golden_files.export_to(golden_set, "promptfoo", promptfoo)
     text = promptfoo.read_text()
     assert "version 1" in text.splitlines()[0]
     tests = yaml.safe_load(text)
@@ -116,7 +117,7 @@ def test_openai_promptfoo_and_parquet_exports(golden_set, tmp_path):
     assert tests[0]["assert"][1]["value"] == "Lyon"
 
     parquet = tmp_path / "set.parquet"
-    export.export_to(golden_set, "parquet", parquet)
+    golden_files.export_to(golden_set, "parquet", parquet)
     table = pq.read_table(parquet)
     assert table.num_rows == 2 and table.column("accepted").to_pylist()[0] == ["Paris", "The capital of France is Paris."]
     assert table.schema.metadata[b"set_version"] == b"1"
@@ -125,7 +126,7 @@ def test_openai_promptfoo_and_parquet_exports(golden_set, tmp_path):
 def test_removed_items_are_not_exported(golden_set, tmp_path):
     key = golden.items(golden_set)[0]["item_key"]
     golden.remove_item(golden_set, key)
-    assert len(export.records(golden_set)) == 1
+    assert len(golden_files.records(golden_set)) == 1
 
 
 def test_a_malformed_file_imports_nothing_and_names_the_line(tmp_path):
@@ -134,10 +135,10 @@ def test_a_malformed_file_imports_nothing_and_names_the_line(tmp_path):
     path.write_text("\n".join([json.dumps(good), "{not json", json.dumps({"input": {}}),
                                json.dumps(good | {"accepted": "4"})]) + "\n")
     with pytest.raises(SpreadError, match=r"line 2: not valid JSON.*\(and 2 more\)"):
-        export.import_file("maths", path)
+        golden_files.import_file("maths", path)
     with store.connect() as db:
         assert db["golden_sets"].count == 0 and db["golden_items"].count == 0
-    result = export.import_file("maths", path, skip_bad=True)
+    result = golden_files.import_file("maths", path, skip_bad=True)
     assert result["imported"] == 1 and result["skipped"] == 3
     assert result["errors"][1] == "line 3: missing input.prompt (the user message)"
     assert result["errors"][2] == "line 4: accepted must be a list of texts"
@@ -151,21 +152,21 @@ def test_unreadable_files_get_a_clear_error(tmp_path, content, message):
     path = tmp_path / "x.jsonl"
     path.write_bytes(content)
     with pytest.raises(SpreadError, match=message):
-        export.import_file("s", path)
+        golden_files.import_file("s", path)
 
 
 def test_csv_without_a_prompt_column_is_refused(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("question,answer\nwhat,that\n")
     with pytest.raises(SpreadError, match="no 'prompt' column"):
-        export.import_file("s", path)
+        golden_files.import_file("s", path)
 
 
 def test_export_of_an_unknown_set_or_format_is_refused(golden_set, tmp_path):
     with pytest.raises(SpreadError, match="no golden set"):
-        export.export_to("nope", "jsonl", tmp_path / "x")
+        golden_files.export_to("nope", "jsonl", tmp_path / "x")
     with pytest.raises(SpreadError, match="unknown format"):
-        export.export(golden_set, "xml")
+        golden_files.export(golden_set, "xml")
     assert not (tmp_path / "x").exists()
 
 
@@ -251,12 +252,12 @@ def test_exports_never_accept_and_reject_one_text(tmp_path):
     golden.add_responses("capitals", [ids[1]], who="ana")
     key = golden.items("capitals")[0]["item_key"]
     _corrupt("capitals", key, reference="Lima", accepted=["Lima", "Paris"], rejected=["Lima."])  # the item
-    (test,) = yaml.safe_load(export.export("capitals", "promptfoo"))
+    (test,) = yaml.safe_load(golden_files.export("capitals", "promptfoo"))
     similar = [t for a in test["assert"] if a["type"] == "similar" for t in a["value"]]
     not_similar = [a["value"] for a in test["assert"] if a["type"] == "not-similar"]
     assert {golden.normalised(t) for t in similar} == {"paris"} and not_similar == ["Lima."]
     for fmt in ("jsonl", "csv"):
-        (record,) = export.parse(export.export("capitals", fmt), fmt)[0]
+        (record,) = golden_files.parse(golden_files.export("capitals", fmt), fmt)[0]
         assert golden.contradictions(record) == [] and record.reference is None
 
 

@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from core.evaluate import checks, rates, scoring
-from core.run import endpoints, promptfoo_config
+from core.formats import promptfoo_config
+from core.models import endpoints
 from test_cli import last_json, spread
 
 PLANTED_KEY = "sk-planted-never-shown-0123456789"
@@ -353,14 +354,14 @@ def test_the_cli_lists_what_it_left_out(tmp_path):
 def test_the_echo_model_answers_with_the_prompt():
     import asyncio
 
-    from core.run import llm, models
+    from core.models import llm, catalogue
 
     one = asyncio.run(llm.sample(llm.ECHO_MODEL, [{"role": "user", "content": "Hi Bo"}], temperature=0.5))
     assert one.text == "Hi Bo" and one.finish_reason == "stop"
     turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     assert json.loads(asyncio.run(llm.sample(llm.ECHO_MODEL, turns, temperature=0)).text) == turns
-    assert models.cost_usd(llm.ECHO_MODEL, 0, 0) == 0.0
-    models.check_model(llm.ECHO_MODEL)  # no key, no server
+    assert catalogue.cost_usd(llm.ECHO_MODEL, 0, 0) == 0.0
+    catalogue.check_model(llm.ECHO_MODEL)  # no key, no server
 
 
 def test_assertion_values_and_providers_read_from_files(tmp_path):

@@ -3,7 +3,8 @@
 import pytest
 
 from core.config import SpreadError
-from core.run import inputs, plan, templates
+from core.prompts import inputs, templates
+from core.run import plan
 
 
 def test_placeholders_allow_spaces_and_leave_other_braces_alone():

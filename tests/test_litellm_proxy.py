@@ -16,8 +16,10 @@ from conftest import ROOT
 from core import config, store
 from core.analyse import embed, second_opinion, spread
 from core.config import SpreadError
-from core.run import endpoints, litellm_config, plan, runner
-from core.run.endpoints import Endpoint
+from core.formats import litellm_config
+from core.models import endpoints
+from core.models.endpoints import Endpoint
+from core.run import plan, runner
 from openai_stub import StubOpenAI
 
 PRODUCTION = """

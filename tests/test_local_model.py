@@ -7,7 +7,8 @@ import pytest
 
 from core import store
 
-from core.run import llm, local_llm, plan, runner
+from core.models import llm, local_llm
+from core.run import plan, runner
 
 pytestmark = pytest.mark.local_model
 

@@ -454,11 +454,11 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
 
 
 def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
-    from core.review import export
+    from core.formats import golden_files
     from test_regress import answer_with, golden_file
 
     path, items = golden_file(tmp_path, n_items=3)
-    export.import_file("capitals", path)
+    golden_files.import_file("capitals", path)
     stub.respond = answer_with(items, right=True)
     at = app()
     at.switch_page("pages/regress.py").run()
@@ -526,7 +526,7 @@ def models_page() -> AppTest:
 
 
 def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(stub):
-    from core.run import endpoints
+    from core.models import endpoints
 
     at = models_page()
     assert any("No endpoints yet" in i.value for i in at.info)
@@ -562,7 +562,7 @@ def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(stub):
 
 
 def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(stub):
-    from core.run import endpoints
+    from core.models import endpoints
 
     at = models_page()
     at.text_input(key="ep_name").input("leaky")
@@ -580,7 +580,7 @@ def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(
 
 
 def test_models_page_imports_a_litellm_config_after_a_preview_and_exports_it():
-    from core.run import endpoints
+    from core.models import endpoints
     from test_endpoints import BAD, GOOD
 
     at = models_page()
@@ -600,7 +600,7 @@ def test_models_page_imports_a_litellm_config_after_a_preview_and_exports_it():
 
 
 def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
-    from core.run import endpoints
+    from core.models import endpoints
 
     endpoints.add(endpoints.Endpoint("team", "openai/served", api_base=stub.base_url, params={"top_k": 7}))
     at = app().run()

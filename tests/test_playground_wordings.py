@@ -99,7 +99,8 @@ def test_a_bad_tools_or_response_format_entry_is_shown_under_the_run_button():
 def test_runs_and_spread_show_the_tools_a_run_offered_as_plain_text(stub):
     import asyncio
 
-    from core.run import plan, runner, shapes
+    from core.prompts import shapes
+    from core.run import plan, runner
     from test_prompt_shapes import call, run_spec
 
     stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')

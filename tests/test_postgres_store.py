@@ -102,7 +102,7 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
     import sqlite3
 
     from conftest import ROOT
-    from core import postgres, store_copy
+    from core.store import postgres, copy as store_copy
 
     raw = postgres.pool.get(pg_url)
     try:

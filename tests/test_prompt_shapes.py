@@ -9,8 +9,10 @@ from core import store
 from core.analyse import meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, scoring, tool_checks
+from core.models import llm
+from core.prompts import conversation, inputs, shapes
 from core.review import golden
-from core.run import conversation, inputs, llm, plan, runner, shapes
+from core.run import plan, runner
 from test_cli import last_json, spread as cli
 
 WEATHER = [{"type": "function", "function": {
@@ -426,25 +428,26 @@ def test_playground_refuses_tools_that_are_not_a_tools_list():
 
 
 def test_a_golden_set_of_tool_calls_survives_export_and_import_and_exports_as_openai_chat(tmp_path):
-    from core.review import export, golden
+    from core.formats import golden_files
+    from core.review import golden
 
     golden.create_set("calls")
     golden.add_items("calls", [golden.Item(
         prompt="Weather in Paris?", messages=[{"role": "user", "content": "Weather in Paris?"}],
         shape={"tools": WEATHER, "tool_choice": "auto"},
         tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}], reference='get_weather({"city": "Paris"})')])
-    data = export.export("calls", "jsonl")
+    data = golden_files.export("calls", "jsonl")
     golden.create_set("again")
-    export.import_bytes("again", data, "jsonl")
+    golden_files.import_bytes("again", data, "jsonl")
     (item,) = golden.items("again")
     assert (item["messages"], item["shape"], item["tool_calls"]) == (
         [{"role": "user", "content": "Weather in Paris?"}], {"tools": WEATHER, "tool_choice": "auto"},
         [{"name": "get_weather", "arguments": {"city": "Paris"}}])
-    (line,) = [json.loads(x) for x in export.export("calls", "openai").decode().splitlines()]
+    (line,) = [json.loads(x) for x in golden_files.export("calls", "openai").decode().splitlines()]
     assert line["tools"] == WEATHER
     assert line["messages"][-1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     # Read back as chat JSONL inputs: the final assistant turn calls a tool, so it is no text reference.
-    (tmp_path / "chat.jsonl").write_bytes(export.export("calls", "openai"))
+    (tmp_path / "chat.jsonl").write_bytes(golden_files.export("calls", "openai"))
     (row,) = inputs.read_file(tmp_path / "chat.jsonl")
     assert json.loads(row["messages"])[-1]["tool_calls"] and "reference" not in row
 
@@ -472,7 +475,7 @@ def test_a_conversation_run_loads_back_into_the_playground_plan_and_review_shows
 def test_streamed_call_pieces_join_as_litellm_objects_or_as_json():
     from types import SimpleNamespace as O
 
-    from core.run.reply import ToolCallDeltas
+    from core.models.reply import ToolCallDeltas
 
     for delta in (lambda i, name, args: O(index=i, function=O(name=name, arguments=args)),
                   lambda i, name, args: {"index": i, "function": {"name": name, "arguments": args}}):

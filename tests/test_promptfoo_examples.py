@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.run import promptfoo_config
+from core.formats import promptfoo_config
 from test_cli import last_json, spread
 
 EXAMPLES = Path(__file__).parent / "data" / "promptfoo-examples"

@@ -6,7 +6,7 @@ import pytest
 
 from core.config import SpreadError
 from core.evaluate import checks, jsregex, rates
-from core.run import templates
+from core.prompts import templates
 
 
 def verdict(assertion: dict, answer: str, values: dict | None = None, response: dict | None = None):

@@ -344,11 +344,11 @@ def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variab
 
     import pandas as pd
 
-    from core.review import export
+    from core.formats import golden_files
     from test_pages import app
 
     path, items = golden_file(tmp_path, n_items=1)
-    export.import_file("capitals", path)
+    golden_files.import_file("capitals", path)
     candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=5)
     stub.respond = right_times(items, 1)
     asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
@@ -383,10 +383,10 @@ def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(stub,
 
     from core import store
     from core.evaluate import verdict
-    from core.review import export
+    from core.formats import golden_files
 
     path, items = golden_file(tmp_path, n_items=2)
-    export.import_file("capitals", path)
+    golden_files.import_file("capitals", path)
     stub.respond = answer_with(items, right=True)
     candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=2)
     asyncio.run(regress.regress("capitals", candidate, regress.Gates()))

@@ -1,4 +1,4 @@
-"""The routes of a call (core/run/llm.py): OpenAI-compatible servers straight over HTTP
+"""The routes of a call (core/models/llm.py): OpenAI-compatible servers straight over HTTP
 without importing litellm, every other provider through litellm; prices read from
 litellm's JSON map; and the commands that need neither start without them."""
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from core.run import direct, llm, models
+from core.models import direct, llm, catalogue
 
 
 def python(code: str, env_db) -> dict:
@@ -78,5 +78,5 @@ def test_prices_read_from_the_json_map_are_litellm_prices(model):
     litellm = llm.get()
     assert model in litellm.model_cost or model.split("/", 1)[-1] in litellm.model_cost
     expected = sum(litellm.cost_per_token(model=model, prompt_tokens=1234, completion_tokens=567))
-    assert models.cost_usd(model, 1234, 567) == pytest.approx(expected, rel=1e-9)
-    assert models.cost_usd("openai/no-such-model-here", 1234, 567) is None  # unknown stays unknown
+    assert catalogue.cost_usd(model, 1234, 567) == pytest.approx(expected, rel=1e-9)
+    assert catalogue.cost_usd("openai/no-such-model-here", 1234, 567) is None  # unknown stays unknown

@@ -168,7 +168,7 @@ def test_a_file_of_the_previous_schema_migrates_in_place_and_keeps_every_row(tmp
     """The previous release's schema (migrations up to m015) in a SQLite file, holding an
     earlier release's own data (tests/data/schema10.db), opened by this release."""
     from conftest import ROOT
-    from core import store_copy
+    from core.store import copy as store_copy
 
     path = tmp_path / "previous.db"
     db = sqlite_utils.Database(path)

@@ -8,10 +8,11 @@ import pytest
 from conftest import ROOT
 from test_cli import last_json, spread
 
-from core import store, store_copy
+from core import store
 from core.config import SpreadError
+from core.models import endpoints
 from core.review import decisions, golden, labels
-from core.run import endpoints
+from core.store import copy as store_copy
 
 
 def populated(path) -> str:

@@ -12,8 +12,11 @@ import pytest
 
 from core import store
 from core.analyse import sensitivity, spread
-from core.review import export, golden, labels
-from core.run import estimate, inputs, llm, plan, runner
+from core.formats import golden_files
+from core.models import llm
+from core.prompts import inputs
+from core.review import golden, labels
+from core.run import estimate, plan, runner
 from test_cli import last_json, spread as cli
 
 CAPITALS = {"France": "Paris", "Peru": "Lima", "Japan": "Tokyo"}
@@ -222,14 +225,14 @@ def test_a_golden_item_from_a_templated_run_keeps_its_input_and_can_feed_a_new_r
     assert item["accepted"] == ["Lima."]  # only answers to the same input
     rows = golden.as_inputs("capitals")
     assert rows[0]["country"] == "Peru" and rows[0]["reference"] == "Lima."
-    data = export.export("capitals", "jsonl")
+    data = golden_files.export("capitals", "jsonl")
     record = json.loads(data)
     assert record["input"]["template"] == item["template"] and record["source"]["prompt_version"] == 1
     other = tmp_path / "other.db"  # export → import into another database → export: the same bytes
-    export.import_bytes("capitals", data, "jsonl", db_path=other)
-    assert export.export("capitals", "jsonl", db_path=other) == data
+    golden_files.import_bytes("capitals", data, "jsonl", db_path=other)
+    assert golden_files.export("capitals", "jsonl", db_path=other) == data
     csv_copy = tmp_path / "csv.db"
-    export.import_bytes("capitals", export.export("capitals", "csv"), "csv", db_path=csv_copy)
+    golden_files.import_bytes("capitals", golden_files.export("capitals", "csv"), "csv", db_path=csv_copy)
     assert golden.items("capitals", db_path=csv_copy)[0]["template"] == item["template"]
 
 

@@ -189,7 +189,8 @@ def test_postgresql_stopped_mid_run_pauses_the_run_and_it_continues_losing_nothi
 def test_a_run_that_fails_before_it_begins_gives_its_lease_up(stub, monkeypatch):
     import asyncio
 
-    from core.run import limits, runner
+    from core.models import limits
+    from core.run import runner
 
     run_id = queued_run(stub)
 

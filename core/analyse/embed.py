@@ -162,23 +162,15 @@ def embed(texts: list[str], method: str = "minilm", *, db_path=None) -> np.ndarr
 
 def embedding_endpoint(method: str, *, db_path=None):
     """The catalogue endpoint an "endpoint:NAME" method names, or a one-line SpreadError."""
-    from core.config import SpreadError
-    from core.run import endpoints
+    from core.models import endpoints
 
-    name = method[len(ENDPOINT):]
-    endpoint = endpoints.get(name, db_path=db_path)
-    if endpoint is None:
-        raise SpreadError(f"no endpoint named {name!r} (spread models list)", "embeddings")
-    if endpoint.mode != "embedding":
-        raise SpreadError(f"endpoint {name!r} is not an embedding endpoint (its model_info needs mode: embedding)",
-                          "embeddings")
-    return endpoint
+    return endpoints.embedding_endpoint(method[len(ENDPOINT):], db_path=db_path)
 
 
 def _endpoint_vectors(texts: list[str], endpoint) -> list[list[float]]:
     """litellm's embedding API on the endpoint (its Router for a model group), in batches."""
     from core.config import SpreadError
-    from core.run import endpoints, llm
+    from core.models import endpoints, llm
 
     endpoints.check(endpoint)
     call = endpoints.how_to_call(endpoint, default_timeout_s=60.0)
@@ -207,6 +199,20 @@ def cache_key(method: str, *, db_path=None) -> str:
     endpoint = embedding_endpoint(method, db_path=db_path)
     servers = sorted((m.model, m.api_base or "") for m in endpoint.members() or [endpoint])
     return ENDPOINT + json.dumps(servers)
+
+
+def warm_run(run_id: int, db_path=None) -> int:
+    """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
+    from core import store
+
+    if not model_available():
+        return 0
+    with store.connect(db_path) as db:
+        texts = [r["text"] for r in store.responses(db, run_id) if r["error_type"] is None and r["text"]]
+    distinct = list({normalise(t): t for t in texts}.values())
+    if distinct:
+        cached(distinct, "minilm", db_path=db_path)
+    return len(distinct)
 
 
 def default_method() -> str:

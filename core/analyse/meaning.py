@@ -38,6 +38,7 @@ from core.analyse import facts as facts_module
 from core.analyse import quantities as quantities_module
 from core.analyse.facts import Context, Facts
 from core.analyse.quantities import Quantity
+from core.prompts.shapes import EXTRACT_MODES, check_extract_mode  # noqa: F401  (part of this module's interface)
 
 DEFAULT_THRESHOLD = 0.70  # measured on the benchmark (dev): ARI as at 0.65, fewer false merges
 # Above this many distinct answers, cluster in chunks: average linkage needs the full
@@ -51,32 +52,21 @@ answer_kind = facts_module.answer_kind
 
 # --- the part of an answer to compare ---------------------------------------------------
 
-EXTRACT_MODES = {
-    "whole": "the whole answer (default)",
-    "first-sentence": "the first sentence",
-    "final-answer": 'after the last "Answer:", "The answer is" or "Final answer"; else the last number; '
-                    "else the whole answer",
-    "json:FIELD": "a field of a JSON object in the answer, by dotted path (json:result.city); "
-                  "the whole answer if there is none",
-    "regex:PATTERN": "the first group (or the whole match) of a regular expression; the whole answer if "
-                     "it does not match",
-}
-
-
-def check_extract_mode(mode: str) -> None:
-    """Raise ValueError, with a one-line message, for a mode extract() cannot use."""
-    if mode in ("whole", "first-sentence", "final-answer"):
-        return
-    if mode.startswith("json:") and mode[5:].strip():
-        return
-    if mode.startswith("regex:"):
-        try:
-            re.compile(mode[6:])
-        except re.error as error:
-            raise ValueError(f"invalid regular expression {mode[6:]!r}: {error}") from None
-        return
-    raise ValueError(f"unknown extract mode {mode!r}; choose whole, first-sentence, final-answer, "
-                     "json:FIELD or regex:PATTERN")
+def apply_decisions(labels: np.ndarray, norms: list[str], decisions: list[dict]) -> np.ndarray:
+    """Cluster labels of one input's distinct answers (`norms`) with reviewers' decisions
+    applied: a merge joins the two answers' clusters; a split moves the second answer (and
+    only it) into a cluster of its own when the two share one."""
+    labels = np.asarray(labels).copy()
+    row_of = {norm: i for i, norm in enumerate(norms)}
+    for decision in decisions:
+        a, b = row_of.get(decision["text_a"]), row_of.get(decision["text_b"])
+        if a is None or b is None:
+            continue  # an answer this analysis does not hold (another method, a filter)
+        if decision["action"] == "merge":
+            labels[labels == labels[b]] = labels[a]
+        elif labels[a] == labels[b]:
+            labels[b] = labels.max() + 1
+    return labels
 
 
 def extract(text: str, mode: str = "whole") -> str:

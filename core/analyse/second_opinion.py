@@ -76,7 +76,7 @@ def completion_for(name: str, *, db_path=None) -> Callable[..., object]:
     """A litellm.completion-like call to any catalogue chat endpoint (its server, key,
     parameters; a model group through its Router), else to `name` as a litellm id."""
     from core.config import SpreadError
-    from core.run import endpoints, llm
+    from core.models import endpoints, llm
 
     endpoint = endpoints.resolve(name, db_path=db_path)
     if endpoint.mode == "embedding":
@@ -124,7 +124,7 @@ def _add_cost(total: float | None, response) -> float | None:
     if total is None:
         return None
     try:
-        from core.run import llm
+        from core.models import llm
 
         cost = llm.get().completion_cost(completion_response=response)
     except Exception:

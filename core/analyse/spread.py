@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from core.analyse import embed, meaning, stats, tool_usage
-from core.run import shapes
 from core.config import SpreadError
+from core.prompts import shapes
 
 AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
@@ -121,17 +121,20 @@ Embedder = Callable[[list[str], str], np.ndarray]
 
 def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
                 db_path=None, with_map: bool = True, extract: str | None = None,
-                second_opinion_model: str | None = None) -> Analysis:
+                second_opinion_model: str | None = None, decisions: list[dict] | None = None) -> Analysis:
     """analyse() a stored run, with model embeddings cached in the database, the reviewers'
     merge and split decisions applied, and second opinions paid for once. What does not
-    depend on the threshold is prepared once per run, answers and settings (`prepared_run`)."""
+    depend on the threshold is prepared once per run, answers and settings (`prepared_run`).
+    `decisions`: the reviewers' decisions to apply (rows of cluster_decisions); None: those
+    stored for the run."""
     from core import store
-    from core.review import decisions
 
     with store.connect(db_path) as db:
         variants = store.run_variants(db, run_id)
         inputs = store.run_inputs(db, run_id)
         run = store.get_run(db, run_id)
+        if decisions is None:
+            decisions = store.cluster_decisions(db, run_id)
     extract = extract or (run["spec"].get("extract") if run else None) or "whole"
     if not method and run and run["spec"].get("embeddings"):  # the run's own embedding endpoint
         method = embed.ENDPOINT + run["spec"]["embeddings"]
@@ -142,7 +145,7 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
         opinion = (second_opinion_model, second_opinion.StoredVerdicts(second_opinion_model, db_path),
                    second_opinion.completion_for(second_opinion_model, db_path=db_path))
     prepared = prepared_run(run_id, method=method or embed.default_method(), extract=extract, db_path=db_path)
-    analysis = prepared.at(threshold, decisions=decisions.for_run(run_id, db_path=db_path), second_opinion=opinion,
+    analysis = prepared.at(threshold, decisions=decisions, second_opinion=opinion,
                            with_map=with_map)
     analysis.variants, analysis.inputs = variants, inputs
     labels = {v["variant"]: v["label"] for v in variants}
@@ -320,8 +323,6 @@ class Prepared:
         """Cluster ids unique across the run, one per distinct answer: per input (as
         meaning.cluster does for one set of answers), the reviewers' decisions applied, then
         numbered by size, largest first (a tie: the cluster of the more frequent answer first)."""
-        from core.review import decisions
-
         labels = np.zeros(len(self.distinct), dtype=int)
         counts = self.distinct["count"].to_numpy(dtype=float)
         norms = self.distinct["norm"].to_numpy()
@@ -342,7 +343,7 @@ class Prepared:
                 local[~data] = clustering.labels(threshold, second_opinion=ask)
             if data.any():
                 local[data] = np.unique(norms[rows][data], return_inverse=True)[1] + (local.max() + 1 if (~data).any() else 0)
-            local = decisions.apply(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
+            local = meaning.apply_decisions(local, list(norms[rows]), [d for d in decided if d["input"] == input_idx])
             local = np.unique(local, return_inverse=True)[1]  # 0..k-1 again after merges
             sizes = np.bincount(local, weights=counts[rows])
             first_row = np.full(len(sizes), len(rows))
@@ -426,14 +427,15 @@ def group_metrics(analysis: Analysis, axes: list[str], *, with_clusters: bool = 
     meaning_rows = _meaning_by(analysis, keys, with_clusters)
     out = []
     for key in sorted(basic):
-        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)}
+        row = {axis: axis_value(axis, value) for axis, value in zip(keys, key)}
         row.update(basic[key])
         row.update(meaning_rows.get(key) or _no_answers())
         out.append(row)
     return out
 
 
-def _plain(axis: str, value):
+def axis_value(axis: str, value):
+    """A cell's coordinate as plain Python: a temperature as a float, a variant or input as an int."""
     return float(value) if axis == "temperature" else int(value) if axis in ("variant", "input") else value
 
 
@@ -612,7 +614,7 @@ def cell_table(responses: list[dict], spec: dict | None = None) -> list[dict]:
     answers["norm"] = answers["text"].fillna("").map(embed.normalise)
     basic = _basic_by(answers, df[df["error_type"].notna()], AXES)
     shared_cores = local_load(spec) if spec else set()
-    return [{axis: _plain(axis, value) for axis, value in zip(AXES, key)} | basic[key]
+    return [{axis: axis_value(axis, value) for axis, value in zip(AXES, key)} | basic[key]
             | {"latency_under_local_load": key[2] in shared_cores} for key in sorted(basic)]
 
 
@@ -823,7 +825,7 @@ def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, thres
         result["diff"] = word_diff(result["representative_a"], result["representative_b"])
     result["method"], result["threshold"] = analysis.method, analysis.threshold
     # Inputs are named by their variables (`#2 country=Peru`), numbered from 1 in the order first met.
-    from core.run import inputs as inputs_module
+    from core.prompts import inputs as inputs_module
 
     names = {index: inputs_module.label(index, json.loads(values)) for values, index in joint_inputs.items()}
     for key in ("per_input", "shared", "only_a", "only_b"):

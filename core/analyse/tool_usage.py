@@ -16,7 +16,7 @@ from collections import Counter
 import pandas as pd
 
 from core import jsonvalue
-from core.run import shapes
+from core.prompts import shapes
 
 NO_TOOL = "no tool"
 RAW = "(arguments)"  # the one "argument" of a call whose arguments are not a JSON object

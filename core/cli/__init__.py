@@ -2,7 +2,8 @@
 
 One module per stage of the flow (run, analyse, review, evaluate, models), each adding
 its commands to the group below. Errors a user can fix exit with status 2 and one line
-on stderr; with --json, the last line on stdout is one JSON object.
+on stderr; with --json, the last line on stdout is one JSON object. May import anything
+in core.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import sys
 
 import click
 
-from core.cli import analyse, db, evaluate, models, review, run, worker
 from core import config
+from core.cli import analyse, db, evaluate, models, review, run, worker
 from core.config import SpreadError
 
 

@@ -7,7 +7,7 @@ import click
 from core import store
 from core.cli.common import json_option, print_json
 from core.config import SpreadError
-from core.run import conversation, shapes
+from core.prompts import conversation, shapes
 
 
 @click.command("show")
@@ -131,6 +131,7 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
 
 def _check_results(run_id: int, analysis) -> dict:
     """The run's checks, scored: per answer its results, per cell its pass rate."""
+    from core.analyse.spread import AXES
     from core.evaluate import rates, scoring
 
     results = scoring.score_run_sync(run_id)
@@ -143,7 +144,7 @@ def _check_results(run_id: int, analysis) -> dict:
              else bool(row["passed"]), "score": row["score"], "reason": row["reason"]})
     scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
     cells = {(r["variant"], r["input"], r["model"], r["temperature"]): r
-             for r in rates.by_group(scored, ["variant", "input", "model", "temperature"])}
+             for r in rates.by_group(scored, AXES)}
     return {"by_answer": by_answer, "cells": cells}
 
 

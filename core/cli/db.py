@@ -22,7 +22,8 @@ def copy_command(source, target, force, as_json):
     """Copy every table from SOURCE to TARGET (each a SQLite file or a postgresql:// URL),
     ids kept, then check the row counts per table. The target is migrated first and
     written in one transaction; a target holding rows is refused unless --force."""
-    from core import config, store_copy
+    from core import config
+    from core.store import copy as store_copy
 
     counts = store_copy.copy(source, target, force=force)
     if as_json:

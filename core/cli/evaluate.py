@@ -64,7 +64,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
     cells = rates.reducers(scored)
     out = {
         "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
-        "cells": rates.by_group(scored, ["variant", "input", "model", "temperature"]),
+        "cells": rates.by_group(scored, spread.AXES),
         "by_variant_model": rates.by_group(scored, ["variant", "model"]),
         "by_model": rates.by_group(scored, ["model"]),
         "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),

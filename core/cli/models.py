@@ -21,9 +21,9 @@ def models_group(ctx, as_json):
     Subcommands manage the shared catalogue of named endpoints."""
     if ctx.invoked_subcommand is not None:
         return
-    from core.run import models
+    from core.models import catalogue
 
-    entries = [e.as_dict() for e in models.catalogue()]
+    entries = [e.as_dict() for e in catalogue.catalogue()]
     if as_json:
         print_json(entries)
         return
@@ -49,7 +49,7 @@ def models_group(ctx, as_json):
 def add_command(name, model_id, api_base, key_env, param_texts, price_in, price_out, max_concurrency, rpm, timeout,
                 replace):
     """Add a named endpoint to the shared catalogue (a run's --model NAME then uses it)."""
-    from core.run import endpoints
+    from core.models import endpoints
 
     endpoint = endpoints.Endpoint(
         name=name, model=model_id, api_base=api_base, key_env=key_env,
@@ -63,7 +63,7 @@ def add_command(name, model_id, api_base, key_env, param_texts, price_in, price_
 @json_option
 def list_command(as_json):
     """The catalogue: each endpoint's settings and whether it is ready (key present, server reachable)."""
-    from core.run import endpoints
+    from core.models import endpoints
 
     rows = []
     for endpoint in endpoints.list_endpoints():
@@ -84,7 +84,7 @@ def list_command(as_json):
 def test_command(name, as_json):
     """Make one short call to an endpoint (or a litellm id): the answer, latency, the model the
     server reports, tokens and cost, or the error in one line."""
-    from core.run import endpoints
+    from core.models import endpoints
 
     result = asyncio.run(endpoints.try_call(endpoints.resolve(name)))
     if as_json:
@@ -105,7 +105,7 @@ def test_command(name, as_json):
 @click.argument("name")
 def remove_command(name):
     """Remove an endpoint from the catalogue (runs made with it keep its settings)."""
-    from core.run import endpoints
+    from core.models import endpoints
 
     endpoints.remove(name)
     print(f"endpoint {name!r} removed")
@@ -119,7 +119,7 @@ def remove_command(name):
 def import_command(file, replace, dry_run, as_json):
     """Import the model_list of a LiteLLM proxy config.yaml, all entries or none: model groups,
     embedding entries, credentials as os.environ/NAME only (a written one is refused by name)."""
-    from core.run import litellm_config
+    from core.formats import litellm_config
 
     try:
         preview = litellm_config.preview(read_text(file), path=None if file == "-" else file, replace=replace)
@@ -146,7 +146,8 @@ def import_command(file, replace, dry_run, as_json):
 @click.option("--out", metavar="FILE", help="write here (default: stdout)")
 def export_command(out):
     """The catalogue as a LiteLLM proxy config.yaml model_list (keys as os.environ/NAME)."""
-    from core.run import endpoints, litellm_config
+    from core.formats import litellm_config
+    from core.models import endpoints
 
     text = litellm_config.export(endpoints.list_endpoints())
     if out:

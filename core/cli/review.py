@@ -159,9 +159,9 @@ def golden_list(as_json):
 @click.option("--out", required=True, metavar="FILE")
 def export_command(name, fmt, out):
     """Export a golden set (jsonl, csv, openai, promptfoo, parquet)."""
-    from core.review import export
+    from core.formats import golden_files
 
-    count, version = export.export_to(name, fmt, out)
+    count, version = golden_files.export_to(name, fmt, out)
     print(f"{count} items of {name!r} version {version} written to {out} ({fmt})")
 
 
@@ -172,9 +172,9 @@ def export_command(name, fmt, out):
 @json_option
 def import_command(name, file, skip_bad, as_json):
     """Import a JSONL or CSV file into a golden set, all or nothing."""
-    from core.review import export
+    from core.formats import golden_files
 
-    result = export.import_file(name, file, skip_bad=skip_bad, who=reviewer())
+    result = golden_files.import_file(name, file, skip_bad=skip_bad, who=reviewer())
     if as_json:
         print_json(result)
         return

@@ -13,7 +13,8 @@ from core import store
 from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
-from core.run import conversation, inputs, plan, shapes
+from core.prompts import conversation, inputs, shapes
+from core.run import plan
 
 
 @click.command("run")
@@ -262,7 +263,7 @@ def import_promptfoo_command(file, n, judge_model, strict, dry_run, as_json):
     """Run a promptfoo suite (promptfooconfig.yaml): prompts become variants, providers catalogue
     endpoints, tests inputs with their asserts as checks; then sample it N times and score it.
     Parts with no Spread equivalent are left out and each listed (--strict: refuse instead)."""
-    from core.run import promptfoo_config
+    from core.formats import promptfoo_config
 
     try:
         suite = promptfoo_config.read(file, n=n, strict=strict, judge_model=judge_model)

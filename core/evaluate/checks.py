@@ -42,7 +42,7 @@ from core import jsonvalue
 from core.config import SpreadError, read_yaml
 from core.evaluate import jsregex, tool_checks
 from core.evaluate.outcome import Outcome
-from core.run import shapes, templates
+from core.prompts import shapes, templates
 
 # The types a person names; every deterministic one also has a `not-` form.
 TYPES = {
@@ -659,7 +659,7 @@ def similar_calls(calls: list[dict], expected: list[dict]) -> Outcome:
     aside). An answer that calls no tool cannot be compared by meaning with calls: no
     verdict, so the pass rate says it left the answer out (`tool-call-f1` fails it instead)."""
     from core.analyse import meaning
-    from core.run import shapes
+    from core.prompts import shapes
 
     if not calls:
         return Outcome(None, None, "the reference is tool calls and the answer calls none (tool-call-f1 fails it)")

@@ -14,7 +14,7 @@ import json
 import re
 
 from core.evaluate.checks import Check, Outcome
-from core.run import endpoints, limits, llm
+from core.models import endpoints, limits, llm
 
 SYSTEM = (
     "You grade an answer against a rubric. Read the question, the answer and the rubric. "

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.analyse import stats
+from core.analyse.spread import AXES, axis_value
 from core.evaluate import gate
 
 
@@ -132,7 +133,7 @@ def frame(answers: pd.DataFrame, verdicts: dict[int, bool | None]) -> pd.DataFra
 def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
     """Pass rates per combination of `axes`: Wilson within one input, else a mean over inputs
     with the wider of the t interval over inputs and the pooled Wilson interval."""
-    keys = [axis for axis in ("variant", "input", "model", "temperature") if axis in axes]
+    keys = [axis for axis in AXES if axis in axes]
     out = []
     if not len(scored):
         return out
@@ -141,7 +142,7 @@ def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
     for key, group in (cells.groupby(level=list(range(len(keys))), sort=True) if keys
                        else [((), cells)]):
         key = key if isinstance(key, tuple) else (key,)
-        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)}
+        row = {axis: axis_value(axis, value) for axis, value in zip(keys, key)}
         passes, n = int(group["sum"].sum()), int(group["count"].sum())
         row.update({"passes": passes, "answers": n, "inputs": len(group)})
         if len(group) == 1:
@@ -155,15 +156,10 @@ def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
     return out
 
 
-def _plain(axis: str, value):
-    return float(value) if axis == "temperature" else int(value) if axis in ("variant", "input") else value
-
-
 def reducers(scored: pd.DataFrame) -> list[dict]:
     """Per cell (one input, its N samples): all pass (pass^N), at least one (pass@k), majority."""
     out = []
-    for (variant, input_idx, model, temperature), group in scored.groupby(
-            ["variant", "input", "model", "temperature"], sort=True):
+    for (variant, input_idx, model, temperature), group in scored.groupby(AXES, sort=True):
         passed = group["passed"].to_numpy()
         out.append({"variant": int(variant), "input": int(input_idx), "model": model,
                     "temperature": float(temperature), "samples": len(passed), "passes": int(passed.sum()),
@@ -181,7 +177,7 @@ def reducer_rates(cells: list[dict], axes: list[str]) -> list[dict]:
     out = []
     for key, group in (df.groupby(keys, sort=True) if keys else [((), df)]):
         key = key if isinstance(key, tuple) else (key,)
-        row = {axis: _plain(axis, value) for axis, value in zip(keys, key)} | {"inputs": len(group)}
+        row = {axis: axis_value(axis, value) for axis, value in zip(keys, key)} | {"inputs": len(group)}
         for name in ("all_pass", "any_pass", "majority_pass"):
             k = int(group[name].sum())
             low, high = stats.wilson(k, len(group))

@@ -33,8 +33,9 @@ from core.analyse import stats
 from core.config import SpreadError, check_text
 from core.evaluate import gate, power, rates, scoring
 from core.evaluate.gate import Gates
+from core.prompts import inputs, templates
 from core.review import golden, labels
-from core.run import inputs, plan, templates
+from core.run import plan
 
 MAX_ERROR_SHARE = 0.1  # above this share of samples ending in errors, the gate cannot decide
 WORST_SAMPLES = 3

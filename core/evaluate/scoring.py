@@ -18,7 +18,7 @@ from core.analyse import meaning
 from core.evaluate import checks as checks_module
 from core.evaluate import judge, tool_checks
 from core.evaluate.checks import Check, Outcome, References
-from core.run import shapes
+from core.prompts import shapes
 
 TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
 
@@ -174,6 +174,20 @@ def stored_results(run_id: int, *, db_path=None) -> list[dict]:
         return list(db.query(
             "select check_results.* from check_results join responses on responses.id = check_results.response_id "
             "where responses.run_id = ? order by check_results.response_id, check_results.id", [run_id]))
+
+
+async def finish_run(run_id: int, *, db_path=None) -> None:
+    """A run's last step, where it executed: embed its answers now, while nobody waits
+    (opening the run on the Spread page then finds every embedding cached: 10,000 answers,
+    13 s cold, 1 s cached), and score its checks, if any."""
+    await asyncio.to_thread(embed.warm_run, run_id, db_path)
+    await score_run(run_id, db_path=db_path)
+
+
+def finish_run_sync(run_id: int, *, db_path=None) -> None:
+    """finish_run() from a process without an event loop (a run's own process)."""
+    embed.warm_run(run_id, db_path)
+    score_run_sync(run_id, db_path=db_path)
 
 
 def score_run_sync(run_id: int, **kwargs) -> list[dict]:

@@ -31,7 +31,7 @@ import re
 from core import jsonvalue
 from core.config import SpreadError
 from core.evaluate.outcome import Outcome
-from core.run import shapes
+from core.prompts import shapes
 
 TYPES = {
     "is-valid-openai-tools-call": "each tool call names a declared tool and its arguments validate against its schema",

@@ -6,10 +6,9 @@ the order they were made. Deleting one undoes it.
 
 from __future__ import annotations
 
-import numpy as np
 
 from core import store
-from core.analyse import embed
+from core.analyse import embed, meaning
 from core.config import SpreadError
 
 ACTIONS = ("merge", "split")
@@ -35,7 +34,7 @@ def record(run_id: int, input_idx: int, action: str, text_a: str, text_b: str, *
 
 def for_run(run_id: int, *, db_path=None) -> list[dict]:
     with store.connect(db_path) as db:
-        return list(db.query("select * from cluster_decisions where run_id = ? order by id", [run_id]))
+        return store.cluster_decisions(db, run_id)
 
 
 def undo(decision_id: int, *, db_path=None) -> None:
@@ -44,21 +43,7 @@ def undo(decision_id: int, *, db_path=None) -> None:
             db.execute("delete from cluster_decisions where id = ?", [decision_id])
 
 
-def apply(labels: np.ndarray, norms: list[str], decisions: list[dict]) -> np.ndarray:
-    """Cluster labels of one input's distinct answers (`norms`) with the decisions applied:
-    a merge joins the two answers' clusters; a split moves the second answer (and only
-    it) into a cluster of its own when the two share one."""
-    labels = np.asarray(labels).copy()
-    row_of = {norm: i for i, norm in enumerate(norms)}
-    for decision in decisions:
-        a, b = row_of.get(decision["text_a"]), row_of.get(decision["text_b"])
-        if a is None or b is None:
-            continue  # an answer this analysis does not hold (another method, a filter)
-        if decision["action"] == "merge":
-            labels[labels == labels[b]] = labels[a]
-        elif labels[a] == labels[b]:
-            labels[b] = labels.max() + 1
-    return labels
+apply = meaning.apply_decisions  # what the analysis does with them: merge or split clusters
 
 
 def _answers(a_id: int, b_id: int, db_path) -> tuple[dict, dict, str]:

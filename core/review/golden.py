@@ -21,10 +21,10 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from core import store
-from core.run import inputs, shapes
+from core.prompts import inputs, shapes
 
-from core.review import labels
 from core.config import SpreadError, check_text
+from core.review import labels
 
 MAX_EXAMPLES = 50  # accepted / rejected texts kept per item
 JSON_FIELDS = ("vars", "accepted", "rejected", "assertions", "tags")

@@ -23,7 +23,7 @@ import numpy as np
 
 from core import config, store
 from core.config import SpreadError, check_text
-from core.run import shapes
+from core.prompts import shapes
 
 VERDICTS = ("pass", "fail", "unsure")
 MAX_TEXT = 20_000
@@ -452,7 +452,7 @@ def disputed_ids(run_id: int, *, db_path=None) -> set[int]:
 
 def _clusters_in_scope(analysis, run_id: int, scope: tuple, db_path) -> tuple[list[dict], set[int]]:
     """The queue's items of one run without anybody's labels, and the answer ids in scope."""
-    from core.run import inputs as inputs_module
+    from core.prompts import inputs as inputs_module
 
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from core import display, store
 from core.config import SpreadError
-from core.run import endpoints, llm, local_llm
+from core.models import endpoints, llm, local_llm
 from core.run.plan import RunSpec, check_shapes_supported, validate
 
 

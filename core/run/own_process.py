@@ -41,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
             pool.join()
     if stop.is_set():
         return 0  # stopping: the worker that continues the run embeds and scores it
-    # Embed the answers and score the run's checks now, while nobody waits (as the app's
-    # in-process worker does).
+    # The run's last step (embed the answers, score the checks) now, while nobody waits,
+    # as the app's in-process worker does; the import runs against the packages' order
+    # (tests/test_architecture.py, ALLOWED): this process is handed nothing but argv.
     from core.evaluate import scoring
 
-    runner.warm_embeddings(args.run_id, db)
-    scoring.score_run_sync(args.run_id, db_path=db)
+    scoring.finish_run_sync(args.run_id, db_path=db)
     return 0
 
 

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 from core import config, store
 from core.config import SpreadError
-from core.run import inputs as inputs_module
-from core.run import conversation, endpoints, local_llm, shapes, templates
+from core.models import endpoints, local_llm
+from core.prompts import conversation, shapes, templates
+from core.prompts import inputs as inputs_module
 
 MAX_N = 1000
 MAX_PROMPT_CHARS = 1_000_000
@@ -30,9 +31,9 @@ HARD_MAX_CALLS = 1_000_000
 class Variant:
     """One wording of the prompt. Its label is its name, else A, B, C… by position.
 
-    A conversation variant has `messages` (core/run/conversation.py); its `prompt` is
+    A conversation variant has `messages` (core/prompts/conversation.py); its `prompt` is
     then the conversation as text (how its version is keyed and shown). Any variant may
-    ask for tools, a tool choice and a response format (core/run/shapes.py)."""
+    ask for tools, a tool choice and a response format (core/prompts/shapes.py)."""
 
     prompt: str
     system: str = ""
@@ -235,16 +236,12 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
             f"this plan makes {spec.planned():,} calls ({len(spec.variants)} variants × {len(spec.all_inputs())} "
             f"inputs × {len(spec.models)} models × {len(spec.temperatures)} temperatures × N={spec.n}), above the "
             f"cap of {spec.max_calls:,}; raise the cap knowingly (--max-calls) or plan fewer", "max_calls")
-    from core.analyse import meaning
-
     try:
-        meaning.check_extract_mode(spec.extract or "whole")
+        shapes.check_extract_mode(spec.extract or "whole")
     except ValueError as e:
         raise SpreadError(str(e), "extract") from None
     if spec.embeddings:
-        from core.analyse import embed
-
-        embed.embedding_endpoint(embed.ENDPOINT + spec.embeddings.strip(), db_path=db_path)
+        endpoints.embedding_endpoint(spec.embeddings.strip(), db_path=db_path)
         spec.embeddings = spec.embeddings.strip()
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
@@ -264,7 +261,7 @@ def check_shapes_supported(spec: RunSpec, model: str) -> None:
     json_mode = any(shapes.wants_json(a.get("response_format")) for a in asked)
     if not (tools or json_mode):
         return
-    from core.run import llm  # litellm's model map: imported only when a plan asks for shapes
+    from core.models import llm  # litellm's model map: imported only when a plan asks for shapes
 
     problem = llm.unsupported_shapes(spec.endpoint(model).model, tools=tools, schema=schema, json_mode=json_mode)
     if problem:

@@ -10,12 +10,13 @@ turns error rows into answers without adding rows. It counts everything again wh
 run ends, so the final figures are exact.
 
 During a database outage it keeps showing its last state, with `outage` saying why it
-is not moving (core/database_status.py), instead of failing the panel every second.
+is not moving (core/store/status.py), instead of failing the panel every second.
 """
 
 from __future__ import annotations
 
-from core import database_status, store
+from core import store
+from core.store import status as database_status
 
 ACTIVE = ("queued", "pending", "running", "cancelling")
 

@@ -13,7 +13,8 @@ import asyncio
 import re
 
 from core.config import SpreadError
-from core.run import endpoints, limits, llm, templates
+from core.models import endpoints, limits, llm
+from core.prompts import templates
 
 MAX_REWORDINGS = 10
 INSTRUCTION = (

@@ -2,7 +2,7 @@
 
 The engine is one coroutine, `execute(run_id)`: it reads the plan from the store,
 works out which cells are still missing, and samples them, never more at once than the
-limits allow (core/run/limits.py). Each sample (core/run/sampler.py: the call and its
+limits allow (core/models/limits.py). Each sample (core/run/sampler.py: the call and its
 retries) runs in this process or, for a large run, in sampler processes
 (core/run/workers.py); each row goes to the store as it arrives (core/run/writer.py).
 Running it again on the same run fills only what is missing.
@@ -26,7 +26,8 @@ from typing import Callable
 
 from core import store
 from core.config import SpreadError
-from core.run import detached, direct, endpoints, lease, limits, llm, local_llm, models, plan, workers
+from core.models import direct, endpoints, limits, llm, local_llm, catalogue
+from core.run import detached, lease, plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
@@ -150,7 +151,7 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
         await pool.open()
     direct.load()  # aiohttp's import, off the clock
     if todo:
-        await asyncio.to_thread(models.price_map)  # litellm's price map, read now, not at the first answer
+        await asyncio.to_thread(catalogue.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
@@ -267,16 +268,16 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
 
 
 async def execute_and_score(run_id: int, **kwargs) -> dict:
-    """`execute`, then embed the answers and score the run's checks, in the app's worker."""
+    """`execute`, then the run's last step (embed the answers, score the checks), in the app's worker."""
+    # The one import against the packages' order (tests/test_architecture.py, ALLOWED):
+    # the engine finishes the runs it executes, and a run's own process cannot be handed
+    # the step as an argument.
     from core.evaluate import scoring
 
     result = await execute(run_id, **kwargs)
     if kwargs.get("stop") is not None and kwargs["stop"].is_set():
         return result  # this process is stopping: the next worker embeds and scores
-    # Embed the answers now, while nobody waits: opening the run on the Spread page
-    # then finds every embedding cached (10,000 answers: 13 s cold, 1 s cached).
-    await asyncio.to_thread(warm_embeddings, run_id, kwargs.get("db_path"))
-    await scoring.score_run(run_id, db_path=kwargs.get("db_path"))  # the run's checks, if any
+    await scoring.finish_run(run_id, db_path=kwargs.get("db_path"))
     return result
 
 
@@ -344,20 +345,6 @@ def _release(db_path, run_id: int, owner: str, status: str) -> None:
                 raise
             time.sleep(wait)
             wait = min(wait * 2, RETRY_S[1])
-
-
-def warm_embeddings(run_id: int, db_path=None) -> int:
-    """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
-    from core.analyse import embed
-
-    if not embed.model_available():
-        return 0
-    with store.connect(db_path) as db:
-        texts = [r["text"] for r in store.responses(db, run_id) if r["error_type"] is None and r["text"]]
-    distinct = list({embed.normalise(t): t for t in texts}.values())
-    if distinct:
-        embed.cached(distinct, "minilm", db_path=db_path)
-    return len(distinct)
 
 
 def request_cancel(run_id: int, *, db_path=None) -> None:

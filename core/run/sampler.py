@@ -13,7 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from core.run import llm, shapes
+from core.models import llm
+from core.prompts import shapes
 from core.run.plan import RunSpec
 
 

@@ -3,9 +3,9 @@
 litellm costs a few milliseconds of CPU per call, on the one core that runs Python's
 event loop. A large run through litellm at high concurrency asks for more calls per
 second than one core can make, so it fans out to worker processes, one per core. (Calls
-straight to an OpenAI-compatible server, core/run/direct.py, stay in the engine's
+straight to an OpenAI-compatible server, core/models/direct.py, stay in the engine's
 process: see `processes_for`.) The engine keeps
-everything else: the limits (core/run/limits.py: it never hands out more than the
+everything else: the limits (core/models/limits.py: it never hands out more than the
 run's budget, whichever process takes the call), the store writes, progress and cancel.
 A worker gets a job and returns a row.
 
@@ -27,7 +27,8 @@ import struct
 import threading
 import traceback
 
-from core.run import direct, local_llm, sampler
+from core.models import direct, local_llm
+from core.run import sampler
 from core.run.plan import RunSpec
 
 # A run fans out to processes when it is large enough to pay for them: at least this
@@ -56,7 +57,7 @@ def processes_for(spec: RunSpec, calls: int, direct_calls: int = 0) -> int:
     """How many sampler processes a run gets (0: sample in-process), for `calls` remote
     calls through litellm and `direct_calls` straight to an OpenAI-compatible server.
     Only litellm's calls earn processes: a direct call costs a fraction of the CPU
-    (core/run/direct.py), one process keeps up with a loopback server at 500 in flight,
+    (core/models/direct.py), one process keeps up with a loopback server at 500 in flight,
     and handing a call to another process costs more CPU than it saves (bench/README
     figures). Remote calls beside the embedded model get one process whatever their
     number: timed there, their latency is not spent waiting for the GIL behind the local

@@ -4,7 +4,7 @@ hold model output and users' data)."""
 import streamlit as st
 
 from core import display
-from core.run import conversation
+from core.prompts import conversation
 
 SHOWN_TURNS = 4  # a longer conversation folds its earlier turns away; the last ones stay in view
 LAST_TURNS = 2

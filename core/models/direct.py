@@ -6,10 +6,10 @@ objects per response and per streamed chunk) cost more CPU than the whole rest o
 and capped the fan-out near 200 calls a second on 2 cores; its import alone takes
 seconds. For these servers there is nothing to translate: the request is the OpenAI
 chat-completions body, the answer its JSON. litellm stays the route to every other
-provider (core/run/llm.py) and the source of prices (core/run/models.py).
+provider (core/models/llm.py) and the source of prices (core/models/catalogue.py).
 
 One aiohttp session per event loop, held open while anyone uses it (`session()`), with
-no limit of its own on connections: the engine's gate (core/run/limits.py) is the limit.
+no limit of its own on connections: the engine's gate (core/models/limits.py) is the limit.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from core.run.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
+from core.models.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
 
 # litellm providers that speak OpenAI's chat completions to any server; with an API base,
 # their calls go direct. (litellm's "vllm/" is the in-process vllm package, not a server.)

@@ -37,9 +37,11 @@ from pathlib import Path
 from core.config import SpreadError, read_yaml
 from core.evaluate import checks as checks_module
 from core.evaluate.checks import TEST_CHECKS, TEST_THRESHOLD
-from core.run import conversation, endpoints, inputs as inputs_module, plan, shapes, templates
-from core.run.endpoints import Endpoint
-from core.run.llm import ECHO_MODEL
+from core.models import endpoints
+from core.models.endpoints import Endpoint
+from core.models.llm import ECHO_MODEL
+from core.prompts import conversation, inputs as inputs_module, shapes, templates
+from core.run import plan
 
 # promptfoo provider prefixes -> litellm's (the model name follows the last colon).
 PROVIDERS = {
@@ -417,7 +419,7 @@ class _Reader:
         """A chat file that is JSON or YAML only once its Nunjucks is rendered (loops over a
         history, `| dump`): promptfoo renders it with each test's vars, then reads the
         messages; so does the import, keeping each test's conversation in an input column
-        that the variant's one turn places (core/run/conversation.py, history turns)."""
+        that the variant's one turn places (core/prompts/conversation.py, history turns)."""
         column, k = f"{name} messages", 2
         while column in self.chat_templates:
             column, k = f"{name} messages {k}", k + 1

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import SpreadError
-from core.run import endpoints, groups
-from core.run.endpoints import REFERENCE, RUN_PARAMS, Endpoint
+from core.models import endpoints, groups
+from core.models.endpoints import REFERENCE, RUN_PARAMS, Endpoint
 
 # litellm_params Spread reads into an endpoint's own settings, not its parameters.
 SETTINGS = {"model", "api_base", "base_url", "api_key", "rpm", "tpm", "timeout", "stream_timeout",
@@ -329,7 +329,7 @@ def _deployment(entry, credentials: list) -> tuple[Endpoint | None, list[str], l
 
 def _mode_in_price_map(model: str) -> str | None:
     """litellm's own idea of what a model is (text-embedding-3-small: embedding), if it has one."""
-    from core.run import llm
+    from core.models import llm
 
     cost_map = llm.get().model_cost
     found = cost_map.get(model) or cost_map.get(model.split("/", 1)[-1]) or {}

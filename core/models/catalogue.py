@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 from core import config
 
-from core.run import direct, llm, local_llm
 from core.config import SpreadError
+from core.models import direct, llm, local_llm
 
 # Providers listed by `spread models` and the model picker, with an example id.
 KNOWN_PROVIDERS = [

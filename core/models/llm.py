@@ -3,12 +3,12 @@ once per process and configured for offline use.
 
 Routes (`route_of`): the embedded model is called in this process; an OpenAI-compatible
 server at an API base (vLLM, a LiteLLM proxy, `openai/…` with --api-base) is called
-straight over HTTP (core/run/direct.py), without importing litellm; every other provider
+straight over HTTP (core/models/direct.py), without importing litellm; every other provider
 goes through litellm. A cold `import litellm` takes seconds, so a run that needs no
 litellm starts without it, and pages import it off their start-up path, through `get()`.
 
 litellm is configured lean (`_lean()`): Spread uses none of its logging callbacks and
-prices answers itself (models.cost_usd), yet by default litellm builds a logging payload
+prices answers itself (catalogue.cost_usd), yet by default litellm builds a logging payload
 and looks up a price for every call. Streaming answers from OpenAI-compatible providers
 reached through litellm are read from the provider's chunks directly
 (`_read_openai_stream`), skipping litellm's per-chunk rewrapping.
@@ -24,8 +24,8 @@ import sys
 import threading
 import time
 
-from core.run import direct, local_llm
-from core.run.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
+from core.models import direct, local_llm
+from core.models.reply import Sample, ToolCallDeltas, TruncatedStream, message_tool_calls
 
 _lock = threading.Lock()
 _litellm = None
@@ -81,7 +81,7 @@ def _lean(litellm) -> None:
     Logging.success_handler = no_log
     Logging.handle_sync_success_callbacks_for_async_calls = no_log
     # The price litellm stamps on each response: Spread prices from usage itself, once
-    # per model and token count (models.cost_usd), and keeps unknown prices unknown.
+    # per model and token count (catalogue.cost_usd), and keeps unknown prices unknown.
     Logging.response_cost_calculator = no_log
     litellm.disable_streaming_logging = True
 
@@ -186,7 +186,7 @@ def prompt_shape(tools, tool_choice, response_format) -> dict:
 def route_of(model: str, api_base: str | None) -> str:
     """How a call travels: "echo" (the built-in echo model), "local" (an embedded model, in
     this process), "direct" (an OpenAI-compatible server at an API base, straight over HTTP:
-    core/run/direct.py), or "litellm" (every other provider)."""
+    core/models/direct.py), or "litellm" (every other provider)."""
     if model == ECHO_MODEL:
         return "echo"
     if local_llm.is_local(model):

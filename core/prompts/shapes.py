@@ -297,3 +297,33 @@ def answer_data(row: dict) -> dict:
     if row.get("json_value") is not None:
         out["json"] = json.loads(row["json_value"])
     return out
+
+
+# --- the part of an answer its meaning is judged by (core.analyse.meaning.extract) ---------
+
+EXTRACT_MODES = {
+    "whole": "the whole answer (default)",
+    "first-sentence": "the first sentence",
+    "final-answer": 'after the last "Answer:", "The answer is" or "Final answer"; else the last number; '
+                    "else the whole answer",
+    "json:FIELD": "a field of a JSON object in the answer, by dotted path (json:result.city); "
+                  "the whole answer if there is none",
+    "regex:PATTERN": "the first group (or the whole match) of a regular expression; the whole answer if "
+                     "it does not match",
+}
+
+
+def check_extract_mode(mode: str) -> None:
+    """Raise ValueError, with a one-line message, for a mode extract() cannot use."""
+    if mode in ("whole", "first-sentence", "final-answer"):
+        return
+    if mode.startswith("json:") and mode[5:].strip():
+        return
+    if mode.startswith("regex:"):
+        try:
+            re.compile(mode[6:])
+        except re.error as error:
+            raise ValueError(f"invalid regular expression {mode[6:]!r}: {error}") from None
+        return
+    raise ValueError(f"unknown extract mode {mode!r}; choose whole, first-sentence, final-answer, "
+                     "json:FIELD or regex:PATTERN")

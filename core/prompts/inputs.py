@@ -9,7 +9,7 @@ Columns no placeholder uses are kept with the input: they are what checks compar
 answers against (an `expected` column, for example).
 
 A JSONL line `{"messages": [...]}` (OpenAI's chat and fine-tuning format) is one input
-whose `messages` column holds the conversation as JSON (core/run/conversation.py: a
+whose `messages` column holds the conversation as JSON (core/prompts/conversation.py: a
 variant places it with a history turn); a final assistant message is taken off and
 kept as the input's `reference`, the answer checks compare with.
 """
@@ -108,7 +108,7 @@ def _is_chat(record) -> bool:
 def _chat_record(record: dict, where: str) -> dict[str, str]:
     """One chat example: its conversation (without a final assistant answer) as JSON, that
     answer as the reference, and its other fields as columns."""
-    from core.run import conversation
+    from core.prompts import conversation
 
     try:
         messages = conversation.checked(record["messages"], where)

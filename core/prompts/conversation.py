@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from core.config import SpreadError
-from core.run import templates
+from core.prompts import templates
 
 ROLES = ("system", "user", "assistant", "tool")
 HISTORY = "history"
@@ -33,7 +33,7 @@ MAX_TURNS = 500
 
 def read_file(path: str | Path) -> list[dict]:
     """A JSON or YAML file holding a list of messages (or {"messages": [...]})."""
-    from core.run import shapes
+    from core.prompts import shapes
 
     data = shapes.load_file(path, "prompt")
     if isinstance(data, dict) and "messages" in data:

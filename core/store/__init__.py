@@ -1,5 +1,5 @@
 """The store: schema, numbered migrations and every query Spread makes, on a SQLite file
-(the default) or a team's PostgreSQL (`SPREAD_DB=postgresql://…`, see core/postgres.py).
+(the default) or a team's PostgreSQL (`SPREAD_DB=postgresql://…`, see core/store/postgres.py).
 
 Queries are written once, in the SQL both engines accept. Rules, because a team shares one file:
 - WAL and a busy timeout on every connection; one connection per unit of work
@@ -7,6 +7,11 @@ Queries are written once, in the SQL both engines accept. Rules, because a team 
 - A write that reads first starts with BEGIN IMMEDIATE (`write()`): a deferred
   BEGIN that reads then writes fails at once when another writer holds the lock.
 - Migrations are numbered functions applied, under that lock, on every open.
+
+The package: this module (schema, migrations, queries), postgres.py (the PostgreSQL
+engine), copy.py (a database copied between engines), status.py (what a page and the
+log say when the database fails). May import: the base modules (core.config,
+core.display, core.jsonvalue) only.
 """
 
 from __future__ import annotations
@@ -215,7 +220,7 @@ def m008_checks_and_regressions(db: Database) -> None:
 
 @migrations()
 def m009_endpoints(db: Database) -> None:
-    # The shared catalogue of named models (see core/run/endpoints.py). `key_env` is the
+    # The shared catalogue of named models (see core/models/endpoints/). `key_env` is the
     # name of the variable that holds the key, never the key; `params` is a JSON object.
     db["endpoints"].create(
         {"name": str, "model": str, "api_base": str, "key_env": str, "params": str, "price_in": float,
@@ -250,7 +255,7 @@ def m011_drafts(db: Database) -> None:
 
 @migrations()
 def m012_prompt_shapes(db: Database) -> None:
-    """Conversations, tools and structured output (see core/run/conversation.py, shapes.py).
+    """Conversations, tools and structured output (see core/prompts/conversation.py, shapes.py).
 
     A variant may be a list of messages, with tools, a tool choice and a response format
     (each JSON); the messages sent for a (variant, input) are kept exactly; an answer may
@@ -361,7 +366,7 @@ def connect(target: str | Path | None = None) -> Iterator[Database]:
 
 @contextmanager
 def _connect_postgres(url: str) -> Iterator[Database]:
-    from core import postgres
+    from core.store import postgres
 
     try:
         raw = postgres.pool.get(url)
@@ -602,6 +607,11 @@ def _json_or_none(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
+def cluster_decisions(db: Database, run_id: int) -> list[dict]:
+    """Reviewers' merge and split decisions on a run's clusters, in the order they were made."""
+    return list(db.query("select * from cluster_decisions where run_id = ? order by id", [run_id]))
+
+
 def run_variants(db: Database, run_id: int) -> list[dict]:
     """A run's prompt variants: index, label, and the prompt version each one is."""
     rows = list(db.query(
@@ -786,7 +796,7 @@ SAVE_RESPONSE_CONFLICT = (
 def insert_rows(db: Database, table: str, columns: tuple[str, ...], rows: list[list], on_conflict: str = "") -> None:
     """Many rows at once, inside the caller's transaction: one prepared insert run per row
     (SQLite; a few rows on PostgreSQL), or on PostgreSQL, from a few dozen rows on, one
-    COPY and one insert, several times faster there (core/postgres.py; bench/bench_store.py)."""
+    COPY and one insert, several times faster there (core/store/postgres.py; bench/bench_store.py)."""
     if is_postgres(db) and len(rows) >= COPY_FROM_ROWS:
         db.copy_insert(table, columns, rows, on_conflict)
     elif rows:

@@ -20,8 +20,8 @@ import io
 import json
 from pathlib import Path
 
-from core.review import golden
 from core.config import SpreadError
+from core.review import golden
 
 FORMATS = ("jsonl", "csv", "openai", "promptfoo", "parquet")
 CSV_COLUMNS = ["set", "set_version", "item_key", "system", "prompt", "vars", "reference", "accepted", "rejected",
@@ -271,7 +271,7 @@ def _record_to_item(record, where: str) -> golden.Item:
 def _read_shape(item: golden.Item, record: dict, source: dict, where: str) -> None:
     """A conversation item's messages, tools / tool choice / response format, expected calls."""
     from core.config import SpreadError
-    from core.run import conversation, shapes
+    from core.prompts import conversation, shapes
 
     try:
         if source.get("messages") is not None:

@@ -17,7 +17,7 @@ import json
 import threading
 import weakref
 
-from core.run import llm
+from core.models import llm
 
 # router_settings of a LiteLLM config that Spread keeps and hands to the Router.
 ROUTER_SETTINGS = ("routing_strategy", "routing_strategy_args", "num_retries", "retry_after", "allowed_fails",

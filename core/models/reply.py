@@ -1,4 +1,4 @@
-"""What one call to a model returns, whichever way it travelled (core/run/llm.py)."""
+"""What one call to a model returns, whichever way it travelled (core/models/llm.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _field(item, name: str):
 
 def message_tool_calls(message) -> list[dict] | None:
     """A whole answer's tool calls as stored: [{name, arguments (parsed)}] in order."""
-    from core.run import shapes
+    from core.prompts import shapes
 
     calls = _field(message, "tool_calls") or []
     return [shapes.call_record(_field(_field(call, "function"), "name"), _field(_field(call, "function"), "arguments"))
@@ -49,7 +49,7 @@ class ToolCallDeltas:
                     call[1].append(_field(function, "arguments"))
 
     def calls(self) -> list[dict] | None:
-        from core.run import shapes
+        from core.prompts import shapes
 
         return [shapes.call_record(name, "".join(pieces)) for _, (name, pieces) in sorted(self._calls.items())] or None
 

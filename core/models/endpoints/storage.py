@@ -1,0 +1,153 @@
+"""The catalogue in the store (the endpoints table): list, get, add, update, duplicate,
+remove, and resolving a name (a catalogue entry, else a bare litellm id)."""
+
+from __future__ import annotations
+
+import json
+
+from core import config, store
+from core.config import SpreadError
+from core.models.endpoints.endpoint import Endpoint, bare
+from core.models.endpoints.validation import validate
+
+COLUMNS = ("name", "model", "api_base", "key_env", "params", "price_in", "price_out", "max_concurrency", "rpm",
+           "timeout_s", "tpm", "deployments", "router", "info")
+JSON_COLUMNS = {"params": "{}", "deployments": "[]", "router": "{}", "info": "{}"}
+
+
+def _from_row(row: dict) -> Endpoint:
+    data = {k: row.get(k) for k in COLUMNS}
+    for column, empty in JSON_COLUMNS.items():
+        data[column] = json.loads(row.get(column) or empty)
+    return Endpoint(**data, source="catalogue")
+
+
+def _row(endpoint: Endpoint) -> dict:
+    row = {k: getattr(endpoint, k) for k in COLUMNS}
+    for column in JSON_COLUMNS:
+        row[column] = json.dumps(row[column], sort_keys=True)
+    return row
+
+
+def _no_database(db_path) -> bool:
+    """No file yet is an empty catalogue: reading it must not create one (a dry run writes nothing)."""
+    return not config.db_exists(db_path or config.db_path())
+
+
+def list_endpoints(*, db_path=None) -> list[Endpoint]:
+    if _no_database(db_path):
+        return []
+    with store.connect(db_path) as db:
+        return [_from_row(r) for r in db.query("select * from endpoints order by lower(name), name")]
+
+
+def names(*, db_path=None) -> list[str]:
+    if _no_database(db_path):
+        return []
+    with store.connect(db_path) as db:
+        return [r[0] for r in db.execute("select name from endpoints order by lower(name), name").fetchall()]
+
+
+def embedding_names(*, db_path=None) -> list[str]:
+    """The endpoints that embed text (model_info mode: embedding), for meaning clusters."""
+    return [e.name for e in list_endpoints(db_path=db_path) if e.mode == "embedding"]
+
+
+def get(name: str, *, db_path=None) -> Endpoint | None:
+    if _no_database(db_path):
+        return None
+    with store.connect(db_path) as db:
+        rows = list(db.query("select * from endpoints where name = ?", [(name or "").strip()]))
+    return _from_row(rows[0]) if rows else None
+
+
+def embedding_endpoint(name: str, *, db_path=None) -> Endpoint:
+    """The catalogue endpoint named `name` that makes embeddings, or a one-line SpreadError."""
+    endpoint = get(name, db_path=db_path)
+    if endpoint is None:
+        raise SpreadError(f"no endpoint named {name!r} (spread models list)", "embeddings")
+    if endpoint.mode != "embedding":
+        raise SpreadError(f"endpoint {name!r} is not an embedding endpoint (its model_info needs mode: embedding)",
+                          "embeddings")
+    return endpoint
+
+
+def fingerprint(*, db_path=None) -> str:
+    """Changes whenever the catalogue does: a cache key for pages."""
+    if _no_database(db_path):
+        return "0:"
+    with store.connect(db_path) as db:
+        count, latest = db.execute("select count(*), max(updated_at) from endpoints").fetchone()
+    return f"{count}:{latest}"
+
+
+def add(endpoint: Endpoint, *, who: str = "", replace: bool = False, db_path=None) -> Endpoint:
+    """Add an endpoint (or, with replace, overwrite the one of that name)."""
+    endpoint = validate(endpoint)
+    with store.connect(db_path) as db, store.write(db):
+        _insert(db, endpoint, who, replace)
+    return endpoint
+
+
+def add_all(endpoints: list[Endpoint], *, who: str = "", replace: bool = False, db_path=None) -> None:
+    """Several endpoints in one transaction: all of them or none."""
+    with store.connect(db_path) as db, store.write(db):
+        for endpoint in endpoints:
+            _insert(db, endpoint, who, replace)
+
+
+def _insert(db, endpoint: Endpoint, who: str, replace: bool) -> None:
+    store.lock(db, f"endpoint:{endpoint.name}")  # two servers adding one name: the second is refused
+    existing = db.execute("select created_at, created_by from endpoints where name = ?", [endpoint.name]).fetchone()
+    if existing and not replace:
+        raise SpreadError(f"an endpoint named {endpoint.name!r} already exists: edit it, or remove it first", "name")
+    now = store.now_iso()
+    created_at, created_by = existing or (now, who)
+    db["endpoints"].insert(_row(endpoint) | {"created_at": created_at, "created_by": created_by, "updated_at": now},
+                           replace=True)
+
+
+def update(name: str, endpoint: Endpoint, *, who: str = "", db_path=None) -> Endpoint:
+    """Change an endpoint's settings, its name included. Runs already made keep theirs."""
+    endpoint = validate(endpoint)
+    with store.connect(db_path) as db, store.write(db):
+        for locked in sorted({name, endpoint.name}):  # one order everywhere: no deadlock
+            store.lock(db, f"endpoint:{locked}")
+        row = db.execute("select created_at, created_by from endpoints where name = ?", [name]).fetchone()
+        if row is None:
+            raise SpreadError(f"no endpoint named {name!r}", "name")
+        if endpoint.name != name:
+            if db.execute("select 1 from endpoints where name = ?", [endpoint.name]).fetchone():
+                raise SpreadError(f"an endpoint named {endpoint.name!r} already exists", "name")
+            db.execute("delete from endpoints where name = ?", [name])
+        db["endpoints"].insert(_row(endpoint) | {"created_at": row[0], "created_by": row[1],
+                                                 "updated_at": store.now_iso()}, replace=True)
+    return endpoint
+
+
+def duplicate(name: str, new_name: str | None = None, *, who: str = "", db_path=None) -> Endpoint:
+    """A copy under a new name ("NAME copy", "NAME copy 2", … unless given), to edit."""
+    original = get(name, db_path=db_path)
+    if original is None:
+        raise SpreadError(f"no endpoint named {name!r}", "name")
+    taken = set(names(db_path=db_path))
+    if not new_name:
+        new_name = f"{name} copy"
+        k = 2
+        while new_name in taken:
+            new_name, k = f"{name} copy {k}", k + 1
+    copy = Endpoint.from_settings(original.settings() | {"name": new_name})
+    return add(copy, who=who, db_path=db_path)
+
+
+def remove(name: str, *, db_path=None) -> None:
+    """Remove an endpoint from the catalogue. Runs made with it keep its settings."""
+    with store.connect(db_path) as db, store.write(db):
+        if db.execute("delete from endpoints where name = ?", [name]).rowcount == 0:
+            raise SpreadError(f"no endpoint named {name!r}", "name")
+
+
+def resolve(name: str, api_base: str | None = None, *, db_path=None) -> Endpoint:
+    """A catalogue entry by that name, else the name as a bare litellm id (with api_base)."""
+    found = get(name, db_path=db_path)
+    return found if found is not None else bare(name, api_base)
