@@ -96,4 +96,11 @@ if __name__ == "__main__":  # Streamlit runs this file as __main__ for every ses
     else:
         database_status.note(None)
 else:  # `streamlit run app.py` imports it once and serves `app`: the server's life starts and stops the worker
+    # Every session goes through main() (its navigation, login gate and sidebar), the first
+    # one too: until st.navigation has run once, Streamlit treats a pages/ folder as its
+    # legacy multipage app and would run a page opened by URL (/review) on its own, without
+    # the login gate.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
     app = st.App(__file__, lifespan=service.server_lifespan)

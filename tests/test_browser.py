@@ -118,6 +118,17 @@ def fill_each(page, changes) -> None:
 
 
 @pytest.mark.local_model
+def test_a_page_opened_by_its_address_on_a_fresh_server_goes_through_the_app(served_app, page):
+    """The first visitor of a new server opening /review directly still gets the app: its
+    navigation, sidebar (and so its login gate), not the page's file run on its own."""
+    url, _ = served_app
+    page.goto(f"{url}/review")
+    page.get_by_role("textbox", name="Reviewer").wait_for(timeout=30_000)  # the sidebar
+    page.get_by_role("heading", name="Review", exact=True).wait_for(timeout=15_000)
+    assert page.get_by_role("link", name="Playground", exact=True).count() == 1
+    assert page.get_by_role("link", name="app", exact=True).count() == 0  # no legacy pages/ list
+
+
 def test_newcomer_path_run_spread_label_golden_export(served_app, page, tmp_path):
     url, db_path = served_app
     page.goto(url)
