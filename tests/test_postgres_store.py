@@ -104,11 +104,8 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
     from conftest import ROOT
     from core.store import postgres, copy as store_copy
 
-    raw = postgres.pool.get(pg_url)
-    try:
+    with psycopg.connect(pg_url, autocommit=True) as raw:
         store.migrations.apply(postgres.PostgresDatabase(raw), stop_before="m016_labels_by_reviewer")
-    finally:
-        raw.close()
     old = sqlite3.connect(ROOT / "tests" / "data" / "schema10.db")
     old.row_factory = sqlite3.Row
     before = {}

@@ -291,6 +291,7 @@ def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         done = store.done_cells(db, run_id, include_errors=not retry_errors)
+    store.close_pools()  # a pool's threads must not exist when the samplers are forked
     spec = RunSpec.from_dict(run["spec"])
     if llm.needs_litellm(spec.call_for(m) for m in spec.models):
         llm.get()

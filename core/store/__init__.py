@@ -1,17 +1,12 @@
-"""The store: schema, numbered migrations and every query Spread makes, on a SQLite file
-(the default) or a team's PostgreSQL (`SPREAD_DB=postgresql://…`, see core/store/postgres.py).
+"""The store: one `Store` (core/store/database.py) over a SQLite file (the default) or a
+team's PostgreSQL (`SPREAD_DB=postgresql://…`, core/store/postgres.py), the schema and its
+numbered migrations (schema.py), and the queries, written once in the SQL both engines
+accept.
 
-Queries are written once, in the SQL both engines accept. Rules, because a team shares one file:
-- WAL and a busy timeout on every connection; one connection per unit of work
-  (`connect()`), never shared across threads.
-- A write that reads first starts with BEGIN IMMEDIATE (`write()`): a deferred
-  BEGIN that reads then writes fails at once when another writer holds the lock.
-- Migrations are numbered functions applied, under that lock, on every open.
-
-The package: this module (schema, migrations, queries), postgres.py (the PostgreSQL
-engine), copy.py (a database copied between engines), status.py (what a page and the
-log say when the database fails). May import: the base modules (core.config,
-core.display, core.jsonvalue) only.
+The package: database.py (Store, units of work, errors), schema.py (migrations), this
+module (queries), postgres.py (the PostgreSQL engine), copy.py (a database copied between
+engines), status.py (what a page and the log say when the database fails). May import:
+the base modules (core.config, core.display, core.jsonvalue) only.
 """
 
 from __future__ import annotations
@@ -20,8 +15,6 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
-import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -29,505 +22,39 @@ from pathlib import Path
 from typing import Iterator
 
 from core import config
+from core.store.database import (BUSY_TIMEOUT_MS, LoginRefused, Store, Unreachable, commits_without_waiting_for_disk,
+                                 hold, is_postgres, opening_failed, unreachable, write)
+from core.store.schema import Database, describe, migrations
 
-
-def _import_sqlite_utils():
-    """sqlite-utils imports pandas and numpy at its own import, when installed, only to
-    name a column's type when it creates a table from their values; Spread's tables come
-    from its migrations, with types given. Those imports were a third of a second of
-    every command's start (`spread --help` included), so they are hidden from it; they
-    import as usual afterwards."""
-    import sys
-
-    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # `import pandas` raises ImportError meanwhile
-    try:
-        import sqlite_utils
-    finally:
-        for name in hidden:
-            del sys.modules[name]
-    return sqlite_utils
-
-
-Database, Migrations = (sqlite_utils := _import_sqlite_utils()).Database, sqlite_utils.Migrations
-
-BUSY_TIMEOUT_MS = 30_000
 # A "running" run whose worker has not written for this long is shown as interrupted.
 STALE_AFTER_S = 30.0
-
-migrations = Migrations("spread")
-
-
-@migrations()
-def m001_runs(db: Database) -> None:
-    db["prompts"].create(
-        {
-            "id": int, "name": str, "version": int, "system": str, "template": str,
-            "content_hash": str, "created_at": str, "created_by": str,
-        },
-        pk="id",
-    )
-    db["prompts"].create_index(["name", "content_hash"], unique=True)
-    db["runs"].create(
-        {
-            "id": int, "prompt_id": int, "name": str, "spec": str, "status": str,
-            "planned": int, "created_at": str, "started_at": str, "finished_at": str,
-            "heartbeat_at": float, "created_by": str,
-        },
-        pk="id",
-        foreign_keys=[("prompt_id", "prompts", "id")],
-    )
-    db["responses"].create(
-        {
-            "id": int, "run_id": int, "model": str, "temperature": float, "sample_idx": int,
-            "seed": int, "text": str, "finish_reason": str, "prompt_tokens": int,
-            "completion_tokens": int, "cost_usd": float, "latency_ms": float, "ttft_ms": float,
-            "attempts": int, "error_type": str, "error_message": str, "provider_model": str,
-            "created_at": str,
-        },
-        pk="id",
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["responses"].create_index(["run_id", "model", "temperature", "sample_idx"], unique=True)
-
-
-@migrations()
-def m002_embeddings(db: Database) -> None:
-    # Keyed by the answer's normalised text: identical answers, in any run, share one row.
-    db["embeddings"].create(
-        {"method": str, "text_hash": str, "dims": int, "vector": bytes, "created_at": str},
-        pk=("method", "text_hash"),
-    )
-
-
-@migrations()
-def m003_labels(db: Database) -> None:
-    db["labels"].create(
-        {
-            "id": int, "response_id": int, "reviewer": str, "verdict": str, "score": int, "tags": str,
-            "correction": str, "note": str, "via_cluster": int, "created_at": str, "updated_at": str,
-        },
-        pk="id",
-        foreign_keys=[("response_id", "responses", "id")],
-    )
-    db["labels"].create_index(["response_id", "reviewer"], unique=True)
-    # Every change to a label, so nothing a reviewer said is lost when it is edited.
-    db["label_history"].create(
-        {
-            "id": int, "response_id": int, "reviewer": str, "verdict": str, "score": int, "tags": str,
-            "correction": str, "note": str, "via_cluster": int, "changed_at": str,
-        },
-        pk="id",
-    )
-    db["label_history"].create_index(["response_id"])
-
-
-@migrations()
-def m004_golden(db: Database) -> None:
-    db["golden_sets"].create(
-        {"id": int, "name": str, "description": str, "version": int, "created_at": str, "created_by": str},
-        pk="id",
-    )
-    db["golden_sets"].create_index(["name"], unique=True)
-    db["golden_items"].create(
-        {
-            "id": int, "set_id": int, "item_key": str, "system": str, "prompt": str, "vars": str,
-            "reference": str, "accepted": str, "rejected": str, "assertions": str, "tags": str,
-            "source_run_id": int, "source_response_id": int, "added_by": str, "created_at": str,
-            "updated_at": str, "deleted_at": str,
-        },
-        pk="id",
-        foreign_keys=[("set_id", "golden_sets", "id")],
-    )
-    db["golden_items"].create_index(["set_id", "item_key"], unique=True)
-    db["golden_changes"].create(
-        {"id": int, "set_id": int, "version": int, "action": str, "item_key": str, "changed_by": str,
-         "changed_at": str},
-        pk="id",
-    )
-
-
-@migrations()
-def m005_run_worker(db: Database) -> None:
-    # host:pid of the process sampling a run, so a dead worker is noticed at once.
-    db["runs"].add_column("worker", str)
-
-
-@migrations()
-def m006_inputs_and_variants(db: Database) -> None:
-    """A run samples prompt variants × inputs × models × temperatures × N.
-
-    Each variant is a prompt version; each input a mapping of variables; the prompt
-    rendered for a (variant, input) is stored once, not per answer. Runs made before
-    this have one variant (0) and one input (0) holding their prompt, and every answer
-    moves to that cell: nothing is lost.
-    """
-    db["run_variants"].create(
-        {"run_id": int, "variant": int, "label": str, "prompt_id": int},
-        pk=("run_id", "variant"),
-        foreign_keys=[("run_id", "runs", "id"), ("prompt_id", "prompts", "id")],
-    )
-    db["run_inputs"].create({"run_id": int, "input": int, "vars": str}, pk=("run_id", "input"),
-                            foreign_keys=[("run_id", "runs", "id")])
-    db["run_prompts"].create(
-        {"run_id": int, "variant": int, "input": int, "system": str, "prompt": str},
-        pk=("run_id", "variant", "input"),
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["responses"].add_column("variant", int, not_null_default=0)
-    db["responses"].add_column("input", int, not_null_default=0)
-    db.execute("drop index if exists idx_responses_run_id_model_temperature_sample_idx")
-    db["responses"].create_index(["run_id", "variant", "input", "model", "temperature", "sample_idx"], unique=True)
-    for run_id, prompt_id, spec in db.execute("select id, prompt_id, spec from runs").fetchall():
-        spec = json.loads(spec)
-        db["run_variants"].insert({"run_id": run_id, "variant": 0, "label": "A", "prompt_id": prompt_id})
-        db["run_inputs"].insert({"run_id": run_id, "input": 0, "vars": "{}"})
-        db["run_prompts"].insert({"run_id": run_id, "variant": 0, "input": 0,
-                                  "system": spec.get("system") or "", "prompt": spec.get("prompt") or ""})
-
-
-@migrations()
-def m007_golden_item_templates(db: Database) -> None:
-    # A golden item from a templated run keeps the template and the prompt version it
-    # came from, beside its variables, so that it can be re-run with another version.
-    for column, kind in (("template", str), ("system_template", str), ("prompt_name", str), ("prompt_version", int)):
-        db["golden_items"].add_column(column, kind)
-
-
-@migrations()
-def m008_checks_and_regressions(db: Database) -> None:
-    # One row per answer and check: whether it passed, a score, and why. `check_key` is
-    # the check as canonical JSON, so a run's checks can change without losing results.
-    db["check_results"].create(
-        {"id": int, "response_id": int, "check_key": str, "type": str, "passed": int, "score": float,
-         "reason": str, "judge_calls": int, "judge_cost_usd": float, "created_at": str},
-        pk="id",
-        foreign_keys=[("response_id", "responses", "id")],
-    )
-    db["check_results"].create_index(["response_id", "check_key"], unique=True)
-    # A regression run: a golden set re-sampled on a candidate, and the gate's verdict.
-    db["regress_runs"].create(
-        {"id": int, "set_name": str, "set_version": int, "run_id": int, "model": str, "prompt_version": int,
-         "temperature": float, "n": int, "baseline_id": int, "settings": str, "result": str, "gate": str,
-         "pass_rate": float, "pass_rate_low": float, "pass_rate_high": float, "created_at": str,
-         "created_by": str},
-        pk="id",
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["regress_runs"].create_index(["set_name", "id"])
-
-
-@migrations()
-def m009_endpoints(db: Database) -> None:
-    # The shared catalogue of named models (see core/models/endpoints/). `key_env` is the
-    # name of the variable that holds the key, never the key; `params` is a JSON object.
-    db["endpoints"].create(
-        {"name": str, "model": str, "api_base": str, "key_env": str, "params": str, "price_in": float,
-         "price_out": float, "max_concurrency": int, "rpm": float, "timeout_s": float, "created_at": str,
-         "created_by": str, "updated_at": str},
-        pk="name",
-        not_null={"model", "params"},
-    )
-
-
-@migrations()
-def m010_meaning_reviews(db: Database) -> None:
-    # A reviewer's decision that two answers of one input mean the same (merge) or not
-    # (split), by their normalised text; later analyses of the run respect it.
-    db["cluster_decisions"].create(
-        {"id": int, "run_id": int, "input": int, "action": str, "text_a": str, "text_b": str, "reviewer": str,
-         "created_at": str},
-        pk="id",
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["cluster_decisions"].create_index(["run_id"])
-    # An LLM judge's verdict on a pair of answers (the optional second opinion), paid once.
-    db["pair_judgements"].create({"key": str, "model": str, "same": int, "created_at": str}, pk="key")
-
-
-@migrations()
-def m011_drafts(db: Database) -> None:
-    # Each reviewer's Playground plan as it is being written (core/run/drafts.py): it
-    # outlives page visits, browser reloads and server restarts.
-    db["drafts"].create({"owner": str, "plan": str, "updated_at": str}, pk="owner", not_null={"plan"})
-
-
-@migrations()
-def m012_prompt_shapes(db: Database) -> None:
-    """Conversations, tools and structured output (see core/prompts/conversation.py, shapes.py).
-
-    A variant may be a list of messages, with tools, a tool choice and a response format
-    (each JSON); the messages sent for a (variant, input) are kept exactly; an answer may
-    carry tool calls (a JSON list of {name, arguments}) and its parsed JSON value; a golden
-    item keeps the messages it was asked with, the variant's tools and response format
-    (`shape`) and the tool calls it expects. All columns are new and NULL for what came before.
-    """
-    for column in ("messages", "tools", "tool_choice", "response_format"):
-        db["run_variants"].add_column(column, str)
-    db["run_prompts"].add_column("messages", str)
-    db["responses"].add_column("tool_calls", str)
-    db["responses"].add_column("json_value", str)
-    for column in ("messages", "shape", "tool_calls"):
-        db["golden_items"].add_column(column, str)
-
-
-@migrations()
-def m013_model_groups_and_embedding_endpoints(db: Database) -> None:
-    # An endpoint imported from a LiteLLM model group holds its deployments (JSON: each
-    # one's litellm_params, credentials as os.environ/NAME only) and the router's
-    # settings; `info` is the entry's model_info (mode, max_input_tokens, base_model, …)
-    # and `tpm` its tokens per minute. A response records which deployment answered.
-    db["endpoints"].add_column("deployments", str)
-    db["endpoints"].add_column("router", str)
-    db["endpoints"].add_column("info", str)
-    db["endpoints"].add_column("tpm", float)
-    db["responses"].add_column("deployment", str)
-
-
-@migrations()
-def m014_golden_change_details(db: Database) -> None:
-    # What a golden change did to an item's texts, in words: which text moved from
-    # accepted to rejected (or back) because a later label said so, and what a fix resolved.
-    db["golden_changes"].add_column("detail", str)
-
-
-@migrations()
-def m015_run_leases(db: Database) -> None:
-    # A run is a row that workers claim (core/run/lease.py): the worker sampling it holds
-    # its lease (`lease_owner`, `lease_expires_at`, seconds since the epoch on the
-    # database's clock) and renews it at every heartbeat; once it has expired, another
-    # worker takes the run over. `retry_errors` is set by a queued resume that also
-    # samples error cells again. NULL lease: nobody has claimed the run since this migration.
-    db["runs"].add_column("lease_owner", str)
-    db["runs"].add_column("lease_expires_at", float)
-    db["runs"].add_column("retry_errors", int, not_null_default=0)
-
-
-@migrations()
-def m016_labels_by_reviewer(db: Database) -> None:
-    # The Review page reads one reviewer's labels of a run at every rerun: without this
-    # index that is a scan of every reviewer's labels (bench/bench_team.py).
-    db["labels"].create_index(["reviewer", "response_id"])
-
-
-@migrations()
-def m017_expected_calls(db: Database) -> None:
-    # A reviewer's correction of a tool-call answer may be the calls it should have made
-    # (JSON: a list of {name, arguments}, arguments parsed), beside or instead of a text
-    # correction. NULL for every label made before, and for text corrections.
-    db["labels"].add_column("correction_calls", str)
-    db["label_history"].add_column("correction_calls", str)
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-_migrated: set[str] = set()
-
-
-def is_postgres(db) -> bool:
-    return getattr(db, "engine", "sqlite") == "postgresql"
+_stores: dict[str, Store] = {}
 
 
 @contextmanager
 def connect(target: str | Path | None = None) -> Iterator[Database]:
-    """One connection for one unit of work, on the SQLite file or the PostgreSQL database
-    `target` names (default: `SPREAD_DB`). Creates the file and applies migrations."""
+    """One connection on the database `target` names (default: `SPREAD_DB`)."""
     target = config.database(target) if target else config.db_path()
-    if config.is_url(target):
-        with _connect_postgres(str(target)) as db:
-            yield db
-        return
-    path = Path(target)
-    if path.is_dir():
-        raise config.SpreadError(f"database path {path} is a folder, not a file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
-    except (OSError, sqlite3.Error) as e:
-        raise config.SpreadError(f"cannot open database {path}: {e}") from None
-    db = Database(conn)
-    try:
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA foreign_keys = ON")
-        if str(path) not in _migrated:
-            _migrate(db, path)
-            _migrated.add(str(path))
+    key = str(target)
+    if key not in _stores:
+        _stores[key] = Store(target)
+    with _stores[key].connection() as db:
         yield db
-    except sqlite3.DatabaseError as e:
-        if "file is not a database" in str(e):
-            raise config.SpreadError(f"{path} is not a SQLite database") from None
-        raise
-    finally:
-        conn.close()
 
 
-@contextmanager
-def _connect_postgres(url: str) -> Iterator[Database]:
-    from core.store import postgres
-
-    try:
-        raw = postgres.pool.get(url)
-    except postgres.psycopg.Error as e:
-        raise opening_failed(e, url) from None
-    db = postgres.PostgresDatabase(raw)
-    try:
-        if url not in _migrated:
-            _migrate_postgres(db)
-            _migrated.add(url)
-        yield db
-    finally:
-        postgres.pool.put(url, raw)
+def close_pools() -> None:
+    for opened in _stores.values():
+        opened.close()
 
 
-def _first_line(error: Exception, url: str | None = None) -> str:
-    """An error's first line, scrubbed of the database's secrets (libpq quotes URLs,
-    conninfo strings and the token it could not parse)."""
-    return config.scrub((str(error).strip().splitlines() or [type(error).__name__])[0], url)
-
-
-# libpq's words for a login the server refused (no SQLSTATE is given before a session exists).
-_LOGIN_REFUSED = ("authentication failed", "no password supplied", "pg_hba.conf", "password is required",
-                  "not permitted to log in")
-
-
-def opening_failed(error: Exception, url: str) -> config.SpreadError:
-    """What a failed PostgreSQL connection means, as one line without secrets: the server is
-    unreachable (worth retrying), it refused the login, or the URL cannot be read."""
-    why = _first_line(error, url)
-    message = f"cannot open database {config.shown(url)}: {why}"
-    where, who = config.server(url), config.user(url)
-    if any(words in why for words in _LOGIN_REFUSED) or ('role "' in why and "does not exist" in why):
-        return LoginRefused(message, where=where, user=who)
-    if "connection option" in why or "URI" in why or "connection info string" in why:
-        return config.InvalidDatabase(config.shown(url), why)
-    if "does not exist" in why:  # the database named: a fix for the operator, not a wait
-        return config.SpreadError(message)
-    psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(error, psycopg.OperationalError):
-        return Unreachable(message, where=where, user=who)
-    return config.SpreadError(message)
-
-
-# Any fixed number: the key of the advisory lock that serialises migrations across servers.
-MIGRATION_LOCK = 0x5350524541
-
-
-def _migrate_postgres(db) -> None:
-    if not migrations.pending(db):
-        return
-    db.execute("select pg_advisory_lock(?)", [MIGRATION_LOCK])  # two servers starting at once: one migrates
-    try:
-        migrations.apply(db)
-    finally:
-        db.execute("select pg_advisory_unlock(?)", [MIGRATION_LOCK])
-
-
-def _migrate(db: Database, path: Path) -> None:
-    if db.journal_mode != "wal":
-        db.enable_wal()
-    if migrations.pending(db):
-        with write(db):  # two processes opening a new file at once: one migrates, one waits
-            migrations.apply(db)
-
-
-def schema(db: Database) -> dict[str, dict]:
-    """Each table's columns (name → int, float, str or bytes), primary key and unique
-    indexes, the same shape on both engines: what `spread db copy` copies and what the
-    tests compare between a SQLite file and a PostgreSQL database."""
-    if is_postgres(db):
-        tables = [t for t in db.table_names()]
-        described = {t: {"columns": {c: k.__name__ for c, k in db[t].columns_dict.items()}, "pk": db[t].pks}
-                     for t in tables}
-        unique = db.execute(
-            "select t.relname, array_agg(a.attname order by array_position(i.indkey::int2[], a.attnum)) "
-            "from pg_index i join pg_class t on t.oid = i.indrelid join pg_namespace n on n.oid = t.relnamespace "
-            "join pg_attribute a on a.attrelid = t.oid and a.attnum = any(i.indkey) "
-            "where n.nspname = current_schema() and i.indisunique and not i.indisprimary "
-            "group by t.relname, i.indexrelid").fetchall()
-    else:
-        described = {t.name: {"columns": {c: k.__name__ for c, k in t.columns_dict.items()}, "pk": t.pks}
-                     for t in db.tables}
-        unique = [(t.name, list(index.columns)) for t in db.tables for index in t.indexes
-                  if index.unique and not index.name.startswith("sqlite_autoindex")]  # the primary key's own
-    for table in described.values():
-        table["unique"] = []
-    for table, columns in unique:
-        described[table]["unique"].append(list(columns))
-    for table in described.values():
-        table["unique"].sort()
-    return described
-
-
-@contextmanager
-def write(db: Database) -> Iterator[Database]:
-    """One logical change as one transaction, holding the write lock from the start
-    (on PostgreSQL a plain transaction: row locks, unique keys and `lock()` do that work)."""
-    if is_postgres(db):
-        with db.transaction():
-            yield db
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.conn.rollback()
-        raise
-    else:
-        db.conn.commit()
-
-
-class Unreachable(config.SpreadError):
-    """The PostgreSQL server could not be reached (stopped, restarting, refusing connections).
-    `where` is its HOST:PORT, `user` the user the URL logs in as: what a page may show."""
-
-    def __init__(self, message: str, *, where: str = "", user: str = ""):
-        super().__init__(message)
-        self.where, self.user = where, user
-
-
-class LoginRefused(config.SpreadError):
-    """The PostgreSQL server refused the login (a wrong password, an unknown user): waiting
-    does not fix it, the URL does."""
-
-    def __init__(self, message: str, *, where: str = "", user: str = ""):
-        super().__init__(message)
-        self.where, self.user = where, user
-
-
-def unreachable(error: BaseException) -> bool:
-    """An error that says the database cannot be reached for now (a PostgreSQL server
-    stopping or restarting, a dropped connection, a SQLite file locked past the busy
-    timeout): the work is worth retrying, not abandoning."""
-    if isinstance(error, Unreachable):
-        return True
-    if isinstance(error, sqlite3.OperationalError):
-        return "locked" in str(error)
-    psycopg = sys.modules.get("psycopg")
-    return psycopg is not None and isinstance(error, psycopg.OperationalError)
-
-
-@contextmanager
-def commits_without_waiting_for_disk(db: Database) -> Iterator[Database]:
-    """For this connection, while inside: a commit returns once the database has it, before
-    it is on disk (an operating-system crash, not a killed process, can take the last back)."""
-    db.execute("set synchronous_commit = off" if is_postgres(db) else "PRAGMA synchronous = NORMAL")
-    try:
-        yield db
-    finally:
-        if is_postgres(db):  # the connection goes back to the pool: labels keep full syncs
-            db.execute("reset synchronous_commit")
-
-
-def lock(db: Database, name: str) -> None:
-    """Inside `write(db)`: hold `name` until the transaction ends, so that two writers that
-    read then write the same thing (a reviewer's label, a golden set) take turns instead
-    of both acting on what they read. SQLite's BEGIN IMMEDIATE already holds the whole
-    file; PostgreSQL takes a transaction-scoped advisory lock on the name."""
-    if is_postgres(db):
-        db.execute("select pg_advisory_xact_lock(hashtext(?))", [name])
+schema = describe
+lock = hold
 
 
 # --- prompts and runs -------------------------------------------------------------

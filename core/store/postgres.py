@@ -9,26 +9,28 @@ migration and `sqlite_utils.Migrations` itself run unchanged on a team's Postgre
   column), with sqlite-utils' index names, so both engines end with the same schema;
 - numeric results (PostgreSQL's `sum` of integers) come back as int or float, not Decimal.
 Connections run in autocommit; `transaction()` (used by `store.write`) makes a unit of
-work one transaction. Idle connections are pooled per URL: opening one costs milliseconds
-that a page pays many times per rerun.
+work one transaction. Connections are pooled (`open_pool`, one pool per Store): opening one
+costs milliseconds that a page pays many times per rerun.
 """
 
 from __future__ import annotations
 
 import functools
-import queue
+import logging
 import re
-import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 import psycopg
 from psycopg.adapt import Loader
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: F401 (PoolTimeout: what Store catches)
+
+# The pool logs every failed connection attempt, with libpq's text; Spread says an outage
+# once, in one line without secrets (core/store/status.py), so the pool stays quiet.
+logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 TYPES = {int: "bigint", str: "text", float: "double precision", bytes: "bytea", bool: "bigint"}
-IDLE_PER_URL = 16
-CHECK_AFTER_IDLE_S = 5.0
 
 
 class _NumberLoader(Loader):
@@ -51,54 +53,19 @@ def to_psycopg(sql: str) -> str:
     return "".join(out)
 
 
-def _healthy(conn: psycopg.Connection) -> bool:
-    return not conn.closed and not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+def _configure(conn: psycopg.Connection) -> None:
+    """Once per new connection: numbers as SQLite gives them, and the set of COPY staging
+    tables made on it (temporary tables live as long as the connection)."""
+    conn.adapters.register_loader("numeric", _NumberLoader)
+    conn.staging_tables = set()
 
 
-class _Pool:
-    """Idle connections per URL. One idle for a while is checked before it is handed out:
-    the server may have restarted meanwhile."""
-
-    def __init__(self):
-        self._idle: dict[str, queue.SimpleQueue] = {}
-
-    def get(self, url: str) -> psycopg.Connection:
-        idle = self._idle.setdefault(url, queue.SimpleQueue())
-        while True:
-            try:
-                conn, since = idle.get_nowait()
-            except queue.Empty:
-                break
-            if _healthy(conn) and (time.monotonic() - since < CHECK_AFTER_IDLE_S or _answers(conn)):
-                return conn
-            conn.close()
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        conn.adapters.register_loader("numeric", _NumberLoader)
-        conn.staging_tables = set()  # temporary tables live as long as the connection
-        return conn
-
-    def put(self, url: str, conn: psycopg.Connection) -> None:
-        idle = self._idle.setdefault(url, queue.SimpleQueue())
-        if _healthy(conn) and idle.qsize() < IDLE_PER_URL:
-            idle.put((conn, time.monotonic()))
-        else:
-            conn.close()
-
-    def clear(self) -> None:
-        for idle in self._idle.values():
-            while not idle.empty():
-                idle.get_nowait()[0].close()
-
-
-def _answers(conn: psycopg.Connection) -> bool:
-    try:
-        conn.execute("select 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
-pool = _Pool()
+def open_pool(url: str, *, max_size: int, connect_timeout: float) -> ConnectionPool:
+    """A bounded pool of autocommit connections to `url`, each checked before it is handed
+    out (the server may have restarted since it was last used)."""
+    return ConnectionPool(url, min_size=0, max_size=max_size, open=True, configure=_configure,
+                          check=ConnectionPool.check_connection, max_idle=300, reconnect_timeout=0,
+                          kwargs={"autocommit": True, "connect_timeout": connect_timeout})
 
 
 class _Connection:
