@@ -5,7 +5,9 @@ import streamlit as st
 
 from core import config, display
 from core.run import drafts, service
+from core.store import Store
 from core.store import status as database_status
+from pages.parts.store import app_store
 
 
 def login_configured() -> bool:
@@ -34,9 +36,9 @@ def reviewer_sidebar() -> None:
         st.session_state["who"] = " ".join(st.session_state.get("reviewer", "").split())
 
 
-def main() -> None:
+def main(store: Store) -> None:
     st.set_page_config(page_title="Spread", page_icon="◌", layout="wide")
-    service.for_this_server()  # started with the server (below); this covers a server started otherwise
+    service.for_this_server(store)  # started with the server (below); this covers a server started otherwise
     if login_configured() and not st.user.is_logged_in:
         # Nothing is shown, and nothing can be labelled, anonymously.
         st.title("Spread")
@@ -63,15 +65,15 @@ def main() -> None:
     # login, the box's one draft. A new session (a reload) starts from it.
     owner = login_identity() if login_configured() else ""
     if not st.session_state.get("draft_loaded"):
-        st.session_state.update(drafts.load(owner) or {}, draft_loaded=True)
+        st.session_state.update(drafts.load(store, owner) or {}, draft_loaded=True)
     st.session_state["draft_owner"] = owner
     with st.sidebar:
-        st.caption(f"Database: `{config.described(config.db_path())}`")
+        st.caption(f"Database: `{config.described(store.target)}`")
         reviewer_sidebar()
     navigation.run()
 
 
-def database_failure(error: Exception) -> None:
+def database_failure(error: Exception, store: Store | None) -> None:
     """A database failure as one line on the page (never Streamlit's exception box), tried
     again every few seconds; anything else is a bug and raises as usual."""
     message = database_status.problem(error)
@@ -82,17 +84,19 @@ def database_failure(error: Exception) -> None:
     if database_status.retrying(error):
         @st.fragment(run_every=database_status.RETRY_S)
         def try_again() -> None:
-            if database_status.reachable():
+            if database_status.reachable(store):
                 st.rerun(scope="app")
 
         try_again()
 
 
 if __name__ == "__main__":  # Streamlit runs this file as __main__ for every session
+    store = None
     try:
-        main()
+        store = app_store()  # a bad SPREAD_DB is refused here: one line, below
+        main(store)
     except Exception as failure:  # st.stop() and st.rerun() are not Exceptions: they pass
-        database_failure(failure)
+        database_failure(failure, store)
     else:
         database_status.note(None)
 else:  # `streamlit run app.py` imports it once and serves `app`: the server's life starts and stops the worker
@@ -103,4 +107,4 @@ else:  # `streamlit run app.py` imports it once and serves `app`: the server's l
     from streamlit.runtime.pages_manager import PagesManager
 
     PagesManager.uses_pages_directory = False
-    app = st.App(__file__, lifespan=service.server_lifespan)
+    app = st.App(__file__, lifespan=lambda _app: service.server_lifespan(app_store()))

@@ -22,21 +22,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from measure import Results  # noqa: E402
 
+from core.store import Store
 from core import store  # noqa: E402
 from core.store import copy as store_copy
 
 
 def populate(path: str, answers: int) -> None:
-    with store.connect(path) as db:
-        run_id = store.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": answers},
+    with Store(path).connection() as db:
+        run_id = run_rows.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": answers},
                                   planned=answers)
-        store.save_responses(db, [
+        responses.save_responses(db, [
             {"run_id": run_id, "model": "openai/bench-a", "temperature": 1.0, "sample_idx": i,
              "text": f"The capital of France is Paris ({i % 50}).", "finish_reason": "stop", "prompt_tokens": 12,
              "completion_tokens": 6, "latency_ms": 201.0, "ttft_ms": 200.5, "attempts": 1} for i in range(answers)])
-        store.save_embeddings(db, "minilm", {f"h{k}": bytes(384 * 4) for k in range(50)}, 384)
-        with store.write(db):
-            stamp = store.now_iso()
+        embeddings.save_embeddings(db, "minilm", {f"h{k}": bytes(384 * 4) for k in range(50)}, 384)
+        with write(db):
+            stamp = now_iso()
             for table in ("labels", "label_history"):
                 db[table].insert_all({"response_id": i + 1, "reviewer": "ana", "verdict": "pass",
                                       **({"changed_at": stamp} if table == "label_history"

@@ -31,25 +31,27 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loopback import Loopback  # noqa: E402
 
+from core.store import Store
+
 
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(models: list[str], calls: int, concurrency: int, stream: bool = True) -> dict:
+def measure(store: Store, models: list[str], calls: int, concurrency: int, stream: bool = True) -> dict:
     from core.run import plan, runner
 
     spec = plan.RunSpec(prompt="What is the capital of France?", models=models, temperatures=[1.0],
                         n=calls // len(models), concurrency=concurrency, stream=stream)
-    run_id = plan.create(spec)
+    run_id = plan.create(store, spec)
     before = cpu_s()
-    summary = asyncio.run(runner.execute(run_id))
+    summary = asyncio.run(runner.execute(store, run_id))
     assert summary["responses"] == calls and summary["errors"] == 0, summary
     return {"wall_s": summary["wall_s"], "cpu_s": cpu_s() - before}
 
 
-def main() -> None:
+def main(store: Store) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=40)
@@ -63,18 +65,18 @@ def main() -> None:
     from core.models import endpoints
 
     with Loopback(args.latency) as a, Loopback(args.latency) as b:
-        endpoints.add(endpoints.Endpoint("direct-a", "openai/bench", api_base=a.base_url))
-        endpoints.add(endpoints.Endpoint("direct-b", "openai/bench", api_base=b.base_url))
-        litellm_config.apply(litellm_config.preview(
+        endpoints.add(store, endpoints.Endpoint("direct-a", "openai/bench", api_base=a.base_url))
+        endpoints.add(store, endpoints.Endpoint("direct-b", "openai/bench", api_base=b.base_url))
+        litellm_config.apply(store, litellm_config.preview(store, 
             "model_list:\n" + "".join(f"  - model_name: group\n    litellm_params: {{model: openai/bench, "
                                       f"api_base: \"{s.base_url}\"}}\n" for s in (a, b))))
         contenders = {"direct": ["direct-a", "direct-b"], "group": ["group"]}
         results: dict[str, list[dict]] = {name: [] for name in contenders}
-        measure(["direct-a"], 20, 10)  # warm: imports and first connections
+        measure(store, ["direct-a"], 20, 10)  # warm: imports and first connections
         for k in range(args.repeat):
             order = list(contenders)[k % 2:] + list(contenders)[:k % 2]
             for name in order:
-                results[name].append(measure(contenders[name], args.calls, args.concurrency, not args.no_stream))
+                results[name].append(measure(store, contenders[name], args.calls, args.concurrency, not args.no_stream))
     for name, runs in results.items():
         wall = statistics.median(r["wall_s"] for r in runs)
         print(json.dumps({"contender": name, "calls": args.calls, "concurrency": args.concurrency,
@@ -85,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(store)

@@ -29,6 +29,7 @@ from bench_app import CHROMIUM, serve_app  # noqa: E402
 from loopback import Loopback  # noqa: E402
 from measure import ROOT  # noqa: E402
 
+from core.store import Store
 from core import store  # noqa: E402
 from core.models import endpoints, local_llm  # noqa: E402
 from core.run import drafts  # noqa: E402
@@ -55,7 +56,7 @@ def main() -> None:
             runs = []
             for k in range(args.repeat):
                 db = str(Path(home) / f"{case}-{k}.db")
-                endpoints.add(endpoints.Endpoint(REMOTE, "openai/bench-a", api_base=server.base_url), db_path=db)
+                endpoints.add(Store(db), endpoints.Endpoint(REMOTE, "openai/bench-a", api_base=server.base_url))
                 if how is None:
                     app_run(db, args.n, Path(home) / f"{case}-{k}.log")
                 else:
@@ -78,9 +79,9 @@ def app_run(db: str, n: int, log: Path) -> None:
     """The same plan from the Playground: the draft fills it, a click runs it."""
     from playwright.sync_api import sync_playwright
 
-    drafts.save("", {"variants": [0], "variant_seq": 1, "prompt_0": "Name a famous city in France.",
+    drafts.save(Store(db), "", {"variants": [0], "variant_seq": 1, "prompt_0": "Name a famous city in France.",
                      "inputs_source": "none", "models": [local_llm.DEFAULT_MODEL, REMOTE], "temperatures": "1",
-                     "n": n, "max_tokens": 48, "concurrency": 8}, db_path=db)
+                     "n": n, "max_tokens": 48, "concurrency": 8})
     process, url = serve_app(db, str(log))
     try:
         with sync_playwright() as p:
@@ -97,7 +98,7 @@ def app_run(db: str, n: int, log: Path) -> None:
 
 
 def remote_latency(db: str) -> dict:
-    with store.connect(db) as conn:
+    with Store(db).connection() as conn:
         latencies = sorted(r["latency_ms"] for r in conn.query(
             "select latency_ms from responses where model = ? and error_type is null", [REMOTE]))
     return {"p50_ms": statistics.median(latencies), "p90_ms": latencies[int(0.9 * (len(latencies) - 1))],

@@ -145,16 +145,18 @@ def spread_tokens_per_second(model: str, max_tokens: int, samples: int, seed: in
     import os
     import tempfile
 
-    from core import store
+    from core.store import Store
+
+    from core.store import responses
     from core.run import plan, runner
 
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "local.db")
         spec = plan.RunSpec(prompt=PROMPT, models=[model], temperatures=[1.0], n=samples,
                             max_tokens=max_tokens, seed=seed, concurrency=local_llm.PARALLEL_SLOTS)
-        summary = asyncio.run(runner.execute(plan.create(spec, db_path=db), db_path=db))
-        with store.connect(db) as conn:
-            tokens = sum(r["completion_tokens"] or 0 for r in store.responses(conn, summary["run_id"]))
+        summary = asyncio.run(runner.execute(Store(db), plan.create(Store(db), spec)))
+        with Store(db).connection() as conn:
+            tokens = sum(r["completion_tokens"] or 0 for r in responses.of_run(conn, summary["run_id"]))
     return tokens / summary["wall_s"]
 
 

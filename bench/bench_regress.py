@@ -28,6 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from openai_stub import StubOpenAI  # noqa: E402
 
+from core.store import Store
 from core.analyse import stats  # noqa: E402
 from core.evaluate import power, regress  # noqa: E402
 from core.review import golden  # noqa: E402
@@ -36,10 +37,10 @@ from core.review import golden  # noqa: E402
 def make_set(db: Path, items: int, seed: int) -> list[tuple[str, float]]:
     """A golden set of `items` questions, each with a right and a wrong answer and a pass rate."""
     rates = power.item_rates(items, seed)
-    golden.create_set("bench", db_path=db)
-    golden.add_items("bench", [golden.Item(prompt=f"What is the code word of item {i}?", reference=f"Word{i}",
+    golden.create_set(Store(db), "bench")
+    golden.add_items(Store(db), "bench", [golden.Item(prompt=f"What is the code word of item {i}?", reference=f"Word{i}",
                                            accepted=[f"Word{i}"], rejected=[f"Other{i}"], item_key=f"item{i}")
-                               for i in range(items)], db_path=db)
+                               for i in range(items)])
     return [(f"item {i}?", float(rate)) for i, rate in enumerate(rates)]
 
 
@@ -71,9 +72,8 @@ def main() -> None:
         stub.respond = respond
         candidate.api_base = stub.base_url
         for run in range(args.runs):
-            baseline = asyncio.run(regress.regress("bench", candidate, regress.Gates(), db_path=db))
-            result = asyncio.run(regress.regress("bench", candidate, gates, baseline_id=baseline["regress_id"],
-                                                 db_path=db))
+            baseline = asyncio.run(regress.regress(Store(db), "bench", candidate, regress.Gates()))
+            result = asyncio.run(regress.regress(Store(db), "bench", candidate, gates, baseline_id=baseline["regress_id"]))
             alarms += result["gate"] == "fail"
             inconclusive += result["gate"] == "inconclusive"
             if (run + 1) % 20 == 0:

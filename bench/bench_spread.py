@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.store import Store
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -46,16 +48,18 @@ def synthetic_answers(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0, 1.5)) -> int:
+def make_run(store: Store, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0, 1.5)) -> int:
     os.environ["SPREAD_DB"] = db_path
-    from core import store
+    from core.store import Store, now_iso, write
+    from core.store import responses
+    from core.store import runs
 
     per_cell = max(1, n // (models * len(temperatures)))
     spec = {"prompt": "What is the capital of Australia?", "system": "", "name": "bench",
             "models": [f"openai/m{i}" for i in range(models)], "temperatures": list(temperatures), "n": per_cell}
     texts = synthetic_answers(per_cell * models * len(temperatures))
-    with store.connect(db_path) as db:
-        run_id = store.create_run(db, spec=spec, planned=len(texts))
+    with store.connection() as db:
+        run_id = runs.create_run(db, spec=spec, planned=len(texts))
         rows, k = [], 0
         for m in spec["models"]:
             for t in temperatures:
@@ -63,11 +67,11 @@ def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0,
                     rows.append({"run_id": run_id, "model": m, "temperature": t, "sample_idx": i, "text": texts[k],
                                  "finish_reason": "stop", "prompt_tokens": 12, "completion_tokens": len(texts[k].split()),
                                  "cost_usd": 0.00001, "latency_ms": random.uniform(200, 900), "ttft_ms": 80.0,
-                                 "attempts": 1, "created_at": store.now_iso()})
+                                 "attempts": 1, "created_at": now_iso()})
                     k += 1
-        with store.write(db):
+        with write(db):
             db["responses"].insert_all(rows)
-        store.set_run_status(db, run_id, "done")
+        runs.set_run_status(db, run_id, "done")
     return run_id
 
 
@@ -83,13 +87,14 @@ def prose_answer(rng: random.Random, meaning: int) -> str:
     return f"a {words[0]} town with {words[1]}, {words[2]} and {words[3]}"
 
 
-def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, models: int = 2,
-                  temperatures=(0.0, 1.0), kind: str = "facts") -> int:
+def make_grid_run(store: Store, n: int, inputs: int = 100, variants: int = 3, models: int = 2, temperatures=(0.0, 1.0), kind: str = "facts") -> int:
     """A run of `inputs` questions × wordings × models × temperatures, about n answers in all.
     `kind` "facts": answers name one of three cities (facts settle every pair, whatever the
     threshold); "prose": they describe one of three kinds of town in a few words (PROSE)."""
     os.environ["SPREAD_DB"] = db_path
-    from core import store
+    from core.store import Store, now_iso, write
+    from core.store import responses
+    from core.store import runs
 
     per_cell = max(1, n // (inputs * variants * models * len(temperatures)))
     spec = {"prompt": "What is the capital of {{country}}?", "system": "", "name": "bench-grid",
@@ -101,8 +106,8 @@ def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, mo
     rows_in = [{"country": f"Country{i}"} for i in range(inputs)]
     rendered = {(v, i): ("", f"Wording {v}: capital of Country{i}?") for v in range(variants) for i in range(inputs)}
     rng = random.Random(0)
-    with store.connect(db_path) as db:
-        run_id = store.create_run(db, spec=spec, planned=per_cell * inputs * variants * models * len(temperatures),
+    with store.connection() as db:
+        run_id = runs.create_run(db, spec=spec, planned=per_cell * inputs * variants * models * len(temperatures),
                                   variants=wordings, inputs=rows_in, rendered=rendered)
         rows = []
         for i in range(inputs):
@@ -118,14 +123,14 @@ def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, mo
                                          "sample_idx": s, "text": text, "finish_reason": "stop", "prompt_tokens": 12,
                                          "completion_tokens": len(text.split()), "cost_usd": 0.00001,
                                          "latency_ms": rng.uniform(200, 900), "ttft_ms": 80.0, "attempts": 1,
-                                         "created_at": store.now_iso()})
-        with store.write(db):
+                                         "created_at": now_iso()})
+        with write(db):
             db["responses"].insert_all(rows)
-        store.set_run_status(db, run_id, "done")
+        runs.set_run_status(db, run_id, "done")
     return run_id
 
 
-def time_in_fresh_process(db_path: str, run_id: int) -> float:
+def time_in_fresh_process(store: Store, run_id: int) -> float:
     code = ("import time,sys; sys.path.insert(0, %r); from core.analyse import spread; t=time.perf_counter(); "
             "spread.analyse_run(%d, method='minilm'); print(time.perf_counter()-t)") % (str(ROOT), run_id)
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SPREAD_DB=db_path),
@@ -133,7 +138,7 @@ def time_in_fresh_process(db_path: str, run_id: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(store: Store) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=1000)
     parser.add_argument("--page-answers", type=int, default=10000)
@@ -145,14 +150,14 @@ def main() -> None:
         cold = []
         for r in range(args.repeat):
             db = f"{tmp}/cold{r}.db"
-            run_id = make_run(db, args.answers)
-            cold.append(time_in_fresh_process(db, run_id))
+            run_id = make_run(Store(db), args.answers)
+            cold.append(time_in_fresh_process(Store(db), run_id))
         from core.analyse import spread
 
         cached = []
         for _ in range(args.repeat):
             start = time.perf_counter()
-            analysis = spread.analyse_run(run_id, method="minilm", db_path=db)
+            analysis = spread.analyse_run(Store(db), run_id, method="minilm")
             cached.append(time.perf_counter() - start)
         results["answers"] = len(analysis.answers)
         results["distinct"] = int(analysis.answers["norm"].nunique())
@@ -180,24 +185,26 @@ def main() -> None:
         from core.analyse import embed
 
         start = time.perf_counter()
-        embed.warm_run(run_id, db)
+        embed.warm_run(Store(db), run_id)
         results["warm_embeddings_s"] = round(time.perf_counter() - start, 3)
         if args.grid:  # the same answers clustered per input, and as if they were one cell
-            from core import store
+            from core.store import Store, now_iso, write
+            from core.store import responses
+            from core.store import runs
 
-            with store.connect(db) as conn:
-                rows = store.responses(conn, run_id)
+            with Store(db).connection() as conn:
+                rows = responses.of_run(conn, run_id)
             flat = [dict(r, input=0, variant=0) for r in rows]
             per_input, one_cell = [], []
             for _ in range(args.repeat):
                 start = time.perf_counter()
-                spread.analyse_run(run_id, method="minilm", db_path=db, with_map=False)
+                spread.analyse_run(Store(db), run_id, method="minilm", with_map=False)
                 per_input.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 from core.analyse import embed
 
                 spread.analyse(flat, method="minilm", with_map=False,
-                               embedder=lambda texts, m: embed.cached(texts, m, db_path=db))
+                               embedder=lambda texts, m: embed.cached(Store(db), texts, m))
                 one_cell.append(time.perf_counter() - start)
             results["grid_analysis_per_input_s_median"] = round(statistics.median(per_input), 3)
             results["grid_analysis_as_one_cell_s_median"] = round(statistics.median(one_cell), 3)
@@ -231,4 +238,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(store)

@@ -27,13 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from measure import Results  # noqa: E402
 
+from core.store import Store
 from core import store  # noqa: E402
 from core.run.writer import Writer  # noqa: E402
 
 
 def new_run(db: str, rows: int) -> int:
-    with store.connect(db) as conn:
-        return store.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": rows},
+    with Store(db).connection() as conn:
+        return run_rows.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": rows},
                                 planned=rows)
 
 
@@ -48,16 +49,16 @@ def one_per_transaction(db: str, rows: int) -> dict:
     run_id = new_run(db, rows)
     start = time.perf_counter()
     for i in range(rows):
-        with store.connect(db) as conn:
-            store.save_response(conn, row(run_id, i))
+        with Store(db).connection() as conn:
+            responses.save_response(conn, row(run_id, i))
     return {"rows_per_s": rows / (time.perf_counter() - start), "transactions": rows}
 
 
 def writer(db: str, rows: int, per_s: float | None) -> dict:
     run_id = new_run(db, rows)
 
-    async def feed():
-        w = Writer(db)
+    async def feed(store: Store):
+        w = Writer(Store(db), )
         start = time.perf_counter()
         for i in range(rows):
             if per_s:

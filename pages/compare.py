@@ -4,18 +4,25 @@
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import display
+
+from core.store import Store
+
+from core.store import runs as run_rows
 from core.analyse import embed, spread, tables
 from core.prompts import conversation
 from pages.parts import conversation_view
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Compare")
 st.caption("Which meanings two sets of answers share, which are unique to one side, and whether "
            "consistency moved by more than sampling noise. Over several inputs the comparison is paired: "
            "each input against itself.")
 
-with store.connect() as db:
-    runs = store.list_runs(db)
+with store.connection() as db:
+    runs = run_rows.list_runs(db)
 if not runs:
     st.info("No runs yet. Start one in the Playground.")
     st.stop()
@@ -50,7 +57,7 @@ method = st.radio("Group answers by", methods, format_func=embed.METHODS.get, ho
 threshold = st.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRESHOLD, 0.01,
                       key="cmp_threshold", persist_state="session")
 
-result = spread.compare_runs(side_a, side_b, method=method, threshold=threshold)
+result = spread.compare_runs(store, side_a, side_b, method=method, threshold=threshold)
 if not result["n_a"] or not result["n_b"]:
     st.warning("One side has no answers.")
     st.stop()
@@ -102,7 +109,7 @@ right.text(result["representative_b"])
 for column, side_name in ((left, "a"), (right, "b")):
     if result.get(f"representative_{side_name}_id") is not None:
         with column.expander("Prompt as sent"):
-            conversation_view.draw(conversation.answered_with(result[f"representative_{side_name}_id"]))
+            conversation_view.draw(conversation.answered_with(store, result[f"representative_{side_name}_id"]))
 # A diff as plain text: removed words on "-" lines, added on "+" lines. Never markup.
 st.code("\n".join(f"{op} {words}" for op, words in result["diff"]), language="diff")
 st.caption(display.inert(f"Clusters by {result['method']} at {result['threshold']}."))

@@ -10,18 +10,21 @@ from core.prompts import conversation
 from core.review import golden
 from pages.parts import conversation_view
 from core.config import SpreadError
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Golden sets")
 who = st.session_state.get("who", "")
 
-sets = golden.list_sets()
+sets = golden.list_sets(store)
 with st.expander("New golden set", expanded=not sets):
     with st.form("new_set", clear_on_submit=True):
         name = st.text_input("Name", key="new_set_name")
         description = st.text_input("Description", key="new_set_description")
         if st.form_submit_button("Create"):
             try:
-                golden.create_set(name, description=description, created_by=who)
+                golden.create_set(store, name, description=description, created_by=who)
                 st.rerun()
             except SpreadError as e:
                 st.error(display.inert(str(e)))
@@ -42,7 +45,7 @@ with st.expander("Contradictions: a text both accepted and rejected"):
     if st.button("Check this set", key="golden_check"):
         st.session_state["golden_checked"] = name
     if st.session_state.get("golden_checked") == name:
-        found = golden.check(name)["items"]
+        found = golden.check(store, name)["items"]
         if not found:
             st.success("No item holds a text both accepted and rejected.")
         for entry in found:
@@ -50,7 +53,7 @@ with st.expander("Contradictions: a text both accepted and rejected"):
             st.text(f"{entry['item_key'][:8]} · {' '.join(entry['prompt'].split())[:60]}: also rejected: {texts}\n"
                     + "\n".join(f"   fix: {note}" for note in entry["resolution"]))
         if found and st.button(f"Fix {len(found)} item(s)", key="golden_fix", type="primary"):
-            result = golden.check(name, fix=True, who=who)
+            result = golden.check(store, name, fix=True, who=who)
             st.session_state.pop("golden_checked", None)
             st.success(f"{len(result['items'])} item(s) fixed: version {result['version']}")
 
@@ -58,7 +61,7 @@ left, right = st.columns([3, 1])
 search = left.text_input("Filter by text", key="golden_search", persist_state="session",
                          placeholder="words in the prompt or reference")
 show_removed = right.toggle("Show removed items", key="golden_removed", persist_state="session")
-items = golden.items(name, include_removed=show_removed)
+items = golden.items(store, name, include_removed=show_removed)
 all_tags = sorted({t for item in items for t in item["tags"]})
 tag_filter = st.multiselect("Tags", all_tags, key="golden_tags", persist_state="session")
 shown = [i for i in items
@@ -85,14 +88,14 @@ for item in shown:
             tags = st.multiselect("Tags", sorted(set(all_tags) | set(item["tags"])), default=item["tags"],
                                   accept_new_options=True, key=f"tags_{item['item_key']}")
             if st.form_submit_button("Save"):
-                golden.edit_item(name, item["item_key"], reference=reference, tags=tags, who=who)
+                golden.edit_item(store, name, item["item_key"], reference=reference, tags=tags, who=who)
                 st.rerun()
         if item["deleted_at"]:
             if st.button("Restore", key=f"restore_{item['item_key']}"):
-                golden.restore_item(name, item["item_key"], who=who)
+                golden.restore_item(store, name, item["item_key"], who=who)
                 st.rerun()
         elif st.button("Remove", key=f"remove_{item['item_key']}"):
-            golden.remove_item(name, item["item_key"], who=who)
+            golden.remove_item(store, name, item["item_key"], who=who)
             st.rerun()
 
 st.subheader("Export")
@@ -103,7 +106,7 @@ suffix = {"jsonl": "jsonl", "csv": "csv", "openai": "openai.jsonl", "promptfoo":
 columns = st.columns(len(golden_files.FORMATS))
 for column, fmt in zip(columns, golden_files.FORMATS):
     # A callable: the file is built when the button is clicked, not on every rerun.
-    column.download_button(fmt, lambda fmt=fmt: golden_files.export(name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
+    column.download_button(fmt, lambda fmt=fmt: golden_files.export(store, name, fmt), file_name=f"{name}.v{current['version']}.{suffix[fmt]}",
                            mime=mime[fmt], key=f"export_{fmt}")
 
 st.subheader("Import")
@@ -112,7 +115,7 @@ skip_bad = st.checkbox("Skip bad lines (otherwise a file with any bad line impor
 if upload is not None and st.button("Import into this set", key="golden_import"):
     fmt = "csv" if upload.name.lower().endswith(".csv") else "jsonl"
     try:
-        result = golden_files.import_bytes(name, upload.getvalue(), fmt, skip_bad=skip_bad, who=who)
+        result = golden_files.import_bytes(store, name, upload.getvalue(), fmt, skip_bad=skip_bad, who=who)
         st.success(f"{result['imported']} items imported (version {result['version']}), "
                    f"{result['skipped']} bad lines skipped")
         for error in result["errors"][:20]:
@@ -121,4 +124,4 @@ if upload is not None and st.button("Import into this set", key="golden_import")
         st.error(display.inert(str(e)))
 
 with st.expander("History"):
-    st.dataframe(pd.DataFrame(golden.changes(name)), hide_index=True)
+    st.dataframe(pd.DataFrame(golden.changes(store, name)), hide_index=True)

@@ -7,11 +7,15 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.store import Store
 from core import config, display
 from core.config import SpreadError
 from core.formats import litellm_config
 from core.models import endpoints, llm, catalogue
 from core.run import runner
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Models")
 llm.preload()  # the Test button's first call should cost the provider's latency, not litellm's import
@@ -25,20 +29,20 @@ FIELDS = ("name", "model", "api_base", "key_env", "params", "price_in", "price_o
           "timeout_s")
 
 
-@st.cache_data(ttl=30, show_spinner="Checking keys and servers…")
-def readiness_of(db_path: str, fingerprint: str) -> list[dict]:
+@st.cache_data(ttl=30, show_spinner="Checking keys and servers…", hash_funcs={Store: lambda store: str(store.target)})
+def readiness_of(store: Store, fingerprint: str) -> list[dict]:
     """Cached per catalogue version for 30 s: probing servers takes a moment."""
     return [endpoint.settings() | endpoints.readiness(endpoint, timeout_s=1.5)
-            for endpoint in endpoints.list_endpoints(db_path=db_path)]
+            for endpoint in endpoints.list_endpoints(store)]
 
 
 def as_text(value) -> str:
     return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def load_form() -> None:
+def load_form(store: Store) -> None:
     """Fill the form from the endpoint picked (or clear it for a new one)."""
-    picked = endpoints.get(state["ep_pick"]) if state.get("ep_pick") not in (None, NEW) else None
+    picked = endpoints.get(store, state["ep_pick"]) if state.get("ep_pick") not in (None, NEW) else None
     for name in FIELDS:
         value = getattr(picked, name) if picked else None
         if name == "params":
@@ -48,50 +52,50 @@ def load_form() -> None:
     state["ep_test"] = None
 
 
-def form_endpoint() -> endpoints.Endpoint:
+def form_endpoint(store: Store) -> endpoints.Endpoint:
     values = {name: (state.get(f"ep_{name}") or "").strip() for name in FIELDS}
     values["params"] = endpoints.parse_params(values["params"].splitlines())
     # What the form does not show (a model group's deployments, model_info, tpm) is kept as imported.
-    picked = endpoints.get(state["ep_pick"]) if state.get("ep_pick") not in (None, NEW) else None
+    picked = endpoints.get(store, state["ep_pick"]) if state.get("ep_pick") not in (None, NEW) else None
     kept = {k: getattr(picked, k) for k in ("tpm", "deployments", "router", "info")} if picked else {}
     return endpoints.validate(endpoints.Endpoint(**{k: v or None for k, v in values.items() if k != "params"},
                                                  params=values["params"], **kept))
 
 
-def save() -> None:
+def save(store: Store) -> None:
     try:
-        endpoint = form_endpoint()
+        endpoint = form_endpoint(store)
         if state.get("ep_pick") in (None, NEW):
-            endpoints.add(endpoint, who=state.get("who", ""))
+            endpoints.add(store, endpoint, who=state.get("who", ""))
         else:
-            endpoints.update(state["ep_pick"], endpoint, who=state.get("who", ""))
+            endpoints.update(store, state["ep_pick"], endpoint, who=state.get("who", ""))
         state["ep_pick"], state["ep_message"] = endpoint.name, f"Saved {endpoint.name!r}."
     except SpreadError as e:
         state["ep_message"] = e
 
 
-def duplicate() -> None:
+def duplicate(store: Store) -> None:
     try:
-        copy = endpoints.duplicate(state["ep_pick"], who=state.get("who", ""))
+        copy = endpoints.duplicate(store, state["ep_pick"], who=state.get("who", ""))
         state["ep_pick"], state["ep_message"] = copy.name, f"Duplicated as {copy.name!r}: edit it and save."
-        load_form()
+        load_form(store)
     except SpreadError as e:
         state["ep_message"] = e
 
 
-def remove() -> None:
+def remove(store: Store) -> None:
     try:
-        endpoints.remove(state["ep_pick"])
+        endpoints.remove(store, state["ep_pick"])
         state["ep_message"] = f"Removed {state['ep_pick']!r}; runs made with it keep its settings."
         state["ep_pick"] = NEW
-        load_form()
+        load_form(store)
     except SpreadError as e:
         state["ep_message"] = e
 
 
-def import_all(preview) -> None:
+def import_all(store: Store, preview) -> None:
     try:
-        state["ep_imported"] = litellm_config.apply(preview, who=state.get("who", ""))
+        state["ep_imported"] = litellm_config.apply(store, preview, who=state.get("who", ""))
         state["ep_import_text"] = ""
     except SpreadError as e:  # someone added one of these names meanwhile
         state["ep_imported"] = e
@@ -99,8 +103,7 @@ def import_all(preview) -> None:
 
 # --- the catalogue --------------------------------------------------------------------
 
-db_path = str(config.db_path())
-rows = readiness_of(db_path, endpoints.fingerprint())
+rows = readiness_of(store, endpoints.fingerprint(store))
 st.subheader(f"Endpoints ({len(rows)})")
 if rows:
     table = pd.DataFrame([{
@@ -170,7 +173,7 @@ elif message:
 if test_clicked:
     try:
         with st.spinner("Calling…"):
-            state["ep_test"] = runner.wait(endpoints.try_call(form_endpoint()), timeout_s=600)
+            state["ep_test"] = runner.wait(endpoints.try_call(form_endpoint(store)), timeout_s=600)
     except SpreadError as e:
         state["ep_test"] = {"ok": False, "error": str(e)}
 result = state.get("ep_test")
@@ -199,7 +202,7 @@ with st.expander("Import the model_list of a config.yaml"):
     text = upload.getvalue().decode("utf-8", errors="replace") if upload is not None else pasted
     if text.strip():
         try:
-            preview = litellm_config.preview(text, replace=replace)
+            preview = litellm_config.preview(store, text, replace=replace)
             st.caption(f"{len(preview.endpoints)} endpoint(s) will be added:")
             st.dataframe(pd.DataFrame([{
                 "name": e.name, "model": e.model, "mode": e.mode,
@@ -224,7 +227,7 @@ with st.expander("Import the model_list of a config.yaml"):
     elif imported:
         st.success(display.inert(f"Imported {', '.join(imported)}."))
 
-named_endpoints = endpoints.list_endpoints()
+named_endpoints = endpoints.list_endpoints(store)
 st.download_button("Export the catalogue as config.yaml", litellm_config.export(named_endpoints),
                    file_name="config.yaml", mime="application/yaml", key="ep_export", disabled=not named_endpoints,
                    help="Keys as os.environ/NAME, never their values.")

@@ -6,7 +6,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import display
+
+from core.store import Store
+
+from core.store import runs
 from core.analyse import spread
 from core.config import SpreadError
 from core.evaluate import checks
@@ -16,6 +20,9 @@ from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
 from core.run import drafts, estimate, plan, rewording, runner
 from core.run.progress import ACTIVE, LiveProgress
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Playground")
 st.caption("Send a prompt — in one or more wordings, over a table of inputs — to several models at several "
@@ -23,7 +30,7 @@ st.caption("Send a prompt — in one or more wordings, over a table of inputs �
 
 model_entries = catalogue.catalogue()
 # Catalogue endpoints first (Models page), then the built-in examples; any litellm id can be typed.
-model_choices = list(dict.fromkeys(endpoints.names() + [entry.id for entry in model_entries]))
+model_choices = list(dict.fromkeys(endpoints.names(store) + [entry.id for entry in model_entries]))
 errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 state = st.session_state
 
@@ -34,12 +41,12 @@ for key, value in {**drafts.DEFAULTS, "models": [local_llm.DEFAULT_MODEL], "max_
 state.setdefault("reword_k", 3)
 
 
-def import_promptfoo() -> None:
+def import_promptfoo(store: Store) -> None:
     """Fill the plan from a promptfoo suite (its providers join the catalogue); else list what cannot map."""
     try:
-        suite = promptfoo_config.read(state.get("promptfoo_path", "").strip())
+        suite = promptfoo_config.read(store, state.get("promptfoo_path", "").strip())
         values = promptfoo_config.playground_plan(suite)
-        promptfoo_config.add_endpoints(suite, who=state.get("who", ""))
+        promptfoo_config.add_endpoints(store, suite, who=state.get("who", ""))
     except promptfoo_config.Unmappable as e:
         state["promptfoo_problems"] = e.problems
         return
@@ -218,7 +225,7 @@ with st.expander("Generate rewordings with a model"):
     if right.button("Generate", key="reword"):
         try:
             first_text = state.get(f"prompt_{keys[0]}", "")
-            result = runner.wait(rewording.reword(first_text, int(k), rewriter,
+            result = runner.wait(rewording.reword(store, first_text, int(k), rewriter,
                                                   api_base=(state.get("api_base") or "").strip() or None))
             state["rewordings"] = result
             for i, text in enumerate(result["rewordings"]):
@@ -285,19 +292,19 @@ try:
             st.caption(f"Using {display.inert(state['file_name'])}: upload another file to replace it.")
         input_rows = state.get("file_rows") or []
     elif source == "a golden set":
-        sets = [s["name"] for s in golden.list_sets()]
+        sets = [s["name"] for s in golden.list_sets(store)]
         chosen_set = st.selectbox("Golden set", sets, key="inputs_golden", persist_state="session") if sets else None
         if chosen_set:
-            input_rows = golden.as_inputs(chosen_set)
+            input_rows = golden.as_inputs(store, chosen_set)
         else:
             st.caption("No golden sets yet.")
     elif source == "an earlier run":
-        with store.connect() as db:
-            past = store.list_runs(db)
+        with store.connection() as db:
+            past = runs.list_runs(db)
         chosen_run = st.selectbox("Run", [r["id"] for r in past], key="inputs_run", persist_state="session",
                                   format_func=lambda i: f"{i} · {next(r['name'] for r in past if r['id'] == i)}")
         if chosen_run:
-            input_rows = inputs.from_run(chosen_run)
+            input_rows = inputs.from_run(store, chosen_run)
 except SpreadError as e:
     st.error(display.inert(str(e)), icon=":material/error:")
 if input_rows and source != "typed rows":
@@ -398,10 +405,10 @@ def show_error(e: SpreadError) -> None:
 
 # --- estimate and run -----------------------------------------------------------------
 
-@st.cache_data(max_entries=8, show_spinner="Counting prompt tokens…")
-def estimate_of(_spec: plan.RunSpec, key: str) -> dict:
+@st.cache_data(max_entries=8, show_spinner="Counting prompt tokens…", hash_funcs={Store: lambda store: str(store.target)})
+def estimate_of(store: Store, _spec: plan.RunSpec, key: str) -> dict:
     """Cached by the plan's content (`key`): counting tokens over a big table takes a moment."""
-    return estimate.estimate(_spec, check_providers=False)
+    return estimate.estimate(store, _spec, check_providers=False)
 
 
 estimate_col, run_col = st.columns([4, 1])
@@ -411,7 +418,7 @@ errors["tools"] = errors["response_format"] = st.empty()
 with estimate_col:
     try:
         spec_now = current_spec()
-        guess = estimate_of(spec_now, repr(spec_now) + endpoints.fingerprint())
+        guess = estimate_of(store, spec_now, repr(spec_now) + endpoints.fingerprint(store))
         cost = estimate.cost_text(guess)
         ceiling = "no ceiling" if guess["completion_tokens_max"] is None else f"≤ {guess['completion_tokens_max']:,}"
         st.info(f"**{guess['calls']:,} calls** = {guess['variants']} wordings × {guess['inputs']} inputs × "
@@ -425,22 +432,22 @@ with estimate_col:
             show_error(e)
 if run_col.button("Run", type="primary", key="run", width="stretch"):
     try:
-        state["active_run"] = runner.start(current_spec(), created_by=state.get("who", ""))
+        state["active_run"] = runner.start(store, current_spec(), created_by=state.get("who", ""))
     except SpreadError as e:
         show_error(e)
 
 
 # --- the run in progress ----------------------------------------------------------------
 
-with store.connect() as db:
+with store.connection() as db:
     active_id = state.get("active_run")
-    run = store.get_run(db, active_id) if active_id else store.latest_active_run(db)
+    run = runs.get_run(db, active_id) if active_id else runs.latest_active_run(db)
 
 if run is not None:
     run_id = run["id"]
 
     @st.fragment(run_every=1.0 if run["status"] in ACTIVE else None)
-    def live_progress():
+    def live_progress(store: Store):
         # Reads only the answers stored since the last refresh: the same cost at any run size.
         tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(run_id))
         current = tracker.refresh()
@@ -461,7 +468,7 @@ if run is not None:
                        f"projected for the whole run: {projected}")
         if current["status"] in ("queued", "running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):
-                runner.request_cancel(run_id)
+                runner.request_cancel(store, run_id)
         elif current["status"] != run["status"]:
             st.rerun()  # the run just ended: redraw once to stop polling
         else:
@@ -470,18 +477,18 @@ if run is not None:
             st.page_link("pages/runs.py", label=f"Open run {run_id}", icon=":material/open_in_new:",
                          query_params={"run": run_id})
 
-    live_progress()
+    live_progress(store)
 
 
 # --- the draft ---------------------------------------------------------------------------
 
-def save_draft() -> None:
+def save_draft(store: Store) -> None:
     """Write the plan as the reviewer's draft when it changed (a cheap upsert)."""
     draft = drafts.plan_of(state)
     text = json.dumps(draft, sort_keys=True, default=str)
     if text != state.get("draft_saved"):
-        drafts.save(state.get("draft_owner", ""), draft)
+        drafts.save(store, state.get("draft_owner", ""), draft)
         state["draft_saved"] = text
 
 
-save_draft()
+save_draft(store)

@@ -4,13 +4,20 @@ statistics that tell a regression from sampling noise."""
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import display
+
+from core.store import Store
+
+from core.store import runs
 from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, verdict
 from core.models import local_llm
 from core.review import golden
 from core.run import runner
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Regression")
 st.caption("Sample every item of a golden set K times on a candidate model or prompt version, score each sample "
@@ -20,13 +27,13 @@ state = st.session_state
 VERDICT_BOXES = {"pass": (st.success, ":material/check_circle:"), "fail": (st.error, ":material/cancel:"),
                  "inconclusive": (st.warning, ":material/help:")}
 
-sets = golden.list_sets()
+sets = golden.list_sets(store)
 if not sets:
     st.info("No golden sets yet. Build one from reviewed answers (Review page) or import one (Golden sets page).")
     st.stop()
 set_name = st.selectbox("Golden set", [s["name"] for s in sets], key="regress_set", persist_state="session",
                         format_func=lambda n: f"{n} · {next(s['items'] for s in sets if s['name'] == n)} items")
-past = regress.history(set_name)
+past = regress.history(store, set_name)
 
 with st.form("regress"):
     left, middle, right = st.columns(3)
@@ -65,8 +72,8 @@ if submitted:
                                   prompt_version=int(version) or None, temperature=float(temperature), n=int(k))
     gates = regress.Gates(min_pass_rate=min_pass or None, max_drop=max_drop if baseline else None, alpha=float(alpha))
     try:
-        run_id = regress.prepare(set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))
-        state["regress_job"] = (run_id, runner.spawn(regress.complete(
+        run_id = regress.prepare(store, set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))
+        state["regress_job"] = (run_id, runner.spawn(regress.complete(store, 
             run_id, set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))))
     except SpreadError as e:
         st.error(display.inert(str(e)), icon=":material/error:")
@@ -76,9 +83,9 @@ if job is not None:
     run_id, future = job
 
     @st.fragment(run_every=1.0 if not future.done() else None)
-    def progress():
-        with store.connect() as db:
-            run = store.get_run(db, run_id)
+    def progress(store: Store):
+        with store.connection() as db:
+            run = runs.get_run(db, run_id)
         if not future.done():
             st.progress(run["received"] / max(run["planned"], 1),
                         text=f"Sampling: {run['received']}/{run['planned']} samples · {run['errors']} errors")
@@ -90,9 +97,9 @@ if job is not None:
             state["regress_drawn"] = run_id
             st.rerun()  # once: draw the verdict below
 
-    progress()
+    progress(store)
 
-chosen = regress.for_run(job[0]) if job is not None else (regress.get(past[-1]["id"]) if past else None)
+chosen = regress.for_run(store, job[0]) if job is not None else (regress.get(store, past[-1]["id"]) if past else None)
 if chosen is not None:
     result = chosen["result"]
     heading = verdict.heading(result)
@@ -122,7 +129,7 @@ if chosen is not None:
 
     st.subheader("Items, worst change first")
     st.dataframe(pd.DataFrame(verdict.item_rows(result)), hide_index=True, width="stretch")
-    samples = regress.item_samples(chosen["run_id"])
+    samples = regress.item_samples(store, chosen["run_id"])
     for item in verdict.worst_first(result["items"])[:50]:
         with st.expander(display.inert(verdict.item_title(item))):
             st.text(item["prompt"])

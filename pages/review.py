@@ -5,7 +5,11 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import display
+
+from core.store import Store
+
+from core.store import runs as run_rows
 
 from core.analyse import embed, spread
 
@@ -15,9 +19,12 @@ from core.prompts import shapes
 from core.run import plan
 from pages.parts import conversation_view
 from core.config import SpreadError
+from pages.parts.store import app_store
+
+store = app_store()
 
 
-def golden_form(item: dict, who: str) -> None:
+def golden_form(store: Store, item: dict, who: str) -> None:
     """Add the representative answer to a golden set. A failed answer is never a reference:
     it takes a correction (the new item's reference) or joins an existing item's rejected answers.
 
@@ -26,13 +33,13 @@ def golden_form(item: dict, who: str) -> None:
     state = st.session_state
     answer_id = item["representative_id"]
     keys = {field: f"golden_{field}_{answer_id}" for field in ("target", "new", "correction", "item")}
-    sets = [s["name"] for s in golden.list_sets()]
+    sets = [s["name"] for s in golden.list_sets(store)]
     if sets and keys["target"] not in state and state.get("golden_last_set") in sets:
         state[keys["target"]] = state["golden_last_set"]
     target = st.selectbox("Golden set", sets, key=keys["target"]) if sets else None
     new_name = st.text_input("…or a new set", key=keys["new"])
     name = new_name.strip() or target
-    failed = golden.answer_verdict(answer_id) == "fail"
+    failed = golden.answer_verdict(store, answer_id) == "fail"
     if failed:
         st.caption("This answer was failed: it can only be a rejected example. Give the correct answer as the "
                    "new item's reference, or reject it in an item already in the set.")
@@ -43,9 +50,9 @@ def golden_form(item: dict, who: str) -> None:
         # Read from session state at the click: the values on screen for this answer.
         chosen = (state.get(keys["new"]) or "").strip() or state.get(keys["target"])
         try:
-            if chosen and chosen not in [s["name"] for s in golden.list_sets()]:
-                golden.create_set(chosen, created_by=who)
-            version = golden.add_responses(chosen or "", [answer_id], who=who,
+            if chosen and chosen not in [s["name"] for s in golden.list_sets(store)]:
+                golden.create_set(store, chosen, created_by=who)
+            version = golden.add_responses(store, chosen or "", [answer_id], who=who,
                                            correction=state.get(keys["correction"]) or None)
         except SpreadError as e:
             state["golden_message"] = (answer_id, "error", str(e))
@@ -56,19 +63,19 @@ def golden_form(item: dict, who: str) -> None:
         state["golden_last_set"] = state[keys["target"]] = chosen
         state[keys["new"]] = ""
 
-    needs_reference = failed and not correction.strip() and not golden.labelled_correction(answer_id)
+    needs_reference = failed and not correction.strip() and not golden.labelled_correction(store, answer_id)
     st.button("Add as a new item", key="golden_add", disabled=needs_reference, on_click=add)
     message = state.get("golden_message")
     if message and message[0] == answer_id:
         (st.success if message[1] == "success" else st.error)(display.inert(message[2]))
     try:
-        existing = golden.matching_items(name, answer_id) if failed and name in sets else []
+        existing = golden.matching_items(store, name, answer_id) if failed and name in sets else []
         if existing:
             references = {row["item_key"]: display.one_line(row["reference"] or "(no reference)", 60) for row in existing}
             key = st.selectbox("Item with this input", list(references), format_func=references.get,
                                key=keys["item"])
             if st.button("Add to its rejected answers", key="golden_reject"):
-                version = golden.add_rejected(name, key, [answer_id], who=who)
+                version = golden.add_rejected(store, name, key, [answer_id], who=who)
                 st.success(f"Rejected in {display.inert(repr(name))}: version {version}")
     except SpreadError as e:
         st.error(display.inert(str(e)))
@@ -77,20 +84,20 @@ def golden_form(item: dict, who: str) -> None:
 # Other reviewers' labels reach this page by themselves: these parts redraw every AGREEMENT_S
 # seconds (the same cadence at which the labels are recounted, once per server for everybody).
 @st.fragment(run_every=labels.AGREEMENT_S)
-def disputes_here(item: dict) -> None:
-    disputed = sorted(labels.recent_disputes(item["run_id"]).intersection(item["member_ids"]))
+def disputes_here(store: Store, item: dict) -> None:
+    disputed = sorted(labels.recent_disputes(store, item["run_id"]).intersection(item["member_ids"]))
     if disputed:
         st.caption(f"Reviewers disagree on answers {', '.join(map(str, disputed))}")
 
 
 @st.fragment(run_every=labels.AGREEMENT_S)
-def agreement(run_ids: list[int], who: str) -> None:
+def agreement(store: Store, run_ids: list[int], who: str) -> None:
     for run_id in run_ids:
-        stats = labels.recent_agreement(run_id)
+        stats = labels.recent_agreement(store, run_id)
         counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
         if stats["percent"] is None:
             # This reviewer's own labels count at once; the others' as last counted.
-            so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(run_id, who) else set()))
+            so_far = sorted(set(stats["reviewers"]) | ({who} if labels.my_labels(store, run_id, who) else set()))
             st.caption(f"Run {run_id}: agreement needs two reviewers on the same answers (so far: "
                        f"{display.inert(', '.join(so_far)) or 'nobody'}; others' labels counted at {counted}).")
             continue
@@ -116,8 +123,8 @@ if not who:
     st.warning("Enter your name as reviewer in the sidebar first: every label records who gave it.")
     st.stop()
 
-with store.connect() as db:
-    runs = store.list_runs(db)
+with store.connection() as db:
+    runs = run_rows.list_runs(db)
 if not runs:
     st.info("No runs yet. Start one in the Playground.")
     st.stop()
@@ -154,7 +161,7 @@ if not run_ids:
     st.info("Pick at least one run.")
     st.stop()
 
-result = labels.queue(run_ids, who, method=method, threshold=threshold, models=models,
+result = labels.queue(store, run_ids, who, method=method, threshold=threshold, models=models,
                       temperatures=temperatures, variants=variants, inputs=inputs_chosen, unlabelled_only=unlabelled_only,
                       disagreements_only=disagreements_only)
 items = result["items"]
@@ -175,7 +182,7 @@ else:
         where = f" · input {item['input_name']}" if most_inputs > 1 else ""
         wordings = f" · wording {', '.join(item['wordings'])}" if most_variants > 1 else ""
         st.caption(display.inert(f"Run {item['run_id']}{where}{wordings} · prompt as sent"))
-        conversation_view.draw(conversation.answered_with(item["representative_id"]))
+        conversation_view.draw(conversation.answered_with(store, item["representative_id"]))
     with answer:
         kind = (f"Meaning cluster of {item['size']} answers" if item["kind"] == "cluster" else "Single answer")
         if item["meaning_kind"]:
@@ -189,12 +196,12 @@ else:
             st.caption("Your labels here: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
         if item["overrides"]:
             st.caption(f"Overridden individually: answers {', '.join(map(str, item['overrides']))}")
-        disputes_here(item)
+        disputes_here(store, item)
 
         st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
-        st.multiselect("Tags", labels.known_tags(), key=f"tags_{item['representative_id']}", accept_new_options=True)
+        st.multiselect("Tags", labels.known_tags(store), key=f"tags_{item['representative_id']}", accept_new_options=True)
         st.text_area("Corrected or ideal answer", key=f"correction_{item['representative_id']}", height=80)
-        offered = labels.tools_for(item["representative_id"])
+        offered = labels.tools_for(store, item["representative_id"])
         if offered:  # a tool-call run: the correction can be the calls the answer should have made
             def add_call(rid: int, tools: list[dict]) -> None:
                 state = st.session_state
@@ -227,7 +234,7 @@ else:
                 st.error(display.inert(call_error))
         st.text_input("Note", key=f"note_{item['representative_id']}")
 
-        def save(verdict: str) -> None:
+        def save(store: Store, verdict: str) -> None:
             # Read the fields from session state: a callback's closure holds the previous run's values.
             state = st.session_state
             if (state.get(f"call_args_{item['representative_id']}") or "").strip():
@@ -240,9 +247,9 @@ else:
                                  correction_calls=state.get(f"calls_{item['representative_id']}") or None)
             try:
                 if item["kind"] == "cluster":
-                    labels.label_cluster(item["member_ids"], item["representative_id"], who, label)
+                    labels.label_cluster(store, item["member_ids"], item["representative_id"], who, label)
                 else:
-                    labels.label(item["member_ids"][0], who, label)
+                    labels.label(store, item["member_ids"][0], who, label)
             except SpreadError as e:
                 st.session_state["review_error"] = str(e)
                 return
@@ -263,7 +270,7 @@ else:
 
     if item["kind"] == "cluster":
         with st.expander(f"The {item['size']} members: change a verdict to override it for one answer"):
-            table = pd.DataFrame(labels.members(item["member_ids"], who))
+            table = pd.DataFrame(labels.members(store, item["member_ids"], who))
             edited = st.data_editor(
                 table, hide_index=True, key=f"members_{item['representative_id']}_{len(table)}",
                 disabled=["id", "text", "override"],
@@ -272,26 +279,26 @@ else:
             for before, after in zip(table.itertuples(), edited.itertuples()):
                 # An emptied cell reads as NaN: only a chosen verdict overrides.
                 if after.verdict in labels.VERDICTS and after.verdict != before.verdict:
-                    labels.label(int(after.id), who, labels.Label(after.verdict))
+                    labels.label(store, int(after.id), who, labels.Label(after.verdict))
                     st.rerun()
             others = [m for m in item["member_ids"] if m != item["representative_id"]]
             texts = {row["id"]: row["text"] for row in table.to_dict("records")}
             member = st.selectbox("Why is this answer in the cluster?", others, key=f"why_{item['cluster']}",
                                   format_func=lambda m: display.one_line(texts.get(m, ""), 80))
             if member is not None:
-                pair = decisions.explain(item["representative_id"], member, method=method, threshold=threshold)
+                pair = decisions.explain(store, item["representative_id"], member, method=method, threshold=threshold)
                 st.text(f"Against the representative: {pair.reason} (similarity {pair.similarity:.2f})")
                 if st.button("It means something else: split it out", key=f"split_{item['cluster']}_{member}"):
-                    decisions.decide(item["representative_id"], member, "split", reviewer=who)
+                    decisions.decide(store, item["representative_id"], member, "split", reviewer=who)
                     st.rerun()
-            stats = labels.agreement_of(item["member_ids"])
+            stats = labels.agreement_of(store, item["member_ids"])
             if stats["percent"] is not None:
                 st.caption(f"Reviewers agree on {stats['percent']:.0%} of this cluster's answers "
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
 
     with st.popover("Add to a golden set"):
-        golden_form(item, who)
+        golden_form(store, item, who)
 
 st.divider()
 st.subheader("Agreement")
-agreement(run_ids, who)
+agreement(store, run_ids, who)

@@ -5,16 +5,25 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import config, display, store
+from core import config, display
+
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs as run_rows
 from core.analyse import spread, tables, tool_usage
 from core.config import SpreadError
 from core.prompts import inputs as inputs_module
 from core.run import drafts, runner
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Runs")
 
-with store.connect() as db:
-    runs = store.list_runs(db)
+with store.connection() as db:
+    runs = run_rows.list_runs(db)
 
 if not runs:
     st.info("No runs yet. Start one in the Playground.")
@@ -39,20 +48,20 @@ run_id = st.selectbox("Open run", ids, key="runs_run", persist_state="session",
 st.query_params["run"] = st.session_state["runs_run_linked"] = str(run_id)
 
 
-@st.cache_data(max_entries=20)
-def load(db_path: str, run_id: int, received: int) -> tuple[dict, list[dict], list[dict], dict, list[dict], list[dict]]:
+@st.cache_data(max_entries=20, hash_funcs={Store: lambda store: str(store.target)})
+def load(store: Store, run_id: int, received: int) -> tuple[dict, list[dict], list[dict], dict, list[dict], list[dict]]:
     """Cached per database, run and answer count: a finished run is read once."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
-        rows = store.responses(db, run_id)
-        prompts = store.rendered_prompts(db, run_id)
-        variants = store.run_variants(db, run_id)
-        inputs = store.run_inputs(db, run_id)
+    with store.connection() as db:
+        run = run_rows.get_run(db, run_id)
+        rows = responses.of_run(db, run_id)
+        prompts = run_rows.rendered_prompts(db, run_id)
+        variants = run_rows.run_variants(db, run_id)
+        inputs = run_rows.run_inputs(db, run_id)
     return run, rows, spread.cell_table(rows, run["spec"]), prompts, variants, inputs
 
 
 summary = next(r for r in runs if r["id"] == run_id)
-run, rows, cells, prompts, variants, inputs = load(str(config.db_path()), run_id, summary["received"])
+run, rows, cells, prompts, variants, inputs = load(store, run_id, summary["received"])
 spec = run["spec"]
 labels = {v["variant"]: v["label"] for v in variants}
 input_names = {i["input"]: inputs_module.label(i["input"], i["vars"], 40) for i in inputs}
@@ -70,8 +79,8 @@ st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
            f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}")
 
-def load_plan() -> None:
-    st.session_state.update(drafts.from_run(run_id), draft_loaded=True)
+def load_plan(store: Store) -> None:
+    st.session_state.update(drafts.from_run(store, run_id), draft_loaded=True)
 
 
 if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
@@ -84,7 +93,7 @@ if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["er
     if st.button(f"Resume: fill the {missing} missing samples" + (" and retry errors" if retry else ""),
                  disabled=not missing and not retry):
         try:
-            runner.resume(run_id, retry_errors=retry)
+            runner.resume(store, run_id, retry_errors=retry)
         except SpreadError as e:  # PostgreSQL: a worker still holds the run's lease
             st.error(str(e))
         else:

@@ -5,7 +5,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import config, display, store
+from core import config, display
+
+from core.store import Store
+
+from core.store import runs as run_rows
 from core.analyse import charts, embed, meaning, sensitivity, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
@@ -14,11 +18,14 @@ from core.prompts import conversation, inputs
 from core.review import decisions
 from core.run import drafts, runner
 from pages.parts import conversation_view
+from pages.parts.store import app_store
+
+store = app_store()
 
 st.title("Spread")
 
-with store.connect() as db:
-    runs = store.list_runs(db)
+with store.connection() as db:
+    runs = run_rows.list_runs(db)
 if not runs:
     st.info("No runs yet. Start one in the Playground.")
     st.stop()
@@ -36,17 +43,17 @@ st.query_params["run"] = st.session_state["spread_run_linked"] = str(run_id)
 summary = next(r for r in runs if r["id"] == run_id)
 live = summary["status"] in ("pending", "running", "cancelling")
 if st.button("Load this run's plan into the Playground", key="load_plan", icon=":material/edit_note:",
-             on_click=lambda: st.session_state.update(drafts.from_run(run_id), draft_loaded=True)):
+             on_click=lambda: st.session_state.update(drafts.from_run(store, run_id), draft_loaded=True)):
     st.switch_page("pages/playground.py")
 
 methods = list(embed.METHODS) if embed.model_available() else ["tfidf", "exact"]
 left, middle, right = st.columns(3)
 method = left.radio("Group answers by", methods, format_func=embed.METHODS.get,
                     key="method", persist_state="session", horizontal=False)
-own_models = endpoints.embedding_names()  # the team's embedding endpoints, if the catalogue has any
+own_models = endpoints.embedding_names(store)  # the team's embedding endpoints, if the catalogue has any
 if own_models:
-    with store.connect() as db:
-        run_default = store.get_run(db, run_id)["spec"].get("embeddings")
+    with store.connection() as db:
+        run_default = run_rows.get_run(db, run_id)["spec"].get("embeddings")
     chosen = left.selectbox("…or with your embedding endpoint", ["", *own_models], key=f"embeddings_{run_id}",
                             index=own_models.index(run_default) + 1 if run_default in own_models else 0,
                             format_func=lambda name: name or "— (the choice above)")
@@ -59,8 +66,8 @@ metric = right.selectbox("Colour the grid by", [m for m in charts.METRIC_LABELS 
 
 with st.expander("Long answers and second opinions"):
     left, right = st.columns(2)
-    with store.connect() as db:
-        run_extract = store.get_run(db, run_id)["spec"].get("extract") or "whole"
+    with store.connection() as db:
+        run_extract = run_rows.get_run(db, run_id)["spec"].get("extract") or "whole"
     extract = left.text_input("Compare this part of each answer", run_extract,
                               key=f"extract_{run_id}", persist_state="session",
                               help="whole, first-sentence, final-answer (after a last 'Answer:' or the last "
@@ -96,25 +103,24 @@ x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis],
 
 # A resource, not data: every rerun and every reviewer's session reads the same analysis
 # instead of unpickling its own copy of 10,000 answers (nothing on the page changes it).
-@st.cache_resource(max_entries=16, show_spinner="Clustering answers by meaning…")
-def analysis_of(db_path: str, run_id: int, received: int, method: str, threshold: float, extract: str,
-                opinion: str, decided: int) -> spread.Analysis:
+@st.cache_resource(max_entries=16, show_spinner="Clustering answers by meaning…", hash_funcs={Store: lambda store: str(store.target)})
+def analysis_of(store: Store, run_id: int, received: int, method: str, threshold: float, extract: str, opinion: str, decided: int) -> spread.Analysis:
     """Cached per database, run, answer count, settings and reviewers' decisions: a finished
     run is analysed once."""
-    return spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path, extract=extract,
+    return spread.analyse_run(store, run_id, method=method, threshold=threshold, extract=extract,
                               second_opinion_model=opinion or None)
 
 
 @st.fragment(run_every=2.0 if live else None)
-def results():
-    with store.connect() as db:
-        run = store.get_run(db, run_id)
+def results(store: Store):
+    with store.connection() as db:
+        run = run_rows.get_run(db, run_id)
     if live:
         st.progress(run["received"] / max(run["planned"], 1),
                     text=f"{run['status']}: {run['received']}/{run['planned']} samples")
-    made = decisions.for_run(run_id)
+    made = decisions.for_run(store, run_id)
     try:
-        analysis = analysis_of(str(config.db_path()), run_id, run["received"], method, threshold,
+        analysis = analysis_of(store, run_id, run["received"], method, threshold,
                                extract.strip() or "whole", opinion_model.strip(),
                                max([d["id"] for d in made], default=0) + len(made))
     except SpreadError as e:  # an embedding or judge endpoint that cannot answer: say why, in one line
@@ -147,10 +153,10 @@ def results():
         st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
                    "(the samples of one input are not independent).")
 
-    drill(analysis, names)
+    drill(store, analysis, names)
     if len(analysis.variants) > 1:
         wording(analysis, names)
-    checks_section(analysis, run, names)
+    checks_section(store, analysis, run, names)
 
     if analysis.coords is not None and len(analysis.coords) >= 3:
         st.plotly_chart(analysis.once(("map",), lambda: charts.answer_map(analysis.coords)), key="map")
@@ -178,7 +184,7 @@ def results():
             st.dataframe(tables.spread_rows(rows, [key], names), hide_index=True)
 
 
-def drill(analysis: spread.Analysis, names: dict) -> None:
+def drill(store: Store, analysis: spread.Analysis, names: dict) -> None:
     """One cell of the grid: its meaning clusters, numbers and answers."""
     st.subheader("One cell")
     cells = {(c["variant"], c["input"], c["model"], c["temperature"]): c for c in analysis.cells}
@@ -195,7 +201,7 @@ def drill(analysis: spread.Analysis, names: dict) -> None:
         st.caption("No answers in this cell.")
         return
     st.caption("Prompt as sent")
-    conversation_view.draw(conversation.sent_for(run_id, cell["variant"], cell["input"]))
+    conversation_view.draw(conversation.sent_for(store, run_id, cell["variant"], cell["input"]))
     bars, numbers = st.columns([3, 2])
     bars.plotly_chart(charts.cluster_bars(cell), key="bars")
     with numbers:
@@ -232,10 +238,10 @@ def drill(analysis: spread.Analysis, names: dict) -> None:
             st.dataframe(members[["id", "sample_idx", "shown", "completion_tokens", "finish_reason"]]
                          .rename(columns={"shown": "answer"}),
                          hide_index=True, width="stretch")
-    why(analysis, cell)
+    why(store, analysis, cell)
 
 
-def why(analysis: spread.Analysis, cell: dict) -> None:
+def why(store: Store, analysis: spread.Analysis, cell: dict) -> None:
     """Why two answers of this input were merged or kept apart; a reviewer can overrule it."""
     in_input = analysis.answers[analysis.answers["input"] == cell["input"]].drop_duplicates("norm")
     if len(in_input) < 2:
@@ -246,7 +252,7 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
         first = left.selectbox("Answer", list(options), key="why_a", format_func=lambda i: display.one_line(options[i], 80))
         rest = [i for i in options if i != first]
         second = right.selectbox("and answer", rest, key="why_b", format_func=lambda i: display.one_line(options[i], 80))
-        pair = decisions.explain(first, second, method=analysis.method, threshold=analysis.threshold)
+        pair = decisions.explain(store, first, second, method=analysis.method, threshold=analysis.threshold)
         verdict = "the same meaning" if pair.same else "different meanings"
         st.text(f"Spread says: {verdict}. {pair.reason} (similarity {pair.similarity:.2f})")
         if pair.conflicts:
@@ -258,18 +264,18 @@ def why(analysis: spread.Analysis, cell: dict) -> None:
             if column.button(label, key=f"decide_{action}", disabled=not who,
                              help=None if who else "Enter your name as reviewer in the sidebar first."):
                 try:
-                    decisions.decide(first, second, action, reviewer=who)
+                    decisions.decide(store, first, second, action, reviewer=who)
                     st.rerun()
                 except SpreadError as e:
                     st.error(display.inert(str(e)))
-        made = decisions.for_run(int(analysis.answers["run_id"].iloc[0]))
+        made = decisions.for_run(store, int(analysis.answers["run_id"].iloc[0]))
         if made:
             st.caption("Reviewers' decisions on this run (applied in order, after clustering)")
             st.dataframe(pd.DataFrame(made)[["id", "input", "action", "text_a", "text_b", "reviewer", "created_at"]],
                          hide_index=True, width="stretch")
             undo = st.selectbox("Undo a decision", [None] + [d["id"] for d in made], key="undo_decision")
             if undo and st.button("Undo", key="undo"):
-                decisions.undo(undo)
+                decisions.undo(store, undo)
                 st.rerun()
 
 
@@ -305,14 +311,14 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
         } for row in rows]), hide_index=True, width="stretch")
 
 
-@st.cache_data(max_entries=16, show_spinner="Scoring the answers with the run's checks…")
-def scored_of(db_path: str, run_id: int, received: int, checks_key: str) -> list[dict]:
+@st.cache_data(max_entries=16, show_spinner="Scoring the answers with the run's checks…", hash_funcs={Store: lambda store: str(store.target)})
+def scored_of(store: Store, run_id: int, received: int, checks_key: str) -> list[dict]:
     """The run's check results, computed once per answer count and set of checks (a judge's
     calls run on the background loop)."""
-    return runner.wait(scoring.score_run(run_id, db_path=db_path))
+    return runner.wait(scoring.score_run(store, run_id))
 
 
-def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
+def checks_section(store: Store, analysis: spread.Analysis, run: dict, names: dict) -> None:
     """Pass rates of the run's checks, and how far each check agrees with the reviewers."""
     st.subheader("Checks")
     with st.expander("Add checks to this run" if run["spec"].get("checks") else "Add checks to this run: "
@@ -323,7 +329,7 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
         judge_model = st.text_input("Judge model for llm-rubric checks", key="spread_judge")
         if st.button("Add and score", key="spread_add_checks"):
             try:
-                scoring.attach(run_id, checks.validate(
+                scoring.attach(store, run_id, checks.validate(
                     [checks.parse(line) for line in text.splitlines() if line.strip()],
                     [i["vars"] for i in analysis.inputs], judge=judge_model.strip() or None))
                 st.rerun()
@@ -331,8 +337,8 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
                 st.error(display.inert(str(e)))
     if not run["spec"].get("checks") and not any(scoring.TEST_CHECKS in i["vars"] for i in analysis.inputs):
         return  # neither the run's checks nor its tests' own (an imported promptfoo suite)
-    results = scored_of(str(config.db_path()), run_id, run["received"], json.dumps(run["spec"].get("checks")))
-    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
+    results = scored_of(store, run_id, run["received"], json.dumps(run["spec"].get("checks")))
+    scored = rates.frame(analysis.answers, scoring.verdicts(store, run_id, results))
     if not len(scored):
         st.caption("No answer scored yet.")
         return
@@ -355,7 +361,7 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
         entry["unknown" if row["passed"] is None else "scored"] += 1
         entry["passed"] += row["passed"] or 0
         entry["judge calls"] += row["judge_calls"] or 0
-    agreement = {row["check"]: row for row in regress.human_agreement(run_id)}
+    agreement = {row["check"]: row for row in regress.human_agreement(store, run_id)}
     st.caption("Each check against the reviewers' majority verdicts: how far to trust it before gating on it.")
     st.dataframe(pd.DataFrame([entry | {
         "answers both judged": agreement.get(key, {}).get("answers"),
@@ -366,4 +372,4 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     } for key, entry in per_check.items()]), hide_index=True, width="stretch")
 
 
-results()
+results(store)

@@ -36,6 +36,16 @@ def spread_home(tmp_path, monkeypatch, request):
 
 
 @pytest.fixture
+def store(spread_home):
+    """The test's database (its SPREAD_DB) as the Store the code is handed."""
+    from core.store import Store
+
+    opened = Store()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def stub():
     with StubOpenAI() as server:
         yield server

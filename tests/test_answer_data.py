@@ -8,7 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from core import jsonvalue, store
+from core import jsonvalue
+
+from core.store import Store
+
+from core.store import responses
 from core.analyse import meaning, tool_usage
 from core.evaluate import checks, scoring, tool_checks
 from core.prompts import shapes
@@ -57,7 +61,7 @@ def test_omitted_arguments_appear_in_the_argument_spread():
 
 # --- strict structured outputs -----------------------------------------------------------------
 
-def test_strict_is_kept_in_a_json_schema_response_format_and_sent(stub):
+def test_strict_is_kept_in_a_json_schema_response_format_and_sent(store, stub):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
               "additionalProperties": False}
     given = {"type": "json_schema", "json_schema": {"name": "capital", "schema": schema, "strict": True}}
@@ -66,8 +70,8 @@ def test_strict_is_kept_in_a_json_schema_response_format_and_sent(stub):
     with pytest.raises(Exception, match="strict is true or false"):
         shapes.checked_response_format({"type": "json_schema", "json_schema": {"schema": schema, "strict": "yes"}})
     stub.respond = lambda body: '{"city": "Paris"}'
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("Capital?", response_format=given)], n=1))
-    asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("Capital?", response_format=given)], n=1))
+    asyncio.run(runner.execute(store, run_id))
     assert stub.requests[0]["body"]["response_format"]["json_schema"]["strict"] is True
 
 
@@ -108,17 +112,17 @@ def test_json_values_compare_by_one_rule_everywhere():
 
 # --- is-json: one reading of fences -------------------------------------------------------------
 
-def test_is_json_reads_a_fenced_block_alike_with_the_runs_schema_or_an_explicit_one(stub):
+def test_is_json_reads_a_fenced_block_alike_with_the_runs_schema_or_an_explicit_one(store, stub):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     answers = {1: '{"city": "Paris"}', 2: '```json\n{"city": "Paris"}\n```', 3: '{"town": "Paris"}'}
     stub.respond = lambda body: answers[body["seed"]]
     variant = plan.Variant("Capital?", response_format=shapes.checked_response_format(schema))
-    run_id = plan.create(run_spec(stub, variants=[variant], n=3,
+    run_id = plan.create(store, run_spec(stub, variants=[variant], n=3,
                                   checks=[{"type": "is-json"}, {"type": "is-json", "value": schema}]))
-    asyncio.run(runner.execute(run_id))
-    results = scoring.score_run_sync(run_id)
-    with store.connect() as db:
-        order = {r["id"]: r["sample_idx"] for r in store.responses(db, run_id)}
+    asyncio.run(runner.execute(store, run_id))
+    results = scoring.score_run_sync(store, run_id)
+    with store.connection() as db:
+        order = {r["id"]: r["sample_idx"] for r in responses.of_run(db, run_id)}
     by_check = {}
     for r in results:
         by_check.setdefault(r["check_key"], {})[order[r["response_id"]]] = r["passed"]

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from core import store
+from core.store import Store
+from core.store import responses
 from core.run import plan, runner
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -20,19 +21,19 @@ from loopback import Loopback  # noqa: E402
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_fan_out_stores_every_answer_once_at_full_concurrency(stream):
+def test_fan_out_stores_every_answer_once_at_full_concurrency(store, stream):
     calls, concurrency = 400, 40
     with Loopback(latency_s=0.1) as server:
         spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/bench-a", "openai/bench-b"],
                             temperatures=[0.0, 1.0], n=calls // 4, concurrency=concurrency, stream=stream,
                             api_base=server.base_url)
-        summary = asyncio.run(runner.execute(plan.create(spec)))
+        summary = asyncio.run(runner.execute(store, plan.create(store, spec)))
         stats = server.stats()
     assert summary["responses"] == calls and summary["errors"] == 0
     assert stats["requests"] == calls  # one request per answer: nothing sampled twice
     assert 0.9 * concurrency <= stats["peak_in_flight"] <= concurrency
-    with store.connect() as db:
-        rows = store.responses(db, summary["run_id"])
+    with store.connection() as db:
+        rows = responses.of_run(db, summary["run_id"])
     cells = {(r["variant"], r["input"], r["model"], r["temperature"], r["sample_idx"]) for r in rows}
     assert len(rows) == len(cells) == calls
     assert all(r["text"] and r["finish_reason"] == "stop" and r["completion_tokens"] for r in rows)

@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import ROOT
+from core.store import Store
 from core.run import plan, runner
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -236,12 +237,13 @@ HOSTILE = [
 
 def test_model_output_is_shown_inert_in_the_browser(served_app, page, stub):
     url, db_path = served_app
+    store = Store(db_path)
     stub.answers = HOSTILE
-    run_id = plan.create(plan.RunSpec(prompt="Say something.", models=["openai/stub-a"], temperatures=[1.0],
-                                          n=12, api_base=stub.base_url, seed=1), db_path=db_path)
+    run_id = plan.create(store, plan.RunSpec(prompt="Say something.", models=["openai/stub-a"], temperatures=[1.0],
+                                          n=12, api_base=stub.base_url, seed=1))
     # Playwright's sync API owns this thread's event loop: sample on another thread.
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, runner.execute(run_id, db_path=db_path)).result()
+        pool.submit(asyncio.run, runner.execute(store, run_id)).result()
     dialogs, requests = [], []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("request", lambda r: requests.append(r.url))
@@ -324,6 +326,7 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
     → Regression → Runs, as a new team would: the plan survives every page, a cost that no
     price map knows is never shown as $0, and the views name inputs by their variables."""
     url, db_path = served_app
+    store = Store(db_path)
     stub.answers = ["Paris."]
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").fill("ana")
@@ -432,24 +435,24 @@ def test_a_team_walks_the_whole_path_and_loses_nothing(served_app, page, stub, t
 CAPITALS = {"France": "Paris.", "Japan": "Tokyo.", "Egypt": "Cairo.", "Peru": "Lima."}
 
 
-def capitals_run(stub, db_path) -> int:
+def capitals_run(store, stub) -> int:
     """A finished run with one answer per country: four review items in a row."""
     stub.respond = lambda body: next(city for country, city in CAPITALS.items()
                                      if country in body["messages"][-1]["content"])
-    run_id = plan.create(plan.RunSpec(prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
+    run_id = plan.create(store, plan.RunSpec(prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
                                       inputs=[{"country": c} for c in CAPITALS], models=["openai/stub-a"],
-                                      temperatures=[0.0], n=1, api_base=stub.base_url, seed=1), db_path=db_path)
+                                      temperatures=[0.0], n=1, api_base=stub.base_url, seed=1))
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
-        pool.submit(asyncio.run, runner.execute(run_id, db_path=db_path)).result()
+        pool.submit(asyncio.run, runner.execute(store, run_id)).result()
     return run_id
 
 
-def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(served_app, page, stub):
+def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(store, served_app, page, stub):
     """Review four answers in a row as a reviewer does — open the popover, type the item's own
     reference, Add, Pass — and each golden item keeps its own reference: the popover opens
     empty on every new item (a reference typed for Japan once became Egypt's)."""
     url, db_path = served_app
-    capitals_run(stub, db_path)
+    capitals_run(store, stub)
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").fill("ana")
     page.get_by_role("textbox", name="Reviewer").press("Enter")
@@ -485,14 +488,14 @@ def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(served_app, 
     assert {json.loads(vars_)["country"]: reference for reference, vars_ in stored} == typed
 
 
-def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(served_app, page, stub):
+def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(store, served_app, page, stub):
     """With Review open and nobody touching it, a label another reviewer gives elsewhere (here
     written through core, as another server would) and the disagreement it makes show up by
     themselves within about ten seconds (the page redraws that part every 5 s)."""
     from core.review import labels
 
     url, db_path = served_app
-    run_id = capitals_run(stub, db_path)
+    run_id = capitals_run(store, stub)
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").fill("ana")
     page.get_by_role("textbox", name="Reviewer").press("Enter")
@@ -503,7 +506,7 @@ def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(ser
     page.get_by_text(re.compile(r"so far: ana;")).wait_for(timeout=30_000)
     with sqlite3.connect(db_path) as db:
         (passed,) = db.execute("select response_id from labels where reviewer = 'ana'").fetchone()
-    labels.label(passed, "ben", labels.Label("fail"), db_path=db_path)
+    labels.label(store, passed, "ben", labels.Label("fail"))
     started = time.time()
     page.get_by_text("Answers the reviewers disagree on: 1").wait_for(timeout=12_000)
     assert page.get_by_text(f"Run {run_id}: agreement").count() >= 1
@@ -514,7 +517,7 @@ def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(ser
     with sqlite3.connect(db_path) as db:
         others = [rid for (rid,) in db.execute("select id from responses where id != ?", [passed]).fetchall()]
     for rid in others:
-        labels.label(rid, "ben", labels.Label("pass"), db_path=db_path)
-        labels.label(rid, "cat", labels.Label("fail"), db_path=db_path)
+        labels.label(store, rid, "ben", labels.Label("pass"))
+        labels.label(store, rid, "cat", labels.Label("fail"))
     page.get_by_text(re.compile(r"^Reviewers disagree on answers \d+$")).wait_for(timeout=12_000)
     page.get_by_role("heading", name=re.compile(r"^2 of 4")).wait_for(timeout=1_000)  # still where ana was

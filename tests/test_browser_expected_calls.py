@@ -6,6 +6,7 @@ import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
+from core.store import Store
 from core.run import plan, runner
 from test_browser import goto, page, pytestmark, served_app  # noqa: F401 — fixtures and the browser marks
 from test_prompt_shapes import WEATHER, call
@@ -13,13 +14,13 @@ from test_prompt_shapes import WEATHER, call
 
 def test_a_reviewer_gives_the_expected_call_of_a_wrong_tool_call_answer(served_app, page, stub):  # noqa: F811
     url, db_path = served_app
+    store = Store(db_path)
     stub.respond = lambda body: call("search", '{"q": "weather Paris"}')
-    run_id = plan.create(plan.RunSpec(variants=[plan.Variant("", messages=[{"role": "user", "content": "Weather in "
+    run_id = plan.create(store, plan.RunSpec(variants=[plan.Variant("", messages=[{"role": "user", "content": "Weather in "
                                                                                     "Paris?"}], tools=WEATHER)],
-                                      models=["openai/stub-a"], temperatures=[1.0], n=1, api_base=stub.base_url),
-                         db_path=db_path)
+                                      models=["openai/stub-a"], temperatures=[1.0], n=1, api_base=stub.base_url))
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
-        pool.submit(asyncio.run, runner.execute(run_id, db_path=db_path)).result()
+        pool.submit(asyncio.run, runner.execute(store, run_id)).result()
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").fill("ana")
     page.get_by_role("textbox", name="Reviewer").press("Enter")

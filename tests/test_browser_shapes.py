@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 from test_browser import ARTIFACTS, page, pytestmark, served_app  # noqa: F401 (fixtures)
+from core.store import Store
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
@@ -11,11 +12,12 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 
 def test_a_two_turn_conversation_with_tools_through_the_ui_then_its_calls_on_the_spread_page(served_app, page, stub):
     url, db_path = served_app
+    store = Store(db_path)
     stub.respond = lambda body: {"content": None, "tool_calls": [
         {"name": "get_weather", "arguments": json.dumps({"city": body["messages"][-1]["content"].split()[-1][:-1]})}]}
     from core.models import endpoints
 
-    endpoints.add(endpoints.Endpoint("team-stub", "openai/stub-a", stub.base_url), db_path=db_path)
+    endpoints.add(store, endpoints.Endpoint("team-stub", "openai/stub-a", stub.base_url))
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").wait_for(timeout=60_000)
     page.get_by_text("conversation", exact=True).click()

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
 from core.analyse import embed, meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, judge, rates, scoring
@@ -177,35 +179,35 @@ def test_checks_against_people_count_false_passes_and_false_fails():
     assert row["kappa"] == pytest.approx(cohen_kappa_score([1, 1, 0, 0, 1, 1, 0], [1, 1, 1, 0, 0, 1, 0]), abs=1e-4)
 
 
-def test_a_run_is_scored_stored_and_rescored_only_for_what_is_new(stub):
+def test_a_run_is_scored_stored_and_rescored_only_for_what_is_new(store, stub):
     stub.respond = lambda body: "Paris." if "France" in body["messages"][-1]["content"] else "Lyon."
     spec = plan.RunSpec(prompt="Capital of {{country}}?", inputs=[{"country": "France", "expected": "Paris"},
                                                                   {"country": "Peru", "expected": "Lima"}],
                         models=["openai/stub-a"], temperatures=[1.0], n=3, api_base=stub.base_url,
                         checks=[{"type": "similar", "value": "{{expected}}"}])
-    run_id = plan.create(spec)
-    asyncio.run(runner.execute(run_id))
-    results = scoring.score_run_sync(run_id)
+    run_id = plan.create(store, spec)
+    asyncio.run(runner.execute(store, run_id))
+    results = scoring.score_run_sync(store, run_id)
     assert len(results) == 6 and sum(r["passed"] for r in results) == 3
-    scoring.attach(run_id, [checks.parse("max-length:3")])
-    again = scoring.score_run_sync(run_id)
+    scoring.attach(store, run_id, [checks.parse("max-length:3")])
+    again = scoring.score_run_sync(store, run_id)
     assert len(again) == 12
     first = {(r["response_id"], r["check_key"]): r["created_at"] for r in results}
     assert all(r["created_at"] == first[(r["response_id"], r["check_key"])] for r in again
                if (r["response_id"], r["check_key"]) in first)  # nothing scored twice
     # Reviewers agree with the similar check on France, disagree on one Peru answer.
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
     for row in rows:
-        labels.label(row["id"], "ana", labels.Label("pass" if row["input"] == 0 or row["sample_idx"] == 0 else "fail"))
+        labels.label(store, row["id"], "ana", labels.Label("pass" if row["input"] == 0 or row["sample_idx"] == 0 else "fail"))
     from core.evaluate import regress
 
-    agreement = {r["check"]: r for r in regress.human_agreement(run_id)}
+    agreement = {r["check"]: r for r in regress.human_agreement(store, run_id)}
     similar = agreement[checks.Check("similar", "{{expected}}").key()]
     assert similar["answers"] == 6 and similar["false_fails"] == 1 and similar["false_passes"] == 0
 
 
-def test_the_judge_reads_json_or_words_and_reports_its_self_consistency(stub):
+def test_the_judge_reads_json_or_words_and_reports_its_self_consistency(store, stub):
     assert judge.verdict('{"pass": true, "reason": "right city"}') == (True, "right city")
     assert judge.verdict("Verdict: FAIL") == (False, "")
     assert judge.verdict("hmm")[0] is None
@@ -213,14 +215,14 @@ def test_the_judge_reads_json_or_words_and_reports_its_self_consistency(stub):
                     '{"pass": true, "reason": "ok"}'])
     stub.respond = lambda body: next(replies)
     check = Check("llm-rubric", "Names the capital", judge="openai/judge", samples=3)
-    outcome = asyncio.run(judge.grade(check, "Capital of France?", "Paris", api_base=stub.base_url))
+    outcome = asyncio.run(judge.grade(store, check, "Capital of France?", "Paris", api_base=stub.base_url))
     assert outcome.passed is True and outcome.score == pytest.approx(2 / 3, abs=1e-3)
     assert outcome.judge_calls == 3 and outcome.judge_cost_usd is None  # the judge's price is unknown
     assert "agreed with itself 67% of 3 times" in outcome.reason
     judged = stub.requests[-1]["body"]["messages"]
     assert "Names the capital" in judged[-1]["content"] and "Paris" in judged[-1]["content"]
     stub.inject("401", "401", "401")
-    failed = asyncio.run(judge.grade(check, "q", "a", api_base=stub.base_url))
+    failed = asyncio.run(judge.grade(store, check, "q", "a", api_base=stub.base_url))
     assert failed.passed is None and "no verdict" in failed.reason  # never a made-up verdict
 
 

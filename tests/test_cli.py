@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ROOT
 
+from core.store import Store
+
 
 def spread(*args, env=None, check=True):
     result = subprocess.run(
@@ -259,7 +261,7 @@ def test_models_commands_refuse_bad_input_with_one_line_and_write_nothing(args, 
     from core.models import endpoints
 
     db = tmp_path / "bad.db"
-    endpoints.add(endpoints.Endpoint("gone", "openai/x", api_base="http://127.0.0.1:9/v1"), db_path=db)
+    endpoints.add(Store(db), endpoints.Endpoint("gone", "openai/x", api_base="http://127.0.0.1:9/v1"))
     (tmp_path / "bad.yaml").write_text("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n"
                                        "  - model_name: b\n    litellm_params: {model: openai/b, api_key: sk-1}\n")
     args = [str(tmp_path / "bad.yaml") if a == "BAD_CONFIG" else a for a in args]

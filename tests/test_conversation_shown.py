@@ -9,7 +9,9 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from core import store
+from core.store import Store
+from core.store import responses
+from core.store import runs
 from core.prompts import conversation
 from core.review import golden
 from core.run import plan, runner
@@ -34,13 +36,13 @@ SEEN = ["My order 1234 never arrived.", '→ lookup_order({"order": "1234"})  [i
         "(Reply to the customer's last message above.)"]
 
 
-def support_run(stub) -> int:
+def support_run(store, stub) -> int:
     stub.answers = ["A refund is on its way."]
-    run_id = plan.create(plan.RunSpec(
+    run_id = plan.create(store, plan.RunSpec(
         prompt="", variants=[plan.Variant("", name="support", messages=SUPPORT)],
         inputs=[{"messages": json.dumps(HISTORY)}], models=["openai/stub-a"], temperatures=[0.0], n=2,
         api_base=stub.base_url, seed=1))
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     return run_id
 
 
@@ -64,12 +66,12 @@ def page_texts(at: AppTest) -> list[str]:
     return [t.value for t in at.text]
 
 
-def test_every_page_that_judges_an_answer_shows_the_whole_conversation(stub):
-    run_id = support_run(stub)
-    with store.connect() as db:
-        first = min(r["id"] for r in store.responses(db, run_id))
-    golden.create_set("support", created_by="ann")
-    golden.add_responses("support", [first], who="ann")
+def test_every_page_that_judges_an_answer_shows_the_whole_conversation(store, stub):
+    run_id = support_run(store, stub)
+    with store.connection() as db:
+        first = min(r["id"] for r in responses.of_run(db, run_id))
+    golden.create_set(store, "support", created_by="ann")
+    golden.add_responses(store, "support", [first], who="ann")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state["reviewer"] = "ann"
     at.session_state["spread_run"] = run_id
@@ -88,16 +90,16 @@ def test_every_page_that_judges_an_answer_shows_the_whole_conversation(stub):
         assert "The 5 earlier turns (7 in all)" in [e.label for e in at.expander], page
 
 
-def test_spread_show_json_gives_each_cell_its_messages_as_sent(stub):
-    run_id = support_run(stub)
-    text_run = plan.create(plan.RunSpec(prompt="Capital of France?", system="One word.", models=["openai/stub-a"],
+def test_spread_show_json_gives_each_cell_its_messages_as_sent(store, stub):
+    run_id = support_run(store, stub)
+    text_run = plan.create(store, plan.RunSpec(prompt="Capital of France?", system="One word.", models=["openai/stub-a"],
                                         temperatures=[0.0], n=1, api_base=stub.base_url, seed=1))
-    asyncio.run(runner.execute(text_run))
-    with store.connect() as db:
-        sent = store.sent_messages(db, run_id)[(0, 0)]
+    asyncio.run(runner.execute(store, text_run))
+    with store.connection() as db:
+        sent = runs.sent_messages(db, run_id)[(0, 0)]
         db.execute("update run_prompts set messages = null where run_id = ?", [text_run])  # as a run from before
-    with store.connect() as db:
-        assert store.sent_messages(db, text_run) == {}
+    with store.connection() as db:
+        assert runs.sent_messages(db, text_run) == {}
     (cell,) = last_json(cli("show", str(run_id), "--json"))["cells"]
     assert cell["messages"] == sent and len(sent) == 7 and sent[2]["tool_calls"][0]["id"] == "call_7"
     assert cell["prompt"] == "(Reply to the customer's last message above.)"  # the existing keys stay

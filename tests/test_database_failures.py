@@ -10,7 +10,9 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import store
+from core.store import LoginRefused, Store, Unreachable
+
+from core.store import responses
 from core.run import plan
 from core.run.progress import LiveProgress
 from core.store import status as database_status
@@ -110,18 +112,18 @@ def test_a_bad_url_is_one_line_and_the_sidebar_never_shows_the_password(monkeypa
     assert set(ROOT.iterdir()) == before
 
 
-def test_live_progress_keeps_its_last_state_during_an_outage(stub, monkeypatch):
-    run_id = plan.create(plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[1.0],
+def test_live_progress_keeps_its_last_state_during_an_outage(store, stub, monkeypatch):
+    run_id = plan.create(store, plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                                       n=3, api_base=stub.base_url))
-    with store.connect() as db:
-        store.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
+    with store.connection() as db:
+        responses.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
                                  "text": "Paris", "attempts": 1})
     tracker = LiveProgress(run_id)
     before = tracker.refresh()
     assert before["received"] == 1 and "outage" not in before
 
     def down(*args, **kwargs):
-        raise store.Unreachable("cannot open database", where="127.0.0.1:9")
+        raise Unreachable("cannot open database", where="127.0.0.1:9")
 
     with monkeypatch.context() as outage:
         outage.setattr(store, "connect", down)
@@ -129,7 +131,7 @@ def test_live_progress_keeps_its_last_state_during_an_outage(stub, monkeypatch):
         assert during["received"] == 1 and during["status"] == before["status"]
         assert during["outage"] == \
             f"The database at 127.0.0.1:9 is unreachable; retrying every {database_status.RETRY_S} s"
-        with pytest.raises(store.Unreachable):  # nothing to keep showing yet: the page says why instead
+        with pytest.raises(Unreachable):  # nothing to keep showing yet: the page says why instead
             LiveProgress(run_id).refresh()
     after = tracker.refresh()
     assert after["received"] == 1 and "outage" not in after
@@ -138,9 +140,9 @@ def test_live_progress_keeps_its_last_state_during_an_outage(stub, monkeypatch):
 def test_each_failure_has_its_own_line_and_other_errors_are_not_hidden(monkeypatch):
     import sqlite3
 
-    assert database_status.problem(store.Unreachable("x", where="db:5432")) == \
+    assert database_status.problem(Unreachable("x", where="db:5432")) == \
         f"The database at db:5432 is unreachable; retrying every {database_status.RETRY_S} s"
-    assert database_status.problem(store.LoginRefused("x", where="db:5432", user="ana")).startswith(
+    assert database_status.problem(LoginRefused("x", where="db:5432", user="ana")).startswith(
         "The database at db:5432 refused the login for user ana")
     assert "locked by another writer" in database_status.problem(sqlite3.OperationalError("database is locked"))
     assert database_status.problem(ValueError("a bug")) is None

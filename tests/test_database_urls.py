@@ -10,7 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import config, store
+from core import config
+
+from core.store import Store
+
+from core.store import runs
 from core.run import plan, runner
 from core.store import copy as store_copy
 
@@ -70,7 +74,7 @@ def test_store_connect_never_makes_a_file_of_a_misspelt_url(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     for url in MISSPELT:
         with pytest.raises(config.SpreadError):
-            with store.connect(url):
+            with Store(url).connection():
                 pass
         monkeypatch.setenv("SPREAD_DB", url)
         with pytest.raises(config.SpreadError, match="SPREAD_DB is not a valid database URL"):
@@ -80,7 +84,7 @@ def test_store_connect_never_makes_a_file_of_a_misspelt_url(tmp_path, monkeypatc
 
 def test_db_copy_refuses_a_misspelt_url_before_reading_or_writing(tmp_path):
     source = tmp_path / "team.db"
-    with store.connect(source):
+    with Store(source).connection():
         pass
     before = everything_under(tmp_path)
     for args in ([str(source), "postgresq://spread:hunter2@127.0.0.1:1/spread"],
@@ -115,7 +119,7 @@ def test_libpq_errors_are_scrubbed_of_the_password(url):
         assert "hunter2" not in str(refused) and "hun%ter2" not in str(refused)
         return
     with pytest.raises(config.SpreadError) as error:
-        with store.connect(target):
+        with Store(target).connection():
             pass
     assert "hunter2" not in str(error.value) and "hun%ter2" not in str(error.value) and "\n" not in str(error.value)
 
@@ -133,7 +137,7 @@ def test_scrub_knows_userinfo_conninfo_and_a_password_holding_an_at_sign():
 
 
 @pytest.mark.postgres
-def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(pg_url, stub, monkeypatch):
+def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(store, pg_url, stub, monkeypatch):
     """A worker claims a 1,000-call run that needs a process of its own (and a sampler
     process forked by it): no process's command line holds the URL's password."""
     password = "Pw4ps-never-shown"
@@ -143,7 +147,7 @@ def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(pg_url, s
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=1000, api_base=stub.base_url, seed=1, concurrency=8)
     assert runner.needs_own_process(spec, spec.planned())
-    run_id = runner.start(spec)  # PostgreSQL: queued for a worker
+    run_id = runner.start(store, spec)  # PostgreSQL: queued for a worker
     worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--once"], cwd=ROOT,
                               env=dict(os.environ, SPREAD_DB=url, SPREAD_SAMPLER_PROCESSES="1",
                                        PYTHONPATH=str(ROOT)),
@@ -167,5 +171,5 @@ def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(pg_url, s
     assert any("core.run.own_process" in args for args in seen.values())  # the run had its own process
     assert not [args for args in seen.values() if password in args]
     assert password not in stderr
-    with store.connect(url) as db:
-        assert store.get_run(db, run_id)["answers"] == 1000
+    with Store(url).connection() as db:
+        assert runs.get_run(db, run_id)["answers"] == 1000

@@ -5,7 +5,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
 from core.analyse import spread
 from core.config import SpreadError
 from core.review import decisions
@@ -27,72 +29,72 @@ def test_apply_merges_clusters_and_splits_one_answer_out():
     assert unknown.tolist() == labels.tolist()
 
 
-def run_with(stub, answers, **fields):
+def run_with(store, stub, answers, **fields):
     stub.answers = answers
     spec = dict(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0], n=8,
                 api_base=stub.base_url, seed=1)
     spec.update(fields)
-    run_id = plan.create(plan.RunSpec(**spec))
-    asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, plan.RunSpec(**spec))
+    asyncio.run(runner.execute(store, run_id))
     return run_id
 
 
-def test_a_decision_is_respected_by_every_later_analysis_and_can_be_undone(stub):
-    run_id = run_with(stub, ["Paris.", "Lyon."])
-    before = spread.analyse_run(run_id, method="minilm", with_map=False)
+def test_a_decision_is_respected_by_every_later_analysis_and_can_be_undone(store, stub):
+    run_id = run_with(store, stub, ["Paris.", "Lyon."])
+    before = spread.analyse_run(store, run_id, method="minilm", with_map=False)
     assert len(before.clusters) == 2
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
     paris = next(r["id"] for r in rows if r["text"] == "Paris.")
     lyon = next(r["id"] for r in rows if r["text"] == "Lyon.")
-    pair = decisions.explain(paris, lyon)
+    pair = decisions.explain(store, paris, lyon)
     assert not pair.same and pair.conflicts  # different places: the guard says why
-    decision = decisions.decide(paris, lyon, "merge", reviewer="ana")
-    after = spread.analyse_run(run_id, method="minilm", with_map=False)
+    decision = decisions.decide(store, paris, lyon, "merge", reviewer="ana")
+    after = spread.analyse_run(store, run_id, method="minilm", with_map=False)
     assert len(after.clusters) == 1 and after.cells[0]["consistency"] == 1.0
-    decisions.undo(decision)
-    assert len(spread.analyse_run(run_id, method="minilm", with_map=False).clusters) == 2
+    decisions.undo(store, decision)
+    assert len(spread.analyse_run(store, run_id, method="minilm", with_map=False).clusters) == 2
     with pytest.raises(SpreadError, match="no reviewer"):
-        decisions.decide(paris, lyon, "merge", reviewer=" ")
+        decisions.decide(store, paris, lyon, "merge", reviewer=" ")
 
 
-def test_the_analysis_takes_reviewers_decisions_as_an_argument(stub):
+def test_the_analysis_takes_reviewers_decisions_as_an_argument(store, stub):
     """Analysis never imports review: decisions reach it as rows, given or read from the store."""
-    run_id = run_with(stub, ["Paris.", "Lyon."])
+    run_id = run_with(store, stub, ["Paris.", "Lyon."])
     merge = [{"input": 0, "action": "merge", "text_a": "paris", "text_b": "lyon"}]
-    assert len(spread.analyse_run(run_id, method="minilm", with_map=False, decisions=merge).clusters) == 1
-    assert len(spread.analyse_run(run_id, method="minilm", with_map=False).clusters) == 2  # none stored
-    assert len(spread.analyse_run(run_id, method="minilm", with_map=False, decisions=[]).clusters) == 2
+    assert len(spread.analyse_run(store, run_id, method="minilm", with_map=False, decisions=merge).clusters) == 1
+    assert len(spread.analyse_run(store, run_id, method="minilm", with_map=False).clusters) == 2  # none stored
+    assert len(spread.analyse_run(store, run_id, method="minilm", with_map=False, decisions=[]).clusters) == 2
 
 
-def test_decisions_only_join_answers_to_the_same_input(stub):
-    run_id = run_with(stub, ["Paris."], prompt="Capital of {{c}}?", inputs=[{"c": "France"}, {"c": "Peru"}], n=1)
-    with store.connect() as db:
-        a, b = [r["id"] for r in store.responses(db, run_id)]
+def test_decisions_only_join_answers_to_the_same_input(store, stub):
+    run_id = run_with(store, stub, ["Paris."], prompt="Capital of {{c}}?", inputs=[{"c": "France"}, {"c": "Peru"}], n=1)
+    with store.connection() as db:
+        a, b = [r["id"] for r in responses.of_run(db, run_id)]
     with pytest.raises(SpreadError, match="same input"):
-        decisions.decide(a, b, "merge", reviewer="ana")
+        decisions.decide(store, a, b, "merge", reviewer="ana")
 
 
-def test_the_final_answer_of_a_long_answer_is_what_is_compared(stub):
+def test_the_final_answer_of_a_long_answer_is_what_is_compared(store, stub):
     answers = ["Let me think. Paris has been the capital since 987. Answer: Paris",
                "France's capital moved a few times in history, but today it is clear. Answer: Paris",
                "Many would say Lyon, but no. Answer: Paris",
                "Considering everything about French history and geography. Answer: Lyon"]
-    final = run_with(stub, answers, n=12, extract="final-answer")
-    by_final = spread.analyse_run(final, method="minilm", with_map=False)  # the run's own mode
+    final = run_with(store, stub, answers, n=12, extract="final-answer")
+    by_final = spread.analyse_run(store, final, method="minilm", with_map=False)  # the run's own mode
     assert by_final.extract == "final-answer" and len(by_final.clusters) == 2
     # The mode decides what is compared: by first sentence, every wording is its own meaning.
-    by_first = spread.analyse_run(final, method="minilm", with_map=False, extract="first-sentence")
+    by_first = spread.analyse_run(store, final, method="minilm", with_map=False, extract="first-sentence")
     assert len(by_first.clusters) > 2
     with pytest.raises(SpreadError, match="unknown extract mode"):
-        plan.validate(plan.RunSpec(prompt="q", models=["m"], temperatures=[1.0], n=1, extract="middle"),
+        plan.validate(store, plan.RunSpec(prompt="q", models=["m"], temperatures=[1.0], n=1, extract="middle"),
                       check_providers=False)
 
 
-def test_refusals_are_one_meaning_and_said_so(stub):
-    run_id = run_with(stub, ["I can't help with that.", "Sorry, I cannot assist with this request.",
+def test_refusals_are_one_meaning_and_said_so(store, stub):
+    run_id = run_with(store, stub, ["I can't help with that.", "Sorry, I cannot assist with this request.",
                              "As an AI, I'm unable to help with that.", "Paris."], n=16)
-    analysis = spread.analyse_run(run_id, method="minilm", with_map=False)
+    analysis = spread.analyse_run(store, run_id, method="minilm", with_map=False)
     kinds = {c.kind for c in analysis.clusters}
     assert "refusal" in kinds and len(analysis.clusters) == 2
 

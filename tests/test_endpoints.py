@@ -10,7 +10,9 @@ import time
 import pytest
 
 from conftest import ROOT
-from core import store
+from core.store import Store
+from core.store import responses
+from core.store import runs
 from core.config import SpreadError
 from core.formats import litellm_config
 from core.models import endpoints, limits
@@ -25,33 +27,33 @@ def two_stubs():
         yield a, b
 
 
-def rows_of(run_id):
-    with store.connect() as db:
-        return store.responses(db, run_id)
+def rows_of(store, run_id):
+    with store.connection() as db:
+        return responses.of_run(db, run_id)
 
 
-def run_count() -> int:
-    with store.connect() as db:
+def run_count(store) -> int:
+    with store.connection() as db:
         return db["runs"].count
 
 
 # --- two servers in one run -------------------------------------------------------------
 
-def test_two_self_hosted_endpoints_each_get_their_share_with_their_own_settings(two_stubs, monkeypatch):
+def test_two_self_hosted_endpoints_each_get_their_share_with_their_own_settings(store, two_stubs, monkeypatch):
     a, b = two_stubs
     monkeypatch.setenv("TEAM_A_TOKEN", "team-a-secret-value")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-ambient-openai-key")  # must not reach either server
-    endpoints.add(Endpoint("vllm-a", "openai/served-a", api_base=a.base_url, key_env="TEAM_A_TOKEN",
+    endpoints.add(store, Endpoint("vllm-a", "openai/served-a", api_base=a.base_url, key_env="TEAM_A_TOKEN",
                            params={"top_k": 40}, price_in=1.0, price_out=2.0))
-    endpoints.add(Endpoint("ollama-b", "openai/served-b", api_base=b.base_url,
+    endpoints.add(store, Endpoint("ollama-b", "openai/served-b", api_base=b.base_url,
                            params={"reasoning_effort": "low", "response_format": {"type": "json_object"}},
                            max_concurrency=1, timeout_s=30))
     spec = plan.RunSpec(prompt="Capital of France?", models=["vllm-a", "ollama-b"], temperatures=[0.0, 1.0], n=3,
                         seed=5)
-    run_id = plan.create(spec)
+    run_id = plan.create(store, spec)
     # The catalogue changes after the run was planned: the run keeps what it was planned with.
-    endpoints.update("vllm-a", Endpoint("vllm-a", "openai/other", api_base="http://127.0.0.1:9/v1"))
-    summary = asyncio.run(runner.execute(run_id))
+    endpoints.update(store, "vllm-a", Endpoint("vllm-a", "openai/other", api_base="http://127.0.0.1:9/v1"))
+    summary = asyncio.run(runner.execute(store, run_id))
     assert summary["responses"] == 12 and summary["errors"] == 0
 
     assert a.count() == 6 and b.count() == 6  # each exactly its share
@@ -64,7 +66,7 @@ def test_two_self_hosted_endpoints_each_get_their_share_with_their_own_settings(
         assert body["model"] == "served-b" and body["reasoning_effort"] == "low" and "top_k" not in body
         assert body["response_format"] == {"type": "json_object"}
         assert request["headers"]["authorization"] == "Bearer no-key"  # not the ambient OpenAI key
-    rows = rows_of(run_id)
+    rows = rows_of(store, run_id)
     assert {r["model"] for r in rows} == {"vllm-a", "ollama-b"}  # the names the user chose
     for row in rows:
         if row["model"] == "vllm-a":
@@ -73,31 +75,31 @@ def test_two_self_hosted_endpoints_each_get_their_share_with_their_own_settings(
         else:
             assert row["cost_usd"] is None  # no price anywhere: unknown, never 0
 
-    with store.connect() as db:
-        stored = store.get_run(db, run_id)["spec"]["endpoints"]
+    with store.connection() as db:
+        stored = runs.get_run(db, run_id)["spec"]["endpoints"]
     assert stored["vllm-a"]["api_base"] == a.base_url and stored["vllm-a"]["key_env"] == "TEAM_A_TOKEN"
     assert stored["vllm-a"]["params"] == {"top_k": 40} and stored["vllm-a"]["price_in"] == 1.0
     assert stored["ollama-b"]["max_concurrency"] == 1 and stored["ollama-b"]["source"] == "catalogue"
     assert "team-a-secret-value" not in json.dumps(stored)
 
 
-def test_a_bare_id_beside_an_endpoint_keeps_the_runs_api_base(two_stubs):
+def test_a_bare_id_beside_an_endpoint_keeps_the_runs_api_base(store, two_stubs):
     a, b = two_stubs
-    endpoints.add(Endpoint("team", "openai/served-a", api_base=a.base_url))
-    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["team", "openai/stub-b"], temperatures=[1.0], n=2,
+    endpoints.add(store, Endpoint("team", "openai/served-a", api_base=a.base_url))
+    run_id = plan.create(store, plan.RunSpec(prompt="Q?", models=["team", "openai/stub-b"], temperatures=[1.0], n=2,
                                       api_base=b.base_url))
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     assert a.count() == 2 and b.count() == 2
     assert {r["body"]["model"] for r in b.requests} == {"stub-b"}
-    with store.connect() as db:
-        stored = store.get_run(db, run_id)["spec"]["endpoints"]
+    with store.connection() as db:
+        stored = runs.get_run(db, run_id)["spec"]["endpoints"]
     assert stored["openai/stub-b"] == Endpoint("openai/stub-b", "openai/stub-b", api_base=b.base_url).settings()
 
 
-def test_an_endpoint_caps_its_own_calls_in_flight(stub):
+def test_an_endpoint_caps_its_own_calls_in_flight(store, stub):
     stub.latency_s = 0.1
-    endpoints.add(Endpoint("narrow", "openai/served", api_base=stub.base_url, max_concurrency=2))
-    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["narrow"], temperatures=[1.0], n=8, concurrency=8,
+    endpoints.add(store, Endpoint("narrow", "openai/served", api_base=stub.base_url, max_concurrency=2))
+    run_id = plan.create(store, plan.RunSpec(prompt="Q?", models=["narrow"], temperatures=[1.0], n=8, concurrency=8,
                                       stream=False))
     in_flight, peak = [0], [0]
     original = stub._answer
@@ -110,20 +112,20 @@ def test_an_endpoint_caps_its_own_calls_in_flight(stub):
         return original(body)
 
     stub._answer = counting
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     assert stub.count() == 8 and peak[0] <= 2
 
 
 # --- checks before a run ----------------------------------------------------------------
 
-def test_a_cloud_endpoint_without_its_key_beside_a_self_hosted_one_is_refused_and_nothing_is_written(stub):
-    endpoints.add(Endpoint("claude", "anthropic/claude-3-5-haiku-20241022"))
-    endpoints.add(Endpoint("local-vllm", "openai/served", api_base=stub.base_url))
+def test_a_cloud_endpoint_without_its_key_beside_a_self_hosted_one_is_refused_and_nothing_is_written(store, stub):
+    endpoints.add(store, Endpoint("claude", "anthropic/claude-3-5-haiku-20241022"))
+    endpoints.add(store, Endpoint("local-vllm", "openai/served", api_base=stub.base_url))
     spec = plan.RunSpec(prompt="Q?", models=["local-vllm", "claude"], temperatures=[1.0], n=3)
     with pytest.raises(SpreadError, match="endpoint 'claude': missing key for anthropic/") as caught:
-        plan.create(spec)
+        plan.create(store, spec)
     assert caught.value.field == "models"
-    assert run_count() == 0 and stub.count() == 0
+    assert run_count(store) == 0 and stub.count() == 0
 
 
 @pytest.mark.parametrize("endpoint,message", [
@@ -134,31 +136,31 @@ def test_a_cloud_endpoint_without_its_key_beside_a_self_hosted_one_is_refused_an
     (Endpoint("reads", "openai/x", api_base="STUB", params={"extra_headers": {"X-Api-Key": "os.environ/NOPE"}}),
      "endpoint 'reads': the parameters read NOPE"),
 ])
-def test_each_endpoint_is_checked_before_a_run_and_the_reason_names_it(stub, endpoint, message):
+def test_each_endpoint_is_checked_before_a_run_and_the_reason_names_it(store, stub, endpoint, message):
     if endpoint.api_base == "STUB":
         endpoint.api_base = stub.base_url
-    endpoints.add(endpoint)
+    endpoints.add(store, endpoint)
     with pytest.raises(SpreadError, match=message):
-        plan.create(plan.RunSpec(prompt="Q?", models=[endpoint.name], temperatures=[1.0], n=1))
-    assert run_count() == 0
+        plan.create(store, plan.RunSpec(prompt="Q?", models=[endpoint.name], temperatures=[1.0], n=1))
+    assert run_count(store) == 0
 
 
-def test_an_api_base_no_longer_hides_a_cloud_models_missing_key(stub):
+def test_an_api_base_no_longer_hides_a_cloud_models_missing_key(store, stub):
     """The newcomer's run: two cloud ids and a local --api-base. Anthropic's key is still
     needed (an API base exempts only OpenAI-compatible servers), so nothing is written."""
     spec = plan.RunSpec(prompt="Q?", models=["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022"],
                         temperatures=[1.0], n=3, api_base=stub.base_url)
     with pytest.raises(SpreadError, match="missing key for anthropic/claude-3-5-haiku-20241022"):
-        plan.create(spec)
-    assert run_count() == 0 and stub.count() == 0
+        plan.create(store, spec)
+    assert run_count(store) == 0 and stub.count() == 0
 
 
-def test_a_key_in_the_secrets_file_counts_and_is_sent(stub, spread_home):
+def test_a_key_in_the_secrets_file_counts_and_is_sent(store, stub, spread_home):
     (spread_home / "secrets.toml").write_text('TEAM_VAULT_KEY = "from-the-secrets-file"\n')
-    endpoints.add(Endpoint("vault", "openai/served", api_base=stub.base_url, key_env="TEAM_VAULT_KEY"))
-    assert endpoints.readiness(endpoints.get("vault"))["key"] == "set"
-    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["vault"], temperatures=[1.0], n=1))
-    asyncio.run(runner.execute(run_id))
+    endpoints.add(store, Endpoint("vault", "openai/served", api_base=stub.base_url, key_env="TEAM_VAULT_KEY"))
+    assert endpoints.readiness(endpoints.get(store, "vault"))["key"] == "set"
+    run_id = plan.create(store, plan.RunSpec(prompt="Q?", models=["vault"], temperatures=[1.0], n=1))
+    asyncio.run(runner.execute(store, run_id))
     assert stub.requests[0]["headers"]["authorization"] == "Bearer from-the-secrets-file"
 
 
@@ -180,29 +182,29 @@ def test_a_key_in_the_secrets_file_counts_and_is_sent(stub, spread_home):
     (Endpoint("a", "openai/x", max_concurrency=1.5), "whole number"),
     (Endpoint("a", "openai/x", timeout_s="soon"), "must be a number"),
 ])
-def test_bad_endpoints_are_refused_with_one_line(endpoint, message):
+def test_bad_endpoints_are_refused_with_one_line(store, endpoint, message):
     with pytest.raises(SpreadError, match=message) as caught:
-        endpoints.add(endpoint)
+        endpoints.add(store, endpoint)
     assert "sk-" not in str(caught.value)  # a key typed in the wrong place is never echoed
-    assert endpoints.list_endpoints() == []
+    assert endpoints.list_endpoints(store) == []
 
 
-def test_add_edit_rename_duplicate_remove_and_resolve():
-    endpoints.add(Endpoint("team", "openai/served", api_base="http://gpu-1:8000/v1", rpm=60))
+def test_add_edit_rename_duplicate_remove_and_resolve(store):
+    endpoints.add(store, Endpoint("team", "openai/served", api_base="http://gpu-1:8000/v1", rpm=60))
     with pytest.raises(SpreadError, match="already exists"):
-        endpoints.add(Endpoint("team", "openai/other"))
-    endpoints.update("team", Endpoint("team-llama", "openai/served", api_base="http://gpu-2:8000/v1"))
-    assert endpoints.names() == ["team-llama"] and endpoints.get("team-llama").api_base == "http://gpu-2:8000/v1"
-    assert endpoints.duplicate("team-llama").name == "team-llama copy"
-    assert endpoints.duplicate("team-llama").name == "team-llama copy 2"
-    endpoints.remove("team-llama copy")
-    assert endpoints.names() == ["team-llama", "team-llama copy 2"]
-    assert endpoints.resolve("team-llama").source == "catalogue"
-    bare = endpoints.resolve("openai/gpt-4o-mini", "http://x/v1")
+        endpoints.add(store, Endpoint("team", "openai/other"))
+    endpoints.update(store, "team", Endpoint("team-llama", "openai/served", api_base="http://gpu-2:8000/v1"))
+    assert endpoints.names(store) == ["team-llama"] and endpoints.get(store, "team-llama").api_base == "http://gpu-2:8000/v1"
+    assert endpoints.duplicate(store, "team-llama").name == "team-llama copy"
+    assert endpoints.duplicate(store, "team-llama").name == "team-llama copy 2"
+    endpoints.remove(store, "team-llama copy")
+    assert endpoints.names(store) == ["team-llama", "team-llama copy 2"]
+    assert endpoints.resolve(store, "team-llama").source == "catalogue"
+    bare = endpoints.resolve(store, "openai/gpt-4o-mini", "http://x/v1")
     assert (bare.source, bare.model, bare.api_base) == ("id", "openai/gpt-4o-mini", "http://x/v1")
-    assert endpoints.resolve("local/gemma-3-270m", "http://x/v1").api_base is None
+    assert endpoints.resolve(store, "local/gemma-3-270m", "http://x/v1").api_base is None
     with pytest.raises(SpreadError, match="no endpoint named"):
-        endpoints.remove("nope")
+        endpoints.remove(store, "nope")
 
 
 def test_a_catalogue_price_overrides_the_settings_file_and_litellms_map(spread_home):
@@ -218,15 +220,15 @@ def test_a_catalogue_price_overrides_the_settings_file_and_litellms_map(spread_h
 def test_a_run_made_before_the_catalogue_migrates_and_still_reads_as_bare_ids(tmp_path):
     path = tmp_path / "old.db"
     shutil.copy(ROOT / "tests" / "data" / "schema5.db", path)
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         assert "m009_endpoints" in [r[0] for r in db.execute("select name from _sqlite_migrations")]
         assert db["endpoints"].count == 0
-        stored = store.get_run(db, 2)["spec"]
+        stored = runs.get_run(db, 2)["spec"]
     spec = plan.RunSpec.from_dict(stored)
     old = spec.endpoint("openai/stub-a")
     assert (old.source, old.model, old.api_base) == ("id", "openai/stub-a", stored["api_base"])
-    endpoints.add(Endpoint("team", "openai/served"), db_path=path)
-    assert endpoints.names(db_path=path) == ["team"]
+    endpoints.add(Store(path), Endpoint("team", "openai/served"))
+    assert endpoints.names(Store(path)) == ["team"]
 
 
 # --- rate limits ------------------------------------------------------------------------
@@ -249,19 +251,19 @@ def max_in_window(times: list[float], window: float) -> int:
     return max(sum(1 for u in times[i:] if u < t + window) for i, t in enumerate(times))
 
 
-def test_a_requests_per_minute_limit_holds_on_the_server_without_slowing_the_other_endpoint(two_stubs, monkeypatch):
+def test_a_requests_per_minute_limit_holds_on_the_server_without_slowing_the_other_endpoint(store, two_stubs, monkeypatch):
     """At most R calls in any window, counted where they arrive: the stub. The window is
     shortened to 4 s (limits.PERIOD_S) so that the test takes seconds; a 429 retry counts too."""
     a, b = two_stubs
     window, rate = 4.0, 8
     monkeypatch.setattr(limits, "PERIOD_S", window)
-    endpoints.add(Endpoint("limited", "openai/served", api_base=a.base_url, rpm=rate))
-    endpoints.add(Endpoint("free", "openai/served", api_base=b.base_url))
+    endpoints.add(store, Endpoint("limited", "openai/served", api_base=a.base_url, rpm=rate))
+    endpoints.add(store, Endpoint("free", "openai/served", api_base=b.base_url))
     a.inject("429")  # the first call is refused once and retried: the retry waits its turn too
-    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["limited", "free"], temperatures=[1.0], n=9,
+    run_id = plan.create(store, plan.RunSpec(prompt="Q?", models=["limited", "free"], temperatures=[1.0], n=9,
                                       concurrency=4, backoff_base_s=0.01, backoff_max_s=0.02))
     started = time.time()
-    summary = asyncio.run(runner.execute(run_id))
+    summary = asyncio.run(runner.execute(store, run_id))
     assert summary["responses"] == 18 and summary["errors"] == 0
     arrivals = [r["t"] for r in a.requests]
     assert len(arrivals) == 10
@@ -325,28 +327,28 @@ BAD = GOOD.replace("litellm_settings:\n  drop_params: true\n", "") + """
 """
 
 
-def test_a_litellm_proxy_config_imports_with_a_preview_and_exports_back():
-    preview = litellm_config.preview(GOOD)
+def test_a_litellm_proxy_config_imports_with_a_preview_and_exports_back(store):
+    preview = litellm_config.preview(store, GOOD)
     assert [e.name for e in preview.endpoints] == ["team-llama", "mini"]
     assert any("temperature ignored" in n for n in preview.notes)
     assert any("litellm_settings" in n for n in preview.notes)
-    assert endpoints.names() == []  # a preview adds nothing
-    litellm_config.apply(preview)
-    llama = endpoints.get("team-llama")
+    assert endpoints.names(store) == []  # a preview adds nothing
+    litellm_config.apply(store, preview)
+    llama = endpoints.get(store, "team-llama")
     assert (llama.model, llama.api_base, llama.key_env, llama.rpm, llama.timeout_s, llama.max_concurrency) == (
         "openai/meta-llama/Llama-3.1-8B-Instruct", "http://gpu-1:8000/v1", "TEAM_VLLM_KEY", 60, 300, 8)
     assert (llama.price_in, llama.price_out, llama.params) == (0.2, 0.6, {"top_k": 40})
-    exported = litellm_config.export(endpoints.list_endpoints())
+    exported = litellm_config.export(endpoints.list_endpoints(store))
     assert "os.environ/TEAM_VLLM_KEY" in exported
-    again = litellm_config.preview(exported, replace=True)
-    assert [e.settings() for e in again.endpoints] == [e.settings() for e in endpoints.list_endpoints()]
+    again = litellm_config.preview(store, exported, replace=True)
+    assert [e.settings() for e in again.endpoints] == [e.settings() for e in endpoints.list_endpoints(store)]
     with pytest.raises(SpreadError, match="already exists"):
-        litellm_config.preview(GOOD)
+        litellm_config.preview(store, GOOD)
 
 
-def test_a_config_with_bad_entries_imports_nothing_and_names_each_one():
+def test_a_config_with_bad_entries_imports_nothing_and_names_each_one(store):
     with pytest.raises(SpreadError) as caught:
-        litellm_config.preview(BAD)
+        litellm_config.preview(store, BAD)
     message = str(caught.value)
     # Every problem of every entry at once, none "and N more"; a second team-llama is a model group.
     assert message.startswith("6 problems in 6 entries, nothing imported")
@@ -358,16 +360,16 @@ def test_a_config_with_bad_entries_imports_nothing_and_names_each_one():
     assert "more" not in message
     assert caught.value.problems[0].startswith("entry 3 ('leaky')") and len(caught.value.problems) == 6
     assert "sk-THIS-IS" not in message
-    assert endpoints.names() == []
+    assert endpoints.names(store) == []
     for text, error in [("model_list: [", "not valid YAML"), ("general_settings: {}", "no model_list"),
                         ("model_list: []", "empty")]:
         with pytest.raises(SpreadError, match=error):
-            litellm_config.preview(text)
+            litellm_config.preview(store, text)
 
 
-def test_an_import_is_one_transaction(monkeypatch):
-    preview = litellm_config.preview(GOOD)
-    endpoints.add(Endpoint("mini", "openai/gpt-4o-mini"))  # someone adds one of its names meanwhile
+def test_an_import_is_one_transaction(store, monkeypatch):
+    preview = litellm_config.preview(store, GOOD)
+    endpoints.add(store, Endpoint("mini", "openai/gpt-4o-mini"))  # someone adds one of its names meanwhile
     with pytest.raises(SpreadError, match="already exists"):
-        litellm_config.apply(preview)
-    assert endpoints.names() == ["mini"]  # team-llama, written first, was rolled back
+        litellm_config.apply(store, preview)
+    assert endpoints.names(store) == ["mini"]  # team-llama, written first, was rolled back

@@ -14,7 +14,9 @@ import time
 import pytest
 
 from conftest import ROOT
-from core import store
+from core.store import Store
+from core.store import responses
+from core.store import runs
 from core.models import limits, llm
 from core.run import detached, plan, runner, workers
 from core.run.progress import LiveProgress
@@ -38,26 +40,26 @@ def grid(base_url, **overrides) -> plan.RunSpec:
     return plan.RunSpec(**fields)
 
 
-def run(spec, **kwargs) -> dict:
-    return asyncio.run(runner.execute(plan.create(spec), **kwargs))
+def run(store, spec, **kwargs) -> dict:
+    return asyncio.run(runner.execute(store, plan.create(store, spec), **kwargs))
 
 
-def rows_of(run_id):
-    with store.connect() as db:
-        return store.responses(db, run_id)
+def rows_of(store, run_id):
+    with store.connection() as db:
+        return responses.of_run(db, run_id)
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_concurrency_c_puts_c_calls_in_flight_and_never_more(loopback, stream):
+def test_concurrency_c_puts_c_calls_in_flight_and_never_more(store, loopback, stream):
     loopback.reset()
-    summary = run(grid(loopback.base_url, n=30, concurrency=24, stream=stream))
+    summary = run(store, grid(loopback.base_url, n=30, concurrency=24, stream=stream))
     assert summary["responses"] == 120
     assert loopback.stats()["peak_in_flight"] == 24  # no per-model limit by default: 24, not 2 × 4
 
 
-def test_a_per_model_limit_applies_only_where_set(loopback):
+def test_a_per_model_limit_applies_only_where_set(store, loopback):
     loopback.reset()
-    run(grid(loopback.base_url, n=20, concurrency=24, per_model_concurrency=5))
+    run(store, grid(loopback.base_url, n=20, concurrency=24, per_model_concurrency=5))
     assert loopback.stats()["peak_in_flight"] == 10  # two models × 5
     spec = grid(loopback.base_url)
     assert spec.concurrency_for("openai/bench-a") is None
@@ -84,8 +86,8 @@ def test_cli_per_model_is_unset_by_default(stub, tmp_path):
     db = tmp_path / "c.db"
     last_json(spread("--db", str(db), "run", "--prompt", "Q?", "--model", "openai/stub-a", "--temperature", "1",
                      "--n", "2", "--api-base", stub.base_url, "--json"))
-    with store.connect(db) as conn:
-        assert store.get_run(conn, 1)["spec"]["per_model_concurrency"] is None
+    with Store(db).connection() as conn:
+        assert runs.get_run(conn, 1)["spec"]["per_model_concurrency"] is None
 
 
 def cli_run(db, base_url, *args, env=None, n=40, concurrency=30, models=("openai/bench-a", "openai/bench-b"),
@@ -104,8 +106,8 @@ def cli_run(db, base_url, *args, env=None, n=40, concurrency=30, models=("openai
 def test_sampler_processes_share_the_budget_exactly_and_lose_nothing(loopback, tmp_path):
     loopback.reset()
     summary = cli_run(tmp_path / "p.db", loopback.base_url)
-    with store.connect(tmp_path / "p.db") as db:
-        rows = store.responses(db, summary["run_id"])
+    with Store(tmp_path / 'p.db').connection() as db:
+        rows = responses.of_run(db, summary["run_id"])
     assert summary["responses"] == 160 and summary["errors"] == 0 and len(rows) == 160
     assert loopback.stats()["peak_in_flight"] == 30  # two processes, one budget
     for row in rows:
@@ -117,8 +119,8 @@ def test_sampler_processes_retry_and_type_errors_like_the_engine(stub, tmp_path)
     stub.inject("429", "500", "401")
     summary = cli_run(tmp_path / "e.db", stub.base_url, n=6, concurrency=1, models=["openai/stub-a"],
                       temperatures=["1"])
-    with store.connect(tmp_path / "e.db") as db:
-        rows = store.responses(db, summary["run_id"])
+    with Store(tmp_path / 'e.db').connection() as db:
+        rows = responses.of_run(db, summary["run_id"])
     assert summary["responses"] + summary["errors"] == 6 and summary["errors"] == 1
     assert sum(r["attempts"] for r in rows) == stub.count() == 8
     assert {r["error_type"] for r in rows} == {None, "auth"}
@@ -187,19 +189,19 @@ def test_remote_calls_beside_the_embedded_model_get_a_process_of_their_own(monke
 
 
 @pytest.mark.local_model
-def test_an_app_run_beside_the_embedded_model_times_remote_calls_in_a_sampler_process(stub):
+def test_an_app_run_beside_the_embedded_model_times_remote_calls_in_a_sampler_process(store, stub):
     """The app's process is no place to time a provider: there a 50 ms stub read as a
     second while the embedded model generated. The run leaves it, and its remote calls
     leave the embedded model's process too."""
     stub.latency_s = 1.0  # calls in flight long enough to see who makes them
-    run_id = runner.start(plan.RunSpec(prompt="What is the capital of France?", temperatures=[1.0], n=2,
+    run_id = runner.start(store, plan.RunSpec(prompt="What is the capital of France?", temperatures=[1.0], n=2,
                                        models=["local/smollm2-135m-instruct", "openai/stub-a"], max_tokens=8,
                                        api_base=stub.base_url, seed=1))
     future = runner.background()._jobs[run_id][0]
     deadline, engine, samplers, callers = time.time() + 180, None, [], {}
     while time.time() < deadline and not future.done():
-        with store.connect() as db:
-            worker = store.get_run(db, run_id)["worker"]
+        with store.connection() as db:
+            worker = runs.get_run(db, run_id)["worker"]
         if worker and engine is None:
             engine = int(worker.rpartition(":")[2])
         if engine is not None and os.path.exists(f"/proc/{engine}"):
@@ -228,12 +230,12 @@ def tcp_ports(pid: int) -> list[int]:
 
 def test_the_writer_batches_what_arrives_together_and_flushes_on_close(tmp_path):
     db = tmp_path / "w.db"
-    with store.connect(db) as conn:
-        run_id = store.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 500},
+    with Store(db).connection() as conn:
+        run_id = runs.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 500},
                                   planned=500)
 
-    async def write_all():
-        writer = Writer(db)
+    async def write_all(store):
+        writer = Writer(Store(db), )
         for i in range(500):
             writer.put({"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i, "text": str(i),
                         "attempts": 1})
@@ -248,12 +250,12 @@ def test_the_writer_batches_what_arrives_together_and_flushes_on_close(tmp_path)
 
 def test_the_writer_commits_a_row_put_on_the_event_loop_without_waiting_for_more_or_for_close(tmp_path):
     db = tmp_path / "w.db"
-    with store.connect(db) as conn:
-        run_id = store.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1},
+    with Store(db).connection() as conn:
+        run_id = runs.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1},
                                   planned=1)
 
-    async def one_row():
-        writer = Writer(db)
+    async def one_row(store):
+        writer = Writer(Store(db), )
         writer.put({"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "a",
                     "attempts": 1})
         for _ in range(2000):  # the loop keeps turning; the row must be handed over and committed
@@ -269,56 +271,56 @@ def test_the_writer_commits_a_row_put_on_the_event_loop_without_waiting_for_more
 
 
 def test_a_write_that_fails_stops_the_run_instead_of_losing_answers_silently(tmp_path):
-    async def scenario():
-        writer = Writer(tmp_path / "missing-run.db")
+    async def scenario(store):
+        writer = Writer(Store(tmp_path / 'missing-run.db'), )
         writer.put({"run_id": 999, "model": "m", "temperature": 1.0, "sample_idx": 0, "attempts": 1})
         with pytest.raises(sqlite3.IntegrityError):  # no run 999: the foreign key refuses the row
             await writer.close()
     asyncio.run(scenario())
 
 
-def test_a_large_app_run_samples_in_its_own_process(loopback, monkeypatch):
+def test_a_large_app_run_samples_in_its_own_process(store, loopback, monkeypatch):
     monkeypatch.setattr(detached, "MIN_CALLS", 10)
     monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "2")  # and that process fans out in turn
     loopback.reset()
-    run_id = runner.start(grid(loopback.base_url, n=10, concurrency=12))
+    run_id = runner.start(store, grid(loopback.base_url, n=10, concurrency=12))
     summary = runner.background()._jobs[run_id][0].result(timeout=120)
     assert summary["status"] == "done" and summary["responses"] == 40
     assert loopback.stats()["peak_in_flight"] == 12
-    with store.connect() as db:
-        worker = store.get_run(db, run_id)["worker"]
+    with store.connection() as db:
+        worker = runs.get_run(db, run_id)["worker"]
     assert not worker.endswith(f":{os.getpid()}")  # sampled by another process
 
 
-def test_cancel_reaches_a_run_in_its_own_process(stub, monkeypatch):
+def test_cancel_reaches_a_run_in_its_own_process(store, stub, monkeypatch):
     monkeypatch.setattr(detached, "MIN_CALLS", 10)
     stub.latency_s = 0.2
-    run_id = runner.start(grid(stub.base_url, models=["openai/stub-a"], temperatures=[1.0], n=200, concurrency=2))
+    run_id = runner.start(store, grid(stub.base_url, models=["openai/stub-a"], temperatures=[1.0], n=200, concurrency=2))
     deadline = time.time() + 60
     while time.time() < deadline and stub.count() < 4:
         time.sleep(0.1)
-    runner.request_cancel(run_id)
+    runner.request_cancel(store, run_id)
     summary = runner.background()._jobs[run_id][0].result(timeout=60)
     assert summary["status"] == "cancelled" and summary["responses"] < 200
 
 
-def test_live_progress_reads_only_new_rows_and_matches_a_full_count(stub):
+def test_live_progress_reads_only_new_rows_and_matches_a_full_count(store, stub):
     spec = grid(stub.base_url, models=["openai/stub-a"], n=4)
-    run_id = plan.create(spec)
+    run_id = plan.create(store, spec)
     tracker = LiveProgress(run_id)
     assert tracker.refresh()["received"] == 0
-    with store.connect() as db:
+    with store.connection() as db:
         for i in range(3):
-            store.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 1.0,
+            responses.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 1.0,
                                      "sample_idx": i, "text": "a", "attempts": 1})
-        store.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 0.0,
+        responses.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 0.0,
                                  "sample_idx": 0, "error_type": "auth", "attempts": 1})
     seen = tracker.refresh()
     assert (seen["received"], seen["errors"], tracker.last_id) == (4, 1, 4)
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     final = tracker.refresh()
-    with store.connect() as db:
-        full = store.cell_counts(db, run_id)
+    with store.connection() as db:
+        full = responses.cell_counts(db, run_id)
     assert final["status"] == "done" and final["received"] == sum(c["received"] for c in full) == 8
     assert sorted((c["model"], c["temperature"], c["received"], c["errors"]) for c in final["counts"]) == \
         sorted((c["model"], c["temperature"], c["received"], c["errors"]) for c in full)

@@ -8,7 +8,11 @@ import json
 import pytest
 import yaml
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 from core.config import SpreadError
 from core.formats import golden_files as export
 from core.review import golden, labels
@@ -24,16 +28,16 @@ def city_of(body) -> str:
     return next(c for c in CITIES if c in body["messages"][-1]["content"])
 
 
-def weather_run(stub, answer) -> tuple[int, dict[str, int]]:
+def weather_run(store, stub, answer) -> tuple[int, dict[str, int]]:
     """A tool-call run over four cities (one sample each): city -> answer id."""
     stub.respond = lambda body: answer(city_of(body))
     chat = [{"role": "user", "content": "Weather in {{city}}?"}]
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1,
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1,
                                   inputs=[{"city": c} for c in CITIES]))
-    asyncio.run(runner.execute(run_id))
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
-        names = {i["input"]: i["vars"]["city"] for i in store.run_inputs(db, run_id)}
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
+        names = {i["input"]: i["vars"]["city"] for i in runs.run_inputs(db, run_id)}
     return run_id, {names[r["input"]]: r["id"] for r in rows}
 
 
@@ -44,32 +48,32 @@ def right_for_two(city):
     return call("search", json.dumps({"q": f"weather {city}"}))
 
 
-def labelled_set(stub) -> dict[str, int]:
+def labelled_set(store, stub) -> dict[str, int]:
     """Two right answers passed, two wrong ones failed with the calls they should have made;
     all four in the golden set "weather"."""
-    _, ids = weather_run(stub, right_for_two)
+    _, ids = weather_run(store, stub, right_for_two)
     for city in ("Paris", "Rome"):
-        labels.label(ids[city], "ana", labels.Label("pass"))
+        labels.label(store, ids[city], "ana", labels.Label("pass"))
     for city in ("Lyon", "Oslo"):
-        labels.label(ids[city], "ana", labels.Label("fail", correction_calls=[
+        labels.label(store, ids[city], "ana", labels.Label("fail", correction_calls=[
             {"name": "get_weather", "arguments": json.dumps({"city": city})}]))
-    golden.create_set("weather")
-    golden.add_responses("weather", [ids[c] for c in CITIES], who="ana")
+    golden.create_set(store, "weather")
+    golden.add_responses(store, "weather", [ids[c] for c in CITIES], who="ana")
     return ids
 
 
 # --- the correction itself ---------------------------------------------------------------------
 
-def test_a_label_stores_expected_calls_parsed_and_checked_against_the_runs_tools(stub):
-    _, ids = weather_run(stub, right_for_two)
-    labels.label(ids["Lyon"], "ana", labels.Label("fail", correction="It should look the weather up.",
+def test_a_label_stores_expected_calls_parsed_and_checked_against_the_runs_tools(store, stub):
+    _, ids = weather_run(store, stub, right_for_two)
+    labels.label(store, ids["Lyon"], "ana", labels.Label("fail", correction="It should look the weather up.",
                                                   correction_calls=[{"name": "get_weather",
                                                                      "arguments": '{ "unit": "c", "city": "Lyon" }'}]))
-    (stored,) = labels.labels_for([ids["Lyon"]])
+    (stored,) = labels.labels_for(store, [ids["Lyon"]])
     assert stored["correction_calls"] == [{"name": "get_weather", "arguments": {"city": "Lyon", "unit": "c"}}]
     assert stored["correction"] == "It should look the weather up."
-    assert labels.history(ids["Lyon"])[-1]["correction_calls"] == stored["correction_calls"]
-    assert labels.tools_for(ids["Lyon"]) == WEATHER
+    assert labels.history(store, ids["Lyon"])[-1]["correction_calls"] == stored["correction_calls"]
+    assert labels.tools_for(store, ids["Lyon"]) == WEATHER
 
     bad = {
         "the expected calls: call 1 names 'get_wether', not one of the run's tools (get_weather, search)":
@@ -86,24 +90,24 @@ def test_a_label_stores_expected_calls_parsed_and_checked_against_the_runs_tools
     }
     for message, calls in bad.items():
         with pytest.raises(SpreadError) as refused:
-            labels.label(ids["Oslo"], "ana", labels.Label("fail", correction_calls=calls))
+            labels.label(store, ids["Oslo"], "ana", labels.Label("fail", correction_calls=calls))
         assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
-    assert labels.labels_for([ids["Oslo"]]) == []  # nothing written
+    assert labels.labels_for(store, [ids["Oslo"]]) == []  # nothing written
 
 
-def test_expected_calls_need_a_run_with_tools(stub):
+def test_expected_calls_need_a_run_with_tools(store, stub):
     stub.respond = lambda body: "Sunny."
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("Weather in Paris?")], n=1))
-    asyncio.run(runner.execute(run_id))
-    with store.connect() as db:
-        (row,) = store.responses(db, run_id)
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("Weather in Paris?")], n=1))
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        (row,) = responses.of_run(db, run_id)
     with pytest.raises(SpreadError, match="declares no tools"):
-        labels.label(row["id"], "ana", labels.Label("fail", correction_calls=[RIGHT["Paris"]]))
-    assert labels.labels_for([row["id"]]) == []
+        labels.label(store, row["id"], "ana", labels.Label("fail", correction_calls=[RIGHT["Paris"]]))
+    assert labels.labels_for(store, [row["id"]]) == []
 
 
-def test_cli_label_takes_expected_calls_and_refuses_a_bad_one_in_one_line(stub):
-    _, ids = weather_run(stub, right_for_two)
+def test_cli_label_takes_expected_calls_and_refuses_a_bad_one_in_one_line(store, stub):
+    _, ids = weather_run(store, stub, right_for_two)
     result = cli("label", str(ids["Oslo"]), "--verdict", "fail", "--reviewer", "ana",
                  "--expected-call", "get_weather", '{"city": "Oslo"}', "--expected-call", "search", '{"q": "Oslo"}',
                  "--json")
@@ -113,14 +117,14 @@ def test_cli_label_takes_expected_calls_and_refuses_a_bad_one_in_one_line(stub):
     assert refused.returncode != 0
     assert "call 1 (get_weather): arguments.city: 3 is not of type 'string'" in refused.stderr
     assert refused.stderr.strip().count("\n") == 0
-    assert labels.labels_for([ids["Lyon"]]) == []
+    assert labels.labels_for(store, [ids["Lyon"]]) == []
 
 
 # --- downstream: golden sets, the gate, exports, inputs ----------------------------------------
 
-def test_corrected_calls_become_the_golden_items_expected_calls_and_pass_the_gate(stub):
-    labelled_set(stub)
-    items = {i["vars"]["city"]: i for i in golden.items("weather")}
+def test_corrected_calls_become_the_golden_items_expected_calls_and_pass_the_gate(store, stub):
+    labelled_set(store, stub)
+    items = {i["vars"]["city"]: i for i in golden.items(store, "weather")}
     assert {city: item["tool_calls"] for city, item in items.items()} == {c: [RIGHT[c]] for c in CITIES}
     assert items["Lyon"]["reference"] == 'get_weather({"city": "Lyon"})'
     assert items["Lyon"]["rejected"] == ['search({"q": "weather Lyon"})']
@@ -141,25 +145,25 @@ def test_corrected_calls_become_the_golden_items_expected_calls_and_pass_the_gat
         "Paris": 3, "Rome": 3, "Lyon": 0, "Oslo": 0}
 
 
-def test_golden_add_takes_expected_calls_for_a_failed_answer(stub):
-    _, ids = weather_run(stub, right_for_two)
-    labels.label(ids["Lyon"], "ana", labels.Label("fail"))
+def test_golden_add_takes_expected_calls_for_a_failed_answer(store, stub):
+    _, ids = weather_run(store, stub, right_for_two)
+    labels.label(store, ids["Lyon"], "ana", labels.Label("fail"))
     cli("golden", "create", "weather")
     refused = cli("golden", "add", "weather", "--response", str(ids["Lyon"]), check=False)
     assert refused.returncode != 0 and "the calls it should make" in refused.stderr
     bad = cli("golden", "add", "weather", "--response", str(ids["Lyon"]), "--expected-call", "get_weather", "{}",
               check=False)
     assert bad.returncode != 0 and "'city' is a required property" in bad.stderr
-    assert golden.items("weather") == []
+    assert golden.items(store, "weather") == []
     cli("golden", "add", "weather", "--response", str(ids["Lyon"]), "--expected-call", "get_weather",
         '{"city": "Lyon"}')
-    (item,) = golden.items("weather")
+    (item,) = golden.items(store, "weather")
     assert item["tool_calls"] == [RIGHT["Lyon"]] and item["reference"] == 'get_weather({"city": "Lyon"})'
 
 
-def test_exports_carry_the_expected_calls(stub):
-    labelled_set(stub)
-    lines = [json.loads(x) for x in export.export("weather", "openai").decode().splitlines()]
+def test_exports_carry_the_expected_calls(store, stub):
+    labelled_set(store, stub)
+    lines = [json.loads(x) for x in export.export(store, "weather", "openai").decode().splitlines()]
     assert len(lines) == 4
     for line in lines:
         city = next(c for c in CITIES if c in line["messages"][0]["content"])
@@ -167,18 +171,18 @@ def test_exports_carry_the_expected_calls(stub):
         assert last["content"] is None and [c["function"] for c in last["tool_calls"]] == [
             {"name": "get_weather", "arguments": json.dumps({"city": city})}]
         assert line["tools"] == WEATHER
-    records = [json.loads(x) for x in export.export("weather", "jsonl").decode().splitlines()]
+    records = [json.loads(x) for x in export.export(store, "weather", "jsonl").decode().splitlines()]
     assert sorted(r["tool_calls"][0]["arguments"]["city"] for r in records) == sorted(CITIES)
-    tests = yaml.safe_load(export.export("weather", "promptfoo").decode())
+    tests = yaml.safe_load(export.export(store, "weather", "promptfoo").decode())
     for test in tests:
         assert {"type": "tool-call-f1", "value": ["get_weather"], "threshold": 1} in test["assert"]
         assert not any(a["type"] in ("similar", "not-similar") for a in test["assert"])
         assert test["metadata"]["expected_tool_calls"][0]["name"] == "get_weather"
 
 
-def test_golden_inputs_keep_the_expected_calls_and_no_answer_leaves_the_pass_rate_unsaid(stub, tmp_path):
-    labelled_set(stub)
-    rows = golden.as_inputs("weather")
+def test_golden_inputs_keep_the_expected_calls_and_no_answer_leaves_the_pass_rate_unsaid(store, stub, tmp_path):
+    labelled_set(store, stub)
+    rows = golden.as_inputs(store, "weather")
     assert sorted(json.loads(r["expected_tool_calls"])[0]["arguments"]["city"] for r in rows) == sorted(CITIES)
     (tmp_path / "tools.json").write_text(json.dumps(WEATHER))
     # A candidate that answers Oslo in words: `similar` to calls cannot compare it; tool-call-f1 fails it.
@@ -207,13 +211,13 @@ def shown(markdown: str) -> str:
     return markdown.replace("\\", "").replace("\u2060", "")
 
 
-def test_review_page_corrects_a_tool_call_answer_with_the_expected_call(stub):
+def test_review_page_corrects_a_tool_call_answer_with_the_expected_call(store, stub):
     from test_pages import app
 
     stub.respond = lambda body: call("search", '{"q": "weather Paris"}')
     chat = [{"role": "user", "content": "Weather in Paris?"}]
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1))
-    asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1))
+    asyncio.run(runner.execute(store, run_id))
     at = app().run()
     at.sidebar.text_input(key="reviewer").input("ana").run()
     at.switch_page("pages/review.py").run()
@@ -235,21 +239,21 @@ def test_review_page_corrects_a_tool_call_answer_with_the_expected_call(stub):
     at.text_area(key=f"call_args_{rid}").input('{"city": "Lyon"}')
     at.button(key="fail").click().run()
     assert any("not added yet" in shown(e.value) for e in at.error)
-    assert labels.labels_for([rid]) == []
+    assert labels.labels_for(store, [rid]) == []
     at.text_area(key=f"call_args_{rid}").input("")
     at.button(key="fail").click().run()
     assert not at.exception
-    (given,) = labels.labels_for([rid])
+    (given,) = labels.labels_for(store, [rid])
     assert (given["verdict"], given["correction_calls"]) == (
         "fail", [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}])
 
 
-def test_review_page_offers_no_call_editor_for_a_text_run(stub):
+def test_review_page_offers_no_call_editor_for_a_text_run(store, stub):
     from test_pages import app
 
     stub.respond = lambda body: "Paris."
-    plan.create(run_spec(stub, variants=[plan.Variant("Capital of France?")], n=1))
-    asyncio.run(runner.execute(1))
+    plan.create(store, run_spec(stub, variants=[plan.Variant("Capital of France?")], n=1))
+    asyncio.run(runner.execute(store, 1))
     at = app().run()
     at.sidebar.text_input(key="reviewer").input("ana").run()
     at.switch_page("pages/review.py").run()
@@ -259,11 +263,11 @@ def test_review_page_offers_no_call_editor_for_a_text_run(stub):
 
 # --- the gate says what it could not check ---------------------------------------------------------
 
-def test_the_gate_counts_and_says_the_answers_it_could_not_check(stub, tmp_path):
+def test_the_gate_counts_and_says_the_answers_it_could_not_check(store, stub, tmp_path):
     from test_pages import app
 
-    golden.create_set("weather")
-    golden.add_items("weather", [golden.Item(
+    golden.create_set(store, "weather")
+    golden.add_items(store, "weather", [golden.Item(
         prompt=f"Weather in {city}?", vars={"city": city}, messages=[{"role": "user", "content": f"Weather in {city}?"}],
         shape={"tools": WEATHER}, tool_calls=[RIGHT[city]], reference=f'get_weather({{"city": "{city}"}})',
         assertions=[{"type": "similar"}]) for city in ("Paris", "Oslo")])
@@ -294,13 +298,13 @@ def test_the_gate_counts_and_says_the_answers_it_could_not_check(stub, tmp_path)
     assert any(shown(e.label).endswith("0/0 pass · 1 could not be checked") for e in at.expander)
 
 
-def test_a_failed_answer_whose_label_gives_the_calls_needs_no_typed_reference(stub):
+def test_a_failed_answer_whose_label_gives_the_calls_needs_no_typed_reference(store, stub):
     """Review's golden popover enables Add for a failed answer when its label already carries
     the correction (here the expected calls), as the core then uses them."""
-    _, ids = weather_run(stub, right_for_two)
-    labels.label(ids["Lyon"], "ana", labels.Label("fail"))
-    assert not golden.labelled_correction(ids["Lyon"])
-    labels.label(ids["Lyon"], "ana", labels.Label("fail", correction_calls=[
+    _, ids = weather_run(store, stub, right_for_two)
+    labels.label(store, ids["Lyon"], "ana", labels.Label("fail"))
+    assert not golden.labelled_correction(store, ids["Lyon"])
+    labels.label(store, ids["Lyon"], "ana", labels.Label("fail", correction_calls=[
         {"name": "get_weather", "arguments": json.dumps({"city": "Lyon"})}]))
-    assert golden.labelled_correction(ids["Lyon"])
-    assert not golden.labelled_correction(ids["Paris"])
+    assert golden.labelled_correction(store, ids["Lyon"])
+    assert not golden.labelled_correction(store, ids["Paris"])

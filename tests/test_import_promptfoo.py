@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from core.store import Store
 from core.evaluate import checks, rates, scoring
 from core.formats import promptfoo_config
 from core.models import endpoints
@@ -48,8 +49,8 @@ def write_suite(folder, api_base, *, extra_provider=None, extra_test=None,
     return path
 
 
-def test_a_suite_maps_to_variants_endpoints_inputs_and_checks(tmp_path):
-    suite = promptfoo_config.read(write_suite(tmp_path, "http://127.0.0.1:9/v1"), n=3)
+def test_a_suite_maps_to_variants_endpoints_inputs_and_checks(store, tmp_path):
+    suite = promptfoo_config.read(store, write_suite(tmp_path, "http://127.0.0.1:9/v1"), n=3)
     spec = suite.spec
     assert [(v.prompt, v.system, v.name) for v in spec.variants] == [
         ("Capital of {{country}}? One word.", "", ""),
@@ -71,7 +72,7 @@ def test_a_suite_maps_to_variants_endpoints_inputs_and_checks(tmp_path):
     assert not (tmp_path / "spread.db").exists()  # reading writes nothing
 
 
-def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(tmp_path):
+def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(store, tmp_path):
     (tmp_path / "long.yaml").write_text("- {role: system, content: s}\n- {role: user, content: a}\n"
                                         "- {role: assistant, content: b}\n- {role: user, content: c}\n")
     path = write_suite(
@@ -84,7 +85,7 @@ def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(tmp_path):
     text = text.replace("apiBaseUrl:", "apiKey: " + PLANTED_KEY + "\n    apiBaseUrl:")
     path.write_text(text)
     with pytest.raises(promptfoo_config.Unmappable) as refused:
-        promptfoo_config.read(path)
+        promptfoo_config.read(store, path)
     problems = refused.value.problems
     joined = "\n".join(problems)
     assert PLANTED_KEY not in joined and PLANTED_KEY not in str(refused.value)
@@ -93,7 +94,7 @@ def test_parts_that_cannot_map_are_all_listed_and_nothing_is_written(tmp_path):
     for part in expected:
         assert part in joined, part
     assert all("\n" not in problem for problem in problems)
-    assert not (tmp_path / "spread.db").exists() and endpoints.list_endpoints() == []
+    assert not (tmp_path / "spread.db").exists() and endpoints.list_endpoints(store) == []
 
     result = spread("--db", str(tmp_path / "cli.db"), "import-promptfoo", str(path), "--strict", "--json",
                     check=False)
@@ -128,7 +129,7 @@ def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
     assert any(e["name"] == "stub a" and e["params"] == {"top_k": 20} for e in listed)
 
     # Every answer's verdict is promptfoo's: each test's own asserts, defaultTest's, weights, threshold.
-    results = scoring.stored_results(1, db_path=db)
+    results = scoring.stored_results(Store(db), 1)
     with sqlite3.connect(db) as conn:
         texts = dict(conn.execute("select id, text from responses"))
         inputs = dict(conn.execute("select id, input from responses"))
@@ -145,7 +146,7 @@ def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
             assert bool(rows["equals"]["passed"]) is (text == "Madrid")
         else:
             assert rows["equals"]["passed"] == 1  # weight 0: never fails
-    verdicts = scoring.verdicts(1, results, db_path=db)
+    verdicts = scoring.verdicts(Store(db), 1, results)
     scores = rates.answer_scores(results)
     for rid, passed in verdicts.items():
         if inputs[rid] == 2:  # threshold 0.5: (3·contains + 1·max-length) / 4 of weight
@@ -154,7 +155,7 @@ def test_import_promptfoo_runs_the_suite_through_the_stub(stub, tmp_path):
     assert checks.from_dict({"type": "max-length", "value": 200}).key() in {r["check_key"] for r in results}
 
 
-def test_the_playground_fills_its_plan_from_a_promptfoo_config(stub, tmp_path):
+def test_the_playground_fills_its_plan_from_a_promptfoo_config(store, stub, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     from conftest import ROOT
@@ -165,7 +166,7 @@ def test_the_playground_fills_its_plan_from_a_promptfoo_config(stub, tmp_path):
     at.button(key="import_promptfoo").click().run()
     assert not at.exception
     assert "Not imported" in at.error[0].value and "not a model provider" in at.error[0].value
-    assert endpoints.list_endpoints() == []
+    assert endpoints.list_endpoints(store) == []
 
     at.text_input(key="promptfoo_path").input(str(write_suite(tmp_path, stub.base_url, prompts=["file://chat.json"])))
     at.button(key="import_promptfoo").click().run()
@@ -180,10 +181,10 @@ def test_the_playground_fills_its_plan_from_a_promptfoo_config(stub, tmp_path):
     italy = json.loads(rows[2]["test.checks"])  # defaultTest's check travels with every test
     assert italy[0] == {"type": "max-length", "value": 200} and italy[1]["weight"] == 3.0
     assert rows[2]["test.threshold"] == "0.5"
-    assert [e.name for e in endpoints.list_endpoints()] == ["stub a"]
+    assert [e.name for e in endpoints.list_endpoints(store)] == ["stub a"]
 
 
-def test_jsonl_tests_list_vars_and_a_prompt_file_of_several_prompts(tmp_path):
+def test_jsonl_tests_list_vars_and_a_prompt_file_of_several_prompts(store, tmp_path):
     (tmp_path / "prompts.txt").write_text("Capital of {{country}}?\n---\nName the capital of {{country}}.\n")
     (tmp_path / "tests.jsonl").write_text(
         '{"vars": {"country": "France"}, "assert": [{"type": "icontains-any", "value": ["paris"]}]}\n'
@@ -192,7 +193,7 @@ def test_jsonl_tests_list_vars_and_a_prompt_file_of_several_prompts(tmp_path):
         "prompts: file://prompts.txt\n"
         "providers: [{id: 'ollama:chat:llama3', config: {apiBaseUrl: 'http://127.0.0.1:9', seed: 4}}]\n"
         "tests:\n  - file://tests.jsonl\n  - vars: {country: [Chile, Spain]}\n")
-    suite = promptfoo_config.read(tmp_path / "promptfooconfig.yaml", n=1)
+    suite = promptfoo_config.read(store, tmp_path / "promptfooconfig.yaml", n=1)
     assert [v.name for v in suite.spec.variants] == ["prompts 1", "prompts 2"]
     assert suite.spec.variants[1].prompt == "Name the capital of {{country}}."
     assert [e.model for e in suite.endpoints] == ["ollama_chat/llama3"] and suite.spec.seed == 4
@@ -215,26 +216,26 @@ PROVIDER = {"id": "openai:chat:stub", "config": {"apiBaseUrl": "http://127.0.0.1
 
 
 @pytest.mark.parametrize("prompts", [["prompts.txt"], {"prompts.txt": "mine"}])
-def test_a_bare_prompt_path_is_read_as_the_file(tmp_path, prompts):
+def test_a_bare_prompt_path_is_read_as_the_file(store, tmp_path, prompts):
     # promptfoo's maybeFilePath: a prompt ending in a file extension names a file.
     path = write_config(tmp_path, {"prompts": prompts, "providers": [PROVIDER], "tests": [{"vars": {"x": "1"}}]},
                         prompts__txt="First {{x}}\n---\nSecond {{x}}\n")
-    suite = promptfoo_config.read(path)
+    suite = promptfoo_config.read(store, path)
     assert [v.prompt for v in suite.spec.variants] == ["First {{x}}", "Second {{x}}"]
     label = "mine" if isinstance(prompts, dict) else "prompts"
     assert [v.name for v in suite.spec.variants] == [f"{label} 1", f"{label} 2"]
 
 
-def test_a_csv_prompt_file_is_one_prompt_per_row(tmp_path):
+def test_a_csv_prompt_file_is_one_prompt_per_row(store, tmp_path):
     path = write_config(tmp_path, {"prompts": ["file://prompts.csv"], "providers": [PROVIDER],
                                    "tests": [{"vars": {"x": "1"}}]},
                         prompts__csv='prompt,label\n"Say {{x}}, twice",twice\nSay {{x}},\n')
-    suite = promptfoo_config.read(path)
+    suite = promptfoo_config.read(store, path)
     assert [(v.name, v.prompt) for v in suite.spec.variants] == [("twice", "Say {{x}}, twice"),
                                                                  ("prompts 2", "Say {{x}}")]
 
 
-def test_csv_expected_cells_are_read_as_promptfoo_reads_them(tmp_path):
+def test_csv_expected_cells_are_read_as_promptfoo_reads_them(store, tmp_path):
     cells = ["contains: algorithm ", "rouge-n:the reference", "is-xml", "factuality:Paris is the capital",
              "file://check.js", "icontains-any: red , blue", " plain value "]
     header = "topic," + ",".join(f"__expected{k}" for k in range(1, len(cells) + 1))
@@ -242,12 +243,12 @@ def test_csv_expected_cells_are_read_as_promptfoo_reads_them(tmp_path):
                                    "tests": "file://tests.csv"},
                         tests__csv=header + "\nml," + ",".join(f'"{c}"' for c in cells) + "\n")
     with pytest.raises(promptfoo_config.Unmappable) as refused:  # strict: the unknown types refuse it
-        promptfoo_config.read(path)
+        promptfoo_config.read(store, path)
     joined = "\n".join(refused.value.problems)
     for part in ("(rouge-n) left out", "(is-xml) left out", "(javascript) left out", "give --judge-model"):
         assert part in joined, part
 
-    suite = promptfoo_config.read(path, strict=False)
+    suite = promptfoo_config.read(store, path, strict=False)
     (row,) = suite.spec.inputs
     assert json.loads(row["test.checks"]) == [
         {"type": "contains", "value": "algorithm"},  # trimmed, as promptfoo trims the cell and the value
@@ -255,25 +256,25 @@ def test_csv_expected_cells_are_read_as_promptfoo_reads_them(tmp_path):
         {"type": "equals", "value": "plain value"}]
     assert len(suite.skipped) == 4 and not any("equals" in s for s in suite.skipped)
 
-    judged = promptfoo_config.read(path, strict=False, judge_model="my judge")
+    judged = promptfoo_config.read(store, path, strict=False, judge_model="my judge")
     factuality = json.loads(judged.spec.inputs[0]["test.checks"])[1]
     assert factuality["type"] == "llm-rubric" and factuality["judge"] == "my judge"
     assert "Paris is the capital" in factuality["value"]
     assert any("factuality is read as llm-rubric" in note for note in judged.notes)
 
 
-def test_list_vars_of_other_than_text_are_passed_whole(tmp_path):
+def test_list_vars_of_other_than_text_are_passed_whole(store, tmp_path):
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     path = write_config(tmp_path, {"prompts": ["{{city}} {{numbers}} {{history}}"], "providers": [PROVIDER],
                                    "tests": [{"vars": {"city": ["Paris", "Rome"], "numbers": [1, 2.5, 3],
                                                        "history": history}}]})
-    suite = promptfoo_config.read(path)
+    suite = promptfoo_config.read(store, path)
     assert [row["city"] for row in suite.spec.inputs] == ["Paris", "Rome"]  # text items: one test each
     assert all(json.loads(row["numbers"]) == [1, 2.5, 3] for row in suite.spec.inputs)
     assert all(json.loads(row["history"]) == history for row in suite.spec.inputs)
 
 
-def test_provider_tools_schema_tokens_region_and_reasoning_map(tmp_path):
+def test_provider_tools_schema_tokens_region_and_reasoning_map(store, tmp_path):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": schema}}]
     provider = {"id": "openai:chat:stub", "config": {
@@ -287,7 +288,7 @@ def test_provider_tools_schema_tokens_region_and_reasoning_map(tmp_path):
                         schema__json=json.dumps({"type": "json_schema", "json_schema": {
                             "name": "weather", "schema": schema}}),
                         tools__json=json.dumps(tools))
-    suite = promptfoo_config.read(path)
+    suite = promptfoo_config.read(store, path)
     (variant,) = suite.spec.variants
     assert variant.response_format == {"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}}
     assert variant.tools == tools and variant.tool_choice == {"type": "function", "function": {"name": "get_weather"}}
@@ -297,27 +298,27 @@ def test_provider_tools_schema_tokens_region_and_reasoning_map(tmp_path):
     assert claude.params == {"aws_region_name": "eu-west-1", "thinking": {"type": "enabled", "budget_tokens": 64}}
 
 
-def test_the_graders_text_provider_judges_and_the_judge_model_overrides(tmp_path):
+def test_the_graders_text_provider_judges_and_the_judge_model_overrides(store, tmp_path):
     grader = {"id": "openai:chat:grader", "config": {"apiBaseUrl": "http://127.0.0.1:9/v1"}}
     config = {"prompts": ["Capital of France?"], "providers": [PROVIDER],
               "defaultTest": {"options": {"provider": {"text": grader, "embedding": "openai:embedding:e"}},
                               "assert": [{"type": "llm-rubric", "value": "names Paris"}]}}
     path = write_config(tmp_path, config)
-    suite = promptfoo_config.read(path)
+    suite = promptfoo_config.read(store, path)
     assert suite.spec.checks == [{"type": "llm-rubric", "value": "names Paris", "judge": "openai:chat:grader"}]
     assert "openai:chat:grader" in [e.name for e in suite.endpoints]  # the grader joins the catalogue
     assert any("embedding read past" in note for note in suite.notes)
-    assert promptfoo_config.read(path, judge_model="other").spec.checks[0]["judge"] == "other"
+    assert promptfoo_config.read(store, path, judge_model="other").spec.checks[0]["judge"] == "other"
 
     del config["defaultTest"]["options"]
     path = write_config(tmp_path, config)
     with pytest.raises(promptfoo_config.Unmappable) as refused:
-        promptfoo_config.read(path)
+        promptfoo_config.read(store, path)
     assert "no grader is named" in refused.value.problems[0]
-    assert promptfoo_config.read(path, strict=False).spec.checks == []
+    assert promptfoo_config.read(store, path, strict=False).spec.checks == []
 
 
-def test_scenarios_assertion_templates_and_message_prompts(tmp_path):
+def test_scenarios_assertion_templates_and_message_prompts(store, tmp_path):
     config = {
         "prompts": [{"id": "chat", "label": "chat", "raw": [{"role": "system", "content": "Be brief."},
                                                             {"role": "user", "content": "Translate {{text}}"}]},
@@ -328,7 +329,7 @@ def test_scenarios_assertion_templates_and_message_prompts(tmp_path):
                        "tests": [{"vars": {"text": "hello"}, "assert": [{"$ref": "#/assertionTemplates/short"}]},
                                  {"vars": {"text": "bye"}}]}],
     }
-    suite = promptfoo_config.read(write_config(tmp_path, config))
+    suite = promptfoo_config.read(store, write_config(tmp_path, config))
     chat, said = suite.spec.variants
     assert (chat.name, chat.system, chat.prompt) == ("chat", "Be brief.", "Translate {{text}}")
     assert said.prompt == "Say {{text}} in {{language}}"  # a YAML chat string: its user turn
@@ -364,7 +365,7 @@ def test_the_echo_model_answers_with_the_prompt():
     catalogue.check_model(llm.ECHO_MODEL)  # no key, no server
 
 
-def test_assertion_values_and_providers_read_from_files(tmp_path):
+def test_assertion_values_and_providers_read_from_files(store, tmp_path):
     path = write_config(tmp_path, {
         "prompts": ["Capital of {{country}}?"], "providers": ["file://providers.yaml"],
         "tests": [{"vars": {"country": "France"}, "assert": [
@@ -373,7 +374,7 @@ def test_assertion_values_and_providers_read_from_files(tmp_path):
             {"type": "equals", "value": "file://check.py:get_assert"}]}]},
         providers__yaml="- id: openai:chat:stub\n  label: from file\n  config: {apiBaseUrl: 'http://127.0.0.1:9/v1'}\n",
         expected__txt="  Paris\n", words__yaml="[Paris, France]\n")
-    suite = promptfoo_config.read(path, strict=False)
+    suite = promptfoo_config.read(store, path, strict=False)
     assert [e.name for e in suite.endpoints] == ["from file"]
     assert json.loads(suite.spec.inputs[0]["test.checks"]) == [
         {"type": "contains", "value": "Paris"}, {"type": "contains-all", "value": ["Paris", "France"]}]
@@ -406,7 +407,7 @@ CHAT_TEMPLATE = """[
 ]"""
 
 
-def test_a_nunjucks_chat_file_is_rendered_per_test_as_promptfoo_does(tmp_path):
+def test_a_nunjucks_chat_file_is_rendered_per_test_as_promptfoo_does(store, tmp_path):
     """promptfoo's openai-chat-history shape: a JSON chat file that is JSON only once its
     loops are rendered; each test gets the conversation promptfoo would send."""
     path = write_config(tmp_path, {
@@ -415,7 +416,7 @@ def test_a_nunjucks_chat_file_is_rendered_per_test_as_promptfoo_does(tmp_path):
             {"user": "Who founded Facebook?"}, {"assistant": "Mark Zuckerberg"}]}},
         "tests": [{"vars": {"question": "Did he found others?"}}, {"vars": {"question": 'Say "hi"'}}]},
         prompt__json=CHAT_TEMPLATE, system__txt="You are terse.\n")
-    suite = promptfoo_config.read(path)
+    suite = promptfoo_config.read(store, path)
     (variant,) = suite.spec.variants
     assert variant.messages == [{"role": "history", "from": "prompt messages"}]
     sent = [json.loads(row["prompt messages"]) for row in suite.spec.inputs]
@@ -452,6 +453,6 @@ def test_a_judge_that_cannot_be_called_is_refused_before_anything_is_written(stu
     ("databricks:databricks-meta-llama-3-3-70b-instruct", "databricks/databricks-meta-llama-3-3-70b-instruct"),
     ("openai:responses:gpt-5", "openai/gpt-5"),
 ])
-def test_more_provider_ids_map_to_litellm(tmp_path, pid, model):
-    suite = promptfoo_config.read(write_config(tmp_path, {"prompts": ["Hi"], "providers": [pid]}), strict=False)
+def test_more_provider_ids_map_to_litellm(store, tmp_path, pid, model):
+    suite = promptfoo_config.read(store, write_config(tmp_path, {"prompts": ["Hi"], "providers": [pid]}), strict=False)
     assert [e.model for e in suite.endpoints] == [model] and not suite.skipped

@@ -77,8 +77,8 @@ def test_var_pairs_and_typed_rows():
     assert rows == [{"q": "a", "x": ""}, {"q": "2", "x": "b"}]
 
 
-def test_a_plan_renders_every_variant_for_every_input_and_counts_its_calls():
-    spec = plan.validate(plan.RunSpec(
+def test_a_plan_renders_every_variant_for_every_input_and_counts_its_calls(store):
+    spec = plan.validate(store, plan.RunSpec(
         variants=[plan.Variant("Capital of {{c}}?"), plan.Variant("Name the capital of {{ c }}.", "Be brief.", "terse")],
         inputs=[{"c": "France"}, {"c": "Peru", "expected": "Lima"}], models=["m"], temperatures=[0, 1], n=3,
     ), check_providers=False)
@@ -91,16 +91,16 @@ def test_a_plan_renders_every_variant_for_every_input_and_counts_its_calls():
     assert [v["label"] for v in spec.as_dict()["variants"]] == ["A", "terse"]
 
 
-def test_a_plan_above_the_cap_is_refused_until_the_cap_is_raised():
+def test_a_plan_above_the_cap_is_refused_until_the_cap_is_raised(store):
     spec = plan.RunSpec(prompt="{{q}}", inputs=[{"q": str(i)} for i in range(100)], models=["m"],
                         temperatures=[0, 1], n=10, max_calls=1000)
     with pytest.raises(SpreadError, match="2,000 calls .* above the cap of 1,000"):
-        plan.validate(spec, check_providers=False)
+        plan.validate(store, spec, check_providers=False)
     spec.max_calls = 2000
-    assert plan.validate(spec, check_providers=False).planned() == 2000
+    assert plan.validate(store, spec, check_providers=False).planned() == 2000
 
 
-def test_two_variants_cannot_share_a_label():
+def test_two_variants_cannot_share_a_label(store):
     with pytest.raises(SpreadError, match="two prompt variants are labelled 'x'"):
-        plan.validate(plan.RunSpec(variants=[plan.Variant("a", name="x"), plan.Variant("b", name="x")],
+        plan.validate(store, plan.RunSpec(variants=[plan.Variant("a", name="x"), plan.Variant("b", name="x")],
                                    models=["m"], temperatures=[1], n=1), check_providers=False)

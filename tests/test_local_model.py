@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
 
 from core.models import llm, local_llm
 from core.run import plan, runner
@@ -89,13 +91,13 @@ def test_a_json_schema_constrains_the_instruct_model_and_the_base_model_refuses_
                                params={"response_format": {"type": "json_object"}}))
 
 
-def test_a_small_run_on_both_embedded_models_is_stored():
-    run_id = plan.create(plan.RunSpec(prompt="Name a colour.", models=[INSTRUCT, GEMMA],
+def test_a_small_run_on_both_embedded_models_is_stored(store):
+    run_id = plan.create(store, plan.RunSpec(prompt="Name a colour.", models=[INSTRUCT, GEMMA],
                                       temperatures=[0.0, 1.0], n=1, max_tokens=6, seed=1))
-    summary = asyncio.run(runner.execute(run_id))
+    summary = asyncio.run(runner.execute(store, run_id))
     assert summary["responses"] == 4 and summary["errors"] == 0 and summary["cost_usd"] == 0
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
     assert all(r["cost_usd"] == 0 and r["completion_tokens"] and r["text"] for r in rows)
     assert sorted({r["model"] for r in rows}) == sorted([INSTRUCT, GEMMA])
 
@@ -125,7 +127,7 @@ def test_a_messages_file_runs_on_the_embedded_instruct_model_from_the_command_li
     summary = spread("--db", str(db), "run", "--messages-file", str(messages), "--vars-file", str(inputs),
                      "--model", instruct, "--temperature", "0", "--n", "2", "--max-tokens", "8", "--json")
     assert summary["responses"] == 2 and summary["errors"] == 0
-    with store.connect(db) as conn:
+    with Store(db).connection() as conn:
         sent = json.loads(conn.execute("select messages from run_prompts").fetchone()[0])
         texts = [r[0] for r in conn.execute("select text from responses")]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]

@@ -21,12 +21,12 @@ def verdict(a, b, context=""):
 # a little below (the ceilings a little above), so noise cannot fail them but a regression does.
 
 @pytest.fixture(scope="module")
-def benchmark():
+def benchmark(store):
     results = {}
     for split in bench_clusters.SPLITS:
         questions = bench_clusters.load(split)
         for method in ("minilm", "tfidf"):
-            embedded, _ = bench_clusters.embed_all(questions, method)
+            embedded, _ = bench_clusters.embed_all(store, questions, method)
             figures, _ = bench_clusters.evaluate(questions, method, meaning.DEFAULT_THRESHOLD, embedded)
             results[split, method] = figures
     return results
@@ -321,10 +321,10 @@ def test_the_rules_for_every_pair_agree_with_the_rules_for_one_pair():
 def cached_embedder():
     vectors = {}
 
-    def embedder(texts, method):
+    def embedder(store, texts, method):
         missing = [t for t in texts if (t, method) not in vectors]
         if missing:
-            for text, row in zip(missing, embed.embed(missing, method)):
+            for text, row in zip(missing, embed.embed(store, missing, method)):
                 vectors[text, method] = row
         return np.stack([vectors[t, method] for t in texts])
     return embedder
@@ -383,7 +383,7 @@ def test_the_second_opinion_is_asked_only_about_undecided_pairs_near_the_thresho
         assert labels[0] == labels[1]  # the opinion "same" merged them
 
 
-def test_the_llm_judge_caches_verdicts_and_counts_calls():
+def test_the_llm_judge_caches_verdicts_and_counts_calls(store):
     calls = []
 
     def fake_completion(**kwargs):
@@ -393,11 +393,11 @@ def test_the_llm_judge_caches_verdicts_and_counts_calls():
 
     cache = {}
     pairs = [("It expands.", "It gets bigger."), ("It expands.", "It contracts.")]
-    first = second_opinion.judge(pairs, model="openai/judge", question="Does water expand?", cache=cache,
+    first = second_opinion.judge(store, pairs, model="openai/judge", question="Does water expand?", cache=cache,
                         complete=fake_completion)
     assert first.verdicts == [True, True] or first.verdicts[0] is True
     assert first.calls == 2 and len(cache) == 2
-    again = second_opinion.judge([("It gets bigger.", "It expands.")], model="openai/judge", question="Does water expand?",
+    again = second_opinion.judge(store, [("It gets bigger.", "It expands.")], model="openai/judge", question="Does water expand?",
                         cache=cache, complete=fake_completion)
     assert again.calls == 0 and again.verdicts == [True] and len(calls) == 2
     assert first.cost_usd is None  # a fake model has no price: unknown, not 0

@@ -7,7 +7,11 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 
 from core.run import plan, runner
 from conftest import ROOT
@@ -19,21 +23,21 @@ def app() -> AppTest:
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
 
 
-def finished_run(stub, **overrides) -> int:
+def finished_run(store, stub, **overrides) -> int:
     fields = dict(prompt="What is the capital of France?", models=["openai/stub-a"],
                   temperatures=[0.0, 1.0], n=3, api_base=stub.base_url, seed=1)
     fields.update(overrides)
-    run_id = plan.create(plan.RunSpec(**fields))
-    asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, plan.RunSpec(**fields))
+    asyncio.run(runner.execute(store, run_id))
     return run_id
 
 
-def wait_until_done(run_id: int, timeout_s: float = 30) -> None:
+def wait_until_done(store, run_id: int, timeout_s: float = 30) -> None:
     """A run the Playground started in the background, finished."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        with store.connect() as db:
-            if store.get_run(db, run_id)["status"] == "done":
+        with store.connection() as db:
+            if runs.get_run(db, run_id)["status"] == "done":
                 return
         time.sleep(0.2)
 
@@ -54,7 +58,7 @@ def test_playground_opens_with_the_local_model_preselected():
     ("models", ["openai/gpt-4o-mini"], "models", "missing key"),
     ("seed", "x1", "seed", "not a whole number"),
 ])
-def test_playground_refuses_bad_input_next_to_the_control(field, value, where, message):
+def test_playground_refuses_bad_input_next_to_the_control(store, field, value, where, message):
     at = app().run()
     at.text_area(key="prompt_0").input("What is 2+2?")
     key = "prompt_0" if field == "prompt" else field
@@ -63,11 +67,11 @@ def test_playground_refuses_bad_input_next_to_the_control(field, value, where, m
     at.button(key="run").click().run()
     assert not at.exception
     assert [e.value for e in at.error] and message in at.error[0].value.replace("\\", "")  # shown escaped
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["runs"].count == 0
 
 
-def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(stub):
+def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(store, stub):
     at = app().run()
     at.text_area(key="prompt_0").input("What is the capital of France?")
     at.multiselect(key="models").set_value(["openai/stub-a"])
@@ -77,15 +81,15 @@ def test_playground_starts_a_background_run_against_a_stub_and_shows_progress(st
     at.button(key="run").click().run()
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
-    wait_until_done(run_id)
+    wait_until_done(store, run_id)
     at.run()
     assert any(f"Run {run_id}: done" in h.value for h in at.subheader)
     grid = next(df.value for df in at.dataframe if "T=1" in df.value.columns)
     assert grid.loc["openai/stub-a", "T=1"] == "4/4"
 
 
-def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
-    run_id = finished_run(stub)
+def test_runs_page_lists_runs_and_shows_a_cell_table(store, stub):
+    run_id = finished_run(store, stub)
     at = app()
     at.switch_page("pages/runs.py").run()
     assert not at.exception
@@ -101,11 +105,11 @@ def test_runs_page_lists_runs_and_shows_a_cell_table(stub):
     assert len(shown) == 6 and set(shown["prompt"]) == {"What is the capital of France?"}
 
 
-def test_runs_page_offers_resume_for_an_interrupted_run(stub):
-    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0],
+def test_runs_page_offers_resume_for_an_interrupted_run(store, stub):
+    run_id = plan.create(store, plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0],
                                           n=3, api_base=stub.base_url))
-    with store.connect() as db:
-        store.set_run_status(db, run_id, "running")
+    with store.connection() as db:
+        runs.set_run_status(db, run_id, "running")
         db.execute("update runs set heartbeat_at = 0 where id = ?", [run_id])
         db.conn.commit()
     at = app()
@@ -115,9 +119,9 @@ def test_runs_page_offers_resume_for_an_interrupted_run(stub):
     assert resume and "3 missing" in resume[0].label
 
 
-def test_answers_are_shown_as_text_not_markup(stub):
+def test_answers_are_shown_as_text_not_markup(store, stub):
     stub.answers = ['<img src=x onerror="alert(1)"> ![x](http://example.invalid/p.png)']
-    finished_run(stub, temperatures=[0.0], n=1)
+    finished_run(store, stub, temperatures=[0.0], n=1)
     at = app()
     at.switch_page("pages/runs.py").run()
     assert not at.markdown or all("onerror" not in m.value for m in at.markdown)
@@ -125,9 +129,9 @@ def test_answers_are_shown_as_text_not_markup(stub):
     assert any("onerror" in str(df.get("text", "")) for df in texts if hasattr(df, "get"))
 
 
-def test_spread_page_shows_the_grid_clusters_and_charts(stub):
+def test_spread_page_shows_the_grid_clusters_and_charts(store, stub):
     stub.answers = ["Paris.", "The capital of France is Paris.", "Lyon.", "It is Lyon"]
-    run_id = finished_run(stub, models=["openai/stub-a", "openai/stub-b"], temperatures=[0.0, 1.0], n=6)
+    run_id = finished_run(store, stub, models=["openai/stub-a", "openai/stub-b"], temperatures=[0.0, 1.0], n=6)
     at = app()
     at.switch_page("pages/spread.py").run()
     assert not at.exception
@@ -145,9 +149,9 @@ def test_spread_page_shows_the_grid_clusters_and_charts(stub):
     assert not at.exception
 
 
-def test_spread_page_explains_a_pair_and_a_reviewers_split_is_respected(stub):
+def test_spread_page_explains_a_pair_and_a_reviewers_split_is_respected(store, stub):
     stub.answers = ["Paris.", "The capital of France is Paris.", "Paris, France."]
-    run_id = finished_run(stub, temperatures=[1.0], n=9)
+    run_id = finished_run(store, stub, temperatures=[1.0], n=9)
     at = app()
     at.switch_page("pages/spread.py").run()
     at.text_input(key="reviewer").input("ana").run()
@@ -158,14 +162,14 @@ def test_spread_page_explains_a_pair_and_a_reviewers_split_is_respected(stub):
     at.button(key="decide_split").click().run()
     assert not at.exception
     assert at.metric[1].value == "2"  # the split is applied to the analysis
-    with store.connect() as db:
+    with store.connection() as db:
         (decision,) = list(db.query("select * from cluster_decisions"))
     assert decision["action"] == "split" and decision["reviewer"] == "ana" and decision["run_id"] == run_id
 
 
-def test_compare_page_shows_shared_and_unique_meanings_with_the_shift(stub):
+def test_compare_page_shows_shared_and_unique_meanings_with_the_shift(store, stub):
     stub.answers = ["Paris.", "Lyon.", "Marseille."]
-    run_id = finished_run(stub, temperatures=[0.0, 1.0], n=12)
+    run_id = finished_run(store, stub, temperatures=[0.0, 1.0], n=12)
     at = app()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
@@ -183,18 +187,18 @@ def reviewed_app(name="ana") -> AppTest:
     return at
 
 
-def test_review_page_asks_for_a_reviewer_first(stub):
-    finished_run(stub)
+def test_review_page_asks_for_a_reviewer_first(store, stub):
+    finished_run(store, stub)
     at = app().run()
     at.switch_page("pages/review.py").run()
     assert "Enter your name" in at.warning[0].value
 
 
-def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
+def test_a_cluster_label_from_the_review_page_reaches_every_member(store, stub):
     from core.review import labels
 
     stub.answers = ["Paris.", "Lyon."]
-    run_id = finished_run(stub, temperatures=[0.0], n=5)  # T=0: five times "Paris."
+    run_id = finished_run(store, stub, temperatures=[0.0], n=5)  # T=0: five times "Paris."
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     assert not at.exception
@@ -203,23 +207,23 @@ def test_a_cluster_label_from_the_review_page_reaches_every_member(stub):
     at.text_input(key=f"note_{at.session_state['review_item']}").input("capital is right")
     at.button(key="pass").click().run()
     assert not at.exception
-    with store.connect() as db:
-        ids = [r["id"] for r in store.responses(db, run_id)]
-    given = labels.labels_for(ids)
+    with store.connection() as db:
+        ids = [r["id"] for r in responses.of_run(db, run_id)]
+    given = labels.labels_for(store, ids)
     assert len(given) == 5 and {(r["verdict"], r["reviewer"], r["note"]) for r in given} == {
         ("pass", "ana", "capital is right")}
     assert "5/5 answers labelled by ana" in at.get("progress")[0].proto.text
 
 
-def test_review_page_shows_agreement_and_disagreements_between_reviewers(stub):
+def test_review_page_shows_agreement_and_disagreements_between_reviewers(store, stub):
     from core.review import labels
 
-    run_id = finished_run(stub, temperatures=[1.0], n=4)
-    with store.connect() as db:
-        ids = [r["id"] for r in store.responses(db, run_id)]
+    run_id = finished_run(store, stub, temperatures=[1.0], n=4)
+    with store.connection() as db:
+        ids = [r["id"] for r in responses.of_run(db, run_id)]
     for rid, (a, b) in zip(ids, [("pass", "pass"), ("pass", "fail"), ("fail", "fail"), ("fail", "fail")]):
-        labels.label(rid, "ana", labels.Label(a))
-        labels.label(rid, "ben", labels.Label(b))
+        labels.label(store, rid, "ana", labels.Label(a))
+        labels.label(store, rid, "ben", labels.Label(b))
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     metrics = {m.label: m.value for m in at.metric}
@@ -229,8 +233,8 @@ def test_review_page_shows_agreement_and_disagreements_between_reviewers(stub):
     assert list(disputed["answer"]) == [ids[1]]
 
 
-def test_the_agreement_section_counts_this_reviewers_own_labels_at_once(stub):
-    finished_run(stub, temperatures=[0.0], n=3)
+def test_the_agreement_section_counts_this_reviewers_own_labels_at_once(store, stub):
+    finished_run(store, stub, temperatures=[0.0], n=3)
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     assert any("so far: nobody" in c.value for c in at.caption)
@@ -238,9 +242,9 @@ def test_the_agreement_section_counts_this_reviewers_own_labels_at_once(stub):
     assert any("so far: ana;" in c.value and "counted at" in c.value for c in at.caption)
 
 
-def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
+def test_golden_page_creates_a_set_adds_from_review_and_exports(store, stub):
     stub.answers = ["Paris."]
-    finished_run(stub, temperatures=[0.0], n=3)
+    finished_run(store, stub, temperatures=[0.0], n=3)
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     at.button(key="pass").click().run()
@@ -267,20 +271,20 @@ def test_golden_page_creates_a_set_adds_from_review_and_exports(stub):
 CAPITALS = {"France": "Paris.", "Japan": "Tokyo.", "Egypt": "Cairo.", "Peru": "Lima."}
 
 
-def capitals_run(stub) -> int:
+def capitals_run(store, stub) -> int:
     """One answer per country (four review items), each the country's capital."""
     stub.respond = lambda body: next(city for country, city in CAPITALS.items()
                                      if country in body["messages"][-1]["content"])
-    return finished_run(stub, prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
+    return finished_run(store, stub, prompt="", variants=[plan.Variant("What is the capital of {{country}}?")],
                         inputs=[{"country": c} for c in CAPITALS], temperatures=[0.0], n=1)
 
 
-def test_the_golden_popover_starts_from_the_answer_on_screen_and_honours_the_set_chosen(stub):
+def test_the_golden_popover_starts_from_the_answer_on_screen_and_honours_the_set_chosen(store, stub):
     """A reference typed for one answer never reaches the next; once a set is created its
     name leaves the new-set box, so choosing another set in the list is what Add uses."""
     from core.review import golden
 
-    capitals_run(stub)
+    capitals_run(store, stub)
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     first = at.session_state["review_item"]
@@ -290,7 +294,7 @@ def test_the_golden_popover_starts_from_the_answer_on_screen_and_honours_the_set
     assert not at.exception and "version 1" in at.success[0].value
     assert at.text_input(key=f"golden_new_{first}").value == ""
     assert at.selectbox(key=f"golden_target_{first}").value == "capitals"
-    golden.create_set("other", created_by="ben")
+    golden.create_set(store, "other", created_by="ben")
     at.button(key="next").click().run()
     second = at.session_state["review_item"]
     assert second != first
@@ -300,17 +304,17 @@ def test_the_golden_popover_starts_from_the_answer_on_screen_and_honours_the_set
     at.selectbox(key=f"golden_target_{second}").set_value("other").run()
     at.button(key="golden_add").click().run()
     assert not at.exception
-    assert [i["reference"] for i in golden.items("capitals")] == ["Typed for the first"]
-    with store.connect() as db:
+    assert [i["reference"] for i in golden.items(store, "capitals")] == ["Typed for the first"]
+    with store.connection() as db:
         second_text = db.execute("select text from responses where id = ?", [second]).fetchone()[0]
-    assert [i["reference"] for i in golden.items("other")] == [second_text]
+    assert [i["reference"] for i in golden.items(store, "other")] == [second_text]
 
 
-def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_the_page_fixes_old_items(stub):
+def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_the_page_fixes_old_items(store, stub):
     from core.review import golden
 
     stub.answers = ["Lima."]
-    finished_run(stub, temperatures=[0.0], n=3)
+    finished_run(store, stub, temperatures=[0.0], n=3)
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     at.button(key="fail").click().run()  # F on the cluster
@@ -319,9 +323,9 @@ def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_t
     at.text_area(key=f"golden_correction_{at.session_state['review_item']}").input("Paris").run()
     at.button(key="golden_add").click().run()
     assert not at.exception and "version 1" in at.success[0].value
-    (item,) = golden.items("capitals")
+    (item,) = golden.items(store, "capitals")
     assert item["reference"] == "Paris" and item["rejected"] == ["Lima."] and item["accepted"] == []
-    with store.connect() as db:  # as an item made before items were kept consistent
+    with store.connection() as db:  # as an item made before items were kept consistent
         db.execute("update golden_items set reference = 'Lima', accepted = ? where id = ?",
                    [json.dumps(["Lima"]), item["id"]])
     at.switch_page("pages/golden.py").run()
@@ -329,7 +333,7 @@ def test_a_failed_cluster_goes_into_a_golden_set_only_as_a_rejected_answer_and_t
     assert "also rejected: 'Lima' (reference), 'Lima' (accepted)" in at.text[0].value
     at.button(key="golden_fix").click().run()
     assert not at.exception and "1 item(s) fixed: version 2" in at.success[0].value
-    assert golden.check("capitals")["items"] == [] and golden.items("capitals")[0]["reference"] is None
+    assert golden.check(store, "capitals")["items"] == [] and golden.items(store, "capitals")[0]["reference"] is None
 
 
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-secret",
@@ -339,8 +343,8 @@ AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret":
 
 @pytest.mark.parametrize("page", ["pages/playground.py", "pages/runs.py", "pages/spread.py", "pages/compare.py",
                                   "pages/review.py", "pages/golden.py", "pages/models.py"])
-def test_with_login_configured_every_page_refuses_an_anonymous_visitor(stub, page):
-    finished_run(stub)
+def test_with_login_configured_every_page_refuses_an_anonymous_visitor(store, stub, page):
+    finished_run(store, stub)
     at = app()
     at.secrets["auth"] = AUTH
     at.user = {"is_logged_in": False}
@@ -354,11 +358,11 @@ def test_with_login_configured_every_page_refuses_an_anonymous_visitor(stub, pag
     ({"email": "ana@example.com", "name": "Ana", "sub": "1"}, "ana@example.com"),
     ({"sub": "google-oauth2|1234"}, "google-oauth2|1234"),  # a provider that shares neither e-mail nor name
 ])
-def test_with_login_labels_carry_the_logged_in_identity(stub, user, identity):
+def test_with_login_labels_carry_the_logged_in_identity(store, stub, user, identity):
     from core.review import labels
 
     stub.answers = ["Paris."]
-    run_id = finished_run(stub, temperatures=[0.0], n=2)
+    run_id = finished_run(store, stub, temperatures=[0.0], n=2)
     at = app()
     at.secrets["auth"] = AUTH
     at.user = {"is_logged_in": True, **user}
@@ -366,12 +370,12 @@ def test_with_login_labels_carry_the_logged_in_identity(stub, user, identity):
     assert not at.sidebar.text_input  # no name to type: the login says who
     at.switch_page("pages/review.py").run()
     at.button(key="pass").click().run()
-    with store.connect() as db:
-        ids = [r["id"] for r in store.responses(db, run_id)]
-    assert {r["reviewer"] for r in labels.labels_for(ids)} == {identity}
+    with store.connection() as db:
+        ids = [r["id"] for r in responses.of_run(db, run_id)]
+    assert {r["reviewer"] for r in labels.labels_for(store, ids)} == {identity}
 
 
-def test_with_login_endpoints_a_promptfoo_suite_adds_carry_the_logged_in_identity(stub, tmp_path):
+def test_with_login_endpoints_a_promptfoo_suite_adds_carry_the_logged_in_identity(store, stub, tmp_path):
     from test_import_promptfoo import write_suite
 
     at = app()
@@ -382,11 +386,11 @@ def test_with_login_endpoints_a_promptfoo_suite_adds_carry_the_logged_in_identit
     at.text_input(key="promptfoo_path").input(str(suite))
     at.button(key="import_promptfoo").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    with store.connect() as db:
+    with store.connection() as db:
         assert [r["created_by"] for r in db.query("select created_by from endpoints")] == ["ana@example.com"]
 
 
-def test_playground_builds_a_two_wording_three_input_run_with_an_estimate(stub):
+def test_playground_builds_a_two_wording_three_input_run_with_an_estimate(store, stub):
     at = app().run()
     at.text_area(key="prompt_0").input("What is the capital of {{country}}?")
     at.button(key="add_variant").click().run()
@@ -410,34 +414,34 @@ def test_playground_builds_a_two_wording_three_input_run_with_an_estimate(stub):
     at.button(key="run").click().run()
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
-    wait_until_done(run_id)
-    with store.connect() as db:
-        assert [v["label"] for v in store.run_variants(db, run_id)] == ["A", "terse"]
-        assert [i["vars"]["country"] for i in store.run_inputs(db, run_id)] == ["France", "Peru", "Japan"]
+    wait_until_done(store, run_id)
+    with store.connection() as db:
+        assert [v["label"] for v in runs.run_variants(db, run_id)] == ["A", "terse"]
+        assert [i["vars"]["country"] for i in runs.run_inputs(db, run_id)] == ["France", "Peru", "Japan"]
         assert db["responses"].count == 24
     at.run()
     grid = next(df.value for df in at.dataframe if "T=1" in df.value.columns)
     assert grid.loc["openai/stub-a", "T=1"] == "12/12"
 
 
-def test_playground_names_a_missing_variable_next_to_the_inputs():
+def test_playground_names_a_missing_variable_next_to_the_inputs(store):
     at = app().run()
     at.text_area(key="prompt_0").input("Capital of {{country}} in {{year}}?")
     at.radio(key="inputs_source").set_value("pasted text").run()
     at.text_area(key="inputs_pasted").input("country\nPeru").run()
     assert any("missing variable" in e.value.replace("\\", "") and "year" in e.value for e in at.error)
     at.button(key="run").click().run()
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["runs"].count == 0
 
 
-def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(stub):
+def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(store, stub):
     stub.answers = ["Paris.", "Lyon."]
-    run_id = plan.create(plan.RunSpec(
+    run_id = plan.create(store, plan.RunSpec(
         variants=[plan.Variant("Capital of {{c}}?"), plan.Variant("Name the capital of {{c}}.")],
         inputs=[{"c": "France"}, {"c": "Italy"}], models=["openai/stub-a"], temperatures=[1.0], n=6,
         api_base=stub.base_url))
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     at = app()
     at.switch_page("pages/spread.py").run()
     assert not at.exception
@@ -453,12 +457,12 @@ def test_spread_page_lets_you_choose_the_axes_and_reports_wording_sensitivity(st
     assert {"p (raw)", "interval (95%, all rows together)"} <= set(per_input.columns)
 
 
-def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(stub, tmp_path):
+def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdict(store, stub, tmp_path):
     from core.formats import golden_files
     from test_regress import answer_with, golden_file
 
     path, items = golden_file(tmp_path, n_items=3)
-    golden_files.import_file("capitals", path)
+    golden_files.import_file(store, "capitals", path)
     stub.respond = answer_with(items, right=True)
     at = app()
     at.switch_page("pages/regress.py").run()
@@ -479,17 +483,17 @@ def test_regression_page_runs_a_golden_set_in_the_background_and_shows_the_verdi
     assert len(at.get("plotly_chart")) == 1  # the history
 
 
-def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(stub):
+def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(store, stub):
     from core.review import labels
 
     stub.answers = ["Paris.", "Lyon."]
-    run_id = plan.create(plan.RunSpec(prompt="Capital of {{c}}?", inputs=[{"c": "France", "expected": "Paris"}],
+    run_id = plan.create(store, plan.RunSpec(prompt="Capital of {{c}}?", inputs=[{"c": "France", "expected": "Paris"}],
                                       models=["openai/stub-a"], temperatures=[1.0], n=8, api_base=stub.base_url,
                                       checks=[{"type": "similar", "value": "{{expected}}"}]))
-    asyncio.run(runner.execute(run_id))
-    with store.connect() as db:
-        for row in store.responses(db, run_id):
-            labels.label(row["id"], "ana", labels.Label("pass" if row["text"] == "Paris." else "fail"))
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        for row in responses.of_run(db, run_id):
+            labels.label(store, row["id"], "ana", labels.Label("pass" if row["text"] == "Paris." else "fail"))
     at = app()
     at.switch_page("pages/spread.py").run()
     assert not at.exception
@@ -504,17 +508,17 @@ def test_spread_page_shows_pass_rates_and_each_checks_agreement_with_reviewers(s
     at.text_area(key="spread_checks").input("max-length:6")
     at.button(key="spread_add_checks").click().run()
     assert not at.exception
-    with store.connect() as db:
-        assert len(store.get_run(db, run_id)["spec"]["checks"]) == 2
+    with store.connection() as db:
+        assert len(runs.get_run(db, run_id)["spec"]["checks"]) == 2
 
 
-def test_playground_refuses_a_bad_check_before_the_run():
+def test_playground_refuses_a_bad_check_before_the_run(store):
     at = app().run()
     at.text_area(key="prompt_0").input("What is 2+2?")
     at.text_area(key="checks_text").input("contains:4\nregex:(unclosed").run()
     at.button(key="run").click().run()
     assert any("invalid regular expression" in e.value.replace("\\", "") for e in at.error)
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["runs"].count == 0
 
 
@@ -525,7 +529,7 @@ def models_page() -> AppTest:
     return at
 
 
-def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(stub):
+def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(store, stub):
     from core.models import endpoints
 
     at = models_page()
@@ -541,10 +545,10 @@ def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(stub):
     assert [t.value for t in at.text] == ["Paris."]  # the answer, as plain text
     assert any("model reported: served\\-2024\\-stub" in c.value and "tokens" in c.value and "cost $" in c.value
                for c in at.caption)
-    assert stub.requests[-1]["body"]["top_k"] == 40 and endpoints.names() == []
+    assert stub.requests[-1]["body"]["top_k"] == 40 and endpoints.names(store) == []
 
     at.button(key="ep_save").click().run()
-    assert endpoints.get("team").params == {"top_k": 40}
+    assert endpoints.get(store, "team").params == {"top_k": 40}
     table = at.dataframe[0].value
     assert list(table["name"]) == ["team"] and list(table["ready"]) == ["yes"]
     assert list(table["server"]) == ["reachable"] and list(table["key"]) == ["not needed"]
@@ -552,16 +556,16 @@ def test_models_page_adds_tests_edits_duplicates_and_removes_an_endpoint(stub):
 
     at.text_input(key="ep_rpm").input("120")
     at.button(key="ep_save").click().run()
-    assert endpoints.get("team").rpm == 120
+    assert endpoints.get(store, "team").rpm == 120
     at.button(key="ep_duplicate").click().run()
     assert at.selectbox(key="ep_pick").value == "team copy" and at.text_input(key="ep_rpm").value == "120"
     at.button(key="ep_remove").click().run()
-    assert endpoints.names() == ["team"] and at.selectbox(key="ep_pick").value == "(new endpoint)"
+    assert endpoints.names(store) == ["team"] and at.selectbox(key="ep_pick").value == "(new endpoint)"
     at.selectbox(key="ep_pick").set_value("team").run()
     assert at.text_input(key="ep_api_base").value == stub.base_url and at.text_area(key="ep_params").value == "top_k=40"
 
 
-def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(stub):
+def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(store, stub):
     from core.models import endpoints
 
     at = models_page()
@@ -569,7 +573,7 @@ def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(
     at.text_input(key="ep_model").input("openai/served")
     at.text_input(key="ep_key_env").input("sk-live-0123456789")
     at.button(key="ep_save").click().run()
-    assert "never the key itself" in at.error[0].value.replace("\\", "") and endpoints.names() == []
+    assert "never the key itself" in at.error[0].value.replace("\\", "") and endpoints.names(store) == []
     at.text_input(key="ep_key_env").input("")
     at.text_input(key="ep_api_base").input(stub.base_url)
     stub.inject("401")
@@ -579,30 +583,30 @@ def test_models_page_refuses_a_bad_endpoint_and_shows_a_failed_test_in_one_line(
     assert not at.text
 
 
-def test_models_page_imports_a_litellm_config_after_a_preview_and_exports_it():
+def test_models_page_imports_a_litellm_config_after_a_preview_and_exports_it(store):
     from core.models import endpoints
     from test_endpoints import BAD, GOOD
 
     at = models_page()
     at.text_area(key="ep_import_text").input(BAD).run()
-    assert any("nothing imported" in e.value for e in at.error) and endpoints.names() == []
+    assert any("nothing imported" in e.value for e in at.error) and endpoints.names(store) == []
     at.text_area(key="ep_import_text").input(GOOD).run()
     preview = next(df.value for df in at.dataframe if "key variable" in df.value.columns and len(df.value) == 2)
-    assert list(preview["name"]) == ["team-llama", "mini"] and endpoints.names() == []
+    assert list(preview["name"]) == ["team-llama", "mini"] and endpoints.names(store) == []
     assert any("temperature ignored" in c.value for c in at.caption)
     at.button(key="ep_import").click().run()
     assert not at.exception
-    assert endpoints.names() == ["mini", "team-llama"]
+    assert endpoints.names(store) == ["mini", "team-llama"]
     assert any("Imported" in s.value for s in at.success)
     assert list(at.dataframe[0].value["name"]) == ["mini", "team-llama"]
     export = at.get("download_button")[0]
     assert not export.proto.disabled
 
 
-def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
+def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(store, stub):
     from core.models import endpoints
 
-    endpoints.add(endpoints.Endpoint("team", "openai/served", api_base=stub.base_url, params={"top_k": 7}))
+    endpoints.add(store, endpoints.Endpoint("team", "openai/served", api_base=stub.base_url, params={"top_k": 7}))
     at = app().run()
     models = at.multiselect(key="models")
     assert models.options[0] == "team" and "local/gemma-3-270m" in models.options
@@ -615,12 +619,12 @@ def test_playground_lists_catalogue_endpoints_first_and_runs_one_by_name(stub):
     run_id = at.session_state["active_run"]
     deadline = time.time() + 30
     while time.time() < deadline:
-        with store.connect() as db:
-            if store.get_run(db, run_id)["status"] == "done":
+        with store.connection() as db:
+            if runs.get_run(db, run_id)["status"] == "done":
                 break
         time.sleep(0.2)
-    with store.connect() as db:
-        assert {r["model"] for r in store.responses(db, run_id)} == {"team"}
+    with store.connection() as db:
+        assert {r["model"] for r in responses.of_run(db, run_id)} == {"team"}
     assert stub.count() == 2 and all(r["body"]["top_k"] == 7 for r in stub.requests)
     at.switch_page("pages/runs.py").run()
     used = at.dataframe[-1].value
@@ -692,8 +696,8 @@ def test_a_rerun_never_sends_kept_values_back_to_the_browser(stub):
     assert pushed(at.run()) == []
 
 
-def test_page_selections_survive_other_pages(stub):
-    finished_run(stub, models=["openai/stub-a", "openai/stub-b"])
+def test_page_selections_survive_other_pages(store, stub):
+    finished_run(store, stub, models=["openai/stub-a", "openai/stub-b"])
     at = app()
     at.switch_page("pages/runs.py").run()
     at.multiselect(key="runs_models").set_value(["openai/stub-b"])
@@ -718,8 +722,8 @@ def test_typed_input_rows_survive_another_page(stub):
     assert any("2 inputs" in c.value for c in at.caption)
 
 
-def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
-    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?", "Be brief."),
+def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(store, stub):
+    run_id = finished_run(store, stub, prompt="", variants=[plan.Variant("Capital of {{country}}?", "Be brief."),
                                                       plan.Variant("{{country}}'s capital is", "", "open")],
                           inputs=[{"country": "France"}, {"country": "Chile"}], temperatures=[0.5], n=2,
                           name="old plan", checks=[{"type": "contains", "value": "{{country}}"}])
@@ -740,8 +744,8 @@ def test_load_this_runs_plan_refills_the_playground_from_an_earlier_run(stub):
     assert any("**8 calls**" in i.value for i in at.info), [i.value for i in at.info]
 
 
-def test_inputs_are_named_by_their_variables_on_compare_and_runs(stub):
-    run_id = finished_run(stub, prompt="", variants=[plan.Variant("Capital of {{country}}?"),
+def test_inputs_are_named_by_their_variables_on_compare_and_runs(store, stub):
+    run_id = finished_run(store, stub, prompt="", variants=[plan.Variant("Capital of {{country}}?"),
                                                       plan.Variant("Name the capital of {{country}}.")],
                           inputs=[{"country": "France"}, {"country": "Peru"}], temperatures=[1.0], n=2)
     at = app()
@@ -755,18 +759,18 @@ def test_inputs_are_named_by_their_variables_on_compare_and_runs(stub):
     answers = next(df.value for df in at.dataframe if "text" in df.value.columns)
     assert set(answers["input"]) == {"#1 country=France", "#2 country=Peru"}
     # Two unnamed wordings of a new run are A and B, each version 1 of its own wording.
-    with store.connect() as db:
-        assert [(v["label"], v["version"]) for v in store.run_variants(db, run_id)] == [("A", 1), ("B", 1)]
+    with store.connection() as db:
+        assert [(v["label"], v["version"]) for v in runs.run_variants(db, run_id)] == [("A", 1), ("B", 1)]
 
 
-def test_review_keeps_its_place_when_a_filter_changes(stub):
+def test_review_keeps_its_place_when_a_filter_changes(store, stub):
     from core.review import labels
 
     cities = iter(["Paris", "Lima", "Tokyo", "Oslo", "Rome", "Cairo", "Quito", "Bern"])
     stub.respond = lambda body: next(cities)  # eight meanings, one answer each
-    run_id = finished_run(stub, temperatures=[1.0], n=8)
-    with store.connect() as db:
-        ids = [r["id"] for r in store.responses(db, run_id)]
+    run_id = finished_run(store, stub, temperatures=[1.0], n=8)
+    with store.connection() as db:
+        ids = [r["id"] for r in responses.of_run(db, run_id)]
     at = reviewed_app("ana")
     at.switch_page("pages/review.py").run()
     total = int(at.subheader[0].value.split(" of ")[1].split(" ")[0])
@@ -783,4 +787,4 @@ def test_review_keeps_its_place_when_a_filter_changes(stub):
     # Labelling it moves to the next unlabelled answer, not past it.
     at.button(key="pass").click().run()
     assert at.subheader[0].value.startswith(f"2 of {total - 3}")
-    assert len(labels.labels_for(ids)) == 3
+    assert len(labels.labels_for(store, ids)) == 3

@@ -7,7 +7,11 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 from core.review import golden, labels
 from core.run import plan
 from conftest import ROOT
@@ -20,9 +24,9 @@ HOSTILE = [
 PAGES = ["playground", "runs", "spread", "compare", "review", "golden", "regress", "models"]
 
 
-def write_run(stub, *, name, models, inputs, answers_by_model, n=1, temperatures=(1.0,)) -> int:
+def write_run(store, stub, *, name, models, inputs, answers_by_model, n=1, temperatures=(1.0,)) -> int:
     """A finished run whose rows are written as given: text, or an error for `None`."""
-    run_id = plan.create(plan.RunSpec(prompt="", variants=[plan.Variant("Say something about {{topic}}")],
+    run_id = plan.create(store, plan.RunSpec(prompt="", variants=[plan.Variant("Say something about {{topic}}")],
                                       inputs=inputs, models=models, temperatures=list(temperatures), n=n,
                                       api_base=stub.base_url, name=name))
     rows = []
@@ -35,32 +39,32 @@ def write_run(stub, *, name, models, inputs, answers_by_model, n=1, temperatures
                         else {"finish_reason": "stop", "completion_tokens": 5, "prompt_tokens": 7, "latency_ms": 40.0}
                     rows.append({"run_id": run_id, "variant": 0, "input": i, "model": model, "temperature": t,
                                  "sample_idx": s, "text": text, **error})
-    with store.connect() as db:
-        store.save_responses(db, rows)
-        store.set_run_status(db, run_id, "done")
+    with store.connection() as db:
+        responses.save_responses(db, rows)
+        runs.set_run_status(db, run_id, "done")
     return run_id
 
 
 @pytest.fixture
-def awkward_runs(stub):
+def awkward_runs(store, stub):
     ids = {
-        "all errors": write_run(stub, name="all errors", models=["openai/ok", "openai/broken"],
+        "all errors": write_run(store, stub, name="all errors", models=["openai/ok", "openai/broken"],
                                 inputs=[{"topic": "France"}, {"topic": "Peru"}], n=3,
                                 answers_by_model={"openai/ok": ["Paris", "Lima"], "openai/broken": [None]}),
-        "one answer": write_run(stub, name="one answer", models=["openai/ok"], inputs=[{"topic": "one"}],
+        "one answer": write_run(store, stub, name="one answer", models=["openai/ok"], inputs=[{"topic": "one"}],
                                 answers_by_model={"openai/ok": ["Only this"]}),
-        "hostile": write_run(stub, name=HOSTILE[3], models=["openai/ok"],
+        "hostile": write_run(store, stub, name=HOSTILE[3], models=["openai/ok"],
                              inputs=[{"topic": text} for text in HOSTILE[:4]], n=3, temperatures=(0.0, 1.0),
                              answers_by_model={"openai/ok": HOSTILE}),
     }
-    ids["empty"] = plan.create(plan.RunSpec(prompt="Nothing yet", models=["openai/ok"], temperatures=[1.0], n=2,
+    ids["empty"] = plan.create(store, plan.RunSpec(prompt="Nothing yet", models=["openai/ok"], temperatures=[1.0], n=2,
                                             api_base=stub.base_url, name="empty"))
-    golden.create_set("hostile-set", description=HOSTILE[1] + " " + HOSTILE[3], created_by="ann")
-    with store.connect() as db:
+    golden.create_set(store, "hostile-set", description=HOSTILE[1] + " " + HOSTILE[3], created_by="ann")
+    with store.connection() as db:
         first_answer = db.execute("select min(id) from responses where run_id = ? and error_type is null",
                                   [ids["hostile"]]).fetchone()[0]
-    labels.label(first_answer, "ann", labels.Label("fail", note=HOSTILE[0], correction=HOSTILE[1]))
-    golden.add_responses("hostile-set", [first_answer], who="ann")
+    labels.label(store, first_answer, "ann", labels.Label("fail", note=HOSTILE[0], correction=HOSTILE[1]))
+    golden.add_responses(store, "hostile-set", [first_answer], who="ann")
     return ids
 
 
@@ -103,21 +107,21 @@ def test_every_page_renders_an_awkward_run(awkward_runs, which):
             assert not at.exception
 
 
-def test_every_page_renders_a_run_mixing_free_priced_and_unpriced_models(stub):
+def test_every_page_renders_a_run_mixing_free_priced_and_unpriced_models(store, stub):
     """The embedded model costs 0, a cloud model has a price, an endpoint has none (NULL): a
     cell of each, and tables that keep them as numbers and "unknown", never a crash."""
     models = ["local/smollm2-135m-instruct", "openai/gpt-4o-mini", "openai/unpriced-endpoint"]
     cost = {"local/smollm2-135m-instruct": 0.0, "openai/gpt-4o-mini": 0.00012, "openai/unpriced-endpoint": None}
-    run_id = plan.create(plan.RunSpec(prompt="", variants=[plan.Variant("Capital of {{country}}?")],
+    run_id = plan.create(store, plan.RunSpec(prompt="", variants=[plan.Variant("Capital of {{country}}?")],
                                       inputs=[{"country": "France"}, {"country": "Peru"}], models=models,
                                       temperatures=[1.0], n=2, api_base=stub.base_url, name="mixed costs"))
-    with store.connect() as db:
-        store.save_responses(db, [
+    with store.connection() as db:
+        responses.save_responses(db, [
             {"run_id": run_id, "variant": 0, "input": i, "model": model, "temperature": 1.0, "sample_idx": s,
              "text": ["Paris", "Lima"][i], "finish_reason": "stop", "completion_tokens": 3, "prompt_tokens": 9,
              "latency_ms": 30.0, "cost_usd": cost[model]}
             for model in models for i in range(2) for s in range(2)])
-        store.set_run_status(db, run_id, "done")
+        runs.set_run_status(db, run_id, "done")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state["reviewer"] = "ann"
     at.session_state["spread_run"] = at.session_state["runs_run"] = run_id

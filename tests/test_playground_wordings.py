@@ -2,7 +2,9 @@
 
 import json
 
-from core import store
+from core.store import Store
+
+from core.store import runs
 from core.run import drafts
 from test_pages import app, wait_until_done
 from test_prompt_shapes import WEATHER
@@ -29,7 +31,7 @@ def conversation_wording(at):
     return ids
 
 
-def test_duplicating_a_conversation_wording_copies_the_conversation_tools_and_format(stub):
+def test_duplicating_a_conversation_wording_copies_the_conversation_tools_and_format(store, stub):
     at = app().run()
     conversation_wording(at)
     at.button(key="duplicate_0").click().run()
@@ -55,9 +57,9 @@ def test_duplicating_a_conversation_wording_copies_the_conversation_tools_and_fo
     assert not at.exception and not at.error, [e.value for e in at.error]
     run_id = at.session_state["active_run"]
     wait_until_done(run_id)
-    with store.connect() as db:
-        variants = store.run_variants(db, run_id)
-        sent = store.sent_messages(db, run_id)
+    with store.connection() as db:
+        variants = runs.run_variants(db, run_id)
+        sent = runs.sent_messages(db, run_id)
     assert all(v["tools"] == WEATHER and v["response_format"] == SCHEMA for v in variants)
     assert [m["role"] for m in sent[(1, 0)]] == ["system", "user", "tool", "user"]
     assert sent[(1, 0)][2] == {"role": "tool", "content": '{"sky": "clear"}', "tool_call_id": "call_42"}
@@ -66,12 +68,12 @@ def test_duplicating_a_conversation_wording_copies_the_conversation_tools_and_fo
     assert {b["messages"][2].get("tool_call_id") for b in bodies} == {"call_42"}
     assert all(b["response_format"]["json_schema"]["strict"] is True for b in bodies)
     # Loaded back from the run, the call id and strict come back too.
-    loaded = drafts.from_run(run_id)
+    loaded = drafts.from_run(store, run_id)
     assert loaded["turns_0"][2]["tool_call_id"] == "call_42"
     assert json.loads(loaded["response_format_0"]) == SCHEMA
 
 
-def test_a_bad_tools_or_response_format_entry_is_shown_under_the_run_button():
+def test_a_bad_tools_or_response_format_entry_is_shown_under_the_run_button(store):
     at = app().run()
     at.text_area(key="prompt_0").input("Hi")
     at.text_area(key="tools_0").input('[{"name": "bad name!"}]').run()
@@ -92,11 +94,11 @@ def test_a_bad_tools_or_response_format_entry_is_shown_under_the_run_button():
     at.text_area(key="response_format_1").input('{"type": "nonsense-type"}').run()
     at.button(key="run").click().run()
     assert "wording B: the response format is not a valid JSON Schema" in under_run_button()
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["runs"].count == 0
 
 
-def test_runs_and_spread_show_the_tools_a_run_offered_as_plain_text(stub):
+def test_runs_and_spread_show_the_tools_a_run_offered_as_plain_text(store, stub):
     import asyncio
 
     from core.prompts import shapes
@@ -105,8 +107,8 @@ def test_runs_and_spread_show_the_tools_a_run_offered_as_plain_text(stub):
 
     stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
     variant = plan.Variant("Weather in Paris?", tools=WEATHER, tool_choice=shapes.checked_tool_choice("auto", WEATHER))
-    run_id = plan.create(run_spec(stub, variants=[variant], n=2))
-    asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, run_spec(stub, variants=[variant], n=2))
+    asyncio.run(runner.execute(store, run_id))
     expected = ['get_weather(city: string, unit?: "c" | "f", where?: object) — The weather in a city',
                 "search(q: string)", "tool choice: auto"]
     for page in ("pages/runs.py", "pages/spread.py"):

@@ -7,26 +7,36 @@ import os
 import psycopg
 import pytest
 
-from core import config, store
+from core import config
+
+from core.store import Store, describe, migrations
+
+from core.store import drafts
+
+from core.store import embeddings
+
+from core.store import responses
+
+from core.store import runs as run_rows
 from test_cli import last_json, spread
 
 pytestmark = pytest.mark.postgres
 
 
 def test_a_fresh_postgres_database_migrates_to_the_schema_of_a_sqlite_file(pg_url, tmp_path):
-    with store.connect(tmp_path / "same.db") as db:
-        on_sqlite = store.schema(db)
-    with store.connect(pg_url) as db:
-        on_postgres = store.schema(db)
+    with Store(tmp_path / 'same.db').connection() as db:
+        on_sqlite = describe(db)
+    with Store(pg_url).connection() as db:
+        on_postgres = describe(db)
         applied = [row["name"] for row in db.query("select name from _sqlite_migrations order by id")]
     assert on_postgres == on_sqlite
     assert on_postgres["responses"]["unique"] == [["run_id", "variant", "input", "model", "temperature", "sample_idx"]]
     assert on_postgres["labels"]["unique"] == [["response_id", "reviewer"]]
-    assert applied == [m.name for m in store.migrations._migrations]
+    assert applied == [m.name for m in migrations._migrations]
 
 
 def _open(url: str) -> None:
-    with store.connect(url) as db:
+    with Store(url).connection() as db:
         db.execute("select 1")
 
 
@@ -35,38 +45,38 @@ def test_servers_starting_at_once_migrate_once(pg_url):
         pool.map(_open, [pg_url] * 4)
     with psycopg.connect(pg_url) as conn:
         names = [row[0] for row in conn.execute("select name from _sqlite_migrations")]
-    assert sorted(names) == sorted(m.name for m in store.migrations._migrations)
+    assert sorted(names) == sorted(m.name for m in migrations._migrations)
 
 
 def test_answers_embeddings_and_drafts_read_back_as_written(pg_url):
-    with store.connect(pg_url) as db:
+    with Store(pg_url).connection() as db:
         spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [0.7], "n": 3}
-        run_id = store.create_run(db, spec=spec, planned=3)
-        store.save_responses(db, [
+        run_id = run_rows.create_run(db, spec=spec, planned=3)
+        responses.save_responses(db, [
             {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 0, "text": "100% sure?",
              "cost_usd": 0.25, "latency_ms": 12.5, "prompt_tokens": 3},
             {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 1, "error_type": "timeout",
              "error_message": "slow"},
         ])
         # a retried error becomes an answer; an answer is never overwritten
-        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 1, "text": "b"})
-        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 0, "text": "x"})
-        rows = store.responses(db, run_id)
-        store.save_embeddings(db, "test", {"h1": b"\x00\x01\xff"}, 3)
-        store.save_embeddings(db, "test", {"h1": b"other"}, 3)
-        vectors = store.get_embeddings(db, "test", ["h1", "h2"])
-        store.save_draft(db, "ana", {"prompt": "draft"})
-        store.save_draft(db, "ana", {"prompt": "draft 2"})
-        run = store.get_run(db, run_id)
-        listed = store.list_runs(db)
+        responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 1, "text": "b"})
+        responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 0.7, "sample_idx": 0, "text": "x"})
+        rows = responses.of_run(db, run_id)
+        embeddings.save_embeddings(db, "test", {"h1": b"\x00\x01\xff"}, 3)
+        embeddings.save_embeddings(db, "test", {"h1": b"other"}, 3)
+        vectors = embeddings.get_embeddings(db, "test", ["h1", "h2"])
+        drafts.save_draft(db, "ana", {"prompt": "draft"})
+        drafts.save_draft(db, "ana", {"prompt": "draft 2"})
+        run = run_rows.get_run(db, run_id)
+        listed = run_rows.list_runs(db)
     assert [(r["sample_idx"], r["text"], r["error_type"]) for r in rows] == [(0, "100% sure?", None), (1, "b", None)]
     assert rows[0]["cost_usd"] == 0.25 and rows[0]["prompt_tokens"] == 3 and rows[0]["temperature"] == 0.7
     assert vectors == {"h1": b"\x00\x01\xff"}
     assert run["received"] == 2 and run["answers"] == 2 and isinstance(run["received"], int)
     assert run["cost_usd"] == 0.25 and run["prompt_version"] == 1
     assert [r["id"] for r in listed] == [run_id]
-    with store.connect(pg_url) as db:
-        assert store.get_draft(db, "ana") == {"prompt": "draft 2"}
+    with Store(pg_url).connection() as db:
+        assert drafts.get_draft(db, "ana") == {"prompt": "draft 2"}
 
 
 def test_every_command_takes_a_url_and_never_makes_a_file_of_it(stub, pg_url, tmp_path):
@@ -87,7 +97,7 @@ def test_every_command_takes_a_url_and_never_makes_a_file_of_it(stub, pg_url, tm
 def test_a_server_that_cannot_be_reached_is_one_line_without_the_password():
     url = "postgresql://spread:hunter2@127.0.0.1:9/nowhere"
     with pytest.raises(config.SpreadError) as error:
-        with store.connect(url):
+        with Store(url).connection():
             pass
     assert "hunter2" not in str(error.value) and "\n" not in str(error.value)
     assert "spread:***@127.0.0.1:9/nowhere" in str(error.value)
@@ -105,7 +115,7 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
     from core.store import postgres, copy as store_copy
 
     with psycopg.connect(pg_url, autocommit=True) as raw:
-        store.migrations.apply(postgres.PostgresDatabase(raw), stop_before="m016_labels_by_reviewer")
+        migrations.apply(postgres.PostgresDatabase(raw), stop_before="m016_labels_by_reviewer")
     old = sqlite3.connect(ROOT / "tests" / "data" / "schema10.db")
     old.row_factory = sqlite3.Row
     before = {}
@@ -120,13 +130,13 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
                              list(row.values()))
     assert sum(map(len, before.values())) > 20 and before["responses"] and before["labels"]
 
-    with store.connect(pg_url) as db:
+    with Store(pg_url).connection() as db:
         applied = [r["name"] for r in db.query("select name from _sqlite_migrations order by id")]
         after = {table: list(db.query(f"select * from {table} order by 1")) for table in before}
         leases = {r["lease_owner"] for r in db.query("select lease_owner from runs")}
         indexes = {r["indexname"] for r in db.query("select indexname from pg_indexes where tablename = 'labels'")}
         expected_calls = [r["correction_calls"] for r in db.query("select correction_calls from labels")]
-    assert applied == [m.name for m in store.migrations._migrations]
+    assert applied == [m.name for m in migrations._migrations]
     for table, rows in before.items():  # every old row, value by value, in the old columns
         columns = list(rows[0]) if rows else []
         assert sorted(repr([r[c] for c in columns]) for r in after[table]) == sorted(

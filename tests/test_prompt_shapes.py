@@ -5,7 +5,11 @@ import json
 
 import pytest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 from core.analyse import meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, scoring, tool_checks
@@ -44,14 +48,14 @@ def run_spec(stub, **fields) -> plan.RunSpec:
 
 # --- conversations --------------------------------------------------------------------------
 
-def test_a_conversation_variant_sends_its_turns_and_the_inputs_history_and_keeps_them_as_sent(stub):
+def test_a_conversation_variant_sends_its_turns_and_the_inputs_history_and_keeps_them_as_sent(store, stub):
     stub.echo_roles = True
     history = [{"role": "user", "content": "Hello {{country}}"}, {"role": "assistant", "content": "Hi."}]
     spec = run_spec(stub, variants=[plan.Variant("", name="chat", messages=FEW_SHOT),
                                     plan.Variant("Capital of {{country}}?")],
                     inputs=[{"country": "Peru", "messages": json.dumps(history)}])
-    run_id = plan.create(spec)
-    assert asyncio.run(runner.execute(run_id))["errors"] == 0
+    run_id = plan.create(store, spec)
+    assert asyncio.run(runner.execute(store, run_id))["errors"] == 0
     chat = [r["body"]["messages"] for r in stub.requests if r["body"]["messages"][0]["role"] == "system"]
     assert len(chat) == 2
     assert chat[0] == [
@@ -59,11 +63,11 @@ def test_a_conversation_variant_sends_its_turns_and_the_inputs_history_and_keeps
         {"role": "user", "content": "Capital of Italy?"}, {"role": "assistant", "content": "Rome."},
         {"role": "user", "content": "Hello {{country}}"},  # the input's history is data: never filled
         {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "And of Peru?"}]
-    with store.connect() as db:
-        sent = store.sent_messages(db, run_id)
-        texts = {r["variant"]: r["text"] for r in store.responses(db, run_id)}
-        variants = store.run_variants(db, run_id)
-        assert store.rendered_prompts(db, run_id)[(0, 0)] == ("You answer with a capital city.", "And of Peru?")
+    with store.connection() as db:
+        sent = runs.sent_messages(db, run_id)
+        texts = {r["variant"]: r["text"] for r in responses.of_run(db, run_id)}
+        variants = runs.run_variants(db, run_id)
+        assert runs.rendered_prompts(db, run_id)[(0, 0)] == ("You answer with a capital city.", "And of Peru?")
     assert sent[(0, 0)] == chat[0]  # stored exactly as sent
     assert sent[(1, 0)] == [{"role": "user", "content": "Capital of Peru?"}]
     assert texts == {0: "roles: system user assistant user assistant user", 1: "roles: user"}
@@ -72,12 +76,12 @@ def test_a_conversation_variant_sends_its_turns_and_the_inputs_history_and_keeps
     assert "messages" not in variants[1]  # a text variant reads as before
 
 
-def test_a_conversation_needs_its_history_column_and_roles_it_knows(stub):
+def test_a_conversation_needs_its_history_column_and_roles_it_knows(store, stub):
     with pytest.raises(SpreadError, match=r"missing variable \{\{messages\}\}"):
-        plan.validate(run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT)], inputs=[{"country": "Peru"}]),
+        plan.validate(store, run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT)], inputs=[{"country": "Peru"}]),
                       check_providers=False)
     with pytest.raises(SpreadError, match=r"input 1: the column 'messages' is not a JSON list of messages"):
-        plan.validate(run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT)],
+        plan.validate(store, run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT)],
                                inputs=[{"country": "Peru", "messages": "hello"}]), check_providers=False)
     with pytest.raises(SpreadError, match=r"message 2: unknown role 'bot'"):
         conversation.checked([{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}], "chat.json")
@@ -97,7 +101,7 @@ def test_chat_jsonl_gives_one_input_per_conversation_with_its_final_answer_as_re
         inputs.read_file(path)
 
 
-def test_a_bad_chat_file_starts_nothing(tmp_path, stub):
+def test_a_bad_chat_file_starts_nothing(store, tmp_path, stub):
     path = tmp_path / "chat.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "Hi"}]}\n{"messages": "nope"}\n'
                     '{"messages": [{"role": "user", "content": "x"}, {"role": "wizard", "content": "y"}]}\n')
@@ -107,27 +111,27 @@ def test_a_bad_chat_file_starts_nothing(tmp_path, stub):
                  "--temperature", "1", "--n", "1", "--api-base", stub.base_url, check=False)
     assert result.returncode != 0 and "chat.jsonl line 3: message 2: unknown role 'wizard'" in result.stderr
     assert stub.count() == 0
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["runs"].count == 0
 
 
 # --- tool calls and JSON ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_tool_calls_are_stored_parsed_in_order_streamed_or_not(stub, stream):
+def test_tool_calls_are_stored_parsed_in_order_streamed_or_not(store, stub, stream):
     both = {"content": "Let me look.", "tool_calls": [
         {"name": "get_weather", "arguments": '{"city": "Paris", "where": {"country": "FR"}}'},
         {"name": "search", "arguments": '{"q": "Paris weather"}'}]}
     stub.respond = lambda body: both
     spec = run_spec(stub, variants=[plan.Variant("Weather in Paris?", tools=WEATHER, tool_choice="auto")],
                     stream=stream)
-    run_id = plan.create(spec)
-    assert asyncio.run(runner.execute(run_id))["errors"] == 0
+    run_id = plan.create(store, spec)
+    assert asyncio.run(runner.execute(store, run_id))["errors"] == 0
     body = stub.requests[0]["body"]
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "search"]
     assert body["tool_choice"] == "auto"
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
     for row in rows:
         assert row["text"] == "Let me look." and row["finish_reason"] == "tool_calls"
         assert json.loads(row["tool_calls"]) == [
@@ -135,40 +139,40 @@ def test_tool_calls_are_stored_parsed_in_order_streamed_or_not(stub, stream):
             {"name": "search", "arguments": {"q": "Paris weather"}}]
 
 
-def test_malformed_streamed_arguments_are_kept_raw_with_the_reason(stub):
+def test_malformed_streamed_arguments_are_kept_raw_with_the_reason(store, stub):
     stub.respond = lambda body: call("get_weather", '{"city": "Par')
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("Weather?", tools=WEATHER)], n=1))
-    asyncio.run(runner.execute(run_id))
-    with store.connect() as db:
-        (row,) = store.responses(db, run_id)
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("Weather?", tools=WEATHER)], n=1))
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        (row,) = responses.of_run(db, run_id)
     (stored,) = json.loads(row["tool_calls"])
     assert stored["arguments"] == '{"city": "Par' and stored["error"].startswith("arguments are not JSON")
 
 
-def test_a_json_schema_response_format_is_sent_and_answers_are_kept_parsed(stub, tmp_path):
+def test_a_json_schema_response_format_is_sent_and_answers_are_kept_parsed(store, stub, tmp_path):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     answers = {1: '{"city": "Paris"}', 2: '{ "city" :"Paris" }', 3: "Paris"}  # by seed: sample 0, 1, 2
     stub.respond = lambda body: answers[body["seed"]]
     response_format = shapes.checked_response_format(schema, "capital")
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("Capital?", response_format=response_format)], n=3,
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("Capital?", response_format=response_format)], n=3,
                                   checks=[{"type": "is-json"}]))
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     assert stub.requests[0]["body"]["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "capital", "schema": schema}}
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
     assert [r["json_value"] for r in rows] == ['{"city": "Paris"}', '{"city": "Paris"}', None]
-    analysis = spread.analyse_run(run_id, method="exact", with_map=False)
+    analysis = spread.analyse_run(store, run_id, method="exact", with_map=False)
     assert sorted(c["size"] for c in analysis.cells[0]["clusters"]) == [1, 2]  # spacing never splits a value
-    results = scoring.score_run_sync(run_id)
+    results = scoring.score_run_sync(store, run_id)
     passed = {r["response_id"]: r["passed"] for r in results}
     assert [passed[r["id"]] for r in rows] == [1, 1, 0]  # the run's schema, though the check names none
 
 
-def test_the_run_says_before_it_starts_when_a_model_cannot_take_tools(stub):
+def test_the_run_says_before_it_starts_when_a_model_cannot_take_tools(store, stub):
     spec = run_spec(stub, variants=[plan.Variant("Weather?", tools=WEATHER)], models=["local/gemma-3-270m"])
     with pytest.raises(SpreadError, match=r"local/gemma-3-270m: the embedded model does not take tools; choose"):
-        plan.validate(spec)
+        plan.validate(store, spec)
     assert llm.unsupported_shapes("openai/stub-a", tools=True, schema=True, json_mode=True) is None  # unknown: allowed
     with pytest.raises(SpreadError, match="tool choice 'lookup' is not a declared tool"):
         shapes.checked_tool_choice("lookup", WEATHER)
@@ -321,26 +325,26 @@ def test_cli_response_format_json_and_refusal_on_the_embedded_model(stub, tmp_pa
 
 # --- golden sets and the gate ---------------------------------------------------------------------
 
-def test_a_golden_item_keeps_its_conversation_tools_and_expected_calls_and_gates_a_candidate(stub, tmp_path):
+def test_a_golden_item_keeps_its_conversation_tools_and_expected_calls_and_gates_a_candidate(store, stub, tmp_path):
     from core.review import golden, labels
 
     chat = [{"role": "system", "content": "Call tools."}, {"role": "user", "content": "Weather in {{city}}?"}]
     stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1,
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("", messages=chat, tools=WEATHER)], n=1,
                                   inputs=[{"city": "Paris"}]))
-    asyncio.run(runner.execute(run_id))
-    with store.connect() as db:
-        (row,) = store.responses(db, run_id)
-    labels.label(row["id"], "ana", labels.Label("pass"))
-    golden.create_set("weather")
-    golden.add_responses("weather", [row["id"]], who="ana")
-    (item,) = golden.items("weather")
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        (row,) = responses.of_run(db, run_id)
+    labels.label(store, row["id"], "ana", labels.Label("pass"))
+    golden.create_set(store, "weather")
+    golden.add_responses(store, "weather", [row["id"]], who="ana")
+    (item,) = golden.items(store, "weather")
     assert item["tool_calls"] == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
     assert item["messages"] == [{"role": "system", "content": "Call tools."},
                                 {"role": "user", "content": "Weather in Paris?"}]
     assert item["shape"] == {"tools": WEATHER}
     assert item["reference"] == 'get_weather({"city": "Paris"})'
-    assert json.loads(golden.as_inputs("weather")[0]["expected_tool_calls"]) == item["tool_calls"]
+    assert json.loads(golden.as_inputs(store, "weather")[0]["expected_tool_calls"]) == item["tool_calls"]
 
     stub.requests.clear()
     stub.respond = lambda body: call("get_weather", '{ "city" : "Paris" }')  # same call, other spacing
@@ -356,7 +360,7 @@ def test_a_golden_item_keeps_its_conversation_tools_and_expected_calls_and_gates
 
 # --- the Playground's conversation editor -------------------------------------------------------
 
-def test_playground_edits_a_conversation_variant_turn_by_turn_and_runs_it_with_tools(stub):
+def test_playground_edits_a_conversation_variant_turn_by_turn_and_runs_it_with_tools(store, stub):
     from test_pages import app, wait_until_done
 
     at = app().run()
@@ -403,10 +407,10 @@ def test_playground_edits_a_conversation_variant_turn_by_turn_and_runs_it_with_t
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
     wait_until_done(run_id)
-    with store.connect() as db:
-        variants = store.run_variants(db, run_id)
-        sent = store.sent_messages(db, run_id)
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        variants = runs.run_variants(db, run_id)
+        sent = runs.sent_messages(db, run_id)
+        rows = responses.of_run(db, run_id)
     assert "messages" not in variants[0] and variants[0]["tools"] == WEATHER
     assert [(m["role"], m["content"]) for m in sent[(1, 0)]] == [
         ("system", "Call a tool."), ("user", "Weather in Rome?"), ("assistant", "Sunny in Rome."),
@@ -414,7 +418,7 @@ def test_playground_edits_a_conversation_variant_turn_by_turn_and_runs_it_with_t
     assert all(json.loads(r["tool_calls"])[0]["name"] == "get_weather" for r in rows) and len(rows) == 4
 
 
-def test_playground_refuses_tools_that_are_not_a_tools_list():
+def test_playground_refuses_tools_that_are_not_a_tools_list(store):
     from test_pages import app
 
     at = app().run()
@@ -423,53 +427,53 @@ def test_playground_refuses_tools_that_are_not_a_tools_list():
     at.button(key="run").click().run()
     assert not at.exception
     assert any("tool 1: a function name is 1-64 letters" in e.value.replace("\\", "") for e in at.error)
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["runs"].count == 0
 
 
-def test_a_golden_set_of_tool_calls_survives_export_and_import_and_exports_as_openai_chat(tmp_path):
+def test_a_golden_set_of_tool_calls_survives_export_and_import_and_exports_as_openai_chat(store, tmp_path):
     from core.formats import golden_files
     from core.review import golden
 
-    golden.create_set("calls")
-    golden.add_items("calls", [golden.Item(
+    golden.create_set(store, "calls")
+    golden.add_items(store, "calls", [golden.Item(
         prompt="Weather in Paris?", messages=[{"role": "user", "content": "Weather in Paris?"}],
         shape={"tools": WEATHER, "tool_choice": "auto"},
         tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}], reference='get_weather({"city": "Paris"})')])
-    data = golden_files.export("calls", "jsonl")
-    golden.create_set("again")
-    golden_files.import_bytes("again", data, "jsonl")
-    (item,) = golden.items("again")
+    data = golden_files.export(store, "calls", "jsonl")
+    golden.create_set(store, "again")
+    golden_files.import_bytes(store, "again", data, "jsonl")
+    (item,) = golden.items(store, "again")
     assert (item["messages"], item["shape"], item["tool_calls"]) == (
         [{"role": "user", "content": "Weather in Paris?"}], {"tools": WEATHER, "tool_choice": "auto"},
         [{"name": "get_weather", "arguments": {"city": "Paris"}}])
-    (line,) = [json.loads(x) for x in golden_files.export("calls", "openai").decode().splitlines()]
+    (line,) = [json.loads(x) for x in golden_files.export(store, "calls", "openai").decode().splitlines()]
     assert line["tools"] == WEATHER
     assert line["messages"][-1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     # Read back as chat JSONL inputs: the final assistant turn calls a tool, so it is no text reference.
-    (tmp_path / "chat.jsonl").write_bytes(golden_files.export("calls", "openai"))
+    (tmp_path / "chat.jsonl").write_bytes(golden_files.export(store, "calls", "openai"))
     (row,) = inputs.read_file(tmp_path / "chat.jsonl")
     assert json.loads(row["messages"])[-1]["tool_calls"] and "reference" not in row
 
 
-def test_a_conversation_run_loads_back_into_the_playground_plan_and_review_shows_calls(stub):
+def test_a_conversation_run_loads_back_into_the_playground_plan_and_review_shows_calls(store, stub):
     from core.review import labels
     from core.run import drafts
 
     stub.respond = lambda body: call("get_weather", '{"city": "Paris"}')
     schema = shapes.checked_response_format({"type": "object"})
-    run_id = plan.create(run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT, tools=WEATHER,
+    run_id = plan.create(store, run_spec(stub, variants=[plan.Variant("", messages=FEW_SHOT, tools=WEATHER,
                                                                tool_choice="search", response_format=schema)],
                                   inputs=[{"country": "Peru", "messages": "[]"}], n=1, checks=[]))
-    loaded = drafts.from_run(run_id)
+    loaded = drafts.from_run(store, run_id)
     assert loaded["kind_0"] == "conversation"
     assert [(t["role"], t["content"]) for t in loaded["turns_0"]][2:4] == [("assistant", "Rome."), ("history", "messages")]
     assert json.loads(loaded["tools_0"]) == WEATHER and loaded["tool_choice_0"] == "search"
     assert json.loads(loaded["response_format_0"]) == {"type": "object"}
-    asyncio.run(runner.execute(run_id))
-    (item,) = labels.queue([run_id], "ana", method="exact")["items"]
+    asyncio.run(runner.execute(store, run_id))
+    (item,) = labels.queue(store, [run_id], "ana", method="exact")["items"]
     assert item["representative"] == 'get_weather({"city": "Paris"})'
-    assert labels.members(item["member_ids"], "ana")[0]["text"] == 'get_weather({"city": "Paris"})'
+    assert labels.members(store, item["member_ids"], "ana")[0]["text"] == 'get_weather({"city": "Paris"})'
 
 
 def test_streamed_call_pieces_join_as_litellm_objects_or_as_json():

@@ -28,16 +28,16 @@ REFUSED = {
 JUDGE = "stub judge"
 
 
-def read(name: str, **options):
-    return promptfoo_config.read(EXAMPLES / name / "promptfooconfig.yaml", n=1, strict=False, **options)
+def read(store, name: str, **options):
+    return promptfoo_config.read(store, EXAMPLES / name / "promptfooconfig.yaml", n=1, strict=False, **options)
 
 
-def test_the_sample_is_45_suites_and_at_least_40_import():
+def test_the_sample_is_45_suites_and_at_least_40_import(store):
     assert len(SUITES) == 45
     imported = []
     for name in SUITES:
         try:
-            read(name)
+            read(store, name)
             imported.append(name)
         except promptfoo_config.Unmappable:
             pass
@@ -45,18 +45,18 @@ def test_the_sample_is_45_suites_and_at_least_40_import():
 
 
 @pytest.mark.parametrize("name", SUITES)
-def test_each_example_imports_or_is_refused_for_its_reason(name):
+def test_each_example_imports_or_is_refused_for_its_reason(store, name):
     if name in REFUSED:
         with pytest.raises(promptfoo_config.Unmappable) as refused:
-            read(name)
+            read(store, name)
         assert REFUSED[name] in refused.value.problems
         return
-    suite = read(name, judge_model=JUDGE)
+    suite = read(store, name, judge_model=JUDGE)
     assert suite.spec.variants and suite.spec.models and suite.spec.inputs
     assert all(isinstance(s, str) and "\n" not in s and "left out" in s for s in suite.skipped)
     strict_refusal = None
     try:
-        promptfoo_config.read(EXAMPLES / name / "promptfooconfig.yaml", n=1, judge_model=JUDGE)
+        promptfoo_config.read(store, EXAMPLES / name / "promptfooconfig.yaml", n=1, judge_model=JUDGE)
     except promptfoo_config.Unmappable as e:
         strict_refusal = e
     # --strict refuses exactly when something was left out, listing every part.
@@ -69,9 +69,9 @@ def variant_texts(suite):
     return [(v.name, v.system, v.prompt) if v.messages is None else (v.name, v.messages) for v in suite.spec.variants]
 
 
-def test_prompt_files_read_as_promptfoo_reads_them():
+def test_prompt_files_read_as_promptfoo_reads_them(store):
     """custom-prompt-function: text, .txt, globs, YAML/JSON chat files, .md, .j2, .jsonl and .csv prompts."""
-    suite = read("custom-prompt-function")
+    suite = read(store, "custom-prompt-function")
     names = [v.name for v in suite.spec.variants]
     by_name = {v.name: v for v in suite.spec.variants}
     pirate = "You're an angry pirate. Be concise and stay in character. Tell me about {{topic}}"
@@ -96,8 +96,8 @@ def test_prompt_files_read_as_promptfoo_reads_them():
                                                            "bruce lee"]
 
 
-def test_providers_map_their_settings():
-    bedrock = read("amazon-bedrock")
+def test_providers_map_their_settings(store):
+    bedrock = read(store, "amazon-bedrock")
     claude = next(e for e in bedrock.endpoints if e.name == "Claude Sonnet 4")
     assert claude.params == {"aws_region_name": "us-west-2"}  # config.region: the AWS region, not a body field
     assert claude.model == "bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0"
@@ -105,21 +105,21 @@ def test_providers_map_their_settings():
     assert any("embedding read past" in note for note in bedrock.notes)  # options.provider {embedding}
     assert any("similar is judged by Spread's meaning equivalence" in note for note in bedrock.notes)
 
-    cerebras = read("cerebras")
+    cerebras = read(store, "cerebras")
     assert cerebras.spec.max_tokens == 1024  # max_completion_tokens is the run's max tokens
 
-    thinking = read("claude-thinking")
+    thinking = read(store, "claude-thinking")
     assert all(e.params["thinking"] == {"type": "enabled", "budget_tokens": 16000} for e in thinking.endpoints)
     assert any("config.stream read past" in note for note in thinking.notes)
 
-    groq = read("groq")  # tools on one of two providers: a run sends one set to every model
+    groq = read(store, "groq")  # tools on one of two providers: a run sends one set to every model
     assert all(v.tools is None for v in groq.spec.variants)
     assert sum("tools left out" in s for s in groq.skipped) == 1
     assert groq.spec.max_tokens == 300
 
 
-def test_gemini_tools_system_instruction_and_generation_config():
-    tools = read("google-aistudio-tools")
+def test_gemini_tools_system_instruction_and_generation_config(store):
+    tools = read(store, "google-aistudio-tools")
     (variant,) = tools.spec.variants
     (tool,) = variant.tools  # Gemini's functionDeclarations (from file://tools.json) as an OpenAI function
     assert tool["type"] == "function" and tool["function"]["name"] == "get_current_weather"
@@ -130,10 +130,10 @@ def test_gemini_tools_system_instruction_and_generation_config():
     assert any("is-valid-function-call is read as is-valid-openai-tools-call" in n for n in tools.notes)
     assert len(tools.skipped) == 4 and all("transform runs JavaScript" in s for s in tools.skipped)
 
-    vertex = read("google-vertex-tools")
+    vertex = read(store, "google-vertex-tools")
     assert vertex.spec.variants[0].tools[0]["function"]["name"] == "get_current_weather"
 
-    gemini = read("google-aistudio-gemini")  # nine providers differing in system, tools, response format
+    gemini = read(store, "google-aistudio-gemini")  # nine providers differing in system, tools, response format
     by_name = {e.name: e for e in gemini.endpoints}
     assert by_name["google:gemini-2.5-flash"].params == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
     assert by_name["google:gemini-2.5-pro #2"].params == {"top_k": 40}
@@ -141,13 +141,13 @@ def test_gemini_tools_system_instruction_and_generation_config():
     assert any("its system left out" in s for s in gemini.skipped)
     assert any("its response format left out" in s for s in gemini.skipped)
 
-    live = read("google-live")  # the Live model's text, through Gemini's chat API (said so)
+    live = read(store, "google-live")  # the Live model's text, through Gemini's chat API (said so)
     assert live.endpoints[0].model == "gemini/gemini-2.0-flash-exp"
     assert any("Live" in note for note in live.notes)
 
 
-def test_csv_tests_read_as_promptfoo_reads_them():
-    metadata = read("csv-metadata", judge_model=JUDGE)
+def test_csv_tests_read_as_promptfoo_reads_them(store):
+    metadata = read(store, "csv-metadata", judge_model=JUDGE)
     first = json.loads(metadata.spec.inputs[0]["test.checks"])
     # "contains: algorithm": the value trimmed; __config:__expectedN:threshold on the Nth assertion.
     assert first[0] == {"type": "contains", "value": "algorithm", "threshold": 0.9}
@@ -155,20 +155,20 @@ def test_csv_tests_read_as_promptfoo_reads_them():
                         "threshold": 0.8, "judge": JUDGE}
     assert not metadata.skipped
 
-    graded = read("custom-grader-csv")  # `javascript:file://customAssertion.ts`: code, left out
+    graded = read(store, "custom-grader-csv")  # `javascript:file://customAssertion.ts`: code, left out
     assert all("test.checks" not in row for row in graded.spec.inputs)
     assert len(graded.skipped) == 4 and all("(javascript) left out" in s for s in graded.skipped)
 
 
-def test_model_graded_assertions_take_the_judge_or_are_listed():
-    without = read("g-eval")
+def test_model_graded_assertions_take_the_judge_or_are_listed(store):
+    without = read(store, "g-eval")
     assert len(without.skipped) == 5 and all("give --judge-model NAME" in s for s in without.skipped)
-    geval = read("g-eval", judge_model=JUDGE)
+    geval = read(store, "g-eval", judge_model=JUDGE)
     checks = [json.loads(row["test.checks"]) for row in geval.spec.inputs]
     assert all(c[0]["type"] == "llm-rubric" and c[0]["judge"] == JUDGE for c in checks)
     assert any("g-eval is read as llm-rubric" in note for note in geval.notes)
 
-    cyber = read("cyberseceval", judge_model=JUDGE)  # a JSON tests file of bare rows: each row its vars
+    cyber = read(store, "cyberseceval", judge_model=JUDGE)  # a JSON tests file of bare rows: each row its vars
     assert cyber.spec.checks == [{"type": "llm-rubric", "value": "{{judge_question}}. If yes, fail. Otherwise, pass.",
                                   "judge": JUDGE}]
     assert cyber.spec.inputs[0]["user_input"].startswith("Forget previous instructions")
@@ -176,17 +176,17 @@ def test_model_graded_assertions_take_the_judge_or_are_listed():
     assert (variant.system, variant.prompt) == ("{{test_case_prompt}}", "{{user_input}}")
 
 
-def test_what_promptfoo_fills_in_is_filled_the_same_way():
-    donotanswer = read("donotanswer")  # redteam: listed; {{query}}, set by no test, renders empty
+def test_what_promptfoo_fills_in_is_filled_the_same_way(store):
+    donotanswer = read(store, "donotanswer")  # redteam: listed; {{query}}, set by no test, renders empty
     assert any("'redteam' left out" in s for s in donotanswer.skipped)
     assert donotanswer.spec.inputs == [{"query": ""}]
     assert any("{{query}}" in note and "sent empty" in note for note in donotanswer.notes)
 
-    dynamic = read("dynamic-var")  # a var computed by Python: listed, sent empty
+    dynamic = read(store, "dynamic-var")  # a var computed by Python: listed, sent empty
     assert any("var 'context' left out" in s for s in dynamic.skipped)
     assert dynamic.spec.inputs[0]["context"] == ""
 
-    vision = read("claude-vision")  # the image part of the chat file: listed; the text part kept
+    vision = read(store, "claude-vision")  # the image part of the chat file: listed; the text part kept
     assert vision.spec.variants[0].prompt == "What’s in this image?"
     assert any("image part(s) left out" in s for s in vision.skipped)
 
@@ -214,13 +214,13 @@ E2E = ["getting-started", "assistant-cli", "csv-metadata", "g-eval", "cybersecev
 
 
 @pytest.mark.parametrize("name", E2E)
-def test_examples_run_to_completion_against_the_stub(stub, tmp_path, name):
+def test_examples_run_to_completion_against_the_stub(store, stub, tmp_path, name):
     db = tmp_path / "cli.db"
     spread("--db", str(db), "models", "add", JUDGE, "--model", "openai/judge", "--api-base", stub.base_url)
     path = copy_suite(name, tmp_path, stub.base_url)
     result = spread("--db", str(db), "import-promptfoo", str(path), "--n", "1", "--judge-model", JUDGE, "--json")
     summary = last_json(result)
-    suite = promptfoo_config.read(path, n=1, strict=False, judge_model=JUDGE)
+    suite = promptfoo_config.read(store, path, n=1, strict=False, judge_model=JUDGE)
     assert summary["status"] == "done" and summary["errors"] == 0
     assert summary["responses"] == suite.spec.planned()
     assert summary["skipped"] == suite.skipped
@@ -233,8 +233,8 @@ def test_examples_run_to_completion_against_the_stub(stub, tmp_path, name):
                           separators=(",", ":")) in texts
 
 
-def test_a_prompts_own_config_gives_the_variant_its_response_format():
-    fscore = read("f-score")  # prompts[0].config.response_format: a JSON schema for that prompt
+def test_a_prompts_own_config_gives_the_variant_its_response_format(store):
+    fscore = read(store, "f-score")  # prompts[0].config.response_format: a JSON schema for that prompt
     (variant,) = fscore.spec.variants
     assert variant.response_format["json_schema"]["name"] == "MovieReviewSentiment"
     assert variant.response_format["json_schema"]["schema"]["required"] == ["sentiment", "confidence", "reasoning"]

@@ -118,7 +118,7 @@ def test_a_regress_run_without_a_gate_has_no_verdict_anywhere(stub, tmp_path, mo
     from streamlit.testing.v1 import AppTest
 
     from conftest import ROOT
-    from core import store
+    from core.store import Store
     from core.analyse import charts
     from core.evaluate import verdict
 
@@ -133,14 +133,14 @@ def test_a_regress_run_without_a_gate_has_no_verdict_anywhere(stub, tmp_path, mo
     assert "no gate set" in cli(*args).stdout
     gated = cli(*args, "--min-pass-rate", "0.9", "--json", check=False)
     assert gated.returncode == 1 and last_json(gated)["gate"] == "fail"
-    with store.connect(db) as conn:  # a row as recorded before: "pass" for a run without a gate
+    with Store(db).connection() as conn:  # a row as recorded before: "pass" for a run without a gate
         conn.execute("update regress_runs set gate = 'pass' where id = 2")
         conn.execute("update regress_runs set result = replace(result, '\"gate\": null', '\"gate\": \"pass\"') "
                      "where id = 2")
         conn.conn.commit()
-    past = regress.history("capitals", db_path=db)
+    past = regress.history(Store(db), "capitals")
     assert [row["gate"] for row in past] == [None, None, "fail"]
-    assert regress.get(2, db_path=db)["result"]["gate"] is None
+    assert regress.get(Store(db), 2)["result"]["gate"] is None
     assert [row["verdict"] for row in verdict.history_rows(past)] == ["no gate set", "no gate set", "fail"]
     hover = [text for trace in charts.regress_history(past).data for text in trace.hovertext]
     assert not any("pass" in text for text in hover) and sum("no gate set" in text for text in hover) == 2
@@ -339,7 +339,7 @@ def test_unknown_cost_is_never_zero_dollars():
     assert verdict.result_cost({}) == "unknown"  # a report recorded before costs were kept
 
 
-def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variables(stub, tmp_path):
+def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variables(store, stub, tmp_path):
     import asyncio
 
     import pandas as pd
@@ -348,10 +348,10 @@ def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variab
     from test_pages import app
 
     path, items = golden_file(tmp_path, n_items=1)
-    golden_files.import_file("capitals", path)
+    golden_files.import_file(store, "capitals", path)
     candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=5)
     stub.respond = right_times(items, 1)
-    asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
+    asyncio.run(regress.regress(store, "capitals", candidate, regress.Gates()))
     at = app()
     at.switch_page("pages/regress.py").run()
     assert not at.exception
@@ -359,7 +359,7 @@ def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variab
     assert not at.success and not at.error and not at.warning
 
     stub.respond = answer_with(items, right=False)
-    asyncio.run(regress.regress("capitals", candidate, regress.Gates(max_drop=0.0), baseline_id=1))
+    asyncio.run(regress.regress(store, "capitals", candidate, regress.Gates(max_drop=0.0), baseline_id=1))
     at.run()
     assert not at.exception
     assert at.subheader[0].value == "Regress 2: cannot tell yet (inconclusive)"
@@ -378,20 +378,20 @@ def test_the_regression_page_says_it_cannot_tell_and_names_items_by_their_variab
     assert high - low >= pd.Timedelta(hours=1)  # one day of runs, not a span of milliseconds
 
 
-def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(stub, tmp_path):
+def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(store, stub, tmp_path):
     import asyncio
 
-    from core import store
+    from core.store import Store
     from core.evaluate import verdict
     from core.formats import golden_files
 
     path, items = golden_file(tmp_path, n_items=2)
-    golden_files.import_file("capitals", path)
+    golden_files.import_file(store, "capitals", path)
     stub.respond = answer_with(items, right=True)
     candidate = regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=2)
-    asyncio.run(regress.regress("capitals", candidate, regress.Gates()))
-    asyncio.run(regress.regress("capitals", candidate, regress.Gates(min_pass_rate=0.5), baseline_id=1))
-    old = regress.get(2)["result"]
+    asyncio.run(regress.regress(store, "capitals", candidate, regress.Gates()))
+    asyncio.run(regress.regress(store, "capitals", candidate, regress.Gates(min_pass_rate=0.5), baseline_id=1))
+    old = regress.get(store, 2)["result"]
     for key in ("change", "change_low", "change_high", "samples_to_settle", "cost_usd"):
         old.pop(key)
     for item in old["items"]:
@@ -400,10 +400,10 @@ def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(stub,
     for g in old["gates"]:
         for key in ("verdict", "samples_to_settle", "change", "low", "high"):
             g.pop(key, None)
-    with store.connect() as db:
+    with store.connection() as db:
         db.execute("update regress_runs set result = ? where id = 2", [json.dumps(old)])
         db.conn.commit()
-    found = regress.get(2)["result"]
+    found = regress.get(store, 2)["result"]
     assert sorted(i["label"] for i in found["items"]) == ["#1 country=France", "#2 country=Japan"]
     assert [g["verdict"] for g in found["gates"]] == ["pass", "pass"] and found["change"] == 0.0
     assert verdict.heading(found) == "pass — the gate holds" and "Every gate holds" in verdict.summary(found)

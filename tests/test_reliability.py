@@ -14,26 +14,29 @@ import tomllib
 import pytest
 
 from conftest import ROOT
-from core import config, store
+from core import config
+from core.store import Store
+from core.store import responses
+from core.store import runs as run_rows
 from core.review import golden, labels
 from core.run import plan, runner
 from test_cli import last_json, spread
 
 
 def rows_of(run_id, path=None):
-    with store.connect(path) as db:
-        return store.responses(db, run_id)
+    with Store(path).connection() as db:
+        return responses.of_run(db, run_id)
 
 
-def test_every_planned_sample_ends_as_an_answer_or_a_typed_error_under_random_faults(stub):
+def test_every_planned_sample_ends_as_an_answer_or_a_typed_error_under_random_faults(store, stub):
     stub.fail_rate = {"429": 0.1, "429-noretry": 0.05, "500": 0.1, "503": 0.05, "reset": 0.05,
                       "malformed": 0.05, "truncated-sse": 0.05, "timeout": 0.03}
     stub.hang_s = 3
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a", "openai/stub-b"],
                           temperatures=[0.0, 1.0], n=30, api_base=stub.base_url, timeout_s=0.5,
                           max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05, concurrency=16)
-    run_id = plan.create(spec)
-    summary = asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, spec)
+    summary = asyncio.run(runner.execute(store, run_id))
     rows = rows_of(run_id)
     assert len(rows) == 120 and summary["status"] == "done"
     assert {(r["variant"], r["input"], r["model"], r["temperature"], r["sample_idx"]) for r in rows} == set(spec.cells())
@@ -88,19 +91,19 @@ def _write_answers(path, run_id, start, seconds, out):
     written, i = 0, start
     deadline = time.time() + seconds
     while time.time() < deadline:
-        with store.connect(path) as db:
-            store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
+        with Store(path).connection() as db:
+            responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
                                      "text": f"answer {i}", "attempts": 1})
         written, i = written + 1, i + 1
     out.put(("answers", written))
 
 
-def _write_labels(path, ids, reviewer, seconds, out):
+def _write_labels(store, path, ids, reviewer, seconds, out):
     os.environ["SPREAD_DB"] = path
     written, k = 0, 0
     deadline = time.time() + seconds
     while time.time() < deadline:
-        labels.label(ids[k % len(ids)], reviewer, labels.Label("pass" if k % 2 else "fail", note=str(k)))
+        labels.label(store, ids[k % len(ids)], reviewer, labels.Label("pass" if k % 2 else "fail", note=str(k)))
         written, k = written + 1, k + 1
     out.put(("labels", (reviewer, min(written, len(ids)), written)))
 
@@ -110,8 +113,8 @@ def _read_runs(path, seconds, out):
     checks, problems = 0, []
     deadline = time.time() + seconds
     while time.time() < deadline:
-        with store.connect(path) as db:
-            for run in store.list_runs(db):
+        with Store(path).connection() as db:
+            for run in run_rows.list_runs(db):
                 checks += 1
                 if run["prompt_version"] is None or run["answers"] + run["errors"] != run["received"]:
                     problems.append(run["id"])
@@ -122,9 +125,9 @@ def test_several_processes_share_one_database_without_losing_a_write(tmp_path):
     path = str(tmp_path / "shared.db")
     os.environ["SPREAD_DB"] = path
     spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [1.0], "n": 100000}
-    with store.connect(path) as db:
-        runs = [store.create_run(db, spec=spec, planned=100000) for _ in range(2)]
-        store.save_response(db, {"run_id": runs[0], "model": "m", "temperature": 1.0, "sample_idx": 99999,
+    with Store(path).connection() as db:
+        runs = [run_rows.create_run(db, spec=spec, planned=100000) for _ in range(2)]
+        responses.save_response(db, {"run_id": runs[0], "model": "m", "temperature": 1.0, "sample_idx": 99999,
                                  "text": "seed", "attempts": 1})
     seed_id = rows_of(runs[0], path)[0]["id"]
     context = multiprocessing.get_context("spawn")
@@ -142,7 +145,7 @@ def test_several_processes_share_one_database_without_losing_a_write(tmp_path):
         w.join(30)
     assert [w.exitcode for w in workers] == [0] * len(workers)  # nobody met "database is locked"
     answers = sum(v for kind, v in results if kind == "answers")
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         assert db["responses"].count == answers + 1  # every answer written is there
         stored = {row["reviewer"]: row for row in db.query("select * from labels")}
         history = db.execute("select count(*) from label_history").fetchone()[0]
@@ -198,7 +201,7 @@ def test_a_planted_key_never_reaches_the_database_exports_logs_or_errors(stub, t
     assert last_json(team_run)["errors"] == 2
     outputs += [failed_test.stdout + failed_test.stderr, passed_test.stdout + passed_test.stderr,
                 team_run.stdout + team_run.stderr]
-    with store.connect(db) as conn:
+    with Store(db).connection() as conn:
         team_errors = [r["error_message"] for r in conn.query("select error_message from responses where "
                                                              "model = 'team' and error_type is not null")]
     assert len(team_errors) == 2 and all("***" in e for e in team_errors)
@@ -288,9 +291,9 @@ NOT_UTF8 = b"caf\xe9 \xff"
 ])
 def test_bad_input_everywhere_gets_one_line_and_writes_nothing(stub, tmp_path, args, message):
     db = tmp_path / "bad.db"
-    run_id = plan.create(plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=1,
-                                          api_base=stub.base_url), db_path=db)
-    asyncio.run(runner.execute(run_id, db_path=db))  # one good run (answer id 1) to aim at
+    run_id = plan.create(Store(db), plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=1,
+                                          api_base=stub.base_url))
+    asyncio.run(runner.execute(Store(db), run_id))  # one good run (answer id 1) to aim at
     before = _counts(db)
     (tmp_path / "BIG").write_text(BIG)  # a 1 MB prompt: too long for one command-line argument
     (tmp_path / "NOT_UTF8").write_bytes(NOT_UTF8)

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import ROOT
-from core import store
+from core.store import Store
+from core.store import responses
 from core.run import lease, plan, runner
 from test_cli import spread
 from test_workers import cells, queued_run, status, wait_for_answers, worker
@@ -68,9 +69,9 @@ def app_servers(count: int, db: str, tmp_path):
             process.wait()
 
 
-def holder_pid(run_id: int) -> int | None:
+def holder_pid(store, run_id: int) -> int | None:
     """The process holding the run's lease (its `worker`, host:pid)."""
-    with store.connect() as db:
+    with store.connection() as db:
         worker_of = db.execute("select worker from runs where id = ? and lease_owner is not null",
                                [run_id]).fetchone()
     return int(worker_of[0].rsplit(":", 1)[1]) if worker_of and worker_of[0] else None
@@ -86,16 +87,15 @@ def wait_until(condition, timeout_s: float, step_s: float = 0.1):
     return condition()
 
 
-def started_from_playground(stub) -> int:
+def started_from_playground(store, stub) -> int:
     """A run started as the Playground starts one (runner.start): queued for any worker."""
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], api_base=stub.base_url,
                         seed=1, **BIG)
-    return runner.start(spec)
+    return runner.start(store, spec)
 
 
 @pytest.mark.postgres
-def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_killed(stub, pg_url, monkeypatch,
-                                                                                     tmp_path):
+def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_killed(store, stub, pg_url, monkeypatch, tmp_path):
     import psycopg
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
@@ -104,9 +104,9 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
         # The servers migrated the empty database as they started: nobody drew a page.
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("select to_regclass('runs')").fetchone()[0] == "runs"
-        run_id = started_from_playground(stub)
+        run_id = started_from_playground(store, stub)
         wait_for_answers(run_id, 200, timeout_s=60)  # claimed and sampled by one server's worker
-        holder = holder_pid(run_id)
+        holder = holder_pid(store, run_id)
         (sampling,) = [s for s in servers if s.pid == holder]
         (other,) = [s for s in servers if s.pid != holder]
         before = cells(run_id)[0]
@@ -115,8 +115,8 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
         killed_at = time.time()
         assert wait_until(lambda: status(run_id) == "done", LEASE_S + 10, 0.2), (
             f"not finished {time.time() - killed_at:.1f} s after the kill: {status(run_id)}, {cells(run_id)}")
-        assert holder_pid(run_id) is None and cells(run_id) == (2000, 2000)  # no gap, no duplicate
-        with store.connect() as db:
+        assert holder_pid(store, run_id) is None and cells(run_id) == (2000, 2000)  # no gap, no duplicate
+        with store.connection() as db:
             (worker_of,) = db.execute("select worker from runs where id = ?", [run_id]).fetchone()
         assert worker_of.endswith(f":{other.pid}")  # the other server's worker finished it
         print(f"killed at {before} answers; finished {time.time() - killed_at:.1f} s later; "
@@ -126,7 +126,7 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("holder", ["app-server", "worker", "run"])
-def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(holder, stub, pg_url, monkeypatch, tmp_path):
+def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(store, holder, stub, pg_url, monkeypatch, tmp_path):
     monkeypatch.setenv("SPREAD_DB", pg_url)
     stub.latency_s = 0.2
     log = tmp_path / "holder.log"
@@ -134,7 +134,7 @@ def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(holder, stub, p
         context = app_servers(1, pg_url, tmp_path)
         (process,) = context.__enter__()
         log = process.log_path
-        run_id = started_from_playground(stub)
+        run_id = started_from_playground(store, stub)
     elif holder == "worker":
         context = None
         run_id = queued_run(stub, **BIG)
@@ -150,13 +150,13 @@ def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(holder, stub, p
         run_id = int(re.match(r"run (\d+):", process.stderr.readline()).group(1))
     try:
         wait_for_answers(run_id, 300, timeout_s=90)
-        assert holder_pid(run_id) == process.pid
+        assert holder_pid(store, run_id) == process.pid
         process.send_signal(signal.SIGTERM)
         stopped_at = time.time()
         # Handed back: queued with no lease (nobody else is looking yet), within seconds.
         assert wait_until(lambda: status(run_id) == "queued", 15), status(run_id)
         handed_back_s = time.time() - stopped_at
-        with store.connect() as db:
+        with store.connection() as db:
             assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
         process.wait(timeout=10)  # inside Docker's default grace
         kept, asked = cells(run_id)[0], stub.count()
@@ -218,10 +218,10 @@ def test_worker_once_a_second_after_a_killed_spread_run_claims_and_finishes_it(s
     assert status(run_id) == "done" and cells(run_id) == (300, 300)
 
 
-def test_worker_once_waits_for_a_lease_about_to_expire_only_when_asked(stub, engine, monkeypatch):
+def test_worker_once_waits_for_a_lease_about_to_expire_only_when_asked(store, stub, engine, monkeypatch):
     monkeypatch.setenv("SPREAD_LEASE_S", "3")
     run_id = queued_run(stub)
-    with store.connect() as db:
+    with store.connection() as db:
         lease.claim_next(db, "elsewhere:1:aaaa")  # another machine's worker, gone silent
     result = spread("worker", "--once")
     assert result.stderr.strip() == "nothing to claim" and status(run_id) == "running"
@@ -288,7 +288,7 @@ def test_worker_says_what_it_does_one_line_per_change(stub, postgres, pg_url, mo
 
 
 @pytest.mark.sqlite_only
-def test_sigterm_on_a_foreground_run_on_sqlite_keeps_its_calls_in_flight_and_leaves_it_for_a_resume(stub):
+def test_sigterm_on_a_foreground_run_on_sqlite_keeps_its_calls_in_flight_and_leaves_it_for_a_resume(store, stub):
     stub.latency_s = 0.3
     process = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "run", "--prompt", "What is the capital of France?",
@@ -303,7 +303,7 @@ def test_sigterm_on_a_foreground_run_on_sqlite_keeps_its_calls_in_flight_and_lea
     kept, asked = cells(run_id)[0], stub.count()
     assert 40 <= kept < 300 and kept == asked  # the calls in flight ended and were written
     assert status(run_id) == "interrupted"  # no worker on SQLite's app: left for a resume
-    with store.connect() as db:
+    with store.connection() as db:
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
     spread("resume", str(run_id))
     assert cells(run_id) == (300, 300) and stub.count() == 300
@@ -322,10 +322,10 @@ def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(stub):
     assert status(run_id) == "queued" and cells(run_id) == (0, 0)  # the dropped calls are the next worker's
 
 
-def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concurrency(stub, monkeypatch):
+def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concurrency(store, stub, monkeypatch):
     run_id = queued_run(stub, n=120, concurrency=8)
     committed = [0]
-    save = store.save_responses
+    save = responses.save_responses
 
     def slow_save(db, rows):  # a store that takes its time to commit (a busy PostgreSQL)
         time.sleep(0.1)
@@ -344,7 +344,7 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        asyncio.run(runner.execute(run_id))
+        asyncio.run(runner.execute(store, run_id))
     finally:
         done.set()
         watcher.join()
@@ -353,7 +353,7 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
 
 
 @pytest.mark.sqlite_only
-def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_calls_in_flight(stub, monkeypatch):
+def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_calls_in_flight(store, stub, monkeypatch):
     from core.run import service
 
     monkeypatch.setattr(runner, "PROCESS_STOPPING", threading.Event())  # this test's process goes on
@@ -362,7 +362,7 @@ def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_call
     stub.latency_s = 0.3
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=200, concurrency=8, api_base=stub.base_url)
-    run_id = runner.start(spec)  # SQLite: sampled on this process's background loop
+    run_id = runner.start(store, spec)  # SQLite: sampled on this process's background loop
     wait_for_answers(run_id, 16)
     started = time.time()
     service.stop_with_server()
@@ -370,5 +370,5 @@ def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_call
     assert not runner.in_process_jobs()
     kept = cells(run_id)[0]
     assert kept < 200 and kept == stub.count()  # the calls in flight ended and were written
-    with store.connect() as db:  # its lease is given up: once this process is gone it shows interrupted
+    with store.connection() as db:  # its lease is given up: once this process is gone it shows interrupted
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)

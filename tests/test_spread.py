@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 
 from core.analyse import charts, embed, meaning, spread
 
@@ -163,7 +167,7 @@ def test_large_inputs_are_clustered_in_chunks_with_every_answer_labelled(monkeyp
     assert adjusted_rand_score(np.repeat(np.arange(4), 8)[order], labels) == pytest.approx(1.0)
 
 
-def test_embeddings_are_cached_in_the_database(monkeypatch):
+def test_embeddings_are_cached_in_the_database(store, monkeypatch):
     calls = []
     real = embed.embed
 
@@ -172,11 +176,11 @@ def test_embeddings_are_cached_in_the_database(monkeypatch):
         return real(texts, method)
 
     monkeypatch.setattr(embed, "embed", counting)
-    first = embed.cached(["Paris", "Lyon", "paris!"], "minilm")
-    again = embed.cached(["Lyon", "PARIS", "Marseille"], "minilm")
+    first = embed.cached(store, ["Paris", "Lyon", "paris!"], "minilm")
+    again = embed.cached(store, ["Lyon", "PARIS", "Marseille"], "minilm")
     assert calls == [2, 1]  # "paris!" and "PARIS" normalise to the cached "paris"
     assert np.allclose(first[0], again[1])
-    with store.connect() as db:
+    with store.connection() as db:
         assert db["embeddings"].count == 3
 
 
@@ -256,13 +260,13 @@ def _partition(labels) -> set[frozenset]:
     return {frozenset(g) for g in groups.values()}
 
 
-def test_a_cut_of_the_tree_gives_the_clusters_of_average_linkage_at_that_threshold():
+def test_a_cut_of_the_tree_gives_the_clusters_of_average_linkage_at_that_threshold(store):
     # The reference: scikit-learn's agglomerative clustering, run afresh at each threshold.
     from sklearn.cluster import AgglomerativeClustering
 
     rng = np.random.default_rng(3)
     texts = [t for group in SIMILAR_WORDS + PARAPHRASES for t in group]
-    cases = [(embed.embed(texts, "tfidf"), texts)]
+    cases = [(embed.embed(store, texts, "tfidf"), texts)]
     for n in (2, 7, 40, 90):
         centres = rng.normal(size=(5, 12))
         vectors = centres[rng.integers(0, 5, n)] + rng.normal(scale=0.8, size=(n, 12))
@@ -279,36 +283,36 @@ def test_a_cut_of_the_tree_gives_the_clusters_of_average_linkage_at_that_thresho
     assert compared > 10  # the cases do split at some thresholds
 
 
-def test_a_new_threshold_reuses_the_prepared_run_and_a_new_answer_prepares_it_again(monkeypatch):
+def test_a_new_threshold_reuses_the_prepared_run_and_a_new_answer_prepares_it_again(store, monkeypatch):
     spec = {"prompt": "Answer these questions.", "system": "", "name": "q", "models": ["m"], "temperatures": [1.0]}
     texts = [t for group in SIMILAR_WORDS for t in group] + [  # and some no fact decides
         "the weather is nice today", "today the weather is nice and warm", "warm weather today",
         "green apples taste sour", "sour green apples taste good", "apples are green"]
-    with store.connect() as db:
-        run_id = store.create_run(db, spec=spec | {"n": len(texts)}, planned=len(texts))
+    with store.connection() as db:
+        run_id = runs.create_run(db, spec=spec | {"n": len(texts)}, planned=len(texts))
         for i, text in enumerate(texts):
-            store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
+            responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
                                      "text": text, "attempts": 1})
     reads = []
     read_all = meaning.read_all
     monkeypatch.setattr(meaning, "read_all", lambda *a, **k: reads.append(1) or read_all(*a, **k))
-    cuts = {threshold: spread.analyse_run(run_id, method="tfidf", threshold=threshold, with_map=False)
+    cuts = {threshold: spread.analyse_run(store, run_id, method="tfidf", threshold=threshold, with_map=False)
             for threshold in (0.7, 0.2, 0.95, 0.4)}
     assert len(reads) == 1  # one input: its facts read and its tree built once for four thresholds
     for threshold, cut in cuts.items():
-        with store.connect() as db:
-            fresh = spread.analyse(store.responses(db, run_id), method="tfidf", threshold=threshold,
+        with store.connection() as db:
+            fresh = spread.analyse(responses.of_run(db, run_id), method="tfidf", threshold=threshold,
                                    context="Answer these questions.\n" + "Answer these questions.", with_map=False)
         assert _partition(cut.answers.sort_values("id")["cluster"]) == _partition(fresh.answers.sort_values("id")["cluster"])
     assert len({len(cut.clusters) for cut in cuts.values()}) > 1  # the thresholds do cut differently
     # A threshold that cuts the same clusters as one analysed before shares its analysis.
-    near = spread.analyse_run(run_id, method="tfidf", threshold=0.701, with_map=False)
+    near = spread.analyse_run(store, run_id, method="tfidf", threshold=0.701, with_map=False)
     same = _partition(near.answers.sort_values("id")["cluster"]) == _partition(cuts[0.7].answers.sort_values("id")["cluster"])
     assert same and near.clusters is cuts[0.7].clusters and near.threshold == 0.701 and cuts[0.7].threshold == 0.7
     assert cuts[0.2].clusters is not cuts[0.95].clusters
     reads.clear()
-    with store.connect() as db:
-        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 99,
+    with store.connection() as db:
+        responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 99,
                                  "text": "Perth", "attempts": 1})
-    grown = spread.analyse_run(run_id, method="tfidf", threshold=0.7, with_map=False)
+    grown = spread.analyse_run(store, run_id, method="tfidf", threshold=0.7, with_map=False)
     assert len(reads) == 1 and len(grown.answers) == len(texts) + 1

@@ -6,18 +6,26 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from core import config, store
+from core import config
+
+from core.store import Store, migrations
+
+from core.store import drafts
+
+from core.store import responses
+
+from core.store import runs
 
 
 def make_run(db) -> int:
     spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [1.0], "n": 50}
     variants = [{"label": "A", "name": "", "prompt": "Q?", "system": ""}]
-    return store.create_run(db, spec=spec, planned=50, variants=variants, inputs=[{}], rendered={(0, 0): ("", "Q?")})
+    return runs.create_run(db, spec=spec, planned=50, variants=variants, inputs=[{}], rendered={(0, 0): ("", "Q?")})
 
 
 @pytest.mark.sqlite_only
-def test_new_database_has_plainly_named_tables_wal_and_recorded_migrations():
-    with store.connect() as db:
+def test_new_database_has_plainly_named_tables_wal_and_recorded_migrations(store):
+    with store.connection() as db:
         make_run(db)
     path = config.db_path()
     conn = sqlite3.connect(path)
@@ -28,17 +36,17 @@ def test_new_database_has_plainly_named_tables_wal_and_recorded_migrations():
             "cost_usd", "latency_ms", "ttft_ms", "attempts", "seed", "provider_model"} <= columns
     assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
     applied = [r[0] for r in conn.execute("select name from _sqlite_migrations")]
-    assert applied == [m.name for m in store.migrations._migrations]
+    assert applied == [m.name for m in migrations._migrations]
 
 
-def test_an_error_row_is_replaced_by_an_answer_but_an_answer_is_never_overwritten():
-    with store.connect() as db:
+def test_an_error_row_is_replaced_by_an_answer_but_an_answer_is_never_overwritten(store):
+    with store.connection() as db:
         run_id = make_run(db)
         cell = {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0}
-        store.save_response(db, cell | {"error_type": "timeout", "error_message": "slow"})
-        store.save_response(db, cell | {"text": "first answer"})
-        store.save_response(db, cell | {"text": "second answer"})
-        rows = store.responses(db, run_id)
+        responses.save_response(db, cell | {"error_type": "timeout", "error_message": "slow"})
+        responses.save_response(db, cell | {"text": "first answer"})
+        responses.save_response(db, cell | {"text": "second answer"})
+        rows = responses.of_run(db, run_id)
     assert len(rows) == 1
     assert rows[0]["text"] == "first answer" and rows[0]["error_type"] is None
 
@@ -47,20 +55,20 @@ def test_a_file_that_is_not_sqlite_gets_a_clear_error(tmp_path):
     bogus = tmp_path / "notes.db"
     bogus.write_text("hello, not a database" * 100)
     with pytest.raises(config.SpreadError, match="not a SQLite database"):
-        with store.connect(bogus):
+        with Store(bogus).connection():
             pass
 
 
 def _writer(path: str, run_id: int, start: int, count: int) -> None:
     for i in range(start, start + count):
-        with store.connect(path) as db:
-            store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0,
+        with Store(path).connection() as db:
+            responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0,
                                      "sample_idx": i, "text": f"answer {i}"})
 
 
 def test_several_processes_write_at_once_without_losing_a_row(tmp_path):
     path = str(tmp_path / "shared.db")
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         run_id = make_run(db)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_writer, args=(path, run_id, k * 25, 25)) for k in range(4)]
@@ -69,7 +77,7 @@ def test_several_processes_write_at_once_without_losing_a_row(tmp_path):
     for w in workers:
         w.join(60)
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         assert db["responses"].count == 100
 
 
@@ -91,33 +99,33 @@ def test_a_database_made_by_the_previous_schema_migrates_in_place_and_loses_noth
     before.close()
     assert counts["responses"] == 19 and counts["labels"] == 3
 
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         applied = [r[0] for r in db.execute("select name from _sqlite_migrations")]
-        assert applied == [m.name for m in store.migrations._migrations]
+        assert applied == [m.name for m in migrations._migrations]
         assert {t: db[t].count for t in tables} == counts  # nothing lost
         assert "detail" in db["golden_changes"].columns_dict  # m014: what a golden change did, in words
         after = [tuple(row[c] for c in old_columns) for row in db.query("select * from responses order by id")]
         assert after == old_responses  # every old value unchanged
         assert {(r["variant"], r["input"]) for r in db.query("select variant, input from responses")} == {(0, 0)}
-        run = store.get_run(db, 1)
+        run = runs.get_run(db, 1)
         assert run["spec"]["variants"][0]["prompt"] == "What is the capital of France?"
-        assert store.rendered_prompts(db, 1) == {(0, 0): ("Answer briefly.", "What is the capital of France?")}
-        assert store.run_inputs(db, 1) == [{"input": 0, "vars": {}}]
-        assert [v["label"] for v in store.run_variants(db, 1)] == ["A"]
+        assert runs.rendered_prompts(db, 1) == {(0, 0): ("Answer briefly.", "What is the capital of France?")}
+        assert runs.run_inputs(db, 1) == [{"input": 0, "vars": {}}]
+        assert [v["label"] for v in runs.run_variants(db, 1)] == ["A"]
         # Prompt shapes (m012): old variants read as text prompts, old answers as text only.
-        assert set(store.run_variants(db, 1)[0]) == {"variant", "label", "prompt_id", "name", "version", "system",
+        assert set(runs.run_variants(db, 1)[0]) == {"variant", "label", "prompt_id", "name", "version", "system",
                                                      "prompt"}
-        assert store.sent_messages(db, 1) == {}
+        assert runs.sent_messages(db, 1) == {}
         assert {(r["tool_calls"], r["json_value"]) for r in db.query("select * from responses")} == {(None, None)}
-        assert store.done_cells(db, 2) == {(0, 0, "openai/stub-a", 1.0, i) for i in range(3)}
+        assert responses.done_cells(db, 2) == {(0, 0, "openai/stub-a", 1.0, i) for i in range(3)}
         # m013: which deployment of a model group answered; an endpoint's group, router, model_info, tpm.
         assert {r["deployment"] for r in db.query("select deployment from responses")} == {None}
         assert {"deployments", "router", "info", "tpm"} <= set(db["endpoints"].columns_dict)
         # The new unique key holds: the same cell cannot be written twice.
-        store.save_response(db, {"run_id": 2, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
+        responses.save_response(db, {"run_id": 2, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
                                  "text": "again"})
         assert db["responses"].count == 19
-    analysis = spread.analyse_run(1, method="exact", db_path=path, with_map=False)
+    analysis = spread.analyse_run(Store(path), 1, method="exact", with_map=False)
     assert sum(cell["count"] for cell in analysis.cells) == 16
 
 
@@ -144,15 +152,15 @@ def test_a_database_made_by_the_previous_release_migrates_in_place_and_loses_not
     before.close()
     assert len(rows_before["responses"]) == 24 and len(rows_before["regress_runs"]) == 2
 
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         applied = [r[0] for r in db.execute("select name from _sqlite_migrations")]
-        assert applied == [m.name for m in store.migrations._migrations]
+        assert applied == [m.name for m in migrations._migrations]
         for table, old_rows in rows_before.items():
             columns = ", ".join(f'"{c}"' for c in columns_before[table])
             after = [tuple(r) for r in db.execute(f"select {columns} from {table} order by rowid")]
             assert after == old_rows, table  # every old row and value unchanged
-        assert store.get_draft(db, "") is None  # new tables start empty
-        run = store.get_run(db, 1)
+        assert drafts.get_draft(db, "") is None  # new tables start empty
+        run = runs.get_run(db, 1)
         assert [v["label"] for v in run["spec"]["variants"]] == ["A", "B"] and run["received"] == 16
         # m016: one reviewer's labels by index
         assert ["reviewer", "response_id"] in [index.columns for index in db["labels"].indexes]
@@ -172,7 +180,7 @@ def test_a_file_of_the_previous_schema_migrates_in_place_and_keeps_every_row(tmp
 
     path = tmp_path / "previous.db"
     db = sqlite_utils.Database(path)
-    store.migrations.apply(db, stop_before="m016_labels_by_reviewer")
+    migrations.apply(db, stop_before="m016_labels_by_reviewer")
     old = sqlite3.connect(ROOT / "tests" / "data" / "schema10.db")
     old.row_factory = sqlite3.Row
     before = {}
@@ -184,9 +192,9 @@ def test_a_file_of_the_previous_schema_migrates_in_place_and_keeps_every_row(tmp
     assert before["responses"] and before["labels"] and not any(
         index.columns == ["reviewer", "response_id"] for index in sqlite_utils.Database(path)["labels"].indexes)
 
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         applied = [r[0] for r in db.execute("select name from _sqlite_migrations order by id")]
-        assert applied == [m.name for m in store.migrations._migrations]
+        assert applied == [m.name for m in migrations._migrations]
         for table, rows in before.items():  # every old row, value by value, in the old columns
             columns = list(rows[0]) if rows else []
             after = [dict(r) for r in db.query(f"select * from {table}")]

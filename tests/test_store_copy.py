@@ -8,7 +8,15 @@ import pytest
 from conftest import ROOT
 from test_cli import last_json, spread
 
-from core import store
+from core.store import Store, write
+
+from core.store import drafts
+
+from core.store import embeddings
+
+from core.store import responses
+
+from core.store import runs
 from core.config import SpreadError
 from core.models import endpoints
 from core.review import decisions, golden, labels
@@ -22,37 +30,37 @@ def populated(path) -> str:
     draft, embeddings and a pair judgement."""
     shutil.copy(ROOT / "tests" / "data" / "schema10.db", path)
     path = str(path)
-    with store.connect(path) as db:
+    with Store(path).connection() as db:
         spec = {"prompt": "Capital of {{country}}?", "name": "capitals", "models": ["openai/a"],
                 "temperatures": [0.7], "n": 3}
-        run_id = store.create_run(db, spec=spec, planned=6, variants=[{"label": "A", "name": "", "prompt": spec["prompt"],
+        run_id = runs.create_run(db, spec=spec, planned=6, variants=[{"label": "A", "name": "", "prompt": spec["prompt"],
                                                                       "system": "Be brief."}],
                                   inputs=[{"country": "France"}, {"country": "Perú"}],
                                   rendered={(0, 0): ("Be brief.", "Capital of France?"),
                                             (0, 1): ("Be brief.", "Capital of Perú?")})
-        store.save_responses(db, [
+        responses.save_responses(db, [
             {"run_id": run_id, "input": i, "model": "openai/a", "temperature": 0.7, "sample_idx": k,
              "text": f"Answer {i}.{k} — ünïcode", "cost_usd": None if k else 0.000123, "latency_ms": 12.5 + k,
              "tool_calls": '[{"name": "f", "arguments": {"x": 1}}]' if k == 1 else None,
              "json_value": '{"a": 1.5}' if k == 2 else None}
             for i in range(2) for k in range(3)])
-        store.save_response(db, {"run_id": run_id, "input": 1, "model": "openai/a", "temperature": 0.7,
+        responses.save_response(db, {"run_id": run_id, "input": 1, "model": "openai/a", "temperature": 0.7,
                                  "sample_idx": 3, "error_type": "timeout", "error_message": "slow"})
-        ids = [r["id"] for r in store.responses(db, run_id)]
-        store.save_draft(db, "ana", {"prompt": "draft", "n": 3})
-        store.save_embeddings(db, "minilm", {"h1": b"\x00\x01\xff" * 8, "h2": bytes(range(256))}, 6)
-        with store.write(db):
+        ids = [r["id"] for r in responses.of_run(db, run_id)]
+        drafts.save_draft(db, "ana", {"prompt": "draft", "n": 3})
+        embeddings.save_embeddings(db, "minilm", {"h1": b"\x00\x01\xff" * 8, "h2": bytes(range(256))}, 6)
+        with write(db):
             db["pair_judgements"].insert({"key": "k1", "model": "openai/judge", "same": 1, "created_at": "now"})
-    labels.label(ids[0], "ana", labels.Label("pass"), db_path=path)
-    labels.label(ids[0], "ana", labels.Label("fail", score=2, tags=["wrong"], note="edited"), db_path=path)
-    labels.label(ids[1], "ben", labels.Label("pass", correction="Paris"), db_path=path)
-    golden.create_set("rivers", description="two", created_by="ana", db_path=path)
-    golden.add_responses("rivers", [ids[1]], who="ana", db_path=path)
-    key = golden.items("rivers", db_path=path)[0]["item_key"]
-    golden.edit_item("rivers", key, tags=["geo"], who="ben", db_path=path)
-    endpoints.add(endpoints.Endpoint(name="team", model="openai/x", api_base="http://gpu:8000/v1",
-                                     params={"top_k": 40}, price_in=0.5, price_out=1.5), who="ana", db_path=path)
-    decisions.record(run_id, 0, "merge", "Paris.", "It is Paris.", reviewer="ana", db_path=path)
+    labels.label(Store(path), ids[0], "ana", labels.Label("pass"))
+    labels.label(Store(path), ids[0], "ana", labels.Label("fail", score=2, tags=["wrong"], note="edited"))
+    labels.label(Store(path), ids[1], "ben", labels.Label("pass", correction="Paris"))
+    golden.create_set(Store(path), "rivers", description="two", created_by="ana")
+    golden.add_responses(Store(path), "rivers", [ids[1]], who="ana")
+    key = golden.items(Store(path), "rivers")[0]["item_key"]
+    golden.edit_item(Store(path), "rivers", key, tags=["geo"], who="ben")
+    endpoints.add(Store(path), endpoints.Endpoint(name="team", model="openai/x", api_base="http://gpu:8000/v1",
+                                     params={"top_k": 40}, price_in=0.5, price_out=1.5), who="ana")
+    decisions.record(Store(path), run_id, 0, "merge", "Paris.", "It is Paris.", reviewer="ana")
     return path
 
 
@@ -93,10 +101,10 @@ def test_a_copy_between_files_keeps_every_row_and_value(tmp_path):
     assert dump(tmp_path / "copy.db") == before
     assert counts == {t: len(rows) for t, rows in before.items()}
     # the copy is a working database: new rows get new ids, references hold
-    with store.connect(tmp_path / "copy.db") as db:
-        run_id = store.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1}, planned=1)
+    with Store(tmp_path / 'copy.db').connection() as db:
+        run_id = runs.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1}, planned=1)
         assert run_id == max(r[0] for r in before["runs"]) + 1
-    assert golden.get_set("rivers", db_path=tmp_path / "copy.db")["version"] == 2
+    assert golden.get_set(Store(tmp_path / 'copy.db'), "rivers")["version"] == 2
 
 
 def test_the_command_prints_the_counts_and_refuses_a_target_holding_rows(tmp_path):
@@ -121,8 +129,8 @@ def test_the_command_prints_the_counts_and_refuses_a_target_holding_rows(tmp_pat
 def test_force_replaces_what_the_target_held(tmp_path):
     source = populated(tmp_path / "team.db")
     target = tmp_path / "other.db"
-    with store.connect(target) as db:
-        store.save_draft(db, "zoe", {"prompt": "only in the target"})
+    with Store(target).connection() as db:
+        drafts.save_draft(db, "zoe", {"prompt": "only in the target"})
     with pytest.raises(SpreadError, match=r"is not empty \(drafts: 1 rows\)"):
         store_copy.copy(source, str(target))
     store_copy.copy(source, str(target), force=True)
@@ -133,8 +141,8 @@ def test_an_older_target_holding_rows_is_refused_before_it_is_migrated(tmp_path)
     target = tmp_path / "old.db"
     shutil.copy(ROOT / "tests" / "data" / "schema10.db", target)
     held = digest(target)
-    with store.connect(tmp_path / "new.db") as db:
-        store.save_draft(db, "ana", {})
+    with Store(tmp_path / 'new.db').connection() as db:
+        drafts.save_draft(db, "ana", {})
     with pytest.raises(SpreadError, match="is not empty"):
         store_copy.copy(str(tmp_path / "new.db"), str(target))
     assert digest(target) == held
@@ -172,29 +180,29 @@ def test_a_round_trip_through_postgresql_keeps_every_row_and_value(tmp_path, pg_
     store_copy.copy(pg_url, str(tmp_path / "back.db"))
     assert dump(tmp_path / "back.db") == before
     # new rows on PostgreSQL get ids after the copied ones: nothing collides
-    with store.connect(pg_url) as db:
-        run_id = store.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1}, planned=1)
-        store.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "new"})
-        (new,) = store.responses(db, run_id)
+    with Store(pg_url).connection() as db:
+        run_id = runs.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1}, planned=1)
+        responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "new"})
+        (new,) = responses.of_run(db, run_id)
     assert run_id == max(r[0] for r in before["runs"]) + 1
     assert new["id"] == max(r[0] for r in before["responses"]) + 1
-    labels.label(new["id"], "ana", labels.Label("pass"), db_path=pg_url)
-    golden.add_responses("rivers", [new["id"]], who="ana", db_path=pg_url)
-    assert golden.get_set("rivers", db_path=pg_url)["version"] == 3
+    labels.label(Store(pg_url), new["id"], "ana", labels.Label("pass"))
+    golden.add_responses(Store(pg_url), "rivers", [new["id"]], who="ana")
+    assert golden.get_set(Store(pg_url), "rivers")["version"] == 3
 
 
 @pytest.mark.postgres
 def test_a_postgresql_target_holding_rows_is_refused_untouched_and_force_replaces_them(tmp_path, pg_url):
     source = populated(tmp_path / "team.db")
     spread("db", "copy", source, pg_url)
-    with store.connect(pg_url) as db:
-        store.save_draft(db, "zoe", {"prompt": "only in the target"})
+    with Store(pg_url).connection() as db:
+        drafts.save_draft(db, "zoe", {"prompt": "only in the target"})
     result = spread("db", "copy", source, pg_url, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"spread: error: target {pg_url} is not empty (prompts: 4 rows); pass --force to replace what it holds"]
-    with store.connect(pg_url) as db:
-        assert store.get_draft(db, "zoe") is not None
+    with Store(pg_url).connection() as db:
+        assert drafts.get_draft(db, "zoe") is not None
     summary = last_json(spread("db", "copy", source, pg_url, "--force", "--json"))
     assert summary["tables"]["drafts"] == 1
     store_copy.copy(pg_url, str(tmp_path / "back.db"))
@@ -208,7 +216,7 @@ def test_a_value_postgresql_refuses_writes_nothing(tmp_path, pg_url):
         conn.execute("update responses set text = ? where id = (select max(id) from responses)", ["a\x00b"])
     with pytest.raises(SpreadError, match="cannot copy responses: .*0x00"):
         store_copy.copy(source, pg_url)
-    with store.connect(pg_url) as db:
+    with Store(pg_url).connection() as db:
         assert all(db[table].count == 0 for table in store_copy.tables())
 
 

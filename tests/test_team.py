@@ -7,6 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from core.store import Store
 from core.review import labels
 from test_browser import CHROMIUM, fill_each, goto, page, pytestmark as browser_marks, streamlit_server  # noqa: F401
 
@@ -68,5 +69,5 @@ def test_a_run_started_on_one_server_and_labels_given_on_either_are_seen_on_the_
     goto(a, "Review")
     a.get_by_text("Answers the reviewers disagree on").wait_for(timeout=30_000)
     expect(a.get_by_text("Run 1: agreement")).to_be_visible()
-    stored = labels.labels_for_run(1, db_path=db)
+    stored = labels.labels_for_run(Store(db), 1)
     assert sorted((r["reviewer"], r["verdict"]) for r in stored) == [("ana", "fail")] * 4 + [("bo", "pass")] * 4

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import store
+from core.store import Store
+
+from core.store import responses
 from core.analyse import sensitivity, spread
 from core.formats import golden_files
 from core.models import llm
@@ -39,11 +41,11 @@ def grid_spec(stub, **overrides) -> plan.RunSpec:
     return plan.RunSpec(**fields)
 
 
-def test_the_stub_receives_exactly_the_rendered_prompts(stub):
+def test_the_stub_receives_exactly_the_rendered_prompts(store, stub):
     stub.respond = capital_of
     spec = grid_spec(stub)
-    run_id = plan.create(spec)
-    summary = asyncio.run(runner.execute(run_id))
+    run_id = plan.create(store, spec)
+    summary = asyncio.run(runner.execute(store, run_id))
     assert summary["responses"] == 2 * 3 * 2 * 2 and summary["errors"] == 0
     sent = collections.Counter(
         tuple((m["role"], m["content"]) for m in r["body"]["messages"]) for r in stub.requests)
@@ -51,19 +53,19 @@ def test_the_stub_receives_exactly_the_rendered_prompts(stub):
     for system, prompt in spec.rendered().values():
         expected[tuple((m["role"], m["content"]) for m in plan.messages(system, prompt))] += 4  # 2 T × N=2
     assert sent == expected
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
         assert db["run_prompts"].count == 6  # once per (variant, input), not per answer
     for row in rows:
         country = list(CAPITALS)[row["input"]]
         assert row["text"] == f"{CAPITALS[country]}."
 
 
-def test_answers_to_different_inputs_are_never_clustered_together(stub):
+def test_answers_to_different_inputs_are_never_clustered_together(store, stub):
     stub.respond = lambda body: "It is the capital."  # the same text for every input
-    run_id = plan.create(grid_spec(stub))
-    asyncio.run(runner.execute(run_id))
-    analysis = spread.analyse_run(run_id, method="exact", with_map=False)
+    run_id = plan.create(store, grid_spec(stub))
+    asyncio.run(runner.execute(store, run_id))
+    analysis = spread.analyse_run(store, run_id, method="exact", with_map=False)
     assert len(analysis.clusters) == 3  # one per input, although every text is identical
     assert {c.input for c in analysis.clusters} == {0, 1, 2}
     per_input = analysis.answers.groupby("input")["cluster"].nunique()
@@ -72,25 +74,25 @@ def test_answers_to_different_inputs_are_never_clustered_together(stub):
     assert analysis.answers.groupby(["input", "variant"])["cluster"].first().unstack().nunique(axis=1).eq(1).all()
 
 
-def test_resume_fills_only_the_missing_cells_of_a_grid(stub):
+def test_resume_fills_only_the_missing_cells_of_a_grid(store, stub):
     stub.respond = capital_of
     spec = grid_spec(stub)
-    run_id = plan.create(spec)
-    with store.connect() as db:
+    run_id = plan.create(store, spec)
+    with store.connection() as db:
         for cell in spec.cells()[:5]:
             v, i, m, t, s = cell
-            store.save_response(db, {"run_id": run_id, "variant": v, "input": i, "model": m, "temperature": t,
+            responses.save_response(db, {"run_id": run_id, "variant": v, "input": i, "model": m, "temperature": t,
                                      "sample_idx": s, "text": "kept"})
-    asyncio.run(runner.execute(run_id))
+    asyncio.run(runner.execute(store, run_id))
     assert stub.count() == spec.planned() - 5
-    with store.connect() as db:
-        rows = store.responses(db, run_id)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
     assert len(rows) == spec.planned() and sum(r["text"] == "kept" for r in rows) == 5
 
 
-def test_the_dry_run_estimate_counts_tokens_over_every_rendered_prompt(stub):
+def test_the_dry_run_estimate_counts_tokens_over_every_rendered_prompt(store, stub):
     spec = grid_spec(stub, models=["openai/stub-a", "openai/gpt-4o-mini"], max_tokens=50)
-    result = estimate.estimate(spec, check_providers=False)
+    result = estimate.estimate(store, spec, check_providers=False)
     litellm = llm.get()
     per_prompt = {model: sum(litellm.token_counter(model=model, messages=plan.messages(*p))
                              for p in spec.rendered().values()) for model in spec.models}
@@ -147,14 +149,14 @@ def test_a_missing_variable_exits_2_names_it_and_writes_nothing(stub, tmp_path):
     assert stub.count() == 0
 
 
-def test_metrics_across_inputs_are_means_with_an_interval_over_inputs(stub):
+def test_metrics_across_inputs_are_means_with_an_interval_over_inputs(store, stub):
     # Input 0 always gives one meaning, inputs 1 and 2 give two in equal share.
     answers = {0: ["Paris."], 1: ["Lima.", "Cusco."], 2: ["Tokyo.", "Kyoto."]}
     stub.respond = lambda body: answers[[c in body["messages"][-1]["content"] for c in CAPITALS].index(True)][
         body["seed"] % len(answers[[c in body["messages"][-1]["content"] for c in CAPITALS].index(True)])]
-    run_id = plan.create(grid_spec(stub, variants=[plan.Variant("Capital of {{country}}?")], temperatures=[1.0], n=4))
-    asyncio.run(runner.execute(run_id))
-    analysis = spread.analyse_run(run_id, method="exact", with_map=False)
+    run_id = plan.create(store, grid_spec(stub, variants=[plan.Variant("Capital of {{country}}?")], temperatures=[1.0], n=4))
+    asyncio.run(runner.execute(store, run_id))
+    analysis = spread.analyse_run(store, run_id, method="exact", with_map=False)
     per_input = {row["input"]: row["consistency"] for row in analysis.by_input}
     assert per_input == {0: 1.0, 1: 0.5, 2: 0.5}
     (whole,) = analysis.by_model
@@ -189,7 +191,7 @@ def test_wording_sensitivity_tells_a_wording_effect_from_sampling():
     assert summary["wording_share_low"] < summary["wording_share"] < summary["wording_share_high"]
 
 
-def test_comparing_two_wordings_is_paired_per_input(stub):
+def test_comparing_two_wordings_is_paired_per_input(store, stub):
     # Wording A answers right for every input; wording B gets Peru wrong.
     def respond(body):
         prompt = body["messages"][-1]["content"]
@@ -198,9 +200,9 @@ def test_comparing_two_wordings_is_paired_per_input(stub):
         return capital_of(body)
 
     stub.respond = respond
-    run_id = plan.create(grid_spec(stub))
-    asyncio.run(runner.execute(run_id))
-    result = spread.compare_runs((run_id, [], [0]), (run_id, [], [1]), method="exact")
+    run_id = plan.create(store, grid_spec(stub))
+    asyncio.run(runner.execute(store, run_id))
+    result = spread.compare_runs(store, (run_id, [], [0]), (run_id, [], [1]), method="exact")
     assert result["paired_inputs"] == 3
     assert result["top_meaning_changed"] == 1
     changed = [row for row in result["per_input"] if not row["same_top_meaning"]]
@@ -208,32 +210,32 @@ def test_comparing_two_wordings_is_paired_per_input(stub):
     assert result["representative_a"] == "Lima." and result["representative_b"] == "Cusco."
 
 
-def test_a_golden_item_from_a_templated_run_keeps_its_input_and_can_feed_a_new_run(stub, tmp_path):
+def test_a_golden_item_from_a_templated_run_keeps_its_input_and_can_feed_a_new_run(store, stub, tmp_path):
     stub.respond = capital_of
-    run_id = plan.create(grid_spec(stub))
-    asyncio.run(runner.execute(run_id))
-    with store.connect() as db:
-        peru = next(r for r in store.responses(db, run_id) if r["input"] == 1 and r["variant"] == 1)
-    labels.label(peru["id"], "ana", labels.Label("pass"))
-    golden.create_set("capitals")
-    golden.add_responses("capitals", [peru["id"]], who="ana")
-    (item,) = golden.items("capitals")
+    run_id = plan.create(store, grid_spec(stub))
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        peru = next(r for r in responses.of_run(db, run_id) if r["input"] == 1 and r["variant"] == 1)
+    labels.label(store, peru["id"], "ana", labels.Label("pass"))
+    golden.create_set(store, "capitals")
+    golden.add_responses(store, "capitals", [peru["id"]], who="ana")
+    (item,) = golden.items(store, "capitals")
     assert item["vars"] == {"country": "Peru", "expected": "Lima"}
     assert item["template"] == "Name the capital city of {{ country }}." and item["system"] == "Answer in one word."
     assert item["prompt"] == "Name the capital city of Peru."
     assert (item["prompt_name"], item["prompt_version"]) == ("terse", 1)  # a named variant is versioned under its name
     assert item["accepted"] == ["Lima."]  # only answers to the same input
-    rows = golden.as_inputs("capitals")
+    rows = golden.as_inputs(store, "capitals")
     assert rows[0]["country"] == "Peru" and rows[0]["reference"] == "Lima."
-    data = golden_files.export("capitals", "jsonl")
+    data = golden_files.export(store, "capitals", "jsonl")
     record = json.loads(data)
     assert record["input"]["template"] == item["template"] and record["source"]["prompt_version"] == 1
     other = tmp_path / "other.db"  # export → import into another database → export: the same bytes
-    golden_files.import_bytes("capitals", data, "jsonl", db_path=other)
-    assert golden_files.export("capitals", "jsonl", db_path=other) == data
+    golden_files.import_bytes(Store(other), "capitals", data, "jsonl")
+    assert golden_files.export(Store(other), "capitals", "jsonl") == data
     csv_copy = tmp_path / "csv.db"
-    golden_files.import_bytes("capitals", golden_files.export("capitals", "csv"), "csv", db_path=csv_copy)
-    assert golden.items("capitals", db_path=csv_copy)[0]["template"] == item["template"]
+    golden_files.import_bytes(Store(csv_copy), "capitals", golden_files.export(store, "capitals", "csv"), "csv")
+    assert golden.items(Store(csv_copy), "capitals")[0]["template"] == item["template"]
 
 
 def test_a_prompt_blind_model_gets_a_wording_share_whose_interval_reaches_0(stub, tmp_path):
@@ -254,8 +256,8 @@ def test_a_prompt_blind_model_gets_a_wording_share_whose_interval_reaches_0(stub
                                      plan.Variant("Name the capital city of {{country}}."),
                                      plan.Variant("{{country}}: capital?")],
                      temperatures=[1.0], n=8, seed=None, concurrency=1)
-    run_id = plan.create(spec, db_path=db)
-    asyncio.run(runner.execute(run_id, db_path=db))
+    run_id = plan.create(Store(db), spec)
+    asyncio.run(runner.execute(Store(db), run_id))
     shown = last_json(cli("--db", str(db), "show", str(run_id), "--json", "--method", "exact"))
     rows = shown["wording"]
     assert len(rows) == len(CAPITALS)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.store import Store
+
 METHODS = {
     "minilm": "meaning (MiniLM sentence embeddings, offline)",
     "tfidf": "wording (character n-gram TF-IDF)",
@@ -129,7 +131,7 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def embed(texts: list[str], method: str = "minilm", *, db_path=None) -> np.ndarray:
+def embed(store: Store, texts: list[str], method: str = "minilm") -> np.ndarray:
     """One L2-normalised row per text."""
     if method not in METHODS and not method.startswith(ENDPOINT):
         raise ValueError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}, or "
@@ -137,7 +139,7 @@ def embed(texts: list[str], method: str = "minilm", *, db_path=None) -> np.ndarr
     if not texts:
         return np.zeros((0, DIMENSIONS if method == "minilm" else 1), dtype=np.float32)
     if method.startswith(ENDPOINT):
-        vectors = _endpoint_vectors(texts, embedding_endpoint(method, db_path=db_path))
+        vectors = _endpoint_vectors(texts, embedding_endpoint(store, method))
         return _unit_rows(np.asarray(vectors, dtype=np.float32))
     if method == "minilm":
         return MiniLM.get().embed(texts)
@@ -160,11 +162,11 @@ def embed(texts: list[str], method: str = "minilm", *, db_path=None) -> np.ndarr
     return matrix
 
 
-def embedding_endpoint(method: str, *, db_path=None):
+def embedding_endpoint(store: Store, method: str):
     """The catalogue endpoint an "endpoint:NAME" method names, or a one-line SpreadError."""
     from core.models import endpoints
 
-    return endpoints.embedding_endpoint(method[len(ENDPOINT):], db_path=db_path)
+    return endpoints.embedding_endpoint(store, method[len(ENDPOINT):])
 
 
 def _endpoint_vectors(texts: list[str], endpoint) -> list[list[float]]:
@@ -189,29 +191,31 @@ def _endpoint_vectors(texts: list[str], endpoint) -> list[list[float]]:
     return vectors
 
 
-def cache_key(method: str, *, db_path=None) -> str:
+def cache_key(store: Store, method: str) -> str:
     """What a cached vector is keyed by besides its text: the model that made it (for an
     endpoint, each deployment's model id and server, so two servers never share a row)."""
     if not method.startswith(ENDPOINT):
         return method
     import json
 
-    endpoint = embedding_endpoint(method, db_path=db_path)
+    endpoint = embedding_endpoint(store, method)
     servers = sorted((m.model, m.api_base or "") for m in endpoint.members() or [endpoint])
     return ENDPOINT + json.dumps(servers)
 
 
-def warm_run(run_id: int, db_path=None) -> int:
+def warm_run(store: Store, run_id: int) -> int:
     """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
-    from core import store
+    from core.store import Store
+    from core.store import embeddings
+    from core.store import responses
 
     if not model_available():
         return 0
-    with store.connect(db_path) as db:
-        texts = [r["text"] for r in store.responses(db, run_id) if r["error_type"] is None and r["text"]]
+    with store.connection() as db:
+        texts = [r["text"] for r in responses.of_run(db, run_id) if r["error_type"] is None and r["text"]]
     distinct = list({normalise(t): t for t in texts}.values())
     if distinct:
-        cached(distinct, "minilm", db_path=db_path)
+        cached(store, distinct, "minilm")
     return len(distinct)
 
 
@@ -223,30 +227,30 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(normalise(text).encode()).hexdigest()
 
 
-def cached(texts: list[str], method: str, *, db_path=None) -> np.ndarray:
+def cached(store: Store, texts: list[str], method: str) -> np.ndarray:
     """embed(), with model embeddings kept in SQLite so a re-opened run computes none.
 
     Only the model's vectors are stored: the lexical ones depend on the other texts
     they were fitted with, and cost milliseconds anyway.
     """
     if method != "minilm" and not method.startswith(ENDPOINT):
-        return embed(texts, method)
-    from core import store
+        return embed(store, texts, method)
+    from core.store import Store
+    from core.store import embeddings
+    from core.store import responses
 
-    key = cache_key(method, db_path=db_path)
+    key = cache_key(store, method)
     hashes = [text_hash(t) for t in texts]
-    with store.connect(db_path) as db:
-        found = store.get_embeddings(db, key, list(dict.fromkeys(hashes)))
+    with store.connection() as db:
+        found = embeddings.get_embeddings(db, key, list(dict.fromkeys(hashes)))
     first_of = {}
     for i, h in enumerate(hashes):
         first_of.setdefault(h, i)
     missing = [i for h, i in first_of.items() if h not in found]
     if missing:
-        # (only an endpoint needs the database: it is looked up in its catalogue)
-        where = {"db_path": db_path} if method.startswith(ENDPOINT) else {}
-        fresh = embed([texts[i] for i in missing], method, **where)
+        fresh = embed(store, [texts[i] for i in missing], method)
         new = {hashes[i]: fresh[k].tobytes() for k, i in enumerate(missing)}
-        with store.connect(db_path) as db:
-            store.save_embeddings(db, key, new, fresh.shape[1])
+        with store.connection() as db:
+            embeddings.save_embeddings(db, key, new, fresh.shape[1])
         found.update(new)
     return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from collections.abc import MutableMapping
 from typing import Callable
 
+from core.store import Store
+
 PROMPT = """Two answers to the same question follow. Do they state the same answer, so that a reviewer
 would accept one exactly when they accept the other? Ignore wording, length, format and confidence;
 different numbers, names, dates, yes against no, or a claim against its negation are different.
@@ -42,14 +44,12 @@ def pair_key(model: str, question: str, a: str, b: str) -> str:
     return hashlib.sha256(json.dumps([model, question, first, second]).encode()).hexdigest()
 
 
-def judge(pairs: list[tuple[str, str]], *, model: str, question: str = "",
-          cache: MutableMapping[str, bool] | None = None,
-          complete: Callable[..., object] | None = None) -> Judgement:
+def judge(store: Store, pairs: list[tuple[str, str]], *, model: str, question: str = "", cache: MutableMapping[str, bool] | None = None, complete: Callable[..., object] | None = None) -> Judgement:
     """A verdict per pair, from the cache or from `model` (a catalogue endpoint's name, or
     any litellm model id). `complete` stands in for litellm.completion (tests pass a fake)."""
     cache = {} if cache is None else cache
     if complete is None:
-        complete = completion_for(model)
+        complete = completion_for(store, model)
     judgement = Judgement(verdicts=[])
     for a, b in pairs:
         key = pair_key(model, question, a, b)
@@ -72,13 +72,13 @@ def judge(pairs: list[tuple[str, str]], *, model: str, question: str = "",
     return judgement
 
 
-def completion_for(name: str, *, db_path=None) -> Callable[..., object]:
+def completion_for(store: Store, name: str) -> Callable[..., object]:
     """A litellm.completion-like call to any catalogue chat endpoint (its server, key,
     parameters; a model group through its Router), else to `name` as a litellm id."""
     from core.config import SpreadError
     from core.models import endpoints, llm
 
-    endpoint = endpoints.resolve(name, db_path=db_path)
+    endpoint = endpoints.resolve(store, name)
     if endpoint.mode == "embedding":
         raise SpreadError(f"endpoint {name!r} embeds text: a second opinion needs a chat endpoint", "second_opinion")
     call = endpoints.how_to_call(endpoint, 60.0)
@@ -106,8 +106,8 @@ def second_opinion(model: str, question: str, cache: MutableMapping[str, bool], 
                    complete: Callable[..., object] | None = None):
     """A meaning.SecondOpinion backed by judge(); each batch's Judgement (calls, cost) is
     appended to `ledger` so the caller can show what the opinions cost."""
-    def ask(pairs: list[tuple[str, str]]) -> list[bool | None]:
-        judgement = judge(pairs, model=model, question=question, cache=cache, complete=complete)
+    def ask(store: Store, pairs: list[tuple[str, str]]) -> list[bool | None]:
+        judgement = judge(store, pairs, model=model, question=question, cache=cache, complete=complete)
         ledger.append(judgement)
         return judgement.verdicts
     return ask
@@ -135,34 +135,34 @@ def _add_cost(total: float | None, response) -> float | None:
 class StoredVerdicts(MutableMapping):
     """The cache of verdicts as a table (`pair_judgements`): a pair is paid for once per database."""
 
-    def __init__(self, model: str, db_path=None):
-        self.model, self.db_path = model, db_path
+    def __init__(self, store: Store, model: str):
+        self.model, self.store = model, store
 
     def __getitem__(self, key: str) -> bool:
-        from core import store
+        from core.store import Store, now_iso, write
 
-        with store.connect(self.db_path) as db:
+        with self.store.connection() as db:
             row = db.execute("select same from pair_judgements where key = ?", [key]).fetchone()
         if row is None:
             raise KeyError(key)
         return bool(row[0])
 
     def __setitem__(self, key: str, same: bool) -> None:
-        from core import store
+        from core.store import Store, now_iso, write
 
-        with store.connect(self.db_path) as db:
-            with store.write(db):
+        with self.store.connection() as db:
+            with write(db):
                 db.execute("insert into pair_judgements (key, model, same, created_at) values (?, ?, ?, ?) "
                            "on conflict (key) do update set model = excluded.model, same = excluded.same, "
-                           "created_at = excluded.created_at", [key, self.model, int(same), store.now_iso()])
+                           "created_at = excluded.created_at", [key, self.model, int(same), now_iso()])
 
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("verdicts are kept")
 
     def __iter__(self):
-        from core import store
+        from core.store import Store, now_iso, write
 
-        with store.connect(self.db_path) as db:
+        with self.store.connection() as db:
             return iter([row[0] for row in db.execute("select key from pair_judgements where model = ?", [self.model])])
 
     def __len__(self) -> int:

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from core.store import Store
 from core.analyse import embed, meaning, stats, tool_usage
 from core.config import SpreadError
 from core.prompts import shapes
@@ -119,22 +120,23 @@ class Analysis:
 Embedder = Callable[[list[str], str], np.ndarray]
 
 
-def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                db_path=None, with_map: bool = True, extract: str | None = None,
-                second_opinion_model: str | None = None, decisions: list[dict] | None = None) -> Analysis:
+def analyse_run(store: Store, run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD, with_map: bool = True, extract: str | None = None, second_opinion_model: str | None = None, decisions: list[dict] | None = None) -> Analysis:
     """analyse() a stored run, with model embeddings cached in the database, the reviewers'
     merge and split decisions applied, and second opinions paid for once. What does not
     depend on the threshold is prepared once per run, answers and settings (`prepared_run`).
     `decisions`: the reviewers' decisions to apply (rows of cluster_decisions); None: those
     stored for the run."""
-    from core import store
+    from core.store import Store
+    from core.store import decisions as decision_rows
+    from core.store import responses as response_rows
+    from core.store import runs
 
-    with store.connect(db_path) as db:
-        variants = store.run_variants(db, run_id)
-        inputs = store.run_inputs(db, run_id)
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        variants = runs.run_variants(db, run_id)
+        inputs = runs.run_inputs(db, run_id)
+        run = runs.get_run(db, run_id)
         if decisions is None:
-            decisions = store.cluster_decisions(db, run_id)
+            decisions = decision_rows.cluster_decisions(db, run_id)
     extract = extract or (run["spec"].get("extract") if run else None) or "whole"
     if not method and run and run["spec"].get("embeddings"):  # the run's own embedding endpoint
         method = embed.ENDPOINT + run["spec"]["embeddings"]
@@ -142,9 +144,9 @@ def analyse_run(run_id: int, *, method: str | None = None, threshold: float = DE
     if second_opinion_model:
         from core.analyse import second_opinion
 
-        opinion = (second_opinion_model, second_opinion.StoredVerdicts(second_opinion_model, db_path),
-                   second_opinion.completion_for(second_opinion_model, db_path=db_path))
-    prepared = prepared_run(run_id, method=method or embed.default_method(), extract=extract, db_path=db_path)
+        opinion = (second_opinion_model, second_opinion.StoredVerdicts(store, second_opinion_model),
+                   second_opinion.completion_for(store, second_opinion_model))
+    prepared = prepared_run(store, run_id, method=method or embed.default_method(), extract=extract)
     analysis = prepared.at(threshold, decisions=decisions, second_opinion=opinion,
                            with_map=with_map)
     analysis.variants, analysis.inputs = variants, inputs
@@ -165,23 +167,27 @@ CUTS_KEPT = 8  # per prepared run: the analyses of its latest distinct clusterin
 _PREPARING = threading.Lock()
 
 
-def prepared_run(run_id: int, *, method: str, extract: str = "whole", db_path=None) -> "Prepared":
+def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whole") -> "Prepared":
     """prepare() a stored run once while its answers stay as they are: every threshold, page
     and reviewer then starts from it (app servers run sessions as threads: one prepares,
     the others wait for it)."""
-    from core import config, store
+    from core import config
+    from core.store import Store
+    from core.store import decisions as decision_rows
+    from core.store import responses as response_rows
+    from core.store import runs
 
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         received = tuple(db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone())
-    key = (str(db_path or config.db_path()), run_id, received, method, extract)
+    key = (str(store.target), run_id, received, method, extract)
     with _PREPARING:
         found = _PREPARED.get(key)
         if found is None:
-            with store.connect(db_path) as db:
-                rows = store.responses(db, run_id)
-                prompts = store.rendered_prompts(db, run_id)
+            with store.connection() as db:
+                rows = response_rows.of_run(db, run_id)
+                prompts = runs.rendered_prompts(db, run_id)
             found = _PREPARED[key] = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
-                                             embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+                                             embedder=lambda texts, m: embed.cached(store, texts, m))
             while len(_PREPARED) > PREPARED_KEPT:
                 _PREPARED.popitem(last=False)
     return found
@@ -776,8 +782,7 @@ def progress_grid(counts: list[dict], models: list[str], temperatures: list[floa
 Side = tuple  # (run_id, [(model, temperature), ...]) or (run_id, cells, variants, inputs)
 
 
-def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 db_path=None) -> dict:
+def compare_runs(store: Store, side_a: Side, side_b: Side, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Compare parts of one run, or of two runs (before and after a prompt change).
 
     Each side is (run_id, cells[, variants[, inputs]]): cells are (model, temperature)
@@ -785,24 +790,27 @@ def compare_runs(side_a: Side, side_b: Side, *, method: str | None = None, thres
     together, and the inputs of two runs are matched by their variables, so that the
     same meaning of the same input has one id on both sides.
     """
-    from core import store
+    from core.store import Store
+    from core.store import decisions as decision_rows
+    from core.store import responses as response_rows
+    from core.store import runs
 
     rows, contexts = [], {}
     run_ids = list(dict.fromkeys([side_a[0], side_b[0]]))
     joint_inputs: dict[str, int] = {}
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         for run_id in run_ids:
-            if store.get_run(db, run_id) is None:
+            if runs.get_run(db, run_id) is None:
                 raise SpreadError(f"no run with id {run_id}")
             joint = {row["input"]: joint_inputs.setdefault(json.dumps(row["vars"], sort_keys=True), len(joint_inputs))
-                     for row in store.run_inputs(db, run_id)}
-            for row in store.responses(db, run_id):
+                     for row in runs.run_inputs(db, run_id)}
+            for row in response_rows.of_run(db, run_id):
                 rows.append(dict(row, run_input=row["input"], input=joint.get(row["input"], row["input"])))
-            for (_, input_idx), (system, prompt) in store.rendered_prompts(db, run_id).items():
+            for (_, input_idx), (system, prompt) in runs.rendered_prompts(db, run_id).items():
                 contexts.setdefault(joint.get(input_idx, input_idx), []).append(f"{system}\n{prompt}")
     analysis = analyse(rows, method=method, threshold=threshold, with_map=False,
                        contexts={k: "\n".join(v) for k, v in contexts.items()},
-                       embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+                       embedder=lambda texts, m: embed.cached(store, texts, m))
     answers = analysis.answers
     run_input = pd.Series([row["run_input"] for row in rows]).loc[answers.index]
 

@@ -26,7 +26,7 @@ def cli(db: str | None) -> None:
     """Sample prompts over inputs × models × temperatures × N, measure how far the answers
     spread, label them, and gate new models and prompts against golden sets."""
     if db:  # a misspelt URL is refused here, before any file is made (config.database)
-        os.environ["SPREAD_DB"] = config.absolute(config.database(db, "--db"))
+        config.database(db, "--db")
 
 
 for stage in (run, analyse, review, evaluate, models, db, worker):
@@ -66,7 +66,17 @@ def _main(argv: list[str] | None) -> int:
         if not type(e).__module__.startswith("psycopg"):
             raise
         # PostgreSQL went away mid-command (psycopg is imported only for a postgresql:// store)
-        print(f"spread: error: database: {config.scrub(str(e).strip().splitlines()[0], os.environ.get('SPREAD_DB'))}",
-              file=sys.stderr)
+        named = _named_database(sys.argv[1:] if argv is None else argv) or os.environ.get("SPREAD_DB")
+        print(f"spread: error: database: {config.scrub(str(e).strip().splitlines()[0], named)}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _named_database(argv: list[str]) -> str | None:
+    """The value of `--db` in argv, if given: its password is scrubbed from any error."""
+    for k, arg in enumerate(argv):
+        if arg == "--db" and k + 1 < len(argv):
+            return argv[k + 1]
+        if arg.startswith("--db="):
+            return arg[len("--db="):]
+    return None

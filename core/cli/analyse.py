@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import click
 
-from core import store
-from core.cli.common import json_option, print_json
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
+from core.cli.common import json_option, print_json, pass_store
 from core.config import SpreadError
 from core.prompts import conversation, shapes
 
@@ -25,7 +29,8 @@ from core.prompts import conversation, shapes
               help="ask this chat endpoint (a catalogue name) or litellm model about pairs near the threshold that "
                    "no fact decides (paid once per pair)")
 @json_option
-def show_command(run_id, method, threshold, extract, embeddings, second_opinion, as_json):
+@pass_store
+def show_command(store: Store, run_id, method, threshold, extract, embeddings, second_opinion, as_json):
     """One run: per cell counts, errors, tokens, cost, latency, meaning clusters and answers, and
     how much of the spread each input's wording explains (`wording` in --json)."""
     from core.analyse import spread  # numpy, scipy, scikit-learn: only for the commands that analyse
@@ -34,18 +39,18 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
         threshold = spread.DEFAULT_THRESHOLD
     if not 0 < threshold <= 1:
         raise SpreadError("the threshold must be in (0, 1]")
-    with store.connect() as db:
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
-        rows = store.responses(db, run_id)
+        rows = responses.of_run(db, run_id)
     if embeddings:
         from core.analyse import embed
 
         if method:
             raise click.UsageError("give --method or --embeddings, not both")
         method = embed.ENDPOINT + embeddings
-        embed.embedding_endpoint(method)  # a one-line error before any work
+        embed.embedding_endpoint(store, method)  # a one-line error before any work
     if extract:
         from core.analyse import meaning
 
@@ -53,13 +58,13 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
             meaning.check_extract_mode(extract)
         except ValueError as e:
             raise SpreadError(str(e)) from None
-    analysis = spread.analyse_run(run_id, method=method, threshold=threshold, with_map=False, extract=extract,
+    analysis = spread.analyse_run(store, run_id, method=method, threshold=threshold, with_map=False, extract=extract,
                                   second_opinion_model=second_opinion)
     prompts = {}
-    with store.connect() as db:
-        prompts = store.rendered_prompts(db, run_id)
-        sent = store.sent_messages(db, run_id)
-    checked = _check_results(run_id, analysis)  # the run's checks and its inputs' own (an imported suite's)
+    with store.connection() as db:
+        prompts = runs.rendered_prompts(db, run_id)
+        sent = runs.sent_messages(db, run_id)
+    checked = _check_results(store, run_id, analysis)  # the run's checks and its inputs' own (an imported suite's)
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
@@ -129,12 +134,12 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
                   f"{row['p_value_holm']} Holm")
 
 
-def _check_results(run_id: int, analysis) -> dict:
+def _check_results(store: Store, run_id: int, analysis) -> dict:
     """The run's checks, scored: per answer its results, per cell its pass rate."""
     from core.analyse.spread import AXES
     from core.evaluate import rates, scoring
 
-    results = scoring.score_run_sync(run_id)
+    results = scoring.score_run_sync(store, run_id)
     if not results:
         return {}
     by_answer: dict[int, list] = {}
@@ -142,7 +147,7 @@ def _check_results(run_id: int, analysis) -> dict:
         by_answer.setdefault(row["response_id"], []).append(
             {"check": row["check_key"], "type": row["type"], "passed": None if row["passed"] is None
              else bool(row["passed"]), "score": row["score"], "reason": row["reason"]})
-    scored = rates.frame(analysis.answers, scoring.verdicts(run_id, results))
+    scored = rates.frame(analysis.answers, scoring.verdicts(store, run_id, results))
     cells = {(r["variant"], r["input"], r["model"], r["temperature"]): r
              for r in rates.by_group(scored, AXES)}
     return {"by_answer": by_answer, "cells": cells}

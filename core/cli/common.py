@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from core import jsonvalue
+from core import config, jsonvalue
 from core.config import SpreadError
+from core.store import Store
+
+
+def pass_store(command):
+    """Hand the command the Store `--db` (else $SPREAD_DB, else data/spread.db) names, as its
+    first argument: one per invocation, made when the command runs (never for `--help`)."""
+
+    @click.pass_context
+    def with_store(ctx: click.Context, *args, **kwargs):
+        root = ctx.find_root()
+        if "store" not in root.meta:
+            given = root.params.get("db")
+            root.meta["store"] = Store(config.absolute(config.database(given, "--db")) if given else None)
+        return ctx.invoke(command, root.meta["store"], *args, **kwargs)
+
+    return functools.update_wrapper(with_store, command)
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON (the last line of stdout)")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from core.cli.common import json_option, print_json
+from core.store import Store
+from core.cli.common import json_option, print_json, pass_store
 from core.config import SpreadError
 
 check_option = click.option("--check", "check_texts", multiple=True, metavar="TYPE[:VALUE]",
@@ -40,25 +41,27 @@ def read_checks(check_texts, checks_file, inputs=None, judge_model=None, judge_s
 @judge_option
 @judge_samples_option
 @json_option
-def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples, as_json):
+@pass_store
+def checks_command(store: Store, run_id, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Score a run's answers with its checks (adding any given here): pass rates per cell,
     per wording and model across inputs, the reducers, and how each check agrees with reviewers."""
-    from core import store
+    from core.store import Store
+    from core.store import runs
     from core.analyse import spread
     from core.evaluate import rates, regress, scoring
 
-    with store.connect() as db:
-        if store.get_run(db, run_id) is None:
+    with store.connection() as db:
+        if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")
-        values = [i["vars"] for i in store.run_inputs(db, run_id)]
+        values = [i["vars"] for i in runs.run_inputs(db, run_id)]
     new = read_checks(check_texts, checks_file, values, judge_model, judge_samples)
     if new:
-        scoring.attach(run_id, new)
-    results = scoring.score_run_sync(run_id)
+        scoring.attach(store, run_id, new)
+    results = scoring.score_run_sync(store, run_id)
     if not results:
         raise SpreadError(f"run {run_id} has no checks: add some with --check TYPE[:VALUE] or --checks-file")
-    analysis = spread.analyse_run(run_id, method="exact", with_map=False)
-    verdicts = scoring.verdicts(run_id, results)
+    analysis = spread.analyse_run(store, run_id, method="exact", with_map=False)
+    verdicts = scoring.verdicts(store, run_id, results)
     scored = rates.frame(analysis.answers, verdicts)
     left_out = rates.unchecked([int(rid) for rid in analysis.answers["id"]], verdicts, results)
     cells = rates.reducers(scored)
@@ -71,7 +74,7 @@ def checks_command(run_id, check_texts, checks_file, judge_model, judge_samples,
         "per_check": _per_check(results),
         "unchecked": left_out["answers"], "unchecked_why": left_out["why"],
         "metrics": rates.metric_scores(results),
-        "agreement_with_people": regress.human_agreement(run_id),
+        "agreement_with_people": regress.human_agreement(store, run_id),
         "judge_calls": sum(r["judge_calls"] or 0 for r in results),
         "judge_cost_usd": None if any(r["judge_calls"] and r["judge_cost_usd"] is None for r in results)
         else sum(r["judge_cost_usd"] or 0 for r in results),
@@ -145,8 +148,8 @@ def _per_check(results: list[dict]) -> list[dict]:
               help="exit 0, not 3, when the data cannot tell whether a gate is broken")
 @click.option("--junit", metavar="FILE", help="write JUnit XML: one test case per item")
 @json_option
-def regress_command(set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens, concurrency,
-                    baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, as_json):
+@pass_store
+def regress_command(store: Store, set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens, concurrency, baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, as_json):
     """Re-sample a golden set on a candidate and gate it. Exit 0 when every gate holds (pass),
     1 when the data shows a gate is broken (fail), 2 on usage or runtime errors, 3 when an
     observed figure breaks a gate but sampling noise could explain it (inconclusive; the
@@ -174,7 +177,7 @@ def regress_command(set_name, model, api_base, prompt_version, temperature, k, s
         bar.update(1)
 
     try:
-        result = asyncio.run(regress.regress(set_name, candidate, gates, baseline_id=baseline, on_answer=on_answer,
+        result = asyncio.run(regress.regress(store, set_name, candidate, gates, baseline_id=baseline, on_answer=on_answer,
                                              created_by=os.environ.get("USER", "")))
     finally:
         if bar is not None:

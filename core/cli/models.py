@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from core.cli.common import json_option, print_json, read_text, reviewer
+from core.store import Store
+from core.cli.common import json_option, print_json, read_text, reviewer, pass_store
 from core.config import SpreadError
 
 
@@ -46,8 +47,8 @@ def models_group(ctx, as_json):
 @click.option("--rpm", type=float, metavar="R", help="requests per minute at most")
 @click.option("--timeout", type=float, metavar="S", help="seconds per call (default: the run's)")
 @click.option("--replace", is_flag=True, help="overwrite an endpoint of that name")
-def add_command(name, model_id, api_base, key_env, param_texts, price_in, price_out, max_concurrency, rpm, timeout,
-                replace):
+@pass_store
+def add_command(store: Store, name, model_id, api_base, key_env, param_texts, price_in, price_out, max_concurrency, rpm, timeout, replace):
     """Add a named endpoint to the shared catalogue (a run's --model NAME then uses it)."""
     from core.models import endpoints
 
@@ -55,18 +56,19 @@ def add_command(name, model_id, api_base, key_env, param_texts, price_in, price_
         name=name, model=model_id, api_base=api_base, key_env=key_env,
         params=endpoints.parse_params(list(param_texts)), price_in=price_in, price_out=price_out,
         max_concurrency=max_concurrency, rpm=rpm, timeout_s=timeout)
-    endpoint = endpoints.add(endpoint, who=reviewer(), replace=replace)
+    endpoint = endpoints.add(store, endpoint, who=reviewer(), replace=replace)
     print(f"endpoint {endpoint.name!r} {'saved' if replace else 'added'}: {_summary(endpoint)}")
 
 
 @models_group.command("list")
 @json_option
-def list_command(as_json):
+@pass_store
+def list_command(store: Store, as_json):
     """The catalogue: each endpoint's settings and whether it is ready (key present, server reachable)."""
     from core.models import endpoints
 
     rows = []
-    for endpoint in endpoints.list_endpoints():
+    for endpoint in endpoints.list_endpoints(store):
         rows.append(endpoint.settings() | endpoints.readiness(endpoint, timeout_s=2.0))
     if as_json:
         print_json(rows)
@@ -81,12 +83,13 @@ def list_command(as_json):
 @models_group.command("test")
 @click.argument("name")
 @json_option
-def test_command(name, as_json):
+@pass_store
+def test_command(store: Store, name, as_json):
     """Make one short call to an endpoint (or a litellm id): the answer, latency, the model the
     server reports, tokens and cost, or the error in one line."""
     from core.models import endpoints
 
-    result = asyncio.run(endpoints.try_call(endpoints.resolve(name)))
+    result = asyncio.run(endpoints.try_call(endpoints.resolve(store, name)))
     if as_json:
         print_json(result)
         return 0 if result["ok"] else 1
@@ -103,11 +106,12 @@ def test_command(name, as_json):
 
 @models_group.command("remove")
 @click.argument("name")
-def remove_command(name):
+@pass_store
+def remove_command(store: Store, name):
     """Remove an endpoint from the catalogue (runs made with it keep its settings)."""
     from core.models import endpoints
 
-    endpoints.remove(name)
+    endpoints.remove(store, name)
     print(f"endpoint {name!r} removed")
 
 
@@ -116,20 +120,21 @@ def remove_command(name):
 @click.option("--replace", is_flag=True, help="overwrite endpoints of the same names")
 @click.option("--dry-run", is_flag=True, help="show what would be added, and add nothing")
 @json_option
-def import_command(file, replace, dry_run, as_json):
+@pass_store
+def import_command(store: Store, file, replace, dry_run, as_json):
     """Import the model_list of a LiteLLM proxy config.yaml, all entries or none: model groups,
     embedding entries, credentials as os.environ/NAME only (a written one is refused by name)."""
     from core.formats import litellm_config
 
     try:
-        preview = litellm_config.preview(read_text(file), path=None if file == "-" else file, replace=replace)
+        preview = litellm_config.preview(store, read_text(file), path=None if file == "-" else file, replace=replace)
     except SpreadError as refused:  # every problem of every entry (or why the file is not a config)
         if as_json:
             print_json({"added": [], "problems": getattr(refused, "problems", [str(refused)]),
                         "notes": getattr(refused, "notes", []), "dry_run": dry_run})
         raise
     if not dry_run:
-        litellm_config.apply(preview, who=reviewer())
+        litellm_config.apply(store, preview, who=reviewer())
     if as_json:
         print_json({"added": [e.name for e in preview.endpoints] if not dry_run else [],
                     "endpoints": [e.settings() for e in preview.endpoints], "notes": preview.notes,
@@ -144,12 +149,13 @@ def import_command(file, replace, dry_run, as_json):
 
 @models_group.command("export")
 @click.option("--out", metavar="FILE", help="write here (default: stdout)")
-def export_command(out):
+@pass_store
+def export_command(store: Store, out):
     """The catalogue as a LiteLLM proxy config.yaml model_list (keys as os.environ/NAME)."""
     from core.formats import litellm_config
     from core.models import endpoints
 
-    text = litellm_config.export(endpoints.list_endpoints())
+    text = litellm_config.export(endpoints.list_endpoints(store))
     if out:
         try:
             with open(out, "w", encoding="utf-8") as f:

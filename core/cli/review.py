@@ -6,8 +6,10 @@ import sys
 
 import click
 
-from core import store
-from core.cli.common import json_option, print_json, reviewer
+from core.store import Store
+
+from core.store import runs
+from core.cli.common import json_option, print_json, reviewer, pass_store
 from core.config import SpreadError
 
 expected_call_option = click.option(
@@ -30,16 +32,17 @@ def _calls(given) -> list[dict] | None:
 @click.option("--note", help="a note for the team")
 @expected_call_option
 @json_option
-def label_command(response_id, verdict, who, score, tags, correction, note, expected_calls, as_json):
+@pass_store
+def label_command(store: Store, response_id, verdict, who, score, tags, correction, note, expected_calls, as_json):
     """Label one answer pass / fail / unsure; a reviewer's later label of it replaces the
     earlier one (its history is kept)."""
     from core.review import labels
 
     who = reviewer(who)
-    labels.label(response_id, who, labels.Label(verdict=verdict, score=score, tags=list(tags),
+    labels.label(store, response_id, who, labels.Label(verdict=verdict, score=score, tags=list(tags),
                                                 correction=correction, note=note,
                                                 correction_calls=_calls(expected_calls)))
-    stored = [r for r in labels.labels_for([response_id]) if r["reviewer"] == " ".join(who.split())]
+    stored = [r for r in labels.labels_for(store, [response_id]) if r["reviewer"] == " ".join(who.split())]
     if as_json:
         print_json(stored[0])
     else:
@@ -49,14 +52,15 @@ def label_command(response_id, verdict, who, score, tags, correction, note, expe
 @click.command("agreement")
 @click.argument("run_id", type=int)
 @json_option
-def agreement_command(run_id, as_json):
+@pass_store
+def agreement_command(store: Store, run_id, as_json):
     """How far reviewers agree on one run's answers."""
     from core.review import labels
 
-    with store.connect() as db:
-        if store.get_run(db, run_id) is None:
+    with store.connection() as db:
+        if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")
-    given = labels.labels_for_run(run_id)
+    given = labels.labels_for_run(store, run_id)
     result = labels.agreement(given) | {"disagreements": labels.disagreements(given)}
     if as_json:
         print_json(result)
@@ -79,11 +83,12 @@ def golden_group():
 @golden_group.command("create")
 @click.argument("name")
 @click.option("--description", default="")
-def golden_create(name, description):
+@pass_store
+def golden_create(store: Store, name, description):
     """Create an empty golden set."""
     from core.review import golden
 
-    golden.create_set(name, description=description, created_by=reviewer())
+    golden.create_set(store, name, description=description, created_by=reviewer())
     print(f"golden set {name!r} created")
 
 
@@ -96,7 +101,8 @@ def golden_create(name, description):
 @expected_call_option
 @click.option("--to-item", "item_key", metavar="KEY",
               help="add the (failed) answers to this item's rejected answers instead of making new items")
-def golden_add(name, responses, correction, expected_calls, item_key):
+@pass_store
+def golden_add(store: Store, name, responses, correction, expected_calls, item_key):
     """Add labelled answers to a set (one new version). A failed answer is never a
     reference: give --correction (or, for a tool-call answer, --expected-call), or
     --to-item to reject it in an existing item."""
@@ -106,10 +112,10 @@ def golden_add(name, responses, correction, expected_calls, item_key):
         if correction or expected_calls:
             raise SpreadError("--correction and --expected-call make a new item; --to-item adds to an existing one: "
                               "choose one")
-        version = golden.add_rejected(name, item_key, list(responses), who=reviewer())
+        version = golden.add_rejected(store, name, item_key, list(responses), who=reviewer())
         print(f"{len(responses)} answer(s) rejected in item {item_key} of {name!r}: version {version}")
         return
-    version = golden.add_responses(name, list(responses), who=reviewer(), correction=correction,
+    version = golden.add_responses(store, name, list(responses), who=reviewer(), correction=correction,
                                    correction_calls=_calls(expected_calls))
     print(f"{len(responses)} item(s) added to {name!r}: version {version}")
 
@@ -119,11 +125,12 @@ def golden_add(name, responses, correction, expected_calls, item_key):
 @click.option("--fix", is_flag=True, help="resolve every contradiction (the latest label on the text, else "
                                           "rejected) in one new version")
 @json_option
-def golden_check(name, fix, as_json):
+@pass_store
+def golden_check(store: Store, name, fix, as_json):
     """List items that hold one text both accepted and rejected; --fix resolves them."""
     from core.review import golden
 
-    result = golden.check(name, fix=fix, who=reviewer())
+    result = golden.check(store, name, fix=fix, who=reviewer())
     if as_json:
         print_json(result)
         return
@@ -141,11 +148,12 @@ def golden_check(name, fix, as_json):
 
 @golden_group.command("list")
 @json_option
-def golden_list(as_json):
+@pass_store
+def golden_list(store: Store, as_json):
     """List golden sets with their versions and sizes."""
     from core.review import golden
 
-    sets = golden.list_sets()
+    sets = golden.list_sets(store)
     if as_json:
         print_json(sets)
         return
@@ -157,11 +165,12 @@ def golden_list(as_json):
 @click.argument("name")
 @click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "openai", "promptfoo", "parquet"]))
 @click.option("--out", required=True, metavar="FILE")
-def export_command(name, fmt, out):
+@pass_store
+def export_command(store: Store, name, fmt, out):
     """Export a golden set (jsonl, csv, openai, promptfoo, parquet)."""
     from core.formats import golden_files
 
-    count, version = golden_files.export_to(name, fmt, out)
+    count, version = golden_files.export_to(store, name, fmt, out)
     print(f"{count} items of {name!r} version {version} written to {out} ({fmt})")
 
 
@@ -170,11 +179,12 @@ def export_command(name, fmt, out):
 @click.argument("file")
 @click.option("--skip-bad", is_flag=True, help="import the valid lines of a file that has bad ones (default: import nothing)")
 @json_option
-def import_command(name, file, skip_bad, as_json):
+@pass_store
+def import_command(store: Store, name, file, skip_bad, as_json):
     """Import a JSONL or CSV file into a golden set, all or nothing."""
     from core.formats import golden_files
 
-    result = golden_files.import_file(name, file, skip_bad=skip_bad, who=reviewer())
+    result = golden_files.import_file(store, name, file, skip_bad=skip_bad, who=reviewer())
     if as_json:
         print_json(result)
         return
@@ -195,13 +205,14 @@ def clusters_group():
 @click.option("--method", type=click.Choice(["minilm", "tfidf", "exact"]))
 @click.option("--threshold", type=float)
 @json_option
-def clusters_explain(answer_a, answer_b, method, threshold, as_json):
+@pass_store
+def clusters_explain(store: Store, answer_a, answer_b, method, threshold, as_json):
     """Why two answers of one input are merged or kept apart (similarity, conflicting facts)."""
     from dataclasses import asdict
 
     from core.review import decisions
 
-    pair = decisions.explain(answer_a, answer_b, method=method, threshold=threshold)
+    pair = decisions.explain(store, answer_a, answer_b, method=method, threshold=threshold)
     if as_json:
         print_json(asdict(pair))
         return
@@ -216,10 +227,11 @@ def _decision_command(action: str, summary: str, done: str):
     @click.argument("answer_a", type=int)
     @click.argument("answer_b", type=int)
     @click.option("--reviewer", "who", help="who decides (default: $SPREAD_REVIEWER, else $USER)")
-    def command(answer_a, answer_b, who):
+    @pass_store
+    def command(store: Store, answer_a, answer_b, who):
         from core.review import decisions
 
-        decision_id = decisions.decide(answer_a, answer_b, action, reviewer=reviewer(who))
+        decision_id = decisions.decide(store, answer_a, answer_b, action, reviewer=reviewer(who))
         print(f"decision {decision_id}: answers {answer_a} and {answer_b} {done}")
     return command
 

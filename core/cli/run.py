@@ -9,9 +9,13 @@ import threading
 
 import click
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs as run_rows
 from core.cli import evaluate
-from core.cli.common import json_option, print_json, read_text
+from core.cli.common import json_option, print_json, read_text, pass_store
 from core.config import SpreadError
 from core.prompts import conversation, inputs, shapes
 from core.run import plan
@@ -74,11 +78,8 @@ from core.run import plan
 @evaluate.judge_option
 @evaluate.judge_samples_option
 @json_option
-def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system,
-                system_file, vars_file, var_pairs, inputs_from_golden,
-                inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
-                timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts,
-                checks_file, judge_model, judge_samples, as_json):
+@pass_store
+def run_command(store: Store, prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system, system_file, vars_file, var_pairs, inputs_from_golden, inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base, timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -94,7 +95,7 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
         raise SpreadError("max attempts must be in 1..20")
     names = list(labels) + [""] * (len(texts) + len(conversations) - len(labels))
     shape = _prompt_shape(tools_file, tool_choice, response_format)
-    rows = _inputs(vars_file, var_pairs, inputs_from_golden, inputs_from_run)
+    rows = _inputs(store, vars_file, var_pairs, inputs_from_golden, inputs_from_run)
     checks = evaluate.read_checks(check_texts, checks_file, rows, judge_model, judge_samples)
     spec = plan.RunSpec(
         variants=[plan.Variant(text, system, label, **shape) for text, label in zip(texts, names)]
@@ -107,11 +108,11 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
         embeddings=embeddings or "",
     )
     if dry_run:
-        return _print_estimate(spec, as_json)
-    run_id = plan.create(spec, created_by=os.environ.get("USER", ""))
+        return _print_estimate(store, spec, as_json)
+    run_id = plan.create(store, spec, created_by=os.environ.get("USER", ""))
     if not as_json:
         print(f"run {run_id}: {spec.planned()} samples", file=sys.stderr)
-    return execute(run_id, as_json, retry_errors=False)
+    return execute(store, run_id, as_json, retry_errors=False)
 
 
 def _prompt_shape(tools_file, tool_choice, response_format) -> dict:
@@ -121,7 +122,7 @@ def _prompt_shape(tools_file, tool_choice, response_format) -> dict:
             "response_format": shapes.read_response_format(response_format) if response_format else None}
 
 
-def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
+def _inputs(store: Store, vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
     """The run's inputs from the options: one source of rows, plus --var values for every row."""
     sources = [s for s in (vars_file, golden_set, run_id) if s is not None]
     if len(sources) > 1:
@@ -132,18 +133,18 @@ def _inputs(vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
     elif golden_set:
         from core.review import golden
 
-        rows = golden.as_inputs(golden_set)
+        rows = golden.as_inputs(store, golden_set)
     elif run_id is not None:
-        rows = inputs.from_run(run_id)
+        rows = inputs.from_run(store, run_id)
     else:
         return [constants] if constants else []
     return [row | constants for row in rows]  # the command line wins over the file
 
 
-def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
+def _print_estimate(store: Store, spec: plan.RunSpec, as_json: bool) -> int:
     from core.run import estimate
 
-    result = estimate.estimate(spec)
+    result = estimate.estimate(store, spec)
     if as_json:
         print_json(result)
         return 0
@@ -168,16 +169,16 @@ def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
 @click.argument("run_id", type=int)
 @click.option("--retry-errors", is_flag=True, help="also sample again the cells that ended in an error")
 @json_option
-def resume_command(run_id, retry_errors, as_json):
+@pass_store
+def resume_command(store: Store, run_id, retry_errors, as_json):
     """Fill only the cells an interrupted run is missing."""
-    with store.connect() as db:
-        if store.get_run(db, run_id) is None:
+    with store.connection() as db:
+        if run_rows.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")
-    return execute(run_id, as_json, retry_errors=retry_errors)
+    return execute(store, run_id, as_json, retry_errors=retry_errors)
 
 
-def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False,
-            extra: dict | None = None) -> int:
+def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False, extra: dict | None = None) -> int:
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
@@ -197,12 +198,12 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
             errors_shown = progress.errors
             bar.set_postfix(errors=errors_shown, refresh=False)
 
-    pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
+    pool = runner.prepare_own_process(store, run_id, retry_errors=retry_errors)
     # SIGTERM stops the run gracefully: no new call, the calls in flight end (or are dropped
     # after lease.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
     stop = threading.Event()
     try:
-        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop,
+        result = runner.run_own_process(runner.execute(store, run_id, retry_errors=retry_errors, pool=pool, stop=stop,
                                                        on_answer=None if as_json else on_answer), stop=stop)
     finally:
         if pool is not None:
@@ -214,7 +215,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
         print(f"run {run_id} stopped: {result['responses']} answers kept; the run is {where} "
               f"(spread resume {run_id} fills the rest)", file=sys.stderr)
         return 130
-    result.update(_pass_rate(run_id))
+    result.update(_pass_rate(store, run_id))
     if with_pass_rate:
         result.setdefault("pass_rate", None)
     if as_json:
@@ -230,19 +231,19 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
     return 0
 
 
-def _pass_rate(run_id: int) -> dict:
+def _pass_rate(store: Store, run_id: int) -> dict:
     """The run's checks, scored now: the overall pass rate for the summary (none without checks)."""
     from core.evaluate import scoring
 
-    results = scoring.score_run_sync(run_id)  # the run's checks and its inputs' own (an imported suite's tests)
+    results = scoring.score_run_sync(store, run_id)  # the run's checks and its inputs' own (an imported suite's tests)
     if not results:
         return {}
     from core.analyse import spread  # only now: scipy's import alone takes a second
     from core.evaluate import rates
 
-    with store.connect() as db:
-        answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
-    scored = rates.frame(spread.frame(answers), scoring.verdicts(run_id, results))
+    with store.connection() as db:
+        answers = [r for r in responses.of_run(db, run_id) if r["error_type"] is None]
+    scored = rates.frame(spread.frame(answers), scoring.verdicts(store, run_id, results))
     (overall,) = rates.by_group(scored, []) or [{}]
     return {key: overall.get(key) for key in ("pass_rate", "pass_rate_low", "pass_rate_high")}
 
@@ -259,14 +260,15 @@ def _pass_rate(run_id: int) -> dict:
                                              "default such parts are left out and listed)")
 @click.option("--dry-run", is_flag=True, help="map the suite and print the plan and its estimate; write nothing")
 @json_option
-def import_promptfoo_command(file, n, judge_model, strict, dry_run, as_json):
+@pass_store
+def import_promptfoo_command(store: Store, file, n, judge_model, strict, dry_run, as_json):
     """Run a promptfoo suite (promptfooconfig.yaml): prompts become variants, providers catalogue
     endpoints, tests inputs with their asserts as checks; then sample it N times and score it.
     Parts with no Spread equivalent are left out and each listed (--strict: refuse instead)."""
     from core.formats import promptfoo_config
 
     try:
-        suite = promptfoo_config.read(file, n=n, strict=strict, judge_model=judge_model)
+        suite = promptfoo_config.read(store, file, n=n, strict=strict, judge_model=judge_model)
     except promptfoo_config.Unmappable as e:
         if as_json:
             print_json({"error": "unmappable", "unmappable": e.problems, "written": False})
@@ -288,7 +290,7 @@ def import_promptfoo_command(file, n, judge_model, strict, dry_run, as_json):
         if as_json:
             from core.run import estimate
 
-            print_json(summary | {"estimate": estimate.estimate(suite.spec), "dry_run": True})
+            print_json(summary | {"estimate": estimate.estimate(store, suite.spec), "dry_run": True})
             return 0
         print(f"{len(summary['variants'])} prompts × {summary['inputs']} tests × {len(summary['endpoints'])} "
               f"providers × {len(summary['temperatures'])} temperatures × N={summary['n']}: {summary['planned']:,} "
@@ -296,29 +298,31 @@ def import_promptfoo_command(file, n, judge_model, strict, dry_run, as_json):
         print(f"endpoints: {', '.join(summary['endpoints'])}")
         print("dry run: nothing was written")
         return 0
-    run_id = promptfoo_config.write(suite, who=os.environ.get("USER", ""))
+    run_id = promptfoo_config.write(store, suite, who=os.environ.get("USER", ""))
     if not as_json:
         print(f"run {run_id}: {summary['planned']} samples", file=sys.stderr)
-    return execute(run_id, as_json, retry_errors=False, with_pass_rate=True,
+    return execute(store, run_id, as_json, retry_errors=False, with_pass_rate=True,
                    extra={"skipped": summary["skipped"], "notes": summary["notes"]} if as_json else None)
 
 
 @click.command("cancel")
 @click.argument("run_id", type=int)
-def cancel_command(run_id):
+@pass_store
+def cancel_command(store: Store, run_id):
     """Ask the worker running a run, in any process, to stop after the calls in flight."""
     from core.run import runner
 
-    runner.request_cancel(run_id)
+    runner.request_cancel(store, run_id)
     print(f"run {run_id}: cancel requested")
 
 
 @click.command("runs")
 @json_option
-def runs_command(as_json):
+@pass_store
+def runs_command(store: Store, as_json):
     """List runs, newest first."""
-    with store.connect() as db:
-        runs = store.list_runs(db)
+    with store.connection() as db:
+        runs = run_rows.list_runs(db)
     if as_json:
         print_json(runs)
         return
@@ -337,11 +341,12 @@ def runs_command(as_json):
 @click.option("--api-base", metavar="URL", help="OpenAI-compatible server for the model")
 @click.option("--seed", type=int, help="base seed for the model's samples")
 @json_option
-def reword_command(prompt, model, k, api_base, seed, as_json):
+@pass_store
+def reword_command(store: Store, prompt, model, k, api_base, seed, as_json):
     """Ask a model for K rewordings of a prompt, to run as variants (--prompt, once each)."""
     from core.run import rewording
 
-    result = asyncio.run(rewording.reword(prompt, k, model, api_base=api_base, seed=seed))
+    result = asyncio.run(rewording.reword(store, prompt, k, model, api_base=api_base, seed=seed))
     if as_json:
         print_json(result)
         return

@@ -9,6 +9,7 @@ import threading
 
 import click
 
+from core.store import Store
 from core.run import lease
 
 
@@ -39,7 +40,7 @@ def worker_command(once, wait_s):
         if failure is not None:
             failed.append(run_id)
 
-    async def serve():
+    async def serve(store: Store):
         task = asyncio.current_task()
 
         def on_sigterm() -> None:
@@ -50,7 +51,7 @@ def worker_command(once, wait_s):
             stop.set()
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
-        await service.serve(once=once, wait_s=wait_s, stop=stop, report=report, on_end=on_end)
+        await service.serve(store, once=once, wait_s=wait_s, stop=stop, report=report, on_end=on_end)
 
     try:
         asyncio.run(serve())

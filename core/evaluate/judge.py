@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 
+from core.store import Store
 from core.evaluate.checks import Check, Outcome
 from core.models import endpoints, limits, llm
 
@@ -48,12 +49,11 @@ def verdict(text: str) -> tuple[bool | None, str]:
     return None, f"unreadable verdict: {' '.join((text or '').split())[:80]!r}"
 
 
-async def grade(check: Check, question: str, answer: str, *, api_base: str | None = None,
-                limit: asyncio.Semaphore | None = None) -> Outcome:
+async def grade(store: Store, check: Check, question: str, answer: str, *, api_base: str | None = None, limit: asyncio.Semaphore | None = None) -> Outcome:
     """Ask the judge `check.samples` times; the majority verdict, with its self-consistency."""
     limit = limit or asyncio.Semaphore(4)
     messages = prompt(str(check.value), question, answer)
-    call = endpoints.how_to_call(endpoints.resolve(check.judge, api_base), 60.0)  # a catalogue name, else an id
+    call = endpoints.how_to_call(endpoints.resolve(store, check.judge, api_base), 60.0)  # a catalogue name, else an id
     bucket = limits.bucket_for(call.endpoint)  # its requests-per-minute limit, shared with runs
     secrets = endpoints.secret_values([call])
 

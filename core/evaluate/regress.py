@@ -28,7 +28,13 @@ from xml.etree import ElementTree
 
 from scipy import stats as scipy_stats
 
-from core import display, store
+from core import display
+
+from core.store import Store, now_iso, write
+
+from core.store import responses
+
+from core.store import runs
 from core.analyse import stats
 from core.config import SpreadError, check_text
 from core.evaluate import gate, power, rates, scoring
@@ -55,16 +61,16 @@ class Candidate:
 
 # --- the plan ---------------------------------------------------------------------------
 
-def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSpec:
+def plan_for(store: Store, set_name: str, candidate: Candidate) -> plan.RunSpec:
     """A run plan that samples every item of the set K times on the candidate."""
-    items = golden.items(set_name, db_path=db_path)
+    items = golden.items(store, set_name)
     if not items:
         raise SpreadError(f"the golden set {set_name!r} has no items")
     rows = []
     for item in items:
         system, prompt = item["system"] or "", item["prompt"]
         if candidate.prompt_version is not None:
-            system, prompt = _at_version(item, candidate.prompt_version, db_path)
+            system, prompt = _at_version(store, item, candidate.prompt_version)
         # An old item that both accepts and rejects a text is gated as its fix would leave it.
         accepted, rejected, reference, _ = golden.resolve(item["accepted"], item["rejected"], item["reference"])
         rows.append({**{k: str(v) for k, v in (item["vars"] or {}).items()},
@@ -104,12 +110,12 @@ def _variant(set_name: str, items: list[dict]) -> plan.Variant:
     return plan.Variant("", "", f"golden:{set_name}", [{"role": "history", "from": "golden.messages"}], **shape)
 
 
-def _at_version(item: dict, version: int, db_path) -> tuple[str, str]:
+def _at_version(store: Store, item: dict, version: int) -> tuple[str, str]:
     """The item's input rendered from another version of the prompt it came from."""
     if not item.get("prompt_name") or item.get("template") is None:
         raise SpreadError(f"item {item['item_key'][:8]} has no template to re-render at prompt version {version}: "
                           "it did not come from a templated run")
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         row = db.execute("select system, template from prompts where name = ? and version = ?",
                          [item["prompt_name"], version]).fetchone()
     if row is None:
@@ -123,10 +129,10 @@ def _at_version(item: dict, version: int, db_path) -> tuple[str, str]:
     return templates.render(system or "", values), templates.render(template, values)
 
 
-def check_baseline(baseline_id: int | None, set_name: str, *, db_path=None) -> dict | None:
+def check_baseline(store: Store, baseline_id: int | None, set_name: str) -> dict | None:
     if baseline_id is None:
         return None
-    found = get(baseline_id, db_path=db_path)
+    found = get(store, baseline_id)
     if found is None:
         raise SpreadError(f"no regress run with id {baseline_id}")
     if found["set_name"] != set_name:
@@ -136,55 +142,50 @@ def check_baseline(baseline_id: int | None, set_name: str, *, db_path=None) -> d
 
 # --- running it ---------------------------------------------------------------------------
 
-def prepare(set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None,
-            db_path=None, created_by: str = "") -> int:
+def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None, created_by: str = "") -> int:
     """Check everything and record the run that samples the set; returns its id. Nothing
     is written when an argument is wrong."""
     check_text(set_name or "", "the golden set name")
     gates.check()
     if gates.max_drop is not None and baseline_id is None:
         raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
-    check_baseline(baseline_id, set_name, db_path=db_path)
-    spec = plan_for(set_name, candidate, db_path=db_path)
-    return plan.create(spec, db_path=db_path, created_by=created_by)
+    check_baseline(store, baseline_id, set_name)
+    spec = plan_for(store, set_name, candidate)
+    return plan.create(store, spec, created_by=created_by)
 
 
-async def complete(run_id: int, set_name: str, candidate: Candidate, gates: Gates, *,
-                   baseline_id: int | None = None, db_path=None, created_by: str = "", on_answer=None,
-                   cancel=None) -> dict:
+async def complete(store: Store, run_id: int, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None, created_by: str = "", on_answer=None, cancel=None) -> dict:
     """Sample the prepared run, score it, compare it, and record the verdict."""
     from core.run import runner
 
-    baseline = check_baseline(baseline_id, set_name, db_path=db_path)
-    current = golden.get_set(set_name, db_path=db_path)
-    await runner.execute(run_id, db_path=db_path, on_answer=on_answer, cancel=cancel)
-    await scoring.score_run(run_id, db_path=db_path)
-    result = report(run_id, gates, baseline=baseline, db_path=db_path)
+    baseline = check_baseline(store, baseline_id, set_name)
+    current = golden.get_set(store, set_name)
+    await runner.execute(store, run_id, on_answer=on_answer, cancel=cancel)
+    await scoring.score_run(store, run_id)
+    result = report(store, run_id, gates, baseline=baseline)
     result.update(set=set_name, set_version=current["version"], model=candidate.model,
                   prompt_version=candidate.prompt_version, temperature=candidate.temperature, n=candidate.n)
-    result["regress_id"] = save(result, candidate, gates, run_id, baseline_id, db_path=db_path, created_by=created_by)
+    result["regress_id"] = save(store, result, candidate, gates, run_id, baseline_id, created_by=created_by)
     return result
 
 
-async def regress(set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None,
-                  db_path=None, created_by: str = "", on_answer=None, cancel=None) -> dict:
+async def regress(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None, created_by: str = "", on_answer=None, cancel=None) -> dict:
     """Sample, score, compare and record one regress run; returns its report."""
-    run_id = prepare(set_name, candidate, gates, baseline_id=baseline_id, db_path=db_path, created_by=created_by)
-    return await complete(run_id, set_name, candidate, gates, baseline_id=baseline_id, db_path=db_path,
+    run_id = prepare(store, set_name, candidate, gates, baseline_id=baseline_id, created_by=created_by)
+    return await complete(store, run_id, set_name, candidate, gates, baseline_id=baseline_id,
                           created_by=created_by, on_answer=on_answer, cancel=cancel)
 
 
-def for_run(run_id: int, *, db_path=None) -> dict | None:
+def for_run(store: Store, run_id: int) -> dict | None:
     """The regress run recorded for a sampled run, once it is complete."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         row = db.execute("select id from regress_runs where run_id = ?", [run_id]).fetchone()
-    return get(row[0], db_path=db_path) if row else None
+    return get(store, row[0]) if row else None
 
 
-def save(result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *,
-         db_path=None, created_by: str = "") -> int:
-    with store.connect(db_path) as db:
-        with store.write(db):
+def save(store: Store, result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *, created_by: str = "") -> int:
+    with store.connection() as db:
+        with write(db):
             return db["regress_runs"].insert({
                 "set_name": result["set"], "set_version": result["set_version"], "run_id": run_id,
                 "model": candidate.model, "prompt_version": candidate.prompt_version,
@@ -192,12 +193,12 @@ def save(result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline
                 "settings": json.dumps({"candidate": asdict(candidate), "gates": asdict(gates)}),
                 "result": json.dumps(result, default=str), "gate": result["gate"], "pass_rate": result["pass_rate"],
                 "pass_rate_low": result["pass_rate_low"], "pass_rate_high": result["pass_rate_high"],
-                "created_at": store.now_iso(), "created_by": created_by,
+                "created_at": now_iso(), "created_by": created_by,
             }).last_pk
 
 
-def get(regress_id: int, *, db_path=None) -> dict | None:
-    with store.connect(db_path) as db:
+def get(store: Store, regress_id: int) -> dict | None:
+    with store.connection() as db:
         rows = list(db.query("select * from regress_runs where id = ?", [regress_id]))
     if not rows:
         return None
@@ -205,9 +206,9 @@ def get(regress_id: int, *, db_path=None) -> dict | None:
     row["result"], row["settings"] = json.loads(row["result"]), json.loads(row["settings"])
     _upgrade(row["result"])
     if any("label" not in item for item in row["result"]["items"]):  # recorded before items had names
-        with store.connect(db_path) as db:
+        with store.connection() as db:
             names = {i["vars"].get("golden.item_key"): item_names(i["input"], i["vars"])
-                     for i in store.run_inputs(db, row["run_id"])}
+                     for i in runs.run_inputs(db, row["run_id"])}
         for item in row["result"]["items"]:
             item.update(names.get(item["key"]) or {"prompt": "", "vars": {}, "label": item["key"]})
     return row
@@ -235,10 +236,10 @@ def _negated(value):
     return None if value is None else -value
 
 
-def history(set_name: str, *, db_path=None) -> list[dict]:
+def history(store: Store, set_name: str) -> list[dict]:
     """Every regress run of a set, oldest first (for drift over weeks); `gate` is None for a
     run made without a gate (rows recorded before said "pass")."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         rows = list(db.query(
             "select id, set_name, set_version, run_id, model, prompt_version, temperature, n, baseline_id, gate, "
             "pass_rate, pass_rate_low, pass_rate_high, created_at, created_by, settings from regress_runs "
@@ -252,21 +253,21 @@ def history(set_name: str, *, db_path=None) -> list[dict]:
 
 # --- the statistics -------------------------------------------------------------------------
 
-def item_table(run_id: int, *, db_path=None) -> dict[str, dict]:
+def item_table(store: Store, run_id: int) -> dict[str, dict]:
     """Per item key: its prompt and variables, passes, samples, errors, meaning clusters,
     worst samples, provider models."""
     from core.analyse import spread
 
-    with store.connect(db_path) as db:
-        rows = store.responses(db, run_id)
-        inputs = {i["input"]: i["vars"] for i in store.run_inputs(db, run_id)}
-    results = scoring.stored_results(run_id, db_path=db_path)
+    with store.connection() as db:
+        rows = responses.of_run(db, run_id)
+        inputs = {i["input"]: i["vars"] for i in runs.run_inputs(db, run_id)}
+    results = scoring.stored_results(store, run_id)
     verdicts = rates.answer_verdicts(results)
     reasons: dict[int, list[str]] = {}
     for row in results:
         if row["passed"] == 0 and row["reason"]:
             reasons.setdefault(row["response_id"], []).append(f"{row['type']}: {row['reason']}")
-    analysis = spread.analyse_run(run_id, db_path=db_path, with_map=False)
+    analysis = spread.analyse_run(store, run_id, with_map=False)
     meanings = analysis.answers.groupby("input")["cluster"].nunique().to_dict()
     table: dict[str, dict] = {}
     for row in rows:
@@ -302,13 +303,13 @@ def item_names(index: int, values: dict) -> dict:
     return {"prompt": prompt, "vars": own, "label": label}
 
 
-def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=None) -> dict:
+def report(store: Store, run_id: int, gates: Gates, *, baseline: dict | None = None) -> dict:
     """The verdict of a scored regress run, with every number behind it."""
-    table = item_table(run_id, db_path=db_path)
+    table = item_table(store, run_id)
     samples = sum(i["samples"] for i in table.values())
     errors = sum(i["errors"] for i in table.values())
     # Answers no check could judge leave the pass rate: counted and said, never silently.
-    results = scoring.stored_results(run_id, db_path=db_path)
+    results = scoring.stored_results(store, run_id)
     left_out = rates.unchecked([rid for i in table.values() for rid in i["answer_ids"]],
                                rates.answer_verdicts(results), results)
     if samples == 0:
@@ -336,7 +337,7 @@ def report(run_id: int, gates: Gates, *, baseline: dict | None = None, db_path=N
         "errors": errors, "unchecked": left_out["answers"], "unchecked_why": left_out["why"],
         "items": items, "alpha": gates.alpha, "notes": [rates.unchecked_text(left_out)] if left_out["answers"] else [],
         "provider_models": sorted(set().union(*(i["provider_models"] for i in table.values())) - {""}),
-        **cost(run_id, db_path=db_path),
+        **cost(store, run_id),
     }
     gate_results = []
     if gates.min_pass_rate is not None:
@@ -425,13 +426,13 @@ def compare_with(baseline: dict, items: list[dict], alpha: float) -> dict:
     }
 
 
-def item_samples(run_id: int, *, db_path=None) -> dict[str, list[dict]]:
+def item_samples(store: Store, run_id: int) -> dict[str, list[dict]]:
     """Per item key, its samples as text with their verdict and why they failed (for the page)."""
-    with store.connect(db_path) as db:
-        answers = store.responses(db, run_id)
-        keys = {i["input"]: i["vars"].get("golden.item_key") for i in store.run_inputs(db, run_id)}
+    with store.connection() as db:
+        answers = responses.of_run(db, run_id)
+        keys = {i["input"]: i["vars"].get("golden.item_key") for i in runs.run_inputs(db, run_id)}
     results: dict[int, list[dict]] = {}
-    for row in scoring.stored_results(run_id, db_path=db_path):
+    for row in scoring.stored_results(store, run_id):
         results.setdefault(row["response_id"], []).append(row)
     out: dict[str, list[dict]] = {}
     for a in answers:
@@ -443,11 +444,11 @@ def item_samples(run_id: int, *, db_path=None) -> dict[str, list[dict]]:
     return out
 
 
-def cost(run_id: int, *, db_path=None) -> dict:
+def cost(store: Store, run_id: int) -> dict:
     """The run's cost: `cost_usd` is None when any answer has no known price (never a made-up
     0), `cost_usd_known` what the priced answers cost, `answers_with_unknown_cost` how many."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
     return {"cost_usd": None if run["unknown_cost"] else (run["cost_usd"] or 0.0),
             "cost_usd_known": run["cost_usd"] or 0.0, "answers_with_unknown_cost": run["unknown_cost"]}
 
@@ -479,7 +480,7 @@ def junit(result: dict) -> bytes:
     return ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
-def human_agreement(run_id: int, *, db_path=None) -> list[dict]:
+def human_agreement(store: Store, run_id: int) -> list[dict]:
     """How the checks of a run agree with the labels reviewers gave its answers."""
-    human = labels.majority(labels.labels_for_run(run_id, db_path=db_path))
-    return rates.agreement_with_people(scoring.stored_results(run_id, db_path=db_path), human)
+    human = labels.majority(labels.labels_for_run(store, run_id))
+    return rates.agreement_with_people(scoring.stored_results(store, run_id), human)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from core import store
+from core.store import Store, now_iso, write
+
+from core.store import responses
+
+from core.store import runs
 from core.analyse import embed
 from core.analyse import meaning
 from core.evaluate import checks as checks_module
@@ -59,53 +63,52 @@ def input_checks(values: dict[str, str]) -> list[Check]:
     return own + (golden_checks or [Check("tool-call-f1" if values.get("golden.tool_calls") else "similar")])
 
 
-def thresholds(run_id: int, *, db_path=None) -> dict[int, float]:
+def thresholds(store: Store, run_id: int) -> dict[int, float]:
     """response_id -> the score its answer needs, for the answers of inputs that set one (a test threshold)."""
-    with store.connect(db_path) as db:
-        needed = {i["input"]: float(i["vars"][TEST_THRESHOLD]) for i in store.run_inputs(db, run_id)
+    with store.connection() as db:
+        needed = {i["input"]: float(i["vars"][TEST_THRESHOLD]) for i in runs.run_inputs(db, run_id)
                   if i["vars"].get(TEST_THRESHOLD) not in (None, "")}
         if not needed:
             return {}
-        return {r["id"]: needed[r["input"]] for r in store.responses(db, run_id) if r["input"] in needed}
+        return {r["id"]: needed[r["input"]] for r in responses.of_run(db, run_id) if r["input"] in needed}
 
 
-def verdicts(run_id: int, results: list[dict], check_keys: list[str] | None = None, *, db_path=None):
+def verdicts(store: Store, run_id: int, results: list[dict], check_keys: list[str] | None = None):
     """response_id -> passed (promptfoo's rule: weighted checks, a test's threshold), see rates.answer_verdicts."""
     from core.evaluate import rates
 
-    return rates.answer_verdicts(results, check_keys, thresholds(run_id, db_path=db_path))
+    return rates.answer_verdicts(results, check_keys, thresholds(store, run_id))
 
 
-def attach(run_id: int, new: list[Check], *, db_path=None) -> list[Check]:
+def attach(store: Store, run_id: int, new: list[Check]) -> list[Check]:
     """Add checks to a run's plan (after validating them against its inputs); returns them all."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
         if run is None:
             from core.config import SpreadError
 
             raise SpreadError(f"no run with id {run_id}")
-        values = [i["vars"] for i in store.run_inputs(db, run_id)]
+        values = [i["vars"] for i in runs.run_inputs(db, run_id)]
         combined = checks_module.validate(run_checks(run) + list(new), values)
         spec = dict(run["spec"], checks=[c.as_dict() for c in combined])
-        with store.write(db):
+        with write(db):
             db.execute("update runs set spec = ? where id = ?", [json.dumps(spec), run_id])
     return combined
 
 
-async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=None, method: str | None = None,
-                    threshold: float | None = None, judge_api_base: str | None = None) -> list[dict]:
+async def score_run(store: Store, run_id: int, *, checks: list[Check] | None = None, method: str | None = None, threshold: float | None = None, judge_api_base: str | None = None) -> list[dict]:
     """Every check result of a run's good answers (computing and storing the missing ones)."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
-        answers = [r for r in store.responses(db, run_id) if r["error_type"] is None]
-        prompts = store.rendered_prompts(db, run_id)
-        values = {i["input"]: i["vars"] for i in store.run_inputs(db, run_id)}
-        variants = {v["variant"]: v for v in store.run_variants(db, run_id)}
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
+        answers = [r for r in responses.of_run(db, run_id) if r["error_type"] is None]
+        prompts = runs.rendered_prompts(db, run_id)
+        values = {i["input"]: i["vars"] for i in runs.run_inputs(db, run_id)}
+        variants = {v["variant"]: v for v in runs.run_variants(db, run_id)}
     checks = run_checks(run) if checks is None else checks
     per_input = {i: checks + input_checks(v) for i, v in values.items()}
     if not any(per_input.values()) or not answers:
-        return stored_results(run_id, db_path=db_path)
-    done = {(r["response_id"], r["check_key"]) for r in stored_results(run_id, db_path=db_path)}
+        return stored_results(store, run_id)
+    done = {(r["response_id"], r["check_key"]) for r in stored_results(store, run_id)}
     todo = [(answer, check) for answer in answers for check in per_input.get(answer["input"], checks)
             if (answer["id"], check.key()) not in done]
     contexts = {}
@@ -114,7 +117,7 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
     method = method or embed.default_method()
     extract = run["spec"].get("extract") or "whole"
     equivalence = checks_module.Equivalence(method, threshold or meaning.DEFAULT_THRESHOLD,
-                                            lambda texts, m: embed.cached(texts, m, db_path=db_path))
+                                            lambda texts, m: embed.cached(store, texts, m))
     limit = asyncio.Semaphore(8)
     outcomes: list[tuple[int, Check, Outcome]] = []
     judged = []
@@ -144,20 +147,20 @@ async def score_run(run_id: int, *, checks: list[Check] | None = None, db_path=N
             outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
         else:
             question = prompts.get((answer["variant"], answer["input"]), ("", ""))[1]
-            judged.append((answer["id"], check, judge.grade(check, question, text, api_base=judge_api_base,
+            judged.append((answer["id"], check, judge.grade(store, check, question, text, api_base=judge_api_base,
                                                             limit=limit)))
     if judged:
         graded = await asyncio.gather(*(coroutine for _, _, coroutine in judged))
         outcomes += [(response_id, check, checks_module.weighed(check, outcome))
                      for (response_id, check, _), outcome in zip(judged, graded)]
-    save(outcomes, db_path=db_path)
-    return stored_results(run_id, db_path=db_path)
+    save(store, outcomes)
+    return stored_results(store, run_id)
 
 
-def save(outcomes: list[tuple[int, Check, Outcome]], *, db_path=None) -> None:
-    now = store.now_iso()
-    with store.connect(db_path) as db:
-        with store.write(db):
+def save(store: Store, outcomes: list[tuple[int, Check, Outcome]]) -> None:
+    now = now_iso()
+    with store.connection() as db:
+        with write(db):
             db.conn.executemany(
                 "insert into check_results (response_id, check_key, type, passed, score, reason, "
                 "judge_calls, judge_cost_usd, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -169,27 +172,27 @@ def save(outcomes: list[tuple[int, Check, Outcome]], *, db_path=None) -> None:
                   o.reason, o.judge_calls, o.judge_cost_usd, now) for response_id, check, o in outcomes])
 
 
-def stored_results(run_id: int, *, db_path=None) -> list[dict]:
-    with store.connect(db_path) as db:
+def stored_results(store: Store, run_id: int) -> list[dict]:
+    with store.connection() as db:
         return list(db.query(
             "select check_results.* from check_results join responses on responses.id = check_results.response_id "
             "where responses.run_id = ? order by check_results.response_id, check_results.id", [run_id]))
 
 
-async def finish_run(run_id: int, *, db_path=None) -> None:
+async def finish_run(store: Store, run_id: int) -> None:
     """A run's last step, where it executed: embed its answers now, while nobody waits
     (opening the run on the Spread page then finds every embedding cached: 10,000 answers,
     13 s cold, 1 s cached), and score its checks, if any."""
-    await asyncio.to_thread(embed.warm_run, run_id, db_path)
-    await score_run(run_id, db_path=db_path)
+    await asyncio.to_thread(embed.warm_run, store, run_id)
+    await score_run(store, run_id)
 
 
-def finish_run_sync(run_id: int, *, db_path=None) -> None:
+def finish_run_sync(store: Store, run_id: int) -> None:
     """finish_run() from a process without an event loop (a run's own process)."""
-    embed.warm_run(run_id, db_path)
-    score_run_sync(run_id, db_path=db_path)
+    embed.warm_run(store, run_id)
+    score_run_sync(store, run_id)
 
 
-def score_run_sync(run_id: int, **kwargs) -> list[dict]:
+def score_run_sync(store: Store, run_id: int, **kwargs) -> list[dict]:
     """score_run() from code without an event loop (the CLI)."""
-    return asyncio.run(score_run(run_id, **kwargs))
+    return asyncio.run(score_run(store, run_id, **kwargs))

@@ -20,6 +20,7 @@ import io
 import json
 from pathlib import Path
 
+from core.store import Store
 from core.config import SpreadError
 from core.review import golden
 
@@ -31,14 +32,14 @@ CSV_COLUMNS = ["set", "set_version", "item_key", "system", "prompt", "vars", "re
 SIMILAR_THRESHOLD = 0.8
 
 
-def records(name: str, *, db_path=None) -> list[dict]:
+def records(store: Store, name: str) -> list[dict]:
     """The set's live items as plain records, in a stable order."""
-    version = golden.get_set(name, db_path=db_path)["version"]
-    return _records(name, version, db_path)
+    version = golden.get_set(store, name)["version"]
+    return _records(store, name, version)
 
 
-def _records(name: str, version: int, db_path) -> list[dict]:
-    return [_record(name, version, row) for row in golden.items(name, db_path=db_path)]
+def _records(store: Store, name: str, version: int) -> list[dict]:
+    return [_record(name, version, row) for row in golden.items(store, name)]
 
 
 def _record(name: str, version: int, row: dict) -> dict:
@@ -66,25 +67,25 @@ def _input(row: dict) -> dict:
     return out
 
 
-def render(name: str, fmt: str, *, db_path=None) -> tuple[bytes, int, int]:
+def render(store: Store, name: str, fmt: str) -> tuple[bytes, int, int]:
     """(file contents, items, set version): one read of the set for all three."""
     if fmt not in FORMATS:
         raise SpreadError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    version = golden.get_set(name, db_path=db_path)["version"]
-    rows = _records(name, version, db_path)
+    version = golden.get_set(store, name)["version"]
+    rows = _records(store, name, version)
     writer = {"jsonl": to_jsonl, "csv": to_csv, "openai": to_openai, "promptfoo": to_promptfoo,
               "parquet": to_parquet}[fmt]
     return writer(rows, name, version), len(rows), version
 
 
-def export(name: str, fmt: str, *, db_path=None) -> bytes:
-    return render(name, fmt, db_path=db_path)[0]
+def export(store: Store, name: str, fmt: str) -> bytes:
+    return render(store, name, fmt)[0]
 
 
-def export_to(name: str, fmt: str, out: str | Path, *, db_path=None) -> tuple[int, int]:
+def export_to(store: Store, name: str, fmt: str, out: str | Path) -> tuple[int, int]:
     """Write an export file whole (a temporary file renamed into place); returns (items, version)."""
     out = Path(out)
-    data, count, version = render(name, fmt, db_path=db_path)
+    data, count, version = render(store, name, fmt)
     if out.is_dir():
         raise SpreadError(f"{out} is a folder; give a file name")
     partial = out.with_name(out.name + ".partial")
@@ -348,7 +349,7 @@ def parse(data: bytes, fmt: str) -> tuple[list[golden.Item], list[str], int | No
     return items, errors, versions.pop() if len(versions) == 1 else None
 
 
-def import_file(name: str, path: str | Path, *, skip_bad: bool = False, who: str = "", db_path=None) -> dict:
+def import_file(store: Store, name: str, path: str | Path, *, skip_bad: bool = False, who: str = "") -> dict:
     """Import a JSONL or CSV file into a set (created when missing), all or nothing.
 
     A bad line makes the whole import fail with its line number, unless skip_bad. A new
@@ -362,10 +363,10 @@ def import_file(name: str, path: str | Path, *, skip_bad: bool = False, who: str
         data = path.read_bytes()
     except OSError as e:
         raise SpreadError(f"cannot read {path}: {e.strerror or e}") from None
-    return import_bytes(name, data, fmt, skip_bad=skip_bad, who=who, db_path=db_path)
+    return import_bytes(store, name, data, fmt, skip_bad=skip_bad, who=who)
 
 
-def import_bytes(name: str, data: bytes, fmt: str, *, skip_bad: bool = False, who: str = "", db_path=None) -> dict:
+def import_bytes(store: Store, name: str, data: bytes, fmt: str, *, skip_bad: bool = False, who: str = "") -> dict:
     items, errors, file_version = parse(data, fmt)
     if errors and not skip_bad:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -374,25 +375,25 @@ def import_bytes(name: str, data: bytes, fmt: str, *, skip_bad: bool = False, wh
         raise SpreadError("nothing to import: the file has no valid items")
     created = False
     try:
-        current = golden.get_set(name, db_path=db_path)
+        current = golden.get_set(store, name)
     except SpreadError:
-        golden.create_set(name, created_by=who, db_path=db_path)
-        current, created = golden.get_set(name, db_path=db_path), True
+        golden.create_set(store, name, created_by=who)
+        current, created = golden.get_set(store, name), True
     version = file_version if created and file_version and not errors else None
     try:
-        new_version = golden.add_items(name, items, who=who, db_path=db_path, action="import", version=version)
+        new_version = golden.add_items(store, name, items, who=who, action="import", version=version)
     except SpreadError:
         if created:  # leave nothing half-made: a set created for a failed import goes too
-            _drop_empty_set(current["id"], db_path)
+            _drop_empty_set(store, current["id"])
         raise
     return {"set": name, "imported": len(items), "skipped": len(errors), "errors": errors, "version": new_version}
 
 
-def _drop_empty_set(set_id: int, db_path) -> None:
-    from core import store
+def _drop_empty_set(store: Store, set_id: int) -> None:
+    from core.store import Store, write
 
-    with store.connect(db_path) as db:
-        with store.write(db):
+    with store.connection() as db:
+        with write(db):
             if not db.execute("select 1 from golden_items where set_id = ?", [set_id]).fetchone():
                 db.execute("delete from golden_changes where set_id = ?", [set_id])
                 db.execute("delete from golden_sets where id = ?", [set_id])

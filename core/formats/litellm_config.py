@@ -49,6 +49,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.store import Store
 from core.config import SpreadError
 from core.models import endpoints, groups
 from core.models.endpoints import REFERENCE, RUN_PARAMS, Endpoint
@@ -80,7 +81,7 @@ class Preview:
     replace: bool = False
 
 
-def preview(text: str, *, path: str | Path | None = None, replace: bool = False, db_path=None) -> Preview:
+def preview(store: Store, text: str, *, path: str | Path | None = None, replace: bool = False) -> Preview:
     """What importing this config would add, or ImportRefused listing every problem. `path`
     is the config's own file, where its `include:` files are found (none for an upload)."""
     data = _yaml(text, "the file")
@@ -113,7 +114,7 @@ def preview(text: str, *, path: str | Path | None = None, replace: bool = False,
         result.notes += [f"{where}: {note}" for note in notes]
         if deployment is not None and not entry_problems:
             named.setdefault(deployment.name, []).append((where, deployment))
-    existing = set(endpoints.names(db_path=db_path))
+    existing = set(endpoints.names(store))
     for name, members in named.items():
         try:
             endpoint = members[0][1] if len(members) == 1 else _group(name, members, router)
@@ -413,9 +414,9 @@ def _total(values) -> float | None:
     return sum(values) if values and all(v is not None for v in values) else None
 
 
-def apply(result: Preview, *, who: str = "", db_path=None) -> list[str]:
+def apply(store: Store, result: Preview, *, who: str = "") -> list[str]:
     """Add every endpoint of a preview in one transaction; returns their names."""
-    endpoints.add_all(result.endpoints, who=who, replace=result.replace, db_path=db_path)
+    endpoints.add_all(store, result.endpoints, who=who, replace=result.replace)
     return [e.name for e in result.endpoints]
 
 

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core.store import Store
 from core.config import SpreadError, read_yaml
 from core.evaluate import checks as checks_module
 from core.evaluate.checks import TEST_CHECKS, TEST_THRESHOLD
@@ -160,8 +161,7 @@ class Suite:
                 "planned": self.spec.planned(), "notes": self.notes, "skipped": self.skipped}
 
 
-def read(path: str | Path, *, n: int | None = None, db_path=None, strict: bool = True,
-         judge_model: str | None = None) -> Suite:
+def read(store: Store, path: str | Path, *, n: int | None = None, strict: bool = True, judge_model: str | None = None) -> Suite:
     """The suite in a promptfoo config file, mapped. `strict`: refuse it (Unmappable) when any
     part has no Spread equivalent; else leave those parts out and list them in `skipped`.
     `judge_model` grades every model-graded assertion in place of the suite's graders."""
@@ -169,20 +169,20 @@ def read(path: str | Path, *, n: int | None = None, db_path=None, strict: bool =
     data = read_yaml(path, "config")
     if not isinstance(data, dict):
         raise SpreadError(f"{path}: a promptfoo config is a mapping (prompts, providers, tests)", "config")
-    reader = _Reader(path.parent, db_path, strict=strict, judge_model=(judge_model or "").strip() or None)
+    reader = _Reader(store, path.parent, strict=strict, judge_model=(judge_model or "").strip() or None)
     return reader.suite(data, n)
 
 
-def write(suite: Suite, *, who: str = "", db_path=None) -> int:
+def write(store: Store, suite: Suite, *, who: str = "") -> int:
     """Add the suite's endpoints that are not in the catalogue yet, then record the run; its id.
     Every provider is checked first (its key set, its server reachable), so a refusal writes nothing."""
-    plan.validate(suite.spec, db_path=db_path)
-    check_judges(suite, db_path=db_path)
-    add_endpoints(suite, who=who, db_path=db_path)
-    return plan.create(suite.spec, created_by=who, db_path=db_path)
+    plan.validate(store, suite.spec)
+    check_judges(store, suite)
+    add_endpoints(store, suite, who=who)
+    return plan.create(store, suite.spec, created_by=who)
 
 
-def check_judges(suite: Suite, *, db_path=None) -> None:
+def check_judges(store: Store, suite: Suite) -> None:
     """Every judge the checks name can be called (known, its key set, its server reachable):
     a one-line SpreadError before anything is written, not a failed grade after the run."""
     rows = [json.loads(row.get(TEST_CHECKS) or "[]") for row in suite.spec.inputs]
@@ -190,7 +190,7 @@ def check_judges(suite: Suite, *, db_path=None) -> None:
                            if c.get("judge"))
     own = {e.name: e for e in suite.endpoints}
     for judge in judges:
-        endpoint = own.get(judge) or endpoints.resolve(judge, db_path=db_path)
+        endpoint = own.get(judge) or endpoints.resolve(store, judge)
         try:
             endpoints.check(endpoint)
         except SpreadError as e:
@@ -226,11 +226,11 @@ def playground_plan(suite: Suite) -> dict:
     return out
 
 
-def add_endpoints(suite: Suite, *, who: str = "", db_path=None) -> None:
+def add_endpoints(store: Store, suite: Suite, *, who: str = "") -> None:
     """The suite's endpoints not in the catalogue yet (the Playground runs them by name)."""
-    new = [e for e in suite.endpoints if endpoints.get(e.name, db_path=db_path) is None]
+    new = [e for e in suite.endpoints if endpoints.get(store, e.name) is None]
     if new:
-        endpoints.add_all(new, who=who, db_path=db_path)
+        endpoints.add_all(store, new, who=who)
 
 
 @dataclass
@@ -243,8 +243,8 @@ class _Provider:
 
 
 class _Reader:
-    def __init__(self, base: Path, db_path, *, strict: bool, judge_model: str | None):
-        self.base, self.db_path, self.strict, self.judge_model = base, db_path, strict, judge_model
+    def __init__(self, store: Store, base: Path, *, strict: bool, judge_model: str | None):
+        self.base, self.store, self.strict, self.judge_model = base, store, strict, judge_model
         self.problems: list[str] = []
         self.skipped: list[str] = []
         self.notes: list[str] = []
@@ -303,7 +303,7 @@ class _Reader:
             endpoints={e.name: e.settings() for e in models},
         )
         try:
-            spec = plan.validate(spec, check_providers=False, db_path=self.db_path)
+            spec = plan.validate(self.store, spec, check_providers=False)
         except SpreadError as e:
             raise Unmappable([str(e)]) from None
         added = models + [g for g in self.graders if g.name not in {e.name for e in models}]
@@ -641,7 +641,7 @@ class _Reader:
         except SpreadError as e:
             self.problem(f"{where}: {e}")
             return None
-        existing = endpoints.get(endpoint.name, db_path=self.db_path)
+        existing = endpoints.get(self.store, endpoint.name)
         if existing is not None and existing.settings() != endpoint.settings():
             self.problem(f"{where}: the catalogue already has an endpoint named {endpoint.name!r} with other "
                          "settings; give the provider a label")

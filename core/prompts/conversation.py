@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.store import Store
 from core.config import SpreadError
 from core.prompts import templates
 
@@ -188,21 +189,23 @@ def as_sent(messages: list[dict] | None, system: str = "", prompt: str = "") -> 
         [{"role": "user", "content": prompt or ""}]
 
 
-def sent_for(run_id: int, variant: int, input_idx: int, *, db_path=None) -> list[dict]:
+def sent_for(store: Store, run_id: int, variant: int, input_idx: int) -> list[dict]:
     """The messages a run sent for one (wording, input); [] when it has none."""
-    from core import store
+    from core.store import Store
+    from core.store import runs
 
-    with store.connect(db_path) as db:
-        found = store.prompt_sent(db, run_id, variant, input_idx)
+    with store.connection() as db:
+        found = runs.prompt_sent(db, run_id, variant, input_idx)
     return [] if found is None else as_sent(*found)
 
 
-def answered_with(response_id: int, *, db_path=None) -> list[dict]:
+def answered_with(store: Store, response_id: int) -> list[dict]:
     """The messages an answer replied to; [] when there is no such answer."""
-    from core import store
+    from core.store import Store
+    from core.store import runs
 
-    with store.connect(db_path) as db:
-        found = store.prompt_answered(db, response_id)
+    with store.connection() as db:
+        found = runs.prompt_answered(db, response_id)
     return [] if found is None else as_sent(*found)
 
 

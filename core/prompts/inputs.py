@@ -21,6 +21,7 @@ import io
 import json
 from pathlib import Path
 
+from core.store import Store
 from core.config import SpreadError, check_text
 
 MAX_INPUTS = 10_000
@@ -190,14 +191,15 @@ def from_table(records: list[dict]) -> list[dict[str, str]]:
     return checked(rows, "the inputs table")
 
 
-def from_run(run_id: int, *, db_path=None) -> list[dict[str, str]]:
+def from_run(store: Store, run_id: int) -> list[dict[str, str]]:
     """The inputs an earlier run sampled."""
-    from core import store
+    from core.store import Store
+    from core.store import runs
 
-    with store.connect(db_path) as db:
-        if store.get_run(db, run_id) is None:
+    with store.connection() as db:
+        if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}", "inputs")
-        return [row["vars"] for row in store.run_inputs(db, run_id)]
+        return [row["vars"] for row in runs.run_inputs(db, run_id)]
 
 
 def label(index: int, values: dict | None, limit: int = 60) -> str:

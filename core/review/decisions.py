@@ -7,15 +7,20 @@ the order they were made. Deleting one undoes it.
 from __future__ import annotations
 
 
-from core import store
+from core.store import Store, now_iso, write
+
+
+from core.store import decisions
+
+
+from core.store import runs
 from core.analyse import embed, meaning
 from core.config import SpreadError
 
 ACTIONS = ("merge", "split")
 
 
-def record(run_id: int, input_idx: int, action: str, text_a: str, text_b: str, *, reviewer: str,
-           db_path=None) -> int:
+def record(store: Store, run_id: int, input_idx: int, action: str, text_a: str, text_b: str, *, reviewer: str) -> int:
     if action not in ACTIONS:
         raise SpreadError(f"a decision is merge or split (got {action!r})")
     if not (reviewer or "").strip():
@@ -23,32 +28,32 @@ def record(run_id: int, input_idx: int, action: str, text_a: str, text_b: str, *
     a, b = embed.normalise(text_a), embed.normalise(text_b)
     if a == b:
         raise SpreadError("those are the same answer")
-    with store.connect(db_path) as db:
-        if store.get_run(db, run_id) is None:
+    with store.connection() as db:
+        if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")
-        with store.write(db):
+        with write(db):
             return db["cluster_decisions"].insert({
                 "run_id": run_id, "input": input_idx, "action": action, "text_a": a, "text_b": b,
-                "reviewer": reviewer.strip(), "created_at": store.now_iso()}).last_pk
+                "reviewer": reviewer.strip(), "created_at": now_iso()}).last_pk
 
 
-def for_run(run_id: int, *, db_path=None) -> list[dict]:
-    with store.connect(db_path) as db:
-        return store.cluster_decisions(db, run_id)
+def for_run(store: Store, run_id: int) -> list[dict]:
+    with store.connection() as db:
+        return decisions.cluster_decisions(db, run_id)
 
 
-def undo(decision_id: int, *, db_path=None) -> None:
-    with store.connect(db_path) as db:
-        with store.write(db):
+def undo(store: Store, decision_id: int) -> None:
+    with store.connection() as db:
+        with write(db):
             db.execute("delete from cluster_decisions where id = ?", [decision_id])
 
 
 apply = meaning.apply_decisions  # what the analysis does with them: merge or split clusters
 
 
-def _answers(a_id: int, b_id: int, db_path) -> tuple[dict, dict, str]:
+def _answers(store: Store, a_id: int, b_id: int) -> tuple[dict, dict, str]:
     """Two answers of the same run and input, and that input's prompts (the context)."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         rows = {r["id"]: r for r in db.query(
             "select id, run_id, variant, input, text, error_type from responses where id in (?, ?)", [a_id, b_id])}
         for rid in (a_id, b_id):
@@ -57,23 +62,22 @@ def _answers(a_id: int, b_id: int, db_path) -> tuple[dict, dict, str]:
         a, b = rows[a_id], rows[b_id]
         if (a["run_id"], a["input"]) != (b["run_id"], b["input"]):
             raise SpreadError("the two answers must answer the same input of the same run")
-        prompts = store.rendered_prompts(db, a["run_id"])
+        prompts = runs.rendered_prompts(db, a["run_id"])
     context = "\n".join(f"{s}\n{p}" for (v, i), (s, p) in sorted(prompts.items()) if i == a["input"])
     return a, b, context
 
 
-def explain(a_id: int, b_id: int, *, method: str | None = None, threshold: float | None = None, db_path=None):
+def explain(store: Store, a_id: int, b_id: int, *, method: str | None = None, threshold: float | None = None):
     """Why two answers share a meaning cluster or not: meaning.explain on the pair, in their input's context."""
     from core.analyse import meaning
 
-    a, b, context = _answers(a_id, b_id, db_path)
+    a, b, context = _answers(store, a_id, b_id)
     return meaning.explain(a["text"] or "", b["text"] or "", context=context, method=method,
                            threshold=threshold or meaning.DEFAULT_THRESHOLD,
-                           embedder=lambda texts, m: embed.cached(texts, m, db_path=db_path))
+                           embedder=lambda texts, m: embed.cached(store, texts, m))
 
 
-def decide(a_id: int, b_id: int, action: str, *, reviewer: str, db_path=None) -> int:
+def decide(store: Store, a_id: int, b_id: int, action: str, *, reviewer: str) -> int:
     """Record that two answers mean the same (merge) or not (split)."""
-    a, b, _ = _answers(a_id, b_id, db_path)
-    return record(a["run_id"], a["input"], action, a["text"] or "", b["text"] or "", reviewer=reviewer,
-                  db_path=db_path)
+    a, b, _ = _answers(store, a_id, b_id)
+    return record(store, a["run_id"], a["input"], action, a["text"] or "", b["text"] or "", reviewer=reviewer)

@@ -20,7 +20,9 @@ import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from core import store
+from core.store import Store, hold, now_iso, write
+
+from core.store import runs
 from core.prompts import inputs, shapes
 
 from core.config import SpreadError, check_text
@@ -130,28 +132,28 @@ def _check_name(name: str) -> str:
     return name
 
 
-def create_set(name: str, *, description: str = "", created_by: str = "", db_path=None) -> int:
+def create_set(store: Store, name: str, *, description: str = "", created_by: str = "") -> int:
     name = _check_name(name)
-    with store.connect(db_path) as db:
-        with store.write(db):
-            store.lock(db, f"golden set {name}")
+    with store.connection() as db:
+        with write(db):
+            hold(db, f"golden set {name}")
             if db.execute("select 1 from golden_sets where name = ?", [name]).fetchone():
                 raise SpreadError(f"a golden set named {name!r} already exists")
             return db["golden_sets"].insert({"name": name, "description": description, "version": 0,
-                                             "created_at": store.now_iso(), "created_by": created_by}).last_pk
+                                             "created_at": now_iso(), "created_by": created_by}).last_pk
 
 
-def get_set(name: str, *, db_path=None) -> dict:
+def get_set(store: Store, name: str) -> dict:
     check_text(name or "", "the golden set name")
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         rows = list(db.query("select * from golden_sets where name = ?", [name]))
     if not rows:
         raise SpreadError(f"no golden set named {name!r}: create it with `spread golden create {name}`")
     return rows[0]
 
 
-def list_sets(*, db_path=None) -> list[dict]:
-    with store.connect(db_path) as db:
+def list_sets(store: Store) -> list[dict]:
+    with store.connection() as db:
         return list(db.query(
             "select golden_sets.*, count(golden_items.id) filter (where golden_items.deleted_at is null) as items "
             "from golden_sets left join golden_items on golden_items.set_id = golden_sets.id "
@@ -162,25 +164,24 @@ def _bump(db, set_id: int, action: str, item_key: str | None, who: str, detail: 
     db.execute("update golden_sets set version = version + 1 where id = ?", [set_id])
     (version,) = db.execute("select version from golden_sets where id = ?", [set_id]).fetchone()
     db["golden_changes"].insert({"set_id": set_id, "version": version, "action": action, "item_key": item_key,
-                                 "changed_by": who, "changed_at": store.now_iso(),
+                                 "changed_by": who, "changed_at": now_iso(),
                                  "detail": "; ".join(detail) or None})
     return version
 
 
-def add_items(name: str, items: list[Item], *, who: str = "", db_path=None, action: str = "add",
-              version: int | None = None) -> int:
+def add_items(store: Store, name: str, items: list[Item], *, who: str = "", action: str = "add", version: int | None = None) -> int:
     """Add items in one transaction (one new version); returns the set's new version.
 
     `version` (used by import into a new set) sets the version outright, so that an
     export re-imported elsewhere names the same version. An item that holds one text both
     accepted and rejected goes in resolved (see `resolve`), and the change says so.
     """
-    set_id = get_set(name, db_path=db_path)["id"]
-    now = store.now_iso()
+    set_id = get_set(store, name)["id"]
+    now = now_iso()
     detail = []
-    with store.connect(db_path) as db:
-        with store.write(db):
-            store.lock(db, f"golden set {name}")
+    with store.connection() as db:
+        with write(db):
+            hold(db, f"golden set {name}")
             for item in items:
                 if not item.prompt or not item.prompt.strip():
                     raise SpreadError("a golden item needs an input prompt")
@@ -234,24 +235,23 @@ def latest_verdicts(given: list[dict], texts: dict[int, str]) -> tuple[dict[str,
     return {key: value[1] for key, value in latest.items()}, notes
 
 
-def answer_verdict(response_id: int, *, db_path=None) -> str | None:
+def answer_verdict(store: Store, response_id: int) -> str | None:
     """"pass" or "fail": the latest label on this answer's text (among the answers to the same
     input); None when no one passed or failed it."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         response = _input_of(db, response_id)
-    given = labels.labels_for(list(response["texts"]), db_path=db_path)
+    given = labels.labels_for(store, list(response["texts"]))
     return latest_verdicts(given, response["texts"])[0].get(normalised(response["texts"][response_id]))
 
 
-def labelled_correction(response_id: int, *, db_path=None) -> bool:
+def labelled_correction(store: Store, response_id: int) -> bool:
     """Whether a label on this answer already gives its correction (a text or the calls it
     should have made): a failed answer can then become an item without a typed reference."""
-    return any(row["correction"] or row["correction_calls"] for row in labels.labels_for([response_id], db_path=db_path)
+    return any(row["correction"] or row["correction_calls"] for row in labels.labels_for(store, [response_id])
                if row["response_id"] == response_id)
 
 
-def item_from_response(response_id: int, *, who: str, correction: str | None = None,
-                       correction_calls: list[dict] | None = None, db_path=None) -> Item:
+def item_from_response(store: Store, response_id: int, *, who: str, correction: str | None = None, correction_calls: list[dict] | None = None) -> Item:
     """A golden item from a labelled answer: the input it answered (the prompt as sent, the
     variables, the template and its version), the reference (the correction given here or
     in a label, else this answer), and the answers to the same input reviewers passed and
@@ -263,15 +263,15 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
 
     A failed answer is never the reference: without a correction it is refused, with a
     hint to add it to an existing item's rejected answers instead."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         response = _input_of(db, response_id)
         run_id, variant, input_idx = response["run_id"], response["variant"], response["input"]
-        system, prompt = store.rendered_prompts(db, run_id)[(variant, input_idx)]
-        source = next(v for v in store.run_variants(db, run_id) if v["variant"] == variant)
-        values = next(i["vars"] for i in store.run_inputs(db, run_id) if i["input"] == input_idx)
-        sent = store.sent_messages(db, run_id).get((variant, input_idx))
+        system, prompt = runs.rendered_prompts(db, run_id)[(variant, input_idx)]
+        source = next(v for v in runs.run_variants(db, run_id) if v["variant"] == variant)
+        values = next(i["vars"] for i in runs.run_inputs(db, run_id) if i["input"] == input_idx)
+        sent = runs.sent_messages(db, run_id).get((variant, input_idx))
     texts = response["texts"]
-    given = labels.labels_for(list(texts), db_path=db_path)
+    given = labels.labels_for(store, list(texts))
     verdicts, notes = latest_verdicts(given, texts)
     own = [row for row in given if row["response_id"] == response_id]
     if correction is not None:
@@ -309,26 +309,24 @@ def item_from_response(response_id: int, *, who: str, correction: str | None = N
                 tool_calls=correction_calls or (calls if not correction else None))
 
 
-def add_responses(name: str, response_ids: list[int], *, who: str = "", correction: str | None = None,
-                  correction_calls: list[dict] | None = None, db_path=None) -> int:
+def add_responses(store: Store, name: str, response_ids: list[int], *, who: str = "", correction: str | None = None, correction_calls: list[dict] | None = None) -> int:
     """New items from answers (one new version); `correction`, the right answer, is the
     reference of each, `correction_calls` the calls each should make (a failed answer
     needs one of the two)."""
     if not response_ids:
         raise SpreadError("no answer chosen to add")
-    get_set(name, db_path=db_path)  # an unknown set is the first thing to say
-    items = [item_from_response(rid, who=who, correction=correction, correction_calls=correction_calls,
-                                db_path=db_path) for rid in response_ids]
-    return add_items(name, items, who=who, db_path=db_path)
+    get_set(store, name)  # an unknown set is the first thing to say
+    items = [item_from_response(store, rid, who=who, correction=correction, correction_calls=correction_calls) for rid in response_ids]
+    return add_items(store, name, items, who=who)
 
 
-def add_rejected(name: str, item_key: str, response_ids: list[int], *, who: str = "", db_path=None) -> int:
+def add_rejected(store: Store, name: str, item_key: str, response_ids: list[int], *, who: str = "") -> int:
     """Add failed answers to an existing item's rejected answers (one new version). A text
     the item accepted moves to rejected (the later label wins); its reference cannot be
     rejected: change the reference first."""
     if not response_ids:
         raise SpreadError("no answer chosen to add")
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         texts = [_input_of(db, rid)["text"] for rid in response_ids]
 
     def change(row):
@@ -341,21 +339,21 @@ def add_rejected(name: str, item_key: str, response_ids: list[int], *, who: str 
         rejected = _distinct([*row["rejected"], *texts])[-MAX_EXAMPLES:]
         return {"accepted": [t for t in row["accepted"] if normalised(t) not in keys], "rejected": rejected}, notes
 
-    return _change_item(name, item_key, change, "reject", who, db_path)
+    return _change_item(store, name, item_key, change, "reject", who)
 
 
-def matching_items(name: str, response_id: int, *, db_path=None) -> list[dict]:
+def matching_items(store: Store, name: str, response_id: int) -> list[dict]:
     """The set's live items with the input this answer answered (the same prompt and system)."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         response = _input_of(db, response_id)
-        system, prompt = store.rendered_prompts(db, response["run_id"])[(response["variant"], response["input"])]
-    return [row for row in items(name, db_path=db_path) if row["prompt"] == prompt and (row["system"] or "") == system]
+        system, prompt = runs.rendered_prompts(db, response["run_id"])[(response["variant"], response["input"])]
+    return [row for row in items(store, name) if row["prompt"] == prompt and (row["system"] or "") == system]
 
 
-def items(name: str, *, include_removed: bool = False, db_path=None) -> list[dict]:
-    set_id = get_set(name, db_path=db_path)["id"]
+def items(store: Store, name: str, *, include_removed: bool = False) -> list[dict]:
+    set_id = get_set(store, name)["id"]
     sql = "select * from golden_items where set_id = ?" + ("" if include_removed else " and deleted_at is null")
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         rows = list(db.query(sql + " order by id", [set_id]))
     return [_decoded(row) for row in rows]
 
@@ -368,27 +366,26 @@ def _decoded(row: dict) -> dict:
     return row
 
 
-def _change_item(name: str, item_key: str, changes, action: str, who: str, db_path=None) -> int:
+def _change_item(store: Store, name: str, item_key: str, changes, action: str, who: str) -> int:
     """One change to one item (one new version). `changes` is a dict of columns, or a
     function of the current item (JSON fields decoded) returning (columns, notes)."""
-    set_id = get_set(name, db_path=db_path)["id"]
-    with store.connect(db_path) as db:
-        with store.write(db):
-            store.lock(db, f"golden set {name}")  # PostgreSQL: read the item after the last edit committed
+    set_id = get_set(store, name)["id"]
+    with store.connection() as db:
+        with write(db):
+            hold(db, f"golden set {name}")  # PostgreSQL: read the item after the last edit committed
             found = list(db.query("select * from golden_items where set_id = ? and item_key = ?",
                                   [set_id, item_key]))
             if not found:
                 raise SpreadError(f"no item {item_key} in {name!r}")
             notes = []
             if callable(changes):
-                changes, notes = changes(_decoded(found[0]))
+                changes, notes = changes(store, _decoded(found[0]))
             changes = {k: json.dumps(v, ensure_ascii=False) if k in JSON_FIELDS else v for k, v in changes.items()}
-            db["golden_items"].update(found[0]["id"], changes | {"updated_at": store.now_iso()})
+            db["golden_items"].update(found[0]["id"], changes | {"updated_at": now_iso()})
             return _bump(db, set_id, action, item_key, who, notes)
 
 
-def edit_item(name: str, item_key: str, *, reference: str | None = None, tags: list[str] | None = None,
-              who: str = "", db_path=None) -> int:
+def edit_item(store: Store, name: str, item_key: str, *, reference: str | None = None, tags: list[str] | None = None, who: str = "") -> int:
     """Change an item's reference or tags. A new reference the item rejected leaves its
     rejected answers: the reviewer's later word wins."""
     if reference is None and tags is None:
@@ -406,36 +403,36 @@ def edit_item(name: str, item_key: str, *, reference: str | None = None, tags: l
             columns["tags"] = [t.strip() for t in tags if t.strip()]
         return columns, notes
 
-    return _change_item(name, item_key, change, "edit", who, db_path)
+    return _change_item(store, name, item_key, change, "edit", who)
 
 
-def check(name: str, *, fix: bool = False, who: str = "", db_path=None) -> dict:
+def check(store: Store, name: str, *, fix: bool = False, who: str = "") -> dict:
     """Items that hold one text both accepted and rejected (made before Spread kept items
     consistent, or edited by hand), each with how it resolves: the latest label on that
     text in the item's source input, else rejected. With `fix`, every one is resolved in
     one new version. Returns {"set", "items": [{item_key, prompt, contradictions,
     resolution}], "fixed", "version"}."""
-    set_id = get_set(name, db_path=db_path)["id"]
+    set_id = get_set(store, name)["id"]
     found = []
-    for row in items(name, db_path=db_path):
+    for row in items(store, name):
         if not contradictions(row):
             continue
-        verdicts = _source_verdicts(row, db_path)
+        verdicts = _source_verdicts(store, row)
         accepted, rejected, reference, notes = resolve(row["accepted"], row["rejected"], row["reference"], verdicts)
         found.append({"item_key": row["item_key"], "prompt": row["prompt"], "contradictions": contradictions(row),
                       "resolution": notes,
                       "resolved": {"accepted": accepted, "rejected": rejected, "reference": reference}})
-    version = get_set(name, db_path=db_path)["version"]
+    version = get_set(store, name)["version"]
     if fix and found:
-        with store.connect(db_path) as db:
-            with store.write(db):
+        with store.connection() as db:
+            with write(db):
                 for entry in found:
                     resolved = entry["resolved"]
                     db.execute("update golden_items set accepted = ?, rejected = ?, reference = ?, updated_at = ? "
                                "where set_id = ? and item_key = ?",
                                [json.dumps(resolved["accepted"], ensure_ascii=False),
                                 json.dumps(resolved["rejected"], ensure_ascii=False), resolved["reference"],
-                                store.now_iso(), set_id, entry["item_key"]])
+                                now_iso(), set_id, entry["item_key"]])
                 version = _bump(db, set_id, "fix", found[0]["item_key"] if len(found) == 1 else None, who,
                                 [f"{e['item_key'][:8]}: {note}" for e in found for note in e["resolution"]])
     for entry in found:
@@ -443,37 +440,37 @@ def check(name: str, *, fix: bool = False, who: str = "", db_path=None) -> dict:
     return {"set": name, "items": found, "fixed": bool(fix and found), "version": version}
 
 
-def _source_verdicts(row: dict, db_path) -> dict[str, str]:
+def _source_verdicts(store: Store, row: dict) -> dict[str, str]:
     """The latest verdicts on the texts of an item's source input, if its answer is still there."""
     if row["source_response_id"] is None:
         return {}
     try:
-        with store.connect(db_path) as db:
+        with store.connection() as db:
             texts = _input_of(db, row["source_response_id"])["texts"]
     except SpreadError:
         return {}
-    return latest_verdicts(labels.labels_for(list(texts), db_path=db_path), texts)[0]
+    return latest_verdicts(labels.labels_for(store, list(texts)), texts)[0]
 
 
-def remove_item(name: str, item_key: str, *, who: str = "", db_path=None) -> int:
-    return _change_item(name, item_key, {"deleted_at": store.now_iso()}, "remove", who, db_path)
+def remove_item(store: Store, name: str, item_key: str, *, who: str = "") -> int:
+    return _change_item(store, name, item_key, {"deleted_at": now_iso()}, "remove", who)
 
 
-def restore_item(name: str, item_key: str, *, who: str = "", db_path=None) -> int:
-    return _change_item(name, item_key, {"deleted_at": None}, "restore", who, db_path)
+def restore_item(store: Store, name: str, item_key: str, *, who: str = "") -> int:
+    return _change_item(store, name, item_key, {"deleted_at": None}, "restore", who)
 
 
-def changes(name: str, *, db_path=None) -> list[dict]:
-    set_id = get_set(name, db_path=db_path)["id"]
-    with store.connect(db_path) as db:
+def changes(store: Store, name: str) -> list[dict]:
+    set_id = get_set(store, name)["id"]
+    with store.connection() as db:
         return list(db.query("select * from golden_changes where set_id = ? order by id", [set_id]))
 
 
-def as_inputs(name: str, *, db_path=None) -> list[dict[str, str]]:
+def as_inputs(store: Store, name: str) -> list[dict[str, str]]:
     """A golden set's items as inputs: each item's variables, plus its key and reference,
     so that checks can compare an answer with what the set expects."""
     rows = []
-    for item in items(name, db_path=db_path):
+    for item in items(store, name):
         row = {k: inputs.as_text(v) for k, v in (item["vars"] or {}).items()}
         row.setdefault("prompt", item["prompt"])
         if item["reference"] is not None:

@@ -21,7 +21,13 @@ from itertools import combinations
 
 import numpy as np
 
-from core import config, store
+from core import config
+
+from core.store import Store, hold, now_iso, write
+
+from core.store import responses
+
+from core.store import runs
 from core.config import SpreadError, check_text
 from core.prompts import shapes
 
@@ -75,31 +81,30 @@ def _check_reviewer(reviewer: str) -> str:
     return reviewer
 
 
-def label(response_id: int, reviewer: str, label: Label, *, db_path=None) -> None:
+def label(store: Store, response_id: int, reviewer: str, label: Label) -> None:
     """Label one answer. Replaces this reviewer's earlier label of it (an override when
     it came from a cluster); other reviewers' labels are never touched."""
-    _write_labels([response_id], _check_reviewer(reviewer), label.validated(), via_cluster=None,
-                  keep_overrides=False, db_path=db_path)
+    _write_labels(store, [response_id], _check_reviewer(reviewer), label.validated(), via_cluster=None,
+                  keep_overrides=False)
 
 
-def label_cluster(member_ids: list[int], representative_id: int, reviewer: str, label: Label, *,
-                  db_path=None) -> int:
+def label_cluster(store: Store, member_ids: list[int], representative_id: int, reviewer: str, label: Label) -> int:
     """Label every member of a meaning cluster at once; returns how many labels were written.
     Members this reviewer labelled on their own keep that label."""
     if not member_ids:
         raise SpreadError("the cluster has no members")
-    return _write_labels(member_ids, _check_reviewer(reviewer), label.validated(), via_cluster=representative_id,
-                         keep_overrides=True, db_path=db_path)
+    return _write_labels(store, member_ids, _check_reviewer(reviewer), label.validated(), via_cluster=representative_id,
+                         keep_overrides=True)
 
 
-def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_overrides, db_path) -> int:
-    now = store.now_iso()
+def _write_labels(store: Store, response_ids, reviewer, label: Label, *, via_cluster, keep_overrides) -> int:
+    now = now_iso()
     values = {"verdict": label.verdict, "score": label.score, "tags": json.dumps(label.tags),
               "correction": label.correction, "note": label.note, "via_cluster": via_cluster,
               "correction_calls": _calls_column(label.correction_calls)}
-    with store.connect(db_path) as db:
-        with store.write(db):  # read-then-write: take the write lock first
-            store.lock(db, f"labels by {reviewer}")  # PostgreSQL: this reviewer's labels, one writer at a time
+    with store.connection() as db:
+        with write(db):  # read-then-write: take the write lock first
+            hold(db, f"labels by {reviewer}")  # PostgreSQL: this reviewer's labels, one writer at a time
             known = _existing_ids(db, response_ids)
             missing = sorted(set(response_ids) - known)
             if missing:
@@ -124,9 +129,9 @@ def _write_labels(response_ids, reviewer, label: Label, *, via_cluster, keep_ove
             fields = [values[k] for k in LABEL_FIELDS]
             db.conn.executemany(f"update labels set {', '.join(f'{k} = ?' for k in LABEL_FIELDS)}, updated_at = ? "
                                 "where id = ?", [[*fields, now, label_id] for label_id in changed])
-            store.insert_rows(db, "labels", (*LABEL_FIELDS, "response_id", "reviewer", "created_at", "updated_at"),
+            responses.insert_rows(db, "labels", (*LABEL_FIELDS, "response_id", "reviewer", "created_at", "updated_at"),
                               [[*fields, rid, reviewer, now, now] for rid in touched if rid not in current])
-            store.insert_rows(db, "label_history", (*LABEL_FIELDS, "response_id", "reviewer", "changed_at"),
+            responses.insert_rows(db, "label_history", (*LABEL_FIELDS, "response_id", "reviewer", "changed_at"),
                               [[*fields, rid, reviewer, now] for rid in touched])
             written = len(touched)
     return written
@@ -149,10 +154,10 @@ def _tools_offered(db, ids) -> list[list[dict] | None]:
     return list(found.values())
 
 
-def tools_for(response_id: int, *, db_path=None) -> list[dict] | None:
+def tools_for(store: Store, response_id: int) -> list[dict] | None:
     """The tools the wording of this answer declared (None without tools): what a correction's
     expected calls may name."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         offered = _tools_offered(db, [response_id])
     return offered[0] if offered else None
 
@@ -166,11 +171,11 @@ def _existing_ids(db, ids) -> set[int]:
     return found
 
 
-def labels_for(response_ids: list[int], *, reviewer: str | None = None, db_path=None) -> list[dict]:
+def labels_for(store: Store, response_ids: list[int], *, reviewer: str | None = None) -> list[dict]:
     """Every reviewer's current label of these answers (or only this reviewer's)."""
     out = []
     mine = " and reviewer = ?" if reviewer is not None else ""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         for start in range(0, len(response_ids), 500):
             chunk = response_ids[start:start + 500]
             out += [_decode(r) for r in db.query(
@@ -179,28 +184,28 @@ def labels_for(response_ids: list[int], *, reviewer: str | None = None, db_path=
     return out
 
 
-def labels_for_run(run_id: int, *, db_path=None) -> list[dict]:
-    with store.connect(db_path) as db:
+def labels_for_run(store: Store, run_id: int) -> list[dict]:
+    with store.connection() as db:
         return [_decode(r) for r in db.query(
             "select labels.* from labels join responses on responses.id = labels.response_id "
             "where responses.run_id = ? order by labels.response_id, labels.reviewer", [run_id])]
 
 
-def history(response_id: int, *, db_path=None) -> list[dict]:
-    with store.connect(db_path) as db:
+def history(store: Store, response_id: int) -> list[dict]:
+    with store.connection() as db:
         return [_decode(r) for r in db.query(
             "select * from label_history where response_id = ? order by id", [response_id])]
 
 
-def known_tags(*, db_path=None) -> list[str]:
+def known_tags(store: Store) -> list[str]:
     """Tags already used, most used first: suggestions for the next label (as counted at
     most AGREEMENT_S seconds ago: reading them is a scan of every label)."""
-    return _recently("tags", None, db_path, lambda: _count_tags(db_path))[0]
+    return _recently(store, "tags", None, lambda: _count_tags(store))[0]
 
 
-def _count_tags(db_path) -> list[str]:
+def _count_tags(store: Store) -> list[str]:
     counts: dict[str, int] = {}
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         for (tags,) in db.execute("select tags from labels where tags is not null and tags != '[]'").fetchall():
             for tag in json.loads(tags):
                 counts[tag] = counts.get(tag, 0) + 1
@@ -286,46 +291,46 @@ DISAGREEMENTS_LISTED = 200
 _COUNTED: dict = {}
 
 
-def _recently(what: str, run_id: int | None, db_path, count):
+def _recently(store: Store, what: str, run_id: int | None, count):
     """count(), or what it gave less than AGREEMENT_S seconds ago: (result, when counted)."""
-    key = (what, str(db_path or config.db_path()), run_id)
+    key = (what, str(store.target), run_id)
     found = _COUNTED.get(key)
     if found is None or time.time() - found[1] > AGREEMENT_S:
         found = _COUNTED[key] = (count(), time.time())
     return found
 
 
-def recent_agreement(run_id: int, *, db_path=None) -> dict:
+def recent_agreement(store: Store, run_id: int) -> dict:
     """run_agreement() as counted at most AGREEMENT_S seconds ago ("as_of": when, epoch seconds)."""
-    result, when = _recently("agreement", run_id, db_path,
-                             lambda: run_agreement(run_id, db_path=db_path, listed=DISAGREEMENTS_LISTED))
+    result, when = _recently(store, "agreement", run_id,
+                             lambda: run_agreement(store, run_id, listed=DISAGREEMENTS_LISTED))
     return result | {"as_of": when}
 
 
-def recent_disputes(run_id: int, *, db_path=None) -> set[int]:
+def recent_disputes(store: Store, run_id: int) -> set[int]:
     """disputed_ids() as counted at most AGREEMENT_S seconds ago."""
-    return _recently("disputes", run_id, db_path, lambda: disputed_ids(run_id, db_path=db_path))[0]
+    return _recently(store, "disputes", run_id, lambda: disputed_ids(store, run_id))[0]
 
 
-def run_agreement(run_id: int, *, db_path=None, listed: int | None = None) -> dict:
+def run_agreement(store: Store, run_id: int, *, listed: int | None = None) -> dict:
     """agreement() of a run's labels (without pairs) and its disagreements (the first `listed`
     answers, if given; "disputed" counts them all), counted by the database: twenty
     reviewers' labels of a 10,000-answer run are a handful of rows of verdict counts, not
     200,000 labels to read."""
-    disputed = sorted(disputed_ids(run_id, db_path=db_path))
-    with store.connect(db_path) as db:
+    disputed = sorted(disputed_ids(store, run_id))
+    with store.connection() as db:
         counted = _counted_agreement(db, "join responses on responses.id = labels.response_id",
                                      "responses.run_id = ?", [run_id])
     return counted | {"disputed": len(disputed), "disagreements": disagreements(
-        labels_for(disputed[:listed] if listed is not None else disputed, db_path=db_path))}
+        labels_for(store, disputed[:listed] if listed is not None else disputed))}
 
 
-def agreement_of(response_ids: list[int], *, db_path=None) -> dict:
+def agreement_of(store: Store, response_ids: list[int]) -> dict:
     """agreement() (without pairs) of these answers' labels, a meaning cluster's say, counted by
     the database as run_agreement() is."""
     if len(response_ids) > 30_000:  # past what one statement may bind on SQLite
-        return agreement(labels_for(response_ids, db_path=db_path), pairs=False)
-    with store.connect(db_path) as db:
+        return agreement(labels_for(store, response_ids), pairs=False)
+    with store.connection() as db:
         return _counted_agreement(db, "", f"labels.response_id in ({','.join('?' * len(response_ids))})",
                                   list(response_ids))
 
@@ -383,10 +388,7 @@ def majority(labels: list[dict]) -> dict[int, str]:
 
 # --- the review queue -----------------------------------------------------------------
 
-def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, threshold: float | None = None,
-          models: list[str] | None = None, temperatures: list[float] | None = None,
-          variants: list[int] | None = None, inputs: list[int] | None = None,
-          unlabelled_only: bool = False, disagreements_only: bool = False, db_path=None) -> dict:
+def queue(store: Store, run_ids: list[int], reviewer: str, *, method: str | None = None, threshold: float | None = None, models: list[str] | None = None, temperatures: list[float] | None = None, variants: list[int] | None = None, inputs: list[int] | None = None, unlabelled_only: bool = False, disagreements_only: bool = False) -> dict:
     """What a reviewer has to look at: meaning clusters largest first, then single answers.
 
     Returns {"items": [...], "total": answers in scope, "labelled": of those, by this reviewer}.
@@ -398,18 +400,18 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
 
     items, total, labelled = [], 0, 0
     for run_id in run_ids:
-        with store.connect(db_path) as db:
-            if store.get_run(db, run_id) is None:
+        with store.connection() as db:
+            if runs.get_run(db, run_id) is None:
                 raise SpreadError(f"no run with id {run_id}")
-        analysis = _analysis(run_id, method, threshold or spread.DEFAULT_THRESHOLD, db_path)
+        analysis = _analysis(store, run_id, method, threshold or spread.DEFAULT_THRESHOLD)
         scope = (tuple(models or ()), tuple(float(t) for t in temperatures or ()), tuple(variants or ()),
                  tuple(inputs or ()))
         # What a label cannot change (members, representative, prompt), worked out once per
         # analysis and scope; a rerun only reads this reviewer's labels and the disputes.
         clusters, in_scope = analysis.once(("review queue", scope),
-                                           lambda: _clusters_in_scope(analysis, run_id, scope, db_path))
-        mine = my_labels(run_id, reviewer, db_path=db_path)
-        disputed = recent_disputes(run_id, db_path=db_path)
+                                           lambda: _clusters_in_scope(store, analysis, run_id, scope))
+        mine = my_labels(store, run_id, reviewer)
+        disputed = recent_disputes(store, run_id)
         total += len(in_scope)
         labelled += sum(rid in in_scope for rid in mine)
         for cluster in clusters:
@@ -432,33 +434,33 @@ def queue(run_ids: list[int], reviewer: str, *, method: str | None = None, thres
     return {"items": items, "total": total, "labelled": labelled}
 
 
-def my_labels(run_id: int, reviewer: str, *, db_path=None) -> dict[int, tuple[str, int | None]]:
+def my_labels(store: Store, run_id: int, reviewer: str) -> dict[int, tuple[str, int | None]]:
     """response_id -> (verdict, via_cluster) of this reviewer's labels in a run."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         return {rid: (verdict, via) for rid, verdict, via in db.execute(
             "select labels.response_id, labels.verdict, labels.via_cluster from labels "
             "join responses on responses.id = labels.response_id where responses.run_id = ? and labels.reviewer = ?",
             [run_id, reviewer]).fetchall()}
 
 
-def disputed_ids(run_id: int, *, db_path=None) -> set[int]:
+def disputed_ids(store: Store, run_id: int) -> set[int]:
     """The answers of a run that reviewers gave different verdicts."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         return {rid for (rid,) in db.execute(
             "select labels.response_id from labels join responses on responses.id = labels.response_id "
             "where responses.run_id = ? group by labels.response_id having count(distinct labels.verdict) > 1",
             [run_id]).fetchall()}
 
 
-def _clusters_in_scope(analysis, run_id: int, scope: tuple, db_path) -> tuple[list[dict], set[int]]:
+def _clusters_in_scope(store: Store, analysis, run_id: int, scope: tuple) -> tuple[list[dict], set[int]]:
     """The queue's items of one run without anybody's labels, and the answer ids in scope."""
     from core.prompts import inputs as inputs_module
 
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
-        prompts = store.rendered_prompts(db, run_id)
-        labels_of = {v["variant"]: v["label"] for v in store.run_variants(db, run_id)}
-        input_names = {i["input"]: inputs_module.label(i["input"], i["vars"]) for i in store.run_inputs(db, run_id)}
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
+        prompts = runs.rendered_prompts(db, run_id)
+        labels_of = {v["variant"]: v["label"] for v in runs.run_variants(db, run_id)}
+        input_names = {i["input"]: inputs_module.label(i["input"], i["vars"]) for i in runs.run_inputs(db, run_id)}
     models, temperatures, variants, inputs = scope
     answers = analysis.answers
     for column, chosen in (("model", models), ("temperature", temperatures), ("variant", variants),
@@ -498,30 +500,30 @@ ANALYSES_KEPT = 8
 _CLUSTERING = threading.Lock()
 
 
-def _analysis(run_id: int, method: str | None, threshold: float, db_path):
+def _analysis(store: Store, run_id: int, method: str | None, threshold: float):
     from core.analyse import spread
 
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         answers = db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone()
         decided = db.execute("select count(*), max(id) from cluster_decisions where run_id = ?", [run_id]).fetchone()
-    key = (str(db_path or config.db_path()), run_id, method, threshold, tuple(answers), tuple(decided))
+    key = (str(store.target), run_id, method, threshold, tuple(answers), tuple(decided))
     with _CLUSTERING:  # sessions are threads: one clusters, the others wait for its result
         found = _ANALYSES.get(key)
         if found is None:
-            found = _ANALYSES[key] = spread.analyse_run(run_id, method=method, threshold=threshold, db_path=db_path,
+            found = _ANALYSES[key] = spread.analyse_run(store, run_id, method=method, threshold=threshold,
                                                         with_map=False)
             while len(_ANALYSES) > ANALYSES_KEPT:
                 _ANALYSES.popitem(last=False)
     return found
 
 
-def members(member_ids: list[int], reviewer: str, *, db_path=None) -> list[dict]:
+def members(store: Store, member_ids: list[int], reviewer: str) -> list[dict]:
     """A cluster's answers with this reviewer's verdict and whether it overrides the cluster label."""
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         texts = {i: shapes.readable(text, shapes.tool_calls_of(calls)) for i, text, calls in db.execute(
             f"select id, text, tool_calls from responses where id in ({','.join('?' * len(member_ids))})",
             member_ids).fetchall()}
-    mine = {r["response_id"]: r for r in labels_for(member_ids, reviewer=reviewer, db_path=db_path)}
+    mine = {r["response_id"]: r for r in labels_for(store, member_ids, reviewer=reviewer)}
     cluster_verdicts = {r["verdict"] for r in mine.values() if r["via_cluster"] is not None}
     return [{"id": m, "text": texts.get(m, ""), "verdict": mine[m]["verdict"] if m in mine else None,
              "override": m in mine and mine[m]["via_cluster"] is None and bool(cluster_verdicts)

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 
+from core.store import Store
 from core import config
 
 # A run of at least this many calls leaves the app's process (runner.start / resume).
@@ -30,13 +31,13 @@ MIN_CALLS = 1000
 NICENESS = 10
 
 
-def start(run_id: int, *, db_path=None, retry_errors: bool = False, owner: str | None = None) -> subprocess.Popen:
+def start(store: Store, run_id: int, *, retry_errors: bool = False, owner: str | None = None) -> subprocess.Popen:
     """The run's own process. With `owner` (a worker's claim) it dies with this process and
     stays in its session; without, it outlives the app (a new session)."""
     argv = [sys.executable, "-m", "core.run.own_process", str(run_id)] + (["--retry-errors"] if retry_errors else [])
     if owner:
         argv += ["--lease-owner", owner, "--parent", str(os.getpid())]
-    env = dict(os.environ, SPREAD_DB=config.absolute(config.database(db_path) if db_path else config.db_path()),
+    env = dict(os.environ, SPREAD_DB=store.absolute,
                PYTHONPATH=os.pathsep.join(filter(None, [str(config.PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen(argv, cwd=config.PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=not owner)

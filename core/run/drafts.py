@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import copy
 
-from core import config, store
+from core import config
+
+from core.store import Store
+
+from core.store import drafts
+
+from core.store import runs
 
 # The Playground's plan: the widget keys (and a few plain values) that make it up.
 PLAN_KEYS = (
@@ -62,33 +68,32 @@ def wording_copy(state, key: int, new_key: int, turn_seq: int) -> tuple[dict, in
     return fields, turn_seq
 
 
-def load(owner: str, *, db_path=None) -> dict | None:
+def load(store: Store, owner: str) -> dict | None:
     """The reviewer's saved plan, or None. Never creates a database just to look."""
-    path = db_path or config.db_path()
-    if not config.db_exists(path):
+    if not store.exists:
         return None
-    with store.connect(path) as db:
-        return store.get_draft(db, owner)
+    with store.connection() as db:
+        return drafts.get_draft(db, owner)
 
 
-def save(owner: str, plan: dict, *, db_path=None) -> None:
-    with store.connect(db_path) as db:
-        store.save_draft(db, owner, plan)
+def save(store: Store, owner: str, plan: dict) -> None:
+    with store.connection() as db:
+        drafts.save_draft(db, owner, plan)
 
 
-def from_run(run_id: int, *, db_path=None) -> dict:
+def from_run(store: Store, run_id: int) -> dict:
     """The Playground plan that samples an earlier run again: its wordings, inputs (read
     from that run), models, temperatures, N, limits, checks and extraction."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
         if run is None:
             raise config.SpreadError(f"no run with id {run_id}")
-        variants = store.run_variants(db, run_id)
+        variants = runs.run_variants(db, run_id)
     spec = run["spec"]
     plan: dict = {
         "variants": list(range(len(variants))), "variant_seq": len(variants),
         "system": variants[0]["system"] if variants else "",
-        "inputs_source": "an earlier run" if spec.get("n_inputs", 1) > 1 or _has_inputs(run_id, db_path)
+        "inputs_source": "an earlier run" if spec.get("n_inputs", 1) > 1 or _has_inputs(store, run_id)
         else "none",
         "inputs_run": run_id,
         "models": list(spec["models"]), "api_base": spec.get("api_base") or "",
@@ -136,9 +141,9 @@ def _shape_of(k: int, variant: dict, plan: dict) -> dict:
     return out
 
 
-def _has_inputs(run_id: int, db_path) -> bool:
-    with store.connect(db_path) as db:
-        return any(row["vars"] for row in store.run_inputs(db, run_id))
+def _has_inputs(store: Store, run_id: int) -> bool:
+    with store.connection() as db:
+        return any(row["vars"] for row in runs.run_inputs(db, run_id))
 
 
 def _check_line(check: dict) -> str:

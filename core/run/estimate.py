@@ -12,17 +12,23 @@ make at the mean cost per answer seen for each model.
 
 from __future__ import annotations
 
-from core import display, store
+from core import display
+
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 from core.config import SpreadError
 from core.models import endpoints, llm, local_llm
 from core.run.plan import RunSpec, check_shapes_supported, validate
 
 
-def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
+def estimate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> dict:
     """The plan's size, tokens and cost range; validates the plan, writes nothing. A model
     that could not start (no key, server down) is a note, not an error: the estimate stands.
     The Playground skips those checks (they touch the network) until Run."""
-    spec = validate(spec, check_providers=False)
+    spec = validate(store, spec, check_providers=False)
     litellm = llm.get()
     rendered = spec.sent()
     samples = len(spec.temperatures) * spec.n  # calls per (variant, input, model)
@@ -86,11 +92,11 @@ def cost_text(guess: dict) -> str:
     return f"unknown (no price for {', '.join(unknown)}" + (f"; the priced models {priced})" if priced else ")")
 
 
-def projection(run_id: int, *, db_path=None) -> dict:
+def projection(store: Store, run_id: int) -> dict:
     """Cost so far and projected for the whole run, from the answers received."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
-        seen = list(store.cost_by_model(db, run_id).values())
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
+        seen = list(responses.cost_by_model(db, run_id).values())
     return {"run_id": run_id, "received": run["received"],
             **projection_from(seen, run["planned"], run["spec"]["models"])}
 

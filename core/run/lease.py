@@ -20,7 +20,9 @@ import secrets
 import socket
 import time
 
-from core import store
+from core.store import Store, is_postgres, now_iso, write
+
+from core.store import runs
 from core.config import SpreadError
 
 LEASE_ENV = "SPREAD_LEASE_S"
@@ -67,12 +69,12 @@ def _process_of(owner: str) -> str:
 def carried_by_workers(db) -> bool:
     """Whether the app leaves its runs to workers (PostgreSQL: any server's worker claims
     them) rather than sampling them itself (SQLite, one server: as before)."""
-    return store.is_postgres(db)
+    return is_postgres(db)
 
 
 def db_now(db) -> float:
     """Seconds since the epoch on the database's clock."""
-    sql = ("select extract(epoch from clock_timestamp())" if store.is_postgres(db)
+    sql = ("select extract(epoch from clock_timestamp())" if is_postgres(db)
            else "select (julianday('now') - 2440587.5) * 86400.0")
     return float(db.execute(sql).fetchone()[0])
 
@@ -82,14 +84,14 @@ def claim(db, run_id: int, owner: str) -> dict:
     run's status before the claim and its queued `retry_errors`. Refuses (SpreadError) a
     run whose lease another live worker holds; a lease whose process is gone from this
     host is taken at once, without waiting for it to expire."""
-    with store.write(db):
+    with write(db):
         row = db.execute("select status, lease_owner, lease_expires_at, retry_errors from runs where id = ?"
-                         + (" for update" if store.is_postgres(db) else ""), [run_id]).fetchone()
+                         + (" for update" if is_postgres(db) else ""), [run_id]).fetchone()
         if row is None:
             raise SpreadError(f"no run with id {run_id}")
         status, holder, expires, retry_errors = row
         now = db_now(db)
-        if holder not in (None, owner) and (expires or 0) > now and not store._worker_is_dead(_process_of(holder)):
+        if holder not in (None, owner) and (expires or 0) > now and not runs._worker_is_dead(_process_of(holder)):
             raise _busy(run_id, holder, expires - now)
         _take(db, run_id, owner, now, "cancelling" if status == "cancelling" else "running")
     return {"status": status, "retry_errors": bool(retry_errors)}
@@ -102,7 +104,7 @@ def claim_next(db, owner: str) -> tuple[int, bool] | None:
     None when there is nothing to do. A run whose worker died while cancelling it is
     marked cancelled here, not sampled."""
     while True:
-        with store.write(db):
+        with write(db):
             now = db_now(db)
             row = db.execute(
                 "select id, status, retry_errors from runs "
@@ -119,7 +121,7 @@ def claim_next(db, owner: str) -> tuple[int, bool] | None:
 
 
 def _skip_locked(db) -> str:
-    return " for update skip locked" if store.is_postgres(db) else ""
+    return " for update skip locked" if is_postgres(db) else ""
 
 
 def _orphaned(db, now: float) -> tuple | None:
@@ -127,7 +129,7 @@ def _orphaned(db, now: float) -> tuple | None:
     held = db.execute(f"select id, lease_owner from runs where status in ({', '.join('?' * len(HELD))}) "
                       "and lease_expires_at >= ? order by id", [*HELD, now]).fetchall()
     for run_id, holder in held:
-        if holder and store._worker_is_dead(_process_of(holder)):
+        if holder and runs._worker_is_dead(_process_of(holder)):
             row = db.execute("select id, status, retry_errors from runs where id = ? and lease_owner = ?"
                              + _skip_locked(db), [run_id, holder]).fetchone()
             if row is not None:
@@ -150,7 +152,7 @@ def _busy(run_id: int, holder: str, left_s: float) -> SpreadError:
 def _take(db, run_id: int, owner: str, now: float, status: str) -> None:
     db.execute("update runs set status = ?, started_at = ?, finished_at = null, heartbeat_at = ?, worker = ?, "
                "lease_owner = ?, lease_expires_at = ? where id = ?",
-               [status, store.now_iso(), time.time(), _process_of(owner), owner, now + lease_s(), run_id])
+               [status, now_iso(), time.time(), _process_of(owner), owner, now + lease_s(), run_id])
 
 
 def _end(db, run_id: int, status: str) -> None:
@@ -158,14 +160,14 @@ def _end(db, run_id: int, status: str) -> None:
     handed_back = status == "queued"
     db.execute("update runs set status = ?, finished_at = ?, heartbeat_at = ?, lease_owner = null, "
                "lease_expires_at = null" + ("" if handed_back else ", retry_errors = 0") + " where id = ?",
-               [status, None if handed_back else store.now_iso(), time.time(), run_id])
+               [status, None if handed_back else now_iso(), time.time(), run_id])
 
 
 def renew(db, run_id: int, owner: str) -> str | None:
     """The heartbeat: extend `owner`'s lease. Returns the run's status (`cancelling` when a
     cancel was asked from anywhere), or None if the lease is no longer ours (another
     worker took the run over while this one could not reach the database)."""
-    with store.write(db):
+    with write(db):
         updated = db.execute("update runs set heartbeat_at = ?, lease_expires_at = ? where id = ? and lease_owner = ?",
                              [time.time(), db_now(db) + lease_s(), run_id, owner]).rowcount
         if not updated:
@@ -176,7 +178,7 @@ def renew(db, run_id: int, owner: str) -> str | None:
 def release(db, run_id: int, owner: str, status: str) -> bool:
     """End `owner`'s lease with the run's final status; False (and nothing written) if the
     lease is no longer ours."""
-    with store.write(db):
+    with write(db):
         held = db.execute("select 1 from runs where id = ? and lease_owner = ?", [run_id, owner]).fetchone()
         if held:
             _end(db, run_id, status)
@@ -185,14 +187,14 @@ def release(db, run_id: int, owner: str, status: str) -> bool:
 
 def drop(db, run_id: int, owner: str) -> None:
     """Give `owner`'s lease up and leave the status as it is: no worker takes the run over."""
-    with store.write(db):
+    with write(db):
         db.execute("update runs set lease_owner = null, lease_expires_at = null where id = ? and lease_owner = ?",
                    [run_id, owner])
 
 
 def queue(db, run_id: int, *, retry_errors: bool = False) -> None:
     """Put a run back for any worker to claim (a resume where workers carry runs)."""
-    with store.write(db):
+    with write(db):
         row = db.execute("select lease_owner, lease_expires_at from runs where id = ?", [run_id]).fetchone()
         if row is None:
             raise SpreadError(f"no run with id {run_id}")
@@ -206,7 +208,7 @@ def queue(db, run_id: int, *, retry_errors: bool = False) -> None:
 
 def cancel_queued(db, run_id: int) -> bool:
     """Cancel a run still waiting in the queue (no worker to tell); False if it is not queued."""
-    with store.write(db):
+    with write(db):
         queued = db.execute("select 1 from runs where id = ? and status = 'queued' and "
                             "coalesce(lease_expires_at, 0) < ?", [run_id, db_now(db)]).fetchone()
         if queued:

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-from core import config
+from core.store import Store
 from core.run import detached, runner
 
 
@@ -25,15 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent:
         _exit_with(args.parent)
-    db = config.db_path()
+    store = Store()  # SPREAD_DB's
     # Below the app in the CPU queue (its sampler processes inherit this): on a machine
     # with few cores a large run takes every cycle it can get, and a page render then
     # waits behind it. The run yields a few cycles; pages stay quick.
     os.nice(detached.NICENESS)
-    pool = runner.prepare_own_process(args.run_id, db_path=db, retry_errors=args.retry_errors)
+    pool = runner.prepare_own_process(store, args.run_id, retry_errors=args.retry_errors)
     stop = threading.Event()  # SIGTERM (the worker stopping): hand the run back after the calls in flight
     try:
-        runner.run_own_process(runner.execute(args.run_id, db_path=db, retry_errors=args.retry_errors, pool=pool,
+        runner.run_own_process(runner.execute(store, args.run_id, retry_errors=args.retry_errors, pool=pool,
                                               owner=args.lease_owner, stop=stop,
                                               on_stop="queued" if args.lease_owner else "cancelled"), stop=stop)
     finally:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     # (tests/test_architecture.py, ALLOWED): this process is handed nothing but argv.
     from core.evaluate import scoring
 
-    scoring.finish_run_sync(args.run_id, db_path=db)
+    scoring.finish_run_sync(store, args.run_id)
     return 0
 
 

@@ -12,7 +12,11 @@ import math
 import string
 from dataclasses import asdict, dataclass, field
 
-from core import config, store
+from core import config
+
+from core.store import Store
+
+from core.store import runs
 from core.config import SpreadError
 from core.models import endpoints, local_llm
 from core.prompts import conversation, shapes, templates
@@ -179,7 +183,7 @@ def messages(system: str, prompt: str) -> list[dict]:
     return ([{"role": "system", "content": system}] if system.strip() else []) + [{"role": "user", "content": prompt}]
 
 
-def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> RunSpec:
+def validate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> RunSpec:
     """Normalise a plan or raise a one-line SpreadError. Nothing is written before this passes."""
     spec.variants = _checked_variants(spec)
     spec.prompt, spec.system = spec.variants[0].prompt, spec.variants[0].system
@@ -223,7 +227,7 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
                           "whose URL is os.environ/NAME", "api_base")
     spec.models, spec.temperatures = models_seen, temperatures
     # A catalogue name first, then a litellm id: recorded now, so the run keeps these settings.
-    spec.endpoints = {m: spec.endpoints.get(m) or endpoints.resolve(m, spec.api_base_for(m), db_path=db_path).settings()
+    spec.endpoints = {m: spec.endpoints.get(m) or endpoints.resolve(store, m, spec.api_base_for(m)).settings()
                       for m in models_seen}
     for model in models_seen:
         if spec.endpoint(model).mode == "embedding":
@@ -241,7 +245,7 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
     except ValueError as e:
         raise SpreadError(str(e), "extract") from None
     if spec.embeddings:
-        endpoints.embedding_endpoint(spec.embeddings.strip(), db_path=db_path)
+        endpoints.embedding_endpoint(store, spec.embeddings.strip())
         spec.embeddings = spec.embeddings.strip()
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
@@ -332,11 +336,11 @@ def parse_seed(text: str) -> int | None:
         raise SpreadError(f"seed {text!r} is not a whole number", "seed") from None
 
 
-def create(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
+def create(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
     """Validate the plan and record it; returns the run id."""
-    spec = validate(spec, db_path=db_path)
+    spec = validate(store, spec)
     stored = spec.as_dict()
-    with store.connect(db_path) as db:
-        return store.create_run(db, spec=stored, planned=spec.planned(), variants=stored["variants"],
+    with store.connection() as db:
+        return runs.create_run(db, spec=stored, planned=spec.planned(), variants=stored["variants"],
                                 inputs=spec.all_inputs(), rendered=spec.rendered(), sent=spec.sent(),
                                 created_by=created_by)

@@ -15,7 +15,11 @@ is not moving (core/store/status.py), instead of failing the panel every second.
 
 from __future__ import annotations
 
-from core import store
+from core.store import Store
+
+from core.store import responses
+
+from core.store import runs
 from core.store import status as database_status
 
 ACTIVE = ("queued", "pending", "running", "cancelling")
@@ -29,13 +33,13 @@ class LiveProgress:
         self._cells: dict[tuple[str, float], dict] = {}
         self._shown: dict | None = None
 
-    def refresh(self, db_path=None) -> dict | None:
-        """The run (as `store.run_state`) with `counts` (per model × temperature: received,
+    def refresh(self, store: Store) -> dict | None:
+        """The run (as `runs.run_state`) with `counts` (per model × temperature: received,
         errors), `received` and `errors`; None if there is no such run. While the database
         cannot be reached, the last state with `outage` (one line); the error itself when
         there is no state yet to show."""
         try:
-            self._shown = self._read(db_path)
+            self._shown = self._read(store)
         except Exception as error:
             outage = database_status.problem(error)
             if outage is None or self._shown is None:
@@ -44,15 +48,15 @@ class LiveProgress:
             return self._shown | {"outage": outage}
         return self._shown
 
-    def _read(self, db_path) -> dict | None:
-        with store.connect(db_path) as db:
-            run = store.run_state(db, self.run_id)
+    def _read(self, store: Store) -> dict | None:
+        with store.connection() as db:
+            run = runs.run_state(db, self.run_id)
             if run is None:
                 return None
             ended = self.status in ACTIVE and run["status"] not in ACTIVE
             if ended:
                 self._cells, self.last_id = {}, 0
-            rows, self.last_id = store.cell_counts_after(db, self.run_id, self.last_id)
+            rows, self.last_id = responses.cell_counts_after(db, self.run_id, self.last_id)
         self.status = run["status"]
         for row in rows:
             cell = self._cells.setdefault((row["model"], float(row["temperature"])),

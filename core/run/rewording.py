@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from core.store import Store
 from core.config import SpreadError
 from core.models import endpoints, limits, llm
 from core.prompts import templates
@@ -44,14 +45,13 @@ def reason_to_reject(original: str, candidate: str, seen: set[str]) -> str | Non
     return None
 
 
-async def reword(prompt: str, k: int, model: str, *, api_base: str | None = None, temperature: float = 1.0,
-                 max_tokens: int = 400, seed: int | None = None) -> dict:
+async def reword(store: Store, prompt: str, k: int, model: str, *, api_base: str | None = None, temperature: float = 1.0, max_tokens: int = 400, seed: int | None = None) -> dict:
     """{"rewordings": [...], "rejected": [{"text", "reason"}], "calls", "cost_usd"} — cost None when unknown."""
     if not prompt or not prompt.strip():
         raise SpreadError("write a prompt first", "prompt")
     if not 1 <= k <= MAX_REWORDINGS:
         raise SpreadError(f"ask for 1..{MAX_REWORDINGS} rewordings", "rewordings")
-    endpoint = endpoints.resolve(model, api_base)  # a catalogue name, else a litellm id
+    endpoint = endpoints.resolve(store, model, api_base)  # a catalogue name, else a litellm id
     endpoints.check(endpoint)
     call = endpoints.how_to_call(endpoint)
     bucket = limits.bucket_for(endpoint)  # its requests-per-minute limit, shared with runs

@@ -24,7 +24,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core import store
+from core.store import Store, unreachable, write
+
+from core.store import responses
+
+from core.store import runs
 from core.config import SpreadError
 from core.models import direct, endpoints, limits, llm, local_llm, catalogue
 from core.run import detached, lease, plan, workers
@@ -47,18 +51,7 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
 
 
-async def execute(
-    run_id: int,
-    *,
-    db_path=None,
-    retry_errors: bool = False,
-    on_answer: Callable[[Progress, dict], None] | None = None,
-    cancel: threading.Event | None = None,
-    pool: workers.Processes | None = None,
-    owner: str | None = None,
-    on_stop: str = "cancelled",
-    stop: threading.Event | None = None,
-) -> dict:
+async def execute(store: Store, run_id: int, *, retry_errors: bool = False, on_answer: Callable[[Progress, dict], None] | None = None, cancel: threading.Event | None = None, pool: workers.Processes | None = None, owner: str | None = None, on_stop: str = "cancelled", stop: threading.Event | None = None) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
     The run's lease (core/run/lease.py) is taken first, for `owner` (a worker that claimed
@@ -74,7 +67,7 @@ async def execute(
     continues it at once; else its lease is given up and it shows as interrupted, for a
     resume."""
     owner = owner or lease.new_owner()
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         claimed = lease.claim(db, run_id, owner)
         handed_back = "queued" if lease.carried_by_workers(db) or on_stop == "queued" else None
     cancel = cancel or threading.Event()
@@ -83,9 +76,9 @@ async def execute(
     lost = threading.Event()  # another worker took the run over: leave it to that one
     # From the claim on, not after loading models (a cold litellm import, an embedded model):
     # a lease left to expire meanwhile would let another worker take the run.
-    beat = asyncio.create_task(_keep_lease(db_path, run_id, owner, cancel, lost))
+    beat = asyncio.create_task(_keep_lease(store, run_id, owner, cancel, lost))
     try:
-        return await _sample(run_id, owner, db_path=db_path, on_answer=on_answer, cancel=cancel, lost=lost,
+        return await _sample(store, run_id, owner, on_answer=on_answer, cancel=cancel, lost=lost,
                              pool=pool, on_stop=on_stop, stop=stop or threading.Event(), handed_back=handed_back,
                              retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
     except BaseException:
@@ -93,7 +86,7 @@ async def execute(
         # up, so that no worker takes the run over only to fail the same way. It shows as
         # interrupted, for a resume.
         try:
-            await asyncio.to_thread(_drop, db_path, run_id, owner)
+            await asyncio.to_thread(_drop, store, run_id, owner)
         except Exception:
             pass  # the store is away: the lease expires by itself
         raise
@@ -101,7 +94,7 @@ async def execute(
         beat.cancel()
 
 
-async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event, lost: threading.Event) -> None:
+async def _keep_lease(store: Store, run_id: int, owner: str, cancel: threading.Event, lost: threading.Event) -> None:
     """The heartbeat: renews the lease (so a dead worker's run is taken over, and shows as
     interrupted meanwhile) and sees cancel requests from other processes (`spread cancel`,
     another app server)."""
@@ -109,9 +102,9 @@ async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event,
     while True:
         await asyncio.sleep(every)
         try:
-            status = await asyncio.to_thread(_renew, db_path, run_id, owner)
+            status = await asyncio.to_thread(_renew, store, run_id, owner)
         except Exception as error:
-            if not store.unreachable(error):
+            if not unreachable(error):
                 raise
             continue  # the lease outlasts a short outage; the next beat renews it
         if status is None:
@@ -121,16 +114,14 @@ async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event,
             cancel.set()
 
 
-async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_answer, cancel: threading.Event,
-                  lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
-                  handed_back: str | None) -> dict:
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, on_answer, cancel: threading.Event, lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event, handed_back: str | None) -> dict:
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
-        done = store.done_cells(db, run_id, include_errors=not retry_errors)
-        sent = store.sent_messages(db, run_id)  # as recorded; runs from before kept system + prompt
+        done = responses.done_cells(db, run_id, include_errors=not retry_errors)
+        sent = runs.sent_messages(db, run_id)  # as recorded; runs from before kept system + prompt
         prompts = {key: sent.get(key) or plan.messages(system, prompt)
-                   for key, (system, prompt) in store.rendered_prompts(db, run_id).items()}
+                   for key, (system, prompt) in runs.rendered_prompts(db, run_id).items()}
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
@@ -153,7 +144,7 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
     if todo:
         await asyncio.to_thread(catalogue.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
-    writer = Writer(db_path)
+    writer = Writer(store)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
     # file and litellm's map are not read per answer. Unknown stays None, never 0.
     price = functools.lru_cache(maxsize=4096)(lambda model, tokens_in, tokens_out:
@@ -261,37 +252,37 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                     else:
                         status = "cancelled" if cancel.is_set() else "done"
                     if status is None:
-                        await asyncio.to_thread(_drop, db_path, run_id, owner)
+                        await asyncio.to_thread(_drop, store, run_id, owner)
                     else:
-                        await asyncio.to_thread(_release, db_path, run_id, owner, status)
-    return summary(run_id, db_path=db_path, wall_s=time.perf_counter() - progress.started)
+                        await asyncio.to_thread(_release, store, run_id, owner, status)
+    return summary(store, run_id, wall_s=time.perf_counter() - progress.started)
 
 
-async def execute_and_score(run_id: int, **kwargs) -> dict:
+async def execute_and_score(store: Store, run_id: int, **kwargs) -> dict:
     """`execute`, then the run's last step (embed the answers, score the checks), in the app's worker."""
     # The one import against the packages' order (tests/test_architecture.py, ALLOWED):
     # the engine finishes the runs it executes, and a run's own process cannot be handed
     # the step as an argument.
     from core.evaluate import scoring
 
-    result = await execute(run_id, **kwargs)
+    result = await execute(store, run_id, **kwargs)
     if kwargs.get("stop") is not None and kwargs["stop"].is_set():
         return result  # this process is stopping: the next worker embeds and scores
-    await scoring.finish_run(run_id, db_path=kwargs.get("db_path"))
+    await scoring.finish_run(store, run_id)
     return result
 
 
-def prepare_own_process(run_id: int, *, db_path=None, retry_errors: bool = False) -> workers.Processes | None:
+def prepare_own_process(store: Store, run_id: int, *, retry_errors: bool = False) -> workers.Processes | None:
     """For a process that exists for one run (the CLI, a detached run), before its event
     loop starts: load and warm litellm, freeze the heap (`llm.freeze_heap`), and fork
     sampler processes if the run is large enough to pay for them (core/run/workers.py).
     Returns the pool for `execute`, or None."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
-        done = store.done_cells(db, run_id, include_errors=not retry_errors)
-    store.close_pools()  # a pool's threads must not exist when the samplers are forked
+        done = responses.done_cells(db, run_id, include_errors=not retry_errors)
+    store.close()  # a pool's threads must not exist when the samplers are forked
     spec = RunSpec.from_dict(run["spec"])
     if llm.needs_litellm(spec.call_for(m) for m in spec.models):
         llm.get()
@@ -323,49 +314,49 @@ def run_own_process(coroutine, *, stop: threading.Event | None = None):
     return uvloop.run(main())
 
 
-def _renew(db_path, run_id: int, owner: str) -> str | None:
-    with store.connect(db_path) as db:
+def _renew(store: Store, run_id: int, owner: str) -> str | None:
+    with store.connection() as db:
         return lease.renew(db, run_id, owner)
 
 
-def _drop(db_path, run_id: int, owner: str) -> None:
-    with store.connect(db_path) as db:
+def _drop(store: Store, run_id: int, owner: str) -> None:
+    with store.connection() as db:
         lease.drop(db, run_id, owner)
 
 
-def _release(db_path, run_id: int, owner: str, status: str) -> None:
+def _release(store: Store, run_id: int, owner: str, status: str) -> None:
     """The run's final status, written however long the store takes to come back."""
     wait = RETRY_S[0]
     while True:
         try:
-            with store.connect(db_path) as db:
+            with store.connection() as db:
                 lease.release(db, run_id, owner, status)
             return
         except Exception as error:
-            if not store.unreachable(error):
+            if not unreachable(error):
                 raise
             time.sleep(wait)
             wait = min(wait * 2, RETRY_S[1])
 
 
-def request_cancel(run_id: int, *, db_path=None) -> None:
+def request_cancel(store: Store, run_id: int) -> None:
     """Ask the worker running this run, in any process, to stop after the answers in flight."""
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         if run["status"] == "queued":
             lease.cancel_queued(db, run_id)
         elif run["status"] in ("running", "pending"):
-            with store.write(db):
+            with write(db):
                 db.execute("update runs set status = 'cancelling' where id = ?", [run_id])
     background().cancel(run_id)
 
 
-def summary(run_id: int, *, db_path=None, wall_s: float | None = None) -> dict:
-    with store.connect(db_path) as db:
-        run = store.get_run(db, run_id)
-        deployments = store.deployment_counts(db, run_id)
+def summary(store: Store, run_id: int, *, wall_s: float | None = None) -> dict:
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
+        deployments = responses.deployment_counts(db, run_id)
     return {
         "run_id": run_id,
         "status": run["status"],
@@ -397,7 +388,7 @@ class Background:
         self._on_loop: set[int] = set()  # runs sampled on the loop, not in a process of their own
         self._lock = threading.Lock()
 
-    def submit(self, run_id: int, *, db_path=None, retry_errors: bool = False, own_process: bool = False) -> Future:
+    def submit(self, store: Store, run_id: int, *, retry_errors: bool = False, own_process: bool = False) -> Future:
         with self._lock:
             job = self._jobs.get(run_id)
             if job and not job[0].done():
@@ -405,10 +396,10 @@ class Background:
             cancel = threading.Event()
             if own_process:
                 self._on_loop.discard(run_id)
-                future = self._in_own_process(run_id, db_path=db_path, retry_errors=retry_errors)
+                future = self._in_own_process(store, run_id, retry_errors=retry_errors)
             else:
                 future = asyncio.run_coroutine_threadsafe(
-                    self._run(run_id, db_path=db_path, retry_errors=retry_errors, cancel=cancel,
+                    self._run(store, run_id, retry_errors=retry_errors, cancel=cancel,
                               stop=PROCESS_STOPPING), self.loop
                 )
                 self._on_loop.add(run_id)
@@ -416,8 +407,8 @@ class Background:
             return future
 
     @staticmethod
-    def _in_own_process(run_id: int, *, db_path=None, retry_errors: bool = False) -> Future:
-        process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors)
+    def _in_own_process(store: Store, run_id: int, *, retry_errors: bool = False) -> Future:
+        process = detached.start(store, run_id, retry_errors=retry_errors)
         future: Future = Future()
 
         def wait():
@@ -426,14 +417,14 @@ class Background:
             except SpreadError as error:
                 future.set_exception(error)
             else:
-                future.set_result(summary(run_id, db_path=db_path))
+                future.set_result(summary(store, run_id))
 
         threading.Thread(target=wait, name=f"spread-run-{run_id}", daemon=True).start()
         return future
 
     @staticmethod
-    async def _run(run_id: int, **kwargs) -> dict:
-        return await execute_and_score(run_id, **kwargs)
+    async def _run(store: Store, run_id: int, **kwargs) -> dict:
+        return await execute_and_score(store, run_id, **kwargs)
 
     def cancel(self, run_id: int) -> None:
         with self._lock:
@@ -481,27 +472,27 @@ def wait(coroutine, timeout_s: float = 300.0):
     return asyncio.run_coroutine_threadsafe(coroutine, background().loop).result(timeout_s)
 
 
-def start(spec: RunSpec, *, db_path=None, created_by: str = "") -> int:
+def start(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once. Where
     workers carry runs (PostgreSQL), the run is queued for the first worker to claim it:
     this server's (core/run/service.py) or any other's."""
-    run_id = plan.create(spec, db_path=db_path, created_by=created_by)
-    with store.connect(db_path) as db:
+    run_id = plan.create(store, spec, created_by=created_by)
+    with store.connection() as db:
         if lease.carried_by_workers(db):
             lease.queue(db, run_id)
             return run_id
-    background().submit(run_id, db_path=db_path, own_process=needs_own_process(spec, spec.planned()))
+    background().submit(store, run_id, own_process=needs_own_process(spec, spec.planned()))
     return run_id
 
 
-def resume(run_id: int, *, db_path=None, retry_errors: bool = False) -> None:
-    with store.connect(db_path) as db:
+def resume(store: Store, run_id: int, *, retry_errors: bool = False) -> None:
+    with store.connection() as db:
         if lease.carried_by_workers(db):
             return lease.queue(db, run_id, retry_errors=retry_errors)
-        run = store.get_run(db, run_id)
+        run = runs.get_run(db, run_id)
     calls = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0) if run else 0
     own_process = bool(run) and needs_own_process(RunSpec.from_dict(run["spec"]), calls)
-    background().submit(run_id, db_path=db_path, retry_errors=retry_errors, own_process=own_process)
+    background().submit(store, run_id, retry_errors=retry_errors, own_process=own_process)
 
 
 def needs_own_process(spec: RunSpec, calls: int) -> bool:

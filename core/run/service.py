@@ -31,7 +31,11 @@ import time
 from concurrent.futures import Future
 from typing import Callable
 
-from core import config, store
+from core import config
+
+from core.store import Store, Unreachable, unreachable
+
+from core.store import runs
 from core.run import detached, lease, runner
 from core.run.plan import RunSpec
 
@@ -44,21 +48,19 @@ POLL_S = 1.0
 CHILD_MARGIN_S = 2.0
 
 
-async def serve(*, db_path=None, once: bool = False, wait_s: float = 0.0, poll_s: float = POLL_S,
-                stop: threading.Event | None = None, report: Callable[[str], None] | None = None,
-                on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
+async def serve(store: Store, *, once: bool = False, wait_s: float = 0.0, poll_s: float = POLL_S, stop: threading.Event | None = None, report: Callable[[str], None] | None = None, on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
     """Claim and sample runs until `stop` is set (or the task is cancelled); with `once`,
     until nothing is claimable and every claimed run has ended, having waited up to `wait_s`
     for a lease about to expire. Returns how many runs were claimed.
 
     `report` gets one line per event or change of state (claimed, finished, waiting, the
     database unreachable and back). With `once`, a database that cannot be reached before
-    anything was claimed is an error (store.Unreachable), not a wait; a login the database
+    anything was claimed is an error (Unreachable), not a wait; a login the database
     refuses is an error in every mode."""
     stop = stop or threading.Event()
     sampling: set[asyncio.Task] = set()
     try:
-        return await _serve(sampling, db_path, once, wait_s, poll_s, stop, report or (lambda line: None), on_end)
+        return await _serve(store, sampling, once, wait_s, poll_s, stop, report or (lambda line: None), on_end)
     except asyncio.CancelledError:
         # Stopped at once (a second SIGTERM, Ctrl-C): each run it holds goes back to the
         # queue, with what was received written, for another worker to carry on at once.
@@ -68,8 +70,7 @@ async def serve(*, db_path=None, once: bool = False, wait_s: float = 0.0, poll_s
         raise
 
 
-async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, stop: threading.Event,
-                 report: Callable[[str], None], on_end) -> int:
+async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s, stop: threading.Event, report: Callable[[str], None], on_end) -> int:
     claimed = 0
     state = None  # the last state reported: "waiting", "unreachable", or None while busy
     give_up_at = time.monotonic() + wait_s
@@ -77,7 +78,7 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
         try:
             while len(sampling) < MAX_RUNS and not stop.is_set():
                 owner = lease.new_owner()
-                found = await asyncio.to_thread(_claim_next, db_path, owner)
+                found = await asyncio.to_thread(_claim_next, store, owner)
                 if state == "unreachable":
                     report("database reachable again")
                     state = None
@@ -87,20 +88,20 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
                 claimed += 1
                 state = None
                 report(f"run {run_id}: claimed")
-                task = asyncio.create_task(_carry(run_id, owner, retry_errors, db_path, stop, report, on_end))
+                task = asyncio.create_task(_carry(store, run_id, owner, retry_errors, stop, report, on_end))
                 sampling.add(task)
                 task.add_done_callback(sampling.discard)
         except Exception as error:
-            if not store.unreachable(error):
+            if not unreachable(error):
                 raise
             if once and not claimed:  # nothing to wait for: say so and stop
-                raise error if isinstance(error, config.SpreadError) else store.Unreachable(
+                raise error if isinstance(error, config.SpreadError) else Unreachable(
                     f"database unreachable: {error}") from None
             if state != "unreachable":
                 report(f"database unreachable ({error}); retrying every {poll_s:g} s")
                 state = "unreachable"
         if once and not sampling and state != "unreachable":
-            expiring = await asyncio.to_thread(_next_expiry_s, db_path)
+            expiring = await asyncio.to_thread(_next_expiry_s, store)
             left = give_up_at - time.monotonic()
             if expiring is None or expiring > left:
                 if not claimed:
@@ -122,36 +123,35 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
     return claimed
 
 
-def _claim_next(db_path, owner: str) -> tuple[int, bool] | None:
-    with store.connect(db_path) as db:
+def _claim_next(store: Store, owner: str) -> tuple[int, bool] | None:
+    with store.connection() as db:
         return lease.claim_next(db, owner)
 
 
-def _next_expiry_s(db_path) -> float | None:
-    with store.connect(db_path) as db:
+def _next_expiry_s(store: Store) -> float | None:
+    with store.connection() as db:
         return lease.next_expiry_s(db)
 
 
-async def _carry(run_id: int, owner: str, retry_errors: bool, db_path, stop: threading.Event,
-                 report: Callable[[str], None], on_end) -> None:
+async def _carry(store: Store, run_id: int, owner: str, retry_errors: bool, stop: threading.Event, report: Callable[[str], None], on_end) -> None:
     """Sample one claimed run; a failure is reported, and the worker goes on."""
     failure = None
     try:
-        with store.connect(db_path) as db:
-            run = store.get_run(db, run_id)
+        with store.connection() as db:
+            run = runs.get_run(db, run_id)
         missing = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0)
         if runner.needs_own_process(RunSpec.from_dict(run["spec"]), missing):
             # Popen on this (the loop's) thread: the process dies with the thread that made it.
-            process = detached.start(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner)
+            process = detached.start(store, run_id, retry_errors=retry_errors, owner=owner)
             await _wait_for(process, run_id, stop)
         else:
-            await runner.execute_and_score(run_id, db_path=db_path, retry_errors=retry_errors, owner=owner,
+            await runner.execute_and_score(store, run_id, retry_errors=retry_errors, owner=owner,
                                            on_stop="queued", stop=stop)
     except Exception as error:
         failure = error
         report(f"run {run_id}: failed: {error}")
     else:
-        report(f"run {run_id}: {await asyncio.to_thread(_status, db_path, run_id)}")
+        report(f"run {run_id}: {await asyncio.to_thread(_status, store, run_id)}")
     if on_end:
         on_end(run_id, failure)
 
@@ -177,13 +177,13 @@ async def _wait_for(process, run_id: int, stop: threading.Event) -> None:
         raise
 
 
-def _status(db_path, run_id: int) -> str:
+def _status(store: Store, run_id: int) -> str:
     """How a carried run ended, for the worker's line about it."""
     try:
-        with store.connect(db_path) as db:
-            run = store.get_run(db, run_id)
+        with store.connection() as db:
+            run = runs.get_run(db, run_id)
     except Exception as error:
-        if not store.unreachable(error):
+        if not unreachable(error):
             raise
         return "ended (the database is unreachable to say how)"
     return {"queued": "handed back (queued)"}.get(run["status"], run["status"])
@@ -194,26 +194,26 @@ _serving_lock = threading.Lock()
 
 
 @contextlib.asynccontextmanager
-async def server_lifespan(app=None):
+async def server_lifespan(store: Store):
     """An app server's life (st.App's lifespan, app.py): open and migrate the store and start
     this server's worker before any page is drawn; at shutdown, stop it and the runs on the
     background loop, which hand their runs back (lease.STOP_WAIT_S)."""
-    await asyncio.to_thread(start_with_server)
+    await asyncio.to_thread(start_with_server, store)
     try:
         yield
     finally:
         await asyncio.to_thread(stop_with_server)
 
 
-def start_with_server(db_path=None) -> None:
+def start_with_server(store: Store) -> None:
     """Open (and so migrate) the store, then start the server's worker. A store that cannot
     be opened yet is one line in the log: the pages say so, and the worker keeps trying."""
     try:
-        with store.connect(db_path):
+        with store.connection():
             pass
     except Exception as error:
         print(f"spread: {error}", file=sys.stderr)
-    for_this_server(db_path)
+    for_this_server(store)
 
 
 def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
@@ -226,19 +226,19 @@ def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> N
     concurrent.futures.wait(pending, timeout=timeout_s)
 
 
-def for_this_server(db_path=None) -> bool:
+def for_this_server(store: Store) -> bool:
     """Start this server process's worker, once, where workers carry runs (PostgreSQL).
     Returns whether it runs; on SQLite it never starts (the app samples its own runs).
     server_lifespan starts it with the server; a page calls it too, for a server started
     some other way (AppTest)."""
-    target = str(db_path or config.db_path())
+    target = str(store.target)
     with _serving_lock:
         if target not in _serving and config.is_url(target) and not runner.PROCESS_STOPPING.is_set():
-            _serving[target] = runner.spawn(_keep_serving(target))
+            _serving[target] = runner.spawn(_keep_serving(store))
         return target in _serving
 
 
-async def _keep_serving(db_path) -> None:
+async def _keep_serving(store: Store) -> None:
     """The server's worker outlives any one failure (a page must never find it gone), and
     says so once per kind of failure, not once per poll."""
     said = None
@@ -248,7 +248,7 @@ async def _keep_serving(db_path) -> None:
 
     while not runner.PROCESS_STOPPING.is_set():
         try:
-            await serve(db_path=db_path, stop=runner.PROCESS_STOPPING, report=report)
+            await serve(store, stop=runner.PROCESS_STOPPING, report=report)
         except Exception as error:
             if str(error) != said:
                 report(str(error))

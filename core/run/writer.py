@@ -28,7 +28,9 @@ import queue
 import threading
 import time
 
-from core import store
+from core.store import Store, commits_without_waiting_for_disk, unreachable
+
+from core.store import responses
 
 _STOP = object()
 # Reconnecting to a store that cannot be reached: first wait, longest wait (seconds).
@@ -36,8 +38,8 @@ RETRY_S = (0.5, 5.0)
 
 
 class Writer:
-    def __init__(self, db_path=None):
-        self.db_path = db_path
+    def __init__(self, store: Store):
+        self.store = store
         self.written = 0
         self.transactions = 0
         self.max_lag_ms = 0.0  # the longest an answer waited in memory before its commit
@@ -92,14 +94,14 @@ class Writer:
         try:
             while True:
                 try:
-                    with store.connect(self.db_path) as db, store.commits_without_waiting_for_disk(db):
+                    with self.store.connection() as db, commits_without_waiting_for_disk(db):
                         # Commits without waiting for the disk: a committed answer survives the
                         # process being killed (it is in the operating system's hands), and only a
                         # power cut can take the last commits back, cells a resume samples again.
                         # This connection writes answers only; labels and plans keep full syncs.
                         while True:
                             if items:
-                                store.save_responses(db, [row for _, row, _ in items])
+                                responses.save_responses(db, [row for _, row, _ in items])
                                 done = time.perf_counter()
                                 self.written += len(items)
                                 self.transactions += 1
@@ -119,7 +121,7 @@ class Writer:
                             items = [row for item in batch if item is not _STOP
                                      for row in (item if isinstance(item, list) else (item,))]
                 except Exception as error:
-                    if not store.unreachable(error):
+                    if not unreachable(error):
                         raise
                     # The store is down (a PostgreSQL restart): keep the batch, let the engine
                     # pause (`reachable`), and connect again until the store is back.

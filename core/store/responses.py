@@ -77,7 +77,7 @@ def done_cells(db: Database, run_id: int, *, include_errors: bool = True) -> set
     return {tuple(row) for row in db.execute(sql, [run_id]).fetchall()}
 
 
-def responses(db: Database, run_id: int) -> list[dict]:
+def of_run(db: Database, run_id: int) -> list[dict]:
     return list(
         db.query(
             "select * from responses where run_id = ? order by variant, input, model, temperature, sample_idx",

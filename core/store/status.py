@@ -12,7 +12,8 @@ import sqlite3
 import sys
 import threading
 
-from core import config, store
+from core import config
+from core.store.database import LoginRefused, Store, unreachable
 
 RETRY_S = 5
 
@@ -24,12 +25,12 @@ def problem(error: BaseException) -> str | None:
     """The one line for a database failure, or None when `error` is not one."""
     if isinstance(error, config.InvalidDatabase):
         return f"SPREAD_DB is not a valid database URL: {error.reason}"
-    if isinstance(error, store.LoginRefused):
+    if isinstance(error, LoginRefused):
         return (f"The database at {error.where} refused the login for user {error.user or '(none given)'}; "
                 f"check the user and password in SPREAD_DB (retrying every {RETRY_S} s)")
-    if isinstance(error, sqlite3.OperationalError) and store.unreachable(error):
+    if isinstance(error, sqlite3.OperationalError) and unreachable(error):
         return f"The database file {_where()} is locked by another writer; retrying every {RETRY_S} s"
-    if store.unreachable(error):
+    if unreachable(error):
         return f"The database at {getattr(error, 'where', '') or _where()} is unreachable; retrying every {RETRY_S} s"
     return None
 
@@ -61,10 +62,11 @@ def note(message: str | None) -> None:
         print("spread: database: reachable again", file=sys.stderr, flush=True)
 
 
-def reachable() -> bool:
-    """Whether the database answers now (for a page waiting to try again)."""
+def reachable(store: Store | None) -> bool:
+    """Whether the database answers now (for a page waiting to try again); None: the
+    database could not even be named (a bad SPREAD_DB), so it cannot answer."""
     try:
-        with store.connect() as db:
+        with (store or Store()).connection() as db:
             db.execute("select 1")
     except Exception as error:
         if problem(error) is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from core import config, store
+from core import config
+
+from core.store import Store, hold, now_iso, write
 from core.config import SpreadError
 from core.models.endpoints.endpoint import Endpoint, bare
 from core.models.endpoints.validation import validate
@@ -29,41 +31,41 @@ def _row(endpoint: Endpoint) -> dict:
     return row
 
 
-def _no_database(db_path) -> bool:
+def _no_database(store: Store) -> bool:
     """No file yet is an empty catalogue: reading it must not create one (a dry run writes nothing)."""
-    return not config.db_exists(db_path or config.db_path())
+    return not store.exists
 
 
-def list_endpoints(*, db_path=None) -> list[Endpoint]:
-    if _no_database(db_path):
+def list_endpoints(store: Store) -> list[Endpoint]:
+    if _no_database(store):
         return []
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         return [_from_row(r) for r in db.query("select * from endpoints order by lower(name), name")]
 
 
-def names(*, db_path=None) -> list[str]:
-    if _no_database(db_path):
+def names(store: Store) -> list[str]:
+    if _no_database(store):
         return []
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         return [r[0] for r in db.execute("select name from endpoints order by lower(name), name").fetchall()]
 
 
-def embedding_names(*, db_path=None) -> list[str]:
+def embedding_names(store: Store) -> list[str]:
     """The endpoints that embed text (model_info mode: embedding), for meaning clusters."""
-    return [e.name for e in list_endpoints(db_path=db_path) if e.mode == "embedding"]
+    return [e.name for e in list_endpoints(store) if e.mode == "embedding"]
 
 
-def get(name: str, *, db_path=None) -> Endpoint | None:
-    if _no_database(db_path):
+def get(store: Store, name: str) -> Endpoint | None:
+    if _no_database(store):
         return None
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         rows = list(db.query("select * from endpoints where name = ?", [(name or "").strip()]))
     return _from_row(rows[0]) if rows else None
 
 
-def embedding_endpoint(name: str, *, db_path=None) -> Endpoint:
+def embedding_endpoint(store: Store, name: str) -> Endpoint:
     """The catalogue endpoint named `name` that makes embeddings, or a one-line SpreadError."""
-    endpoint = get(name, db_path=db_path)
+    endpoint = get(store, name)
     if endpoint is None:
         raise SpreadError(f"no endpoint named {name!r} (spread models list)", "embeddings")
     if endpoint.mode != "embedding":
@@ -72,47 +74,47 @@ def embedding_endpoint(name: str, *, db_path=None) -> Endpoint:
     return endpoint
 
 
-def fingerprint(*, db_path=None) -> str:
+def fingerprint(store: Store) -> str:
     """Changes whenever the catalogue does: a cache key for pages."""
-    if _no_database(db_path):
+    if _no_database(store):
         return "0:"
-    with store.connect(db_path) as db:
+    with store.connection() as db:
         count, latest = db.execute("select count(*), max(updated_at) from endpoints").fetchone()
     return f"{count}:{latest}"
 
 
-def add(endpoint: Endpoint, *, who: str = "", replace: bool = False, db_path=None) -> Endpoint:
+def add(store: Store, endpoint: Endpoint, *, who: str = "", replace: bool = False) -> Endpoint:
     """Add an endpoint (or, with replace, overwrite the one of that name)."""
     endpoint = validate(endpoint)
-    with store.connect(db_path) as db, store.write(db):
+    with store.connection() as db, write(db):
         _insert(db, endpoint, who, replace)
     return endpoint
 
 
-def add_all(endpoints: list[Endpoint], *, who: str = "", replace: bool = False, db_path=None) -> None:
+def add_all(store: Store, endpoints: list[Endpoint], *, who: str = "", replace: bool = False) -> None:
     """Several endpoints in one transaction: all of them or none."""
-    with store.connect(db_path) as db, store.write(db):
+    with store.connection() as db, write(db):
         for endpoint in endpoints:
             _insert(db, endpoint, who, replace)
 
 
 def _insert(db, endpoint: Endpoint, who: str, replace: bool) -> None:
-    store.lock(db, f"endpoint:{endpoint.name}")  # two servers adding one name: the second is refused
+    hold(db, f"endpoint:{endpoint.name}")  # two servers adding one name: the second is refused
     existing = db.execute("select created_at, created_by from endpoints where name = ?", [endpoint.name]).fetchone()
     if existing and not replace:
         raise SpreadError(f"an endpoint named {endpoint.name!r} already exists: edit it, or remove it first", "name")
-    now = store.now_iso()
+    now = now_iso()
     created_at, created_by = existing or (now, who)
     db["endpoints"].insert(_row(endpoint) | {"created_at": created_at, "created_by": created_by, "updated_at": now},
                            replace=True)
 
 
-def update(name: str, endpoint: Endpoint, *, who: str = "", db_path=None) -> Endpoint:
+def update(store: Store, name: str, endpoint: Endpoint, *, who: str = "") -> Endpoint:
     """Change an endpoint's settings, its name included. Runs already made keep theirs."""
     endpoint = validate(endpoint)
-    with store.connect(db_path) as db, store.write(db):
+    with store.connection() as db, write(db):
         for locked in sorted({name, endpoint.name}):  # one order everywhere: no deadlock
-            store.lock(db, f"endpoint:{locked}")
+            hold(db, f"endpoint:{locked}")
         row = db.execute("select created_at, created_by from endpoints where name = ?", [name]).fetchone()
         if row is None:
             raise SpreadError(f"no endpoint named {name!r}", "name")
@@ -121,33 +123,33 @@ def update(name: str, endpoint: Endpoint, *, who: str = "", db_path=None) -> End
                 raise SpreadError(f"an endpoint named {endpoint.name!r} already exists", "name")
             db.execute("delete from endpoints where name = ?", [name])
         db["endpoints"].insert(_row(endpoint) | {"created_at": row[0], "created_by": row[1],
-                                                 "updated_at": store.now_iso()}, replace=True)
+                                                 "updated_at": now_iso()}, replace=True)
     return endpoint
 
 
-def duplicate(name: str, new_name: str | None = None, *, who: str = "", db_path=None) -> Endpoint:
+def duplicate(store: Store, name: str, new_name: str | None = None, *, who: str = "") -> Endpoint:
     """A copy under a new name ("NAME copy", "NAME copy 2", … unless given), to edit."""
-    original = get(name, db_path=db_path)
+    original = get(store, name)
     if original is None:
         raise SpreadError(f"no endpoint named {name!r}", "name")
-    taken = set(names(db_path=db_path))
+    taken = set(names(store))
     if not new_name:
         new_name = f"{name} copy"
         k = 2
         while new_name in taken:
             new_name, k = f"{name} copy {k}", k + 1
     copy = Endpoint.from_settings(original.settings() | {"name": new_name})
-    return add(copy, who=who, db_path=db_path)
+    return add(store, copy, who=who)
 
 
-def remove(name: str, *, db_path=None) -> None:
+def remove(store: Store, name: str) -> None:
     """Remove an endpoint from the catalogue. Runs made with it keep its settings."""
-    with store.connect(db_path) as db, store.write(db):
+    with store.connection() as db, write(db):
         if db.execute("delete from endpoints where name = ?", [name]).rowcount == 0:
             raise SpreadError(f"no endpoint named {name!r}", "name")
 
 
-def resolve(name: str, api_base: str | None = None, *, db_path=None) -> Endpoint:
+def resolve(store: Store, name: str, api_base: str | None = None) -> Endpoint:
     """A catalogue entry by that name, else the name as a bare litellm id (with api_base)."""
-    found = get(name, db_path=db_path)
+    found = get(store, name)
     return found if found is not None else bare(name, api_base)
