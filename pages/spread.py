@@ -104,7 +104,8 @@ x_axis = right.selectbox("Columns", [a for a in spread.AXES if a != y_axis],
 # A resource, not data: every rerun and every reviewer's session reads the same analysis
 # instead of unpickling its own copy of 10,000 answers (nothing on the page changes it).
 @st.cache_resource(max_entries=16, show_spinner="Clustering answers by meaning…", hash_funcs={Store: lambda store: str(store.target)})
-def analysis_of(store: Store, run_id: int, received: int, method: str, threshold: float, extract: str, opinion: str, decided: int) -> spread.Analysis:
+def analysis_of(store: Store, run_id: int, received: int, method: str, threshold: float, extract: str,
+                opinion: str, decided: int) -> spread.Analysis:
     """Cached per database, run, answer count, settings and reviewers' decisions: a finished
     run is analysed once."""
     return spread.analyse_run(store, run_id, method=method, threshold=threshold, extract=extract,

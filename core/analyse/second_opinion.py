@@ -44,7 +44,8 @@ def pair_key(model: str, question: str, a: str, b: str) -> str:
     return hashlib.sha256(json.dumps([model, question, first, second]).encode()).hexdigest()
 
 
-def judge(store: Store, pairs: list[tuple[str, str]], *, model: str, question: str = "", cache: MutableMapping[str, bool] | None = None, complete: Callable[..., object] | None = None) -> Judgement:
+def judge(store: Store, pairs: list[tuple[str, str]], *, model: str, question: str = "",
+          cache: MutableMapping[str, bool] | None = None, complete: Callable[..., object] | None = None) -> Judgement:
     """A verdict per pair, from the cache or from `model` (a catalogue endpoint's name, or
     any litellm model id). `complete` stands in for litellm.completion (tests pass a fake)."""
     cache = {} if cache is None else cache

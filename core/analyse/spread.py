@@ -120,7 +120,9 @@ class Analysis:
 Embedder = Callable[[list[str], str], np.ndarray]
 
 
-def analyse_run(store: Store, run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD, with_map: bool = True, extract: str | None = None, second_opinion_model: str | None = None, decisions: list[dict] | None = None) -> Analysis:
+def analyse_run(store: Store, run_id: int, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
+                with_map: bool = True, extract: str | None = None, second_opinion_model: str | None = None,
+                decisions: list[dict] | None = None) -> Analysis:
     """analyse() a stored run, with model embeddings cached in the database, the reviewers'
     merge and split decisions applied, and second opinions paid for once. What does not
     depend on the threshold is prepared once per run, answers and settings (`prepared_run`).
@@ -782,7 +784,8 @@ def progress_grid(counts: list[dict], models: list[str], temperatures: list[floa
 Side = tuple  # (run_id, [(model, temperature), ...]) or (run_id, cells, variants, inputs)
 
 
-def compare_runs(store: Store, side_a: Side, side_b: Side, *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> dict:
+def compare_runs(store: Store, side_a: Side, side_b: Side, *, method: str | None = None,
+                 threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Compare parts of one run, or of two runs (before and after a prompt change).
 
     Each side is (run_id, cells[, variants[, inputs]]): cells are (model, temperature)

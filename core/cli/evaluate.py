@@ -149,7 +149,8 @@ def _per_check(results: list[dict]) -> list[dict]:
 @click.option("--junit", metavar="FILE", help="write JUnit XML: one test case per item")
 @json_option
 @pass_store
-def regress_command(store: Store, set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens, concurrency, baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, as_json):
+def regress_command(store: Store, set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens,
+                    concurrency, baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, as_json):
     """Re-sample a golden set on a candidate and gate it. Exit 0 when every gate holds (pass),
     1 when the data shows a gate is broken (fail), 2 on usage or runtime errors, 3 when an
     observed figure breaks a gate but sampling noise could explain it (inconclusive; the

@@ -48,7 +48,8 @@ def models_group(ctx, as_json):
 @click.option("--timeout", type=float, metavar="S", help="seconds per call (default: the run's)")
 @click.option("--replace", is_flag=True, help="overwrite an endpoint of that name")
 @pass_store
-def add_command(store: Store, name, model_id, api_base, key_env, param_texts, price_in, price_out, max_concurrency, rpm, timeout, replace):
+def add_command(store: Store, name, model_id, api_base, key_env, param_texts, price_in, price_out, max_concurrency,
+                rpm, timeout, replace):
     """Add a named endpoint to the shared catalogue (a run's --model NAME then uses it)."""
     from core.models import endpoints
 

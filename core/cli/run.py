@@ -79,7 +79,11 @@ from core.run import plan
 @evaluate.judge_samples_option
 @json_option
 @pass_store
-def run_command(store: Store, prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system, system_file, vars_file, var_pairs, inputs_from_golden, inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base, timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
+def run_command(store: Store, prompts, prompt_files, messages_files, tools_file, tool_choice, response_format,
+                labels, system, system_file, vars_file, var_pairs, inputs_from_golden, inputs_from_run, models,
+                temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base, timeout, max_attempts,
+                max_calls, no_stream, name, extract, embeddings, dry_run, check_texts, checks_file, judge_model,
+                judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -178,7 +182,8 @@ def resume_command(store: Store, run_id, retry_errors, as_json):
     return execute(store, run_id, as_json, retry_errors=retry_errors)
 
 
-def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False, extra: dict | None = None) -> int:
+def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False,
+            extra: dict | None = None) -> int:
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 

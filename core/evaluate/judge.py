@@ -49,7 +49,8 @@ def verdict(text: str) -> tuple[bool | None, str]:
     return None, f"unreadable verdict: {' '.join((text or '').split())[:80]!r}"
 
 
-async def grade(store: Store, check: Check, question: str, answer: str, *, api_base: str | None = None, limit: asyncio.Semaphore | None = None) -> Outcome:
+async def grade(store: Store, check: Check, question: str, answer: str, *, api_base: str | None = None,
+                limit: asyncio.Semaphore | None = None) -> Outcome:
     """Ask the judge `check.samples` times; the majority verdict, with its self-consistency."""
     limit = limit or asyncio.Semaphore(4)
     messages = prompt(str(check.value), question, answer)

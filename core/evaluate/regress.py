@@ -142,7 +142,8 @@ def check_baseline(store: Store, baseline_id: int | None, set_name: str) -> dict
 
 # --- running it ---------------------------------------------------------------------------
 
-def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None, created_by: str = "") -> int:
+def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None,
+            created_by: str = "") -> int:
     """Check everything and record the run that samples the set; returns its id. Nothing
     is written when an argument is wrong."""
     check_text(set_name or "", "the golden set name")
@@ -154,7 +155,8 @@ def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, 
     return plan.create(store, spec, created_by=created_by)
 
 
-async def complete(store: Store, run_id: int, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None, created_by: str = "", on_answer=None, cancel=None) -> dict:
+async def complete(store: Store, run_id: int, set_name: str, candidate: Candidate, gates: Gates, *,
+                   baseline_id: int | None = None, created_by: str = "", on_answer=None, cancel=None) -> dict:
     """Sample the prepared run, score it, compare it, and record the verdict."""
     from core.run import runner
 
@@ -169,7 +171,8 @@ async def complete(store: Store, run_id: int, set_name: str, candidate: Candidat
     return result
 
 
-async def regress(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None, created_by: str = "", on_answer=None, cancel=None) -> dict:
+async def regress(store: Store, set_name: str, candidate: Candidate, gates: Gates, *,
+                  baseline_id: int | None = None, created_by: str = "", on_answer=None, cancel=None) -> dict:
     """Sample, score, compare and record one regress run; returns its report."""
     run_id = prepare(store, set_name, candidate, gates, baseline_id=baseline_id, created_by=created_by)
     return await complete(store, run_id, set_name, candidate, gates, baseline_id=baseline_id,
@@ -183,7 +186,8 @@ def for_run(store: Store, run_id: int) -> dict | None:
     return get(store, row[0]) if row else None
 
 
-def save(store: Store, result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *, created_by: str = "") -> int:
+def save(store: Store, result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *,
+         created_by: str = "") -> int:
     with store.connection() as db:
         with write(db):
             return db["regress_runs"].insert({

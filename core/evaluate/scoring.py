@@ -96,7 +96,8 @@ def attach(store: Store, run_id: int, new: list[Check]) -> list[Check]:
     return combined
 
 
-async def score_run(store: Store, run_id: int, *, checks: list[Check] | None = None, method: str | None = None, threshold: float | None = None, judge_api_base: str | None = None) -> list[dict]:
+async def score_run(store: Store, run_id: int, *, checks: list[Check] | None = None, method: str | None = None,
+                    threshold: float | None = None, judge_api_base: str | None = None) -> list[dict]:
     """Every check result of a run's good answers (computing and storing the missing ones)."""
     with store.connection() as db:
         run = runs.get_run(db, run_id)

@@ -161,7 +161,8 @@ class Suite:
                 "planned": self.spec.planned(), "notes": self.notes, "skipped": self.skipped}
 
 
-def read(store: Store, path: str | Path, *, n: int | None = None, strict: bool = True, judge_model: str | None = None) -> Suite:
+def read(store: Store, path: str | Path, *, n: int | None = None, strict: bool = True,
+         judge_model: str | None = None) -> Suite:
     """The suite in a promptfoo config file, mapped. `strict`: refuse it (Unmappable) when any
     part has no Spread equivalent; else leave those parts out and list them in `skipped`.
     `judge_model` grades every model-graded assertion in place of the suite's graders."""

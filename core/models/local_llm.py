@@ -366,13 +366,15 @@ def register(litellm) -> None:
         return CustomLLMError(status_code=e.status_code, message=str(e))
 
     class EmbeddedModels(CustomLLM):
-        def completion(self, model, messages, api_base, custom_prompt_dict, model_response, *args, optional_params=None, **kwargs):
+        def completion(self, model, messages, api_base, custom_prompt_dict, model_response, *args,
+                       optional_params=None, **kwargs):
             try:
                 return fill(model_response, model, generate(messages, optional_params or {}, model))
             except LocalModelError as e:
                 raise as_custom_error(e) from None
 
-        async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, *args, optional_params=None, **kwargs):
+        async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, *args,
+                              optional_params=None, **kwargs):
             try:
                 out = await asyncio.to_thread(generate, messages, optional_params or {}, model)
             except LocalModelError as e:

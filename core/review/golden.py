@@ -169,7 +169,8 @@ def _bump(db, set_id: int, action: str, item_key: str | None, who: str, detail: 
     return version
 
 
-def add_items(store: Store, name: str, items: list[Item], *, who: str = "", action: str = "add", version: int | None = None) -> int:
+def add_items(store: Store, name: str, items: list[Item], *, who: str = "", action: str = "add",
+              version: int | None = None) -> int:
     """Add items in one transaction (one new version); returns the set's new version.
 
     `version` (used by import into a new set) sets the version outright, so that an
@@ -251,7 +252,8 @@ def labelled_correction(store: Store, response_id: int) -> bool:
                if row["response_id"] == response_id)
 
 
-def item_from_response(store: Store, response_id: int, *, who: str, correction: str | None = None, correction_calls: list[dict] | None = None) -> Item:
+def item_from_response(store: Store, response_id: int, *, who: str, correction: str | None = None,
+                       correction_calls: list[dict] | None = None) -> Item:
     """A golden item from a labelled answer: the input it answered (the prompt as sent, the
     variables, the template and its version), the reference (the correction given here or
     in a label, else this answer), and the answers to the same input reviewers passed and
@@ -309,7 +311,8 @@ def item_from_response(store: Store, response_id: int, *, who: str, correction: 
                 tool_calls=correction_calls or (calls if not correction else None))
 
 
-def add_responses(store: Store, name: str, response_ids: list[int], *, who: str = "", correction: str | None = None, correction_calls: list[dict] | None = None) -> int:
+def add_responses(store: Store, name: str, response_ids: list[int], *, who: str = "",
+                  correction: str | None = None, correction_calls: list[dict] | None = None) -> int:
     """New items from answers (one new version); `correction`, the right answer, is the
     reference of each, `correction_calls` the calls each should make (a failed answer
     needs one of the two)."""
@@ -385,7 +388,8 @@ def _change_item(store: Store, name: str, item_key: str, changes, action: str, w
             return _bump(db, set_id, action, item_key, who, notes)
 
 
-def edit_item(store: Store, name: str, item_key: str, *, reference: str | None = None, tags: list[str] | None = None, who: str = "") -> int:
+def edit_item(store: Store, name: str, item_key: str, *, reference: str | None = None,
+              tags: list[str] | None = None, who: str = "") -> int:
     """Change an item's reference or tags. A new reference the item rejected leaves its
     rejected answers: the reviewer's later word wins."""
     if reference is None and tags is None:

@@ -388,7 +388,10 @@ def majority(labels: list[dict]) -> dict[int, str]:
 
 # --- the review queue -----------------------------------------------------------------
 
-def queue(store: Store, run_ids: list[int], reviewer: str, *, method: str | None = None, threshold: float | None = None, models: list[str] | None = None, temperatures: list[float] | None = None, variants: list[int] | None = None, inputs: list[int] | None = None, unlabelled_only: bool = False, disagreements_only: bool = False) -> dict:
+def queue(store: Store, run_ids: list[int], reviewer: str, *, method: str | None = None,
+          threshold: float | None = None, models: list[str] | None = None, temperatures: list[float] | None = None,
+          variants: list[int] | None = None, inputs: list[int] | None = None, unlabelled_only: bool = False,
+          disagreements_only: bool = False) -> dict:
     """What a reviewer has to look at: meaning clusters largest first, then single answers.
 
     Returns {"items": [...], "total": answers in scope, "labelled": of those, by this reviewer}.

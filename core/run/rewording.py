@@ -45,7 +45,8 @@ def reason_to_reject(original: str, candidate: str, seen: set[str]) -> str | Non
     return None
 
 
-async def reword(store: Store, prompt: str, k: int, model: str, *, api_base: str | None = None, temperature: float = 1.0, max_tokens: int = 400, seed: int | None = None) -> dict:
+async def reword(store: Store, prompt: str, k: int, model: str, *, api_base: str | None = None,
+                 temperature: float = 1.0, max_tokens: int = 400, seed: int | None = None) -> dict:
     """{"rewordings": [...], "rejected": [{"text", "reason"}], "calls", "cost_usd"} — cost None when unknown."""
     if not prompt or not prompt.strip():
         raise SpreadError("write a prompt first", "prompt")

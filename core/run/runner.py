@@ -51,7 +51,10 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
 
 
-async def execute(store: Store, run_id: int, *, retry_errors: bool = False, on_answer: Callable[[Progress, dict], None] | None = None, cancel: threading.Event | None = None, pool: workers.Processes | None = None, owner: str | None = None, on_stop: str = "cancelled", stop: threading.Event | None = None) -> dict:
+async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
+                  on_answer: Callable[[Progress, dict], None] | None = None, cancel: threading.Event | None = None,
+                  pool: workers.Processes | None = None, owner: str | None = None, on_stop: str = "cancelled",
+                  stop: threading.Event | None = None) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
     The run's lease (core/run/lease.py) is taken first, for `owner` (a worker that claimed
@@ -114,7 +117,9 @@ async def _keep_lease(store: Store, run_id: int, owner: str, cancel: threading.E
             cancel.set()
 
 
-async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, on_answer, cancel: threading.Event, lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event, handed_back: str | None) -> dict:
+async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, on_answer, cancel: threading.Event,
+                  lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
+                  handed_back: str | None) -> dict:
     with store.connection() as db:
         run = runs.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])

@@ -48,7 +48,9 @@ POLL_S = 1.0
 CHILD_MARGIN_S = 2.0
 
 
-async def serve(store: Store, *, once: bool = False, wait_s: float = 0.0, poll_s: float = POLL_S, stop: threading.Event | None = None, report: Callable[[str], None] | None = None, on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
+async def serve(store: Store, *, once: bool = False, wait_s: float = 0.0, poll_s: float = POLL_S,
+                stop: threading.Event | None = None, report: Callable[[str], None] | None = None,
+                on_end: Callable[[int, BaseException | None], None] | None = None) -> int:
     """Claim and sample runs until `stop` is set (or the task is cancelled); with `once`,
     until nothing is claimable and every claimed run has ended, having waited up to `wait_s`
     for a lease about to expire. Returns how many runs were claimed.
@@ -70,7 +72,8 @@ async def serve(store: Store, *, once: bool = False, wait_s: float = 0.0, poll_s
         raise
 
 
-async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s, stop: threading.Event, report: Callable[[str], None], on_end) -> int:
+async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s, stop: threading.Event,
+                 report: Callable[[str], None], on_end) -> int:
     claimed = 0
     state = None  # the last state reported: "waiting", "unreachable", or None while busy
     give_up_at = time.monotonic() + wait_s
@@ -133,7 +136,8 @@ def _next_expiry_s(store: Store) -> float | None:
         return lease.next_expiry_s(db)
 
 
-async def _carry(store: Store, run_id: int, owner: str, retry_errors: bool, stop: threading.Event, report: Callable[[str], None], on_end) -> None:
+async def _carry(store: Store, run_id: int, owner: str, retry_errors: bool, stop: threading.Event,
+                 report: Callable[[str], None], on_end) -> None:
     """Sample one claimed run; a failure is reported, and the worker goes on."""
     failure = None
     try:
