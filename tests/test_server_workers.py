@@ -20,7 +20,8 @@ import pytest
 from conftest import ROOT
 from core.store import Store
 from core.store import responses
-from core.run import lease, plan, runner
+from core.run import plan, runner
+from core.store import leases
 from test_cli import spread
 from test_workers import cells, queued_run, status, wait_for_answers, worker
 
@@ -222,7 +223,7 @@ def test_worker_once_waits_for_a_lease_about_to_expire_only_when_asked(store, st
     monkeypatch.setenv("SPREAD_LEASE_S", "3")
     run_id = queued_run(stub)
     with store.connection() as db:
-        lease.claim_next(db, "elsewhere:1:aaaa")  # another machine's worker, gone silent
+        leases.claim_next(db, "elsewhere:1:aaaa")  # another machine's worker, gone silent
     result = spread("worker", "--once")
     assert result.stderr.strip() == "nothing to claim" and status(run_id) == "running"
     result = spread("worker", "--once", "--wait-s", "1")  # the lease ends in about 3 s: too late
@@ -318,7 +319,7 @@ def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(stub):
     started = time.time()
     _, err = process.communicate(timeout=30)
     took = time.time() - started
-    assert lease.STOP_WAIT_S <= took < lease.STOP_WAIT_S + 3, took  # inside Docker's 10-s grace
+    assert leases.STOP_WAIT_S <= took < leases.STOP_WAIT_S + 3, took  # inside Docker's 10-s grace
     assert status(run_id) == "queued" and cells(run_id) == (0, 0)  # the dropped calls are the next worker's
 
 
@@ -366,7 +367,7 @@ def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_call
     wait_for_answers(run_id, 16)
     started = time.time()
     service.stop_with_server()
-    assert time.time() - started < lease.STOP_WAIT_S
+    assert time.time() - started < leases.STOP_WAIT_S
     assert not runner.in_process_jobs()
     kept = cells(run_id)[0]
     assert kept < 200 and kept == stub.count()  # the calls in flight ended and were written

@@ -13,7 +13,8 @@ from conftest import ROOT
 from core.store import Store, write
 from core.store import runs as run_rows
 from core.config import SpreadError
-from core.run import lease, plan
+from core.run import plan
+from core.store import leases
 from test_cli import last_json, spread
 
 
@@ -22,7 +23,7 @@ def queued_run(store, stub, **overrides) -> int:
                   api_base=stub.base_url, seed=1, backoff_base_s=0.01, backoff_max_s=0.05)
     run_id = plan.create(store, plan.RunSpec(**(fields | overrides)))
     with store.connection() as db:
-        lease.queue(db, run_id)
+        leases.queue(db, run_id)
     return run_id
 
 
@@ -133,17 +134,17 @@ def test_a_lease_is_held_against_others_until_it_expires(store, stub, engine, mo
     monkeypatch.setenv("SPREAD_LEASE_S", "1")
     run_id = queued_run(store, stub)
     with store.connection() as db:
-        run_host = lease.new_owner().rsplit(":", 2)[0]
+        run_host = leases.new_owner().rsplit(":", 2)[0]
         alive = f"{run_host}:1:aaaa"  # pid 1 is alive: a live worker's claim
-        assert lease.claim_next(db, alive) == (run_id, False)
-        assert lease.claim_next(db, "other:2:bbbb") is None  # held: nobody else claims it
+        assert leases.claim_next(db, alive) == (run_id, False)
+        assert leases.claim_next(db, "other:2:bbbb") is None  # held: nobody else claims it
         with pytest.raises(SpreadError, match="being sampled by"):
-            lease.claim(db, run_id, "other:2:bbbb")
-        assert lease.renew(db, run_id, alive) == "running"
+            leases.claim(db, run_id, "other:2:bbbb")
+        assert leases.renew(db, run_id, alive) == "running"
         time.sleep(1.2)  # the holder stopped renewing: its lease expires
-        assert lease.claim_next(db, "other:2:bbbb") == (run_id, False)
-        assert lease.renew(db, run_id, alive) is None  # the old holder learns it lost the run
-        assert not lease.release(db, run_id, alive, "done")  # and cannot end it
+        assert leases.claim_next(db, "other:2:bbbb") == (run_id, False)
+        assert leases.renew(db, run_id, alive) is None  # the old holder learns it lost the run
+        assert not leases.release(db, run_id, alive, "done")  # and cannot end it
         assert run_rows.get_run(db, run_id)["status"] == "running"
 
 
@@ -151,11 +152,11 @@ def test_a_cancelled_run_whose_worker_died_is_ended_not_sampled(store, stub, eng
     monkeypatch.setenv("SPREAD_LEASE_S", "1")
     run_id = queued_run(store, stub)
     with store.connection() as db:
-        lease.claim_next(db, "elsewhere:1:aaaa")
+        leases.claim_next(db, "elsewhere:1:aaaa")
         with write(db):
             db.execute("update runs set status = 'cancelling' where id = ?", [run_id])
         time.sleep(1.2)
-        assert lease.claim_next(db, "other:2:bbbb") is None
+        assert leases.claim_next(db, "other:2:bbbb") is None
         assert run_rows.get_run(db, run_id)["status"] == "cancelled"
     assert stub.count() == 0
 
@@ -203,7 +204,7 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(store, stub, monke
         asyncio.run(runner.execute(store, run_id))
     with store.connection() as db:
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
-        assert lease.claim_next(db, "other:2:bbbb") is None  # no worker takes it over only to fail again
+        assert leases.claim_next(db, "other:2:bbbb") is None  # no worker takes it over only to fail again
 
 
 @pytest.mark.postgres

@@ -205,7 +205,7 @@ def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, wit
 
     pool = runner.prepare_own_process(store, run_id, retry_errors=retry_errors)
     # SIGTERM stops the run gracefully: no new call, the calls in flight end (or are dropped
-    # after lease.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
+    # after leases.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
     stop = threading.Event()
     try:
         result = runner.run_own_process(runner.execute(store, run_id, retry_errors=retry_errors, pool=pool, stop=stop,

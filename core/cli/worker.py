@@ -10,16 +10,16 @@ import threading
 import click
 
 from core.store import Store
-from core.run import lease
+from core.store import leases
 
 
 @click.command("worker", help=(
     "Claim queued runs and runs whose worker died (its lease expired, or its process is gone from this "
     "host), and sample the cells they are missing. A worker renews the lease of each run it samples; if "
     f"it dies, another worker takes the run over once the lease has expired. The lease lasts "
-    f"${lease.LEASE_ENV} seconds (default {lease.DEFAULT_LEASE_S:.0f}). Each app server on PostgreSQL runs "
+    f"${leases.LEASE_ENV} seconds (default {leases.DEFAULT_LEASE_S:.0f}). Each app server on PostgreSQL runs "
     "one worker; this command runs more. SIGTERM stops it gracefully: no new call, the calls in flight "
-    f"get up to {lease.STOP_WAIT_S:.0f} s, and its runs go back to the queue for another worker. What it does "
+    f"get up to {leases.STOP_WAIT_S:.0f} s, and its runs go back to the queue for another worker. What it does "
     "(claimed, "
     "finished, waiting, database unreachable) is one line on stderr per event."))
 @click.option("--once", is_flag=True, help="exit when nothing is left to claim and its runs have ended (else keep "
@@ -29,7 +29,7 @@ from core.run import lease
 def worker_command(once, wait_s):
     from core.run import service
 
-    lease.lease_s()  # a bad SPREAD_LEASE_S is one line now, not an error per poll
+    leases.lease_s()  # a bad SPREAD_LEASE_S is one line now, not an error per poll
     failed = []
     stop = threading.Event()
 

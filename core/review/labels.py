@@ -21,19 +21,14 @@ from itertools import combinations
 
 import numpy as np
 
-from core import config
-
-from core.store import Store, hold, now_iso, write
-
-from core.store import responses
-
-from core.store import runs
 from core.config import SpreadError, check_text
+from core.store import Store, hold, now_iso, runs, write
+from core.store import labels as label_rows
 from core.prompts import shapes
 
 VERDICTS = ("pass", "fail", "unsure")
 MAX_TEXT = 20_000
-LABEL_FIELDS = ("verdict", "score", "tags", "correction", "note", "via_cluster", "correction_calls")
+LABEL_FIELDS = label_rows.FIELDS
 
 
 @dataclass
@@ -105,16 +100,14 @@ def _write_labels(store: Store, response_ids, reviewer, label: Label, *, via_clu
     with store.connection() as db:
         with write(db):  # read-then-write: take the write lock first
             hold(db, f"labels by {reviewer}")  # PostgreSQL: this reviewer's labels, one writer at a time
-            known = _existing_ids(db, response_ids)
+            known = label_rows.existing_answers(db, response_ids)
             missing = sorted(set(response_ids) - known)
             if missing:
                 raise SpreadError(f"no answer with id {missing[0]}")
             if label.correction_calls:  # the calls must suit the tools every labelled answer was offered
-                for tools in _tools_offered(db, response_ids):
+                for tools in label_rows.tools_offered(db, response_ids):
                     shapes.checked_calls(label.correction_calls, tools)
-            current = {row["response_id"]: row for row in db.query(
-                f"select * from labels where reviewer = ? and response_id in ({','.join('?' * len(response_ids))})",
-                [reviewer, *response_ids])}
+            current = label_rows.by_reviewer(db, reviewer, response_ids)
             touched, changed = [], []  # answers whose label is new or changes; label ids to update
             for response_id in dict.fromkeys(response_ids):
                 old = current.get(response_id)
@@ -125,14 +118,8 @@ def _write_labels(store: Store, response_ids, reviewer, label: Label, *, via_clu
                 touched.append(response_id)
                 if old:
                     changed.append(old["id"])
-            # A cluster's labels in three statements, not two per member (a round trip each on PostgreSQL).
-            fields = [values[k] for k in LABEL_FIELDS]
-            db.conn.executemany(f"update labels set {', '.join(f'{k} = ?' for k in LABEL_FIELDS)}, updated_at = ? "
-                                "where id = ?", [[*fields, now, label_id] for label_id in changed])
-            responses.insert_rows(db, "labels", (*LABEL_FIELDS, "response_id", "reviewer", "created_at", "updated_at"),
-                              [[*fields, rid, reviewer, now, now] for rid in touched if rid not in current])
-            responses.insert_rows(db, "label_history", (*LABEL_FIELDS, "response_id", "reviewer", "changed_at"),
-                              [[*fields, rid, reviewer, now] for rid in touched])
+            label_rows.write(db, reviewer, values, update_ids=changed,
+                             insert_for=[rid for rid in touched if rid not in current], history_for=touched, now=now)
             written = len(touched)
     return written
 
@@ -141,60 +128,30 @@ def _calls_column(calls: list[dict] | None) -> str | None:
     return json.dumps(calls, ensure_ascii=False, sort_keys=True) if calls else None
 
 
-def _tools_offered(db, ids) -> list[list[dict] | None]:
-    """The distinct tool lists the wordings of these answers declared (None: no tools)."""
-    found: dict[str, list[dict] | None] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for (tools,) in db.execute(
-                "select distinct run_variants.tools from responses join run_variants on run_variants.run_id = "
-                "responses.run_id and run_variants.variant = responses.variant "
-                f"where responses.id in ({','.join('?' * len(chunk))})", chunk).fetchall():
-            found[tools or ""] = json.loads(tools) if tools else None
-    return list(found.values())
-
 
 def tools_for(store: Store, response_id: int) -> list[dict] | None:
     """The tools the wording of this answer declared (None without tools): what a correction's
     expected calls may name."""
     with store.connection() as db:
-        offered = _tools_offered(db, [response_id])
+        offered = label_rows.tools_offered(db, [response_id])
     return offered[0] if offered else None
 
-
-def _existing_ids(db, ids) -> set[int]:
-    found = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        found |= {r[0] for r in db.execute(
-            f"select id from responses where id in ({','.join('?' * len(chunk))})", chunk).fetchall()}
-    return found
 
 
 def labels_for(store: Store, response_ids: list[int], *, reviewer: str | None = None) -> list[dict]:
     """Every reviewer's current label of these answers (or only this reviewer's)."""
-    out = []
-    mine = " and reviewer = ?" if reviewer is not None else ""
     with store.connection() as db:
-        for start in range(0, len(response_ids), 500):
-            chunk = response_ids[start:start + 500]
-            out += [_decode(r) for r in db.query(
-                f"select * from labels where response_id in ({','.join('?' * len(chunk))}){mine} "
-                "order by response_id, reviewer", chunk + ([reviewer] if reviewer is not None else []))]
-    return out
+        return label_rows.of_answers(db, response_ids, reviewer)
 
 
 def labels_for_run(store: Store, run_id: int) -> list[dict]:
     with store.connection() as db:
-        return [_decode(r) for r in db.query(
-            "select labels.* from labels join responses on responses.id = labels.response_id "
-            "where responses.run_id = ? order by labels.response_id, labels.reviewer", [run_id])]
+        return label_rows.of_run(db, run_id)
 
 
 def history(store: Store, response_id: int) -> list[dict]:
     with store.connection() as db:
-        return [_decode(r) for r in db.query(
-            "select * from label_history where response_id = ? order by id", [response_id])]
+        return label_rows.history(db, response_id)
 
 
 def known_tags(store: Store) -> list[str]:
@@ -206,17 +163,12 @@ def known_tags(store: Store) -> list[str]:
 def _count_tags(store: Store) -> list[str]:
     counts: dict[str, int] = {}
     with store.connection() as db:
-        for (tags,) in db.execute("select tags from labels where tags is not null and tags != '[]'").fetchall():
-            for tag in json.loads(tags):
-                counts[tag] = counts.get(tag, 0) + 1
+        tag_lists = label_rows.tag_lists(db)
+    for tags in tag_lists:
+        for tag in tags:
+            counts[tag] = counts.get(tag, 0) + 1
     return sorted(counts, key=lambda t: (-counts[t], t))
 
-
-def _decode(row: dict) -> dict:
-    row = dict(row)
-    row["tags"] = json.loads(row["tags"]) if row.get("tags") else []
-    row["correction_calls"] = json.loads(row["correction_calls"]) if row.get("correction_calls") else None
-    return row
 
 
 # --- agreement ------------------------------------------------------------------------
@@ -319,8 +271,7 @@ def run_agreement(store: Store, run_id: int, *, listed: int | None = None) -> di
     200,000 labels to read."""
     disputed = sorted(disputed_ids(store, run_id))
     with store.connection() as db:
-        counted = _counted_agreement(db, "join responses on responses.id = labels.response_id",
-                                     "responses.run_id = ?", [run_id])
+        counted = _counted_agreement(db, label_rows.of_a_run(run_id))
     return counted | {"disputed": len(disputed), "disagreements": disagreements(
         labels_for(store, disputed[:listed] if listed is not None else disputed))}
 
@@ -331,24 +282,18 @@ def agreement_of(store: Store, response_ids: list[int]) -> dict:
     if len(response_ids) > 30_000:  # past what one statement may bind on SQLite
         return agreement(labels_for(store, response_ids), pairs=False)
     with store.connection() as db:
-        return _counted_agreement(db, "", f"labels.response_id in ({','.join('?' * len(response_ids))})",
-                                  list(response_ids))
+        return _counted_agreement(db, label_rows.of_these_answers(response_ids))
 
 
-def _counted_agreement(db, join: str, where: str, params: list) -> dict:
-    """agreement(labels, pairs=False) of the labels `where` selects (after `join`), from counts."""
+def _counted_agreement(db, scope: label_rows.Scope) -> dict:
+    """agreement(labels, pairs=False) of the labels `scope` selects, from counts."""
     result = {"answers": 0, "percent": None, "kappa": None, "kappa_kind": None, "pairs": []}
-    reviewers = result["reviewers"] = [r for (r,) in db.execute(
-        f"select distinct labels.reviewer from labels {join} where {where} order by 1", params).fetchall()]
+    reviewers = result["reviewers"] = label_rows.reviewers_of(db, scope)
     if len(reviewers) < 2:
         return result
     # Per answer every reviewer labelled: how many gave each verdict; then how many answers
     # share each such row (Fleiss' kappa and the percent need nothing else).
-    counts = db.execute(
-        "select p, f, u, count(*) from (select "
-        + ", ".join(f"sum(case when labels.verdict = '{v}' then 1 else 0 end) as {v[0]}" for v in VERDICTS)
-        + f" from labels {join} where {where} group by labels.response_id having count(*) = ?) per_answer "
-        "group by p, f, u", [*params, len(reviewers)]).fetchall()
+    counts = label_rows.verdict_count_rows(db, scope, VERDICTS, len(reviewers))
     table = np.array([row[:3] for row in counts], dtype=int).reshape(-1, 3)
     answers = np.array([row[3] for row in counts], dtype=int)
     if not answers.sum():
@@ -356,11 +301,7 @@ def _counted_agreement(db, join: str, where: str, params: list) -> dict:
     result["answers"] = int(answers.sum())
     result["percent"] = round(float(answers[table.max(axis=1) == len(reviewers)].sum() / answers.sum()), 4)
     if len(reviewers) == 2:  # Cohen's kappa needs who gave which: the two reviewers' verdict pairs
-        pairs = db.execute(
-            "select labels.verdict, other.verdict, count(*) from labels join labels other "
-            f"on other.response_id = labels.response_id and other.reviewer = ? {join} "
-            f"where {where} and labels.reviewer = ? group by labels.verdict, other.verdict",
-            [reviewers[1], *params, reviewers[0]]).fetchall()
+        pairs = label_rows.verdict_pairs(db, scope, reviewers[0], reviewers[1])
         first = [a for a, _, n in pairs for _ in range(n)]
         second = [b for _, b, n in pairs for _ in range(n)]
         result["kappa"], result["kappa_kind"] = _cohen(first, second), "cohen"
@@ -440,19 +381,13 @@ def queue(store: Store, run_ids: list[int], reviewer: str, *, method: str | None
 def my_labels(store: Store, run_id: int, reviewer: str) -> dict[int, tuple[str, int | None]]:
     """response_id -> (verdict, via_cluster) of this reviewer's labels in a run."""
     with store.connection() as db:
-        return {rid: (verdict, via) for rid, verdict, via in db.execute(
-            "select labels.response_id, labels.verdict, labels.via_cluster from labels "
-            "join responses on responses.id = labels.response_id where responses.run_id = ? and labels.reviewer = ?",
-            [run_id, reviewer]).fetchall()}
+        return label_rows.verdicts_of_run(db, run_id, reviewer)
 
 
 def disputed_ids(store: Store, run_id: int) -> set[int]:
     """The answers of a run that reviewers gave different verdicts."""
     with store.connection() as db:
-        return {rid for (rid,) in db.execute(
-            "select labels.response_id from labels join responses on responses.id = labels.response_id "
-            "where responses.run_id = ? group by labels.response_id having count(distinct labels.verdict) > 1",
-            [run_id]).fetchall()}
+        return label_rows.disputed(db, run_id)
 
 
 def _clusters_in_scope(store: Store, analysis, run_id: int, scope: tuple) -> tuple[list[dict], set[int]]:
@@ -507,9 +442,8 @@ def _analysis(store: Store, run_id: int, method: str | None, threshold: float):
     from core.analyse import spread
 
     with store.connection() as db:
-        answers = db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone()
-        decided = db.execute("select count(*), max(id) from cluster_decisions where run_id = ?", [run_id]).fetchone()
-    key = (str(store.target), run_id, method, threshold, tuple(answers), tuple(decided))
+        answers, decided = label_rows.counts_for_cache(db, run_id)
+    key = (str(store.target), run_id, method, threshold, answers, decided)
     with _CLUSTERING:  # sessions are threads: one clusters, the others wait for its result
         found = _ANALYSES.get(key)
         if found is None:
@@ -523,9 +457,8 @@ def _analysis(store: Store, run_id: int, method: str | None, threshold: float):
 def members(store: Store, member_ids: list[int], reviewer: str) -> list[dict]:
     """A cluster's answers with this reviewer's verdict and whether it overrides the cluster label."""
     with store.connection() as db:
-        texts = {i: shapes.readable(text, shapes.tool_calls_of(calls)) for i, text, calls in db.execute(
-            f"select id, text, tool_calls from responses where id in ({','.join('?' * len(member_ids))})",
-            member_ids).fetchall()}
+        texts = {i: shapes.readable(text, shapes.tool_calls_of(calls))
+                 for i, text, calls in label_rows.answer_texts(db, member_ids)}
     mine = {r["response_id"]: r for r in labels_for(store, member_ids, reviewer=reviewer)}
     cluster_verdicts = {r["verdict"] for r in mine.values() if r["via_cluster"] is not None}
     return [{"id": m, "text": texts.get(m, ""), "verdict": mine[m]["verdict"] if m in mine else None,

@@ -31,7 +31,8 @@ from core.store import responses
 from core.store import runs
 from core.config import SpreadError
 from core.models import direct, endpoints, limits, llm, local_llm, catalogue
-from core.run import detached, lease, plan, workers
+from core.run import detached, plan, workers
+from core.store import leases
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
@@ -57,7 +58,7 @@ async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
                   stop: threading.Event | None = None) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
-    The run's lease (core/run/lease.py) is taken first, for `owner` (a worker that claimed
+    The run's lease (core/run/leases.py) is taken first, for `owner` (a worker that claimed
     the run) or a new owner, and renewed at every heartbeat; a run another live worker
     holds is refused. `on_stop`: the status left when this process stops mid-run (a
     worker's is `queued`: it hands the run back for another worker). `pool`: sampler
@@ -65,14 +66,14 @@ async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
     without it, every sample is taken in this process. The pool is closed here.
 
     `stop`: once set (this process is stopping), no call starts, the calls in flight get
-    lease.STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
+    leases.STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
     where workers carry runs (PostgreSQL) or a worker holds it, so that another worker
     continues it at once; else its lease is given up and it shows as interrupted, for a
     resume."""
-    owner = owner or lease.new_owner()
+    owner = owner or leases.new_owner()
     with store.connection() as db:
-        claimed = lease.claim(db, run_id, owner)
-        handed_back = "queued" if lease.carried_by_workers(db) or on_stop == "queued" else None
+        claimed = leases.claim(db, run_id, owner)
+        handed_back = "queued" if leases.carried_by_workers(db) or on_stop == "queued" else None
     cancel = cancel or threading.Event()
     if claimed["status"] == "cancelling":  # cancelled before this worker began
         cancel.set()
@@ -101,7 +102,7 @@ async def _keep_lease(store: Store, run_id: int, owner: str, cancel: threading.E
     """The heartbeat: renews the lease (so a dead worker's run is taken over, and shows as
     interrupted meanwhile) and sees cancel requests from other processes (`spread cancel`,
     another app server)."""
-    every = lease.heartbeat_s()
+    every = leases.heartbeat_s()
     while True:
         await asyncio.sleep(every)
         try:
@@ -204,13 +205,13 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
 
     async def watch():
         # A cancel, seen by the heartbeat (`spread cancel`, another app server) or asked here;
-        # or this process stopping, whose calls in flight get lease.STOP_WAIT_S before they are dropped.
+        # or this process stopping, whose calls in flight get leases.STOP_WAIT_S before they are dropped.
         told_pool = False
         deadline = None
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
             if stop.is_set() and deadline is None:
-                deadline = time.monotonic() + lease.STOP_WAIT_S
+                deadline = time.monotonic() + leases.STOP_WAIT_S
                 if not cancel.is_set():
                     draining.set()
                     cancel.set()  # start nothing more; samplers stop retrying
@@ -321,12 +322,12 @@ def run_own_process(coroutine, *, stop: threading.Event | None = None):
 
 def _renew(store: Store, run_id: int, owner: str) -> str | None:
     with store.connection() as db:
-        return lease.renew(db, run_id, owner)
+        return leases.renew(db, run_id, owner)
 
 
 def _drop(store: Store, run_id: int, owner: str) -> None:
     with store.connection() as db:
-        lease.drop(db, run_id, owner)
+        leases.drop(db, run_id, owner)
 
 
 def _release(store: Store, run_id: int, owner: str, status: str) -> None:
@@ -335,7 +336,7 @@ def _release(store: Store, run_id: int, owner: str, status: str) -> None:
     while True:
         try:
             with store.connection() as db:
-                lease.release(db, run_id, owner, status)
+                leases.release(db, run_id, owner, status)
             return
         except Exception as error:
             if not unreachable(error):
@@ -351,7 +352,7 @@ def request_cancel(store: Store, run_id: int) -> None:
         if run is None:
             raise SpreadError(f"no run with id {run_id}")
         if run["status"] == "queued":
-            lease.cancel_queued(db, run_id)
+            leases.cancel_queued(db, run_id)
         elif run["status"] in ("running", "pending"):
             with write(db):
                 db.execute("update runs set status = 'cancelling' where id = ?", [run_id])
@@ -483,8 +484,8 @@ def start(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
     this server's (core/run/service.py) or any other's."""
     run_id = plan.create(store, spec, created_by=created_by)
     with store.connection() as db:
-        if lease.carried_by_workers(db):
-            lease.queue(db, run_id)
+        if leases.carried_by_workers(db):
+            leases.queue(db, run_id)
             return run_id
     background().submit(store, run_id, own_process=needs_own_process(spec, spec.planned()))
     return run_id
@@ -492,8 +493,8 @@ def start(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
 
 def resume(store: Store, run_id: int, *, retry_errors: bool = False) -> None:
     with store.connection() as db:
-        if lease.carried_by_workers(db):
-            return lease.queue(db, run_id, retry_errors=retry_errors)
+        if leases.carried_by_workers(db):
+            return leases.queue(db, run_id, retry_errors=retry_errors)
         run = runs.get_run(db, run_id)
     calls = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0) if run else 0
     own_process = bool(run) and needs_own_process(RunSpec.from_dict(run["spec"]), calls)

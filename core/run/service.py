@@ -7,11 +7,11 @@ each app server process also runs one on its background loop, started with the s
 the worker starts, before any page is drawn) and stopped with it: a run started on any
 server is sampled by the first worker to claim it and, if that server dies, finished by
 another once its lease expires or at once when its process is gone from the same host
-(core/run/lease.py). On SQLite the app samples its own runs as before; `spread worker`
+(core/run/leases.py). On SQLite the app samples its own runs as before; `spread worker`
 still claims queued runs and expired leases there.
 
 Stopping (SIGTERM to a server or to `spread worker`): the worker claims nothing more,
-each run it holds starts no new call, its calls in flight get lease.STOP_WAIT_S to end,
+each run it holds starts no new call, its calls in flight get leases.STOP_WAIT_S to end,
 what arrived is committed and the run goes back to `queued` for another worker.
 
 A small run is sampled on the worker's event loop; one the app would sample in a process
@@ -36,7 +36,8 @@ from core import config
 from core.store import Store, Unreachable, unreachable
 
 from core.store import runs
-from core.run import detached, lease, runner
+from core.run import detached, runner
+from core.store import leases
 from core.run.plan import RunSpec
 
 # Runs one worker samples at once (each within its own concurrency limits), and how often
@@ -80,7 +81,7 @@ async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s
     while not stop.is_set():
         try:
             while len(sampling) < MAX_RUNS and not stop.is_set():
-                owner = lease.new_owner()
+                owner = leases.new_owner()
                 found = await asyncio.to_thread(_claim_next, store, owner)
                 if state == "unreachable":
                     report("database reachable again")
@@ -128,12 +129,12 @@ async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s
 
 def _claim_next(store: Store, owner: str) -> tuple[int, bool] | None:
     with store.connection() as db:
-        return lease.claim_next(db, owner)
+        return leases.claim_next(db, owner)
 
 
 def _next_expiry_s(store: Store) -> float | None:
     with store.connection() as db:
-        return lease.next_expiry_s(db)
+        return leases.next_expiry_s(db)
 
 
 async def _carry(store: Store, run_id: int, owner: str, retry_errors: bool, stop: threading.Event,
@@ -171,7 +172,7 @@ async def _wait_for(process, run_id: int, stop: threading.Event) -> None:
                 return waiting.result()
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(waiting), lease.STOP_WAIT_S + CHILD_MARGIN_S)
+            await asyncio.wait_for(asyncio.shield(waiting), leases.STOP_WAIT_S + CHILD_MARGIN_S)
         except TimeoutError:
             process.kill()
         await waiting
@@ -201,7 +202,7 @@ _serving_lock = threading.Lock()
 async def server_lifespan(store: Store):
     """An app server's life (st.App's lifespan, app.py): open and migrate the store and start
     this server's worker before any page is drawn; at shutdown, stop it and the runs on the
-    background loop, which hand their runs back (lease.STOP_WAIT_S)."""
+    background loop, which hand their runs back (leases.STOP_WAIT_S)."""
     await asyncio.to_thread(start_with_server, store)
     try:
         yield
@@ -220,7 +221,7 @@ def start_with_server(store: Store) -> None:
     for_this_server(store)
 
 
-def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
+def stop_with_server(timeout_s: float = leases.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
     """Stop this process's worker and the runs on its background loop, waiting up to
     `timeout_s` for them to hand their runs back."""
     runner.PROCESS_STOPPING.set()

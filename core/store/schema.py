@@ -269,7 +269,7 @@ def m014_golden_change_details(db: Database) -> None:
 
 @migrations()
 def m015_run_leases(db: Database) -> None:
-    # A run is a row that workers claim (core/run/lease.py): the worker sampling it holds
+    # A run is a row that workers claim (core/store/leases.py): the worker sampling it holds
     # its lease (`lease_owner`, `lease_expires_at`, seconds since the epoch on the
     # database's clock) and renews it at every heartbeat; once it has expired, another
     # worker takes the run over. `retry_errors` is set by a queued resume that also

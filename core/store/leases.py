@@ -20,10 +20,10 @@ import secrets
 import socket
 import time
 
-from core.store import Store, is_postgres, now_iso, write
-
-from core.store import runs
 from core.config import SpreadError
+from core.store import runs
+from core.store.clock import now_iso
+from core.store.database import is_postgres, write
 
 LEASE_ENV = "SPREAD_LEASE_S"
 # Long enough to ride out a database restart (the worker keeps its run), short enough
