@@ -4,12 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from core import display
-
+from core.config import SpreadError
 from core.formats import golden_files
 from core.prompts import conversation
 from core.review import golden
 from pages.parts import conversation_view
-from core.config import SpreadError
 from pages.parts.store import app_store
 
 store = app_store()

@@ -7,12 +7,12 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.store import Store
 from core import config, display
 from core.config import SpreadError
 from core.formats import litellm_config
-from core.models import endpoints, llm, catalogue
+from core.models import catalogue, endpoints, llm
 from core.run import runner
+from core.store import Store
 from pages.parts.store import app_store
 
 store = app_store()

@@ -7,10 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from core import display
-
-from core.store import Store
-
-from core.store import runs
 from core.analyse import spread
 from core.config import SpreadError
 from core.evaluate import checks
@@ -20,6 +16,7 @@ from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
 from core.run import drafts, estimate, plan, rewording, runner
 from core.run.progress import ACTIVE, LiveProgress
+from core.store import Store, runs
 from pages.parts.store import app_store
 
 store = app_store()

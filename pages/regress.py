@@ -5,16 +5,13 @@ import pandas as pd
 import streamlit as st
 
 from core import display
-
-from core.store import Store
-
-from core.store import runs
 from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, verdict
 from core.models import local_llm
 from core.review import golden
 from core.run import runner
+from core.store import Store, runs
 from pages.parts.store import app_store
 
 store = app_store()

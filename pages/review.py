@@ -6,19 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from core import display
-
-from core.store import Store
-
-from core.store import runs as run_rows
-
 from core.analyse import embed, spread
-
-from core.prompts import conversation
-from core.review import decisions, golden, labels
-from core.prompts import shapes
-from core.run import plan
-from pages.parts import conversation_view
 from core.config import SpreadError
+from core.prompts import conversation, shapes
+from core.review import decisions, golden, labels
+from core.run import plan
+from core.store import Store
+from core.store import runs as run_rows
+from pages.parts import conversation_view
 from pages.parts.store import app_store
 
 store = app_store()

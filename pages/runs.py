@@ -6,16 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display
-
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs as run_rows
 from core.analyse import spread, tables, tool_usage
 from core.config import SpreadError
 from core.prompts import inputs as inputs_module
 from core.run import drafts, runner
+from core.store import Store, responses
+from core.store import runs as run_rows
 from pages.parts.store import app_store
 
 store = app_store()

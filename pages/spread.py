@@ -6,10 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from core import config, display
-
-from core.store import Store
-
-from core.store import runs as run_rows
 from core.analyse import charts, embed, meaning, sensitivity, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
@@ -17,6 +13,8 @@ from core.models import endpoints
 from core.prompts import conversation, inputs
 from core.review import decisions
 from core.run import drafts, runner
+from core.store import Store
+from core.store import runs as run_rows
 from pages.parts import conversation_view
 from pages.parts.store import app_store
 

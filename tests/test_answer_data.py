@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 
 from core import jsonvalue
-
-from core.store import Store
-
-from core.store import responses
+from core.store import Store, responses
 from core.analyse import meaning, tool_usage
 from core.evaluate import checks, scoring, tool_checks
 from core.prompts import shapes

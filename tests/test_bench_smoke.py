@@ -12,8 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from core.store import Store
-from core.store import responses
+from core.store import Store, responses
 from core.run import plan, runner
 
 sys.path.insert(0, str(ROOT / "bench"))

@@ -7,9 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.store import Store
-
-from core.store import responses
+from core.store import Store, responses
 from core.analyse import embed, meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, judge, rates, scoring

@@ -9,9 +9,7 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from core.store import Store
-from core.store import responses
-from core.store import runs
+from core.store import Store, responses, runs
 from core.prompts import conversation
 from core.review import golden
 from core.run import plan, runner

@@ -10,9 +10,7 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.store import LoginRefused, Store, Unreachable
-
-from core.store import responses
+from core.store import LoginRefused, Store, Unreachable, responses
 from core.run import plan
 from core.run.progress import LiveProgress
 from core.store import status as database_status

@@ -11,10 +11,7 @@ import psycopg
 import pytest
 
 from core import config
-
-from core.store import Store
-
-from core.store import runs
+from core.store import Store, runs
 from core.run import plan, runner
 from core.store import copy as store_copy
 

@@ -5,9 +5,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from core.store import Store
-
-from core.store import responses
+from core.store import Store, responses
 from core.analyse import spread
 from core.config import SpreadError
 from core.review import decisions

@@ -10,9 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from core.store import Store
-from core.store import responses
-from core.store import runs
+from core.store import Store, responses, runs
 from core.config import SpreadError
 from core.formats import litellm_config
 from core.models import endpoints, limits

@@ -14,9 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from core.store import Store
-from core.store import responses
-from core.store import runs
+from core.store import Store, responses, runs
 from core.models import limits, llm
 from core.run import detached, plan, runner, workers
 from core.run.progress import LiveProgress

@@ -8,11 +8,7 @@ import json
 import pytest
 import yaml
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
+from core.store import Store, responses, runs
 from core.config import SpreadError
 from core.formats import golden_files as export
 from core.review import golden, labels

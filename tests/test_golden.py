@@ -8,12 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
-
+from core.store import Store, responses, runs
 from core.config import SpreadError
 from core.formats import golden_files
 from core.review import golden, labels

@@ -14,8 +14,7 @@ import pytest
 
 from conftest import ROOT
 from core import config
-from core.store import Store
-from core.store import responses
+from core.store import Store, responses
 from core.analyse import embed, second_opinion, spread
 from core.config import SpreadError
 from core.formats import litellm_config

@@ -5,10 +5,7 @@ import json
 
 import pytest
 
-from core.store import Store
-
-from core.store import responses
-
+from core.store import Store, responses
 from core.models import llm, local_llm
 from core.run import plan, runner
 

@@ -7,12 +7,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
-
+from core.store import Store, responses, runs
 from core.run import plan, runner
 from conftest import ROOT
 

@@ -7,11 +7,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
+from core.store import Store, responses, runs
 from core.review import golden, labels
 from core.run import plan
 from conftest import ROOT

@@ -2,9 +2,7 @@
 
 import json
 
-from core.store import Store
-
-from core.store import runs
+from core.store import Store, runs
 from core.run import drafts
 from test_pages import app, wait_until_done
 from test_prompt_shapes import WEATHER

@@ -8,15 +8,7 @@ import psycopg
 import pytest
 
 from core import config
-
-from core.store import Store, describe, migrations
-
-from core.store import drafts
-
-from core.store import embeddings
-
-from core.store import responses
-
+from core.store import Store, describe, drafts, embeddings, migrations, responses
 from core.store import runs as run_rows
 from test_cli import last_json, spread
 

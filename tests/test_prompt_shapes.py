@@ -5,11 +5,7 @@ import json
 
 import pytest
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
+from core.store import Store, responses, runs
 from core.analyse import meaning, spread
 from core.config import SpreadError
 from core.evaluate import checks, scoring, tool_checks

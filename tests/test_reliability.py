@@ -15,8 +15,7 @@ import pytest
 
 from conftest import ROOT
 from core import config
-from core.store import Store
-from core.store import responses
+from core.store import Store, responses
 from core.store import runs as run_rows
 from core.review import golden, labels
 from core.run import plan, runner

@@ -5,13 +5,7 @@ import multiprocessing
 import pytest
 
 from core import config
-
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
-
+from core.store import Store, responses, runs
 from core.review import labels
 from core.config import SpreadError
 

@@ -6,12 +6,7 @@ import time
 
 import pytest
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
-
+from core.store import Store, responses, runs
 from core.run import plan, runner
 from core.config import SpreadError
 

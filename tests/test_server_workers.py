@@ -18,10 +18,8 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import ROOT
-from core.store import Store
-from core.store import responses
+from core.store import Store, leases, responses
 from core.run import plan, runner
-from core.store import leases
 from test_cli import spread
 from test_workers import cells, queued_run, status, wait_for_answers, worker
 

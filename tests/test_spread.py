@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
-
+from core.store import Store, responses, runs
 from core.analyse import charts, embed, meaning, spread
 
 # Same meaning in different words; different meanings in similar words.

@@ -7,14 +7,10 @@ import pytest
 import sqlite_utils
 
 from core import config
+from core.store import Store, drafts, migrations, responses, runs
 
-from core.store import Store, migrations
 
-from core.store import drafts
 
-from core.store import responses
-
-from core.store import runs
 
 
 def make_run(db) -> int:

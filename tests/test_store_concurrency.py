@@ -6,11 +6,7 @@ import threading
 
 import pytest
 
-from core.store import Store, write
-
-from core.store import responses
-
-from core.store import runs
+from core.store import Store, responses, runs, write
 from core.review import golden, labels
 
 WRITERS = 8

@@ -8,15 +8,7 @@ import pytest
 from conftest import ROOT
 from test_cli import last_json, spread
 
-from core.store import Store, write
-
-from core.store import drafts
-
-from core.store import embeddings
-
-from core.store import responses
-
-from core.store import runs
+from core.store import Store, drafts, embeddings, responses, runs, write
 from core.config import SpreadError
 from core.models import endpoints
 from core.review import decisions, golden, labels

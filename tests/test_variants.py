@@ -10,9 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.store import Store
-
-from core.store import responses
+from core.store import Store, responses
 from core.analyse import sensitivity, spread
 from core.formats import golden_files
 from core.models import llm

@@ -10,11 +10,10 @@ import time
 import pytest
 
 from conftest import ROOT
-from core.store import Store, write
+from core.store import Store, leases, write
 from core.store import runs as run_rows
 from core.config import SpreadError
 from core.run import plan
-from core.store import leases
 from test_cli import last_json, spread
 
 

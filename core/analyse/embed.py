@@ -205,9 +205,7 @@ def cache_key(store: Store, method: str) -> str:
 
 def warm_run(store: Store, run_id: int) -> int:
     """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
-    from core.store import Store
-    from core.store import embeddings
-    from core.store import responses
+    from core.store import Store, embeddings, responses
 
     if not model_available():
         return 0
@@ -235,9 +233,7 @@ def cached(store: Store, texts: list[str], method: str) -> np.ndarray:
     """
     if method != "minilm" and not method.startswith(ENDPOINT):
         return embed(store, texts, method)
-    from core.store import Store
-    from core.store import embeddings
-    from core.store import responses
+    from core.store import Store, embeddings, responses
 
     key = cache_key(store, method)
     hashes = [text_hash(t) for t in texts]

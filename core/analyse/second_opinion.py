@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 from typing import Callable
 
 from core.store import Store
+from core.store import decisions as decision_rows
 
 PROMPT = """Two answers to the same question follow. Do they state the same answer, so that a reviewer
 would accept one exactly when they accept the other? Ignore wording, length, format and confidence;
@@ -140,31 +141,22 @@ class StoredVerdicts(MutableMapping):
         self.model, self.store = model, store
 
     def __getitem__(self, key: str) -> bool:
-        from core.store import Store, now_iso, write
-
         with self.store.connection() as db:
-            row = db.execute("select same from pair_judgements where key = ?", [key]).fetchone()
-        if row is None:
+            same = decision_rows.judged_same(db, key)
+        if same is None:
             raise KeyError(key)
-        return bool(row[0])
+        return same
 
     def __setitem__(self, key: str, same: bool) -> None:
-        from core.store import Store, now_iso, write
-
         with self.store.connection() as db:
-            with write(db):
-                db.execute("insert into pair_judgements (key, model, same, created_at) values (?, ?, ?, ?) "
-                           "on conflict (key) do update set model = excluded.model, same = excluded.same, "
-                           "created_at = excluded.created_at", [key, self.model, int(same), now_iso()])
+            decision_rows.save_judgement(db, key, self.model, same)
 
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("verdicts are kept")
 
     def __iter__(self):
-        from core.store import Store, now_iso, write
-
         with self.store.connection() as db:
-            return iter([row[0] for row in db.execute("select key from pair_judgements where model = ?", [self.model])])
+            return iter(decision_rows.judged_keys(db, self.model))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

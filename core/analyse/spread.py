@@ -29,10 +29,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.store import Store
 from core.analyse import embed, meaning, stats, tool_usage
 from core.config import SpreadError
 from core.prompts import shapes
+from core.store import Store
 
 AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
@@ -128,10 +128,9 @@ def analyse_run(store: Store, run_id: int, *, method: str | None = None, thresho
     depend on the threshold is prepared once per run, answers and settings (`prepared_run`).
     `decisions`: the reviewers' decisions to apply (rows of cluster_decisions); None: those
     stored for the run."""
-    from core.store import Store
+    from core.store import Store, runs
     from core.store import decisions as decision_rows
     from core.store import responses as response_rows
-    from core.store import runs
 
     with store.connection() as db:
         variants = runs.run_variants(db, run_id)
@@ -174,13 +173,12 @@ def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whol
     and reviewer then starts from it (app servers run sessions as threads: one prepares,
     the others wait for it)."""
     from core import config
-    from core.store import Store
+    from core.store import Store, runs
     from core.store import decisions as decision_rows
     from core.store import responses as response_rows
-    from core.store import runs
 
     with store.connection() as db:
-        received = tuple(db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone())
+        received = response_rows.received(db, run_id)
     key = (str(store.target), run_id, received, method, extract)
     with _PREPARING:
         found = _PREPARED.get(key)
@@ -793,10 +791,9 @@ def compare_runs(store: Store, side_a: Side, side_b: Side, *, method: str | None
     together, and the inputs of two runs are matched by their variables, so that the
     same meaning of the same input has one id on both sides.
     """
-    from core.store import Store
+    from core.store import Store, runs
     from core.store import decisions as decision_rows
     from core.store import responses as response_rows
-    from core.store import runs
 
     rows, contexts = [], {}
     run_ids = list(dict.fromkeys([side_a[0], side_b[0]]))

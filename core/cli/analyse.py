@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import click
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
-from core.cli.common import json_option, print_json, pass_store
+from core.cli.common import json_option, pass_store, print_json
 from core.config import SpreadError
 from core.prompts import conversation, shapes
+from core.store import Store, responses, runs
 
 
 @click.command("show")

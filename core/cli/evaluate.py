@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from core.store import Store
-from core.cli.common import json_option, print_json, pass_store
+from core.cli.common import json_option, pass_store, print_json
 from core.config import SpreadError
+from core.store import Store
 
 check_option = click.option("--check", "check_texts", multiple=True, metavar="TYPE[:VALUE]",
                             help="a check on every answer, e.g. icontains:{{expected}}, similar:{{expected}}, "
@@ -45,10 +45,9 @@ def read_checks(check_texts, checks_file, inputs=None, judge_model=None, judge_s
 def checks_command(store: Store, run_id, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Score a run's answers with its checks (adding any given here): pass rates per cell,
     per wording and model across inputs, the reducers, and how each check agrees with reviewers."""
-    from core.store import Store
-    from core.store import runs
     from core.analyse import spread
     from core.evaluate import rates, regress, scoring
+    from core.store import Store, runs
 
     with store.connection() as db:
         if runs.get_run(db, run_id) is None:

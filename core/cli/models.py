@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from core.store import Store
-from core.cli.common import json_option, print_json, read_text, reviewer, pass_store
+from core.cli.common import json_option, pass_store, print_json, read_text, reviewer
 from core.config import SpreadError
+from core.store import Store
 
 
 @click.group("models", invoke_without_command=True)

@@ -6,11 +6,9 @@ import sys
 
 import click
 
-from core.store import Store
-
-from core.store import runs
-from core.cli.common import json_option, print_json, reviewer, pass_store
+from core.cli.common import json_option, pass_store, print_json, reviewer
 from core.config import SpreadError
+from core.store import Store, runs
 
 expected_call_option = click.option(
     "--expected-call", "expected_calls", type=(str, str), multiple=True, metavar="TOOL ARGUMENTS",

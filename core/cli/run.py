@@ -9,16 +9,13 @@ import threading
 
 import click
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs as run_rows
 from core.cli import evaluate
-from core.cli.common import json_option, print_json, read_text, pass_store
+from core.cli.common import json_option, pass_store, print_json, read_text
 from core.config import SpreadError
 from core.prompts import conversation, inputs, shapes
 from core.run import plan
+from core.store import Store, responses
+from core.store import runs as run_rows
 
 
 @click.command("run")

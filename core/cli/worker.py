@@ -9,8 +9,7 @@ import threading
 
 import click
 
-from core.store import Store
-from core.store import leases
+from core.store import Store, leases
 
 
 @click.command("worker", help=(

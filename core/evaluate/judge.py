@@ -13,9 +13,9 @@ import asyncio
 import json
 import re
 
-from core.store import Store
 from core.evaluate.checks import Check, Outcome
 from core.models import endpoints, limits, llm
+from core.store import Store
 
 SYSTEM = (
     "You grade an answer against a rubric. Read the question, the answer and the rubric. "

@@ -29,12 +29,6 @@ from xml.etree import ElementTree
 from scipy import stats as scipy_stats
 
 from core import display
-
-from core.store import Store, now_iso, write
-
-from core.store import responses
-
-from core.store import runs
 from core.analyse import stats
 from core.config import SpreadError, check_text
 from core.evaluate import gate, power, rates, scoring
@@ -42,6 +36,8 @@ from core.evaluate.gate import Gates
 from core.prompts import inputs, templates
 from core.review import golden, labels
 from core.run import plan
+from core.store import Store, now_iso, responses, runs, write
+from core.store import regressions as regression_rows
 
 MAX_ERROR_SHARE = 0.1  # above this share of samples ending in errors, the gate cannot decide
 WORST_SAMPLES = 3
@@ -116,8 +112,7 @@ def _at_version(store: Store, item: dict, version: int) -> tuple[str, str]:
         raise SpreadError(f"item {item['item_key'][:8]} has no template to re-render at prompt version {version}: "
                           "it did not come from a templated run")
     with store.connection() as db:
-        row = db.execute("select system, template from prompts where name = ? and version = ?",
-                         [item["prompt_name"], version]).fetchone()
+        row = runs.prompt_version(db, item["prompt_name"], version)
     if row is None:
         raise SpreadError(f"no version {version} of the prompt {item['prompt_name']!r} (item {item['item_key'][:8]})")
     system, template = row
@@ -182,31 +177,29 @@ async def regress(store: Store, set_name: str, candidate: Candidate, gates: Gate
 def for_run(store: Store, run_id: int) -> dict | None:
     """The regress run recorded for a sampled run, once it is complete."""
     with store.connection() as db:
-        row = db.execute("select id from regress_runs where run_id = ?", [run_id]).fetchone()
-    return get(store, row[0]) if row else None
+        regress_id = regression_rows.id_for_run(db, run_id)
+    return get(store, regress_id) if regress_id is not None else None
 
 
 def save(store: Store, result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *,
          created_by: str = "") -> int:
     with store.connection() as db:
-        with write(db):
-            return db["regress_runs"].insert({
-                "set_name": result["set"], "set_version": result["set_version"], "run_id": run_id,
-                "model": candidate.model, "prompt_version": candidate.prompt_version,
-                "temperature": candidate.temperature, "n": candidate.n, "baseline_id": baseline_id,
-                "settings": json.dumps({"candidate": asdict(candidate), "gates": asdict(gates)}),
-                "result": json.dumps(result, default=str), "gate": result["gate"], "pass_rate": result["pass_rate"],
-                "pass_rate_low": result["pass_rate_low"], "pass_rate_high": result["pass_rate_high"],
-                "created_at": now_iso(), "created_by": created_by,
-            }).last_pk
+        return regression_rows.insert(db, {
+            "set_name": result["set"], "set_version": result["set_version"], "run_id": run_id,
+            "model": candidate.model, "prompt_version": candidate.prompt_version,
+            "temperature": candidate.temperature, "n": candidate.n, "baseline_id": baseline_id,
+            "settings": json.dumps({"candidate": asdict(candidate), "gates": asdict(gates)}),
+            "result": json.dumps(result, default=str), "gate": result["gate"], "pass_rate": result["pass_rate"],
+            "pass_rate_low": result["pass_rate_low"], "pass_rate_high": result["pass_rate_high"],
+            "created_by": created_by,
+        })
 
 
 def get(store: Store, regress_id: int) -> dict | None:
     with store.connection() as db:
-        rows = list(db.query("select * from regress_runs where id = ?", [regress_id]))
-    if not rows:
+        row = regression_rows.row(db, regress_id)
+    if row is None:
         return None
-    row = rows[0]
     row["result"], row["settings"] = json.loads(row["result"]), json.loads(row["settings"])
     _upgrade(row["result"])
     if any("label" not in item for item in row["result"]["items"]):  # recorded before items had names
@@ -244,10 +237,7 @@ def history(store: Store, set_name: str) -> list[dict]:
     """Every regress run of a set, oldest first (for drift over weeks); `gate` is None for a
     run made without a gate (rows recorded before said "pass")."""
     with store.connection() as db:
-        rows = list(db.query(
-            "select id, set_name, set_version, run_id, model, prompt_version, temperature, n, baseline_id, gate, "
-            "pass_rate, pass_rate_low, pass_rate_high, created_at, created_by, settings from regress_runs "
-            "where set_name = ? order by id", [set_name]))
+        rows = regression_rows.of_set(db, set_name)
     for row in rows:
         gates = json.loads(row.pop("settings") or "{}").get("gates") or {}
         if row["baseline_id"] is None and gates.get("min_pass_rate") is None:

@@ -12,17 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-from core.store import Store, now_iso, write
-
-from core.store import responses
-
-from core.store import runs
-from core.analyse import embed
-from core.analyse import meaning
+from core.analyse import embed, meaning
 from core.evaluate import checks as checks_module
 from core.evaluate import judge, tool_checks
 from core.evaluate.checks import Check, Outcome, References
 from core.prompts import shapes
+from core.store import Store, now_iso, responses, runs, write
+from core.store import checks as check_rows
 
 TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
 
@@ -91,8 +87,7 @@ def attach(store: Store, run_id: int, new: list[Check]) -> list[Check]:
         values = [i["vars"] for i in runs.run_inputs(db, run_id)]
         combined = checks_module.validate(run_checks(run) + list(new), values)
         spec = dict(run["spec"], checks=[c.as_dict() for c in combined])
-        with write(db):
-            db.execute("update runs set spec = ? where id = ?", [json.dumps(spec), run_id])
+        runs.set_spec(db, run_id, spec)
     return combined
 
 
@@ -159,25 +154,14 @@ async def score_run(store: Store, run_id: int, *, checks: list[Check] | None = N
 
 
 def save(store: Store, outcomes: list[tuple[int, Check, Outcome]]) -> None:
-    now = now_iso()
     with store.connection() as db:
-        with write(db):
-            db.conn.executemany(
-                "insert into check_results (response_id, check_key, type, passed, score, reason, "
-                "judge_calls, judge_cost_usd, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "on conflict (response_id, check_key) do update set type = excluded.type, "
-                "passed = excluded.passed, score = excluded.score, reason = excluded.reason, "
-                "judge_calls = excluded.judge_calls, judge_cost_usd = excluded.judge_cost_usd, "
-                "created_at = excluded.created_at",
-                [(response_id, check.key(), check.type, None if o.passed is None else int(o.passed), o.score,
-                  o.reason, o.judge_calls, o.judge_cost_usd, now) for response_id, check, o in outcomes])
+        check_rows.save(db, [(response_id, check.key(), check.type, None if o.passed is None else int(o.passed),
+                              o.score, o.reason, o.judge_calls, o.judge_cost_usd) for response_id, check, o in outcomes])
 
 
 def stored_results(store: Store, run_id: int) -> list[dict]:
     with store.connection() as db:
-        return list(db.query(
-            "select check_results.* from check_results join responses on responses.id = check_results.response_id "
-            "where responses.run_id = ? order by check_results.response_id, check_results.id", [run_id]))
+        return check_rows.of_run(db, run_id)
 
 
 async def finish_run(store: Store, run_id: int) -> None:

@@ -20,9 +20,10 @@ import io
 import json
 from pathlib import Path
 
-from core.store import Store
 from core.config import SpreadError
 from core.review import golden
+from core.store import Store
+from core.store import golden as golden_rows
 
 FORMATS = ("jsonl", "csv", "openai", "promptfoo", "parquet")
 CSV_COLUMNS = ["set", "set_version", "item_key", "system", "prompt", "vars", "reference", "accepted", "rejected",
@@ -390,10 +391,5 @@ def import_bytes(store: Store, name: str, data: bytes, fmt: str, *, skip_bad: bo
 
 
 def _drop_empty_set(store: Store, set_id: int) -> None:
-    from core.store import Store, write
-
-    with store.connection() as db:
-        with write(db):
-            if not db.execute("select 1 from golden_items where set_id = ?", [set_id]).fetchone():
-                db.execute("delete from golden_changes where set_id = ?", [set_id])
-                db.execute("delete from golden_sets where id = ?", [set_id])
+    with store.transaction() as db:
+        golden_rows.drop_if_empty(db, set_id)

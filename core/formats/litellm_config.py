@@ -49,10 +49,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.store import Store
 from core.config import SpreadError
 from core.models import endpoints, groups
 from core.models.endpoints import REFERENCE, RUN_PARAMS, Endpoint
+from core.store import Store
 
 # litellm_params Spread reads into an endpoint's own settings, not its parameters.
 SETTINGS = {"model", "api_base", "base_url", "api_key", "rpm", "tpm", "timeout", "stream_timeout",

@@ -34,15 +34,16 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.store import Store
 from core.config import SpreadError, read_yaml
 from core.evaluate import checks as checks_module
 from core.evaluate.checks import TEST_CHECKS, TEST_THRESHOLD
 from core.models import endpoints
 from core.models.endpoints import Endpoint
 from core.models.llm import ECHO_MODEL
-from core.prompts import conversation, inputs as inputs_module, shapes, templates
+from core.prompts import conversation, shapes, templates
+from core.prompts import inputs as inputs_module
 from core.run import plan
+from core.store import Store
 
 # promptfoo provider prefixes -> litellm's (the model name follows the last colon).
 PROVIDERS = {

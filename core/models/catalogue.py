@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from core import config
-
 from core.config import SpreadError
 from core.models import direct, llm, local_llm
 

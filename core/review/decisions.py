@@ -6,16 +6,9 @@ the order they were made. Deleting one undoes it.
 
 from __future__ import annotations
 
-
-from core.store import Store, now_iso, write
-
-
-from core.store import decisions
-
-
-from core.store import runs
 from core.analyse import embed, meaning
 from core.config import SpreadError
+from core.store import Store, decisions, runs
 
 ACTIONS = ("merge", "split")
 
@@ -31,10 +24,7 @@ def record(store: Store, run_id: int, input_idx: int, action: str, text_a: str, 
     with store.connection() as db:
         if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")
-        with write(db):
-            return db["cluster_decisions"].insert({
-                "run_id": run_id, "input": input_idx, "action": action, "text_a": a, "text_b": b,
-                "reviewer": reviewer.strip(), "created_at": now_iso()}).last_pk
+        return decisions.add(db, run_id, input_idx, action, a, b, reviewer.strip())
 
 
 def for_run(store: Store, run_id: int) -> list[dict]:
@@ -44,8 +34,7 @@ def for_run(store: Store, run_id: int) -> list[dict]:
 
 def undo(store: Store, decision_id: int) -> None:
     with store.connection() as db:
-        with write(db):
-            db.execute("delete from cluster_decisions where id = ?", [decision_id])
+        decisions.remove(db, decision_id)
 
 
 apply = meaning.apply_decisions  # what the analysis does with them: merge or split clusters
@@ -54,8 +43,7 @@ apply = meaning.apply_decisions  # what the analysis does with them: merge or sp
 def _answers(store: Store, a_id: int, b_id: int) -> tuple[dict, dict, str]:
     """Two answers of the same run and input, and that input's prompts (the context)."""
     with store.connection() as db:
-        rows = {r["id"]: r for r in db.query(
-            "select id, run_id, variant, input, text, error_type from responses where id in (?, ?)", [a_id, b_id])}
+        rows = decisions.answers(db, [a_id, b_id])
         for rid in (a_id, b_id):
             if rid not in rows or rows[rid]["error_type"] is not None:
                 raise SpreadError(f"no answer with id {rid}")

@@ -20,13 +20,11 @@ import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from core.store import Store, hold, now_iso, write
-
-from core.store import runs
-from core.prompts import inputs, shapes
-
 from core.config import SpreadError, check_text
+from core.prompts import inputs, shapes
 from core.review import labels
+from core.store import Store, hold, now_iso, runs, write
+from core.store import golden as golden_rows
 
 MAX_EXAMPLES = 50  # accepted / rejected texts kept per item
 JSON_FIELDS = ("vars", "accepted", "rejected", "assertions", "tags")
@@ -137,36 +135,23 @@ def create_set(store: Store, name: str, *, description: str = "", created_by: st
     with store.connection() as db:
         with write(db):
             hold(db, f"golden set {name}")
-            if db.execute("select 1 from golden_sets where name = ?", [name]).fetchone():
+            if golden_rows.set_named(db, name):
                 raise SpreadError(f"a golden set named {name!r} already exists")
-            return db["golden_sets"].insert({"name": name, "description": description, "version": 0,
-                                             "created_at": now_iso(), "created_by": created_by}).last_pk
+            return golden_rows.insert_set(db, name, description, created_by)
 
 
 def get_set(store: Store, name: str) -> dict:
     check_text(name or "", "the golden set name")
     with store.connection() as db:
-        rows = list(db.query("select * from golden_sets where name = ?", [name]))
-    if not rows:
+        found = golden_rows.set_named(db, name)
+    if not found:
         raise SpreadError(f"no golden set named {name!r}: create it with `spread golden create {name}`")
-    return rows[0]
+    return found
 
 
 def list_sets(store: Store) -> list[dict]:
     with store.connection() as db:
-        return list(db.query(
-            "select golden_sets.*, count(golden_items.id) filter (where golden_items.deleted_at is null) as items "
-            "from golden_sets left join golden_items on golden_items.set_id = golden_sets.id "
-            "group by golden_sets.id order by golden_sets.name"))
-
-
-def _bump(db, set_id: int, action: str, item_key: str | None, who: str, detail: list[str] = ()) -> int:
-    db.execute("update golden_sets set version = version + 1 where id = ?", [set_id])
-    (version,) = db.execute("select version from golden_sets where id = ?", [set_id]).fetchone()
-    db["golden_changes"].insert({"set_id": set_id, "version": version, "action": action, "item_key": item_key,
-                                 "changed_by": who, "changed_at": now_iso(),
-                                 "detail": "; ".join(detail) or None})
-    return version
+        return golden_rows.sets_with_counts(db)
 
 
 def add_items(store: Store, name: str, items: list[Item], *, who: str = "", action: str = "add",
@@ -189,32 +174,29 @@ def add_items(store: Store, name: str, items: list[Item], *, who: str = "", acti
                 item.accepted, item.rejected, item.reference, notes = resolve(item.accepted, item.rejected,
                                                                               item.reference)
                 detail += [f"{item.item_key[:8]}: {note}" for note in item.notes + notes]
-                if db.execute("select 1 from golden_items where set_id = ? and item_key = ?",
-                              [set_id, item.item_key]).fetchone():
+                if golden_rows.item(db, set_id, item.item_key):
                     raise SpreadError(f"item {item.item_key} is already in {name!r}")
                 row = item.as_row() | {"set_id": set_id}
                 row["created_at"] = row["created_at"] or now
                 row["updated_at"] = row["updated_at"] or now
-                db["golden_items"].insert(row)
-            new_version = _bump(db, set_id, action, items[0].item_key if len(items) == 1 else None, who, detail)
+                golden_rows.insert_item(db, row)
+            new_version = golden_rows.bump(db, set_id, action, items[0].item_key if len(items) == 1 else None, who, detail)
             if version is not None:
-                db.execute("update golden_sets set version = ? where id = ?", [version, set_id])
+                golden_rows.set_version(db, set_id, version)
                 new_version = version
     return new_version
 
 
 def _input_of(db, response_id: int) -> dict:
     """An answer, checked, with the texts of every answer to the same input of its run."""
-    rows = list(db.query("select * from responses where id = ?", [response_id]))
-    if not rows:
+    response = golden_rows.answer(db, response_id)
+    if response is None:
         raise SpreadError(f"no answer with id {response_id}")
-    response = rows[0]
     if response["error_type"]:
         raise SpreadError(f"answer {response_id} is an error row, not an answer")
     # An answer's text, then its tool calls as lines: what a reviewer saw.
-    response["texts"] = {r["id"]: shapes.readable(r["text"], shapes.tool_calls_of(r["tool_calls"])) for r in db.query(
-        "select id, text, tool_calls from responses where run_id = ? and input = ? and error_type is null",
-        [response["run_id"], response["input"]])}
+    response["texts"] = {r["id"]: shapes.readable(r["text"], shapes.tool_calls_of(r["tool_calls"]))
+                         for r in golden_rows.answers_to_input(db, response["run_id"], response["input"])}
     return response
 
 
@@ -355,9 +337,8 @@ def matching_items(store: Store, name: str, response_id: int) -> list[dict]:
 
 def items(store: Store, name: str, *, include_removed: bool = False) -> list[dict]:
     set_id = get_set(store, name)["id"]
-    sql = "select * from golden_items where set_id = ?" + ("" if include_removed else " and deleted_at is null")
     with store.connection() as db:
-        rows = list(db.query(sql + " order by id", [set_id]))
+        rows = golden_rows.items_of(db, set_id, include_removed)
     return [_decoded(row) for row in rows]
 
 
@@ -376,16 +357,15 @@ def _change_item(store: Store, name: str, item_key: str, changes, action: str, w
     with store.connection() as db:
         with write(db):
             hold(db, f"golden set {name}")  # PostgreSQL: read the item after the last edit committed
-            found = list(db.query("select * from golden_items where set_id = ? and item_key = ?",
-                                  [set_id, item_key]))
+            found = golden_rows.item(db, set_id, item_key)
             if not found:
                 raise SpreadError(f"no item {item_key} in {name!r}")
             notes = []
             if callable(changes):
-                changes, notes = changes(store, _decoded(found[0]))
+                changes, notes = changes(store, _decoded(found))
             changes = {k: json.dumps(v, ensure_ascii=False) if k in JSON_FIELDS else v for k, v in changes.items()}
-            db["golden_items"].update(found[0]["id"], changes | {"updated_at": now_iso()})
-            return _bump(db, set_id, action, item_key, who, notes)
+            golden_rows.update_item(db, found["id"], changes)
+            return golden_rows.bump(db, set_id, action, item_key, who, notes)
 
 
 def edit_item(store: Store, name: str, item_key: str, *, reference: str | None = None,
@@ -432,12 +412,9 @@ def check(store: Store, name: str, *, fix: bool = False, who: str = "") -> dict:
             with write(db):
                 for entry in found:
                     resolved = entry["resolved"]
-                    db.execute("update golden_items set accepted = ?, rejected = ?, reference = ?, updated_at = ? "
-                               "where set_id = ? and item_key = ?",
-                               [json.dumps(resolved["accepted"], ensure_ascii=False),
-                                json.dumps(resolved["rejected"], ensure_ascii=False), resolved["reference"],
-                                now_iso(), set_id, entry["item_key"]])
-                version = _bump(db, set_id, "fix", found[0]["item_key"] if len(found) == 1 else None, who,
+                    golden_rows.set_texts(db, set_id, entry["item_key"], resolved["accepted"], resolved["rejected"],
+                                          resolved["reference"])
+                version = golden_rows.bump(db, set_id, "fix", found[0]["item_key"] if len(found) == 1 else None, who,
                                 [f"{e['item_key'][:8]}: {note}" for e in found for note in e["resolution"]])
     for entry in found:
         del entry["resolved"]
@@ -467,7 +444,7 @@ def restore_item(store: Store, name: str, item_key: str, *, who: str = "") -> in
 def changes(store: Store, name: str) -> list[dict]:
     set_id = get_set(store, name)["id"]
     with store.connection() as db:
-        return list(db.query("select * from golden_changes where set_id = ? order by id", [set_id]))
+        return golden_rows.changes_of(db, set_id)
 
 
 def as_inputs(store: Store, name: str) -> list[dict[str, str]]:

@@ -22,9 +22,9 @@ from itertools import combinations
 import numpy as np
 
 from core.config import SpreadError, check_text
+from core.prompts import shapes
 from core.store import Store, hold, now_iso, runs, write
 from core.store import labels as label_rows
-from core.prompts import shapes
 
 VERDICTS = ("pass", "fail", "unsure")
 MAX_TEXT = 20_000

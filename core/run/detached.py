@@ -23,8 +23,8 @@ import os
 import subprocess
 import sys
 
-from core.store import Store
 from core import config
+from core.store import Store
 
 # A run of at least this many calls leaves the app's process (runner.start / resume).
 MIN_CALLS = 1000

@@ -12,12 +12,7 @@ from __future__ import annotations
 import copy
 
 from core import config
-
-from core.store import Store
-
-from core.store import drafts
-
-from core.store import runs
+from core.store import Store, drafts, runs
 
 # The Playground's plan: the widget keys (and a few plain values) that make it up.
 PLAN_KEYS = (

@@ -13,15 +13,10 @@ make at the mean cost per answer seen for each model.
 from __future__ import annotations
 
 from core import display
-
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
 from core.config import SpreadError
 from core.models import endpoints, llm, local_llm
 from core.run.plan import RunSpec, check_shapes_supported, validate
+from core.store import Store, responses, runs
 
 
 def estimate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> dict:

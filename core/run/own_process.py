@@ -12,8 +12,8 @@ import os
 import sys
 import threading
 
-from core.store import Store
 from core.run import detached, runner
+from core.store import Store
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,14 +13,11 @@ import string
 from dataclasses import asdict, dataclass, field
 
 from core import config
-
-from core.store import Store
-
-from core.store import runs
 from core.config import SpreadError
 from core.models import endpoints, local_llm
 from core.prompts import conversation, shapes, templates
 from core.prompts import inputs as inputs_module
+from core.store import Store, runs
 
 MAX_N = 1000
 MAX_PROMPT_CHARS = 1_000_000

@@ -15,11 +15,7 @@ is not moving (core/store/status.py), instead of failing the panel every second.
 
 from __future__ import annotations
 
-from core.store import Store
-
-from core.store import responses
-
-from core.store import runs
+from core.store import Store, responses, runs
 from core.store import status as database_status
 
 ACTIVE = ("queued", "pending", "running", "cancelling")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import re
 
-from core.store import Store
 from core.config import SpreadError
 from core.models import endpoints, limits, llm
 from core.prompts import templates
+from core.store import Store
 
 MAX_REWORDINGS = 10
 INSTRUCTION = (

@@ -24,18 +24,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.store import Store, unreachable, write
-
-from core.store import responses
-
-from core.store import runs
 from core.config import SpreadError
-from core.models import direct, endpoints, limits, llm, local_llm, catalogue
+from core.models import catalogue, direct, endpoints, limits, llm, local_llm
 from core.run import detached, plan, workers
-from core.store import leases
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
+from core.store import Store, leases, responses, runs, unreachable, write
 
 CANCEL_POLL_S = 0.25
 # Set when this process is stopping (the app server's shutdown: service.server_lifespan):
@@ -354,8 +349,7 @@ def request_cancel(store: Store, run_id: int) -> None:
         if run["status"] == "queued":
             leases.cancel_queued(db, run_id)
         elif run["status"] in ("running", "pending"):
-            with write(db):
-                db.execute("update runs set status = 'cancelling' where id = ?", [run_id])
+            runs.ask_to_cancel(db, run_id)
     background().cancel(run_id)
 
 

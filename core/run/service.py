@@ -32,13 +32,9 @@ from concurrent.futures import Future
 from typing import Callable
 
 from core import config
-
-from core.store import Store, Unreachable, unreachable
-
-from core.store import runs
 from core.run import detached, runner
-from core.store import leases
 from core.run.plan import RunSpec
+from core.store import Store, Unreachable, leases, runs, unreachable
 
 # Runs one worker samples at once (each within its own concurrency limits), and how often
 # an idle worker looks for work.

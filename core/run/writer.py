@@ -28,9 +28,7 @@ import queue
 import threading
 import time
 
-from core.store import Store, commits_without_waiting_for_disk, unreachable
-
-from core.store import responses
+from core.store import Store, commits_without_waiting_for_disk, responses, unreachable
 
 _STOP = object()
 # Reconnecting to a store that cannot be reached: first wait, longest wait (seconds).

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from core.store.clock import now_iso
 from core.store.database import write
 from core.store.schema import Database
-from core.store.clock import now_iso
 
 
 def get_draft(db: Database, owner: str) -> dict | None:

@@ -3,9 +3,9 @@ run that gave that answer."""
 
 from __future__ import annotations
 
+from core.store.clock import now_iso
 from core.store.database import write
 from core.store.schema import Database
-from core.store.clock import now_iso
 
 
 def get_embeddings(db: Database, method: str, hashes: list[str]) -> dict[str, bytes]:

@@ -10,7 +10,6 @@ from core.store.clock import now_iso
 from core.store.database import is_postgres, write
 from core.store.schema import Database
 
-
 RESPONSE_FIELDS = (
     "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
@@ -128,3 +127,8 @@ def cell_counts_after(db: Database, run_id: int, after_id: int) -> tuple[list[di
         [run_id, after_id],
     ))
     return rows, max([after_id] + [row.pop("last_id") for row in rows])
+
+
+def received(db: Database, run_id: int) -> tuple[int, int | None]:
+    """(answers, the last one's id) of a run: what changes whenever an answer arrives."""
+    return tuple(db.execute("select count(*), max(id) from responses where run_id = ?", [run_id]).fetchone())

@@ -11,9 +11,9 @@ import os
 import socket
 import time
 
+from core.store.clock import now_iso
 from core.store.database import hold, write
 from core.store.schema import Database
-from core.store.clock import now_iso
 
 
 def _prompt_hash(system: str, template: str) -> str:
@@ -248,3 +248,20 @@ def latest_active_run(db: Database) -> dict | None:
 
 # A "running" run whose worker has not written for this long is shown as interrupted.
 STALE_AFTER_S = 30.0
+
+
+def prompt_version(db: Database, name: str, version: int) -> tuple[str, str] | None:
+    """(system, template) of one version of a named prompt."""
+    found = db.execute("select system, template from prompts where name = ? and version = ?", [name, version]).fetchone()
+    return tuple(found) if found else None
+
+
+def set_spec(db: Database, run_id: int, spec: dict) -> None:
+    with write(db):
+        db.execute("update runs set spec = ? where id = ?", [json.dumps(spec), run_id])
+
+
+def ask_to_cancel(db: Database, run_id: int) -> None:
+    """Mark a running run `cancelling`: whoever samples it stops at its next heartbeat."""
+    with write(db):
+        db.execute("update runs set status = 'cancelling' where id = ?", [run_id])

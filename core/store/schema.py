@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+
 def _import_sqlite_utils():
     """sqlite-utils imports pandas and numpy at its own import, when installed, only to
     name a column's type when it creates a table from their values; Spread's tables come

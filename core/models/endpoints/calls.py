@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from core import config
 from core.config import SpreadError
 from core.models import catalogue, limits, llm, local_llm
-from core.models.endpoints.endpoint import Endpoint, REFERENCE
-from core.models.endpoints.secrets import (CREDENTIAL_SOURCES, referenced_variables, resolve_references,
-                                           credential_variables, secret_values)
+from core.models.endpoints.endpoint import REFERENCE, Endpoint
+from core.models.endpoints.secrets import (
+    CREDENTIAL_SOURCES,
+    credential_variables,
+    referenced_variables,
+    resolve_references,
+    secret_values,
+)
 
 TEST_PROMPT = [{"role": "user", "content": "Reply with one word: ready."}]
 

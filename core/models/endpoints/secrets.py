@@ -8,7 +8,7 @@ import re
 
 from core import config
 from core.models import catalogue, llm
-from core.models.endpoints.endpoint import Endpoint, REFERENCE
+from core.models.endpoints.endpoint import REFERENCE, Endpoint
 
 # Parameter names that hold credentials: their value must be a reference (os.environ/NAME),
 # because parameters are stored in the shared database. Spread's own patterns, and every

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-from core import config
-
-from core.store import Store, hold, now_iso, write
 from core.config import SpreadError
 from core.models.endpoints.endpoint import Endpoint, bare
 from core.models.endpoints.validation import validate
+from core.store import Store, hold, now_iso, write
+from core.store import endpoints as endpoint_rows
 
 COLUMNS = ("name", "model", "api_base", "key_env", "params", "price_in", "price_out", "max_concurrency", "rpm",
            "timeout_s", "tpm", "deployments", "router", "info")
@@ -40,14 +39,14 @@ def list_endpoints(store: Store) -> list[Endpoint]:
     if _no_database(store):
         return []
     with store.connection() as db:
-        return [_from_row(r) for r in db.query("select * from endpoints order by lower(name), name")]
+        return [_from_row(r) for r in endpoint_rows.all_rows(db)]
 
 
 def names(store: Store) -> list[str]:
     if _no_database(store):
         return []
     with store.connection() as db:
-        return [r[0] for r in db.execute("select name from endpoints order by lower(name), name").fetchall()]
+        return endpoint_rows.names(db)
 
 
 def embedding_names(store: Store) -> list[str]:
@@ -59,8 +58,8 @@ def get(store: Store, name: str) -> Endpoint | None:
     if _no_database(store):
         return None
     with store.connection() as db:
-        rows = list(db.query("select * from endpoints where name = ?", [(name or "").strip()]))
-    return _from_row(rows[0]) if rows else None
+        found = endpoint_rows.row(db, (name or "").strip())
+    return _from_row(found) if found else None
 
 
 def embedding_endpoint(store: Store, name: str) -> Endpoint:
@@ -79,8 +78,7 @@ def fingerprint(store: Store) -> str:
     if _no_database(store):
         return "0:"
     with store.connection() as db:
-        count, latest = db.execute("select count(*), max(updated_at) from endpoints").fetchone()
-    return f"{count}:{latest}"
+        return endpoint_rows.fingerprint(db)
 
 
 def add(store: Store, endpoint: Endpoint, *, who: str = "", replace: bool = False) -> Endpoint:
@@ -100,13 +98,10 @@ def add_all(store: Store, endpoints: list[Endpoint], *, who: str = "", replace: 
 
 def _insert(db, endpoint: Endpoint, who: str, replace: bool) -> None:
     hold(db, f"endpoint:{endpoint.name}")  # two servers adding one name: the second is refused
-    existing = db.execute("select created_at, created_by from endpoints where name = ?", [endpoint.name]).fetchone()
+    existing = endpoint_rows.created(db, endpoint.name)
     if existing and not replace:
         raise SpreadError(f"an endpoint named {endpoint.name!r} already exists: edit it, or remove it first", "name")
-    now = now_iso()
-    created_at, created_by = existing or (now, who)
-    db["endpoints"].insert(_row(endpoint) | {"created_at": created_at, "created_by": created_by, "updated_at": now},
-                           replace=True)
+    endpoint_rows.put(db, _row(endpoint), existing or (now_iso(), who))
 
 
 def update(store: Store, name: str, endpoint: Endpoint, *, who: str = "") -> Endpoint:
@@ -115,15 +110,14 @@ def update(store: Store, name: str, endpoint: Endpoint, *, who: str = "") -> End
     with store.connection() as db, write(db):
         for locked in sorted({name, endpoint.name}):  # one order everywhere: no deadlock
             hold(db, f"endpoint:{locked}")
-        row = db.execute("select created_at, created_by from endpoints where name = ?", [name]).fetchone()
-        if row is None:
+        created = endpoint_rows.created(db, name)
+        if created is None:
             raise SpreadError(f"no endpoint named {name!r}", "name")
         if endpoint.name != name:
-            if db.execute("select 1 from endpoints where name = ?", [endpoint.name]).fetchone():
+            if endpoint_rows.created(db, endpoint.name):
                 raise SpreadError(f"an endpoint named {endpoint.name!r} already exists", "name")
-            db.execute("delete from endpoints where name = ?", [name])
-        db["endpoints"].insert(_row(endpoint) | {"created_at": row[0], "created_by": row[1],
-                                                 "updated_at": now_iso()}, replace=True)
+            endpoint_rows.delete(db, name)
+        endpoint_rows.put(db, _row(endpoint), created)
     return endpoint
 
 
@@ -145,7 +139,7 @@ def duplicate(store: Store, name: str, new_name: str | None = None, *, who: str 
 def remove(store: Store, name: str) -> None:
     """Remove an endpoint from the catalogue. Runs made with it keep its settings."""
     with store.connection() as db, write(db):
-        if db.execute("delete from endpoints where name = ?", [name]).rowcount == 0:
+        if not endpoint_rows.delete(db, name):
             raise SpreadError(f"no endpoint named {name!r}", "name")
 
 

@@ -10,7 +10,7 @@ import re
 from core import config
 from core.config import SpreadError
 from core.models import catalogue, local_llm
-from core.models.endpoints.endpoint import Endpoint, KEY_ENV, MAX_NAME, MODES, REFERENCE, RUN_PARAMS
+from core.models.endpoints.endpoint import KEY_ENV, MAX_NAME, MODES, REFERENCE, RUN_PARAMS, Endpoint
 from core.models.endpoints.secrets import url_credentials, written_secrets
 
 
