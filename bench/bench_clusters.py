@@ -41,7 +41,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
-from core.store import Store
 from core.analyse import embed, meaning  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "meanings"
@@ -101,14 +100,14 @@ def pair_errors(truth: list[str], predicted: list[int]) -> tuple[int, int, list,
     return len(merges), len(splits), merges, splits
 
 
-def embed_all(store: Store, questions: list[dict], method: str) -> tuple[list, float]:
+def embed_all(questions: list[dict], method: str) -> tuple[list, float]:
     """Per question (normalised answers, distinct texts, vectors), and the seconds spent embedding."""
     out, seconds = [], 0.0
     for q in questions:
         norms, distinct = distinct_answers([a["text"] for a in q["answers"]])
         texts = [meaning.comparable(t) for t in distinct]
         start = time.perf_counter()
-        vectors = embed.embed(store, texts, method)
+        vectors = embed.embed(texts, method)
         seconds += time.perf_counter() - start
         out.append((norms, distinct, dict(zip(texts, vectors))))
     return out, seconds
@@ -160,7 +159,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def main(store: Store) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default="minilm,tfidf,exact")
     parser.add_argument("--embeddings", metavar="NAME", action="append", default=[],
@@ -178,7 +177,7 @@ def main(store: Store) -> None:
     methods = [m for m in args.methods.split(",") if m] + [embed.ENDPOINT + name for name in args.embeddings]
     for method in methods:
         if method.startswith(embed.ENDPOINT):
-            embed.embedding_endpoint(store, method)  # a clear error before any work
+            embed.embedding_endpoint(method)  # a clear error before any work
     thresholds = [float(t) for t in args.thresholds.split(",")]
     splits = SPLITS if args.split == "both" else (args.split,)
     stamp = datetime.datetime.now().astimezone()
@@ -199,7 +198,7 @@ def main(store: Store) -> None:
               f"{'seconds':>8}")
         at_default = {}
         for method in methods:
-            embedded, embed_seconds = embed_all(store, questions, method)
+            embedded, embed_seconds = embed_all(questions, method)
             for threshold in sorted(set(thresholds) | {meaning.DEFAULT_THRESHOLD}):
                 figures, details = evaluate(questions, method, threshold, embedded)
                 total = figures["all"]
@@ -242,4 +241,4 @@ def main(store: Store) -> None:
 
 
 if __name__ == "__main__":
-    main(store)
+    main()

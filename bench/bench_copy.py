@@ -22,14 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from measure import Results  # noqa: E402
 
-from core.store import Store
-from core import store  # noqa: E402
+from core.store import Store, embeddings, now_iso, responses, runs, write  # noqa: E402
 from core.store import copy as store_copy
 
 
 def populate(path: str, answers: int) -> None:
     with Store(path).connection() as db:
-        run_id = run_rows.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": answers},
+        run_id = runs.create_run(db, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": answers},
                                   planned=answers)
         responses.save_responses(db, [
             {"run_id": run_id, "model": "openai/bench-a", "temperature": 1.0, "sample_idx": i,

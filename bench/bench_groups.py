@@ -31,19 +31,20 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loopback import Loopback  # noqa: E402
 
-from core.store import Store
-
 
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(store: Store, models: list[str], calls: int, concurrency: int, stream: bool = True) -> dict:
+def measure(models: list[str], calls: int, concurrency: int, stream: bool = True) -> dict:
     from core.run import plan, runner
 
     spec = plan.RunSpec(prompt="What is the capital of France?", models=models, temperatures=[1.0],
                         n=calls // len(models), concurrency=concurrency, stream=stream)
+    from core.store import Store
+
+    store = Store()
     run_id = plan.create(store, spec)
     before = cpu_s()
     summary = asyncio.run(runner.execute(store, run_id))
@@ -51,7 +52,7 @@ def measure(store: Store, models: list[str], calls: int, concurrency: int, strea
     return {"wall_s": summary["wall_s"], "cpu_s": cpu_s() - before}
 
 
-def main(store: Store) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=40)
@@ -63,20 +64,21 @@ def main(store: Store) -> None:
     os.environ["SPREAD_SAMPLER_PROCESSES"] = "0"
     from core.formats import litellm_config
     from core.models import endpoints
+    from core.store import Store
 
     with Loopback(args.latency) as a, Loopback(args.latency) as b:
-        endpoints.add(store, endpoints.Endpoint("direct-a", "openai/bench", api_base=a.base_url))
-        endpoints.add(store, endpoints.Endpoint("direct-b", "openai/bench", api_base=b.base_url))
-        litellm_config.apply(store, litellm_config.preview(store, 
+        endpoints.add(Store(), endpoints.Endpoint("direct-a", "openai/bench", api_base=a.base_url))
+        endpoints.add(Store(), endpoints.Endpoint("direct-b", "openai/bench", api_base=b.base_url))
+        litellm_config.apply(litellm_config.preview(
             "model_list:\n" + "".join(f"  - model_name: group\n    litellm_params: {{model: openai/bench, "
                                       f"api_base: \"{s.base_url}\"}}\n" for s in (a, b))))
         contenders = {"direct": ["direct-a", "direct-b"], "group": ["group"]}
         results: dict[str, list[dict]] = {name: [] for name in contenders}
-        measure(store, ["direct-a"], 20, 10)  # warm: imports and first connections
+        measure(["direct-a"], 20, 10)  # warm: imports and first connections
         for k in range(args.repeat):
             order = list(contenders)[k % 2:] + list(contenders)[:k % 2]
             for name in order:
-                results[name].append(measure(store, contenders[name], args.calls, args.concurrency, not args.no_stream))
+                results[name].append(measure(contenders[name], args.calls, args.concurrency, not args.no_stream))
     for name, runs in results.items():
         wall = statistics.median(r["wall_s"] for r in runs)
         print(json.dumps({"contender": name, "calls": args.calls, "concurrency": args.concurrency,
@@ -87,4 +89,4 @@ def main(store: Store) -> None:
 
 
 if __name__ == "__main__":
-    main(store)
+    main()

@@ -29,8 +29,7 @@ from bench_app import CHROMIUM, serve_app  # noqa: E402
 from loopback import Loopback  # noqa: E402
 from measure import ROOT  # noqa: E402
 
-from core.store import Store
-from core import store  # noqa: E402
+from core.store import Store, embeddings, now_iso, responses, runs, write  # noqa: E402
 from core.models import endpoints, local_llm  # noqa: E402
 from core.run import drafts  # noqa: E402
 

@@ -145,9 +145,7 @@ def spread_tokens_per_second(model: str, max_tokens: int, samples: int, seed: in
     import os
     import tempfile
 
-    from core.store import Store
-
-    from core.store import responses
+    from core.store import Store, embeddings, now_iso, responses, runs, write
     from core.run import plan, runner
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,8 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.store import Store
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 PLACEHOLDER_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AZURE_API_BASE", "AZURE_API_KEY", "CEREBRAS_API_KEY",
@@ -27,7 +25,7 @@ PLACEHOLDER_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AZURE_API_BAS
                     "VERTEXAI_LOCATION", "XAI_API_KEY", "GROQ_API_KEY"]
 
 
-def main(store: Store) -> int:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -37,9 +35,7 @@ def main(store: Store) -> int:
     from openai_stub import StubOpenAI
     from test_promptfoo_examples import JUDGE, REFUSED, SUITES, copy_suite
 
-    from core.store import Store
-
-    from core.store import responses
+    from core.store import Store, embeddings, now_iso, responses, runs, write
     from core.formats import promptfoo_config
     from core.models import endpoints
     from core.run import runner
@@ -53,13 +49,13 @@ def main(store: Store) -> int:
             folder = home / name
             folder.mkdir()
             os.environ["SPREAD_DB"] = str(folder / "spread.db")
-            endpoints.add(store, endpoints.Endpoint(name=JUDGE, model="openai/judge", api_base=stub.base_url,
+            endpoints.add(endpoints.Endpoint(name=JUDGE, model="openai/judge", api_base=stub.base_url,
                                              source="catalogue"))
-            suite = promptfoo_config.read(store, copy_suite(name, folder, stub.base_url), n=1, strict=False,
+            suite = promptfoo_config.read(copy_suite(name, folder, stub.base_url), n=1, strict=False,
                                           judge_model=JUDGE)
-            run_id = promptfoo_config.write(store, suite)
-            asyncio.run(runner.execute(store, run_id))
-            with store.connection() as db:
+            run_id = promptfoo_config.write(suite)
+            asyncio.run(runner.execute(Store(), run_id))
+            with Store().connection() as db:
                 rows = responses.of_run(db, run_id)
             errors = [row for row in rows if row["error_type"]]
             results[name] = ("completed" if len(rows) == suite.spec.planned() and not errors else
@@ -75,4 +71,4 @@ def main(store: Store) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(store))
+    sys.exit(main())

@@ -28,10 +28,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from openai_stub import StubOpenAI  # noqa: E402
 
-from core.store import Store
 from core.analyse import stats  # noqa: E402
 from core.evaluate import power, regress  # noqa: E402
 from core.review import golden  # noqa: E402
+from core.store import Store  # noqa: E402
 
 
 def make_set(db: Path, items: int, seed: int) -> list[tuple[str, float]]:
@@ -73,7 +73,8 @@ def main() -> None:
         candidate.api_base = stub.base_url
         for run in range(args.runs):
             baseline = asyncio.run(regress.regress(Store(db), "bench", candidate, regress.Gates()))
-            result = asyncio.run(regress.regress(Store(db), "bench", candidate, gates, baseline_id=baseline["regress_id"]))
+            result = asyncio.run(regress.regress(Store(db), "bench", candidate, gates,
+                                                 baseline_id=baseline["regress_id"]))
             alarms += result["gate"] == "fail"
             inconclusive += result["gate"] == "inconclusive"
             if (run + 1) % 20 == 0:

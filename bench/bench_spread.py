@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.store import Store
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -48,17 +46,15 @@ def synthetic_answers(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def make_run(store: Store, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0, 1.5)) -> int:
+def make_run(db_path: str, n: int, models: int = 4, temperatures=(0.0, 0.5, 1.0, 1.5)) -> int:
     os.environ["SPREAD_DB"] = db_path
-    from core.store import Store, now_iso, write
-    from core.store import responses
-    from core.store import runs
+    from core.store import Store, embeddings, now_iso, responses, runs, write
 
     per_cell = max(1, n // (models * len(temperatures)))
     spec = {"prompt": "What is the capital of Australia?", "system": "", "name": "bench",
             "models": [f"openai/m{i}" for i in range(models)], "temperatures": list(temperatures), "n": per_cell}
     texts = synthetic_answers(per_cell * models * len(temperatures))
-    with store.connection() as db:
+    with Store(db_path).connection() as db:
         run_id = runs.create_run(db, spec=spec, planned=len(texts))
         rows, k = [], 0
         for m in spec["models"]:
@@ -87,14 +83,13 @@ def prose_answer(rng: random.Random, meaning: int) -> str:
     return f"a {words[0]} town with {words[1]}, {words[2]} and {words[3]}"
 
 
-def make_grid_run(store: Store, n: int, inputs: int = 100, variants: int = 3, models: int = 2, temperatures=(0.0, 1.0), kind: str = "facts") -> int:
+def make_grid_run(db_path: str, n: int, inputs: int = 100, variants: int = 3, models: int = 2,
+                  temperatures=(0.0, 1.0), kind: str = "facts") -> int:
     """A run of `inputs` questions × wordings × models × temperatures, about n answers in all.
     `kind` "facts": answers name one of three cities (facts settle every pair, whatever the
     threshold); "prose": they describe one of three kinds of town in a few words (PROSE)."""
     os.environ["SPREAD_DB"] = db_path
-    from core.store import Store, now_iso, write
-    from core.store import responses
-    from core.store import runs
+    from core.store import Store, embeddings, now_iso, responses, runs, write
 
     per_cell = max(1, n // (inputs * variants * models * len(temperatures)))
     spec = {"prompt": "What is the capital of {{country}}?", "system": "", "name": "bench-grid",
@@ -106,7 +101,7 @@ def make_grid_run(store: Store, n: int, inputs: int = 100, variants: int = 3, mo
     rows_in = [{"country": f"Country{i}"} for i in range(inputs)]
     rendered = {(v, i): ("", f"Wording {v}: capital of Country{i}?") for v in range(variants) for i in range(inputs)}
     rng = random.Random(0)
-    with store.connection() as db:
+    with Store(db_path).connection() as db:
         run_id = runs.create_run(db, spec=spec, planned=per_cell * inputs * variants * models * len(temperatures),
                                   variants=wordings, inputs=rows_in, rendered=rendered)
         rows = []
@@ -130,15 +125,15 @@ def make_grid_run(store: Store, n: int, inputs: int = 100, variants: int = 3, mo
     return run_id
 
 
-def time_in_fresh_process(store: Store, run_id: int) -> float:
-    code = ("import time,sys; sys.path.insert(0, %r); from core.analyse import spread; t=time.perf_counter(); "
-            "spread.analyse_run(%d, method='minilm'); print(time.perf_counter()-t)") % (str(ROOT), run_id)
+def time_in_fresh_process(db_path: str, run_id: int) -> float:
+    code = ("import time,sys; sys.path.insert(0, %r); from core.analyse import spread; from core.store import Store; t=time.perf_counter(); "
+            "spread.analyse_run(Store(), %d, method='minilm'); print(time.perf_counter()-t)") % (str(ROOT), run_id)
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SPREAD_DB=db_path),
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main(store: Store) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=1000)
     parser.add_argument("--page-answers", type=int, default=10000)
@@ -150,9 +145,10 @@ def main(store: Store) -> None:
         cold = []
         for r in range(args.repeat):
             db = f"{tmp}/cold{r}.db"
-            run_id = make_run(Store(db), args.answers)
-            cold.append(time_in_fresh_process(Store(db), run_id))
+            run_id = make_run(db, args.answers)
+            cold.append(time_in_fresh_process(db, run_id))
         from core.analyse import spread
+        from core.store import Store
 
         cached = []
         for _ in range(args.repeat):
@@ -185,12 +181,10 @@ def main(store: Store) -> None:
         from core.analyse import embed
 
         start = time.perf_counter()
-        embed.warm_run(Store(db), run_id)
+        embed.warm_run(run_id, db)
         results["warm_embeddings_s"] = round(time.perf_counter() - start, 3)
         if args.grid:  # the same answers clustered per input, and as if they were one cell
-            from core.store import Store, now_iso, write
-            from core.store import responses
-            from core.store import runs
+            from core.store import Store, embeddings, now_iso, responses, runs, write
 
             with Store(db).connection() as conn:
                 rows = responses.of_run(conn, run_id)
@@ -238,4 +232,4 @@ def main(store: Store) -> None:
 
 
 if __name__ == "__main__":
-    main(store)
+    main()

@@ -27,14 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from measure import Results  # noqa: E402
 
-from core.store import Store
-from core import store  # noqa: E402
+from core.store import Store, embeddings, now_iso, responses, runs, write  # noqa: E402
 from core.run.writer import Writer  # noqa: E402
 
 
 def new_run(db: str, rows: int) -> int:
     with Store(db).connection() as conn:
-        return run_rows.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": rows},
+        return runs.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": rows},
                                 planned=rows)
 
 
@@ -57,8 +56,8 @@ def one_per_transaction(db: str, rows: int) -> dict:
 def writer(db: str, rows: int, per_s: float | None) -> dict:
     run_id = new_run(db, rows)
 
-    async def feed(store: Store):
-        w = Writer(Store(db), )
+    async def feed():
+        w = Writer(Store(db))
         start = time.perf_counter()
         for i in range(rows):
             if per_s:

@@ -57,8 +57,6 @@ from bench_app import serve_app  # noqa: E402
 from bench_spread import make_grid_run  # noqa: E402
 from measure import ROOT, Results  # noqa: E402
 
-from core.store import Store
-
 sys.path.insert(0, str(ROOT))
 
 INTERACTIONS = ["spread_open", "sign_in", "threshold", "review_open", "label"]
@@ -212,6 +210,7 @@ def summary(seconds: list[float]) -> dict:
 
 def stored_labels(db: str, run_id: int) -> dict[str, int]:
     from core.review import labels
+    from core.store import Store
 
     counts: dict[str, int] = {}
     for row in labels.labels_for_run(Store(db), run_id):
@@ -219,10 +218,11 @@ def stored_labels(db: str, run_id: int) -> dict[str, int]:
     return counts
 
 
-def build_run(store: Store, db: str, answers: int, kind: str = "prose") -> int:
+def build_run(db: str, answers: int, kind: str = "prose") -> int:
     """A 10,000-answer grid (125 inputs × 2 wordings × 2 models × 2 temperatures × N=10 by default),
     its embeddings cached as the app's worker does when a run ends."""
     from core.analyse import embed
+    from core.store import Store
 
     run_id = make_grid_run(db, answers, inputs=125, variants=2, models=2, temperatures=(0.0, 1.0), kind=kind)
     embed.warm_run(Store(db), run_id)
@@ -239,7 +239,7 @@ def start_postgres() -> tuple[str, callable]:
     return server.new_database(), server.close
 
 
-def main(store: Store) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviewers", default="1,5,10,20", help="comma-separated team sizes R")
     parser.add_argument("--labels", type=int, default=20, help="Pass presses per reviewer")
@@ -268,7 +268,7 @@ def main(store: Store) -> None:
                     stack.callback(stop)
                     databases[store_kind] = url
                 started = time.perf_counter()
-                run_id = build_run(store, databases[store_kind], args.answers, args.answers_kind)
+                run_id = build_run(databases[store_kind], args.answers, args.answers_kind)
                 print(f"{store_kind}: run {run_id} of {args.answers} answers built in "
                       f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
             db = databases[store_kind]
@@ -313,4 +313,4 @@ def main(store: Store) -> None:
 
 
 if __name__ == "__main__":
-    main(store)
+    main()
