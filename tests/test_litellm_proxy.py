@@ -367,7 +367,7 @@ def test_a_run_can_default_to_an_embedding_endpoint_and_only_to_one(store, stub)
     assert spread.analyse_run(store, run_id, with_map=False).method == "endpoint:team-embed"
     assert any(r["path"] == "/v1/embeddings" for r in stub.requests)
     with pytest.raises(SpreadError, match="no endpoint named 'nowhere'"):
-        embed.embed(store, ["a"], "endpoint:nowhere")
+        embed.embed(["a"], "endpoint:nowhere", store)
 
 
 def test_the_second_opinion_asks_a_catalogue_chat_endpoint(store, stub, monkeypatch):

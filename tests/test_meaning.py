@@ -324,7 +324,7 @@ def cached_embedder():
     def embedder(store, texts, method):
         missing = [t for t in texts if (t, method) not in vectors]
         if missing:
-            for text, row in zip(missing, embed.embed(store, missing, method)):
+            for text, row in zip(missing, embed.embed(missing, method)):
                 vectors[text, method] = row
         return np.stack([vectors[t, method] for t in texts])
     return embedder

@@ -261,7 +261,7 @@ def test_a_cut_of_the_tree_gives_the_clusters_of_average_linkage_at_that_thresho
 
     rng = np.random.default_rng(3)
     texts = [t for group in SIMILAR_WORDS + PARAPHRASES for t in group]
-    cases = [(embed.embed(store, texts, "tfidf"), texts)]
+    cases = [(embed.embed(texts, "tfidf"), texts)]
     for n in (2, 7, 40, 90):
         centres = rng.normal(size=(5, 12))
         vectors = centres[rng.integers(0, 5, n)] + rng.normal(scale=0.8, size=(n, 12))

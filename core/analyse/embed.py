@@ -131,14 +131,18 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def embed(store: Store, texts: list[str], method: str = "minilm") -> np.ndarray:
-    """One L2-normalised row per text."""
+def embed(texts: list[str], method: str = "minilm", store: Store | None = None) -> np.ndarray:
+    """One L2-normalised row per text. An endpoint's method (`endpoint:NAME`) is looked up in
+    the catalogue of `store`; the built-in methods need no database."""
     if method not in METHODS and not method.startswith(ENDPOINT):
         raise ValueError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}, or "
                          f"{ENDPOINT}NAME")
     if not texts:
         return np.zeros((0, DIMENSIONS if method == "minilm" else 1), dtype=np.float32)
     if method.startswith(ENDPOINT):
+        if store is None:
+            raise SpreadError(f"the embedding method {method!r} is an endpoint of a catalogue: no store was given",
+                              "embeddings")
         vectors = _endpoint_vectors(texts, embedding_endpoint(store, method))
         return _unit_rows(np.asarray(vectors, dtype=np.float32))
     if method == "minilm":
@@ -232,7 +236,7 @@ def cached(store: Store, texts: list[str], method: str) -> np.ndarray:
     they were fitted with, and cost milliseconds anyway.
     """
     if method != "minilm" and not method.startswith(ENDPOINT):
-        return embed(store, texts, method)
+        return embed(texts, method, store)
     from core.store import Store, embeddings, responses
 
     key = cache_key(store, method)
@@ -244,7 +248,7 @@ def cached(store: Store, texts: list[str], method: str) -> np.ndarray:
         first_of.setdefault(h, i)
     missing = [i for h, i in first_of.items() if h not in found]
     if missing:
-        fresh = embed(store, [texts[i] for i in missing], method)
+        fresh = embed([texts[i] for i in missing], method, store)
         new = {hashes[i]: fresh[k].tobytes() for k, i in enumerate(missing)}
         with store.connection() as db:
             embeddings.save_embeddings(db, key, new, fresh.shape[1])
