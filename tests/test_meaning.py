@@ -21,12 +21,12 @@ def verdict(a, b, context=""):
 # a little below (the ceilings a little above), so noise cannot fail them but a regression does.
 
 @pytest.fixture(scope="module")
-def benchmark(store):
+def benchmark():
     results = {}
     for split in bench_clusters.SPLITS:
         questions = bench_clusters.load(split)
         for method in ("minilm", "tfidf"):
-            embedded, _ = bench_clusters.embed_all(store, questions, method)
+            embedded, _ = bench_clusters.embed_all(questions, method)
             figures, _ = bench_clusters.evaluate(questions, method, meaning.DEFAULT_THRESHOLD, embedded)
             results[split, method] = figures
     return results
@@ -321,7 +321,7 @@ def test_the_rules_for_every_pair_agree_with_the_rules_for_one_pair():
 def cached_embedder():
     vectors = {}
 
-    def embedder(store, texts, method):
+    def embedder(texts, method):
         missing = [t for t in texts if (t, method) not in vectors]
         if missing:
             for text, row in zip(missing, embed.embed(missing, method)):

@@ -166,9 +166,9 @@ def test_embeddings_are_cached_in_the_database(store, monkeypatch):
     calls = []
     real = embed.embed
 
-    def counting(texts, method):
+    def counting(texts, method, store=None):
         calls.append(len(texts))
-        return real(texts, method)
+        return real(texts, method, store)
 
     monkeypatch.setattr(embed, "embed", counting)
     first = embed.cached(store, ["Paris", "Lyon", "paris!"], "minilm")

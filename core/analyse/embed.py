@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.store import Store
+from core.config import SpreadError
+from core.store import Store, embeddings, responses
 
 METHODS = {
     "minilm": "meaning (MiniLM sentence embeddings, offline)",
@@ -175,7 +176,6 @@ def embedding_endpoint(store: Store, method: str):
 
 def _endpoint_vectors(texts: list[str], endpoint) -> list[list[float]]:
     """litellm's embedding API on the endpoint (its Router for a model group), in batches."""
-    from core.config import SpreadError
     from core.models import endpoints, llm
 
     endpoints.check(endpoint)
@@ -209,8 +209,6 @@ def cache_key(store: Store, method: str) -> str:
 
 def warm_run(store: Store, run_id: int) -> int:
     """Compute and cache the meaning embeddings of a run's answers; returns how many texts."""
-    from core.store import Store, embeddings, responses
-
     if not model_available():
         return 0
     with store.connection() as db:
@@ -237,8 +235,6 @@ def cached(store: Store, texts: list[str], method: str) -> np.ndarray:
     """
     if method != "minilm" and not method.startswith(ENDPOINT):
         return embed(texts, method, store)
-    from core.store import Store, embeddings, responses
-
     key = cache_key(store, method)
     hashes = [text_hash(t) for t in texts]
     with store.connection() as db:

@@ -22,17 +22,19 @@ import difflib
 import functools
 import json
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
 from core.analyse import embed, meaning, stats, tool_usage
 from core.config import SpreadError
 from core.prompts import shapes
-from core.store import Store
+from core.store import Store, runs
+from core.store import decisions as decision_rows
+from core.store import responses as response_rows
 
 AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
@@ -128,10 +130,6 @@ def analyse_run(store: Store, run_id: int, *, method: str | None = None, thresho
     depend on the threshold is prepared once per run, answers and settings (`prepared_run`).
     `decisions`: the reviewers' decisions to apply (rows of cluster_decisions); None: those
     stored for the run."""
-    from core.store import Store, runs
-    from core.store import decisions as decision_rows
-    from core.store import responses as response_rows
-
     with store.connection() as db:
         variants = runs.run_variants(db, run_id)
         inputs = runs.run_inputs(db, run_id)
@@ -162,8 +160,7 @@ def analyse_run(store: Store, run_id: int, *, method: str | None = None, thresho
 
 
 # Prepared runs, newest last: per database, run, answers (count and newest id) and settings.
-_PREPARED: OrderedDict = OrderedDict()
-PREPARED_KEPT = 4
+_PREPARED = LRUCache(maxsize=4)
 CUTS_KEPT = 8  # per prepared run: the analyses of its latest distinct clusterings
 _PREPARING = threading.Lock()
 
@@ -172,11 +169,6 @@ def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whol
     """prepare() a stored run once while its answers stay as they are: every threshold, page
     and reviewer then starts from it (app servers run sessions as threads: one prepares,
     the others wait for it)."""
-    from core import config
-    from core.store import Store, runs
-    from core.store import decisions as decision_rows
-    from core.store import responses as response_rows
-
     with store.connection() as db:
         received = response_rows.received(db, run_id)
     key = (str(store.target), run_id, received, method, extract)
@@ -188,8 +180,6 @@ def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whol
                 prompts = runs.rendered_prompts(db, run_id)
             found = _PREPARED[key] = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
                                              embedder=lambda texts, m: embed.cached(store, texts, m))
-            while len(_PREPARED) > PREPARED_KEPT:
-                _PREPARED.popitem(last=False)
     return found
 
 
@@ -278,7 +268,7 @@ class Prepared:
     contexts: dict[int, str]
     context: str
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
-    _cuts: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # analyses by clusters
+    _cuts: LRUCache = field(default_factory=lambda: LRUCache(maxsize=CUTS_KEPT), repr=False, compare=False)  # analyses by clusters
 
     def once(self, key: tuple, make: Callable):
         if key not in self._memo:
@@ -320,8 +310,6 @@ class Prepared:
             analysis.coords = answer_map(answers, self.once(("map",), lambda: map_points(vectors)))
         if second_opinion is None:
             self._cuts[same_cut] = analysis
-            while len(self._cuts) > CUTS_KEPT:
-                self._cuts.popitem(last=False)
         return analysis
 
     def _cluster_per_input(self, threshold: float, decided: list[dict], second_opinion: tuple | None,
@@ -791,10 +779,6 @@ def compare_runs(store: Store, side_a: Side, side_b: Side, *, method: str | None
     together, and the inputs of two runs are matched by their variables, so that the
     same meaning of the same input has one id on both sides.
     """
-    from core.store import Store, runs
-    from core.store import decisions as decision_rows
-    from core.store import responses as response_rows
-
     rows, contexts = [], {}
     run_ids = list(dict.fromkeys([side_a[0], side_b[0]]))
     joint_inputs: dict[str, int] = {}

@@ -12,7 +12,7 @@ import click
 
 from core.cli.common import json_option, pass_store, print_json
 from core.config import SpreadError
-from core.store import Store
+from core.store import Store, runs
 
 check_option = click.option("--check", "check_texts", multiple=True, metavar="TYPE[:VALUE]",
                             help="a check on every answer, e.g. icontains:{{expected}}, similar:{{expected}}, "
@@ -47,8 +47,6 @@ def checks_command(store: Store, run_id, check_texts, checks_file, judge_model, 
     per wording and model across inputs, the reducers, and how each check agrees with reviewers."""
     from core.analyse import spread
     from core.evaluate import rates, regress, scoring
-    from core.store import Store, runs
-
     with store.connection() as db:
         if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.config import SpreadError
 from core.prompts import templates
-from core.store import Store
+from core.store import Store, runs
 
 ROLES = ("system", "user", "assistant", "tool")
 HISTORY = "history"
@@ -191,8 +191,6 @@ def as_sent(messages: list[dict] | None, system: str = "", prompt: str = "") -> 
 
 def sent_for(store: Store, run_id: int, variant: int, input_idx: int) -> list[dict]:
     """The messages a run sent for one (wording, input); [] when it has none."""
-    from core.store import Store, runs
-
     with store.connection() as db:
         found = runs.prompt_sent(db, run_id, variant, input_idx)
     return [] if found is None else as_sent(*found)
@@ -200,8 +198,6 @@ def sent_for(store: Store, run_id: int, variant: int, input_idx: int) -> list[di
 
 def answered_with(store: Store, response_id: int) -> list[dict]:
     """The messages an answer replied to; [] when there is no such answer."""
-    from core.store import Store, runs
-
     with store.connection() as db:
         found = runs.prompt_answered(db, response_id)
     return [] if found is None else as_sent(*found)

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from core.config import SpreadError, check_text
-from core.store import Store
+from core.store import Store, runs
 
 MAX_INPUTS = 10_000
 MAX_VALUE_CHARS = 200_000
@@ -193,8 +193,6 @@ def from_table(records: list[dict]) -> list[dict[str, str]]:
 
 def from_run(store: Store, run_id: int) -> list[dict[str, str]]:
     """The inputs an earlier run sampled."""
-    from core.store import Store, runs
-
     with store.connection() as db:
         if runs.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}", "inputs")

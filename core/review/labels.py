@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
+from cachetools import LRUCache, TTLCache
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -240,15 +240,19 @@ def _finite(value) -> float | None:
 # are always read fresh.
 AGREEMENT_S = 5.0
 DISAGREEMENTS_LISTED = 200
-_COUNTED: dict = {}
+_COUNTED = TTLCache(maxsize=256, ttl=AGREEMENT_S)  # (what, database, run) -> (result, when counted)
+_COUNTED_LOCK = threading.Lock()  # cachetools' caches are not thread-safe; sessions are threads
 
 
 def _recently(store: Store, what: str, run_id: int | None, count):
     """count(), or what it gave less than AGREEMENT_S seconds ago: (result, when counted)."""
     key = (what, str(store.target), run_id)
-    found = _COUNTED.get(key)
-    if found is None or time.time() - found[1] > AGREEMENT_S:
-        found = _COUNTED[key] = (count(), time.time())
+    with _COUNTED_LOCK:
+        found = _COUNTED.get(key)
+    if found is None:
+        found = (count(), time.time())
+        with _COUNTED_LOCK:
+            _COUNTED[key] = found
     return found
 
 
@@ -433,8 +437,7 @@ def _clusters_in_scope(store: Store, analysis, run_id: int, scope: tuple) -> tup
 # The review queue's meaning clusters, per run and settings, while the run's answers and
 # merge/split decisions stay as they are: a label changes no cluster, so pressing Pass must
 # not cluster 10,000 answers again (every reviewer's rerun did; bench/bench_team.py).
-_ANALYSES: OrderedDict = OrderedDict()
-ANALYSES_KEPT = 8
+_ANALYSES = LRUCache(maxsize=8)
 _CLUSTERING = threading.Lock()
 
 
@@ -449,8 +452,6 @@ def _analysis(store: Store, run_id: int, method: str | None, threshold: float):
         if found is None:
             found = _ANALYSES[key] = spread.analyse_run(store, run_id, method=method, threshold=threshold,
                                                         with_map=False)
-            while len(_ANALYSES) > ANALYSES_KEPT:
-                _ANALYSES.popitem(last=False)
     return found
 
 
