@@ -446,7 +446,7 @@ if run is not None:
     @st.fragment(run_every=1.0 if run["status"] in ACTIVE else None)
     def live_progress(store: Store):
         # Reads only the answers stored since the last refresh: the same cost at any run size.
-        tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(run_id))
+        tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(store, run_id))
         current = tracker.refresh()
         if current.get("outage"):  # the database is away: its last state stays, with why it is not moving
             st.warning(display.inert(current["outage"]), icon=":material/cloud_off:")

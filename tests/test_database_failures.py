@@ -116,7 +116,7 @@ def test_live_progress_keeps_its_last_state_during_an_outage(store, stub, monkey
     with store.connection() as db:
         responses.save_response(db, {"run_id": run_id, "model": "openai/stub-a", "temperature": 1.0, "sample_idx": 0,
                                  "text": "Paris", "attempts": 1})
-    tracker = LiveProgress(run_id)
+    tracker = LiveProgress(store, run_id)
     before = tracker.refresh()
     assert before["received"] == 1 and "outage" not in before
 
@@ -124,13 +124,13 @@ def test_live_progress_keeps_its_last_state_during_an_outage(store, stub, monkey
         raise Unreachable("cannot open database", where="127.0.0.1:9")
 
     with monkeypatch.context() as outage:
-        outage.setattr(store, "connect", down)
+        outage.setattr(store, "connection", down)
         during = tracker.refresh()
         assert during["received"] == 1 and during["status"] == before["status"]
         assert during["outage"] == \
             f"The database at 127.0.0.1:9 is unreachable; retrying every {database_status.RETRY_S} s"
         with pytest.raises(Unreachable):  # nothing to keep showing yet: the page says why instead
-            LiveProgress(run_id).refresh()
+            LiveProgress(store, run_id).refresh()
     after = tracker.refresh()
     assert after["received"] == 1 and "outage" not in after
 

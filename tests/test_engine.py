@@ -232,8 +232,8 @@ def test_the_writer_batches_what_arrives_together_and_flushes_on_close(tmp_path)
         run_id = runs.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 500},
                                   planned=500)
 
-    async def write_all(store):
-        writer = Writer(Store(db), )
+    async def write_all():
+        writer = Writer(Store(db))
         for i in range(500):
             writer.put({"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i, "text": str(i),
                         "attempts": 1})
@@ -252,8 +252,8 @@ def test_the_writer_commits_a_row_put_on_the_event_loop_without_waiting_for_more
         run_id = runs.create_run(conn, spec={"prompt": "Q", "models": ["m"], "temperatures": [1.0], "n": 1},
                                   planned=1)
 
-    async def one_row(store):
-        writer = Writer(Store(db), )
+    async def one_row():
+        writer = Writer(Store(db))
         writer.put({"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "a",
                     "attempts": 1})
         for _ in range(2000):  # the loop keeps turning; the row must be handed over and committed
@@ -269,8 +269,8 @@ def test_the_writer_commits_a_row_put_on_the_event_loop_without_waiting_for_more
 
 
 def test_a_write_that_fails_stops_the_run_instead_of_losing_answers_silently(tmp_path):
-    async def scenario(store):
-        writer = Writer(Store(tmp_path / 'missing-run.db'), )
+    async def scenario():
+        writer = Writer(Store(tmp_path / 'missing-run.db'))
         writer.put({"run_id": 999, "model": "m", "temperature": 1.0, "sample_idx": 0, "attempts": 1})
         with pytest.raises(sqlite3.IntegrityError):  # no run 999: the foreign key refuses the row
             await writer.close()
@@ -305,7 +305,7 @@ def test_cancel_reaches_a_run_in_its_own_process(store, stub, monkeypatch):
 def test_live_progress_reads_only_new_rows_and_matches_a_full_count(store, stub):
     spec = grid(stub.base_url, models=["openai/stub-a"], n=4)
     run_id = plan.create(store, spec)
-    tracker = LiveProgress(run_id)
+    tracker = LiveProgress(store, run_id)
     assert tracker.refresh()["received"] == 0
     with store.connection() as db:
         for i in range(3):

@@ -136,3 +136,15 @@ def test_a_postgres_database_of_the_previous_schema_migrates_in_place_and_keeps_
     assert leases == {None}
     assert "idx_labels_reviewer_response_id" in indexes  # m016
     assert expected_calls == [None] * len(before["labels"])  # m017: old labels have no expected calls
+
+
+def test_a_table_option_postgres_does_not_implement_is_refused_not_ignored(pg_url):
+    """sqlite-utils options the PostgreSQL table does not implement (alter=True would add
+    columns on SQLite) fail loudly instead of doing something else."""
+    with Store(pg_url).transaction() as db:
+        with pytest.raises(TypeError):
+            db["drafts"].insert({"owner": "x", "plan": "{}", "updated_at": "now"}, alter=True)
+        with pytest.raises(TypeError):
+            db["drafts"].upsert({"owner": "x", "plan": "{}", "updated_at": "now"}, pk="owner", alter=True)
+        db["drafts"].upsert({"owner": "x", "plan": "{}", "updated_at": "now"}, pk="owner")
+        assert db.execute("select plan from drafts where owner = 'x'").fetchone()[0] == "{}"

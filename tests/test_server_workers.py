@@ -331,7 +331,7 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
         save(db, rows)
         committed[0] += len(rows)
 
-    monkeypatch.setattr(store, "save_responses", slow_save)
+    monkeypatch.setattr(responses, "save_responses", slow_save)
     worst = [0]
     done = threading.Event()
 

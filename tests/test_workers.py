@@ -211,8 +211,8 @@ def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_
     from core.run import runner, service
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
-    assert not service.for_this_server(Store(str(tmp_path / 'file.db')), )  # SQLite: the app samples its own runs
-    assert service.for_this_server(Store(pg_url), ) and service.for_this_server(Store(pg_url), )  # one worker, started once
+    assert not service.for_this_server(Store(str(tmp_path / 'file.db')))  # SQLite: the app samples its own runs
+    assert service.for_this_server(Store(pg_url)) and service.for_this_server(Store(pg_url))  # one worker, started once
     spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=6, api_base=stub.base_url)
     run_id = runner.start(Store(pg_url), spec)
     assert runner.background().active() == []  # not sampled by the page's own machinery: queued

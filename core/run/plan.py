@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import string
+from typing import NamedTuple
 from dataclasses import asdict, dataclass, field
 
 from core import config
@@ -26,6 +27,20 @@ MAX_VARIANTS = 26
 # a typo in N or a forgotten filter on a big input file should not start 10⁶ calls.
 DEFAULT_MAX_CALLS = 20_000
 HARD_MAX_CALLS = 1_000_000
+
+
+class Cell(NamedTuple):
+    """One answer to ask for: a (wording, input, model, temperature) cell and its sample."""
+    variant: int
+    input: int
+    model: str
+    temperature: float
+    sample: int
+
+    @property
+    def prompt_key(self) -> tuple[int, int]:
+        """(wording, input): what the rendered prompt is stored by."""
+        return self.variant, self.input
 
 
 @dataclass
@@ -139,11 +154,11 @@ class RunSpec:
         return {(v, i): variant.render(values)
                 for v, variant in enumerate(self.all_variants()) for i, values in enumerate(self.all_inputs())}
 
-    def cells(self, n_inputs: int | None = None) -> list[tuple[int, int, str, float, int]]:
+    def cells(self, n_inputs: int | None = None) -> list[Cell]:
         """Every (variant, input, model, temperature, sample) of the plan, sample-major: the
         first answers of every cell come before the second ones, so a partial run is even."""
         n_inputs = n_inputs or len(self.all_inputs())
-        return [(v, i, m, t, s) for s in range(self.n) for i in range(n_inputs)
+        return [Cell(v, i, m, t, s) for s in range(self.n) for i in range(n_inputs)
                 for v in range(len(self.all_variants())) for m in self.models for t in self.temperatures]
 
     def planned(self) -> int:

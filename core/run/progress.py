@@ -22,20 +22,20 @@ ACTIVE = ("queued", "pending", "running", "cancelling")
 
 
 class LiveProgress:
-    def __init__(self, run_id: int):
-        self.run_id = run_id
+    def __init__(self, store: Store, run_id: int):
+        self.store, self.run_id = store, run_id
         self.last_id = 0
         self.status: str | None = None
         self._cells: dict[tuple[str, float], dict] = {}
         self._shown: dict | None = None
 
-    def refresh(self, store: Store) -> dict | None:
+    def refresh(self) -> dict | None:
         """The run (as `runs.run_state`) with `counts` (per model × temperature: received,
         errors), `received` and `errors`; None if there is no such run. While the database
         cannot be reached, the last state with `outage` (one line); the error itself when
         there is no state yet to show."""
         try:
-            self._shown = self._read(store)
+            self._shown = self._read()
         except Exception as error:
             outage = database_status.problem(error)
             if outage is None or self._shown is None:
@@ -44,8 +44,8 @@ class LiveProgress:
             return self._shown | {"outage": outage}
         return self._shown
 
-    def _read(self, store: Store) -> dict | None:
-        with store.connection() as db:
+    def _read(self) -> dict | None:
+        with self.store.connection() as db:
             run = runs.run_state(db, self.run_id)
             if run is None:
                 return None

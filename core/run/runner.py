@@ -156,7 +156,7 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
     draining = threading.Event()  # `stop` was seen: no new call; the calls in flight may end
 
     async def one(cell) -> None:
-        model = cell[2]
+        model = cell.model
         # The call's slot is held until its answer is committed, not only until it arrives:
         # then the calls in flight and the answers not yet committed together stay within
         # the run's concurrency, and that is all a SIGKILL can make a resume ask again.
@@ -164,7 +164,7 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
             if cancel.is_set():
                 return
             sampler = pool if pool is not None and workers.remote(spec, model) else here
-            row = await sampler.sample(Job(run_id, cell, prompts[cell[:2]]))
+            row = await sampler.sample(Job(run_id, cell, prompts[cell.prompt_key]))
             if row is None:
                 return
             if row.get("error_type") is None:
@@ -220,7 +220,7 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
 
     by_model: dict[str, list] = {}
     for cell in todo:
-        by_model.setdefault(cell[2], []).append(cell)
+        by_model.setdefault(cell.model, []).append(cell)
     async with direct.session():  # one HTTP client for all the run's direct calls
         watcher = asyncio.create_task(watch())
         try:
@@ -290,7 +290,7 @@ def prepare_own_process(store: Store, run_id: int, *, retry_errors: bool = False
         asyncio.run(llm.warm())
     llm.freeze_heap()
     remote_models = {m for m in spec.models if workers.remote(spec, m)}  # once per model: it resolves the endpoint
-    remote = [cell[2] for cell in spec.cells(run["spec"]["n_inputs"]) if cell[2] in remote_models and cell not in done]
+    remote = [cell.model for cell in spec.cells(run["spec"]["n_inputs"]) if cell.model in remote_models and cell not in done]
     routes = {m: llm.route_of(m, spec.call_for(m).api_base) for m in spec.models}
     direct_calls = sum(routes[m] == "direct" for m in remote)
     count = workers.processes_for(spec, len(remote) - direct_calls, direct_calls)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from core.models import llm
 from core.prompts import shapes
-from core.run.plan import RunSpec
+from core.run.plan import Cell, RunSpec
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Job:
     """One sample to take: the cell (variant, input, model, temperature, sample) and its messages."""
 
     run_id: int
-    cell: tuple
+    cell: Cell
     messages: list[dict]
 
 

@@ -158,7 +158,7 @@ class _Worker:
         future = asyncio.get_running_loop().create_future()
         self.pending[job_id] = future
         # A prompt crosses to a worker once; later jobs name it by its (variant, input).
-        key = job.cell[:2]
+        key = job.cell.prompt_key
         messages = None if key in self.prompts_sent else job.messages
         self.prompts_sent.add(key)
         self.send(("job", job_id, job.run_id, job.cell, messages))
@@ -249,8 +249,8 @@ async def _serve(sock: socket.socket, spec: RunSpec, secrets: list[str]) -> None
                 continue
             _, job_id, run_id, cell, messages = message
             if messages is not None:
-                prompts[cell[:2]] = messages
-            task = asyncio.create_task(one(job_id, sampler.Job(run_id, cell, prompts[cell[:2]])))
+                prompts[cell.prompt_key] = messages
+            task = asyncio.create_task(one(job_id, sampler.Job(run_id, cell, prompts[cell.prompt_key])))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     except (asyncio.IncompleteReadError, ConnectionError):

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 import psycopg
 from psycopg.adapt import Loader
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: F401 (PoolTimeout: what Store catches)
+from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: F401 (what Store catches)
 
 # The pool logs every failed connection attempt, with libpq's text; Spread says an outage
 # once, in one line without secrets (core/store/status.py), so the pool stays quiet.
@@ -216,7 +216,9 @@ class PostgresTable:
             sql += f" order by {'id' if order_by == 'rowid' else order_by}"
         return self.db.query(sql, list(where_args))
 
-    def insert(self, row: dict, pk=None, replace: bool = False, ignore: bool = False, **_) -> "PostgresTable":
+    def insert(self, row: dict, pk=None, replace: bool = False, ignore: bool = False) -> "PostgresTable":
+        """sqlite-utils' insert, with the options Spread uses; any other is a TypeError, not
+        silently ignored. `pk` names the key sqlite-utils would use: here the table's own."""
         columns = list(row)
         sql = (f"insert into {_quote(self.name)} ({', '.join(map(_quote, columns))}) "
                f"values ({', '.join(['%s'] * len(columns))})")
@@ -234,7 +236,7 @@ class PostgresTable:
         self.last_pk = found[0] if found else (row.get(keys[0]) if len(keys) == 1 else tuple(row.get(k) for k in keys))
         return self
 
-    def insert_all(self, rows: Iterable[dict], **options) -> "PostgresTable":
+    def insert_all(self, rows: Iterable[dict]) -> "PostgresTable":
         rows = list(rows)
         if not rows:
             return self
@@ -245,7 +247,7 @@ class PostgresTable:
             cursor.executemany(sql, [[row.get(c) for c in columns] for row in rows])
         return self
 
-    def upsert(self, row: dict, pk=None, **_) -> "PostgresTable":
+    def upsert(self, row: dict, pk=None) -> "PostgresTable":
         return self.insert(row, replace=True)
 
     def update(self, pk_value, updates: dict) -> "PostgresTable":
