@@ -35,12 +35,29 @@ def spread_home(tmp_path, monkeypatch, request):
     return tmp_path
 
 
+class TestStore:
+    """The test's database as the Store the code is handed: SPREAD_DB as it is when the store
+    is first used, so a test (or a fixture such as `engine`) may point SPREAD_DB at
+    PostgreSQL after asking for it."""
+
+    def __init__(self):
+        self._opened = None
+
+    def __getattr__(self, name):
+        if self._opened is None:
+            from core.store import Store
+
+            self._opened = Store()
+        return getattr(self._opened, name)
+
+    def close(self):
+        if self._opened is not None:
+            self._opened.close()
+
+
 @pytest.fixture
 def store(spread_home):
-    """The test's database (its SPREAD_DB) as the Store the code is handed."""
-    from core.store import Store
-
-    opened = Store()
+    opened = TestStore()
     yield opened
     opened.close()
 

@@ -140,6 +140,7 @@ def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(store, pg
     password = "Pw4ps-never-shown"
     url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")  # trust auth: any password
     monkeypatch.setenv("SPREAD_DB", url)
+    store = Store(url)
     stub.latency_s = 0.03
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=1000, api_base=stub.base_url, seed=1, concurrency=8)

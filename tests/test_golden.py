@@ -18,7 +18,7 @@ from test_review import make_answers
 @pytest.fixture
 def labelled(store):
     """A run with two reviewers' labels: Paris passes, Lyon fails."""
-    ids = make_answers(["Paris", "Paris", "The capital of France is Paris.", "Lyon", "Lyon"])
+    ids = make_answers(store, ["Paris", "Paris", "The capital of France is Paris.", "Lyon", "Lyon"])
     for reviewer in ("ana", "ben"):
         for rid in ids[:3]:
             labels.label(store, rid, reviewer, labels.Label("pass", tags=["geo"]))
@@ -78,6 +78,7 @@ def test_jsonl_round_trip_into_an_empty_database_is_identical(store, golden_set,
     lines = first.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["set_version"] == 1
     monkeypatch.setenv("SPREAD_DB", str(tmp_path / "empty.db"))
+    store = Store(str(tmp_path / "empty.db"))
     result = golden_files.import_file(store, golden_set, first)
     assert result["imported"] == 2 and result["version"] == 1
     second = tmp_path / "second.jsonl"
@@ -92,6 +93,7 @@ def test_csv_round_trip_keeps_every_field(store, golden_set, tmp_path, monkeypat
     assert len(rows) == 2 and json.loads(rows[0]["accepted"]) == ["Paris", "The capital of France is Paris."]
     original = golden_files.records(store, golden_set)
     monkeypatch.setenv("SPREAD_DB", str(tmp_path / "empty.db"))
+    store = Store(str(tmp_path / "empty.db"))
     golden_files.import_file(store, "copy", out)
     copied = golden_files.records(store, "copy")
     strip = lambda rs: [{k: v for k, v in r.items() if k != "set"} for r in rs]  # noqa: E731
@@ -185,7 +187,7 @@ def test_normalised_sets_case_spacing_and_punctuation_aside():
 
 def test_a_failed_cluster_is_never_the_reference_of_its_item(store):
     """Press F on a cluster, then "add the representative answer": the issue's path."""
-    ids = make_answers(["Lima", "lima.", "Paris"])
+    ids = make_answers(store, ["Lima", "lima.", "Paris"])
     labels.label_cluster(store, ids[:2], ids[0], "ana", labels.Label("fail"))
     labels.label(store, ids[2], "ana", labels.Label("pass"))
     golden.create_set(store, "capitals")
@@ -200,7 +202,7 @@ def test_a_failed_cluster_is_never_the_reference_of_its_item(store):
 
 
 def test_a_failed_answer_joins_an_existing_items_rejected_answers(store):
-    ids = make_answers(["Paris", "Lyon", "Paris, France"])
+    ids = make_answers(store, ["Paris", "Lyon", "Paris, France"])
     for rid in (ids[0], ids[2]):
         labels.label(store, rid, "ana", labels.Label("pass"))
     golden.create_set(store, "capitals")
@@ -223,7 +225,7 @@ def test_a_failed_answer_joins_an_existing_items_rejected_answers(store):
 
 
 def test_after_an_override_the_later_label_wins_and_the_change_says_so(store):
-    ids = make_answers(["Paris", "Lyon", "lyon"])
+    ids = make_answers(store, ["Paris", "Lyon", "lyon"])
     labels.label(store, ids[0], "ana", labels.Label("pass"))
     labels.label_cluster(store, ids[1:], ids[1], "ana", labels.Label("pass"))  # a hasty cluster pass
     labels.label(store, ids[2], "ben", labels.Label("fail"))                   # overridden later
@@ -244,7 +246,7 @@ def test_after_an_override_the_later_label_wins_and_the_change_says_so(store):
 
 
 def test_exports_never_accept_and_reject_one_text(store, tmp_path):
-    ids = make_answers(["Lima", "Paris"])
+    ids = make_answers(store, ["Lima", "Paris"])
     labels.label(store, ids[0], "ana", labels.Label("fail"))
     labels.label(store, ids[1], "ana", labels.Label("pass"))
     golden.create_set(store, "capitals")
@@ -261,7 +263,7 @@ def test_exports_never_accept_and_reject_one_text(store, tmp_path):
 
 
 def test_check_lists_old_contradictions_and_fix_resolves_them_by_the_latest_label(store):
-    ids = make_answers(["Lima", "Paris", "Rome"])
+    ids = make_answers(store, ["Lima", "Paris", "Rome"])
     labels.label(store, ids[0], "ana", labels.Label("fail"))
     labels.label(store, ids[1], "ana", labels.Label("pass"))
     labels.label(store, ids[2], "ana", labels.Label("fail"))

@@ -54,7 +54,7 @@ def test_duplicating_a_conversation_wording_copies_the_conversation_tools_and_fo
     at.button(key="run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     run_id = at.session_state["active_run"]
-    wait_until_done(run_id)
+    wait_until_done(store, run_id)
     with store.connection() as db:
         variants = runs.run_variants(db, run_id)
         sent = runs.sent_messages(db, run_id)

@@ -223,9 +223,9 @@ def test_canonical_forms_of_answers_that_are_data():
 
 def outcome(check, calls=None, text="", values=None, variant=None, json_value=None):
     answer = {"text": text, "tool_calls": json.dumps(calls) if calls else None, "json_value": json_value}
-    return tool_checks.evaluate(checks.validate([checks.from_dict(check)])[0], answer, values or {},
-                                variant if variant is not None else {"tools": WEATHER},
-                                similar=lambda text, ref: checks.Outcome(text.lower() == ref.lower()))
+    return scoring.outcome_of(checks.validate([checks.from_dict(check)])[0], answer, values or {},
+                              variant if variant is not None else {"tools": WEATHER},
+                              similar=lambda text, ref: checks.Outcome(text.lower() == ref.lower()))
 
 
 def test_is_valid_openai_tools_call_on_exact_examples():
@@ -260,7 +260,7 @@ def test_json_field_and_is_json_against_the_run_schema():
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "n": {"type": "integer"}},
               "required": ["city"]}
     variant = {"response_format": shapes.checked_response_format(schema)}
-    assert tool_checks.applies(checks.from_dict({"type": "is-json"}), variant)
+    assert scoring.without_a_model(checks.from_dict({"type": "is-json"}), variant)
     assert outcome({"type": "is-json"}, text='{"city": "Paris"}', variant=variant).passed is True
     failed = outcome({"type": "is-json"}, text='{"n": 2}', variant=variant)
     assert failed.passed is False and "'city' is a required property" in failed.reason
@@ -402,7 +402,7 @@ def test_playground_edits_a_conversation_variant_turn_by_turn_and_runs_it_with_t
     at.button(key="run").click().run()
     assert not at.exception and not at.error
     run_id = at.session_state["active_run"]
-    wait_until_done(run_id)
+    wait_until_done(store, run_id)
     with store.connection() as db:
         variants = runs.run_variants(db, run_id)
         sent = runs.sent_messages(db, run_id)

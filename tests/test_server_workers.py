@@ -98,23 +98,24 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
     import psycopg
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
+    store = Store(pg_url)
     stub.latency_s = 0.1
     with app_servers(2, pg_url, tmp_path) as servers:
         # The servers migrated the empty database as they started: nobody drew a page.
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("select to_regclass('runs')").fetchone()[0] == "runs"
         run_id = started_from_playground(store, stub)
-        wait_for_answers(run_id, 200, timeout_s=60)  # claimed and sampled by one server's worker
+        wait_for_answers(store, run_id, 200, timeout_s=60)  # claimed and sampled by one server's worker
         holder = holder_pid(store, run_id)
         (sampling,) = [s for s in servers if s.pid == holder]
         (other,) = [s for s in servers if s.pid != holder]
-        before = cells(run_id)[0]
+        before = cells(store, run_id)[0]
         sampling.send_signal(signal.SIGKILL)
         sampling.wait()
         killed_at = time.time()
-        assert wait_until(lambda: status(run_id) == "done", LEASE_S + 10, 0.2), (
-            f"not finished {time.time() - killed_at:.1f} s after the kill: {status(run_id)}, {cells(run_id)}")
-        assert holder_pid(store, run_id) is None and cells(run_id) == (2000, 2000)  # no gap, no duplicate
+        assert wait_until(lambda: status(store, run_id) == "done", LEASE_S + 10, 0.2), (
+            f"not finished {time.time() - killed_at:.1f} s after the kill: {status(store, run_id)}, {cells(store, run_id)}")
+        assert holder_pid(store, run_id) is None and cells(store, run_id) == (2000, 2000)  # no gap, no duplicate
         with store.connection() as db:
             (worker_of,) = db.execute("select worker from runs where id = ?", [run_id]).fetchone()
         assert worker_of.endswith(f":{other.pid}")  # the other server's worker finished it
@@ -127,6 +128,7 @@ def test_two_app_servers_nobody_browsed_carry_a_run_when_the_sampling_one_is_kil
 @pytest.mark.parametrize("holder", ["app-server", "worker", "run"])
 def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(store, holder, stub, pg_url, monkeypatch, tmp_path):
     monkeypatch.setenv("SPREAD_DB", pg_url)
+    store = Store(pg_url)
     stub.latency_s = 0.2
     log = tmp_path / "holder.log"
     if holder == "app-server":
@@ -136,7 +138,7 @@ def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(store, holder, 
         run_id = started_from_playground(store, stub)
     elif holder == "worker":
         context = None
-        run_id = queued_run(stub, **BIG)
+        run_id = queued_run(store, stub, **BIG)
         process = worker(lease_s=LEASE_S)
     else:  # a foreground `spread run` on PostgreSQL
         context = None
@@ -148,17 +150,17 @@ def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(store, holder, 
             stderr=subprocess.PIPE, text=True)
         run_id = int(re.match(r"run (\d+):", process.stderr.readline()).group(1))
     try:
-        wait_for_answers(run_id, 300, timeout_s=90)
+        wait_for_answers(store, run_id, 300, timeout_s=90)
         assert holder_pid(store, run_id) == process.pid
         process.send_signal(signal.SIGTERM)
         stopped_at = time.time()
         # Handed back: queued with no lease (nobody else is looking yet), within seconds.
-        assert wait_until(lambda: status(run_id) == "queued", 15), status(run_id)
+        assert wait_until(lambda: status(store, run_id) == "queued", 15), status(store, run_id)
         handed_back_s = time.time() - stopped_at
         with store.connection() as db:
             assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
         process.wait(timeout=10)  # inside Docker's default grace
-        kept, asked = cells(run_id)[0], stub.count()
+        kept, asked = cells(store, run_id)[0], stub.count()
         assert asked - kept <= 64  # what arrived was committed: at most the calls in flight are asked again
         if holder != "app-server":
             output = process.stderr.read() if process.stderr else ""
@@ -168,7 +170,7 @@ def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(store, holder, 
         print(f"{holder}: handed back {handed_back_s:.1f} s after SIGTERM, {kept} kept, {asked - kept} asked again")
         result = spread("worker", "--once")  # another worker continues at once: no lease to wait for
         assert f"run {run_id}: claimed" in result.stderr
-        assert status(run_id) == "done" and cells(run_id) == (2000, 2000)  # no gap, no duplicate
+        assert status(store, run_id) == "done" and cells(store, run_id) == (2000, 2000)  # no gap, no duplicate
         assert stub.count() - 2000 <= 64
     finally:
         if process.poll() is None:
@@ -178,18 +180,18 @@ def test_sigterm_hands_a_run_back_and_another_worker_finishes_it(store, holder, 
             context.__exit__(None, None, None)
 
 
-def test_sigterm_lets_the_calls_in_flight_end_and_keeps_their_answers(stub):
+def test_sigterm_lets_the_calls_in_flight_end_and_keeps_their_answers(store, stub):
     stub.latency_s = 1.0
-    run_id = queued_run(stub, n=100, concurrency=8)
+    run_id = queued_run(store, stub, n=100, concurrency=8)
     process = worker(lease_s=30)
-    wait_for_answers(run_id, 8)
+    wait_for_answers(store, run_id, 8)
     time.sleep(0.5)  # the next 8 calls are half way through their second
-    assert stub.count() > cells(run_id)[0]
+    assert stub.count() > cells(store, run_id)[0]
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=20)
     assert "queued for another worker" in err
-    assert status(run_id) == "queued"
-    kept, asked = cells(run_id)[0], stub.count()
+    assert status(store, run_id) == "queued"
+    kept, asked = cells(store, run_id)[0], stub.count()
     assert kept == asked, (kept, asked)  # the calls in flight ended and were written: none to ask again
 
 
@@ -200,7 +202,7 @@ def engine(request, monkeypatch):
     return request.param
 
 
-def test_worker_once_a_second_after_a_killed_spread_run_claims_and_finishes_it(stub, engine):
+def test_worker_once_a_second_after_a_killed_spread_run_claims_and_finishes_it(store, stub, engine):
     stub.latency_s = 0.1
     process = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "run", "--prompt", "What is the capital of France?",
@@ -208,27 +210,27 @@ def test_worker_once_a_second_after_a_killed_spread_run_claims_and_finishes_it(s
          "--concurrency", "16"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # the default 30-s lease
     run_id = int(re.match(r"run (\d+):", process.stderr.readline()).group(1))
-    wait_for_answers(run_id, 40)
+    wait_for_answers(store, run_id, 40)
     process.send_signal(signal.SIGKILL)
     process.wait()
     time.sleep(1)
     result = spread("worker", "--once")
     assert f"run {run_id}: claimed" in result.stderr and f"run {run_id}: done" in result.stderr
-    assert status(run_id) == "done" and cells(run_id) == (300, 300)
+    assert status(store, run_id) == "done" and cells(store, run_id) == (300, 300)
 
 
 def test_worker_once_waits_for_a_lease_about_to_expire_only_when_asked(store, stub, engine, monkeypatch):
     monkeypatch.setenv("SPREAD_LEASE_S", "3")
-    run_id = queued_run(stub)
+    run_id = queued_run(store, stub)
     with store.connection() as db:
         leases.claim_next(db, "elsewhere:1:aaaa")  # another machine's worker, gone silent
     result = spread("worker", "--once")
-    assert result.stderr.strip() == "nothing to claim" and status(run_id) == "running"
+    assert result.stderr.strip() == "nothing to claim" and status(store, run_id) == "running"
     result = spread("worker", "--once", "--wait-s", "1")  # the lease ends in about 3 s: too late
-    assert "nothing to claim" in result.stderr and status(run_id) == "running"
+    assert "nothing to claim" in result.stderr and status(store, run_id) == "running"
     result = spread("worker", "--once", "--wait-s", "10")
     assert "waiting" in result.stderr and f"run {run_id}: claimed" in result.stderr
-    assert status(run_id) == "done" and cells(run_id) == (10, 10)
+    assert status(store, run_id) == "done" and cells(store, run_id) == (10, 10)
 
 
 @pytest.mark.postgres
@@ -256,8 +258,9 @@ def lines_of(stream) -> queue.Queue:
 
 
 @pytest.mark.postgres
-def test_worker_says_what_it_does_one_line_per_change(stub, postgres, pg_url, monkeypatch):
+def test_worker_says_what_it_does_one_line_per_change(store, stub, postgres, pg_url, monkeypatch):
     monkeypatch.setenv("SPREAD_DB", pg_url)
+    store = Store(pg_url)
     process = worker(lease_s=30)
     lines = lines_of(process.stderr)
 
@@ -266,7 +269,7 @@ def test_worker_says_what_it_does_one_line_per_change(stub, postgres, pg_url, mo
 
     try:
         assert next_line().startswith("waiting for runs")
-        run_id = queued_run(stub)
+        run_id = queued_run(store, stub)
         assert next_line() == f"run {run_id}: claimed"
         assert next_line() == f"run {run_id}: done"
         assert next_line().startswith("waiting for runs")
@@ -295,22 +298,22 @@ def test_sigterm_on_a_foreground_run_on_sqlite_keeps_its_calls_in_flight_and_lea
          "--concurrency", "16"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     run_id = int(re.match(r"run (\d+):", process.stderr.readline()).group(1))
-    wait_for_answers(run_id, 40)
+    wait_for_answers(store, run_id, 40)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=10)
     assert process.returncode == 130 and f"run {run_id} stopped" in err and "interrupted" in err, err
-    kept, asked = cells(run_id)[0], stub.count()
+    kept, asked = cells(store, run_id)[0], stub.count()
     assert 40 <= kept < 300 and kept == asked  # the calls in flight ended and were written
-    assert status(run_id) == "interrupted"  # no worker on SQLite's app: left for a resume
+    assert status(store, run_id) == "interrupted"  # no worker on SQLite's app: left for a resume
     with store.connection() as db:
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)
     spread("resume", str(run_id))
-    assert cells(run_id) == (300, 300) and stub.count() == 300
+    assert cells(store, run_id) == (300, 300) and stub.count() == 300
 
 
-def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(stub):
+def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(store, stub):
     stub.latency_s = 60
-    run_id = queued_run(stub, n=20, concurrency=4)
+    run_id = queued_run(store, stub, n=20, concurrency=4)
     process = worker(lease_s=30)
     assert wait_until(lambda: stub.count() >= 4, 60)
     process.send_signal(signal.SIGTERM)
@@ -318,11 +321,11 @@ def test_sigterm_waits_for_slow_calls_in_flight_no_longer_than_its_bound(stub):
     _, err = process.communicate(timeout=30)
     took = time.time() - started
     assert leases.STOP_WAIT_S <= took < leases.STOP_WAIT_S + 3, took  # inside Docker's 10-s grace
-    assert status(run_id) == "queued" and cells(run_id) == (0, 0)  # the dropped calls are the next worker's
+    assert status(store, run_id) == "queued" and cells(store, run_id) == (0, 0)  # the dropped calls are the next worker's
 
 
 def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concurrency(store, stub, monkeypatch):
-    run_id = queued_run(stub, n=120, concurrency=8)
+    run_id = queued_run(store, stub, n=120, concurrency=8)
     committed = [0]
     save = responses.save_responses
 
@@ -347,7 +350,7 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
     finally:
         done.set()
         watcher.join()
-    assert cells(run_id) == (120, 120)
+    assert cells(store, run_id) == (120, 120)
     assert worst[0] <= 8, worst[0]
 
 
@@ -362,12 +365,12 @@ def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_call
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=200, concurrency=8, api_base=stub.base_url)
     run_id = runner.start(store, spec)  # SQLite: sampled on this process's background loop
-    wait_for_answers(run_id, 16)
+    wait_for_answers(store, run_id, 16)
     started = time.time()
     service.stop_with_server()
     assert time.time() - started < leases.STOP_WAIT_S
     assert not runner.in_process_jobs()
-    kept = cells(run_id)[0]
+    kept = cells(store, run_id)[0]
     assert kept < 200 and kept == stub.count()  # the calls in flight ended and were written
     with store.connection() as db:  # its lease is given up: once this process is gone it shows interrupted
         assert db.execute("select lease_owner from runs where id = ?", [run_id]).fetchone() == (None,)

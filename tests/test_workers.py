@@ -169,6 +169,7 @@ def test_a_bad_lease_length_is_one_line():
 @pytest.mark.postgres
 def test_postgresql_stopped_mid_run_pauses_the_run_and_it_continues_losing_nothing(store, stub, postgres, pg_url, monkeypatch):
     monkeypatch.setenv("SPREAD_DB", pg_url)
+    store = Store(pg_url)
     stub.latency_s = 0.05
     run_id = queued_run(store, stub, n=400, concurrency=8)
     process = worker("--once", lease_s=30)
@@ -211,6 +212,7 @@ def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_
     from core.run import runner, service
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
+    store = Store(pg_url)
     assert not service.for_this_server(Store(str(tmp_path / 'file.db')))  # SQLite: the app samples its own runs
     assert service.for_this_server(Store(pg_url)) and service.for_this_server(Store(pg_url))  # one worker, started once
     spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=6, api_base=stub.base_url)
@@ -260,6 +262,7 @@ def app_server(*args):
 @pytest.mark.postgres
 def test_sigkill_one_of_two_app_servers_mid_run_and_the_other_finishes_it(store, stub, pg_url, monkeypatch):
     monkeypatch.setenv("SPREAD_DB", pg_url)
+    store = Store(pg_url)
     stub.latency_s = 0.2
     first = app_server("start", stub.base_url)
     run_id = int(first.stdout.readline())

@@ -121,15 +121,13 @@ async def score_run(store: Store, run_id: int, *, checks: list[Check] | None = N
         input_values = values.get(answer["input"], {})
         text = answer["text"] or ""
         variant = variants.get(answer["variant"], {})
-        if tool_checks.applies(check, variant):  # tool calls, JSON fields, the run's schema
+        if without_a_model(check, variant):  # tool calls, JSON fields, the run's schema, text rules
             outcome = await asyncio.to_thread(
-                tool_checks.evaluate, check, answer, input_values, variant,
+                outcome_of, check, answer, input_values, variant,
                 lambda part, reference, answer=answer, input_values=input_values: checks_module.similar(
                     Check("similar", reference), part, input_values, References(),
                     contexts.get(answer["input"], ""), equivalence))
-            outcomes.append((answer["id"], check, checks_module.weighed(check, outcome)))
-        elif check.base in checks_module.DETERMINISTIC:
-            outcomes.append((answer["id"], check, checks_module.deterministic(check, text, input_values, answer)))
+            outcomes.append((answer["id"], check, outcome))
         elif check.type == "similar" and not check.value and expected_calls_of(input_values):
             # The reference is calls: compared as calls, never as the text they read as.
             outcome = checks_module.similar_calls(shapes.tool_calls_of(answer.get("tool_calls")),
@@ -157,6 +155,23 @@ def save(store: Store, outcomes: list[tuple[int, Check, Outcome]]) -> None:
     with store.connection() as db:
         check_rows.save(db, [(response_id, check.key(), check.type, None if o.passed is None else int(o.passed),
                               o.score, o.reason, o.judge_calls, o.judge_cost_usd) for response_id, check, o in outcomes])
+
+
+def without_a_model(check: Check, variant: dict) -> bool:
+    """Whether `outcome_of` decides the check (no embedding, no judge)."""
+    check = checks_module.with_run_schema(check, variant.get("response_format"))
+    return tool_checks.applies(check) or check.base in checks_module.DETERMINISTIC
+
+
+def outcome_of(check: Check, answer: dict, values: dict[str, str], variant: dict, similar=None) -> Outcome:
+    """The Outcome of a check that needs no model on one stored answer: `is-json` without a
+    value on a variant that asked for a JSON Schema is `is-json` given that schema; tool
+    calls and JSON fields are tool_checks.py's; the rest checks.py's text rules. `similar`
+    is the meaning rule json-field's `similar` uses."""
+    scored = checks_module.with_run_schema(check, variant.get("response_format"))
+    if tool_checks.applies(scored):
+        return checks_module.weighed(check, tool_checks.evaluate(scored, answer, values, variant, similar=similar))
+    return checks_module.deterministic(scored, answer.get("text") or "", values, answer)
 
 
 def stored_results(store: Store, run_id: int) -> list[dict]:

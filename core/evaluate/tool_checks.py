@@ -208,8 +208,7 @@ def document_of(text: str, calls: list[dict], json_value: str | None):
 
 
 def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar=None):
-    """The Outcome of a check of TYPES (or is-json against the variant's schema) on one stored
-    answer. `variant` holds the variant's tools and response format; `similar(text,
+    """The Outcome of a check of TYPES on one stored answer. `variant` holds the variant's tools and response format; `similar(text,
     reference)` is the meaning rule, for json-field's `similar`."""
     calls = shapes.tool_calls_of(answer.get("tool_calls"))
     what = check.label()
@@ -217,11 +216,6 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
         tools = shapes.checked_tools(_json(check.value, what), what) if check.value else variant.get("tools")
         passed, reason = valid_tools_call(calls, tools)
         return Outcome(passed, 1.0 if passed else 0.0, reason)
-    if check.type == "is-json":  # the run's schema: the very check of is-json given that schema
-        from core.evaluate import checks  # (checks.py imports this module for the types above)
-
-        return checks.deterministic(checks.with_run_schema(check, variant.get("response_format")),
-                                    answer.get("text") or "", values, answer)
     if check.type == "tool-call-f1":
         source = check.value if check.value is not None else values.get("expected_tool_calls") or \
             values.get("golden.tool_calls")
@@ -245,8 +239,7 @@ def evaluate(check, answer: dict, values: dict[str, str], variant: dict, similar
     return similar(text, spec["similar"])
 
 
-def applies(check, variant: dict) -> bool:
-    """Whether this module scores the check: its own types, and is-json without a value on
-    a variant that asked for a JSON Schema."""
-    return check.type in TYPES or (check.type == "is-json" and check.value is None
-                                   and shapes.schema_of(variant.get("response_format")) is not None)
+def applies(check) -> bool:
+    """Whether this module scores the check (is-json against a run's schema is checks.py's
+    is-json given that schema: scoring.outcome_of sets it first)."""
+    return check.type in TYPES
