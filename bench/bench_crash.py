@@ -7,7 +7,7 @@ exactly one answer.
 
 Modes: "in-process" (`spread run`, every call in the engine's process), "sampler-processes"
 (`spread run` with SPREAD_SAMPLER_PROCESSES=2: calls in two forked processes, rows handed
-back over a socket), "app-worker" (`python -m core.run.own_process`, the process the app
+back over a socket), "app-worker" (`python -m core.run.launch`, the process the app
 starts for a run of 1,000 calls or more). The kill hits the run's main process only, as
 a crash or the OOM killer would; its sampler processes then see their socket close and
 exit.
@@ -47,12 +47,12 @@ TEMPERATURES = ["0", "1"]
 def start(mode: str, db: str, api_base: str, calls: int, concurrency: int, env: dict) -> subprocess.Popen:
     n = calls // (len(MODELS) * len(TEMPERATURES))
     if mode == "app-worker":
-        plan_one = (f"from core.run import plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='What is the capital of "
+        plan_one = (f"from core.run import launch, plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='What is the capital of "
                     f"France?', models={MODELS!r}, temperatures={[float(t) for t in TEMPERATURES]!r}, n={n}, "
                     f"concurrency={concurrency}, api_base={api_base!r})))")
         run_id = subprocess.run([sys.executable, "-c", plan_one], env=dict(env, SPREAD_DB=db), cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
-        argv = [sys.executable, "-m", "core.run.own_process", run_id]  # the database from SPREAD_DB
+        argv = [sys.executable, "-m", "core.run.launch", run_id]  # the database from SPREAD_DB
     else:
         argv = spread_argv(db, calls, concurrency, api_base, True, TEMPERATURES)
     processes = "2" if mode == "sampler-processes" else "0"

@@ -26,7 +26,7 @@ and a table of it all as ratios to the floor:
 
 Start-up (kind "startup", medians of --repeat): `spread run` of one call, from the command
 to its request at the server (first_request_s); `spread --help` and `spread runs`, the
-whole command; the app's run worker for a large run (`python -m core.run.own_process`, what
+whole command; the app's run worker for a large run (`python -m core.run.launch`, what
 the Playground starts for 1,000 calls or more), from the command to its first request.
 
 The server runs in its own process and shares the machine's cores with the client.
@@ -136,13 +136,13 @@ def startup(server: Loopback, tmp: str, env: dict, repeat: int) -> dict:
         row["help_s"] = run_command(spread + ["--help"], env=env)["process_wall_s"]
         row["runs_s"] = run_command(spread + ["--db", db, "runs"], env=env)["process_wall_s"]
         # The app's worker for a large run: plan one (not timed), then start its process.
-        plan_one = (f"from core.run import plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='Hi', models={MODELS!r}, "
+        plan_one = (f"from core.run import launch, plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='Hi', models={MODELS!r}, "
                     f"temperatures=[1.0], n=500, concurrency=100, api_base={server.base_url!r})))")
         run_id = subprocess.run([sys.executable, "-c", plan_one], env=dict(env, SPREAD_DB=db), cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
         server.reset()
         started = time.time()
-        out = run_command([sys.executable, "-m", "core.run.own_process", run_id], env=dict(env, SPREAD_DB=db))
+        out = run_command([sys.executable, "-m", "core.run.launch", run_id], env=dict(env, SPREAD_DB=db))
         if out["returncode"] != 0:
             raise RuntimeError(f"the detached run failed: {out['stderr'][-2000:]}")
         row["worker_first_request_s"] = server.stats()["first_request_at"] - started

@@ -11,7 +11,7 @@ from core import config, display
 from core.config import SpreadError
 from core.formats import litellm_config
 from core.models import catalogue, endpoints, llm
-from core.run import runner
+from core.run import launch
 from core.store import Store
 from pages.parts.store import app_store
 
@@ -173,7 +173,7 @@ elif message:
 if test_clicked:
     try:
         with st.spinner("Calling…"):
-            state["ep_test"] = runner.wait(endpoints.try_call(form_endpoint(store)), timeout_s=600)
+            state["ep_test"] = launch.wait(endpoints.try_call(form_endpoint(store)), timeout_s=600)
     except SpreadError as e:
         state["ep_test"] = {"ok": False, "error": str(e)}
 result = state.get("ep_test")

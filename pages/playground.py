@@ -14,7 +14,7 @@ from core.formats import promptfoo_config
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
-from core.run import drafts, estimate, plan, rewording, runner
+from core.run import drafts, estimate, launch, plan, rewording
 from core.run.progress import ACTIVE, LiveProgress
 from core.store import Store, runs
 from pages.parts.store import app_store
@@ -222,7 +222,7 @@ with st.expander("Generate rewordings with a model"):
     if right.button("Generate", key="reword"):
         try:
             first_text = state.get(f"prompt_{keys[0]}", "")
-            result = runner.wait(rewording.reword(store, first_text, int(k), rewriter,
+            result = launch.wait(rewording.reword(store, first_text, int(k), rewriter,
                                                   api_base=(state.get("api_base") or "").strip() or None))
             state["rewordings"] = result
             for i, text in enumerate(result["rewordings"]):
@@ -429,7 +429,7 @@ with estimate_col:
             show_error(e)
 if run_col.button("Run", type="primary", key="run", width="stretch"):
     try:
-        state["active_run"] = runner.start(store, current_spec(), created_by=state.get("who", ""))
+        state["active_run"] = launch.start(store, current_spec(), created_by=state.get("who", ""))
     except SpreadError as e:
         show_error(e)
 
@@ -465,7 +465,7 @@ if run is not None:
                        f"projected for the whole run: {projected}")
         if current["status"] in ("queued", "running", "pending"):
             if st.button("Cancel run", key=f"cancel-{run_id}"):
-                runner.request_cancel(store, run_id)
+                launch.request_cancel(store, run_id)
         elif current["status"] != run["status"]:
             st.rerun()  # the run just ended: redraw once to stop polling
         else:

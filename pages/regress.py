@@ -10,7 +10,7 @@ from core.config import SpreadError
 from core.evaluate import regress, verdict
 from core.models import local_llm
 from core.review import golden
-from core.run import runner
+from core.run import launch
 from core.store import Store, runs
 from pages.parts.store import app_store
 
@@ -70,7 +70,7 @@ if submitted:
     gates = regress.Gates(min_pass_rate=min_pass or None, max_drop=max_drop if baseline else None, alpha=float(alpha))
     try:
         run_id = regress.prepare(store, set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))
-        state["regress_job"] = (run_id, runner.spawn(regress.complete(store, 
+        state["regress_job"] = (run_id, launch.spawn(regress.complete(store, 
             run_id, set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))))
     except SpreadError as e:
         st.error(display.inert(str(e)), icon=":material/error:")

@@ -9,7 +9,7 @@ from core import config, display
 from core.analyse import spread, tables, tool_usage
 from core.config import SpreadError
 from core.prompts import inputs as inputs_module
-from core.run import drafts, runner
+from core.run import drafts, launch
 from core.store import Store, responses
 from core.store import runs as run_rows
 from pages.parts.store import app_store
@@ -89,7 +89,7 @@ if run["status"] in ("interrupted", "cancelled", "done") and (missing or run["er
     if st.button(f"Resume: fill the {missing} missing samples" + (" and retry errors" if retry else ""),
                  disabled=not missing and not retry):
         try:
-            runner.resume(store, run_id, retry_errors=retry)
+            launch.resume(store, run_id, retry_errors=retry)
         except SpreadError as e:  # PostgreSQL: a worker still holds the run's lease
             st.error(str(e))
         else:

@@ -12,7 +12,7 @@ from core.evaluate import checks, rates, regress, scoring
 from core.models import endpoints
 from core.prompts import conversation, inputs
 from core.review import decisions
-from core.run import drafts, runner
+from core.run import drafts, launch
 from core.store import Store
 from core.store import runs as run_rows
 from pages.parts import conversation_view
@@ -314,7 +314,7 @@ def wording(analysis: spread.Analysis, names: dict) -> None:
 def scored_of(store: Store, run_id: int, received: int, checks_key: str) -> list[dict]:
     """The run's check results, computed once per answer count and set of checks (a judge's
     calls run on the background loop)."""
-    return runner.wait(scoring.score_run(store, run_id))
+    return launch.wait(scoring.score_run(store, run_id))
 
 
 def checks_section(store: Store, analysis: spread.Analysis, run: dict, names: dict) -> None:

@@ -15,10 +15,9 @@ BASE = ("config", "display", "jsonvalue")  # settings and pure helpers: no Sprea
 ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "formats", "cli")
 # A run's last step (evaluate.scoring.finish_run: embed its answers, score its checks) is
 # taken where the run executed; a run's own process is handed nothing but argv, so the
-# engine imports it.
+# module that says where a run executes imports it.
 ALLOWED = {
-    ("core.run.runner", "core.evaluate.scoring"),
-    ("core.run.own_process", "core.evaluate.scoring"),
+    ("core.run.launch", "core.evaluate.scoring"),
 }
 
 
@@ -87,7 +86,7 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones(tmp_path):
     (tmp_path / "core" / "models").mkdir(parents=True)
     (tmp_path / "core" / "run").mkdir()
     (tmp_path / "core" / "models" / "bad.py").write_text(
-        "def f():\n    from core.run import plan\n"
+        "def f():\n    from core.run import launch, plan\n"
         "from ..analyse import spread\n"
         "import core.evaluate.gate\n"
         "import streamlit as st\n")

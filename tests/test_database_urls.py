@@ -12,7 +12,7 @@ import pytest
 
 from core import config
 from core.store import Store, runs
-from core.run import plan, runner
+from core.run import launch, plan
 from core.store import copy as store_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,8 +144,8 @@ def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(store, pg
     stub.latency_s = 0.03
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=1000, api_base=stub.base_url, seed=1, concurrency=8)
-    assert runner.needs_own_process(spec, spec.planned())
-    run_id = runner.start(store, spec)  # PostgreSQL: queued for a worker
+    assert launch.needs_own_process(spec, spec.planned())
+    run_id = launch.start(store, spec)  # PostgreSQL: queued for a worker
     worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--once"], cwd=ROOT,
                               env=dict(os.environ, SPREAD_DB=url, SPREAD_SAMPLER_PROCESSES="1",
                                        PYTHONPATH=str(ROOT)),
@@ -166,7 +166,7 @@ def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(store, pg
             worker.kill()
     stderr = worker.stderr.read().decode(errors="replace")
     assert worker.returncode == 0, stderr
-    assert any("core.run.own_process" in args for args in seen.values())  # the run had its own process
+    assert any("core.run.launch" in args for args in seen.values())  # the run had its own process
     assert not [args for args in seen.values() if password in args]
     assert password not in stderr
     with Store(url).connection() as db:

@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from core.store import Store, responses, runs
 from core.models import limits, llm
-from core.run import detached, plan, runner, workers
+from core.run import launch, plan, runner, workers
 from core.run.progress import LiveProgress
 from core.run.writer import Writer
 
@@ -177,11 +177,11 @@ def test_remote_calls_beside_the_embedded_model_get_a_process_of_their_own(monke
     mixed = plan.RunSpec(prompt="Q", models=["local/smollm2-135m-instruct", "openai/x"], temperatures=[1.0], n=2)
     assert workers.processes_for(mixed, 2) == 1 and workers.processes_for(mixed, 0, 2) == 1
     assert workers.processes_for(mixed, 0) == 0  # nothing remote left to sample
-    assert runner.needs_own_process(mixed, 4)  # never timed in the app's process
+    assert launch.needs_own_process(mixed, 4)  # never timed in the app's process
     remote_only = plan.RunSpec(prompt="Q", models=["openai/x"], temperatures=[1.0], n=2)
-    assert workers.processes_for(remote_only, 2) == 0 and not runner.needs_own_process(remote_only, 2)
+    assert workers.processes_for(remote_only, 2) == 0 and not launch.needs_own_process(remote_only, 2)
     local_only = plan.RunSpec(prompt="Q", models=["local/smollm2-135m-instruct"], temperatures=[1.0], n=2)
-    assert not runner.needs_own_process(local_only, 2)
+    assert not launch.needs_own_process(local_only, 2)
     monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "0")
     assert workers.processes_for(mixed, 2) == 0  # the override still wins
 
@@ -192,10 +192,10 @@ def test_an_app_run_beside_the_embedded_model_times_remote_calls_in_a_sampler_pr
     second while the embedded model generated. The run leaves it, and its remote calls
     leave the embedded model's process too."""
     stub.latency_s = 1.0  # calls in flight long enough to see who makes them
-    run_id = runner.start(store, plan.RunSpec(prompt="What is the capital of France?", temperatures=[1.0], n=2,
+    run_id = launch.start(store, plan.RunSpec(prompt="What is the capital of France?", temperatures=[1.0], n=2,
                                        models=["local/smollm2-135m-instruct", "openai/stub-a"], max_tokens=8,
                                        api_base=stub.base_url, seed=1))
-    future = runner.background()._jobs[run_id][0]
+    future = launch.background()._jobs[run_id][0]
     deadline, engine, samplers, callers = time.time() + 180, None, [], {}
     while time.time() < deadline and not future.done():
         with store.connection() as db:
@@ -278,11 +278,11 @@ def test_a_write_that_fails_stops_the_run_instead_of_losing_answers_silently(tmp
 
 
 def test_a_large_app_run_samples_in_its_own_process(store, loopback, monkeypatch):
-    monkeypatch.setattr(detached, "MIN_CALLS", 10)
+    monkeypatch.setattr(launch, "MIN_CALLS", 10)
     monkeypatch.setenv("SPREAD_SAMPLER_PROCESSES", "2")  # and that process fans out in turn
     loopback.reset()
-    run_id = runner.start(store, grid(loopback.base_url, n=10, concurrency=12))
-    summary = runner.background()._jobs[run_id][0].result(timeout=120)
+    run_id = launch.start(store, grid(loopback.base_url, n=10, concurrency=12))
+    summary = launch.background()._jobs[run_id][0].result(timeout=120)
     assert summary["status"] == "done" and summary["responses"] == 40
     assert loopback.stats()["peak_in_flight"] == 12
     with store.connection() as db:
@@ -291,14 +291,14 @@ def test_a_large_app_run_samples_in_its_own_process(store, loopback, monkeypatch
 
 
 def test_cancel_reaches_a_run_in_its_own_process(store, stub, monkeypatch):
-    monkeypatch.setattr(detached, "MIN_CALLS", 10)
+    monkeypatch.setattr(launch, "MIN_CALLS", 10)
     stub.latency_s = 0.2
-    run_id = runner.start(store, grid(stub.base_url, models=["openai/stub-a"], temperatures=[1.0], n=200, concurrency=2))
+    run_id = launch.start(store, grid(stub.base_url, models=["openai/stub-a"], temperatures=[1.0], n=200, concurrency=2))
     deadline = time.time() + 60
     while time.time() < deadline and stub.count() < 4:
         time.sleep(0.1)
-    runner.request_cancel(store, run_id)
-    summary = runner.background()._jobs[run_id][0].result(timeout=60)
+    launch.request_cancel(store, run_id)
+    summary = launch.background()._jobs[run_id][0].result(timeout=60)
     assert summary["status"] == "cancelled" and summary["responses"] < 200
 
 
@@ -336,5 +336,5 @@ def test_a_process_that_exists_for_a_run_runs_it_on_uvloop():
     async def loop_module():
         return type(asyncio.get_running_loop()).__module__
 
-    assert runner.run_own_process(loop_module()).startswith("uvloop")  # the CLI's and a detached run's loop
+    assert launch.run_own_process(loop_module()).startswith("uvloop")  # the CLI's and a detached run's loop
     assert asyncio.run(loop_module()).startswith("asyncio")  # the app's stays asyncio's

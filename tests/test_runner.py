@@ -7,7 +7,7 @@ import time
 import pytest
 
 from core.store import Store, responses, runs
-from core.run import plan, runner
+from core.run import launch, plan, runner
 from core.config import SpreadError
 
 
@@ -189,11 +189,11 @@ def test_same_prompt_name_new_text_gets_a_new_version(store, stub):
 
 
 def test_the_app_worker_caches_embeddings_when_a_run_ends(store, stub):
-    from core.run import service
+    from core.run import launch, service
 
     stub.answers = ["Paris.", "paris", "Lyon."]
     service.for_this_server(store)  # on PostgreSQL the server's worker carries the run; on SQLite, the app's own
-    run_id = runner.start(store, spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=6))
+    run_id = launch.start(store, spec_for(stub, models=["openai/stub-a"], temperatures=[1.0], n=6))
     deadline = time.time() + 60
     while time.time() < deadline:
         with store.connection() as db:

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT
 from core.store import Store, leases, responses
-from core.run import plan, runner
+from core.run import launch, plan, runner
 from test_cli import spread
 from test_workers import cells, queued_run, status, wait_for_answers, worker
 
@@ -87,10 +87,10 @@ def wait_until(condition, timeout_s: float, step_s: float = 0.1):
 
 
 def started_from_playground(store, stub) -> int:
-    """A run started as the Playground starts one (runner.start): queued for any worker."""
+    """A run started as the Playground starts one (launch.start): queued for any worker."""
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], api_base=stub.base_url,
                         seed=1, **BIG)
-    return runner.start(store, spec)
+    return launch.start(store, spec)
 
 
 @pytest.mark.postgres
@@ -356,7 +356,7 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
 
 @pytest.mark.sqlite_only
 def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_calls_in_flight(store, stub, monkeypatch):
-    from core.run import service
+    from core.run import launch, service
 
     monkeypatch.setattr(runner, "PROCESS_STOPPING", threading.Event())  # this test's process goes on
     # Workers other tests of this process started (on their own databases) are not this server's.
@@ -364,12 +364,12 @@ def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_call
     stub.latency_s = 0.3
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=200, concurrency=8, api_base=stub.base_url)
-    run_id = runner.start(store, spec)  # SQLite: sampled on this process's background loop
+    run_id = launch.start(store, spec)  # SQLite: sampled on this process's background loop
     wait_for_answers(store, run_id, 16)
     started = time.time()
     service.stop_with_server()
     assert time.time() - started < leases.STOP_WAIT_S
-    assert not runner.in_process_jobs()
+    assert not launch.in_process_jobs()
     kept = cells(store, run_id)[0]
     assert kept < 200 and kept == stub.count()  # the calls in flight ended and were written
     with store.connection() as db:  # its lease is given up: once this process is gone it shows interrupted

@@ -13,7 +13,7 @@ from conftest import ROOT
 from core.store import Store, leases, write
 from core.store import runs as run_rows
 from core.config import SpreadError
-from core.run import plan
+from core.run import launch, plan
 from test_cli import last_json, spread
 
 
@@ -192,7 +192,7 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(store, stub, monke
     import asyncio
 
     from core.models import limits
-    from core.run import runner
+    from core.run import launch, runner
 
     run_id = queued_run(store, stub)
 
@@ -209,15 +209,15 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(store, stub, monke
 
 @pytest.mark.postgres
 def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_it(store, stub, pg_url, monkeypatch, tmp_path):
-    from core.run import runner, service
+    from core.run import launch, runner, service
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
     store = Store(pg_url)
     assert not service.for_this_server(Store(str(tmp_path / 'file.db')))  # SQLite: the app samples its own runs
     assert service.for_this_server(Store(pg_url)) and service.for_this_server(Store(pg_url))  # one worker, started once
     spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=6, api_base=stub.base_url)
-    run_id = runner.start(Store(pg_url), spec)
-    assert runner.background().active() == []  # not sampled by the page's own machinery: queued
+    run_id = launch.start(Store(pg_url), spec)
+    assert launch.background().active() == []  # not sampled by the page's own machinery: queued
     deadline = time.time() + 60
     while status(store, run_id) != "done" and time.time() < deadline:
         time.sleep(0.2)
@@ -243,18 +243,18 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back_for_another(store, stu
 
 SERVER = """
 import sys, time
-from core.run import plan, runner, service
+from core.run import launch, plan, runner, service
 if sys.argv[1:2] == ["start"]:  # this server starts the run from its Playground
     spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[0.5, 1.0], n=1000,
                         api_base=sys.argv[2], concurrency=64, max_calls=5000)
-    print(runner.start(spec), flush=True)
+    print(launch.start(spec), flush=True)
 service.for_this_server()  # what app.py does in every server process
 time.sleep(600)
 """
 
 
 def app_server(*args):
-    """An app server's process as far as runs go: runner.start and the server's worker."""
+    """An app server's process as far as runs go: launch.start and the server's worker."""
     return subprocess.Popen([sys.executable, "-c", SERVER, *args], cwd=ROOT, env=dict(os.environ, SPREAD_LEASE_S="3"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -1,4 +1,4 @@
-"""The engine that samples a run plan (see `plan`), and the app's background worker.
+"""The engine that samples a run plan (see `plan`).
 
 The engine is one coroutine, `execute(run_id)`: it reads the plan from the store,
 works out which cells are still missing, and samples them, never more at once than the
@@ -7,35 +7,27 @@ retries) runs in this process or, for a large run, in sampler processes
 (core/run/workers.py); each row goes to the store as it arrives (core/run/writer.py).
 Running it again on the same run fills only what is missing.
 
-The CLI runs it with `run_own_process` (on uvloop). The app hands it to `background()`:
-one long-lived event loop on its own thread per process, never the Streamlit script
-thread, or, for a large run, a process of its own (core/run/detached.py) so that the
-app stays responsive.
+Where it runs (the app's background loop, a process of its own, a worker that claimed
+the run) is core/run/launch.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import signal
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.config import SpreadError
 from core.models import catalogue, direct, endpoints, limits, llm, local_llm
-from core.run import detached, plan, workers
+from core.run import plan, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
-from core.store import Store, leases, responses, runs, unreachable, write
+from core.store import Store, leases, responses, runs, unreachable
 
 CANCEL_POLL_S = 0.25
-# Set when this process is stopping (the app server's shutdown: service.server_lifespan):
-# the runs sampled on its background loop start no call and hand their runs back.
-PROCESS_STOPPING = threading.Event()
 
 
 @dataclass
@@ -259,62 +251,6 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
     return summary(store, run_id, wall_s=time.perf_counter() - progress.started)
 
 
-async def execute_and_score(store: Store, run_id: int, **kwargs) -> dict:
-    """`execute`, then the run's last step (embed the answers, score the checks), in the app's worker."""
-    # The one import against the packages' order (tests/test_architecture.py, ALLOWED):
-    # the engine finishes the runs it executes, and a run's own process cannot be handed
-    # the step as an argument.
-    from core.evaluate import scoring
-
-    result = await execute(store, run_id, **kwargs)
-    if kwargs.get("stop") is not None and kwargs["stop"].is_set():
-        return result  # this process is stopping: the next worker embeds and scores
-    await scoring.finish_run(store, run_id)
-    return result
-
-
-def prepare_own_process(store: Store, run_id: int, *, retry_errors: bool = False) -> workers.Processes | None:
-    """For a process that exists for one run (the CLI, a detached run), before its event
-    loop starts: load and warm litellm, freeze the heap (`llm.freeze_heap`), and fork
-    sampler processes if the run is large enough to pay for them (core/run/workers.py).
-    Returns the pool for `execute`, or None."""
-    with store.connection() as db:
-        run = runs.get_run(db, run_id)
-        if run is None:
-            raise SpreadError(f"no run with id {run_id}")
-        done = responses.done_cells(db, run_id, include_errors=not retry_errors)
-    store.close()  # a pool's threads must not exist when the samplers are forked
-    spec = RunSpec.from_dict(run["spec"])
-    if llm.needs_litellm(spec.call_for(m) for m in spec.models):
-        llm.get()
-        asyncio.run(llm.warm())
-    llm.freeze_heap()
-    remote_models = {m for m in spec.models if workers.remote(spec, m)}  # once per model: it resolves the endpoint
-    remote = [cell.model for cell in spec.cells(run["spec"]["n_inputs"]) if cell.model in remote_models and cell not in done]
-    routes = {m: llm.route_of(m, spec.call_for(m).api_base) for m in spec.models}
-    direct_calls = sum(routes[m] == "direct" for m in remote)
-    count = workers.processes_for(spec, len(remote) - direct_calls, direct_calls)
-    secrets = endpoints.secret_values(spec.call_for(m) for m in spec.models)
-    return workers.start(spec, secrets, count) if count else None
-
-
-def run_own_process(coroutine, *, stop: threading.Event | None = None):
-    """`asyncio.run` for a process that exists for one run (the CLI, a detached run), on
-    uvloop's event loop: it costs less CPU per call than asyncio's own (10,000 streamed
-    direct calls at 500 in flight: 3.3 against 3.6 CPU s for the whole command), and on
-    cores shared with the provider's server, CPU decides the fan-out's wall. The app's
-    background loop stays asyncio's. With `stop`, SIGTERM sets it (the engine's graceful
-    stop, `execute(stop=...)`) instead of killing the process."""
-    import uvloop
-
-    async def main():
-        if stop is not None:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        return await coroutine
-
-    return uvloop.run(main())
-
-
 def _renew(store: Store, run_id: int, owner: str) -> str | None:
     with store.connection() as db:
         return leases.renew(db, run_id, owner)
@@ -340,19 +276,6 @@ def _release(store: Store, run_id: int, owner: str, status: str) -> None:
             wait = min(wait * 2, RETRY_S[1])
 
 
-def request_cancel(store: Store, run_id: int) -> None:
-    """Ask the worker running this run, in any process, to stop after the answers in flight."""
-    with store.connection() as db:
-        run = runs.get_run(db, run_id)
-        if run is None:
-            raise SpreadError(f"no run with id {run_id}")
-        if run["status"] == "queued":
-            leases.cancel_queued(db, run_id)
-        elif run["status"] in ("running", "pending"):
-            runs.ask_to_cancel(db, run_id)
-    background().cancel(run_id)
-
-
 def summary(store: Store, run_id: int, *, wall_s: float | None = None) -> dict:
     with store.connection() as db:
         run = runs.get_run(db, run_id)
@@ -371,133 +294,5 @@ def summary(store: Store, run_id: int, *, wall_s: float | None = None) -> dict:
     }
 
 
-# --- the app's background worker ----------------------------------------------------
-
-class Background:
-    """One event loop on a daemon thread per process: runs survive page reruns and tabs.
-
-    A large run goes to a process of its own instead (core/run/detached.py); its job here
-    is a future that a thread completes when that process exits.
-    """
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="spread-runner", daemon=True)
-        self._thread.start()
-        self._jobs: dict[int, tuple[Future, threading.Event]] = {}
-        self._on_loop: set[int] = set()  # runs sampled on the loop, not in a process of their own
-        self._lock = threading.Lock()
-
-    def submit(self, store: Store, run_id: int, *, retry_errors: bool = False, own_process: bool = False) -> Future:
-        with self._lock:
-            job = self._jobs.get(run_id)
-            if job and not job[0].done():
-                return job[0]
-            cancel = threading.Event()
-            if own_process:
-                self._on_loop.discard(run_id)
-                future = self._in_own_process(store, run_id, retry_errors=retry_errors)
-            else:
-                future = asyncio.run_coroutine_threadsafe(
-                    self._run(store, run_id, retry_errors=retry_errors, cancel=cancel,
-                              stop=PROCESS_STOPPING), self.loop
-                )
-                self._on_loop.add(run_id)
-            self._jobs[run_id] = (future, cancel)
-            return future
-
-    @staticmethod
-    def _in_own_process(store: Store, run_id: int, *, retry_errors: bool = False) -> Future:
-        process = detached.start(store, run_id, retry_errors=retry_errors)
-        future: Future = Future()
-
-        def wait():
-            try:
-                detached.wait(process, run_id)
-            except SpreadError as error:
-                future.set_exception(error)
-            else:
-                future.set_result(summary(store, run_id))
-
-        threading.Thread(target=wait, name=f"spread-run-{run_id}", daemon=True).start()
-        return future
-
-    @staticmethod
-    async def _run(store: Store, run_id: int, **kwargs) -> dict:
-        return await execute_and_score(store, run_id, **kwargs)
-
-    def cancel(self, run_id: int) -> None:
-        with self._lock:
-            job = self._jobs.get(run_id)
-        if job:
-            job[1].set()
-
-    def in_process_jobs(self) -> list[Future]:
-        """The runs being sampled on the loop (a run in its own process outlives the app)."""
-        with self._lock:
-            return [future for run_id, (future, _) in self._jobs.items()
-                    if run_id in self._on_loop and not future.done()]
-
-    def active(self) -> list[int]:
-        with self._lock:
-            return [run_id for run_id, (future, _) in self._jobs.items() if not future.done()]
 
 
-_background: Background | None = None
-_background_lock = threading.Lock()
-
-
-def background() -> Background:
-    global _background
-    with _background_lock:
-        if _background is None:
-            _background = Background()
-        return _background
-
-
-def in_process_jobs() -> list[Future]:
-    """The runs this process samples on its background loop (none if it has none)."""
-    with _background_lock:
-        return _background.in_process_jobs() if _background is not None else []
-
-
-def spawn(coroutine) -> Future:
-    """Run one coroutine on the background loop; the caller polls the returned future."""
-    return asyncio.run_coroutine_threadsafe(coroutine, background().loop)
-
-
-def wait(coroutine, timeout_s: float = 300.0):
-    """Run one coroutine on the background loop and wait for its result: for a page that
-    needs a model's answer now (rewordings, a test call), without a loop of its own."""
-    return asyncio.run_coroutine_threadsafe(coroutine, background().loop).result(timeout_s)
-
-
-def start(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
-    """Validate, record and start a run in the background; returns its id at once. Where
-    workers carry runs (PostgreSQL), the run is queued for the first worker to claim it:
-    this server's (core/run/service.py) or any other's."""
-    run_id = plan.create(store, spec, created_by=created_by)
-    with store.connection() as db:
-        if leases.carried_by_workers(db):
-            leases.queue(db, run_id)
-            return run_id
-    background().submit(store, run_id, own_process=needs_own_process(spec, spec.planned()))
-    return run_id
-
-
-def resume(store: Store, run_id: int, *, retry_errors: bool = False) -> None:
-    with store.connection() as db:
-        if leases.carried_by_workers(db):
-            return leases.queue(db, run_id, retry_errors=retry_errors)
-        run = runs.get_run(db, run_id)
-    calls = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0) if run else 0
-    own_process = bool(run) and needs_own_process(RunSpec.from_dict(run["spec"]), calls)
-    background().submit(store, run_id, retry_errors=retry_errors, own_process=own_process)
-
-
-def needs_own_process(spec: RunSpec, calls: int) -> bool:
-    """A large run leaves the app's process (its pages would wait on it), and so does a
-    run of remote models beside the embedded one: timed in the app's process, where page
-    renders and the local model's threads take the GIL, a 50 ms call read as a second.
-    In a process of its own its remote calls get a sampler process too (workers.processes_for)."""
-    return calls >= detached.MIN_CALLS or workers.beside_embedded(spec)

@@ -15,8 +15,8 @@ each run it holds starts no new call, its calls in flight get leases.STOP_WAIT_S
 what arrived is committed and the run goes back to `queued` for another worker.
 
 A small run is sampled on the worker's event loop; one the app would sample in a process
-of its own (runner.needs_own_process: a large run, or one beside the embedded model) in
-a process (core/run/detached.py) that dies with the worker, as a run sampled inside it would.
+of its own (launch.needs_own_process: a large run, or one beside the embedded model) in
+a process (core/run/launch.py) that dies with the worker, as a run sampled inside it would.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from typing import Callable
 
 from core import config
-from core.run import detached, runner
+from core.run import launch, runner
 from core.run.plan import RunSpec
 from core.store import Store, Unreachable, leases, runs, unreachable
 
@@ -141,12 +141,12 @@ async def _carry(store: Store, run_id: int, owner: str, retry_errors: bool, stop
         with store.connection() as db:
             run = runs.get_run(db, run_id)
         missing = run["planned"] - run["received"] + (run["errors"] if retry_errors else 0)
-        if runner.needs_own_process(RunSpec.from_dict(run["spec"]), missing):
+        if launch.needs_own_process(RunSpec.from_dict(run["spec"]), missing):
             # Popen on this (the loop's) thread: the process dies with the thread that made it.
-            process = detached.start(store, run_id, retry_errors=retry_errors, owner=owner)
+            process = launch.start_own_process(store, run_id, retry_errors=retry_errors, owner=owner)
             await _wait_for(process, run_id, stop)
         else:
-            await runner.execute_and_score(store, run_id, retry_errors=retry_errors, owner=owner,
+            await launch.execute_and_score(store, run_id, retry_errors=retry_errors, owner=owner,
                                            on_stop="queued", stop=stop)
     except Exception as error:
         failure = error
@@ -160,7 +160,7 @@ async def _carry(store: Store, run_id: int, owner: str, retry_errors: bool, stop
 async def _wait_for(process, run_id: int, stop: threading.Event) -> None:
     """Wait for a run's own process; when `stop` is set, tell it to stop (SIGTERM: it hands
     the run back after its calls in flight) and kill it if it outstays its grace."""
-    waiting = asyncio.ensure_future(asyncio.to_thread(detached.wait, process, run_id))
+    waiting = asyncio.ensure_future(asyncio.to_thread(launch.wait_own_process, process, run_id))
     try:
         while not stop.is_set():
             done, _ = await asyncio.wait({waiting}, timeout=runner.CANCEL_POLL_S)
@@ -220,10 +220,10 @@ def start_with_server(store: Store) -> None:
 def stop_with_server(timeout_s: float = leases.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
     """Stop this process's worker and the runs on its background loop, waiting up to
     `timeout_s` for them to hand their runs back."""
-    runner.PROCESS_STOPPING.set()
+    launch.PROCESS_STOPPING.set()
     with _serving_lock:
         pending = list(_serving.values())
-    pending += runner.in_process_jobs()
+    pending += launch.in_process_jobs()
     concurrent.futures.wait(pending, timeout=timeout_s)
 
 
@@ -234,8 +234,8 @@ def for_this_server(store: Store) -> bool:
     some other way (AppTest)."""
     target = str(store.target)
     with _serving_lock:
-        if target not in _serving and config.is_url(target) and not runner.PROCESS_STOPPING.is_set():
-            _serving[target] = runner.spawn(_keep_serving(store))
+        if target not in _serving and config.is_url(target) and not launch.PROCESS_STOPPING.is_set():
+            _serving[target] = launch.spawn(_keep_serving(store))
         return target in _serving
 
 
@@ -247,9 +247,9 @@ async def _keep_serving(store: Store) -> None:
     def report(line: str) -> None:
         print(f"spread worker: {line}", file=sys.stderr, flush=True)
 
-    while not runner.PROCESS_STOPPING.is_set():
+    while not launch.PROCESS_STOPPING.is_set():
         try:
-            await serve(store, stop=runner.PROCESS_STOPPING, report=report)
+            await serve(store, stop=launch.PROCESS_STOPPING, report=report)
         except Exception as error:
             if str(error) != said:
                 report(str(error))
