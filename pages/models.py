@@ -40,7 +40,7 @@ def as_text(value) -> str:
     return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def load_form(store: Store) -> None:
+def load_form() -> None:
     """Fill the form from the endpoint picked (or clear it for a new one)."""
     picked = endpoints.get(store, state["ep_pick"]) if state.get("ep_pick") not in (None, NEW) else None
     for name in FIELDS:
@@ -52,7 +52,7 @@ def load_form(store: Store) -> None:
     state["ep_test"] = None
 
 
-def form_endpoint(store: Store) -> endpoints.Endpoint:
+def form_endpoint() -> endpoints.Endpoint:
     values = {name: (state.get(f"ep_{name}") or "").strip() for name in FIELDS}
     values["params"] = endpoints.parse_params(values["params"].splitlines())
     # What the form does not show (a model group's deployments, model_info, tpm) is kept as imported.
@@ -62,9 +62,9 @@ def form_endpoint(store: Store) -> endpoints.Endpoint:
                                                  params=values["params"], **kept))
 
 
-def save(store: Store) -> None:
+def save() -> None:
     try:
-        endpoint = form_endpoint(store)
+        endpoint = form_endpoint()
         if state.get("ep_pick") in (None, NEW):
             endpoints.add(store, endpoint, who=state.get("who", ""))
         else:
@@ -74,26 +74,26 @@ def save(store: Store) -> None:
         state["ep_message"] = e
 
 
-def duplicate(store: Store) -> None:
+def duplicate() -> None:
     try:
         copy = endpoints.duplicate(store, state["ep_pick"], who=state.get("who", ""))
         state["ep_pick"], state["ep_message"] = copy.name, f"Duplicated as {copy.name!r}: edit it and save."
-        load_form(store)
+        load_form()
     except SpreadError as e:
         state["ep_message"] = e
 
 
-def remove(store: Store) -> None:
+def remove() -> None:
     try:
         endpoints.remove(store, state["ep_pick"])
         state["ep_message"] = f"Removed {state['ep_pick']!r}; runs made with it keep its settings."
         state["ep_pick"] = NEW
-        load_form(store)
+        load_form()
     except SpreadError as e:
         state["ep_message"] = e
 
 
-def import_all(store: Store, preview) -> None:
+def import_all(preview) -> None:
     try:
         state["ep_imported"] = litellm_config.apply(store, preview, who=state.get("who", ""))
         state["ep_import_text"] = ""
@@ -173,7 +173,7 @@ elif message:
 if test_clicked:
     try:
         with st.spinner("Calling…"):
-            state["ep_test"] = launch.wait(endpoints.try_call(form_endpoint(store)), timeout_s=600)
+            state["ep_test"] = launch.wait(endpoints.try_call(form_endpoint()), timeout_s=600)
     except SpreadError as e:
         state["ep_test"] = {"ok": False, "error": str(e)}
 result = state.get("ep_test")

@@ -80,7 +80,7 @@ if job is not None:
     run_id, future = job
 
     @st.fragment(run_every=1.0 if not future.done() else None)
-    def progress(store: Store):
+    def progress():
         with store.connection() as db:
             run = runs.get_run(db, run_id)
         if not future.done():
@@ -94,7 +94,7 @@ if job is not None:
             state["regress_drawn"] = run_id
             st.rerun()  # once: draw the verdict below
 
-    progress(store)
+    progress()
 
 chosen = regress.for_run(store, job[0]) if job is not None else (regress.get(store, past[-1]["id"]) if past else None)
 if chosen is not None:

@@ -19,7 +19,7 @@ from pages.parts.store import app_store
 store = app_store()
 
 
-def golden_form(store: Store, item: dict, who: str) -> None:
+def golden_form(item: dict, who: str) -> None:
     """Add the representative answer to a golden set. A failed answer is never a reference:
     it takes a correction (the new item's reference) or joins an existing item's rejected answers.
 
@@ -79,14 +79,14 @@ def golden_form(store: Store, item: dict, who: str) -> None:
 # Other reviewers' labels reach this page by themselves: these parts redraw every AGREEMENT_S
 # seconds (the same cadence at which the labels are recounted, once per server for everybody).
 @st.fragment(run_every=labels.AGREEMENT_S)
-def disputes_here(store: Store, item: dict) -> None:
+def disputes_here(item: dict) -> None:
     disputed = sorted(labels.recent_disputes(store, item["run_id"]).intersection(item["member_ids"]))
     if disputed:
         st.caption(f"Reviewers disagree on answers {', '.join(map(str, disputed))}")
 
 
 @st.fragment(run_every=labels.AGREEMENT_S)
-def agreement(store: Store, run_ids: list[int], who: str) -> None:
+def agreement(run_ids: list[int], who: str) -> None:
     for run_id in run_ids:
         stats = labels.recent_agreement(store, run_id)
         counted = time.strftime('%H:%M:%S', time.localtime(stats['as_of']))
@@ -191,7 +191,7 @@ else:
             st.caption("Your labels here: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
         if item["overrides"]:
             st.caption(f"Overridden individually: answers {', '.join(map(str, item['overrides']))}")
-        disputes_here(store, item)
+        disputes_here(item)
 
         st.segmented_control("Score", [1, 2, 3, 4, 5], key=f"score_{item['representative_id']}")
         st.multiselect("Tags", labels.known_tags(store), key=f"tags_{item['representative_id']}", accept_new_options=True)
@@ -229,7 +229,7 @@ else:
                 st.error(display.inert(call_error))
         st.text_input("Note", key=f"note_{item['representative_id']}")
 
-        def save(store: Store, verdict: str) -> None:
+        def save(verdict: str) -> None:
             # Read the fields from session state: a callback's closure holds the previous run's values.
             state = st.session_state
             if (state.get(f"call_args_{item['representative_id']}") or "").strip():
@@ -292,8 +292,8 @@ else:
                            f"({stats['kappa_kind']} kappa {stats['kappa']})")
 
     with st.popover("Add to a golden set"):
-        golden_form(store, item, who)
+        golden_form(item, who)
 
 st.divider()
 st.subheader("Agreement")
-agreement(store, run_ids, who)
+agreement(run_ids, who)

@@ -75,7 +75,7 @@ st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
            f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}")
 
-def load_plan(store: Store) -> None:
+def load_plan() -> None:
     st.session_state.update(drafts.from_run(store, run_id), draft_loaded=True)
 
 

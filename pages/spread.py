@@ -111,7 +111,7 @@ def analysis_of(store: Store, run_id: int, received: int, method: str, threshold
 
 
 @st.fragment(run_every=2.0 if live else None)
-def results(store: Store):
+def results():
     with store.connection() as db:
         run = run_rows.get_run(db, run_id)
     if live:
@@ -152,10 +152,10 @@ def results(store: Store):
         st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
                    "(the samples of one input are not independent).")
 
-    drill(store, analysis, names)
+    drill(analysis, names)
     if len(analysis.variants) > 1:
         wording(analysis, names)
-    checks_section(store, analysis, run, names)
+    checks_section(analysis, run, names)
 
     if analysis.coords is not None and len(analysis.coords) >= 3:
         st.plotly_chart(analysis.once(("map",), lambda: charts.answer_map(analysis.coords)), key="map")
@@ -183,7 +183,7 @@ def results(store: Store):
             st.dataframe(tables.spread_rows(rows, [key], names), hide_index=True)
 
 
-def drill(store: Store, analysis: spread.Analysis, names: dict) -> None:
+def drill(analysis: spread.Analysis, names: dict) -> None:
     """One cell of the grid: its meaning clusters, numbers and answers."""
     st.subheader("One cell")
     cells = {(c["variant"], c["input"], c["model"], c["temperature"]): c for c in analysis.cells}
@@ -237,10 +237,10 @@ def drill(store: Store, analysis: spread.Analysis, names: dict) -> None:
             st.dataframe(members[["id", "sample_idx", "shown", "completion_tokens", "finish_reason"]]
                          .rename(columns={"shown": "answer"}),
                          hide_index=True, width="stretch")
-    why(store, analysis, cell)
+    why(analysis, cell)
 
 
-def why(store: Store, analysis: spread.Analysis, cell: dict) -> None:
+def why(analysis: spread.Analysis, cell: dict) -> None:
     """Why two answers of this input were merged or kept apart; a reviewer can overrule it."""
     in_input = analysis.answers[analysis.answers["input"] == cell["input"]].drop_duplicates("norm")
     if len(in_input) < 2:
@@ -317,7 +317,7 @@ def scored_of(store: Store, run_id: int, received: int, checks_key: str) -> list
     return launch.wait(scoring.score_run(store, run_id))
 
 
-def checks_section(store: Store, analysis: spread.Analysis, run: dict, names: dict) -> None:
+def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     """Pass rates of the run's checks, and how far each check agrees with the reviewers."""
     st.subheader("Checks")
     with st.expander("Add checks to this run" if run["spec"].get("checks") else "Add checks to this run: "
@@ -371,4 +371,4 @@ def checks_section(store: Store, analysis: spread.Analysis, run: dict, names: di
     } for key, entry in per_check.items()]), hide_index=True, width="stretch")
 
 
-results(store)
+results()
