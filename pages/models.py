@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import config, display
+from core import display
 from core.config import SpreadError
 from core.formats import litellm_config
 from core.models import catalogue, endpoints, llm

@@ -11,7 +11,7 @@ from core.evaluate import regress, verdict
 from core.models import local_llm
 from core.review import golden
 from core.run import launch
-from core.store import Store, runs
+from core.store import runs
 from pages.parts.store import app_store
 
 store = app_store()

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import config, display
+from core import display
 from core.analyse import charts, embed, meaning, sensitivity, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring

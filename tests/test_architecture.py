@@ -86,7 +86,7 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones(tmp_path):
     (tmp_path / "core" / "models").mkdir(parents=True)
     (tmp_path / "core" / "run").mkdir()
     (tmp_path / "core" / "models" / "bad.py").write_text(
-        "def f():\n    from core.run import launch, plan\n"
+        "def f():\n    from core.run import plan\n"
         "from ..analyse import spread\n"
         "import core.evaluate.gate\n"
         "import streamlit as st\n")

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from core.store import Store, responses, runs
-from core.run import launch, plan, runner
+from core.run import plan, runner
 from core.config import SpreadError
 
 

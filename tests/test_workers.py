@@ -13,7 +13,7 @@ from conftest import ROOT
 from core.store import Store, leases, write
 from core.store import runs as run_rows
 from core.config import SpreadError
-from core.run import launch, plan
+from core.run import plan
 from test_cli import last_json, spread
 
 
@@ -192,7 +192,7 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(store, stub, monke
     import asyncio
 
     from core.models import limits
-    from core.run import launch, runner
+    from core.run import runner
 
     run_id = queued_run(store, stub)
 
@@ -209,7 +209,7 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(store, stub, monke
 
 @pytest.mark.postgres
 def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_it(store, stub, pg_url, monkeypatch, tmp_path):
-    from core.run import launch, runner, service
+    from core.run import launch, service
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
     store = Store(pg_url)

@@ -13,7 +13,7 @@ from core.cli import evaluate
 from core.cli.common import json_option, pass_store, print_json, read_text
 from core.config import SpreadError
 from core.prompts import conversation, inputs, shapes
-from core.run import launch, plan
+from core.run import plan
 from core.store import Store, responses
 from core.store import runs as run_rows
 
@@ -143,7 +143,7 @@ def _inputs(store: Store, vars_file, var_pairs, golden_set, run_id) -> list[dict
 
 
 def _print_estimate(store: Store, spec: plan.RunSpec, as_json: bool) -> int:
-    from core.run import estimate, launch
+    from core.run import estimate
 
     result = estimate.estimate(store, spec)
     if as_json:
@@ -290,7 +290,7 @@ def import_promptfoo_command(store: Store, file, n, judge_model, strict, dry_run
             print(f"note: {note}")
     if dry_run:
         if as_json:
-            from core.run import estimate, launch
+            from core.run import estimate
 
             print_json(summary | {"estimate": estimate.estimate(store, suite.spec), "dry_run": True})
             return 0
@@ -312,7 +312,7 @@ def import_promptfoo_command(store: Store, file, n, judge_model, strict, dry_run
 @pass_store
 def cancel_command(store: Store, run_id):
     """Ask the worker running a run, in any process, to stop after the calls in flight."""
-    from core.run import launch, runner
+    from core.run import launch
 
     launch.request_cancel(store, run_id)
     print(f"run {run_id}: cancel requested")
@@ -346,7 +346,7 @@ def runs_command(store: Store, as_json):
 @pass_store
 def reword_command(store: Store, prompt, model, k, api_base, seed, as_json):
     """Ask a model for K rewordings of a prompt, to run as variants (--prompt, once each)."""
-    from core.run import launch, rewording
+    from core.run import rewording
 
     result = asyncio.run(rewording.reword(store, prompt, k, model, api_base=api_base, seed=seed))
     if as_json:

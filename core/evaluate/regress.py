@@ -36,7 +36,7 @@ from core.evaluate.gate import Gates
 from core.prompts import inputs, templates
 from core.review import golden, labels
 from core.run import plan
-from core.store import Store, now_iso, responses, runs, write
+from core.store import Store, responses, runs
 from core.store import regressions as regression_rows
 
 MAX_ERROR_SHARE = 0.1  # above this share of samples ending in errors, the gate cannot decide

@@ -17,7 +17,7 @@ from core.evaluate import checks as checks_module
 from core.evaluate import judge, tool_checks
 from core.evaluate.checks import Check, Outcome, References
 from core.prompts import shapes
-from core.store import Store, now_iso, responses, runs, write
+from core.store import Store, responses, runs
 from core.store import checks as check_rows
 
 TEST_CHECKS, TEST_THRESHOLD = checks_module.TEST_CHECKS, checks_module.TEST_THRESHOLD
