@@ -7,7 +7,6 @@ import streamlit as st
 from core import display
 from core.analyse import embed, spread, tables
 from core.prompts import conversation
-
 from core.store import runs as run_rows
 from pages.parts import conversation_view
 from pages.parts.store import app_store

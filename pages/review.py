@@ -11,7 +11,6 @@ from core.config import SpreadError
 from core.prompts import conversation, shapes
 from core.review import decisions, golden, labels
 from core.run import plan
-
 from core.store import runs as run_rows
 from pages.parts import conversation_view
 from pages.parts.store import app_store

@@ -362,7 +362,7 @@ def _change_item(store: Store, name: str, item_key: str, changes, action: str, w
                 raise SpreadError(f"no item {item_key} in {name!r}")
             notes = []
             if callable(changes):
-                changes, notes = changes(store, _decoded(found))
+                changes, notes = changes(_decoded(found))
             changes = {k: json.dumps(v, ensure_ascii=False) if k in JSON_FIELDS else v for k, v in changes.items()}
             golden_rows.update_item(db, found["id"], changes)
             return golden_rows.bump(db, set_id, action, item_key, who, notes)

@@ -16,8 +16,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from core import config, store
+from core import config
 from core.config import SpreadError
+from core.store.database import Store, is_postgres, write
+from core.store.responses import insert_rows
+from core.store.schema import Database, migrations
 
 BATCH = 5_000  # rows per read and per insert: a 10,000-answer run is two round trips per table
 
@@ -25,8 +28,8 @@ BATCH = 5_000  # rows per read and per insert: a 10,000-answer run is two round 
 @functools.cache
 def tables() -> dict[str, list[str]]:
     """table -> columns, as the migrations build them, in their order (a parent before its children)."""
-    db = store.Database(memory=True)
-    store.migrations.apply(db)
+    db = Database(memory=True)
+    migrations.apply(db)
     names = [t for t in db.table_names() if not t.startswith(("_", "sqlite_"))]  # not the migrations' own
     parents = {t: {fk.other_table for fk in db[t].foreign_keys} - {t} for t in names}
     ordered: list[str] = []
@@ -50,9 +53,9 @@ def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
         raise SpreadError(f"target {config.shown(target)} is not empty ({table}: {rows} rows); "
                           "pass --force to replace what it holds")
     schema = tables()
-    with store.connect(source) as src, store.connect(target) as dst, _snapshot(src):
+    with Store(source).connection() as src, Store(target).connection() as dst, _snapshot(src):
         counts = {table: _count(src, table) for table in schema}
-        with store.write(dst):
+        with write(dst):
             if force:
                 for table in reversed(schema):
                     dst.execute(f"delete from {table}")
@@ -62,7 +65,7 @@ def copy(source: str, target: str, *, force: bool = False) -> dict[str, int]:
             if copied != counts:  # raising rolls the target back
                 wrong = next(t for t in schema if copied[t] != counts[t])
                 raise SpreadError(f"copy of {wrong} holds {copied[wrong]} rows, not {counts[wrong]}: nothing written")
-            if store.is_postgres(dst):  # new rows get ids after the copied ones
+            if is_postgres(dst):  # new rows get ids after the copied ones
                 _move_id_counters(dst, [t for t, columns in schema.items() if "id" in columns])
     return counts
 
@@ -71,12 +74,12 @@ def _copy_table(src, dst, table: str, columns: list[str]) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
     try:
         with closing(_batches(src, f"select {names} from {table}")) as batches:
-            if not store.is_postgres(dst):
+            if not is_postgres(dst):
                 for rows in batches:
-                    store.insert_rows(dst, table, tuple(columns), rows)
+                    insert_rows(dst, table, tuple(columns), rows)
                 return
             # The target is empty: COPY straight into the table, one stream (no staging table
-            # and conflict rule, as store.insert_rows needs for answers).
+            # and conflict rule, as insert_rows needs for answers).
             with dst.raw.cursor() as out, out.copy(f"copy {table} ({names}) from stdin") as stream:
                 for rows in batches:
                     for row in rows:
@@ -88,7 +91,7 @@ def _copy_table(src, dst, table: str, columns: list[str]) -> None:
 def _batches(db, sql: str) -> Iterator[list[tuple]]:
     """A query's rows, BATCH at a time; from PostgreSQL through a server-side cursor, so a
     large table is never held in memory whole."""
-    if store.is_postgres(db):
+    if is_postgres(db):
         with db.raw.cursor(name="spread_copy") as cursor:
             cursor.execute(sql)
             while rows := cursor.fetchmany(BATCH):
@@ -106,7 +109,7 @@ def _count(db, table: str) -> int:
 @contextmanager
 def _snapshot(db) -> Iterator[None]:
     """Read the whole source as of one moment."""
-    db.execute("begin isolation level repeatable read read only" if store.is_postgres(db) else "begin")
+    db.execute("begin isolation level repeatable read read only" if is_postgres(db) else "begin")
     try:
         yield
     finally:
