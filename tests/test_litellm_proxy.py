@@ -375,7 +375,7 @@ def test_the_second_opinion_asks_a_catalogue_chat_endpoint(store, stub, monkeypa
     stub.respond = lambda body: "SAME"
     endpoints.add(store, Endpoint("team-judge", "openai/judge-model", api_base=stub.base_url, key_env="JUDGE_KEY",
                            params={"top_k": 5}))
-    judgement = second_opinion.judge(store, [("Paris.", "It is Paris")], model="team-judge", question="Capital?")
+    judgement = second_opinion.judge([("Paris.", "It is Paris")], model="team-judge", question="Capital?", store=store)
     assert judgement.verdicts == [True] and judgement.calls == 1
     [request] = stub.requests
     assert request["body"]["model"] == "judge-model" and request["body"]["top_k"] == 5

@@ -393,11 +393,11 @@ def test_the_llm_judge_caches_verdicts_and_counts_calls(store):
 
     cache = {}
     pairs = [("It expands.", "It gets bigger."), ("It expands.", "It contracts.")]
-    first = second_opinion.judge(store, pairs, model="openai/judge", question="Does water expand?", cache=cache,
+    first = second_opinion.judge(pairs, model="openai/judge", question="Does water expand?", cache=cache,
                         complete=fake_completion)
     assert first.verdicts == [True, True] or first.verdicts[0] is True
     assert first.calls == 2 and len(cache) == 2
-    again = second_opinion.judge(store, [("It gets bigger.", "It expands.")], model="openai/judge", question="Does water expand?",
+    again = second_opinion.judge([("It gets bigger.", "It expands.")], model="openai/judge", question="Does water expand?",
                         cache=cache, complete=fake_completion)
     assert again.calls == 0 and again.verdicts == [True] and len(calls) == 2
     assert first.cost_usd is None  # a fake model has no price: unknown, not 0

@@ -45,10 +45,11 @@ def pair_key(model: str, question: str, a: str, b: str) -> str:
     return hashlib.sha256(json.dumps([model, question, first, second]).encode()).hexdigest()
 
 
-def judge(store: Store, pairs: list[tuple[str, str]], *, model: str, question: str = "",
-          cache: MutableMapping[str, bool] | None = None, complete: Callable[..., object] | None = None) -> Judgement:
-    """A verdict per pair, from the cache or from `model` (a catalogue endpoint's name, or
-    any litellm model id). `complete` stands in for litellm.completion (tests pass a fake)."""
+def judge(pairs: list[tuple[str, str]], *, model: str, question: str = "", cache: MutableMapping[str, bool] | None = None,
+          complete: Callable[..., object] | None = None, store: Store | None = None) -> Judgement:
+    """A verdict per pair, from the cache or from `model` (a catalogue endpoint's name in
+    `store`'s catalogue, or any litellm model id). `complete` stands in for
+    litellm.completion (tests pass a fake)."""
     cache = {} if cache is None else cache
     if complete is None:
         complete = completion_for(store, model)
@@ -74,13 +75,13 @@ def judge(store: Store, pairs: list[tuple[str, str]], *, model: str, question: s
     return judgement
 
 
-def completion_for(store: Store, name: str) -> Callable[..., object]:
-    """A litellm.completion-like call to any catalogue chat endpoint (its server, key,
-    parameters; a model group through its Router), else to `name` as a litellm id."""
+def completion_for(store: Store | None, name: str) -> Callable[..., object]:
+    """A litellm.completion-like call to any catalogue chat endpoint of `store` (its server,
+    key, parameters; a model group through its Router), else to `name` as a litellm id."""
     from core.config import SpreadError
     from core.models import endpoints, llm
 
-    endpoint = endpoints.resolve(store, name)
+    endpoint = endpoints.resolve(store, name) if store is not None else endpoints.bare(name, None)
     if endpoint.mode == "embedding":
         raise SpreadError(f"endpoint {name!r} embeds text: a second opinion needs a chat endpoint", "second_opinion")
     call = endpoints.how_to_call(endpoint, 60.0)
@@ -108,8 +109,8 @@ def second_opinion(model: str, question: str, cache: MutableMapping[str, bool], 
                    complete: Callable[..., object] | None = None):
     """A meaning.SecondOpinion backed by judge(); each batch's Judgement (calls, cost) is
     appended to `ledger` so the caller can show what the opinions cost."""
-    def ask(store: Store, pairs: list[tuple[str, str]]) -> list[bool | None]:
-        judgement = judge(store, pairs, model=model, question=question, cache=cache, complete=complete)
+    def ask(pairs: list[tuple[str, str]]) -> list[bool | None]:
+        judgement = judge(pairs, model=model, question=question, cache=cache, complete=complete)
         ledger.append(judgement)
         return judgement.verdicts
     return ask

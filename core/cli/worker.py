@@ -39,7 +39,7 @@ def worker_command(once, wait_s):
         if failure is not None:
             failed.append(run_id)
 
-    async def serve(store: Store):
+    async def serve():
         task = asyncio.current_task()
 
         def on_sigterm() -> None:
