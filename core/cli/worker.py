@@ -9,6 +9,7 @@ import threading
 
 import click
 
+from core.cli.common import pass_store
 from core.store import Store, leases
 
 
@@ -25,7 +26,8 @@ from core.store import Store, leases
               "polling); a database it cannot reach or log into is an error")
 @click.option("--wait-s", type=click.FloatRange(min=0), default=0.0, metavar="S", show_default=True,
               help="with --once: wait up to S seconds for a lease about to expire before giving up")
-def worker_command(once, wait_s):
+@pass_store
+def worker_command(store: Store, once, wait_s):
     from core.run import service
 
     leases.lease_s()  # a bad SPREAD_LEASE_S is one line now, not an error per poll
