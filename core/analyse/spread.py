@@ -222,6 +222,19 @@ def analyse(responses: list[dict], *, method: str | None = None, threshold: floa
                                        with_map=with_map)
 
 
+def meanings(responses: list[dict], *, method: str | None = None, threshold: float = DEFAULT_THRESHOLD,
+             embedder: Embedder | None = None, context: str = "", extract: str = "whole") -> list[Cluster]:
+    """Only the meaning clusters of some answers (per input, largest first, each with its
+    representative), by the very steps `analyse` takes, without the grid's metrics: for
+    a decision that must be quick, such as `spread serve` voting on one request's answers."""
+    check_threshold(threshold)
+    prepared = prepare(responses, method=method, embedder=embedder, context=context, extract=extract)
+    cluster_of = prepared._cluster_per_input(threshold, [], None, [])
+    answers = prepared.answers.copy()
+    answers["cluster"] = cluster_of[answers["vector"].to_numpy()] if len(answers) else np.zeros(0, dtype=int)
+    return _clusters(prepared.distinct, cluster_of, prepared.vectors, answers)
+
+
 def check_threshold(threshold: float) -> None:
     if not 0 < threshold <= 1:
         raise ValueError("the similarity threshold must be in (0, 1]")
