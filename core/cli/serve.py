@@ -14,8 +14,11 @@ def _checks(check_texts, checks_file) -> tuple:
     on the request's path)."""
     from core.evaluate import checks as checks_module
 
-    found = evaluate.read_checks(check_texts, checks_file)
-    return tuple(_servable(check, checks_module) for check in found)
+    given = [checks_module.parse(text) for text in check_texts]
+    given += checks_module.read_file(checks_file) if checks_file else []
+    for check in given:
+        _servable(check, checks_module)
+    return tuple(checks_module.validate(given)) if given else ()
 
 
 def _servable(check, checks_module):
@@ -107,7 +110,7 @@ def serve_command(host, port, route_texts, config_file, k, max_k, no_adaptive, f
         def read(items):
             if not isinstance(items, list):
                 raise SpreadError("checks must be a list of {type, value}")
-            return [_servable(checks_module.from_dict(item), checks_module) for item in items]
+            return checks_module.validate([_servable(checks_module.from_dict(item), checks_module) for item in items])
 
         for name, route in routes.routes_from_file(config_file, defaults, read).items():
             if name in found:

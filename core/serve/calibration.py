@@ -131,14 +131,17 @@ def auroc(points: list[Point]) -> dict:
 
 
 def reliability(points: list[Point], bins: int) -> list[dict]:
-    edges = np.linspace(0, 1, bins + 1)
+    """Equal-width confidence bins, each closed below (the last also holds 1.0)."""
+    members: list[list[Point]] = [[] for _ in range(bins)]
+    for point in points:
+        members[min(int(point.confidence * bins + 1e-9), bins - 1)].append(point)
     table = []
-    for n, (low, high) in enumerate(zip(edges, edges[1:])):
-        inside = [p for p in points if low <= p.confidence < high or (n == bins - 1 and p.confidence == 1.0)]
+    for n, inside in enumerate(members):
+        low, high = n / bins, (n + 1) / bins
         right = sum(p.right for p in inside)
         interval = stats.wilson(right, len(inside)) if inside else (None, None)
-        table.append({"bin": f"{low:.2f}–{high:.2f}", "low_edge": round(float(low), 4),
-                      "high_edge": round(float(high), 4), "n": len(inside), "right": right,
+        table.append({"bin": f"{low:.2f}–{high:.2f}", "low_edge": round(low, 4), "high_edge": round(high, 4),
+                      "n": len(inside), "right": right,
                       "mean_confidence": round(float(np.mean([p.confidence for p in inside])), 4) if inside else None,
                       "accuracy": round(right / len(inside), 4) if inside else None,
                       "accuracy_low": None if interval[0] is None else round(interval[0], 4),
