@@ -400,3 +400,36 @@ def test_spread_serve_refuses_bad_settings_in_one_line(args, words, capsys):
     assert main(["serve", *args, "--api-base", "http://127.0.0.1:9/v1"]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+# --- the pages ----------------------------------------------------------------------------
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def test_served_runs_open_on_the_runs_spread_and_review_pages(stub, serve):
+    stub.respond = Answers("Paris.", "Lyon.", "Paris.", "Paris.", "Paris")
+    served = serve(routes.Route("qa", ("openai/stub-a",), k=5), adaptive=False)
+    run_id = ask(served)[1].model_extra["spread"]["run_id"]
+    ask(served, messages=[{"role": "user", "content": "And of Spain?"}])
+    for page in ("pages/runs.py", "pages/spread.py", "pages/review.py"):
+        at = _app()
+        at.query_params["run"] = str(run_id)
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+
+
+def test_serve_page_shows_traffic_and_calibration(stub, serve):
+    agree, scattered = (["Paris."] * 5, "pass"), (CITIES, "fail")
+    _labelled_traffic(stub, serve, [agree] * 9 + [scattered] * 3)
+    at = _app()
+    at.switch_page("pages/serve.py").run()
+    assert not at.exception
+    listing = at.dataframe[0].value
+    assert list(listing["route"]) == ["qa"] and list(listing["requests"]) == [12]
+    assert list(listing["abstained (95% CI)"]) == ["0% [0%, 24%]"]  # no threshold: nothing abstained
+    shown = " ".join(t.value for t in at.text)
+    assert "12 labelled answers" in shown and "AUROC 1.000" in shown
