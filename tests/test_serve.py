@@ -433,3 +433,39 @@ def test_serve_page_shows_traffic_and_calibration(stub, serve):
     assert list(listing["abstained (95% CI)"]) == ["0% [0%, 24%]"]  # no threshold: nothing abstained
     shown = " ".join(t.value for t in at.text)
     assert "12 labelled answers" in shown and "AUROC 1.000" in shown
+
+
+# --- the schema ---------------------------------------------------------------------------
+
+def test_a_database_from_before_m021_opens_and_keeps_its_rows(tmp_path, stub):
+    import sqlite_utils
+
+    path = tmp_path / "before.db"
+    db = sqlite_utils.Database(path)
+    store.migrations.apply(db, stop_before="m021_served_requests")
+    db["prompts"].insert({"id": 1, "name": "p", "version": 1, "system": "", "template": "Q?", "content_hash": "h",
+                          "created_at": "2026-01-01", "created_by": "ana"})
+    db["runs"].insert({"id": 7, "prompt_id": 1, "name": "old", "spec": json.dumps(
+        {"models": ["m"], "temperatures": [1.0], "n": 1, "prompt": "Q?"}), "status": "done", "planned": 1,
+        "created_at": "2026-01-01"})
+    db["responses"].insert({"run_id": 7, "model": "m", "temperature": 1.0, "sample_idx": 0, "text": "A."})
+    db.close()
+    with store.connect(path) as db:
+        assert "serve_requests" in db.table_names() and "serve_runs" in db.table_names()
+        assert [r["text"] for r in store.responses(db, 7)] == ["A."]
+        assert store.get_run(db, 7)["name"] == "old"
+
+
+def test_serving_on_postgresql(stub, pg_url):
+    stub.respond = Answers("Paris.", "Paris.", "Lyon.", "Paris.", "Paris.")
+    served = Served(settings(stub, routes.Route("qa", ("openai/stub-a",), k=5), adaptive=False, method="exact"),
+                    db_path=pg_url)
+    try:
+        spread = ask(served)[1].model_extra["spread"]
+        again = ask(served)[1].model_extra["spread"]
+    finally:
+        served.close()
+    assert spread["confidence"] == 0.8 and again["run_id"] == spread["run_id"]
+    with store.connect(pg_url) as db:
+        assert [r["input"] for r in serving.requests(db)] == [1, 0]
+        assert len(store.responses(db, spread["run_id"])) == 10
