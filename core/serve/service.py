@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import re
@@ -180,7 +181,7 @@ class Service:
     def __init__(self, settings: Settings, *, db_path=None, embedder=None):
         self.settings = settings.check()
         self.db_path = db_path
-        self.embedder = embedder
+        self.embedder = embedder or vote.CachedEmbedder()
         self.specs: dict[str, plan.RunSpec] = {}
         self.secrets: dict[str, list[str]] = {}
         self.cancel = threading.Event()  # set when the server stops: samplers stop retrying
@@ -210,8 +211,8 @@ class Service:
                 llm.get()
         from core.analyse import embed
 
-        if self.embedder is None:  # the model's first load and first call, off any request's clock
-            embed.embed(["warm"], self.settings.method or embed.default_method())
+        # The meaning model's first load and first call, off any request's clock.
+        embed.embed(["warm"], self.settings.method or embed.default_method())
         direct.load()
 
     async def start(self) -> None:
@@ -301,7 +302,7 @@ class Service:
                 row = {"variant": 0, "input": 0, "model": model, "temperature": temperature, "sample_idx": sample,
                        "error_type": "cancelled", "error_message": "the server is stopping", "attempts": 0}
             if row.get("error_type") is None:
-                row["cost_usd"] = spec.call_for(model).cost_usd(row.get("prompt_tokens"), row.get("completion_tokens"))
+                row["cost_usd"] = self._price(route.name, model, row.get("prompt_tokens"), row.get("completion_tokens"))
             return row
 
         rows = await asyncio.gather(*(one(sample) for sample in range(start, start + count)))
@@ -312,6 +313,11 @@ class Service:
         context = f"{conversation.system_text(chat.messages)}\n{conversation.last_user_text(chat.messages)}"
         return await asyncio.to_thread(vote.decide, rows, route_checks=route.checks, variant=variant,
                                        method=self.settings.method, context=context, embedder=self.embedder)
+
+    @functools.lru_cache(maxsize=4096)
+    def _price(self, route: str, model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
+        """Priced once per model and token count, as the engine does (unknown stays None, never 0)."""
+        return self.specs[route].call_for(model).cost_usd(tokens_in, tokens_out)
 
     # --- what is kept -------------------------------------------------------------------
 

@@ -15,11 +15,38 @@ k reported is the lower one):
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
-from core.analyse import spread, stats
+import cachetools
+import numpy as np
+
+from core.analyse import embed, spread, stats
 from core.evaluate import checks as checks_module
 from core.evaluate import tool_checks
+
+
+class CachedEmbedder:
+    """Model embeddings kept in memory per method and text: served answers repeat ("Paris."),
+    and embedding is most of a decision's time. The lexical methods (exact, tfidf) give
+    vectors that depend on the whole batch, so they are never cached. Thread-safe."""
+
+    def __init__(self, size: int = 50_000):
+        self._cache: cachetools.LRUCache = cachetools.LRUCache(size)
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str], method: str) -> np.ndarray:
+        if method in ("exact", "tfidf"):
+            return embed.embed(texts, method)
+        with self._lock:
+            found = {text: self._cache.get((method, text)) for text in texts}
+        missing = list(dict.fromkeys(text for text, vector in found.items() if vector is None))
+        if missing:
+            vectors = embed.embed(missing, method)
+            with self._lock:
+                for text, vector in zip(missing, vectors):
+                    self._cache[(method, text)] = found[text] = vector
+        return np.stack([found[text] for text in texts]) if texts else np.zeros((0, 1), np.float32)
 
 
 @dataclass
