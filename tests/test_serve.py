@@ -469,3 +469,44 @@ def test_serving_on_postgresql(stub, pg_url):
     with store.connect(pg_url) as db:
         assert [r["input"] for r in serving.requests(db)] == [1, 0]
         assert len(store.responses(db, spread["run_id"])) == 10
+
+
+def test_spread_calibrate_on_a_route_and_on_its_run(stub, serve, capsys):
+    from core.cli import main
+
+    agree = (["Paris."] * 5, "pass")
+    split = (["Paris.", "Paris.", "Paris.", "Lyon.", "Nice."], "pass")
+    wrong_split = (["Lyon.", "Lyon.", "Lyon.", "Paris.", "Nice."], "fail")
+    scattered = (["Lyon.", "Lyon.", "Paris.", "Nice.", "Nantes."], "fail")
+    served = _labelled_traffic(stub, serve, [agree] * 8 + [split] * 2 + [wrong_split] * 2 + [scattered] * 2)
+    capsys.readouterr()
+    assert main(["calibrate", "--route", "qa", "--precision", "0.6", "--json"]) == 0
+    by_route = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["calibrate", "--run", str(served[0]["run_id"]), "--method", "exact", "--precision", "0.6",
+                 "--json"]) == 0
+    by_run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for report in (by_route, by_run):
+        assert report["points"] == 14 and report["right"] == 10 and report["from_labels"] == 14
+        assert report["auroc"]["auroc"] == 0.95
+        assert report["threshold"]["threshold"] == 1.0 and report["threshold"]["answered"] == 8
+    assert main(["calibrate", "--route", "qa"]) == 0
+    text = capsys.readouterr().out
+    assert "AUROC 0.950" in text and "threshold for precision ≥ 0.95" not in text
+    assert main(["calibrate", "--route", "nope"]) == 2
+    assert "0 labelled answers" in capsys.readouterr().err
+
+
+def test_routes_from_a_config_file(stub, tmp_path):
+    config = tmp_path / "routes.yaml"
+    config.write_text("routes:\n  qa:\n    models: [openai/stub-a]\n    k: 3\n    min_confidence: 0.5\n"
+                      "    on_low: fallback:strong\n    checks: [{type: max-length, value: 40}]\n"
+                      "  strong: openai/stub-b\n")
+    defaults = routes.Route("", ("",), 5)
+    found = routes.routes_from_file(str(config), defaults, lambda items: [checks.from_dict(i) for i in items])
+    assert found["qa"].k == 3 and found["qa"].threshold.value == 0.5 and found["qa"].on_low.route == "strong"
+    assert [c.type for c in found["qa"].checks] == ["max-length"] and found["strong"].models == ("openai/stub-b",)
+    assert found["strong"].k == 5
+    routes.Settings(found).check()
+    config.write_text("routes:\n  qa:\n    models: [openai/stub-a]\n    colour: blue\n")
+    with pytest.raises(SpreadError, match="unknown key 'colour'"):
+        routes.routes_from_file(str(config), defaults, lambda items: [])
