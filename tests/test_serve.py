@@ -253,6 +253,7 @@ def test_auth_models_and_health(stub, serve):
     with store.connect() as db:  # the caller's key is never stored
         dumped = json.dumps([list(db.query(f"select * from {t}")) for t in db.table_names()])
     assert "s3cret-token" not in dumped
+    assert all("s3cret-token" not in json.dumps(r["headers"]) for r in stub.requests)  # nor sent upstream
 
 
 @pytest.mark.parametrize("body, status, words", [
@@ -378,6 +379,8 @@ def test_spread_serve_command_answers_and_the_request_is_a_run(stub, tmp_path):
         process.terminate()
         process.wait(30)
     assert process.returncode == 0
+    logged = process.stderr.read()
+    assert "'qa' 200 confidence=0.80 k=5/5 meanings=2" in logged and "Paris" not in logged  # answers are data
     runs = json.loads(_spread("runs", "--json").stdout.strip().splitlines()[-1])
     assert [r["id"] for r in runs] == [completion.model_extra["spread"]["run_id"]]
     assert runs[0]["answers"] == 5
@@ -510,3 +513,17 @@ def test_routes_from_a_config_file(stub, tmp_path):
     config.write_text("routes:\n  qa:\n    models: [openai/stub-a]\n    colour: blue\n")
     with pytest.raises(SpreadError, match="unknown key 'colour'"):
         routes.routes_from_file(str(config), defaults, lambda items: [])
+
+
+def test_a_served_answer_goes_into_a_golden_set(stub, serve):
+    from core.review import golden
+
+    stub.respond = Answers("Paris.")
+    served = serve(routes.Route("qa", ("openai/stub-a",), k=3))
+    spread = ask(served, messages=[{"role": "system", "content": "Answer briefly."},
+                                   {"role": "user", "content": "Capital of France?"}])[1].model_extra["spread"]
+    labels.label(spread["chosen_answer_id"], "ana", labels.Label("pass"))
+    golden.create_set("capitals")
+    golden.add_responses("capitals", [spread["chosen_answer_id"]], who="ana")
+    (item,) = golden.items("capitals")
+    assert "Capital of France?" in json.dumps(item) and "Paris." in json.dumps(item)

@@ -70,11 +70,12 @@ def _servable(check, checks_module):
               help="attempts per answer for transient upstream errors")
 @click.option("--concurrency", type=int, default=256, show_default=True, metavar="C",
               help="upstream calls in flight at once, across requests")
+@click.option("--quiet", is_flag=True, help="no line per request on stderr (start and stop are still said)")
 @evaluate.check_option
 @evaluate.checks_file_option
 def serve_command(host, port, route_texts, config_file, k, max_k, no_adaptive, first_round, min_confidence, on_low,
                   abstain_status, abstain_message, token_env, api_base, temperature, max_tokens, method, timeout,
-                  max_attempts, concurrency, check_texts, checks_file):
+                  max_attempts, concurrency, quiet, check_texts, checks_file):
     """Serve an OpenAI-compatible endpoint that asks each route k times, answers with the
     meaning most answers share and its confidence (a `spread` object and an
     X-Spread-Confidence header), abstains or falls back below the threshold, and stores
@@ -125,7 +126,7 @@ def serve_command(host, port, route_texts, config_file, k, max_k, no_adaptive, f
     settings.routes = calibration.resolve_thresholds(settings.routes)
     service = Service(settings)
     service.prepare()
-    http.run(service, host=host, port=port, token=token)
+    http.run(service, host=host, port=port, token=token, quiet=quiet)
 
 
 @click.command("calibrate")

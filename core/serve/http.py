@@ -32,7 +32,9 @@ def error_response(error: BadRequest) -> web.Response:
     return web.json_response(error.body(), status=error.status)
 
 
-def build_app(service: Service, token: str | None = None) -> web.Application:
+def build_app(service: Service, token: str | None = None, log=None) -> web.Application:
+    """The app; `log(line)`, if given, gets one line per chat request: route, status, the
+    decision and the time taken (never the messages or the answer: they are data)."""
     @web.middleware
     async def auth(request: web.Request, handler):
         if token and request.path != "/health":
@@ -48,7 +50,10 @@ def build_app(service: Service, token: str | None = None) -> web.Application:
             body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
             return error_response(BadRequest("the request body is not JSON"))
+        began = time.perf_counter()
         reply = await service.reply(body)
+        if log is not None:
+            log(request_line(body, reply, (time.perf_counter() - began) * 1000))
         headers = {}
         if reply.confidence is not None:
             headers["X-Spread-Confidence"] = f"{reply.confidence:.4f}"
@@ -89,6 +94,19 @@ def build_app(service: Service, token: str | None = None) -> web.Application:
     return app
 
 
+def request_line(body, reply: Reply, ms: float) -> str:
+    spread = reply.body.get("spread") or {}
+    route = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else "?"
+    if not spread:
+        return f"spread serve: {route[:64]!r} {reply.status} refused: {reply.body['error']['message'][:200]}"
+    fallback = (spread.get("fallback") or {}).get("from")
+    return (f"spread serve: {route[:64]!r} {reply.status} confidence={spread['confidence']:.2f} "
+            f"k={spread['k']}/{spread['asked']} meanings={spread['clusters']} filtered={spread['filtered']} "
+            f"abstained={'yes' if spread['abstained'] else 'no'}"
+            + (f" fallback={fallback}->{spread['route']}" if fallback else "")
+            + f" run={spread['run_id']} {ms:.0f} ms")
+
+
 async def stream(request: web.Request, reply: Reply, headers: dict, include_usage: bool) -> web.StreamResponse:
     """The chosen answer as chat.completion.chunk events: content in pieces, tool calls with
     their arguments, the finish reason and the `spread` object, usage if asked, [DONE]."""
@@ -121,13 +139,14 @@ async def stream(request: web.Request, reply: Reply, headers: dict, include_usag
     return response
 
 
-def run(service: Service, *, host: str, port: int, token: str | None) -> None:
+def run(service: Service, *, host: str, port: int, token: str | None, quiet: bool = False) -> None:
     """Serve until SIGINT or SIGTERM, one line on stderr when listening (with the port
-    chosen, for `--port 0`) and when stopping."""
+    chosen, for `--port 0`), per request (unless `quiet`) and when stopping."""
     import uvloop
 
     async def main():
-        runner = web.AppRunner(build_app(service, token), access_log=None, handle_signals=False)
+        log = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        runner = web.AppRunner(build_app(service, token, log), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
