@@ -492,6 +492,10 @@ def test_spread_calibrate_on_a_route_and_on_its_run(stub, serve, capsys):
         assert report["points"] == 14 and report["right"] == 10 and report["from_labels"] == 14
         assert report["auroc"]["auroc"] == 0.95
         assert report["threshold"]["threshold"] == 1.0 and report["threshold"]["answered"] == 8
+    with store.connect() as db:  # as if `spread regress --set capitals` had made this run
+        db["regress_runs"].insert({"set_name": "capitals", "run_id": served[0]["run_id"]})
+    assert main(["calibrate", "--golden", "capitals", "--method", "exact", "--precision", "0.6", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["threshold"] == by_run["threshold"]
     assert main(["calibrate", "--route", "qa"]) == 0
     text = capsys.readouterr().out
     assert "AUROC 0.950" in text and "threshold for precision ≥ 0.95" not in text
@@ -527,3 +531,23 @@ def test_a_served_answer_goes_into_a_golden_set(stub, serve):
     golden.add_responses("capitals", [spread["chosen_answer_id"]], who="ana")
     (item,) = golden.items("capitals")
     assert "Capital of France?" in json.dumps(item) and "Paris." in json.dumps(item)
+
+
+def test_cost_is_recorded_from_the_endpoints_prices(stub, serve, monkeypatch):
+    from core.models import endpoints
+    from core.models.endpoints import Endpoint
+
+    monkeypatch.setenv("TEAM_TOKEN", "team-secret-value-1")
+    endpoints.add(Endpoint("priced", "openai/served-a", api_base=stub.base_url, key_env="TEAM_TOKEN",
+                           price_in=1.0, price_out=2.0))
+    stub.respond = Answers("Paris.", "Paris is the capital.", "Paris.")
+    served = serve(routes.Route("qa", ("priced",), k=3), adaptive=False)
+    completion = ask(served)[1]
+    spread = completion.model_extra["spread"]
+    usage = completion.usage
+    with store.connect() as db:
+        (request,) = serving.requests(db)
+        rows = store.responses(db, spread["run_id"])
+    assert request["cost_usd"] == pytest.approx((usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6)
+    assert all(r["cost_usd"] is not None for r in rows)
+    assert stub.requests[-1]["headers"]["authorization"] == "Bearer team-secret-value-1"

@@ -105,8 +105,7 @@ def points_for_run(run_id: int, *, method: str | None = None, db_path=None) -> l
 def points_for_golden(name: str, *, method: str | None = None, db_path=None) -> list[Point]:
     """The runs made on a golden set's items (spread regress), pooled."""
     with store.connect(db_path) as db:
-        run_ids = [row[0] for row in db.execute(
-            "select distinct run_id from regress_runs where set_name = ? and run_id is not null", [name]).fetchall()]
+        run_ids = serving.golden_set_runs(db, name)
     if not run_ids:
         raise SpreadError(f"no run was made on golden set {name!r} (spread regress --set {name} makes one)")
     return [point for run_id in run_ids for point in points_for_run(run_id, method=method, db_path=db_path)]

@@ -124,3 +124,10 @@ def chosen_verdicts(db: Database, *, route: str | None = None, run_id: int | Non
         "serve_requests.chosen_response_id as response_id, labels.reviewer, labels.verdict "
         "from serve_requests join labels on labels.response_id = serve_requests.chosen_response_id "
         f"where {' and '.join(where)} order by serve_requests.id", params))
+
+
+def golden_set_runs(db: Database, name: str) -> list[int]:
+    """The runs made on a golden set's items (spread regress), oldest first."""
+    return [row[0] for row in db.execute(
+        "select distinct run_id from regress_runs where set_name = ? and run_id is not null order by run_id",
+        [name]).fetchall()]
