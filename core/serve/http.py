@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 from aiohttp import web
 
@@ -51,7 +52,13 @@ def build_app(service: Service, token: str | None = None, log=None) -> web.Appli
         except (ValueError, UnicodeDecodeError):
             return error_response(BadRequest("the request body is not JSON"))
         began = time.perf_counter()
-        reply = await service.reply(body)
+        try:
+            reply = await service.reply(body)
+        except Exception:
+            # A fault of Spread's own: said in one line to the caller, in full on stderr.
+            traceback.print_exc(file=sys.stderr)
+            return error_response(BadRequest("Spread failed while answering this request (see the server's log)",
+                                             500, kind="server_error", code="internal_error"))
         if log is not None:
             log(request_line(body, reply, (time.perf_counter() - began) * 1000))
         headers = {}

@@ -216,6 +216,9 @@ class Service:
             self.secrets[route.name] = endpoints.secret_values(calls)
             if llm.needs_litellm(calls):
                 llm.get()
+        # litellm's model map says which models take tools and response formats: its import
+        # (seconds) starts now, so that the first request asking for them does not wait on it.
+        llm.preload()
         from core.analyse import embed
 
         # The meaning model's first load and first call, off any request's clock.
@@ -242,7 +245,7 @@ class Service:
         try:
             chat = parse_request(body, self.settings)
             route = self.settings.routes[chat.route]
-            self._check_shapes(route, chat)
+            await self._check_shapes(route, chat)
         except BadRequest as e:
             return Reply(e.status, e.body())
         answer = await self._answer(route, chat)
@@ -250,7 +253,7 @@ class Service:
         if answer.low and route.on_low.action == "fallback":
             other = self.settings.routes[route.on_low.route]
             try:
-                self._check_shapes(other, chat)
+                await self._check_shapes(other, chat)
             except BadRequest:
                 pass  # the fallback cannot take this request: the first route's decision stands
             else:
@@ -262,17 +265,29 @@ class Service:
         else:
             status = self.settings.abstain_status if abstained else 200
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writes, functools.partial(
-            self._save, answer, status=status, abstained=abstained, fallback_of=first.route.name if first else None))
-        if first is not None:
+        try:
             await loop.run_in_executor(self._writes, functools.partial(
-                self._save, first, status=status, abstained=False, fell_back=True))
+                self._save, answer, status=status, abstained=abstained,
+                fallback_of=first.route.name if first else None))
+            if first is not None:
+                await loop.run_in_executor(self._writes, functools.partial(
+                    self._save, first, status=status, abstained=False, fell_back=True))
+        except Exception as error:
+            if not store.unreachable(error):
+                raise
+            # Every answer given is kept for review: one that could not be kept is not given.
+            return Reply(503, BadRequest("the database cannot be reached, so this request could not be stored for "
+                                         "review and is not answered; try again", 503, kind="server_error",
+                                         code="store_unreachable").body())
         return self._compose(answer, chat, first, status, abstained)
 
-    def _check_shapes(self, route: Route, chat: ChatRequest) -> None:
-        """Refuse, before sampling, tools or a response format one of the route's models cannot take."""
-        if not (chat.tools or chat.response_format):
-            return
+    async def _check_shapes(self, route: Route, chat: ChatRequest) -> None:
+        """Refuse, before sampling, tools or a response format one of the route's models cannot
+        take (litellm's model map says: read off the event loop)."""
+        if chat.tools or chat.response_format:
+            await asyncio.to_thread(self._check_shapes_now, route, chat)
+
+    def _check_shapes_now(self, route: Route, chat: ChatRequest) -> None:
         spec = replace(self.specs[route.name], variants=[chat.variant(route.name)])
         for model in spec.models:
             try:
