@@ -551,3 +551,21 @@ def test_cost_is_recorded_from_the_endpoints_prices(stub, serve, monkeypatch):
     assert request["cost_usd"] == pytest.approx((usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6)
     assert all(r["cost_usd"] is not None for r in rows)
     assert stub.requests[-1]["headers"]["authorization"] == "Bearer team-secret-value-1"
+
+
+def test_an_endpoints_own_cap_on_calls_in_flight_holds_across_requests(stub, serve):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.models import endpoints
+    from core.models.endpoints import Endpoint
+
+    endpoints.add(Endpoint("one-at-a-time", "openai/served-a", api_base=stub.base_url, max_concurrency=1))
+    stub.respond = Answers("Paris.")
+    stub.latency_s = 0.1
+    served = serve(routes.Route("qa", ("one-at-a-time",), k=3), adaptive=False)
+    began = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: ask(served), range(2)))
+    assert time.perf_counter() - began >= 6 * 0.1  # six calls, one at a time
+    starts = sorted(r["t"] for r in stub.requests)
+    assert all(b - a >= 0.09 for a, b in zip(starts, starts[1:]))

@@ -87,8 +87,8 @@ def serve_command(host, port, route_texts, config_file, k, max_k, no_adaptive, f
         raise click.UsageError("give --route NAME=MODEL[,MODEL…] (repeatable) or --config FILE")
     if not 1 <= max_attempts <= 10:
         raise SpreadError("--max-attempts must be in 1..10")
-    if not 1 <= concurrency <= 4096:
-        raise SpreadError("--concurrency must be in 1..4096")
+    if not 1 <= concurrency <= 1024:
+        raise SpreadError("--concurrency must be in 1..1024")
     if timeout <= 0:
         raise SpreadError("--timeout must be above 0")
     if temperature is not None and not 0 <= temperature <= 2:

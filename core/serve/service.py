@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 
 from core import store
 from core.config import SpreadError
-from core.models import direct, endpoints, llm
+from core.models import direct, endpoints, limits, llm
 from core.prompts import conversation, shapes
 from core.run import plan
 from core.run.sampler import Job, Sampler
@@ -187,7 +187,7 @@ class Service:
         self.specs: dict[str, plan.RunSpec] = {}
         self.secrets: dict[str, list[str]] = {}
         self.cancel = threading.Event()  # set when the server stops: samplers stop retrying
-        self._limit: asyncio.Semaphore | None = None
+        self._gate: limits.Gate | None = None
         self._runs: dict[tuple[str, str, str], int] = {}
         self._runs_lock = threading.Lock()
         self._session = None
@@ -226,7 +226,15 @@ class Service:
         direct.load()
 
     async def start(self) -> None:
-        self._limit = asyncio.Semaphore(self.settings.concurrency)
+        # One gate for every route's calls, as a run's engine has (core/models/limits.py): the
+        # server's cap on calls in flight, and each endpoint's own cap and requests per minute,
+        # across all the requests in flight.
+        caps, buckets = {}, {}
+        for spec in self.specs.values():
+            for model in spec.models:
+                caps[model] = spec.concurrency_for(model)
+                buckets[model] = limits.bucket_for(spec.endpoint(model))
+        self._gate = limits.Gate(self.settings.concurrency, caps, buckets)
         self._session = direct.session()  # one HTTP client for every direct call while the server runs
         await self._session.__aenter__()
         if any(llm.needs_litellm([s.call_for(m) for m in s.models]) for s in self.specs.values()):
@@ -317,13 +325,16 @@ class Service:
         base = self.specs[route.name]
         spec = replace(base, variants=[chat.variant(route.name)], seed=chat.seed, top_p=chat.top_p,
                        max_tokens=chat.max_tokens or base.max_tokens or None)
-        sampler = Sampler(spec, self.secrets[route.name], self.cancel)
+        sampler = Sampler(spec, self.secrets[route.name], self.cancel, pace=self._gate.pace)
         temperature = route.temperature if chat.temperature is None else chat.temperature
 
         async def one(sample: int) -> dict:
             model = route.model_for(sample)
-            async with self._limit:
+            await self._gate.acquire(model)
+            try:
                 row = await sampler.sample(Job(0, (0, 0, model, temperature, sample), chat.messages))
+            finally:
+                self._gate.release(model)
             if row is None:  # the server is stopping
                 row = {"variant": 0, "input": 0, "model": model, "temperature": temperature, "sample_idx": sample,
                        "error_type": "cancelled", "error_message": "the server is stopping", "attempts": 0}
