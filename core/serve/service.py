@@ -73,7 +73,8 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
 
-    def variant(self, route_name: str) -> plan.Variant:
+    def variant(self) -> plan.Variant:
+        """The request as a run's variant: its conversation, tools, tool choice and response format."""
         return plan.Variant(conversation.text(self.messages), "", "", self.messages, self.tools, self.tool_choice,
                             self.response_format)
 
@@ -174,7 +175,6 @@ class Reply:
     status: int
     body: dict
     confidence: float | None = None
-    chosen: dict | None = None  # the row returned (for a stream)
 
 
 class Service:
@@ -193,9 +193,8 @@ class Service:
         self._session = None
         # Requests are stored by one thread over one connection kept open (`_connection`).
         self._writes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="spread-serve-store")
-        self._held = None
+        self._held: contextlib.ExitStack | None = None
         self._held_db = None
-        self._held_quick = None
 
     # --- start and stop ---------------------------------------------------------------
 
@@ -296,7 +295,7 @@ class Service:
             await asyncio.to_thread(self._check_shapes_now, route, chat)
 
     def _check_shapes_now(self, route: Route, chat: ChatRequest) -> None:
-        spec = replace(self.specs[route.name], variants=[chat.variant(route.name)])
+        spec = replace(self.specs[route.name], variants=[chat.variant()])
         for model in spec.models:
             try:
                 plan.check_shapes_supported(spec, model)
@@ -323,7 +322,7 @@ class Service:
     async def _sample(self, route: Route, chat: ChatRequest, start: int, count: int) -> tuple[list[dict], float]:
         """`count` answers (samples start..start+count-1) in parallel; and the slowest call's time."""
         base = self.specs[route.name]
-        spec = replace(base, variants=[chat.variant(route.name)], seed=chat.seed, top_p=chat.top_p,
+        spec = replace(base, variants=[chat.variant()], seed=chat.seed, top_p=chat.top_p,
                        max_tokens=chat.max_tokens or base.max_tokens or None)
         sampler = Sampler(spec, self.secrets[route.name], self.cancel, pace=self._gate.pace)
         temperature = route.temperature if chat.temperature is None else chat.temperature
@@ -413,11 +412,10 @@ class Service:
         checkpoints its journal (measured: 17 ms of a 40 ms save). Commits do not wait for the
         disk, as the engine's answers do not: a killed process loses nothing committed."""
         if self._held is None:
-            self._held = store.connect(self.db_path)
-            db = self._held.__enter__()
-            self._held_db = db
-            self._held_quick = store.commits_without_waiting_for_disk(db)
-            self._held_quick.__enter__()
+            held = contextlib.ExitStack()
+            db = held.enter_context(store.connect(self.db_path))
+            held.enter_context(store.commits_without_waiting_for_disk(db))
+            self._held, self._held_db = held, db
         try:
             yield self._held_db
         except Exception as error:
@@ -429,10 +427,9 @@ class Service:
         if self._held is not None:
             held, self._held = self._held, None
             try:
-                self._held_quick.__exit__(None, None, None)
-                held.__exit__(None, None, None)
+                held.close()
             except Exception:
-                pass
+                pass  # the connection is gone already
 
     # --- the reply ----------------------------------------------------------------------
 
@@ -451,18 +448,16 @@ class Service:
                                             "param": None, "code": "low_confidence"}, "spread": spread_object},
                          decision.confidence)
         if abstained:
-            chosen, message, finish = None, {"role": "assistant", "content": self.settings.abstain_message,
-                                             "refusal": None}, "stop"
+            message, finish = {"role": "assistant", "content": self.settings.abstain_message, "refusal": None}, "stop"
         else:
-            chosen = answer.chosen_row
-            message, finish = assistant_message(chosen)
+            message, finish = assistant_message(answer.chosen_row)
         body = {
             "id": f"chatcmpl-spread-{answer.request_id}", "object": "chat.completion", "created": int(time.time()),
             "model": chat.route, "system_fingerprint": None,
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
             "usage": _usage(answer.rows + (first.rows if first else [])), "spread": spread_object,
         }
-        return Reply(200, body, decision.confidence, chosen)
+        return Reply(200, body, decision.confidence)
 
     def _spread(self, answer: Answer, fallback_from: Answer | None, *, abstained: bool) -> dict:
         decision = answer.decision

@@ -70,8 +70,3 @@ def recent(route: str, *, limit: int = 50, db_path=None) -> list[dict]:
              "fell back": bool(row["fallback"]), "status": row["status"],
              "added ms": None if row["latency_ms"] is None else round(row["latency_ms"] - (row["slowest_call_ms"] or 0), 1)}
             for row in rows]
-
-
-def routes(*, db_path=None) -> list[str]:
-    with store.connect(db_path) as db:
-        return sorted({row["route"] for row in serving.served_runs(db)})
