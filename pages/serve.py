@@ -51,3 +51,14 @@ with right:
 
 st.subheader("Latest requests")
 st.dataframe(pd.DataFrame(traffic.recent(route)), hide_index=True, width="stretch")
+
+with st.expander("Calibrate a run"):
+    st.caption("Any run: each input's largest meaning against reviewers' labels (its checks where an input has "
+               "none, counted apart).")
+    run_id = st.number_input("Run", min_value=1, step=1, value=None, key="serve_calibrate_run")
+    if run_id is not None:
+        try:
+            st.text(calibration.as_text(calibration.report(calibration.points_for_run(int(run_id)),
+                                                           precision=precision)))
+        except SpreadError as e:
+            st.info(str(e))

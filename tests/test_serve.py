@@ -64,6 +64,7 @@ def test_contract_paris_four_in_five_is_the_answer_at_confidence_0_8(stub, serve
     assert set(spread) >= {"confidence", "k", "clusters", "shares", "semantic_entropy", "abstained", "route",
                            "run_id", "answer_ids"}
     assert spread["semantic_entropy"] == pytest.approx(-(0.8 * __import__("math").log(0.8) + 0.2 * __import__("math").log(0.2)), abs=1e-5)
+    assert spread["confidence_interval"] == [0.3755, 0.9638]  # 4 of 5, Wilson 95%
     assert stub.count() == 5
     # usage sums the five calls (the stub counts one token per word)
     asked = sum(r["body"] and 1 for r in stub.requests)
@@ -427,7 +428,7 @@ def test_served_runs_open_on_the_runs_spread_and_review_pages(stub, serve):
 
 def test_serve_page_shows_traffic_and_calibration(stub, serve):
     agree, scattered = (["Paris."] * 5, "pass"), (CITIES, "fail")
-    _labelled_traffic(stub, serve, [agree] * 9 + [scattered] * 3)
+    traffic = _labelled_traffic(stub, serve, [agree] * 9 + [scattered] * 3)
     at = _app()
     at.switch_page("pages/serve.py").run()
     assert not at.exception
@@ -436,6 +437,9 @@ def test_serve_page_shows_traffic_and_calibration(stub, serve):
     assert list(listing["abstained (95% CI)"]) == ["0% [0%, 24%]"]  # no threshold: nothing abstained
     shown = " ".join(t.value for t in at.text)
     assert "12 labelled answers" in shown and "AUROC 1.000" in shown
+    at.number_input(key="serve_calibrate_run").set_value(traffic[0]["run_id"]).run()
+    assert not at.exception
+    assert sum("12 labelled answers (12 by reviewers' labels, 0 by checks)" in t.value for t in at.text) == 2
 
 
 # --- the schema ---------------------------------------------------------------------------

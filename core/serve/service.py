@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 
 from core import store
 from core.config import SpreadError
+from core.analyse import stats
 from core.models import direct, endpoints, limits, llm
 from core.prompts import conversation, shapes
 from core.run import plan
@@ -461,6 +462,7 @@ class Service:
 
     def _spread(self, answer: Answer, fallback_from: Answer | None, *, abstained: bool) -> dict:
         decision = answer.decision
+        low, high = stats.wilson(round(decision.confidence * decision.k), decision.k) if decision.k else (0.0, 1.0)
         out = {
             "confidence": round(decision.confidence, 6), "k": decision.k,
             "clusters": decision.clusters, "shares": [round(s, 6) for s in decision.shares],
@@ -468,6 +470,9 @@ class Service:
             "abstained": abstained, "route": answer.route.name, "run_id": answer.run_id,
             "answer_ids": answer.answer_ids,
             # Beside the keys above: how the decision was reached.
+            # The share's 95% Wilson interval over the k answers asked: with k = 5, 4 of 5 is
+            # anywhere from 0.38 to 0.96. What a share means for correctness is calibration's.
+            "confidence_interval": [round(low, 4), round(high, 4)],
             "asked": decision.asked, "failed": decision.failed, "filtered": decision.filtered,
             "threshold": answer.threshold, "threshold_rule": answer.route.threshold.shown(),
             "low_confidence": answer.low, "chosen_answer_id": answer.chosen_id,
