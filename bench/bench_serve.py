@@ -17,7 +17,9 @@ disagree), one JSON line with:
 - server_added_p50_ms, server_added_p95_ms: from `serve_requests`: sampling and deciding
   minus the slowest call of each round, as Spread measures it (before storing);
 - requests_per_s: requests / wall time; calls_per_request: calls made per request;
-- calls_saved: 1 - calls made / (k × requests).
+- calls_saved: 1 - calls made / (k × requests);
+- serve_cpu_ms_per_request: `spread serve`'s own CPU time per request (user + system):
+  what bounds its requests per second on a given core, whatever else runs beside it.
 The results go to bench/results/<stamp>-serve.jsonl. The three processes share the cores.
 """
 
@@ -80,6 +82,12 @@ async def load(base: str, clients: int, requests: int) -> tuple[list[float], flo
     return latencies, time.perf_counter() - began
 
 
+def cpu_s(pid: int) -> float:
+    """A process's user + system CPU seconds so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -100,7 +108,9 @@ def main() -> None:
                 try:
                     asyncio.run(load(base, 4, 20))  # warm: connections, the meaning model's first batches
                     server.reset()
+                    cpu_before = cpu_s(process.pid)
                     latencies, wall = asyncio.run(load(base, args.clients, args.requests))
+                    serve_cpu = cpu_s(process.pid) - cpu_before
                     calls = server.stats()["requests"]
                 finally:
                     process.terminate()
@@ -116,7 +126,8 @@ def main() -> None:
                 "server_added_p50_ms": round(percentile(server_added, 50), 1),
                 "server_added_p95_ms": round(percentile(server_added, 95), 1),
                 "requests_per_s": round(args.requests / wall, 1), "calls_per_request": round(calls / args.requests, 2),
-                "calls_saved": round(1 - calls / (args.k * args.requests), 3), **machine(),
+                "calls_saved": round(1 - calls / (args.k * args.requests), 3),
+                "serve_cpu_ms_per_request": round(serve_cpu / args.requests * 1000, 1), **machine(),
             }
             print(json.dumps(result), flush=True)
             results.append(result)
