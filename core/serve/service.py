@@ -187,6 +187,7 @@ class Service:
         self.embedder = embedder or vote.CachedEmbedder()
         self.specs: dict[str, plan.RunSpec] = {}
         self.secrets: dict[str, list[str]] = {}
+        self.method = settings.method
         self.cancel = threading.Event()  # set when the server stops: samplers stop retrying
         self._gate: limits.Gate | None = None
         self._runs: dict[tuple[str, str, str], int] = {}
@@ -221,8 +222,10 @@ class Service:
         llm.preload()
         from core.analyse import embed
 
-        # The meaning model's first load and first call, off any request's clock.
-        embed.embed(["warm"], self.settings.method or embed.default_method())
+        # Which meaning method, decided once: finding out whether MiniLM is installed looks the
+        # package up on disk (measured: a third of a request's CPU when asked per request).
+        self.method = self.settings.method or embed.default_method()
+        embed.embed(["warm"], self.method)  # the model's first load and first call, off any request's clock
         direct.load()
 
     async def start(self) -> None:
@@ -349,7 +352,7 @@ class Service:
         variant = {"tools": chat.tools, "response_format": chat.response_format}
         context = f"{conversation.system_text(chat.messages)}\n{conversation.last_user_text(chat.messages)}"
         return await asyncio.to_thread(vote.decide, rows, route_checks=route.checks, variant=variant,
-                                       method=self.settings.method, context=context, embedder=self.embedder)
+                                       method=self.method, context=context, embedder=self.embedder)
 
     @functools.lru_cache(maxsize=4096)
     def _price(self, route: str, model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
