@@ -58,6 +58,7 @@ def main(store: Store) -> None:
         st.Page("pages/review.py", title="Review", icon=":material/rule:"),
         st.Page("pages/golden.py", title="Golden sets", icon=":material/verified:"),
         st.Page("pages/regress.py", title="Regression", icon=":material/trending_down:"),
+        st.Page("pages/serve.py", title="Serve", icon=":material/dns:"),
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
     ]
     navigation = st.navigation(pages)

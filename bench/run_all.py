@@ -59,6 +59,9 @@ def main() -> None:
         ("local_load", [str(BENCH / "bench_local_load.py"), "--repeat", repeat]),
     ]:
         results.add({"kind": "median", "case": name, **json.loads(run(argv))})
+    # `spread serve` under load: one line per mode (always k, adaptive).
+    for line in run([str(BENCH / "bench_serve.py"), "--requests", "100" if args.quick else "300"]).splitlines():
+        results.add({"case": "serve", **json.loads(line)})
     results.add({"kind": "total", "case": "run_all", "seconds": round(time.perf_counter() - start, 1)})
     # The fan-out table again, last, where it cannot scroll away.
     lines = [json.loads(line) for line in results.path.read_text().splitlines()]

@@ -12,6 +12,8 @@ inside functions included):
     analyse   meaning clusters, spread metrics, wording sensitivity, charts
     review    labels, reviewers' decisions, golden sets
     evaluate  checks, pass rates, the judge, the regression gate
+    serve     `spread serve`: an OpenAI-compatible endpoint answering with the majority meaning,
+              its calibrated confidence, abstaining when unsure; every request kept as a run
     formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files
     cli       the `spread` command
 

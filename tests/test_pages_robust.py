@@ -17,7 +17,7 @@ HOSTILE = [
     'http://127.0.0.1:9/x">link</a>', "www.example.com", "me@example.com", "$$\\frac{1}{0}$$", ":red[alarm]",
     "<script>alert(1)</script>", '" onmouseover="alert(1)', "**bold** _it_ `code`",
 ]
-PAGES = ["playground", "runs", "spread", "compare", "review", "golden", "regress", "models"]
+PAGES = ["playground", "runs", "spread", "compare", "review", "golden", "regress", "models", "serve"]
 
 
 def write_run(store, stub, *, name, models, inputs, answers_by_model, n=1, temperatures=(1.0,)) -> int:

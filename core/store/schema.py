@@ -295,6 +295,31 @@ def m017_expected_calls(db: Database) -> None:
     db["labels"].add_column("correction_calls", str)
     db["label_history"].add_column("correction_calls", str)
 
+
+@migrations()
+def m021_served_requests(db: Database) -> None:
+    """`spread serve` (core/serve/): each request is an input of an ordinary run, one run per
+    route, day and request shape (tools, tool choice, response format: a run's variant
+    holds them), so that Spread, Review and golden sets work on served answers unchanged.
+    `serve_runs` finds that run again; `serve_requests` keeps what the endpoint decided
+    for each request (the caller's keys and headers are never stored)."""
+    db["serve_runs"].create(
+        {"route": str, "day": str, "shape": str, "run_id": int},
+        pk=("route", "day", "shape"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["serve_requests"].create(
+        {"id": int, "run_id": int, "input": int, "route": str, "answered_by": str, "created_at": str,
+         "asked": int, "k": int, "failed": int, "filtered": int, "clusters": int, "confidence": float,
+         "semantic_entropy": float, "threshold": float, "abstained": int, "fallback": int, "status": int,
+         "chosen_response_id": int, "latency_ms": float, "slowest_call_ms": float, "prompt_tokens": int,
+         "completion_tokens": int, "cost_usd": float, "error": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["serve_requests"].create_index(["run_id", "input"], unique=True)
+    db["serve_requests"].create_index(["route", "created_at"])
+
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.
 MIGRATION_LOCK = 0x5350524541
 
