@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ("config", "display", "jsonvalue")  # settings and pure helpers: no Spread imports of their own
-ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "formats", "cli")
+ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "watch", "serve", "formats", "cli")
 # A run's last step (evaluate.scoring.finish_run: embed its answers, score its checks) is
 # taken where the run executed; a run's own process is handed nothing but argv, so the
 # engine imports it.
