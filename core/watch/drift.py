@@ -1,9 +1,10 @@
 """The statistics behind drift signals, on plain numbers (no database).
 
 - `meaning_shift`: per item, do the answers fall into the meaning clusters in other
-  shares than the baseline's? A permutation test of the chi-square statistic (exact in
-  spirit for the handful of samples a check takes, where the chi-square approximation is
-  not), Holm's correction over items.
+  shares than the baseline's? A permutation test of the chi-square statistic (valid for
+  the handful of samples a check takes, where the chi-square approximation is not),
+  Holm's correction over items; over the set, Fisher's combination of the items' p-values
+  (`combined_p`).
 - `rate_shift`: an error or refusal rate against the baseline's (Fisher's exact test,
   one-sided: higher).
 - `quantile_interval` / `shifted`: p50 and p95 latency (and mean cost) with intervals;
@@ -54,6 +55,17 @@ def meaning_shift(tables: dict[str, tuple[list, list]], alpha: float, *, seed: i
         row["p_adjusted"] = round(float(adjusted), 6)
         row["shifted"] = bool(adjusted < alpha)
     return rows
+
+
+def combined_p(rows: list[dict]) -> float | None:
+    """Fisher's combination of the items' permutation p-values: whether the answers moved
+    over the set as a whole, when each item has too few samples to show it alone (five
+    samples a side cannot give an item a p below 1/126). Valid for p-values that are
+    uniform or conservative under no change, as permutation p-values are."""
+    if not rows:
+        return None
+    statistic = -2 * sum(math.log(r["p_value"]) for r in rows)
+    return float(scipy_stats.chi2.sf(statistic, 2 * len(rows)))
 
 
 def _chi_square(labels: np.ndarray, side: np.ndarray) -> float:

@@ -6,8 +6,9 @@ state), `summary` (one line for people and Slack), and its figures.
 
     gate           the gate's verdict (pass / fail / inconclusive); alerting on fail
     model_changed  the model id the provider reports differs from the baseline's; alerting
-    meaning_shift  items whose answers fall in other meaning clusters than the baseline's
-                   (permutation chi-square, Holm over items); alerting
+    meaning_shift  answers that fall in other meaning clusters than the baseline's, per
+                   item (permutation chi-square, Holm) and over the set (Fisher's
+                   combination); alerting
     errors         error rate up (Fisher, one-sided); alerting
     refusals       refusal rate up (Fisher, one-sided); alerting
     latency        p50 / p95 outside the baseline's interval; shown, not alerting (a
@@ -90,10 +91,12 @@ def meaning_signal(store: Store, baseline_run: int, check_run: int, alpha: float
     if not rows:
         return None
     moved = [r for r in rows if r["shifted"]]
-    summary = (f"{len(moved)} of {len(rows)} item(s) answer in other meanings than at baseline "
-               f"(permutation chi-square, Holm; smallest p = {min(r['p_adjusted'] for r in rows):.3g})")
-    return {"kind": "meaning_shift", "alerting": bool(moved), "items_shifted": len(moved), "items": rows,
-            "alpha": alpha, "summary": summary}
+    overall = drift.combined_p(rows)
+    summary = (f"answers moved to other meanings than at baseline: over the {len(rows)} items p = {overall:.3g} "
+               f"(permutation chi-square per item, Fisher's combination); {len(moved)} item(s) on their own "
+               f"(Holm)")
+    return {"kind": "meaning_shift", "alerting": bool(moved) or overall < alpha, "p_value": round(overall, 8),
+            "items_shifted": len(moved), "items": rows, "alpha": alpha, "summary": summary}
 
 
 def meaning_tables(store: Store, baseline_run: int, check_run: int) -> dict[str, tuple[list, list]]:
