@@ -60,6 +60,36 @@ def receiver(monkeypatch):
     found.close()
 
 
+def due(db, at=None, force=False) -> list[dict]:
+    """`spread watch run-due` in this process (the CLI's own path is tested by the contract)."""
+    import asyncio
+
+    from core.watch import monitors
+
+    return asyncio.run(monitors.run_due(Store(db), now=schedule.parse(at) if at else None, force=force))
+
+
+def show(db, name="w1") -> dict:
+    from core.watch import monitors
+
+    return monitors.details(Store(db), name)
+
+
+def in_process(stub, tmp_path, db, receiver_url, *, every="1h", n_items=1):
+    """As `watched`, without a process per command."""
+    from core.formats import golden_files
+    from core.models import endpoints
+    from core.watch import monitors
+
+    path, items = golden_file(tmp_path, n_items=n_items)
+    golden_files.import_file("gold", path, db_path=db)
+    endpoints.add(endpoints.Endpoint(name="stubbed", model="openai/stub-a", api_base=stub.base_url), db_path=db)
+    stub.respond = answer_with(items, right=True)
+    monitors.add(Store(db), "w1", set_name="gold", model="stubbed", temperature=1.0, n=5, every=every,
+                 alert_urls=[receiver_url], now=schedule.parse("2026-03-02T10:00:00Z"))
+    return items
+
+
 def watched(stub, tmp_path, db, receiver_url, *, every="1h", n_items=3):
     """A golden set of capitals, an endpoint on the stub, and the monitor w1 on them."""
     path, items = golden_file(tmp_path, n_items=n_items)
@@ -118,50 +148,49 @@ def test_the_contract_one_alert_per_change_of_state_and_a_model_change_is_a_sign
 
 def test_a_failed_delivery_is_retried_with_backoff_then_shown(stub, tmp_path, receiver):
     db = str(tmp_path / "watch.db")
-    items, _ = watched(stub, tmp_path, db, receiver.url, n_items=2)
-    cli("--db", db, "watch", "run-due", "--force")
+    items = in_process(stub, tmp_path, db, receiver.url, n_items=2)
+    due(db, force=True)
     stub.respond = answer_with(items, right=False)
     receiver.fail_next = 2  # two 500s, then delivered
-    worse = last_json(cli("--db", db, "watch", "run-due", "--force", "--json"))["checks"][0]
+    worse = due(db, force=True)[0]
     assert worse["alerted"] is True and receiver.requests == 3 and len(receiver.bodies) == 1
 
     stub.respond = answer_with(items, right=True)
     receiver.fail_next = 100  # the receiver is broken: every attempt fails
-    back = last_json(cli("--db", db, "watch", "run-due", "--force", "--json"))["checks"][0]
+    back = due(db, force=True)[0]
     assert back["state"] == "ok" and back["alerted"] is False and receiver.requests == 3 + alerts.ATTEMPTS
     shown = cli("--db", db, "watch", "show", "w1")
     assert "ALERT NOT DELIVERED" in shown.stdout and "HTTP 500" in shown.stdout
     assert "SECRET-TOKEN" not in shown.stdout
-    details = last_json(cli("--db", db, "watch", "show", "w1", "--json"))
+    details = show(db)
     assert details["failed_deliveries"][0]["attempts"] == alerts.ATTEMPTS
     assert details["state"] == "ok" and details["announced_state"] == "alerting"
 
     receiver.fail_next = 0  # the next check tells the receiver what it missed, once
-    later = last_json(cli("--db", db, "watch", "run-due", "--force", "--json"))["checks"][0]
+    later = due(db, force=True)[0]
     assert later["alerted"] is True and receiver.bodies[-1]["state"] == "ok"
-    last_json(cli("--db", db, "watch", "run-due", "--force", "--json"))
+    due(db, force=True)
     assert len(receiver.bodies) == 2
 
 
 def test_due_times_with_injected_time_and_a_missed_window_runs_once(stub, tmp_path, receiver):
+    from core.watch import monitors
+
     db = str(tmp_path / "watch.db")
-    watched(stub, tmp_path, db, receiver.url, n_items=1)
-    due = lambda at: last_json(cli("--db", db, "watch", "run-due", "--json", "--now", at))["checks"]  # noqa: E731
-    assert len(due("2026-03-02T10:00:30Z")) == 1  # due at once (10:00)
-    assert due("2026-03-02T10:40:00Z") == []  # next at 11:00
-    assert len(due("2026-03-02T11:00:00Z")) == 1
+    in_process(stub, tmp_path, db, receiver.url)
+    assert len(due(db, "2026-03-02T10:00:30Z")) == 1  # due at once (10:00)
+    assert due(db, "2026-03-02T10:40:00Z") == []  # next at 11:00
+    assert len(due(db, "2026-03-02T11:00:00Z")) == 1
     # Every server down for five hours: one check on return, then the next slot after now.
-    assert len(due("2026-03-02T16:20:00Z")) == 1
-    assert due("2026-03-02T16:59:59Z") == []
-    listed = last_json(cli("--db", db, "watch", "list", "--json"))["monitors"][0]
-    assert listed["next_due_at"] == "2026-03-02T17:00:00+00:00"
-    cli("--db", db, "watch", "pause", "w1")
-    assert due("2026-03-02T18:00:00Z") == []
-    cli("--db", db, "watch", "resume", "w1", "--now", "2026-03-02T18:30:00Z")
-    assert last_json(cli("--db", db, "watch", "show", "w1", "--json"))["next_due_at"] == "2026-03-02T19:00:00+00:00"
-    checks = last_json(cli("--db", db, "watch", "show", "w1", "--json"))["checks"]
-    assert [c["due_at"] for c in checks] == ["2026-03-02T10:00:00+00:00", "2026-03-02T11:00:00+00:00",
-                                             "2026-03-02T16:00:00+00:00"]
+    assert len(due(db, "2026-03-02T16:20:00Z")) == 1
+    assert due(db, "2026-03-02T16:59:59Z") == []
+    assert show(db)["next_due_at"] == "2026-03-02T17:00:00+00:00"
+    monitors.set_paused(Store(db), "w1", True)
+    assert due(db, "2026-03-02T18:00:00Z") == []
+    monitors.set_paused(Store(db), "w1", False, now=schedule.parse("2026-03-02T18:30:00Z"))
+    assert show(db)["next_due_at"] == "2026-03-02T19:00:00+00:00"
+    assert [c["due_at"] for c in show(db)["checks"]] == ["2026-03-02T10:00:00+00:00", "2026-03-02T11:00:00+00:00",
+                                                         "2026-03-02T12:00:00+00:00"]  # the first slot missed
 
 
 def test_schedules_parse_with_croniter():
@@ -200,7 +229,7 @@ def test_bad_input_is_one_line_and_writes_nothing(stub, tmp_path, args, message)
 
 
 def test_two_processes_never_run_one_due_check_twice_on_postgresql(stub, tmp_path, receiver, pg_url):
-    items, _ = watched(stub, tmp_path, pg_url, receiver.url, n_items=1)
+    in_process(stub, tmp_path, pg_url, receiver.url)
     runs = [subprocess.Popen([sys.executable, "-m", "core.cli", "--db", pg_url, "watch", "run-due", "--json",
                               "--now", "2026-03-02T10:05:00Z"], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -73,8 +73,15 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
     claimed = 0
     state = None  # the last state reported: "waiting", "unreachable", or None while busy
     give_up_at = time.monotonic() + wait_s
+    watch_at = 0.0  # when to look for due monitor checks next
     while not stop.is_set():
         try:
+            if time.monotonic() >= watch_at:  # monitors (core/watch/): see _due_monitors
+                watch_at = time.monotonic() + WATCH_POLL_S
+                watching = await _due_monitors(db_path, report)
+                if watching is not None:
+                    sampling.add(watching)
+                    watching.add_done_callback(sampling.discard)
             while len(sampling) < MAX_RUNS and not stop.is_set():
                 owner = lease.new_owner()
                 found = await asyncio.to_thread(_claim_next, db_path, owner)
@@ -120,6 +127,21 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
     if sampling:
         await asyncio.gather(*sampling, return_exceptions=True)
     return claimed
+
+
+# --- monitors ---------------------------------------------------------------------------
+# A worker also runs the monitor checks that are due (core/watch/), so that a server
+# watches its models with nobody looking. Claiming is one conditional update per monitor
+# (exactly one worker runs each due time); the checks then run beside the worker's runs.
+WATCH_POLL_S = 15.0
+
+
+async def _due_monitors(db_path, report: Callable[[str], None]) -> asyncio.Task | None:
+    # The engine's one import of a later package besides a run's last step
+    # (tests/test_architecture.py, ALLOWED): monitors are scheduled work a worker carries.
+    from core.watch import monitors
+
+    return await monitors.start_due(db_path, report)
 
 
 def _claim_next(db_path, owner: str) -> tuple[int, bool] | None:

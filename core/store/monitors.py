@@ -25,6 +25,7 @@ def _monitor(row: dict | None) -> dict | None:
 
 def add(db, monitor: dict) -> int:
     row = dict(monitor, alerts=json.dumps(monitor.get("alerts") or []))
+    row = {k: int(v) if isinstance(v, bool) else v for k, v in row.items()}  # PostgreSQL's integers
     return db["monitors"].insert(row).last_pk
 
 
@@ -46,8 +47,7 @@ def update(db, monitor_id: int, changes: dict) -> None:
     changes = dict(changes)
     if "alerts" in changes:
         changes["alerts"] = json.dumps(changes["alerts"])
-    if "paused" in changes:
-        changes["paused"] = int(changes["paused"])
+    changes = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
     columns = ", ".join(f"{name} = ?" for name in changes)
     db.execute(f"update monitors set {columns} where id = ?", [*changes.values(), monitor_id])
 
@@ -98,8 +98,7 @@ def finish_check(db, check_id: int, changes: dict) -> None:
     changes = dict(changes)
     if "signals" in changes:
         changes["signals"] = json.dumps(changes["signals"], default=str)
-    if "alerted" in changes:
-        changes["alerted"] = int(changes["alerted"])
+    changes = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
     columns = ", ".join(f"{name} = ?" for name in changes)
     db.execute(f"update monitor_checks set {columns} where id = ?", [*changes.values(), check_id])
 

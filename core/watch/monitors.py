@@ -247,6 +247,44 @@ async def run_check(store: Store, monitor: dict, check_id: int, *, now: datetime
             "pass_rate_high": outcome["pass_rate_high"], "due_at": check["due_at"], "error": outcome["error"]}
 
 
+_stores: dict[str, Store] = {}
+
+
+def store_for(target) -> Store:
+    """One Store per database for the workers' polls (a Store holds a pool on PostgreSQL)."""
+    key = str(target or "")
+    if key not in _stores:
+        _stores[key] = Store(target) if target else Store()
+    return _stores[key]
+
+
+async def start_due(target, report) -> asyncio.Task | None:
+    """For a worker's poll: claim the checks due now and start running them; None when
+    nothing is due. `report` gets one line per check begun and ended."""
+    store = store_for(target)
+    claimed = await asyncio.to_thread(claim_due, store)
+    if not claimed:
+        return None
+    for monitor, check_id in claimed:
+        report(f"monitor {monitor['name']}: check {check_id} due, running")
+
+    async def run() -> None:
+        for monitor, check_id in claimed:
+            try:
+                done = await run_check(store, monitor, check_id)
+            except Exception as error:  # recorded as failed; the worker goes on
+                message = scrub(str(error), str(store.target))
+                with store.connection() as db:
+                    repo.finish_check(db, check_id, {"status": "failed", "error": message,
+                                                     "finished_at": schedule.text(schedule.now())})
+                report(f"monitor {monitor['name']}: check {check_id} failed: {message}")
+                continue
+            report(f"monitor {monitor['name']}: checked: verdict {done['verdict'] or '—'}, state {done['state']}"
+                   + (", alert sent" if done["alerted"] else ""))
+
+    return asyncio.create_task(run())
+
+
 def _due_at(db, check_id: int) -> str | None:
     row = db.execute("select due_at from monitor_checks where id = ?", [check_id]).fetchone()
     return row[0] if row else None
