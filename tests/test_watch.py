@@ -266,7 +266,7 @@ def test_meaning_shift_is_permutation_chi_square_with_holm():
 
 def test_the_slow_slide_test_waits_for_its_warmup_then_catches_a_sustained_drop():
     item_rates = [0.8] * 20
-    steady = [0.8] * (drift.WARMUP + 30)
+    steady = [0.8] * (drift.WARMUP + 60)
     assert drift.slow_slide(0.8, item_rates, 5, steady[:drift.WARMUP]) is None
     assert drift.slow_slide(0.8, item_rates, 5, steady)["alarm"] is False
     dropped = steady + [0.7] * 10

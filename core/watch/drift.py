@@ -29,7 +29,7 @@ PERMUTATIONS = 999
 # decision interval H; WARMUP checks pooled with the baseline before it may alarm.
 K = 0.5
 H = 8.0
-WARMUP = 12
+WARMUP = 24
 
 
 def meaning_shift(tables: dict[str, tuple[list, list]], alpha: float, *, seed: int = 0) -> list[dict]:
