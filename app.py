@@ -56,6 +56,7 @@ def main() -> None:
         st.Page("pages/review.py", title="Review", icon=":material/rule:"),
         st.Page("pages/golden.py", title="Golden sets", icon=":material/verified:"),
         st.Page("pages/regress.py", title="Regression", icon=":material/trending_down:"),
+        st.Page("pages/monitors.py", title="Monitors", icon=":material/monitor_heart:"),
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
     ]
     navigation = st.navigation(pages)

@@ -155,6 +155,35 @@ def details(store: Store, name: str, *, checks: int = 50) -> dict:
             "failed_deliveries": [d for d in delivered if d["status"] == "failed"]}
 
 
+def history(store: Store, name: str, *, checks: int = 500) -> list[dict]:
+    """A monitor's finished checks, oldest first, as the Monitors page plots them: the pass
+    rate with its interval, the verdict and state, where the answers' meanings went, the
+    latency and cost, and the runs to open (the check's and its baseline's)."""
+    monitor = get(store, name)
+    with store.connection() as db:
+        found = [c for c in repo.checks(db, monitor["id"], limit=checks) if c["status"] != "running"]
+    baseline_run = None
+    if monitor["baseline_id"] is not None:
+        baseline = regress.get(monitor["baseline_id"], db_path=store.target)
+        baseline_run = baseline["run_id"] if baseline else None
+    rows = []
+    for check in found:
+        by_kind = {s["kind"]: s for s in check["signals"]}
+        latency, cost = by_kind.get("latency") or {}, by_kind.get("cost") or {}
+        rows.append({
+            "check_id": check["id"], "when": check["due_at"] or check["started_at"], "status": check["status"],
+            "verdict": check["verdict"], "state": check["state"], "pass_rate": check["pass_rate"],
+            "pass_rate_low": check["pass_rate_low"], "pass_rate_high": check["pass_rate_high"],
+            "alerting": [s["kind"] for s in check["signals"] if s["alerting"]],
+            "meaning": (by_kind.get("meaning_shift") or {}).get("shares"),
+            "p50_ms": (latency.get("p50") or {}).get("ms"), "p95_ms": (latency.get("p95") or {}).get("ms"),
+            "cost_per_answer": cost.get("usd_per_answer"), "run_id": check["run_id"],
+            "regress_id": check["regress_id"], "baseline_run_id": baseline_run,
+            "is_baseline": check["regress_id"] is not None and check["regress_id"] == monitor["baseline_id"],
+            "alerted": check["alerted"], "error": check["error"], "signals": check["signals"]})
+    return rows
+
+
 def public(monitor: dict) -> dict:
     """A monitor as the CLI and pages show it: webhook URLs reduced to their host."""
     return {**monitor, "alerts": [alerts.shown(url) for url in monitor["alerts"]]}
@@ -251,11 +280,10 @@ _stores: dict[str, Store] = {}
 
 
 def store_for(target) -> Store:
-    """One Store per database for the workers' polls (a Store holds a pool on PostgreSQL)."""
-    key = str(target or "")
-    if key not in _stores:
-        _stores[key] = Store(target) if target else Store()
-    return _stores[key]
+    """One Store per database for the workers' polls and the pages (a Store holds a pool on
+    PostgreSQL); None: the database SPREAD_DB names now."""
+    store = Store(target) if target else Store()
+    return _stores.setdefault(str(store.target), store)
 
 
 async def start_due(target, report) -> asyncio.Task | None:

@@ -96,7 +96,20 @@ def meaning_signal(store: Store, baseline_run: int, check_run: int, alpha: float
                f"(permutation chi-square per item, Fisher's combination); {len(moved)} item(s) on their own "
                f"(Holm)")
     return {"kind": "meaning_shift", "alerting": bool(moved) or overall < alpha, "p_value": round(overall, 8),
-            "items_shifted": len(moved), "items": rows, "alpha": alpha, "summary": summary}
+            "items_shifted": len(moved), "items": rows, "alpha": alpha, "shares": bands(rows), "summary": summary}
+
+
+def bands(rows: list[dict]) -> dict[str, float]:
+    """Where the check's answers went, averaged over items: the meaning each item gave most
+    at baseline, its other baseline meanings, and meanings new since (comparable across
+    checks, where cluster ids are not)."""
+    totals = {"baseline_top": 0.0, "other_baseline": 0.0, "new": 0.0}
+    for row in rows:
+        top = max(row["before"], key=row["before"].get)
+        for cluster, share in row["after"].items():
+            band = "baseline_top" if cluster == top else "other_baseline" if cluster in row["before"] else "new"
+            totals[band] += share / len(rows)
+    return {band: round(share, 4) for band, share in totals.items()}
 
 
 def meaning_tables(store: Store, baseline_run: int, check_run: int) -> dict[str, tuple[list, list]]:
