@@ -306,3 +306,62 @@ def test_a_postgres_database_made_before_monitors_migrates_in_place(pg_url):
     with Store(pg_url).connection() as db:
         assert [tuple(r) for r in db.execute("select name, version from golden_sets").fetchall()] == [("kept", 3)]
         assert db.execute("select count(*) from monitor_checks").fetchone()[0] == 0
+
+
+def test_the_monitors_page_shows_state_history_and_a_failed_delivery_and_pauses(stub, tmp_path, receiver):
+    import os
+
+    from test_pages import app
+
+    db = os.environ["SPREAD_DB"]
+    items = in_process(stub, tmp_path, db, receiver.url, n_items=2)
+    due(db, force=True)
+    due(db, force=True)
+    stub.respond = answer_with(items, right=False)
+    receiver.fail_next = 100
+    due(db, force=True)
+    at = app()
+    at.switch_page("pages/monitors.py").run()
+    assert not at.exception
+    assert any("w1 is alerting" in e.value for e in at.error)
+    warning = next(w.value for w in at.warning if "Alert not delivered" in w.value)
+    assert "HTTP 500" in warning and "SECRET-TOKEN" not in warning
+    assert "SECRET-TOKEN" not in json.dumps([c.value for c in at.caption])
+    assert len(at.get("plotly_chart")) >= 2  # the pass rate and the meanings at least
+    assert any("gate fail" in e.value for e in at.error)  # the newest check's signals
+    next(b for b in at.button if b.label == "Pause").click().run()
+    assert not at.exception and show(db)["paused"] is True
+    assert next(b for b in at.button if b.label == "Resume")
+    compare = next(b for b in at.button if b.label == "Compare with the baseline")
+    compare.click().run()
+    assert not at.exception
+    assert at.session_state["run_A"] == 1 and at.session_state["run_B"] == 3
+
+
+def test_a_monitor_is_created_on_the_page_and_bad_input_is_one_line(stub, tmp_path):
+    import os
+
+    from core.formats import golden_files
+    from test_pages import app
+
+    path, _ = golden_file(tmp_path, n_items=1)
+    golden_files.import_file("gold", path)
+    at = app()
+    at.switch_page("pages/monitors.py").run()
+    assert not at.exception and any("No monitors yet" in i.value for i in at.info)
+    form = at.text_input
+    form[0].input("nightly")
+    form[1].input("openai/stub-a")
+    form[2].input("every tuesday")
+    at.button[0].click().run()
+    assert any("is neither 15m" in e.value for e in at.error)
+    assert show_all(os.environ["SPREAD_DB"]) == []
+    at.text_input[2].input("1d")
+    at.button[0].click().run()
+    assert not at.exception and [m["name"] for m in show_all(os.environ["SPREAD_DB"])] == ["nightly"]
+
+
+def show_all(db) -> list[dict]:
+    from core.watch import monitors
+
+    return monitors.listing(Store(db))
