@@ -8,7 +8,7 @@ every hour with K samples per item against a baseline drawn once per monitor. Me
    30 days (after an alarm the CUSUM restarts, as the monitor's state would clear), and
    the share of monitors that alarm at least once in 30 days; for several thresholds H;
 2. its detection delay for a 10-point drop in every item's pass rate that starts after
-   the warm-up (median and 90th percentile, in checks = hours);
+   the warm-up (median and 90th percentile, in checks = hours), and for 5 and 3 points;
 3. the per-check gate (the exact stratified test, `--max-drop 0`, at the monitor's alpha)
    on an unchanged model: fails per 30 days, the baseline held fixed over the month as a
    monitor holds it.
@@ -98,7 +98,8 @@ def main() -> None:
     parser.add_argument("--monitors", type=int, default=400)
     parser.add_argument("--months", type=int, default=3)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--thresholds", default="5,6,7,8,9,10")
+    parser.add_argument("--thresholds", default="6,7,8,9,10")
+    parser.add_argument("--drops", default="0.10,0.05,0.03", help="drops of every item's pass rate to detect")
     parser.add_argument("--gate-monitors", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=drift.WARMUP, help="checks pooled into the reference")
     args = parser.parse_args()
@@ -108,17 +109,19 @@ def main() -> None:
     for h in [float(x) for x in args.thresholds.split(",")]:
         rng = np.random.default_rng(1)
         null = [null_run(rng, args.k, h, args.months) for _ in range(args.monitors)]
-        delays = [delay_run(rng, args.k, h, 0.10) for _ in range(args.monitors)]
-        found = sorted(d for d in delays if d is not None)
-        rows.append({
-            "measurement": "watch_slow_slide", "items": ITEMS, "k": args.k, "allowance_k": drift.K, "threshold_h": h,
-            "warmup": drift.WARMUP, "monitors": args.monitors,
-            "false_alarms_per_30_days": round(sum(n for n, _ in null) / (args.monitors * args.months), 3),
-            "share_alarming_within_30_days": round(sum(first for _, first in null) / args.monitors, 3),
-            "drop": 0.10, "detected_within_14_days": round(len(found) / args.monitors, 3),
-            "delay_checks_median": float(np.median(found)) if found else None,
-            "delay_checks_p90": float(np.percentile(found, 90)) if found else None,
-            "in_use": h == drift.H and args.warmup == WARMUP_IN_USE})
+        row = {"measurement": "watch_slow_slide", "items": ITEMS, "k": args.k, "allowance_k": drift.K,
+               "threshold_h": h, "warmup": drift.WARMUP, "monitors": args.monitors,
+               "false_alarms_per_30_days": round(sum(n for n, _ in null) / (args.monitors * args.months), 3),
+               "share_alarming_within_30_days": round(sum(first for _, first in null) / args.monitors, 3),
+               "in_use": h == drift.H and args.warmup == WARMUP_IN_USE}
+        for drop in [float(x) for x in args.drops.split(",")]:
+            delays = [delay_run(rng, args.k, h, drop) for _ in range(args.monitors)]
+            found = sorted(d for d in delays if d is not None)
+            points = f"{round(drop * 100)}pt"
+            row.update({f"detected_within_14_days_{points}": round(len(found) / args.monitors, 3),
+                        f"delay_checks_median_{points}": float(np.median(found)) if found else None,
+                        f"delay_checks_p90_{points}": float(np.percentile(found, 90)) if found else None})
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     rng = np.random.default_rng(2)
     per_check = np.mean([gate_null(rng, args.k, monitors.DEFAULT_ALPHA, MONTH) for _ in range(args.gate_monitors)])

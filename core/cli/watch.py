@@ -51,8 +51,8 @@ def _settings_options(required: bool):
             click.option("--alert", "alert_urls", multiple=True, metavar="URL",
                          help="a webhook (http or https) told of each change of state; repeatable"),
             click.option("--alpha", type=float, default=None, metavar="A",
-                         help="significance level of each alerting test per check (default 0.001: about one "
-                              "false alarm a month at an hourly cadence)"),
+                         help="significance level of each alerting test per check (default 0.0003: under one "
+                              "false alarm a month in all at an hourly cadence)"),
         ]):
             f = option(f)
         return f

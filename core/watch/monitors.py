@@ -30,10 +30,11 @@ from core.store import Store
 from core.store import monitors as repo
 from core.watch import alerts, schedule, signals
 
-# Each alerting test of a check runs at this level: at an hourly cadence an unchanged
-# model then trips the gate about 0.7 times a month (720 × 0.001), the slow-slide test
-# being tuned to about one a month on its own (bench/bench_watch.py).
-DEFAULT_ALPHA = 0.001
+# Each alerting test of a check runs at this level. At an hourly cadence an unchanged
+# model then fails the gate about 0.2 times a month and shifts meaning at most as often;
+# with the slow-slide test (about 0.4 a month) that is under one false alarm a month in
+# all (bench/bench_watch.py).
+DEFAULT_ALPHA = 0.0003
 MAX_N = 100
 STATES = ("ok", "alerting")
 
