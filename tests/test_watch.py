@@ -77,25 +77,30 @@ def show(db, name="w1") -> dict:
 
 def in_process(stub, tmp_path, db, receiver_url, *, every="1h", n_items=1):
     """As `watched`, without a process per command."""
-    from core.formats import golden_files
-    from core.models import endpoints
     from core.watch import monitors
 
-    path, items = golden_file(tmp_path, n_items=n_items)
-    golden_files.import_file("gold", path, db_path=db)
-    endpoints.add(endpoints.Endpoint(name="stubbed", model="openai/stub-a", api_base=stub.base_url), db_path=db)
-    stub.respond = answer_with(items, right=True)
+    items = setup_set(stub, tmp_path, db, n_items)
     monitors.add(Store(db), "w1", set_name="gold", model="stubbed", temperature=1.0, n=5, every=every,
                  alert_urls=[receiver_url], now=schedule.parse("2026-03-02T10:00:00Z"))
     return items
 
 
-def watched(stub, tmp_path, db, receiver_url, *, every="1h", n_items=3):
-    """A golden set of capitals, an endpoint on the stub, and the monitor w1 on them."""
+def setup_set(stub, tmp_path, db, n_items, set_name="gold"):
+    """A golden set of capitals and the endpoint `stubbed` on the stub, answering right."""
+    from core.formats import golden_files
+    from core.models import endpoints
+
     path, items = golden_file(tmp_path, n_items=n_items)
-    cli("--db", db, "import", "gold", str(path))
-    cli("--db", db, "models", "add", "stubbed", "--model", "openai/stub-a", "--api-base", stub.base_url)
+    golden_files.import_file(set_name, path, db_path=db)
+    if endpoints.get("stubbed", db_path=db) is None:
+        endpoints.add(endpoints.Endpoint(name="stubbed", model="openai/stub-a", api_base=stub.base_url), db_path=db)
     stub.respond = answer_with(items, right=True)
+    return items
+
+
+def watched(stub, tmp_path, db, receiver_url, *, every="1h", n_items=3):
+    """The monitor w1 made by `spread watch add`, as the contract writes it."""
+    items = setup_set(stub, tmp_path, db, n_items)
     added = cli("--db", db, "watch", "add", "w1", "--golden", "gold", "--model", "stubbed", "--temperature", "1",
                 "--n", "5", "--every", every, "--alert", receiver_url, "--json", "--now", "2026-03-02T10:00:00Z")
     return items, last_json(added)
@@ -212,20 +217,24 @@ def test_schedules_parse_with_croniter():
     (["--baseline", "1"], "is of the set 'other', not 'gold'"),
     (["--baseline", "last"], "neither a regress run id nor `first`"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(stub, tmp_path, args, message):
+def test_bad_input_is_one_line_and_writes_nothing(stub, tmp_path, capsys, args, message):
+    import asyncio
+
+    from core.cli import main
+    from core.evaluate import regress
+
     db = str(tmp_path / "watch.db")
-    path, items = golden_file(tmp_path, n_items=1)
-    cli("--db", db, "import", "gold", str(path))
-    cli("--db", db, "import", "other", str(path))
-    cli("--db", db, "models", "add", "stubbed", "--model", "openai/stub-a", "--api-base", stub.base_url)
-    stub.respond = answer_with(items, right=True)
-    cli("--db", db, "regress", "other", "--model", "stubbed", "--n", "2")
+    setup_set(stub, tmp_path, db, 1)
+    setup_set(stub, tmp_path, db, 1, set_name="other")
+    asyncio.run(regress.regress("other", regress.Candidate(model="stubbed", n=2), regress.Gates(), db_path=db))
     base = {"--golden": "gold", "--model": "stubbed", "--every": "1h"}
     given = dict(zip(args[::2], args[1::2]))
     argv = [a for k, v in {**base, **given}.items() for a in (k, v)]
-    result = cli("--db", db, "watch", "add", "w1", *argv, check=False)
-    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert last_json(cli("--db", db, "watch", "list", "--json"))["monitors"] == []
+    capsys.readouterr()
+    code = main(["--db", db, "watch", "add", "w1", *argv])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and len(error.strip().splitlines()) == 1
+    assert show_all(db) == []
 
 
 def test_two_processes_never_run_one_due_check_twice_on_postgresql(stub, tmp_path, receiver, pg_url):
@@ -244,10 +253,10 @@ def test_two_processes_never_run_one_due_check_twice_on_postgresql(stub, tmp_pat
 
 def test_the_worker_runs_due_monitors_with_nobody_looking(stub, tmp_path, receiver):
     db = str(tmp_path / "watch.db")
-    watched(stub, tmp_path, db, receiver.url, n_items=1)
+    in_process(stub, tmp_path, db, receiver.url)
     worker = cli("--db", db, "worker", "--once")
     assert "monitor w1: checked" in worker.stderr
-    details = last_json(cli("--db", db, "watch", "show", "w1", "--json"))
+    details = show(db)
     assert len(details["checks"]) == 1 and details["checks"][0]["status"] == "done"
     assert details["baseline_id"] == details["checks"][0]["regress_id"]
     again = cli("--db", db, "worker", "--once")  # not due again before the next slot
