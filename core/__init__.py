@@ -18,5 +18,5 @@ inside functions included):
 
 The exceptions: a run's last step, embedding its answers and scoring its checks
 (run.runner.execute_and_score, run.own_process), and a worker's poll running the monitor
-checks that are due (run.service -> watch.monitors): see ALLOWED in tests/test_architecture.py.
+checks that are due (run.service -> watch.due): see ALLOWED in tests/test_architecture.py.
 """

@@ -7,14 +7,14 @@ import streamlit as st
 from core import display
 from core.config import SpreadError
 from core.review import golden
-from core.watch import charts, monitors
+from core.watch import charts, due, monitors
 
 st.title("Monitors")
 st.caption("A monitor re-samples a golden set on a model on a schedule; the workers run each check as a regression "
            "run against a pinned baseline, compute drift signals with their statistics, and tell the webhooks once "
            "per change of state. `spread watch run-due` runs due checks from cron or CI.")
 state = st.session_state
-store = monitors.store_for(None)
+store = due.store_for(None)
 who = state.get("reviewer") or ""
 
 

@@ -20,7 +20,7 @@ ALLOWED = {
     ("core.run.runner", "core.evaluate.scoring"),
     ("core.run.own_process", "core.evaluate.scoring"),
     # A worker also claims and runs the monitor checks that are due (core/run/service.py).
-    ("core.run.service", "core.watch.monitors"),
+    ("core.run.service", "core.watch.due"),
 }
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -237,6 +238,7 @@ def test_bad_input_is_one_line_and_writes_nothing(stub, tmp_path, capsys, args, 
     assert show_all(db) == []
 
 
+@pytest.mark.postgres
 def test_two_processes_never_run_one_due_check_twice_on_postgresql(stub, tmp_path, receiver, pg_url):
     in_process(stub, tmp_path, pg_url, receiver.url)
     runs = [subprocess.Popen([sys.executable, "-m", "core.cli", "--db", pg_url, "watch", "run-due", "--json",
@@ -288,6 +290,7 @@ def test_a_webhook_url_is_shown_only_as_its_host():
         alerts.check_url("https://user:pw@example.com/hook")
 
 
+@pytest.mark.sqlite_only
 def test_a_database_made_before_monitors_opens_and_keeps_its_rows(tmp_path):
     from core.store.schema import Database, migrations
 
@@ -302,6 +305,7 @@ def test_a_database_made_before_monitors_opens_and_keeps_its_rows(tmp_path):
         assert "m020_monitors" in [r[0] for r in db.execute("select name from _sqlite_migrations")]
 
 
+@pytest.mark.postgres
 def test_a_postgres_database_made_before_monitors_migrates_in_place(pg_url):
     import psycopg
 
@@ -374,3 +378,26 @@ def show_all(db) -> list[dict]:
     from core.watch import monitors
 
     return monitors.listing(Store(db))
+
+
+@pytest.mark.postgres
+def test_two_app_servers_nobody_browsed_run_a_due_check_once_on_postgresql(stub, tmp_path, receiver, pg_url):
+    from test_server_workers import app_servers, wait_until
+
+    in_process(stub, tmp_path, pg_url, receiver.url)
+    with app_servers(2, pg_url, tmp_path):
+        done = wait_until(lambda: [c for c in show(pg_url)["checks"] if c["status"] == "done"], 90, 0.5)
+        assert done
+        time.sleep(2)  # the other server's worker has polled meanwhile
+        checks = show(pg_url)["checks"]
+    assert len(checks) == 1 and checks[0]["status"] == "done"
+
+
+def test_an_app_server_on_sqlite_nobody_browsed_runs_a_due_check(stub, tmp_path, receiver):
+    from test_server_workers import app_servers, wait_until
+
+    db = str(tmp_path / "watch.db")
+    in_process(stub, tmp_path, db, receiver.url)
+    with app_servers(1, db, tmp_path) as servers:
+        done = wait_until(lambda: [c for c in show(db)["checks"] if c["status"] == "done"], 90, 0.5)
+        assert done, servers[0].log_path.read_text()[-2000:]

@@ -76,12 +76,6 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
     watch_at = 0.0  # when to look for due monitor checks next
     while not stop.is_set():
         try:
-            if time.monotonic() >= watch_at:  # monitors (core/watch/): see _due_monitors
-                watch_at = time.monotonic() + WATCH_POLL_S
-                watching = await _due_monitors(db_path, report)
-                if watching is not None:
-                    sampling.add(watching)
-                    watching.add_done_callback(sampling.discard)
             while len(sampling) < MAX_RUNS and not stop.is_set():
                 owner = lease.new_owner()
                 found = await asyncio.to_thread(_claim_next, db_path, owner)
@@ -97,6 +91,12 @@ async def _serve(sampling: set[asyncio.Task], db_path, once, wait_s, poll_s, sto
                 task = asyncio.create_task(_carry(run_id, owner, retry_errors, db_path, stop, report, on_end))
                 sampling.add(task)
                 task.add_done_callback(sampling.discard)
+            if time.monotonic() >= watch_at and not stop.is_set():  # monitors (core/watch/): see _due_monitors
+                watch_at = time.monotonic() + WATCH_POLL_S
+                watching = await _due_monitors(db_path, report)
+                if watching is not None:
+                    sampling.add(watching)
+                    watching.add_done_callback(sampling.discard)
         except Exception as error:
             if not store.unreachable(error):
                 raise
@@ -139,9 +139,9 @@ WATCH_POLL_S = 15.0
 async def _due_monitors(db_path, report: Callable[[str], None]) -> asyncio.Task | None:
     # The engine's one import of a later package besides a run's last step
     # (tests/test_architecture.py, ALLOWED): monitors are scheduled work a worker carries.
-    from core.watch import monitors
+    from core.watch import due
 
-    return await monitors.start_due(db_path, report)
+    return await due.start_due(db_path, report)
 
 
 def _claim_next(db_path, owner: str) -> tuple[int, bool] | None:
@@ -212,6 +212,7 @@ def _status(db_path, run_id: int) -> str:
 
 
 _serving: dict[str, Future] = {}
+_watching: dict[str, Future] = {}  # monitors on SQLite, where no worker runs in the app
 _serving_lock = threading.Lock()
 
 
@@ -236,6 +237,7 @@ def start_with_server(db_path=None) -> None:
     except Exception as error:
         print(f"spread: {error}", file=sys.stderr)
     for_this_server(db_path)
+    watch_with_server(db_path)
 
 
 def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
@@ -243,7 +245,7 @@ def stop_with_server(timeout_s: float = lease.STOP_WAIT_S + CHILD_MARGIN_S) -> N
     `timeout_s` for them to hand their runs back."""
     runner.PROCESS_STOPPING.set()
     with _serving_lock:
-        pending = list(_serving.values())
+        pending = list(_serving.values()) + list(_watching.values())
     pending += runner.in_process_jobs()
     concurrent.futures.wait(pending, timeout=timeout_s)
 
@@ -275,4 +277,36 @@ async def _keep_serving(db_path) -> None:
             if str(error) != said:
                 report(str(error))
                 said = str(error)
+            await asyncio.sleep(POLL_S)
+
+
+def watch_with_server(db_path=None) -> bool:
+    """Where the app starts no worker (SQLite), it still runs the monitor checks that are
+    due, on its background loop, from the server's start to its stop (on PostgreSQL its
+    worker does). Returns whether this server watches."""
+    target = str(db_path or config.db_path())
+    with _serving_lock:
+        if target not in _serving and target not in _watching and not runner.PROCESS_STOPPING.is_set():
+            _watching[target] = runner.spawn(_keep_watching(target))
+        return target in _watching
+
+
+async def _keep_watching(db_path) -> None:
+    said = None
+
+    def report(line: str) -> None:
+        print(f"spread monitors: {line}", file=sys.stderr, flush=True)
+
+    while not runner.PROCESS_STOPPING.is_set():
+        try:
+            checking = await _due_monitors(db_path, report)
+            if checking is not None:
+                await checking
+        except Exception as error:
+            if str(error) != said:
+                report(str(error))
+                said = str(error)
+        for _ in range(int(WATCH_POLL_S / POLL_S)):  # wakes to see the server stopping
+            if runner.PROCESS_STOPPING.is_set():
+                return
             await asyncio.sleep(POLL_S)

@@ -3,9 +3,9 @@ run against a pinned baseline through the gate (core/evaluate/regress.py), its d
 signals computed (core/watch/signals.py), and one alert per change of state.
 
     add(store, name, ...)        check everything, record the monitor (due at once)
-    claim_due(store, now)        claim the checks due now: exactly one claimer per due time
+    due.claim_due(store, now)    claim the checks due now: exactly one claimer per due time
     run_claimed(store, claimed)  run them: regress, signals, state, alerts
-    run_due(store, now, force)   both, for `spread watch run-due` and the workers
+    run_due(store, now, force)   both, for `spread watch run-due` (the workers: due.start_due)
 
 A monitor's state is `ok` or `alerting` (any signal alerting). Its webhooks are told
 of each change of state once; `announced_state` is the state they last heard, so a
@@ -28,7 +28,7 @@ from core.models import endpoints
 from core.review import golden
 from core.store import Store
 from core.store import monitors as repo
-from core.watch import alerts, schedule, signals
+from core.watch import alerts, due, schedule, signals
 
 # Each alerting test of a check runs at this level. At an hourly cadence an unchanged
 # model then fails the gate about 0.2 times a month and shifts meaning at most as often;
@@ -192,46 +192,13 @@ def public(monitor: dict) -> dict:
 
 # --- running checks --------------------------------------------------------------------------
 
-def claim_due(store: Store, now: datetime | None = None, *, force: bool = False, names=None,
-              claimer: str = "") -> list[tuple[dict, int]]:
-    """Claim the checks due at `now`: (monitor, check id) for each this caller won. Of two
-    processes that see a monitor due, the one whose conditional update advances its next
-    due time runs it; a missed window (all servers down) is one check, and the next due
-    time is the first slot after now. `force`: every monitor (paused ones too, when named)
-    runs now, whatever its schedule."""
-    moment = schedule.utc(now or schedule.now())
-    stamp = schedule.text(moment)
-    claimer = claimer or f"{os.uname().nodename}:{os.getpid()}"
-    with store.connection() as db:
-        if force:
-            found = repo.all_monitors(db)
-            found = [m for m in found if (m["name"] in names if names else not m["paused"])]
-        else:
-            found = [m for m in repo.due(db, stamp) if not names or m["name"] in names]
-    claimed = []
-    for monitor in found:
-        next_due = schedule.text(schedule.next_after(monitor["every"], moment))
-        is_due = not monitor["paused"] and monitor["next_due_at"] <= stamp
-        with store.transaction() as db:
-            won = is_due and repo.claim_due(db, monitor["id"], monitor["next_due_at"], next_due)
-            if not won and not force:
-                continue
-            # A forced check has no due time of its own; a due one is unique by it.
-            due_at = monitor["next_due_at"] if won else None
-            check_id = repo.start_check(db, monitor["id"], due_at, forced=force, claimed_by=claimer,
-                                        started_at=stamp)
-        if check_id is not None:
-            claimed.append((monitor, check_id))
-    return claimed
-
-
 async def run_claimed(store: Store, claimed: list[tuple[dict, int]], *, now: datetime | None = None) -> list[dict]:
     """Run claimed checks one after another; a failing check is recorded and the next runs."""
     return [await run_check(store, monitor, check_id, now=now) for monitor, check_id in claimed]
 
 
 async def run_due(store: Store, *, now: datetime | None = None, force: bool = False, names=None) -> list[dict]:
-    claimed = await asyncio.to_thread(claim_due, store, now, force=force, names=names)
+    claimed = await asyncio.to_thread(due.claim_due, store, now, force=force, names=names)
     return await run_claimed(store, claimed, now=now)
 
 
@@ -275,43 +242,6 @@ async def run_check(store: Store, monitor: dict, check_id: int, *, now: datetime
             "signals": found, "alerted": alerted, "regress_id": outcome["regress_id"], "run_id": outcome["run_id"],
             "pass_rate": outcome["pass_rate"], "pass_rate_low": outcome["pass_rate_low"],
             "pass_rate_high": outcome["pass_rate_high"], "due_at": check["due_at"], "error": outcome["error"]}
-
-
-_stores: dict[str, Store] = {}
-
-
-def store_for(target) -> Store:
-    """One Store per database for the workers' polls and the pages (a Store holds a pool on
-    PostgreSQL); None: the database SPREAD_DB names now."""
-    store = Store(target) if target else Store()
-    return _stores.setdefault(str(store.target), store)
-
-
-async def start_due(target, report) -> asyncio.Task | None:
-    """For a worker's poll: claim the checks due now and start running them; None when
-    nothing is due. `report` gets one line per check begun and ended."""
-    store = store_for(target)
-    claimed = await asyncio.to_thread(claim_due, store)
-    if not claimed:
-        return None
-    for monitor, check_id in claimed:
-        report(f"monitor {monitor['name']}: check {check_id} due, running")
-
-    async def run() -> None:
-        for monitor, check_id in claimed:
-            try:
-                done = await run_check(store, monitor, check_id)
-            except Exception as error:  # recorded as failed; the worker goes on
-                message = scrub(str(error), str(store.target))
-                with store.connection() as db:
-                    repo.finish_check(db, check_id, {"status": "failed", "error": message,
-                                                     "finished_at": schedule.text(schedule.now())})
-                report(f"monitor {monitor['name']}: check {check_id} failed: {message}")
-                continue
-            report(f"monitor {monitor['name']}: checked: verdict {done['verdict'] or '—'}, state {done['state']}"
-                   + (", alert sent" if done["alerted"] else ""))
-
-    return asyncio.create_task(run())
 
 
 def _due_at(db, check_id: int) -> str | None:
