@@ -77,9 +77,10 @@ if details["state"] == "alerting":
     st.error(f"{display.inert(name)} is alerting", icon=":material/notifications_active:")
 else:
     st.success(f"{display.inert(name)} is ok", icon=":material/check_circle:")
+baseline = details["baseline_id"] if details["baseline_id"] is not None else "(its first check)"
 st.caption(display.inert(
     f"{details['set_name']} on {details['model']} (T={details['temperature']:g}, K={details['n']}) every "
-    f"{details['every']}, against regress {details['baseline_id'] if details['baseline_id'] is not None else '(its first check)'}"
+    f"{details['every']}, against regress {baseline}"
     + (f"; alerts to {', '.join(details['alerts'])}" if details["alerts"] else "; no webhooks")
     + (f"; last alert {details['last_alert_at']}" if details["last_alert_at"] else "")))
 for failed in details["failed_deliveries"][:3]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -401,3 +401,22 @@ def test_an_app_server_on_sqlite_nobody_browsed_runs_a_due_check(stub, tmp_path,
     with app_servers(1, db, tmp_path) as servers:
         done = wait_until(lambda: [c for c in show(db)["checks"] if c["status"] == "done"], 90, 0.5)
         assert done, servers[0].log_path.read_text()[-2000:]
+
+
+def test_a_webhook_named_by_its_variable_never_reaches_the_database(stub, tmp_path, receiver, monkeypatch):
+    import sqlite3
+
+    from core.watch import monitors
+
+    db = str(tmp_path / "watch.db")
+    items = setup_set(stub, tmp_path, db, 1)
+    monkeypatch.setenv("TEAM_HOOK", receiver.url)
+    monitors.add(Store(db), "w1", set_name="gold", model="stubbed", n=5, every="1d", alert_urls=["env:TEAM_HOOK"])
+    due(db, force=True)
+    stub.respond = answer_with(items, right=False)
+    assert due(db, force=True)[0]["alerted"] is True and len(receiver.bodies) == 1
+    dump = "\n".join(sqlite3.connect(db).iterdump())
+    assert "env:TEAM_HOOK" in dump and "SECRET-TOKEN" not in dump
+    assert show(db)["alerts"] == ["env:TEAM_HOOK"]
+    with pytest.raises(Exception, match="does not name a variable"):
+        alerts.check_url("env:not a name")

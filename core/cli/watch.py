@@ -49,7 +49,8 @@ def _settings_options(required: bool):
                          metavar="REGRESS_ID|first",
                          help="the regress run each check is compared with; `first`: the monitor's first check"),
             click.option("--alert", "alert_urls", multiple=True, metavar="URL",
-                         help="a webhook (http or https) told of each change of state; repeatable"),
+                         help="a webhook told of each change of state: an http(s) URL, or env:NAME, the variable that "
+                              "holds it (keeps a tokened URL out of the database); repeatable"),
             click.option("--alpha", type=float, default=None, metavar="A",
                          help="significance level of each alerting test per check (default 0.0003: under one "
                               "false alarm a month in all at an hourly cadence)"),

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 
-MONITOR_JSON = ("alerts",)
-
-
 def _monitor(row: dict | None) -> dict | None:
     if row is None:
         return None

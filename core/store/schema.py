@@ -305,7 +305,8 @@ def m020_monitors(db: Database) -> None:
     # tried again at the next check).
     db["monitors"].create(
         {"id": int, "name": str, "set_name": str, "model": str, "temperature": float, "n": int, "every": str,
-         "baseline_id": int, "baseline_first": int, "alpha": float, "alerts": str, "paused": int, "state": str, "announced_state": str,
+         "baseline_id": int, "baseline_first": int, "alpha": float, "alerts": str, "paused": int, "state": str,
+         "announced_state": str,
          "next_due_at": str, "last_check_at": str, "last_alert_at": str, "created_at": str, "created_by": str,
          "updated_at": str},
         pk="id",

@@ -12,18 +12,23 @@ delivered or failed, is recorded (core/store/monitors.py) so that a failure show
 
 No secret goes into a payload: figures, names and verdicts only — never a key, a
 database URL, an endpoint's server address, or the webhook URL itself. A webhook URL
-(which often holds a token in its path) is shown anywhere only as its host.
+often holds a token in its path (Slack's does): give it as `env:NAME`, the variable (in
+the environment or .streamlit/secrets.toml) that holds it, and only the name is stored,
+as an endpoint stores the name of its key; a URL given as such is stored to be called
+and shown anywhere only as its host.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
+from core import config
 from core.config import SpreadError
 
 ATTEMPTS = 4
@@ -33,9 +38,17 @@ DEFAULT_BACKOFF_S = 1.0
 PUBLIC_URL_ENV = "SPREAD_PUBLIC_URL"  # where the app is served, for links in alerts
 
 
+ENV_PREFIX = "env:"
+
+
 def check_url(url: str) -> str:
-    """A webhook URL as given, or a one-line SpreadError (only http and https)."""
-    parts = urlsplit((url or "").strip())
+    """A webhook URL (only http and https) or `env:NAME` as given, or a one-line SpreadError."""
+    url = (url or "").strip()
+    if url.startswith(ENV_PREFIX):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", url[len(ENV_PREFIX):]):
+            raise SpreadError(f"{url!r} does not name a variable: give env:NAME, e.g. env:SLACK_WEBHOOK_URL")
+        return url
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SpreadError(f"the webhook URL {shown(url)!r} is not an http(s) URL with a host")
     if parts.password:
@@ -43,8 +56,24 @@ def check_url(url: str) -> str:
     return url.strip()
 
 
+def resolve(url: str) -> str:
+    """The URL to call: `env:NAME` read now (never stored), checked as a URL."""
+    if not url.startswith(ENV_PREFIX):
+        return url
+    value = config.key(url[len(ENV_PREFIX):])
+    if not value:
+        raise SpreadError(f"{url[len(ENV_PREFIX):]} is not set (in the environment or the secrets file)")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SpreadError(f"{url[len(ENV_PREFIX):]} does not hold an http(s) URL")
+    return value.strip()
+
+
 def shown(url: str) -> str:
-    """A webhook URL as a page or a log may show it: its scheme and host, nothing after."""
+    """A webhook URL as a page or a log may show it: `env:NAME` as it is, a URL as its
+    scheme and host, nothing after."""
+    if (url or "").startswith(ENV_PREFIX):
+        return url
     parts = urlsplit(url or "")
     if not parts.hostname:
         return (url or "")[:12] + ("…" if len(url or "") > 12 else "")
@@ -95,20 +124,24 @@ def deliver(url: str, body: dict, *, attempts: int = ATTEMPTS, sleep=time.sleep)
     """POST the body, retrying what can recover. Returns {"status": "delivered"|"failed",
     "attempts", "http_status", "error"}; the error names the host, never the URL."""
     data = json.dumps(body, default=str).encode()
+    try:
+        target = resolve(url)
+    except SpreadError as error:
+        return {"status": "failed", "attempts": 0, "http_status": None, "error": str(error)}
     wait, last_status, last_error = backoff_s(), None, None
     for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(url, data=data, method="POST",
+        request = urllib.request.Request(target, data=data, method="POST",
                                          headers={"Content-Type": "application/json", "User-Agent": "spread-watch"})
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                 return {"status": "delivered", "attempts": attempt, "http_status": response.status, "error": None}
         except urllib.error.HTTPError as error:
-            last_status, last_error = error.code, f"HTTP {error.code} from {shown(url)}"
+            last_status, last_error = error.code, f"HTTP {error.code} from {shown(target)}"
             if error.code < 500 and error.code != 429:
                 break
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
-            last_status, last_error = None, f"{type(reason).__name__} reaching {shown(url)}"
+            last_status, last_error = None, f"{type(reason).__name__} reaching {shown(target)}"
         if attempt < attempts:
             sleep(wait)
             wait *= 2

@@ -18,7 +18,6 @@ verdict); every later check is compared with it.
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import datetime
 
 from core import store as store_module
