@@ -1,7 +1,8 @@
 """A monitor's alarms at an hourly cadence, by simulation (a measurement, not a test).
 
 A golden set of 20 items (true pass rates from Beta(4, 1), as bench_gate.py) is checked
-every hour with K samples per item against a baseline drawn once per monitor. Measured:
+every hour with K samples per item against a baseline drawn once per monitor with
+4 × K samples per item (a `first` baseline, monitors.BASELINE_FACTOR). Measured:
 
 1. the slow-slide test (core/watch/drift.py: CUSUM on the per-check pass rate, reference
    pooled from the baseline and the first WARMUP checks) on an unchanged model: alarms per
@@ -53,8 +54,10 @@ def cusum_alarms(history: np.ndarray, reference: float, se: float, h: float) -> 
 
 
 def monitor_setup(rng, k: int):
+    """True item rates, and the baseline's observed ones (a `first` baseline: BASELINE_FACTOR × k samples)."""
     rates = rng.beta(4, 1, ITEMS)
-    baseline_items = rng.binomial(k, rates) / k
+    kb = monitors.BASELINE_FACTOR * k
+    baseline_items = rng.binomial(kb, rates) / kb
     return rates, baseline_items
 
 
@@ -81,14 +84,15 @@ def delay_run(rng, k: int, h: float, drop: float, lead: int = 48, horizon: int =
 def gate_null(rng, k: int, alpha: float, checks_per_monitor: int) -> float:
     """Fails per check of the gate on an unchanged model, the baseline fixed per monitor."""
     rates = rng.beta(4, 1, ITEMS)
-    base = rng.binomial(k, rates)
+    kb = monitors.BASELINE_FACTOR * k
+    base = rng.binomial(kb, rates)
     fails = 0
     for _ in range(checks_per_monitor):
         now = rng.binomial(k, rates)
-        drop = (base - now).mean() / k
+        drop = (base / kb - now / k).mean()
         if drop <= 0:
             continue
-        p = gate.stratified_p_value([(int(a), k, int(b), k) for a, b in zip(now, base)])
+        p = gate.stratified_p_value([(int(a), k, int(b), kb) for a, b in zip(now, base)])
         fails += gate.drop_verdict(drop, p, None, 0.0, alpha) == "fail"
     return fails / checks_per_monitor
 

@@ -420,3 +420,29 @@ def test_a_webhook_named_by_its_variable_never_reaches_the_database(stub, tmp_pa
     assert show(db)["alerts"] == ["env:TEAM_HOOK"]
     with pytest.raises(Exception, match="does not name a variable"):
         alerts.check_url("env:not a name")
+
+
+@pytest.mark.postgres
+def test_claimers_that_all_saw_a_monitor_due_run_it_once_on_postgresql(stub, tmp_path, receiver, pg_url, monkeypatch):
+    """The race itself: four claimers read the monitor as due before any of them claims it
+    (a stale read, as two servers polling at the same instant have)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.store import monitors as repo
+    from core.watch import due as due_module
+
+    in_process(stub, tmp_path, pg_url, receiver.url)
+    at = schedule.parse("2026-03-02T10:05:00Z")
+    with Store(pg_url).connection() as db:
+        seen = repo.due(db, schedule.text(at))
+    monkeypatch.setattr(repo, "due", lambda db, now: [dict(m) for m in seen])
+    stores = [Store(pg_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        won = list(pool.map(lambda s: due_module.claim_due(s, at, claimer=f"c{id(s)}"), stores))
+    assert sorted(len(w) for w in won) == [0, 0, 0, 1]
+    with Store(pg_url).connection() as db:
+        assert db.execute("select count(*) from monitor_checks").fetchone()[0] == 1
+    # And the row's own guard: the same due time cannot be recorded twice.
+    with Store(pg_url).connection() as db:
+        check = db.execute("select monitor_id, due_at from monitor_checks").fetchone()
+        assert repo.start_check(db, check[0], check[1], forced=False, claimed_by="late", started_at="x") is None

@@ -42,6 +42,9 @@ def _settings_options(required: bool):
                          metavar="T"),
             click.option("--n", type=int, default=5 if required else None, show_default=required, metavar="K",
                          help="samples per item at each check"),
+            click.option("--baseline-n", type=int, default=None, metavar="K",
+                         help="samples per item of a `first` baseline (default: 4 × --n; it is paid once and "
+                              "every check is compared with it)"),
             click.option("--every", required=required, metavar="15m|1h|6h|1d|CRON",
                          help="the schedule: a fixed interval, aligned to the clock, or a cron expression in UTC "
                               "(five fields, quoted)"),
@@ -65,13 +68,13 @@ def _settings_options(required: bool):
 @_settings_options(required=True)
 @now_option
 @json_option
-def add_command(name, set_name, model, temperature, n, every, baseline, alert_urls, alpha, now, as_json):
+def add_command(name, set_name, model, temperature, n, baseline_n, every, baseline, alert_urls, alpha, now, as_json):
     """Create a monitor; its first check is due at once."""
     from core.cli.common import reviewer
     from core.watch import monitors
 
     monitor = monitors.add(_store(), name, set_name=set_name, model=model, temperature=temperature, n=n,
-                           every=every, baseline=baseline, alert_urls=alert_urls,
+                           every=every, baseline=baseline, alert_urls=alert_urls, baseline_n=baseline_n,
                            alpha=monitors.DEFAULT_ALPHA if alpha is None else alpha, created_by=reviewer(),
                            now=_now(now))
     _print_monitor(monitors.public(monitor), as_json, f"monitor {name} created")
@@ -83,13 +86,14 @@ def add_command(name, set_name, model, temperature, n, every, baseline, alert_ur
 @click.option("--no-alerts", is_flag=True, help="remove every webhook")
 @now_option
 @json_option
-def edit_command(name, set_name, model, temperature, n, every, baseline, alert_urls, alpha, no_alerts, now, as_json):
+def edit_command(name, set_name, model, temperature, n, baseline_n, every, baseline, alert_urls, alpha, no_alerts, now,
+                 as_json):
     """Change a monitor's settings (the ones given); `--alert` replaces its webhooks."""
     from core.watch import monitors
 
     urls = [] if no_alerts else (list(alert_urls) or None)
     monitor = monitors.edit(_store(), name, set_name=set_name, model=model, temperature=temperature, n=n,
-                            every=every, baseline=baseline, alert_urls=urls, alpha=alpha, now=_now(now))
+                            baseline_n=baseline_n, every=every, baseline=baseline, alert_urls=urls, alpha=alpha, now=_now(now))
     _print_monitor(monitors.public(monitor), as_json, f"monitor {name} changed")
 
 

@@ -302,10 +302,10 @@ def m020_monitors(db: Database) -> None:
     # expression; `alerts` a JSON list of webhook URLs; `next_due_at` the next due time
     # (UTC, ISO seconds), which a worker advances with a conditional update to claim it;
     # `announced_state` the state the webhooks were last told of (a failed delivery is
-    # tried again at the next check).
+    # tried again at the next check). `baseline_n`: samples per item of a `first` baseline.
     db["monitors"].create(
-        {"id": int, "name": str, "set_name": str, "model": str, "temperature": float, "n": int, "every": str,
-         "baseline_id": int, "baseline_first": int, "alpha": float, "alerts": str, "paused": int, "state": str,
+        {"id": int, "name": str, "set_name": str, "model": str, "temperature": float, "n": int, "baseline_n": int,
+         "every": str, "baseline_id": int, "baseline_first": int, "alpha": float, "alerts": str, "paused": int, "state": str,
          "announced_state": str,
          "next_due_at": str, "last_check_at": str, "last_alert_at": str, "created_at": str, "created_by": str,
          "updated_at": str},

@@ -35,6 +35,10 @@ from core.watch import alerts, due, schedule, signals
 # all (bench/bench_watch.py).
 DEFAULT_ALPHA = 0.0003
 MAX_N = 100
+# A `first` baseline takes this many times a check's samples per item: it is paid once,
+# and every check is compared with it (a complete flip of one item at K = 5 against 20
+# baseline samples is p = 1/53130; against 5, p = 1/252 could never alarm at DEFAULT_ALPHA).
+BASELINE_FACTOR = 4
 STATES = ("ok", "alerting")
 
 
@@ -50,7 +54,7 @@ def check_model(store: Store, model: str) -> str:
 
 
 def check_settings(store: Store, *, set_name: str, model: str, temperature: float, n: int, every: str,
-                   baseline, alert_urls, alpha: float) -> dict:
+                   baseline, alert_urls, alpha: float, baseline_n: int | None = None) -> dict:
     """Every setting checked (nothing written), as the monitor's columns."""
     golden.get_set(set_name, db_path=store.target)
     check_model(store, model)
@@ -58,6 +62,9 @@ def check_settings(store: Store, *, set_name: str, model: str, temperature: floa
         raise SpreadError(f"temperature {temperature:g} is outside 0–2")
     if not 1 <= n <= MAX_N:
         raise SpreadError(f"--n {n} is outside 1–{MAX_N} samples per item")
+    baseline_n = BASELINE_FACTOR * n if baseline_n is None else baseline_n
+    if not 1 <= baseline_n <= BASELINE_FACTOR * MAX_N:
+        raise SpreadError(f"--baseline-n {baseline_n} is outside 1–{BASELINE_FACTOR * MAX_N} samples per item")
     if not 0 < alpha < 0.5:
         raise SpreadError(f"alpha {alpha:g} is outside (0, 0.5)")
     every = schedule.check(every)
@@ -69,18 +76,19 @@ def check_settings(store: Store, *, set_name: str, model: str, temperature: floa
         except (TypeError, ValueError):
             raise SpreadError(f"--baseline {baseline!r} is neither a regress run id nor `first`") from None
         regress.check_baseline(baseline_id, set_name, db_path=store.target)
-    return {"set_name": set_name, "model": model, "temperature": float(temperature), "n": int(n), "every": every,
+    return {"set_name": set_name, "model": model, "temperature": float(temperature), "n": int(n),
+            "baseline_n": int(baseline_n), "every": every,
             "baseline_id": baseline_id, "baseline_first": baseline_id is None, "alerts": urls, "alpha": alpha}
 
 
 def add(store: Store, name: str, *, set_name: str, model: str, temperature: float = 0.7, n: int = 5,
-        every: str = "1h", baseline="first", alert_urls=(), alpha: float = DEFAULT_ALPHA, created_by: str = "",
-        now: datetime | None = None) -> dict:
+        every: str = "1h", baseline="first", alert_urls=(), alpha: float = DEFAULT_ALPHA,
+        baseline_n: int | None = None, created_by: str = "", now: datetime | None = None) -> dict:
     """Record a monitor, due at once (its first check runs at the next `run-due` or worker
     poll). Nothing is written when a setting is wrong."""
     check_text(name or "", "the monitor name")
     settings = check_settings(store, set_name=set_name, model=model, temperature=temperature, n=n, every=every,
-                              baseline=baseline, alert_urls=alert_urls, alpha=alpha)
+                              baseline=baseline, alert_urls=alert_urls, alpha=alpha, baseline_n=baseline_n)
     moment = now or schedule.now()
     stamp = schedule.text(moment)
     with store.transaction(lock="monitors") as db:
@@ -98,6 +106,7 @@ def edit(store: Store, name: str, *, now: datetime | None = None, **changes) -> 
     monitor = get(store, name)
     merged = {"set_name": monitor["set_name"], "model": monitor["model"], "temperature": monitor["temperature"],
               "n": monitor["n"], "every": monitor["every"], "alpha": monitor["alpha"],
+              "baseline_n": monitor["baseline_n"] if "n" not in changes or changes.get("n") is None else None,
               "baseline": "first" if monitor["baseline_first"] and monitor["baseline_id"] is None
               else monitor["baseline_id"], "alert_urls": monitor["alerts"]}
     merged.update({k: v for k, v in changes.items() if v is not None})
@@ -206,7 +215,9 @@ async def run_check(store: Store, monitor: dict, check_id: int, *, now: datetime
     and an alert when the state changed."""
     moment = schedule.utc(now or schedule.now())
     baseline_id = monitor["baseline_id"]
-    candidate = regress.Candidate(model=monitor["model"], temperature=monitor["temperature"], n=monitor["n"])
+    # A `first` baseline samples more than a check (BASELINE_FACTOR): it is the yardstick.
+    samples = monitor["n"] if baseline_id is not None else (monitor["baseline_n"] or monitor["n"])
+    candidate = regress.Candidate(model=monitor["model"], temperature=monitor["temperature"], n=samples)
     gates = regress.Gates(max_drop=0.0 if baseline_id is not None else None, alpha=monitor["alpha"])
     outcome = {"verdict": None, "regress_id": None, "run_id": None, "pass_rate": None, "pass_rate_low": None,
                "pass_rate_high": None, "error": None}
