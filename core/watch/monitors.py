@@ -31,7 +31,7 @@ from core.watch import alerts, due, schedule, signals
 
 # Each alerting test of a check runs at this level. At an hourly cadence an unchanged
 # model then fails the gate about 0.2 times a month and shifts meaning at most as often;
-# with the slow-slide test (about 0.4 a month) that is under one false alarm a month in
+# with the slow-slide test (about 0.3 a month) that is under one false alarm a month in
 # all (bench/bench_watch.py).
 DEFAULT_ALPHA = 0.0003
 MAX_N = 100
