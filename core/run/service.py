@@ -14,6 +14,10 @@ Stopping (SIGTERM to a server or to `spread worker`): the worker claims nothing 
 each run it holds starts no new call, its calls in flight get lease.STOP_WAIT_S to end,
 what arrived is committed and the run goes back to `queued` for another worker.
 
+Each worker also claims and runs the monitor checks that are due (core/watch/, see
+_due_monitors); an app server on SQLite, which starts no worker, runs them on its
+background loop (watch_with_server).
+
 A small run is sampled on the worker's event loop; one the app would sample in a process
 of its own (runner.needs_own_process: a large run, or one beside the embedded model) in
 a process (core/run/detached.py) that dies with the worker, as a run sampled inside it would.
