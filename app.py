@@ -59,6 +59,7 @@ def main(store: Store) -> None:
         st.Page("pages/golden.py", title="Golden sets", icon=":material/verified:"),
         st.Page("pages/regress.py", title="Regression", icon=":material/trending_down:"),
         st.Page("pages/serve.py", title="Serve", icon=":material/dns:"),
+        st.Page("pages/monitors.py", title="Monitors", icon=":material/monitor_heart:"),
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
     ]
     navigation = st.navigation(pages)

@@ -14,9 +14,11 @@ inside functions included):
     evaluate  checks, pass rates, the judge, the regression gate
     serve     `spread serve`: an OpenAI-compatible endpoint answering with the majority meaning,
               its calibrated confidence, abstaining when unsure; every request kept as a run
+    watch     monitors: golden sets re-sampled on a schedule through the gate, drift signals, alerts
     formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files
     cli       the `spread` command
 
-The one exception is a run's last step, embedding its answers and scoring its checks
-(run.runner.execute_and_score, run.own_process): see ALLOWED in tests/test_architecture.py.
+The exceptions: a run's last step, embedding its answers and scoring its checks
+(run.runner.execute_and_score, run.own_process), and a worker's poll running the monitor
+checks that are due (run.service -> watch.due): see ALLOWED in tests/test_architecture.py.
 """

@@ -18,6 +18,8 @@ ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "
 # module that says where a run executes imports it.
 ALLOWED = {
     ("core.run.launch", "core.evaluate.scoring"),
+    # A worker also claims and runs the monitor checks that are due (core/run/service.py).
+    ("core.run.service", "core.watch.due"),
 }
 
 

@@ -14,6 +14,10 @@ Stopping (SIGTERM to a server or to `spread worker`): the worker claims nothing 
 each run it holds starts no new call, its calls in flight get leases.STOP_WAIT_S to end,
 what arrived is committed and the run goes back to `queued` for another worker.
 
+Each worker also claims and runs the monitor checks that are due (core/watch/, see
+_due_monitors); an app server on SQLite, which starts no worker, runs them on its
+background loop (watch_with_server).
+
 A small run is sampled on the worker's event loop; one the app would sample in a process
 of its own (launch.needs_own_process: a large run, or one beside the embedded model) in
 a process (core/run/launch.py) that dies with the worker, as a run sampled inside it would.
@@ -74,6 +78,7 @@ async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s
     claimed = 0
     state = None  # the last state reported: "waiting", "unreachable", or None while busy
     give_up_at = time.monotonic() + wait_s
+    watch_at = 0.0  # when to look for due monitor checks next
     while not stop.is_set():
         try:
             while len(sampling) < MAX_RUNS and not stop.is_set():
@@ -91,6 +96,12 @@ async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s
                 task = asyncio.create_task(_carry(store, run_id, owner, retry_errors, stop, report, on_end))
                 sampling.add(task)
                 task.add_done_callback(sampling.discard)
+            if time.monotonic() >= watch_at and not stop.is_set():  # monitors (core/watch/): see _due_monitors
+                watch_at = time.monotonic() + WATCH_POLL_S
+                watching = await _due_monitors(store, report)
+                if watching is not None:
+                    sampling.add(watching)
+                    watching.add_done_callback(sampling.discard)
         except Exception as error:
             if not unreachable(error):
                 raise
@@ -121,6 +132,21 @@ async def _serve(store: Store, sampling: set[asyncio.Task], once, wait_s, poll_s
     if sampling:
         await asyncio.gather(*sampling, return_exceptions=True)
     return claimed
+
+
+# --- monitors ---------------------------------------------------------------------------
+# A worker also runs the monitor checks that are due (core/watch/), so that a server
+# watches its models with nobody looking. Claiming is one conditional update per monitor
+# (exactly one worker runs each due time); the checks then run beside the worker's runs.
+WATCH_POLL_S = 15.0
+
+
+async def _due_monitors(store: Store, report: Callable[[str], None]) -> asyncio.Task | None:
+    # The engine's one import of a later package besides a run's last step
+    # (tests/test_architecture.py, ALLOWED): monitors are scheduled work a worker carries.
+    from core.watch import due
+
+    return await due.start_due(store, report)
 
 
 def _claim_next(store: Store, owner: str) -> tuple[int, bool] | None:
@@ -191,6 +217,7 @@ def _status(store: Store, run_id: int) -> str:
 
 
 _serving: dict[str, Future] = {}
+_watching: dict[str, Future] = {}  # monitors on SQLite, where no worker runs in the app
 _serving_lock = threading.Lock()
 
 
@@ -215,6 +242,7 @@ def start_with_server(store: Store) -> None:
     except Exception as error:
         print(f"spread: {error}", file=sys.stderr)
     for_this_server(store)
+    watch_with_server(store)
 
 
 def stop_with_server(timeout_s: float = leases.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
@@ -222,7 +250,7 @@ def stop_with_server(timeout_s: float = leases.STOP_WAIT_S + CHILD_MARGIN_S) -> 
     `timeout_s` for them to hand their runs back."""
     launch.PROCESS_STOPPING.set()
     with _serving_lock:
-        pending = list(_serving.values())
+        pending = list(_serving.values()) + list(_watching.values())
     pending += launch.in_process_jobs()
     concurrent.futures.wait(pending, timeout=timeout_s)
 
@@ -254,4 +282,36 @@ async def _keep_serving(store: Store) -> None:
             if str(error) != said:
                 report(str(error))
                 said = str(error)
+            await asyncio.sleep(POLL_S)
+
+
+def watch_with_server(store: Store) -> bool:
+    """Where the app starts no worker (SQLite), it still runs the monitor checks that are
+    due, on its background loop, from the server's start to its stop (on PostgreSQL its
+    worker does). Returns whether this server watches."""
+    target = str(store.target)
+    with _serving_lock:
+        if target not in _serving and target not in _watching and not launch.PROCESS_STOPPING.is_set():
+            _watching[target] = launch.spawn(_keep_watching(store))
+        return target in _watching
+
+
+async def _keep_watching(store: Store) -> None:
+    said = None
+
+    def report(line: str) -> None:
+        print(f"spread monitors: {line}", file=sys.stderr, flush=True)
+
+    while not launch.PROCESS_STOPPING.is_set():
+        try:
+            checking = await _due_monitors(store, report)
+            if checking is not None:
+                await checking
+        except Exception as error:
+            if str(error) != said:
+                report(str(error))
+                said = str(error)
+        for _ in range(int(WATCH_POLL_S / POLL_S)):  # wakes to see the server stopping
+            if launch.PROCESS_STOPPING.is_set():
+                return
             await asyncio.sleep(POLL_S)

@@ -297,6 +297,43 @@ def m017_expected_calls(db: Database) -> None:
 
 
 @migrations()
+def m020_monitors(db: Database) -> None:
+    # A monitor re-samples a golden set on a model on a schedule and compares each check
+    # with a pinned baseline regress run (core/watch/). `every` is 15m|1h|6h|1d or a cron
+    # expression; `alerts` a JSON list of webhook URLs; `next_due_at` the next due time
+    # (UTC, ISO seconds), which a worker advances with a conditional update to claim it;
+    # `announced_state` the state the webhooks were last told of (a failed delivery is
+    # tried again at the next check). `baseline_n`: samples per item of a `first` baseline.
+    db["monitors"].create(
+        {"id": int, "name": str, "set_name": str, "model": str, "temperature": float, "n": int, "baseline_n": int,
+         "every": str, "baseline_id": int, "baseline_first": int, "alpha": float, "alerts": str, "paused": int, "state": str,
+         "announced_state": str,
+         "next_due_at": str, "last_check_at": str, "last_alert_at": str, "created_at": str, "created_by": str,
+         "updated_at": str},
+        pk="id",
+    )
+    db["monitors"].create_index(["name"], unique=True)
+    # One row per execution of a monitor: unique (monitor_id, due_at), so one due time is
+    # run once across processes. `signals` is the JSON list of drift signals.
+    db["monitor_checks"].create(
+        {"id": int, "monitor_id": int, "due_at": str, "forced": int, "claimed_by": str, "started_at": str,
+         "finished_at": str, "status": str, "regress_id": int, "run_id": int, "verdict": str, "state": str,
+         "pass_rate": float, "pass_rate_low": float, "pass_rate_high": float, "signals": str, "alerted": int,
+         "error": str},
+        pk="id",
+    )
+    db["monitor_checks"].create_index(["monitor_id", "due_at"], unique=True)
+    # Each webhook delivery of a change of state: its attempts and how it ended. The URL
+    # is not repeated here (it may carry a token): `target` is its host only.
+    db["monitor_alerts"].create(
+        {"id": int, "monitor_id": int, "check_id": int, "state": str, "target": str, "status": str,
+         "attempts": int, "http_status": int, "error": str, "created_at": str, "delivered_at": str},
+        pk="id",
+    )
+    db["monitor_alerts"].create_index(["monitor_id", "id"])
+
+
+@migrations()
 def m021_served_requests(db: Database) -> None:
     """`spread serve` (core/serve/): each request is an input of an ordinary run, one run per
     route, day and request shape (tools, tool choice, response format: a run's variant

@@ -1,0 +1,3 @@
+"""Watch models after release: monitors re-sample golden sets on a schedule through the
+workers and the regression gate, compute drift signals with their statistics, and send
+one alert per change of state (monitors, schedule, signals, drift, alerts)."""

@@ -1,0 +1,76 @@
+"""Which monitor checks are due, claimed by exactly one process: what a worker asks at
+every poll. Kept light (the store and the schedule only), so that a poll with nothing
+due costs one query; the check itself (core/watch/monitors.py) is imported only when
+something is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime
+
+from core.config import scrub
+from core.store import Store
+from core.store import monitors as repo
+from core.watch import schedule
+
+
+def claim_due(store: Store, now: datetime | None = None, *, force: bool = False, names=None,
+              claimer: str = "") -> list[tuple[dict, int]]:
+    """Claim the checks due at `now`: (monitor, check id) for each this caller won. Of two
+    processes that see a monitor due, the one whose conditional update advances its next
+    due time runs it; a missed window (all servers down) is one check, and the next due
+    time is the first slot after now. `force`: every monitor (paused ones too, when named)
+    runs now, whatever its schedule."""
+    moment = schedule.utc(now or schedule.now())
+    stamp = schedule.text(moment)
+    claimer = claimer or f"{os.uname().nodename}:{os.getpid()}"
+    with store.connection() as db:
+        if force:
+            found = repo.all_monitors(db)
+            found = [m for m in found if (m["name"] in names if names else not m["paused"])]
+        else:
+            found = [m for m in repo.due(db, stamp) if not names or m["name"] in names]
+    claimed = []
+    for monitor in found:
+        next_due = schedule.text(schedule.next_after(monitor["every"], moment))
+        is_due = not monitor["paused"] and monitor["next_due_at"] <= stamp
+        with store.transaction() as db:
+            won = is_due and repo.claim_due(db, monitor["id"], monitor["next_due_at"], next_due)
+            if not won and not force:
+                continue
+            # A forced check has no due time of its own; a due one is unique by it.
+            due_at = monitor["next_due_at"] if won else None
+            check_id = repo.start_check(db, monitor["id"], due_at, forced=force, claimed_by=claimer,
+                                        started_at=stamp)
+        if check_id is not None:
+            claimed.append((monitor, check_id))
+    return claimed
+
+
+async def start_due(store: Store, report) -> asyncio.Task | None:
+    """For a worker's poll: claim the checks due now and start running them; None when
+    nothing is due. `report` gets one line per check begun and ended."""
+    claimed = await asyncio.to_thread(claim_due, store)
+    if not claimed:
+        return None
+    for monitor, check_id in claimed:
+        report(f"monitor {monitor['name']}: check {check_id} due, running")
+    from core.watch.monitors import run_check
+
+    async def run() -> None:
+        for monitor, check_id in claimed:
+            try:
+                done = await run_check(store, monitor, check_id)
+            except Exception as error:  # recorded as failed; the worker goes on
+                message = scrub(str(error), str(store.target))
+                with store.connection() as db:
+                    repo.finish_check(db, check_id, {"status": "failed", "error": message,
+                                                     "finished_at": schedule.text(schedule.now())})
+                report(f"monitor {monitor['name']}: check {check_id} failed: {message}")
+                continue
+            report(f"monitor {monitor['name']}: checked: verdict {done['verdict'] or '—'}, state {done['state']}"
+                   + (", alert sent" if done["alerted"] else ""))
+
+    return asyncio.create_task(run())
