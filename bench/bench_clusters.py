@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
 from core.analyse import embed, meaning  # noqa: E402
+from core.store import Store  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "meanings"
 SPLITS = ("dev", "heldout")
@@ -107,7 +108,7 @@ def embed_all(questions: list[dict], method: str) -> tuple[list, float]:
         norms, distinct = distinct_answers([a["text"] for a in q["answers"]])
         texts = [meaning.comparable(t) for t in distinct]
         start = time.perf_counter()
-        vectors = embed.embed(texts, method)
+        vectors = embed.embed(texts, method, Store() if method.startswith(embed.ENDPOINT) else None)
         seconds += time.perf_counter() - start
         out.append((norms, distinct, dict(zip(texts, vectors))))
     return out, seconds
@@ -177,7 +178,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m] + [embed.ENDPOINT + name for name in args.embeddings]
     for method in methods:
         if method.startswith(embed.ENDPOINT):
-            embed.embedding_endpoint(method)  # a clear error before any work
+            embed.embedding_endpoint(Store(), method)  # a clear error before any work
     thresholds = [float(t) for t in args.thresholds.split(",")]
     splits = SPLITS if args.split == "both" else (args.split,)
     stamp = datetime.datetime.now().astimezone()
