@@ -55,6 +55,9 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
             raise SpreadError(str(e)) from None
     analysis = spread.analyse_run(run_id, method=method, threshold=threshold, with_map=False, extract=extract,
                                   second_opinion_model=second_opinion)
+    from core.analyse import settled
+
+    settled.attach(analysis, run)  # n, settled, stopped_by; the anytime interval of a run sampled until settled
     prompts = {}
     with store.connect() as db:
         prompts = store.rendered_prompts(db, run_id)
@@ -99,8 +102,11 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
         consistency = "–" if cell["consistency"] is None else (
             f"{cell['consistency']:.0%} [{cell['consistency_low']:.0%}–{cell['consistency_high']:.0%}]")
         where = f"{cell['variant_label']} · input {cell['input'] + 1} · " if several else ""
+        stopped = ("" if cell.get("settled") is None else
+                   f" · n={cell['n']} " + ("settled" if cell["settled"] else "not settled")
+                   + (f" (stopped by {cell['stopped_by']})" if cell["stopped_by"] else " (open)"))
         print(f"\n== {where}{cell['model']} @ T={cell['temperature']}: {cell['count']} answers, "
-              f"{cell['errors']} errors, {cell['n_clusters']} meanings, consistency {consistency}")
+              f"{cell['errors']} errors, {cell['n_clusters']} meanings, consistency {consistency}{stopped}")
         if len(analysis.inputs) > 1:
             print(f"   prompt: {' '.join(cell['prompt'].split())[:120]}")
         print(f"   tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']} · latency p50 "

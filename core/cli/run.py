@@ -14,7 +14,7 @@ from core.cli import evaluate
 from core.cli.common import json_option, print_json, read_text
 from core.config import SpreadError
 from core.prompts import conversation, inputs, shapes
-from core.run import plan
+from core.run import plan, settle
 
 
 @click.command("run")
@@ -68,6 +68,13 @@ from core.run import plan
                    "json:FIELD, regex:PATTERN")
 @click.option("--embeddings", metavar="NAME",
               help="the catalogue embedding endpoint that clusters this run's answers by default (else MiniLM)")
+@click.option("--until-settled", is_flag=True,
+              help="sample each cell in rounds and stop it once its consistency interval (anytime-valid) is "
+                   "narrower than --precision; a cell split between meanings goes on to --max-n (docs/cost.md)")
+@click.option("--max-n", type=int, metavar="N", help="with --until-settled: the most samples a cell takes "
+              "(default: --n)")
+@click.option("--precision", type=float, metavar="W", help="with --until-settled: the width of the 95% interval "
+              f"of a cell's consistency that settles it, in (0, 1) (default {settle.DEFAULT_PRECISION})")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option
 @evaluate.checks_file_option
@@ -77,8 +84,8 @@ from core.run import plan
 def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, response_format, labels, system,
                 system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
-                timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, dry_run, check_texts,
-                checks_file, judge_model, judge_samples, as_json):
+                timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, until_settled, max_n,
+                precision, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -90,6 +97,12 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
     if len(labels) > len(texts) + len(conversations):
         raise click.UsageError(f"{len(labels)} labels for {len(texts) + len(conversations)} prompt variants")
     system = read_text(system_file) if system_file else system
+    if not until_settled and (max_n is not None or precision is not None):
+        raise click.UsageError("--max-n and --precision go with --until-settled")
+    if until_settled:
+        n = max_n if max_n is not None else n
+        precision = settle.DEFAULT_PRECISION if precision is None else precision
+        settle.check_options(precision, n)
     if not 1 <= max_attempts <= 20:
         raise SpreadError("max attempts must be in 1..20")
     names = list(labels) + [""] * (len(texts) + len(conversations) - len(labels))
@@ -104,8 +117,13 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls, extract=extract,
-        embeddings=embeddings or "",
+        embeddings=embeddings or "", until_settled=until_settled,
+        **({"precision": precision} if until_settled else {}),
     )
+    if until_settled and not dry_run:
+        from core.analyse import settled
+
+        settled.check_meaning_model(embeddings or "")  # the rule judges meaning after every round
     if dry_run:
         return _print_estimate(spec, as_json)
     run_id = plan.create(spec, created_by=os.environ.get("USER", ""))
@@ -197,12 +215,13 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
             errors_shown = progress.errors
             bar.set_postfix(errors=errors_shown, refresh=False)
 
+    rounds = _rounds(run_id)
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     # SIGTERM stops the run gracefully: no new call, the calls in flight end (or are dropped
     # after lease.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
     stop = threading.Event()
     try:
-        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop,
+        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop, rounds=rounds,
                                                        on_answer=None if as_json else on_answer), stop=stop)
     finally:
         if pool is not None:
@@ -215,6 +234,7 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
               f"(spread resume {run_id} fills the rest)", file=sys.stderr)
         return 130
     result.update(_pass_rate(run_id))
+    result.update(_calls(run_id))
     if with_pass_rate:
         result.setdefault("pass_rate", None)
     if as_json:
@@ -228,6 +248,38 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
               f"{result['pass_rate_high']:.0%}] (spread checks {run_id} for the details)")
     print(f"see the answers: spread show {run_id}")
     return 0
+
+
+def _rounds(run_id: int):
+    """For a run sampled until settled, its rounds (core/run/settle.py) judged by the Spread
+    page's meaning clusters (core/analyse/settled.py); None for a fixed-N run."""
+    with store.connect() as db:
+        run = store.get_run(db, run_id)
+    spec = plan.RunSpec.from_dict(run["spec"])
+    if not spec.until_settled:
+        return None
+    from core.analyse import settled
+
+    return settle.Rounds(run_id, spec, settled.judge)
+
+
+def _calls(run_id: int) -> dict:
+    """Samples taken against the most the plan allows; for a run sampled until settled, its cells' outcomes."""
+    from core.store import settling
+
+    with store.connect() as db:
+        run = store.get_run(db, run_id)
+        taken = settling.samples_taken(db, run_id)
+        decided = settling.load(db, run_id)
+    calls = sum(taken.values())
+    out = {"calls": calls, "planned_max": run["planned"]}
+    if run["spec"].get("until_settled"):
+        out["calls_saved"] = run["planned"] - calls
+        out["cells"] = len(decided)
+        out["settled"] = sum(d["settled"] for d in decided.values())
+        out["stopped_by"] = {reason: sum(d["stopped_by"] == reason for d in decided.values())
+                             for reason in ("precision", "max_n")}
+    return out
 
 
 def _pass_rate(run_id: int) -> dict:

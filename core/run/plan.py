@@ -101,6 +101,10 @@ class RunSpec:
     # Each model name's endpoint as it was when the run was planned (settings, no keys):
     # filled by validate(), so a run keeps calling, and showing, what it was planned with.
     endpoints: dict[str, dict] = field(default_factory=dict)
+    # Sample each cell in rounds until its consistency is settled (core/run/settle.py): N is
+    # then the most samples a cell takes, and `precision` the interval width that stops it.
+    until_settled: bool = False
+    precision: float = 0.3
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""
@@ -236,6 +240,10 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
             f"this plan makes {spec.planned():,} calls ({len(spec.variants)} variants × {len(spec.all_inputs())} "
             f"inputs × {len(spec.models)} models × {len(spec.temperatures)} temperatures × N={spec.n}), above the "
             f"cap of {spec.max_calls:,}; raise the cap knowingly (--max-calls) or plan fewer", "max_calls")
+    if spec.until_settled:  # (core/run/settle.py) one line for a precision or ceiling it cannot use
+        from core.run import settle
+
+        settle.check_options(spec.precision, spec.n)
     try:
         shapes.check_extract_mode(spec.extract or "whole")
     except ValueError as e:

@@ -58,6 +58,7 @@ async def execute(
     owner: str | None = None,
     on_stop: str = "cancelled",
     stop: threading.Event | None = None,
+    rounds=None,
 ) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
@@ -72,7 +73,10 @@ async def execute(
     lease.STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
     where workers carry runs (PostgreSQL) or a worker holds it, so that another worker
     continues it at once; else its lease is given up and it shows as interrupted, for a
-    resume."""
+    resume.
+
+    `rounds` (core/run/settle.py's Rounds): for a run planned `until_settled`, which cells
+    to sample in each round; such a run is refused without it."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
@@ -87,6 +91,7 @@ async def execute(
     try:
         return await _sample(run_id, owner, db_path=db_path, on_answer=on_answer, cancel=cancel, lost=lost,
                              pool=pool, on_stop=on_stop, stop=stop or threading.Event(), handed_back=handed_back,
+                             rounds=rounds,
                              retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
     except BaseException:
         # Failed before its end was written (a model that cannot load, a bug): give the lease
@@ -123,7 +128,7 @@ async def _keep_lease(db_path, run_id: int, owner: str, cancel: threading.Event,
 
 async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_answer, cancel: threading.Event,
                   lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
-                  handed_back: str | None) -> dict:
+                  handed_back: str | None, rounds=None) -> dict:
     with store.connect(db_path) as db:
         run = store.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
@@ -133,6 +138,12 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                    for key, (system, prompt) in store.rendered_prompts(db, run_id).items()}
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
+    # Sampled until settled (core/run/settle.py): a round at a time, each chosen from the answers so far.
+    if spec.until_settled:
+        if rounds is None:
+            raise SpreadError(f"run {run_id} samples its cells until settled, which needs its meaning judge: "
+                              f"spread resume {run_id}")
+        todo = await rounds.first(todo)
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
     # the gate says when a call may start (calls in flight, requests per minute).
     calls = {m: spec.call_for(m) for m in spec.models}
@@ -226,20 +237,23 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                 for task in list(running):
                     task.cancel()  # their cells stay empty: the next worker samples them
 
-    by_model: dict[str, list] = {}
-    for cell in todo:
-        by_model.setdefault(cell[2], []).append(cell)
     async with direct.session():  # one HTTP client for all the run's direct calls
         watcher = asyncio.create_task(watch())
         try:
-            await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
-            while running:
+            while todo:
+                by_model: dict[str, list] = {}
+                for cell in todo:
+                    by_model.setdefault(cell[2], []).append(cell)
+                await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
+                while running:
+                    if failures:
+                        for task in running:
+                            task.cancel()
+                    await asyncio.wait(set(running))
                 if failures:
-                    for task in running:
-                        task.cancel()
-                await asyncio.wait(set(running))
-            if failures:
-                raise failures[0]
+                    raise failures[0]
+                # until settled: the next round, once this one's answers are all committed
+                todo = await rounds.next() if rounds is not None and not cancel.is_set() else []
         except asyncio.CancelledError:
             cancel.set()
             stopped.set()

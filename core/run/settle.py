@@ -162,3 +162,65 @@ def check_options(precision: float, max_n: int) -> None:
         raise SpreadError(f"--precision must be in (0, 1), not {precision:g}")
     if max_n < FIRST_ROUND:
         raise SpreadError(f"--max-n {max_n} is below the first round ({FIRST_ROUND} samples per cell)")
+
+
+# --- the engine's rounds --------------------------------------------------------------
+
+Judge = "Callable[[int], dict[tuple, list]]"  # run id -> per cell (variant, input, model, temperature),
+# the meanings of its answers in sample order, clustered as the Spread page clusters them
+
+
+class Rounds:
+    """What the engine samples next in a run planned `until_settled` (runner.execute's
+    `rounds`): every cell's first round, then, after each round is stored, one more round
+    of each cell still open. Decisions are stored as they are made (core/store/settling.py):
+    a cell once stopped stays stopped, on a resume too."""
+
+    def __init__(self, run_id: int, spec, judge, *, db_path=None):
+        self.run_id, self.spec, self.judge, self.db_path = run_id, spec, judge, db_path
+        self.rounds = 0
+
+    async def first(self, todo: list) -> list:
+        """The cells to sample now, from the plan's missing ones."""
+        import asyncio
+
+        return await asyncio.to_thread(self._plan, set(todo))
+
+    async def next(self, todo: list | None = None) -> list:
+        import asyncio
+
+        return await asyncio.to_thread(self._plan, set(todo) if todo is not None else None)
+
+    def _plan(self, missing: set | None) -> list:
+        from core import store
+        from core.store import settling
+
+        spec = self.spec
+        with store.connect(self.db_path) as db:
+            stopped = {key: d for key, d in settling.load(db, self.run_id).items() if d["stopped_by"]}
+            taken = settling.samples_taken(db, self.run_id)
+            if missing is None:
+                missing = set(c for c in spec.cells(store.get_run(db, self.run_id)["spec"]["n_inputs"])
+                              if c not in store.done_cells(db, self.run_id))
+        meanings = self.judge(self.run_id) if taken else {}
+        missing_of: dict[tuple, set] = {}
+        for cell in missing:
+            missing_of.setdefault(cell[:4], set()).add(cell[4])
+        keys = sorted(set(missing_of) | set(taken), key=repr)
+        decisions, todo = {}, []
+        for key in keys:
+            if key in stopped:
+                continue
+            n = taken.get(key, 0)
+            absent = missing_of.get(key, set())
+            gaps = sorted(s for s in absent if s < n)  # samples lost to a crash, or errors retried
+            if n:
+                decision = decide(meanings.get(key, []), taken=n, precision=spec.precision, max_n=spec.n)
+                decisions[key] = decision.as_dict()
+                if decision.stopped_by:
+                    continue
+            todo += [(*key, s) for s in gaps] + [(*key, s) for s in next_samples(n, spec.n) if s in absent]
+        with store.connect(self.db_path) as db:
+            settling.save(db, self.run_id, decisions)
+        self.rounds += 1
+        return todo

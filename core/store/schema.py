@@ -294,6 +294,20 @@ def m017_expected_calls(db: Database) -> None:
     db["labels"].add_column("correction_calls", str)
     db["label_history"].add_column("correction_calls", str)
 
+@migrations()
+def m018_cell_settling(db: Database) -> None:
+    # A run sampled until settled (core/run/settle.py): per cell, the samples taken, whether
+    # its consistency interval met the run's precision, why its sampling ended ("precision"
+    # or "max_n"; NULL while open) and the anytime-valid interval the decision rested on.
+    db["cell_settling"].create(
+        {"run_id": int, "variant": int, "input": int, "model": str, "temperature": float, "n": int,
+         "settled": int, "stopped_by": str, "consistency": float, "consistency_low": float,
+         "consistency_high": float, "updated_at": str},
+        pk=("run_id", "variant", "input", "model", "temperature"),
+        not_null={"run_id", "variant", "input", "model", "temperature", "n", "settled"},
+    )
+
+
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.
 MIGRATION_LOCK = 0x5350524541
 

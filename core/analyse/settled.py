@@ -1,0 +1,65 @@
+"""Cells sampled until settled (core/run/settle.py), seen through the Spread page's meaning.
+
+`judge` is the stopping rule's view of a run: each cell's answers as meaning clusters in
+sample order, clustered exactly as the Spread page clusters them (the run's method,
+threshold, extract mode and the reviewers' decisions), so a cell the page shows as split
+is a cell the rule sees as split. `attach` gives each cell of an analysis its `n`,
+`settled` and `stopped_by`, and, for a run sampled until settled, replaces the cell's
+fixed-n Wilson interval (not valid after adaptive stopping) with the anytime-valid one.
+"""
+
+from __future__ import annotations
+
+from core import store
+from core.analyse import embed, spread
+from core.config import SpreadError
+from core.run import settle
+from core.store import settling
+
+
+def judge(run_id: int, *, db_path=None, threshold: float = spread.DEFAULT_THRESHOLD) -> dict[tuple, list]:
+    """Per cell (variant, input, model, temperature): its answers' meaning clusters in sample order."""
+    analysis = spread.analyse_run(run_id, threshold=threshold, with_map=False, db_path=db_path)
+    return meanings(analysis)
+
+
+def meanings(analysis: spread.Analysis) -> dict[tuple, list]:
+    answers = analysis.answers.sort_values("sample_idx", kind="stable")
+    out: dict[tuple, list] = {}
+    for key, group in answers.groupby(["variant", "input", "model", "temperature"], sort=False):
+        out[(int(key[0]), int(key[1]), key[2], float(key[3]))] = group["cluster"].tolist()
+    return out
+
+
+def check_meaning_model(embeddings: str = "", *, db_path=None) -> None:
+    """Refuse a run sampled until settled whose meaning model cannot be reached: one line."""
+    method = embed.ENDPOINT + embeddings if embeddings else embed.default_method()
+    try:
+        embed.embed(["Paris", "The capital is Paris."], method, db_path=db_path)
+    except Exception as error:  # an endpoint down, a model not installed: the rule could not judge
+        shown = embeddings or method
+        raise SpreadError(f"--until-settled needs the meaning model {shown!r}, which cannot be reached "
+                          f"({type(error).__name__}); nothing was written") from None
+
+
+def attach(analysis: spread.Analysis, run: dict, *, db_path=None) -> None:
+    """Give every cell `n`, `settled` and `stopped_by` (a run sampled until settled), and
+    its anytime-valid consistency interval in place of the fixed-n one. For a fixed-N run:
+    n is the samples taken, settled None, stopped_by None."""
+    with store.connect(db_path) as db:
+        decided = settling.load(db, run["id"])
+        taken = settling.samples_taken(db, run["id"])
+    adaptive = bool(run["spec"].get("until_settled"))
+    labels = meanings(analysis) if adaptive else {}
+    for cell in analysis.cells:
+        key = (cell["variant"], cell["input"], cell["model"], float(cell["temperature"]))
+        decision = decided.get(key, {})
+        cell["n"] = taken.get(key, cell.get("count", 0))
+        cell["settled"] = decision.get("settled", False) if adaptive else None
+        cell["stopped_by"] = decision.get("stopped_by") if adaptive else None
+        if adaptive and key in labels:
+            bounds = settle.interval(settle.agreement(labels[key]))
+            cell["consistency_low"], cell["consistency_high"] = bounds.low, bounds.high
+            cell["interval"] = "anytime-valid (Robbins mixture), 95%"
+        else:
+            cell.setdefault("interval", "Wilson, 95%")
