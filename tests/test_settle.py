@@ -127,3 +127,46 @@ def test_a_database_from_before_m018_opens_and_keeps_its_rows(tmp_path):
     with store.connect(path) as db:
         assert db["prompts"].count == 1 and "cell_settling" in db.table_names()
         assert db["cell_settling"].pks == ["run_id", "variant", "input", "model", "temperature"]
+
+
+def test_spread_page_shows_n_and_whether_each_cell_settled():
+    import asyncio
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.analyse import settled
+    from core.run import plan, runner
+
+    with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
+        spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[0.0, 1.0], n=15,
+                            api_base=stub.base_url, seed=1, until_settled=True, precision=0.3)
+        run_id = plan.create(spec)
+        stored = plan.RunSpec.from_dict(store_run(run_id)["spec"])
+        asyncio.run(runner.execute(run_id, rounds=settle.Rounds(run_id, stored, settled.judge)))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/spread.py").run()
+    assert not at.exception
+    assert any("1 of 2 cells settled · 25 samples of at most 30" in c.value for c in at.caption)
+    assert any(m.label == "Samples (n)" and m.value == "10" for m in at.metric)
+    assert any("settled at n=10" in c.value for c in at.caption)
+    at.selectbox(key="cell_temperature").set_value(1.0).run()
+    assert any(m.label == "Samples (n)" and m.value == "15" for m in at.metric)
+    assert any("not settled: stopped at the run's most samples, n=15" in c.value for c in at.caption)
+
+
+def test_a_run_until_settled_is_refused_without_its_rounds(stub):
+    import asyncio
+
+    from core.config import SpreadError
+    from core.run import plan, runner
+
+    spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=10,
+                        api_base=stub.base_url, until_settled=True)
+    run_id = plan.create(spec)
+    with pytest.raises(SpreadError, match="needs its meaning judge"):
+        asyncio.run(runner.execute(run_id))
+
+
+def store_run(run_id):
+    with store.connect() as db:
+        return store.get_run(db, run_id)

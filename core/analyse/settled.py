@@ -63,3 +63,24 @@ def attach(analysis: spread.Analysis, run: dict, *, db_path=None) -> None:
             cell["interval"] = "anytime-valid (Robbins mixture), 95%"
         else:
             cell.setdefault("interval", "Wilson, 95%")
+
+
+def cell_text(cell: dict) -> str:
+    """One cell's sampling, in words: 'settled at n=10 (precision)' or 'not settled: stopped at max N=40'."""
+    if cell.get("settled") is None:
+        return f"{cell['n']} samples (fixed N)"
+    if cell["settled"]:
+        return f"settled at n={cell['n']}: its consistency interval met the run's precision"
+    if cell["stopped_by"] == "max_n":
+        return f"not settled: stopped at the run's most samples, n={cell['n']}"
+    return f"not settled yet: n={cell['n']}, still sampling"
+
+
+def summary_text(cells: list[dict], run: dict) -> str:
+    """The run's cells sampled until settled, in one line."""
+    settled_cells = sum(bool(c.get("settled")) for c in cells)
+    taken = sum(c.get("n") or 0 for c in cells)
+    precision = run["spec"].get("precision")
+    return (f"Sampled until settled (precision {precision:g}, at most {run['spec']['n']} per cell): "
+            f"{settled_cells} of {len(cells)} cells settled · {taken:,} samples of at most {run['planned']:,}; "
+            "intervals are anytime-valid, so they hold after stopping early")
