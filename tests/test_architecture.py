@@ -19,6 +19,9 @@ ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "
 ALLOWED = {
     ("core.run.runner", "core.evaluate.scoring"),
     ("core.run.own_process", "core.evaluate.scoring"),
+    # A run sampled until settled is judged between rounds by the Spread page's meaning
+    # clusters (core/analyse/settled.py), wherever the engine runs: handed only the run's id.
+    ("core.run.settle", "core.analyse.settled"),
 }
 
 

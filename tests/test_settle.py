@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 from core import store
 from core.run import settle
+from core.store import settling
 from openai_stub import StubOpenAI
 
 
@@ -134,15 +135,13 @@ def test_spread_page_shows_n_and_whether_each_cell_settled():
 
     from streamlit.testing.v1 import AppTest
 
-    from core.analyse import settled
     from core.run import plan, runner
 
     with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
         spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[0.0, 1.0], n=15,
                             api_base=stub.base_url, seed=1, until_settled=True, precision=0.3)
         run_id = plan.create(spec)
-        stored = plan.RunSpec.from_dict(store_run(run_id)["spec"])
-        asyncio.run(runner.execute(run_id, rounds=settle.Rounds(run_id, stored, settled.judge)))
+        asyncio.run(runner.execute(run_id))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page("pages/spread.py").run()
     assert not at.exception
@@ -154,19 +153,16 @@ def test_spread_page_shows_n_and_whether_each_cell_settled():
     assert any("not settled: stopped at the run's most samples, n=15" in c.value for c in at.caption)
 
 
-def test_a_run_until_settled_is_refused_without_its_rounds(stub):
-    import asyncio
-
-    from core.config import SpreadError
+def test_the_apps_worker_samples_a_run_until_settled_by_itself(stub):
+    """The app's background worker (and a run's own process, and other servers' workers) is
+    handed only the run's id: the engine finds the meaning judge itself."""
     from core.run import plan, runner
 
-    spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=10,
-                        api_base=stub.base_url, until_settled=True)
-    run_id = plan.create(spec)
-    with pytest.raises(SpreadError, match="needs its meaning judge"):
-        asyncio.run(runner.execute(run_id))
-
-
-def store_run(run_id):
+    stub.answers = ["Paris."]
+    spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=30,
+                        api_base=stub.base_url, seed=1, until_settled=True)
+    run_id = runner.start(spec)
+    runner.background().submit(run_id).result(120)
     with store.connect() as db:
-        return store.get_run(db, run_id)
+        assert settling.load(db, run_id)[(0, 0, "openai/stub-a", 1.0)]["stopped_by"] == "precision"
+        assert db["responses"].count == 10

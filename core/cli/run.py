@@ -215,13 +215,12 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
             errors_shown = progress.errors
             bar.set_postfix(errors=errors_shown, refresh=False)
 
-    rounds = _rounds(run_id)
     pool = runner.prepare_own_process(run_id, retry_errors=retry_errors)
     # SIGTERM stops the run gracefully: no new call, the calls in flight end (or are dropped
     # after lease.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
     stop = threading.Event()
     try:
-        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop, rounds=rounds,
+        result = runner.run_own_process(runner.execute(run_id, retry_errors=retry_errors, pool=pool, stop=stop,
                                                        on_answer=None if as_json else on_answer), stop=stop)
     finally:
         if pool is not None:
@@ -248,19 +247,6 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
               f"{result['pass_rate_high']:.0%}] (spread checks {run_id} for the details)")
     print(f"see the answers: spread show {run_id}")
     return 0
-
-
-def _rounds(run_id: int):
-    """For a run sampled until settled, its rounds (core/run/settle.py) judged by the Spread
-    page's meaning clusters (core/analyse/settled.py); None for a fixed-N run."""
-    with store.connect() as db:
-        run = store.get_run(db, run_id)
-    spec = plan.RunSpec.from_dict(run["spec"])
-    if not spec.until_settled:
-        return None
-    from core.analyse import settled
-
-    return settle.Rounds(run_id, spec, settled.judge)
 
 
 def _calls(run_id: int) -> dict:

@@ -27,7 +27,7 @@ from typing import Callable
 from core import store
 from core.config import SpreadError
 from core.models import direct, endpoints, limits, llm, local_llm, catalogue
-from core.run import detached, lease, plan, workers
+from core.run import detached, lease, plan, settle, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
@@ -76,7 +76,7 @@ async def execute(
     resume.
 
     `rounds` (core/run/settle.py's Rounds): for a run planned `until_settled`, which cells
-    to sample in each round; such a run is refused without it."""
+    to sample in each round (default: judged by the Spread page's meaning clusters)."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
@@ -140,9 +140,7 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
     todo = [cell for cell in cells if cell not in done]
     # Sampled until settled (core/run/settle.py): a round at a time, each chosen from the answers so far.
     if spec.until_settled:
-        if rounds is None:
-            raise SpreadError(f"run {run_id} samples its cells until settled, which needs its meaning judge: "
-                              f"spread resume {run_id}")
+        rounds = rounds or settle.Rounds.for_run(run_id, spec, db_path=db_path)
         todo = await rounds.first(todo)
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
     # the gate says when a call may start (calls in flight, requests per minute).

@@ -180,6 +180,18 @@ class Rounds:
         self.run_id, self.spec, self.judge, self.db_path = run_id, spec, judge, db_path
         self.rounds = 0
 
+    @classmethod
+    def for_run(cls, run_id: int, spec, *, db_path=None) -> "Rounds":
+        """The rounds of a run judged by the Spread page's meaning clusters. The import runs
+        against the packages' order (tests/test_architecture.py, ALLOWED): wherever the engine
+        runs (the CLI, the app's worker, a run's own process, another server's worker), it is
+        handed nothing but the run's id, and the rule must judge meaning as the page does."""
+        import functools
+
+        from core.analyse import settled
+
+        return cls(run_id, spec, functools.partial(settled.judge, db_path=db_path), db_path=db_path)
+
     async def first(self, todo: list) -> list:
         """The cells to sample now, from the plan's missing ones."""
         import asyncio
