@@ -14,7 +14,7 @@ from core.formats import promptfoo_config
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
-from core.run import drafts, estimate, plan, rewording, runner
+from core.run import drafts, estimate, plan, rewording, runner, settle
 from core.run.progress import ACTIVE, LiveProgress
 
 st.title("Playground")
@@ -32,6 +32,8 @@ state = st.session_state
 for key, value in {**drafts.DEFAULTS, "models": [local_llm.DEFAULT_MODEL], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)
+state.setdefault("until_settled", False)
+state.setdefault("precision", settle.DEFAULT_PRECISION)
 
 
 def import_promptfoo() -> None:
@@ -338,6 +340,13 @@ with right:
     seed_text = seed_col.text_input("Seed", key="seed", persist_state="session", placeholder="random",
                                     help="Sample i uses seed + i: the run can be repeated exactly.")
     errors["n"], errors["seed"] = st.empty(), st.empty()
+    settle_col, precision_col = st.columns(2)
+    settle_col.toggle("Sample until settled", key="until_settled", persist_state="session",
+                      help="Cells are sampled in rounds; a cell stops once the 95% interval of its consistency is "
+                           "narrower than the precision (a cell split between meanings goes on). N is then the most "
+                           "samples a cell takes. Its intervals stay valid after stopping early (docs/cost.md).")
+    precision_col.number_input("Precision (interval width)", min_value=0.01, max_value=0.99, step=0.05,
+                               key="precision", persist_state="session", disabled=not state.get("until_settled"))
     concurrency_col, cap_col = st.columns(2)
     concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",
                                                help="At most this many calls at once, over all models.")
@@ -389,6 +398,7 @@ def current_spec() -> plan.RunSpec:
         n=int(n), max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text), api_base=api_base.strip() or None,
         concurrency=int(concurrency), max_calls=int(max_calls), checks=current_checks(),
         extract=(state.get("extract") or "whole").strip(),
+        until_settled=bool(state.get("until_settled")), precision=float(state.get("precision")),
     )
 
 
@@ -418,6 +428,11 @@ with estimate_col:
                 f"{guess['models']} models × {guess['temperatures']} temperatures × N={guess['n']} · prompt tokens "
                 f"{guess['prompt_tokens']:,} (counted) · completion tokens {ceiling} · cost {cost}",
                 icon=":material/calculate:")
+        if "until_settled" in guess:
+            found = guess["until_settled"]
+            st.caption(f"Until settled: {found['calls_fewest']:,} calls if every cell settles at "
+                       f"{found['samples_per_cell_fewest']} samples, up to {found['calls_most']:,} if none settles "
+                       f"before N={found['samples_per_cell_most']}.")
         for note in guess["notes"]:
             st.caption(display.inert(note))
     except SpreadError as e:

@@ -166,3 +166,23 @@ def test_the_apps_worker_samples_a_run_until_settled_by_itself(stub):
     with store.connect() as db:
         assert settling.load(db, run_id)[(0, 0, "openai/stub-a", 1.0)]["stopped_by"] == "precision"
         assert db["responses"].count == 10
+
+
+def test_the_playground_switch_plans_a_run_until_settled_with_its_range(stub):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_area(key="prompt_0").input("What is the capital of France?")
+    at.multiselect(key="models").set_value(["openai/stub-a"])
+    at.text_input(key="api_base").input(stub.base_url)
+    at.text_input(key="temperatures").input("0")
+    at.number_input(key="n").set_value(40)
+    at.toggle(key="until_settled").set_value(True).run()
+    assert not at.exception
+    assert any("Until settled:" in c.value and "at 10 samples, up to 40" in c.value for c in at.caption)
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state["active_run"]
+    with store.connect() as db:
+        run = store.get_run(db, run_id)
+    assert run["spec"]["until_settled"] is True and run["spec"]["precision"] == 0.3 and run["planned"] == 40

@@ -176,6 +176,11 @@ def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
     if result["cost_usd_low"] is not None:
         high = "?" if result["cost_usd_high"] is None else f"${result['cost_usd_high']:.4f}"
         print(f"cost ${result['cost_usd_low']:.4f} – {high}" + ("" if result["cost_complete"] else " (known prices only)"))
+    if "until_settled" in result:
+        found = result["until_settled"]
+        print(f"until settled (precision {found['precision']:g}): {found['calls_fewest']:,} calls if every cell "
+              f"settles at its fewest ({found['samples_per_cell_fewest']} samples) – {found['calls_most']:,} if none "
+              f"settles before N={found['samples_per_cell_most']}")
     for note in result["notes"]:
         print(f"note: {note}")
     print("dry run: nothing was written")

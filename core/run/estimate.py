@@ -73,7 +73,19 @@ def estimate(spec: RunSpec, *, check_providers: bool = True) -> dict:
                           if known and all(r["cost_usd_high"] is not None for r in known) else None),
         "cost_complete": not unknown,
         "per_model": per_model, "notes": notes,
+        **({"until_settled": _settled_range(spec, known)} if spec.until_settled else {}),
     }
+
+
+def _settled_range(spec: RunSpec, priced: list[dict]) -> dict:
+    """Sampled until settled (core/run/settle.py): calls and cost between every cell settling
+    at its fewest samples and none settling before N."""
+    from core.run import settle
+
+    found = settle.expected_range(spec)
+    share = found["samples_per_cell_fewest"] / spec.n
+    found["cost_usd_low_fewest"] = sum(row["cost_usd_low"] for row in priced) * share if priced else None
+    return found
 
 
 def cost_text(guess: dict) -> str:

@@ -236,3 +236,22 @@ class Rounds:
             settling.save(db, self.run_id, decisions)
         self.rounds += 1
         return todo
+
+
+def fewest_samples(precision: float, max_n: int) -> int:
+    """The fewest samples a cell can stop at: one whose answers all agree, round by round."""
+    n = 0
+    while n < max_n:
+        n = next_samples(n, max_n).stop
+        if decide([0] * n, taken=n, precision=precision, max_n=max_n).stopped_by:
+            return n
+    return max_n
+
+
+def expected_range(spec) -> dict:
+    """Before a run sampled until settled: the calls it makes at fewest (every cell agrees
+    from the start) and at most (no cell settles before N)."""
+    cells = spec.planned() // spec.n
+    fewest = fewest_samples(spec.precision, spec.n)
+    return {"samples_per_cell_fewest": fewest, "samples_per_cell_most": spec.n,
+            "calls_fewest": cells * fewest, "calls_most": cells * spec.n, "precision": spec.precision}
