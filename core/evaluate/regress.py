@@ -31,7 +31,7 @@ from scipy import stats as scipy_stats
 from core import display, store
 from core.analyse import stats
 from core.config import SpreadError, check_text
-from core.evaluate import gate, power, rates, scoring
+from core.evaluate import gate, power, rates, scoring, sequential
 from core.evaluate.gate import Gates
 from core.prompts import inputs, templates
 from core.review import golden, labels
@@ -51,6 +51,9 @@ class Candidate:
     seed: int | None = None
     max_tokens: int | None = 256
     concurrency: int = 8
+    # Sampled in looks until the gate settles (core/evaluate/sequential.py): n is then the most
+    # samples per item (--max-k).
+    until_settled: bool = False
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -145,6 +148,11 @@ def prepare(set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: i
     if gates.max_drop is not None and baseline_id is None:
         raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
     check_baseline(baseline_id, set_name, db_path=db_path)
+    if candidate.until_settled:
+        if gates.min_pass_rate is None and baseline_id is None:
+            raise SpreadError("--until-settled samples until the gate settles: set a gate (--min-pass-rate, "
+                              "or --baseline REGRESS_ID)")
+        sequential.check(candidate.n)
     spec = plan_for(set_name, candidate, db_path=db_path)
     return plan.create(spec, db_path=db_path, created_by=created_by)
 
@@ -157,9 +165,16 @@ async def complete(run_id: int, set_name: str, candidate: Candidate, gates: Gate
 
     baseline = check_baseline(baseline_id, set_name, db_path=db_path)
     current = golden.get_set(set_name, db_path=db_path)
-    await runner.execute(run_id, db_path=db_path, on_answer=on_answer, cancel=cancel)
+    looks = (sequential.Looks(run_id, gates, baseline, candidate.n, db_path=db_path)
+             if candidate.until_settled else None)
+    await runner.execute(run_id, db_path=db_path, on_answer=on_answer, cancel=cancel, rounds=looks)
     await scoring.score_run(run_id, db_path=db_path)
-    result = report(run_id, gates, baseline=baseline, db_path=db_path)
+    if looks is not None and looks.report is not None:  # the verdict of the look it stopped at
+        result = looks.report
+    else:
+        result = report(run_id, gates, baseline=baseline, db_path=db_path)
+    if looks is not None:
+        result["sequential"] = looks.summary()
     result.update(set=set_name, set_version=current["version"], model=candidate.model,
                   prompt_version=candidate.prompt_version, temperature=candidate.temperature, n=candidate.n)
     result["regress_id"] = save(result, candidate, gates, run_id, baseline_id, db_path=db_path, created_by=created_by)

@@ -110,3 +110,89 @@ def simulate_fixed(*, rates, candidate_rates, baseline_k: int, k: int, alpha: fl
     """The fixed design on the same draws' footing: K samples per item, one look at alpha."""
     return simulate(rates=rates, candidate_rates=candidate_rates, baseline_k=baseline_k, max_k=k, alpha=alpha,
                     runs=runs, seed=seed, round_size=k)
+
+
+# --- the looks of a regress run ------------------------------------------------------------
+
+class Looks:
+    """The engine's rounds (runner.execute's `rounds`) for a regress run sampled until
+    settled: after each look's samples are stored, score them, apply the gate at the look's
+    level, and stop, or ask for the next look's samples. `report` is the verdict it stopped on."""
+
+    def __init__(self, run_id: int, gates, baseline: dict | None, max_k: int, *, db_path=None):
+        self.run_id, self.gates, self.baseline, self.db_path = run_id, gates, baseline, db_path
+        self.steps, self.levels = looks(max_k), levels(max_k, gates.alpha)
+        self.done = 0  # looks taken
+        self.report: dict | None = None
+        self.history: list[dict] = []
+
+    async def first(self, todo: list) -> list:
+        self._missing = set(todo)
+        return [cell for cell in todo if cell[4] < self.steps[0]]
+
+    async def next(self) -> list:
+        from core.evaluate import scoring
+
+        await scoring.score_run(self.run_id, db_path=self.db_path)
+        verdict = await asyncio.to_thread(self._look)
+        if verdict is not None:
+            return []
+        low, high = self.steps[self.done - 1], self.steps[self.done]
+        return [cell for cell in self._missing if low <= cell[4] < high]
+
+    def summary(self) -> dict:
+        """The looks taken, each with its samples per item, level and what it decided."""
+        taken = self.history[-1]["k"] if self.history else 0
+        return {"looks": self.history, "levels": [round(x, 6) for x in self.levels], "planned_looks": self.steps,
+                "max_k": self.steps[-1], "k_used": taken, "stopped_early": taken < self.steps[-1]}
+
+    def _look(self) -> str | None:
+        """The gate at this look: its verdict if sampling stops here, else None."""
+        from dataclasses import replace
+
+        from core.evaluate import regress
+
+        j = self.done
+        last = j == len(self.steps) - 1
+        level = self.levels[j]
+        report = regress.report(self.run_id, replace(self.gates, alpha=level), baseline=self.baseline,
+                                db_path=self.db_path)
+        verdict = self._verdict(report, level, last)
+        self.history.append({"k": self.steps[j], "level": round(level, 6), "verdict": verdict or "continue",
+                             "gate": report["gate"]})
+        self.done += 1
+        self.report = report
+        if verdict is not None:
+            report["gate"] = verdict
+        return verdict
+
+    def _verdict(self, report: dict, level: float, last: bool) -> str | None:
+        """fail or pass when the data is beyond doubt at this look's level; at the last look,
+        the gate's own verdict; else None (sample the next look)."""
+        scored = [i for i in report["items"] if i["samples"]]
+        verdicts = []
+        for g in report["gates"]:
+            if g["gate"] == "min-pass-rate":  # its one-sided 2.5%, split as alpha is
+                pass_level = MIN_PASS_RATE_ALPHA * level / self.gates.alpha
+                rate, low, high = gate.pass_rate_interval([i["passes"] for i in scored],
+                                                          [i["samples"] for i in scored], 1 - 2 * pass_level)
+                g["low"], g["high"] = stats.rounded(low), stats.rounded(high)
+                if high < g["threshold"]:
+                    g["verdict"] = "fail"
+                elif low > g["threshold"] or (last and rate >= g["threshold"]):
+                    g["verdict"] = "pass"
+                else:
+                    g["verdict"] = "inconclusive"
+            elif not last and g["verdict"] != "fail":  # the drop gate, already tested at this look's level
+                before = {i["key"]: i for i in self.baseline["result"]["items"] if i["samples"]}
+                common = [i for i in scored if i["key"] in before]
+                _, change_low, _ = gate.change_interval(
+                    [(i["passes"], i["samples"]) for i in common],
+                    [(before[i["key"]]["passes"], before[i["key"]]["samples"]) for i in common], 1 - 2 * level)
+                g["verdict"] = "pass" if -change_low < g["threshold"] else "inconclusive"
+            g["passed"] = g["verdict"] == "pass"
+            verdicts.append(g["verdict"])
+        if not verdicts:
+            return None  # no gate set (refused before a run starts): nothing to settle
+        found = gate.overall(verdicts)
+        return found if last or found != "inconclusive" else None

@@ -75,8 +75,10 @@ async def execute(
     continues it at once; else its lease is given up and it shows as interrupted, for a
     resume.
 
-    `rounds` (core/run/settle.py's Rounds): for a run planned `until_settled`, which cells
-    to sample in each round (default: judged by the Spread page's meaning clusters)."""
+    `rounds`: which cells to sample in each round (`first(todo)`, then `next()` once a round's
+    answers are committed, until it returns none): for a run planned `until_settled`, by
+    default core/run/settle.py's, judged by the Spread page's meaning clusters; the gate's
+    looks (core/evaluate/sequential.py) are another."""
     owner = owner or lease.new_owner()
     with store.connect(db_path) as db:
         claimed = lease.claim(db, run_id, owner)
@@ -139,8 +141,9 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
     # Sampled until settled (core/run/settle.py): a round at a time, each chosen from the answers so far.
-    if spec.until_settled:
-        rounds = rounds or settle.Rounds.for_run(run_id, spec, db_path=db_path)
+    if spec.until_settled and rounds is None:
+        rounds = settle.Rounds.for_run(run_id, spec, db_path=db_path)
+    if rounds is not None:
         todo = await rounds.first(todo)
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
     # the gate says when a call may start (calls in flight, requests per minute).
