@@ -120,7 +120,7 @@ def test_a_database_from_before_m018_opens_and_keeps_its_rows(tmp_path):
 
     path = tmp_path / "old.db"
     old = Database(str(path))
-    store.migrations.apply(old, stop_before="m018_cell_settling")
+    store.migrations.apply(old, stop_before="m018_settling_and_answer_cache")
     old["prompts"].insert({"id": 1, "name": "p", "version": 1, "system": "", "template": "Q?", "content_hash": "h",
                            "created_at": "2026-01-01", "created_by": ""})
     old.conn.commit()

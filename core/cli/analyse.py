@@ -66,7 +66,8 @@ def show_command(run_id, method, threshold, extract, embeddings, second_opinion,
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
-                  "error_message": r["error_message"], "deployment": r.get("deployment"), **shapes.answer_data(r)}
+                  "error_message": r["error_message"], "deployment": r.get("deployment"), **shapes.answer_data(r),
+                  "cached": r.get("cached_from") is not None, "cached_from": r.get("cached_from")}
         if checked:
             answer["checks"] = checked["by_answer"].get(r["id"], [])
         by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(answer)

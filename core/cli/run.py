@@ -75,6 +75,10 @@ from core.run import plan, settle
               "(default: --n)")
 @click.option("--precision", type=float, metavar="W", help="with --until-settled: the width of the 95% interval "
               f"of a cell's consistency that settles it, in (0, 1) (default {settle.DEFAULT_PRECISION})")
+@click.option("--cache", "use_cache", is_flag=True,
+              help="reuse stored answers of the very same request (endpoint, messages, tools, response format, "
+                   "parameters, seed) and sample index: an identical plan costs nothing again, a larger N samples "
+                   "only the new indices, repeats never become copies (docs/cost.md)")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option
 @evaluate.checks_file_option
@@ -85,7 +89,7 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
                 system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
                 timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, until_settled, max_n,
-                precision, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
+                precision, use_cache, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -117,7 +121,7 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls, extract=extract,
-        embeddings=embeddings or "", until_settled=until_settled,
+        embeddings=embeddings or "", until_settled=until_settled, cache=use_cache,
         **({"precision": precision} if until_settled else {}),
     )
     if until_settled and not dry_run:
@@ -250,22 +254,25 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
     if result.get("pass_rate") is not None:
         print(f"checks: pass rate {result['pass_rate']:.0%} [{result['pass_rate_low']:.0%}–"
               f"{result['pass_rate_high']:.0%}] (spread checks {run_id} for the details)")
+    if result.get("cached") or result["calls_saved"]:
+        print(f"{result['calls']} calls made of at most {result['planned_max']}"
+              + (f"; {result['cached']} answers reused from the cache (no new cost)" if result.get("cached") else ""))
     print(f"see the answers: spread show {run_id}")
     return 0
 
 
 def _calls(run_id: int) -> dict:
     """Samples taken against the most the plan allows; for a run sampled until settled, its cells' outcomes."""
-    from core.store import settling
+    from core.store import answer_cache, settling
 
     with store.connect() as db:
         run = store.get_run(db, run_id)
         taken = settling.samples_taken(db, run_id)
         decided = settling.load(db, run_id)
-    calls = sum(taken.values())
-    out = {"calls": calls, "planned_max": run["planned"]}
+        reused = answer_cache.new_cost(db, run_id)
+    calls = sum(taken.values()) - reused["cached"]
+    out = {"calls": calls, "planned_max": run["planned"], "calls_saved": run["planned"] - calls, **reused}
     if run["spec"].get("until_settled"):
-        out["calls_saved"] = run["planned"] - calls
         out["cells"] = len(decided)
         out["settled"] = sum(d["settled"] for d in decided.values())
         out["stopped_by"] = {reason: sum(d["stopped_by"] == reason for d in decided.values())

@@ -105,6 +105,8 @@ class RunSpec:
     # then the most samples a cell takes, and `precision` the interval width that stops it.
     until_settled: bool = False
     precision: float = 0.3
+    # Reuse stored answers of the same request and sample index (core/run/cache.py).
+    cache: bool = False
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""

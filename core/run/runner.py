@@ -27,7 +27,7 @@ from typing import Callable
 from core import store
 from core.config import SpreadError
 from core.models import direct, endpoints, limits, llm, local_llm, catalogue
-from core.run import detached, lease, plan, settle, workers
+from core.run import cache, detached, lease, plan, settle, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
@@ -165,6 +165,7 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
     if todo:
         await asyncio.to_thread(catalogue.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
+    keys = cache.Keys(spec, prompts)
     writer = Writer(db_path)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
     # file and litellm's map are not read per answer. Unknown stays None, never 0.
@@ -187,6 +188,8 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
             row = await sampler.sample(Job(run_id, cell, prompts[cell[:2]]))
             if row is None:
                 return
+            if row.get("error_type") is None:
+                row["cache_key"] = keys.of(cell)  # every answer can serve a later run's --cache
             if row.get("error_type") is None:
                 row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
             committed = writer.put(row)
@@ -242,6 +245,10 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
         watcher = asyncio.create_task(watch())
         try:
             while todo:
+                if spec.cache:  # answers already stored for these very requests and samples: no call
+                    left = await asyncio.to_thread(cache.reuse, run_id, keys, todo, db_path=db_path)
+                    progress.received += len(todo) - len(left)
+                    todo = left
                 by_model: dict[str, list] = {}
                 for cell in todo:
                     by_model.setdefault(cell[2], []).append(cell)

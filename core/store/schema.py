@@ -295,7 +295,7 @@ def m017_expected_calls(db: Database) -> None:
     db["label_history"].add_column("correction_calls", str)
 
 @migrations()
-def m018_cell_settling(db: Database) -> None:
+def m018_settling_and_answer_cache(db: Database) -> None:
     # A run sampled until settled (core/run/settle.py): per cell, the samples taken, whether
     # its consistency interval met the run's precision, why its sampling ended ("precision"
     # or "max_n"; NULL while open) and the anytime-valid interval the decision rested on.
@@ -306,6 +306,12 @@ def m018_cell_settling(db: Database) -> None:
         pk=("run_id", "variant", "input", "model", "temperature"),
         not_null={"run_id", "variant", "input", "model", "temperature", "n", "settled"},
     )
+    # The answer cache is the answers already stored (core/run/cache.py): each answer's key
+    # (endpoint, messages, tools, response format, parameters, seed and sample index), and,
+    # for an answer reused from another run, the answer it copies. NULL for answers from before.
+    db["responses"].add_column("cache_key", str)
+    db["responses"].add_column("cached_from", int)
+    db["responses"].create_index(["cache_key"])
 
 
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.

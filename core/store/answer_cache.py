@@ -1,0 +1,25 @@
+"""Repository of the answer cache: stored answers by their request's key (core/run/cache.py)."""
+
+from __future__ import annotations
+
+CHUNK = 500  # keys per query: well inside both engines' limits on parameters
+
+
+def answers(db, keys: list[str], run_id: int) -> dict[str, dict]:
+    """For each key answered before (a good answer of another run), the earliest such answer."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        rows = db.query(f"select * from responses where cache_key in ({', '.join('?' * len(chunk))}) "
+                        "and error_type is null and run_id != ? order by id", [*chunk, run_id])
+        for row in rows:
+            found.setdefault(row["cache_key"], row)
+    return found
+
+
+def new_cost(db, run_id: int) -> dict:
+    """A run's answers reused from the cache, and the cost of the others: what it spent."""
+    row = db.execute("select count(*) filter (where cached_from is not null), "
+                     "coalesce(sum(cost_usd) filter (where cached_from is null), 0) "
+                     "from responses where run_id = ?", [run_id]).fetchone()
+    return {"cached": row[0], "cost_usd_new": row[1]}
