@@ -22,7 +22,8 @@ if not runs:
 
 table = pd.DataFrame([{
     "run": r["id"], "name": r["name"], "status": r["status"], "answers": r["answers"], "errors": r["errors"],
-    "planned calls": r["planned"], "wordings": len(r["variants"]), "inputs": r["n_inputs"],
+    "planned calls": r["planned"], "reused (cache)": r.get("cached") or 0,
+    "wordings": len(r["variants"]), "inputs": r["n_inputs"],
     "cost": display.usd(r["cost_usd"], r["unknown_cost"]), "started": (r["created_at"] or "")[:16].replace("T", " "),
     "by": r["created_by"]} for r in runs])
 st.dataframe(table, hide_index=True, width="stretch")
@@ -127,6 +128,8 @@ if cells:
                  column_config={name: st.column_config.Column(pinned=True) for name in ("wording", "input")})
 
 shown = keep(answers)
+if "cached_from" in shown and shown["cached_from"].notna().any():  # reused answers: their original's cost, no new cost
+    shown = shown.assign(cached=shown["cached_from"].notna())
 shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"].map(input_names),
                      prompt=[prompts.get((v, i), ("", ""))[1] for v, i in zip(shown["variant"], shown["input"])])
 st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (plain text)")
@@ -134,7 +137,8 @@ st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (p
 st.dataframe(
     shown[["id", "wording", "input", "model", *(["deployment"] if shown["deployment"].notna().any() else []),
            "temperature", "sample_idx", "prompt", "text", "finish_reason",
-           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]]
+           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message",
+           *(["cached"] if "cached" in shown else [])]]
     .rename(columns={"id": "answer", "sample_idx": "sample", "finish_reason": "finish", "completion_tokens":
                      "tokens", "latency_ms": "latency (ms)", "ttft_ms": "first token (ms)", "cost_usd": "cost (USD)",
                      "error_type": "error", "error_message": "error message"}),

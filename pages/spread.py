@@ -209,6 +209,9 @@ def drill(analysis: spread.Analysis, names: dict) -> None:
         if low is not None:
             st.caption(f"95% interval {low:.0%} – {high:.0%} from {cell['count']} answers"
                        + (" (anytime-valid: it holds after stopping early)" if cell.get("settled") is not None else ""))
+        if cached := settled.reused(analysis, cell):
+            st.caption(f"{cached} of these answers reused from the cache (same request and sample index): "
+                       "no new cost; their original cost is shown")
         if cell.get("settled") is not None:
             st.metric("Samples (n)", cell["n"], help="Sampled until settled: the samples this cell took.")
             st.caption(settled.cell_text(cell))

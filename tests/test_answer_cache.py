@@ -47,3 +47,27 @@ def test_without_cache_or_with_another_request_nothing_is_reused(tmp_path):
         assert len(stub.requests) == 12
     with store.connect(db) as conn:
         assert conn.execute("select count(*) from responses where cached_from is not null").fetchone()[0] == 0
+
+
+def test_runs_and_spread_pages_mark_reused_answers(stub):
+    import asyncio
+
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from core.run import plan, runner
+
+    for _ in range(2):
+        run_id = plan.create(plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[1.0],
+                                          n=3, api_base=stub.base_url, seed=2, cache=True))
+        asyncio.run(runner.execute(run_id))
+    assert len(stub.requests) == 3
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    listed = at.dataframe[0].value
+    assert listed.set_index("run").loc[run_id, "reused (cache)"] == 3
+    assert any("cached" in df.value.columns and df.value["cached"].all() for df in at.dataframe[1:])
+    at.switch_page("pages/spread.py").run()
+    assert not at.exception
+    assert any("3 of these answers reused from the cache" in c.value for c in at.caption)

@@ -84,3 +84,13 @@ def summary_text(cells: list[dict], run: dict) -> str:
     return (f"Sampled until settled (precision {precision:g}, at most {run['spec']['n']} per cell): "
             f"{settled_cells} of {len(cells)} cells settled · {taken:,} samples of at most {run['planned']:,}; "
             "intervals are anytime-valid, so they hold after stopping early")
+
+
+def reused(analysis: spread.Analysis, cell: dict) -> int:
+    """How many of a cell's answers were reused from the answer cache (core/run/cache.py)."""
+    answers = analysis.answers
+    if "cached_from" not in answers:
+        return 0
+    mine = ((answers["variant"] == cell["variant"]) & (answers["input"] == cell["input"])
+            & (answers["model"] == cell["model"]) & (answers["temperature"] == cell["temperature"]))
+    return int(answers.loc[mine, "cached_from"].notna().sum())
