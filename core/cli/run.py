@@ -79,6 +79,9 @@ from core.run import plan, settle
               help="reuse stored answers of the very same request (endpoint, messages, tools, response format, "
                    "parameters, seed) and sample index: an identical plan costs nothing again, a larger N samples "
                    "only the new indices, repeats never become copies (docs/cost.md)")
+@click.option("--batch", "use_batch", is_flag=True,
+              help="send each round through the provider's batch API (OpenAI-compatible /v1/files + /v1/batches) "
+                   "at its batch price: cheaper, slower (minutes to hours); resume polls the same batch")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option
 @evaluate.checks_file_option
@@ -89,7 +92,7 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
                 system_file, vars_file, var_pairs, inputs_from_golden,
                 inputs_from_run, models, temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base,
                 timeout, max_attempts, max_calls, no_stream, name, extract, embeddings, until_settled, max_n,
-                precision, use_cache, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
+                precision, use_cache, use_batch, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -121,7 +124,7 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls, extract=extract,
-        embeddings=embeddings or "", until_settled=until_settled, cache=use_cache,
+        embeddings=embeddings or "", until_settled=until_settled, cache=use_cache, batch=use_batch,
         **({"precision": precision} if until_settled else {}),
     )
     if until_settled and not dry_run:
@@ -263,15 +266,17 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
 
 def _calls(run_id: int) -> dict:
     """Samples taken against the most the plan allows; for a run sampled until settled, its cells' outcomes."""
-    from core.store import answer_cache, settling
+    from core.store import answer_cache, batches, settling
 
     with store.connect() as db:
         run = store.get_run(db, run_id)
         taken = settling.samples_taken(db, run_id)
         decided = settling.load(db, run_id)
         reused = answer_cache.new_cost(db, run_id)
+        made = batches.count(db, run_id)
     calls = sum(taken.values()) - reused["cached"]
-    out = {"calls": calls, "planned_max": run["planned"], "calls_saved": run["planned"] - calls, **reused}
+    out = {"calls": calls, "planned_max": run["planned"], "calls_saved": run["planned"] - calls, **reused,
+           "batches": made}
     if run["spec"].get("until_settled"):
         out["cells"] = len(decided)
         out["settled"] = sum(d["settled"] for d in decided.values())
@@ -367,8 +372,14 @@ def cancel_command(run_id):
 @json_option
 def runs_command(as_json):
     """List runs, newest first."""
+    from core.store import batches
+
     with store.connect() as db:
         runs = store.list_runs(db)
+        waiting = batches.waiting(db)
+    for run in runs:
+        if run["id"] in waiting:
+            run["waiting"] = waiting[run["id"]]
     if as_json:
         print_json(runs)
         return
@@ -376,7 +387,8 @@ def runs_command(as_json):
         print("no runs yet: spread run --prompt ... --model local/smollm2-135m-instruct --temperature 1 --n 5")
     for run in runs:
         print(f"{run['id']:>5}  {run['status']:<11} {run['answers']:>5}/{run['planned']:<5} "
-              f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}")
+              f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}"
+              + (f"  ({run['waiting']})" if run.get("waiting") else ""))
 
 
 @click.command("reword")

@@ -107,6 +107,8 @@ class RunSpec:
     precision: float = 0.3
     # Reuse stored answers of the same request and sample index (core/run/cache.py).
     cache: bool = False
+    # Sample through the provider's batch API, at its batch price (core/run/batched.py).
+    batch: bool = False
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""
@@ -256,6 +258,10 @@ def validate(spec: RunSpec, *, check_providers: bool = True, db_path=None) -> Ru
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
     config.check_text(spec.name, "the name", "name")
+    if spec.batch:  # an endpoint without a batch API, named, before anything is written
+        from core.models import batch
+
+        batch.check(spec)
     if check_providers:
         for model in spec.models:
             endpoints.check(spec.endpoint(model))  # its message names the endpoint at fault

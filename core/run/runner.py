@@ -27,7 +27,7 @@ from typing import Callable
 from core import store
 from core.config import SpreadError
 from core.models import direct, endpoints, limits, llm, local_llm, catalogue
-from core.run import cache, detached, lease, plan, settle, workers
+from core.run import batched, cache, detached, lease, plan, settle, workers
 from core.run.plan import RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
@@ -250,8 +250,11 @@ async def _sample(run_id: int, owner: str, *, db_path, retry_errors: bool, on_an
                     progress.received += len(todo) - len(left)
                     todo = left
                 by_model: dict[str, list] = {}
-                for cell in todo:
+                for cell in todo if not spec.batch else ():
                     by_model.setdefault(cell[2], []).append(cell)
+                if spec.batch:  # the round as one provider batch per model (core/run/batched.py)
+                    progress.received += await batched.sample_round(run_id, spec, todo, prompts, keys, price=price,
+                                                                    cancel=cancel, db_path=db_path)
                 await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
                 while running:
                     if failures:

@@ -312,6 +312,15 @@ def m018_settling_and_answer_cache(db: Database) -> None:
     db["responses"].add_column("cache_key", str)
     db["responses"].add_column("cached_from", int)
     db["responses"].create_index(["cache_key"])
+    # Provider batches (core/run/batched.py): recorded the moment the provider creates one, so
+    # a restarted server or a resume polls the same batch and never submits its requests twice.
+    db["provider_batches"].create(
+        {"id": int, "run_id": int, "model": str, "batch_id": str, "input_file_id": str, "status": str,
+         "total": int, "completed": int, "failed": int, "cells": str, "collected": int, "submitted_at": str,
+         "updated_at": str},
+        pk="id", not_null={"run_id", "model", "batch_id", "cells", "collected"},
+    )
+    db["provider_batches"].create_index(["batch_id"], unique=True)
 
 
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.
