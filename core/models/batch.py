@@ -119,7 +119,8 @@ async def results(call, found: dict) -> dict[str, dict]:
                     out[item["custom_id"]] = {"body": response.get("body") or {}}
                 else:
                     error = error or (response or {}).get("body", {}).get("error") or {}
-                    out[item["custom_id"]] = {"error": (f"batch_{error.get('code') or 'failed'}",
+                    code = str(error.get("code") or "failed")
+                    out[item["custom_id"]] = {"error": (code if code.startswith("batch_") else f"batch_{code}",
                                                         str(error.get("message") or "failed in the batch")[:500])}
     finally:
         await client.close()
