@@ -33,6 +33,8 @@ for key, value in {**drafts.DEFAULTS, "models": [local_llm.DEFAULT_MODEL], "max_
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)
 state.setdefault("until_settled", False)
+state.setdefault("use_cache", False)
+state.setdefault("use_batch", False)
 state.setdefault("precision", settle.DEFAULT_PRECISION)
 
 
@@ -347,6 +349,13 @@ with right:
                            "samples a cell takes. Its intervals stay valid after stopping early (docs/cost.md).")
     precision_col.number_input("Precision (interval width)", min_value=0.01, max_value=0.99, step=0.05,
                                key="precision", persist_state="session", disabled=not state.get("until_settled"))
+    cache_col, batch_col = st.columns(2)
+    cache_col.toggle("Reuse stored answers (cache)", key="use_cache", persist_state="session",
+                     help="An answer already stored for the very same request and sample index is reused at no new "
+                          "cost; repeats stay independent draws, never copies of one answer.")
+    batch_col.toggle("Cheaper, slower: provider batch", key="use_batch", persist_state="session",
+                     help="Send the samples through the provider's batch API (OpenAI-compatible endpoints) at its "
+                          "batch price; answers arrive in minutes to hours.")
     concurrency_col, cap_col = st.columns(2)
     concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",
                                                help="At most this many calls at once, over all models.")
@@ -399,6 +408,7 @@ def current_spec() -> plan.RunSpec:
         concurrency=int(concurrency), max_calls=int(max_calls), checks=current_checks(),
         extract=(state.get("extract") or "whole").strip(),
         until_settled=bool(state.get("until_settled")), precision=float(state.get("precision")),
+        cache=bool(state.get("use_cache")), batch=bool(state.get("use_batch")),
     )
 
 
@@ -428,6 +438,11 @@ with estimate_col:
                 f"{guess['models']} models × {guess['temperatures']} temperatures × N={guess['n']} · prompt tokens "
                 f"{guess['prompt_tokens']:,} (counted) · completion tokens {ceiling} · cost {cost}",
                 icon=":material/calculate:")
+        if "batch" in guess:
+            found = guess["batch"]
+            high = "?" if found["cost_usd_high"] is None else display.money(found["cost_usd_high"])
+            st.caption(f"Through the provider's batch API: {display.money(found['cost_usd_low'])} – {high} "
+                       f"({found['note']}).")
         if "until_settled" in guess:
             found = guess["until_settled"]
             st.caption(f"Until settled: {found['calls_fewest']:,} calls if every cell settles at "

@@ -10,6 +10,7 @@ from core.analyse import spread, tables, tool_usage
 from core.config import SpreadError
 from core.prompts import inputs as inputs_module
 from core.run import drafts, runner
+from core.store import batches
 
 st.title("Runs")
 
@@ -69,7 +70,15 @@ for variant in variants:
 st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · {len(inputs)} input(s) · "
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
-           f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}")
+           f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}"
+           + (f" · sampled until settled (precision {spec.get('precision'):g}, N at most)"
+              if spec.get("until_settled") else "")
+           + (" · through the provider's batch API" if spec.get("batch") else "")
+           + (f" · {run.get('cached') or 0} answers reused from the cache" if spec.get("cache") else ""))
+with store.connect() as db:
+    batch_wait = batches.waiting(db, [run_id])
+if run_id in batch_wait:
+    st.info(batch_wait[run_id], icon=":material/hourglass_top:")
 
 def load_plan() -> None:
     st.session_state.update(drafts.from_run(run_id), draft_loaded=True)

@@ -77,3 +77,36 @@ def test_batch_on_an_endpoint_without_a_batch_api_is_refused_naming_it(tmp_path)
     if db.exists():
         with store.connect(db) as conn:
             assert conn["runs"].count == 0
+
+
+def test_the_estimate_shows_live_and_batch_cost_side_by_side(tmp_path):
+    from core.models import endpoints
+    from core.run import estimate, plan
+
+    endpoints.add(endpoints.Endpoint("priced", "openai/served", api_base="http://127.0.0.1:9/v1", price_in=2.0,
+                                     price_out=8.0))
+    guess = estimate.estimate(plan.RunSpec(prompt="Capital of France?", models=["priced"], temperatures=[1.0], n=10),
+                              check_providers=False)
+    assert guess["batch"]["cost_usd_low"] == pytest.approx(guess["cost_usd_low"] / 2)
+    assert guess["batch"]["cost_usd_high"] == pytest.approx(guess["cost_usd_high"] / 2)
+    assert "documented" in guess["batch"]["note"]
+    local = estimate.estimate(plan.RunSpec(prompt="Q?", models=["local/smollm2-135m-instruct"], temperatures=[1.0],
+                                           n=2), check_providers=False)
+    assert "batch" not in local
+
+
+def test_cancel_cancels_the_providers_batch_and_leaves_its_cells_for_a_resume(tmp_path):
+    db = str(tmp_path / "cancel.db")
+    with BatchStub() as stub:
+        stub.hold = True
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *run_args(db, stub, "--n", "3")], cwd=ROOT,
+                                   env=dict(os.environ, **FAST), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True)
+        deadline = time.time() + 60
+        while not stub.created and time.time() < deadline:
+            time.sleep(0.05)
+        spread("--db", db, "cancel", "1")
+        out, _ = process.communicate(timeout=120)
+        assert stub.batches["batch_1"]["status"] == "cancelled" and ("POST", "/v1/batches/batch_1/cancel") in stub.paths
+        summary = last_json(subprocess.CompletedProcess([], 0, out, ""))
+        assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0

@@ -149,9 +149,12 @@ def _per_check(results: list[dict]) -> list[dict]:
                    "fail, each look at its share of alpha: false alarms stay at alpha); at --max-k the verdict "
                    "stands (docs/cost.md)")
 @click.option("--max-k", type=int, metavar="K", help="with --until-settled: the most samples per item (default: --n)")
+@click.option("--batch", "use_batch", is_flag=True,
+              help="sample through the provider's batch API at its batch price (one batch per look)")
 @json_option
 def regress_command(set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens, concurrency,
-                    baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, until_settled, max_k, as_json):
+                    baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, until_settled, max_k,
+                    use_batch, as_json):
     """Re-sample a golden set on a candidate and gate it. Exit 0 when every gate holds (pass),
     1 when the data shows a gate is broken (fail), 2 on usage or runtime errors, 3 when an
     observed figure breaks a gate but sampling noise could explain it (inconclusive; the
@@ -165,7 +168,8 @@ def regress_command(set_name, model, api_base, prompt_version, temperature, k, s
         raise click.UsageError("--max-k goes with --until-settled")
     candidate = regress.Candidate(model=model, api_base=api_base, prompt_version=prompt_version,
                                   temperature=temperature, n=max_k if max_k is not None else k, seed=seed,
-                                  max_tokens=max_tokens, concurrency=concurrency, until_settled=until_settled)
+                                  max_tokens=max_tokens, concurrency=concurrency, until_settled=until_settled,
+                                  batch=use_batch)
     gates = regress.Gates(min_pass_rate=min_pass_rate, max_drop=max_drop, alpha=alpha)
     if max_drop is not None and baseline is None:
         raise click.UsageError("--max-drop needs --baseline REGRESS_ID")

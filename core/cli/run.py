@@ -183,6 +183,10 @@ def _print_estimate(spec: plan.RunSpec, as_json: bool) -> int:
     if result["cost_usd_low"] is not None:
         high = "?" if result["cost_usd_high"] is None else f"${result['cost_usd_high']:.4f}"
         print(f"cost ${result['cost_usd_low']:.4f} – {high}" + ("" if result["cost_complete"] else " (known prices only)"))
+    if "batch" in result:
+        found = result["batch"]
+        high = "?" if found["cost_usd_high"] is None else f"${found['cost_usd_high']:.4f}"
+        print(f"through the provider's batch API (--batch): ${found['cost_usd_low']:.4f} – {high} ({found['note']})")
     if "until_settled" in result:
         found = result["until_settled"]
         print(f"until settled (precision {found['precision']:g}): {found['calls_fewest']:,} calls if every cell "

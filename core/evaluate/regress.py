@@ -54,6 +54,7 @@ class Candidate:
     # Sampled in looks until the gate settles (core/evaluate/sequential.py): n is then the most
     # samples per item (--max-k).
     until_settled: bool = False
+    batch: bool = False  # through the provider's batch API (core/run/batched.py): one batch per look
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -82,6 +83,7 @@ def plan_for(set_name: str, candidate: Candidate, *, db_path=None) -> plan.RunSp
         inputs=rows, models=[candidate.model], temperatures=[candidate.temperature], n=candidate.n,
         api_base=candidate.api_base, seed=candidate.seed, max_tokens=candidate.max_tokens,
         concurrency=candidate.concurrency, name=f"regress {set_name}", max_calls=plan.HARD_MAX_CALLS,
+        batch=candidate.batch,
     )
 
 

@@ -93,6 +93,8 @@ def _rows(run_id: int, spec, row: dict, results: dict, keys, price, status: str)
             cost = price(model, answer["prompt_tokens"], answer["completion_tokens"])
             out.append(base | answer | {"cost_usd": None if cost is None else cost * batch.DISCOUNT,
                                         "cache_key": keys.of(cell)})
+        elif found is None and status == "cancelled":
+            continue  # never asked: the cell stays empty, for a resume
         else:
             error_type, message = found["error"] if found else (f"batch_{status}", f"no answer: the batch {status}")
             out.append(base | {"error_type": error_type, "error_message": message, "attempts": 1})
