@@ -73,6 +73,8 @@ def test_run_until_settled_stops_the_deterministic_cell_early_and_samples_the_sp
         requests = len(stub.requests)
     assert summary["planned_max"] == 80 and summary["calls"] == requests == 50
     assert summary["stopped_by"] == {"precision": 1, "max_n": 1} and summary["calls_saved"] == 30
+    assert summary["per_model"] == [{"model": "openai/stub-a", "calls": 50, "cached": 0, "cost_usd_new": None,
+                                     "calls_saved": 30}]  # the stub has no price: unknown, never $0
     cells = {c["temperature"]: c for c in last_json(spread("--db", db, "show", "1", "--json"))["cells"]}
     assert (cells[0.0]["n"], cells[0.0]["settled"], cells[0.0]["stopped_by"]) == (10, True, "precision")
     assert (cells[1.0]["n"], cells[1.0]["settled"], cells[1.0]["stopped_by"]) == (40, False, "max_n")

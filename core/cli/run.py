@@ -264,6 +264,9 @@ def execute(run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: b
     if result.get("cached") or result["calls_saved"]:
         print(f"{result['calls']} calls made of at most {result['planned_max']}"
               + (f"; {result['cached']} answers reused from the cache (no new cost)" if result.get("cached") else ""))
+        for row in result["per_model"]:
+            cost = "unknown" if row["cost_usd_new"] is None else f"${row['cost_usd_new']:.6f}"
+            print(f"  {row['model']}: {row['calls']} calls, {row['calls_saved']} saved, new cost {cost}")
     print(f"see the answers: spread show {run_id}")
     return 0
 
@@ -278,9 +281,13 @@ def _calls(run_id: int) -> dict:
         decided = settling.load(db, run_id)
         reused = answer_cache.new_cost(db, run_id)
         made = batches.count(db, run_id)
+        per_model = answer_cache.by_model(db, run_id)
     calls = sum(taken.values()) - reused["cached"]
+    planned_each = run["planned"] // max(len(run["spec"]["models"]), 1)
     out = {"calls": calls, "planned_max": run["planned"], "calls_saved": run["planned"] - calls, **reused,
-           "batches": made}
+           "batches": made,
+           "per_model": [{"model": model, **row, "calls_saved": planned_each - row["calls"]}
+                         for model, row in per_model.items()]}
     if run["spec"].get("until_settled"):
         out["cells"] = len(decided)
         out["settled"] = sum(d["settled"] for d in decided.values())

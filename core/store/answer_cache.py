@@ -23,3 +23,16 @@ def new_cost(db, run_id: int) -> dict:
                      "coalesce(sum(cost_usd) filter (where cached_from is null), 0) "
                      "from responses where run_id = ?", [run_id]).fetchone()
     return {"cached": row[0], "cost_usd_new": row[1]}
+
+
+def by_model(db, run_id: int) -> dict[str, dict]:
+    """Per model: samples taken by calls (`calls`), reused from the cache (`cached`), and the
+    cost of the calls (`cost_usd_new`; None when an answer's price is unknown)."""
+    return {row["model"]: {"calls": row["calls"], "cached": row["cached"],
+                           "cost_usd_new": None if row["unpriced"] else row["cost"]}
+            for row in db.query(
+                "select model, count(*) filter (where cached_from is null) as calls, "
+                "count(*) filter (where cached_from is not null) as cached, "
+                "coalesce(sum(cost_usd) filter (where cached_from is null), 0) as cost, "
+                "count(*) filter (where cached_from is null and error_type is null and cost_usd is null) as unpriced "
+                "from responses where run_id = ? group by model order by model", [run_id])}
