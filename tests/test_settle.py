@@ -188,3 +188,23 @@ def test_the_playground_switch_plans_a_run_until_settled_with_its_range(stub):
     with store.connect() as db:
         run = store.get_run(db, run_id)
     assert run["spec"]["until_settled"] is True and run["spec"]["precision"] == 0.3 and run["planned"] == 40
+
+
+def test_on_postgresql_a_run_until_settled_and_its_cached_twin(pg_url):
+    import asyncio
+
+    from core.run import plan, runner
+    from core.store import answer_cache
+
+    with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
+        ids = []
+        for _ in range(2):
+            spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[0.0, 1.0],
+                                n=15, api_base=stub.base_url, seed=1, until_settled=True, cache=True)
+            ids.append(plan.create(spec, db_path=pg_url))
+            asyncio.run(runner.execute(ids[-1], db_path=pg_url))
+        assert len(stub.requests) == 10 + 15  # the twin asked nothing
+    with store.connect(pg_url) as db:
+        first, twin = (settling.load(db, run_id) for run_id in ids)
+        assert first == twin and {d["stopped_by"] for d in first.values()} == {"precision", "max_n"}
+        assert answer_cache.new_cost(db, ids[1]) == {"cached": 25, "cost_usd_new": 0}
