@@ -455,7 +455,12 @@ with estimate_col:
             show_error(e)
 if run_col.button("Run", type="primary", key="run", width="stretch"):
     try:
-        state["active_run"] = runner.start(current_spec(), created_by=state.get("who", ""))
+        planned = current_spec()
+        if planned.until_settled:  # the rule judges meaning after every round: its model must answer now
+            from core.analyse import settled
+
+            settled.check_meaning_model(planned.embeddings)
+        state["active_run"] = runner.start(planned, created_by=state.get("who", ""))
     except SpreadError as e:
         show_error(e)
 
