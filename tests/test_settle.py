@@ -188,6 +188,11 @@ def test_the_playground_switch_plans_a_run_until_settled_with_its_range(stub):
     with store.connect() as db:
         run = store.get_run(db, run_id)
     assert run["spec"]["until_settled"] is True and run["spec"]["precision"] == 0.3 and run["planned"] == 40
+    from core.run import drafts
+
+    loaded = drafts.from_run(run_id)  # "Load this run's plan into the Playground" keeps the switch
+    assert (loaded["until_settled"], loaded["precision"], loaded["use_cache"], loaded["use_batch"]) == (
+        True, 0.3, False, False)
 
 
 def test_on_postgresql_a_run_until_settled_and_its_cached_twin(pg_url):
