@@ -82,7 +82,7 @@ def main() -> None:
         out = simulate(p, rng, max_n, args.precision)
         groups = {"all": np.ones(len(p), bool), "p = 1": p == 1.0, "0.9 ≤ p < 1": (p >= 0.9) & (p < 1),
                   "0.6 ≤ p < 0.9": (p >= 0.6) & (p < 0.9), "p < 0.6": p < 0.6}
-        row = {"max_n": max_n, "precision": args.precision, "cells": args.cells,
+        row = {"max_n": max_n, "precision": args.precision, "cells": args.cells, "all_agree": args.all_agree,
                "calls": int(out["taken"].sum()), "fixed_n20_calls": fixed_calls,
                "saved_vs_fixed_n20": round(1 - out["taken"].sum() / fixed_calls, 3),
                "coverage": round(float(out["covered"].mean()), 4),
