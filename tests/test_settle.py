@@ -213,3 +213,10 @@ def test_on_postgresql_a_run_until_settled_and_its_cached_twin(pg_url):
         first, twin = (settling.load(db, run_id) for run_id in ids)
         assert first == twin and {d["stopped_by"] for d in first.values()} == {"precision", "max_n"}
         assert answer_cache.new_cost(db, ids[1]) == {"cached": 25, "cost_usd_new": 0}
+
+
+def test_the_settling_benchmark_runs_at_a_tiny_size():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_settle.py"), "--cells", "60", "--max-n", "20"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["cells"] == 60 and row["calls"] <= 60 * 20 and row["coverage"] >= 0.9
