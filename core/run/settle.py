@@ -166,9 +166,6 @@ def check_options(precision: float, max_n: int) -> None:
 
 # --- the engine's rounds --------------------------------------------------------------
 
-Judge = "Callable[[int], dict[tuple, list]]"  # run id -> per cell (variant, input, model, temperature),
-# the meanings of its answers in sample order, clustered as the Spread page clusters them
-
 
 class Rounds:
     """What the engine samples next in a run planned `until_settled` (runner.execute's
@@ -177,6 +174,8 @@ class Rounds:
     a cell once stopped stays stopped, on a resume too."""
 
     def __init__(self, run_id: int, spec, judge, *, db_path=None):
+        # judge(run_id) -> per cell (variant, input, model, temperature), its answers' meanings
+        # in sample order, clustered as the Spread page clusters them (core/analyse/settled.py).
         self.run_id, self.spec, self.judge, self.db_path = run_id, spec, judge, db_path
         self.rounds = 0
 
