@@ -110,3 +110,16 @@ def test_cancel_cancels_the_providers_batch_and_leaves_its_cells_for_a_resume(tm
         assert stub.batches["batch_1"]["status"] == "cancelled" and ("POST", "/v1/batches/batch_1/cancel") in stub.paths
         summary = last_json(subprocess.CompletedProcess([], 0, out, ""))
         assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
+
+
+def test_sampled_until_settled_through_batches_sends_one_batch_per_round(tmp_path):
+    db = str(tmp_path / "settled-batch.db")
+    with BatchStub(answers=["Paris.", "Lyon.", "Nice.", "Marseille."]) as stub:
+        summary = last_json(spread("--db", db, "run", "--prompt", "Q?", "--model", "openai/stub-a", "--temperature",
+                                   "0", "--temperature", "1", "--n", "20", "--api-base", stub.base_url, "--batch",
+                                   "--until-settled", "--seed", "1", "--json", env=FAST))
+        # Rounds of 5: both cells twice, then the split cell alone twice more.
+        sizes = [stub.batches[b]["request_counts"]["total"] for b in stub.created]
+        assert sizes == [10, 10, 5, 5] and summary["batches"] == 4 and stub.chat_calls == 0
+    assert summary["calls"] == 30 and summary["stopped_by"] == {"precision": 1, "max_n": 1}
+    assert summary["cost_usd_new"] is None  # the stub has no price: unknown, never $0

@@ -18,11 +18,13 @@ def answers(db, keys: list[str], run_id: int) -> dict[str, dict]:
 
 
 def new_cost(db, run_id: int) -> dict:
-    """A run's answers reused from the cache, and the cost of the others: what it spent."""
+    """A run's answers reused from the cache, and the cost of the others: what it spent (None
+    when an answer it paid for has no known price)."""
     row = db.execute("select count(*) filter (where cached_from is not null), "
-                     "coalesce(sum(cost_usd) filter (where cached_from is null), 0) "
+                     "coalesce(sum(cost_usd) filter (where cached_from is null), 0), "
+                     "count(*) filter (where cached_from is null and error_type is null and cost_usd is null) "
                      "from responses where run_id = ?", [run_id]).fetchone()
-    return {"cached": row[0], "cost_usd_new": row[1]}
+    return {"cached": row[0], "cost_usd_new": None if row[2] else row[1]}  # unknown, never a made-up $0
 
 
 def by_model(db, run_id: int) -> dict[str, dict]:
