@@ -8,6 +8,9 @@
    alpha) and how often it cannot tell.
 3. The samples per item an inconclusive verdict names: at that K, how often the gate
    then fails (the aim is 80%).
+4. Sampled until settled (core/evaluate/sequential.py), against the fixed design on the
+   same cases: false alarms on an unchanged candidate, power on each drop case (at the
+   fixed design's K, and with one more round), and the samples per item used.
 
     .venv/bin/python bench/bench_gate.py [--runs 2000]
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.evaluate import gate, power  # noqa: E402
+from core.evaluate import gate, power, sequential  # noqa: E402
 
 ISSUE_BASELINE = [0.2, 0.2, 0.2, 0.0, 0.0]
 ISSUE_CANDIDATE = [0.0] * 5
@@ -60,6 +63,28 @@ def main() -> None:
         rows.append({"measurement": "gate_samples_to_settle", "case": name, "samples_named": k,
                      "fails_at_that_k": at_k["rate"], "inconclusive_at_that_k": at_k["inconclusive_rate"],
                      "runs": at_k["runs"]})
+
+    for name, base, after in (("unchanged 20 items", power.item_rates(20), power.item_rates(20)),
+                              ("unchanged 5 items", power.item_rates(5), power.item_rates(5)),
+                              ("one item 20% -> 0%", [0.2], [0.0]), ("issue case", ISSUE_BASELINE, ISSUE_CANDIDATE),
+                              ("20 items, each 5 points worse", power.item_rates(20),
+                               (power.item_rates(20) - 0.05).clip(0, 1)),
+                              ("10 items 90% -> 80%", [0.9] * 10, [0.8] * 10),
+                              ("10 items 90% -> 40%", [0.9] * 10, [0.4] * 10)):
+        k = 10 if name.startswith("unchanged") or "40%" in name else power.samples_for_drop(base, after,
+                                                                                               alpha=args.alpha)
+        runs = min(args.runs, 1000)
+        fixed = sequential.simulate_fixed(rates=base, candidate_rates=after, baseline_k=k, k=k, alpha=args.alpha,
+                                          runs=runs, seed=5)
+        for max_k in (k, k + sequential.ROUND):
+            adaptive = sequential.simulate(rates=base, candidate_rates=after, baseline_k=k, max_k=max_k,
+                                           alpha=args.alpha, runs=runs, seed=5)
+            rows.append({"measurement": "gate_sequential", "case": name, "baseline_k": k, "max_k": max_k,
+                         "fixed_fail_rate": fixed["rate"], "sequential_fail_rate": adaptive["rate"],
+                         "fixed_calls_per_run": fixed["calls_per_run"],
+                         "sequential_calls_per_run": adaptive["calls_per_run"],
+                         "sequential_mean_k": adaptive["mean_k_used"],
+                         "sequential_inconclusive_rate": adaptive["inconclusive_rate"], "runs": runs})
 
     for row in rows:
         row.update(cores=os.cpu_count())

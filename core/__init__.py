@@ -12,13 +12,15 @@ inside functions included):
     analyse   meaning clusters, spread metrics, wording sensitivity, charts
     review    labels, reviewers' decisions, golden sets
     evaluate  checks, pass rates, the judge, the regression gate
+    watch     monitors: golden sets re-sampled on a schedule through the gate, drift signals, alerts
     serve     `spread serve`: an OpenAI-compatible endpoint answering with the majority meaning,
               its calibrated confidence, abstaining when unsure; every request kept as a run
-    watch     monitors: golden sets re-sampled on a schedule through the gate, drift signals, alerts
     formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files
     cli       the `spread` command
 
-The exceptions: a run's last step, embedding its answers and scoring its checks
-(run.runner.execute_and_score, run.own_process), and a worker's poll running the monitor
-checks that are due (run.service -> watch.due): see ALLOWED in tests/test_architecture.py.
+The exceptions: a run's last step, embedding its answers and scoring its checks, taken
+wherever the run executed (run.launch -> evaluate.scoring); a worker's poll running the
+monitor checks that are due (run.service -> watch.due); and a run sampled until settled,
+judged between rounds by the Spread page's meaning clusters (run.settle -> analyse.settled):
+see ALLOWED in tests/test_architecture.py.
 """

@@ -14,7 +14,7 @@ from core.formats import promptfoo_config
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
-from core.run import drafts, estimate, launch, plan, rewording
+from core.run import drafts, estimate, launch, plan, rewording, settle
 from core.run.progress import ACTIVE, LiveProgress
 from core.store import Store, runs
 from pages.parts.store import app_store
@@ -36,6 +36,10 @@ state = st.session_state
 for key, value in {**drafts.DEFAULTS, "models": [local_llm.DEFAULT_MODEL], "max_calls": plan.DEFAULT_MAX_CALLS}.items():
     state.setdefault(key, value)
 state.setdefault("reword_k", 3)
+state.setdefault("until_settled", False)
+state.setdefault("use_cache", False)
+state.setdefault("use_batch", False)
+state.setdefault("precision", settle.DEFAULT_PRECISION)
 
 
 def import_promptfoo() -> None:
@@ -342,6 +346,20 @@ with right:
     seed_text = seed_col.text_input("Seed", key="seed", persist_state="session", placeholder="random",
                                     help="Sample i uses seed + i: the run can be repeated exactly.")
     errors["n"], errors["seed"] = st.empty(), st.empty()
+    settle_col, precision_col = st.columns(2)
+    settle_col.toggle("Sample until settled", key="until_settled", persist_state="session",
+                      help="Cells are sampled in rounds; a cell stops once the 95% interval of its consistency is "
+                           "narrower than the precision (a cell split between meanings goes on). N is then the most "
+                           "samples a cell takes. Its intervals stay valid after stopping early (docs/cost.md).")
+    precision_col.number_input("Precision (interval width)", min_value=0.01, max_value=0.99, step=0.05,
+                               key="precision", persist_state="session", disabled=not state.get("until_settled"))
+    cache_col, batch_col = st.columns(2)
+    cache_col.toggle("Reuse stored answers (cache)", key="use_cache", persist_state="session",
+                     help="An answer already stored for the very same request and sample index is reused at no new "
+                          "cost; repeats stay independent draws, never copies of one answer.")
+    batch_col.toggle("Cheaper, slower: provider batch", key="use_batch", persist_state="session",
+                     help="Send the samples through the provider's batch API (OpenAI-compatible endpoints) at its "
+                          "batch price; answers arrive in minutes to hours.")
     concurrency_col, cap_col = st.columns(2)
     concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",
                                                help="At most this many calls at once, over all models.")
@@ -393,6 +411,8 @@ def current_spec() -> plan.RunSpec:
         n=int(n), max_tokens=int(max_tokens), seed=plan.parse_seed(seed_text), api_base=api_base.strip() or None,
         concurrency=int(concurrency), max_calls=int(max_calls), checks=current_checks(),
         extract=(state.get("extract") or "whole").strip(),
+        until_settled=bool(state.get("until_settled")), precision=float(state.get("precision")),
+        cache=bool(state.get("use_cache")), batch=bool(state.get("use_batch")),
     )
 
 
@@ -422,6 +442,16 @@ with estimate_col:
                 f"{guess['models']} models × {guess['temperatures']} temperatures × N={guess['n']} · prompt tokens "
                 f"{guess['prompt_tokens']:,} (counted) · completion tokens {ceiling} · cost {cost}",
                 icon=":material/calculate:")
+        if "batch" in guess:
+            found = guess["batch"]
+            high = "?" if found["cost_usd_high"] is None else display.money(found["cost_usd_high"])
+            st.caption(f"Through the provider's batch API: {display.money(found['cost_usd_low'])} – {high} "
+                       f"({found['note']}).")
+        if "until_settled" in guess:
+            found = guess["until_settled"]
+            st.caption(f"Until settled: {found['calls_fewest']:,} calls if every cell settles at "
+                       f"{found['samples_per_cell_fewest']} samples, up to {found['calls_most']:,} if none settles "
+                       f"before N={found['samples_per_cell_most']}.")
         for note in guess["notes"]:
             st.caption(display.inert(note))
     except SpreadError as e:
@@ -429,7 +459,12 @@ with estimate_col:
             show_error(e)
 if run_col.button("Run", type="primary", key="run", width="stretch"):
     try:
-        state["active_run"] = launch.start(store, current_spec(), created_by=state.get("who", ""))
+        planned = current_spec()
+        if planned.until_settled:  # the rule judges meaning after every round: its model must answer now
+            from core.analyse import settled
+
+            settled.check_meaning_model(store, planned.embeddings)
+        state["active_run"] = launch.start(store, planned, created_by=state.get("who", ""))
     except SpreadError as e:
         show_error(e)
 

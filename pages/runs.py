@@ -10,7 +10,7 @@ from core.analyse import spread, tables, tool_usage
 from core.config import SpreadError
 from core.prompts import inputs as inputs_module
 from core.run import drafts, launch
-from core.store import Store, responses
+from core.store import Store, batches, responses
 from core.store import runs as run_rows
 from pages.parts.store import app_store
 
@@ -27,7 +27,8 @@ if not runs:
 
 table = pd.DataFrame([{
     "run": r["id"], "name": r["name"], "status": r["status"], "answers": r["answers"], "errors": r["errors"],
-    "planned calls": r["planned"], "wordings": len(r["variants"]), "inputs": r["n_inputs"],
+    "planned calls": r["planned"], "reused (cache)": r.get("cached") or 0,
+    "wordings": len(r["variants"]), "inputs": r["n_inputs"],
     "cost": display.usd(r["cost_usd"], r["unknown_cost"]), "started": (r["created_at"] or "")[:16].replace("T", " "),
     "by": r["created_by"]} for r in runs])
 st.dataframe(table, hide_index=True, width="stretch")
@@ -73,7 +74,15 @@ for variant in variants:
 st.caption(f"{run['answers']}/{run['planned']} answers · {run['errors']} errors · {len(inputs)} input(s) · "
            f"models {display.inert(', '.join(spec['models']))} · temperatures "
            f"{', '.join(f'{t:g}' for t in spec['temperatures'])} · N={spec['n']} · max tokens "
-           f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}")
+           f"{spec.get('max_tokens')} · seed {'random' if spec.get('seed') is None else spec['seed']}"
+           + (f" · sampled until settled (precision {spec.get('precision'):g}, N at most)"
+              if spec.get("until_settled") else "")
+           + (" · through the provider's batch API" if spec.get("batch") else "")
+           + (f" · {run.get('cached') or 0} answers reused from the cache" if spec.get("cache") else ""))
+with store.connection() as db:
+    batch_wait = batches.waiting(db, [run_id])
+if run_id in batch_wait:
+    st.info(batch_wait[run_id], icon=":material/hourglass_top:")
 
 def load_plan() -> None:
     st.session_state.update(drafts.from_run(store, run_id), draft_loaded=True)
@@ -132,6 +141,8 @@ if cells:
                  column_config={name: st.column_config.Column(pinned=True) for name in ("wording", "input")})
 
 shown = keep(answers)
+if "cached_from" in shown and shown["cached_from"].notna().any():  # reused answers: their original's cost, no new cost
+    shown = shown.assign(cached=shown["cached_from"].notna())
 shown = shown.assign(wording=shown["variant"].map(labels), input=shown["input"].map(input_names),
                      prompt=[prompts.get((v, i), ("", ""))[1] for v, i in zip(shown["variant"], shown["input"])])
 st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (plain text)")
@@ -139,7 +150,8 @@ st.caption(f"{len(shown):,} answers shown, each beside the prompt it answered (p
 st.dataframe(
     shown[["id", "wording", "input", "model", *(["deployment"] if shown["deployment"].notna().any() else []),
            "temperature", "sample_idx", "prompt", "text", "finish_reason",
-           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message"]]
+           "completion_tokens", "latency_ms", "ttft_ms", "cost_usd", "attempts", "error_type", "error_message",
+           *(["cached"] if "cached" in shown else [])]]
     .rename(columns={"id": "answer", "sample_idx": "sample", "finish_reason": "finish", "completion_tokens":
                      "tokens", "latency_ms": "latency (ms)", "ttft_ms": "first token (ms)", "cost_usd": "cost (USD)",
                      "error_type": "error", "error_message": "error message"}),

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import display
-from core.analyse import charts, embed, meaning, sensitivity, spread, tables, tool_usage
+from core.analyse import charts, embed, meaning, sensitivity, settled, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
 from core.models import endpoints
@@ -128,6 +128,9 @@ def results():
     if not analysis.cells:
         st.info("No answers yet.")
         return
+    if run["spec"].get("until_settled"):  # n, settled and the anytime interval per cell (docs/cost.md)
+        settled.attach(store, analysis, run)
+        st.caption(settled.summary_text(analysis.cells, run))
     variant_names = {v["variant"]: v["label"] for v in analysis.variants}
     # Plain text: plotly escapes it (charts._safe); options and tables never render markup.
     input_names = {i["input"]: inputs.label(i["input"], i["vars"], 40) for i in analysis.inputs}
@@ -209,7 +212,14 @@ def drill(analysis: spread.Analysis, names: dict) -> None:
         st.metric("Consistency", "–" if cell["consistency"] is None else f"{cell['consistency']:.0%}",
                   help="Share of answers in the largest meaning cluster (95% Wilson interval below).")
         if low is not None:
-            st.caption(f"95% interval {low:.0%} – {high:.0%} from {cell['count']} answers")
+            st.caption(f"95% interval {low:.0%} – {high:.0%} from {cell['count']} answers"
+                       + (" (anytime-valid: it holds after stopping early)" if cell.get("settled") is not None else ""))
+        if cached := settled.reused(analysis, cell):
+            st.caption(f"{cached} of these answers reused from the cache (same request and sample index): "
+                       "no new cost; their original cost is shown")
+        if cell.get("settled") is not None:
+            st.metric("Samples (n)", cell["n"], help="Sampled until settled: the samples this cell took.")
+            st.caption(settled.cell_text(cell))
         st.metric("Meanings", cell["n_clusters"])
         st.metric("Semantic entropy (nats)", tables.number(cell["entropy"]))
         st.caption(f"distinct texts {cell['distinct_answers']} · mean similarity {tables.number(cell['mean_similarity'])}"

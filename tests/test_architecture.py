@@ -20,6 +20,9 @@ ALLOWED = {
     ("core.run.launch", "core.evaluate.scoring"),
     # A worker also claims and runs the monitor checks that are due (core/run/service.py).
     ("core.run.service", "core.watch.due"),
+    # A run sampled until settled is judged between rounds by the Spread page's meaning
+    # clusters (core/analyse/settled.py), wherever the engine runs: handed only the run's id.
+    ("core.run.settle", "core.analyse.settled"),
 }
 
 

@@ -40,7 +40,8 @@ AXES = ["variant", "input", "model", "temperature"]
 DEFAULT_THRESHOLD = meaning.DEFAULT_THRESHOLD
 COLUMNS = ["id", "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
            "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "error_type",
-           "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value"]
+           "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value",
+           "cached_from"]  # an answer reused from the cache (core/run/cache.py): the one it copies
 NUMERIC = ["prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "temperature"]
 
 # Kept as the old names: the CLI, pages and tests use them.

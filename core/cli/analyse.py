@@ -56,6 +56,9 @@ def show_command(store: Store, run_id, method, threshold, extract, embeddings, s
             raise SpreadError(str(e)) from None
     analysis = spread.analyse_run(store, run_id, method=method, threshold=threshold, with_map=False, extract=extract,
                                   second_opinion_model=second_opinion)
+    from core.analyse import settled
+
+    settled.attach(store, analysis, run)  # n, settled, stopped_by; the anytime interval of a run sampled until settled
     prompts = {}
     with store.connection() as db:
         prompts = runs.rendered_prompts(db, run_id)
@@ -64,7 +67,8 @@ def show_command(store: Store, run_id, method, threshold, extract, embeddings, s
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
-                  "error_message": r["error_message"], "deployment": r.get("deployment"), **shapes.answer_data(r)}
+                  "error_message": r["error_message"], "deployment": r.get("deployment"), **shapes.answer_data(r),
+                  "cached": r.get("cached_from") is not None, "cached_from": r.get("cached_from")}
         if checked:
             answer["checks"] = checked["by_answer"].get(r["id"], [])
         by_cell.setdefault((r["variant"], r["input"], r["model"], r["temperature"]), []).append(answer)
@@ -100,8 +104,11 @@ def show_command(store: Store, run_id, method, threshold, extract, embeddings, s
         consistency = "–" if cell["consistency"] is None else (
             f"{cell['consistency']:.0%} [{cell['consistency_low']:.0%}–{cell['consistency_high']:.0%}]")
         where = f"{cell['variant_label']} · input {cell['input'] + 1} · " if several else ""
+        stopped = ("" if cell.get("settled") is None else
+                   f" · n={cell['n']} " + ("settled" if cell["settled"] else "not settled")
+                   + (f" (stopped by {cell['stopped_by']})" if cell["stopped_by"] else " (open)"))
         print(f"\n== {where}{cell['model']} @ T={cell['temperature']}: {cell['count']} answers, "
-              f"{cell['errors']} errors, {cell['n_clusters']} meanings, consistency {consistency}")
+              f"{cell['errors']} errors, {cell['n_clusters']} meanings, consistency {consistency}{stopped}")
         if len(analysis.inputs) > 1:
             print(f"   prompt: {' '.join(cell['prompt'].split())[:120]}")
         print(f"   tokens in/out {cell['prompt_tokens']}/{cell['completion_tokens']} · latency p50 "

@@ -144,10 +144,18 @@ def _per_check(results: list[dict]) -> list[dict]:
 @click.option("--allow-inconclusive", is_flag=True,
               help="exit 0, not 3, when the data cannot tell whether a gate is broken")
 @click.option("--junit", metavar="FILE", help="write JUnit XML: one test case per item")
+@click.option("--until-settled", is_flag=True,
+              help="sample the items in looks of 5 and stop at the first look whose verdict is beyond doubt (pass or "
+                   "fail, each look at its share of alpha: false alarms stay at alpha); at --max-k the verdict "
+                   "stands (docs/cost.md)")
+@click.option("--max-k", type=int, metavar="K", help="with --until-settled: the most samples per item (default: --n)")
+@click.option("--batch", "use_batch", is_flag=True,
+              help="sample through the provider's batch API at its batch price (one batch per look)")
 @json_option
 @pass_store
 def regress_command(store: Store, set_name, model, api_base, prompt_version, temperature, k, seed, max_tokens,
-                    concurrency, baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit, as_json):
+                    concurrency, baseline, min_pass_rate, max_drop, alpha, allow_inconclusive, junit,
+                    until_settled, max_k, use_batch, as_json):
     """Re-sample a golden set on a candidate and gate it. Exit 0 when every gate holds (pass),
     1 when the data shows a gate is broken (fail), 2 on usage or runtime errors, 3 when an
     observed figure breaks a gate but sampling noise could explain it (inconclusive; the
@@ -157,9 +165,12 @@ def regress_command(store: Store, set_name, model, api_base, prompt_version, tem
 
     from core.evaluate import regress
 
+    if max_k is not None and not until_settled:
+        raise click.UsageError("--max-k goes with --until-settled")
     candidate = regress.Candidate(model=model, api_base=api_base, prompt_version=prompt_version,
-                                  temperature=temperature, n=k, seed=seed, max_tokens=max_tokens,
-                                  concurrency=concurrency)
+                                  temperature=temperature, n=max_k if max_k is not None else k, seed=seed,
+                                  max_tokens=max_tokens, concurrency=concurrency, until_settled=until_settled,
+                                  batch=use_batch)
     gates = regress.Gates(min_pass_rate=min_pass_rate, max_drop=max_drop, alpha=alpha)
     if max_drop is not None and baseline is None:
         raise click.UsageError("--max-drop needs --baseline REGRESS_ID")
@@ -213,6 +224,10 @@ def _print_regress(result: dict) -> None:
               f"{result['items_improved']} better")
     for gate in result["gates"]:
         print(f"  {gate['gate']} {gate['threshold']}: {verdict.gate_text(gate)} -> {gate['verdict'].upper()}")
+    if result.get("sequential"):
+        looks = result["sequential"]
+        print(f"  until settled: {len(looks['looks'])} of {len(looks['planned_looks'])} looks, {looks['k_used']} of at most "
+              f"{looks['max_k']} samples per item" + (" (stopped early)" if looks["stopped_early"] else ""))
     for note in result["notes"]:
         print(f"  note: {note}")
     for row in verdict.item_rows(result)[:10]:

@@ -9,11 +9,12 @@ import threading
 
 import click
 
+from core.store import Store
 from core.cli import evaluate
 from core.cli.common import json_option, pass_store, print_json, read_text
 from core.config import SpreadError
 from core.prompts import conversation, inputs, shapes
-from core.run import plan
+from core.run import plan, settle
 from core.store import Store, responses
 from core.store import runs as run_rows
 
@@ -69,6 +70,20 @@ from core.store import runs as run_rows
                    "json:FIELD, regex:PATTERN")
 @click.option("--embeddings", metavar="NAME",
               help="the catalogue embedding endpoint that clusters this run's answers by default (else MiniLM)")
+@click.option("--until-settled", is_flag=True,
+              help="sample each cell in rounds and stop it once its consistency interval (anytime-valid) is "
+                   "narrower than --precision; a cell split between meanings goes on to --max-n (docs/cost.md)")
+@click.option("--max-n", type=int, metavar="N", help="with --until-settled: the most samples a cell takes "
+              "(default: --n)")
+@click.option("--precision", type=float, metavar="W", help="with --until-settled: the width of the 95% interval "
+              f"of a cell's consistency that settles it, in (0, 1) (default {settle.DEFAULT_PRECISION})")
+@click.option("--cache", "use_cache", is_flag=True,
+              help="reuse stored answers of the very same request (endpoint, messages, tools, response format, "
+                   "parameters, seed) and sample index: an identical plan costs nothing again, a larger N samples "
+                   "only the new indices, repeats never become copies (docs/cost.md)")
+@click.option("--batch", "use_batch", is_flag=True,
+              help="send each round through the provider's batch API (OpenAI-compatible /v1/files + /v1/batches) "
+                   "at its batch price: cheaper, slower (minutes to hours); resume polls the same batch")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option
 @evaluate.checks_file_option
@@ -79,8 +94,8 @@ from core.store import runs as run_rows
 def run_command(store: Store, prompts, prompt_files, messages_files, tools_file, tool_choice, response_format,
                 labels, system, system_file, vars_file, var_pairs, inputs_from_golden, inputs_from_run, models,
                 temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base, timeout, max_attempts,
-                max_calls, no_stream, name, extract, embeddings, dry_run, check_texts, checks_file, judge_model,
-                judge_samples, as_json):
+                max_calls, no_stream, name, extract, embeddings, until_settled, max_n, precision, use_cache,
+                use_batch, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
@@ -92,6 +107,12 @@ def run_command(store: Store, prompts, prompt_files, messages_files, tools_file,
     if len(labels) > len(texts) + len(conversations):
         raise click.UsageError(f"{len(labels)} labels for {len(texts) + len(conversations)} prompt variants")
     system = read_text(system_file) if system_file else system
+    if not until_settled and (max_n is not None or precision is not None):
+        raise click.UsageError("--max-n and --precision go with --until-settled")
+    if until_settled:
+        n = max_n if max_n is not None else n
+        precision = settle.DEFAULT_PRECISION if precision is None else precision
+        settle.check_options(precision, n)
     if not 1 <= max_attempts <= 20:
         raise SpreadError("max attempts must be in 1..20")
     names = list(labels) + [""] * (len(texts) + len(conversations) - len(labels))
@@ -106,8 +127,13 @@ def run_command(store: Store, prompts, prompt_files, messages_files, tools_file,
         models=list(models), temperatures=list(temperatures), n=n, max_tokens=max_tokens, seed=seed, top_p=top_p,
         concurrency=concurrency, per_model_concurrency=per_model, api_base=api_base, timeout_s=timeout,
         max_attempts=max_attempts, stream=not no_stream, name=name or "", max_calls=max_calls, extract=extract,
-        embeddings=embeddings or "",
+        embeddings=embeddings or "", until_settled=until_settled, cache=use_cache, batch=use_batch,
+        **({"precision": precision} if until_settled else {}),
     )
+    if until_settled and not dry_run:
+        from core.analyse import settled
+
+        settled.check_meaning_model(store, embeddings or "")  # the rule judges meaning after every round
     if dry_run:
         return _print_estimate(store, spec, as_json)
     run_id = plan.create(store, spec, created_by=os.environ.get("USER", ""))
@@ -160,6 +186,15 @@ def _print_estimate(store: Store, spec: plan.RunSpec, as_json: bool) -> int:
     if result["cost_usd_low"] is not None:
         high = "?" if result["cost_usd_high"] is None else f"${result['cost_usd_high']:.4f}"
         print(f"cost ${result['cost_usd_low']:.4f} – {high}" + ("" if result["cost_complete"] else " (known prices only)"))
+    if "batch" in result:
+        found = result["batch"]
+        high = "?" if found["cost_usd_high"] is None else f"${found['cost_usd_high']:.4f}"
+        print(f"through the provider's batch API (--batch): ${found['cost_usd_low']:.4f} – {high} ({found['note']})")
+    if "until_settled" in result:
+        found = result["until_settled"]
+        print(f"until settled (precision {found['precision']:g}): {found['calls_fewest']:,} calls if every cell "
+              f"settles at its fewest ({found['samples_per_cell_fewest']} samples) – {found['calls_most']:,} if none "
+              f"settles before N={found['samples_per_cell_most']}")
     for note in result["notes"]:
         print(f"note: {note}")
     print("dry run: nothing was written")
@@ -218,6 +253,7 @@ def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, wit
               f"(spread resume {run_id} fills the rest)", file=sys.stderr)
         return 130
     result.update(_pass_rate(store, run_id))
+    result.update(_calls(store, run_id))
     if with_pass_rate:
         result.setdefault("pass_rate", None)
     if as_json:
@@ -229,8 +265,39 @@ def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, wit
     if result.get("pass_rate") is not None:
         print(f"checks: pass rate {result['pass_rate']:.0%} [{result['pass_rate_low']:.0%}–"
               f"{result['pass_rate_high']:.0%}] (spread checks {run_id} for the details)")
+    if result.get("cached") or result["calls_saved"]:
+        print(f"{result['calls']} calls made of at most {result['planned_max']}"
+              + (f"; {result['cached']} answers reused from the cache (no new cost)" if result.get("cached") else ""))
+        for row in result["per_model"]:
+            cost = "unknown" if row["cost_usd_new"] is None else f"${row['cost_usd_new']:.6f}"
+            print(f"  {row['model']}: {row['calls']} calls, {row['calls_saved']} saved, new cost {cost}")
     print(f"see the answers: spread show {run_id}")
     return 0
+
+
+def _calls(store: Store, run_id: int) -> dict:
+    """Samples taken against the most the plan allows; for a run sampled until settled, its cells' outcomes."""
+    from core.store import answer_cache, batches, settling
+
+    with store.connection() as db:
+        run = run_rows.get_run(db, run_id)
+        taken = settling.samples_taken(db, run_id)
+        decided = settling.load(db, run_id)
+        reused = answer_cache.new_cost(db, run_id)
+        made = batches.count(db, run_id)
+        per_model = answer_cache.by_model(db, run_id)
+    calls = sum(taken.values()) - reused["cached"]
+    planned_each = run["planned"] // max(len(run["spec"]["models"]), 1)
+    out = {"calls": calls, "planned_max": run["planned"], "calls_saved": run["planned"] - calls, **reused,
+           "batches": made,
+           "per_model": [{"model": model, **row, "calls_saved": planned_each - row["calls"]}
+                         for model, row in per_model.items()]}
+    if run["spec"].get("until_settled"):
+        out["cells"] = len(decided)
+        out["settled"] = sum(d["settled"] for d in decided.values())
+        out["stopped_by"] = {reason: sum(d["stopped_by"] == reason for d in decided.values())
+                             for reason in ("precision", "max_n")}
+    return out
 
 
 def _pass_rate(store: Store, run_id: int) -> dict:
@@ -323,8 +390,14 @@ def cancel_command(store: Store, run_id):
 @pass_store
 def runs_command(store: Store, as_json):
     """List runs, newest first."""
+    from core.store import batches
+
     with store.connection() as db:
         runs = run_rows.list_runs(db)
+        waiting = batches.waiting(db)
+    for run in runs:
+        if run["id"] in waiting:
+            run["waiting"] = waiting[run["id"]]
     if as_json:
         print_json(runs)
         return
@@ -332,7 +405,8 @@ def runs_command(store: Store, as_json):
         print("no runs yet: spread run --prompt ... --model local/smollm2-135m-instruct --temperature 1 --n 5")
     for run in runs:
         print(f"{run['id']:>5}  {run['status']:<11} {run['answers']:>5}/{run['planned']:<5} "
-              f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}")
+              f"{run['errors']:>3} err  {run['created_at'][:19]}  {run['name']}"
+              + (f"  ({run['waiting']})" if run.get("waiting") else ""))
 
 
 @click.command("reword")

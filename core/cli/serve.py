@@ -75,7 +75,9 @@ def _servable(check, checks_module):
 @evaluate.check_option
 @evaluate.checks_file_option
 @pass_store
-def serve_command(store: Store, host, port, route_texts, config_file, k, max_k, no_adaptive, first_round, min_confidence, on_low, abstain_status, abstain_message, token_env, api_base, temperature, max_tokens, method, timeout, max_attempts, concurrency, quiet, check_texts, checks_file):
+def serve_command(store: Store, host, port, route_texts, config_file, k, max_k, no_adaptive, first_round,
+                  min_confidence, on_low, abstain_status, abstain_message, token_env, api_base, temperature,
+                  max_tokens, method, timeout, max_attempts, concurrency, quiet, check_texts, checks_file):
     """Serve an OpenAI-compatible endpoint that asks each route k times, answers with the
     meaning most answers share and its confidence (a `spread` object and an
     X-Spread-Confidence header), abstains or falls back below the threshold, and stores

@@ -64,7 +64,8 @@ def _settings_options(required: bool):
 @now_option
 @json_option
 @pass_store
-def add_command(store: Store, name, set_name, model, temperature, n, baseline_n, every, baseline, alert_urls, alpha, now, as_json):
+def add_command(store: Store, name, set_name, model, temperature, n, baseline_n, every, baseline, alert_urls,
+                alpha, now, as_json):
     """Create a monitor; its first check is due at once."""
     from core.cli.common import reviewer
     from core.watch import monitors
@@ -83,7 +84,8 @@ def add_command(store: Store, name, set_name, model, temperature, n, baseline_n,
 @now_option
 @json_option
 @pass_store
-def edit_command(store: Store, name, set_name, model, temperature, n, baseline_n, every, baseline, alert_urls, alpha, no_alerts, now, as_json):
+def edit_command(store: Store, name, set_name, model, temperature, n, baseline_n, every, baseline, alert_urls,
+                 alpha, no_alerts, now, as_json):
     """Change a monitor's settings (the ones given); `--alert` replaces its webhooks."""
     from core.watch import monitors
 

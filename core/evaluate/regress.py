@@ -31,7 +31,7 @@ from scipy import stats as scipy_stats
 from core import display
 from core.analyse import stats
 from core.config import SpreadError, check_text
-from core.evaluate import gate, power, rates, scoring
+from core.evaluate import gate, power, rates, scoring, sequential
 from core.evaluate.gate import Gates
 from core.prompts import inputs, templates
 from core.review import golden, labels
@@ -53,6 +53,10 @@ class Candidate:
     seed: int | None = None
     max_tokens: int | None = 256
     concurrency: int = 8
+    # Sampled in looks until the gate settles (core/evaluate/sequential.py): n is then the most
+    # samples per item (--max-k).
+    until_settled: bool = False
+    batch: bool = False  # through the provider's batch API (core/run/batched.py): one batch per look
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -81,6 +85,7 @@ def plan_for(store: Store, set_name: str, candidate: Candidate) -> plan.RunSpec:
         inputs=rows, models=[candidate.model], temperatures=[candidate.temperature], n=candidate.n,
         api_base=candidate.api_base, seed=candidate.seed, max_tokens=candidate.max_tokens,
         concurrency=candidate.concurrency, name=f"regress {set_name}", max_calls=plan.HARD_MAX_CALLS,
+        batch=candidate.batch,
     )
 
 
@@ -146,6 +151,11 @@ def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, 
     if gates.max_drop is not None and baseline_id is None:
         raise SpreadError("--max-drop needs a baseline (--baseline REGRESS_ID)")
     check_baseline(store, baseline_id, set_name)
+    if candidate.until_settled:
+        if gates.min_pass_rate is None and baseline_id is None:
+            raise SpreadError("--until-settled samples until the gate settles: set a gate (--min-pass-rate, "
+                              "or --baseline REGRESS_ID)")
+        sequential.check(candidate.n)
     spec = plan_for(store, set_name, candidate)
     return plan.create(store, spec, created_by=created_by)
 
@@ -157,9 +167,16 @@ async def complete(store: Store, run_id: int, set_name: str, candidate: Candidat
 
     baseline = check_baseline(store, baseline_id, set_name)
     current = golden.get_set(store, set_name)
-    await runner.execute(store, run_id, on_answer=on_answer, cancel=cancel)
+    looks = (sequential.Looks(store, run_id, gates, baseline, candidate.n)
+             if candidate.until_settled else None)
+    await runner.execute(store, run_id, on_answer=on_answer, cancel=cancel, rounds=looks)
     await scoring.score_run(store, run_id)
-    result = report(store, run_id, gates, baseline=baseline)
+    if looks is not None and looks.report is not None:  # the verdict of the look it stopped at
+        result = looks.report
+    else:
+        result = report(store, run_id, gates, baseline=baseline)
+    if looks is not None:
+        result["sequential"] = looks.summary()
     result.update(set=set_name, set_version=current["version"], model=candidate.model,
                   prompt_version=candidate.prompt_version, temperature=candidate.temperature, n=candidate.n)
     result["regress_id"] = save(store, result, candidate, gates, run_id, baseline_id, created_by=created_by)

@@ -21,6 +21,7 @@ PLAN_KEYS = (
     "turn_seq",
     "temperatures", "n", "max_tokens", "seed", "concurrency", "max_calls", "name", "checks_text", "judge_model",
     "extract", "reword_model", "reword_k",
+    "until_settled", "precision", "use_cache", "use_batch",  # cost (docs/cost.md)
     "reviewer",  # on a box without login, the name typed in the sidebar comes back after a reload
 )
 # One of each per wording, numbered by the wording's key in `variants`: its text, name,
@@ -100,6 +101,8 @@ def from_run(store: Store, run_id: int) -> dict:
         "checks_text": "\n".join(_check_line(c) for c in spec.get("checks") or []),
         "judge_model": next((c["judge"] for c in spec.get("checks") or [] if c.get("judge")), ""),
         "extract": spec.get("extract") or "whole",
+        "until_settled": bool(spec.get("until_settled")), "precision": float(spec.get("precision") or 0.3),
+        "use_cache": bool(spec.get("cache")), "use_batch": bool(spec.get("batch")),
     }
     for k, variant in enumerate(variants):
         plan[f"prompt_{k}"] = variant["prompt"]

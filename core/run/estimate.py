@@ -74,7 +74,33 @@ def estimate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> di
                           if known and all(r["cost_usd_high"] is not None for r in known) else None),
         "cost_complete": not unknown,
         "per_model": per_model, "notes": notes,
+        **({"until_settled": _settled_range(spec, known)} if spec.until_settled else {}),
+        **_batch_price(spec, known),
     }
+
+
+def _batch_price(spec: RunSpec, priced: list[dict]) -> dict:
+    """The same plan at the provider's batch price, beside the live one, where every model
+    has a batch API (core/models/batch.py; the discount is the provider's documented one)."""
+    from core.models import batch
+
+    if not priced or not all(batch.supports(spec.call_for(m)) for m in spec.models):
+        return {}
+    low = sum(row["cost_usd_low"] for row in priced) * batch.DISCOUNT
+    high = (sum(row["cost_usd_high"] for row in priced) * batch.DISCOUNT
+            if all(row["cost_usd_high"] is not None for row in priced) else None)
+    return {"batch": {"cost_usd_low": low, "cost_usd_high": high, "note": batch.DISCOUNT_NOTE}}
+
+
+def _settled_range(spec: RunSpec, priced: list[dict]) -> dict:
+    """Sampled until settled (core/run/settle.py): calls and cost between every cell settling
+    at its fewest samples and none settling before N."""
+    from core.run import settle
+
+    found = settle.expected_range(spec)
+    share = found["samples_per_cell_fewest"] / spec.n
+    found["cost_usd_low_fewest"] = sum(row["cost_usd_low"] for row in priced) * share if priced else None
+    return found
 
 
 def cost_text(guess: dict) -> str:

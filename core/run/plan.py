@@ -117,6 +117,14 @@ class RunSpec:
     # Each model name's endpoint as it was when the run was planned (settings, no keys):
     # filled by validate(), so a run keeps calling, and showing, what it was planned with.
     endpoints: dict[str, dict] = field(default_factory=dict)
+    # Sample each cell in rounds until its consistency is settled (core/run/settle.py): N is
+    # then the most samples a cell takes, and `precision` the interval width that stops it.
+    until_settled: bool = False
+    precision: float = 0.3
+    # Reuse stored answers of the same request and sample index (core/run/cache.py).
+    cache: bool = False
+    # Sample through the provider's batch API, at its batch price (core/run/batched.py).
+    batch: bool = False
 
     def as_dict(self) -> dict:
         """The plan as stored with the run (inputs live in their own table)."""
@@ -252,6 +260,10 @@ def validate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> Ru
             f"this plan makes {spec.planned():,} calls ({len(spec.variants)} variants × {len(spec.all_inputs())} "
             f"inputs × {len(spec.models)} models × {len(spec.temperatures)} temperatures × N={spec.n}), above the "
             f"cap of {spec.max_calls:,}; raise the cap knowingly (--max-calls) or plan fewer", "max_calls")
+    if spec.until_settled:  # (core/run/settle.py) one line for a precision or ceiling it cannot use
+        from core.run import settle
+
+        settle.check_options(spec.precision, spec.n)
     try:
         shapes.check_extract_mode(spec.extract or "whole")
     except ValueError as e:
@@ -262,6 +274,10 @@ def validate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> Ru
     first_line = spec.variants[0].prompt.strip().splitlines()[0]
     spec.name = (spec.name or "").strip() or spec.variants[0].name or first_line[:60]
     config.check_text(spec.name, "the name", "name")
+    if spec.batch:  # an endpoint without a batch API, named, before anything is written
+        from core.models import batch
+
+        batch.check(spec)
     if check_providers:
         for model in spec.models:
             endpoints.check(spec.endpoint(model))  # its message names the endpoint at fault

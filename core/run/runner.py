@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from core.models import catalogue, direct, endpoints, limits, llm, local_llm
-from core.run import plan, workers
-from core.run.plan import RunSpec
+from core.run import batched, cache, plan, settle, workers
+from core.run.plan import Cell, RunSpec
 from core.run.sampler import Job, Sampler
 from core.run.writer import RETRY_S, Writer
 from core.store import Store, leases, responses, runs, unreachable
@@ -42,7 +42,7 @@ class Progress:
 async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
                   on_answer: Callable[[Progress, dict], None] | None = None, cancel: threading.Event | None = None,
                   pool: workers.Processes | None = None, owner: str | None = None, on_stop: str = "cancelled",
-                  stop: threading.Event | None = None) -> dict:
+                  stop: threading.Event | None = None, rounds=None) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
     The run's lease (core/run/leases.py) is taken first, for `owner` (a worker that claimed
@@ -56,7 +56,12 @@ async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
     leases.STOP_WAIT_S to end, what arrived is committed and the run is handed back: `queued`
     where workers carry runs (PostgreSQL) or a worker holds it, so that another worker
     continues it at once; else its lease is given up and it shows as interrupted, for a
-    resume."""
+    resume.
+
+    `rounds`: which cells to sample in each round (`first(todo)`, then `next()` once a round's
+    answers are committed, until it returns none): for a run planned `until_settled`, by
+    default core/run/settle.py's, judged by the Spread page's meaning clusters; the gate's
+    looks (core/evaluate/sequential.py) are another."""
     owner = owner or leases.new_owner()
     with store.connection() as db:
         claimed = leases.claim(db, run_id, owner)
@@ -71,7 +76,7 @@ async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
     try:
         return await _sample(store, run_id, owner, on_answer=on_answer, cancel=cancel, lost=lost,
                              pool=pool, on_stop=on_stop, stop=stop or threading.Event(), handed_back=handed_back,
-                             retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
+                             rounds=rounds, retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
     except BaseException:
         # Failed before its end was written (a model that cannot load, a bug): give the lease
         # up, so that no worker takes the run over only to fail the same way. It shows as
@@ -107,7 +112,7 @@ async def _keep_lease(store: Store, run_id: int, owner: str, cancel: threading.E
 
 async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, on_answer, cancel: threading.Event,
                   lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
-                  handed_back: str | None) -> dict:
+                  handed_back: str | None, rounds=None) -> dict:
     with store.connection() as db:
         run = runs.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
@@ -117,6 +122,11 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
                    for key, (system, prompt) in runs.rendered_prompts(db, run_id).items()}
     cells = spec.cells(run["spec"]["n_inputs"])
     todo = [cell for cell in cells if cell not in done]
+    # Sampled until settled (core/run/settle.py): a round at a time, each chosen from the answers so far.
+    if spec.until_settled and rounds is None:
+        rounds = settle.Rounds.for_run(store, run_id, spec)
+    if rounds is not None:
+        todo = [Cell(*cell) for cell in await rounds.first(todo)]
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);
     # the gate says when a call may start (calls in flight, requests per minute).
     calls = {m: spec.call_for(m) for m in spec.models}
@@ -137,6 +147,7 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
     if todo:
         await asyncio.to_thread(catalogue.price_map)  # litellm's price map, read now, not at the first answer
     progress = Progress(planned=len(cells), received=len(done))
+    keys = cache.Keys(spec, prompts)
     writer = Writer(store)
     # Priced once per model and token count, from usage: the endpoint's price, the settings
     # file and litellm's map are not read per answer. Unknown stays None, never 0.
@@ -159,6 +170,8 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
             row = await sampler.sample(Job(run_id, cell, prompts[cell.prompt_key]))
             if row is None:
                 return
+            if row.get("error_type") is None:
+                row["cache_key"] = keys.of(cell)  # every answer can serve a later run's --cache
             if row.get("error_type") is None:
                 row["cost_usd"] = price(model, row.get("prompt_tokens"), row.get("completion_tokens"))
             committed = writer.put(row)
@@ -210,20 +223,31 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
                 for task in list(running):
                     task.cancel()  # their cells stay empty: the next worker samples them
 
-    by_model: dict[str, list] = {}
-    for cell in todo:
-        by_model.setdefault(cell.model, []).append(cell)
     async with direct.session():  # one HTTP client for all the run's direct calls
         watcher = asyncio.create_task(watch())
         try:
-            await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
-            while running:
+            while todo:
+                if spec.cache:  # answers already stored for these very requests and samples: no call
+                    left = await asyncio.to_thread(cache.reuse, store, run_id, keys, todo)
+                    progress.received += len(todo) - len(left)
+                    todo = left
+                by_model: dict[str, list] = {}
+                for cell in todo if not spec.batch else ():
+                    by_model.setdefault(cell.model, []).append(cell)
+                if spec.batch:  # the round as one provider batch per model (core/run/batched.py)
+                    progress.received += await batched.sample_round(store, run_id, spec, todo, prompts, keys,
+                                                                    price=price, cancel=cancel)
+                await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
+                while running:
+                    if failures:
+                        for task in running:
+                            task.cancel()
+                    await asyncio.wait(set(running))
                 if failures:
-                    for task in running:
-                        task.cancel()
-                await asyncio.wait(set(running))
-            if failures:
-                raise failures[0]
+                    raise failures[0]
+                # until settled: the next round, once this one's answers are all committed
+                todo = ([Cell(*cell) for cell in await rounds.next()]
+                        if rounds is not None and not cancel.is_set() else [])
         except asyncio.CancelledError:
             cancel.set()
             stopped.set()

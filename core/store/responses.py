@@ -14,6 +14,7 @@ RESPONSE_FIELDS = (
     "run_id", "variant", "input", "model", "temperature", "sample_idx", "seed", "text", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
     "error_type", "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value",
+    "cache_key", "cached_from",  # the answer cache (core/run/cache.py)
 )
 
 

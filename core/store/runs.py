@@ -204,7 +204,8 @@ select runs.id, runs.name, runs.status, runs.planned, runs.spec, runs.created_at
        count(responses.id) filter (where responses.error_type is not null) as errors,
        sum(responses.cost_usd) as cost_usd,
        count(responses.id) filter (where responses.error_type is null
-                                  and responses.cost_usd is null) as unknown_cost
+                                  and responses.cost_usd is null) as unknown_cost,
+       count(responses.id) filter (where responses.cached_from is not null) as cached
 from runs
 join prompts on prompts.id = runs.prompt_id
 left join responses on responses.run_id = runs.id

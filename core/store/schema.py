@@ -295,6 +295,35 @@ def m017_expected_calls(db: Database) -> None:
     db["labels"].add_column("correction_calls", str)
     db["label_history"].add_column("correction_calls", str)
 
+@migrations()
+def m018_settling_and_answer_cache(db: Database) -> None:
+    # A run sampled until settled (core/run/settle.py): per cell, the samples taken, whether
+    # its consistency interval met the run's precision, why its sampling ended ("precision"
+    # or "max_n"; NULL while open) and the anytime-valid interval the decision rested on.
+    db["cell_settling"].create(
+        {"run_id": int, "variant": int, "input": int, "model": str, "temperature": float, "n": int,
+         "settled": int, "stopped_by": str, "consistency": float, "consistency_low": float,
+         "consistency_high": float, "updated_at": str},
+        pk=("run_id", "variant", "input", "model", "temperature"),
+        not_null={"run_id", "variant", "input", "model", "temperature", "n", "settled"},
+    )
+    # The answer cache is the answers already stored (core/run/cache.py): each answer's key
+    # (endpoint, messages, tools, response format, parameters, seed and sample index), and,
+    # for an answer reused from another run, the answer it copies. NULL for answers from before.
+    db["responses"].add_column("cache_key", str)
+    db["responses"].add_column("cached_from", int)
+    db["responses"].create_index(["cache_key"])
+    # Provider batches (core/run/batched.py): recorded the moment the provider creates one, so
+    # a restarted server or a resume polls the same batch and never submits its requests twice.
+    db["provider_batches"].create(
+        {"id": int, "run_id": int, "model": str, "batch_id": str, "input_file_id": str, "status": str,
+         "total": int, "completed": int, "failed": int, "cells": str, "collected": int, "submitted_at": str,
+         "updated_at": str},
+        pk="id", not_null={"run_id", "model", "batch_id", "cells", "collected"},
+    )
+    db["provider_batches"].create_index(["batch_id"], unique=True)
+
+
 
 @migrations()
 def m020_monitors(db: Database) -> None:

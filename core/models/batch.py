@@ -1,0 +1,140 @@
+"""Provider batch APIs: a round of samples sent as one batch, at the provider's batch price.
+
+OpenAI's Batch API, which Azure OpenAI and many self-hosted OpenAI-compatible servers
+also speak: the requests go up as a JSONL file (`POST /v1/files`, purpose "batch"), a
+batch is created over it (`POST /v1/batches`, endpoint /v1/chat/completions, a 24 h
+window), its status is polled (`GET /v1/batches/{id}`: validating, in_progress,
+finalizing, then completed, failed, expired or cancelled, with request counts), and its
+output and error files are read (`GET /v1/files/{id}/content`). Through the openai SDK
+(the well-kept client of exactly these endpoints); litellm's batch functions add nothing
+for an OpenAI-compatible server. Anthropic's Message Batches are not offered yet.
+
+The price: OpenAI's documented batch discount, half the live price of the same tokens
+(`DISCOUNT`), said as such wherever a batch cost is shown.
+"""
+
+from __future__ import annotations
+
+import json
+
+from core.config import SpreadError
+from core.models import local_llm, reply
+from core.prompts import shapes
+
+DISCOUNT = 0.5  # OpenAI's Batch API: 50% of the live price (platform.openai.com/docs/guides/batch)
+DISCOUNT_NOTE = "batch price: half the live price (OpenAI's documented Batch API discount)"
+WINDOW = "24h"
+DONE = ("completed", "failed", "expired", "cancelled")
+
+
+def supports(call) -> bool:
+    """Whether the endpoint's provider has a batch API Spread speaks: an OpenAI-compatible
+    chat endpoint (an `openai/` litellm id, or an OpenAI model), one deployment."""
+    model = call.model
+    if call.members or local_llm.is_local(model):
+        return False
+    return model.startswith("openai/") or ("/" not in model and call.api_base is None)
+
+
+def check(spec) -> None:
+    """Refuse a batch run whose endpoint has no batch API, naming it, before anything is written."""
+    for model in spec.models:
+        if not supports(spec.call_for(model)):
+            raise SpreadError(f"--batch: endpoint {model!r} has no provider batch API Spread speaks "
+                              "(an OpenAI-compatible server: /v1/files and /v1/batches); run it live", "models")
+
+
+def served(call) -> str:
+    """The model name the server knows: the litellm id without its provider prefix."""
+    return call.model.split("/", 1)[1] if call.model.startswith("openai/") else call.model
+
+
+def line(custom_id: str, call, messages: list[dict], *, temperature: float, max_tokens: int | None,
+         seed: int | None, top_p: float | None, shape: dict) -> dict:
+    """One request of the batch's input file."""
+    body = {"model": served(call), "messages": messages, "temperature": temperature, **(call.params or {}), **shape}
+    for key, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p)):
+        if value is not None:
+            body[key] = value
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+
+
+def _client(call):
+    import openai
+
+    return openai.AsyncOpenAI(base_url=call.api_base, api_key=call.api_key or "none", max_retries=3,
+                              timeout=call.timeout_s)
+
+
+async def submit(call, lines: list[dict]) -> tuple[str, str]:
+    """Upload the requests and create the batch: (batch id, input file id)."""
+    client = _client(call)
+    try:
+        data = ("\n".join(json.dumps(item, ensure_ascii=False) for item in lines) + "\n").encode()
+        uploaded = await client.files.create(file=("spread-batch.jsonl", data), purpose="batch")
+        batch = await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                            completion_window=WINDOW, metadata={"by": "spread"})
+        return batch.id, uploaded.id
+    finally:
+        await client.close()
+
+
+async def status(call, batch_id: str) -> dict:
+    """The batch's status and counts, and its output and error files once it has them."""
+    client = _client(call)
+    try:
+        batch = await client.batches.retrieve(batch_id)
+    finally:
+        await client.close()
+    counts = batch.request_counts
+    return {"status": batch.status, "total": counts.total if counts else None,
+            "completed": counts.completed if counts else None, "failed": counts.failed if counts else None,
+            "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id}
+
+
+async def cancel(call, batch_id: str) -> None:
+    client = _client(call)
+    try:
+        await client.batches.cancel(batch_id)
+    finally:
+        await client.close()
+
+
+async def results(call, found: dict) -> dict[str, dict]:
+    """custom id -> {"body": a chat completion} or {"error": (type, message)}, from the output
+    and error files of a finished batch."""
+    client = _client(call)
+    out: dict[str, dict] = {}
+    try:
+        for file_id in (found.get("output_file_id"), found.get("error_file_id")):
+            if not file_id:
+                continue
+            content = await client.files.content(file_id)
+            for text in content.text.splitlines():
+                if not text.strip():
+                    continue
+                item = json.loads(text)
+                response, error = item.get("response"), item.get("error")
+                if response and response.get("status_code") == 200 and not error:
+                    out[item["custom_id"]] = {"body": response.get("body") or {}}
+                else:
+                    error = error or (response or {}).get("body", {}).get("error") or {}
+                    code = str(error.get("code") or "failed")
+                    out[item["custom_id"]] = {"error": (code if code.startswith("batch_") else f"batch_{code}",
+                                                        str(error.get("message") or "failed in the batch")[:500])}
+    finally:
+        await client.close()
+    return out
+
+
+def answer(body: dict, response_format: dict | None) -> dict:
+    """A response row's fields from a chat completion of the batch."""
+    choice = (body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    text = message.get("content") or ""
+    usage = body.get("usage") or {}
+    calls = reply.message_tool_calls(message)
+    return {"text": text, "finish_reason": choice.get("finish_reason"),
+            "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+            "provider_model": body.get("model"), "attempts": 1, "latency_ms": None, "ttft_ms": None,
+            **shapes.answer_fields(text, calls, response_format)}

@@ -1,0 +1,125 @@
+"""Provider batch APIs against a loopback server speaking OpenAI's /v1/files and /v1/batches."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from core.store import Store
+from openai_batch_stub import BatchStub
+from test_settle import last_json, spread
+
+FAST = {"SPREAD_BATCH_POLL_S": "0.05"}
+
+
+def run_args(db, stub, *extra):
+    return ["--db", db, "run", "--prompt", "Capital of France?", "--model", "openai/stub-a", "--temperature", "1",
+            "--api-base", stub.base_url, "--seed", "1", "--batch", "--json", *extra]
+
+
+def test_a_batch_run_answers_through_batches_at_half_price_and_never_calls_chat(tmp_path):
+    db = str(tmp_path / "batch.db")
+    with BatchStub() as stub:
+        summary = last_json(spread(*run_args(db, stub, "--n", "6"), env=FAST))
+        assert stub.chat_calls == 0 and len(stub.created) == 1 and summary["batches"] == 1
+        assert summary["responses"] == 6 and summary["errors"] == 0
+        assert ("POST", "/v1/files") in stub.paths and ("POST", "/v1/batches") in stub.paths
+    shown = last_json(spread("--db", db, "show", "1", "--json"))
+    texts = {a["text"] for c in shown["cells"] for a in c["answers"]}
+    assert texts <= {"Paris.", "The capital of France is Paris.", "Lyon."} and len(texts) > 1
+    with Store(db).connection() as conn:
+        (row,) = conn.query("select batch_id, status, total, completed, collected from provider_batches")
+        assert row == {"batch_id": "batch_1", "status": "completed", "total": 6, "completed": 6, "collected": 1}
+
+
+def test_an_expired_batch_keeps_what_it_did_and_resume_retries_the_rest_in_a_new_batch(tmp_path):
+    db = str(tmp_path / "expired.db")
+    with BatchStub() as stub:
+        stub.expire_after = 4
+        summary = last_json(spread(*run_args(db, stub, "--n", "6"), env=FAST))
+        assert (summary["responses"], summary["errors"]) == (4, 2)
+        shown = last_json(spread("--db", db, "show", "1", "--json"))
+        assert {a["error_type"] for c in shown["cells"] for a in c["answers"] if a["error_type"]} == {"batch_expired"}
+        stub.expire_after = None
+        again = last_json(spread("--db", db, "resume", "1", "--retry-errors", "--json", env=FAST))
+        assert (again["responses"], again["errors"], again["batches"]) == (6, 0, 2) and stub.chat_calls == 0
+
+
+def test_killed_while_its_batch_is_pending_resume_polls_the_same_batch(tmp_path):
+    db = str(tmp_path / "killed.db")
+    with BatchStub() as stub:
+        stub.hold = True
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *run_args(db, stub, "--n", "4")], cwd=ROOT,
+                                   env=dict(os.environ, **FAST), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while not stub.created and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a few polls: "waiting for the provider's batch"
+        listed = spread("--db", db, "runs").stdout
+        assert "waiting for the provider's batch: submitted at" in listed and "0 of 4 done" in listed
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stub.hold = False
+        resumed = last_json(spread("--db", db, "resume", "1", "--json", env=FAST))
+        assert resumed["responses"] == 4 and len(stub.created) == 1 and stub.chat_calls == 0
+
+
+def test_batch_on_an_endpoint_without_a_batch_api_is_refused_naming_it(tmp_path):
+    db = tmp_path / "refused.db"
+    result = spread("--db", str(db), "run", "--prompt", "Q?", "--model", "local/smollm2-135m-instruct",
+                    "--temperature", "1", "--n", "2", "--batch", check=False)
+    assert result.returncode == 2 and "local/smollm2-135m-instruct" in result.stderr and "batch" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if db.exists():
+        with Store(db).connection() as conn:
+            assert conn["runs"].count == 0
+
+
+def test_the_estimate_shows_live_and_batch_cost_side_by_side(store, tmp_path):
+    from core.models import endpoints
+    from core.run import estimate, plan
+
+    endpoints.add(store, endpoints.Endpoint("priced", "openai/served", api_base="http://127.0.0.1:9/v1", price_in=2.0,
+                                     price_out=8.0))
+    guess = estimate.estimate(store, plan.RunSpec(prompt="Capital of France?", models=["priced"], temperatures=[1.0], n=10),
+                              check_providers=False)
+    assert guess["batch"]["cost_usd_low"] == pytest.approx(guess["cost_usd_low"] / 2)
+    assert guess["batch"]["cost_usd_high"] == pytest.approx(guess["cost_usd_high"] / 2)
+    assert "documented" in guess["batch"]["note"]
+    local = estimate.estimate(store, plan.RunSpec(prompt="Q?", models=["local/smollm2-135m-instruct"], temperatures=[1.0],
+                                           n=2), check_providers=False)
+    assert "batch" not in local
+
+
+def test_cancel_cancels_the_providers_batch_and_leaves_its_cells_for_a_resume(tmp_path):
+    db = str(tmp_path / "cancel.db")
+    with BatchStub() as stub:
+        stub.hold = True
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *run_args(db, stub, "--n", "3")], cwd=ROOT,
+                                   env=dict(os.environ, **FAST), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True)
+        deadline = time.time() + 60
+        while not stub.created and time.time() < deadline:
+            time.sleep(0.05)
+        spread("--db", db, "cancel", "1")
+        out, _ = process.communicate(timeout=120)
+        assert stub.batches["batch_1"]["status"] == "cancelled" and ("POST", "/v1/batches/batch_1/cancel") in stub.paths
+        summary = last_json(subprocess.CompletedProcess([], 0, out, ""))
+        assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
+
+
+def test_sampled_until_settled_through_batches_sends_one_batch_per_round(tmp_path):
+    db = str(tmp_path / "settled-batch.db")
+    with BatchStub(answers=["Paris.", "Lyon.", "Nice.", "Marseille."]) as stub:
+        summary = last_json(spread("--db", db, "run", "--prompt", "Q?", "--model", "openai/stub-a", "--temperature",
+                                   "0", "--temperature", "1", "--n", "20", "--api-base", stub.base_url, "--batch",
+                                   "--until-settled", "--seed", "1", "--json", env=FAST))
+        # Rounds of 5: both cells twice, then the split cell alone twice more.
+        sizes = [stub.batches[b]["request_counts"]["total"] for b in stub.created]
+        assert sizes == [10, 10, 5, 5] and summary["batches"] == 4 and stub.chat_calls == 0
+    assert summary["calls"] == 30 and summary["stopped_by"] == {"precision": 1, "max_n": 1}
+    assert summary["cost_usd_new"] is None  # the stub has no price: unknown, never $0
