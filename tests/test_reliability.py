@@ -97,8 +97,9 @@ def _write_answers(path, run_id, start, seconds, out):
     out.put(("answers", written))
 
 
-def _write_labels(store, path, ids, reviewer, seconds, out):
+def _write_labels(path, ids, reviewer, seconds, out):
     os.environ["SPREAD_DB"] = path
+    store = Store(path)
     written, k = 0, 0
     deadline = time.time() + seconds
     while time.time() < deadline:

@@ -148,10 +148,11 @@ def test_fleiss_kappa_for_three_reviewers_matches_a_hand_computed_example(store)
     assert len(result["pairs"]) == 3
 
 
-def _label_many(store, path: str, reviewer: str, ids: list[int]) -> None:
+def _label_many(path: str, reviewer: str, ids: list[int]) -> None:
     import os
 
     os.environ["SPREAD_DB"] = path
+    store = Store(path)
     for rid in ids:
         labels.label(store, rid, reviewer, labels.Label("pass" if rid % 2 else "fail", tags=[reviewer]))
 

@@ -24,9 +24,11 @@ def test_a_run_on_an_openai_compatible_server_never_imports_litellm(stub, tmp_pa
     result = python(f"""
 import asyncio, json, sys
 from core.run import plan, runner
+from core.store import Store
+store = Store()
 spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a", "hosted_vllm/stub-b"],
                     temperatures=[0.0, 1.0], n=3, api_base={stub.base_url!r})
-summary = asyncio.run(runner.execute(plan.create(spec)))
+summary = asyncio.run(runner.execute(store, plan.create(store, spec)))
 print(json.dumps({{"responses": summary["responses"], "litellm": "litellm" in sys.modules}}))
 """, tmp_path / "s.db")
     assert result == {"responses": 12, "litellm": False}

@@ -358,9 +358,10 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
 def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_calls_in_flight(store, stub, monkeypatch):
     from core.run import launch, service
 
-    monkeypatch.setattr(runner, "PROCESS_STOPPING", threading.Event())  # this test's process goes on
+    monkeypatch.setattr(launch, "PROCESS_STOPPING", threading.Event())  # this test's process goes on
     # Workers other tests of this process started (on their own databases) are not this server's.
     monkeypatch.setattr(service, "_serving", {})
+    monkeypatch.setattr(service, "_watching", {})
     stub.latency_s = 0.3
     spec = plan.RunSpec(prompt="What is the capital of France?", models=["openai/stub-a"], temperatures=[1.0],
                         n=200, concurrency=8, api_base=stub.base_url)

@@ -243,12 +243,14 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back_for_another(store, stu
 
 SERVER = """
 import sys, time
-from core.run import launch, plan, runner, service
+from core.run import launch, plan, service
+from core.store import Store
+store = Store()
 if sys.argv[1:2] == ["start"]:  # this server starts the run from its Playground
     spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[0.5, 1.0], n=1000,
                         api_base=sys.argv[2], concurrency=64, max_calls=5000)
-    print(launch.start(spec), flush=True)
-service.for_this_server()  # what app.py does in every server process
+    print(launch.start(store, spec), flush=True)
+service.for_this_server(store)  # what app.py does in every server process
 time.sleep(600)
 """
 

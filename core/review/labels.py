@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -240,7 +240,7 @@ def _finite(value) -> float | None:
 # are always read fresh.
 AGREEMENT_S = 5.0
 DISAGREEMENTS_LISTED = 200
-_COUNTED = TTLCache(maxsize=256, ttl=AGREEMENT_S)  # (what, database, run) -> (result, when counted)
+_COUNTED = LRUCache(maxsize=256)  # (what, database, run) -> (result, when counted)
 _COUNTED_LOCK = threading.Lock()  # cachetools' caches are not thread-safe; sessions are threads
 
 
@@ -249,7 +249,7 @@ def _recently(store: Store, what: str, run_id: int | None, count):
     key = (what, str(store.target), run_id)
     with _COUNTED_LOCK:
         found = _COUNTED.get(key)
-    if found is None:
+    if found is None or time.time() - found[1] > AGREEMENT_S:
         found = (count(), time.time())
         with _COUNTED_LOCK:
             _COUNTED[key] = found
