@@ -15,7 +15,7 @@ import sys
 import click
 
 from core import config
-from core.cli import analyse, db, evaluate, models, review, run, worker
+from core.cli import analyse, db, evaluate, models, review, run, traces, worker
 from core.config import SpreadError
 
 
@@ -29,7 +29,7 @@ def cli(db: str | None) -> None:
         os.environ["SPREAD_DB"] = config.absolute(config.database(db, "--db"))
 
 
-for stage in (run, analyse, review, evaluate, models, db, worker):
+for stage in (run, analyse, review, evaluate, models, db, worker, traces):
     for command in stage.COMMANDS:
         cli.add_command(command)
 

@@ -67,7 +67,8 @@ def insert_calls(db, rows: list[dict]) -> int:
     """Insert the calls not stored yet (by `source_key`); the number inserted. Call inside
     one transaction: a concurrent writer of the same key loses nothing, adds nothing."""
     unique = {row["source_key"]: row for row in rows}
-    new = [row for key, row in unique.items() if key not in existing_keys(db, list(unique))]
+    known = existing_keys(db, list(unique))
+    new = [row for key, row in unique.items() if key not in known]
     if new:
         db.conn.executemany(
             f"insert into llm_calls ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))}) "

@@ -359,7 +359,7 @@ class _Writer:
         if self.store is None or self.dry_run:
             keys = list({r["source_key"] for r in rows})
             known = set()
-            if self.store is not None and self.store.exists():
+            if self.store is not None and self.store.exists:
                 with self.store.connection() as db:
                     known = stored.existing_keys(db, keys)
             new = len(keys) - len(known)

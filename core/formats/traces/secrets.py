@@ -11,7 +11,8 @@ The rules (docs/traces.md lists them for users):
   Slack tokens (`xox?-…`), JSON Web Tokens, PEM private keys, and a URL's password
   (`user:***@host`) become `[REDACTED]`;
 - with `redact_pii`: e-mail addresses become `[EMAIL]`, phone numbers (7 to 15 digits,
-  optionally +country code, spaces, dots, dashes or brackets between) `[PHONE]`.
+  optionally +country code, spaces, dots, dashes or brackets between; not a date, nor
+  digits inside an id, a version or a path) `[PHONE]`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ _KEYS = re.compile("|".join([
 ]))
 _URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*):[^\s@/]+@")
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]?\d{2,4}){1,4}(?![\w])")
+# Not inside ids, versions, dates or paths: no letter, digit, -, ., / or : right before or after.
+_PHONE = re.compile(r"(?<![\w+\-./:])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]?\d{2,4}){1,4}(?![\w\-/:]|\.\d)")
 
 
 def is_credential_name(name: str) -> bool:
@@ -104,4 +106,7 @@ class Redactor:
 
 def _is_phone(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
-    return 7 <= digits <= 15
+    return 7 <= digits <= 15 and not _DATE.match(text)
+
+
+_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}")
