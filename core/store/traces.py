@@ -30,6 +30,8 @@ class CallFilter:
     model: str | None = None
     prompt_key: str | None = None
     input_hash: str | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -48,6 +50,12 @@ class CallFilter:
         if self.prompt_key:
             clauses.append("prompt_key = ?")
             params.append(self.prompt_key)
+        if self.prompt_name:
+            clauses.append("prompt_name = ?")
+            params.append(self.prompt_name)
+        if self.prompt_version:
+            clauses.append("prompt_version = ?")
+            params.append(self.prompt_version)
         if self.input_hash:
             clauses.append("input_hash = ?")
             params.append(self.input_hash)

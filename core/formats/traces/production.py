@@ -158,3 +158,29 @@ def as_run_input(row: dict) -> dict:
     messages = [m for m in row["messages"] or [] if m.get("role") != "system"]
     return {"messages": json.dumps(messages, ensure_ascii=False), "system": row.get("system") or "",
             "trace_call": str(row["id"])}
+
+
+FILTER_KEYS = ("since", "until", "service", "model", "prompt")
+
+
+def parse_filter(expression: str) -> CallFilter:
+    """`--trace-filter`: space-separated key=value pairs (since, until: ISO 8601 or 24h/7d;
+    service; model; prompt: a prompt's name, name@version or prompt key)."""
+    from core.formats.traces import parse_time
+
+    where = CallFilter()
+    for part in expression.split():
+        key, sep, value = part.partition("=")
+        if not sep or key not in FILTER_KEYS or not value:
+            raise SpreadError(f"--trace-filter: {part!r}: expected key=value with key one of {', '.join(FILTER_KEYS)}")
+        if key in ("since", "until"):
+            setattr(where, key, parse_time(value, f"--trace-filter {key}"))
+        elif key == "prompt":
+            if ":" in value:
+                where.prompt_key = value
+            else:
+                where.prompt_name, _, version = value.partition("@")
+                where.prompt_version = version or None
+        else:
+            setattr(where, key, value)
+    return where
