@@ -95,3 +95,26 @@ def test_spread_run_inputs_from_traces_replays_ten_distinct_conversations(stub, 
     assert len({json.dumps(m) for m in asked}) == 10
     assert all(m[0] == {"role": "system", "content": "You are a helpful shop assistant."} for m in asked)
     assert all(m[-1]["content"].startswith("Question number") for m in asked)
+
+
+def test_golden_add_trace_keeps_the_conversation_tools_and_production_answer(tmp_path):
+    from core.review import golden
+
+    r = Recorder()
+    current_chat(r, "Where is my order?", "It ships tomorrow.")
+    target = imported(tmp_path, r)
+    db = str(target.target)
+    run = lambda *args: subprocess.run([sys.executable, "-m", "core.cli", "--db", db, *args], cwd=ROOT,
+                                       capture_output=True, text=True, timeout=60)
+    assert run("golden", "create", "prod").returncode == 0
+    added = run("golden", "add", "prod", "--trace", "1")
+    assert added.returncode == 0, added.stderr
+    corrected = run("golden", "add", "prod", "--trace", "1", "--correction", "It shipped yesterday.")
+    assert corrected.returncode == 0, corrected.stderr
+    first, second = golden.items("prod", db_path=db)
+    assert (first["prompt"], first["system"], first["reference"]) == (
+        "Where is my order?", "You are a helpful shop assistant.", "It ships tomorrow.")
+    assert first["accepted"] == ["It ships tomorrow."] and first["tags"] == ["production"]
+    assert second["reference"] == "It shipped yesterday." and second["rejected"] == ["It ships tomorrow."]
+    missing = run("golden", "add", "prod", "--trace", "999")
+    assert missing.returncode == 2 and "no stored production call '999'" in missing.stderr
