@@ -57,6 +57,7 @@ def main() -> None:
         st.Page("pages/golden.py", title="Golden sets", icon=":material/verified:"),
         st.Page("pages/regress.py", title="Regression", icon=":material/trending_down:"),
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
+        st.Page("pages/traces.py", title="Traces", icon=":material/timeline:"),
     ]
     navigation = st.navigation(pages)
     # Whose draft this session reads and writes: the login identity, or, on a box without

@@ -93,7 +93,9 @@ def run_command(prompts, prompt_files, messages_files, tools_file, tool_choice, 
     conversations = [conversation.read_file(path) for path in messages_files]
     traced = _traced_inputs(inputs_from_traces, trace_filter, sample, strategy)
     if traced is not None and not texts and not conversations:
-        conversations = [_replay(traced)]  # each production conversation, as it was
+        from core.formats.traces import production
+
+        conversations = [production.replay(traced)]  # each production conversation, as it was
     if not texts and not conversations:
         raise click.UsageError("give --prompt, --prompt-file or --messages-file (repeat any for several variants)")
     if system_file and system:
@@ -146,15 +148,6 @@ def _traced_inputs(inputs_from_traces, trace_filter, sample, strategy) -> list[d
 
     return production.sample_inputs(Store(config.db_path()), sample, strategy=strategy,
                                     where=production.parse_filter(trace_filter or ""))
-
-
-def _replay(rows: list[dict]) -> list[dict]:
-    """The variant that sends each sampled conversation as production did: its system
-    message (a variable: it may differ per input) and its turns."""
-    turns = [{"role": conversation.HISTORY, "from": "messages"}]
-    if any(row.get("system") for row in rows):
-        turns.insert(0, {"role": "system", "content": "{{system}}"})
-    return turns
 
 
 def _inputs(vars_file, var_pairs, golden_set, run_id, traced=None) -> list[dict[str, str]]:

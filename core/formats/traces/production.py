@@ -184,3 +184,44 @@ def parse_filter(expression: str) -> CallFilter:
         else:
             setattr(where, key, value)
     return where
+
+
+def replay(rows: list[dict]) -> list[dict]:
+    """The conversation variant that sends each sampled input as production did: its
+    system message (a variable: it may differ per input), then its turns (a history turn)."""
+    turns = [{"role": "history", "from": "messages"}]
+    if any(row.get("system") for row in rows):
+        turns.insert(0, {"role": "system", "content": "{{system}}"})
+    return turns
+
+
+def volume_chart(volume: list[dict]):
+    """Calls per time bucket, stacked by service · model."""
+    import pandas as pd
+    import plotly.express as px
+
+    df = pd.DataFrame(volume, columns=["bucket", "service", "model", "calls"])
+    df["series"] = [f"{s or '(no service)'} · {m or '(no model)'}" for s, m in zip(df["service"], df["model"])]
+    figure = px.bar(df, x="bucket", y="calls", color="series")
+    figure.update_layout(title="Calls over time", xaxis_title="", yaxis_title="calls", height=360,
+                         legend_title_text="service · model", margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def measures_frame(measures: list[dict]):
+    """Per-call latency and cost as the frame core.analyse.charts draws distributions from."""
+    import pandas as pd
+
+    df = pd.DataFrame(measures, columns=["latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens",
+                                         "model", "service"])
+    for column in ("latency_ms", "cost_usd"):
+        df[column] = pd.to_numeric(df[column], errors="coerce")
+    return df
+
+
+def prompt_label(row: dict) -> str:
+    """A prompt as a list shows it: its name and version, else its system message's start."""
+    if row.get("prompt_name"):
+        return f"{row['prompt_name']} v{row['prompt_version']}" if row.get("prompt_version") else row["prompt_name"]
+    system = " ".join((row.get("system") or "").split())
+    return f"system: {system[:80]}…" if len(system) > 80 else (f"system: {system}" if system else "(no system message)")

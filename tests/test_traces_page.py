@@ -1,0 +1,50 @@
+"""The Traces page through AppTest, on stored production calls."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from otel_traces import Recorder, current_chat
+
+from core import config
+from core.formats import traces
+from core.review import golden
+from core.store import Store
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def test_an_empty_store_says_how_to_bring_traces_in():
+    at = app()
+    at.switch_page("pages/traces.py").run()
+    assert not at.exception and "spread import-traces" in at.info[0].value
+
+
+def test_volume_prompts_spread_and_a_call_are_shown_as_text(tmp_path):
+    r = Recorder()
+    for k in range(5):
+        current_chat(r, "What is the capital of France?",
+                     "Paris." if k < 3 else "<img src=x onerror=alert(1)> Lyon is the capital.")
+    current_chat(r, "Tell me a joke", "No.")
+    path = tmp_path / "t.pb"
+    path.write_bytes(r.protobuf())
+    traces.import_files(Store(config.db_path()), [path])
+    golden.create_set("prod")
+    at = app()
+    at.switch_page("pages/traces.py").run()
+    assert not at.exception
+    assert at.metric[0].value == "6"
+    assert len(at.get("plotly_chart")) == 2  # volume, latency: no cost known
+    assert any("no call in these traces says what it cost" in c.value for c in at.caption)
+    assert at.metric[3].value == "60%"  # consistency of the repeated input: 3 of 5
+    assert at.metric[4].value == "2"
+    shown = [t.value for t in at.text]
+    assert "<img src=x onerror=alert(1)> Lyon is the capital." in shown  # text, never markup
+    at.button(key="traces_add_golden").click().run()
+    assert not at.exception and at.success
+    assert len(golden.items("prod")) == 1
+    at.selectbox(key="traces_model").set_value("gpt-4o-mini-2024-07-18").run()
+    assert not at.exception and at.metric[0].value == "6"
