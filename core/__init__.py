@@ -12,7 +12,7 @@ inside functions included):
     analyse   meaning clusters, spread metrics, wording sensitivity, charts
     review    labels, reviewers' decisions, golden sets
     evaluate  checks, pass rates, the judge, the regression gate
-    formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files
+    formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files, production traces
     cli       the `spread` command
 
 The one exception is a run's last step, embedding its answers and scoring its checks

@@ -19,7 +19,7 @@ def populated(path) -> str:
     """The previous release's database (tests/data/schema10.db) migrated, plus one of
     everything since: a run with answers (tool calls, JSON, an error row, unknown cost),
     labels edited (history), a golden set with versions, an endpoint, a decision, a
-    draft, embeddings and a pair judgement."""
+    draft, embeddings, a pair judgement and a production call."""
     shutil.copy(ROOT / "tests" / "data" / "schema10.db", path)
     path = str(path)
     with store.connect(path) as db:
@@ -43,6 +43,13 @@ def populated(path) -> str:
         store.save_embeddings(db, "minilm", {"h1": b"\x00\x01\xff" * 8, "h2": bytes(range(256))}, 6)
         with store.write(db):
             db["pair_judgements"].insert({"key": "k1", "model": "openai/judge", "same": 1, "created_at": "now"})
+            from core.formats.traces.calls import Call
+            from core.store import traces as stored_calls
+
+            stored_calls.insert_calls(db, [Call(
+                "span:t:s", "otlp", started_at="2026-12-01T10:00:00+00:00", model_requested="openai/a",
+                messages=[{"role": "user", "content": "Capital of Perú?"}], output_text="Lima — ünïcode",
+                cost_usd=None, latency_ms=12.5, attributes={"k": [1, 2.5]}).row() | {"redactions": 0}])
     labels.label(ids[0], "ana", labels.Label("pass"), db_path=path)
     labels.label(ids[0], "ana", labels.Label("fail", score=2, tags=["wrong"], note="edited"), db_path=path)
     labels.label(ids[1], "ben", labels.Label("pass", correction="Paris"), db_path=path)
