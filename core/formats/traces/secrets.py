@@ -17,6 +17,7 @@ The rules (docs/traces.md lists them for users):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -47,6 +48,7 @@ _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 _PHONE = re.compile(r"(?<![\w+\-./:])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]?\d{2,4}){1,4}(?![\w\-/:]|\.\d)")
 
 
+@functools.lru_cache(maxsize=4096)  # attribute names repeat on every span
 def is_credential_name(name: str) -> bool:
     return bool(_CREDENTIAL_NAME.search(name)) and not _TOKEN_COUNT_NAME.search(name)
 
@@ -62,12 +64,13 @@ class Redactor:
             self.counts[kind] = self.counts.get(kind, 0) + n
 
     def text(self, value: str) -> str:
-        if not value:
+        if not value or len(value) < 7:  # shorter than any key, e-mail address or phone number
             return value
         value, n = _KEYS.subn(REDACTED, value)
         self._count("keys", n)
-        value, n = _URL_PASSWORD.subn(r"\1:***@", value)
-        self._count("url passwords", n)
+        if "@" in value:
+            value, n = _URL_PASSWORD.subn(r"\1:***@", value)
+            self._count("url passwords", n)
         if self.redact_pii:
             value, n = _EMAIL.subn("[EMAIL]", value)
             self._count("e-mail addresses", n)
