@@ -6,20 +6,20 @@ import datetime as dt
 
 import streamlit as st
 
-from core import config, display
+from core import display
 from core.analyse import charts, embed, spread
 from core.config import SpreadError
 from core.formats.traces import golden as traced_golden
 from core.formats.traces import production
 from core.review import golden
 from core.run import plan, runner
-from core.store import Store
+from core.store import shared
 from core.store import traces as stored
 from core.store.traces import CallFilter
 from pages.parts import conversation_view
 
 st.title("Traces")
-store = Store(config.db_path())
+store = shared()
 with store.connection() as db:
     total = stored.count(db)
     first, last = stored.time_range(db)
@@ -44,7 +44,7 @@ where = CallFilter(since=since, until=until, service=service or None, model=mode
 
 @st.cache_data(max_entries=8, show_spinner="Reading production calls…")
 def overview(target: str, where: CallFilter, calls: int, bucket: str) -> dict:
-    return production.overview(Store(target), where, bucket=bucket)
+    return production.overview(shared(target), where, bucket=bucket)
 
 
 bucket = "hour" if len(days) > 1 and (days[1] - days[0]).days <= 3 else "day"
@@ -95,7 +95,7 @@ threshold = right.slider("Similarity threshold", 0.30, 0.99, spread.DEFAULT_THRE
 
 @st.cache_data(max_entries=8, show_spinner="Clustering production's answers…")
 def spread_of(target: str, where: CallFilter, calls: int, method: str, threshold: float):
-    found = production.spread_of_inputs(Store(target), where, method=method, threshold=threshold)
+    found = production.spread_of_inputs(shared(target), where, method=method, threshold=threshold)
     if found.analysis is None:
         return None, []
     return {"rows": found.analysis.group(["input"]),

@@ -25,13 +25,13 @@ from otel_traces import Recorder, current_chat
 
 from core import config
 from core.formats.traces.collector import Collector
-from core.store import Store
+from core.store import Store, shared
 from core.store import traces as stored
 
 
 @pytest.fixture
 def collector():
-    server = Collector(Store(config.db_path()), "127.0.0.1", 0, token="s3cret-token", quiet=True)
+    server = Collector(shared(), "127.0.0.1", 0, token="s3cret-token", quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -40,7 +40,7 @@ def collector():
 
 
 def stored_calls():
-    with Store(config.db_path()).connection() as db:
+    with shared().connection() as db:
         return stored.calls(db)
 
 

@@ -18,7 +18,7 @@ from otel_traces import Recorder, current_chat
 from core import config, store
 from core.config import SpreadError
 from core.formats import traces
-from core.store import Store
+from core.store import Store, shared
 from core.store import traces as stored
 
 SECRET_KEY = "sk-proj-Zq8v3LmN4pR7sT1uW5xY9aBcDeFgHiJk"
@@ -70,10 +70,10 @@ def all_layouts() -> Recorder:
 def test_every_layout_from_sdk_protobuf_is_one_call_each_and_other_spans_are_counted(tmp_path):
     path = tmp_path / "traces.pb"
     path.write_bytes(all_layouts().protobuf())
-    report = traces.import_files(Store(config.db_path()), [path])
+    report = traces.import_files(shared(), [path])
     assert (report.imported, report.skipped, report.rejected) == (4, 2, 0)
     assert report.formats == {str(path): "otlp-protobuf"}
-    with Store(config.db_path()).connection() as db:
+    with shared().connection() as db:
         found = stored.calls(db)
     rows = {r["model_requested"]: r for r in found if r["format"] == "otlp"}
     current = rows["gpt-4o-mini"]
@@ -120,7 +120,7 @@ def test_collector_file_exporter_lines_and_malformed_spans_are_listed_and_skippe
     bad_span = bad.exporter.get_finished_spans()[0].context.span_id.to_bytes(8, "big").hex()
     path = tmp_path / "export.jsonl"
     path.write_text(good.json() + "\n" + bad.json() + "\n" + "{truncated\n")
-    report = traces.import_files(Store(config.db_path()), [path])
+    report = traces.import_files(shared(), [path])
     assert (report.imported, report.rejected) == (1, 2)
     assert report.rejected_items[0]["where"] == f"span {bad_span}"
     assert "gen_ai.input.messages is not valid JSON" in report.rejected_items[0]["reason"]
@@ -130,9 +130,9 @@ def test_collector_file_exporter_lines_and_malformed_spans_are_listed_and_skippe
 def test_dry_run_writes_nothing_and_counts_the_same(tmp_path):
     path = tmp_path / "t.pb"
     path.write_bytes(all_layouts().protobuf())
-    report = traces.import_files(Store(config.db_path()), [path], dry_run=True)
+    report = traces.import_files(shared(), [path], dry_run=True)
     assert (report.imported, report.skipped, report.dry_run) == (4, 2, True)
-    with Store(config.db_path()).connection() as db:
+    with shared().connection() as db:
         assert stored.count(db) == 0
 
 
@@ -144,9 +144,9 @@ def test_filters_by_time_service_and_model(tmp_path):
     path = tmp_path / "t.pb"
     path.write_bytes(r.protobuf())
     since = traces.parse_time("2026-05-29", "--since")
-    report = traces.import_files(Store(config.db_path()), [path], selection=traces.Selection(since=since))
+    report = traces.import_files(shared(), [path], selection=traces.Selection(since=since))
     assert (report.imported, report.filtered_out) == (1, 1)
-    report = traces.import_files(Store(config.db_path()), [path], selection=traces.Selection(model="gpt-4o-mini"))
+    report = traces.import_files(shared(), [path], selection=traces.Selection(model="gpt-4o-mini"))
     assert (report.imported, report.duplicates) == (1, 0)
     db = config.db_path()
     nothing = spread("--db", str(db), "import-traces", str(path), "--service", "shop")
@@ -177,7 +177,7 @@ def test_a_truncated_protobuf_keeps_the_spans_before_the_cut_and_rejects_the_res
     data = r.protobuf()
     path = tmp_path / "cut.pb"
     path.write_bytes(data[: len(data) - 40])
-    report = traces.import_files(Store(config.db_path()), [path])
+    report = traces.import_files(shared(), [path])
     assert report.rejected == 1 and "truncated protobuf" in report.rejected_items[0]["reason"]
     assert report.imported < 5
 
@@ -188,7 +188,7 @@ def test_a_truncated_json_document_is_counted_as_rejected(tmp_path):
     text = json.dumps(json.loads(r.json()), indent=1)
     path = tmp_path / "cut.json"
     path.write_text(text[: len(text) - 30])
-    report = traces.import_files(Store(config.db_path()), [path])
+    report = traces.import_files(shared(), [path])
     assert report.rejected == 1 and "not valid JSON" in report.rejected_items[0]["reason"]
 
 
@@ -224,10 +224,10 @@ def test_langfuse_exports(tmp_path, shape):
             writer.writeheader()
             for o in observations:
                 writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in o.items()})
-    report = traces.import_files(Store(config.db_path()), [path])
+    report = traces.import_files(shared(), [path])
     assert (report.imported, report.skipped, report.rejected) == (1, 1, 1), report.rejected_items
     assert report.formats[str(path)] == "langfuse"
-    with Store(config.db_path()).connection() as db:
+    with shared().connection() as db:
         (call,) = stored.calls(db)
     assert call["messages"][1] == {"role": "user", "content": "Hi"} and call["output_text"] == "Hello!"
     assert (call["prompt_name"], call["prompt_version"], call["input_tokens"]) == ("greeter", "2", 12)
@@ -255,15 +255,15 @@ def test_openai_logs_with_a_line_of_another_format_rejected_by_line(tmp_path):
                                  "function": {"name": "add", "arguments": '{"a": 1}'}}]}}]}}})]
     path = tmp_path / "completions.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    report = traces.import_files(Store(config.db_path()), [path])
+    report = traces.import_files(shared(), [path])
     assert (report.imported, report.rejected) == (3, 2)
     assert [i["where"] for i in report.rejected_items] == ["line 3", "line 4"]
     assert "another format" in report.rejected_items[0]["reason"]
-    with Store(config.db_path()).connection() as db:
+    with shared().connection() as db:
         rows = stored.calls(db)
     assert {r["output_text"] for r in rows} == {"4", "6", None}
     assert [r["output_calls"] for r in rows if r["output_calls"]] == [[{"name": "add", "arguments": {"a": 1}}]]
-    assert traces.import_files(Store(config.db_path()), [path]).imported == 0  # the line hash is unique
+    assert traces.import_files(shared(), [path]).imported == 0  # the line hash is unique
 
 
 def test_credentials_and_keys_never_reach_the_database_file_or_its_wal(tmp_path):

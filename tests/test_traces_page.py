@@ -10,7 +10,7 @@ from otel_traces import Recorder, current_chat
 from core import config
 from core.formats import traces
 from core.review import golden
-from core.store import Store
+from core.store import Store, shared
 
 
 def app() -> AppTest:
@@ -31,7 +31,7 @@ def test_volume_prompts_spread_and_a_call_are_shown_as_text(tmp_path):
     current_chat(r, "Tell me a joke", "No.")
     path = tmp_path / "t.pb"
     path.write_bytes(r.protobuf())
-    traces.import_files(Store(config.db_path()), [path])
+    traces.import_files(shared(), [path])
     golden.create_set("prod")
     at = app()
     at.switch_page("pages/traces.py").run()

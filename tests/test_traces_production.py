@@ -15,13 +15,13 @@ from core import config
 from core.config import SpreadError
 from core.formats import traces
 from core.formats.traces import production
-from core.store import Store
+from core.store import Store, shared
 
 
 def imported(tmp_path, recorder: Recorder) -> Store:
     path = tmp_path / "prod.pb"
     path.write_bytes(recorder.protobuf())
-    target = Store(config.db_path())
+    target = shared()
     assert traces.import_files(target, [path]).imported
     return target
 

@@ -142,11 +142,10 @@ def _traced_inputs(inputs_from_traces, trace_filter, sample, strategy) -> list[d
         return None
     if sample is None:
         raise click.UsageError("--inputs-from-traces needs --sample N")
-    from core import config
     from core.formats.traces import production
-    from core.store import Store
+    from core.store import shared
 
-    return production.sample_inputs(Store(config.db_path()), sample, strategy=strategy,
+    return production.sample_inputs(shared(), sample, strategy=strategy,
                                     where=production.parse_filter(trace_filter or ""))
 
 

@@ -182,8 +182,9 @@ def read(path: Path, fmt: str) -> Iterator[Call | Rejected | object]:
     """A file's records in order: a Call, SKIPPED (not an LLM call) or Rejected."""
     if fmt in ("otlp-json", "otlp-protobuf", "openinference"):
         encoding = "protobuf" if fmt == "otlp-protobuf" else "json"
-        if fmt == "openinference":
-            encoding = "json" if path.open("rb").read(64).lstrip()[:1] in (b"{", b"[") else "protobuf"
+        if fmt == "openinference":  # OpenInference is OTLP: JSON or protobuf, as the file is
+            with open(path, "rb") as handle:
+                encoding = "json" if handle.read(64).lstrip()[:1] in (b"{", b"[") else "protobuf"
         yield from _spans(otlp.file_spans(path, encoding))
     elif fmt == "langfuse":
         yield from _langfuse(path)
