@@ -63,15 +63,22 @@ def chunks(spans: int):
         yield out
 
 
-def write_files(folder: Path, spans: int) -> dict[str, Path]:
+def write_files(folder: Path, spans: int, formats: list[str]) -> dict[str, Path]:
     from google.protobuf import json_format
 
     paths = {"otlp-protobuf": folder / "spans.pb", "otlp-json": folder / "spans.jsonl",
              "openai-jsonl": folder / "openai.jsonl"}
-    with open(paths["otlp-protobuf"], "wb") as pb, open(paths["otlp-json"], "w") as js:
+    paths = {fmt: path for fmt, path in paths.items() if fmt in formats}
+    if "otlp-protobuf" in paths or "otlp-json" in paths:
         for request in chunks(spans):
-            pb.write(request.SerializeToString())  # serialised requests concatenated are one request
-            js.write(json.dumps(json_format.MessageToDict(request)) + "\n")
+            if "otlp-protobuf" in paths:  # serialised requests concatenated are one request
+                with open(paths["otlp-protobuf"], "ab") as pb:
+                    pb.write(request.SerializeToString())
+            if "otlp-json" in paths:
+                with open(paths["otlp-json"], "a") as js:
+                    js.write(json.dumps(json_format.MessageToDict(request)) + "\n")
+    if "openai-jsonl" not in paths:
+        return paths
     with open(paths["openai-jsonl"], "w") as out:
         for k in range(spans):
             out.write(json.dumps({
@@ -152,12 +159,14 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--receiver-spans", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--formats", default="otlp-protobuf,otlp-json,openai-jsonl",
+                        help="comma-separated: which files to import")
     parser.add_argument("--results", help="append to this file")
     args = parser.parse_args()
     results = Results("traces", Path(args.results) if args.results else None)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = write_files(folder, args.spans)
+        paths = write_files(folder, args.spans, args.formats.split(","))
         bench_import(results, paths, args.spans, args.repeat, folder)
         for path in paths.values():
             path.unlink()

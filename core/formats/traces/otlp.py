@@ -71,11 +71,19 @@ def _fields(buf, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
             raise Truncated("protobuf ends inside a field")
 
 
+RELEASE_EVERY = 16 * 1024 * 1024  # bytes of a mapped file read before its pages are let go
+
+
 def protobuf_spans(buf) -> Iterator[dict]:
-    """Every span of an ExportTraceServiceRequest in `buf` (bytes or an mmap)."""
+    """Every span of an ExportTraceServiceRequest in `buf` (bytes or an mmap). The pages of a
+    mapped file already read are released as it goes: its resident memory stays bounded
+    however large the file."""
     from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    released = 0
+    mapped = isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
 
     for number, start, end in _fields(buf, 0, len(buf)):
         if number != 1:  # resource_spans
@@ -95,6 +103,10 @@ def protobuf_spans(buf) -> Iterator[dict]:
                         except Exception as error:  # protobuf's DecodeError
                             raise Truncated(f"a span is not valid protobuf ({error})") from None
                         yield _proto_span(span, resource, scope)
+                        if mapped and se - released > RELEASE_EVERY:
+                            upto = se - se % mmap.PAGESIZE
+                            buf.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                            released = upto
 
 
 def _proto_value(value):
