@@ -148,8 +148,12 @@ def bench_receiver(results: Results, spans: int, folder: Path) -> None:
             thread.join()
         wall = time.perf_counter() - start
     finally:
-        process.send_signal(2)
-        process.communicate(timeout=30)
+        process.terminate()
+        try:
+            process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise SystemExit("spread collect did not stop within 120 s of SIGTERM")
     results.add({"kind": "median", "case": "receiver", "spans": spans, "requests": len(batches),
                  "failures": len(failures), "wall_s": round(wall, 3), "spans_per_s": round(spans / wall)})
 

@@ -108,7 +108,8 @@ def test_bad_bodies_are_refused_with_a_status(collector, body, content_type, sta
     assert stored_calls() == []
 
 
-def test_spread_collect_serves_until_interrupted(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_spread_collect_serves_until_interrupted(tmp_path, stop):
     env = {**os.environ, "SPREAD_COLLECT_TOKEN": "tok-123456"}
     process = subprocess.Popen([sys.executable, "-m", "core.cli", "--db", str(tmp_path / "c.db"), "collect",
                                 "--port", "0", "--token-env", "SPREAD_COLLECT_TOKEN"], cwd=ROOT, env=env,
@@ -123,7 +124,7 @@ def test_spread_collect_serves_until_interrupted(tmp_path):
         assert exporter.export(r.exporter.get_finished_spans()) == SpanExportResult.SUCCESS
         exporter.shutdown()
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         rest = process.communicate(timeout=10)[1]
     assert process.returncode == 0 and "1 call(s) stored from 1 request(s)" in rest
     with Store(tmp_path / "c.db").connection() as db:

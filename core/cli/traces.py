@@ -4,6 +4,7 @@ OTLP/HTTP receiver)."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -96,6 +97,7 @@ def collect_command(host, port, token_env, redact_pii):
     if token is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"spread collect: warning: listening on {host} without a token (--token-env)", file=sys.stderr)
     print(f"spread collect: receiving OTLP traces at {server.url} into {store.shown}", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, _stop)  # `docker stop`, systemd: the same clean stop as Ctrl-C
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -107,6 +109,10 @@ def collect_command(host, port, token_env, redact_pii):
         print(f"spread collect: stopped; {totals.stored} call(s) stored from {totals.requests} request(s)",
               file=sys.stderr)
     return 0
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
 
 
 COMMANDS = [import_traces_command, collect_command]
