@@ -11,11 +11,13 @@ from core.analyse import spread
 from core.config import SpreadError
 from core.evaluate import checks
 from core.formats import promptfoo_config
+from core.formats.traces import production
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
 from core.run import drafts, estimate, plan, rewording, runner
 from core.run.progress import ACTIVE, LiveProgress
+from core.store import traces as stored_traces
 
 st.title("Playground")
 st.caption("Send a prompt — in one or more wordings, over a table of inputs — to several models at several "
@@ -247,9 +249,18 @@ with st.expander("Generate rewordings with a model"):
 # --- inputs -------------------------------------------------------------------------
 
 st.subheader("Inputs")
+
+
+@st.cache_data(max_entries=4, show_spinner="Sampling production inputs…")
+def sampled_from_traces(how_many: int, strategy: str, calls: int) -> list[dict]:
+    """`calls`: how many production calls are stored; new traffic draws a new sample."""
+    return production.sample_inputs(store.shared(), how_many, strategy=strategy)
+
+
 needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system", "")]
                             for name in templates.variables(text)))
-source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run"],
+source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run",
+                                  "production traces"],
                   key="inputs_source", persist_state="session", horizontal=True,
                   help="Each input fills the {{variables}}; columns no variable uses are kept for checks "
                        "(an expected answer, for example).")
@@ -298,6 +309,20 @@ try:
                                   format_func=lambda i: f"{i} · {next(r['name'] for r in past if r['id'] == i)}")
         if chosen_run:
             input_rows = inputs.from_run(chosen_run)
+    elif source == "production traces":
+        left, right = st.columns(2)
+        how_many = left.number_input("Distinct real inputs", 1, 1000, 20, key="inputs_traces_n",
+                                     persist_state="session")
+        strategy = right.radio("Sample", production.STRATEGIES, key="inputs_traces_strategy",
+                               persist_state="session", horizontal=True,
+                               help="diverse: spread over the inputs' meanings, near-duplicates dropped")
+        with store.connect() as db:
+            stored_calls = stored_traces.count(db)
+        input_rows = sampled_from_traces(int(how_many), strategy, stored_calls)
+        st.caption("Template variables where the trace recorded them; otherwise each conversation is in "
+                   "`messages` and its system message in `system`: a conversation variant with a "
+                   "`{{system}}` system turn and a history turn from `messages` replays them as production "
+                   "sent them.")
 except SpreadError as e:
     st.error(display.inert(str(e)), icon=":material/error:")
 if input_rows and source != "typed rows":

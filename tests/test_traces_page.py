@@ -48,3 +48,20 @@ def test_volume_prompts_spread_and_a_call_are_shown_as_text(tmp_path):
     assert len(golden.items("prod")) == 1
     at.selectbox(key="traces_model").set_value("gpt-4o-mini-2024-07-18").run()
     assert not at.exception and at.metric[0].value == "6"
+
+
+def test_the_playground_draws_inputs_from_production_traces(tmp_path):
+    r = Recorder()
+    for question in ("Where is my order?", "Do you ship to Canada?", "Opening hours?"):
+        current_chat(r, question, "Sure.")
+    path = tmp_path / "t.pb"
+    path.write_bytes(r.protobuf())
+    traces.import_files(shared(), [path])
+    at = app()
+    at.switch_page("pages/playground.py").run()
+    at.radio(key="inputs_source").set_value("production traces").run()
+    at.number_input(key="inputs_traces_n").set_value(2).run()
+    assert not at.exception
+    assert any(c.value.startswith("2 inputs · variables:") and "messages" in c.value for c in at.caption), [c.value for c in at.caption] + [e.value for e in at.error]
+    at.number_input(key="inputs_traces_n").set_value(5).run()
+    assert any("only 3 distinct production input" in e.value for e in at.error), [e.value for e in at.error]

@@ -117,13 +117,13 @@ def sample_inputs(store: Store, n: int, *, strategy: str = "random", where: Call
     if strategy not in STRATEGIES:
         raise SpreadError(f"--strategy {strategy}: expected random or diverse")
     if n < 1:
-        raise SpreadError("--sample must be at least 1")
+        raise SpreadError("the sample needs at least 1 input")
     with store.connection() as db:
         pool = stored.distinct_inputs(db, where)
     if not pool:
         raise SpreadError("no stored production call matches (spread import-traces, or spread collect, first)")
     if len(pool) < n:
-        raise SpreadError(f"only {len(pool)} distinct production input(s) match; asked for --sample {n}")
+        raise SpreadError(f"only {len(pool)} distinct production input(s) match, fewer than the {n} asked for")
     if strategy == "random":
         chosen = random.Random(seed).sample(pool, n)
     else:
@@ -145,8 +145,8 @@ def _diverse(pool: list[dict], n: int, method: str, store: Store, seed: int | No
         taken.append(candidate)
         closest = np.maximum(closest, vectors @ vectors[candidate])
     if len(taken) < n:
-        raise SpreadError(f"only {len(taken)} production inputs are not near-duplicates of each other; "
-                          f"asked for --sample {n}")
+        raise SpreadError(f"only {len(taken)} production inputs are not near-duplicates of each other, "
+                          f"fewer than the {n} asked for")
     return [pool[k] for k in taken]
 
 
