@@ -10,6 +10,7 @@
   opentelemetry-exporter-otlp-proto-http sending spans made by the SDK, 512 per request
   (the BatchSpanProcessor's default), from two sender threads; sustained spans per second
   (acknowledged, so stored).
+- page (--page-calls N): the Traces page on N stored calls, cold (a new process) and warm.
 The files are made from a span the SDK recorded, copied with new ids, so a million spans
 take seconds to write.
 """
@@ -32,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from measure import ROOT, Results, last_json, run_command  # noqa: E402
 
 CHUNK = 1000  # spans per ExportTraceServiceRequest in the files
+ANSWERS = ["It ships tomorrow.", "Your order ships tomorrow.", "It was delivered yesterday.",
+           "I cannot see that order.", "It ships tomorrow; tracking follows by e-mail."]
 
 
 def template_request():
@@ -87,7 +90,7 @@ def write_files(folder: Path, spans: int, formats: list[str]) -> dict[str, Path]
                     {"role": "user", "content": f"Where is my order {k % 5000}?"}]},
                 "response": {"id": f"chatcmpl-{k}", "created": 1780000000 + k, "model": "gpt-4o-mini-2024-07-18",
                              "choices": [{"index": 0, "finish_reason": "stop",
-                                          "message": {"role": "assistant", "content": "It ships tomorrow."}}],
+                                          "message": {"role": "assistant", "content": ANSWERS[k % len(ANSWERS)]}}],
                              "usage": {"prompt_tokens": 20, "completion_tokens": 5}}}) + "\n")
     return paths
 
@@ -158,11 +161,35 @@ def bench_receiver(results: Results, spans: int, folder: Path) -> None:
                  "failures": len(failures), "wall_s": round(wall, 3), "spans_per_s": round(spans / wall)})
 
 
+def bench_page(results: Results, calls: int, folder: Path) -> None:
+    """The Traces page on `calls` stored calls (OpenAI logs: 5,000 distinct questions, five
+    phrasings of answers): the first open in a new process (cold), then a rerun (warm)."""
+    paths = write_files(folder, calls, ["openai-jsonl"])
+    db = folder / "page.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "core.cli", "--db", str(db), "import-traces", str(paths["openai-jsonl"])],
+                   env=env, cwd=ROOT, check=True, capture_output=True)
+    script = (
+        "import json, time\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=600)\n"
+        "start = time.perf_counter(); at.switch_page('pages/traces.py').run(); cold = time.perf_counter() - start\n"
+        "assert not at.exception, at.exception\n"
+        "start = time.perf_counter(); at.run(); warm = time.perf_counter() - start\n"
+        "print(json.dumps({'cold_s': round(cold, 2), 'warm_s': round(warm, 2)}))\n")
+    measured = run_command([sys.executable, "-c", script], env={**env, "SPREAD_DB": str(db)}, timeout_s=1800)
+    if measured["returncode"] != 0:
+        raise SystemExit(measured["stderr"][-2000:])
+    results.add({"kind": "median", "case": "traces page", "calls": calls, **last_json(measured["stdout"]),
+                 "peak_rss_mb": measured["peak_rss_one_process_mb"]})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--receiver-spans", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--page-calls", type=int, default=0, help="also time the Traces page on this many calls")
     parser.add_argument("--formats", default="otlp-protobuf,otlp-json,openai-jsonl",
                         help="comma-separated: which files to import")
     parser.add_argument("--results", help="append to this file")
@@ -176,6 +203,8 @@ def main() -> None:
             path.unlink()
         if args.receiver_spans:
             bench_receiver(results, args.receiver_spans, folder)
+        if args.page_calls:
+            bench_page(results, args.page_calls, folder)
 
 
 if __name__ == "__main__":
