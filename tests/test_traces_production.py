@@ -50,6 +50,20 @@ def test_repeated_inputs_are_analysed_as_a_run_of_observed_answers(tmp_path):
     assert sorted(c.size for c in found.analysis.clusters if c.input == 0) == [2, 4]
 
 
+def test_calls_without_a_recorded_temperature_are_analysed_too(tmp_path):
+    lines = [{"request": {"model": "m", "messages": [{"role": "user", "content": "Capital of France?"}]},
+              "response": {"id": f"chatcmpl-{k}", "model": "m",
+                           "choices": [{"message": {"role": "assistant", "content": answer}}]}}
+             for k, answer in enumerate(("Paris.", "Paris.", "Lyon."))]
+    path = tmp_path / "logs.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    traces.import_files(shared(), [path])
+    found = production.spread_of_inputs(shared(), method="tfidf")
+    (row,) = found.analysis.group(["input"])
+    assert row["count"] == 3 and row["consistency"] == pytest.approx(2 / 3, abs=1e-3)
+    assert found.analysis.group(["temperature"])[0]["temperature"] == production.UNKNOWN_TEMPERATURE
+
+
 def test_random_and_diverse_samples_are_distinct_real_inputs(tmp_path):
     target = imported(tmp_path, busy_day())
     randomly = production.sample_inputs(target, 5, strategy="random")

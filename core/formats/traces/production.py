@@ -28,6 +28,9 @@ from core.store import traces as stored
 from core.store.traces import CallFilter
 
 STRATEGIES = ("random", "diverse")
+# The temperature axis of a call whose trace did not record one (the provider's default was
+# used): a value no request can have, never a guess.
+UNKNOWN_TEMPERATURE = -1.0
 NEAR_DUPLICATE = 0.95  # cosine similarity above which two inputs count as one for a diverse sample
 
 
@@ -58,7 +61,7 @@ def response_rows(calls: list[dict], index_of: dict[str, int]) -> list[dict]:
         key = index_of[call["input_hash"]]
         model = call["model"] or "unknown"
         temperature = (call.get("parameters") or {}).get("temperature")
-        temperature = float(temperature) if isinstance(temperature, (int, float)) else float("nan")
+        temperature = float(temperature) if isinstance(temperature, (int, float)) else UNKNOWN_TEMPERATURE
         sample = samples[(key, model)] = samples.get((key, model), -1) + 1
         failed = call["status"] == "error"
         rows.append({
