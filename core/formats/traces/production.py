@@ -204,6 +204,7 @@ def volume_chart(volume: list[dict]):
     import plotly.express as px
 
     df = pd.DataFrame(volume, columns=["bucket", "service", "model", "calls"])
+    df["bucket"] = pd.to_datetime([b + ":00" if len(b) == 13 else b for b in df["bucket"]], utc=True)
     df["series"] = [f"{s or '(no service)'} · {m or '(no model)'}" for s, m in zip(df["service"], df["model"])]
     figure = px.bar(df, x="bucket", y="calls", color="series")
     figure.update_layout(title="Calls over time", xaxis_title="", yaxis_title="calls", height=360,
