@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
@@ -65,3 +67,33 @@ def test_the_playground_draws_inputs_from_production_traces(tmp_path):
     assert any(c.value.startswith("2 inputs · variables:") and "messages" in c.value for c in at.caption), [c.value for c in at.caption] + [e.value for e in at.error]
     at.number_input(key="inputs_traces_n").set_value(5).run()
     assert any("only 3 distinct production input" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_traces_page_reruns_a_sample_on_a_candidate(stub, tmp_path):
+    from core.models import endpoints
+    from core.store import connect, responses
+
+    r = Recorder()
+    for question in ("Where is my order?", "Do you ship to Canada?", "Opening hours?"):
+        current_chat(r, question, "Sure.")
+    path = tmp_path / "t.pb"
+    path.write_bytes(r.protobuf())
+    traces.import_files(shared(), [path])
+    endpoints.add(endpoints.Endpoint(name="candidate", model="openai/stub-c", api_base=stub.base_url))
+    at = app()
+    at.switch_page("pages/traces.py").run()
+    at.number_input(key="traces_sample").set_value(3)
+    at.text_input(key="traces_candidate").input("candidate").run()
+    at.button(key="traces_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run_id = int(at.success[0].value.split()[1])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with connect() as db:
+            answered = responses(db, run_id)
+        if len(answered) == 3:
+            break
+        time.sleep(0.3)
+    assert len(answered) == 3
+    sent = [r["body"]["messages"] for r in stub.requests if r["path"].endswith("/chat/completions")]
+    assert sorted(m[-1]["content"] for m in sent) == ["Do you ship to Canada?", "Opening hours?", "Where is my order?"]
