@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import display, store
+from core import config, display, store
 from core.analyse import spread
 from core.config import SpreadError
 from core.evaluate import checks
@@ -17,6 +17,7 @@ from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
 from core.run import drafts, estimate, plan, rewording, runner
 from core.run.progress import ACTIVE, LiveProgress
+from core.store import Store
 from core.store import traces as stored_traces
 
 st.title("Playground")
@@ -254,7 +255,7 @@ st.subheader("Inputs")
 @st.cache_data(max_entries=4, show_spinner="Sampling production inputs…")
 def sampled_from_traces(how_many: int, strategy: str, calls: int) -> list[dict]:
     """`calls`: how many production calls are stored; new traffic draws a new sample."""
-    return production.sample_inputs(store.shared(), how_many, strategy=strategy)
+    return production.sample_inputs(Store(config.db_path()), how_many, strategy=strategy)
 
 
 needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system", "")]

@@ -6,20 +6,28 @@ import datetime as dt
 
 import streamlit as st
 
-from core import display
+from core import config, display
 from core.analyse import charts, embed, spread
 from core.config import SpreadError
 from core.formats.traces import golden as traced_golden
 from core.formats.traces import production
 from core.review import golden
 from core.run import plan, runner
-from core.store import shared
+from core.store import Store
 from core.store import traces as stored
 from core.store.traces import CallFilter
 from pages.parts import conversation_view
 
 st.title("Traces")
-store = shared()
+
+
+@st.cache_resource
+def shared(target: str) -> Store:
+    """One Store per server process and database: its PostgreSQL pool is shared by sessions."""
+    return Store(target)
+
+
+store = shared(str(config.db_path()))
 with store.connection() as db:
     total = stored.count(db)
     first, last = stored.time_range(db)

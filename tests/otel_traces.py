@@ -15,6 +15,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 
+_stores: dict = {}
+
+
+def shared():
+    """The test's Store on $SPREAD_DB (one per database in this process, as a server has)."""
+    from core import config
+    from core.store import Store
+
+    target = str(config.db_path())
+    if target not in _stores:
+        _stores[target] = Store(target)
+    return _stores[target]
+
+
 class Recorder:
     """A tracer provider whose finished spans are kept in memory."""
 

@@ -21,11 +21,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from conftest import ROOT
-from otel_traces import Recorder, current_chat
+from otel_traces import Recorder, current_chat, shared
 
 from core import config
 from core.formats.traces.collector import Collector
-from core.store import Store, shared
+from core.store import Store
 from core.store import traces as stored
 
 

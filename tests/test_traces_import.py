@@ -13,12 +13,12 @@ import pytest
 import sqlite_utils
 
 from conftest import ROOT
-from otel_traces import Recorder, current_chat
+from otel_traces import Recorder, current_chat, shared
 
 from core import config, store
 from core.config import SpreadError
 from core.formats import traces
-from core.store import Store, shared
+from core.store import Store
 from core.store import traces as stored
 
 SECRET_KEY = "sk-proj-Zq8v3LmN4pR7sT1uW5xY9aBcDeFgHiJk"

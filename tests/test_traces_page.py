@@ -7,12 +7,12 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from otel_traces import Recorder, current_chat
+from otel_traces import Recorder, current_chat, shared
 
 from core import config
 from core.formats import traces
 from core.review import golden
-from core.store import Store, shared
+from core.store import Store
 
 
 def app() -> AppTest:

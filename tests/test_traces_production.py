@@ -9,13 +9,13 @@ import sys
 import pytest
 
 from conftest import ROOT
-from otel_traces import Recorder, current_chat
+from otel_traces import Recorder, current_chat, shared
 
 from core import config
 from core.config import SpreadError
 from core.formats import traces
 from core.formats.traces import production
-from core.store import Store, shared
+from core.store import Store
 
 
 def imported(tmp_path, recorder: Recorder) -> Store:

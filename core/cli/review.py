@@ -111,10 +111,11 @@ def golden_add(name, responses, trace_calls, correction, expected_calls, item_ke
     if trace_calls:
         if responses or item_key:
             raise SpreadError("--trace adds production calls as new items: give it without --response and --to-item")
+        from core import config
         from core.formats.traces import golden as traced
-        from core.store import shared
+        from core.store import Store
 
-        version = traced.add_calls(shared(), name, list(trace_calls), who=reviewer(),
+        version = traced.add_calls(Store(config.db_path()), name, list(trace_calls), who=reviewer(),
                                    correction=correction, correction_calls=_calls(expected_calls))
         print(f"{len(trace_calls)} production call(s) added to {name!r}: version {version}")
         return

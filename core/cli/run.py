@@ -142,10 +142,11 @@ def _traced_inputs(inputs_from_traces, trace_filter, sample, strategy) -> list[d
         return None
     if sample is None:
         raise click.UsageError("--inputs-from-traces needs --sample N")
+    from core import config
     from core.formats.traces import production
-    from core.store import shared
+    from core.store import Store
 
-    return production.sample_inputs(shared(), sample, strategy=strategy,
+    return production.sample_inputs(Store(config.db_path()), sample, strategy=strategy,
                                     where=production.parse_filter(trace_filter or ""))
 
 

@@ -40,15 +40,16 @@ def import_traces_command(files, fmt, since, until, service, model, redact_pii, 
     line). Spans that are not LLM calls are skipped and counted; a malformed record is listed
     and skipped; a call already stored is not stored again. Credentials in attributes are
     dropped and keys in content redacted, always."""
+    from core import config
     from core.formats import traces
-    from core.store import shared
+    from core.store import Store
 
     selection = traces.Selection(
         since=traces.parse_time(since, "--since") if since else None,
         until=traces.parse_time(until, "--until") if until else None, service=service, model=model)
     if selection.since and selection.until and selection.since >= selection.until:
         raise SpreadError("--since must be before --until")
-    store = shared()
+    store = Store(config.db_path())
     report = traces.import_files(store, list(files), fmt=fmt, selection=selection, dry_run=dry_run,
                                  redact_pii=redact_pii, batch=batch)
     if selection.any() and report.filtered_out and not (report.imported or report.duplicates):
@@ -79,15 +80,16 @@ def collect_command(host, port, token_env, redact_pii):
     """Receive OTLP/HTTP traces: POST /v1/traces (protobuf or JSON, gzip), the LLM calls stored
     before the request is acknowledged. Point an app's exporter at it, e.g.
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://HOST:4318/v1/traces. Stops on Ctrl-C."""
+    from core import config
     from core.formats.traces.collector import Collector
-    from core.store import shared
+    from core.store import Store
 
     token = None
     if token_env:
         token = os.environ.get(token_env)
         if not token:
             raise SpreadError(f"--token-env {token_env}: the variable is not set or empty")
-    store = shared()
+    store = Store(config.db_path())
     with store.connection():
         pass  # migrate and check the store before taking any traffic
     try:

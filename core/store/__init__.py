@@ -37,20 +37,14 @@ def now_iso() -> str:
 _stores: dict[str, Store] = {}
 
 
-def shared(target: str | Path | None = None) -> Store:
-    """The process's one Store on the database `target` names (default: `SPREAD_DB`): a
-    server's pages and `connect()` share it, and its PostgreSQL pool."""
+@contextmanager
+def connect(target: str | Path | None = None) -> Iterator[Database]:
+    """One connection on the database `target` names (default: `SPREAD_DB`)."""
     target = config.database(target) if target else config.db_path()
     key = str(target)
     if key not in _stores:
         _stores[key] = Store(target)
-    return _stores[key]
-
-
-@contextmanager
-def connect(target: str | Path | None = None) -> Iterator[Database]:
-    """One connection on the database `target` names (default: `SPREAD_DB`)."""
-    with shared(target).connection() as db:
+    with _stores[key].connection() as db:
         yield db
 
 
