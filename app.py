@@ -61,6 +61,7 @@ def main(store: Store) -> None:
         st.Page("pages/serve.py", title="Serve", icon=":material/dns:"),
         st.Page("pages/monitors.py", title="Monitors", icon=":material/monitor_heart:"),
         st.Page("pages/models.py", title="Models", icon=":material/dns:"),
+        st.Page("pages/traces.py", title="Traces", icon=":material/timeline:"),
     ]
     navigation = st.navigation(pages)
     # Whose draft this session reads and writes: the login identity, or, on a box without

@@ -15,7 +15,7 @@ inside functions included):
     watch     monitors: golden sets re-sampled on a schedule through the gate, drift signals, alerts
     serve     `spread serve`: an OpenAI-compatible endpoint answering with the majority meaning,
               its calibrated confidence, abstaining when unsure; every request kept as a run
-    formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files
+    formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files, production traces
     cli       the `spread` command
 
 The exceptions: a run's last step, embedding its answers and scoring its checks, taken

@@ -11,12 +11,14 @@ from core.analyse import spread
 from core.config import SpreadError
 from core.evaluate import checks
 from core.formats import promptfoo_config
+from core.formats.traces import production
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
 from core.run import drafts, estimate, launch, plan, rewording, settle
 from core.run.progress import ACTIVE, LiveProgress
 from core.store import Store, runs
+from core.store import traces as stored_traces
 from pages.parts.store import app_store
 
 store = app_store()
@@ -42,7 +44,7 @@ state.setdefault("use_batch", False)
 state.setdefault("precision", settle.DEFAULT_PRECISION)
 
 
-def import_promptfoo() -> None:
+def import_promptfoo(store: Store) -> None:
     """Fill the plan from a promptfoo suite (its providers join the catalogue); else list what cannot map."""
     try:
         suite = promptfoo_config.read(store, state.get("promptfoo_path", "").strip())
@@ -255,9 +257,18 @@ with st.expander("Generate rewordings with a model"):
 # --- inputs -------------------------------------------------------------------------
 
 st.subheader("Inputs")
+
+
+@st.cache_data(max_entries=4, show_spinner="Sampling production inputs…", hash_funcs={Store: lambda store: str(store.target)})
+def sampled_from_traces(store: Store, how_many: int, strategy: str, calls: int) -> list[dict]:
+    """`calls`: how many production calls are stored; new traffic draws a new sample."""
+    return production.sample_inputs(store, how_many, strategy=strategy)
+
+
 needed = list(dict.fromkeys(name for text in [*texts.values(), state.get("system", "")]
                             for name in templates.variables(text)))
-source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run"],
+source = st.radio("Inputs from", ["none", "typed rows", "pasted text", "a file", "a golden set", "an earlier run",
+                                  "production traces"],
                   key="inputs_source", persist_state="session", horizontal=True,
                   help="Each input fills the {{variables}}; columns no variable uses are kept for checks "
                        "(an expected answer, for example).")
@@ -306,6 +317,20 @@ try:
                                   format_func=lambda i: f"{i} · {next(r['name'] for r in past if r['id'] == i)}")
         if chosen_run:
             input_rows = inputs.from_run(store, chosen_run)
+    elif source == "production traces":
+        left, right = st.columns(2)
+        how_many = left.number_input("Distinct real inputs", 1, 1000, 20, key="inputs_traces_n",
+                                     persist_state="session")
+        strategy = right.radio("Sample", production.STRATEGIES, key="inputs_traces_strategy",
+                               persist_state="session", horizontal=True,
+                               help="diverse: spread over the inputs' meanings, near-duplicates dropped")
+        with store.connection() as db:
+            stored_calls = stored_traces.count(db)
+        input_rows = sampled_from_traces(store, int(how_many), strategy, stored_calls)
+        st.caption("Template variables where the trace recorded them; otherwise each conversation is in "
+                   "`messages` and its system message in `system`: a conversation variant with a "
+                   "`{{system}}` system turn and a history turn from `messages` replays them as production "
+                   "sent them.")
 except SpreadError as e:
     st.error(display.inert(str(e)), icon=":material/error:")
 if input_rows and source != "typed rows":
@@ -479,7 +504,7 @@ if run is not None:
     run_id = run["id"]
 
     @st.fragment(run_every=1.0 if run["status"] in ACTIVE else None)
-    def live_progress():
+    def live_progress(store: Store):
         # Reads only the answers stored since the last refresh: the same cost at any run size.
         tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(store, run_id))
         current = tracker.refresh()
@@ -509,12 +534,12 @@ if run is not None:
             st.page_link("pages/runs.py", label=f"Open run {run_id}", icon=":material/open_in_new:",
                          query_params={"run": run_id})
 
-    live_progress()
+    live_progress(store)
 
 
 # --- the draft ---------------------------------------------------------------------------
 
-def save_draft() -> None:
+def save_draft(store: Store) -> None:
     """Write the plan as the reviewer's draft when it changed (a cheap upsert)."""
     draft = drafts.plan_of(state)
     text = json.dumps(draft, sort_keys=True, default=str)
@@ -523,4 +548,4 @@ def save_draft() -> None:
         state["draft_saved"] = text
 
 
-save_draft()
+save_draft(store)

@@ -59,6 +59,7 @@ def test_the_fan_out_benchmark_runs_at_a_tiny_size(tmp_path):
                         "--latency", "0.05"], "median"),
     ("bench_store.py", ["--repeat", "1", "--rows", "200"], "median"),
     ("bench_copy.py", ["--repeat", "1", "--answers", "200", "--no-postgres"], "median"),
+    ("bench_traces.py", ["--repeat", "1", "--spans", "400", "--receiver-spans", "512", "--page-calls", "300"], "median"),
 ])
 def test_the_crash_and_store_benchmarks_run_at_a_tiny_size(tmp_path, script, argv, kind):
     out = tmp_path / "bench.jsonl"

@@ -15,11 +15,11 @@ from core.review import decisions, golden, labels
 from core.store import copy as store_copy
 
 
-def populated(path) -> str:
+def populated(store, path) -> str:
     """The previous release's database (tests/data/schema10.db) migrated, plus one of
     everything since: a run with answers (tool calls, JSON, an error row, unknown cost),
     labels edited (history), a golden set with versions, an endpoint, a decision, a
-    draft, embeddings and a pair judgement."""
+    draft, embeddings, a pair judgement and a production call."""
     shutil.copy(ROOT / "tests" / "data" / "schema10.db", path)
     path = str(path)
     with Store(path).connection() as db:
@@ -43,6 +43,13 @@ def populated(path) -> str:
         embeddings.save_embeddings(db, "minilm", {"h1": b"\x00\x01\xff" * 8, "h2": bytes(range(256))}, 6)
         with write(db):
             db["pair_judgements"].insert({"key": "k1", "model": "openai/judge", "same": 1, "created_at": "now"})
+            from core.formats.traces.calls import Call
+            from core.store import traces as stored_calls
+
+            stored_calls.insert_calls(db, [Call(
+                "span:t:s", "otlp", started_at="2026-12-01T10:00:00+00:00", model_requested="openai/a",
+                messages=[{"role": "user", "content": "Capital of Perú?"}], output_text="Lima — ünïcode",
+                cost_usd=None, latency_ms=12.5, attributes={"k": [1, 2.5]}).row() | {"redactions": 0}])
     labels.label(Store(path), ids[0], "ana", labels.Label("pass"))
     labels.label(Store(path), ids[0], "ana", labels.Label("fail", score=2, tags=["wrong"], note="edited"))
     labels.label(Store(path), ids[1], "ben", labels.Label("pass", correction="Paris"))
@@ -85,8 +92,8 @@ def test_the_schema_names_every_table_parents_first():
     assert tables.index("prompts") < tables.index("runs") < tables.index("responses") < tables.index("labels")
 
 
-def test_a_copy_between_files_keeps_every_row_and_value(tmp_path):
-    source = populated(tmp_path / "team.db")
+def test_a_copy_between_files_keeps_every_row_and_value(store, tmp_path):
+    source = populated(store, tmp_path / "team.db")
     before = dump(source)
     assert all(before[t] for t in store_copy.tables())  # every table has something to copy
     counts = store_copy.copy(source, str(tmp_path / "copy.db"))
@@ -99,8 +106,8 @@ def test_a_copy_between_files_keeps_every_row_and_value(tmp_path):
     assert golden.get_set(Store(tmp_path / 'copy.db'), "rivers")["version"] == 2
 
 
-def test_the_command_prints_the_counts_and_refuses_a_target_holding_rows(tmp_path):
-    source = populated(tmp_path / "team.db")
+def test_the_command_prints_the_counts_and_refuses_a_target_holding_rows(store, tmp_path):
+    source = populated(store, tmp_path / "team.db")
     target = tmp_path / "copy.db"
     summary = last_json(spread("db", "copy", source, str(target), "--json"))
     assert summary["tables"] == {t: len(rows) for t, rows in dump(source).items()}
@@ -118,8 +125,8 @@ def test_the_command_prints_the_counts_and_refuses_a_target_holding_rows(tmp_pat
     assert dump(target) == dump(source)
 
 
-def test_force_replaces_what_the_target_held(tmp_path):
-    source = populated(tmp_path / "team.db")
+def test_force_replaces_what_the_target_held(store, tmp_path):
+    source = populated(store, tmp_path / "team.db")
     target = tmp_path / "other.db"
     with Store(target).connection() as db:
         drafts.save_draft(db, "zoe", {"prompt": "only in the target"})
@@ -140,17 +147,17 @@ def test_an_older_target_holding_rows_is_refused_before_it_is_migrated(tmp_path)
     assert digest(target) == held
 
 
-def test_a_missing_source_or_the_same_file_is_refused_and_creates_nothing(tmp_path):
+def test_a_missing_source_or_the_same_file_is_refused_and_creates_nothing(store, tmp_path):
     with pytest.raises(SpreadError, match="no database at"):
         store_copy.copy(str(tmp_path / "missing.db"), str(tmp_path / "copy.db"))
-    source = populated(tmp_path / "team.db")
+    source = populated(store, tmp_path / "team.db")
     with pytest.raises(SpreadError, match="the same database"):
         store_copy.copy(source, str(tmp_path / "." / "team.db"))
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["team.db"]
 
 
-def test_a_count_that_does_not_match_writes_nothing(tmp_path, monkeypatch):
-    source = populated(tmp_path / "team.db")
+def test_a_count_that_does_not_match_writes_nothing(store, tmp_path, monkeypatch):
+    source = populated(store, tmp_path / "team.db")
     copy_table = store_copy._copy_table
 
     def loses_a_label(src, dst, table, columns):
@@ -165,8 +172,8 @@ def test_a_count_that_does_not_match_writes_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.postgres
-def test_a_round_trip_through_postgresql_keeps_every_row_and_value(tmp_path, pg_url):
-    source = populated(tmp_path / "team.db")
+def test_a_round_trip_through_postgresql_keeps_every_row_and_value(store, tmp_path, pg_url):
+    source = populated(store, tmp_path / "team.db")
     before = dump(source)
     assert store_copy.copy(source, pg_url) == {t: len(rows) for t, rows in before.items()}
     store_copy.copy(pg_url, str(tmp_path / "back.db"))
@@ -184,8 +191,8 @@ def test_a_round_trip_through_postgresql_keeps_every_row_and_value(tmp_path, pg_
 
 
 @pytest.mark.postgres
-def test_a_postgresql_target_holding_rows_is_refused_untouched_and_force_replaces_them(tmp_path, pg_url):
-    source = populated(tmp_path / "team.db")
+def test_a_postgresql_target_holding_rows_is_refused_untouched_and_force_replaces_them(store, tmp_path, pg_url):
+    source = populated(store, tmp_path / "team.db")
     spread("db", "copy", source, pg_url)
     with Store(pg_url).connection() as db:
         drafts.save_draft(db, "zoe", {"prompt": "only in the target"})
@@ -202,8 +209,8 @@ def test_a_postgresql_target_holding_rows_is_refused_untouched_and_force_replace
 
 
 @pytest.mark.postgres
-def test_a_value_postgresql_refuses_writes_nothing(tmp_path, pg_url):
-    source = populated(tmp_path / "team.db")
+def test_a_value_postgresql_refuses_writes_nothing(store, tmp_path, pg_url):
+    source = populated(store, tmp_path / "team.db")
     with sqlite3.connect(source) as conn:  # SQLite keeps a NUL in text; PostgreSQL cannot
         conn.execute("update responses set text = ? where id = (select max(id) from responses)", ["a\x00b"])
     with pytest.raises(SpreadError, match="cannot copy responses: .*0x00"):
@@ -213,8 +220,8 @@ def test_a_value_postgresql_refuses_writes_nothing(tmp_path, pg_url):
 
 
 @pytest.mark.postgres
-def test_a_url_is_never_taken_as_a_file_path(tmp_path, pg_url):
-    source = populated(tmp_path / "team.db")
+def test_a_url_is_never_taken_as_a_file_path(store, tmp_path, pg_url):
+    source = populated(store, tmp_path / "team.db")
     before = set(ROOT.iterdir())
     summary = last_json(spread("db", "copy", source, pg_url, "--json"))
     assert summary["target"] == pg_url and summary["rows"] == sum(len(r) for r in dump(source).values())

@@ -15,7 +15,7 @@ import sys
 import click
 
 from core import config
-from core.cli import analyse, db, evaluate, models, review, run, serve, watch, worker
+from core.cli import analyse, db, evaluate, models, review, run, serve, traces, watch, worker
 from core.config import SpreadError
 
 
@@ -29,7 +29,7 @@ def cli(db: str | None) -> None:
         config.database(db, "--db")
 
 
-for stage in (run, analyse, review, evaluate, watch, models, db, worker, serve):
+for stage in (run, analyse, review, evaluate, watch, models, db, worker, serve, traces):
     for command in stage.COMMANDS:
         cli.add_command(command)
 

@@ -92,19 +92,37 @@ def golden_create(store: Store, name, description):
 
 @golden_group.command("add")
 @click.argument("name")
-@click.option("--response", "responses", type=int, multiple=True, required=True, metavar="ID",
+@click.option("--response", "responses", type=int, multiple=True, metavar="ID",
               help="an answer id; repeat for several")
+@click.option("--trace", "trace_calls", multiple=True, metavar="ID",
+              help="a stored production call (its id on the Traces page, or its span id): the conversation, "
+                   "tools and production answer are kept; repeat for several")
 @click.option("--correction", metavar="TEXT",
               help="the correct answer: the new item's reference (a failed answer needs one)")
 @expected_call_option
 @click.option("--to-item", "item_key", metavar="KEY",
               help="add the (failed) answers to this item's rejected answers instead of making new items")
 @pass_store
-def golden_add(store: Store, name, responses, correction, expected_calls, item_key):
-    """Add labelled answers to a set (one new version). A failed answer is never a
-    reference: give --correction (or, for a tool-call answer, --expected-call), or
-    --to-item to reject it in an existing item."""
+def golden_add(store: Store, name, responses, trace_calls, correction, expected_calls, item_key):
+    """Add labelled answers, or production calls, to a set (one new version). A failed answer is
+    never a reference: give --correction (or, for a tool-call answer, --expected-call), or
+    --to-item to reject it in an existing item. A production answer given a correction is
+    kept as a rejected answer."""
     from core.review import golden
+
+    if not responses and not trace_calls:
+        raise click.UsageError("give --response ID or --trace ID (repeat for several)")
+    if trace_calls:
+        if responses or item_key:
+            raise SpreadError("--trace adds production calls as new items: give it without --response and --to-item")
+        from core import config
+        from core.formats.traces import golden as traced
+        from core.store import Store
+
+        version = traced.add_calls(Store(config.db_path()), name, list(trace_calls), who=reviewer(),
+                                   correction=correction, correction_calls=_calls(expected_calls))
+        print(f"{len(trace_calls)} production call(s) added to {name!r}: version {version}")
+        return
 
     if item_key:
         if correction or expected_calls:

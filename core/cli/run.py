@@ -43,6 +43,14 @@ from core.store import runs as run_rows
               help="a variable; repeat for several. Alone they form one input; with --vars-file, every input gets them")
 @click.option("--inputs-from-golden", metavar="SET", help="use a golden set's items as the inputs")
 @click.option("--inputs-from-run", type=int, metavar="RUN_ID", help="use an earlier run's inputs")
+@click.option("--inputs-from-traces", is_flag=True,
+              help="use distinct real inputs from stored production calls (spread import-traces / collect); "
+                   "with --sample; without a prompt, each conversation is replayed as a history turn")
+@click.option("--trace-filter", metavar="EXPR", help="which production calls to draw from: space-separated "
+              "key=value among since, until, service, model, prompt (e.g. 'service=shop since=7d')")
+@click.option("--sample", type=int, metavar="N", help="how many distinct production inputs to draw")
+@click.option("--strategy", type=click.Choice(["random", "diverse"]), default="random", show_default=True,
+              help="random, or diverse: farthest-point over the inputs' embeddings, near-duplicates dropped")
 @click.option("--model", "models", multiple=True, required=True, metavar="NAME|ID",
               help="an endpoint's name (spread models list), else a litellm model id; repeat for several "
                    "(embedded: local/smollm2-135m-instruct, local/gemma-3-270m)")
@@ -92,14 +100,20 @@ from core.store import runs as run_rows
 @json_option
 @pass_store
 def run_command(store: Store, prompts, prompt_files, messages_files, tools_file, tool_choice, response_format,
-                labels, system, system_file, vars_file, var_pairs, inputs_from_golden, inputs_from_run, models,
-                temperatures, n, max_tokens, seed, top_p, concurrency, per_model, api_base, timeout, max_attempts,
-                max_calls, no_stream, name, extract, embeddings, until_settled, max_n, precision, use_cache,
-                use_batch, dry_run, check_texts, checks_file, judge_model, judge_samples, as_json):
+                labels, system, system_file, vars_file, var_pairs, inputs_from_golden, inputs_from_run,
+                inputs_from_traces, trace_filter, sample, strategy, models, temperatures, n, max_tokens, seed,
+                top_p, concurrency, per_model, api_base, timeout, max_attempts, max_calls, no_stream, name,
+                extract, embeddings, until_settled, max_n, precision, use_cache, use_batch, dry_run, check_texts,
+                checks_file, judge_model, judge_samples, as_json):
     """Sample prompt variants × inputs × models × temperatures × N, storing each answer as it
     arrives, and wait."""
     texts = list(prompts) + [read_text(path) for path in prompt_files]
     conversations = [conversation.read_file(path) for path in messages_files]
+    traced = _traced_inputs(store, inputs_from_traces, trace_filter, sample, strategy)
+    if traced is not None and not texts and not conversations:
+        from core.formats.traces import production
+
+        conversations = [production.replay(traced)]  # each production conversation, as it was
     if not texts and not conversations:
         raise click.UsageError("give --prompt, --prompt-file or --messages-file (repeat any for several variants)")
     if system_file and system:
@@ -117,7 +131,7 @@ def run_command(store: Store, prompts, prompt_files, messages_files, tools_file,
         raise SpreadError("max attempts must be in 1..20")
     names = list(labels) + [""] * (len(texts) + len(conversations) - len(labels))
     shape = _prompt_shape(tools_file, tool_choice, response_format)
-    rows = _inputs(store, vars_file, var_pairs, inputs_from_golden, inputs_from_run)
+    rows = _inputs(store, vars_file, var_pairs, inputs_from_golden, inputs_from_run, traced)
     checks = evaluate.read_checks(check_texts, checks_file, rows, judge_model, judge_samples)
     spec = plan.RunSpec(
         variants=[plan.Variant(text, system, label, **shape) for text, label in zip(texts, names)]
@@ -149,11 +163,26 @@ def _prompt_shape(tools_file, tool_choice, response_format) -> dict:
             "response_format": shapes.read_response_format(response_format) if response_format else None}
 
 
-def _inputs(store: Store, vars_file, var_pairs, golden_set, run_id) -> list[dict[str, str]]:
+def _traced_inputs(store: Store, inputs_from_traces, trace_filter, sample, strategy) -> list[dict] | None:
+    """--inputs-from-traces: N distinct production inputs (core.formats.traces.production)."""
+    if not inputs_from_traces:
+        if trace_filter or sample is not None:
+            raise click.UsageError("--trace-filter and --sample go with --inputs-from-traces")
+        return None
+    if sample is None:
+        raise click.UsageError("--inputs-from-traces needs --sample N")
+    from core.formats.traces import production
+
+    return production.sample_inputs(store, sample, strategy=strategy,
+                                    where=production.parse_filter(trace_filter or ""))
+
+
+def _inputs(store: Store, vars_file, var_pairs, golden_set, run_id, traced=None) -> list[dict[str, str]]:
     """The run's inputs from the options: one source of rows, plus --var values for every row."""
-    sources = [s for s in (vars_file, golden_set, run_id) if s is not None]
+    sources = [s for s in (vars_file, golden_set, run_id, traced) if s is not None]
     if len(sources) > 1:
-        raise click.UsageError("give one of --vars-file, --inputs-from-golden, --inputs-from-run")
+        raise click.UsageError("give one of --vars-file, --inputs-from-golden, --inputs-from-run, "
+                               "--inputs-from-traces")
     constants = inputs.from_pairs(list(var_pairs))
     if vars_file:
         rows = inputs.read_file(vars_file)
@@ -163,6 +192,8 @@ def _inputs(store: Store, vars_file, var_pairs, golden_set, run_id) -> list[dict
         rows = golden.as_inputs(store, golden_set)
     elif run_id is not None:
         rows = inputs.from_run(store, run_id)
+    elif traced is not None:
+        rows = traced
     else:
         return [constants] if constants else []
     return [row | constants for row in rows]  # the command line wins over the file

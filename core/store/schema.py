@@ -324,6 +324,33 @@ def m018_settling_and_answer_cache(db: Database) -> None:
     db["provider_batches"].create_index(["batch_id"], unique=True)
 
 
+@migrations()
+def m019_traces(db: Database) -> None:
+    # Production traffic: one row per LLM call imported from a trace file or received by
+    # `spread collect` (core/formats/traces). `source_key` is the span ("span:TRACE:SPAN"),
+    # the Langfuse observation or the log line's hash: importing the same file again adds
+    # nothing. JSON columns hold text (messages, tools, parameters, output_calls,
+    # output_json, prompt_variables, attributes); `input_hash` groups calls with the same
+    # conversation, `prompt_key` calls of the same prompt. Credentials never reach a row.
+    db["llm_calls"].create(
+        {
+            "id": int, "source_key": str, "format": str, "started_at": str, "ended_at": str,
+            "service": str, "operation": str, "provider": str, "model_requested": str,
+            "model_reported": str, "prompt_name": str, "prompt_version": str, "prompt_template": str,
+            "prompt_variables": str, "system": str, "messages": str, "tools": str, "parameters": str,
+            "output_text": str, "output_calls": str, "output_json": str, "finish_reason": str,
+            "input_tokens": int, "output_tokens": int, "cost_usd": float, "latency_ms": float,
+            "ttft_ms": float, "trace_id": str, "span_id": str, "parent_span_id": str, "status": str,
+            "error_message": str, "attributes": str, "input_hash": str, "prompt_key": str,
+            "redactions": int, "source": str, "imported_at": str,
+        },
+        pk="id",
+    )
+    db["llm_calls"].create_index(["source_key"], unique=True)
+    db["llm_calls"].create_index(["started_at"])
+    db["llm_calls"].create_index(["prompt_key", "input_hash"])
+    db["llm_calls"].create_index(["input_hash"])
+
 
 @migrations()
 def m020_monitors(db: Database) -> None:
