@@ -7,7 +7,7 @@ each app server process also runs one on its background loop, started with the s
 the worker starts, before any page is drawn) and stopped with it: a run started on any
 server is sampled by the first worker to claim it and, if that server dies, finished by
 another once its lease expires or at once when its process is gone from the same host
-(core/run/leases.py). On SQLite the app samples its own runs as before; `spread worker`
+(core/run/leases.py). On SQLite the app samples its own runs (one server owns the file); `spread worker`
 still claims queued runs and expired leases there.
 
 Stopping (SIGTERM to a server or to `spread worker`): the worker claims nothing more,

@@ -68,7 +68,8 @@ def _process_of(owner: str) -> str:
 
 def carried_by_workers(db) -> bool:
     """Whether the app leaves its runs to workers (PostgreSQL: any server's worker claims
-    them) rather than sampling them itself (SQLite, one server: as before)."""
+    them) rather than sampling them itself (SQLite: one server owns the file, so its own
+    background loop samples them)."""
     return is_postgres(db)
 
 

@@ -96,16 +96,6 @@ def deployment_counts(db: Database, run_id: int) -> dict[str, dict[str, int]]:
     return counts
 
 
-def cell_counts(db: Database, run_id: int) -> list[dict]:
-    """Per model × temperature: rows received and how many are errors."""
-    return list(db.query(
-        "select model, temperature, count(*) as received, "
-        "count(*) filter (where error_type is not null) as errors "
-        "from responses where run_id = ? group by model, temperature",
-        [run_id],
-    ))
-
-
 def cost_by_model(db: Database, run_id: int) -> dict[str, dict]:
     """Per model: rows received, good answers, their known cost and how many have no price."""
     return {row["model"]: row for row in db.query(

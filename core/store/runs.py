@@ -99,7 +99,7 @@ def run_variants(db: Database, run_id: int) -> list[dict]:
         + ", ".join(f"run_variants.{shape}" for shape in VARIANT_SHAPES) + " "
         "from run_variants join prompts on prompts.id = run_variants.prompt_id "
         "where run_variants.run_id = ? order by run_variants.variant", [run_id]))
-    for row in rows:  # a text variant of any release reads as before
+    for row in rows:  # a text variant (made before shapes, or without them) has NULL shape columns
         for shape in VARIANT_SHAPES:
             value = row.pop(shape)
             if value is not None:
