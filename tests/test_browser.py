@@ -452,6 +452,7 @@ def test_four_items_in_a_row_each_keep_the_reference_typed_for_them(store, serve
     reference, Add, Pass — and each golden item keeps its own reference: the popover opens
     empty on every new item (a reference typed for Japan once became Egypt's)."""
     url, db_path = served_app
+    store = Store(db_path)
     capitals_run(store, stub)
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").fill("ana")
@@ -495,6 +496,7 @@ def test_another_reviewers_label_and_the_disagreement_appear_without_a_click(sto
     from core.review import labels
 
     url, db_path = served_app
+    store = Store(db_path)
     run_id = capitals_run(store, stub)
     page.goto(url)
     page.get_by_role("textbox", name="Reviewer").fill("ana")
