@@ -38,7 +38,7 @@ def test_a_served_request_is_on_the_serve_and_runs_pages(served_app, page, stub)
 
     page.goto(url)
     goto(page, "Serve")
-    page.get_by_text("capitals").first.wait_for(timeout=30_000)  # the route, chosen in its selector
+    page.get_by_role("heading", name="Confidence").wait_for(timeout=30_000)  # the route's histogram
     page.get_by_role("heading", name="Latest requests").wait_for(timeout=30_000)
     goto(page, "Runs")
-    page.get_by_text("serve capitals").first.wait_for(timeout=30_000)
+    page.get_by_text("requests served on route capitals").first.wait_for(timeout=30_000)  # its wording
