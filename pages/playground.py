@@ -44,7 +44,7 @@ state.setdefault("use_batch", False)
 state.setdefault("precision", settle.DEFAULT_PRECISION)
 
 
-def import_promptfoo(store: Store) -> None:
+def import_promptfoo() -> None:
     """Fill the plan from a promptfoo suite (its providers join the catalogue); else list what cannot map."""
     try:
         suite = promptfoo_config.read(store, state.get("promptfoo_path", "").strip())
@@ -504,7 +504,7 @@ if run is not None:
     run_id = run["id"]
 
     @st.fragment(run_every=1.0 if run["status"] in ACTIVE else None)
-    def live_progress(store: Store):
+    def live_progress():
         # Reads only the answers stored since the last refresh: the same cost at any run size.
         tracker = st.session_state.setdefault(f"progress-{run_id}", LiveProgress(store, run_id))
         current = tracker.refresh()
@@ -534,12 +534,12 @@ if run is not None:
             st.page_link("pages/runs.py", label=f"Open run {run_id}", icon=":material/open_in_new:",
                          query_params={"run": run_id})
 
-    live_progress(store)
+    live_progress()
 
 
 # --- the draft ---------------------------------------------------------------------------
 
-def save_draft(store: Store) -> None:
+def save_draft() -> None:
     """Write the plan as the reviewer's draft when it changed (a cheap upsert)."""
     draft = drafts.plan_of(state)
     text = json.dumps(draft, sort_keys=True, default=str)
@@ -548,4 +548,4 @@ def save_draft(store: Store) -> None:
         state["draft_saved"] = text
 
 
-save_draft(store)
+save_draft()
