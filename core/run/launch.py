@@ -49,6 +49,10 @@ NICENESS = 10
 # Set when this process is stopping (the app server's shutdown: service.server_lifespan):
 # the runs sampled on its background loop start no call and hand their runs back.
 PROCESS_STOPPING = threading.Event()
+# The interpreter exiting without a lifespan's stop (a script, a test session) is a stop
+# too. This is the hook concurrent.futures itself uses: it runs before the thread pools
+# refuse new work, so the background loop ends quietly instead of failing once per poll.
+threading._register_atexit(PROCESS_STOPPING.set)
 
 
 # --- in the app's process ----------------------------------------------------------

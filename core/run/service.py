@@ -279,6 +279,8 @@ async def _keep_serving(store: Store) -> None:
         try:
             await serve(store, stop=launch.PROCESS_STOPPING, report=report)
         except Exception as error:
+            if launch.PROCESS_STOPPING.is_set():  # the process is going: nothing to say
+                return
             if str(error) != said:
                 report(str(error))
                 said = str(error)
@@ -308,6 +310,8 @@ async def _keep_watching(store: Store) -> None:
             if checking is not None:
                 await checking
         except Exception as error:
+            if launch.PROCESS_STOPPING.is_set():  # the process is going: nothing to say
+                return
             if str(error) != said:
                 report(str(error))
                 said = str(error)
