@@ -4,7 +4,8 @@ failure as one line instead of a page."""
 import streamlit as st
 
 from core import config, display
-from core.run import drafts, service
+from core.execution import service
+from core.run import drafts
 from core.store import Store
 from core.store import status as database_status
 from pages.parts.store import app_store

@@ -7,7 +7,7 @@ exactly one answer.
 
 Modes: "in-process" (`spread run`, every call in the engine's process), "sampler-processes"
 (`spread run` with SPREAD_SAMPLER_PROCESSES=2: calls in two forked processes, rows handed
-back over a socket), "app-worker" (`python -m core.run.launch`, the process the app
+back over a socket), "app-worker" (`python -m core.execution.launch`, the process the app
 starts for a run of 1,000 calls or more). The kill hits the run's main process only, as
 a crash or the OOM killer would; its sampler processes then see their socket close and
 exit.
@@ -52,7 +52,7 @@ def start(mode: str, db: str, api_base: str, calls: int, concurrency: int, env: 
                     f"concurrency={concurrency}, api_base={api_base!r})))")
         run_id = subprocess.run([sys.executable, "-c", plan_one], env=dict(env, SPREAD_DB=db), cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
-        argv = [sys.executable, "-m", "core.run.launch", run_id]  # the database from SPREAD_DB
+        argv = [sys.executable, "-m", "core.execution.launch", run_id]  # the database from SPREAD_DB
     else:
         argv = spread_argv(db, calls, concurrency, api_base, True, TEMPERATURES)
     processes = "2" if mode == "sampler-processes" else "0"

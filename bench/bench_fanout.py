@@ -26,7 +26,7 @@ and a table of it all as ratios to the floor:
 
 Start-up (kind "startup", medians of --repeat): `spread run` of one call, from the command
 to its request at the server (first_request_s); `spread --help` and `spread runs`, the
-whole command; the app's run worker for a large run (`python -m core.run.launch`, what
+whole command; the app's run worker for a large run (`python -m core.execution.launch`, what
 the Playground starts for 1,000 calls or more), from the command to its first request.
 
 The server runs in its own process and shares the machine's cores with the client.
@@ -142,7 +142,7 @@ def startup(server: Loopback, tmp: str, env: dict, repeat: int) -> dict:
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
         server.reset()
         started = time.time()
-        out = run_command([sys.executable, "-m", "core.run.launch", run_id], env=dict(env, SPREAD_DB=db))
+        out = run_command([sys.executable, "-m", "core.execution.launch", run_id], env=dict(env, SPREAD_DB=db))
         if out["returncode"] != 0:
             raise RuntimeError(f"the detached run failed: {out['stderr'][-2000:]}")
         row["worker_first_request_s"] = server.stats()["first_request_at"] - started

@@ -8,19 +8,19 @@ inside functions included):
     store     the database: schema, migrations, queries, copies between engines
     prompts   what is sent: templates, inputs, conversations, response shapes
     models    how a model is called: the endpoint catalogue, routes, limits
-    run       the plan, the estimate, the engine, where a run executes
+    run       the plan, the estimate, the engine
     analyse   meaning clusters, spread metrics, wording sensitivity, charts
     review    labels, reviewers' decisions, golden sets
     evaluate  checks, pass rates, the judge, the regression gate
     watch     monitors: golden sets re-sampled on a schedule through the gate, drift signals, alerts
+    execution where work executes: the app's background loop, a run's own process, the worker
+              that claims runs and due monitor checks; it hands the engine what later packages
+              add (the meaning judge of a run sampled until settled, a run's last step)
     serve     `spread serve`: an OpenAI-compatible endpoint answering with the majority meaning,
               its calibrated confidence, abstaining when unsure; every request kept as a run
     formats   what crosses the border: promptfoo suites, LiteLLM configs, golden-set files, production traces
     cli       the `spread` command
 
-The exceptions: a run's last step, embedding its answers and scoring its checks, taken
-wherever the run executed (run.launch -> evaluate.scoring); a worker's poll running the
-monitor checks that are due (run.service -> watch.due); and a run sampled until settled,
-judged between rounds by the Spread page's meaning clusters (run.settle -> analyse.settled):
-see ALLOWED in tests/test_architecture.py.
+No import runs back up: where the engine needs what a later package computes, the
+package that runs it hands it in (execution.launch gives runner.execute the meaning judge).
 """

@@ -9,9 +9,9 @@ import streamlit as st
 
 from core import display
 from core.config import SpreadError
+from core.execution import launch
 from core.formats import litellm_config
 from core.models import catalogue, endpoints, llm
-from core.run import launch
 from core.store import Store
 from pages.parts.store import app_store
 

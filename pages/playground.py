@@ -10,12 +10,13 @@ from core import display
 from core.analyse import spread
 from core.config import SpreadError
 from core.evaluate import checks
+from core.execution import launch
 from core.formats import promptfoo_config
 from core.formats.traces import production
 from core.models import catalogue, endpoints, local_llm
 from core.prompts import conversation, inputs, shapes, templates
 from core.review import golden
-from core.run import drafts, estimate, launch, plan, rewording, settle
+from core.run import drafts, estimate, plan, rewording, settle
 from core.run.progress import ACTIVE, LiveProgress
 from core.store import Store, runs
 from core.store import traces as stored_traces

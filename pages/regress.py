@@ -8,9 +8,9 @@ from core import display
 from core.analyse import charts
 from core.config import SpreadError
 from core.evaluate import regress, verdict
+from core.execution import launch
 from core.models import local_llm
 from core.review import golden
-from core.run import launch
 from core.store import runs
 from pages.parts.store import app_store
 

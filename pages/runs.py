@@ -8,8 +8,9 @@ import streamlit as st
 from core import display
 from core.analyse import spread, tables, tool_usage
 from core.config import SpreadError
+from core.execution import launch
 from core.prompts import inputs as inputs_module
-from core.run import drafts, launch
+from core.run import drafts
 from core.store import Store, batches, responses
 from core.store import runs as run_rows
 from pages.parts.store import app_store

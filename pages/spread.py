@@ -9,10 +9,11 @@ from core import display
 from core.analyse import charts, embed, meaning, sensitivity, settled, spread, tables, tool_usage
 from core.config import SpreadError
 from core.evaluate import checks, rates, regress, scoring
+from core.execution import launch
 from core.models import endpoints
 from core.prompts import conversation, inputs
 from core.review import decisions
-from core.run import drafts, launch
+from core.run import drafts
 from core.store import Store
 from core.store import runs as run_rows
 from pages.parts import conversation_view

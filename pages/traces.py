@@ -9,10 +9,11 @@ import streamlit as st
 from core import config, display
 from core.analyse import charts, embed, spread
 from core.config import SpreadError
+from core.execution import launch
 from core.formats.traces import golden as traced_golden
 from core.formats.traces import production
 from core.review import golden
-from core.run import launch, plan
+from core.run import plan
 from core.store import Store
 from core.store import traces as stored
 from core.store.traces import CallFilter

@@ -12,19 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ("config", "display", "jsonvalue")  # settings and pure helpers: no Spread imports of their own
-ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "watch", "serve", "formats", "cli")
-# A run's last step (evaluate.scoring.finish_run: embed its answers, score its checks) is
-# taken where the run executed; a run's own process is handed nothing but argv, so the
-# module that says where a run executes imports it.
-ALLOWED = {
-    ("core.run.launch", "core.evaluate.scoring"),
-    # A worker also claims and runs the monitor checks that are due (core/run/service.py).
-    ("core.run.service", "core.watch.due"),
-    # A run sampled until settled is judged between rounds by the Spread page's meaning
-    # clusters (core/analyse/settled.py), wherever the engine runs: handed only the run's id.
-    ("core.run.settle", "core.analyse.settled"),
-}
-
+ORDER = ("store", "prompts", "models", "run", "analyse", "review", "evaluate", "watch", "execution", "serve",
+         "formats", "cli")
 
 def module_name(path: Path, root: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
@@ -78,7 +67,7 @@ def violations(root: Path = ROOT) -> list[str]:
                 continue
             if own == -1 and theirs == -1 and target.split(".")[:2] != name.split(".")[:2]:
                 found.append(f"{where}: base module {name} imports {target}")
-            elif theirs > own and not any(name == a and (target + ".").startswith(b + ".") for a, b in ALLOWED):
+            elif theirs > own:
                 found.append(f"{where}: {name} imports {target}, a later package")
     return found
 

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from core import config
+from core.execution import launch
+from core.run import plan
 from core.store import Store, runs
-from core.run import launch, plan
 from core.store import copy as store_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +167,7 @@ def test_a_run_in_its_own_process_never_shows_the_password_in_any_argv(store, pg
             worker.kill()
     stderr = worker.stderr.read().decode(errors="replace")
     assert worker.returncode == 0, stderr
-    assert any("core.run.launch" in args for args in seen.values())  # the run had its own process
+    assert any("core.execution.launch" in args for args in seen.values())  # the run had its own process
     assert not [args for args in seen.values() if password in args]
     assert password not in stderr
     with Store(url).connection() as db:

@@ -12,13 +12,14 @@ import threading
 import time
 
 import pytest
-
 from conftest import ROOT
-from core.store import Store, responses, runs
+
+from core.execution import launch
 from core.models import limits, llm
-from core.run import launch, plan, runner, workers
+from core.run import plan, runner, workers
 from core.run.progress import LiveProgress
 from core.run.writer import Writer
+from core.store import Store, responses, runs
 
 sys.path.insert(0, str(ROOT / "bench"))
 from loopback import Loopback  # noqa: E402

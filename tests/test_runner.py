@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from core.store import Store, responses, runs
-from core.run import plan, runner
 from core.config import SpreadError
+from core.run import plan, runner
+from core.store import Store, responses, runs
 
 
 def spec_for(stub, **overrides) -> plan.RunSpec:
@@ -189,7 +189,7 @@ def test_same_prompt_name_new_text_gets_a_new_version(store, stub):
 
 
 def test_the_app_worker_caches_embeddings_when_a_run_ends(store, stub):
-    from core.run import launch, service
+    from core.execution import launch, service
 
     stub.answers = ["Paris.", "paris", "Lyon."]
     service.for_this_server(store)  # on PostgreSQL the server's worker carries the run; on SQLite, the app's own

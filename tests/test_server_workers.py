@@ -16,12 +16,13 @@ import urllib.request
 from contextlib import contextmanager
 
 import pytest
-
 from conftest import ROOT
-from core.store import Store, leases, responses
-from core.run import launch, plan, runner
 from test_cli import spread
 from test_workers import cells, queued_run, status, wait_for_answers, worker
+
+from core.execution import launch
+from core.run import plan, runner
+from core.store import Store, leases, responses
 
 LEASE_S = 3
 # A 2,000-call run: large enough to be sampled in a process of its own, as the was.
@@ -358,7 +359,7 @@ def test_calls_in_flight_and_answers_not_yet_committed_never_outnumber_the_concu
 
 @pytest.mark.sqlite_only
 def test_an_app_server_stopping_ends_the_runs_it_samples_itself_after_their_calls_in_flight(store, stub, monkeypatch):
-    from core.run import launch, service
+    from core.execution import launch, service
 
     monkeypatch.setattr(launch, "PROCESS_STOPPING", threading.Event())  # this test's process goes on
     # Workers other tests of this process started (on their own databases) are not this server's.

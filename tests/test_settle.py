@@ -8,13 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from core.store import Store, migrations
-from core.store import runs
-from core.run import settle
-from core.store import settling
 from openai_stub import StubOpenAI
+
+from core.run import settle
+from core.store import Store, migrations, runs, settling
 
 
 def stopped_interval(rng, probs, max_n, precision):
@@ -138,13 +136,14 @@ def test_spread_page_shows_n_and_whether_each_cell_settled(store):
 
     from streamlit.testing.v1 import AppTest
 
-    from core.run import plan, runner
+    from core.execution import launch
+    from core.run import plan
 
     with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
         spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[0.0, 1.0], n=15,
                             api_base=stub.base_url, seed=1, until_settled=True, precision=0.3)
         run_id = plan.create(store, spec)
-        asyncio.run(runner.execute(store, run_id))
+        asyncio.run(launch.execute(store, run_id))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page("pages/spread.py").run()
     assert not at.exception
@@ -159,7 +158,8 @@ def test_spread_page_shows_n_and_whether_each_cell_settled(store):
 def test_the_apps_worker_samples_a_run_until_settled_by_itself(store, stub):
     """The app's background worker (and a run's own process, and other servers' workers) is
     handed only the run's id: the engine finds the meaning judge itself."""
-    from core.run import launch, plan
+    from core.execution import launch
+    from core.run import plan
 
     stub.answers = ["Paris."]
     spec = plan.RunSpec(prompt="Q?", models=["openai/stub-a"], temperatures=[1.0], n=30,
@@ -199,7 +199,8 @@ def test_the_playground_switch_plans_a_run_until_settled_with_its_range(store, s
 def test_on_postgresql_a_run_until_settled_and_its_cached_twin(pg_url):
     import asyncio
 
-    from core.run import plan, runner
+    from core.execution import launch
+    from core.run import plan
     from core.store import answer_cache
 
     with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
@@ -208,12 +209,31 @@ def test_on_postgresql_a_run_until_settled_and_its_cached_twin(pg_url):
             spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[0.0, 1.0],
                                 n=15, api_base=stub.base_url, seed=1, until_settled=True, cache=True)
             ids.append(plan.create(Store(pg_url), spec))
-            asyncio.run(runner.execute(Store(pg_url), ids[-1]))
+            asyncio.run(launch.execute(Store(pg_url), ids[-1]))
         assert len(stub.requests) == 10 + 15  # the twin asked nothing
     with Store(pg_url).connection() as db:
         first, twin = (settling.load(db, run_id) for run_id in ids)
         assert first == twin and {d["stopped_by"] for d in first.values()} == {"precision", "max_n"}
         assert answer_cache.new_cost(db, ids[1]) == {"cached": 25, "cost_usd_new": 0}
+
+
+def test_the_engine_alone_refuses_a_run_until_settled_without_the_meaning_judge(store):
+    """The judge lives after the engine (core/analyse): whoever runs the engine hands it in,
+    and the engine never samples such a run by a rule it cannot apply."""
+    import asyncio
+
+    from core.config import SpreadError
+    from core.run import plan, runner
+
+    with StubOpenAI(answers=["Paris."]) as stub:
+        spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[1.0], n=10,
+                            api_base=stub.base_url, seed=1, until_settled=True)
+        run_id = plan.create(store, spec)
+        with pytest.raises(SpreadError, match="needs the meaning judge"):
+            asyncio.run(runner.execute(store, run_id))
+        assert stub.requests == []
+    with store.connection() as db:
+        assert runs.get_run(db, run_id)["received"] == 0
 
 
 def test_the_settling_benchmark_runs_at_a_tiny_size():

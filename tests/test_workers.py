@@ -8,13 +8,13 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT
-from core.store import Store, leases, write
-from core.store import runs as run_rows
+from test_cli import last_json, spread
+
 from core.config import SpreadError
 from core.run import plan
-from test_cli import last_json, spread
+from core.store import Store, leases, write
+from core.store import runs as run_rows
 
 
 def queued_run(store, stub, **overrides) -> int:
@@ -209,7 +209,7 @@ def test_a_run_that_fails_before_it_begins_gives_its_lease_up(store, stub, monke
 
 @pytest.mark.postgres
 def test_on_postgresql_a_server_runs_one_worker_and_a_started_run_is_queued_for_it(store, stub, pg_url, monkeypatch, tmp_path):
-    from core.run import launch, service
+    from core.execution import launch, service
 
     monkeypatch.setenv("SPREAD_DB", pg_url)
     store = Store(pg_url)
@@ -243,7 +243,8 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back_for_another(store, stu
 
 SERVER = """
 import sys, time
-from core.run import launch, plan, service
+from core.run import plan
+from core.execution import launch, service
 from core.store import Store
 store = Store()
 if sys.argv[1:2] == ["start"]:  # this server starts the run from its Playground

@@ -9,7 +9,6 @@ import threading
 
 import click
 
-from core.store import Store
 from core.cli import evaluate
 from core.cli.common import json_option, pass_store, print_json, read_text
 from core.config import SpreadError
@@ -250,7 +249,7 @@ def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, wit
     """Run the engine with a progress bar (rate and ETA) on stderr; print the summary."""
     from tqdm import tqdm
 
-    from core.run import launch, runner# here, not at the top: `spread --help` and `spread runs` never need it
+    from core.execution import launch  # here, not at the top: `spread --help` and `spread runs` never need it
 
     bar = None
     errors_shown = 0
@@ -271,7 +270,7 @@ def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, wit
     # after leases.STOP_WAIT_S), and on PostgreSQL the run is queued for any worker.
     stop = threading.Event()
     try:
-        result = launch.run_own_process(runner.execute(store, run_id, retry_errors=retry_errors, pool=pool, stop=stop,
+        result = launch.run_own_process(launch.execute(store, run_id, retry_errors=retry_errors, pool=pool, stop=stop,
                                                        on_answer=None if as_json else on_answer), stop=stop)
     finally:
         if pool is not None:
@@ -410,7 +409,7 @@ def import_promptfoo_command(store: Store, file, n, judge_model, strict, dry_run
 @pass_store
 def cancel_command(store: Store, run_id):
     """Ask the worker running a run, in any process, to stop after the calls in flight."""
-    from core.run import launch
+    from core.execution import launch
 
     launch.request_cancel(store, run_id)
     print(f"run {run_id}: cancel requested")

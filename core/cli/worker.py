@@ -28,7 +28,7 @@ from core.store import Store, leases
               help="with --once: wait up to S seconds for a lease about to expire before giving up")
 @pass_store
 def worker_command(store: Store, once, wait_s):
-    from core.run import service
+    from core.execution import service
 
     leases.lease_s()  # a bad SPREAD_LEASE_S is one line now, not an error per poll
     failed = []

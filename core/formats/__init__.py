@@ -3,5 +3,5 @@ configs in and out, golden sets as files (JSONL, CSV, Parquet, OpenAI, promptfoo
 production traces in (traces/: OTLP, OpenInference, Langfuse, OpenAI logs; `spread collect`).
 
 May import: the base modules, core.store, core.prompts, core.models, core.run,
-core.analyse, core.review and core.evaluate.
+core.analyse, core.review, core.evaluate, core.watch, core.execution and core.serve.
 """

@@ -8,7 +8,7 @@ retries) runs in this process or, for a large run, in sampler processes
 Running it again on the same run fills only what is missing.
 
 Where it runs (the app's background loop, a process of its own, a worker that claimed
-the run) is core/run/launch.py's.
+the run) is core/execution/launch.py's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from core.config import SpreadError
 from core.models import catalogue, direct, endpoints, limits, llm, local_llm
 from core.run import batched, cache, plan, settle, workers
 from core.run.plan import Cell, RunSpec
@@ -42,7 +43,7 @@ class Progress:
 async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
                   on_answer: Callable[[Progress, dict], None] | None = None, cancel: threading.Event | None = None,
                   pool: workers.Processes | None = None, owner: str | None = None, on_stop: str = "cancelled",
-                  stop: threading.Event | None = None, rounds=None) -> dict:
+                  stop: threading.Event | None = None, rounds=None, judge=None) -> dict:
     """Sample every missing cell of a run, saving each answer as it arrives. Returns a summary.
 
     The run's lease (core/run/leases.py) is taken first, for `owner` (a worker that claimed
@@ -60,8 +61,9 @@ async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
 
     `rounds`: which cells to sample in each round (`first(todo)`, then `next()` once a round's
     answers are committed, until it returns none): for a run planned `until_settled`, by
-    default core/run/settle.py's, judged by the Spread page's meaning clusters; the gate's
-    looks (core/evaluate/sequential.py) are another."""
+    default core/run/settle.py's, with `judge` (core.analyse.settled.judge: the Spread
+    page's meaning clusters, which come after the engine in the packages' order, so whoever
+    runs the engine hands them in); the gate's looks (core/evaluate/sequential.py) are another."""
     owner = owner or leases.new_owner()
     with store.connection() as db:
         claimed = leases.claim(db, run_id, owner)
@@ -76,7 +78,7 @@ async def execute(store: Store, run_id: int, *, retry_errors: bool = False,
     try:
         return await _sample(store, run_id, owner, on_answer=on_answer, cancel=cancel, lost=lost,
                              pool=pool, on_stop=on_stop, stop=stop or threading.Event(), handed_back=handed_back,
-                             rounds=rounds, retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
+                             rounds=rounds, judge=judge, retry_errors=retry_errors or claimed["retry_errors"])  # a queued resume's choice
     except BaseException:
         # Failed before its end was written (a model that cannot load, a bug): give the lease
         # up, so that no worker takes the run over only to fail the same way. It shows as
@@ -112,7 +114,7 @@ async def _keep_lease(store: Store, run_id: int, owner: str, cancel: threading.E
 
 async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, on_answer, cancel: threading.Event,
                   lost: threading.Event, pool: workers.Processes | None, on_stop: str, stop: threading.Event,
-                  handed_back: str | None, rounds=None) -> dict:
+                  handed_back: str | None, rounds=None, judge=None) -> dict:
     with store.connection() as db:
         run = runs.get_run(db, run_id)
         spec = RunSpec.from_dict(run["spec"])
@@ -124,7 +126,10 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
     todo = [cell for cell in cells if cell not in done]
     # Sampled until settled (core/run/settle.py): a round at a time, each chosen from the answers so far.
     if spec.until_settled and rounds is None:
-        rounds = settle.Rounds.for_run(store, run_id, spec)
+        if judge is None:
+            raise SpreadError(f"run {run_id} is sampled until settled: the engine needs the meaning judge "
+                              "(core.analyse.settled.judge) to see when a cell has settled")
+        rounds = settle.Rounds(store, run_id, spec, judge)
     if rounds is not None:
         todo = [Cell(*cell) for cell in await rounds.first(todo)]
     # Each model's endpoint says how to call it (server, key, parameters, timeout, price);

@@ -36,13 +36,14 @@ and tests/test_settle.py.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import numpy as np
 
-from core.store import Store
+from core.store import Store, responses, runs, settling
 
 LEVEL = 0.95
 FIRST_ROUND = 5  # samples every cell takes before any may stop
@@ -176,40 +177,21 @@ class Rounds:
     a cell once stopped stays stopped, on a resume too."""
 
     def __init__(self, store: Store, run_id: int, spec, judge):
-        # judge(run_id) -> per cell (variant, input, model, temperature), its answers' meanings
-        # in sample order, clustered as the Spread page clusters them (core/analyse/settled.py).
+        # judge(store, run_id) -> per cell (variant, input, model, temperature), its answers'
+        # meanings in sample order, clustered as the Spread page clusters them
+        # (core/analyse/settled.py, handed in by whoever runs the engine: analysis comes
+        # after the engine in the packages' order).
         self.store, self.run_id, self.spec, self.judge = store, run_id, spec, judge
         self.rounds = 0
 
-    @classmethod
-    def for_run(cls, store: Store, run_id: int, spec) -> "Rounds":
-        """The rounds of a run judged by the Spread page's meaning clusters. The import runs
-        against the packages' order (tests/test_architecture.py, ALLOWED): wherever the engine
-        runs (the CLI, the app's worker, a run's own process, another server's worker), it is
-        handed nothing but the run's id, and the rule must judge meaning as the page does."""
-        import functools
-
-        from core.analyse import settled
-
-        return cls(store, run_id, spec, functools.partial(settled.judge, store))
-
     async def first(self, todo: list) -> list:
         """The cells to sample now, from the plan's missing ones."""
-        import asyncio
-
         return await asyncio.to_thread(self._plan, set(todo))
 
     async def next(self, todo: list | None = None) -> list:
-        import asyncio
-
         return await asyncio.to_thread(self._plan, set(todo) if todo is not None else None)
 
     def _plan(self, missing: set | None) -> list:
-        from core.store import Store
-        from core.store import responses
-        from core.store import runs
-        from core.store import settling
-
         spec = self.spec
         with self.store.connection() as db:
             stopped = {key: d for key, d in settling.load(db, self.run_id).items() if d["stopped_by"]}
@@ -217,7 +199,7 @@ class Rounds:
             if missing is None:
                 missing = set(c for c in spec.cells(runs.get_run(db, self.run_id)["spec"]["n_inputs"])
                               if c not in responses.done_cells(db, self.run_id))
-        meanings = self.judge(self.run_id) if taken else {}
+        meanings = self.judge(self.store, self.run_id) if taken else {}
         missing_of: dict[tuple, set] = {}
         for cell in missing:
             missing_of.setdefault(cell[:4], set()).add(cell[4])

@@ -8,4 +8,6 @@ below a threshold reviewers' labels calibrated, and keeps every request as a run
     http         the aiohttp server: /v1/chat/completions, /v1/models, /health, auth, streaming
     calibration  how well confidence predicts correctness, from reviewers' labels
     traffic      what the Serve view shows: traffic, confidence, abstentions, latency added
+
+May import: the base modules and every package before it (core.store … core.execution).
 """

@@ -3,7 +3,7 @@
 A run is a row that workers claim. The worker sampling a run holds its lease
 (`runs.lease_owner`, `runs.lease_expires_at`, migration m015) and renews it at every
 heartbeat (core/run/runner.py). A worker that dies stops renewing; once its lease has
-expired, any other worker (`spread worker`, one per app server: core/run/service.py)
+expired, any other worker (`spread worker`, one per app server: core/execution/service.py)
 claims the run and samples the cells still missing. The unique key of `responses`
 makes a duplicate impossible whoever writes last.
 

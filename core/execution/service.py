@@ -20,7 +20,7 @@ background loop (watch_with_server).
 
 A small run is sampled on the worker's event loop; one the app would sample in a process
 of its own (launch.needs_own_process: a large run, or one beside the embedded model) in
-a process (core/run/launch.py) that dies with the worker, as a run sampled inside it would.
+a process (core/execution/launch.py) that dies with the worker, as a run sampled inside it would.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from concurrent.futures import Future
 from typing import Callable
 
 from core import config
-from core.run import launch, runner
+from core.execution import launch
+from core.run import runner
 from core.run.plan import RunSpec
 from core.store import Store, Unreachable, leases, runs, unreachable
+from core.watch import due
 
 # Runs one worker samples at once (each within its own concurrency limits), and how often
 # an idle worker looks for work.
@@ -142,10 +144,6 @@ WATCH_POLL_S = 15.0
 
 
 async def _due_monitors(store: Store, report: Callable[[str], None]) -> asyncio.Task | None:
-    # The engine's one import of a later package besides a run's last step
-    # (tests/test_architecture.py, ALLOWED): monitors are scheduled work a worker carries.
-    from core.watch import due
-
     return await due.start_due(store, report)
 
 
@@ -268,23 +266,11 @@ def for_this_server(store: Store) -> bool:
 
 
 async def _keep_serving(store: Store) -> None:
-    """The server's worker outlives any one failure (a page must never find it gone), and
-    says so once per kind of failure, not once per poll."""
-    said = None
+    """The server's worker: it outlives any one failure (a page must never find it gone)."""
+    async def serving(report):
+        await serve(store, stop=launch.PROCESS_STOPPING, report=report)
 
-    def report(line: str) -> None:
-        print(f"spread worker: {line}", file=sys.stderr, flush=True)
-
-    while not launch.PROCESS_STOPPING.is_set():
-        try:
-            await serve(store, stop=launch.PROCESS_STOPPING, report=report)
-        except Exception as error:
-            if launch.PROCESS_STOPPING.is_set():  # the process is going: nothing to say
-                return
-            if str(error) != said:
-                report(str(error))
-                said = str(error)
-            await asyncio.sleep(POLL_S)
+    await _outliving_failures("spread worker", serving, pause_s=POLL_S)
 
 
 def watch_with_server(store: Store) -> bool:
@@ -299,23 +285,32 @@ def watch_with_server(store: Store) -> bool:
 
 
 async def _keep_watching(store: Store) -> None:
+    async def watching(report):
+        checking = await _due_monitors(store, report)
+        if checking is not None:
+            await checking
+
+    await _outliving_failures("spread monitors", watching, pause_s=WATCH_POLL_S)
+
+
+async def _outliving_failures(name: str, attempt, pause_s: float) -> None:
+    """Run `attempt(report)` again and again until the process stops, `pause_s` apart,
+    saying a failure once per kind of failure on stderr, not once per attempt."""
     said = None
 
     def report(line: str) -> None:
-        print(f"spread monitors: {line}", file=sys.stderr, flush=True)
+        print(f"{name}: {line}", file=sys.stderr, flush=True)
 
     while not launch.PROCESS_STOPPING.is_set():
         try:
-            checking = await _due_monitors(store, report)
-            if checking is not None:
-                await checking
+            await attempt(report)
         except Exception as error:
             if launch.PROCESS_STOPPING.is_set():  # the process is going: nothing to say
                 return
             if str(error) != said:
                 report(str(error))
                 said = str(error)
-        for _ in range(int(WATCH_POLL_S / POLL_S)):  # wakes to see the server stopping
+        for _ in range(max(1, int(pause_s / POLL_S))):  # wakes to see the process stopping
             if launch.PROCESS_STOPPING.is_set():
                 return
             await asyncio.sleep(POLL_S)

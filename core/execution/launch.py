@@ -5,19 +5,19 @@
   closed tabs. `start` and `resume` hand a run to it.
 - In a process of its own: a large run (MIN_CALLS) or remote models beside the embedded
   one (`needs_own_process`) would make every page of the app wait on it, so it runs in
-  a new process, `python -m core.run.launch RUN_ID` (`main`): it talks to the app only
+  a new process, `python -m core.execution.launch RUN_ID` (`main`): it talks to the app only
   through the store (answers, progress, heartbeat, the cancel flag). The database comes
   through the environment, never argv: a process's arguments are world-readable and a
   URL holds its password. The CLI runs its runs the same way, in its own process
   (`prepare_own_process`, `run_own_process`).
 - By a worker: on PostgreSQL a run is queued and any server's worker claims it
-  (core/run/service.py), sampling it on its loop or starting its own process with the
+  (core/execution/service.py), sampling it on its loop or starting its own process with the
   worker's lease, so that the process dies with the worker and another takes the run over.
 
 Wherever it executes, a run is finished there (`execute_and_score`: embed the answers,
 score the checks).
 
-    SPREAD_DB=PATH|URL python -m core.run.launch RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
+    SPREAD_DB=PATH|URL python -m core.execution.launch RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ threading._register_atexit(PROCESS_STOPPING.set)
 def start(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
     """Validate, record and start a run in the background; returns its id at once. Where
     workers carry runs (PostgreSQL), the run is queued for the first worker to claim it:
-    this server's (core/run/service.py) or any other's."""
+    this server's (core/execution/service.py) or any other's."""
     run_id = plan.create(store, spec, created_by=created_by)
     with store.connection() as db:
         if leases.carried_by_workers(db):
@@ -203,14 +203,25 @@ def wait(coroutine, timeout_s: float = 300.0):
     return asyncio.run_coroutine_threadsafe(coroutine, background().loop).result(timeout_s)
 
 
+def execute(store: Store, run_id: int, **kwargs):
+    """The engine (runner.execute) with what it needs from the packages after it: the Spread
+    page's meaning clusters, to see when a cell sampled until settled has settled."""
+    return runner.execute(store, run_id, judge=_meaning_judge, **kwargs)
+
+
+def _meaning_judge(store: Store, run_id: int) -> dict:
+    # Imported when a run sampled until settled first asks: the analysis (pandas, the
+    # embedders) costs seconds to import, and a run's own process must claim its lease first.
+    from core.analyse import settled
+
+    return settled.judge(store, run_id)
+
+
 async def execute_and_score(store: Store, run_id: int, **kwargs) -> dict:
     """`execute`, then the run's last step (embed the answers, score the checks), in the app's worker."""
-    # The one import against the packages' order (tests/test_architecture.py, ALLOWED):
-    # wherever a run executes it is finished there, and a run's own process is handed
-    # nothing but argv.
-    from core.evaluate import scoring
+    from core.evaluate import scoring  # seconds to import: only where a run is finished
 
-    result = await runner.execute(store, run_id, **kwargs)
+    result = await execute(store, run_id, **kwargs)
     if kwargs.get("stop") is not None and kwargs["stop"].is_set():
         return result  # this process is stopping: the next worker embeds and scores
     await scoring.finish_run(store, run_id)
@@ -223,7 +234,7 @@ async def execute_and_score(store: Store, run_id: int, **kwargs) -> dict:
 def start_own_process(store: Store, run_id: int, *, retry_errors: bool = False, owner: str | None = None) -> subprocess.Popen:
     """The run's own process. With `owner` (a worker's claim) it dies with this process and
     stays in its session; without, it outlives the app (a new session)."""
-    argv = [sys.executable, "-m", "core.run.launch", str(run_id)] + (["--retry-errors"] if retry_errors else [])
+    argv = [sys.executable, "-m", "core.execution.launch", str(run_id)] + (["--retry-errors"] if retry_errors else [])
     if owner:
         argv += ["--lease-owner", owner, "--parent", str(os.getpid())]
     env = dict(os.environ, SPREAD_DB=store.absolute,
@@ -283,7 +294,7 @@ def run_own_process(coroutine, *, stop: threading.Event | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.run.launch", description="A run in a process of its own (core/run/launch.py).")
+    parser = argparse.ArgumentParser(prog="python -m core.execution.launch", description="A run in a process of its own (core/execution/launch.py).")
     parser.add_argument("--retry-errors", action="store_true")
     parser.add_argument("--lease-owner")
     parser.add_argument("--parent", type=int)
@@ -299,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = prepare_own_process(store, args.run_id, retry_errors=args.retry_errors)
     stop = threading.Event()  # SIGTERM (the worker stopping): hand the run back after the calls in flight
     try:
-        run_own_process(runner.execute(store, args.run_id, retry_errors=args.retry_errors, pool=pool,
+        run_own_process(execute(store, args.run_id, retry_errors=args.retry_errors, pool=pool,
                                        owner=args.lease_owner, stop=stop,
                                        on_stop="queued" if args.lease_owner else "cancelled"), stop=stop)
     finally:
@@ -308,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if stop.is_set():
         return 0  # stopping: the worker that continues the run embeds and scores it
     # The run's last step (embed the answers, score the checks) now, while nobody waits,
-    # as the app's in-process worker does (the import: see execute_and_score).
+    # as the app's in-process worker does (imported now: it takes seconds, after the sampling).
     from core.evaluate import scoring
 
     scoring.finish_run_sync(store, args.run_id)
