@@ -47,7 +47,7 @@ TEMPERATURES = ["0", "1"]
 def start(mode: str, db: str, api_base: str, calls: int, concurrency: int, env: dict) -> subprocess.Popen:
     n = calls // (len(MODELS) * len(TEMPERATURES))
     if mode == "app-worker":
-        plan_one = (f"from core.run import launch, plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='What is the capital of "
+        plan_one = (f"from core.run import plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='What is the capital of "
                     f"France?', models={MODELS!r}, temperatures={[float(t) for t in TEMPERATURES]!r}, n={n}, "
                     f"concurrency={concurrency}, api_base={api_base!r})))")
         run_id = subprocess.run([sys.executable, "-c", plan_one], env=dict(env, SPREAD_DB=db), cwd=ROOT,

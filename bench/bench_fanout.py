@@ -136,7 +136,7 @@ def startup(server: Loopback, tmp: str, env: dict, repeat: int) -> dict:
         row["help_s"] = run_command(spread + ["--help"], env=env)["process_wall_s"]
         row["runs_s"] = run_command(spread + ["--db", db, "runs"], env=env)["process_wall_s"]
         # The app's worker for a large run: plan one (not timed), then start its process.
-        plan_one = (f"from core.run import launch, plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='Hi', models={MODELS!r}, "
+        plan_one = (f"from core.run import plan; from core.store import Store; print(plan.create(Store(), plan.RunSpec(prompt='Hi', models={MODELS!r}, "
                     f"temperatures=[1.0], n=500, concurrency=100, api_base={server.base_url!r})))")
         run_id = subprocess.run([sys.executable, "-c", plan_one], env=dict(env, SPREAD_DB=db), cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
