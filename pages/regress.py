@@ -11,7 +11,6 @@ from core.evaluate import regress, verdict
 from core.execution import launch
 from core.models import local_llm
 from core.review import golden
-from core.store import runs
 from pages.parts.store import app_store
 
 store = app_store()
@@ -70,33 +69,53 @@ if submitted:
     gates = regress.Gates(min_pass_rate=min_pass or None, max_drop=max_drop if baseline else None, alpha=float(alpha))
     try:
         run_id = regress.prepare(store, set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))
-        state["regress_job"] = (run_id, launch.spawn(regress.complete(store, 
-            run_id, set_name, candidate, gates, baseline_id=baseline, created_by=state.get("who", ""))))
+        # Where every run goes (the workers on PostgreSQL, this server's loop on SQLite): the
+        # run outlives this page and this server, and whoever finishes it records the verdict.
+        launch.resume(store, run_id)
+        state["regress_run"] = run_id
     except SpreadError as e:
         st.error(display.inert(str(e)), icon=":material/error:")
 
-job = state.get("regress_job")
-if job is not None:
-    run_id, future = job
+STILL_SAMPLING = ("queued", "pending", "running")
 
-    @st.fragment(run_every=1.0 if not future.done() else None)
+
+def waiting_rows() -> list[dict]:
+    """This set's regressions without a verdict: those still sampling, and the one asked
+    for here whatever became of it."""
+    return [row for row in regress.pending(store, set_name)
+            if row["status"] in STILL_SAMPLING or row["run_id"] == state.get("regress_run")]
+
+
+waiting = waiting_rows()
+if waiting:
+    moving = any(row["status"] in STILL_SAMPLING or (row["status"] == "done" and not row["error"]) for row in waiting)
+
+    @st.fragment(run_every=1.0 if moving else None)
     def progress():
-        with store.connection() as db:
-            run = runs.get_run(db, run_id)
-        if not future.done():
-            st.progress(run["received"] / max(run["planned"], 1),
-                        text=f"Sampling: {run['received']}/{run['planned']} samples · {run['errors']} errors")
-            return
-        error = future.exception()
-        if error is not None:
-            st.error(display.inert(str(error)), icon=":material/error:")
-        elif state.get("regress_drawn") != run_id:
-            state["regress_drawn"] = run_id
-            st.rerun()  # once: draw the verdict below
+        rows = waiting_rows()
+        for row in rows:
+            title = f"Regress of run {row['run_id']} on {display.inert(row['model'])}"
+            if row["error"]:
+                st.error(f"{title}: no verdict: {display.inert(row['error'])}", icon=":material/error:")
+            elif row["status"] in STILL_SAMPLING:
+                st.progress(row["received"] / max(row["planned"], 1),
+                            text=f"{title} ({row['status']}): {row['received']}/{row['planned']} samples · "
+                                 f"{row['errors']} errors")
+            elif row["status"] == "done":
+                st.caption(f"{title}: sampled; scoring and comparing…")
+            else:
+                st.warning(f"{title}: {row['status']}. Resume it on the Runs page (or `spread resume "
+                           f"{row['run_id']}`): the verdict is recorded when its run completes.",
+                           icon=":material/pause_circle:")
+        if [r["run_id"] for r in rows] != [r["run_id"] for r in waiting]:
+            st.rerun()  # one was judged: draw its verdict and the history below
 
     progress()
 
-chosen = regress.for_run(store, job[0]) if job is not None else (regress.get(store, past[-1]["id"]) if past else None)
+asked = state.get("regress_run")
+chosen = regress.for_run(store, asked) if asked is not None else None
+if chosen is None or chosen["set_name"] != set_name:
+    chosen = regress.get(store, past[-1]["id"]) if past else None
 if chosen is not None:
     result = chosen["result"]
     heading = verdict.heading(result)

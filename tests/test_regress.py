@@ -118,6 +118,7 @@ def test_a_regress_run_without_a_gate_has_no_verdict_anywhere(stub, tmp_path, mo
     from streamlit.testing.v1 import AppTest
 
     from conftest import ROOT
+    from core import display
     from core.store import Store
     from core.analyse import charts
     from core.evaluate import verdict
@@ -408,3 +409,82 @@ def test_reports_recorded_before_verdicts_could_be_inconclusive_still_read(store
     assert [g["verdict"] for g in found["gates"]] == ["pass", "pass"] and found["change"] == 0.0
     assert verdict.heading(found) == "pass — the gate holds" and "Every gate holds" in verdict.summary(found)
     assert verdict.result_cost(found).startswith("unknown")
+
+
+def _capitals(store, stub, tmp_path, right=True):
+    from core.formats import golden_files
+
+    path, items = golden_file(tmp_path, n_items=3)
+    golden_files.import_file(store, "capitals", path)
+    stub.respond = answer_with(items, right=right)
+    return regress.Candidate(model="openai/stub-a", api_base=stub.base_url, n=3)
+
+
+def test_a_regression_is_judged_by_the_worker_that_finishes_its_run(store, stub, tmp_path):
+    """The Regression page's runs go where every run goes: recorded with the request for its
+    verdict, claimed from the queue by a worker (here `spread worker --once`'s loop), and
+    judged by whoever finishes the run, not by the process that asked."""
+    import asyncio
+
+    from core.execution import service
+    from core.store import leases
+
+    candidate = _capitals(store, stub, tmp_path)
+    run_id = regress.prepare(store, "capitals", candidate, regress.Gates(min_pass_rate=0.5), created_by="ana")
+    assert [row["run_id"] for row in regress.pending(store, "capitals")] == [run_id]
+    assert regress.for_run(store, run_id) is None
+    with store.connection() as db:
+        leases.queue(db, run_id)
+    assert asyncio.run(service.serve(store, once=True)) == 1
+    judged = regress.for_run(store, run_id)
+    assert judged["gate"] == "pass" and judged["result"]["pass_rate"] == 1.0 and judged["created_by"] == "ana"
+    assert judged["set_version"] == 1 and judged["n"] == 3
+    assert regress.pending(store, "capitals") == []
+    assert asyncio.run(regress.judge(store, run_id)) is None  # judged already: nothing more
+
+
+def test_two_processes_finishing_one_regression_record_one_verdict(store, stub, tmp_path):
+    import asyncio
+
+    from core.run import runner
+
+    candidate = _capitals(store, stub, tmp_path)
+    run_id = regress.prepare(store, "capitals", candidate, regress.Gates(min_pass_rate=0.5))
+    asyncio.run(runner.execute(store, run_id))
+
+    async def both():
+        return await asyncio.gather(regress.judge(store, run_id), regress.judge(store, run_id))
+
+    first, second = asyncio.run(both())
+    assert first["regress_id"] == second["regress_id"] and first["gate"] == second["gate"] == "pass"
+    assert len(regress.history(store, "capitals")) == 1
+
+
+def test_a_regression_that_cannot_be_judged_keeps_the_reason_with_its_request(store, stub, tmp_path):
+    import asyncio
+
+    from core.execution import launch
+
+    candidate = _capitals(store, stub, tmp_path)
+    stub.fail_rate = {"401": 1.0}  # every call refused: nothing to score
+    run_id = regress.prepare(store, "capitals", candidate, regress.Gates(min_pass_rate=0.5))
+    asyncio.run(launch.execute_and_score(store, run_id))
+    assert regress.for_run(store, run_id) is None
+    (waiting,) = regress.pending(store, "capitals")
+    assert waiting["run_id"] == run_id and "no answer that could be scored" in waiting["error"]
+
+
+def test_the_regression_page_shows_a_regression_still_sampling_wherever_it_was_asked(store, stub, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from core import display
+
+    candidate = _capitals(store, stub, tmp_path)
+    run_id = regress.prepare(store, "capitals", candidate, regress.Gates(min_pass_rate=0.5))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/regress.py").run()
+    assert not at.exception
+    shown = [p.proto.text for p in at.get("progress")]  # model text escaped: inert markdown
+    assert any(f"Regress of run {run_id} on {display.inert('openai/stub-a')} (pending): 0/9 samples" in text
+               for text in shown)

@@ -50,11 +50,12 @@ def populated(store, path) -> str:
                 "span:t:s", "otlp", started_at="2026-12-01T10:00:00+00:00", model_requested="openai/a",
                 messages=[{"role": "user", "content": "Capital of Perú?"}], output_text="Lima — ünïcode",
                 cost_usd=None, latency_ms=12.5, attributes={"k": [1, 2.5]}).row() | {"redactions": 0}])
-            # The tables of sampling until settled, provider batches, monitors and serving: a row each.
+            # The tables of sampling until settled, provider batches, monitors, serving and
+            # regressions asked for: a row each.
             values = {int: 1, float: 0.5, str: "x — ü", bytes: b"\x00\xff"}
             for table, columns in store_copy.tables().items():
                 if table in ("cell_settling", "provider_batches", "monitors", "monitor_checks", "monitor_alerts",
-                             "serve_runs", "serve_requests"):
+                             "serve_runs", "serve_requests", "regress_requests"):
                     kinds = describe(db)[table]["columns"]
                     db[table].insert({c: run_id if c == "run_id" else values[{"int": int, "float": float, "str": str,
                                                                               "bytes": bytes}[kinds[c]]]

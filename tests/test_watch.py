@@ -446,3 +446,53 @@ def test_claimers_that_all_saw_a_monitor_due_run_it_once_on_postgresql(stub, tmp
     with Store(pg_url).connection() as db:
         check = db.execute("select monitor_id, due_at from monitor_checks").fetchone()
         assert repo.start_check(db, check[0], check[1], forced=False, claimed_by="late", started_at="x") is None
+
+
+def test_a_check_whose_worker_is_killed_mid_check_is_ended_by_another_worker(stub, tmp_path, receiver):
+    """The worker running a check dies (SIGKILL) while its run samples: another worker takes
+    the run over and judges it (its regression's request is in the store), and, once the
+    check has stayed unended for ORPHANED_AFTER_S, ends it as its worker would have: state,
+    signals, one alert."""
+    import asyncio
+    import os
+    import signal
+    from datetime import timedelta
+
+    from core.watch import due as due_checks
+    from core.watch import monitors
+
+    db = str(tmp_path / "watch.db")
+    items = in_process(stub, tmp_path, db, receiver.url, n_items=2)
+    assert due(db, force=True)[0]["state"] == "ok"  # the baseline
+    stub.respond = answer_with(items, right=False)
+    stub.latency_s = 0.3  # 10 calls at 8 in flight: the check samples for a while
+    checking = subprocess.Popen([sys.executable, "-m", "core.cli", "--db", db, "watch", "run-due", "--force"],
+                                cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from core.store import runs
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # killed while its run samples: some answers in, not all
+        check = show(db)["checks"][-1]
+        if len(show(db)["checks"]) == 2 and check["run_id"] is not None:
+            with Store(db).connection() as conn:
+                if runs.get_run(conn, check["run_id"])["received"] > 0:
+                    break
+        time.sleep(0.02)
+    checking.send_signal(signal.SIGKILL)
+    checking.wait()
+    stub.latency_s = 0.0
+    check = show(db)["checks"][-1]
+    assert check["status"] == "running" and check["run_id"] is not None
+
+    took_over = cli("--db", db, "worker", "--once")  # the run's holder is gone from this host: claimed at once
+    assert f"run {check['run_id']}: done" in took_over.stderr
+    store = Store(db)
+    assert monitors.regress.for_run(store, check["run_id"]) is not None  # judged by the worker that finished it
+    assert due_checks.orphaned_checks(store) == []  # just judged: its own worker could still be ending it
+    later = schedule.utc(datetime.now(timezone.utc)) + timedelta(seconds=due_checks.ORPHANED_AFTER_S + 1)
+    (ended,) = asyncio.run(monitors.end_orphans(store, now=later))
+    assert ended["check_id"] == check["id"] and ended["verdict"] in ("fail", "inconclusive")
+    assert ended["state"] == "alerting" and ended["alerted"] is True and receiver.requests == 1
+    final = show(db)
+    assert final["state"] == "alerting" and final["checks"][-1]["status"] == "done"
+    assert asyncio.run(monitors.end_orphans(store, now=later)) == []  # ended once

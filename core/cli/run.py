@@ -241,7 +241,15 @@ def resume_command(store: Store, run_id, retry_errors, as_json):
     with store.connection() as db:
         if run_rows.get_run(db, run_id) is None:
             raise SpreadError(f"no run with id {run_id}")
-    return execute(store, run_id, as_json, retry_errors=retry_errors)
+    code = execute(store, run_id, as_json, retry_errors=retry_errors)
+    if code == 0:  # a regression's run, completed: its verdict is recorded, as a worker would
+        from core.evaluate import regress
+
+        judged = asyncio.run(regress.judge(store, run_id))
+        if judged is not None:
+            print(f"regress {judged['regress_id']} recorded: verdict {judged['gate'] or '— (no gate)'}, pass rate "
+                  f"{judged['pass_rate']:.0%} (the Regression page shows it)", file=sys.stderr)
+    return code
 
 
 def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, with_pass_rate: bool = False,

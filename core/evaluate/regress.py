@@ -21,6 +21,7 @@ A change in the model name the provider reports is noted even when every gate ho
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -144,8 +145,9 @@ def check_baseline(store: Store, baseline_id: int | None, set_name: str) -> dict
 
 def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, baseline_id: int | None = None,
             created_by: str = "") -> int:
-    """Check everything and record the run that samples the set; returns its id. Nothing
-    is written when an argument is wrong."""
+    """Check everything and record the run that samples the set, with the request for its
+    verdict (regress_requests), in one transaction; returns the run's id. Nothing is
+    written when an argument is wrong. Whoever finishes the run judges it (`judge`)."""
     check_text(set_name or "", "the golden set name")
     gates.check()
     if gates.max_drop is not None and baseline_id is None:
@@ -157,7 +159,16 @@ def prepare(store: Store, set_name: str, candidate: Candidate, gates: Gates, *, 
                               "or --baseline REGRESS_ID)")
         sequential.check(candidate.n)
     spec = plan_for(store, set_name, candidate)
-    return plan.create(store, spec, created_by=created_by)
+    # The set's version as planned: the verdict is of the items this run samples, whenever it is given.
+    settings = json.loads(_settings(candidate, gates)) | {"set_version": golden.get_set(store, set_name)["version"]}
+    request = {"set_name": set_name, "settings": json.dumps(settings), "baseline_id": baseline_id,
+               "created_by": created_by}
+    return plan.create(store, spec, created_by=created_by,
+                       along=lambda db, run_id: regression_rows.add_request(db, run_id, request))
+
+
+def _settings(candidate: Candidate, gates: Gates) -> str:
+    return json.dumps({"candidate": asdict(candidate), "gates": asdict(gates)})
 
 
 async def complete(store: Store, run_id: int, set_name: str, candidate: Candidate, gates: Gates, *,
@@ -166,7 +177,7 @@ async def complete(store: Store, run_id: int, set_name: str, candidate: Candidat
     from core.run import runner
 
     baseline = check_baseline(store, baseline_id, set_name)
-    current = golden.get_set(store, set_name)
+    set_version = golden.get_set(store, set_name)["version"]
     looks = (sequential.Looks(store, run_id, gates, baseline, candidate.n)
              if candidate.until_settled else None)
     await runner.execute(store, run_id, on_answer=on_answer, cancel=cancel, rounds=looks)
@@ -177,10 +188,7 @@ async def complete(store: Store, run_id: int, set_name: str, candidate: Candidat
         result = report(store, run_id, gates, baseline=baseline)
     if looks is not None:
         result["sequential"] = looks.summary()
-    result.update(set=set_name, set_version=current["version"], model=candidate.model,
-                  prompt_version=candidate.prompt_version, temperature=candidate.temperature, n=candidate.n)
-    result["regress_id"] = save(store, result, candidate, gates, run_id, baseline_id, created_by=created_by)
-    return result
+    return _record(store, result, set_name, set_version, candidate, gates, run_id, baseline_id, created_by)
 
 
 async def regress(store: Store, set_name: str, candidate: Candidate, gates: Gates, *,
@@ -191,6 +199,68 @@ async def regress(store: Store, set_name: str, candidate: Candidate, gates: Gate
                           created_by=created_by, on_answer=on_answer, cancel=cancel)
 
 
+async def judge(store: Store, run_id: int) -> dict | None:
+    """A run's last step when it is a regression (its request in regress_requests): score it,
+    compare it and record the verdict, wherever the run was finished: the server that
+    started it, or the worker that took it over when that one died. None when the run is
+    no regression, is not complete, or was judged already. A run sampled until settled is
+    judged only by the process that sampled it: its verdict is that of the look it stopped
+    at, which this process does not have. A run that cannot be judged (e.g. no answer could
+    be scored) keeps the reason with its request (`pending`) and returns None."""
+    with store.connection() as db:
+        asked = regression_rows.request(db, run_id)
+        judged = regression_rows.id_for_run(db, run_id) is not None
+        run = runs.get_run(db, run_id)
+    if asked is None or judged or run is None or run["status"] != "done":
+        return None
+    settings = json.loads(asked["settings"])
+    candidate, gates = Candidate(**settings["candidate"]), Gates(**settings["gates"])
+    if candidate.until_settled:
+        return None
+    try:
+        baseline = check_baseline(store, asked["baseline_id"], asked["set_name"])
+        await scoring.score_run(store, run_id)
+        result = await asyncio.to_thread(report, store, run_id, gates, baseline=baseline)
+    except SpreadError as error:  # e.g. no answer could be scored: kept with the request, shown on the page
+        with store.connection() as db:
+            regression_rows.set_request_error(db, run_id, str(error))
+        return None
+    return _record(store, result, asked["set_name"], settings["set_version"], candidate, gates, run_id,
+                   asked["baseline_id"], asked["created_by"])
+
+
+def _record(store: Store, result: dict, set_name: str, set_version: int, candidate: Candidate, gates: Gates,
+            run_id: int, baseline_id: int | None, created_by: str) -> dict:
+    """Record the verdict once: of two processes that finish one run, the second finds the
+    first's row and returns its report."""
+    result.update(set=set_name, set_version=set_version, model=candidate.model,
+                  prompt_version=candidate.prompt_version, temperature=candidate.temperature, n=candidate.n)
+    with store.transaction(lock=f"regress of run {run_id}") as db:
+        earlier = regression_rows.id_for_run(db, run_id)
+        if earlier is None:
+            result["regress_id"] = regression_rows.insert_in_transaction(db, {
+                **_columns(result, candidate, gates, run_id, baseline_id), "created_by": created_by})
+            return result
+    recorded = get(store, earlier)
+    return {**recorded["result"], "regress_id": earlier}
+
+
+def pending(store: Store, set_name: str) -> list[dict]:
+    """A set's regressions asked for and not judged yet, oldest first, each with its run's
+    progress (status, received of planned) and the error that stopped its verdict, if any."""
+    with store.connection() as db:
+        asked = regression_rows.unjudged(db, set_name)
+        found = []
+        for row in asked:
+            run = runs.get_run(db, row["run_id"])
+            settings = json.loads(row["settings"])
+            found.append({"run_id": row["run_id"], "model": settings["candidate"]["model"],
+                          "created_at": row["created_at"], "created_by": row["created_by"], "error": row["error"],
+                          "status": run["status"], "received": run["received"], "planned": run["planned"],
+                          "errors": run["errors"]})
+    return found
+
+
 def for_run(store: Store, run_id: int) -> dict | None:
     """The regress run recorded for a sampled run, once it is complete."""
     with store.connection() as db:
@@ -198,18 +268,15 @@ def for_run(store: Store, run_id: int) -> dict | None:
     return get(store, regress_id) if regress_id is not None else None
 
 
-def save(store: Store, result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None, *,
-         created_by: str = "") -> int:
-    with store.connection() as db:
-        return regression_rows.insert(db, {
-            "set_name": result["set"], "set_version": result["set_version"], "run_id": run_id,
-            "model": candidate.model, "prompt_version": candidate.prompt_version,
-            "temperature": candidate.temperature, "n": candidate.n, "baseline_id": baseline_id,
-            "settings": json.dumps({"candidate": asdict(candidate), "gates": asdict(gates)}),
-            "result": json.dumps(result, default=str), "gate": result["gate"], "pass_rate": result["pass_rate"],
-            "pass_rate_low": result["pass_rate_low"], "pass_rate_high": result["pass_rate_high"],
-            "created_by": created_by,
-        })
+def _columns(result: dict, candidate: Candidate, gates: Gates, run_id: int, baseline_id: int | None) -> dict:
+    return {
+        "set_name": result["set"], "set_version": result["set_version"], "run_id": run_id,
+        "model": candidate.model, "prompt_version": candidate.prompt_version,
+        "temperature": candidate.temperature, "n": candidate.n, "baseline_id": baseline_id,
+        "settings": _settings(candidate, gates),
+        "result": json.dumps(result, default=str), "gate": result["gate"], "pass_rate": result["pass_rate"],
+        "pass_rate_low": result["pass_rate_low"], "pass_rate_high": result["pass_rate_high"],
+    }
 
 
 def get(store: Store, regress_id: int) -> dict | None:

@@ -187,12 +187,6 @@ async def finish_run(store: Store, run_id: int) -> None:
     await score_run(store, run_id)
 
 
-def finish_run_sync(store: Store, run_id: int) -> None:
-    """finish_run() from a process without an event loop (a run's own process)."""
-    embed.warm_run(store, run_id)
-    score_run_sync(store, run_id)
-
-
 def score_run_sync(store: Store, run_id: int, **kwargs) -> list[dict]:
     """score_run() from code without an event loop (the CLI)."""
     return asyncio.run(score_run(store, run_id, **kwargs))

@@ -14,8 +14,8 @@
   (core/execution/service.py), sampling it on its loop or starting its own process with the
   worker's lease, so that the process dies with the worker and another takes the run over.
 
-Wherever it executes, a run is finished there (`execute_and_score`: embed the answers,
-score the checks).
+Wherever it executes, a run is finished there (`finish`: embed the answers, score the
+checks, and judge it when it is a regression).
 
     SPREAD_DB=PATH|URL python -m core.execution.launch RUN_ID [--retry-errors] [--lease-owner OWNER --parent PID]
 """
@@ -218,14 +218,28 @@ def _meaning_judge(store: Store, run_id: int) -> dict:
 
 
 async def execute_and_score(store: Store, run_id: int, **kwargs) -> dict:
-    """`execute`, then the run's last step (embed the answers, score the checks), in the app's worker."""
-    from core.evaluate import scoring  # seconds to import: only where a run is finished
-
+    """`execute`, then the run's last step (`finish`), in the app's worker."""
     result = await execute(store, run_id, **kwargs)
     if kwargs.get("stop") is not None and kwargs["stop"].is_set():
-        return result  # this process is stopping: the next worker embeds and scores
-    await scoring.finish_run(store, run_id)
+        return result  # this process is stopping: the next worker finishes the run
+    await finish(store, run_id)
     return result
+
+
+async def finish(store: Store, run_id: int) -> None:
+    """A run's last step, wherever it executed: embed its answers and score its checks
+    (scoring.finish_run) and, when the run is a regression, record its verdict
+    (regress.judge): a regression started on a server that died is judged by the worker
+    that finished its run."""
+    from core.evaluate import regress, scoring  # seconds to import: only where a run is finished
+
+    await scoring.finish_run(store, run_id)
+    await regress.judge(store, run_id)
+
+
+def finish_sync(store: Store, run_id: int) -> None:
+    """`finish` from a process without an event loop (a run's own process, the CLI)."""
+    asyncio.run(finish(store, run_id))
 
 
 # --- in a process of its own --------------------------------------------------------
@@ -317,12 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         if pool is not None:
             pool.join()
     if stop.is_set():
-        return 0  # stopping: the worker that continues the run embeds and scores it
-    # The run's last step (embed the answers, score the checks) now, while nobody waits,
-    # as the app's in-process worker does (imported now: it takes seconds, after the sampling).
-    from core.evaluate import scoring
-
-    scoring.finish_run_sync(store, args.run_id)
+        return 0  # stopping: the worker that continues the run finishes it
+    # The run's last step now, while nobody waits, as the app's in-process worker does.
+    finish_sync(store, args.run_id)
     return 0
 
 

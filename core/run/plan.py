@@ -364,11 +364,12 @@ def parse_seed(text: str) -> int | None:
         raise SpreadError(f"seed {text!r} is not a whole number", "seed") from None
 
 
-def create(store: Store, spec: RunSpec, *, created_by: str = "") -> int:
-    """Validate the plan and record it; returns the run id."""
+def create(store: Store, spec: RunSpec, *, created_by: str = "", along=None) -> int:
+    """Validate the plan and record it; returns the run id. `along(db, run_id)`: what
+    another table keeps about the run, written in the same transaction (runs.create_run)."""
     spec = validate(store, spec)
     stored = spec.as_dict()
     with store.connection() as db:
         return runs.create_run(db, spec=stored, planned=spec.planned(), variants=stored["variants"],
                                 inputs=spec.all_inputs(), rendered=spec.rendered(), sent=spec.sent(),
-                                created_by=created_by)
+                                created_by=created_by, along=along)

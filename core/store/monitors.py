@@ -100,6 +100,29 @@ def finish_check(db, check_id: int, changes: dict) -> None:
     db.execute(f"update monitor_checks set {columns} where id = ?", [*changes.values(), check_id])
 
 
+def holder(db, check_id: int) -> str | None:
+    """Who runs this check (`claimed_by`): whoever took it over last."""
+    row = db.execute("select claimed_by from monitor_checks where id = ?", [check_id]).fetchone()
+    return row[0] if row else None
+
+
+def orphaned_checks(db, judged_before: str) -> list[dict]:
+    """Checks still running whose regression was judged before `judged_before`: the worker
+    that ran the check died after its run was judged, or before, and another worker took the
+    run over and judged it (core/evaluate/regress.py, judge)."""
+    return list(db.query(
+        "select c.id, c.monitor_id, c.claimed_by, c.run_id from monitor_checks c "
+        "join regress_runs g on g.run_id = c.run_id "
+        "where c.status = 'running' and g.created_at < ? order by c.id", [judged_before]))
+
+
+def take_over_check(db, check_id: int, holder: str | None, claimer: str) -> bool:
+    """Become the check's holder if `holder` still is; True for the one caller that did."""
+    cursor = db.execute("update monitor_checks set claimed_by = ? where id = ? and status = 'running' "
+                        "and coalesce(claimed_by, '') = ?", [claimer, check_id, holder or ""])
+    return cursor.rowcount == 1
+
+
 def _check(row: dict) -> dict:
     row["signals"] = json.loads(row["signals"] or "[]")
     row["alerted"] = bool(row["alerted"])

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+from typing import Callable
 
 from core.store.clock import now_iso
 from core.store.database import hold, write
@@ -42,14 +43,16 @@ def _get_or_create_prompt(db: Database, name: str, system: str, template: str, w
 
 def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] | None = None,
                inputs: list[dict] | None = None, rendered: dict[tuple[int, int], tuple[str, str]] | None = None,
-               sent: dict[tuple[int, int], list[dict]] | None = None, created_by: str = "") -> int:
+               sent: dict[tuple[int, int], list[dict]] | None = None, created_by: str = "",
+               along: Callable[[Database, int], None] | None = None) -> int:
     """Record a validated run plan in one transaction: the run, a prompt version per
     variant, its inputs, and the prompt rendered for each (variant, input).
 
     `variants` are {"label", "name", "system", "prompt"} and, for a conversation or a
     structured answer, "messages", "tools", "tool_choice", "response_format"; `rendered`
     maps (variant, input) to (system, prompt), `sent` to the messages as sent. Without them,
-    the plan is one prompt (spec's) and one input.
+    the plan is one prompt (spec's) and one input. `along(db, run_id)` writes what another
+    table keeps about the run (a regression's request) in the same transaction.
     """
     name = spec.get("name") or "untitled"
     if variants is None:
@@ -80,6 +83,8 @@ def create_run(db: Database, *, spec: dict, planned: int, variants: list[dict] |
             {"run_id": run_id, "variant": v, "input": i, "system": system, "prompt": prompt,
              "messages": _json_or_none((sent or {}).get((v, i)))}
             for (v, i), (system, prompt) in rendered.items())
+        if along is not None:
+            along(db, run_id)
         return run_id
 
 

@@ -413,6 +413,23 @@ def m021_served_requests(db: Database) -> None:
     db["serve_requests"].create_index(["run_id", "input"], unique=True)
     db["serve_requests"].create_index(["route", "created_at"])
 
+
+@migrations()
+def m022_regress_requests(db: Database) -> None:
+    """A regression asked for, kept with its run from the moment it is planned: whoever
+    finishes the run (the worker that sampled it, or the one that took it over when that
+    one died) computes the verdict from it, so a regression outlives the server that
+    started it. `settings` is the candidate and the gates as JSON, as in regress_runs;
+    `error` why no verdict could be given (e.g. no answer could be scored). A request
+    whose run has a row in regress_runs has been judged."""
+    db["regress_requests"].create(
+        {"run_id": int, "set_name": str, "settings": str, "baseline_id": int, "created_by": str,
+         "created_at": str, "error": str},
+        pk="run_id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["regress_requests"].create_index(["set_name", "run_id"])
+
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.
 MIGRATION_LOCK = 0x5350524541
 

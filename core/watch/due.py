@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.config import scrub
 from core.store import Store
@@ -49,17 +49,37 @@ def claim_due(store: Store, now: datetime | None = None, *, force: bool = False,
     return claimed
 
 
+# A check still running this long after its regression was judged has lost its worker: the
+# worker that runs a check ends it within seconds of the verdict (signals, then the alert,
+# whose retries take under a minute).
+ORPHANED_AFTER_S = 600
+
+
+def orphaned_checks(store: Store, now: datetime | None = None) -> list[dict]:
+    """The checks that lost their worker after their regression was judged (or whose run
+    another worker took over and judged): what monitors.end_orphans ends."""
+    moment = schedule.utc(now or schedule.now())
+    with store.connection() as db:
+        return repo.orphaned_checks(db, schedule.text(moment - timedelta(seconds=ORPHANED_AFTER_S)))
+
+
 async def start_due(store: Store, report) -> asyncio.Task | None:
-    """For a worker's poll: claim the checks due now and start running them; None when
-    nothing is due. `report` gets one line per check begun and ended."""
+    """For a worker's poll: claim the checks due now and start running them, and end the
+    checks whose worker died; None when there is nothing to do. `report` gets one line per
+    check begun and ended."""
     claimed = await asyncio.to_thread(claim_due, store)
-    if not claimed:
+    orphaned = await asyncio.to_thread(orphaned_checks, store)
+    if not claimed and not orphaned:
         return None
     for monitor, check_id in claimed:
         report(f"monitor {monitor['name']}: check {check_id} due, running")
-    from core.watch.monitors import run_check
+    from core.watch.monitors import end_orphans, run_check
 
     async def run() -> None:
+        if orphaned:
+            for done in await end_orphans(store):
+                report(f"monitor {done['monitor']}: check {done['check_id']}, whose worker died, ended: "
+                       f"verdict {done['verdict'] or '—'}, state {done['state']}" + (", alert sent" if done["alerted"] else ""))
         for monitor, check_id in claimed:
             try:
                 done = await run_check(store, monitor, check_id)

@@ -213,21 +213,57 @@ async def run_due(store: Store, *, now: datetime | None = None, force: bool = Fa
 async def run_check(store: Store, monitor: dict, check_id: int, *, now: datetime | None = None) -> dict:
     """One check: a regress run against the baseline, its signals, the monitor's new state,
     and an alert when the state changed."""
-    moment = schedule.utc(now or schedule.now())
     baseline_id = monitor["baseline_id"]
     # A `first` baseline samples more than a check (BASELINE_FACTOR): it is the yardstick.
     samples = monitor["n"] if baseline_id is not None else (monitor["baseline_n"] or monitor["n"])
     candidate = regress.Candidate(model=monitor["model"], temperature=monitor["temperature"], n=samples)
     gates = regress.Gates(max_drop=0.0 if baseline_id is not None else None, alpha=monitor["alpha"])
-    outcome = {"verdict": None, "regress_id": None, "run_id": None, "pass_rate": None, "pass_rate_low": None,
-               "pass_rate_high": None, "error": None}
+    with store.connection() as db:
+        holder = repo.holder(db, check_id)
     try:
-        result = await regress.regress(store, monitor["set_name"], candidate, gates, baseline_id=baseline_id, created_by=f"monitor {monitor['name']}")
+        run_id = regress.prepare(store, monitor["set_name"], candidate, gates, baseline_id=baseline_id,
+                                 created_by=f"monitor {monitor['name']}")
+        with store.connection() as db:  # so that a worker can end the check if this one dies (end_orphans)
+            repo.finish_check(db, check_id, {"run_id": run_id})
+        result = await regress.complete(store, run_id, monitor["set_name"], candidate, gates,
+                                        baseline_id=baseline_id, created_by=f"monitor {monitor['name']}")
     except SpreadError as error:
         # A model that stops answering (or answers nothing scorable) is itself a signal.
-        message = scrub(str(error), str(store.target))
-        found = [signals.failed_check(message)]
-        outcome.update(error=message)
+        return await _conclude(store, monitor, check_id, holder, None, scrub(str(error), str(store.target)), now)
+    return await _conclude(store, monitor, check_id, holder, result, None, now)
+
+
+async def end_orphans(store: Store, *, now: datetime | None = None, claimer: str = "") -> list[dict]:
+    """End the checks whose worker died (due.orphaned_checks): each is taken over by one
+    caller (a conditional update of its holder) and ended as its own worker would have
+    ended it: signals, state, alert."""
+    import os
+
+    claimer = claimer or f"{os.uname().nodename}:{os.getpid()}"
+    ended = []
+    for check in await asyncio.to_thread(due.orphaned_checks, store, now):
+        with store.transaction() as db:
+            won = repo.take_over_check(db, check["id"], check["claimed_by"], claimer)
+            monitor = repo.get_by_id(db, check["monitor_id"]) if won else None
+        if monitor is None:
+            continue
+        judged = regress.for_run(store, check["run_id"])
+        result = {**judged["result"], "regress_id": judged["id"], "run_id": check["run_id"]}
+        ended.append(await _conclude(store, monitor, check["id"], claimer, result, None, now))
+    return ended
+
+
+async def _conclude(store: Store, monitor: dict, check_id: int, holder: str | None, result: dict | None,
+                    error: str | None, now: datetime | None) -> dict:
+    """The end of a check, from its regress report (or the error that stopped it): signals,
+    the monitor's state, the check's row, and an alert when the state changed. A check taken
+    over meanwhile (its holder changed: this worker was thought dead) is left to its new holder."""
+    moment = schedule.utc(now or schedule.now())
+    baseline_id = monitor["baseline_id"]
+    outcome = {"verdict": None, "regress_id": None, "run_id": None, "pass_rate": None, "pass_rate_low": None,
+               "pass_rate_high": None, "error": error}
+    if result is None:
+        found = [signals.failed_check(error)]
     else:
         outcome.update(verdict=result["gate"], regress_id=result["regress_id"], run_id=result["run_id"],
                        pass_rate=result["pass_rate"], pass_rate_low=result["pass_rate_low"],
@@ -238,14 +274,23 @@ async def run_check(store: Store, monitor: dict, check_id: int, *, now: datetime
             found = await asyncio.to_thread(signals.for_check, store, monitor, result)
     state = "alerting" if any(s["alerting"] for s in found) else "ok"
     finished = schedule.text(moment)
-    with store.transaction() as db:
-        repo.finish_check(db, check_id, {**outcome, "signals": found, "state": state, "finished_at": finished,
-                                         "status": "failed" if outcome["error"] else "done"})
-        changes = {"state": state, "last_check_at": finished}
-        if baseline_id is None and outcome["regress_id"] is not None:
-            changes["baseline_id"] = outcome["regress_id"]
-        repo.update(db, monitor["id"], changes)
-        check = {**outcome, "id": check_id, "due_at": _due_at(db, check_id), "signals": found, "state": state}
+    with store.transaction(lock=f"monitor check {check_id}") as db:
+        if repo.holder(db, check_id) != holder:
+            taken = True
+        else:
+            taken = False
+            repo.finish_check(db, check_id, {**outcome, "signals": found, "state": state, "finished_at": finished,
+                                             "status": "failed" if outcome["error"] else "done"})
+            changes = {"state": state, "last_check_at": finished}
+            if baseline_id is None and outcome["regress_id"] is not None:
+                changes["baseline_id"] = outcome["regress_id"]
+            repo.update(db, monitor["id"], changes)
+            check = {**outcome, "id": check_id, "due_at": _due_at(db, check_id), "signals": found, "state": state}
+    if taken:
+        return {"monitor": monitor["name"], "check_id": check_id, "verdict": outcome["verdict"], "state": None,
+                "signals": found, "alerted": False, "regress_id": outcome["regress_id"], "run_id": outcome["run_id"],
+                "pass_rate": outcome["pass_rate"], "pass_rate_low": outcome["pass_rate_low"],
+                "pass_rate_high": outcome["pass_rate_high"], "due_at": None, "error": "taken over by another worker"}
     alerted = await asyncio.to_thread(_announce, store, {**monitor, **changes}, check)
     return {"monitor": monitor["name"], "check_id": check_id, "verdict": outcome["verdict"], "state": state,
             "signals": found, "alerted": alerted, "regress_id": outcome["regress_id"], "run_id": outcome["run_id"],
