@@ -143,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
             finish = "tool_calls" if calls else finish
         base = {"id": f"chatcmpl-{rec['n']}", "created": int(time.time()),
                 "model": model + stub.model_suffix}  # lets tests check the provider-reported model
+        if stub.fingerprint is not None:  # as OpenAI sends it: in the answer and in every chunk
+            base["system_fingerprint"] = stub.fingerprint
         if not stream:
             data = json.dumps({**base, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text or None,
@@ -223,6 +225,7 @@ class StubOpenAI:
     retry_after: str = "0"  # the Retry-After header sent with a "429" fault
     echo_auth: bool = False  # error messages repeat the Authorization header (a key-leak test)
     model_suffix: str = "-2024-stub"  # the model name the provider reports is the requested one + this
+    fingerprint: str | None = None  # the `system_fingerprint` the provider reports, if any
     echo_roles: bool = False  # answer with the roles of the messages received
 
     def __init__(self, *, latency_s: float = 0.0, answers: list[str] | None = None):

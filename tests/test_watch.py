@@ -496,3 +496,39 @@ def test_a_check_whose_worker_is_killed_mid_check_is_ended_by_another_worker(stu
     final = show(db)
     assert final["state"] == "alerting" and final["checks"][-1]["status"] == "done"
     assert asyncio.run(monitors.end_orphans(store, now=later)) == []  # ended once
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_the_system_fingerprint_is_kept_with_each_answer(stub, tmp_path, stream):
+    """OpenAI's `system_fingerprint`, in the whole answer or in every chunk of a stream."""
+    import asyncio
+
+    from core.run import plan, runner
+    from core.store import responses
+
+    store = Store(str(tmp_path / "fp.db"))
+    stub.fingerprint = "fp_44709d6fcb"
+    run_id = plan.create(store, plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[1.0],
+                                             n=3, api_base=stub.base_url, stream=stream))
+    asyncio.run(runner.execute(store, run_id))
+    with store.connection() as db:
+        assert [row["system_fingerprint"] for row in responses.of_run(db, run_id)] == ["fp_44709d6fcb"] * 3
+
+
+def test_a_new_system_fingerprint_is_shown_and_alerts_nobody_while_the_answers_hold(stub, tmp_path, receiver):
+    from core.store import responses
+
+    db = str(tmp_path / "watch.db")
+    in_process(stub, tmp_path, db, receiver.url, n_items=2)
+    stub.fingerprint = "fp_44709d6fcb"
+    assert due(db, force=True)[0]["state"] == "ok"  # the baseline
+    same = due(db, force=True)[0]
+    assert "fingerprint_changed" not in [s["kind"] for s in same["signals"]]
+    stub.fingerprint = "fp_b7e2c1d0aa"
+    moved = due(db, force=True)[0]
+    (signal,) = [s for s in moved["signals"] if s["kind"] == "fingerprint_changed"]
+    assert signal["before"] == ["fp_44709d6fcb"] and signal["new"] == ["fp_b7e2c1d0aa"] and not signal["alerting"]
+    assert moved["state"] == "ok" and moved["verdict"] == "pass" and receiver.requests == 0
+    with Store(db).connection() as conn:
+        kept = {row["system_fingerprint"] for row in responses.of_run(conn, moved["run_id"])}
+    assert kept == {"fp_b7e2c1d0aa"}

@@ -136,5 +136,5 @@ def answer(body: dict, response_format: dict | None) -> dict:
     calls = reply.message_tool_calls(message)
     return {"text": text, "finish_reason": choice.get("finish_reason"),
             "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-            "provider_model": body.get("model"), "attempts": 1, "latency_ms": None, "ttft_ms": None,
+            "provider_model": body.get("model"), "system_fingerprint": body.get("system_fingerprint"), "attempts": 1, "latency_ms": None, "ttft_ms": None,
             **shapes.answer_fields(text, calls, response_format)}

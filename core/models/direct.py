@@ -203,19 +203,20 @@ def parse_answer(body: dict) -> Sample:
     usage = body.get("usage") or {}
     return Sample(text=message.get("content") or "", finish_reason=choice.get("finish_reason"),
                   prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-                  provider_model=body.get("model"), ttft_ms=None, tool_calls=message_tool_calls(message))
+                  provider_model=body.get("model"), ttft_ms=None, tool_calls=message_tool_calls(message),
+                  system_fingerprint=body.get("system_fingerprint"))
 
 
 class StreamState:
     """What the events of a streamed answer have said so far."""
 
     __slots__ = ("pieces", "finish_reason", "provider_model", "ttft_ms", "prompt_tokens", "completion_tokens",
-                 "tool_calls")
+                 "tool_calls", "system_fingerprint")
 
     def __init__(self):
         self.pieces: list[str] = []
         self.tool_calls = ToolCallDeltas()
-        self.finish_reason = self.provider_model = self.ttft_ms = None
+        self.finish_reason = self.provider_model = self.ttft_ms = self.system_fingerprint = None
         self.prompt_tokens = self.completion_tokens = None
 
     def take(self, chunk: dict, start: float) -> None:
@@ -224,6 +225,7 @@ class StreamState:
             error = chunk["error"]
             raise ProviderError(500, str(error.get("message") if isinstance(error, dict) else error))
         self.provider_model = chunk.get("model") or self.provider_model
+        self.system_fingerprint = chunk.get("system_fingerprint") or self.system_fingerprint
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             content = delta.get("content")
@@ -243,7 +245,8 @@ class StreamState:
         if self.finish_reason is None:
             raise TruncatedStream("the stream ended before the answer finished")
         return Sample("".join(self.pieces), self.finish_reason, self.prompt_tokens, self.completion_tokens,
-                      self.provider_model, self.ttft_ms, tool_calls=self.tool_calls.calls())
+                      self.provider_model, self.ttft_ms, tool_calls=self.tool_calls.calls(),
+                      system_fingerprint=self.system_fingerprint)
 
 
 async def read_events(response, start: float) -> Sample:

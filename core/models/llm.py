@@ -260,6 +260,7 @@ async def _sample_litellm(fields: dict, api_base: str | None, api_key: str | Non
             ttft_ms=None,
             deployment=_deployment(response),
             tool_calls=message_tool_calls(choice.message),
+            system_fingerprint=getattr(response, "system_fingerprint", None),
         )
 
     kwargs["stream"] = True
@@ -301,11 +302,12 @@ async def _read_openai_stream(stream, start: float) -> Sample:
 
     pieces: list[str] = []
     tool_calls = ToolCallDeltas()
-    finish_reason = provider_model = ttft_ms = None
+    finish_reason = provider_model = ttft_ms = fingerprint = None
     prompt_tokens = completion_tokens = None
     try:
         async for chunk in stream:
             provider_model = chunk.model or provider_model
+            fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
             for choice in chunk.choices or []:
                 content = choice.delta.content if choice.delta is not None else None
                 if content:
@@ -329,20 +331,21 @@ async def _read_openai_stream(stream, start: float) -> Sample:
     if finish_reason is None:
         raise TruncatedStream("the stream ended before the answer finished")
     return Sample("".join(pieces), finish_reason, prompt_tokens, completion_tokens, provider_model, ttft_ms,
-                  tool_calls=tool_calls.calls())
+                  tool_calls=tool_calls.calls(), system_fingerprint=fingerprint)
 
 
 async def _read_litellm_stream(response, start: float) -> Sample:
     """Any other provider's stream, through litellm's wrapper (the embedded model, Anthropic…)."""
     pieces: list[str] = []
     tool_calls = ToolCallDeltas()
-    finish_reason = provider_model = ttft_ms = None
+    finish_reason = provider_model = ttft_ms = fingerprint = None
     prompt_tokens = completion_tokens = None
     async for chunk in response:
         # litellm rewrites chunk.model to the requested id; the provider's own name
         # for the model is kept aside in the hidden params.
         hidden = getattr(chunk, "_hidden_params", None) or {}
         provider_model = hidden.get("provider_response_model") or provider_model or getattr(chunk, "model", None)
+        fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
         for choice in chunk.choices or []:
             content = getattr(choice.delta, "content", None)
             if content:
@@ -366,6 +369,7 @@ async def _read_litellm_stream(response, start: float) -> Sample:
         provider_model=provider_model,
         ttft_ms=ttft_ms,
         tool_calls=tool_calls.calls(),
+        system_fingerprint=fingerprint,
     )
 
 

@@ -15,6 +15,9 @@ class Sample:
     ttft_ms: float | None
     deployment: str | None = None  # which deployment of a model group answered
     tool_calls: list[dict] | None = None  # [{name, arguments (parsed)}], in the order called
+    # The provider's name for its backend configuration (OpenAI's `system_fingerprint`):
+    # when it changes, the same model name may answer differently (core/watch/signals.py).
+    system_fingerprint: str | None = None
 
 
 def _field(item, name: str):

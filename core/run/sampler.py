@@ -88,6 +88,7 @@ class Sampler:
                 "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
                 "latency_ms": (time.perf_counter() - start) * 1000, "ttft_ms": out.ttft_ms,
                 "attempts": attempt, "provider_model": out.provider_model, "deployment": out.deployment,
+                "system_fingerprint": out.system_fingerprint,
                 **shapes.answer_fields(out.text, out.tool_calls, variant_spec.response_format),
             }
         return None

@@ -15,6 +15,7 @@ RESPONSE_FIELDS = (
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts",
     "error_type", "error_message", "provider_model", "created_at", "deployment", "tool_calls", "json_value",
     "cache_key", "cached_from",  # the answer cache (core/run/cache.py)
+    "system_fingerprint",
 )
 
 

@@ -430,6 +430,13 @@ def m022_regress_requests(db: Database) -> None:
     )
     db["regress_requests"].create_index(["set_name", "run_id"])
 
+@migrations()
+def m023_system_fingerprint(db: Database) -> None:
+    """The provider's `system_fingerprint` with each answer (NULL where none was given): a
+    monitor shows when it changes under an unchanged model name (core/watch/signals.py)."""
+    db["responses"].add_column("system_fingerprint", str)
+
+
 # Any fixed number: the key of the advisory lock that serialises migrations across servers.
 MIGRATION_LOCK = 0x5350524541
 

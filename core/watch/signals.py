@@ -6,6 +6,10 @@ state), `summary` (one line for people and Slack), and its figures.
 
     gate           the gate's verdict (pass / fail / inconclusive); alerting on fail
     model_changed  the model id the provider reports differs from the baseline's; alerting
+    fingerprint_changed  the provider's `system_fingerprint` (its backend configuration)
+                   is one the baseline never had, under the same model id; shown, not
+                   alerting: providers rotate it with deployments, and whether the answers
+                   moved is what the gate and the meaning shift test
     meaning_shift  answers that fall in other meaning clusters than the baseline's, per
                    item (permutation chi-square, Holm) and over the set (Fisher's
                    combination); alerting
@@ -52,6 +56,10 @@ def for_check(store: Store, monitor: dict, result: dict) -> list[dict]:
     with store.connection() as db:
         before_rows = response_rows.of_run(db, baseline["run_id"])
         after_rows = response_rows.of_run(db, result["run_id"])
+    fingerprint = fingerprint_signal(before_rows, after_rows)
+    if fingerprint is not None:
+        found.append(fingerprint)
+    with store.connection() as db:
         history = [row["pass_rate"] for row in repo.finished_pass_rates(db, monitor["id"])
                    if row["regress_id"] != monitor["baseline_id"]]
     shift = meaning_signal(store, baseline["run_id"], result["run_id"], alpha)
@@ -165,6 +173,21 @@ def rate_signal(kind: str, before_rows: list[dict], after_rows: list[dict], alph
     return {"kind": kind, "alerting": figures["rose"], **figures,
             "summary": f"{kind} {_pct(figures['rate'])} [{_pct(figures['low'])}–{_pct(figures['high'])}] against "
                        f"{_pct(figures['baseline_rate'])} at baseline (Fisher p = {figures['p_value']:.3g})"}
+
+
+def fingerprint_signal(before_rows: list[dict], after_rows: list[dict]) -> dict | None:
+    """Fingerprints among the check's answers that no baseline answer had; None when either
+    side reported none (a provider that sends no fingerprint, or a baseline stored before
+    they were kept)."""
+    before = {row.get("system_fingerprint") for row in before_rows} - {None, ""}
+    after = {row.get("system_fingerprint") for row in after_rows} - {None, ""}
+    new = after - before
+    if not before or not after or not new:
+        return None
+    return {"kind": "fingerprint_changed", "alerting": False, "before": sorted(before), "after": sorted(after),
+            "new": sorted(new), "summary": display.one_line(
+                f"the provider's system fingerprint changed: {', '.join(sorted(before))} at baseline, "
+                f"{', '.join(sorted(after))} now", 200)}
 
 
 def latency_signal(before_rows: list[dict], after_rows: list[dict]) -> dict | None:
