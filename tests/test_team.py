@@ -71,3 +71,64 @@ def test_a_run_started_on_one_server_and_labels_given_on_either_are_seen_on_the_
     expect(a.get_by_text("Run 1: agreement")).to_be_visible()
     stored = labels.labels_for_run(Store(db), 1)
     assert sorted((r["reviewer"], r["verdict"]) for r in stored) == [("ana", "fail")] * 4 + [("bo", "pass")] * 4
+
+
+def test_a_regression_started_on_a_server_that_dies_is_judged_by_the_other_and_shown_there(
+        two_servers, page, stub, tmp_path):
+    """The Regression page hands its run to the workers: the server whose worker samples it is
+    killed mid-run, the other server's worker takes the run over and records the verdict,
+    and the surviving server's Regression page shows it."""
+    import os
+    import re
+    import signal
+
+    from core.evaluate import regress
+    from core.formats import golden_files
+    from core.store import runs
+    from test_regress import answer_with, golden_file
+
+    url_a, url_b, db = two_servers
+    store = Store(db)
+    path, items = golden_file(tmp_path, n_items=3)
+    golden_files.import_file(store, "capitals", path)
+    stub.respond = answer_with(items, right=True)
+    stub.latency_s = 0.2  # 120 calls at 8 in flight: about 3 s of sampling
+
+    sign_in(page, url_a, "ana")
+    goto(page, "Regression")
+    fill_each(page, (("textbox", "Candidate model", "openai/stub-a"), ("textbox", "API base", stub.base_url),
+                     ("spinbutton", "Samples per item (K)", "40"),
+                     ("spinbutton", "Minimum pass rate (0 = no gate)", "0.5")))
+    page.get_by_role("button", name="Run the regression").click()
+    page.get_by_text(re.compile(r"Regress of run 1 on .*samples")).first.wait_for(timeout=60_000)
+
+    def holder() -> int | None:
+        with store.connection() as conn:
+            run = runs.get_run(conn, 1)
+            (worker,) = conn.execute("select worker from runs where id = 1 and lease_owner is not null").fetchone() \
+                or (None,)
+        return int(worker.rsplit(":", 1)[1]) if worker and run["received"] >= 10 else None
+
+    deadline = time.time() + 60
+    while (pid := holder()) is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert pid is not None, "no server's worker sampled the regression"
+    port_of = open(f"/proc/{pid}/cmdline").read().split("\0")
+    killed_port = port_of[port_of.index("--server.port") + 1]
+    os.kill(pid, signal.SIGKILL)
+    survivor = url_b if url_a.endswith(f":{killed_port}") else url_a
+
+    judged = None
+    deadline = time.time() + 90
+    while judged is None and time.time() < deadline:
+        judged = regress.for_run(store, 1)
+        time.sleep(0.2)
+    assert judged is not None and judged["gate"] == "pass", "the surviving worker did not judge the regression"
+    with store.connection() as conn:
+        assert runs.get_run(conn, 1)["answers"] == 120  # every sample, once
+
+    other = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    sign_in(other, survivor, "bo")
+    goto(other, "Regression")
+    other.get_by_role("heading", name=re.compile(r"Regress \d+: pass — the gate holds")).wait_for(timeout=60_000)
+    expect(other.get_by_text(re.compile(r"Regress of run 1 on"))).to_have_count(0)  # no longer waiting
