@@ -40,6 +40,42 @@ def test_servers_starting_at_once_migrate_once(pg_url):
     assert sorted(names) == sorted(m.name for m in migrations._migrations)
 
 
+def test_threads_opening_one_store_at_once_share_one_pool(pg_url, monkeypatch):
+    """A server's page threads and its worker use one Store from its first moment: a pool
+    made slow to open (as a real one is, against a remote server) is made once, and every
+    connection goes back to the pool it came from."""
+    import threading
+    import time
+
+    from core.store import postgres
+
+    opened = []
+    real_open = postgres.open_pool
+
+    def slow_open(*args, **kwargs):
+        time.sleep(0.2)  # the window in which a second thread also found no pool
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(postgres, "open_pool", slow_open)
+    store, failures = Store(pg_url), []
+
+    def use():
+        try:
+            with store.connection() as db:
+                db.execute("select 1")
+        except Exception as error:  # collected: a thread's exception would be lost
+            failures.append(error)
+
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+    assert failures == [] and len(opened) == 1
+
+
 def test_answers_embeddings_and_drafts_read_back_as_written(pg_url):
     with Store(pg_url).connection() as db:
         spec = {"prompt": "Q?", "system": "", "name": "q", "models": ["m"], "temperatures": [0.7], "n": 3}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -75,6 +76,7 @@ class Store:
         self.target = config.database(target) if target else config.db_path()
         self.engine = "postgresql" if config.is_url(self.target) else "sqlite"
         self._pool = None
+        self._pool_lock = threading.Lock()  # a server's page threads and its worker open it at once
         self._migrated = False
 
     def __repr__(self) -> str:
@@ -124,10 +126,12 @@ class Store:
             yield db
 
     def close(self) -> None:
-        """Close the pooled connections (PostgreSQL); a later unit of work opens a new pool."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        """Close the pooled connections (PostgreSQL); a later unit of work opens a new pool.
+        A connection still out goes back to the pool it came from, which closes it."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     # --- engines ---------------------------------------------------------------------
 
@@ -160,10 +164,12 @@ class Store:
     def _postgres(self) -> Iterator[Database]:
         from core.store import postgres
 
-        if self._pool is None:
-            self._pool = postgres.open_pool(self.target, max_size=POOL_MAX, connect_timeout=CONNECT_TIMEOUT_S)
+        with self._pool_lock:  # one pool per Store, however many threads ask first
+            if self._pool is None:
+                self._pool = postgres.open_pool(self.target, max_size=POOL_MAX, connect_timeout=CONNECT_TIMEOUT_S)
+            pool = self._pool
         try:
-            raw = self._pool.getconn(timeout=POOL_WAIT_S)
+            raw = pool.getconn(timeout=POOL_WAIT_S)
         except postgres.PoolTimeout:
             raise self._diagnose() from None
         db = postgres.PostgresDatabase(raw)
@@ -173,7 +179,7 @@ class Store:
                 self._migrated = True
             yield db
         finally:
-            self._pool.putconn(raw)
+            pool.putconn(raw)  # to the pool it came from, even if the Store was closed meanwhile
 
     def _diagnose(self) -> config.SpreadError:
         """Why no pooled connection came: one direct attempt says whether the server is
