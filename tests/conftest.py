@@ -80,6 +80,11 @@ def postgres():
         pytest.skip(str(e))
     server.init()
     yield server
+    # The session ends: the workers that app pages started in this process stop first, so
+    # they do not report the server going away as an outage.
+    from core.execution import launch
+
+    launch.PROCESS_STOPPING.set()
     server.close()
 
 
