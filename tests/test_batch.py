@@ -95,6 +95,28 @@ def test_the_estimate_shows_live_and_batch_cost_side_by_side(store, tmp_path):
     assert "batch" not in local
 
 
+def test_batch_prices_come_from_litellms_map_where_it_has_them(store):
+    """gpt-3.5-turbo-1106's batch prices in the map are its live ones (no discount); gpt-4o-mini's
+    are half; a model the map gives no batch price is priced at OpenAI's documented discount."""
+    from core.models import catalogue, endpoints
+    from core.run import estimate, plan
+
+    def both(model):
+        guess = estimate.estimate(store, plan.RunSpec(prompt="Capital of France?", models=[model],
+                                                      temperatures=[1.0], n=10, max_tokens=100), check_providers=False)
+        return guess, guess["per_model"][0]
+
+    same, row = both("openai/gpt-3.5-turbo-1106")
+    entry = catalogue.price_map()["gpt-3.5-turbo-1106"]
+    assert same["batch"]["cost_usd_low"] == pytest.approx(row["prompt_tokens"] * entry["input_cost_per_token_batches"])
+    assert same["batch"]["cost_usd_low"] == pytest.approx(same["cost_usd_low"])  # no discount for this one
+    half, _ = both("openai/gpt-4o-mini")
+    assert half["batch"]["cost_usd_high"] == pytest.approx(half["cost_usd_high"] / 2)
+    bare = endpoints.bare("openai/gpt-3.5-turbo")  # in the map without batch prices
+    assert catalogue.batch_prices("gpt-3.5-turbo") is None
+    assert bare.batch_cost_usd(1000, 100) == pytest.approx(bare.cost_usd(1000, 100) / 2)
+
+
 def test_cancel_cancels_the_providers_batch_and_leaves_its_cells_for_a_resume(tmp_path):
     db = str(tmp_path / "cancel.db")
     with BatchStub() as stub:

@@ -9,8 +9,10 @@ output and error files are read (`GET /v1/files/{id}/content`). Through the open
 (the well-kept client of exactly these endpoints); litellm's batch functions add nothing
 for an OpenAI-compatible server. Anthropic's Message Batches are not offered yet.
 
-The price: OpenAI's documented batch discount, half the live price of the same tokens
-(`DISCOUNT`), said as such wherever a batch cost is shown.
+The price: the model's batch prices in litellm's price map where it has them
+(`input_cost_per_token_batches`, `output_cost_per_token_batches`), else OpenAI's
+documented batch discount, half the live price of the same tokens (`DISCOUNT`), said as
+such wherever a batch cost is shown (Endpoint.batch_cost_usd).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from core.models import local_llm, reply
 from core.prompts import shapes
 
 DISCOUNT = 0.5  # OpenAI's Batch API: 50% of the live price (platform.openai.com/docs/guides/batch)
-DISCOUNT_NOTE = "batch price: half the live price (OpenAI's documented Batch API discount)"
+DISCOUNT_NOTE = ("batch price: the model's batch prices in litellm's price map, else half the live price "
+                 "(OpenAI's documented Batch API discount)")
 WINDOW = "24h"
 DONE = ("completed", "failed", "expired", "cancelled")
 

@@ -162,6 +162,15 @@ def cost_usd(model_id: str, prompt_tokens: int | None, completion_tokens: int | 
     return prompt_cost + completion_cost
 
 
+def batch_prices(model_id: str) -> tuple[float, float] | None:
+    """The model's batch prices per token, in and out, where litellm's map has them
+    (`input_cost_per_token_batches`, `output_cost_per_token_batches`); None otherwise."""
+    prices = price_map()
+    entry = prices.get(model_id) or prices.get(model_id.split("/", 1)[-1]) or {}
+    found = entry.get("input_cost_per_token_batches"), entry.get("output_cost_per_token_batches")
+    return found if all(isinstance(v, (int, float)) for v in found) else None
+
+
 @functools.cache
 def price_map() -> dict:
     """litellm's bundled price map (what `litellm.model_cost` holds with

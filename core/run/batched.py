@@ -92,8 +92,7 @@ def _rows(run_id: int, spec, row: dict, results: dict, keys, price, status: str)
         if found and "body" in found:
             answer = batch.answer(found["body"], spec.all_variants()[variant].response_format)
             cost = price(model, answer["prompt_tokens"], answer["completion_tokens"])
-            out.append(base | answer | {"cost_usd": None if cost is None else cost * batch.DISCOUNT,
-                                        "cache_key": keys.of(cell)})
+            out.append(base | answer | {"cost_usd": cost, "cache_key": keys.of(cell)})
         elif found is None and status == "cancelled":
             continue  # never asked: the cell stays empty, for a resume
         else:

@@ -46,7 +46,12 @@ def estimate(store: Store, spec: RunSpec, *, check_providers: bool = True) -> di
         ceiling = None if spec.max_tokens is None else calls * spec.max_tokens
         prompt_cost = endpoint.cost_usd(prompt_tokens, 0)
         answer_cost = None if ceiling is None else endpoint.cost_usd(0, ceiling)
+        batch_prompt_cost = endpoint.batch_cost_usd(prompt_tokens, 0)
+        batch_answer_cost = None if ceiling is None else endpoint.batch_cost_usd(0, ceiling)
         per_model.append({
+            "batch_cost_usd_low": batch_prompt_cost,
+            "batch_cost_usd_high": (None if batch_prompt_cost is None or batch_answer_cost is None
+                                    else batch_prompt_cost + batch_answer_cost),
             "model": model, "calls": calls, "prompt_tokens": prompt_tokens, "completion_tokens_max": ceiling,
             "cost_usd_low": prompt_cost,
             "cost_usd_high": None if prompt_cost is None or answer_cost is None else prompt_cost + answer_cost,
@@ -86,9 +91,9 @@ def _batch_price(spec: RunSpec, priced: list[dict]) -> dict:
 
     if not priced or not all(batch.supports(spec.call_for(m)) for m in spec.models):
         return {}
-    low = sum(row["cost_usd_low"] for row in priced) * batch.DISCOUNT
-    high = (sum(row["cost_usd_high"] for row in priced) * batch.DISCOUNT
-            if all(row["cost_usd_high"] is not None for row in priced) else None)
+    low = sum(row["batch_cost_usd_low"] for row in priced)
+    high = (sum(row["batch_cost_usd_high"] for row in priced)
+            if all(row["batch_cost_usd_high"] is not None for row in priced) else None)
     return {"batch": {"cost_usd_low": low, "cost_usd_high": high, "note": batch.DISCOUNT_NOTE}}
 
 

@@ -158,6 +158,8 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
     # file and litellm's map are not read per answer. Unknown stays None, never 0.
     price = functools.lru_cache(maxsize=4096)(lambda model, tokens_in, tokens_out:
                                               calls[model].cost_usd(tokens_in, tokens_out))
+    batch_price = functools.lru_cache(maxsize=4096)(lambda model, tokens_in, tokens_out:
+                                                    calls[model].batch_cost_usd(tokens_in, tokens_out))
     running: set[asyncio.Task] = set()
     failures: list[BaseException] = []
     stopped = threading.Event()  # this process was stopped at once (Ctrl-C, a second SIGTERM)
@@ -241,7 +243,7 @@ async def _sample(store: Store, run_id: int, owner: str, *, retry_errors: bool, 
                     by_model.setdefault(cell.model, []).append(cell)
                 if spec.batch:  # the round as one provider batch per model (core/run/batched.py)
                     progress.received += await batched.sample_round(store, run_id, spec, todo, prompts, keys,
-                                                                    price=price, cancel=cancel)
+                                                                    price=batch_price, cancel=cancel)
                 await asyncio.gather(*(feed(model, model_cells) for model, model_cells in by_model.items()))
                 while running:
                     if failures:

@@ -131,6 +131,9 @@ class Call:
     def cost_usd(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         return self.endpoint.cost_usd(prompt_tokens, completion_tokens)
 
+    def batch_cost_usd(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        return self.endpoint.batch_cost_usd(prompt_tokens, completion_tokens)
+
     def secrets(self) -> list[str]:
         own = [self.api_key, *(config.key(n) for n in referenced_variables(self.endpoint.params))]
         return [v for v in own if v] + [v for member in self.members for v in member.secrets()]

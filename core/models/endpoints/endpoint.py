@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 
+from core import config
 from core.models import catalogue, local_llm
 
 MAX_NAME = 100
@@ -63,6 +64,20 @@ class Endpoint:
         if self.price_in is not None and self.price_out is not None:
             return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
         return catalogue.cost_usd(self.model, prompt_tokens, completion_tokens)
+
+    def batch_cost_usd(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        """At the provider's batch price: litellm's map's batch prices for the model where it
+        has them (and the endpoint has no price of its own), else the live price at OpenAI's
+        documented discount (core/models/batch.py)."""
+        from core.models import batch
+
+        if prompt_tokens is None or completion_tokens is None:
+            return None
+        per_token = catalogue.batch_prices(self.model) if self.price_in is None or self.price_out is None else None
+        if per_token is not None and not (config.settings().get("prices") or {}).get(self.model):
+            return prompt_tokens * per_token[0] + completion_tokens * per_token[1]
+        live = self.cost_usd(prompt_tokens, completion_tokens)
+        return None if live is None else live * batch.DISCOUNT
 
 
 def bare(model_id: str, api_base: str | None = None) -> Endpoint:
