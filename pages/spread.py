@@ -150,8 +150,10 @@ def results():
         cost = "unknown" if opinion["cost_usd"] is None else f"${opinion['cost_usd']:.6f}"
         st.caption(f"Second opinion by {display.inert(opinion['model'])}: {opinion['calls']} new calls, cost {cost}"
                    + (f" · {len(opinion['errors'])} failed" if opinion["errors"] else ""))
-    st.plotly_chart(analysis.once(("heatmap", y_axis, x_axis, metric), lambda: charts.heatmap(
-        analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names)), key="heatmap")
+    adaptive = bool(run["spec"].get("until_settled"))
+    st.plotly_chart(analysis.once(("heatmap", y_axis, x_axis, metric, adaptive), lambda: charts.heatmap(
+        settled.squares(analysis, analysis.group([y_axis, x_axis]), [y_axis, x_axis]) if adaptive
+        else analysis.group([y_axis, x_axis]), metric, y=y_axis, x=x_axis, names=names)), key="heatmap")
     if len(analysis.inputs) > 1 and "input" not in (y_axis, x_axis):
         st.caption("Across inputs, a square is the mean over inputs, and its interval comes from how inputs differ "
                    "(the samples of one input are not independent).")

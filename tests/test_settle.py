@@ -241,3 +241,38 @@ def test_the_settling_benchmark_runs_at_a_tiny_size():
                          capture_output=True, text=True, timeout=120, check=True).stdout
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["cells"] == 60 and row["calls"] <= 60 * 20 and row["coverage"] >= 0.9
+
+
+def test_the_heatmap_of_a_run_sampled_until_settled_claims_only_the_anytime_interval(store):
+    """A square that is one cell shows that cell's anytime-valid interval; a square pooling
+    cells stopped adaptively shows none, and says so (a Wilson interval would overclaim)."""
+    import asyncio
+    import json
+
+    from core.analyse import charts, settled, spread
+    from core.execution import launch
+    from core.run import plan
+    from core.store import runs
+
+    with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
+        spec = plan.RunSpec(prompt="Capital of France?", models=["openai/stub-a"], temperatures=[0.0, 1.0], n=15,
+                            api_base=stub.base_url, seed=1, until_settled=True, precision=0.3)
+        run_id = plan.create(store, spec)
+        asyncio.run(launch.execute(store, run_id))
+    with store.connection() as db:
+        run = runs.get_run(db, run_id)
+    analysis = spread.analyse_run(store, run_id)
+    settled.attach(store, analysis, run)
+    cells = {c["temperature"]: c for c in analysis.cells}
+    per_cell = settled.squares(analysis, analysis.group(["model", "temperature"]), ["model", "temperature"])
+    for row in per_cell:
+        cell = cells[row["temperature"]]
+        assert (row["consistency_low"], row["consistency_high"]) == (cell["consistency_low"], cell["consistency_high"])
+        assert row["interval"].startswith("anytime-valid")
+    wilson = {r["temperature"]: r for r in analysis.group(["model", "temperature"])}
+    assert any(wilson[t]["consistency_low"] != cells[t]["consistency_low"] for t in cells)  # it did replace them
+    (pooled,) = settled.squares(analysis, analysis.group(["model", "variant"]), ["model", "variant"])
+    assert pooled["consistency_low"] is None and pooled["consistency_high"] is None
+    figure = charts.heatmap([pooled], "consistency", y="model", x="variant")
+    hover = json.loads(figure.to_json())["data"][0]["text"][0][0]
+    assert "no interval for pooled cells sampled until settled" in hover

@@ -85,8 +85,10 @@ def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: 
                 hover_row.append(text)
                 continue
             spread_over = (f"mean over {c['inputs']} inputs" if c["inputs"] > 1 else f"{c['n_clusters']} meanings")
+            interval = (f"[{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]"
+                        if c["consistency_low"] is not None or not c.get("interval") else f"({c['interval']})")
             text = (f"<b>{_plain(where)}</b><br>{c['count']} answers, {c['errors']} errors, {spread_over}<br>"
-                    f"consistency {_pct(c['consistency'])} [{_pct(c['consistency_low'])}–{_pct(c['consistency_high'])}]")
+                    f"consistency {_pct(c['consistency'])} {interval}")
             if isinstance(c["top_answer"], str) and c["top_answer"]:
                 text += f"<br>top answer:<br>{_safe(c['top_answer'])}"
             hover_row.append(text)

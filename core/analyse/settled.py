@@ -65,6 +65,29 @@ def attach(store: Store, analysis: spread.Analysis, run: dict) -> None:
             cell.setdefault("interval", "Wilson, 95%")
 
 
+def squares(analysis: spread.Analysis, rows: list[dict], axes: list[str]) -> list[dict]:
+    """A run sampled until settled, along two axes (`rows`: analysis.group(axes), after
+    `attach`): a square that is one cell of the run gets that cell's anytime-valid interval;
+    a square pooling several cells gets none, since a fixed-n interval over cells stopped
+    adaptively would claim more than the data holds (the One cell view has each cell's)."""
+    keys = [axis for axis in spread.AXES if axis in axes]
+    by_square: dict[tuple, list[dict]] = {}
+    for cell in analysis.cells:
+        by_square.setdefault(tuple(cell[axis] for axis in keys), []).append(cell)
+    out = []
+    for row in rows:
+        found = by_square.get(tuple(row[axis] for axis in keys), [])
+        row = dict(row)  # the analysis keeps its own rows for the tables
+        if len(found) == 1 and found[0].get("interval", "").startswith("anytime"):
+            row["consistency_low"], row["consistency_high"] = found[0]["consistency_low"], found[0]["consistency_high"]
+            row["interval"] = found[0]["interval"]
+        else:
+            row["consistency_low"] = row["consistency_high"] = None
+            row["interval"] = "no interval for pooled cells sampled until settled: see One cell"
+        out.append(row)
+    return out
+
+
 def cell_text(cell: dict) -> str:
     """One cell's sampling, in words: 'settled at n=10 (precision)' or 'not settled: stopped at max N=40'."""
     if cell.get("settled") is None:
