@@ -511,6 +511,26 @@ def test_spread_calibrate_on_a_route_and_on_its_run(store, stub, serve, capsys):
     assert "0 labelled answers" in capsys.readouterr().err
 
 
+def test_the_serve_page_calibrates_a_golden_set_and_does_so_without_served_traffic(store, stub, serve):
+    from core.review import golden
+    from core.serve import calibration
+
+    agree = (["Paris."] * 5, "pass")
+    scattered = (["Lyon.", "Lyon.", "Paris.", "Nice.", "Nantes."], "fail")
+    served = _labelled_traffic(store, stub, serve, [agree] * 8 + [scattered] * 4)
+    golden.create_set(store, "capitals")
+    with store.connection() as db:  # as if `spread regress --set capitals` had made this run
+        db["regress_runs"].insert({"set_name": "capitals", "run_id": served[0]["run_id"]})
+        db.execute("delete from serve_requests")  # no traffic left: the calibration is still offered
+    at = _app()
+    at.switch_page("pages/serve.py").run()
+    assert not at.exception and any("No served requests yet" in i.value for i in at.info)
+    at.selectbox(key="serve_calibrate_set").set_value("capitals").run()
+    assert not at.exception
+    expected = calibration.as_text(calibration.report(calibration.points_for_golden(store, "capitals"), precision=0.95))
+    assert "12 labelled answers" in expected and any(t.value == expected for t in at.text)
+
+
 def test_routes_from_a_config_file(stub, tmp_path):
     config = tmp_path / "routes.yaml"
     config.write_text("routes:\n  qa:\n    models: [openai/stub-a]\n    k: 3\n    min_confidence: 0.5\n"
