@@ -1,5 +1,6 @@
 """Provider batch APIs against a loopback server speaking OpenAI's /v1/files and /v1/batches."""
 
+import json
 import os
 import signal
 import subprocess
@@ -145,3 +146,68 @@ def test_sampled_until_settled_through_batches_sends_one_batch_per_round(tmp_pat
         assert sizes == [10, 10, 5, 5] and summary["batches"] == 4 and stub.chat_calls == 0
     assert summary["calls"] == 30 and summary["stopped_by"] == {"precision": 1, "max_n": 1}
     assert summary["cost_usd_new"] is None  # the stub has no price: unknown, never $0
+
+
+# --- Anthropic's Message Batches ---------------------------------------------------------------
+
+def anthropic_args(db, stub, *extra):
+    return ["--db", db, "run", "--prompt", "Capital of France?", "--system", "Answer with the city.",
+            "--model", "anthropic/claude-stub", "--temperature", "1", "--api-base", stub.base_url, "--seed", "1",
+            "--max-tokens", "50", "--batch", "--json", *extra]
+
+
+def test_an_anthropic_batch_run_answers_through_message_batches_and_never_calls_messages(tmp_path):
+    from anthropic_batch_stub import AnthropicBatchStub
+
+    db = str(tmp_path / "anthropic.db")
+    with AnthropicBatchStub() as stub:
+        env = dict(FAST, ANTHROPIC_API_KEY=stub.key)
+        summary = last_json(spread(*anthropic_args(db, stub, "--n", "6"), env=env))
+        assert stub.live_calls == 0 and len(stub.created) == 1 and summary["batches"] == 1
+        assert summary["responses"] == 6 and summary["errors"] == 0
+        (requests,) = stub.requests.values()
+        params = requests[0]["params"]
+        assert params["system"] == "Answer with the city." and params["model"] == "claude-stub"
+        assert params["messages"] == [{"role": "user", "content": "Capital of France?"}] and params["max_tokens"] == 50
+    shown = last_json(spread("--db", db, "show", "1", "--json"))
+    answers = [a for c in shown["cells"] for a in c["answers"]]
+    assert {a["text"] for a in answers} == {"Paris.", "The capital of France is Paris.", "Lyon."}
+    with Store(db).connection() as conn:
+        rows = list(conn.query("select provider_model, prompt_tokens, finish_reason from responses"))
+        assert {(r["provider_model"], r["prompt_tokens"], r["finish_reason"]) for r in rows} == {
+            ("claude-stub-20250101", 12, "stop")}
+        (batch,) = conn.query("select batch_id, status, total, completed, collected from provider_batches")
+        assert batch == {"batch_id": "msgbatch_0001", "status": "completed", "total": 6, "completed": 6,
+                         "collected": 1}
+    with open(db, "rb") as f:
+        assert stub.key.encode() not in f.read()
+
+
+def test_an_anthropic_batch_that_expires_in_part_keeps_its_answers_and_resume_sends_the_rest(tmp_path):
+    from anthropic_batch_stub import AnthropicBatchStub
+
+    db = str(tmp_path / "expired.db")
+    with AnthropicBatchStub() as stub:
+        env = dict(FAST, ANTHROPIC_API_KEY=stub.key)
+        stub.expire_after = 4
+        summary = last_json(spread(*anthropic_args(db, stub, "--n", "6"), env=env))
+        assert (summary["responses"], summary["errors"]) == (4, 2)
+        stub.expire_after = None
+        again = last_json(spread("--db", db, "resume", "1", "--retry-errors", "--json", env=env))
+        assert (again["responses"], again["errors"], again["batches"]) == (6, 0, 2) and stub.live_calls == 0
+
+
+def test_an_anthropic_batch_is_refused_for_tools_and_a_wrong_key_is_one_line_without_it(tmp_path):
+    from anthropic_batch_stub import AnthropicBatchStub
+
+    db = str(tmp_path / "refused.db")
+    with AnthropicBatchStub() as stub:
+        tools = tmp_path / "tools.json"
+        tools.write_text(json.dumps([{"type": "function", "function": {"name": "f", "parameters": {}}}]))
+        refused = spread(*anthropic_args(db, stub, "--n", "2", "--tools-file", str(tools)),
+                         env=dict(FAST, ANTHROPIC_API_KEY=stub.key), check=False)
+        assert refused.returncode == 2 and "tools and response formats are sent live" in refused.stderr
+        assert stub.created == [] and last_json(spread("--db", db, "runs", "--json")) == []
+        wrong = spread(*anthropic_args(db, stub, "--n", "2"), env=dict(FAST, ANTHROPIC_API_KEY="sk-ant-wrong-999999"),
+                       check=False)
+        assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr and "sk-ant-wrong-999999" not in wrong.stderr

@@ -7,7 +7,8 @@ window), its status is polled (`GET /v1/batches/{id}`: validating, in_progress,
 finalizing, then completed, failed, expired or cancelled, with request counts), and its
 output and error files are read (`GET /v1/files/{id}/content`). Through the openai SDK
 (the well-kept client of exactly these endpoints); litellm's batch functions add nothing
-for an OpenAI-compatible server. Anthropic's Message Batches are not offered yet.
+for an OpenAI-compatible server. Anthropic's Message Batches have their own shape
+(core/models/anthropic_batch.py); each function here speaks to the endpoint's provider.
 
 The price: the model's batch prices in litellm's price map where it has them
 (`input_cost_per_token_batches`, `output_cost_per_token_batches`), else OpenAI's
@@ -20,31 +21,44 @@ from __future__ import annotations
 import json
 
 from core.config import SpreadError
-from core.models import local_llm, reply
+from core.models import anthropic_batch, local_llm, reply
 from core.prompts import shapes
 
-DISCOUNT = 0.5  # OpenAI's Batch API: 50% of the live price (platform.openai.com/docs/guides/batch)
+DISCOUNT = 0.5  # 50% of the live price: OpenAI's Batch API and Anthropic's Message Batches both document it
 DISCOUNT_NOTE = ("batch price: the model's batch prices in litellm's price map, else half the live price "
-                 "(OpenAI's documented Batch API discount)")
+                 "(the documented batch discount of OpenAI and Anthropic)")
 WINDOW = "24h"
 DONE = ("completed", "failed", "expired", "cancelled")
 
 
+def _anthropic(call) -> bool:
+    return anthropic_batch.speaks(call)
+
+
 def supports(call) -> bool:
     """Whether the endpoint's provider has a batch API Spread speaks: an OpenAI-compatible
-    chat endpoint (an `openai/` litellm id, or an OpenAI model), one deployment."""
+    chat endpoint (an `openai/` litellm id, or an OpenAI model) or an Anthropic model, one
+    deployment."""
     model = call.model
     if call.members or local_llm.is_local(model):
         return False
-    return model.startswith("openai/") or ("/" not in model and call.api_base is None)
+    return _anthropic(call) or model.startswith("openai/") or ("/" not in model and call.api_base is None)
 
 
 def check(spec) -> None:
-    """Refuse a batch run whose endpoint has no batch API, naming it, before anything is written."""
+    """Refuse a batch run whose endpoint has no batch API, naming it, or whose wordings its
+    batch API cannot carry, before anything is written."""
     for model in spec.models:
-        if not supports(spec.call_for(model)):
+        call = spec.call_for(model)
+        if not supports(call):
             raise SpreadError(f"--batch: endpoint {model!r} has no provider batch API Spread speaks "
-                              "(an OpenAI-compatible server: /v1/files and /v1/batches); run it live", "models")
+                              "(an OpenAI-compatible server: /v1/files and /v1/batches; Anthropic's Message "
+                              "Batches); run it live", "models")
+        if _anthropic(call):
+            for variant in spec.all_variants():
+                why = anthropic_batch.refusal(variant)
+                if why:
+                    raise SpreadError(f"--batch: endpoint {model!r}: {why}", "models")
 
 
 def served(call) -> str:
@@ -54,7 +68,10 @@ def served(call) -> str:
 
 def line(custom_id: str, call, messages: list[dict], *, temperature: float, max_tokens: int | None,
          seed: int | None, top_p: float | None, shape: dict) -> dict:
-    """One request of the batch's input file."""
+    """One request of the batch (Anthropic's take no seed: it has none)."""
+    if _anthropic(call):
+        return anthropic_batch.line(custom_id, call, messages, temperature=temperature, max_tokens=max_tokens,
+                                    top_p=top_p)
     body = {"model": served(call), "messages": messages, "temperature": temperature, **(call.params or {}), **shape}
     for key, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p)):
         if value is not None:
@@ -71,6 +88,8 @@ def _client(call):
 
 async def submit(call, lines: list[dict]) -> tuple[str, str]:
     """Upload the requests and create the batch: (batch id, input file id)."""
+    if _anthropic(call):
+        return await anthropic_batch.submit(call, lines)
     client = _client(call)
     try:
         data = ("\n".join(json.dumps(item, ensure_ascii=False) for item in lines) + "\n").encode()
@@ -84,6 +103,8 @@ async def submit(call, lines: list[dict]) -> tuple[str, str]:
 
 async def status(call, batch_id: str) -> dict:
     """The batch's status and counts, and its output and error files once it has them."""
+    if _anthropic(call):
+        return await anthropic_batch.status(call, batch_id) | {"batch_id": batch_id}
     client = _client(call)
     try:
         batch = await client.batches.retrieve(batch_id)
@@ -96,6 +117,8 @@ async def status(call, batch_id: str) -> dict:
 
 
 async def cancel(call, batch_id: str) -> None:
+    if _anthropic(call):
+        return await anthropic_batch.cancel(call, batch_id)
     client = _client(call)
     try:
         await client.batches.cancel(batch_id)
@@ -106,6 +129,8 @@ async def cancel(call, batch_id: str) -> None:
 async def results(call, found: dict) -> dict[str, dict]:
     """custom id -> {"body": a chat completion} or {"error": (type, message)}, from the output
     and error files of a finished batch."""
+    if _anthropic(call):
+        return await anthropic_batch.results(call, found, found["batch_id"])
     client = _client(call)
     out: dict[str, dict] = {}
     try:
@@ -131,7 +156,9 @@ async def results(call, found: dict) -> dict[str, dict]:
 
 
 def answer(body: dict, response_format: dict | None) -> dict:
-    """A response row's fields from a chat completion of the batch."""
+    """A response row's fields from a chat completion of the batch (or an Anthropic message)."""
+    if body.get("type") == "message":
+        return anthropic_batch.answer(body)
     choice = (body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     text = message.get("content") or ""
