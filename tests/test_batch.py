@@ -211,3 +211,24 @@ def test_an_anthropic_batch_is_refused_for_tools_and_a_wrong_key_is_one_line_wit
         wrong = spread(*anthropic_args(db, stub, "--n", "2"), env=dict(FAST, ANTHROPIC_API_KEY="sk-ant-wrong-999999"),
                        check=False)
         assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr and "sk-ant-wrong-999999" not in wrong.stderr
+
+
+def test_cancel_cancels_the_anthropic_batch_and_leaves_its_cells_for_a_resume(tmp_path):
+    from anthropic_batch_stub import AnthropicBatchStub
+
+    db = str(tmp_path / "cancel.db")
+    with AnthropicBatchStub() as stub:
+        stub.hold = True
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *anthropic_args(db, stub, "--n", "3")], cwd=ROOT,
+                                   env=dict(os.environ, **FAST, ANTHROPIC_API_KEY=stub.key), stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+        deadline = time.time() + 60
+        while not stub.created and time.time() < deadline:
+            time.sleep(0.05)
+        spread("--db", db, "cancel", "1")
+        out, _ = process.communicate(timeout=120)
+        assert ("POST", "/v1/messages/batches/msgbatch_0001/cancel") in stub.paths
+        summary = last_json(subprocess.CompletedProcess([], 0, out, ""))
+        assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
+        with Store(db).connection() as conn:
+            assert [r["status"] for r in conn.query("select status from provider_batches")] == ["cancelled"]
