@@ -100,6 +100,11 @@ def finish_check(db, check_id: int, changes: dict) -> None:
     db.execute(f"update monitor_checks set {columns} where id = ?", [*changes.values(), check_id])
 
 
+def set_check_run(db, check_id: int, run_id: int) -> None:
+    """The run a check samples, recorded as soon as it exists."""
+    db.execute("update monitor_checks set run_id = ? where id = ?", [run_id, check_id])
+
+
 def holder(db, check_id: int) -> str | None:
     """Who runs this check (`claimed_by`): whoever took it over last."""
     row = db.execute("select claimed_by from monitor_checks where id = ?", [check_id]).fetchone()

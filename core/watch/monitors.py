@@ -18,6 +18,7 @@ verdict); every later check is compared with it.
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime
 
 from core.store import now_iso
@@ -224,7 +225,7 @@ async def run_check(store: Store, monitor: dict, check_id: int, *, now: datetime
         run_id = regress.prepare(store, monitor["set_name"], candidate, gates, baseline_id=baseline_id,
                                  created_by=f"monitor {monitor['name']}")
         with store.connection() as db:  # so that a worker can end the check if this one dies (end_orphans)
-            repo.finish_check(db, check_id, {"run_id": run_id})
+            repo.set_check_run(db, check_id, run_id)
         result = await regress.complete(store, run_id, monitor["set_name"], candidate, gates,
                                         baseline_id=baseline_id, created_by=f"monitor {monitor['name']}")
     except SpreadError as error:
@@ -237,8 +238,6 @@ async def end_orphans(store: Store, *, now: datetime | None = None, claimer: str
     """End the checks whose worker died (due.orphaned_checks): each is taken over by one
     caller (a conditional update of its holder) and ended as its own worker would have
     ended it: signals, state, alert."""
-    import os
-
     claimer = claimer or f"{os.uname().nodename}:{os.getpid()}"
     ended = []
     for check in await asyncio.to_thread(due.orphaned_checks, store, now):
