@@ -2,6 +2,7 @@
 processes against one database, each driven in its own headless Chromium tab, as two
 reviewers behind a proxy that pinned them to different servers."""
 
+import re
 import time
 
 import pytest
@@ -79,7 +80,6 @@ def test_a_regression_started_on_a_server_that_dies_is_judged_by_the_other_and_s
     killed mid-run, the other server's worker takes the run over and records the verdict,
     and the surviving server's Regression page shows it."""
     import os
-    import re
     import signal
 
     from core.evaluate import regress
@@ -132,3 +132,47 @@ def test_a_regression_started_on_a_server_that_dies_is_judged_by_the_other_and_s
     goto(other, "Regression")
     other.get_by_role("heading", name=re.compile(r"Regress \d+: pass — the gate holds")).wait_for(timeout=60_000)
     expect(other.get_by_text(re.compile(r"Regress of run 1 on"))).to_have_count(0)  # no longer waiting
+
+
+def test_a_monitor_made_on_one_server_is_checked_once_by_the_workers_and_seen_on_the_other(
+        two_servers, page, stub, tmp_path):
+    """ana creates a monitor on server A's Monitors page and nobody runs anything: one of the
+    two servers' workers runs its first check (its baseline) when it is due, exactly once,
+    and bo sees it on server B's Monitors page."""
+    from core.formats import golden_files
+    from core.models import endpoints
+    from core.watch import monitors
+    from test_regress import answer_with, golden_file
+
+    url_a, url_b, db = two_servers
+    store = Store(db)
+    path, items = golden_file(tmp_path, n_items=2)
+    golden_files.import_file(store, "gold", path)
+    endpoints.add(store, endpoints.Endpoint(name="stubbed", model="openai/stub-a", api_base=stub.base_url))
+    stub.respond = answer_with(items, right=True)
+
+    sign_in(page, url_a, "ana")
+    goto(page, "Monitors")
+    page.get_by_role("textbox", name="Name").fill("nightly")
+    page.get_by_role("textbox", name="Model").fill("stubbed")
+    page.get_by_role("textbox", name="Every").fill("1d")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_text("nightly is ok").wait_for(timeout=30_000)
+
+    deadline = time.time() + 120  # the workers look for due monitors every 15 s
+    while time.time() < deadline and not monitors.details(store, "nightly")["checks"]:
+        time.sleep(0.5)
+    (check,) = monitors.details(store, "nightly")["checks"]
+    deadline = time.time() + 120
+    while time.time() < deadline and monitors.details(store, "nightly")["checks"][0]["status"] == "running":
+        time.sleep(0.5)
+
+    b = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    sign_in(b, url_b, "bo")
+    goto(b, "Monitors")
+    b.get_by_text("nightly is ok").wait_for(timeout=30_000)
+    expect(b.get_by_text("No check yet")).to_have_count(0)
+    b.get_by_text(re.compile(r"pass|no verdict")).first.wait_for(timeout=30_000)
+    details = monitors.details(store, "nightly")
+    assert len(details["checks"]) == 1 and details["checks"][0]["status"] == "done"  # one execution, two servers
+    assert details["baseline_id"] == details["checks"][0]["regress_id"] and details["created_by"] == "ana"
