@@ -297,6 +297,11 @@ def test_one_word_swapped_in_the_same_sentence_conflicts_unless_a_fact_agrees():
     assert verdict("The element with atomic number 1 is hydrogen.", "The element with atomic number 1 is lithium.",
                    question).conflicts == ["terms hydrogen vs lithium"]
     assert meaning.substitution(("it", "expand"), ("it", "contract")) is None  # nothing else in common
+    swapped = ("the", "river", "flows", "north", "to", "the", "sea")
+    assert meaning.substitution(swapped, ("the", "river", "flows", "south", "to", "the", "sea")) == ("north", "south")
+    assert meaning.substitution(swapped, ("the", "river", "flows", "to", "the", "sea")) is None  # a word dropped
+    assert meaning.substitution(swapped, ("the", "stream", "flows", "south", "to", "the", "sea")) is None  # two spans
+    assert meaning.substitution(swapped, ("the", "river", "runs", "north", "into", "the", "sea")) is None
     assert verdict("The first person to walk on the Moon was Neil Armstrong.",
                    "The first man on the Moon was Neil Armstrong.").agreements
 

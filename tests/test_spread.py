@@ -311,3 +311,58 @@ def test_a_new_threshold_reuses_the_prepared_run_and_a_new_answer_prepares_it_ag
                                  "text": "Perth", "attempts": 1})
     grown = spread.analyse_run(store, run_id, method="tfidf", threshold=0.7, with_map=False)
     assert len(reads) == 1 and len(grown.answers) == len(texts) + 1
+
+
+def _finished_run(store, texts, name="q"):
+    spec = {"prompt": "Answer these questions.", "system": "", "name": name, "models": ["m"], "temperatures": [1.0]}
+    with store.connection() as db:
+        run_id = runs.create_run(db, spec=spec | {"n": len(texts)}, planned=len(texts))
+        for i, text in enumerate(texts):
+            responses.save_response(db, {"run_id": run_id, "model": "m", "temperature": 1.0, "sample_idx": i,
+                                     "text": text, "attempts": 1})
+        runs.set_run_status(db, run_id, "done")
+    return run_id
+
+
+def test_a_server_prepares_the_newest_finished_runs_so_their_first_open_clusters_nothing(store, monkeypatch):
+    texts = [t for group in SIMILAR_WORDS for t in group]
+    older, newer = _finished_run(store, texts), _finished_run(store, texts[::-1])
+    with store.connection() as db:
+        live = runs.create_run(db, spec={"prompt": "p", "system": "", "name": "live", "models": ["m"],
+                                         "temperatures": [1.0], "n": 1}, planned=1)
+    monkeypatch.setattr(embed, "default_method", lambda: "tfidf")
+    assert spread.prepare_ahead(store, runs_ahead=2) == [newer, older]  # newest first; a live run waits its end
+    assert spread.prepare_ahead(store, runs_ahead=2) == []  # prepared runs cost a count each
+    monkeypatch.setattr(meaning, "read_all", lambda *a, **k: pytest.fail("the first open read facts again"))
+    monkeypatch.setattr(spread, "prepare", lambda *a, **k: pytest.fail("the first open prepared the run again"))
+    opened = spread.analyse_run(store, newer, method="tfidf", threshold=spread.DEFAULT_THRESHOLD)
+    assert len(opened.answers) == len(texts) and live not in (older, newer)
+
+
+def test_a_run_being_prepared_does_not_hold_up_the_open_of_a_prepared_one(store, monkeypatch):
+    import threading
+
+    slow, ready = _finished_run(store, ["Paris", "Lyon"]), _finished_run(store, ["Rome", "Milan"])
+    spread.analyse_run(store, ready, method="tfidf")
+    started, release = threading.Event(), threading.Event()
+    prepare = spread.prepare
+
+    def held(rows, **kwargs):
+        if rows and rows[0]["run_id"] == slow:
+            started.set()
+            assert release.wait(30)
+        return prepare(rows, **kwargs)
+
+    monkeypatch.setattr(spread, "prepare", held)
+    preparing = threading.Thread(target=spread.analyse_run, args=(store, slow), kwargs={"method": "tfidf"})
+    preparing.start()
+    try:
+        assert started.wait(30)
+        opened = []
+        other = threading.Thread(target=lambda: opened.append(spread.analyse_run(store, ready, method="tfidf")))
+        other.start()
+        other.join(10)
+        assert opened and len(opened[0].answers) == 2  # read while the other run is still being prepared
+    finally:
+        release.set()
+        preparing.join(30)

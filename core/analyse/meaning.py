@@ -25,7 +25,6 @@ apply the same rules to one pair, with the reasons.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -246,10 +245,10 @@ def substitution(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, str] | No
     own_a, own_b = set(a) - set(b), set(b) - set(a)
     if not (1 <= len(own_a) <= 3 and 1 <= len(own_b) <= 3):
         return None
-    changes = [op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if op[0] != "equal"]
-    if len(changes) != 1 or changes[0][0] != "replace":
+    span = _one_span(a, b)
+    if span is None:
         return None
-    _, i1, i2, j1, j2 = changes[0]
+    i1, i2, j1, j2 = span
     left, right = a[i1:i2], b[j1:j2]
     kept = a[:i1] + a[i2:]
     content = facts_module.stop_words()
@@ -258,6 +257,25 @@ def substitution(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, str] | No
     if not any(w not in content for w in left) or not any(w not in content for w in right):
         return None
     return " ".join(left), " ".join(right)
+
+
+def _one_span(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[int, int, int, int] | None:
+    """(i1, i2, j1, j2) when a[i1:i2] and b[j1:j2] are the only difference between a and b,
+    two spans with no word in common between the longest shared start and end; else None.
+    Read from both ends, not aligned by difflib: a difflib match cost 13 times as much and
+    found the same span on every one of 74,635 pairs of a 10,000-answer run, parting only
+    where a word repeats and either alignment is a reading (bench/bench_clusters.py)."""
+    n = min(len(a), len(b))
+    start = 0
+    while start < n and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < n - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    i2, j2 = len(a) - end, len(b) - end
+    if start == i2 or start == j2 or not set(a[start:i2]).isdisjoint(b[start:j2]):
+        return None  # a word only added or only dropped, or more than one span changed
+    return start, i2, start, j2
 
 
 # --- the rules, for every pair at once ----------------------------------------------------

@@ -163,25 +163,65 @@ def analyse_run(store: Store, run_id: int, *, method: str | None = None, thresho
 # Prepared runs, newest last: per database, run, answers (count and newest id) and settings.
 _PREPARED = LRUCache(maxsize=4)
 CUTS_KEPT = 8  # per prepared run: the analyses of its latest distinct clusterings
-_PREPARING = threading.Lock()
+_PREPARING = threading.Lock()  # guards the two dicts; each run's own lock guards its preparing
+_PREPARING_RUN: dict[tuple, threading.Lock] = {}
 
 
 def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whole") -> "Prepared":
     """prepare() a stored run once while its answers stay as they are: every threshold, page
     and reviewer then starts from it (app servers run sessions as threads: one prepares,
-    the others wait for it)."""
-    with store.connection() as db:
-        received = response_rows.received(db, run_id)
-    key = (str(store.target), run_id, received, method, extract)
+    the others wait for it; a session opening another run does not wait)."""
+    key = _prepared_key(store, run_id, method, extract)
     with _PREPARING:
         found = _PREPARED.get(key)
+        if found is not None:
+            return found
+        preparing = _PREPARING_RUN.setdefault(key, threading.Lock())
+    with preparing:
+        with _PREPARING:
+            found = _PREPARED.get(key)
         if found is None:
             with store.connection() as db:
                 rows = response_rows.of_run(db, run_id)
                 prompts = runs.rendered_prompts(db, run_id)
-            found = _PREPARED[key] = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
-                                             embedder=lambda texts, m: embed.cached(store, texts, m))
+            found = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
+                            embedder=lambda texts, m: embed.cached(store, texts, m))
+            with _PREPARING:
+                _PREPARED[key] = found
+                _PREPARING_RUN.pop(key, None)
     return found
+
+
+def _prepared_key(store: Store, run_id: int, method: str, extract: str) -> tuple:
+    with store.connection() as db:
+        received = response_rows.received(db, run_id)
+    return str(store.target), run_id, received, method, extract
+
+
+PREPARED_AHEAD = 2  # the newest finished runs an app server prepares before anyone opens them
+
+
+def prepare_ahead(store: Store, *, runs_ahead: int = PREPARED_AHEAD) -> list[int]:
+    """Analyse the newest finished runs as the Spread page first opens them (the default
+    method and threshold, the run's own extract, the reviewers' decisions), and read their
+    wording sensitivity, so that the first open after a run ends or a server starts finds
+    the work done. An app server calls it on its background loop; a run already prepared
+    costs one count. Returns the runs analysed now."""
+    method = embed.default_method()
+    with store.connection() as db:
+        finished = [runs.get_run(db, run_id) for run_id in runs.newest_finished(db, runs_ahead)]
+    analysed = []
+    for run in finished:
+        extract = run["spec"].get("extract") or "whole"
+        key = _prepared_key(store, run["id"], method, extract)
+        with _PREPARING:
+            if key in _PREPARED:
+                continue
+        analysis = analyse_run(store, run["id"], method=method, extract=extract)
+        if len(analysis.variants) > 1:
+            analysis.wording()
+        analysed.append(run["id"])
+    return analysed
 
 
 def local_load(spec: dict) -> set[str]:

@@ -18,6 +18,10 @@ Each worker also claims and runs the monitor checks that are due (core/watch/, s
 _due_monitors); an app server on SQLite, which starts no worker, runs them on its
 background loop (watch_with_server).
 
+Every app server also analyses the newest finished runs as the Spread page first opens
+them, at its start and when another run finishes (prepare_with_server), so a reviewer's
+first open of a large run reads an analysis instead of waiting for it.
+
 A small run is sampled on the worker's event loop; one the app would sample in a process
 of its own (launch.needs_own_process: a large run, or one beside the embedded model) in
 a process (core/execution/launch.py) that dies with the worker, as a run sampled inside it would.
@@ -36,6 +40,7 @@ from concurrent.futures import Future
 from typing import Callable
 
 from core import config
+from core.analyse import spread
 from core.execution import launch
 from core.run import runner
 from core.run.plan import RunSpec
@@ -216,6 +221,7 @@ def _status(store: Store, run_id: int) -> str:
 
 _serving: dict[str, Future] = {}
 _watching: dict[str, Future] = {}  # monitors on SQLite, where no worker runs in the app
+_preparing: dict[str, Future] = {}  # the newest finished runs' analyses, made ahead of their first open
 _serving_lock = threading.Lock()
 
 
@@ -241,6 +247,7 @@ def start_with_server(store: Store) -> None:
         print(f"spread: {error}", file=sys.stderr)
     for_this_server(store)
     watch_with_server(store)
+    prepare_with_server(store)
 
 
 def stop_with_server(timeout_s: float = leases.STOP_WAIT_S + CHILD_MARGIN_S) -> None:
@@ -248,7 +255,7 @@ def stop_with_server(timeout_s: float = leases.STOP_WAIT_S + CHILD_MARGIN_S) -> 
     `timeout_s` for them to hand their runs back."""
     launch.PROCESS_STOPPING.set()
     with _serving_lock:
-        pending = list(_serving.values()) + list(_watching.values())
+        pending = list(_serving.values()) + list(_watching.values())  # analyses made ahead hold no run
     pending += launch.in_process_jobs()
     concurrent.futures.wait(pending, timeout=timeout_s)
 
@@ -291,6 +298,28 @@ async def _keep_watching(store: Store) -> None:
             await checking
 
     await _outliving_failures("spread monitors", watching, pause_s=WATCH_POLL_S)
+
+
+PREPARE_POLL_S = 10.0
+
+
+def prepare_with_server(store: Store) -> bool:
+    """Analyse the newest finished runs on the server's background loop, from its start
+    and whenever another run finishes (on any server sharing the store), so that the
+    Spread page's first open of them is a read, not ten seconds of clustering. Returns
+    whether this server prepares."""
+    target = str(store.target)
+    with _serving_lock:
+        if target not in _preparing and not launch.PROCESS_STOPPING.is_set():
+            _preparing[target] = launch.spawn(_keep_preparing(store))
+        return target in _preparing
+
+
+async def _keep_preparing(store: Store) -> None:
+    async def preparing(report):
+        await asyncio.to_thread(spread.prepare_ahead, store)
+
+    await _outliving_failures("spread analyses", preparing, pause_s=PREPARE_POLL_S)
 
 
 async def _outliving_failures(name: str, attempt, pause_s: float) -> None:

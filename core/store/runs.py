@@ -244,6 +244,12 @@ def run_state(db: Database, run_id: int) -> dict | None:
     return run
 
 
+def newest_finished(db: Database, limit: int) -> list[int]:
+    """The ids of the newest runs that finished sampling, newest first."""
+    return [row["id"] for row in db.query("select id from runs where status = 'done' order by finished_at desc, id desc "
+                                          "limit ?", [limit])]
+
+
 def latest_active_run(db: Database) -> dict | None:
     """The newest run still pending or running, for a page opened mid-run."""
     row = db.execute(
