@@ -22,7 +22,8 @@ number of app servers (`streamlit run app.py` processes on loopback ports, revie
 split evenly between them): `sqlite:1` is the embedded default, `postgres:N` N servers
 on one PostgreSQL database (`--postgres URL`, else a throwaway server started here).
 Before the reviewers, one unmeasured session per server opens both pages (the first
-open after a restart is reported apart, as `cold`).
+open after a restart is reported apart, as `cold`, once the server has finished what it
+does on starting, preparing the newest runs among it: `ready_s` after its start).
 
 Per setup and R: p50/p95/max server seconds for each interaction and over all of them,
 errors (an exception or an error shown on a page, a session that failed), and lost
@@ -229,6 +230,32 @@ def build_run(db: str, answers: int, kind: str = "prose") -> int:
     return run_id
 
 
+IDLE_CPU_SHARE = 0.05  # a server using less of a core than this for a second has finished starting
+
+
+def idle_after(process: subprocess.Popen, started_at: float, limit_s: float = 180.0) -> float:
+    """Seconds from the server's start until it has finished the work it does on starting
+    (its worker's first poll, preparing the newest runs): its CPU below IDLE_CPU_SHARE of
+    a core for a whole second. The cold open is measured after it, as a team opening a
+    run a few minutes after a restart meets it; one opened sooner waits for the rest."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s() -> float:
+        with open(f"/proc/{process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    deadline = time.perf_counter() + limit_s
+    before = cpu_s()
+    while time.perf_counter() < deadline:
+        time.sleep(1.0)
+        now = cpu_s()
+        if now - before < IDLE_CPU_SHARE:
+            return round(time.perf_counter() - 1.0 - started_at, 1)
+        before = now
+    return round(limit_s, 1)
+
+
 def start_postgres() -> tuple[str, callable]:
     """A throwaway PostgreSQL on a loopback port, the test suite's (Debian's binaries, fsync
     off: it need not survive a power cut); its URL and how to stop it."""
@@ -274,15 +301,18 @@ def main() -> None:
             db = databases[store_kind]
             processes = []
             try:
-                urls = []
+                urls, started_at = [], []
                 for k in range(servers):
+                    started_at.append(time.perf_counter())
                     process, url = serve_app(db, f"{tmp}/{store_kind}-{servers}-{k}.log")
                     processes.append(process)
                     urls.append(url)
+                ready_s = [idle_after(process, at) for process, at in zip(processes, started_at)]
                 for k, url in enumerate(urls):
                     pages, cold = asyncio.run(warm_up(url, run_id))
                     results.add({"kind": "cold", "store": store_kind, "servers": servers, "server": k,
-                                 "answers": args.answers, "answers_kind": args.answers_kind, **cold})
+                                 "answers": args.answers, "answers_kind": args.answers_kind,
+                                 "ready_s": ready_s[k], **cold})
                 for r in sizes:
                     tag = f"{store_kind}{servers}"
                     started = time.perf_counter()
