@@ -354,8 +354,9 @@ def checks_section(analysis: spread.Analysis, run: dict, names: dict) -> None:
     if not len(scored):
         st.caption("No answer scored yet.")
         return
-    st.plotly_chart(charts.heatmap(rates.by_group(scored, [y_axis, x_axis]), "pass_rate", y=y_axis, x=x_axis,
-                                   names=names), key="pass_heatmap")
+    adaptive = bool(run["spec"].get("until_settled"))  # intervals that hold after stopping early
+    st.plotly_chart(charts.heatmap(rates.by_group(scored, [y_axis, x_axis], adaptive=adaptive), "pass_rate",
+                                   y=y_axis, x=x_axis, names=names), key="pass_heatmap")
     reduced = rates.reducer_rates(rates.reducers(scored), ["variant", "model", "temperature"])
     st.caption("Per cell over its N samples, as the share of inputs: all pass (pass^N), at least one (pass@k), "
                "a majority (Wilson intervals over inputs).")

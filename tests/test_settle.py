@@ -276,3 +276,34 @@ def test_the_heatmap_of_a_run_sampled_until_settled_claims_only_the_anytime_inte
     figure = charts.heatmap([pooled], "consistency", y="model", x="variant")
     hover = json.loads(figure.to_json())["data"][0]["text"][0][0]
     assert "no interval for pooled cells sampled until settled" in hover
+
+
+def test_pass_rates_of_a_run_sampled_until_settled_claim_only_anytime_intervals(tmp_path):
+    """A cell's pass rate after adaptive stopping gets the anytime-valid interval (wider than
+    Wilson's, which assumes N fixed in advance); a rate pooling cells that stopped at
+    different times gets none, in the run's summary, `spread checks` and the heatmap."""
+    import json as json_module
+
+    from core.analyse import charts, stats
+
+    db = str(tmp_path / "settle.db")
+    with StubOpenAI(answers=["Paris.", "Lyon.", "Marseille.", "Nice."]) as stub:
+        summary = last_json(spread("--db", db, "run", "--prompt", "Capital of France?", "--model", "openai/stub-a",
+                                   "--temperature", "0", "--temperature", "1", "--n", "5", "--until-settled",
+                                   "--max-n", "20", "--precision", "0.3", "--api-base", stub.base_url,
+                                   "--seed", "1", "--check", "contains:Paris", "--json"))
+    assert summary["pass_rate"] is not None and summary["pass_rate_low"] is summary["pass_rate_high"] is None
+    assert summary["pass_rate_interval"].startswith("no interval for pooled cells sampled until settled")
+    checked = last_json(spread("--db", db, "checks", "1", "--json"))
+    for cell in checked["cells"]:
+        assert cell["interval"].startswith("anytime-valid")
+        wilson_low, wilson_high = stats.wilson(cell["passes"], cell["answers"])
+        assert cell["pass_rate_low"] <= wilson_low and cell["pass_rate_high"] >= wilson_high
+    assert {c["answers"] for c in checked["cells"]} == {10, 20}  # the two cells stopped at different n
+    (pooled,) = checked["by_model"]
+    assert pooled["pass_rate_low"] is None and pooled["interval"].startswith("no interval for pooled")
+    said = spread("--db", db, "checks", "1").stdout
+    assert "no interval for pooled cells sampled until settled" in said
+    figure = charts.heatmap([pooled | {"variant": 0}], "pass_rate", y="model", x="variant")
+    hover = json_module.loads(figure.to_json())["data"][0]["text"][0][0]
+    assert "no interval for pooled cells sampled until settled" in hover and "[" not in hover.split("pass rate")[1]

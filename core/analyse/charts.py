@@ -80,8 +80,10 @@ def heatmap(rows: list[dict], metric: str = "consistency", y: str = "model", x: 
             where = f"{axis_label(y, y_value, names.get(y))} · {axis_label(x, x_value, names.get(x))}"
             if metric == "pass_rate":
                 over = f" (mean over {c['inputs']} inputs)" if c["inputs"] > 1 else ""
+                interval = (f"({c['interval']})" if c["pass_rate_low"] is None and c.get("interval")
+                            else f"[{_pct(c['pass_rate_low'])}–{_pct(c['pass_rate_high'])}]")
                 text = (f"<b>{_plain(where)}</b><br>{c['passes']}/{c['answers']} answers pass{over}<br>"
-                        f"pass rate {_pct(c['pass_rate'])} [{_pct(c['pass_rate_low'])}–{_pct(c['pass_rate_high'])}]")
+                        f"pass rate {_pct(c['pass_rate'])} {interval}")
                 hover_row.append(text)
                 continue
             spread_over = (f"mean over {c['inputs']} inputs" if c["inputs"] > 1 else f"{c['n_clusters']} meanings")

@@ -63,7 +63,7 @@ def show_command(store: Store, run_id, method, threshold, extract, embeddings, s
     with store.connection() as db:
         prompts = runs.rendered_prompts(db, run_id)
         sent = runs.sent_messages(db, run_id)
-    checked = _check_results(store, run_id, analysis)  # the run's checks and its inputs' own (an imported suite's)
+    checked = _check_results(store, run_id, analysis, bool(run["spec"].get("until_settled")))  # the run's checks and its inputs' own (an imported suite's)
     by_cell: dict[tuple, list] = {}
     for r in rows:
         answer = {"id": r["id"], "sample_idx": r["sample_idx"], "text": r["text"], "error_type": r["error_type"],
@@ -137,8 +137,9 @@ def show_command(store: Store, run_id, method, threshold, extract, embeddings, s
                   f"{row['p_value_holm']} Holm")
 
 
-def _check_results(store: Store, run_id: int, analysis) -> dict:
-    """The run's checks, scored: per answer its results, per cell its pass rate."""
+def _check_results(store: Store, run_id: int, analysis, adaptive: bool) -> dict:
+    """The run's checks, scored: per answer its results, per cell its pass rate (`adaptive`:
+    the run was sampled until settled, and each cell's interval is the anytime-valid one)."""
     from core.analyse.spread import AXES
     from core.evaluate import rates, scoring
 
@@ -152,7 +153,7 @@ def _check_results(store: Store, run_id: int, analysis) -> dict:
              else bool(row["passed"]), "score": row["score"], "reason": row["reason"]})
     scored = rates.frame(analysis.answers, scoring.verdicts(store, run_id, results))
     cells = {(r["variant"], r["input"], r["model"], r["temperature"]): r
-             for r in rates.by_group(scored, AXES)}
+             for r in rates.by_group(scored, AXES, adaptive=adaptive)}
     return {"by_answer": by_answer, "cells": cells}
 
 

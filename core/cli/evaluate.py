@@ -48,9 +48,11 @@ def checks_command(store: Store, run_id, check_texts, checks_file, judge_model, 
     from core.analyse import spread
     from core.evaluate import rates, regress, scoring
     with store.connection() as db:
-        if runs.get_run(db, run_id) is None:
+        run = runs.get_run(db, run_id)
+        if run is None:
             raise SpreadError(f"no run with id {run_id}")
         values = [i["vars"] for i in runs.run_inputs(db, run_id)]
+    adaptive = bool(run["spec"].get("until_settled"))  # cells stopped early: anytime-valid intervals
     new = read_checks(check_texts, checks_file, values, judge_model, judge_samples)
     if new:
         scoring.attach(store, run_id, new)
@@ -64,9 +66,9 @@ def checks_command(store: Store, run_id, check_texts, checks_file, judge_model, 
     cells = rates.reducers(scored)
     out = {
         "run_id": run_id, "checks": sorted({r["check_key"] for r in results}),
-        "cells": rates.by_group(scored, spread.AXES),
-        "by_variant_model": rates.by_group(scored, ["variant", "model"]),
-        "by_model": rates.by_group(scored, ["model"]),
+        "cells": rates.by_group(scored, spread.AXES, adaptive=adaptive),
+        "by_variant_model": rates.by_group(scored, ["variant", "model"], adaptive=adaptive),
+        "by_model": rates.by_group(scored, ["model"], adaptive=adaptive),
         "reducers": rates.reducer_rates(cells, ["variant", "model", "temperature"]),
         "per_check": _per_check(results),
         "unchecked": left_out["answers"], "unchecked_why": left_out["why"],
@@ -83,8 +85,10 @@ def checks_command(store: Store, run_id, check_texts, checks_file, judge_model, 
     if rates.unchecked_text(left_out):
         print(f"  {rates.unchecked_text(left_out)}")
     for row in out["by_variant_model"]:
-        print(f"  wording {row['variant']} · {row['model']}: pass rate {row['pass_rate']:.0%} "
-              f"[{row['pass_rate_low']:.0%}–{row['pass_rate_high']:.0%}] over {row['inputs']} input(s)")
+        interval = (f"({row['interval']})" if row["pass_rate_low"] is None
+                    else f"[{row['pass_rate_low']:.0%}–{row['pass_rate_high']:.0%}]")
+        print(f"  wording {row['variant']} · {row['model']}: pass rate {row['pass_rate']:.0%} {interval} "
+              f"over {row['inputs']} input(s)")
     for row in out["reducers"]:
         print(f"  wording {row['variant']} · {row['model']} @ T={row['temperature']:g}: all pass "
               f"{row['all_pass']:.0%} · at least one {row['any_pass']:.0%} · majority {row['majority_pass']:.0%} "

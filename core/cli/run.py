@@ -301,8 +301,9 @@ def execute(store: Store, run_id: int, as_json: bool, *, retry_errors: bool, wit
     print(f"run {run_id} {result['status']}: {result['responses']} answers, {result['errors']} errors, "
           f"cost {cost}, {result['wall_s']:.1f} s")
     if result.get("pass_rate") is not None:
-        print(f"checks: pass rate {result['pass_rate']:.0%} [{result['pass_rate_low']:.0%}–"
-              f"{result['pass_rate_high']:.0%}] (spread checks {run_id} for the details)")
+        interval = (f"({result['pass_rate_interval']})" if result.get("pass_rate_low") is None
+                    else f"[{result['pass_rate_low']:.0%}–{result['pass_rate_high']:.0%}]")
+        print(f"checks: pass rate {result['pass_rate']:.0%} {interval} (spread checks {run_id} for the details)")
     if result.get("cached") or result["calls_saved"]:
         print(f"{result['calls']} calls made of at most {result['planned_max']}"
               + (f"; {result['cached']} answers reused from the cache (no new cost)" if result.get("cached") else ""))
@@ -350,9 +351,11 @@ def _pass_rate(store: Store, run_id: int) -> dict:
 
     with store.connection() as db:
         answers = [r for r in responses.of_run(db, run_id) if r["error_type"] is None]
+        adaptive = bool(run_rows.get_run(db, run_id)["spec"].get("until_settled"))
     scored = rates.frame(spread.frame(answers), scoring.verdicts(store, run_id, results))
-    (overall,) = rates.by_group(scored, []) or [{}]
-    return {key: overall.get(key) for key in ("pass_rate", "pass_rate_low", "pass_rate_high")}
+    (overall,) = rates.by_group(scored, [], adaptive=adaptive) or [{}]
+    return ({key: overall.get(key) for key in ("pass_rate", "pass_rate_low", "pass_rate_high")}
+            | ({"pass_rate_interval": overall["interval"]} if "interval" in overall else {}))
 
 
 @click.command("import-promptfoo")

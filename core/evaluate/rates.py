@@ -16,6 +16,11 @@ answer passes when that score reaches the threshold, whatever single checks say.
   (the least uncertainty that many samples leave). When inputs agree (every input 9 of
   10) the t interval alone has no width and would read "90% [90%–90%]"; the pooled one
   still says how many samples stand behind the 90%.
+- A run sampled until settled stopped each cell when its answers looked settled, so a
+  fixed-n interval no longer holds: a cell's pass rate gets the anytime-valid interval
+  (Robbins' mixture with a uniform prior, core/run/settle.py), which holds at any
+  stopping time; a rate pooling cells that stopped at different times gets none, and
+  says so (as the meaning heatmap does, core/analyse/settled.py).
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ import pandas as pd
 from core.analyse import stats
 from core.analyse.spread import AXES, axis_value
 from core.evaluate import gate
+from core.run import settle
+
+ANYTIME = "anytime-valid (Robbins mixture), 95%"
+POOLED_ADAPTIVE = "no interval for pooled cells sampled until settled: see each cell's"
 
 
 def answer_verdicts(results: list[dict], check_keys: list[str] | None = None,
@@ -130,15 +139,19 @@ def frame(answers: pd.DataFrame, verdicts: dict[int, bool | None]) -> pd.DataFra
     return known
 
 
-def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
+def by_group(scored: pd.DataFrame, axes: list[str], *, adaptive: bool = False) -> list[dict]:
     """Pass rates per combination of `axes`: Wilson within one input, else a mean over inputs
-    with the wider of the t interval over inputs and the pooled Wilson interval."""
+    with the wider of the t interval over inputs and the pooled Wilson interval. `adaptive`:
+    the run was sampled until settled (see the module's docstring); each row then says
+    which `interval` it has."""
     keys = [axis for axis in AXES if axis in axes]
     out = []
     if not len(scored):
         return out
     per_input_keys = keys if "input" in keys else keys + ["input"]
     cells = scored.groupby(per_input_keys, sort=True)["passed"].agg(["sum", "count"])
+    cells_in = (scored.groupby(AXES).size().reset_index().groupby(keys).size() if keys
+                else pd.Series([scored.groupby(AXES).ngroups])) if adaptive else None
     for key, group in (cells.groupby(level=list(range(len(keys))), sort=True) if keys
                        else [((), cells)]):
         key = key if isinstance(key, tuple) else (key,)
@@ -152,6 +165,13 @@ def by_group(scored: pd.DataFrame, axes: list[str]) -> list[dict]:
             mean, low, high = gate.pass_rate_interval(group["sum"].tolist(), group["count"].tolist())
             row.update(pass_rate=stats.rounded(mean), pass_rate_low=stats.rounded(low),
                        pass_rate_high=stats.rounded(high))
+        if adaptive:
+            one_cell = int(cells_in.loc[key if len(key) > 1 else key[0]] if keys else cells_in.iloc[0]) == 1
+            if one_cell:
+                (low,), (high,) = settle.intervals(np.array([passes]), np.array([n]), prior_on_one=0.0)
+                row.update(pass_rate_low=round(float(low), 4), pass_rate_high=round(float(high), 4), interval=ANYTIME)
+            else:
+                row.update(pass_rate_low=None, pass_rate_high=None, interval=POOLED_ADAPTIVE)
         out.append(row)
     return out
 
