@@ -108,7 +108,6 @@ def answer_part(text: str) -> str | None:
     return rest.rstrip(".!") or None
 
 
-@functools.lru_cache(maxsize=65536)  # a run's answers repeat their words: read each once
 def fold(text: str) -> str:
     """Lowercase without accents: "Brasília" and "brasilia" are one word."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
@@ -219,7 +218,7 @@ _DEMONYM = re.compile(r"(?:ish|ese|ian|an|ch|ic|i)$")
 _TOKEN = re.compile(r"[A-Za-zÀ-ÿ][\w'’À-ÿ.-]*[\w]|[A-Za-zÀ-ÿ]|n't|\d[\w.,/-]*", re.U)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=65536)  # a run's answers repeat their words: stem each once
 def stem(word: str) -> str:
     """A light stemmer: possessive, plural and a few endings, so "whales" meets "whale"."""
     word = fold(word).strip("'’.-").replace("’", "'")
