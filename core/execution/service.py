@@ -40,7 +40,6 @@ from concurrent.futures import Future
 from typing import Callable
 
 from core import config
-from core.analyse import spread
 from core.execution import launch
 from core.run import runner
 from core.run.plan import RunSpec
@@ -316,6 +315,8 @@ def prepare_with_server(store: Store) -> bool:
 
 
 async def _keep_preparing(store: Store) -> None:
+    from core.analyse import spread  # pandas and scipy: seconds a `spread worker` that prepares nothing never pays
+
     async def preparing(report):
         await asyncio.to_thread(spread.prepare_ahead, store)
 
