@@ -44,7 +44,8 @@ from core.execution import launch
 from core.run import runner
 from core.run.plan import RunSpec
 from core.store import Store, Unreachable, leases, runs, unreachable
-from core.watch import due
+from core.store import monitors as monitor_rows
+from core.watch import due, schedule
 
 # Runs one worker samples at once (each within its own concurrency limits), and how often
 # an idle worker looks for work.
@@ -148,7 +149,36 @@ WATCH_POLL_S = 15.0
 
 
 async def _due_monitors(store: Store, report: Callable[[str], None]) -> asyncio.Task | None:
-    return await due.start_due(store, report)
+    """A poll: claim the checks due now and start running them, and end the checks whose
+    worker died; None when there is nothing to do. `report` gets one line per check begun
+    and ended."""
+    claimed = await asyncio.to_thread(due.claim_due, store)
+    orphaned = await asyncio.to_thread(due.orphaned_checks, store)
+    if not claimed and not orphaned:
+        return None
+    for monitor, check_id in claimed:
+        report(f"monitor {monitor['name']}: check {check_id} due, running")
+    from core.watch.monitors import end_orphans, run_check  # the gate and its models: only when a check is due
+
+    async def run() -> None:
+        if orphaned:
+            for done in await end_orphans(store):
+                report(f"monitor {done['monitor']}: check {done['check_id']}, whose worker died, ended: "
+                       f"verdict {done['verdict'] or '—'}, state {done['state']}" + (", alert sent" if done["alerted"] else ""))
+        for monitor, check_id in claimed:
+            try:
+                done = await run_check(store, monitor, check_id)
+            except Exception as error:  # recorded as failed; the worker goes on
+                message = config.scrub(str(error), str(store.target))
+                with store.connection() as db:
+                    monitor_rows.finish_check(db, check_id, {"status": "failed", "error": message,
+                                                             "finished_at": schedule.text(schedule.now())})
+                report(f"monitor {monitor['name']}: check {check_id} failed: {message}")
+                continue
+            report(f"monitor {monitor['name']}: checked: verdict {done['verdict'] or '—'}, state {done['state']}"
+                   + (", alert sent" if done["alerted"] else ""))
+
+    return asyncio.create_task(run())
 
 
 def _claim_next(store: Store, owner: str) -> tuple[int, bool] | None:

@@ -1,16 +1,14 @@
-"""Which monitor checks are due, claimed by exactly one process: what a worker asks at
-every poll. Kept light (the store and the schedule only), so that a poll with nothing
-due costs one query; the check itself (core/watch/monitors.py) is imported only when
-something is due.
+"""Which monitor checks are due, claimed by exactly one process, and which lost their
+worker: what a worker asks at every poll. Kept light (the store and the schedule only),
+so that a poll with nothing due costs one query; the worker (core/execution/service.py)
+imports the check itself (core/watch/monitors.py) only when something is due.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import datetime, timedelta
 
-from core.config import scrub
 from core.store import Store
 from core.store import monitors as repo
 from core.watch import schedule
@@ -61,36 +59,3 @@ def orphaned_checks(store: Store, now: datetime | None = None) -> list[dict]:
     moment = schedule.utc(now or schedule.now())
     with store.connection() as db:
         return repo.orphaned_checks(db, schedule.text(moment - timedelta(seconds=ORPHANED_AFTER_S)))
-
-
-async def start_due(store: Store, report) -> asyncio.Task | None:
-    """For a worker's poll: claim the checks due now and start running them, and end the
-    checks whose worker died; None when there is nothing to do. `report` gets one line per
-    check begun and ended."""
-    claimed = await asyncio.to_thread(claim_due, store)
-    orphaned = await asyncio.to_thread(orphaned_checks, store)
-    if not claimed and not orphaned:
-        return None
-    for monitor, check_id in claimed:
-        report(f"monitor {monitor['name']}: check {check_id} due, running")
-    from core.watch.monitors import end_orphans, run_check
-
-    async def run() -> None:
-        if orphaned:
-            for done in await end_orphans(store):
-                report(f"monitor {done['monitor']}: check {done['check_id']}, whose worker died, ended: "
-                       f"verdict {done['verdict'] or '—'}, state {done['state']}" + (", alert sent" if done["alerted"] else ""))
-        for monitor, check_id in claimed:
-            try:
-                done = await run_check(store, monitor, check_id)
-            except Exception as error:  # recorded as failed; the worker goes on
-                message = scrub(str(error), str(store.target))
-                with store.connection() as db:
-                    repo.finish_check(db, check_id, {"status": "failed", "error": message,
-                                                     "finished_at": schedule.text(schedule.now())})
-                report(f"monitor {monitor['name']}: check {check_id} failed: {message}")
-                continue
-            report(f"monitor {monitor['name']}: checked: verdict {done['verdict'] or '—'}, state {done['state']}"
-                   + (", alert sent" if done["alerted"] else ""))
-
-    return asyncio.create_task(run())

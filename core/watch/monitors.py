@@ -5,7 +5,7 @@ signals computed (core/watch/signals.py), and one alert per change of state.
     add(store, name, ...)        check everything, record the monitor (due at once)
     due.claim_due(store, now)    claim the checks due now: exactly one claimer per due time
     run_claimed(store, claimed)  run them: regress, signals, state, alerts
-    run_due(store, now, force)   both, for `spread watch run-due` (the workers: due.start_due)
+    run_due(store, now, force)   both, for `spread watch run-due` (the workers: core/execution/service.py)
 
 A monitor's state is `ok` or `alerting` (any signal alerting). Its webhooks are told
 of each change of state once; `announced_state` is the state they last heard, so a
