@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from core.config import SpreadError
 from core.store import Store, responses, runs
 from core.analyse import charts, embed, meaning, spread
 
@@ -337,6 +338,30 @@ def test_a_server_prepares_the_newest_finished_runs_so_their_first_open_clusters
     monkeypatch.setattr(spread, "prepare", lambda *a, **k: pytest.fail("the first open prepared the run again"))
     opened = spread.analyse_run(store, newer, method="tfidf", threshold=spread.DEFAULT_THRESHOLD)
     assert len(opened.answers) == len(texts) and live not in (older, newer)
+
+
+def test_a_run_whose_analysis_fails_is_said_once_and_tried_again_only_when_its_answers_change(store, monkeypatch):
+    broken, fine = _finished_run(store, ["Paris", "Lyon"], name="broken"), _finished_run(store, ["Rome", "Milan"])
+    monkeypatch.setattr(embed, "default_method", lambda: "tfidf")
+    prepare, tried = spread.prepare, []
+
+    def failing(rows, **kwargs):
+        tried.append(rows[0]["run_id"])
+        if rows[0]["run_id"] == broken:
+            raise ValueError("no vectors")
+        return prepare(rows, **kwargs)
+
+    monkeypatch.setattr(spread, "prepare", failing)
+    with pytest.raises(SpreadError, match=f"run {broken}: no vectors"):
+        spread.prepare_ahead(store, runs_ahead=2)
+    assert tried == [fine, broken]  # the failing run did not keep the other one from being prepared
+    assert spread.prepare_ahead(store, runs_ahead=2) == [] and tried == [fine, broken]  # not again at each poll
+    with store.connection() as db:
+        responses.save_response(db, {"run_id": broken, "model": "m", "temperature": 1.0, "sample_idx": 9,
+                                     "text": "Nice", "attempts": 1})
+    with pytest.raises(SpreadError):
+        spread.prepare_ahead(store, runs_ahead=2)
+    assert tried == [fine, broken, broken]  # new answers: worth another try
 
 
 def test_a_run_being_prepared_does_not_hold_up_the_open_of_a_prepared_one(store, monkeypatch):

@@ -32,7 +32,7 @@ from cachetools import LRUCache
 from core.analyse import embed, meaning, stats, tool_usage
 from core.config import SpreadError
 from core.prompts import shapes
-from core.store import Store, runs
+from core.store import Store, runs, unreachable
 from core.store import decisions as decision_rows
 from core.store import responses as response_rows
 
@@ -163,8 +163,11 @@ def analyse_run(store: Store, run_id: int, *, method: str | None = None, thresho
 # Prepared runs, newest last: per database, run, answers (count and newest id) and settings.
 _PREPARED = LRUCache(maxsize=4)
 CUTS_KEPT = 8  # per prepared run: the analyses of its latest distinct clusterings
-_PREPARING = threading.Lock()  # guards the two dicts; each run's own lock guards its preparing
+_PREPARING = threading.Lock()  # guards the dicts; each run's own lock guards its preparing
 _PREPARING_RUN: dict[tuple, threading.Lock] = {}
+# Runs whose analysis failed ahead of an open, by the same key: tried again only once their
+# answers change, not at every poll of the server's loop (the page still says why on open).
+_UNPREPARABLE = LRUCache(maxsize=64)
 
 
 def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whole") -> "Prepared":
@@ -181,14 +184,17 @@ def prepared_run(store: Store, run_id: int, *, method: str, extract: str = "whol
         with _PREPARING:
             found = _PREPARED.get(key)
         if found is None:
-            with store.connection() as db:
-                rows = response_rows.of_run(db, run_id)
-                prompts = runs.rendered_prompts(db, run_id)
-            found = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
-                            embedder=lambda texts, m: embed.cached(store, texts, m))
-            with _PREPARING:
-                _PREPARED[key] = found
-                _PREPARING_RUN.pop(key, None)
+            try:
+                with store.connection() as db:
+                    rows = response_rows.of_run(db, run_id)
+                    prompts = runs.rendered_prompts(db, run_id)
+                found = prepare(rows, method=method, contexts=contexts_of(prompts), extract=extract,
+                                embedder=lambda texts, m: embed.cached(store, texts, m))
+                with _PREPARING:
+                    _PREPARED[key] = found
+            finally:
+                with _PREPARING:
+                    _PREPARING_RUN.pop(key, None)
     return found
 
 
@@ -206,21 +212,35 @@ def prepare_ahead(store: Store, *, runs_ahead: int = PREPARED_AHEAD) -> list[int
     method and threshold, the run's own extract, the reviewers' decisions), and read their
     wording sensitivity, so that the first open after a run ends or a server starts finds
     the work done. An app server calls it on its background loop; a run already prepared
-    costs one count. Returns the runs analysed now."""
+    costs one count. Returns the runs analysed now.
+
+    A run whose analysis fails does not stop the others; the failures are raised together
+    at the end, once: the run is left alone until its answers change (a database that
+    cannot be reached is not the run's fault, and is tried again at the next call)."""
     method = embed.default_method()
     with store.connection() as db:
         finished = [runs.get_run(db, run_id) for run_id in runs.newest_finished(db, runs_ahead)]
-    analysed = []
+    analysed, failed = [], []
     for run in finished:
         extract = run["spec"].get("extract") or "whole"
         key = _prepared_key(store, run["id"], method, extract)
         with _PREPARING:
-            if key in _PREPARED:
+            if key in _PREPARED or key in _UNPREPARABLE:
                 continue
-        analysis = analyse_run(store, run["id"], method=method, extract=extract)
-        if len(analysis.variants) > 1:
-            analysis.wording()
+        try:
+            analysis = analyse_run(store, run["id"], method=method, extract=extract)
+            if len(analysis.variants) > 1:
+                analysis.wording()
+        except Exception as error:
+            if unreachable(error):
+                raise
+            with _PREPARING:
+                _UNPREPARABLE[key] = str(error)
+            failed.append(f"run {run['id']}: {error}")
+            continue
         analysed.append(run["id"])
+    if failed:
+        raise SpreadError("could not analyse ahead of its first open: " + "; ".join(failed))
     return analysed
 
 
