@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,9 @@ def start_serve(base_url: str, db: str, k: int, adaptive: bool) -> tuple[subproc
     if "listening on" not in line:
         process.kill()
         raise RuntimeError(f"spread serve did not start: {line}")
+    # Its log (a line per request) is read as a deployment's collector would: a full pipe
+    # would stop the server at its next line (about 500 requests in).
+    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
     return process, line.split("listening on ")[1].split()[0]
 
 
