@@ -1,7 +1,8 @@
 """The folder tree is the architecture: every import in core/ runs one way.
 
 Packages in order (core/__init__.py): each may import the base modules and the packages
-before it, never one after it, at the top of a module or inside a function. core/ never
+before it, never one after it, at the top of a module or inside a function. Inside a
+package, no two modules import each other, directly or round a longer circle. core/ never
 imports Streamlit.
 """
 
@@ -72,8 +73,74 @@ def violations(root: Path = ROOT) -> list[str]:
     return found
 
 
+def module_of(dotted: str, root: Path) -> str | None:
+    """The core module an imported name lives in (`core.a.b` is module b, or name b of a)."""
+    parts = dotted.split(".")
+    for end in (len(parts), len(parts) - 1):
+        path = root.joinpath(*parts[:end])
+        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+            return ".".join(parts[:end])
+    return None
+
+
+def circles(root: Path = ROOT) -> list[list[str]]:
+    """Every set of core modules that import each other round a circle (at any depth of a
+    function), each as its sorted module names; a package's own __init__ is left out (it
+    gathers its modules' names for callers)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((root / "core").rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = module_name(path, root)
+        graph[name] = {target for _, dotted in imported(path, root)
+                       if dotted.startswith("core.") and (target := module_of(dotted, root)) and target != name}
+    # Tarjan's strongly connected components: a component of more than one module is a circle.
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in graph:
+                continue
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
 def test_every_import_in_core_runs_one_way():
     assert violations() == []
+
+
+def test_no_modules_of_core_import_each_other():
+    assert circles() == []
+
+
+def test_the_circle_check_sees_a_circle_through_a_function(tmp_path):
+    (tmp_path / "core" / "evaluate").mkdir(parents=True)
+    (tmp_path / "core" / "evaluate" / "a.py").write_text("from core.evaluate import b\n")
+    (tmp_path / "core" / "evaluate" / "b.py").write_text("def f():\n    from core.evaluate.c import g\n")
+    (tmp_path / "core" / "evaluate" / "c.py").write_text("import core.evaluate.a\n")
+    (tmp_path / "core" / "evaluate" / "d.py").write_text("from core.evaluate import a\n")
+    assert circles(tmp_path) == [["core.evaluate.a", "core.evaluate.b", "core.evaluate.c"]]
 
 
 def test_the_check_sees_imports_inside_functions_and_relative_ones(tmp_path):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from xml.etree import ElementTree
 
 from scipy import stats as scipy_stats
@@ -178,7 +178,9 @@ async def complete(store: Store, run_id: int, set_name: str, candidate: Candidat
 
     baseline = check_baseline(store, baseline_id, set_name)
     set_version = golden.get_set(store, set_name)["version"]
-    looks = (sequential.Looks(store, run_id, gates, baseline, candidate.n)
+    looks = (sequential.Looks(store, run_id, gates, baseline, candidate.n,
+                              report_at=lambda alpha: report(store, run_id, replace(gates, alpha=alpha),
+                                                             baseline=baseline))
              if candidate.until_settled else None)
     await runner.execute(store, run_id, on_answer=on_answer, cancel=cancel, rounds=looks)
     await scoring.score_run(store, run_id)

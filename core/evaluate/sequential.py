@@ -28,12 +28,13 @@ candidate, power on the existing drop cases, and calls used, against the fixed d
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 import numpy as np
 
-from core.store import Store
 from core.analyse import stats
-from core.evaluate import gate
+from core.evaluate import gate, scoring
+from core.store import Store
 
 ROUND = 5  # samples per item added at each look
 EARLY_LEVEL = 0.001  # each early look's level (Haybittle–Peto), lowered when there are many looks
@@ -118,10 +119,16 @@ def simulate_fixed(*, rates, candidate_rates, baseline_k: int, k: int, alpha: fl
 class Looks:
     """The engine's rounds (runner.execute's `rounds`) for a regress run sampled until
     settled: after each look's samples are stored, score them, apply the gate at the look's
-    level, and stop, or ask for the next look's samples. `report` is the verdict it stopped on."""
+    level, and stop, or ask for the next look's samples. `report` is the verdict it stopped on.
 
-    def __init__(self, store: Store, run_id: int, gates, baseline: dict | None, max_k: int):
+    `report_at(alpha)` is the gate's report on the samples stored so far at that level
+    (regress.report, handed in by the regression that owns these looks, so this module
+    does not import it back)."""
+
+    def __init__(self, store: Store, run_id: int, gates, baseline: dict | None, max_k: int,
+                 report_at: Callable[[float], dict]):
         self.store, self.run_id, self.gates, self.baseline = store, run_id, gates, baseline
+        self.report_at = report_at
         self.steps, self.levels = looks(max_k), levels(max_k, gates.alpha)
         self.done = 0  # looks taken
         self.report: dict | None = None
@@ -132,8 +139,6 @@ class Looks:
         return [cell for cell in todo if cell[4] < self.steps[0]]
 
     async def next(self) -> list:
-        from core.evaluate import scoring
-
         await scoring.score_run(self.store, self.run_id)
         verdict = await asyncio.to_thread(self._look)
         if verdict is not None:
@@ -149,14 +154,10 @@ class Looks:
 
     def _look(self) -> str | None:
         """The gate at this look: its verdict if sampling stops here, else None."""
-        from dataclasses import replace
-
-        from core.evaluate import regress
-
         j = self.done
         last = j == len(self.steps) - 1
         level = self.levels[j]
-        report = regress.report(self.store, self.run_id, replace(self.gates, alpha=level), baseline=self.baseline)
+        report = self.report_at(level)
         verdict = self._verdict(report, level, last)
         self.history.append({"k": self.steps[j], "level": round(level, 6), "verdict": verdict or "continue",
                              "gate": report["gate"]})
