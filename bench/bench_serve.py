@@ -1,7 +1,7 @@
 """`spread serve` under load: the latency it adds beyond the calls it waits for, requests per
 second, and the calls adaptive k saves when answers agree (a measurement, not a test).
 
-    .venv/bin/python bench/bench_serve.py [--latency 0.2] [--k 5] [--clients 50] [--requests 500]
+    .venv/bin/python bench/bench_serve.py [--latency 0.2] [--k 5] [--clients 50] [--requests 500] [--workers 1]
 
 Set-up: the loopback server (bench/loopback.py, its own process) answers every call after
 exactly L seconds with one of five wordings of "Paris"; `spread serve` runs as a command
@@ -18,7 +18,8 @@ disagree), one JSON line with:
   minus the slowest call of each round, as Spread measures it (before storing);
 - requests_per_s: requests / wall time; calls_per_request: calls made per request;
 - calls_saved: 1 - calls made / (k × requests);
-- serve_cpu_ms_per_request: `spread serve`'s own CPU time per request (user + system):
+- serve_cpu_ms_per_request: `spread serve`'s own CPU time per request (user + system, all its
+  `--workers` processes):
   what bounds its requests per second on a given core, whatever else runs beside it.
 The results go to bench/results/<stamp>-serve.jsonl. The three processes share the cores.
 """
@@ -48,9 +49,11 @@ from measure import machine  # noqa: E402
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def start_serve(base_url: str, db: str, k: int, adaptive: bool) -> tuple[subprocess.Popen, str]:
+def start_serve(base_url: str, db: str, k: int, adaptive: bool, workers: int = 1) -> tuple[subprocess.Popen, str, list[int]]:
+    """`spread serve` on a free port, once every one of its `workers` processes answers;
+    returns the first process, the base URL and the process ids of all of them."""
     args = [sys.executable, "-m", "core.cli", "--db", db, "serve", "--port", "0", "--route", "bench=openai/bench",
-            "--k", str(k), "--api-base", base_url, "--concurrency", "1024"]
+            "--k", str(k), "--api-base", base_url, "--concurrency", "1024", "--workers", str(workers)]
     if not adaptive:
         args.append("--no-adaptive")
     process = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True,
@@ -59,10 +62,22 @@ def start_serve(base_url: str, db: str, k: int, adaptive: bool) -> tuple[subproc
     if "listening on" not in line:
         process.kill()
         raise RuntimeError(f"spread serve did not start: {line}")
+    pids, ready = [process.pid], threading.Event()
+
     # Its log (a line per request) is read as a deployment's collector would: a full pipe
     # would stop the server at its next line (about 500 requests in).
-    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
-    return process, line.split("listening on ")[1].split()[0]
+    def read_log():
+        for line in process.stderr:
+            if " answering on port " in line:
+                pids.append(int(line.split("worker ")[1].split()[0]))
+                if len(pids) == workers:
+                    ready.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    if workers > 1 and not ready.wait(120):
+        process.kill()
+        raise RuntimeError("spread serve's workers did not start")
+    return process, line.split("listening on ")[1].split()[0], pids
 
 
 async def load(base: str, clients: int, requests: int) -> tuple[list[float], float]:
@@ -102,19 +117,20 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=1, help="spread serve --workers W")
     args = parser.parse_args()
     results = []
     with Loopback(latency_s=args.latency) as server:
         for adaptive in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
                 db = str(Path(tmp) / "serve.db")
-                process, base = start_serve(server.base_url, db, args.k, adaptive)
+                process, base, pids = start_serve(server.base_url, db, args.k, adaptive, args.workers)
                 try:
                     asyncio.run(load(base, 4, 20))  # warm: connections, the meaning model's first batches
                     server.reset()
-                    cpu_before = cpu_s(process.pid)
+                    cpu_before = sum(cpu_s(pid) for pid in pids)
                     latencies, wall = asyncio.run(load(base, args.clients, args.requests))
-                    serve_cpu = cpu_s(process.pid) - cpu_before
+                    serve_cpu = sum(cpu_s(pid) for pid in pids) - cpu_before
                     calls = server.stats()["requests"]
                 finally:
                     process.terminate()
@@ -125,7 +141,7 @@ def main() -> None:
             server_added = [row[0] for row in rows]
             result = {
                 "kind": "serve", "adaptive": adaptive, "k": args.k, "latency_s": args.latency,
-                "clients": args.clients, "requests": args.requests,
+                "clients": args.clients, "requests": args.requests, "workers": args.workers,
                 "added_p50_ms": round(percentile(added, 50), 1), "added_p95_ms": round(percentile(added, 95), 1),
                 "server_added_p50_ms": round(percentile(server_added, 50), 1),
                 "server_added_p95_ms": round(percentile(server_added, 95), 1),

@@ -391,6 +391,63 @@ def test_spread_serve_command_answers_and_the_request_is_a_run(stub, tmp_path):
     assert runs[0]["answers"] == 5
 
 
+def test_spread_serve_workers_answer_on_one_port_and_the_first_restarts_and_stops_them(stub, tmp_path):
+    """`--workers 2`: two processes on one port, both answering and storing into the day's
+    one run; a worker killed outright is replaced; SIGTERM to the first stops them all.
+    The workers are given the database by environment, never on their command line."""
+    import signal
+    import threading
+    import urllib.request
+
+    stub.respond = Answers("Paris.")
+    db = tmp_path / "served.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "--db", str(db), "serve", "--port", "0", "--route", "qa=openai/stub-a",
+         "--k", "3", "--no-adaptive", "--api-base", stub.base_url, "--method", "exact", "--workers", "2"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    answering = threading.Semaphore(0)
+
+    def read_log():
+        for line in process.stderr:
+            lines.append(line)
+            if " answering on port " in line:
+                answering.release()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+
+    def get(path, body=None):
+        request = urllib.request.Request(base + path, data=body and json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:  # a new connection each time
+            return json.loads(response.read())
+
+    try:
+        assert answering.acquire(timeout=120), lines
+        base = lines[0].split("listening on ")[1].split()[0].removesuffix("/v1")
+        worker = int(next(line for line in lines if "answering" in line).split("worker ")[1].split()[0])
+        assert "--db" not in Path(f"/proc/{worker}/cmdline").read_bytes().decode().split("\0")
+        assert {get("/health")["process"] for _ in range(40)} == {process.pid, worker}
+        for _ in range(6):
+            assert get("/v1/chat/completions", {"model": "qa", "messages": QUESTION})["choices"][0]["message"][
+                "content"] == "Paris."
+        os.kill(worker, signal.SIGKILL)
+        assert answering.acquire(timeout=120), lines  # another started in its place
+        replacement = int([line for line in lines if "answering" in line][-1].split("worker ")[1].split()[0])
+        assert replacement != worker
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(90) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(10)
+    assert any(f"worker {worker} ended" in line for line in lines)
+    assert not Path(f"/proc/{replacement}").exists() or "zombie" in Path(f"/proc/{replacement}/status").read_text()
+    runs = json.loads(_spread("--db", str(db), "runs", "--json").stdout.strip().splitlines()[-1])
+    assert len(runs) == 1 and runs[0]["answers"] == 18  # both processes wrote into the day's one run
+
+
 @pytest.mark.parametrize("args, words", [
     (["--route", "qa"], "NAME=MODEL"),
     (["--route", "qa=openai/x", "--min-confidence", "1.5"], "--min-confidence must be in 0..1"),

@@ -14,16 +14,19 @@ it is chosen: the decision waits for all k answers, so the stream starts then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
 
 from aiohttp import web
 
+from core import config
 from core.serve.service import BadRequest, Reply, Service
 
 CHUNK_CHARS = 24  # a streamed answer's pieces: clients render them as they come
@@ -77,7 +80,7 @@ def build_app(service: Service, token: str | None = None, log=None) -> web.Appli
             for name, route in service.settings.routes.items()]})
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "routes": list(service.settings.routes)})
+        return web.json_response({"status": "ok", "routes": list(service.settings.routes), "process": os.getpid()})
 
     async def not_found(request: web.Request) -> web.Response:
         return error_response(BadRequest(f"no such path: {request.method} {request.path}", 404))
@@ -146,30 +149,138 @@ async def stream(request: web.Request, reply: Reply, headers: dict, include_usag
     return response
 
 
-def run(service: Service, *, host: str, port: int, token: str | None, quiet: bool = False) -> None:
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- several processes on one port (`--workers`) -------------------------------------
+# One Python process answers about a hundred k = 5 requests a second on one core
+# (docs/performance.md). With --workers W, the first process binds the port with
+# SO_REUSEPORT and starts W - 1 more: `spread serve` again, with the same options, told
+# the port and their parent by environment; the kernel spreads new connections among
+# them. Each has its own store connection and writes its own requests (the day's run
+# per route is shared, as between servers).
+WORKER_PORT_ENV = "SPREAD_SERVE_WORKER_PORT"
+WORKER_PARENT_ENV = "SPREAD_SERVE_WORKER_PARENT"
+RESTART_PAUSE_S = 5.0  # at most one start per worker this often: one that cannot start does not spin
+STOP_WAIT_S = 60.0  # for the workers to finish their requests in flight
+
+
+class Workers:
+    """The other processes of a `--workers` server: started, restarted when one ends, and
+    stopped by the first process."""
+
+    def __init__(self, count: int, database: str):
+        self.count, self.database = count, database
+        self.processes: list[subprocess.Popen] = []
+
+    def argv(self) -> list[str]:
+        """This command again, without --db: the database goes by environment, so that a
+        URL's password never stands on a command line."""
+        args, skip = [], False
+        for arg in sys.argv[1:]:
+            if skip:
+                skip = False
+            elif arg == "--db":
+                skip = True
+            elif not arg.startswith("--db="):
+                args.append(arg)
+        return [sys.executable, "-m", "core.cli", *args]
+
+    def start(self, port: int) -> subprocess.Popen:
+        # Its own session: a terminal's Ctrl-C reaches the first process, which stops the
+        # others, rather than all of them at once while it would restart them.
+        env = dict(os.environ, SPREAD_DB=self.database, **{WORKER_PORT_ENV: str(port),
+                                                           WORKER_PARENT_ENV: str(os.getpid())},
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(config.PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+        return subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    async def supervise(self, port: int, stop: asyncio.Event) -> None:
+        self.processes = [self.start(port) for _ in range(self.count - 1)]
+        started = [time.monotonic()] * len(self.processes)
+        while not stop.is_set():
+            for i, process in enumerate(self.processes):
+                if process.poll() is not None and time.monotonic() - started[i] >= RESTART_PAUSE_S:
+                    say(f"spread serve: worker {process.pid} ended (exit {process.returncode}); starting another")
+                    self.processes[i], started[i] = self.start(port), time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # each finishes and stores its requests in flight
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + STOP_WAIT_S
+        for process in self.processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _orphaned(stop: asyncio.Event, parent: int) -> None:
+    """A worker stops when the process that started it is gone (killed outright: it could
+    not say so), instead of serving on unsupervised."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            say(f"spread serve: worker {os.getpid()}: the first process is gone; stopping")
+            stop.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def run(service: Service, *, host: str, port: int, token: str | None, quiet: bool = False,
+        workers: Workers | None = None) -> None:
     """Serve until SIGINT or SIGTERM, one line on stderr when listening (with the port
-    chosen, for `--port 0`), per request (unless `quiet`) and when stopping."""
+    chosen, for `--port 0`), per request (unless `quiet`) and when stopping. With
+    `workers`, this process also starts and watches the others on the same port; started
+    as one of them (WORKER_PORT_ENV set), it listens on the port it was given."""
     import uvloop
 
+    worker_port = os.environ.get(WORKER_PORT_ENV)
+    if worker_port:
+        workers = None
+
     async def main():
-        log = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        log = None if quiet else say
         runner = web.AppRunner(build_app(service, token, log), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        shared = bool(workers or worker_port)
+        site = web.TCPSite(runner, host, int(worker_port) if worker_port else port, backlog=1024,
+                           reuse_port=True if shared else None)
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port
-        routes = ", ".join(f"{name} (k={r.k}, min confidence {r.threshold.shown()}, on low {r.on_low.shown()})"
-                           for name, r in service.settings.routes.items())
-        print(f"spread serve: listening on http://{host}:{bound}/v1 — routes: {routes}", file=sys.stderr, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        tasks = []
+        if worker_port:
+            say(f"spread serve: worker {os.getpid()} answering on port {bound}")
+            tasks.append(asyncio.create_task(_orphaned(stop, int(os.environ.get(WORKER_PARENT_ENV) or 0))))
+        else:
+            routes = ", ".join(f"{name} (k={r.k}, min confidence {r.threshold.shown()}, on low {r.on_low.shown()})"
+                               for name, r in service.settings.routes.items())
+            say(f"spread serve: listening on http://{host}:{bound}/v1 — routes: {routes}"
+                + (f" — {workers.count} processes" if workers else ""))
+        if workers:
+            tasks.append(asyncio.create_task(workers.supervise(bound, stop)))
         await stop.wait()
         began = time.perf_counter()
+        if workers:
+            workers.stop()
         await runner.cleanup()  # requests in flight finish and are stored first
-        print(f"spread serve: stopped ({time.perf_counter() - began:.1f} s to finish requests in flight)",
-              file=sys.stderr, flush=True)
+        if workers:
+            await asyncio.to_thread(workers.wait)
+        for task in tasks:
+            task.cancel()
+        who = f"worker {os.getpid()}" if worker_port else "stopped"
+        say(f"spread serve: {who}{' stopped' if worker_port else ''} ({time.perf_counter() - began:.1f} s to "
+            f"finish requests in flight)")
 
     uvloop.run(main())
 
