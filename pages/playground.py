@@ -384,7 +384,8 @@ with right:
                      help="An answer already stored for the very same request and sample index is reused at no new "
                           "cost; repeats stay independent draws, never copies of one answer.")
     batch_col.toggle("Cheaper, slower: provider batch", key="use_batch", persist_state="session",
-                     help="Send the samples through the provider's batch API (OpenAI-compatible endpoints) at its "
+                     help="Send the samples through the provider's batch API (OpenAI-compatible endpoints, Anthropic, "
+                          "Together) at its "
                           "batch price; answers arrive in minutes to hours.")
     concurrency_col, cap_col = st.columns(2)
     concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",

@@ -6,6 +6,10 @@ each line as the chat stub would (`answers`, chosen by the request's seed; `resp
 to answer by what was asked). `hold = True` keeps batches in progress (a process killed
 while its batch is pending); `expire_after = k` expires a batch with only its first k lines
 done (the rest in the error file, as OpenAI reports them); cancel moves it to cancelled.
+
+`BatchStub(together=True)` speaks Together's variant instead: the file's purpose must be
+"batch-api", creating a batch answers `{"job": …}`, statuses are upper case with a
+progress percentage and no counts, and every call needs `Authorization: Bearer <key>`.
 """
 from __future__ import annotations
 
@@ -23,9 +27,18 @@ from json_handler import JsonHandler
 class _Handler(JsonHandler):
     server: "_Server"
 
+    def _refused(self) -> bool:
+        stub = self.server.stub
+        if stub.together and self.headers.get("Authorization") != f"Bearer {stub.key}":
+            self._json(401, {"error": {"message": "Invalid API key provided", "type": "invalid_request_error"}})
+            return True
+        return False
+
     def do_GET(self):
         stub = self.server.stub
         stub.paths.append(("GET", self.path))
+        if self._refused():
+            return
         if self.path.rstrip("/") == "/v1/models":
             return self._json(200, {"object": "list", "data": [{"id": "stub-a", "object": "model", "created": 0,
                                                                  "owned_by": "stub"}]})
@@ -43,6 +56,8 @@ class _Handler(JsonHandler):
         stub = self.server.stub
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         stub.paths.append(("POST", self.path))
+        if self._refused():
+            return
         path = self.path.rstrip("/")
         if path.endswith("/chat/completions"):
             stub.chat_calls += 1
@@ -54,13 +69,16 @@ class _Handler(JsonHandler):
                       for part in message.iter_parts()}
             content = fields["file"]
             content = content if isinstance(content, bytes) else content.encode()
+            if stub.together and str(fields.get("purpose")).strip() != "batch-api":
+                return self._json(400, {"error": {"message": "purpose must be batch-api"}})
             file_id = stub.add_file(content)
             return self._json(200, {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
                                     "filename": "batch.jsonl", "purpose": str(fields.get("purpose", "batch")),
                                     "status": "processed"})
         body = json.loads(raw or b"{}")
         if path == "/v1/batches":
-            return self._json(200, stub.create(body))
+            created = stub.create(body)
+            return self._json(200, {"job": created, "warning": None} if stub.together else created)
         if path.startswith("/v1/batches/") and path.endswith("/cancel"):
             return self._json(200, stub.cancel(path.split("/")[3]))
         return self._json(404, {"error": {"message": f"unknown path {self.path}"}})
@@ -72,7 +90,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class BatchStub:
-    def __init__(self, answers: list[str] | None = None):
+    def __init__(self, answers: list[str] | None = None, *, together: bool = False):
+        self.together, self.key = together, "tgp-stub-key-0000"
         self.answers = answers or ["Paris.", "The capital of France is Paris.", "Lyon."]
         self.respond = None
         self.hold = False
@@ -108,7 +127,7 @@ class BatchStub:
             batch_id = f"batch_{len(self.batches) + 1}"
             self.batches[batch_id] = {
                 "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
-                "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
+                "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window", "24h"),
                 "status": "validating", "output_file_id": None, "error_file_id": None,
                 "created_at": int(time.time()), "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
                 "metadata": body.get("metadata"), "_lines": lines}
@@ -116,7 +135,12 @@ class BatchStub:
         return self.shown(batch_id)
 
     def shown(self, batch_id: str) -> dict:
-        return {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")}
+        batch = {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")}
+        if self.together:
+            counts = batch.pop("request_counts")
+            batch["status"] = {"cancelling": "IN_PROGRESS"}.get(batch["status"], batch["status"].upper())
+            batch["progress"] = 100.0 * (counts["completed"] + counts["failed"]) / max(1, counts["total"])
+        return batch
 
     def advance(self, batch_id: str) -> dict | None:
         with self._lock:

@@ -232,3 +232,39 @@ def test_cancel_cancels_the_anthropic_batch_and_leaves_its_cells_for_a_resume(tm
         assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
         with Store(db).connection() as conn:
             assert [r["status"] for r in conn.query("select status from provider_batches")] == ["cancelled"]
+
+
+# --- Together's Batch API ---------------------------------------------------------------------
+
+def together_args(db, stub, *extra):
+    return ["--db", db, "run", "--prompt", "Capital of France?", "--model", "together_ai/meta-llama/Llama-3-8b-stub",
+            "--temperature", "1", "--api-base", stub.base_url, "--seed", "1", "--batch", "--json", *extra]
+
+
+def test_a_together_batch_run_speaks_its_variant_and_keeps_the_key_out_of_the_store(tmp_path):
+    db = str(tmp_path / "together.db")
+    with BatchStub(together=True) as stub:
+        env = dict(FAST, TOGETHERAI_API_KEY=stub.key)
+        summary = last_json(spread(*together_args(db, stub, "--n", "5"), env=env))
+        assert stub.chat_calls == 0 and len(stub.created) == 1 and summary["batches"] == 1
+        assert (summary["responses"], summary["errors"]) == (5, 0)
+        (batch,) = stub.batches.values()
+        assert batch["status"] == "completed" and {line["body"]["model"] for line in batch["_lines"]} == {
+            "meta-llama/Llama-3-8b-stub"}  # the id Together knows, without litellm's prefix
+        assert all(set(line) == {"custom_id", "body"} for line in batch["_lines"])
+        # An expired batch (upper case, no counts) keeps its answers, as OpenAI's does.
+        stub.expire_after = 2
+        expired = last_json(spread(*together_args(db, stub, "--n", "4"), env=env))
+        assert (expired["responses"], expired["errors"]) == (2, 2)
+        wrong = spread(*together_args(db, stub, "--n", "2"), env=dict(FAST, TOGETHERAI_API_KEY="tgp-wrong-77777777"),
+                       check=False)
+        assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr and "tgp-wrong-77777777" not in wrong.stderr
+    shown = last_json(spread("--db", db, "show", "1", "--json"))
+    assert {a["text"] for c in shown["cells"] for a in c["answers"]} <= {"Paris.", "The capital of France is Paris.",
+                                                                         "Lyon."}
+    with Store(db).connection() as conn:
+        found = [(r["status"], r["total"], r["completed"], r["failed"])
+                 for r in conn.query("select status, total, completed, failed from provider_batches order by id")]
+        assert found[:2] == [("completed", 5, 5, 0), ("expired", 4, 2, 2)]  # counts read from its files
+    with open(db, "rb") as f:
+        assert stub.key.encode() not in f.read()

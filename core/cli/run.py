@@ -89,7 +89,8 @@ from core.store import runs as run_rows
                    "parameters, seed) and sample index: an identical plan costs nothing again, a larger N samples "
                    "only the new indices, repeats never become copies (docs/cost.md)")
 @click.option("--batch", "use_batch", is_flag=True,
-              help="send each round through the provider's batch API (OpenAI-compatible /v1/files + /v1/batches) "
+              help="send each round through the provider's batch API (OpenAI-compatible /v1/files + /v1/batches, "
+                   "Anthropic's Message Batches, Together's Batch API) "
                    "at its batch price: cheaper, slower (minutes to hours); resume polls the same batch")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option

@@ -8,7 +8,8 @@ finalizing, then completed, failed, expired or cancelled, with request counts), 
 output and error files are read (`GET /v1/files/{id}/content`). Through the openai SDK
 (the well-kept client of exactly these endpoints); litellm's batch functions add nothing
 for an OpenAI-compatible server. Anthropic's Message Batches have their own shape
-(core/models/anthropic_batch.py); each function here speaks to the endpoint's provider.
+(core/models/anthropic_batch.py), and Together's differs in a few words
+(core/models/together_batch.py); each function here speaks to the endpoint's provider.
 
 The price: the model's batch prices in litellm's price map where it has them
 (`input_cost_per_token_batches`, `output_cost_per_token_batches`), else OpenAI's
@@ -21,12 +22,12 @@ from __future__ import annotations
 import json
 
 from core.config import SpreadError
-from core.models import anthropic_batch, local_llm, reply
+from core.models import anthropic_batch, local_llm, reply, together_batch
 from core.prompts import shapes
 
 DISCOUNT = 0.5  # 50% of the live price: OpenAI's Batch API and Anthropic's Message Batches both document it
 DISCOUNT_NOTE = ("batch price: the model's batch prices in litellm's price map, else half the live price "
-                 "(the documented batch discount of OpenAI and Anthropic)")
+                 "(the documented batch discount of OpenAI and Anthropic; Together's is up to half)")
 WINDOW = "24h"
 DONE = ("completed", "failed", "expired", "cancelled")
 
@@ -37,12 +38,13 @@ def _anthropic(call) -> bool:
 
 def supports(call) -> bool:
     """Whether the endpoint's provider has a batch API Spread speaks: an OpenAI-compatible
-    chat endpoint (an `openai/` litellm id, or an OpenAI model) or an Anthropic model, one
-    deployment."""
+    chat endpoint (an `openai/` litellm id, or an OpenAI model), an Anthropic model or a
+    Together model, one deployment."""
     model = call.model
     if call.members or local_llm.is_local(model):
         return False
-    return _anthropic(call) or model.startswith("openai/") or ("/" not in model and call.api_base is None)
+    return (_anthropic(call) or together_batch.speaks(call) or model.startswith("openai/")
+            or ("/" not in model and call.api_base is None))
 
 
 def check(spec) -> None:
@@ -53,7 +55,7 @@ def check(spec) -> None:
         if not supports(call):
             raise SpreadError(f"--batch: endpoint {model!r} has no provider batch API Spread speaks "
                               "(an OpenAI-compatible server: /v1/files and /v1/batches; Anthropic's Message "
-                              "Batches); run it live", "models")
+                              "Batches; Together's Batch API); run it live", "models")
         if _anthropic(call):
             for variant in spec.all_variants():
                 why = anthropic_batch.refusal(variant)
@@ -63,6 +65,8 @@ def check(spec) -> None:
 
 def served(call) -> str:
     """The model name the server knows: the litellm id without its provider prefix."""
+    if together_batch.speaks(call):
+        return together_batch.served(call)
     return call.model.split("/", 1)[1] if call.model.startswith("openai/") else call.model
 
 
@@ -76,6 +80,8 @@ def line(custom_id: str, call, messages: list[dict], *, temperature: float, max_
     for key, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p)):
         if value is not None:
             body[key] = value
+    if together_batch.speaks(call):  # Together's lines name no method or url for chat completions
+        return {"custom_id": custom_id, "body": body}
     return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
@@ -90,9 +96,11 @@ async def submit(call, lines: list[dict]) -> tuple[str, str]:
     """Upload the requests and create the batch: (batch id, input file id)."""
     if _anthropic(call):
         return await anthropic_batch.submit(call, lines)
+    data = ("\n".join(json.dumps(item, ensure_ascii=False) for item in lines) + "\n").encode()
+    if together_batch.speaks(call):
+        return await together_batch.submit(call, data)
     client = _client(call)
     try:
-        data = ("\n".join(json.dumps(item, ensure_ascii=False) for item in lines) + "\n").encode()
         uploaded = await client.files.create(file=("spread-batch.jsonl", data), purpose="batch")
         batch = await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                                             completion_window=WINDOW, metadata={"by": "spread"})
@@ -105,6 +113,8 @@ async def status(call, batch_id: str) -> dict:
     """The batch's status and counts, and its output and error files once it has them."""
     if _anthropic(call):
         return await anthropic_batch.status(call, batch_id) | {"batch_id": batch_id}
+    if together_batch.speaks(call):
+        return await together_batch.status(call, batch_id) | {"batch_id": batch_id}
     client = _client(call)
     try:
         batch = await client.batches.retrieve(batch_id)
@@ -119,6 +129,8 @@ async def status(call, batch_id: str) -> dict:
 async def cancel(call, batch_id: str) -> None:
     if _anthropic(call):
         return await anthropic_batch.cancel(call, batch_id)
+    if together_batch.speaks(call):
+        return await together_batch.cancel(call, batch_id)
     client = _client(call)
     try:
         await client.batches.cancel(batch_id)
@@ -131,28 +143,38 @@ async def results(call, found: dict) -> dict[str, dict]:
     and error files of a finished batch."""
     if _anthropic(call):
         return await anthropic_batch.results(call, found, found["batch_id"])
-    client = _client(call)
     out: dict[str, dict] = {}
-    try:
-        for file_id in (found.get("output_file_id"), found.get("error_file_id")):
-            if not file_id:
-                continue
-            content = await client.files.content(file_id)
-            for text in content.text.splitlines():
-                if not text.strip():
-                    continue
+    for file_id in (found.get("output_file_id"), found.get("error_file_id")):
+        if not file_id:
+            continue
+        for text in (await _file_text(call, file_id)).splitlines():
+            if text.strip():
                 item = json.loads(text)
-                response, error = item.get("response"), item.get("error")
-                if response and response.get("status_code") == 200 and not error:
-                    out[item["custom_id"]] = {"body": response.get("body") or {}}
-                else:
-                    error = error or (response or {}).get("body", {}).get("error") or {}
-                    code = str(error.get("code") or "failed")
-                    out[item["custom_id"]] = {"error": (code if code.startswith("batch_") else f"batch_{code}",
-                                                        str(error.get("message") or "failed in the batch")[:500])}
+                out[item["custom_id"]] = _result(item)
+    return out
+
+
+async def _file_text(call, file_id: str) -> str:
+    if together_batch.speaks(call):
+        return await together_batch.file_text(call, file_id)
+    client = _client(call)
+    try:
+        return (await client.files.content(file_id)).text
     finally:
         await client.close()
-    return out
+
+
+def _result(item: dict) -> dict:
+    """One line of an output or error file (`response: {status_code, body}` or `error`):
+    {"body": a chat completion} or {"error": (type, message)}."""
+    response, error = item.get("response"), item.get("error")
+    if response and response.get("status_code") == 200 and not error:
+        return {"body": response.get("body") or {}}
+    error = error if isinstance(error, dict) else {"message": error} if error else (
+        (response or {}).get("body", {}).get("error") or {})
+    code = str(error.get("code") or "failed")
+    return {"error": (code if code.startswith("batch_") else f"batch_{code}",
+                      str(error.get("message") or "failed in the batch")[:500])}
 
 
 def answer(body: dict, response_format: dict | None) -> dict:

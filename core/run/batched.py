@@ -73,7 +73,11 @@ async def sample_round(store: Store, run_id: int, spec, todo: list[tuple], promp
             if found["status"] not in batch.DONE:
                 await asyncio.to_thread(_update, store, row["id"], found)
                 continue
-            rows = _rows(run_id, spec, row, await batch.results(call, found), keys, price, found["status"])
+            results = await batch.results(call, found)
+            if found.get("completed") is None:  # a provider that reports progress, not counts (Together)
+                found = found | {"completed": sum("body" in r for r in results.values()),
+                                 "failed": sum("error" in r for r in results.values())}
+            rows = _rows(run_id, spec, row, results, keys, price, found["status"])
             await asyncio.to_thread(_store, store, row["id"], found, rows)
             stored += len(rows)
             waiting.remove(row)
