@@ -278,9 +278,8 @@ def run(service: Service, *, host: str, port: int, token: str | None, quiet: boo
             await asyncio.to_thread(workers.wait)
         for task in tasks:
             task.cancel()
-        who = f"worker {os.getpid()}" if worker_port else "stopped"
-        say(f"spread serve: {who}{' stopped' if worker_port else ''} ({time.perf_counter() - began:.1f} s to "
-            f"finish requests in flight)")
+        who = f"worker {os.getpid()} stopped" if worker_port else "stopped"
+        say(f"spread serve: {who} ({time.perf_counter() - began:.1f} s to finish requests in flight)")
 
     uvloop.run(main())
 
