@@ -654,3 +654,38 @@ def test_an_endpoints_own_cap_on_calls_in_flight_holds_across_requests(store, st
     assert time.perf_counter() - began >= 6 * 0.1  # six calls, one at a time
     starts = sorted(r["t"] for r in stub.requests)
     assert all(b - a >= 0.09 for a, b in zip(starts, starts[1:]))
+
+
+NO_IMPORT_AFTER_PREPARE = """
+import json, sys
+from core.store import Store
+from core.serve import routes, vote
+from core.serve.service import Service
+
+route = routes.Route("qa", ("openai/stub-a",), 5, routes.Threshold.parse("0.6"), routes.OnLow.parse("abstain"), (),
+                     1.0, None)
+service = Service(Store(sys.argv[1]), routes.Settings({"qa": route}, api_base=sys.argv[2]))
+service.prepare()
+before = set(sys.modules)
+answers = ["Paris is the capital.", "Lyon, a big city in the south of France with 500,000 people.",
+           '{"city": "Paris"}', ""]
+rows = [{"sample_idx": i, "text": text, "error_type": None} for i, text in enumerate(answers)]
+rows[3]["tool_calls"] = json.dumps([{"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}])
+vote.decide(rows, method=service.method, embedder=service.embedder, context="What is the capital of France?")
+print(json.dumps({"method": service.method, "imported": sorted(set(sys.modules) - before)}))
+"""
+
+
+def test_no_request_imports_a_module_after_the_server_is_prepared(stub, tmp_path):
+    # The first decision on answers that disagree used to import scikit-learn's stop words
+    # (about 250 modules, over a second) while the requests in flight waited on it.
+    out = _spread_python(NO_IMPORT_AFTER_PREPARE, str(tmp_path / "serve.db"), stub.base_url)
+    assert out["method"] == "minilm"  # the embedded model, as a server on a fresh machine runs it
+    assert out["imported"] == []
+
+
+def _spread_python(code: str, *args) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -106,12 +106,13 @@ async def warm() -> None:
 
 
 def freeze_heap() -> None:
-    """For a process that exists to sample (the CLI, a sampler process, a run in its own
-    process), never the app's: move everything imported so far out of the garbage
-    collector's sight, and collect young objects less often. litellm and pydantic leave
-    a large heap of long-lived objects that every full collection would walk again;
-    measured 2.9 -> 2.4 ms of CPU per streamed call. Objects frozen here are never
-    freed, which only a short-lived, single-purpose process can afford. The calls in
+    """For a process that exists to sample or to serve (the CLI, a sampler process, a run in
+    its own process, `spread serve`), never the app's: move everything imported so far out
+    of the garbage collector's sight, and collect young objects less often. litellm and
+    pydantic leave a large heap of long-lived objects that every full collection would walk
+    again; measured 2.9 -> 2.4 ms of CPU per streamed call. A frozen object that later
+    ends in a reference cycle is never freed, which only a single-purpose process whose
+    start-up heap lives as long as it does can afford. The calls in
     flight hold tens of thousands of young objects that reference counting frees (a
     cycle is rare: about one per ten calls); collecting them every 10,000 allocations
     cost 0.2-0.4 s of CPU per 10,000 direct calls, every 100,000 next to none."""

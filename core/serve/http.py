@@ -27,6 +27,7 @@ import traceback
 from aiohttp import web
 
 from core import config
+from core.models import llm
 from core.serve.service import BadRequest, Reply, Service
 
 CHUNK_CHARS = 24  # a streamed answer's pieces: clients render them as they come
@@ -244,6 +245,10 @@ def run(service: Service, *, host: str, port: int, token: str | None, quiet: boo
     worker_port = os.environ.get(WORKER_PORT_ENV)
     if worker_port:
         workers = None
+    # What is loaded by now (litellm's map, the meaning model) lives as long as the server:
+    # out of the garbage collector's sight, so that no full collection walks it again
+    # under load.
+    llm.freeze_heap()
 
     async def main():
         log = None if quiet else say

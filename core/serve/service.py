@@ -178,6 +178,10 @@ class Reply:
     confidence: float | None = None
 
 
+WARM_UP_ANSWERS = [{"sample_idx": 0, "text": "The capital of France is Paris.", "error_type": None},
+                   {"sample_idx": 1, "text": "It is Lyon, a city of half a million people.", "error_type": None}]
+
+
 class Service:
     """Answers chat requests on the configured routes; one per server process."""
 
@@ -224,7 +228,11 @@ class Service:
         # Which meaning method, decided once: finding out whether MiniLM is installed looks the
         # package up on disk (measured: a third of a request's CPU when asked per request).
         self.method = self.settings.method or embed.default_method()
-        embed.embed(["warm"], self.method)  # the model's first load and first call, off any request's clock
+        # One decision on answers that disagree, off any request's clock: the model's first
+        # load and call, and the fact rules' first use, which imports scikit-learn's stop
+        # words (about 250 modules, over a second: measured, the requests in flight then
+        # waited on that import).
+        vote.decide(WARM_UP_ANSWERS, method=self.method, embedder=self.embedder)
         direct.load()
 
     async def start(self) -> None:
