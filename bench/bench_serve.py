@@ -1,7 +1,7 @@
 """`spread serve` under load: the latency it adds beyond the calls it waits for, requests per
 second, and the calls adaptive k saves when answers agree (a measurement, not a test).
 
-    .venv/bin/python bench/bench_serve.py [--latency 0.2] [--k 5] [--clients 50] [--requests 500] [--workers 1]
+    .venv/bin/python bench/bench_serve.py [--latency 0.2] [--k 5] [--clients 50] [--requests 500] [--workers 1] [--stagger]
 
 Set-up: the loopback server (bench/loopback.py, its own process) answers every call after
 exactly L seconds with one of five wordings of "Paris"; `spread serve` runs as a command
@@ -80,13 +80,16 @@ def start_serve(base_url: str, db: str, k: int, adaptive: bool, workers: int = 1
     return process, line.split("listening on ")[1].split()[0], pids
 
 
-async def load(base: str, clients: int, requests: int) -> tuple[list[float], float]:
+async def load(base: str, clients: int, requests: int, stagger_s: float = 0.0) -> tuple[list[float], float]:
+    """C clients sending back to back; with `stagger_s`, client i starts i/C of it late, so
+    that they do not all send within the same milliseconds for the whole run."""
     import aiohttp
 
     latencies: list[float] = []
     left = [requests]
 
-    async def client():
+    async def client(i: int):
+        await asyncio.sleep(stagger_s * i / clients)
         async with aiohttp.ClientSession() as session:
             while left[0] > 0:
                 left[0] -= 1
@@ -97,7 +100,7 @@ async def load(base: str, clients: int, requests: int) -> tuple[list[float], flo
                 latencies.append(time.perf_counter() - began)
 
     began = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(i) for i in range(clients)))
     return latencies, time.perf_counter() - began
 
 
@@ -118,6 +121,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="spread serve --workers W")
+    parser.add_argument("--stagger", action="store_true",
+                        help="start the clients spread over one call's latency instead of all at once")
     args = parser.parse_args()
     results = []
     with Loopback(latency_s=args.latency) as server:
@@ -129,7 +134,8 @@ def main() -> None:
                     asyncio.run(load(base, 4, 20))  # warm: connections, the meaning model's first batches
                     server.reset()
                     cpu_before = sum(cpu_s(pid) for pid in pids)
-                    latencies, wall = asyncio.run(load(base, args.clients, args.requests))
+                    latencies, wall = asyncio.run(load(base, args.clients, args.requests,
+                                                       args.latency if args.stagger else 0.0))
                     serve_cpu = sum(cpu_s(pid) for pid in pids) - cpu_before
                     calls = server.stats()["requests"]
                 finally:
@@ -142,6 +148,7 @@ def main() -> None:
             result = {
                 "kind": "serve", "adaptive": adaptive, "k": args.k, "latency_s": args.latency,
                 "clients": args.clients, "requests": args.requests, "workers": args.workers,
+                "stagger": args.stagger,
                 "added_p50_ms": round(percentile(added, 50), 1), "added_p95_ms": round(percentile(added, 95), 1),
                 "server_added_p50_ms": round(percentile(server_added, 50), 1),
                 "server_added_p95_ms": round(percentile(server_added, 95), 1),
