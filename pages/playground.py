@@ -385,7 +385,7 @@ with right:
                           "cost; repeats stay independent draws, never copies of one answer.")
     batch_col.toggle("Cheaper, slower: provider batch", key="use_batch", persist_state="session",
                      help="Send the samples through the provider's batch API (OpenAI-compatible endpoints, Anthropic, "
-                          "Together) at its "
+                          "Gemini, Together) at its "
                           "batch price; answers arrive in minutes to hours.")
     concurrency_col, cap_col = st.columns(2)
     concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",

@@ -11,14 +11,11 @@ ends it with the requests not yet answered canceled.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import ThreadingHTTPServer
 
-from json_handler import JsonHandler
+from json_handler import BatchStubBase, JsonHandler
 
 
 class _Handler(JsonHandler):
-    server: "_Server"
 
     def _refused(self) -> bool:
         stub = self.server.stub
@@ -68,36 +65,14 @@ class _Handler(JsonHandler):
         return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: "AnthropicBatchStub"
+class AnthropicBatchStub(BatchStubBase):
+    handler = _Handler
 
-
-class AnthropicBatchStub:
     def __init__(self, answers=("Paris.", "The capital of France is Paris.", "Lyon."), steps: int = 2):
-        self.answers, self.steps = list(answers), steps
+        super().__init__(answers, steps)
         self.key = "sk-ant-test-key-123456"
-        self.hold = False
-        self.expire_after: int | None = None
         self.batches: dict[str, dict] = {}
-        self.requests: dict[str, list[dict]] = {}
         self.results: dict[str, list[dict]] = {}
-        self.reads: dict[str, int] = {}
-        self.paths: list[tuple[str, str]] = []
-        self.live_calls = 0
-        self.created: list[str] = []
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.stub = self
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
 
     def _counts(self, batch_id: str) -> dict:
         kinds = [r["result"]["type"] for r in self.results.get(batch_id, [])]

@@ -197,43 +197,6 @@ def test_an_anthropic_batch_that_expires_in_part_keeps_its_answers_and_resume_se
         assert (again["responses"], again["errors"], again["batches"]) == (6, 0, 2) and stub.live_calls == 0
 
 
-def test_an_anthropic_batch_is_refused_for_tools_and_a_wrong_key_is_one_line_without_it(tmp_path):
-    from anthropic_batch_stub import AnthropicBatchStub
-
-    db = str(tmp_path / "refused.db")
-    with AnthropicBatchStub() as stub:
-        tools = tmp_path / "tools.json"
-        tools.write_text(json.dumps([{"type": "function", "function": {"name": "f", "parameters": {}}}]))
-        refused = spread(*anthropic_args(db, stub, "--n", "2", "--tools-file", str(tools)),
-                         env=dict(FAST, ANTHROPIC_API_KEY=stub.key), check=False)
-        assert refused.returncode == 2 and "tools and response formats are sent live" in refused.stderr
-        assert stub.created == [] and last_json(spread("--db", db, "runs", "--json")) == []
-        wrong = spread(*anthropic_args(db, stub, "--n", "2"), env=dict(FAST, ANTHROPIC_API_KEY="sk-ant-wrong-999999"),
-                       check=False)
-        assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr and "sk-ant-wrong-999999" not in wrong.stderr
-
-
-def test_cancel_cancels_the_anthropic_batch_and_leaves_its_cells_for_a_resume(tmp_path):
-    from anthropic_batch_stub import AnthropicBatchStub
-
-    db = str(tmp_path / "cancel.db")
-    with AnthropicBatchStub() as stub:
-        stub.hold = True
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *anthropic_args(db, stub, "--n", "3")], cwd=ROOT,
-                                   env=dict(os.environ, **FAST, ANTHROPIC_API_KEY=stub.key), stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, text=True)
-        deadline = time.time() + 60
-        while not stub.created and time.time() < deadline:
-            time.sleep(0.05)
-        spread("--db", db, "cancel", "1")
-        out, _ = process.communicate(timeout=120)
-        assert ("POST", "/v1/messages/batches/msgbatch_0001/cancel") in stub.paths
-        summary = last_json(subprocess.CompletedProcess([], 0, out, ""))
-        assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
-        with Store(db).connection() as conn:
-            assert [r["status"] for r in conn.query("select status from provider_batches")] == ["cancelled"]
-
-
 # --- Together's Batch API ---------------------------------------------------------------------
 
 def together_args(db, stub, *extra):
@@ -268,3 +231,115 @@ def test_a_together_batch_run_speaks_its_variant_and_keeps_the_key_out_of_the_st
         assert found[:2] == [("completed", 5, 5, 0), ("expired", 4, 2, 2)]  # counts read from its files
     with open(db, "rb") as f:
         assert stub.key.encode() not in f.read()
+
+
+# --- The Gemini API's batch mode ----------------------------------------------------------------
+
+def gemini_args(db, stub, *extra):
+    return ["--db", db, "run", "--prompt", "Capital of France?", "--system", "Answer with the city.",
+            "--model", "gemini/gemini-stub", "--temperature", "1", "--api-base", stub.base_url, "--seed", "1",
+            "--max-tokens", "50", "--batch", "--json", *extra]
+
+
+def test_a_gemini_batch_run_answers_inline_through_batch_mode_and_never_calls_generate_content(tmp_path):
+    from gemini_batch_stub import GeminiBatchStub
+
+    db = str(tmp_path / "gemini.db")
+    with GeminiBatchStub() as stub:
+        env = dict(FAST, GEMINI_API_KEY=stub.key)
+        summary = last_json(spread(*gemini_args(db, stub, "--n", "6"), env=env))
+        assert stub.live_calls == 0 and stub.created == ["batches/stub0001"] and summary["batches"] == 1
+        assert (summary["responses"], summary["errors"]) == (6, 0)
+        assert ("POST", "/v1beta/models/gemini-stub:batchGenerateContent") in stub.paths
+        assert ("GET", "/v1beta/batches/stub0001") in stub.paths
+        (items,) = stub.requests.values()
+        request = items[0]["request"]
+        assert request["systemInstruction"] == {"parts": [{"text": "Answer with the city."}]}
+        assert request["contents"] == [{"role": "user", "parts": [{"text": "Capital of France?"}]}]
+        config = request["generationConfig"]
+        assert {k: config[k] for k in ("temperature", "candidateCount", "maxOutputTokens")} == {
+            "temperature": 1.0, "candidateCount": 1, "maxOutputTokens": 50}
+        assert len({item["request"]["generationConfig"]["seed"] for item in items}) == 6  # --seed: one per sample
+        assert len({item["metadata"]["key"] for item in items}) == 6
+        # Expired in part: the answers it has are kept, the rest are error rows, and a resume
+        # sends those again, in a new batch.
+        stub.expire_after = 2
+        expired = last_json(spread(*gemini_args(db, stub, "--n", "4"), env=env))
+        assert (expired["responses"], expired["errors"]) == (2, 2)
+        stub.expire_after = None
+        again = last_json(spread("--db", db, "resume", "2", "--retry-errors", "--json", env=env))
+        assert (again["responses"], again["errors"], again["batches"]) == (4, 0, 2) and stub.live_calls == 0
+    shown = last_json(spread("--db", db, "show", "1", "--json"))
+    assert {a["text"] for c in shown["cells"] for a in c["answers"]} == {"Paris.", "The capital of France is Paris.",
+                                                                         "Lyon."}
+    with Store(db).connection() as conn:
+        rows = list(conn.query("select provider_model, prompt_tokens, finish_reason from responses where run_id = 1"))
+        assert {(r["provider_model"], r["prompt_tokens"], r["finish_reason"]) for r in rows} == {
+            ("gemini-stub-001", 12, "stop")}
+        found = [(r["batch_id"], r["status"], r["total"], r["completed"])
+                 for r in conn.query("select batch_id, status, total, completed from provider_batches order by id")]
+        assert found == [("batches/stub0001", "completed", 6, 6), ("batches/stub0002", "expired", 4, 2),
+                         ("batches/stub0003", "completed", 2, 2)]
+    with open(db, "rb") as f:
+        assert stub.key.encode() not in f.read()
+
+
+# --- What the text-only batches (Anthropic's, Gemini's) share -----------------------------------
+
+def _anthropic_stub():
+    from anthropic_batch_stub import AnthropicBatchStub
+
+    return AnthropicBatchStub()
+
+
+def _gemini_stub():
+    from gemini_batch_stub import GeminiBatchStub
+
+    return GeminiBatchStub()
+
+
+# provider: (its stub, the run's arguments, its key variable, a wrong key and the status it
+# gets, the cancel request of the stub's first batch)
+TEXT_ONLY = {
+    "Anthropic": (_anthropic_stub, anthropic_args, "ANTHROPIC_API_KEY", "sk-ant-wrong-999999", "HTTP 401",
+                  ("POST", "/v1/messages/batches/msgbatch_0001/cancel")),
+    "Gemini": (_gemini_stub, gemini_args, "GEMINI_API_KEY", "AIza-wrong-99999999", "HTTP 400",
+               ("POST", "/v1beta/batches/stub0001:cancel")),
+}
+
+
+@pytest.mark.parametrize("provider", TEXT_ONLY)
+def test_a_text_only_batch_is_refused_for_tools_and_a_wrong_key_is_one_line_without_it(tmp_path, provider):
+    make_stub, args, key_variable, wrong_key, wrong_status, _ = TEXT_ONLY[provider]
+    db = str(tmp_path / "refused.db")
+    with make_stub() as stub:
+        tools = tmp_path / "tools.json"
+        tools.write_text(json.dumps([{"type": "function", "function": {"name": "f", "parameters": {}}}]))
+        refused = spread(*args(db, stub, "--n", "2", "--tools-file", str(tools)),
+                         env={**FAST, key_variable: stub.key}, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert f"tools and response formats are sent live to {provider} models" in refused.stderr
+        assert stub.created == [] and last_json(spread("--db", db, "runs", "--json")) == []
+        wrong = spread(*args(db, stub, "--n", "2"), env={**FAST, key_variable: wrong_key}, check=False)
+        assert wrong.returncode != 0 and wrong_status in wrong.stderr and wrong_key not in wrong.stderr
+
+
+@pytest.mark.parametrize("provider", TEXT_ONLY)
+def test_cancel_cancels_a_text_only_batch_and_leaves_its_cells_for_a_resume(tmp_path, provider):
+    make_stub, args, key_variable, _, _, cancel_request = TEXT_ONLY[provider]
+    db = str(tmp_path / "cancel.db")
+    with make_stub() as stub:
+        stub.hold = True
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args(db, stub, "--n", "3")], cwd=ROOT,
+                                   env=dict(os.environ, **FAST, **{key_variable: stub.key}), stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+        deadline = time.time() + 60
+        while not stub.created and time.time() < deadline:
+            time.sleep(0.05)
+        spread("--db", db, "cancel", "1")
+        out, _ = process.communicate(timeout=120)
+        assert cancel_request in stub.paths
+        summary = last_json(subprocess.CompletedProcess([], 0, out, ""))
+        assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
+        with Store(db).connection() as conn:
+            assert [r["status"] for r in conn.query("select status from provider_batches")] == ["cancelled"]

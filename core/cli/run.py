@@ -90,7 +90,7 @@ from core.store import runs as run_rows
                    "only the new indices, repeats never become copies (docs/cost.md)")
 @click.option("--batch", "use_batch", is_flag=True,
               help="send each round through the provider's batch API (OpenAI-compatible /v1/files + /v1/batches, "
-                   "Anthropic's Message Batches, Together's Batch API) "
+                   "Anthropic's Message Batches, the Gemini API's batch mode, Together's Batch API) "
                    "at its batch price: cheaper, slower (minutes to hours); resume polls the same batch")
 @click.option("--dry-run", is_flag=True, help="print the estimate (calls, tokens, cost range) and write nothing")
 @evaluate.check_option

@@ -10,8 +10,8 @@ direct route speaks OpenAI's chat API: litellm's batch functions cover OpenAI's 
 batches, and Anthropic's SDK is not a dependency.
 
 Text prompts only: a wording with tools or a response format is refused before anything
-is written (`refusal`), so a batch never sends a request Anthropic would take differently
-from the live call.
+is written (core/models/batch.py, `check`), so a batch never sends a request Anthropic
+would take differently from the live call.
 """
 
 from __future__ import annotations
@@ -33,15 +33,6 @@ FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "
 def speaks(call) -> bool:
     """An Anthropic model: `anthropic/…`, or a bare `claude-…` id at Anthropic's own API."""
     return call.model.startswith("anthropic/") or (call.model.startswith("claude-") and call.api_base is None)
-
-
-def refusal(variant) -> str | None:
-    """Why a wording cannot go in an Anthropic batch, or None."""
-    if variant.tools or variant.tool_choice or variant.response_format:
-        return "tools and response formats are sent live to Anthropic models (no --batch)"
-    if any(m.get("role") not in ("system", "user", "assistant") for m in variant.messages or []):
-        return "a conversation with tool turns is sent live to Anthropic models (no --batch)"
-    return None
 
 
 def served(call) -> str:

@@ -8,12 +8,14 @@ finalizing, then completed, failed, expired or cancelled, with request counts), 
 output and error files are read (`GET /v1/files/{id}/content`). Through the openai SDK
 (the well-kept client of exactly these endpoints); litellm's batch functions add nothing
 for an OpenAI-compatible server. Anthropic's Message Batches have their own shape
-(core/models/anthropic_batch.py), and Together's differs in a few words
+(core/models/anthropic_batch.py), as do Google's Gemini API batches
+(core/models/gemini_batch.py), and Together's differs in a few words
 (core/models/together_batch.py); each function here speaks to the endpoint's provider.
 
 The price: the model's batch prices in litellm's price map where it has them
 (`input_cost_per_token_batches`, `output_cost_per_token_batches`), else OpenAI's
-documented batch discount, half the live price of the same tokens (`DISCOUNT`), said as
+documented batch discount (OpenAI's, Anthropic's and Google's alike), half the live price of
+the same tokens (`DISCOUNT`), said as
 such wherever a batch cost is shown (Endpoint.batch_cost_usd).
 """
 
@@ -22,12 +24,12 @@ from __future__ import annotations
 import json
 
 from core.config import SpreadError
-from core.models import anthropic_batch, local_llm, reply, together_batch
+from core.models import anthropic_batch, gemini_batch, local_llm, reply, together_batch
 from core.prompts import shapes
 
-DISCOUNT = 0.5  # 50% of the live price: OpenAI's Batch API and Anthropic's Message Batches both document it
+DISCOUNT = 0.5  # 50% of the live price: OpenAI's, Anthropic's and Google's batch APIs all document it
 DISCOUNT_NOTE = ("batch price: the model's batch prices in litellm's price map, else half the live price "
-                 "(the documented batch discount of OpenAI and Anthropic; Together's is up to half)")
+                 "(the documented batch discount of OpenAI, Anthropic and Google; Together's is up to half)")
 WINDOW = "24h"
 DONE = ("completed", "failed", "expired", "cancelled")
 
@@ -36,14 +38,18 @@ def _anthropic(call) -> bool:
     return anthropic_batch.speaks(call)
 
 
+def _gemini(call) -> bool:
+    return gemini_batch.speaks(call)
+
+
 def supports(call) -> bool:
     """Whether the endpoint's provider has a batch API Spread speaks: an OpenAI-compatible
-    chat endpoint (an `openai/` litellm id, or an OpenAI model), an Anthropic model or a
+    chat endpoint (an `openai/` litellm id, or an OpenAI model), an Anthropic, Gemini API or
     Together model, one deployment."""
     model = call.model
     if call.members or local_llm.is_local(model):
         return False
-    return (_anthropic(call) or together_batch.speaks(call) or model.startswith("openai/")
+    return (_anthropic(call) or _gemini(call) or together_batch.speaks(call) or model.startswith("openai/")
             or ("/" not in model and call.api_base is None))
 
 
@@ -55,18 +61,30 @@ def check(spec) -> None:
         if not supports(call):
             raise SpreadError(f"--batch: endpoint {model!r} has no provider batch API Spread speaks "
                               "(an OpenAI-compatible server: /v1/files and /v1/batches; Anthropic's Message "
-                              "Batches; Together's Batch API); run it live", "models")
-        if _anthropic(call):
-            for variant in spec.all_variants():
-                why = anthropic_batch.refusal(variant)
-                if why:
-                    raise SpreadError(f"--batch: endpoint {model!r}: {why}", "models")
+                              "Batches; the Gemini API's batch mode; Together's Batch API); run it live", "models")
+        provider = "Anthropic" if _anthropic(call) else "Gemini" if _gemini(call) else None
+        for variant in spec.all_variants() if provider else ():
+            why = _not_text_only(variant, provider)
+            if why:
+                raise SpreadError(f"--batch: endpoint {model!r}: {why}", "models")
+
+
+def _not_text_only(variant, provider: str) -> str | None:
+    """Why a wording cannot go in the batch of a provider whose batch requests Spread writes
+    in the provider's own shape for text prompts only (Anthropic, Gemini), or None."""
+    if variant.tools or variant.tool_choice or variant.response_format:
+        return f"tools and response formats are sent live to {provider} models (no --batch)"
+    if any(m.get("role") not in ("system", "user", "assistant") for m in variant.messages or []):
+        return f"a conversation with tool turns is sent live to {provider} models (no --batch)"
+    return None
 
 
 def served(call) -> str:
     """The model name the server knows: the litellm id without its provider prefix."""
     if together_batch.speaks(call):
         return together_batch.served(call)
+    if _gemini(call):
+        return gemini_batch.served(call)
     return call.model.split("/", 1)[1] if call.model.startswith("openai/") else call.model
 
 
@@ -76,6 +94,9 @@ def line(custom_id: str, call, messages: list[dict], *, temperature: float, max_
     if _anthropic(call):
         return anthropic_batch.line(custom_id, call, messages, temperature=temperature, max_tokens=max_tokens,
                                     top_p=top_p)
+    if _gemini(call):
+        return gemini_batch.line(custom_id, call, messages, temperature=temperature, max_tokens=max_tokens,
+                                 seed=seed, top_p=top_p)
     body = {"model": served(call), "messages": messages, "temperature": temperature, **(call.params or {}), **shape}
     for key, value in (("max_tokens", max_tokens), ("seed", seed), ("top_p", top_p)):
         if value is not None:
@@ -96,6 +117,8 @@ async def submit(call, lines: list[dict]) -> tuple[str, str]:
     """Upload the requests and create the batch: (batch id, input file id)."""
     if _anthropic(call):
         return await anthropic_batch.submit(call, lines)
+    if _gemini(call):
+        return await gemini_batch.submit(call, lines)
     data = ("\n".join(json.dumps(item, ensure_ascii=False) for item in lines) + "\n").encode()
     if together_batch.speaks(call):
         return await together_batch.submit(call, data)
@@ -113,6 +136,8 @@ async def status(call, batch_id: str) -> dict:
     """The batch's status and counts, and its output and error files once it has them."""
     if _anthropic(call):
         return await anthropic_batch.status(call, batch_id) | {"batch_id": batch_id}
+    if _gemini(call):
+        return await gemini_batch.status(call, batch_id) | {"batch_id": batch_id}
     if together_batch.speaks(call):
         return await together_batch.status(call, batch_id) | {"batch_id": batch_id}
     client = _client(call)
@@ -129,6 +154,8 @@ async def status(call, batch_id: str) -> dict:
 async def cancel(call, batch_id: str) -> None:
     if _anthropic(call):
         return await anthropic_batch.cancel(call, batch_id)
+    if _gemini(call):
+        return await gemini_batch.cancel(call, batch_id)
     if together_batch.speaks(call):
         return await together_batch.cancel(call, batch_id)
     client = _client(call)
@@ -143,6 +170,8 @@ async def results(call, found: dict) -> dict[str, dict]:
     and error files of a finished batch."""
     if _anthropic(call):
         return await anthropic_batch.results(call, found, found["batch_id"])
+    if _gemini(call):
+        return gemini_batch.results(found)
     out: dict[str, dict] = {}
     for file_id in (found.get("output_file_id"), found.get("error_file_id")):
         if not file_id:
@@ -178,9 +207,12 @@ def _result(item: dict) -> dict:
 
 
 def answer(body: dict, response_format: dict | None) -> dict:
-    """A response row's fields from a chat completion of the batch (or an Anthropic message)."""
+    """A response row's fields from a chat completion of the batch (or an Anthropic message, or
+    a Gemini `generateContent` response)."""
     if body.get("type") == "message":
         return anthropic_batch.answer(body)
+    if "candidates" in body:
+        return gemini_batch.answer(body)
     choice = (body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     text = message.get("content") or ""
