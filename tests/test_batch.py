@@ -343,3 +343,28 @@ def test_cancel_cancels_a_text_only_batch_and_leaves_its_cells_for_a_resume(tmp_
         assert summary["status"] == "cancelled" and summary["responses"] == 0 and summary["errors"] == 0
         with Store(db).connection() as conn:
             assert [r["status"] for r in conn.query("select status from provider_batches")] == ["cancelled"]
+
+
+def test_a_gemini_batch_line_speaks_gemini_and_an_unknown_parameter_is_refused_before_anything_is_sent():
+    from types import SimpleNamespace
+
+    from core.config import SpreadError
+    from core.models import batch, gemini_batch
+
+    call = SimpleNamespace(model="gemini/g", params={"top_k": 5, "stop": "END"}, members=None, api_base=None)
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+             {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]
+    line = gemini_batch.line("0:0:1.0:0", call, turns, temperature=0.5, max_tokens=None, seed=None, top_p=0.9)
+    assert line["metadata"] == {"key": "0:0:1.0:0"}
+    assert line["request"]["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert [c["role"] for c in line["request"]["contents"]] == ["user", "model", "user"]
+    assert line["request"]["generationConfig"] == {"temperature": 0.5, "candidateCount": 1, "topP": 0.9, "topK": 5,
+                                                   "stopSequences": ["END"]}
+    odd = SimpleNamespace(model="gemini/g", params={"logit_bias": {"1": 2}}, members=None, api_base=None)
+    spec = SimpleNamespace(models=["gemini/g"], call_for=lambda model: odd, all_variants=lambda: [])
+    with pytest.raises(SpreadError, match="its parameters logit_bias have no place in a Gemini batch"):
+        batch.check(spec)
+    # A failed request of a finished batch is an error row with Google's code and message.
+    found = {"operation": {"done": True, "response": {"inlinedResponses": {"inlinedResponses": [
+        {"error": {"code": 3, "message": "bad request"}, "metadata": {"key": "a"}}]}}}}
+    assert gemini_batch.results(found) == {"a": {"error": ("batch_failed", "code 3: bad request")}}

@@ -62,6 +62,10 @@ def check(spec) -> None:
             raise SpreadError(f"--batch: endpoint {model!r} has no provider batch API Spread speaks "
                               "(an OpenAI-compatible server: /v1/files and /v1/batches; Anthropic's Message "
                               "Batches; the Gemini API's batch mode; Together's Batch API); run it live", "models")
+        if _gemini(call) and gemini_batch.untranslatable(call):
+            raise SpreadError(f"--batch: endpoint {model!r}: its parameters "
+                              f"{', '.join(gemini_batch.untranslatable(call))} have no place in a Gemini batch "
+                              "request; run it live (no --batch)", "models")
         provider = "Anthropic" if _anthropic(call) else "Gemini" if _gemini(call) else None
         for variant in spec.all_variants() if provider else ():
             why = _not_text_only(variant, provider)

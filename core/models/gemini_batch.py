@@ -34,6 +34,10 @@ MAX_INLINE_BYTES = 20_000_000  # Google's limit on a batch's inline requests
 STATUS = {"BATCH_STATE_PENDING": "validating", "BATCH_STATE_RUNNING": "in_progress",
           "BATCH_STATE_SUCCEEDED": "completed", "BATCH_STATE_FAILED": "failed",
           "BATCH_STATE_CANCELLED": "cancelled", "BATCH_STATE_EXPIRED": "expired"}
+# An endpoint's own parameters (OpenAI's names, as the live route takes them) in Gemini's
+# generation config; any other is refused for a batch (`untranslatable`), never sent as is.
+PARAMS = {"top_k": "topK", "stop": "stopSequences", "presence_penalty": "presencePenalty",
+          "frequency_penalty": "frequencyPenalty", "max_completion_tokens": "maxOutputTokens"}
 # Gemini's end of an answer in OpenAI's words, as the live route reports it.
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
           "BLOCKLIST": "content_filter", "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter"}
@@ -46,6 +50,11 @@ def speaks(call) -> bool:
 
 def served(call) -> str:
     return call.model.split("/", 1)[1]
+
+
+def untranslatable(call) -> list[str]:
+    """The endpoint's parameters that have no place in Gemini's generation config."""
+    return sorted(set(call.params or {}) - set(PARAMS))
 
 
 def _key(call) -> str:
@@ -63,7 +72,9 @@ def line(custom_id: str, call, messages: list[dict], *, temperature: float, max_
     for key, value in (("maxOutputTokens", max_tokens), ("seed", seed), ("topP", top_p)):
         if value is not None:
             config[key] = value
-    request = {"contents": contents, "generationConfig": config | dict(call.params or {})}
+    for name, value in (call.params or {}).items():
+        config[PARAMS[name]] = [value] if name == "stop" and isinstance(value, str) else value
+    request = {"contents": contents, "generationConfig": config}
     if system:
         request["systemInstruction"] = {"parts": [{"text": system}]}
     return {"request": request, "metadata": {"key": custom_id}}
@@ -135,10 +146,10 @@ def results(found: dict) -> dict[str, dict]:
         key = (item.get("metadata") or {}).get("key")
         if not key:
             continue
-        if item.get("error"):
+        if item.get("error"):  # a google.rpc.Status: a numeric code and a message
             error = item["error"]
-            out[key] = {"error": (f"batch_{str(error.get('status') or error.get('code') or 'failed').lower()}",
-                                  str(error.get("message") or "failed in the batch")[:500])}
+            code = f"code {error['code']}: " if error.get("code") is not None else ""
+            out[key] = {"error": ("batch_failed", f"{code}{error.get('message') or 'failed in the batch'}"[:500])}
         else:
             out[key] = {"body": item.get("response") or {}}
     return out
