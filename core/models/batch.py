@@ -13,10 +13,9 @@ for an OpenAI-compatible server. Anthropic's Message Batches have their own shap
 (core/models/together_batch.py); each function here speaks to the endpoint's provider.
 
 The price: the model's batch prices in litellm's price map where it has them
-(`input_cost_per_token_batches`, `output_cost_per_token_batches`), else OpenAI's
-documented batch discount (OpenAI's, Anthropic's and Google's alike), half the live price of
-the same tokens (`DISCOUNT`), said as
-such wherever a batch cost is shown (Endpoint.batch_cost_usd).
+(`input_cost_per_token_batches`, `output_cost_per_token_batches`), else the batch discount
+OpenAI, Anthropic and Google document alike, half the live price of the same tokens
+(`DISCOUNT`), said as such wherever a batch cost is shown (Endpoint.batch_cost_usd).
 """
 
 from __future__ import annotations
