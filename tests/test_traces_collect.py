@@ -110,7 +110,8 @@ def test_bad_bodies_are_refused_with_a_status(collector, body, content_type, sta
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_spread_collect_serves_until_interrupted(tmp_path, stop):
-    env = {**os.environ, "SPREAD_COLLECT_TOKEN": "tok-123456"}
+    # PYTHONFAULTHANDLER: a collector that does not stop prints every thread's stack on SIGABRT.
+    env = {**os.environ, "SPREAD_COLLECT_TOKEN": "tok-123456", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "core.cli", "--db", str(tmp_path / "c.db"), "collect",
                                 "--port", "0", "--token-env", "SPREAD_COLLECT_TOKEN"], cwd=ROOT, env=env,
                                stderr=subprocess.PIPE, text=True)
@@ -125,7 +126,12 @@ def test_spread_collect_serves_until_interrupted(tmp_path, stop):
         exporter.shutdown()
     finally:
         process.send_signal(stop)
-        rest = process.communicate(timeout=10)[1]
+        try:
+            rest = process.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            pytest.fail(f"spread collect did not stop within 60 s of {stop.name}; its threads:\n"
+                        f"{process.communicate(timeout=30)[1]}")
     assert process.returncode == 0 and "1 call(s) stored from 1 request(s)" in rest
     with Store(tmp_path / "c.db").connection() as db:
         assert stored.count(db) == 1
