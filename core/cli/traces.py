@@ -101,6 +101,9 @@ def collect_command(store: Store, host, port, token_env, redact_pii):
         print(f"spread collect: warning: listening on {host} without a token (--token-env)", file=sys.stderr)
     print(f"spread collect: receiving OTLP traces at {server.url} into {store.shown}", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, _stop)  # `docker stop`, systemd: the same clean stop as Ctrl-C
+    # Ctrl-C stops it even when it was started in the background, where the shell hands it
+    # SIGINT ignored (as `spread serve` does, whose event loop takes SIGINT itself).
+    signal.signal(signal.SIGINT, _stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

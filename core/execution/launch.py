@@ -316,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent:
         _exit_with(args.parent)
+    # The app server stops this process at once with SIGINT (core/execution/service.py): it
+    # must raise KeyboardInterrupt even when the server was started in the background, whose
+    # shell hands its children SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     store = Store()  # SPREAD_DB's
     # Below the app in the CPU queue (its sampler processes inherit this): on a machine
     # with few cores a large run takes every cycle it can get, and a page render then
