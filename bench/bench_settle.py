@@ -7,7 +7,14 @@ each cell: the samples it took, whether it stopped by precision, and whether the
 reported at its stop holds its true consistency (the share of its largest meaning).
 Compared with a fixed design that samples every cell N=20 times.
 
-    .venv/bin/python bench/bench_settle.py [--cells 10000] [--max-n 20 40] [--precision 0.3]
+    .venv/bin/python bench/bench_settle.py [--cells 10000] [--max-n 20 40] [--precision 0.3] [--peek]
+
+`--peek` adds what no valid rule can beat by much, as a yardstick for the saving: the same
+answers, each cell looked at after every single sample with a fixed-n 95% Wilson interval
+(the narrowest interval in common use) and stopped at the first look where that interval
+is narrower than W with its lower bound above 1/2. Peeking like this breaks the interval's
+coverage (its row shows by how much); an anytime-valid rule is wider at every look, so it
+saves less.
 
 Meanings are drawn as categories: the largest with the cell's consistency, the rest split
 evenly into smaller ones. The meaning judge is taken as exact here (the simulation
@@ -64,6 +71,33 @@ def simulate(p: np.ndarray, rng: np.random.Generator, max_n: int, precision: flo
     return {"taken": taken, "covered": covered, "by_precision": by_precision, "widths": widths}
 
 
+def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    share = k / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def peek(p: np.ndarray, rng: np.random.Generator, max_n: int, precision: float) -> dict:
+    """The yardstick of `--peek`: a fixed-n Wilson interval looked at after every sample."""
+    taken = np.full(len(p), max_n)
+    covered = np.zeros(len(p), dtype=bool)
+    by_precision = np.zeros(len(p), dtype=bool)
+    widths = np.zeros(len(p))
+    for k, p_max in enumerate(p):
+        answers = draw(rng, p_max, max_n)
+        counts = np.zeros(answers.max() + 1, dtype=int)
+        for n, meaning in enumerate(answers, start=1):
+            counts[meaning] += 1
+            largest = counts.max()
+            low, high = wilson(np.float64(largest), np.float64(n))
+            if (largest / n > 0.5 and low > 0.5 and high - low < precision) or n == max_n:
+                taken[k], by_precision[k] = n, n < max_n or (low > 0.5 and high - low < precision)
+                covered[k], widths[k] = low <= p_max <= high, high - low
+                break
+    return {"taken": taken, "covered": covered, "by_precision": by_precision, "widths": widths}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=10_000)
@@ -72,17 +106,21 @@ def main() -> None:
     parser.add_argument("--all-agree", type=float, default=0.5,
                         help="share of the ≥ 0.9 cells whose answers all agree (consistency exactly 1)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--peek", action="store_true",
+                        help="add the yardstick: a fixed-n Wilson interval peeked at after every sample")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     p = consistencies(rng, args.cells, args.all_agree)
     fixed_calls = 20 * args.cells
     rows = []
-    for max_n in args.max_n:
+    designs = [(max_n, "until settled", simulate) for max_n in args.max_n]
+    designs += [(max_n, "peeking Wilson (not valid)", peek) for max_n in args.max_n] if args.peek else []
+    for max_n, design, sample in designs:
         started = time.perf_counter()
-        out = simulate(p, rng, max_n, args.precision)
+        out = sample(p, rng, max_n, args.precision)
         groups = {"all": np.ones(len(p), bool), "p = 1": p == 1.0, "0.9 ≤ p < 1": (p >= 0.9) & (p < 1),
                   "0.6 ≤ p < 0.9": (p >= 0.6) & (p < 0.9), "p < 0.6": p < 0.6}
-        row = {"max_n": max_n, "precision": args.precision, "cells": args.cells, "all_agree": args.all_agree,
+        row = {"design": design, "max_n": max_n, "precision": args.precision, "cells": args.cells, "all_agree": args.all_agree,
                "calls": int(out["taken"].sum()), "fixed_n20_calls": fixed_calls,
                "saved_vs_fixed_n20": round(1 - out["taken"].sum() / fixed_calls, 3),
                "coverage": round(float(out["covered"].mean()), 4),

@@ -181,7 +181,7 @@ def main() -> None:
         from core.analyse import embed
 
         start = time.perf_counter()
-        embed.warm_run(run_id, db)
+        embed.warm_run(Store(db), run_id)
         results["warm_embeddings_s"] = round(time.perf_counter() - start, 3)
         if args.grid:  # the same answers clustered per input, and as if they were one cell
             from core.store import Store, embeddings, now_iso, responses, runs, write
