@@ -372,21 +372,20 @@ with right:
     seed_text = seed_col.text_input("Seed", key="seed", persist_state="session", placeholder="random",
                                     help="Sample i uses seed + i: the run can be repeated exactly.")
     errors["n"], errors["seed"] = st.empty(), st.empty()
-    settle_col, precision_col = st.columns(2)
-    settle_col.toggle("Sample until settled", key="until_settled", persist_state="session",
-                      help="Cells are sampled in rounds; a cell stops once the 95% interval of its consistency is "
-                           "narrower than the precision (a cell split between meanings goes on). N is then the most "
-                           "samples a cell takes. Its intervals stay valid after stopping early (docs/cost.md).")
+    # One toggle per line: in half of this column their labels were cut to "Sample until…".
+    st.toggle("Sample until settled", key="until_settled", persist_state="session",
+              help="Cells are sampled in rounds; a cell stops once the 95% interval of its consistency is "
+                   "narrower than the precision (a cell split between meanings goes on). N is then the most "
+                   "samples a cell takes. Its intervals stay valid after stopping early (docs/cost.md).")
+    precision_col, _ = st.columns(2)
     precision_col.number_input("Precision (interval width)", min_value=0.01, max_value=0.99, step=0.05,
                                key="precision", persist_state="session", disabled=not state.get("until_settled"))
-    cache_col, batch_col = st.columns(2)
-    cache_col.toggle("Reuse stored answers (cache)", key="use_cache", persist_state="session",
-                     help="An answer already stored for the very same request and sample index is reused at no new "
-                          "cost; repeats stay independent draws, never copies of one answer.")
-    batch_col.toggle("Cheaper, slower: provider batch", key="use_batch", persist_state="session",
-                     help="Send the samples through the provider's batch API (OpenAI-compatible endpoints, Anthropic, "
-                          "Gemini, Together) at its "
-                          "batch price; answers arrive in minutes to hours.")
+    st.toggle("Reuse stored answers (cache)", key="use_cache", persist_state="session",
+              help="An answer already stored for the very same request and sample index is reused at no new "
+                   "cost; repeats stay independent draws, never copies of one answer.")
+    st.toggle("Cheaper, slower: provider batch", key="use_batch", persist_state="session",
+              help="Send the samples through the provider's batch API (OpenAI-compatible endpoints, Anthropic, "
+                   "Gemini, Together) at its batch price; answers arrive in minutes to hours.")
     concurrency_col, cap_col = st.columns(2)
     concurrency = concurrency_col.number_input("Calls in flight", 1, 1024, key="concurrency", persist_state="session",
                                                help="At most this many calls at once, over all models.")
