@@ -138,6 +138,17 @@ def test_metrics_per_model_and_per_temperature():
     assert {t["temperature"]: t["n_clusters"] for t in analysis.by_temperature} == {0.0: 2, 1.0: 3}
 
 
+def test_a_cell_whose_two_meanings_tie_shows_the_one_larger_over_its_input_as_top():
+    # Over the input "Lyon" is the larger meaning (5 answers to 2): cluster 0. In m1's cell
+    # both meanings have 2 answers; its top is the input's larger meaning, as on every page.
+    tied, _ = rows_for([["Paris", "Paris"], ["Lyon", "Lyon"]], model="m1")
+    other, _ = rows_for([["Lyon"] * 3], model="m2", start_id=10)
+    analysis = spread.analyse(tied + other, method="exact")
+    cell = next(c for c in analysis.cells if c["model"] == "m1")
+    assert cell["consistency"] == 0.5 and cell["top_answer"] == "Lyon" and cell["top_cluster"] == 0
+    assert [c["representative"] for c in cell["clusters"]] == ["Lyon", "Paris"]
+
+
 def test_share_difference_interval_knows_noise_from_a_shift():
     diff, low, high = spread.share_difference(6, 10, 5, 10)
     assert diff == pytest.approx(0.1) and low < 0 < high  # noise at n=10

@@ -22,6 +22,7 @@ import difflib
 import functools
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -629,53 +630,65 @@ def _no_answers() -> dict:
 
 def _meaning_by(analysis: Analysis, keys: list[str], with_clusters: bool) -> dict[tuple, dict]:
     """The meaning metrics per group of `keys`: per input first, then averaged over inputs.
-    One pass over the (group, cluster) counts: a grid has thousands of cells."""
+    Counted in numpy over (group, cluster) pairs: a grid has thousands of cells, and a
+    threshold changes only the clusters, so the groups are numbered once per run."""
     answers = analysis.answers
     if not len(answers):
         return {}
     per_input = keys if "input" in keys else keys + ["input"]
-    sizes = answers.groupby(per_input + ["cluster"], sort=True).size().rename("size").reset_index()
-    grouped = sizes.groupby(per_input, sort=True)
-    sizes["share"] = sizes["size"] / grouped["size"].transform("sum")
-    sizes["h"] = -sizes["share"] * np.log(sizes["share"])
-    summary = grouped.agg(n=("size", "sum"), top=("size", "max"), k=("size", "size"), entropy=("h", "sum"))
-    summary["top_cluster"] = sizes.loc[grouped["size"].idxmax().to_numpy(), "cluster"].to_numpy()
-    summary["low"], summary["high"] = stats.wilson_many(summary["top"].to_numpy(), summary["n"].to_numpy())
     prepared = analysis.prepared
+    group_of, labels = (prepared.once(("groups", tuple(per_input)), lambda: _group_codes(answers, per_input))
+                        if prepared else _group_codes(answers, per_input))
+    groups = len(labels)
+    cluster = answers["cluster"].to_numpy().astype(np.int64)
+    span = int(cluster.max(initial=0)) + 1
+    pair_of = group_of * span + cluster  # one number per (group, cluster), ordered as the pair
+    pairs, size = np.unique(pair_of, return_counts=True)
+    group, cluster_id = pairs // span, pairs % span
+    n = np.bincount(group, weights=size, minlength=groups)
+    share = size / n[group]
+    entropy = np.bincount(group, weights=-share * np.log(share), minlength=groups)
+    k = np.bincount(group, minlength=groups)
+    # Within each group: the largest cluster first, a tie to the lower cluster id.
+    ordered = np.lexsort((cluster_id, -size, group))
+    top_rows = ordered[np.searchsorted(group[ordered], np.arange(groups))]
+    top, top_cluster = size[top_rows], cluster_id[top_rows]
+    low, high = stats.wilson_many(top, n)
     similarity = (prepared.once(("similarity", tuple(per_input)), lambda: _mean_similarity(answers, analysis.vectors, per_input))
                   if prepared else _mean_similarity(answers, analysis.vectors, per_input))
     listed: dict[tuple, list] = {}
     if with_clusters:
-        # Row r of `sizes` is group r of this groupby: its members are one slice of the ids.
-        group_of = answers.groupby(per_input + ["cluster"], sort=True).ngroup().to_numpy()
-        by_group = np.argsort(group_of, kind="stable")
-        ids = answers["id"].to_numpy()[by_group]
-        bounds = np.searchsorted(group_of[by_group], np.arange(len(sizes) + 1))
-        ordered = sizes.sort_values(per_input + ["size", "cluster"], ascending=[True] * len(per_input) + [False, True])
-        if "input" not in keys:  # a row over several inputs lists no clusters (_over_inputs): skip those
-            inputs_of = _groups(sizes, keys)["input"].transform("nunique")
-            ordered = ordered[inputs_of.loc[ordered.index].to_numpy() == 1]
-        for r, key, cluster_id, size, share in zip(
-                ordered.index, ordered[per_input].itertuples(index=False, name=None), ordered["cluster"].tolist(),
-                ordered["size"].tolist(), ordered["share"].tolist()):
-            cluster = analysis.clusters[cluster_id]
-            listed.setdefault(key, []).append({
-                "cluster": cluster_id, "size": size, "share": round(share, 4),
+        # Pair r's members are one slice of the ids, in the answers' order.
+        by_pair = np.argsort(pair_of, kind="stable")
+        ids = answers["id"].to_numpy()[by_pair]
+        bounds = np.append(np.searchsorted(pair_of[by_pair], pairs), len(ids))
+        # A row over several inputs lists no clusters (_over_inputs): skip those groups.
+        inputs_in = Counter(label[:len(keys)] for label in labels)
+        single = np.array([inputs_in[label[:len(keys)]] == 1 for label in labels])
+        for r in ordered[single[group[ordered]]].tolist():
+            cluster = analysis.clusters[int(cluster_id[r])]
+            listed.setdefault(labels[group[r]], []).append({
+                "cluster": cluster.id, "size": int(size[r]), "share": round(float(share[r]), 4),
                 "representative": cluster.representative, "kind": cluster.kind,
                 "member_ids": ids[bounds[r]:bounds[r + 1]].tolist(),
                 **({"tool_calls": cluster.tool_calls} if cluster.tool_calls else {})})
     rows = {}
-    for label, row in zip(summary.index, summary.itertuples(index=False)):
-        key = _key(label)
-        cluster = analysis.clusters[int(row.top_cluster)]
-        rows[key] = {"n_clusters": int(row.k), "consistency": round(row.top / row.n, 4),
-                     "consistency_low": round(float(row.low), 4), "consistency_high": round(float(row.high), 4),
-                     "entropy": round(float(row.entropy), 4), "mean_similarity": similarity.get(key), "inputs": 1,
+    for g, key in enumerate(labels):
+        cluster = analysis.clusters[int(top_cluster[g])]
+        rows[key] = {"n_clusters": int(k[g]), "consistency": round(float(top[g] / n[g]), 4),
+                     "consistency_low": round(float(low[g]), 4), "consistency_high": round(float(high[g]), 4),
+                     "entropy": round(float(entropy[g]), 4), "mean_similarity": similarity.get(key), "inputs": 1,
                      "top_cluster": cluster.id, "top_answer": cluster.representative,
                      "clusters": listed.get(key, [])}
     if "input" in keys:
         return rows
     return _over_inputs(rows, len(keys))
+
+
+def _group_codes(answers: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, list[tuple]]:
+    """Each answer's group of `keys` (0..G-1, in the groups' sorted order) and each group's key."""
+    grouped = answers.groupby(keys, sort=True)
+    return grouped.ngroup().to_numpy().astype(np.int64), [_key(label) for label in grouped.size().index]
 
 
 def _over_inputs(rows: dict[tuple, dict], n_keys: int) -> dict[tuple, dict]:
