@@ -189,6 +189,23 @@ def test_wording_sensitivity_tells_a_wording_effect_from_sampling():
     assert summary["wording_share_low"] < summary["wording_share"] < summary["wording_share_high"]
 
 
+def test_a_wording_null_reused_from_another_threshold_is_the_one_this_split_would_draw():
+    """The shuffles are kept per way a row's answers split into meanings: a row split as at
+    an earlier threshold reuses that null (whatever the clusters' ids), one split otherwise
+    draws its own, and every row equals a fresh computation."""
+    rng = random.Random(3)
+    rows = [{"input": i, "model": "m", "variant": v, "cluster": rng.randrange(3)}
+            for i in range(4) for v in (0, 1) for _ in range(8)]
+    first = pd.DataFrame(rows)
+    drawn = sensitivity.design(first)
+    sensitivity.by_input(first, drawn=drawn)
+    renumbered = first.assign(cluster=100 * first["input"] + 2 - first["cluster"])  # same splits, ids reversed
+    finer = first.assign(cluster=np.where(first.index % 5 == 0, 99, first["cluster"]))  # other splits
+    for later in (renumbered, finer, first):
+        assert sensitivity.by_input(later, drawn=drawn) == sensitivity.by_input(later)
+    assert len(drawn.nulls) == 8  # each row's first split, and its finer one; the renumbered split reused
+
+
 def test_comparing_two_wordings_is_paired_per_input(store, stub):
     # Wording A answers right for every input; wording B gets Peru wrong.
     def respond(body):

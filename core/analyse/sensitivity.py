@@ -27,10 +27,12 @@ top meanings agree.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 from scipy import special
 
 from core.analyse import stats
@@ -38,6 +40,7 @@ from core.analyse import stats
 PERMUTATIONS = 199   # at least; more when many rows share the error rate (see _permutations)
 MAX_PERMUTATIONS = 999
 ALPHA = 0.05
+NULLS_KEPT = 100_000  # a row's null per way of splitting its answers: a few floats each
 
 
 def mutual_information(variant_codes: np.ndarray, cluster_codes: np.ndarray, n_variants: int,
@@ -72,6 +75,11 @@ class Design:
     is drawn once per run's answers and every threshold reuses it."""
     rows: list[tuple[tuple[int, str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # key, positions,
     permutations: int                                                                  # variants, codes, shuffled
+    # A row's information and permutation null depend on how its answers split into
+    # meanings, not on the clusters' numbers: most thresholds split most rows as another
+    # threshold did, and the shuffles are the most of a new threshold's cost.
+    nulls: LRUCache = field(default_factory=lambda: LRUCache(maxsize=NULLS_KEPT), repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # sessions are threads
 
 
 def design(answers: pd.DataFrame, *, seed: int = 0) -> Design:
@@ -97,13 +105,22 @@ def by_input(answers: pd.DataFrame, *, seed: int = 0, drawn: Design | None = Non
     tail = ALPHA / (2 * max(len(drawn.rows), 1))  # each side of each row's interval
     cluster = answers["cluster"].to_numpy()
     out = []
-    for (input_idx, model), positions, variants, variant_codes, shuffled in drawn.rows:
+    for row, ((input_idx, model), positions, variants, variant_codes, shuffled) in enumerate(drawn.rows):
         clusters, cluster_codes = np.unique(cluster[positions], return_inverse=True)
         total = stats.entropy(np.bincount(cluster_codes))
-        information = float(mutual_information(variant_codes[None, :], cluster_codes, len(variants), len(clusters))[0])
-        null = mutual_information(shuffled, cluster_codes, len(variants), len(clusters))
-        p_value = (1 + int((null >= information - 1e-12).sum())) / (permutations + 1)
-        null_low, null_high = np.quantile(null, [tail, 1 - tail])
+        split = (row, _in_order_of_appearance(cluster_codes).tobytes())
+        with drawn.lock:
+            known = drawn.nulls.get(split)
+        if known is None:
+            information = float(mutual_information(variant_codes[None, :], cluster_codes, len(variants),
+                                                   len(clusters))[0])
+            null = mutual_information(shuffled, cluster_codes, len(variants), len(clusters))
+            known = (information, float(null.mean()), *np.quantile(null, [tail, 1 - tail]).tolist(),
+                     int((null >= information - 1e-12).sum()))
+            with drawn.lock:
+                drawn.nulls[split] = known
+        information, null_mean, null_low, null_high, as_large = known
+        p_value = (1 + as_large) / (permutations + 1)
         per_variant = {}
         for code, variant in enumerate(variants):
             counts = np.bincount(cluster_codes[variant_codes == code], minlength=len(clusters))
@@ -115,13 +132,13 @@ def by_input(answers: pd.DataFrame, *, seed: int = 0, drawn: Design | None = Non
         def share(excess: float) -> float:
             return float(np.clip(excess / total, 0.0, 1.0)) if total > 1e-12 else 0.0
 
-        centred = (information - float(null.mean())) / total if total > 1e-12 else 0.0
+        centred = (information - null_mean) / total if total > 1e-12 else 0.0
         out.append({
             "input": input_idx, "model": model, "answers": len(positions), "meanings": len(clusters),
             "entropy": round(total, 4), "entropy_within": round(total - information, 4),
             "information": round(max(information, 0.0), 4),
-            "information_null": round(float(null.mean()), 4),
-            "wording_share": round(share(information - float(null.mean())), 4),
+            "information_null": round(null_mean, 4),
+            "wording_share": round(share(information - null_mean), 4),
             "wording_share_low": round(share(information - null_high), 4),
             "wording_share_high": round(share(information - null_low), 4),
             "wording_share_centred": round(centred, 4),  # unclipped: what summary() averages
@@ -135,6 +152,13 @@ def by_input(answers: pd.DataFrame, *, seed: int = 0, drawn: Design | None = Non
         row["p_value_holm"] = round(adjusted, 4)
         row["wording_matters"] = adjusted <= ALPHA
     return out
+
+
+def _in_order_of_appearance(codes: np.ndarray) -> np.ndarray:
+    """The same split of answers into meanings, numbered by first appearance: two
+    thresholds that split a row alike give the same array whatever their clusters' ids."""
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
 
 
 WORDING_KEYS = ("input", "model", "answers", "meanings", "wording_share", "wording_share_low", "wording_share_high",
