@@ -311,6 +311,9 @@ def test_a_new_threshold_reuses_the_prepared_run_and_a_new_answer_prepares_it_ag
             fresh = spread.analyse(responses.of_run(db, run_id), method="tfidf", threshold=threshold,
                                    context="Answer these questions.\n" + "Answer these questions.", with_map=False)
         assert _partition(cut.answers.sort_values("id")["cluster"]) == _partition(fresh.answers.sort_values("id")["cluster"])
+        # clusters kept from an earlier threshold (by their members) are the ones this cut makes
+        assert [(c.id, c.size, c.representative, c.member_ids) for c in cut.clusters] == [
+            (c.id, c.size, c.representative, c.member_ids) for c in fresh.clusters]
     assert len({len(cut.clusters) for cut in cuts.values()}) > 1  # the thresholds do cut differently
     # A threshold that cuts the same clusters as one analysed before shares its analysis.
     near = spread.analyse_run(store, run_id, method="tfidf", threshold=0.701, with_map=False)

@@ -164,6 +164,7 @@ def analyse_run(store: Store, run_id: int, *, method: str | None = None, thresho
 # Prepared runs, newest last: per database, run, answers (count and newest id) and settings.
 _PREPARED = LRUCache(maxsize=4)
 CUTS_KEPT = 8  # per prepared run: the analyses of its latest distinct clusterings
+CLUSTERS_KEPT = 200_000  # per prepared run: clusters by their members, whatever threshold cut them
 _PREPARING = threading.Lock()  # guards the dicts; each run's own lock guards its preparing
 _PREPARING_RUN: dict[tuple, threading.Lock] = {}
 # Runs whose analysis failed ahead of an open, by the same key: tried again only once their
@@ -375,6 +376,11 @@ class Prepared:
     context: str
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
     _cuts: LRUCache = field(default_factory=lambda: LRUCache(maxsize=CUTS_KEPT), repr=False, compare=False)  # analyses by clusters
+    # Most clusters of a new threshold were clusters of another one too: their medoid and
+    # members are kept by their distinct answers (sessions are threads: hence the lock).
+    _clusters_by_members: LRUCache = field(default_factory=lambda: LRUCache(maxsize=CLUSTERS_KEPT), repr=False,
+                                           compare=False)
+    _clusters_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def once(self, key: tuple, make: Callable):
         if key not in self._memo:
@@ -396,7 +402,7 @@ class Prepared:
             return replace(shared, threshold=threshold)
         answers = self.answers.copy()
         answers["cluster"] = cluster_of[answers["vector"].to_numpy()] if len(answers) else np.zeros(0, dtype=int)
-        clusters = _clusters(distinct, cluster_of, vectors, answers)
+        clusters = _clusters(distinct, cluster_of, vectors, answers, self._clusters_by_members, self._clusters_lock)
         analysis = Analysis(method=self.method, threshold=threshold, answers=answers, errors=self.errors,
                             clusters=clusters, vectors=vectors, cells=[], by_model=[], by_temperature=[],
                             extract=self.extract, prepared=self)
@@ -484,9 +490,10 @@ def _forms(text: str, tool_calls: str | None, json_value: str | None) -> tuple[l
     return calls, meaning.canonical(calls, json_value) or embed.normalise(text), shapes.readable(text, calls)
 
 
-def _clusters(distinct: pd.DataFrame, cluster_of: np.ndarray, vectors: np.ndarray,
-              answers: pd.DataFrame) -> list[Cluster]:
-    """Each cluster (ids 0..k-1) with its size, members and representative (the medoid)."""
+def _clusters(distinct: pd.DataFrame, cluster_of: np.ndarray, vectors: np.ndarray, answers: pd.DataFrame,
+              known: LRUCache, lock: threading.Lock) -> list[Cluster]:
+    """Each cluster (ids 0..k-1) with its size, members and representative (the medoid);
+    `known` keeps them by their distinct answers (rows of `distinct`) between thresholds."""
     weights = distinct["count"].to_numpy(dtype=np.float64)
     texts, inputs, first_ids, calls = (distinct[c].to_numpy() for c in ("text", "input", "first_id", "calls"))
     by_cluster = np.argsort(answers["cluster"].to_numpy(), kind="stable")
@@ -494,15 +501,22 @@ def _clusters(distinct: pd.DataFrame, cluster_of: np.ndarray, vectors: np.ndarra
     bounds = np.searchsorted(answers["cluster"].to_numpy()[by_cluster], np.arange(int(cluster_of.max(initial=-1)) + 2))
     clusters = []
     for cluster_id, rows in enumerate(_indices(cluster_of)):
-        medoid = rows[_medoid(vectors[rows], weights[rows])]
-        representative = texts[medoid]
-        clusters.append(Cluster(
-            id=cluster_id, input=int(inputs[medoid]), size=int(weights[rows].sum()),
-            representative=representative, representative_id=int(first_ids[medoid]),
-            member_ids=ids[bounds[cluster_id]:bounds[cluster_id + 1]].tolist(),
-            kind=None if calls[medoid] else _answer_kind(representative),
-            tool_calls=calls[medoid] or None,
-        ))
+        members = rows.tobytes()
+        with lock:
+            cluster = known.get(members)
+        if cluster is None:
+            medoid = rows[_medoid(vectors[rows], weights[rows])]
+            representative = texts[medoid]
+            cluster = Cluster(
+                id=cluster_id, input=int(inputs[medoid]), size=int(weights[rows].sum()),
+                representative=representative, representative_id=int(first_ids[medoid]),
+                member_ids=ids[bounds[cluster_id]:bounds[cluster_id + 1]].tolist(),
+                kind=None if calls[medoid] else _answer_kind(representative),
+                tool_calls=calls[medoid] or None,
+            )
+            with lock:
+                known[members] = cluster
+        clusters.append(cluster if cluster.id == cluster_id else replace(cluster, id=cluster_id))
     return clusters
 
 
